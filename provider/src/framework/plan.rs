@@ -1,0 +1,190 @@
+//! Generic planning: what Terraform's proposed new state becomes before a resource adds
+//! its own knowledge (see `Resource::modify_plan`).
+
+use std::collections::BTreeMap;
+
+use super::diagnostics::{AttributePath, Diagnostics};
+use super::schema::{Block, Nesting, Schema};
+use super::value::Value;
+
+/// A planned change, handed to a resource to refine.
+#[derive(Debug)]
+pub struct PlanChange {
+    /// Null when the resource is being created.
+    pub prior: Value,
+    pub config: Value,
+    pub planned: Value,
+    pub requires_replace: Vec<AttributePath>,
+    pub diagnostics: Diagnostics,
+}
+
+impl PlanChange {
+    pub fn is_create(&self) -> bool {
+        self.prior.is_null()
+    }
+
+    /// Whether a top-level attribute's planned value differs from the prior state's.
+    pub fn changed(&self, name: &str) -> bool {
+        match (self.prior.attr(name), self.planned.attr(name)) {
+            (Some(p), Some(n)) => n.is_unknown() || !p.semantically_equal(n),
+            _ => true,
+        }
+    }
+
+    /// Marks a computed top-level attribute as "known after apply".
+    pub fn set_unknown(&mut self, name: &str) {
+        if let Some(v) = self.planned.attr_mut(name) {
+            *v = Value::Unknown;
+        }
+    }
+
+    pub fn require_replace(&mut self, name: &str) {
+        let p = AttributePath::root(name);
+        if !self.requires_replace.contains(&p) {
+            self.requires_replace.push(p);
+        }
+    }
+}
+
+/// Plans from Terraform's proposed new state (config merged with prior state for
+/// computed attributes the config leaves null):
+/// - computed attributes with no value (on create, or in new nested elements) become
+///   their default or unknown;
+/// - computed values Terraform carried over from the prior state are kept, so an
+///   unrelated change does not show them as "known after apply";
+/// - changed attributes marked `requires_replace` are reported.
+pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) -> PlanChange {
+    let planned = if proposed.is_null() { Value::Null } else { fill_computed(&schema.block, proposed) };
+    let mut requires_replace = Vec::new();
+    if !prior.is_null() && !planned.is_null() {
+        replace_paths(&schema.block, prior, &planned, &AttributePath::default(), &mut requires_replace);
+    }
+    PlanChange {
+        prior: prior.clone(),
+        config: config.clone(),
+        planned,
+        requires_replace,
+        diagnostics: Diagnostics::new(),
+    }
+}
+
+fn fill_computed(block: &Block, proposed: &Value) -> Value {
+    let Value::Object(attrs) = proposed else { return proposed.clone() };
+    let mut out: BTreeMap<String, Value> = attrs.clone();
+    for a in &block.attributes {
+        if !a.mode.is_computed() {
+            continue;
+        }
+        let v = out.entry(a.name.clone()).or_insert(Value::Null);
+        if v.is_null() {
+            *v = a.default.clone().unwrap_or(Value::Unknown);
+        }
+    }
+    for b in &block.blocks {
+        let Some(v) = out.get_mut(&b.name) else { continue };
+        *v = match (b.nesting, &*v) {
+            (Nesting::Single, inner) if !inner.is_null() && !inner.is_unknown() => fill_computed(&b.block, inner),
+            (Nesting::List, Value::List(items)) => Value::List(items.iter().map(|i| fill_computed(&b.block, i)).collect()),
+            (Nesting::Set, Value::Set(items)) => Value::Set(items.iter().map(|i| fill_computed(&b.block, i)).collect()),
+            (Nesting::Map, Value::Map(items)) => {
+                Value::Map(items.iter().map(|(k, i)| (k.clone(), fill_computed(&b.block, i))).collect())
+            }
+            (_, other) => other.clone(),
+        };
+    }
+    Value::Object(out)
+}
+
+fn replace_paths(block: &Block, prior: &Value, planned: &Value, path: &AttributePath, out: &mut Vec<AttributePath>) {
+    let differs = |name: &str| match (prior.attr(name), planned.attr(name)) {
+        (Some(p), Some(n)) => n.is_unknown() || !p.semantically_equal(n),
+        (None, None) => false,
+        _ => true,
+    };
+    for a in &block.attributes {
+        if a.requires_replace && differs(&a.name) {
+            out.push(path.attr(&a.name));
+        }
+    }
+    for b in &block.blocks {
+        if b.requires_replace && differs(&b.name) {
+            out.push(path.attr(&b.name));
+        } else if b.nesting == Nesting::Single {
+            if let (Some(p), Some(n)) = (prior.attr(&b.name), planned.attr(&b.name)) {
+                if !p.is_null() && !n.is_null() {
+                    replace_paths(&b.block, p, n, &path.attr(&b.name), out);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::schema::{Attribute, NestedBlock};
+    use crate::framework::types::Type;
+
+    fn schema() -> Schema {
+        Schema::new(
+            0,
+            Block::new("t")
+                .attribute(Attribute::required("name", Type::String).requires_replace())
+                .attribute(Attribute::optional("days", Type::Number).default(10i64))
+                .attribute(Attribute::computed("id", Type::String))
+                .block(NestedBlock::list(
+                    "nic",
+                    Block::new("n")
+                        .attribute(Attribute::required("bridge", Type::String))
+                        .attribute(Attribute::optional_computed("mac", Type::String)),
+                )),
+        )
+    }
+
+    fn obj(pairs: Vec<(&str, Value)>) -> Value {
+        Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+
+    #[test]
+    fn create_plans_defaults_and_unknown_computed_values() {
+        let proposed = obj(vec![
+            ("name", "a".into()),
+            ("days", Value::Null),
+            ("id", Value::Null),
+            ("nic", Value::List(vec![obj(vec![("bridge", "vmbr0".into()), ("mac", Value::Null)])])),
+        ]);
+        let p = plan(&schema(), &Value::Null, &proposed, &proposed);
+        assert_eq!(p.planned.attr("days"), Some(&Value::int(10)));
+        assert_eq!(p.planned.attr("id"), Some(&Value::Unknown));
+        let Some(Value::List(nics)) = p.planned.attr("nic") else { panic!() };
+        assert_eq!(nics[0].attr("mac"), Some(&Value::Unknown));
+        assert!(p.requires_replace.is_empty());
+        assert!(p.is_create());
+    }
+
+    #[test]
+    fn update_keeps_prior_computed_values_and_flags_replacement() {
+        let prior = obj(vec![
+            ("name", "a".into()),
+            ("days", Value::int(10)),
+            ("id", "x1".into()),
+            ("nic", Value::List(vec![])),
+        ]);
+        let mut proposed = prior.clone();
+        if let Value::Object(m) = &mut proposed {
+            m.insert("name".into(), "b".into());
+        }
+        let p = plan(&schema(), &prior, &proposed, &proposed);
+        assert_eq!(p.planned.attr("id"), Some(&Value::string("x1")));
+        assert_eq!(p.requires_replace, vec![AttributePath::root("name")]);
+        assert!(p.changed("name"));
+        assert!(!p.changed("id"));
+    }
+
+    #[test]
+    fn destroy_plans_null() {
+        let prior = obj(vec![("name", "a".into())]);
+        let p = plan(&schema(), &prior, &Value::Null, &Value::Null);
+        assert!(p.planned.is_null());
+    }
+}

@@ -1,0 +1,404 @@
+//! The tfplugin6 Provider service: decodes requests, drives the framework, encodes
+//! responses. Resources never see anything from here.
+
+mod convert;
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use strata_proto::tfplugin6 as pb;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::framework::{
+    AnyDataSource, AnyResource, AttributePath, Context, Diagnostic, Diagnostics, ProviderDefinition, Schema,
+};
+use crate::framework::validate::validate_block;
+
+type Data = Arc<dyn Any + Send + Sync>;
+
+pub struct ProviderService {
+    definition: Arc<dyn ProviderDefinition>,
+    provider_schema: Schema,
+    resources: HashMap<String, Arc<dyn AnyResource>>,
+    data_sources: HashMap<String, Arc<dyn AnyDataSource>>,
+    configured: RwLock<Option<Data>>,
+    /// Fired by StopProvider; every operation's context carries it.
+    stop: CancellationToken,
+}
+
+impl ProviderService {
+    pub fn new(definition: Arc<dyn ProviderDefinition>) -> ProviderService {
+        let prefix = definition.type_name();
+        let resources = definition.resources().into_iter().map(|r| (format!("{prefix}_{}", r.name()), r)).collect();
+        let data_sources = definition.data_sources().into_iter().map(|d| (format!("{prefix}_{}", d.name()), d)).collect();
+        ProviderService {
+            provider_schema: definition.schema(),
+            definition,
+            resources,
+            data_sources,
+            configured: RwLock::new(None),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    fn context(&self) -> Context {
+        let data = self.configured.read().expect("configured lock").clone();
+        Context::new(self.stop.clone(), data)
+    }
+
+    fn resource(&self, type_name: &str) -> Result<&Arc<dyn AnyResource>, Diagnostics> {
+        self.resources.get(type_name).ok_or_else(|| unknown_type("resource", type_name))
+    }
+
+    fn data_source(&self, type_name: &str) -> Result<&Arc<dyn AnyDataSource>, Diagnostics> {
+        self.data_sources.get(type_name).ok_or_else(|| unknown_type("data source", type_name))
+    }
+
+    /// Runs a read-only operation unless Terraform asks the provider to stop first.
+    async fn cancellable<F: std::future::Future<Output = T>, T>(&self, f: F) -> Result<T, Diagnostics> {
+        tokio::select! {
+            v = f => Ok(v),
+            _ = self.stop.cancelled() => Err(Diagnostic::error("Operation cancelled", "Terraform asked the provider to stop.").into()),
+        }
+    }
+}
+
+fn unknown_type(kind: &str, name: &str) -> Diagnostics {
+    Diagnostic::error(format!("Unknown {kind} type"), format!("This provider has no {kind} type {name:?}.")).into()
+}
+
+#[tonic::async_trait]
+impl pb::provider_server::Provider for ProviderService {
+    async fn get_metadata(
+        &self,
+        _req: Request<pb::get_metadata::Request>,
+    ) -> Result<Response<pb::get_metadata::Response>, Status> {
+        Ok(Response::new(pb::get_metadata::Response {
+            server_capabilities: Some(capabilities()),
+            resources: self
+                .resources
+                .keys()
+                .map(|t| pb::get_metadata::ResourceMetadata { type_name: t.clone() })
+                .collect(),
+            data_sources: self
+                .data_sources
+                .keys()
+                .map(|t| pb::get_metadata::DataSourceMetadata { type_name: t.clone() })
+                .collect(),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_provider_schema(
+        &self,
+        _req: Request<pb::get_provider_schema::Request>,
+    ) -> Result<Response<pb::get_provider_schema::Response>, Status> {
+        tracing::debug!("GetProviderSchema");
+        Ok(Response::new(pb::get_provider_schema::Response {
+            provider: Some(convert::schema(&self.provider_schema)),
+            resource_schemas: self.resources.iter().map(|(k, r)| (k.clone(), convert::schema(&r.schema()))).collect(),
+            data_source_schemas: self
+                .data_sources
+                .iter()
+                .map(|(k, d)| (k.clone(), convert::schema(&d.schema())))
+                .collect(),
+            server_capabilities: Some(capabilities()),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_resource_identity_schemas(
+        &self,
+        _req: Request<pb::get_resource_identity_schemas::Request>,
+    ) -> Result<Response<pb::get_resource_identity_schemas::Response>, Status> {
+        Ok(Response::new(pb::get_resource_identity_schemas::Response::default()))
+    }
+
+    async fn validate_provider_config(
+        &self,
+        req: Request<pb::validate_provider_config::Request>,
+    ) -> Result<Response<pb::validate_provider_config::Response>, Status> {
+        let req = req.into_inner();
+        let mut diags = Diagnostics::new();
+        match convert::decode(req.config.as_ref(), &self.provider_schema.value_type(), "provider configuration") {
+            Ok(config) => {
+                validate_block(&self.provider_schema.block, &config, &AttributePath::default(), &mut diags);
+                self.definition.validate(&config, &mut diags);
+            }
+            Err(d) => diags.extend(d),
+        }
+        Ok(Response::new(pb::validate_provider_config::Response { diagnostics: convert::diagnostics(&diags) }))
+    }
+
+    async fn configure_provider(
+        &self,
+        req: Request<pb::configure_provider::Request>,
+    ) -> Result<Response<pb::configure_provider::Response>, Status> {
+        let req = req.into_inner();
+        tracing::debug!(terraform_version = %req.terraform_version, "ConfigureProvider");
+        let result = match convert::decode(req.config.as_ref(), &self.provider_schema.value_type(), "provider configuration") {
+            Ok(config) => self.definition.configure(&config).await,
+            Err(d) => Err(d),
+        };
+        let diags = match result {
+            Ok(data) => {
+                *self.configured.write().expect("configured lock") = Some(data);
+                Diagnostics::new()
+            }
+            Err(d) => d,
+        };
+        Ok(Response::new(pb::configure_provider::Response { diagnostics: convert::diagnostics(&diags) }))
+    }
+
+    async fn validate_resource_config(
+        &self,
+        req: Request<pb::validate_resource_config::Request>,
+    ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
+        let req = req.into_inner();
+        tracing::debug!(type_name = %req.type_name, "ValidateResourceConfig");
+        let diags = self.resource(&req.type_name).and_then(|r| {
+            let config = convert::decode(req.config.as_ref(), &r.schema().value_type(), "configuration")?;
+            Ok(r.validate(&config))
+        });
+        let diags = diags.unwrap_or_else(|d| d);
+        Ok(Response::new(pb::validate_resource_config::Response { diagnostics: convert::diagnostics(&diags) }))
+    }
+
+    async fn validate_data_resource_config(
+        &self,
+        req: Request<pb::validate_data_resource_config::Request>,
+    ) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
+        let req = req.into_inner();
+        let diags = self.data_source(&req.type_name).and_then(|d| {
+            let config = convert::decode(req.config.as_ref(), &d.schema().value_type(), "configuration")?;
+            Ok(d.validate(&config))
+        });
+        let diags = diags.unwrap_or_else(|d| d);
+        Ok(Response::new(pb::validate_data_resource_config::Response { diagnostics: convert::diagnostics(&diags) }))
+    }
+
+    async fn upgrade_resource_state(
+        &self,
+        req: Request<pb::upgrade_resource_state::Request>,
+    ) -> Result<Response<pb::upgrade_resource_state::Response>, Status> {
+        let req = req.into_inner();
+        tracing::debug!(type_name = %req.type_name, version = req.version, "UpgradeResourceState");
+        let result = self.resource(&req.type_name).and_then(|r| {
+            let raw = req.raw_state.as_ref().map(|s| s.json.as_slice()).unwrap_or_default();
+            if raw.is_empty() {
+                return Err(Diagnostic::error(
+                    "Unsupported state format",
+                    "The stored state has no JSON form (flatmap state from Terraform 0.11 is not supported).",
+                )
+                .into());
+            }
+            let outcome = r.upgrade(req.version, raw);
+            if outcome.diagnostics.has_errors() {
+                return Err(outcome.diagnostics);
+            }
+            convert::encode(&outcome.value, &r.schema().value_type())
+        });
+        Ok(Response::new(match result {
+            Ok(v) => pb::upgrade_resource_state::Response { upgraded_state: Some(v), diagnostics: vec![] },
+            Err(d) => pb::upgrade_resource_state::Response { upgraded_state: None, diagnostics: convert::diagnostics(&d) },
+        }))
+    }
+
+    async fn read_resource(
+        &self,
+        req: Request<pb::read_resource::Request>,
+    ) -> Result<Response<pb::read_resource::Response>, Status> {
+        let req = req.into_inner();
+        tracing::debug!(type_name = %req.type_name, "ReadResource");
+        let mut diags = Diagnostics::new();
+        let mut new_state = req.current_state.clone();
+        if let Ok(r) = self.resource(&req.type_name).map_err(|d| diags.extend(d)) {
+            let ty = r.schema().value_type();
+            match convert::decode(req.current_state.as_ref(), &ty, "state") {
+                Ok(state) => match self.cancellable(r.read(&self.context(), &state)).await {
+                    Ok(outcome) => {
+                        diags.extend(outcome.diagnostics);
+                        match convert::encode(&outcome.value, &ty) {
+                            Ok(v) => new_state = Some(v),
+                            Err(d) => diags.extend(d),
+                        }
+                    }
+                    Err(d) => diags.extend(d),
+                },
+                Err(d) => diags.extend(d),
+            }
+        }
+        Ok(Response::new(pb::read_resource::Response {
+            new_state,
+            diagnostics: convert::diagnostics(&diags),
+            private: req.private,
+            ..Default::default()
+        }))
+    }
+
+    async fn plan_resource_change(
+        &self,
+        req: Request<pb::plan_resource_change::Request>,
+    ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
+        let req = req.into_inner();
+        tracing::debug!(type_name = %req.type_name, "PlanResourceChange");
+        let result = self.resource(&req.type_name).and_then(|r| {
+            let ty = r.schema().value_type();
+            let prior = convert::decode(req.prior_state.as_ref(), &ty, "prior state")?;
+            let proposed = convert::decode(req.proposed_new_state.as_ref(), &ty, "proposed state")?;
+            let config = convert::decode(req.config.as_ref(), &ty, "configuration")?;
+            // Values unknown at validation time may be known now: check them again.
+            let mut diags = if config.is_null() { Diagnostics::new() } else { r.validate(&config) };
+            let change = r.plan(&prior, &proposed, &config);
+            diags.extend(change.diagnostics);
+            if diags.has_errors() {
+                return Err(diags);
+            }
+            let planned = convert::encode(&change.planned, &ty)?;
+            Ok((planned, change.requires_replace, diags))
+        });
+        Ok(Response::new(match result {
+            Ok((planned, replace, diags)) => pb::plan_resource_change::Response {
+                planned_state: Some(planned),
+                requires_replace: replace.iter().map(convert::path).collect(),
+                planned_private: req.prior_private,
+                diagnostics: convert::diagnostics(&diags),
+                ..Default::default()
+            },
+            Err(d) => pb::plan_resource_change::Response { diagnostics: convert::diagnostics(&d), ..Default::default() },
+        }))
+    }
+
+    async fn apply_resource_change(
+        &self,
+        req: Request<pb::apply_resource_change::Request>,
+    ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
+        let req = req.into_inner();
+        tracing::debug!(type_name = %req.type_name, "ApplyResourceChange");
+        let r = match self.resource(&req.type_name) {
+            Ok(r) => r,
+            Err(d) => {
+                return Ok(Response::new(pb::apply_resource_change::Response {
+                    new_state: req.prior_state,
+                    diagnostics: convert::diagnostics(&d),
+                    ..Default::default()
+                }))
+            }
+        };
+        let ty = r.schema().value_type();
+        let decoded = convert::decode(req.prior_state.as_ref(), &ty, "prior state")
+            .and_then(|p| Ok((p, convert::decode(req.planned_state.as_ref(), &ty, "planned state")?)));
+        let (prior, planned) = match decoded {
+            Ok(v) => v,
+            Err(d) => {
+                return Ok(Response::new(pb::apply_resource_change::Response {
+                    new_state: req.prior_state,
+                    diagnostics: convert::diagnostics(&d),
+                    ..Default::default()
+                }))
+            }
+        };
+        // Not raced against StopProvider: a resource decides itself where it can stop
+        // without leaving a half-made object, through the context's token.
+        let outcome = r.apply(&self.context(), &prior, &planned).await;
+        let mut diags = outcome.diagnostics;
+        let new_state = match convert::encode(&outcome.value, &ty) {
+            Ok(v) => Some(v),
+            Err(d) => {
+                diags.extend(d);
+                req.prior_state
+            }
+        };
+        Ok(Response::new(pb::apply_resource_change::Response {
+            new_state,
+            private: req.planned_private,
+            diagnostics: convert::diagnostics(&diags),
+            ..Default::default()
+        }))
+    }
+
+    async fn import_resource_state(
+        &self,
+        req: Request<pb::import_resource_state::Request>,
+    ) -> Result<Response<pb::import_resource_state::Response>, Status> {
+        let req = req.into_inner();
+        tracing::debug!(type_name = %req.type_name, "ImportResourceState");
+        let result = match self.resource(&req.type_name) {
+            Ok(r) => match self.cancellable(r.import(&self.context(), &req.id)).await {
+                Ok(outcome) if !outcome.diagnostics.has_errors() => {
+                    convert::encode(&outcome.value, &r.schema().value_type()).map(|state| (state, outcome.diagnostics))
+                }
+                Ok(outcome) => Err(outcome.diagnostics),
+                Err(d) => Err(d),
+            },
+            Err(d) => Err(d),
+        };
+        Ok(Response::new(match result {
+            Ok((state, diags)) => pb::import_resource_state::Response {
+                imported_resources: vec![pb::import_resource_state::ImportedResource {
+                    type_name: req.type_name,
+                    state: Some(state),
+                    ..Default::default()
+                }],
+                diagnostics: convert::diagnostics(&diags),
+                ..Default::default()
+            },
+            Err(d) => pb::import_resource_state::Response { diagnostics: convert::diagnostics(&d), ..Default::default() },
+        }))
+    }
+
+    async fn read_data_source(
+        &self,
+        req: Request<pb::read_data_source::Request>,
+    ) -> Result<Response<pb::read_data_source::Response>, Status> {
+        let req = req.into_inner();
+        tracing::debug!(type_name = %req.type_name, "ReadDataSource");
+        let result = match self.data_source(&req.type_name) {
+            Ok(d) => {
+                let ty = d.schema().value_type();
+                match convert::decode(req.config.as_ref(), &ty, "configuration") {
+                    Ok(config) => match self.cancellable(d.read(&self.context(), &config)).await {
+                        Ok(o) if !o.diagnostics.has_errors() => convert::encode(&o.value, &ty).map(|s| (s, o.diagnostics)),
+                        Ok(o) => Err(o.diagnostics),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        Ok(Response::new(match result {
+            Ok((state, diags)) => pb::read_data_source::Response {
+                state: Some(state),
+                diagnostics: convert::diagnostics(&diags),
+                ..Default::default()
+            },
+            Err(d) => pb::read_data_source::Response { diagnostics: convert::diagnostics(&d), ..Default::default() },
+        }))
+    }
+
+    async fn stop_provider(
+        &self,
+        _req: Request<pb::stop_provider::Request>,
+    ) -> Result<Response<pb::stop_provider::Response>, Status> {
+        tracing::info!("StopProvider: cancelling in-flight operations");
+        self.stop.cancel();
+        Ok(Response::new(pb::stop_provider::Response { error: String::new() }))
+    }
+}
+
+fn capabilities() -> pb::ServerCapabilities {
+    pb::ServerCapabilities {
+        plan_destroy: false,
+        // Terraform may reuse a cached schema instead of asking every process for it.
+        get_provider_schema_optional: true,
+        move_resource_state: false,
+        generate_resource_config: false,
+    }
+}
+
+
+#[cfg(test)]
+mod tests;

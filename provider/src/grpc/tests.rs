@@ -1,0 +1,293 @@
+//! The service driven the way Terraform drives it, in process, with msgpack on the wire.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use strata_proto::tfplugin6 as pb;
+use strata_proto::tfplugin6::provider_server::Provider;
+use tonic::Request;
+
+use super::ProviderService;
+use crate::framework::{
+    msgpack, ApplyResult, Attribute, Block, Context, Diagnostics, Resource, Schema, Type, Value,
+};
+use crate::provider::StrataProvider;
+
+fn service() -> ProviderService {
+    ProviderService::new(Arc::new(StrataProvider))
+}
+
+fn secrets_type() -> Type {
+    crate::framework::Resource::schema(&crate::resources::cluster_secrets::ClusterSecrets).value_type()
+}
+
+fn dv(v: &Value, ty: &Type) -> Option<pb::DynamicValue> {
+    Some(pb::DynamicValue { msgpack: msgpack::encode(v, ty).unwrap(), json: vec![] })
+}
+
+fn config(name: &str) -> Value {
+    crate::framework::json::decode(
+        &serde_json::json!({"cluster_name": name}),
+        &secrets_type(),
+        crate::framework::json::Extra::Reject,
+    )
+    .unwrap()
+}
+
+fn errors(d: &[pb::Diagnostic]) -> Vec<String> {
+    d.iter().filter(|d| d.severity == pb::diagnostic::Severity::Error as i32).map(|d| d.summary.clone()).collect()
+}
+
+#[tokio::test]
+async fn schema_lists_the_resources() {
+    let s = service()
+        .get_provider_schema(Request::new(pb::get_provider_schema::Request {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(s.resource_schemas.contains_key("strata_cluster_secrets"));
+    assert!(s.server_capabilities.unwrap().get_provider_schema_optional);
+}
+
+#[tokio::test]
+async fn full_lifecycle_through_the_protocol() {
+    let svc = service();
+    let ty = secrets_type();
+    let cfg = config("prod");
+    let plan = svc
+        .plan_resource_change(Request::new(pb::plan_resource_change::Request {
+            type_name: "strata_cluster_secrets".into(),
+            prior_state: dv(&Value::Null, &ty),
+            proposed_new_state: dv(&cfg, &ty),
+            config: dv(&cfg, &ty),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(errors(&plan.diagnostics).is_empty(), "{:?}", plan.diagnostics);
+    let planned = msgpack::decode(&plan.planned_state.as_ref().unwrap().msgpack, &ty).unwrap();
+    assert_eq!(planned.attr("bootstrap_token"), Some(&Value::Unknown));
+
+    let applied = svc
+        .apply_resource_change(Request::new(pb::apply_resource_change::Request {
+            type_name: "strata_cluster_secrets".into(),
+            prior_state: dv(&Value::Null, &ty),
+            planned_state: plan.planned_state.clone(),
+            config: dv(&cfg, &ty),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(errors(&applied.diagnostics).is_empty());
+    let state = msgpack::decode(&applied.new_state.as_ref().unwrap().msgpack, &ty).unwrap();
+    assert!(state.is_fully_known());
+    // Every value known in the plan is unchanged after apply.
+    for (k, v) in match &planned { Value::Object(m) => m.clone(), _ => unreachable!() } {
+        if !v.is_unknown() {
+            assert_eq!(state.attr(&k), Some(&v), "{k}");
+        }
+    }
+
+    // Stored as JSON, upgraded back to msgpack unchanged.
+    let json = serde_json::to_vec(&crate::framework::json::to_model_json(&state)).unwrap();
+    let up = svc
+        .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
+            type_name: "strata_cluster_secrets".into(),
+            version: 0,
+            raw_state: Some(pb::RawState { json, flatmap: Default::default() }),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(up.diagnostics.is_empty());
+    assert_eq!(msgpack::decode(&up.upgraded_state.unwrap().msgpack, &ty).unwrap(), state);
+
+    let read = svc
+        .read_resource(Request::new(pb::read_resource::Request {
+            type_name: "strata_cluster_secrets".into(),
+            current_state: applied.new_state.clone(),
+            private: b"opaque".to_vec(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(msgpack::decode(&read.new_state.unwrap().msgpack, &ty).unwrap(), state);
+    assert_eq!(read.private, b"opaque", "private state passes through");
+
+    // A second plan with the same config is a no-op.
+    let replan = svc
+        .plan_resource_change(Request::new(pb::plan_resource_change::Request {
+            type_name: "strata_cluster_secrets".into(),
+            prior_state: applied.new_state.clone(),
+            proposed_new_state: applied.new_state.clone(),
+            config: dv(&cfg, &ty),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(msgpack::decode(&replan.planned_state.unwrap().msgpack, &ty).unwrap(), state);
+    assert!(replan.requires_replace.is_empty());
+
+    // Destroy: planned null, new state null.
+    let destroyed = svc
+        .apply_resource_change(Request::new(pb::apply_resource_change::Request {
+            type_name: "strata_cluster_secrets".into(),
+            prior_state: applied.new_state,
+            planned_state: dv(&Value::Null, &ty),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(errors(&destroyed.diagnostics).is_empty());
+    assert!(msgpack::decode(&destroyed.new_state.unwrap().msgpack, &ty).unwrap().is_null());
+}
+
+#[tokio::test]
+async fn invalid_config_is_refused_at_plan_time_with_the_path() {
+    let svc = service();
+    let ty = secrets_type();
+    let mut cfg = config("prod");
+    *cfg.attr_mut("validity_days").unwrap() = Value::int(0);
+    let resp = svc
+        .validate_resource_config(Request::new(pb::validate_resource_config::Request {
+            type_name: "strata_cluster_secrets".into(),
+            config: dv(&cfg, &ty),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.diagnostics.len(), 1);
+    let path = resp.diagnostics[0].attribute.as_ref().unwrap();
+    assert_eq!(
+        path.steps[0].selector,
+        Some(pb::attribute_path::step::Selector::AttributeName("validity_days".into()))
+    );
+}
+
+#[tokio::test]
+async fn garbage_from_the_client_gives_diagnostics_not_panics() {
+    let svc = service();
+    let bad = Some(pb::DynamicValue { msgpack: vec![0xde, 0xad, 0xbe, 0xef], json: vec![] });
+    let plan = svc
+        .plan_resource_change(Request::new(pb::plan_resource_change::Request {
+            type_name: "strata_cluster_secrets".into(),
+            prior_state: bad.clone(),
+            proposed_new_state: bad.clone(),
+            config: bad.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(errors(&plan.diagnostics).len(), 1);
+    let up = svc
+        .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
+            type_name: "strata_cluster_secrets".into(),
+            version: 0,
+            raw_state: Some(pb::RawState { json: b"{\"cluster_name\": [".to_vec(), flatmap: Default::default() }),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(errors(&up.diagnostics).len(), 1);
+    let newer = svc
+        .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
+            type_name: "strata_cluster_secrets".into(),
+            version: 7,
+            raw_state: Some(pb::RawState { json: b"{}".to_vec(), flatmap: Default::default() }),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(errors(&newer.diagnostics), vec!["State from a newer provider"]);
+    let unknown = svc
+        .read_resource(Request::new(pb::read_resource::Request { type_name: "strata_nope".into(), ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(errors(&unknown.diagnostics), vec!["Unknown resource type"]);
+}
+
+/// A resource whose read waits until it is cancelled, to show StopProvider reaches it.
+struct Slow;
+
+#[derive(Serialize, Deserialize)]
+struct SlowModel {
+    id: Option<String>,
+}
+
+#[async_trait]
+impl Resource for Slow {
+    type Model = SlowModel;
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+    fn schema(&self) -> Schema {
+        Schema::new(0, Block::new("slow").attribute(Attribute::computed("id", Type::String)))
+    }
+    async fn create(&self, _: &Context, m: SlowModel) -> ApplyResult<SlowModel> {
+        Ok(m)
+    }
+    async fn read(&self, _: &Context, _: SlowModel) -> Result<Option<SlowModel>, Diagnostics> {
+        std::future::pending().await
+    }
+    async fn update(&self, _: &Context, _: SlowModel, m: SlowModel) -> ApplyResult<SlowModel> {
+        Ok(m)
+    }
+    async fn delete(&self, _: &Context, _: SlowModel) -> Result<(), Diagnostics> {
+        Ok(())
+    }
+}
+
+struct SlowProvider;
+
+#[async_trait]
+impl crate::framework::ProviderDefinition for SlowProvider {
+    fn type_name(&self) -> &'static str {
+        "test"
+    }
+    fn schema(&self) -> Schema {
+        Schema::new(0, Block::new("test"))
+    }
+    async fn configure(&self, _: &Value) -> Result<Arc<dyn std::any::Any + Send + Sync>, Diagnostics> {
+        Ok(Arc::new(()))
+    }
+    fn resources(&self) -> Vec<Arc<dyn crate::framework::AnyResource>> {
+        vec![Arc::new(Slow)]
+    }
+    fn data_sources(&self) -> Vec<Arc<dyn crate::framework::AnyDataSource>> {
+        vec![]
+    }
+}
+
+#[tokio::test]
+async fn stop_provider_cancels_in_flight_reads() {
+    let svc = Arc::new(ProviderService::new(Arc::new(SlowProvider)));
+    let ty = Type::object([("id", Type::String)]);
+    let state = Value::Object([("id".to_string(), Value::string("x"))].into());
+    let reader = {
+        let svc = svc.clone();
+        let current_state = dv(&state, &ty);
+        tokio::spawn(async move {
+            svc.read_resource(Request::new(pb::read_resource::Request {
+                type_name: "test_slow".into(),
+                current_state,
+                ..Default::default()
+            }))
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!reader.is_finished(), "the read waits until stopped");
+    svc.stop_provider(Request::new(pb::stop_provider::Request {})).await.unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), reader).await.expect("read ended").unwrap().unwrap();
+    assert_eq!(errors(&resp.into_inner().diagnostics), vec!["Operation cancelled"]);
+}

@@ -1,0 +1,6 @@
+//! terraform-provider-strata: the provider as a library, so tests and tools can drive it.
+
+pub mod framework;
+pub mod grpc;
+pub mod provider;
+pub mod resources;

@@ -1,0 +1,113 @@
+//! The cluster identity kubeadm needs, made with rcgen: CAs, service-account keys,
+//! bootstrap token and certificate key.
+
+use anyhow::{anyhow, Context as _};
+use rand::Rng;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose, RsaKeySize,
+    SerialNumber,
+};
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    EcdsaP256,
+    Rsa2048,
+}
+
+impl KeyAlgorithm {
+    pub const NAMES: [&'static str; 2] = ["ecdsa-p256", "rsa-2048"];
+
+    pub fn parse(s: &str) -> Option<KeyAlgorithm> {
+        match s {
+            "ecdsa-p256" => Some(KeyAlgorithm::EcdsaP256),
+            "rsa-2048" => Some(KeyAlgorithm::Rsa2048),
+            _ => None,
+        }
+    }
+
+    pub fn generate(self) -> anyhow::Result<KeyPair> {
+        match self {
+            KeyAlgorithm::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+            KeyAlgorithm::Rsa2048 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048),
+        }
+        .context("generating a key pair")
+    }
+}
+
+/// A CA certificate and its private key, both PEM.
+pub struct CertificateAuthority {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// Issues a self-signed CA certificate for `key`, valid from now for `validity_days`.
+/// Re-issuing with the same key keeps every certificate it signed valid and keeps the
+/// public-key hash joins pin, which is what lets a validity change happen in place.
+pub fn issue_ca(common_name: &str, key: &KeyPair, validity_days: i64) -> anyhow::Result<String> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    // Small back-dating absorbs clock skew between the operator's machine and nodes.
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::minutes(5);
+    params.not_after = now + Duration::days(validity_days);
+    let serial: [u8; 16] = rand::rng().random();
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    let cert = params.self_signed(key).context("self-signing the CA certificate")?;
+    Ok(cert.pem())
+}
+
+pub fn new_ca(common_name: &str, algorithm: KeyAlgorithm, validity_days: i64) -> anyhow::Result<CertificateAuthority> {
+    let key = algorithm.generate()?;
+    let cert_pem = issue_ca(common_name, &key, validity_days)?;
+    Ok(CertificateAuthority { cert_pem, key_pem: key.serialize_pem() })
+}
+
+/// `sha256:<hex>` of the CA certificate's SubjectPublicKeyInfo, as
+/// `kubeadm join --discovery-token-ca-cert-hash` expects.
+pub fn ca_cert_hash(cert_pem: &str) -> anyhow::Result<String> {
+    let der = pem_der(cert_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| anyhow!("parsing CA certificate: {e}"))?;
+    Ok(format!("sha256:{}", hex::encode(Sha256::digest(cert.tbs_certificate.subject_pki.raw))))
+}
+
+/// When a certificate stops being valid, RFC 3339.
+pub fn not_after(cert_pem: &str) -> anyhow::Result<String> {
+    let der = pem_der(cert_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| anyhow!("parsing certificate: {e}"))?;
+    let t = cert.validity().not_after.to_datetime();
+    t.format(&time::format_description::well_known::Rfc3339).context("formatting expiry")
+}
+
+fn pem_der(pem_text: &str) -> anyhow::Result<Vec<u8>> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem_text.as_bytes()).map_err(|e| anyhow!("reading PEM: {e}"))?;
+    Ok(pem.contents)
+}
+
+/// `[a-z0-9]{6}.[a-z0-9]{16}`, the kubeadm bootstrap token format.
+pub fn bootstrap_token() -> String {
+    let mut rng = rand::rng();
+    let mut part = |n: usize| -> String {
+        (0..n)
+            .map(|_| {
+                const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+                CHARS[rng.random_range(0..CHARS.len())] as char
+            })
+            .collect()
+    };
+    let id = part(6);
+    let secret = part(16);
+    format!("{id}.{secret}")
+}
+
+/// 32 random bytes as 64 hex characters: kubeadm's `--certificate-key`, the AES key that
+/// encrypts control-plane certificates in the kubeadm-certs Secret.
+pub fn certificate_key() -> String {
+    let bytes: [u8; 32] = rand::rng().random();
+    hex::encode(bytes)
+}
