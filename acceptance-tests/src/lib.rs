@@ -1,0 +1,4 @@
+//! Acceptance test harness: runs the real Terraform CLI against the provider binary.
+
+pub mod provider;
+pub mod terraform;

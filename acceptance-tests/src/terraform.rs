@@ -1,0 +1,135 @@
+//! A Terraform working directory wired to the provider under test via `dev_overrides`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+/// The Terraform CLI to use: `$STRATA_TERRAFORM`, else the launcher that
+/// `scripts/install-terraform.sh` writes, else `terraform` on PATH.
+pub fn terraform_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("STRATA_TERRAFORM") {
+        return PathBuf::from(p);
+    }
+    let cache = std::env::var("STRATA_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/strata"));
+    let launcher = cache.join("bin/terraform");
+    if launcher.exists() {
+        launcher
+    } else {
+        PathBuf::from("terraform")
+    }
+}
+
+pub struct Workdir {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+/// One finished Terraform command.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+    pub fn ok(self) -> Result<Run> {
+        if self.code != 0 {
+            bail!("terraform exited {}:\n{}\n{}", self.code, self.stdout, self.stderr);
+        }
+        Ok(self)
+    }
+}
+
+impl Workdir {
+    /// A temporary directory with `main.tf` and a CLI config pointing Terraform at the
+    /// provider binaries in `provider_dir`.
+    pub fn new(provider_dir: &Path, main_tf: &str) -> Result<Workdir> {
+        let dir = tempfile::Builder::new().prefix("strata-acc-").tempdir()?;
+        let cli = dir.path().join("cli.tfrc");
+        std::fs::write(
+            &cli,
+            format!(
+                "provider_installation {{\n  dev_overrides {{\n    \"strata-iac/strata\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                provider_dir.display()
+            ),
+        )?;
+        std::fs::write(dir.path().join("main.tf"), main_tf)?;
+        let env = vec![
+            ("TF_CLI_CONFIG_FILE".into(), cli.display().to_string()),
+            ("TF_IN_AUTOMATION".into(), "1".into()),
+            ("CHECKPOINT_DISABLE".into(), "1".into()),
+            ("TF_INPUT".into(), "0".into()),
+        ];
+        Ok(Workdir { dir, env })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, content: &str) -> Result<()> {
+        std::fs::write(self.dir.path().join(name), content).with_context(|| format!("writing {name}"))
+    }
+
+    pub fn set_env(&mut self, k: &str, v: &str) {
+        self.env.retain(|(key, _)| key != k);
+        self.env.push((k.into(), v.into()));
+    }
+
+    /// Runs `terraform ARGS` in the directory; `-no-color` is added for readable output.
+    pub fn run(&self, args: &[&str]) -> Result<Run> {
+        let mut cmd = Command::new(terraform_bin());
+        cmd.current_dir(self.dir.path()).args(args);
+        if !args.contains(&"-json") && !matches!(args.first(), Some(&"version") | Some(&"output")) {
+            cmd.arg("-no-color");
+        }
+        cmd.env_remove("TF_LOG").env_remove("TF_LOG_PATH");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().with_context(|| format!("running {}", terraform_bin().display()))?;
+        Ok(Run::from(out))
+    }
+
+    pub fn apply(&self) -> Result<Run> {
+        self.run(&["apply", "-auto-approve", "-input=false"])?.ok()
+    }
+
+    pub fn destroy(&self) -> Result<Run> {
+        self.run(&["destroy", "-auto-approve", "-input=false"])?.ok()
+    }
+
+    /// `terraform plan -detailed-exitcode`: 0 no changes, 2 changes, 1 error.
+    pub fn plan_exit_code(&self) -> Result<Run> {
+        self.run(&["plan", "-detailed-exitcode", "-input=false"])
+    }
+
+    /// `terraform show -json` of the current state.
+    pub fn show(&self) -> Result<Value> {
+        let run = self.run(&["show", "-json"])?.ok()?;
+        serde_json::from_str(&run.stdout).context("parsing terraform show -json")
+    }
+
+    /// The attribute values of one resource instance in the state.
+    pub fn resource_values(&self, address: &str) -> Result<Value> {
+        let state = self.show()?;
+        let resources = state["values"]["root_module"]["resources"].as_array().cloned().unwrap_or_default();
+        resources
+            .into_iter()
+            .find(|r| r["address"] == address)
+            .map(|r| r["values"].clone())
+            .with_context(|| format!("{address} not in state"))
+    }
+}
