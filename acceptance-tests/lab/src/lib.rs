@@ -1,0 +1,507 @@
+//! The lab: "nodes" made of Linux namespaces on one machine, each with its own address
+//! on a private bridge, its own /etc (overlay), hostname and a real OpenSSH server, plus
+//! the Proxmox VE API simulator. See README.md for the model and lab.json format.
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! let mut opts = strata_lab::UpOptions::new("/tmp/lab");
+//! opts.nodes = 2;
+//! let lab = strata_lab::LabGuard::up(&opts)?; // downs the lab when dropped
+//! let out = lab.exec("node1", &["hostname"])?;
+//! assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "node1");
+//! # Ok(()) }
+//! ```
+
+pub mod network;
+pub mod node;
+pub mod packages;
+pub mod process;
+pub mod pve;
+pub mod sshd;
+pub mod state;
+
+use std::fs;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::Signal;
+use serde::Serialize;
+
+pub use process::ProcessRef;
+pub use state::{LabInfo, LabState, NodeInfo, NodeState, PveInfo, SshInfo};
+
+/// How `up` gets the Proxmox simulator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PveMode {
+    /// No simulator; lab.json has `"pve": null`.
+    Disabled,
+    /// `pve-sim` next to the running executable, else on PATH.
+    Auto,
+    Binary(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub dir: PathBuf,
+    pub nodes: usize,
+    /// Prefix of namespace and interface names; derived from `dir` when None.
+    pub name: Option<String>,
+    pub pve: PveMode,
+    /// Run apt-get for missing packages (else fail naming them).
+    pub install_packages: bool,
+    /// Bound on each wait (sshd listening, pve-sim ready).
+    pub ready_timeout: Duration,
+}
+
+impl UpOptions {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        UpOptions {
+            dir: dir.into(),
+            nodes: 3,
+            name: None,
+            pve: PveMode::Auto,
+            install_packages: true,
+            ready_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A running (or recorded) lab, backed by `DIR/lab.json`.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    info: LabInfo,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub name: String,
+    pub dir: PathBuf,
+    pub state: LabState,
+    pub bridge: String,
+    pub subnet: Option<String>,
+    pub nodes: Vec<NodeStatus>,
+    pub pve: Option<PveStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub address: String,
+    pub state: NodeState,
+    pub sshd_pid: Option<i32>,
+    pub sshd_alive: bool,
+    /// Its sshd port accepts TCP connections from the host.
+    pub reachable: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PveStatus {
+    pub endpoint: Option<String>,
+    pub pids: Vec<i32>,
+    pub alive: bool,
+    pub reachable: bool,
+}
+
+impl Lab {
+    /// Brings a lab up in `opts.dir`, returning once every node accepts SSH and pve-sim
+    /// (if enabled) is ready; the processes are daemons that outlive the caller.
+    /// If the lab is already up and healthy with the same node count this is a no-op.
+    /// On failure everything started so far stays recorded in lab.json for `down`
+    /// (use [`LabGuard::up`] to have it undone at once).
+    pub fn up(opts: &UpOptions) -> Result<Lab> {
+        process::require_root()?;
+        if opts.nodes == 0 || opts.nodes > network::MAX_NODES {
+            bail!("--nodes must be between 1 and {}", network::MAX_NODES);
+        }
+        fs::create_dir_all(&opts.dir).with_context(|| format!("creating {}", opts.dir.display()))?;
+        let dir = fs::canonicalize(&opts.dir)?;
+        node::check_lab_dir(&dir)?;
+        let _lock = state::lock_dir(&dir)?;
+        let shown = dir.display();
+        if let Some(existing) = LabInfo::load(&dir)? {
+            match existing.state {
+                LabState::Down => {}
+                LabState::Up => {
+                    let lab = Lab { info: existing };
+                    if lab.is_healthy() && lab.info.nodes.len() == opts.nodes {
+                        return Ok(lab);
+                    }
+                    bail!(
+                        "a lab with {} nodes is already up in {shown} (healthy: {}); run `strata-lab down --dir {shown}` first",
+                        lab.info.nodes.len(),
+                        lab.is_healthy()
+                    );
+                }
+                s => bail!("the lab in {shown} is {s:?} (an `up` failed or was interrupted); run `strata-lab down --dir {shown}` first"),
+            }
+        }
+
+        packages::ensure(opts.install_packages, &dir.join("apt.log"))?;
+        // Resolve the simulator before creating anything: a missing binary is a usage error.
+        let pve_bin = match &opts.pve {
+            PveMode::Disabled => None,
+            PveMode::Auto => Some(pve::locate(None)?),
+            PveMode::Binary(p) => Some(pve::locate(Some(p))?),
+        };
+        let short = network::short_name(&dir, opts.name.as_deref())?;
+        let bridge = network::bridge_name(&short);
+        // Names already taken but unknown to this dir's lab.json belong to another lab.
+        if network::link_exists(&bridge) {
+            bail!("interface {bridge} already exists: another lab uses the name {short:?}; pass --name");
+        }
+        for i in 1..=opts.nodes {
+            let ns = network::namespace_name(&short, &format!("node{i}"));
+            if network::netns_exists(&ns) {
+                bail!("network namespace {ns} already exists: another lab uses the name {short:?}; pass --name");
+            }
+        }
+        let key = sshd::ensure_client_key(&dir.join("ssh"))?;
+        let mut info = LabInfo {
+            pve: None,
+            nodes: Vec::new(),
+            ssh: SshInfo {
+                user: "root".into(),
+                private_key_file: key.private.clone(),
+                known_hosts_file: dir.join("ssh/known_hosts"),
+                public_key_file: key.public.clone(),
+                sudo_user: node::SUDO_USER.into(),
+            },
+            name: short,
+            dir: dir.clone(),
+            state: LabState::Starting,
+            error: None,
+            bridge,
+            subnet: None,
+            gateway: None,
+            pve_processes: Vec::new(),
+        };
+        info.save()?;
+        match bring_up(&mut info, opts, pve_bin.as_deref()) {
+            Ok(()) => {
+                info.state = LabState::Up;
+                info.save()?;
+                Ok(Lab { info })
+            }
+            Err(e) => {
+                info.state = LabState::Failed;
+                info.error = Some(format!("{e:#}"));
+                let _ = info.save();
+                Err(e.context(format!("lab up failed; undo it with `strata-lab down --dir {shown}`")))
+            }
+        }
+    }
+
+    /// The lab recorded in `dir` (error if there is none).
+    pub fn load(dir: impl AsRef<Path>) -> Result<Lab> {
+        let dir = dir.as_ref();
+        let info = LabInfo::load(dir)?
+            .with_context(|| format!("no lab in {} (no {})", dir.display(), state::STATE_FILE))?;
+        Ok(Lab { info })
+    }
+
+    pub fn info(&self) -> &LabInfo {
+        &self.info
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.info.dir
+    }
+
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.info.nodes
+    }
+
+    pub fn node(&self, name: &str) -> Result<&NodeInfo> {
+        self.info.node(name)
+    }
+
+    /// Runs `argv` inside the node's mount, network and UTS namespaces.
+    pub fn exec(&self, node: &str, argv: &[&str]) -> Result<Output> {
+        node::exec(self.node(node)?, argv)
+    }
+
+    /// An OpenSSH client command for `user@node` using the lab's key and known_hosts
+    /// (strict host key checking); append the remote command with `.arg(..)`.
+    pub fn ssh_command(&self, node: &str, user: &str) -> Result<Command> {
+        let n = self.node(node)?;
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-F").arg("/dev/null");
+        cmd.arg("-i").arg(&self.info.ssh.private_key_file);
+        cmd.arg("-o").arg(format!("UserKnownHostsFile={}", self.info.ssh.known_hosts_file.display()));
+        cmd.args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"]);
+        cmd.args(["-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"]);
+        cmd.arg(format!("{user}@{}", n.address));
+        Ok(cmd)
+    }
+
+    /// Simulates losing a node: SIGKILL to every process of it and its link removed, so
+    /// its address stops answering. `down` still cleans it up.
+    pub fn kill_node(&mut self, name: &str) -> Result<()> {
+        process::require_root()?;
+        let _lock = state::lock_dir(&self.info.dir)?;
+        if let Some(fresh) = LabInfo::load(&self.info.dir)? {
+            self.info = fresh;
+        }
+        let node = self.node(name)?.clone();
+        node::kill_processes(&node, Signal::SIGKILL)?;
+        network::delete_link(&node.veth)?;
+        self.info.node_mut(name)?.state = NodeState::Killed;
+        self.info.save()
+    }
+
+    pub fn status(&self) -> Status {
+        let nodes = self
+            .info
+            .nodes
+            .iter()
+            .map(|n| NodeStatus {
+                name: n.name.clone(),
+                address: n.address.clone(),
+                state: n.state,
+                sshd_pid: n.sshd.map(|p| p.pid),
+                sshd_alive: n.sshd.is_some_and(|p| p.is_alive()),
+                reachable: tcp_reachable(&format!("{}:22", n.address)),
+            })
+            .collect();
+        let pve = (!self.info.pve_processes.is_empty() || self.info.pve.is_some()).then(|| {
+            let endpoint = self.info.pve.as_ref().map(|p| p.endpoint.clone());
+            PveStatus {
+                reachable: endpoint
+                    .as_deref()
+                    .and_then(|e| e.split("://").nth(1))
+                    .map(|hostport| tcp_reachable(hostport.trim_end_matches('/')))
+                    .unwrap_or(false),
+                endpoint,
+                pids: self.info.pve_processes.iter().map(|p| p.pid).collect(),
+                alive: self.info.pve_processes.iter().any(|p| p.is_alive()),
+            }
+        });
+        Status {
+            name: self.info.name.clone(),
+            dir: self.info.dir.clone(),
+            state: self.info.state,
+            bridge: self.info.bridge.clone(),
+            subnet: self.info.subnet.clone(),
+            nodes,
+            pve,
+        }
+    }
+
+    /// Every recorded node runs its sshd, and the simulator (if any) runs.
+    pub fn is_healthy(&self) -> bool {
+        self.info.nodes.iter().all(|n| n.state == NodeState::Running && n.sshd.is_some_and(|p| p.is_alive()))
+            && self.info.pve_processes.iter().all(|p| p.is_alive())
+    }
+
+    /// Stops everything this lab started and removes its namespaces, links and mounts.
+    pub fn down(&mut self) -> Result<()> {
+        down_dir(&self.info.dir)?;
+        if let Some(info) = LabInfo::load(&self.info.dir)? {
+            self.info = info;
+        }
+        Ok(())
+    }
+}
+
+fn tcp_reachable(hostport: &str) -> bool {
+    let Some(addr) = hostport.to_socket_addrs().ok().and_then(|mut a| a.next()) else { return false };
+    TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+}
+
+fn hosts_file(slot: u8, count: usize) -> String {
+    let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    s.push_str(&format!("10.77.{slot}.1\tlab-host\n"));
+    for i in 1..=count {
+        s.push_str(&format!("{}\tnode{i}\n", network::node_address(slot, i)));
+    }
+    s
+}
+
+/// The steps of `up` after lab.json exists; each records what it creates before it can fail.
+fn bring_up(info: &mut LabInfo, opts: &UpOptions, pve_bin: Option<&Path>) -> Result<()> {
+    let bridge = info.bridge.clone();
+    let slot = network::create_bridge(&bridge, |slot| {
+        info.subnet = Some(format!("10.77.{slot}.0/24"));
+        info.gateway = Some(format!("10.77.{slot}.1"));
+        info.save()
+    })?;
+    let client_pub = fs::read_to_string(&info.ssh.public_key_file)?;
+    let hosts = hosts_file(slot, opts.nodes);
+    for i in 1..=opts.nodes {
+        let name = format!("node{i}");
+        let address = network::node_address(slot, i);
+        let node = NodeInfo {
+            address: address.to_string(),
+            host_key_fingerprint: None,
+            hostname: name.clone(),
+            namespace: network::namespace_name(&info.name, &name),
+            veth: network::veth_name(&info.name, i),
+            state: NodeState::Creating,
+            sshd: None,
+            host_public_key: None,
+            data_dir: info.dir.join("nodes").join(&name),
+            private_mounts: node::OVERLAY_DIRS.iter().chain(node::TMPFS_DIRS).map(|s| s.to_string()).collect(),
+            name,
+        };
+        info.nodes.push(node.clone());
+        info.save()?;
+        network::create_node_network(&node.namespace, &node.veth, &bridge, address)?;
+        let files = node::NodeFiles {
+            sshd_config: &sshd::sshd_config(&node.address),
+            hosts: &hosts,
+            root_authorized_keys: &client_pub,
+        };
+        node::prepare_files(&node.data_dir, &node.hostname, &files)?;
+        let sshd = node::boot(&node)?;
+        info.nodes[i - 1].sshd = Some(sshd);
+        info.save()?;
+    }
+    // Nodes boot concurrently; now wait for each and finish its setup.
+    let mut known_hosts = String::new();
+    for i in 0..info.nodes.len() {
+        let node = info.nodes[i].clone();
+        let sshd = node.sshd.context("node has no sshd")?;
+        node::wait_sshd(&node, &sshd, opts.ready_timeout)?;
+        node::setup_sudo_user(&node, &client_pub)?;
+        let pub_file = node::upper_dir(&node.data_dir, "/etc").join("ssh/ssh_host_ed25519_key.pub");
+        let pub_line = fs::read_to_string(&pub_file).with_context(|| format!("reading {}", pub_file.display()))?;
+        known_hosts.push_str(&sshd::known_hosts_line(&node.address, &pub_line));
+        let n = &mut info.nodes[i];
+        n.host_key_fingerprint = Some(sshd::fingerprint(&pub_file)?);
+        n.host_public_key = Some(pub_line.trim().to_string());
+        n.state = NodeState::Running;
+        info.save()?;
+    }
+    fs::write(&info.ssh.known_hosts_file, known_hosts)?;
+
+    if let Some(bin) = pve_bin {
+        let data = info.dir.join("pve");
+        let proc = pve::start(bin, &data, &pve::new_token()?)?;
+        info.pve_processes.push(proc);
+        info.save()?;
+        let (pve_info, reported) = pve::wait_ready(&data, &proc, opts.ready_timeout)?;
+        if let Some(pid) = reported.filter(|p| *p != proc.pid) {
+            if let Ok(p) = ProcessRef::of(pid) {
+                info.pve_processes.push(p);
+            }
+        }
+        info.pve = Some(pve_info);
+        info.save()?;
+    }
+    Ok(())
+}
+
+/// `down` for a directory: stops the recorded processes (by pid), removes namespaces,
+/// veths and the bridge, and checks nothing is left. Idempotent; works after a failed
+/// or interrupted `up`; a directory without lab.json is a no-op.
+pub fn down_dir(dir: impl AsRef<Path>) -> Result<()> {
+    process::require_root()?;
+    let dir = dir.as_ref();
+    if !dir.exists() {
+        return Ok(());
+    }
+    let dir = fs::canonicalize(dir)?;
+    if !state::state_path(&dir).exists() {
+        return Ok(());
+    }
+    let _lock = state::lock_dir(&dir)?;
+    let Some(mut info) = LabInfo::load(&dir)? else { return Ok(()) };
+    let mut errors: Vec<String> = Vec::new();
+    let mut note = |r: Result<()>| {
+        if let Err(e) = r {
+            errors.push(format!("{e:#}"));
+        }
+    };
+    for p in &info.pve_processes {
+        note(p.stop(Duration::from_secs(5)));
+    }
+    for n in info.nodes.iter().rev() {
+        note(node::kill_processes(n, Signal::SIGTERM));
+        // Private mounts live in the node's mount namespace and go with its last process.
+        note(network::delete_netns(&n.namespace));
+        note(network::delete_link(&n.veth));
+    }
+    note(network::delete_link(&info.bridge));
+
+    // Verify rather than assume.
+    let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+    for n in &info.nodes {
+        if network::netns_exists(&n.namespace) {
+            errors.push(format!("namespace {} still exists", n.namespace));
+        }
+        if network::link_exists(&n.veth) {
+            errors.push(format!("link {} still exists", n.veth));
+        }
+        if let Ok(pids) = node::live_pids(n) {
+            if !pids.is_empty() {
+                errors.push(format!("node {} still has processes {pids:?}", n.name));
+            }
+        }
+        let data = n.data_dir.to_string_lossy();
+        if mounts.lines().any(|l| l.contains(&*data) || l.contains(&format!("/run/netns/{} ", n.namespace))) {
+            errors.push(format!("mounts of node {} are still on the host", n.name));
+        }
+    }
+    if network::link_exists(&info.bridge) {
+        errors.push(format!("bridge {} still exists", info.bridge));
+    }
+    if let Some(p) = info.pve_processes.iter().find(|p| p.is_alive()) {
+        errors.push(format!("pve-sim pid {} still runs", p.pid));
+    }
+    if !errors.is_empty() {
+        bail!("down of {} incomplete:\n  {}", dir.display(), errors.join("\n  "));
+    }
+    info.state = LabState::Down;
+    info.pve = None;
+    info.save()
+}
+
+/// Owns a lab and brings it down when dropped (also when a test panics).
+#[derive(Debug)]
+pub struct LabGuard {
+    lab: Lab,
+}
+
+impl LabGuard {
+    /// [`Lab::up`], undoing a partial lab at once if `up` fails.
+    pub fn up(opts: &UpOptions) -> Result<LabGuard> {
+        match Lab::up(opts) {
+            Ok(lab) => Ok(LabGuard { lab }),
+            Err(e) => {
+                if let Err(d) = down_dir(&opts.dir) {
+                    eprintln!("strata-lab: cleaning up after the failed up also failed: {d:#}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub fn new(lab: Lab) -> LabGuard {
+        LabGuard { lab }
+    }
+}
+
+impl Deref for LabGuard {
+    type Target = Lab;
+    fn deref(&self) -> &Lab {
+        &self.lab
+    }
+}
+
+impl DerefMut for LabGuard {
+    fn deref_mut(&mut self) -> &mut Lab {
+        &mut self.lab
+    }
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.lab.down() {
+            eprintln!("strata-lab: down of {} on drop failed: {e:#}", self.lab.dir().display());
+        }
+    }
+}

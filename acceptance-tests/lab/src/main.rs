@@ -1,0 +1,177 @@
+//! `strata-lab`: bring the namespace lab up and down, inspect it, run commands in nodes.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use strata_lab::{down_dir, Lab, PveMode, UpOptions};
+
+#[derive(Parser)]
+#[command(name = "strata-lab", about = "Namespace nodes with real sshd plus the Proxmox simulator, on one machine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Args)]
+struct DirArg {
+    /// Lab directory (holds lab.json, keys, node data).
+    #[arg(long)]
+    dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create the nodes (and start pve-sim), then return with everything running.
+    Up {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Number of nodes (node1..nodeN).
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Prefix for namespace and interface names (1-8 of a-z0-9); default derived from --dir.
+        #[arg(long)]
+        name: Option<String>,
+        /// Do not start the Proxmox simulator ("pve": null in lab.json).
+        #[arg(long)]
+        no_pve: bool,
+        /// pve-sim binary (default: next to this executable, else on PATH).
+        #[arg(long, conflicts_with = "no_pve")]
+        pve_sim_bin: Option<PathBuf>,
+        /// Fail instead of running apt-get when packages are missing.
+        #[arg(long)]
+        no_install: bool,
+        /// Bound in seconds on each readiness wait.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Stop everything `up` started and remove namespaces, links and mounts (idempotent).
+    Down {
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Show whether each node is reachable and its sshd alive.
+    Status {
+        #[command(flatten)]
+        dir: DirArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Commands on one node.
+    Node {
+        #[command(subcommand)]
+        command: NodeCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCmd {
+    /// Run a command inside the node (its mount, network and UTS namespaces).
+    Exec {
+        #[command(flatten)]
+        dir: DirArg,
+        name: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Simulate node loss: kill all its processes and unplug its link.
+    Kill {
+        #[command(flatten)]
+        dir: DirArg,
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    // Printing into a closed pipe (`status | head`) should end quietly, not panic.
+    default_sigpipe();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("strata-lab: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: setting the default disposition installs no Rust handler; done before any threads.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Cmd::Up { dir, nodes, name, no_pve, pve_sim_bin, no_install, timeout } => {
+            let mut opts = UpOptions::new(dir.dir);
+            opts.nodes = nodes;
+            opts.name = name;
+            opts.pve = match (no_pve, pve_sim_bin) {
+                (true, _) => PveMode::Disabled,
+                (false, Some(p)) => PveMode::Binary(p),
+                (false, None) => PveMode::Auto,
+            };
+            opts.install_packages = !no_install;
+            opts.ready_timeout = std::time::Duration::from_secs(timeout);
+            let lab = Lab::up(&opts)?;
+            let info = lab.info();
+            println!("lab {} up in {} (bridge {}, subnet {})", info.name, info.dir.display(), info.bridge, info.subnet.as_deref().unwrap_or("?"));
+            for n in lab.nodes() {
+                println!("  {:<8} {:<14} {}", n.name, n.address, n.host_key_fingerprint.as_deref().unwrap_or(""));
+            }
+            match &info.pve {
+                Some(p) => println!("  pve-sim  {}", p.endpoint),
+                None => println!("  pve-sim  (not started)"),
+            }
+            println!("state: {}", info.dir.join("lab.json").display());
+        }
+        Cmd::Down { dir } => {
+            down_dir(&dir.dir)?;
+            println!("lab in {} is down", dir.dir.display());
+        }
+        Cmd::Status { dir, json } => {
+            let status = Lab::load(&dir.dir)?.status();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                println!("lab {} ({:?}) bridge {} subnet {}", status.name, status.state, status.bridge, status.subnet.as_deref().unwrap_or("-"));
+                for n in &status.nodes {
+                    println!(
+                        "  {:<8} {:<14} {:<9} sshd {} {}",
+                        n.name,
+                        n.address,
+                        if n.reachable { "reachable" } else { "DOWN" },
+                        n.sshd_pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                        if n.sshd_alive { "alive" } else { "dead" }
+                    );
+                }
+                if let Some(p) = &status.pve {
+                    println!(
+                        "  pve-sim  {} pids {:?} {}",
+                        p.endpoint.as_deref().unwrap_or("-"),
+                        p.pids,
+                        if p.alive && p.reachable { "up" } else { "DOWN" }
+                    );
+                }
+            }
+        }
+        Cmd::Node { command: NodeCmd::Exec { dir, name, command } } => {
+            let lab = Lab::load(&dir.dir)?;
+            let argv: Vec<&str> = command.iter().map(String::as_str).collect();
+            let status = strata_lab::node::exec_command(lab.node(&name)?, &argv)?
+                .status()
+                .context("running nsenter")?;
+            // Propagate the command's exit code (128+N for a signal, like a shell).
+            let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+            return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+        }
+        Cmd::Node { command: NodeCmd::Kill { dir, name } } => {
+            let mut lab = Lab::load(&dir.dir)?;
+            lab.kill_node(&name)?;
+            println!("node {name} killed");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
