@@ -83,11 +83,12 @@ mkdir -p "$WORK/ansible-root/etc/sysctl.d" "$WORK/ansible-root/etc/modules-load.
 
 export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false ANSIBLE_NOCOLOR=1
 strata() { "$AGENT" apply "$WORK/node.hcl" --root "$WORK/strata-root"; }
-ansible() { "$VENV/bin/ansible-playbook" -i localhost, "$WORK/playbook.yml"; }
+# The venv's own interpreter runs the modules: no discovery, no warning.
+ansible() { "$VENV/bin/ansible-playbook" -i localhost, -e "ansible_python_interpreter=$VENV/bin/python" "$WORK/playbook.yml"; }
 
 # Converge once; strata exits 2 when it changed something.
 strata >/dev/null || [ $? -eq 2 ]
-ansible >/dev/null
+ansible >"$WORK/out" || { cat "$WORK/out" >&2; exit 1; }
 
 median_ms() { # run "$@" RUNS times (each must be a no-op), print the median in ms
   local times=() i s e
@@ -101,8 +102,9 @@ median_ms() { # run "$@" RUNS times (each must be a no-op), print the median in 
 }
 
 # Sanity: both runs really are no-ops.
-strata | tail -1 | grep -q 'changed=0' || { echo "strata run was not a no-op" >&2; exit 1; }
-ansible | grep -q 'changed=0' || { echo "ansible run was not a no-op" >&2; exit 1; }
+# (Output goes to a file first: grep -q closing a pipe early would fail the run under pipefail.)
+strata >"$WORK/out" && grep -q 'changed=0' "$WORK/out" || { cat "$WORK/out" >&2; echo "strata run was not a no-op" >&2; exit 1; }
+ansible >"$WORK/out" && grep -q 'changed=0' "$WORK/out" || { cat "$WORK/out" >&2; echo "ansible run was not a no-op" >&2; exit 1; }
 
 S=$(median_ms strata)
 A=$(median_ms ansible)

@@ -1,0 +1,229 @@
+//! `containerd { ... }`: `/etc/containerd/config.toml` for containerd 1.x
+//! (config `version = 2`) or 2.x (`version = 3`, where the CRI plugin was split
+//! into `io.containerd.cri.v1.runtime` and `io.containerd.cri.v1.images`), plus
+//! one `certs.d/<registry>/hosts.toml` per registry mirror.
+//! The agent owns these files entirely; changing any of them restarts containerd.
+
+use crate::fsutil::FileState;
+use crate::spec::{ContainerdConfigVersion, ContainerdSpec};
+use crate::task::{Change, Context, Task, TaskError};
+use toml_edit::{value, Array, DocumentMut, Item, Table};
+
+pub const CONFIG: &str = "/etc/containerd/config.toml";
+
+/// Plugin table paths that differ between the two schemas.
+struct Layout {
+    runc: &'static [&'static str],
+    sandbox: (&'static [&'static str], &'static str),
+    registry: &'static [&'static str],
+}
+
+const V2: Layout = Layout {
+    runc: &["plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes", "runc"],
+    sandbox: (&["plugins", "io.containerd.grpc.v1.cri"], "sandbox_image"),
+    registry: &["plugins", "io.containerd.grpc.v1.cri", "registry"],
+};
+
+const V3: Layout = Layout {
+    runc: &["plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes", "runc"],
+    sandbox: (&["plugins", "io.containerd.cri.v1.images", "pinned_images"], "sandbox"),
+    registry: &["plugins", "io.containerd.cri.v1.images", "registry"],
+};
+
+/// The table at `path`, creating intermediate tables as implicit so that only
+/// tables holding values get a `[header]`.
+fn table_at<'a>(root: &'a mut Table, path: &[&str]) -> &'a mut Table {
+    let mut t = root;
+    for key in path {
+        let item = t.entry(key).or_insert_with(|| {
+            let mut n = Table::new();
+            n.set_implicit(true);
+            Item::Table(n)
+        });
+        t = item.as_table_mut().expect("generated tables only");
+    }
+    t
+}
+
+pub fn render_config(spec: &ContainerdSpec) -> String {
+    let layout = match spec.version {
+        ContainerdConfigVersion::V2 => &V2,
+        ContainerdConfigVersion::V3 => &V3,
+    };
+    let mut doc = DocumentMut::new();
+    doc["version"] = value(i64::from(u8::from(spec.version)));
+    let root = doc.as_table_mut();
+    if let Some(img) = &spec.sandbox_image {
+        table_at(root, layout.sandbox.0)[layout.sandbox.1] = value(img.as_str());
+    }
+    table_at(root, layout.runc)["runtime_type"] = value("io.containerd.runc.v2");
+    let mut runc_path = layout.runc.to_vec();
+    runc_path.push("options");
+    table_at(root, &runc_path)["SystemdCgroup"] = value(spec.systemd_cgroup);
+    table_at(root, layout.registry)["config_path"] = value(spec.config_path.as_str());
+    format!("# Managed by strata-agent. Local changes will be overwritten.\n{doc}")
+}
+
+/// containerd's hosts.toml for one registry (docs/hosts.md).
+pub fn render_hosts(registry: &str, mirror: &crate::spec::RegistryMirror) -> String {
+    let server = mirror.server.clone().unwrap_or_else(|| match registry {
+        "docker.io" => "https://registry-1.docker.io".into(),
+        r => format!("https://{r}"),
+    });
+    let mut doc = DocumentMut::new();
+    if registry != "_default" {
+        doc["server"] = value(server);
+    }
+    let hosts = table_at(doc.as_table_mut(), &["host"]);
+    for ep in &mirror.endpoints {
+        let mut t = Table::new();
+        t["capabilities"] = value(mirror.capabilities.iter().map(String::as_str).collect::<Array>());
+        hosts.insert(ep, Item::Table(t));
+    }
+    format!("# Managed by strata-agent.\n{doc}")
+}
+
+pub struct ContainerdTask {
+    pub spec: ContainerdSpec,
+}
+
+impl ContainerdTask {
+    pub fn files(&self) -> Result<Vec<FileState>, TaskError> {
+        let mut files = vec![FileState::new(CONFIG, render_config(&self.spec)).with_mode(0o644)];
+        for (reg, m) in &self.spec.registry_mirror {
+            let ok = !reg.is_empty() && reg != "." && reg != ".." && !reg.contains('/') && !reg.contains(char::is_whitespace);
+            if !ok {
+                return Err(TaskError::new(format!("containerd.registry_mirror {reg:?}: invalid registry host")));
+            }
+            let path = format!("{}/{reg}/hosts.toml", self.spec.config_path);
+            files.push(FileState::new(path, render_hosts(reg, m)).with_mode(0o644));
+        }
+        Ok(files)
+    }
+}
+
+impl Task for ContainerdTask {
+    fn name(&self) -> String {
+        "containerd config".into()
+    }
+    fn module(&self) -> &'static str {
+        "containerd"
+    }
+    fn notify(&self) -> Vec<String> {
+        vec!["containerd.service".into()]
+    }
+    fn check(&self, ctx: &Context) -> Result<Vec<Change>, TaskError> {
+        let mut c = vec![];
+        for f in self.files()? {
+            c.extend(f.check(&ctx.root)?);
+        }
+        Ok(c)
+    }
+    fn apply(&self, ctx: &Context) -> Result<(), TaskError> {
+        for f in self.files()? {
+            f.apply(&ctx.root)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::testutil;
+    use crate::spec::{AbsPath, RegistryMirror};
+    use proptest::prelude::*;
+    use toml::Value;
+
+    fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+        path.iter().try_fold(v, |v, k| v.get(k))
+    }
+
+    fn spec(version: ContainerdConfigVersion) -> ContainerdSpec {
+        ContainerdSpec {
+            version,
+            sandbox_image: Some("registry.k8s.io/pause:3.9".into()),
+            registry_mirror: [("docker.io".to_string(), RegistryMirror { endpoints: vec!["https://mirror.example:5000".into()], server: None, capabilities: vec!["pull".into(), "resolve".into()] })].into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn v2_uses_grpc_v1_cri_tables() {
+        let v: Value = toml::from_str(&render_config(&spec(ContainerdConfigVersion::V2))).unwrap();
+        let cri = ["plugins", "io.containerd.grpc.v1.cri"];
+        assert_eq!(v["version"].as_integer(), Some(2));
+        assert_eq!(get(&v, &[&cri[..], &["containerd", "runtimes", "runc", "options", "SystemdCgroup"]].concat()).and_then(Value::as_bool), Some(true));
+        assert_eq!(get(&v, &[&cri[..], &["sandbox_image"]].concat()).and_then(Value::as_str), Some("registry.k8s.io/pause:3.9"));
+        assert_eq!(get(&v, &[&cri[..], &["registry", "config_path"]].concat()).and_then(Value::as_str), Some("/etc/containerd/certs.d"));
+        assert!(get(&v, &["plugins", "io.containerd.cri.v1.images"]).is_none());
+    }
+
+    #[test]
+    fn v3_uses_split_cri_plugins() {
+        let text = render_config(&spec(ContainerdConfigVersion::V3));
+        let v: Value = toml::from_str(&text).unwrap();
+        assert_eq!(v["version"].as_integer(), Some(3));
+        assert_eq!(get(&v, &["plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes", "runc", "options", "SystemdCgroup"]).and_then(Value::as_bool), Some(true));
+        assert_eq!(get(&v, &["plugins", "io.containerd.cri.v1.images", "pinned_images", "sandbox"]).and_then(Value::as_str), Some("registry.k8s.io/pause:3.9"));
+        assert_eq!(get(&v, &["plugins", "io.containerd.cri.v1.images", "registry", "config_path"]).and_then(Value::as_str), Some("/etc/containerd/certs.d"));
+        assert!(get(&v, &["plugins", "io.containerd.grpc.v1.cri"]).is_none());
+        // Headers only for tables that hold values.
+        assert!(text.contains("[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.runc.options]"), "{text}");
+        assert!(!text.contains("[plugins]\n"), "{text}");
+    }
+
+    #[test]
+    fn hosts_toml_for_docker_hub() {
+        let s = spec(ContainerdConfigVersion::V2);
+        let v: Value = toml::from_str(&render_hosts("docker.io", &s.registry_mirror["docker.io"])).unwrap();
+        assert_eq!(v["server"].as_str(), Some("https://registry-1.docker.io"));
+        let caps = get(&v, &["host", "https://mirror.example:5000", "capabilities"]).unwrap().as_array().unwrap();
+        assert_eq!(caps.len(), 2);
+    }
+
+    #[test]
+    fn writes_files_and_notifies_containerd() {
+        let (d, ctx) = testutil::root();
+        let t = ContainerdTask { spec: spec(ContainerdConfigVersion::V3) };
+        assert_eq!(t.notify(), vec!["containerd.service"]);
+        assert_eq!(t.check(&ctx).unwrap().len(), 2);
+        t.apply(&ctx).unwrap();
+        assert!(t.check(&ctx).unwrap().is_empty());
+        assert!(d.path().join("etc/containerd/certs.d/docker.io/hosts.toml").is_file());
+    }
+
+    #[test]
+    fn registry_with_slash_rejected() {
+        let mut s = spec(ContainerdConfigVersion::V2);
+        let m = s.registry_mirror.remove("docker.io").unwrap();
+        s.registry_mirror.insert("../etc".into(), m);
+        let (_d, ctx) = testutil::root();
+        assert!(ContainerdTask { spec: s }.check(&ctx).unwrap_err().to_string().contains("\"../etc\""));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        // Any spec renders to TOML that parses and carries the values back.
+        #[test]
+        fn rendered_config_roundtrips(v3: bool, cg: bool, img in proptest::option::of("[ -~]{0,30}"), dir in "/[a-z]{1,8}(/[a-z][a-z.]{0,7}){0,2}") {
+            let s = ContainerdSpec {
+                version: if v3 { ContainerdConfigVersion::V3 } else { ContainerdConfigVersion::V2 },
+                systemd_cgroup: cg,
+                sandbox_image: img.clone(),
+                config_path: AbsPath::try_from(dir.clone()).unwrap(),
+                registry_mirror: Default::default(),
+            };
+            let v: Value = toml::from_str(&render_config(&s)).unwrap();
+            let (runtime, images, sandbox): (&[&str], &[&str], &[&str]) = if v3 {
+                (&["plugins", "io.containerd.cri.v1.runtime"], &["plugins", "io.containerd.cri.v1.images", "registry"], &["plugins", "io.containerd.cri.v1.images", "pinned_images", "sandbox"])
+            } else {
+                (&["plugins", "io.containerd.grpc.v1.cri"], &["plugins", "io.containerd.grpc.v1.cri", "registry"], &["plugins", "io.containerd.grpc.v1.cri", "sandbox_image"])
+            };
+            let opt = [runtime, &["containerd", "runtimes", "runc", "options", "SystemdCgroup"]].concat();
+            prop_assert_eq!(get(&v, &opt).and_then(Value::as_bool), Some(cg));
+            prop_assert_eq!(get(&v, &[images, &["config_path"]].concat()).and_then(Value::as_str), Some(dir.as_str()));
+            prop_assert_eq!(get(&v, sandbox).and_then(Value::as_str), img.as_deref());
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! The node spec: the one data model shared by the Terraform provider (which
+//! builds it from resource attributes and serializes it to JSON) and the agent
+//! (which reads it from HCL or JSON).
+//!
+//! Validation that can be expressed as a type lives in `Deserialize` impls
+//! (`Mode`, `AbsPath`, `ContainerdConfigVersion`, ...) so that a bad value is
+//! reported by the deserializer with the key path and line of the offending key.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Desired state of one Kubernetes node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containerd: Option<ContainerdSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubelet: Option<KubeletSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crictl: Option<CrictlSpec>,
+    /// Kernel parameters, persisted in `/etc/sysctl.d/99-strata.conf` and set live.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctl: BTreeMap<String, SysctlValue>,
+    /// Modules persisted in `/etc/modules-load.d/strata.conf` and loaded now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_modules: Vec<String>,
+    /// Turn swap off now, comment swap out of `/etc/fstab`, mask swap units.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub swap_off: bool,
+    /// Debian packages keyed by package name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub package: BTreeMap<String, PackageSpec>,
+    /// systemd services keyed by unit name (".service" may be omitted).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service: BTreeMap<String, ServiceSpec>,
+    /// Files keyed by absolute path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub file: BTreeMap<AbsPath, FileSpec>,
+    /// Directories keyed by absolute path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub directory: BTreeMap<AbsPath, DirectorySpec>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerdSpec {
+    /// Config schema: 2 for containerd 1.x, 3 for containerd 2.x.
+    #[serde(default)]
+    pub version: ContainerdConfigVersion,
+    #[serde(default = "yes")]
+    pub systemd_cgroup: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_image: Option<String>,
+    /// Directory holding `<registry>/hosts.toml` files.
+    #[serde(default = "default_certs_d")]
+    pub config_path: AbsPath,
+    /// Registry mirrors keyed by registry host (e.g. "docker.io").
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub registry_mirror: BTreeMap<String, RegistryMirror>,
+}
+
+fn default_certs_d() -> AbsPath {
+    AbsPath("/etc/containerd/certs.d".into())
+}
+
+impl Default for ContainerdSpec {
+    fn default() -> Self {
+        ContainerdSpec {
+            version: ContainerdConfigVersion::default(),
+            systemd_cgroup: true,
+            sandbox_image: None,
+            config_path: default_certs_d(),
+            registry_mirror: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryMirror {
+    pub endpoints: Vec<String>,
+    /// Upstream server; defaults to `https://<registry>` (docker.io: registry-1.docker.io).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(default = "default_capabilities")]
+    pub capabilities: Vec<String>,
+}
+
+fn default_capabilities() -> Vec<String> {
+    vec!["pull".into(), "resolve".into()]
+}
+
+/// containerd config schema version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub enum ContainerdConfigVersion {
+    /// `version = 2`, containerd 1.x (CRI plugin `io.containerd.grpc.v1.cri`).
+    #[default]
+    V2,
+    /// `version = 3`, containerd 2.x (`io.containerd.cri.v1.runtime` / `.images`).
+    V3,
+}
+
+impl TryFrom<u8> for ContainerdConfigVersion {
+    type Error = String;
+    fn try_from(v: u8) -> Result<Self, String> {
+        match v {
+            2 => Ok(Self::V2),
+            3 => Ok(Self::V3),
+            _ => Err(format!(
+                "unsupported containerd config version {v}: expected 2 (containerd 1.x) or 3 (containerd 2.x)"
+            )),
+        }
+    }
+}
+impl From<ContainerdConfigVersion> for u8 {
+    fn from(v: ContainerdConfigVersion) -> u8 {
+        match v {
+            ContainerdConfigVersion::V2 => 2,
+            ContainerdConfigVersion::V3 => 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeletSpec {
+    #[serde(default)]
+    pub cgroup_driver: CgroupDriver,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_dns: Vec<String>,
+    #[serde(default = "default_cluster_domain")]
+    pub cluster_domain: String,
+    #[serde(default = "yes")]
+    pub rotate_certificates: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub eviction_hard: BTreeMap<String, String>,
+    /// Flags written to `KUBELET_EXTRA_ARGS` in `/etc/default/kubelet` as `--key=value`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_args: BTreeMap<String, String>,
+    #[serde(default = "default_client_ca")]
+    pub client_ca_file: AbsPath,
+    #[serde(default = "default_static_pods")]
+    pub static_pod_path: AbsPath,
+}
+
+fn default_cluster_domain() -> String {
+    "cluster.local".into()
+}
+fn default_client_ca() -> AbsPath {
+    AbsPath("/etc/kubernetes/pki/ca.crt".into())
+}
+fn default_static_pods() -> AbsPath {
+    AbsPath("/etc/kubernetes/manifests".into())
+}
+
+impl Default for KubeletSpec {
+    fn default() -> Self {
+        KubeletSpec {
+            cgroup_driver: CgroupDriver::default(),
+            cluster_dns: vec![],
+            cluster_domain: default_cluster_domain(),
+            rotate_certificates: true,
+            eviction_hard: BTreeMap::new(),
+            extra_args: BTreeMap::new(),
+            client_ca_file: default_client_ca(),
+            static_pod_path: default_static_pods(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupDriver {
+    #[default]
+    Systemd,
+    Cgroupfs,
+}
+
+impl CgroupDriver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CgroupDriver::Systemd => "systemd",
+            CgroupDriver::Cgroupfs => "cgroupfs",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrictlSpec {
+    #[serde(default = "default_cri_endpoint")]
+    pub runtime_endpoint: String,
+    /// Defaults to `runtime_endpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u32>,
+}
+
+fn default_cri_endpoint() -> String {
+    "unix:///run/containerd/containerd.sock".into()
+}
+
+impl Default for CrictlSpec {
+    fn default() -> Self {
+        CrictlSpec { runtime_endpoint: default_cri_endpoint(), image_endpoint: None, timeout: None }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageSpec {
+    /// Exact Debian version (e.g. "1.6.20~ds1-1"); `None` = any installed version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `Some(true)` = held (apt-mark hold), `Some(false)` = not held, `None` = leave alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Services restarted (once, after all tasks) when this file changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// Unix permission bits, written as an octal string ("0644") in specs so that
+/// JSON and HCL agree and nobody writes decimal 644 by mistake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Mode(pub u32);
+
+impl TryFrom<String> for Mode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = (3..=4).contains(&s.len()) && s.bytes().all(|b| (b'0'..=b'7').contains(&b));
+        match ok.then(|| u32::from_str_radix(&s, 8)) {
+            Some(Ok(m)) => Ok(Mode(m)),
+            _ => Err(format!("invalid mode {s:?}: expected an octal string like \"0644\"")),
+        }
+    }
+}
+impl From<Mode> for String {
+    fn from(m: Mode) -> String {
+        format!("{:04o}", m.0)
+    }
+}
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+/// An absolute, normalized path on the node (no `..`, no empty components),
+/// so joining it under `--root` can never escape the root.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AbsPath(String);
+
+impl AbsPath {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for AbsPath {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let rest = s.strip_prefix('/').ok_or_else(|| format!("path {s:?} must be absolute"))?;
+        if s != "/" && rest.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            return Err(format!("path {s:?} must be normalized (no '.', '..', '//' or trailing '/')"));
+        }
+        if s.contains('\0') {
+            return Err(format!("path {s:?} contains a NUL byte"));
+        }
+        Ok(AbsPath(s))
+    }
+}
+impl TryFrom<&str> for AbsPath {
+    type Error = String;
+    fn try_from(s: &str) -> Result<Self, String> {
+        AbsPath::try_from(s.to_string())
+    }
+}
+impl From<AbsPath> for String {
+    fn from(p: AbsPath) -> String {
+        p.0
+    }
+}
+impl fmt::Display for AbsPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A sysctl value. Accepts strings, integers and booleans in the spec because
+/// HCL authors naturally write `"net.ipv4.ip_forward" = 1`; stored as the
+/// string the kernel would print.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct SysctlValue(pub String);
+
+impl From<&str> for SysctlValue {
+    fn from(s: &str) -> Self {
+        SysctlValue(s.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for SysctlValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = SysctlValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sysctl value (string or integer)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SysctlValue, E> {
+                if v.contains('\n') {
+                    return Err(E::custom("sysctl value must be a single line"));
+                }
+                Ok(SysctlValue(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<SysctlValue, E> {
+                Ok(SysctlValue(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<SysctlValue, E> {
+                Ok(SysctlValue(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<SysctlValue, E> {
+                Ok(SysctlValue(if v { "1" } else { "0" }.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn mode_parses_octal_and_rejects_garbage() {
+        assert_eq!(Mode::try_from("0644".to_string()).unwrap(), Mode(0o644));
+        assert_eq!(Mode::try_from("755".to_string()).unwrap(), Mode(0o755));
+        for bad in ["", "8", "0648", "rwx", "12345", "-644"] {
+            assert!(Mode::try_from(bad.to_string()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn abs_path_rejects_escapes() {
+        for bad in ["etc/x", "/etc/../x", "/etc//x", "/etc/", "/./x", ""] {
+            assert!(AbsPath::try_from(bad).is_err(), "{bad}");
+        }
+        assert!(AbsPath::try_from("/etc/motd").is_ok());
+    }
+
+    #[test]
+    fn containerd_version_only_2_or_3() {
+        assert!(ContainerdConfigVersion::try_from(1).is_err());
+        assert_eq!(ContainerdConfigVersion::try_from(3).unwrap(), ContainerdConfigVersion::V3);
+    }
+
+    proptest! {
+        #[test]
+        fn mode_string_roundtrip(m in 0u32..0o7777) {
+            let s: String = Mode(m).into();
+            prop_assert_eq!(Mode::try_from(s).unwrap(), Mode(m));
+        }
+
+        #[test]
+        fn abs_path_never_contains_dotdot(s in "[/a-z.]{0,12}") {
+            if let Ok(p) = AbsPath::try_from(s.clone()) {
+                prop_assert!(p.as_str().starts_with('/'));
+                prop_assert!(!p.as_str().split('/').any(|c| c == ".."));
+            }
+        }
+    }
+}
