@@ -344,7 +344,7 @@ fn bring_up(info: &mut LabInfo, opts: &UpOptions, pve_bin: Option<&Path>) -> Res
             sshd: None,
             host_public_key: None,
             data_dir: info.dir.join("nodes").join(&name),
-            private_mounts: node::OVERLAY_DIRS.iter().chain(node::TMPFS_DIRS).map(|s| s.to_string()).collect(),
+            private_mounts: node::OVERLAY_DIRS.iter().chain(node::DATA_DIRS).chain(node::TMPFS_DIRS).map(|s| s.to_string()).collect(),
             name,
         };
         info.nodes.push(node.clone());

@@ -18,7 +18,11 @@ use crate::process::{describe, log_tail, spawn_daemon, wait_until, ProcessRef};
 use crate::state::NodeInfo;
 
 /// Host directories each node gets a private copy-on-write view of.
-pub const OVERLAY_DIRS: &[&str] = &["/etc", "/root", "/home", "/srv", "/var/lib", "/var/log"];
+pub const OVERLAY_DIRS: &[&str] = &["/etc", "/root", "/home", "/var/lib", "/var/log"];
+/// Data directories: a plain, initially empty per-node directory bound over the host's.
+/// Not overlays, because nfs-ganesha's VFS backend needs file handles, which overlayfs
+/// does not give (`name_to_handle_at` fails with EOPNOTSUPP).
+pub const DATA_DIRS: &[&str] = &["/srv"];
 /// Directories each node gets empty.
 pub const TMPFS_DIRS: &[&str] = &["/run", "/tmp"];
 
@@ -39,7 +43,7 @@ pub fn sshd_log(data_dir: &Path) -> PathBuf {
 /// The lab dir must not lie inside a directory the nodes overlay: overlayfs refuses
 /// layers nested in each other, and a node would see its own upper dir.
 pub fn check_lab_dir(dir: &Path) -> Result<()> {
-    for d in OVERLAY_DIRS {
+    for d in OVERLAY_DIRS.iter().chain(DATA_DIRS) {
         if dir.starts_with(d) {
             bail!("lab dir {} is inside {d}, which every node overlays; use a dir elsewhere (e.g. under /tmp or /var/tmp)", dir.display());
         }
@@ -73,6 +77,11 @@ pub fn prepare_files(data_dir: &Path, node: &str, files: &NodeFiles) -> Result<(
         fs::set_permissions(&upper, fs::Permissions::from_mode(lower.mode() & 0o7777))?;
         chown(&upper, Some(lower.uid()), Some(lower.gid()))?;
     }
+    for d in DATA_DIRS {
+        let dir = data_dir.join("data").join(layer_name(d));
+        fs::create_dir_all(&dir)?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+    }
     let etc = upper_dir(data_dir, "/etc");
     write_file(&etc.join("ssh/sshd_config"), files.sshd_config, 0o644)?;
     write_file(&etc.join("hostname"), &format!("{node}\n"), 0o644)?;
@@ -103,6 +112,9 @@ fn boot_script() -> String {
         s.push_str(&format!(
             "mount -t overlay \"strata-$STRATA_NODE\" -o \"lowerdir={d},upperdir=$STRATA_NODE_DATA/upper/{l},workdir=$STRATA_NODE_DATA/work/{l}\" {d}\n"
         ));
+    }
+    for d in DATA_DIRS {
+        s.push_str(&format!("mount --bind \"$STRATA_NODE_DATA/data/{}\" {d}\n", layer_name(d)));
     }
     s.push_str("mount -t tmpfs -o mode=0755 \"strata-$STRATA_NODE\" /run\n");
     s.push_str("mount -t tmpfs -o mode=1777 \"strata-$STRATA_NODE\" /tmp\n");
