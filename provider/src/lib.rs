@@ -2,5 +2,6 @@
 
 pub mod framework;
 pub mod grpc;
+// pub mod node; (enabled once strata-ssh's client API lands)
 pub mod provider;
 pub mod resources;

@@ -1,3 +1,5 @@
 //! Every resource, one module each: schema, model and logic side by side.
 
 pub mod cluster_secrets;
+pub mod connection;
+// pub mod nfs_export; (enabled once strata-ssh's client API lands)

@@ -1,0 +1,141 @@
+//! A node reached over SSH, as node-facing resources use it: run a command, read and
+//! write files. Built from a resource's `connection` block merged with the provider's
+//! `ssh` defaults; connections are pooled per provider process.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use strata_ssh::{Auth, HostKeyPolicy, Pool, Target};
+
+use crate::framework::{AttributePath, Context, Diagnostic, Diagnostics};
+use crate::provider::ProviderData;
+use crate::resources::connection::{BastionModel, ConnectionModel, ProviderSshModel};
+
+/// SSH defaults plus the connection pool, shared by every node-facing resource.
+pub struct SshAccess {
+    pub defaults: ProviderSshModel,
+    pub pool: Arc<Pool>,
+}
+
+impl SshAccess {
+    pub fn new(defaults: ProviderSshModel) -> SshAccess {
+        SshAccess { defaults, pool: Arc::new(Pool::new()) }
+    }
+}
+
+/// What a command did.
+pub struct Exec {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub struct Node {
+    client: strata_ssh::Client,
+    label: String,
+}
+
+/// Single-quotes a word for `sh`.
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn config_error(attr: &str, detail: impl Into<String>) -> Diagnostics {
+    Diagnostic::error("Incomplete SSH connection settings", detail)
+        .at(AttributePath::parse(&format!("connection.{attr}")))
+        .into()
+}
+
+fn auth(private_key: &Option<String>, private_key_file: &Option<String>) -> Option<Auth> {
+    match (private_key, private_key_file) {
+        (Some(k), _) => Some(Auth::key_content(k.clone())),
+        (None, Some(f)) => Some(Auth::key_file(f.clone())),
+        (None, None) => None,
+    }
+}
+
+fn port(p: Option<i64>) -> u16 {
+    p.and_then(|p| u16::try_from(p).ok()).unwrap_or(22)
+}
+
+/// The SSH target a connection block describes, with the provider's defaults filled in.
+pub fn target(conn: &ConnectionModel, defaults: &ProviderSshModel) -> Result<Target, Diagnostics> {
+    let c = conn.with_defaults(defaults);
+    let user = c.user.clone().unwrap_or_else(|| "root".into());
+    let Some(key) = auth(&c.private_key, &c.private_key_file) else {
+        return Err(config_error(
+            "private_key",
+            format!("No SSH key for {}: set connection.private_key or private_key_file, or the provider's ssh block.", c.host),
+        ));
+    };
+    let host_key = if c.insecure_ignore_host_key == Some(true) {
+        HostKeyPolicy::InsecureIgnore
+    } else if let Some(fps) = &c.host_key_fingerprints {
+        HostKeyPolicy::Fingerprints(fps.clone())
+    } else if let Some(kh) = &c.known_hosts {
+        HostKeyPolicy::KnownHosts(kh.clone())
+    } else if let Some(path) = &c.known_hosts_file {
+        let content = std::fs::read_to_string(path).map_err(|e| config_error("known_hosts_file", format!("Cannot read {path}: {e}")))?;
+        HostKeyPolicy::KnownHosts(content)
+    } else {
+        return Err(config_error(
+            "known_hosts",
+            format!(
+                "The host key of {} cannot be verified: set known_hosts, known_hosts_file or host_key_fingerprints \
+                 (or, for a throw-away lab only, insecure_ignore_host_key = true).",
+                c.host
+            ),
+        ));
+    };
+    let mut t = Target::new(c.host.clone(), user.clone(), key.clone(), host_key.clone())
+        .with_port(port(c.port))
+        .with_sudo(c.sudo.unwrap_or(false));
+    if let Some(BastionModel { host, port: bport, user: buser, private_key, private_key_file }) = &c.bastion {
+        let bauth = auth(private_key, private_key_file).unwrap_or(key);
+        t = t.with_bastion(Target::new(host.clone(), buser.clone().unwrap_or(user), bauth, host_key).with_port(port(*bport)));
+    }
+    Ok(t)
+}
+
+impl Node {
+    pub async fn connect(ctx: &Context, conn: &ConnectionModel) -> Result<Node, Diagnostics> {
+        let data = ctx.provider_data::<ProviderData>()?;
+        let t = target(conn, &data.ssh.defaults)?;
+        let label = t.label();
+        Ok(Node { client: data.ssh.pool.client(t), label })
+    }
+
+    pub async fn run(&self, cmd: &str) -> anyhow::Result<Exec> {
+        let out = self.client.exec(cmd, None).await.with_context(|| format!("on {}", self.label))?;
+        Ok(Exec {
+            status: out.exit_status as i32,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// Runs a command that must succeed; the error carries its stderr.
+    pub async fn run_ok(&self, cmd: &str, what: &str) -> anyhow::Result<String> {
+        let out = self.run(cmd).await?;
+        if out.status != 0 {
+            bail!("{what} failed on {} (exit {}): {}", self.label, out.status, out.stderr.trim());
+        }
+        Ok(out.stdout)
+    }
+
+    pub async fn read_file(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        self.client.read_file(path).await.with_context(|| format!("reading {path} on {}", self.label))
+    }
+
+    /// Atomic replace (temp file, fsync, rename), root-owned.
+    pub async fn write_file(&self, path: &str, content: &[u8], mode: u32) -> anyhow::Result<()> {
+        self.client
+            .upload(path, content, mode, Some("root"), Some("root"))
+            .await
+            .with_context(|| format!("writing {path} on {}", self.label))
+    }
+
+    pub async fn remove_file(&self, path: &str) -> anyhow::Result<()> {
+        self.run_ok(&format!("rm -f -- {}", quote(path)), &format!("removing {path}")).await.map(|_| ())
+    }
+}
