@@ -1,8 +1,9 @@
 //! A node reached over SSH, as node-facing resources use it: run a command, read and
-//! write files. Built from a resource's `connection` block merged with the provider's
+//! write files. Built from a resource's `ssh` block merged with the provider's
 //! `ssh` defaults; connections are pooled per provider process.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context as _};
 use strata_ssh::{Auth, HostKeyPolicy, Pool, Target};
@@ -15,11 +16,18 @@ use crate::resources::connection::{BastionModel, ConnectionModel, ProviderSshMod
 pub struct SshAccess {
     pub defaults: ProviderSshModel,
     pub pool: Arc<Pool>,
+    /// One lock per node, for changes that must not interleave on a node (several
+    /// exports of one server are applied in parallel by one `terraform apply`).
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl SshAccess {
     pub fn new(defaults: ProviderSshModel) -> SshAccess {
-        SshAccess { defaults, pool: Arc::new(Pool::new()) }
+        SshAccess { defaults, pool: Arc::new(Pool::new()), locks: Mutex::new(HashMap::new()) }
+    }
+
+    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks.lock().expect("node locks").entry(key.to_string()).or_default().clone()
     }
 }
 
@@ -33,6 +41,7 @@ pub struct Exec {
 pub struct Node {
     client: strata_ssh::Client,
     label: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Single-quotes a word for `sh`.
@@ -42,7 +51,7 @@ pub fn quote(s: &str) -> String {
 
 fn config_error(attr: &str, detail: impl Into<String>) -> Diagnostics {
     Diagnostic::error("Incomplete SSH connection settings", detail)
-        .at(AttributePath::parse(&format!("connection.{attr}")))
+        .at(AttributePath::parse(&format!("ssh.{attr}")))
         .into()
 }
 
@@ -58,14 +67,14 @@ fn port(p: Option<i64>) -> u16 {
     p.and_then(|p| u16::try_from(p).ok()).unwrap_or(22)
 }
 
-/// The SSH target a connection block describes, with the provider's defaults filled in.
+/// The SSH target a resource's `ssh` block describes, with the provider's defaults filled in.
 pub fn target(conn: &ConnectionModel, defaults: &ProviderSshModel) -> Result<Target, Diagnostics> {
     let c = conn.with_defaults(defaults);
     let user = c.user.clone().unwrap_or_else(|| "root".into());
     let Some(key) = auth(&c.private_key, &c.private_key_file) else {
         return Err(config_error(
             "private_key",
-            format!("No SSH key for {}: set connection.private_key or private_key_file, or the provider's ssh block.", c.host),
+            format!("No SSH key for {}: set ssh.private_key or ssh.private_key_file in the resource, or the provider's ssh block.", c.host),
         ));
     };
     let host_key = if c.insecure_ignore_host_key == Some(true) {
@@ -102,7 +111,13 @@ impl Node {
         let data = ctx.provider_data::<ProviderData>()?;
         let t = target(conn, &data.ssh.defaults)?;
         let label = t.label();
-        Ok(Node { client: data.ssh.pool.client(t), label })
+        let lock = data.ssh.lock_for(&format!("{}:{}", t.host, t.port));
+        Ok(Node { client: data.ssh.pool.client(t), label, lock })
+    }
+
+    /// Serialises changes to this node within the provider process.
+    pub async fn exclusive(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.lock.clone().lock_owned().await
     }
 
     pub async fn run(&self, cmd: &str) -> anyhow::Result<Exec> {
@@ -127,8 +142,11 @@ impl Node {
         self.client.read_file(path).await.with_context(|| format!("reading {path} on {}", self.label))
     }
 
-    /// Atomic replace (temp file, fsync, rename), root-owned.
+    /// Atomic replace (temp file, fsync, rename), root-owned; creates missing parents.
     pub async fn write_file(&self, path: &str, content: &[u8], mode: u32) -> anyhow::Result<()> {
+        if let Some((parent, _)) = path.rsplit_once('/').filter(|(p, _)| !p.is_empty()) {
+            self.run_ok(&format!("mkdir -p -- {}", quote(parent)), &format!("creating {parent}")).await?;
+        }
         self.client
             .upload(path, content, mode, Some("root"), Some("root"))
             .await

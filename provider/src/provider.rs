@@ -8,8 +8,12 @@ use serde::Deserialize;
 
 use crate::framework::model::to_model;
 use crate::framework::{AnyDataSource, AnyResource, Block, Diagnostics, ProviderDefinition, Schema, Value};
+use crate::node::SshAccess;
 use crate::resources::cluster_secrets::ClusterSecrets;
 use crate::resources::connection::{self, ProviderSshModel};
+use crate::resources::nfs_export::NfsExport;
+use crate::resources::vm::{provider_config as proxmox, Vm};
+use crate::data_sources::{pve_nodes::PveNodes, vms::Vms};
 
 /// Registry address users put in `required_providers`.
 pub const SOURCE_ADDRESS: &str = "registry.terraform.io/strata-iac/strata";
@@ -25,8 +29,10 @@ struct ProviderConfig {
 
 /// What every resource operation receives once the provider block is configured.
 pub struct ProviderData {
-    /// SSH defaults for node-facing resources.
-    pub ssh_defaults: ProviderSshModel,
+    /// SSH defaults and the connection pool node-facing resources share.
+    pub ssh: SshAccess,
+    /// The Proxmox VE API client; `None` when the provider has no `proxmox` settings.
+    pub proxmox: Option<strata_pve_client::Client>,
 }
 
 #[async_trait]
@@ -40,21 +46,24 @@ impl ProviderDefinition for StrataProvider {
             0,
             Block::new("Strata rebuilds on-premises Kubernetes platforms on Proxmox VE from code.")
                 // ssh: defaults for node-facing resources.
-                .block(connection::provider_block()),
+                .block(connection::provider_block())
+                // proxmox: API access for strata_vm and the Proxmox data sources.
+                .block(proxmox::proxmox_block()),
         )
     }
 
     async fn configure(&self, config: &Value) -> Result<Arc<dyn Any + Send + Sync>, Diagnostics> {
         let cfg: ProviderConfig = if config.is_null() { ProviderConfig::default() } else { to_model(config)? };
         // No network traffic here: plans of unrelated resources must not need any node.
-        Ok(Arc::new(ProviderData { ssh_defaults: cfg.ssh.unwrap_or_default() }))
+        let proxmox = proxmox::configure(config)?;
+        Ok(Arc::new(ProviderData { ssh: SshAccess::new(cfg.ssh.unwrap_or_default()), proxmox }))
     }
 
     fn resources(&self) -> Vec<Arc<dyn AnyResource>> {
-        vec![Arc::new(ClusterSecrets)]
+        vec![Arc::new(ClusterSecrets), Arc::new(NfsExport), Arc::new(Vm)]
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn AnyDataSource>> {
-        vec![]
+        vec![Arc::new(PveNodes), Arc::new(Vms)]
     }
 }

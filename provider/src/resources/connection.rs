@@ -1,4 +1,4 @@
-//! How node-facing resources reach their node over SSH: the per-resource `connection`
+//! How node-facing resources reach their node over SSH: the per-resource `ssh`
 //! block, the provider-level `ssh` defaults, and merging the two.
 
 use serde::{Deserialize, Serialize};
@@ -51,11 +51,13 @@ pub fn provider_block() -> NestedBlock {
     )
 }
 
-/// A resource's `connection { ... }` block. Only `host` is required: the rest falls back
-/// to the provider's `ssh` block.
+/// A resource's `ssh { ... }` block: the node and how to reach it. Only `host` is
+/// required: the rest falls back to the provider's `ssh` block. (Not `connection`:
+/// Terraform reserves that name in resource bodies for provisioners and never passes it
+/// to the provider.)
 pub fn resource_block() -> NestedBlock {
     NestedBlock::single(
-        "connection",
+        "ssh",
         host_keys(credentials(
             Block::new("The node to manage, and how to reach it over SSH.")
                 .attribute(

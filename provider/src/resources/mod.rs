@@ -2,4 +2,5 @@
 
 pub mod cluster_secrets;
 pub mod connection;
-// pub mod nfs_export; (enabled once strata-ssh's client API lands)
+pub mod nfs_export;
+pub mod vm;

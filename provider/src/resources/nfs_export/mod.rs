@@ -38,7 +38,7 @@ pub struct ClientModel {
 #[derive(Serialize, Deserialize, Clone, Default)]
 pub struct NfsExportModel {
     pub id: Option<String>,
-    pub connection: ConnectionModel,
+    pub ssh: ConnectionModel,
     pub name: String,
     pub path: String,
     pub backend: Option<String>,
@@ -110,18 +110,18 @@ impl NfsExport {
     }
 
     fn finish(mut m: NfsExportModel) -> NfsExportModel {
-        m.id = Some(format!("{}:{}", m.connection.host, m.name));
+        m.id = Some(format!("{}:{}", m.ssh.host, m.name));
         let path = match Self::backend(&m) {
             Backend::Kernel => m.path.clone(),
             Backend::Ganesha => m.pseudo_path.clone().unwrap_or_else(|| m.path.clone()),
         };
         m.storage_class_parameters =
-            Some(BTreeMap::from([("server".to_string(), m.connection.host.clone()), ("path".to_string(), path)]));
+            Some(BTreeMap::from([("server".to_string(), m.ssh.host.clone()), ("path".to_string(), path)]));
         m
     }
 
     async fn node(ctx: &Context, m: &NfsExportModel) -> Result<Node, Diagnostics> {
-        Node::connect(ctx, &m.connection).await
+        Node::connect(ctx, &m.ssh).await
     }
 
     async fn ensure_directory(node: &Node, m: &NfsExportModel) -> anyhow::Result<()> {
@@ -138,7 +138,7 @@ impl NfsExport {
             }
             None => {
                 if node.run(&format!("test -d {path}")).await?.status != 0 {
-                    bail!("{} does not exist on {}; create it or set a create_directory block", m.path, m.connection.host);
+                    bail!("{} does not exist on {}; create it or set a create_directory block", m.path, m.ssh.host);
                 }
             }
         }
@@ -148,6 +148,7 @@ impl NfsExport {
     /// Writes the export and activates it; if the server refuses it, the previous file is
     /// put back (and re-activated) and the server's own message is the error.
     async fn install(node: &Node, m: &mut NfsExportModel) -> anyhow::Result<()> {
+        let _exclusive = node.exclusive().await;
         let file = Self::file_path(m);
         let previous = node.read_file(&file).await?;
         if Self::backend(m) == Backend::Ganesha && m.export_id.is_none() {
@@ -199,10 +200,12 @@ elif [ -f {pid} ] && kill -0 "$(cat {pid})" 2>/dev/null; then
   kill -HUP "$(cat {pid})"
   sleep 1
 else
+  # Without systemd nothing else runs rpcbind, which ganesha's NFSv3 side needs.
+  if command -v rpcbind >/dev/null && ! rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then rpcbind -w; fi
   ganesha.nfsd -f {conf} -L {log} -p {pid}
   sleep 1
 fi
-tail -c +$((start + 1)) {log} | grep -E 'CONFIG :(CRIT|MAJ)|Config File|:EXPORT :CRIT' || true
+tail -c +$((start + 1)) {log} | grep -E ':CONFIG :(CRIT|MAJ) |:EXPORT :(CRIT|MAJ) ' || true
 if [ ! -d /run/systemd/system ]; then kill -0 "$(cat {pid})" 2>/dev/null || echo "ganesha.nfsd is not running"; fi
 "#,
             dir = GANESHA_DIR,
@@ -351,7 +354,7 @@ impl Resource for NfsExport {
 
     fn modify_plan(&self, plan: &mut PlanChange) {
         // Known at plan time; nothing about them is decided by the server.
-        let host = plan.planned.attr("connection").and_then(|c| c.attr("host")).cloned();
+        let host = plan.planned.attr("ssh").and_then(|c| c.attr("host")).cloned();
         let name = plan.planned.attr("name").cloned();
         let backend = plan.planned.attr("backend").and_then(Value::as_str).map(str::to_string);
         let path = plan.planned.attr("path").cloned();
@@ -433,6 +436,7 @@ impl Resource for NfsExport {
 
     async fn delete(&self, ctx: &Context, state: NfsExportModel) -> Result<(), Diagnostics> {
         let node = Self::node(ctx, &state).await?;
+        let _exclusive = node.exclusive().await;
         node.remove_file(&Self::file_path(&state)).await?;
         Self::activate(&node, Self::backend(&state)).await?;
         if state.delete_data_on_destroy == Some(true) {

@@ -1,0 +1,184 @@
+//! strata_nfs_export through real Terraform against lab nodes: real sshd, real exportfs,
+//! real nfs-ganesha serving NFSv4 to another node.
+
+use std::path::Path;
+
+use strata_acceptance_tests::provider::provider_dir;
+use strata_acceptance_tests::terraform::Workdir;
+use strata_lab::{LabGuard, PveMode, UpOptions};
+
+fn lab(dir: &Path, nodes: usize) -> LabGuard {
+    let mut opts = UpOptions::new(dir);
+    opts.nodes = nodes;
+    opts.pve = PveMode::Disabled;
+    LabGuard::up(&opts).expect("lab up (needs root; installs Debian packages on first use)")
+}
+
+fn sh(lab: &LabGuard, node: &str, script: &str) -> (i32, String, String) {
+    let out = lab.exec(node, &["sh", "-c", script]).expect("node exec");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Terraform shows a list element change as `~ "a" -> "b"` or as `- "a"` / `+ "b"` lines.
+fn shows_change(plan: &str, from: &str, to: &str) -> bool {
+    plan.contains(&format!("~ \"{from}\" -> \"{to}\""))
+        || (plan.contains(&format!("- \"{from}\",")) && plan.contains(&format!("+ \"{to}\",")))
+}
+
+fn provider_block(lab: &LabGuard) -> String {
+    let ssh = &lab.info().ssh;
+    format!(
+        "terraform {{\n  required_providers {{\n    strata = {{ source = \"strata-iac/strata\" }}\n  }}\n}}\n\
+         provider \"strata\" {{\n  ssh {{\n    private_key_file = \"{}\"\n    known_hosts_file = \"{}\"\n  }}\n}}\n",
+        ssh.private_key_file.display(),
+        ssh.known_hosts_file.display()
+    )
+}
+
+fn export(name: &str, host: &str, backend: &str, extra: &str, options: &str) -> String {
+    format!(
+        "resource \"strata_nfs_export\" \"{name}\" {{\n  ssh {{\n    host = \"{host}\"\n{extra}  }}\n  name    = \"{name}\"\n  \
+         path    = \"/srv/nfs/{name}\"\n  backend = \"{backend}\"\n  create_directory {{\n    mode = \"0777\"\n  }}\n  \
+         clients {{\n    client  = \"10.77.0.0/16\"\n    options = {options}\n  }}\n}}\n"
+    )
+}
+
+#[test]
+fn ganesha_exports_serve_nfs_to_another_node_and_drift_is_detected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 2);
+    let node1 = lab.nodes()[0].address.clone();
+    // nonprod goes through the non-root user with sudo, as a hardened node would require.
+    let sudo = format!("    user = \"{}\"\n    sudo = true\n", lab.info().ssh.sudo_user);
+    let main_tf = format!(
+        "{}{}{}output \"prod\" {{\n  value = strata_nfs_export.k8s-prod.storage_class_parameters\n}}\n",
+        provider_block(&lab),
+        export("k8s-prod", &node1, "ganesha", "", "[\"rw\", \"no_root_squash\"]"),
+        export("k8s-nonprod", &node1, "ganesha", &sudo, "[\"rw\", \"root_squash\"]"),
+    );
+    let wd = Workdir::new(&provider_dir(), &main_tf).unwrap();
+    wd.apply().unwrap();
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 0, "plan after apply must be empty:\n{}{}", plan.stdout, plan.stderr);
+
+    let prod = wd.resource_values("strata_nfs_export.k8s-prod").unwrap();
+    assert_eq!(prod["storage_class_parameters"]["server"], node1.as_str());
+    assert_eq!(prod["storage_class_parameters"]["path"], "/srv/nfs/k8s-prod");
+    assert!(prod["export_id"].as_i64().unwrap() >= 100);
+    let nonprod = wd.resource_values("strata_nfs_export.k8s-nonprod").unwrap();
+    assert_ne!(prod["export_id"], nonprod["export_id"], "each export gets its own Export_Id");
+
+    // Real NFSv4 traffic: node2 lists what node1 serves.
+    sh(&lab, "node1", "echo prod > /srv/nfs/k8s-prod/marker-prod && echo np > /srv/nfs/k8s-nonprod/marker-nonprod");
+    for (name, marker) in [("k8s-prod", "marker-prod"), ("k8s-nonprod", "marker-nonprod")] {
+        let (code, out, err) = sh(&lab, "node2", &format!("timeout 20 nfs-ls 'nfs://{node1}/srv/nfs/{name}?version=4'"));
+        assert_eq!(code, 0, "nfs-ls {name}: {out}{err}");
+        assert!(out.contains(marker), "nfs-ls {name} lists the file: {out}");
+    }
+
+    // A hand edit on the node is drift, and apply puts it back.
+    let file = "/etc/ganesha/strata.d/strata-k8s-prod.conf";
+    sh(&lab, "node1", &format!("sed -i 's/Squash = No_Root_Squash;/Squash = Root_Squash;/' {file}"));
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    assert!(shows_change(&plan.stdout, "root_squash", "no_root_squash"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("1 to change"), "{}", plan.stdout);
+    wd.apply().unwrap();
+    let (_, content, _) = sh(&lab, "node1", &format!("cat {file}"));
+    assert!(content.contains("Squash = No_Root_Squash;"), "{content}");
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0);
+
+    // A removed file means the export is gone: Terraform plans to create it again.
+    sh(&lab, "node1", &format!("rm {file}"));
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 2);
+    assert!(plan.stdout.contains("1 to add"), "{}", plan.stdout);
+    wd.apply().unwrap();
+
+    wd.destroy().unwrap();
+    let (_, files, _) = sh(&lab, "node1", "ls /etc/ganesha/strata.d/; cat /etc/ganesha/strata.d/index.conf");
+    assert!(!files.contains("strata-k8s"), "export files removed: {files}");
+    let (code, _, _) = sh(&lab, "node1", "test -f /srv/nfs/k8s-prod/marker-prod");
+    assert_eq!(code, 0, "data is kept unless delete_data_on_destroy");
+}
+
+#[test]
+fn kernel_exports_and_a_refused_option_leave_the_server_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 1);
+    let node1 = lab.nodes()[0].address.clone();
+    let main_tf = |prod_options: &str| {
+        format!(
+            "{}{}{}",
+            provider_block(&lab),
+            export("k8s-prod", &node1, "kernel", "", prod_options),
+            export("k8s-nonprod", &node1, "kernel", "", "[\"ro\", \"sync\", \"no_subtree_check\"]"),
+        )
+    };
+    let wd = Workdir::new(&provider_dir(), &main_tf("[\"rw\", \"sync\", \"no_root_squash\"]")).unwrap();
+    wd.apply().unwrap();
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0);
+    let (_, before, _) = sh(&lab, "node1", "exportfs -v");
+    assert!(before.contains("/srv/nfs/k8s-prod") && before.contains("/srv/nfs/k8s-nonprod"), "{before}");
+    let prod_line = before.split("/srv/nfs/k8s-prod").nth(1).unwrap().lines().take(2).collect::<String>();
+    assert!(prod_line.contains("rw") && prod_line.contains("no_root_squash"), "{before}");
+
+    // anonuid takes a number: our plan-time check passes the keyword, exportfs refuses the value.
+    wd.write("main.tf", &main_tf("[\"rw\", \"anonuid=nobody\"]")).unwrap();
+    let (_, file_before, _) = sh(&lab, "node1", "cat /etc/exports.d/strata-k8s-prod.exports");
+    let apply = wd.run(&["apply", "-auto-approve"]).unwrap();
+    assert_eq!(apply.code, 1, "{}", apply.stdout);
+    assert!(apply.stderr.contains("bad anonuid"), "the server's own message: {}", apply.stderr);
+    let (_, after, _) = sh(&lab, "node1", "exportfs -v");
+    assert_eq!(after, before, "exports unchanged");
+    let (_, file_after, _) = sh(&lab, "node1", "cat /etc/exports.d/strata-k8s-prod.exports");
+    assert_eq!(file_after, file_before, "previous file restored");
+
+    // An unknown keyword never reaches the server: refused at plan time with its path.
+    wd.write("main.tf", &main_tf("[\"rw\", \"bogus\"]")).unwrap();
+    let plan = wd.run(&["plan"]).unwrap();
+    assert_eq!(plan.code, 1);
+    assert!(plan.stderr.contains("unknown export option \"bogus\""), "{}", plan.stderr);
+
+    // Hand edit of a kernel export file is drift.
+    wd.write("main.tf", &main_tf("[\"rw\", \"sync\", \"no_root_squash\"]")).unwrap();
+    sh(&lab, "node1", "sed -i 's/(rw,sync,no_root_squash)/(ro,sync)/' /etc/exports.d/strata-k8s-prod.exports");
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(shows_change(&plan.stdout, "ro", "rw"), "{}", plan.stdout);
+    wd.apply().unwrap();
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0);
+    wd.destroy().unwrap();
+    let (_, after, _) = sh(&lab, "node1", "exportfs -v; ls /etc/exports.d");
+    assert!(!after.contains("k8s-prod"), "{after}");
+}
+
+#[test]
+fn a_node_whose_host_key_does_not_match_is_refused_before_any_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 2);
+    let (n1, n2) = (&lab.nodes()[0], &lab.nodes()[1]);
+    // known_hosts claims node1's address has node2's key: what an impostor would present.
+    let impostor_key = n2.host_public_key.as_ref().unwrap().split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    let known_hosts = format!("{} {}\n", n1.address, impostor_key);
+    let main_tf = format!(
+        "terraform {{\n  required_providers {{\n    strata = {{ source = \"strata-iac/strata\" }}\n  }}\n}}\n\
+         provider \"strata\" {{\n  ssh {{\n    private_key_file = \"{}\"\n    known_hosts = {:?}\n  }}\n}}\n{}",
+        lab.info().ssh.private_key_file.display(),
+        known_hosts,
+        export("k8s-prod", &n1.address, "kernel", "", "[\"rw\"]"),
+    );
+    let wd = Workdir::new(&provider_dir(), &main_tf).unwrap();
+    let apply = wd.run(&["apply", "-auto-approve"]).unwrap();
+    assert_eq!(apply.code, 1);
+    let err = apply.stderr.replace('\n', " ");
+    assert!(err.contains(&n1.address), "names the host: {err}");
+    assert!(err.contains(n1.host_key_fingerprint.as_deref().unwrap()), "names the presented key: {err}");
+    assert!(err.contains(n2.host_key_fingerprint.as_deref().unwrap()), "names the expected key: {err}");
+    let (code, _, _) = sh(&lab, "node1", "test -e /srv/nfs/k8s-prod || test -e /etc/exports.d/strata-k8s-prod.exports");
+    assert_ne!(code, 0, "nothing ran on the node");
+}

@@ -1,0 +1,387 @@
+//! `strata_vm`: a QEMU VM on Proxmox VE. Split: `schema` (attributes, validators),
+//! `model` (state <-> Proxmox config), `plan` (plan-time checks), this file (CRUD), and
+//! `provider_config` (the provider's `proxmox` block).
+
+pub mod model;
+pub mod plan;
+pub mod provider_config;
+pub mod schema;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use strata_pve_client::vm::{CloneSpec, CreateSpec};
+use strata_pve_client::{Client, Error as PveError};
+
+use crate::framework::{
+    ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, Failure, PlanChange, Resource, Schema, Value,
+};
+use crate::provider::ProviderData;
+use model::{cloudinit_slot, config_change, config_disks, create_params, free_cloudinit_slot, from_pve, needs_reboot, ReadMode, VmModel};
+
+pub struct Vm;
+
+/// How long one `/cluster/resources` listing serves the reads of a refresh.
+const READ_CACHE: Duration = Duration::from_secs(5);
+/// How long a create waits for the guest agent to report addresses.
+const AGENT_WAIT: Duration = Duration::from_secs(120);
+/// Rounds of "that VMID was taken meanwhile, pick another".
+const VMID_ROUNDS: usize = 20;
+
+/// The configured Proxmox client, bound to this operation's cancellation.
+pub fn client(ctx: &Context) -> Result<Client, Diagnostics> {
+    let data = ctx.provider_data::<ProviderData>()?;
+    let c = data.proxmox.as_ref().ok_or_else(|| {
+        Diagnostics::from(Diagnostic::error(
+            "Proxmox is not configured",
+            "Set the provider's proxmox block (endpoint and api_token or username/password) or the STRATA_PVE_* environment variables.",
+        ))
+    })?;
+    Ok(c.with_cancel(ctx.cancel.clone()))
+}
+
+/// Where a Proxmox parameter lives in this resource, for diagnostics.
+fn param_path(param: &str) -> Option<AttributePath> {
+    let p = match param {
+        "memory" => "memory_mb",
+        "name" => "name",
+        "tags" => "tags",
+        "description" => "description",
+        "onboot" => "on_boot",
+        "agent" => "agent_enabled",
+        "cores" => "cpu.cores",
+        "sockets" => "cpu.sockets",
+        "cpu" => "cpu.type",
+        "ciuser" => "cloud_init.user",
+        "sshkeys" => "cloud_init.ssh_public_keys",
+        "ipconfig0" => "cloud_init.ipv4",
+        "nameserver" => "cloud_init.dns_servers",
+        "searchdomain" => "cloud_init.search_domain",
+        "pool" => "pool",
+        "vmid" | "newid" => "vm_id",
+        p if p.starts_with("net") => return p[3..].parse::<usize>().ok().map(|i| AttributePath::root("network_devices").index(i)),
+        p if schema::parse_interface(p).is_some() => "disks",
+        _ => return None,
+    };
+    Some(AttributePath::parse(p))
+}
+
+pub fn pve_diags(what: &str, e: &PveError) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    if let PveError::Params { errors, .. } = e {
+        for (param, msg) in errors {
+            let diag = Diagnostic::error(format!("Proxmox rejected {param} while trying to {what}"), msg.clone());
+            d.push(match param_path(param) {
+                Some(p) => diag.at(p),
+                None => diag,
+            });
+        }
+        return d;
+    }
+    d.push(Diagnostic::error(format!("Failed to {what}"), e.to_string()));
+    d
+}
+
+fn timeout_of(t: Option<&String>, default: &str) -> Duration {
+    t.and_then(|s| schema::parse_duration(s)).or_else(|| schema::parse_duration(default)).unwrap_or(Duration::from_secs(1200))
+}
+
+fn vmid_of(m: &VmModel) -> Result<u32, Diagnostics> {
+    m.vm_id
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or_else(|| Diagnostic::error("State without vm_id", "The stored state of this strata_vm lacks its VMID.").into())
+}
+
+/// Reads one VM. `fresh` skips the shared listing (after this process changed the VM).
+async fn read_one(c: &Client, vmid: u32, prior: Option<&VmModel>, mode: ReadMode, fresh: bool) -> Result<Option<VmModel>, PveError> {
+    let vms = if fresh { Arc::new(c.cluster_vms().await?) } else { c.cluster_vms_cached(READ_CACHE).await? };
+    let Some(vm) = vms.iter().find(|v| v.vmid == vmid) else { return Ok(None) };
+    let Some(cfg) = c.vm_config(&vm.node, vmid).await? else { return Ok(None) };
+    let mut m = from_pve(&cfg, vm, prior, mode);
+    if model::static_ipv4(&cfg).is_none() {
+        // Only DHCP guests with an agent cost a second request.
+        if model::agent_on(&cfg) == Some(true) && vm.running() {
+            if let Some(ips) = c.agent_ipv4(&vm.node, vmid).await? {
+                m.ipv4_addresses = Some(ips);
+            }
+        } else {
+            m.ipv4_addresses = None;
+        }
+        if m.ipv4_addresses.is_none() {
+            m.ipv4_addresses = Some(vec![]);
+        }
+    }
+    Ok(Some(m))
+}
+
+/// Brings the VM's config, disks and cloud-init drive to what `want` says. Returns
+/// whether a changed setting only takes effect after a reboot.
+async fn converge(c: &Client, node: &str, vmid: u32, want: &VmModel, prior: Option<&VmModel>) -> Result<bool, Diagnostics> {
+    let cfg = c.wait_unlocked(node, vmid).await.map_err(|e| pve_diags("read the VM config", &e))?;
+    let mut change = config_change(want, &cfg, prior);
+    let current_disks = config_disks(&cfg);
+
+    if want.cloud_init.is_some() && cloudinit_slot(&cfg).is_none() {
+        let mut taken = cfg.clone();
+        for d in want.disks.iter().flatten() {
+            taken.0.insert(d.interface.clone(), "reserved".into());
+        }
+        let storage = want
+            .disks
+            .iter()
+            .flatten()
+            .next()
+            .map(|d| d.storage.clone())
+            .or_else(|| current_disks.first().map(|(_, d)| d.storage().to_string()))
+            .unwrap_or_else(|| "local-lvm".into());
+        if let Some(slot) = free_cloudinit_slot(&taken) {
+            change.set.push((slot, format!("{storage}:cloudinit")));
+        }
+    }
+    let reboot = change.keys().any(needs_reboot);
+    c.update_config(node, vmid, &change.set, &change.delete).await.map_err(|e| pve_diags("update the VM config", &e))?;
+
+    if let Some(disks) = &want.disks {
+        for (i, d) in disks.iter().enumerate() {
+            let at = AttributePath::root("disks").index(i);
+            let want_size = u64::try_from(d.size_gb).unwrap_or(0);
+            match current_disks.iter().find(|(k, _)| *k == d.interface) {
+                Some((_, cur)) => {
+                    if cur.storage() != d.storage {
+                        return Err(Diagnostic::error(
+                            "Moving disks is not supported",
+                            format!("Disk {} is on storage {:?}, not {:?}.", d.interface, cur.storage(), d.storage),
+                        )
+                        .at(at.attr("storage"))
+                        .into());
+                    }
+                    let have = cur.size_gb().unwrap_or(0);
+                    if have > d.size_gb {
+                        return Err(Diagnostic::error(
+                            "Disks cannot shrink",
+                            format!("Disk {} is {have} GiB, larger than the requested {} GiB.", d.interface, d.size_gb),
+                        )
+                        .at(at.attr("size_gb"))
+                        .into());
+                    }
+                    if have < d.size_gb {
+                        c.resize_disk(node, vmid, &d.interface, want_size).await.map_err(|e| pve_diags("grow a disk", &e))?;
+                    }
+                }
+                None => c.add_disk(node, vmid, &d.interface, &d.storage, want_size).await.map_err(|e| pve_diags("add a disk", &e))?,
+            }
+        }
+        let extra: Vec<String> = current_disks.iter().map(|(k, _)| k.clone()).filter(|k| !disks.iter().any(|d| d.interface == *k)).collect();
+        c.remove_disks(node, vmid, &extra).await.map_err(|e| pve_diags("remove a disk", &e))?;
+    }
+    Ok(reboot)
+}
+
+/// Makes the VM: clone or create, with a collision-free VMID. Returns the VMID.
+async fn make_vm(c: &Client, planned: &VmModel) -> Result<u32, Diagnostics> {
+    let wanted = match planned.vm_id {
+        Some(v) => Some(u32::try_from(v).map_err(|_| Diagnostic::error("Invalid vm_id", "out of range").at(AttributePath::root("vm_id")))?),
+        None => None,
+    };
+    for _ in 0..VMID_ROUNDS {
+        let lease = match wanted {
+            Some(id) => c.reserve_vmid(id),
+            None => c.allocate_vmid().await.map_err(|e| pve_diags("allocate a VMID", &e))?,
+        };
+        let id = lease.id;
+        let result = match &planned.clone {
+            Some(src) => {
+                // One target storage for a full clone when all configured disks agree.
+                let storages: Vec<&str> = planned.disks.iter().flatten().map(|d| d.storage.as_str()).collect();
+                let storage = storages.first().filter(|s| storages.iter().all(|x| x == *s)).map(|s| s.to_string());
+                let spec = CloneSpec {
+                    node: planned.node.clone(),
+                    source_vmid: u32::try_from(src.source_vm_id).unwrap_or(0),
+                    newid: id,
+                    name: planned.name.clone(),
+                    full: src.full.unwrap_or(true),
+                    storage,
+                    pool: planned.pool.clone(),
+                    description: planned.description.clone(),
+                };
+                c.clone_vm(&spec).await
+            }
+            None => c.create_vm(&CreateSpec { node: planned.node.clone(), vmid: id, params: create_params(planned) }).await,
+        };
+        match result {
+            Ok(()) => {
+                lease.keep();
+                return Ok(id);
+            }
+            Err(e) if e.is_already_exists() && wanted.is_none() => {
+                tracing::debug!(vmid = id, "VMID taken meanwhile; allocating another");
+                lease.keep();
+            }
+            Err(e) => {
+                let mut d = pve_diags(if planned.clone.is_some() { "clone the VM" } else { "create the VM" }, &e);
+                if e.is_already_exists() {
+                    d = Diagnostic::error("VMID already in use", format!("VM {id} already exists; choose another vm_id or leave it unset."))
+                        .at(AttributePath::root("vm_id"))
+                        .into();
+                }
+                return Err(d);
+            }
+        }
+    }
+    Err(Diagnostic::error("No free VMID", "Every VMID tried was taken by someone else meanwhile.").into())
+}
+
+async fn create_inner(c: &Client, planned: &VmModel, made: &Mutex<Option<u32>>) -> Result<VmModel, Diagnostics> {
+    let vmid = make_vm(c, planned).await?;
+    *made.lock().unwrap_or_else(|p| p.into_inner()) = Some(vmid);
+    let node = planned.node.as_str();
+    converge(c, node, vmid, planned, None).await?;
+    if planned.started != Some(false) {
+        c.start_vm(node, vmid).await.map_err(|e| pve_diags("start the VM", &e))?;
+    }
+    let mut prior = planned.clone();
+    prior.vm_id = Some(vmid as i64);
+    let mut m = read_one(c, vmid, Some(&prior), ReadMode::Refresh, true)
+        .await
+        .map_err(|e| pve_diags("read the new VM", &e))?
+        .ok_or_else(|| Diagnostics::from(Diagnostic::error("VM vanished", format!("VM {vmid} disappeared right after it was created."))))?;
+    // A booting guest's agent answers late: wait (bounded) for its first address.
+    let wants_agent_ip = m.ipv4_addresses.as_ref().is_some_and(|v| v.is_empty()) && m.agent_enabled == Some(true) && m.started == Some(true);
+    if wants_agent_ip {
+        let deadline = tokio::time::Instant::now() + AGENT_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(ips) = c.agent_ipv4(node, vmid).await.map_err(|e| pve_diags("ask the guest agent", &e))? {
+                if !ips.is_empty() {
+                    m.ipv4_addresses = Some(ips);
+                    break;
+                }
+            }
+            c.sleep(Duration::from_secs(2)).await.map_err(|e| pve_diags("wait for the guest agent", &e))?;
+        }
+    }
+    Ok(m)
+}
+
+/// What state to record for a VM that exists although its create failed, so
+/// Terraform taints it instead of forgetting it.
+fn partial(planned: &VmModel, vmid: u32) -> VmModel {
+    let mut m = planned.clone();
+    m.vm_id = Some(vmid as i64);
+    m.id = Some(format!("{}/{vmid}", planned.node));
+    m
+}
+
+#[async_trait]
+impl Resource for Vm {
+    type Model = VmModel;
+
+    fn name(&self) -> &'static str {
+        "vm"
+    }
+
+    fn schema(&self) -> Schema {
+        schema::schema()
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        plan::validate(config, diags);
+    }
+
+    fn modify_plan(&self, plan: &mut PlanChange) {
+        plan::modify_plan(plan);
+    }
+
+    async fn create(&self, ctx: &Context, planned: VmModel) -> ApplyResult<VmModel> {
+        let c = client(ctx)?;
+        let limit = timeout_of(planned.timeouts.as_ref().and_then(|t| t.create.as_ref()), schema::DEFAULT_CREATE_TIMEOUT);
+        let made = Mutex::new(None);
+        let result = match tokio::time::timeout(limit, create_inner(&c, &planned, &made)).await {
+            Ok(r) => r,
+            Err(_) => Err(Diagnostic::error("Timed out creating the VM", format!("Not done after {limit:?} (timeouts.create).")).into()),
+        };
+        match result {
+            Ok(m) => Ok(m),
+            Err(d) => match *made.lock().unwrap_or_else(|p| p.into_inner()) {
+                Some(vmid) => Err(Failure::with_state(partial(&planned, vmid), d)),
+                None => Err(d.into()),
+            },
+        }
+    }
+
+    async fn read(&self, ctx: &Context, state: VmModel) -> Result<Option<VmModel>, Diagnostics> {
+        let c = client(ctx)?;
+        let vmid = vmid_of(&state)?;
+        read_one(&c, vmid, Some(&state), ReadMode::Refresh, false).await.map_err(|e| pve_diags("read the VM", &e))
+    }
+
+    async fn update(&self, ctx: &Context, prior: VmModel, planned: VmModel) -> ApplyResult<VmModel> {
+        let c = client(ctx)?;
+        let vmid = vmid_of(&prior)?;
+        let node = prior.node.clone();
+        let limit = timeout_of(planned.timeouts.as_ref().and_then(|t| t.update.as_ref()), schema::DEFAULT_UPDATE_TIMEOUT);
+        let work = async {
+            let reboot = converge(&c, &node, vmid, &planned, Some(&prior)).await?;
+            let running = c
+                .cluster_vms()
+                .await
+                .map_err(|e| pve_diags("read the VM status", &e))?
+                .iter()
+                .find(|v| v.vmid == vmid)
+                .map(|v| v.running())
+                .unwrap_or(false);
+            match (planned.started, running) {
+                // A start boots with the new settings already.
+                (Some(true), false) => c.start_vm(&node, vmid).await.map_err(|e| pve_diags("start the VM", &e))?,
+                (Some(false), true) => c.stop_vm(&node, vmid).await.map_err(|e| pve_diags("stop the VM", &e))?,
+                (_, true) if reboot && planned.reboot_after_update != Some(false) => {
+                    c.reboot_vm(&node, vmid).await.map_err(|e| pve_diags("reboot the VM", &e))?
+                }
+                _ => {}
+            }
+            let mut m = read_one(&c, vmid, Some(&planned), ReadMode::Refresh, true)
+                .await
+                .map_err(|e| pve_diags("read the VM", &e))?
+                .ok_or_else(|| Diagnostics::from(Diagnostic::error("VM vanished", format!("VM {vmid} disappeared during the update."))))?;
+            // Addresses the plan promised stay as planned (an agent may answer late).
+            if planned.ipv4_addresses.is_some() {
+                m.ipv4_addresses = planned.ipv4_addresses.clone();
+            }
+            Ok::<VmModel, Diagnostics>(m)
+        };
+        match tokio::time::timeout(limit, work).await {
+            Ok(Ok(m)) => Ok(m),
+            Ok(Err(d)) => Err(Failure::with_state(prior, d)),
+            Err(_) => Err(Failure::with_state(
+                prior,
+                Diagnostic::error("Timed out updating the VM", format!("Not done after {limit:?} (timeouts.update).")),
+            )),
+        }
+    }
+
+    async fn delete(&self, ctx: &Context, state: VmModel) -> Result<(), Diagnostics> {
+        let c = client(ctx)?;
+        let vmid = vmid_of(&state)?;
+        let limit = timeout_of(state.timeouts.as_ref().and_then(|t| t.delete.as_ref()), schema::DEFAULT_DELETE_TIMEOUT);
+        match tokio::time::timeout(limit, c.destroy_vm(&state.node, vmid)).await {
+            Ok(r) => r.map_err(|e| pve_diags("destroy the VM", &e)),
+            Err(_) => Err(Diagnostic::error("Timed out destroying the VM", format!("Not done after {limit:?} (timeouts.delete).")).into()),
+        }
+    }
+
+    async fn import(&self, ctx: &Context, id: &str) -> Result<VmModel, Diagnostics> {
+        let bad = || Diagnostics::from(Diagnostic::error("Invalid import ID", format!("Expected NODE/VMID, e.g. pve1/123; got {id:?}.")));
+        let (node, vmid) = id.split_once('/').ok_or_else(bad)?;
+        let vmid: u32 = vmid.parse().map_err(|_| bad())?;
+        let c = client(ctx)?;
+        let m = read_one(&c, vmid, None, ReadMode::Import, true).await.map_err(|e| pve_diags("read the VM", &e))?;
+        match m {
+            Some(m) if m.node == node => Ok(m),
+            Some(m) => Err(Diagnostic::error("VM is on another node", format!("VM {vmid} is on node {:?}, not {node:?}.", m.node)).into()),
+            None => Err(Diagnostic::error("No such VM", format!("There is no VM {vmid} in the cluster.")).into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

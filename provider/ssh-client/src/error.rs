@@ -1,0 +1,79 @@
+//! Error type. Every variant names the host; none carries key material.
+
+/// Errors from this crate. `host` is the target label (`user@host:port`,
+/// plus any bastion).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid SSH configuration for {host}: {reason}")]
+    Config { host: String, reason: String },
+
+    #[error("cannot load the SSH private key for {host}: {reason}")]
+    Key { host: String, reason: String },
+
+    #[error("cannot connect to {host}: {reason}")]
+    Connect { host: String, reason: String },
+
+    #[error("timed out after {seconds}s connecting to {host}")]
+    ConnectTimeout { host: String, seconds: u64 },
+
+    #[error(
+        "host key verification failed for {host}: the server presented {presented} but the expected host key is {}; \
+         refusing to connect (possible man-in-the-middle, or the host was rebuilt: update known_hosts/fingerprints)",
+        expected.join(" or ")
+    )]
+    HostKeyMismatch { host: String, expected: Vec<String>, presented: String },
+
+    #[error(
+        "host key verification failed for {host}: host is unknown (no matching known_hosts entry{}); \
+         the server presented {presented}",
+        if *unparsed_lines > 0 { format!("; {unparsed_lines} known_hosts line(s) could not be parsed") } else { String::new() }
+    )]
+    UnknownHost { host: String, presented: String, unparsed_lines: usize },
+
+    #[error("host key verification failed for {host}: the presented host key {presented} is marked @revoked")]
+    HostKeyRevoked { host: String, presented: String },
+
+    #[error("authentication as {user} failed for {host}: the server did not accept public key {key_fingerprint}")]
+    AuthFailed { host: String, user: String, key_fingerprint: String },
+
+    #[error("SSH error with {host}: {reason}")]
+    Ssh { host: String, reason: String },
+
+    #[error("connection to {host} was lost before the command finished")]
+    Disconnected { host: String },
+
+    #[error("command on {host} timed out after {seconds}s (the remote process was sent SIGKILL)")]
+    Timeout { host: String, seconds: u64 },
+
+    #[error("command on {host} was cancelled (the remote process was sent SIGKILL)")]
+    Cancelled { host: String },
+
+    #[error("{operation} on {host} failed with exit status {exit_status}: {stderr}")]
+    Remote { host: String, operation: String, exit_status: u32, stderr: String },
+
+    /// Raised inside russh's handler before a host label is attached;
+    /// converted to `Ssh` at the crate boundary.
+    #[error("SSH transport error: {0}")]
+    Transport(#[from] russh::Error),
+}
+
+impl Error {
+    /// Attaches the host label to bare transport errors.
+    pub(crate) fn at(self, host: &str) -> Error {
+        match self {
+            Error::Transport(e) => Error::Ssh { host: host.to_string(), reason: e.to_string() },
+            other => other,
+        }
+    }
+
+    pub(crate) fn ssh(host: &str, e: impl std::fmt::Display) -> Error {
+        Error::Ssh { host: host.to_string(), reason: e.to_string() }
+    }
+
+    /// True for the host-key-verification family of failures.
+    pub fn is_host_key_error(&self) -> bool {
+        matches!(self, Error::HostKeyMismatch { .. } | Error::UnknownHost { .. } | Error::HostKeyRevoked { .. })
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

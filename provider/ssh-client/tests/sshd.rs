@@ -1,0 +1,403 @@
+//! Integration tests against real OpenSSH servers on loopback.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use strata_ssh::{Auth, CancellationToken, Client, Error, HostKeyPolicy, Pool};
+
+fn tmp() -> tempfile::TempDir {
+    let d = tempfile::Builder::new().prefix("strata-ssh-test-").tempdir().unwrap();
+    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_returns_status_stdout_stderr_and_takes_stdin() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let sshd = Sshd::start(SshdOptions::default(), &[&key]);
+    let client = Client::new(sshd.target("root", &key));
+
+    let out = client.exec("printf out; printf err >&2; exit 3", None).await.unwrap();
+    assert_eq!(out.exit_status, 3);
+    assert_eq!(out.stdout, b"out");
+    assert_eq!(out.stderr, b"err");
+    assert!(!out.success());
+
+    let out = client.exec("tr a-z A-Z", Some(b"hello stdin")).await.unwrap();
+    assert_eq!((out.exit_status, out.stdout_lossy().as_str()), (0, "HELLO STDIN"));
+
+    // A command that ignores stdin must not hang or fail because of it.
+    let out = client.exec("true", Some(&vec![b'x'; 4 << 20])).await.unwrap();
+    assert_eq!(out.exit_status, 0);
+
+    let err = client.exec_checked("echo boom >&2; exit 7", None).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("root@127.0.0.1:{}", sshd.port)) && msg.contains("exit status 7") && msg.contains("boom"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ed25519_ecdsa_and_rsa_client_keys_authenticate() {
+    let keys = tmp();
+    let ed = keygen(keys.path(), "ed", "ed25519", "");
+    let ec = keygen(keys.path(), "ec", "ecdsa", "");
+    let rsa = keygen(keys.path(), "rsa", "rsa", "");
+    let sshd = Sshd::start(SshdOptions::default(), &[&ed, &ec, &rsa]);
+    for key in [&ed, &ec, &rsa] {
+        let out = Client::new(sshd.target("root", key)).exec("id -un", None).await.unwrap();
+        assert_eq!(out.stdout_lossy().trim(), "root");
+    }
+    // The server must have checked each key (and RSA with a SHA-2 signature).
+    let log = sshd.log_text();
+    for (fp, alg) in [(&ed.fingerprint, "ED25519"), (&ec.fingerprint, "ECDSA"), (&rsa.fingerprint, "RSA")] {
+        assert!(log.lines().any(|l| l.contains("Accepted publickey") && l.contains(fp.as_str()) && l.contains(alg)), "{alg} login missing:\n{log}");
+    }
+    assert!(!log.contains("ssh-rsa,"), "SHA-1 RSA signature used:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_from_file_with_passphrase() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "enc", "ed25519", "s3cret-pass");
+    let sshd = Sshd::start(SshdOptions::default(), &[&key]);
+    let mut target = sshd.target("root", &key);
+
+    target.auth = Auth::key_file(&key.private_path).with_passphrase("s3cret-pass");
+    let out = Client::new(target.clone()).exec("echo ok", None).await.unwrap();
+    assert_eq!(out.stdout_lossy(), "ok\n");
+
+    target.auth = Auth::key_file(&key.private_path).with_passphrase("wrong-pass");
+    let err = Client::new(target.clone()).exec("echo ok", None).await.unwrap_err();
+    let msg = format!("{err} {err:?}");
+    assert!(matches!(err, Error::Key { .. }), "{msg}");
+    assert!(msg.contains(&format!("127.0.0.1:{}", sshd.port)) && !msg.contains("wrong-pass"), "{msg}");
+
+    target.auth = Auth::key_file(&key.private_path);
+    let err = Client::new(target).exec("echo ok", None).await.unwrap_err();
+    assert!(err.to_string().contains("passphrase"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthorized_key_is_refused_naming_host_and_user() {
+    let keys = tmp();
+    let good = keygen(keys.path(), "good", "ed25519", "");
+    let other = keygen(keys.path(), "other", "ed25519", "");
+    let sshd = Sshd::start(SshdOptions::default(), &[&good]);
+    let err = Client::new(sshd.target("root", &other)).exec("true", None).await.unwrap_err();
+    assert!(matches!(err, Error::AuthFailed { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("root@127.0.0.1:{}", sshd.port)) && msg.contains(&other.fingerprint), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_key_accepted_via_hashed_known_hosts_and_pinned_fingerprint() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    // An ECDSA host key also exercises a non-default host key algorithm.
+    let sshd = Sshd::start(SshdOptions { host_key_type: "ecdsa", ..Default::default() }, &[&key]);
+
+    let kh = keys.path().join("known_hosts");
+    fs::write(&kh, format!("other.example {}\n{}", key.public, sshd.known_hosts_line())).unwrap();
+    let hashed = Command::new("ssh-keygen").arg("-H").arg("-f").arg(&kh).output().unwrap();
+    assert!(hashed.status.success());
+    let content = fs::read_to_string(&kh).unwrap();
+    assert!(content.lines().all(|l| l.starts_with("|1|")), "{content}");
+
+    let mut target = sshd.target("root", &key);
+    target.host_key = HostKeyPolicy::KnownHosts(content);
+    assert_eq!(Client::new(target.clone()).exec("echo hashed", None).await.unwrap().stdout, b"hashed\n");
+
+    target.host_key = HostKeyPolicy::Fingerprints(vec![key.fingerprint.clone(), sshd.host_key.fingerprint.clone()]);
+    assert_eq!(Client::new(target).exec("echo pinned", None).await.unwrap().stdout, b"pinned\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_host_key_is_refused_before_any_command_runs() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let impostor = keygen(keys.path(), "impostor", "ed25519", "");
+    let sshd = Sshd::start(SshdOptions::default(), &[&key]);
+    let marker = keys.path().join("marker");
+    let cmd = format!("touch {}", marker.display());
+    let label = format!("root@127.0.0.1:{}", sshd.port);
+
+    let policies = [
+        HostKeyPolicy::KnownHosts(format!("[127.0.0.1]:{} {}\n", sshd.port, impostor.public)),
+        HostKeyPolicy::Fingerprints(vec![impostor.fingerprint.clone()]),
+    ];
+    for policy in policies {
+        let mut target = sshd.target("root", &key);
+        target.host_key = policy;
+        let err = Client::new(target).exec(&cmd, None).await.unwrap_err();
+        assert!(matches!(err, Error::HostKeyMismatch { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains(&label), "host missing: {msg}");
+        assert!(msg.contains(&impostor.fingerprint), "expected fingerprint missing: {msg}");
+        assert!(msg.contains(&sshd.host_key.fingerprint), "presented fingerprint missing: {msg}");
+    }
+    assert!(!marker.exists(), "command ran despite host key mismatch");
+    assert_eq!(sshd.accepted_logins(), 0, "authentication happened:\n{}", sshd.log_text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_host_is_refused_and_insecure_opt_in_connects() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let sshd = Sshd::start(SshdOptions::default(), &[&key]);
+    let mut target = sshd.target("root", &key);
+
+    // Same key but filed under port 22: OpenSSH would not match it either.
+    target.host_key = HostKeyPolicy::KnownHosts(format!("127.0.0.1 {}\n", sshd.host_key.public));
+    let err = Client::new(target.clone()).exec("true", None).await.unwrap_err();
+    assert!(matches!(err, Error::UnknownHost { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("root@127.0.0.1:{}", sshd.port)) && msg.contains(&sshd.host_key.fingerprint), "{msg}");
+
+    target.host_key = HostKeyPolicy::KnownHosts(String::new());
+    assert!(matches!(Client::new(target.clone()).exec("true", None).await, Err(Error::UnknownHost { .. })));
+    assert_eq!(sshd.accepted_logins(), 0);
+
+    target.host_key = HostKeyPolicy::InsecureIgnore;
+    assert_eq!(Client::new(target).exec("echo in", None).await.unwrap().stdout, b"in\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sudo_user_uploads_root_owned_file_with_mode_and_owner() {
+    ensure_test_user();
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let sshd = Sshd::start(SshdOptions::default(), &[&key]);
+    let root_dir = tmp(); // root-owned 0755: the test user cannot write here
+    let path = root_dir.path().join("etc conf's.d").join("app.conf");
+    fs::create_dir(path.parent().unwrap()).unwrap();
+    let path_s = path.to_str().unwrap();
+    let (_, test_gid) = uid_gid_of(TEST_USER);
+
+    let plain = Client::new(sshd.target(TEST_USER, &key));
+    assert_eq!(plain.exec("id -un", None).await.unwrap().stdout_lossy().trim(), TEST_USER);
+    let err = plain.upload(path_s, b"nope", 0o644, None, None).await.unwrap_err();
+    assert!(matches!(err, Error::Remote { .. }), "{err}");
+    assert!(err.to_string().contains(TEST_USER), "{err}");
+    assert!(!path.exists());
+
+    let sudo = Client::new(sshd.target(TEST_USER, &key).with_sudo(true));
+    let out = sudo.exec(r#"id -un; printf '%s|' "a b" 'c'"'"'d' "$HOME""#, None).await.unwrap();
+    assert_eq!(out.stdout_lossy(), "root\na b|c'd|/root|", "stderr: {}", out.stderr_lossy());
+
+    sudo.upload(path_s, b"key = \"value\"\n", 0o640, Some("root"), Some(TEST_USER)).await.unwrap();
+    let meta = fs::metadata(&path).unwrap();
+    assert_eq!(fs::read(&path).unwrap(), b"key = \"value\"\n");
+    assert_eq!(meta.mode() & 0o7777, 0o640);
+    assert_eq!((meta.uid(), meta.gid()), (0, test_gid));
+    assert_eq!(sudo.read_file(path_s).await.unwrap().as_deref(), Some(&b"key = \"value\"\n"[..]));
+    let entries: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(entries, vec!["app.conf"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_replaces_atomically_and_cleans_up_on_failure() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let sshd = Sshd::start(SshdOptions::default(), &[&key]);
+    let client = Client::new(sshd.target("root", &key));
+    let dir = tmp();
+    let path = dir.path().join("data.bin");
+    let path_s = path.to_str().unwrap();
+    fs::write(&path, b"old content").unwrap();
+    let old_inode = fs::metadata(&path).unwrap().ino();
+    let mut reader = fs::File::open(&path).unwrap();
+
+    let new: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
+    client.upload(path_s, &new, 0o600, None, None).await.unwrap();
+
+    // Rename semantics: the already-open reader still sees the complete old file.
+    let mut seen = Vec::new();
+    reader.read_to_end(&mut seen).unwrap();
+    assert_eq!(seen, b"old content");
+    assert_ne!(fs::metadata(&path).unwrap().ino(), old_inode, "file was rewritten in place");
+    assert_eq!(fs::read(&path).unwrap(), new);
+    assert_eq!(fs::metadata(&path).unwrap().mode() & 0o7777, 0o600);
+    assert_eq!(client.read_file(path_s).await.unwrap(), Some(new.clone()));
+
+    // A failing chown must leave the old file intact and no temp file behind.
+    let err = client.upload(path_s, b"partial", 0o644, Some("no-such-user-xyz"), None).await.unwrap_err();
+    assert!(err.to_string().contains(&format!("upload of {path_s}")), "{err}");
+    assert_eq!(fs::read(&path).unwrap(), new);
+    let entries: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(entries, vec!["data.bin"], "temp file left behind");
+
+    assert!(matches!(client.upload("relative/path", b"", 0o644, None, None).await, Err(Error::Config { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_file_of_missing_file_is_none() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let sshd = Sshd::start(SshdOptions::default(), &[&key]);
+    let client = Client::new(sshd.target("root", &key));
+    let dir = tmp();
+    let missing = dir.path().join("missing file");
+    assert_eq!(client.read_file(missing.to_str().unwrap()).await.unwrap(), None);
+    let empty = dir.path().join("empty");
+    fs::write(&empty, b"").unwrap();
+    assert_eq!(client.read_file(empty.to_str().unwrap()).await.unwrap(), Some(vec![]));
+    // An unreadable path is an error, not "absent".
+    let err = client.read_file(dir.path().to_str().unwrap()).await.unwrap_err();
+    assert!(matches!(err, Error::Remote { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_reuses_one_connection_for_sequential_and_concurrent_execs() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let sshd = Sshd::start(SshdOptions::default(), &[&key]);
+    let pool = Pool::new();
+    let a = pool.client(sshd.target("root", &key));
+    for i in 0..3 {
+        assert_eq!(a.exec(&format!("echo {i}"), None).await.unwrap().stdout_lossy(), format!("{i}\n"));
+    }
+    // More concurrent callers than channels per connection: they queue.
+    let b = pool.client(sshd.target("root", &key));
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let c = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { c.exec(&format!("sleep 0.2; echo {i}"), None).await })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap().unwrap().stdout_lossy(), format!("{i}\n"));
+    }
+    assert_eq!(sshd.accepted_logins(), 1, "{}", sshd.log_text());
+
+    // A separate pool really opens a separate connection (the count works).
+    Pool::new().client(sshd.target("root", &key)).exec("true", None).await.unwrap();
+    assert_eq!(sshd.accepted_logins(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_reconnects_after_server_restart() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let mut sshd = Sshd::start(SshdOptions::default(), &[&key]);
+    let client = Pool::new().client(sshd.target("root", &key));
+    assert_eq!(client.exec("echo before", None).await.unwrap().stdout, b"before\n");
+    assert_eq!(sshd.accepted_logins(), 1);
+
+    sshd.restart(); // kills the live session too
+    assert_eq!(sshd.accepted_logins(), 0);
+    assert_eq!(client.exec("echo after", None).await.unwrap().stdout, b"after\n");
+    assert_eq!(sshd.accepted_logins(), 1);
+    client.exec("true", None).await.unwrap();
+    assert_eq!(sshd.accepted_logins(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_and_cancellation_kill_the_remote_command() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let sshd = Sshd::start(SshdOptions::default(), &[&key]);
+    let client = Client::new(sshd.target("root", &key));
+    let label = format!("root@127.0.0.1:{}", sshd.port);
+
+    let err = client.exec_timeout("exec sleep 3001", None, Duration::from_millis(500)).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }) && err.to_string().contains(&label), "{err}");
+
+    let token = CancellationToken::new();
+    let canceller = {
+        let token = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            token.cancel();
+        })
+    };
+    let err = client.exec_cancellable("exec sleep 3002", None, &token).await.unwrap_err();
+    canceller.await.unwrap();
+    assert!(matches!(err, Error::Cancelled { .. }) && err.to_string().contains(&label), "{err}");
+
+    // The remote sleeps are gone (bounded wait) and the connection still works.
+    let mut left = String::new();
+    for _ in 0..100 {
+        left = client.exec("ps -eo args | grep '^sleep 300[12]' || true", None).await.unwrap().stdout_lossy();
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, "", "remote commands survived");
+    assert_eq!(sshd.accepted_logins(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bastion_tunnels_to_target_and_verifies_both_host_keys() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let bastion = Sshd::start(SshdOptions { log_level: "DEBUG1", ..Default::default() }, &[&key]);
+    let target_sshd = Sshd::start(SshdOptions { listen: "127.0.0.2", ..Default::default() }, &[&key]);
+    let target = target_sshd.target("root", &key).with_bastion(bastion.target("root", &key));
+
+    let pool = Pool::new();
+    let client = pool.client(target.clone());
+    let out = client.exec("echo $SSH_CONNECTION", None).await.unwrap();
+    let conn = out.stdout_lossy();
+    let fields: Vec<&str> = conn.split_whitespace().collect();
+    assert_eq!(fields.len(), 4, "{conn}");
+    assert_eq!((fields[2], fields[3]), ("127.0.0.2", target_sshd.port.to_string().as_str()));
+
+    // The target's peer socket belongs to the bastion's sshd, not to us.
+    let ss = Command::new("ss").args(["-Htnp", "state", "established"]).output().expect("ss (iproute2) is needed");
+    let ss = String::from_utf8_lossy(&ss.stdout);
+    let peer = format!("{}:{}", fields[0], fields[1]);
+    let target_addr = format!("127.0.0.2:{}", target_sshd.port);
+    let line = ss
+        .lines()
+        .find(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.len() >= 4 && cols[2] == peer && cols[3] == target_addr
+        })
+        .unwrap_or_else(|| panic!("no socket {peer} -> {target_addr} in:\n{ss}"));
+    let owner: u32 = line.split("pid=").nth(1).and_then(|s| s.split(',').next()).and_then(|s| s.parse().ok()).unwrap();
+    assert!(descends_from(owner, bastion.pid()), "tunnel socket owned by pid {owner}, not the bastion sshd");
+    assert_ne!(owner, std::process::id());
+    assert!(bastion.log_text().contains(&format!("target 127.0.0.2 port {}", target_sshd.port)), "{}", bastion.log_text());
+    assert_eq!((bastion.accepted_logins(), target_sshd.accepted_logins()), (1, 1));
+
+    // Reuse covers both hops.
+    client.exec("true", None).await.unwrap();
+    assert_eq!((bastion.accepted_logins(), target_sshd.accepted_logins()), (1, 1));
+
+    // Wrong bastion host key: refused at the first hop, naming the bastion.
+    let impostor = keygen(keys.path(), "impostor", "ed25519", "");
+    let mut bad = target.clone();
+    bad.bastion.as_mut().unwrap().host_key = HostKeyPolicy::Fingerprints(vec![impostor.fingerprint.clone()]);
+    let err = Pool::new().client(bad).exec("true", None).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::HostKeyMismatch { .. }), "{err:?}");
+    assert!(msg.contains(&format!("root@127.0.0.1:{} ", bastion.port)) && msg.contains(&bastion.host_key.fingerprint), "{msg}");
+    assert_eq!((bastion.accepted_logins(), target_sshd.accepted_logins()), (1, 1));
+
+    // Wrong target host key: bastion login succeeds, target refused, naming the target.
+    let mut bad = target.clone();
+    bad.host_key = HostKeyPolicy::KnownHosts(format!("[127.0.0.2]:{} {}\n", target_sshd.port, impostor.public));
+    let err = Pool::new().client(bad).exec("true", None).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::HostKeyMismatch { .. }), "{err:?}");
+    assert!(msg.contains(&format!("root@127.0.0.2:{}", target_sshd.port)) && msg.contains(&target_sshd.host_key.fingerprint) && msg.contains(&impostor.fingerprint), "{msg}");
+    assert_eq!((bastion.accepted_logins(), target_sshd.accepted_logins()), (2, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_refused_names_the_host() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let target = strata_ssh::Target::new("127.0.0.1", "root", Auth::key_content(key.private.clone()), HostKeyPolicy::InsecureIgnore).with_port(port);
+    let err = Client::new(target).exec("true", None).await.unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(err.to_string().contains(&format!("root@127.0.0.1:{port}")), "{err}");
+}
