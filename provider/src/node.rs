@@ -121,7 +121,12 @@ impl Node {
     }
 
     pub async fn run(&self, cmd: &str) -> anyhow::Result<Exec> {
-        let out = self.client.exec(cmd, None).await.with_context(|| format!("on {}", self.label))?;
+        self.run_input(cmd, None).await
+    }
+
+    /// Runs a command with `input` on its stdin.
+    pub async fn run_input(&self, cmd: &str, input: Option<&[u8]>) -> anyhow::Result<Exec> {
+        let out = self.client.exec(cmd, input).await.with_context(|| format!("on {}", self.label))?;
         Ok(Exec {
             status: out.exit_status as i32,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -3,4 +3,5 @@
 pub mod cluster_secrets;
 pub mod connection;
 pub mod nfs_export;
+pub mod node_config;
 pub mod vm;

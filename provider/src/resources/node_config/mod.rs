@@ -1,0 +1,230 @@
+//! `strata_node_config`: a node's system configuration, applied by `strata-agent`.
+
+mod model;
+mod schema;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use anyhow::{anyhow, bail};
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use strata_agent::report::Status;
+use strata_agent::Report;
+
+use crate::framework::model::to_model;
+use crate::framework::{
+    ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, Failure, PlanChange, Resource, Schema, Value,
+};
+use crate::node::{quote, Node};
+pub use model::NodeConfigModel;
+
+pub struct NodeConfig;
+
+/// Where the agent lives on a node: per-node state, not the distribution's /usr.
+const AGENT_PATH: &str = "/var/lib/strata/strata-agent";
+
+struct LocalAgent {
+    bytes: Vec<u8>,
+    sha256: String,
+}
+
+/// The agent build this provider ships: `$STRATA_AGENT_BINARY`, else `strata-agent`
+/// beside the provider's own executable. Read and hashed once per provider process.
+fn local_agent() -> Result<&'static LocalAgent, String> {
+    static AGENT: OnceLock<Result<LocalAgent, String>> = OnceLock::new();
+    AGENT
+        .get_or_init(|| {
+            let path = match std::env::var_os("STRATA_AGENT_BINARY") {
+                Some(p) => PathBuf::from(p),
+                None => std::env::current_exe()
+                    .map_err(|e| e.to_string())?
+                    .parent()
+                    .map(|d| d.join("strata-agent"))
+                    .ok_or("provider executable has no directory")?,
+            };
+            let bytes = std::fs::read(&path).map_err(|e| {
+                format!("cannot read the strata-agent binary at {} ({e}); set STRATA_AGENT_BINARY", path.display())
+            })?;
+            let sha256 = hex::encode(Sha256::digest(&bytes));
+            Ok(LocalAgent { bytes, sha256 })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn agent_error(e: String) -> Diagnostics {
+    Diagnostic::error("strata-agent binary not found", e).into()
+}
+
+impl NodeConfig {
+    async fn remote_sha(node: &Node) -> anyhow::Result<Option<String>> {
+        let out = node.run(&format!("sha256sum {AGENT_PATH} 2>/dev/null || true")).await?;
+        Ok(out.stdout.split_whitespace().next().map(str::to_string))
+    }
+
+    async fn root_exists(node: &Node, m: &NodeConfigModel) -> anyhow::Result<bool> {
+        match &m.root {
+            Some(root) => Ok(node.run(&format!("test -d {}", quote(root))).await?.status == 0),
+            None => Ok(true),
+        }
+    }
+
+    /// Uploads the agent unless the node already has this exact build.
+    async fn ensure_agent(node: &Node) -> anyhow::Result<String> {
+        let local = local_agent().map_err(|e| anyhow!(e))?;
+        if Self::remote_sha(node).await?.as_deref() != Some(local.sha256.as_str()) {
+            node.write_file(AGENT_PATH, &local.bytes, 0o755).await?;
+        }
+        Ok(local.sha256.clone())
+    }
+
+    /// Runs `strata-agent MODE - --json` with the spec on stdin.
+    async fn run_agent(node: &Node, mode: &str, m: &NodeConfigModel) -> anyhow::Result<Report> {
+        let spec = serde_json::to_vec(&m.spec_json())?;
+        let root = m.root.as_deref().map(|r| format!(" --root {}", quote(r))).unwrap_or_default();
+        let out = node.run_input(&format!("{AGENT_PATH} {mode} - --json{root}"), Some(&spec)).await?;
+        let report: Report = match serde_json::from_str(&out.stdout) {
+            Ok(r) => r,
+            Err(_) => {
+                // A spec or usage error is `{"error": ...}`; anything else is shown raw.
+                let parsed: Option<serde_json::Value> = serde_json::from_str(&out.stdout).ok();
+                let msg = parsed
+                    .as_ref()
+                    .and_then(|j| j["error"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| format!("{}{}", out.stdout.trim(), out.stderr.trim()));
+                bail!("strata-agent {mode} failed (exit {}): {msg}", out.status);
+            }
+        };
+        if report.failed {
+            let failures: Vec<String> = report
+                .tasks
+                .iter()
+                .filter(|t| t.status == Status::Failed)
+                .map(|t| format!("{}: {}", t.name, t.error.as_deref().unwrap_or("failed")))
+                .collect();
+            bail!("strata-agent {mode} failed on the node: {}", failures.join("; "));
+        }
+        Ok(report)
+    }
+
+    fn changes(report: &Report) -> Vec<String> {
+        report
+            .tasks
+            .iter()
+            .filter(|t| t.status == Status::Changed)
+            .flat_map(|t| {
+                if t.changes.is_empty() {
+                    vec![t.name.clone()]
+                } else {
+                    t.changes.iter().map(|c| format!("{}: {}", t.name, c.what)).collect()
+                }
+            })
+            .collect()
+    }
+
+    async fn converge(ctx: &Context, planned: NodeConfigModel) -> ApplyResult<NodeConfigModel> {
+        let node = Node::connect(ctx, &planned.ssh).await?;
+        let _exclusive = node.exclusive().await;
+        let sha = Self::ensure_agent(&node).await?;
+        if let Some(root) = &planned.root {
+            node.run_ok(&format!("mkdir -p -- {}", quote(root)), "creating the root directory").await?;
+        }
+        let mut m = planned;
+        m.id = Some(m.ssh.host.clone());
+        m.agent_sha256 = Some(sha);
+        match Self::run_agent(&node, "apply", &m).await {
+            Ok(report) => {
+                m.changed_tasks = Some(report.tasks.iter().filter(|t| t.status == Status::Changed).map(|t| t.name.clone()).collect());
+                m.drift = Some(Vec::new());
+                Ok(m)
+            }
+            Err(e) => {
+                // Some tasks may have run: record the object so Terraform keeps track of
+                // it (tainted); the agent finishes the job, handlers included, next time.
+                m.changed_tasks = Some(Vec::new());
+                m.drift = Some(vec!["the last apply failed".into()]);
+                Err(Failure::with_state(m, Diagnostics::from(e)))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Resource for NodeConfig {
+    type Model = NodeConfigModel;
+
+    fn name(&self) -> &'static str {
+        "node_config"
+    }
+
+    fn schema(&self) -> Schema {
+        schema::schema()
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        // The agent's own parser checks the spec: one definition of what is valid.
+        if !config.is_fully_known() {
+            return;
+        }
+        let Ok(m) = to_model::<NodeConfigModel>(config) else { return };
+        let spec = m.spec_json().to_string();
+        if let Err(e) = strata_agent::parse_spec(&spec, strata_agent::Format::Json) {
+            let key = e.key.clone().unwrap_or_default();
+            let top = key.split('.').next().unwrap_or_default();
+            let mut d = Diagnostic::error("Invalid node configuration", format!("{key}: {}", e.message));
+            if !top.is_empty() {
+                d = d.at(AttributePath::root(top));
+            }
+            diags.push(d);
+        }
+    }
+
+    fn modify_plan(&self, plan: &mut PlanChange) {
+        if let Some(host) = plan.planned.attr("ssh").and_then(|s| s.attr("host")).cloned() {
+            *plan.planned.attr_mut("id").expect("id attribute") = host;
+        }
+        // A new agent build is a change to roll out.
+        if let Ok(local) = local_agent() {
+            *plan.planned.attr_mut("agent_sha256").expect("agent_sha256 attribute") = Value::string(local.sha256.clone());
+        }
+        // Apply converges: whatever drift the refresh found is planned away.
+        *plan.planned.attr_mut("drift").expect("drift attribute") = Value::List(Vec::new());
+        if plan.is_create() || !plan.prior.semantically_equal(&plan.planned) {
+            plan.set_unknown("changed_tasks");
+        }
+    }
+
+    async fn create(&self, ctx: &Context, planned: NodeConfigModel) -> ApplyResult<NodeConfigModel> {
+        Self::converge(ctx, planned).await
+    }
+
+    async fn read(&self, ctx: &Context, state: NodeConfigModel) -> Result<Option<NodeConfigModel>, Diagnostics> {
+        let local = local_agent().map_err(agent_error)?;
+        let node = Node::connect(ctx, &state.ssh).await?;
+        let mut m = state;
+        let remote = NodeConfig::remote_sha(&node).await?;
+        m.agent_sha256 = remote.clone();
+        // Only this provider's own build is trusted to read the spec it writes.
+        m.drift = Some(match remote {
+            None => vec!["strata-agent is not installed on the node".into()],
+            Some(sha) if sha != local.sha256 => vec!["the node has another strata-agent build".into()],
+            Some(_) if !NodeConfig::root_exists(&node, &m).await? => vec!["the root directory is missing".into()],
+            Some(_) => NodeConfig::changes(&NodeConfig::run_agent(&node, "check", &m).await?),
+        });
+        Ok(Some(m))
+    }
+
+    async fn update(&self, ctx: &Context, _prior: NodeConfigModel, planned: NodeConfigModel) -> ApplyResult<NodeConfigModel> {
+        Self::converge(ctx, planned).await
+    }
+
+    async fn delete(&self, _ctx: &Context, _state: NodeConfigModel) -> Result<(), Diagnostics> {
+        // Unconfiguring a live node (its kubelet, its runtime) would break it; destroying
+        // this resource only stops managing it.
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

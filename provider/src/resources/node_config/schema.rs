@@ -1,0 +1,104 @@
+//! The schema of `strata_node_config`: the agent's node spec as typed Terraform blocks.
+//! Defaults are the agent's (left unset here), so there is one definition of them.
+
+use crate::framework::{Attribute, Block, NestedBlock, Schema, Type, Validator};
+use crate::resources::connection;
+
+fn list_of(name: &str, description: &str, block: Block) -> NestedBlock {
+    NestedBlock::list(name, Block { description: description.to_string(), ..block })
+}
+
+pub fn schema() -> Schema {
+    let containerd = Block::new("containerd's config.toml (`version = 2` for containerd 1.x, `3` for 2.x) and registry mirrors.")
+        .attribute(Attribute::optional("version", Type::Number).validate(Validator::IntBetween(2, 3)).description("Config schema: 2 for containerd 1.x, 3 for containerd 2.x."))
+        .attribute(Attribute::optional("systemd_cgroup", Type::Bool).description("`SystemdCgroup` for runc (the kubelet's cgroup driver must match)."))
+        .attribute(Attribute::optional("sandbox_image", Type::String).description("Pause image, e.g. `registry.k8s.io/pause:3.9`."))
+        .attribute(Attribute::optional("config_path", Type::String).description("Registry hosts directory (`certs.d`)."))
+        .block(list_of(
+            "registry_mirror",
+            "A registry's mirrors, written as `certs.d/<registry>/hosts.toml`.",
+            Block::new("")
+                .attribute(Attribute::required("registry", Type::String).description("Registry host, e.g. `docker.io`."))
+                .attribute(Attribute::required("endpoints", Type::list(Type::String)).description("Mirror URLs, tried in order."))
+                .attribute(Attribute::optional("server", Type::String).description("Upstream server URL."))
+                .attribute(Attribute::optional("capabilities", Type::list(Type::String)).description("e.g. `[\"pull\", \"resolve\"]`.")),
+        ));
+    let kubelet = Block::new("KubeletConfiguration (`/var/lib/kubelet/config.yaml`) and `/etc/default/kubelet`.")
+        .attribute(Attribute::optional("cgroup_driver", Type::String).validate(Validator::OneOf(vec!["systemd", "cgroupfs"])).description("`systemd` or `cgroupfs`."))
+        .attribute(Attribute::optional("cluster_dns", Type::list(Type::String)).description("Cluster DNS service addresses."))
+        .attribute(Attribute::optional("cluster_domain", Type::String).description("Cluster domain, e.g. `cluster.local`."))
+        .attribute(Attribute::optional("rotate_certificates", Type::Bool).description("Rotate the kubelet client certificate."))
+        .attribute(Attribute::optional("eviction_hard", Type::map(Type::String)).description("Hard eviction thresholds, e.g. `{\"memory.available\" = \"200Mi\"}`."))
+        .attribute(Attribute::optional("extra_args", Type::map(Type::String)).description("KUBELET_EXTRA_ARGS flags without `--`, e.g. `{\"node-ip\" = \"10.0.0.5\"}`."))
+        .attribute(Attribute::optional("client_ca_file", Type::String).description("CA for client certificate authentication."))
+        .attribute(Attribute::optional("static_pod_path", Type::String).description("Static pod manifests directory."));
+    let crictl = Block::new("`/etc/crictl.yaml`.")
+        .attribute(Attribute::required("runtime_endpoint", Type::String).description("e.g. `unix:///run/containerd/containerd.sock`."))
+        .attribute(Attribute::optional("image_endpoint", Type::String).description("Image service endpoint (default: the runtime's)."))
+        .attribute(Attribute::optional("timeout", Type::Number).validate(Validator::IntBetween(1, 3600)).description("Seconds."));
+
+    let block = Block::new(
+        "The system configuration of a Kubernetes node (containerd, kubelet, crictl, sysctl, kernel modules, swap, \
+         packages, services, files), applied by `strata-agent` over SSH the way Ansible would, idempotently and in \
+         milliseconds. The provider uploads the agent when it is missing or of another build. Every refresh runs \
+         the agent's `check`: what would change shows in `drift`, and the next apply restores it (restarting only \
+         the services whose configuration changed).",
+    )
+    .attribute(Attribute::computed("id", Type::String).description("The node's host."))
+    .attribute(
+        Attribute::optional("root", Type::String)
+            .requires_replace()
+            .validate(Validator::Matches("/[A-Za-z0-9._/-]*", "an absolute path"))
+            .description("Apply under this directory instead of `/` (image building, tests). Kernel and systemd state are then the agent's simulated system inside that directory."),
+    )
+    .attribute(Attribute::optional("sysctl", Type::map(Type::String)).description("Kernel parameters: drop-in file plus live value."))
+    .attribute(Attribute::optional("kernel_modules", Type::list(Type::String)).description("Modules to load now and at boot."))
+    .attribute(Attribute::optional("swap_off", Type::Bool).description("Turn swap off now, in /etc/fstab and swap units."))
+    .attribute(Attribute::computed("agent_sha256", Type::String).description("Checksum of the agent build on the node."))
+    .attribute(
+        Attribute::computed("drift", Type::list(Type::String))
+            .description("What the agent's `check` found different on the node at the last refresh; empty when in sync."),
+    )
+    .attribute(Attribute::computed("changed_tasks", Type::list(Type::String)).description("Tasks the last apply changed (handlers included)."))
+    .block(connection::resource_block())
+    .block(NestedBlock::single("containerd", containerd))
+    .block(NestedBlock::single("kubelet", kubelet))
+    .block(NestedBlock::single("crictl", crictl))
+    .block(list_of(
+        "package",
+        "A Debian package present at a version, optionally held.",
+        Block::new("")
+            .attribute(Attribute::required("name", Type::String).description("Package name."))
+            .attribute(Attribute::optional("version", Type::String).description("Exact version (default: any)."))
+            .attribute(Attribute::optional("hold", Type::Bool).description("`apt-mark hold` it.")),
+    ))
+    .block(list_of(
+        "service",
+        "A systemd service's desired state.",
+        Block::new("")
+            .attribute(Attribute::required("name", Type::String).description("Unit name."))
+            .attribute(Attribute::optional("enabled", Type::Bool).description("Enabled at boot."))
+            .attribute(Attribute::optional("running", Type::Bool).description("Running now.")),
+    ))
+    .block(list_of(
+        "file",
+        "A file with this content, mode and owner (written atomically).",
+        Block::new("")
+            .attribute(Attribute::required("path", Type::String).description("Absolute path."))
+            .attribute(Attribute::required("content", Type::String).description("Content."))
+            .attribute(Attribute::optional("mode", Type::String).validate(Validator::Matches("0?[0-7]{3,4}", "an octal mode like 0644")).description("Mode, e.g. `0644`."))
+            .attribute(Attribute::optional("owner", Type::String).description("Owner."))
+            .attribute(Attribute::optional("group", Type::String).description("Group."))
+            .attribute(Attribute::optional("notify", Type::list(Type::String)).description("Services to restart when the file changes.")),
+    ))
+    .block(list_of(
+        "directory",
+        "A directory with this mode and owner.",
+        Block::new("")
+            .attribute(Attribute::required("path", Type::String).description("Absolute path."))
+            .attribute(Attribute::optional("mode", Type::String).validate(Validator::Matches("0?[0-7]{3,4}", "an octal mode like 0755")).description("Mode."))
+            .attribute(Attribute::optional("owner", Type::String).description("Owner."))
+            .attribute(Attribute::optional("group", Type::String).description("Group.")),
+    ));
+    Schema::new(0, block)
+}

@@ -1,0 +1,83 @@
+use super::*;
+use crate::framework::json::{decode, Extra};
+use crate::framework::AnyResource;
+
+fn config(j: serde_json::Value) -> Value {
+    decode(&j, &Resource::schema(&NodeConfig).value_type(), Extra::Reject).unwrap()
+}
+
+fn k8s_node() -> serde_json::Value {
+    serde_json::json!({
+        "ssh": {"host": "10.0.0.5"},
+        "containerd": {
+            "version": 2, "systemd_cgroup": true, "sandbox_image": "registry.k8s.io/pause:3.9",
+            "config_path": "/etc/containerd/certs.d",
+            "registry_mirror": [{"registry": "docker.io", "endpoints": ["https://mirror.example:5000"]}]
+        },
+        "kubelet": {
+            "cgroup_driver": "systemd", "cluster_dns": ["10.96.0.10"], "cluster_domain": "cluster.local",
+            "rotate_certificates": true,
+            "eviction_hard": {"memory.available": "200Mi", "nodefs.available": "10%"},
+            "extra_args": {"node-ip": "10.0.0.5"}
+        },
+        "crictl": {"runtime_endpoint": "unix:///run/containerd/containerd.sock"},
+        "sysctl": {"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "1", "net.bridge.bridge-nf-call-ip6tables": "1"},
+        "kernel_modules": ["overlay", "br_netfilter"],
+        "swap_off": true,
+        "package": [{"name": "containerd", "version": "1.6.20~ds1-1", "hold": true}],
+        "service": [{"name": "containerd", "enabled": true, "running": true}, {"name": "kubelet", "enabled": true}],
+        "file": [{"path": "/etc/motd", "content": "Managed by Strata.\n", "mode": "0644", "owner": "root", "group": "root"}],
+        "directory": [{"path": "/etc/kubernetes/manifests", "mode": "0755"}]
+    })
+}
+
+#[test]
+fn terraform_blocks_become_the_agents_spec() {
+    let m: NodeConfigModel = to_model(&config(k8s_node())).unwrap();
+    let ours = strata_agent::parse_spec(&m.spec_json().to_string(), strata_agent::Format::Json).unwrap();
+    // The agent's own example of the same node.
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../agent/examples/k8s-node.json")).unwrap();
+    let theirs = strata_agent::parse_spec(&example, strata_agent::Format::Json).unwrap();
+    assert_eq!(serde_json::to_value(&ours).unwrap(), serde_json::to_value(&theirs).unwrap());
+}
+
+#[test]
+fn the_agents_parser_validates_at_plan_time() {
+    let mut j = k8s_node();
+    j["file"][0]["path"] = "relative/motd".into();
+    let d = AnyResource::validate(&NodeConfig, &config(j));
+    assert_eq!(d.0.len(), 1, "{d}");
+    assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "file");
+    let mut j = k8s_node();
+    j["kubelet"]["cgroup_driver"] = "sometimes".into();
+    let d = AnyResource::validate(&NodeConfig, &config(j));
+    assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "kubelet.cgroup_driver");
+    assert!(AnyResource::validate(&NodeConfig, &config(k8s_node())).is_empty());
+}
+
+#[test]
+fn refreshed_drift_plans_an_update_and_a_converged_node_plans_nothing() {
+    // Any file serves as "the agent build" for planning: only its checksum is used.
+    std::env::set_var("STRATA_AGENT_BINARY", std::env::current_exe().unwrap());
+    let c = config(k8s_node());
+    let created = AnyResource::plan(&NodeConfig, &Value::Null, &c, &c);
+    assert_eq!(created.planned.attr("id"), Some(&Value::string("10.0.0.5")));
+    assert_eq!(created.planned.attr("changed_tasks"), Some(&Value::Unknown));
+    assert_eq!(created.planned.attr("drift"), Some(&Value::List(vec![])));
+    let sha = created.planned.attr("agent_sha256").cloned().unwrap();
+    assert!(matches!(&sha, Value::String(s) if s.len() == 64));
+
+    // After apply: drift empty, tasks known.
+    let mut state = created.planned.clone();
+    *state.attr_mut("changed_tasks").unwrap() = Value::List(vec!["containerd config".into()]);
+    let p = AnyResource::plan(&NodeConfig, &state, &state, &c);
+    assert!(p.planned.semantically_equal(&state), "nothing to do");
+
+    // A refresh that found drift plans it away.
+    let mut drifted = state.clone();
+    *drifted.attr_mut("drift").unwrap() = Value::List(vec!["containerd config: update /etc/containerd/config.toml".into()]);
+    let p = AnyResource::plan(&NodeConfig, &drifted, &drifted, &c);
+    assert_eq!(p.planned.attr("drift"), Some(&Value::List(vec![])));
+    assert_eq!(p.planned.attr("changed_tasks"), Some(&Value::Unknown));
+    assert!(p.requires_replace.is_empty());
+}
