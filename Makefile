@@ -6,7 +6,7 @@ export STRATA_CACHE
 TERRAFORM := $(STRATA_CACHE)/bin/terraform
 export STRATA_TERRAFORM := $(TERRAFORM)
 
-.PHONY: all build deps terraform test test-unit test-acceptance demo bench docs clean-lab
+.PHONY: all build deps terraform test demo bench docs
 
 all: build
 
@@ -30,3 +30,7 @@ demo: deps terraform
 
 bench: deps terraform
 	bash scripts/benchmarks.sh
+
+# Reference pages from the provider's schemas (a test fails when they are stale).
+docs:
+	$(CARGO) run -q -p terraform-provider-strata --bin strata-docs -- docs

@@ -86,7 +86,7 @@ def main():
 
     ratio = plans["strata"] / plans["terraform_data"]
     print("## Provider (issue: foundation)\n")
-    print(f"Median of {RUNS} runs each, debug build, on this machine ({os.cpu_count()} cores).\n")
+    print(f"Median of {RUNS} runs each, on this machine ({os.cpu_count()} cores).\n")
     print("| measure | value |")
     print("| --- | --- |")
     print(f"| start to handshake line (AutoMTLS on) | {hs:.1f} ms |")

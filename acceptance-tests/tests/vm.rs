@@ -211,6 +211,7 @@ fn ten_clones_in_parallel_then_in_place_updates_shrink_refusal_and_destroy() {
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("Disks cannot shrink") && r.stderr.contains("disks[0].size_gb"), "{}", r.stderr);
 
+    wd.write("main.tf", &format!("{}\n{next}", sim.provider_block())).unwrap();
     must(wd.run(&["destroy", "-auto-approve", "-input=false"]).unwrap(), "destroy");
     let left: Vec<u32> = sim.vms().iter().map(|v| v.vmid).collect();
     assert_eq!(left, vec![TEMPLATE], "destroy must leave only the template");
@@ -439,4 +440,47 @@ output "template" { value = data.strata_vms.templates.vms[0].vm_id }
     assert_eq!(out["template"]["value"], json!(TEMPLATE));
     assert!(sim.handle.request_log().iter().any(|r| r.path.ends_with("/access/ticket") && r.status == 200));
     let _ = &sim.dir;
+}
+
+#[test]
+fn a_create_that_fails_midway_is_tainted_then_replaced_not_orphaned() {
+    let sim = Sim::start(|_| {});
+    sim.seed_template();
+    let good = r#"
+resource "strata_vm" "x" {
+  node = "pve1"
+  name = "half"
+  clone {
+    source_vm_id = 9000
+  }
+  disks = [
+    { interface = "scsi0", storage = "local-lvm", size_gb = 2 },
+    { interface = "scsi1", storage = "STORAGE", size_gb = 1 },
+  ]
+  network_devices {
+    bridge = "vmbr0"
+  }
+}
+"#;
+    // The clone succeeds; adding the second disk fails (no such storage).
+    let wd = sim.workdir(&good.replace("STORAGE", "nosuch"));
+    let r = wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("nosuch"), "{}", r.stderr);
+    let first = state_vmids(&wd)["strata_vm.x"];
+    let state = wd.show().unwrap();
+    let res = &state["values"]["root_module"]["resources"][0];
+    assert_eq!(res["tainted"], json!(true), "{res}");
+    let uuid_before = vm_config(&sim, first as u32).get("smbios1").unwrap().to_string();
+
+    wd.write("main.tf", &format!("{}\n{}", sim.provider_block(), good.replace("STORAGE", "local-lvm"))).unwrap();
+    let r = must(wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap(), "apply after fix");
+    assert!(r.stdout.contains("1 added, 0 changed, 1 destroyed"), "{}", r.stdout);
+    let now: Vec<u32> = sim.vms().iter().map(|v| v.vmid).filter(|v| *v != TEMPLATE).collect();
+    assert_eq!(now.len(), 1);
+    // Same VMID is possible (it became free), but it is a new VM with both disks.
+    let cfg = vm_config(&sim, now[0]);
+    assert_ne!(cfg.get("smbios1").unwrap(), uuid_before, "the tainted VM was replaced");
+    assert!(cfg.get("scsi1").unwrap().starts_with("local-lvm:"), "{cfg:?}");
+    assert_plan_empty(&wd);
 }

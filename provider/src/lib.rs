@@ -1,6 +1,7 @@
 //! terraform-provider-strata: the provider as a library, so tests and tools can drive it.
 
 pub mod data_sources;
+pub mod docs;
 pub mod framework;
 pub mod grpc;
 pub mod node;

@@ -12,6 +12,7 @@ use crate::node::SshAccess;
 use crate::resources::cluster_secrets::ClusterSecrets;
 use crate::resources::connection::{self, ProviderSshModel};
 use crate::resources::nfs_export::NfsExport;
+use crate::resources::node_config::NodeConfig;
 use crate::resources::vm::{provider_config as proxmox, Vm};
 use crate::data_sources::{pve_nodes::PveNodes, vms::Vms};
 
@@ -60,7 +61,7 @@ impl ProviderDefinition for StrataProvider {
     }
 
     fn resources(&self) -> Vec<Arc<dyn AnyResource>> {
-        vec![Arc::new(ClusterSecrets), Arc::new(NfsExport), Arc::new(Vm)]
+        vec![Arc::new(ClusterSecrets), Arc::new(NfsExport), Arc::new(NodeConfig), Arc::new(Vm)]
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn AnyDataSource>> {

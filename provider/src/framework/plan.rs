@@ -48,13 +48,14 @@ impl PlanChange {
 
 /// Plans from Terraform's proposed new state (config merged with prior state for
 /// computed attributes the config leaves null):
-/// - computed attributes with no value (on create, or in new nested elements) become
-///   their default or unknown;
+/// - a computed attribute left null gets its default, else becomes unknown, but only
+///   where there is no prior object (a create, or a new nested element): on an update a
+///   null prior value is what the remote side has, and stays null;
 /// - computed values Terraform carried over from the prior state are kept, so an
 ///   unrelated change does not show them as "known after apply";
 /// - changed attributes marked `requires_replace` are reported.
 pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) -> PlanChange {
-    let planned = if proposed.is_null() { Value::Null } else { fill_computed(&schema.block, proposed) };
+    let planned = if proposed.is_null() { Value::Null } else { fill_computed(&schema.block, proposed, prior) };
     let mut requires_replace = Vec::new();
     if !prior.is_null() && !planned.is_null() {
         replace_paths(&schema.block, prior, &planned, &AttributePath::default(), &mut requires_replace);
@@ -68,8 +69,9 @@ pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) ->
     }
 }
 
-fn fill_computed(block: &Block, proposed: &Value) -> Value {
+fn fill_computed(block: &Block, proposed: &Value, prior: &Value) -> Value {
     let Value::Object(attrs) = proposed else { return proposed.clone() };
+    let existed = matches!(prior, Value::Object(_));
     let mut out: BTreeMap<String, Value> = attrs.clone();
     for a in &block.attributes {
         if !a.mode.is_computed() {
@@ -77,18 +79,48 @@ fn fill_computed(block: &Block, proposed: &Value) -> Value {
         }
         let v = out.entry(a.name.clone()).or_insert(Value::Null);
         if v.is_null() {
-            *v = a.default.clone().unwrap_or(Value::Unknown);
+            *v = match (&a.default, existed) {
+                (Some(d), _) => d.clone(),
+                (None, true) => Value::Null,
+                (None, false) => Value::Unknown,
+            };
         }
     }
     for b in &block.blocks {
         let Some(v) = out.get_mut(&b.name) else { continue };
+        let before = prior.attr(&b.name).unwrap_or(&Value::Null);
         *v = match (b.nesting, &*v) {
-            (Nesting::Single, inner) if !inner.is_null() && !inner.is_unknown() => fill_computed(&b.block, inner),
-            (Nesting::List, Value::List(items)) => Value::List(items.iter().map(|i| fill_computed(&b.block, i)).collect()),
-            (Nesting::Set, Value::Set(items)) => Value::Set(items.iter().map(|i| fill_computed(&b.block, i)).collect()),
-            (Nesting::Map, Value::Map(items)) => {
-                Value::Map(items.iter().map(|(k, i)| (k.clone(), fill_computed(&b.block, i))).collect())
+            (Nesting::Single, inner) if !inner.is_null() && !inner.is_unknown() => fill_computed(&b.block, inner, before),
+            // Terraform matches list elements with the prior ones by position.
+            (Nesting::List, Value::List(items)) => Value::List(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let p = match before {
+                            Value::List(ps) => ps.get(i).unwrap_or(&Value::Null),
+                            _ => &Value::Null,
+                        };
+                        fill_computed(&b.block, item, p)
+                    })
+                    .collect(),
+            ),
+            // Set elements have no identity across plans: treat each as new.
+            (Nesting::Set, Value::Set(items)) => {
+                Value::Set(items.iter().map(|i| fill_computed(&b.block, i, &Value::Null)).collect())
             }
+            (Nesting::Map, Value::Map(items)) => Value::Map(
+                items
+                    .iter()
+                    .map(|(k, i)| {
+                        let p = before.attr(k).or_else(|| match before {
+                            Value::Map(m) => m.get(k),
+                            _ => None,
+                        });
+                        (k.clone(), fill_computed(&b.block, i, p.unwrap_or(&Value::Null)))
+                    })
+                    .collect(),
+            ),
             (_, other) => other.clone(),
         };
     }
@@ -179,6 +211,25 @@ mod tests {
         assert_eq!(p.requires_replace, vec![AttributePath::root("name")]);
         assert!(p.changed("name"));
         assert!(!p.changed("id"));
+    }
+
+    #[test]
+    fn update_keeps_null_computed_values_and_fills_new_nested_elements() {
+        let prior = obj(vec![
+            ("name", "a".into()),
+            ("days", Value::int(10)),
+            ("id", Value::Null),
+            ("nic", Value::List(vec![obj(vec![("bridge", "vmbr0".into()), ("mac", Value::Null)])])),
+        ]);
+        let mut proposed = prior.clone();
+        if let Some(Value::List(nics)) = proposed.attr_mut("nic") {
+            nics.push(obj(vec![("bridge", "vmbr1".into()), ("mac", Value::Null)]));
+        }
+        let p = plan(&schema(), &prior, &proposed, &proposed);
+        assert_eq!(p.planned.attr("id"), Some(&Value::Null), "null on the remote side stays null");
+        let Some(Value::List(nics)) = p.planned.attr("nic") else { panic!() };
+        assert_eq!(nics[0].attr("mac"), Some(&Value::Null));
+        assert_eq!(nics[1].attr("mac"), Some(&Value::Unknown), "a new element's computed value is not known yet");
     }
 
     #[test]

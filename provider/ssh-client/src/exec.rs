@@ -1,8 +1,10 @@
 //! Remote command execution on a pooled connection.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use russh::client::Msg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
@@ -89,22 +91,22 @@ impl Client {
     /// when the target has `sudo`), feeding `stdin` if given. A non-zero exit
     /// status is not an error here; see [`Client::exec_checked`].
     pub async fn exec(&self, cmd: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, Error> {
-        self.run(cmd, stdin, std::future::pending()).await
+        self.run(cmd, stdin, None::<std::future::Pending<Error>>).await
     }
 
     /// Like [`Client::exec`], but gives up after `timeout` and kills the
-    /// remote command.
+    /// remote command and its children. `cmd` runs under `sh`.
     pub async fn exec_timeout(&self, cmd: &str, stdin: Option<&[u8]>, timeout: Duration) -> Result<ExecOutput, Error> {
         let host = self.label.to_string();
         let stop = async move {
             tokio::time::sleep(timeout).await;
             Error::Timeout { host, seconds: timeout.as_secs() }
         };
-        self.run(cmd, stdin, stop).await
+        self.run(cmd, stdin, Some(stop)).await
     }
 
-    /// Like [`Client::exec`], but stops (killing the remote command) when
-    /// `cancel` fires.
+    /// Like [`Client::exec`], but stops (killing the remote command and its
+    /// children) when `cancel` fires. `cmd` runs under `sh`.
     pub async fn exec_cancellable(
         &self,
         cmd: &str,
@@ -116,7 +118,7 @@ impl Client {
             cancel.cancelled().await;
             Error::Cancelled { host }
         };
-        self.run(cmd, stdin, stop).await
+        self.run(cmd, stdin, Some(stop)).await
     }
 
     /// [`Client::exec`], turning a non-zero exit into [`Error::Remote`]
@@ -142,23 +144,39 @@ impl Client {
         Err(Error::Remote { host: self.label.to_string(), operation: operation.into(), exit_status: out.exit_status, stderr })
     }
 
-    fn wrap(&self, cmd: &str) -> Result<String, Error> {
+    /// The command line sent to the server. With a `marker`, the command runs
+    /// with `STRATA_EXEC_ID=<marker>` in its environment, which every child
+    /// inherits, so the whole tree can be found and killed later.
+    fn wrap(&self, cmd: &str, marker: Option<&str>) -> Result<String, Error> {
         if cmd.contains('\0') {
             return Err(Error::Config { host: self.label.to_string(), reason: "command contains a NUL byte".into() });
         }
-        Ok(if self.target.uses_sudo() {
-            // -n: fail instead of hanging on a password prompt.
-            format!("sudo -n -- sh -c {}", shell_quote(cmd))
-        } else {
-            cmd.to_string()
-        })
+        let inner = match marker {
+            Some(m) => format!("env {MARKER_VAR}={m} sh -c {}", shell_quote(cmd)),
+            None if self.target.uses_sudo() => format!("sh -c {}", shell_quote(cmd)),
+            None => return Ok(cmd.to_string()),
+        };
+        // -n: fail instead of hanging on a password prompt.
+        Ok(if self.target.uses_sudo() { format!("sudo -n -- {inner}") } else { inner })
     }
 
-    async fn run(&self, cmd: &str, stdin: Option<&[u8]>, stop: impl Future<Output = Error>) -> Result<ExecOutput, Error> {
-        let command = self.wrap(cmd)?;
+    async fn run(
+        &self,
+        cmd: &str,
+        stdin: Option<&[u8]>,
+        stop: Option<impl Future<Output = Error>>,
+    ) -> Result<ExecOutput, Error> {
+        let marker = stop.is_some().then(new_marker);
+        let command = self.wrap(cmd, marker.as_deref())?;
         let PooledChannel { channel, _permit } = self.pool.open_session(&self.target).await?;
         let (mut rx, tx) = channel.split();
         tx.exec(true, command).await.map_err(|e| Error::ssh(&self.label, e))?;
+        let stop = async move {
+            match stop {
+                Some(stop) => stop.await,
+                None => std::future::pending().await,
+            }
+        };
         let outcome = tokio::select! {
             r = drive(&mut rx, &tx, stdin) => Ok(r),
             e = stop => Err(e),
@@ -168,14 +186,43 @@ impl Client {
             Ok(Err(DriveError::Refused)) => Err(Error::ssh(&self.label, "the server refused to execute the command")),
             Ok(Err(DriveError::Lost)) => Err(Error::Disconnected { host: self.label.to_string() }),
             Err(stopped) => {
-                // Best effort: OpenSSH honours "signal" requests; closing the
-                // channel also hangs up the command's pipes.
+                // OpenSSH honours "signal" only in privilege-separated (non-root)
+                // sessions and it does not reach past sudo, hence the sweep.
                 let _ = tx.signal(Sig::KILL).await;
                 let _ = tx.close().await;
+                if let Some(m) = marker {
+                    self.kill_marked(&m).await;
+                }
                 Err(stopped)
             }
         }
     }
+
+    /// Best effort: SIGKILL every remote process carrying `marker`.
+    async fn kill_marked(&self, marker: &str) {
+        let sweep = format!(
+            "for p in /proc/[0-9]*; do \
+               if grep -qxzF {MARKER_VAR}={marker} \"$p/environ\" 2>/dev/null; then kill -9 \"${{p#/proc/}}\" 2>/dev/null; fi; \
+             done; exit 0"
+        );
+        // Boxed: this re-enters `run`, which would otherwise make its future type recursive.
+        let fut: Pin<Box<dyn Future<Output = Result<ExecOutput, Error>> + Send + '_>> = Box::pin(self.exec(&sweep, None));
+        match tokio::time::timeout(KILL_SWEEP_TIMEOUT, fut).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(host = %self.label, error = %e, "could not kill the stopped remote command"),
+            Err(_) => tracing::warn!(host = %self.label, "timed out killing the stopped remote command"),
+        }
+    }
+}
+
+const MARKER_VAR: &str = "STRATA_EXEC_ID";
+const KILL_SWEEP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Unique per call within a host's lifetime: our pid, wall clock, counter.
+fn new_marker() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 enum DriveError {
@@ -215,10 +262,17 @@ async fn drive(rx: &mut ChannelReadHalf, tx: &ChannelWriteHalf<Msg>, stdin: Opti
         out.exit_status = status.ok_or(DriveError::Lost)?;
         Ok(out)
     };
-    // A write error only means the command stopped reading stdin; its exit
-    // status is what counts.
-    let (_, out) = tokio::join!(write, read);
-    out
+    tokio::pin!(write, read);
+    let mut writing = true;
+    loop {
+        tokio::select! {
+            out = &mut read => return out,
+            // A write error only means the command stopped reading stdin;
+            // its exit status is what counts. If it exits without reading,
+            // the pending write is simply dropped with the channel.
+            _ = &mut write, if writing => writing = false,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -299,11 +299,14 @@ async fn pool_reconnects_after_server_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_and_cancellation_kill_the_remote_command() {
+    ensure_test_user();
     let keys = tmp();
     let key = keygen(keys.path(), "id", "ed25519", "");
-    let sshd = Sshd::start(SshdOptions::default(), &[&key]);
-    let client = Client::new(sshd.target("root", &key));
-    let label = format!("root@127.0.0.1:{}", sshd.port);
+    let sshd = Sshd::start(SshdOptions { log_level: "DEBUG1", ..Default::default() }, &[&key]);
+    // OpenSSH refuses "signal" requests in root sessions (no privsep child),
+    // so the kill is verified for the normal non-root login.
+    let client = Client::new(sshd.target(TEST_USER, &key));
+    let label = format!("{TEST_USER}@127.0.0.1:{}", sshd.port);
 
     let err = client.exec_timeout("exec sleep 3001", None, Duration::from_millis(500)).await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }) && err.to_string().contains(&label), "{err}");
@@ -316,7 +319,7 @@ async fn timeout_and_cancellation_kill_the_remote_command() {
             token.cancel();
         })
     };
-    let err = client.exec_cancellable("exec sleep 3002", None, &token).await.unwrap_err();
+    let err = client.exec_cancellable("sleep 3002; echo not reached", None, &token).await.unwrap_err();
     canceller.await.unwrap();
     assert!(matches!(err, Error::Cancelled { .. }) && err.to_string().contains(&label), "{err}");
 
@@ -329,8 +332,15 @@ async fn timeout_and_cancellation_kill_the_remote_command() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(left, "", "remote commands survived");
+    assert_eq!(left, "", "remote commands survived:\n{}", sshd.log_text());
     assert_eq!(sshd.accepted_logins(), 1);
+
+    // Root sessions: the command cannot be signalled, but the caller is
+    // still released and the connection stays usable.
+    let root = Client::new(sshd.target("root", &key));
+    let err = root.exec_timeout("sleep 3003", None, Duration::from_millis(300)).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert_eq!(root.exec("echo alive", None).await.unwrap().stdout, b"alive\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,7 +388,7 @@ async fn bastion_tunnels_to_target_and_verifies_both_host_keys() {
     let err = Pool::new().client(bad).exec("true", None).await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::HostKeyMismatch { .. }), "{err:?}");
-    assert!(msg.contains(&format!("root@127.0.0.1:{} ", bastion.port)) && msg.contains(&bastion.host_key.fingerprint), "{msg}");
+    assert!(msg.contains(&format!("failed for root@127.0.0.1:{}:", bastion.port)) && msg.contains(&bastion.host_key.fingerprint), "{msg}");
     assert_eq!((bastion.accepted_logins(), target_sshd.accepted_logins()), (1, 1));
 
     // Wrong target host key: bastion login succeeds, target refused, naming the target.

@@ -179,7 +179,9 @@ async fn converge(c: &Client, node: &str, vmid: u32, want: &VmModel, prior: Opti
 }
 
 /// Makes the VM: clone or create, with a collision-free VMID. Returns the VMID.
-async fn make_vm(c: &Client, planned: &VmModel) -> Result<u32, Diagnostics> {
+/// `candidate` always holds the VMID being tried, so a failure (or timeout) after the
+/// VM came into existence can still be traced to it.
+async fn make_vm(c: &Client, planned: &VmModel, candidate: &Mutex<Option<u32>>) -> Result<u32, Diagnostics> {
     let wanted = match planned.vm_id {
         Some(v) => Some(u32::try_from(v).map_err(|_| Diagnostic::error("Invalid vm_id", "out of range").at(AttributePath::root("vm_id")))?),
         None => None,
@@ -190,6 +192,7 @@ async fn make_vm(c: &Client, planned: &VmModel) -> Result<u32, Diagnostics> {
             None => c.allocate_vmid().await.map_err(|e| pve_diags("allocate a VMID", &e))?,
         };
         let id = lease.id;
+        *candidate.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
         let result = match &planned.clone {
             Some(src) => {
                 // One target storage for a full clone when all configured disks agree.
@@ -232,9 +235,8 @@ async fn make_vm(c: &Client, planned: &VmModel) -> Result<u32, Diagnostics> {
     Err(Diagnostic::error("No free VMID", "Every VMID tried was taken by someone else meanwhile.").into())
 }
 
-async fn create_inner(c: &Client, planned: &VmModel, made: &Mutex<Option<u32>>) -> Result<VmModel, Diagnostics> {
-    let vmid = make_vm(c, planned).await?;
-    *made.lock().unwrap_or_else(|p| p.into_inner()) = Some(vmid);
+async fn create_inner(c: &Client, planned: &VmModel, candidate: &Mutex<Option<u32>>) -> Result<VmModel, Diagnostics> {
+    let vmid = make_vm(c, planned, candidate).await?;
     let node = planned.node.as_str();
     converge(c, node, vmid, planned, None).await?;
     if planned.started != Some(false) {
@@ -295,17 +297,29 @@ impl Resource for Vm {
     async fn create(&self, ctx: &Context, planned: VmModel) -> ApplyResult<VmModel> {
         let c = client(ctx)?;
         let limit = timeout_of(planned.timeouts.as_ref().and_then(|t| t.create.as_ref()), schema::DEFAULT_CREATE_TIMEOUT);
-        let made = Mutex::new(None);
-        let result = match tokio::time::timeout(limit, create_inner(&c, &planned, &made)).await {
+        let candidate = Mutex::new(None);
+        let result = match tokio::time::timeout(limit, create_inner(&c, &planned, &candidate)).await {
             Ok(r) => r,
             Err(_) => Err(Diagnostic::error("Timed out creating the VM", format!("Not done after {limit:?} (timeouts.create).")).into()),
         };
-        match result {
-            Ok(m) => Ok(m),
-            Err(d) => match *made.lock().unwrap_or_else(|p| p.into_inner()) {
-                Some(vmid) => Err(Failure::with_state(partial(&planned, vmid), d)),
-                None => Err(d.into()),
-            },
+        let d = match result {
+            Ok(m) => return Ok(m),
+            Err(d) => d,
+        };
+        let Some(vmid) = *candidate.lock().unwrap_or_else(|p| p.into_inner()) else { return Err(d.into()) };
+        // Did our VM come into existence before the failure? Then record it (Terraform
+        // taints it) rather than orphan it. Checked even after a cancellation, briefly.
+        let probe = c.with_cancel(tokio_util::sync::CancellationToken::new());
+        let ours = tokio::time::timeout(Duration::from_secs(30), probe.vm_config(&planned.node, vmid))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+            .is_some_and(|cfg| cfg.get("name") == Some(planned.name.as_str()));
+        if ours {
+            Err(Failure::with_state(partial(&planned, vmid), d))
+        } else {
+            Err(d.into())
         }
     }
 

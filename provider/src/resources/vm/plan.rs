@@ -89,8 +89,6 @@ pub fn modify_plan(plan: &mut PlanChange) {
         return;
     }
 
-    keep_prior_computed(plan);
-
     // Disks can grow in place; shrinking and moving are refused before anything runs.
     let prior = disks_of(&plan.prior);
     for (i, (iface, storage, size)) in disks_of(&plan.planned).into_iter().enumerate() {
@@ -130,33 +128,3 @@ pub fn modify_plan(plan: &mut PlanChange) {
     }
 }
 
-/// The generic planner turns every computed attribute that is null into "known after
-/// apply", also on updates. An optional+computed attribute the configuration leaves
-/// unset and Proxmox does not have (null in the prior state) stays null: otherwise
-/// every plan after apply would show it changing.
-fn keep_prior_computed(plan: &mut PlanChange) {
-    fn restore(planned: &mut Value, prior: &Value, config: &Value, names: &[&str]) {
-        for name in names {
-            let unset = config.attr(name).is_none_or(Value::is_null);
-            if let (true, Some(slot), Some(old)) = (unset, planned.attr_mut(name), prior.attr(name)) {
-                if slot.is_unknown() {
-                    *slot = old.clone();
-                }
-            }
-        }
-    }
-    let (prior, config) = (plan.prior.clone(), plan.config.clone());
-    restore(&mut plan.planned, &prior, &config, &["vm_id", "memory_mb", "disks", "on_boot", "agent_enabled"]);
-    if let (Some(p), Some(c), Some(n)) = (prior.attr("cpu"), config.attr("cpu"), plan.planned.attr_mut("cpu")) {
-        if !p.is_null() && !n.is_null() {
-            restore(n, p, c, &["cores", "sockets", "type"]);
-        }
-    }
-    if let (Some(Value::List(p)), Some(Value::List(c)), Some(Value::List(n))) =
-        (prior.attr("network_devices"), config.attr("network_devices"), plan.planned.attr_mut("network_devices"))
-    {
-        for ((n, p), c) in n.iter_mut().zip(p).zip(c) {
-            restore(n, p, c, &["mac_address"]);
-        }
-    }
-}

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Benchmark of strata_vm against pve-sim; prints a markdown section for docs/benchmarks.md.
+
+Usage: bench_vm.py PROVIDER_BIN_DIR TERRAFORM PVE_SIM_BIN
+
+- refresh: wall time of `terraform plan` (refresh included) over N strata_vm (cloned
+  from a template, static cloud-init addresses) against N terraform_data, same run;
+- Proxmox API requests per VM per refresh, counted from pve-sim's request log
+  (`/_sim/requests`) around one `terraform plan`;
+- the first apply (N clones at Terraform's default parallelism) for reference.
+"""
+import json
+import os
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+N = int(os.environ.get("BENCH_VMS", "200"))
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+TOKEN = "root@pam!bench=bench-secret"
+TEMPLATE = 9000
+
+
+class Sim:
+    def __init__(self, binary, data_dir):
+        self.proc = subprocess.Popen(
+            [binary, "--data-dir", data_dir, "--token", TOKEN, "--task-ms", "10"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("PVE_SIM_READY "):
+            raise SystemExit(f"pve-sim did not start: {line!r}")
+        self.endpoint = line.split(" ", 1)[1]
+        self.ca_file = os.path.join(data_dir, "cert.pem")
+        self.ctx = ssl.create_default_context(cafile=self.ca_file)
+
+    def call(self, method, path, form=None, body=None):
+        data = None
+        headers = {"Authorization": f"PVEAPIToken={TOKEN}"}
+        if form is not None:
+            data = urllib.parse.urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(self.endpoint + path, data=data, method=method, headers=headers)
+        with urllib.request.urlopen(req, context=self.ctx) as r:
+            return json.load(r)["data"]
+
+    def wait(self, upid):
+        node = upid.split(":")[1]
+        path = f"/api2/json/nodes/{node}/tasks/{urllib.parse.quote(upid, safe='')}/status"
+        while True:
+            st = self.call("GET", path)
+            if st["status"] == "stopped":
+                assert st["exitstatus"] == "OK", st
+                return
+            time.sleep(0.02)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def tf(terraform, workdir, env, *args):
+    start = time.perf_counter()
+    p = subprocess.run([terraform, *args, "-no-color"], cwd=workdir, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"terraform {' '.join(args)} failed:\n{p.stderr}")
+    return time.perf_counter() - start
+
+
+def main():
+    provider_dir, terraform, sim_bin = sys.argv[1], sys.argv[2], sys.argv[3]
+    tmp = tempfile.mkdtemp(prefix="strata-bench-vm-")
+    sim = None
+    try:
+        sim = Sim(sim_bin, os.path.join(tmp, "sim"))
+        upid = sim.call("POST", "/api2/json/nodes/pve1/qemu", form={
+            "vmid": TEMPLATE, "name": "tmpl", "memory": 1024, "scsi0": "local-lvm:2",
+            "ide2": "local-lvm:cloudinit", "net0": "virtio,bridge=vmbr0", "agent": 1, "template": 1})
+        sim.wait(upid)
+
+        cli = os.path.join(tmp, "cli.tfrc")
+        with open(cli, "w") as f:
+            f.write('provider_installation {\n  dev_overrides { "strata-iac/strata" = "%s" }\n  direct {}\n}\n'
+                    % os.path.abspath(provider_dir))
+        env = dict(os.environ, TF_CLI_CONFIG_FILE=cli, TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
+        env.pop("TF_LOG", None)
+        vm_tf = (
+            'terraform {\n required_providers {\n strata = { source = "strata-iac/strata" }\n }\n}\n'
+            f'provider "strata" {{\n proxmox {{\n endpoint = "{sim.endpoint}"\n api_token = "{TOKEN}"\n'
+            f' ca_cert = "{sim.ca_file}"\n }}\n}}\n'
+            f'resource "strata_vm" "w" {{\n count = {N}\n node = "pve1"\n name = "w${{count.index}}"\n'
+            ' memory_mb = 2048\n tags = ["bench"]\n'
+            f' clone {{\n source_vm_id = {TEMPLATE}\n }}\n'
+            ' network_devices {\n bridge = "vmbr0"\n }\n'
+            ' cloud_init {\n ipv4 {\n address = "10.${floor(count.index / 250)}.0.${count.index % 250 + 2}/16"\n'
+            ' gateway = "10.0.0.1"\n }\n }\n}\n')
+        data_tf = f'resource "terraform_data" "d" {{\n count = {N}\n input = "w${{count.index}}"\n}}\n'
+        dirs = {}
+        for name, body in {"strata_vm": vm_tf, "terraform_data": data_tf}.items():
+            d = os.path.join(tmp, name)
+            os.makedirs(d)
+            with open(os.path.join(d, "main.tf"), "w") as f:
+                f.write(body)
+            if name == "terraform_data":
+                tf(terraform, d, env, "init", "-input=false")
+            dirs[name] = d
+        applies = {n: tf(terraform, d, env, "apply", "-auto-approve", "-input=false") for n, d in dirs.items()}
+
+        # Requests of one refresh, from the simulator's own log.
+        sim.call("POST", "/_sim/requests/reset")
+        tf(terraform, dirs["strata_vm"], env, "plan", "-input=false")
+        log = sim.call("GET", "/_sim/requests")
+        api = [r for r in log if r["path"].startswith("/api2/json/")]
+        by_kind = {}
+        for r in api:
+            kind = "config" if r["path"].endswith("/config") else r["path"].replace("/api2/json", "")
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+
+        plans = {n: statistics.median(tf(terraform, d, env, "plan", "-input=false") for _ in range(RUNS))
+                 for n, d in dirs.items()}
+        vms = [v for v in sim.call("GET", "/api2/json/cluster/resources?type=vm") if v["vmid"] != TEMPLATE]
+        assert len(vms) == N and all(v["status"] == "running" for v in vms), "not every VM is running"
+    finally:
+        if sim:
+            sim.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    ratio = plans["strata_vm"] / plans["terraform_data"]
+    print("## Proxmox VMs (issue: Proxmox)\n")
+    print(f"{N} `strata_vm` cloned from one template (static cloud-init addresses) against {N} `terraform_data`, "
+          f"pve-sim with 10 ms tasks, debug build, median of {RUNS} plans, {os.cpu_count()} cores.\n")
+    print("| measure | value |")
+    print("| --- | --- |")
+    print(f"| `terraform plan` (refresh), {N} `strata_vm` | {plans['strata_vm']:.2f} s |")
+    print(f"| `terraform plan`, {N} `terraform_data` | {plans['terraform_data']:.2f} s |")
+    print(f"| ratio strata_vm / terraform_data | {ratio:.2f} |")
+    print(f"| Proxmox API requests in one refresh | {len(api)} "
+          f"({', '.join(f'{k}: {v}' for k, v in sorted(by_kind.items()))}) |")
+    print(f"| requests per VM per refresh | {len(api) / N:.3f} |")
+    print(f"| first `terraform apply`, {N} clones started (parallelism 10) | {applies['strata_vm']:.2f} s |")
+    print(f"| first `terraform apply`, {N} `terraform_data` | {applies['terraform_data']:.2f} s |")
+    print()
+
+
+if __name__ == "__main__":
+    main()
