@@ -1,7 +1,6 @@
 //! Remote command execution on a pooled connection.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -146,13 +145,14 @@ impl Client {
 
     /// The command line sent to the server. With a `marker`, the command runs
     /// with `STRATA_EXEC_ID=<marker>` in its environment, which every child
-    /// inherits, so the whole tree can be found and killed later.
+    /// inherits, so the whole tree can be found and killed later; it first
+    /// prints [`STARTED`] so we know when that tree exists.
     fn wrap(&self, cmd: &str, marker: Option<&str>) -> Result<String, Error> {
         if cmd.contains('\0') {
             return Err(Error::Config { host: self.label.to_string(), reason: "command contains a NUL byte".into() });
         }
         let inner = match marker {
-            Some(m) => format!("env {MARKER_VAR}={m} sh -c {}", shell_quote(cmd)),
+            Some(m) => format!("env {MARKER_VAR}={m} sh -c {}", shell_quote(&format!("printf {STARTED_PRINTF}; {cmd}"))),
             None if self.target.uses_sudo() => format!("sh -c {}", shell_quote(cmd)),
             None => return Ok(cmd.to_string()),
         };
@@ -177,22 +177,44 @@ impl Client {
                 None => std::future::pending().await,
             }
         };
+        let mut progress = Progress::default();
         let outcome = tokio::select! {
-            r = drive(&mut rx, &tx, stdin) => Ok(r),
+            r = drive(&mut rx, &tx, stdin, &mut progress) => Ok(r),
             e = stop => Err(e),
         };
         match outcome {
-            Ok(Ok(out)) => Ok(out),
+            Ok(Ok(())) => {
+                let mut out = progress.out;
+                // Absent only if the wrapper never ran (e.g. sudo refused).
+                if marker.is_some() && out.stdout.starts_with(STARTED) {
+                    out.stdout.drain(..STARTED.len());
+                }
+                Ok(out)
+            }
             Ok(Err(DriveError::Refused)) => Err(Error::ssh(&self.label, "the server refused to execute the command")),
             Ok(Err(DriveError::Lost)) => Err(Error::Disconnected { host: self.label.to_string() }),
             Err(stopped) => {
-                // OpenSSH honours "signal" only in privilege-separated (non-root)
-                // sessions and it does not reach past sudo, hence the sweep.
-                let _ = tx.signal(Sig::KILL).await;
-                let _ = tx.close().await;
                 if let Some(m) = marker {
-                    self.kill_marked(&m).await;
+                    // Until the wrapper has started, a sweep could miss the
+                    // command, which would then run on unsupervised.
+                    let wait = async {
+                        while !progress.closed && progress.out.stdout.len() < STARTED.len() {
+                            let Some(msg) = rx.wait().await else { break };
+                            if progress.apply(msg).is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(KILL_SWEEP_TIMEOUT, wait).await;
+                    // OpenSSH honours "signal" only in privilege-separated
+                    // (non-root) sessions and it does not reach past sudo,
+                    // hence the sweep as well.
+                    let _ = tx.signal(Sig::KILL).await;
+                    if !progress.closed {
+                        self.kill_marked(&m).await;
+                    }
                 }
+                let _ = tx.close().await;
                 Err(stopped)
             }
         }
@@ -205,10 +227,18 @@ impl Client {
                if grep -qxzF {MARKER_VAR}={marker} \"$p/environ\" 2>/dev/null; then kill -9 \"${{p#/proc/}}\" 2>/dev/null; fi; \
              done; exit 0"
         );
-        // Boxed: this re-enters `run`, which would otherwise make its future type recursive.
-        let fut: Pin<Box<dyn Future<Output = Result<ExecOutput, Error>> + Send + '_>> = Box::pin(self.exec(&sweep, None));
-        match tokio::time::timeout(KILL_SWEEP_TIMEOUT, fut).await {
-            Ok(Ok(_)) => {}
+        // Not via `run`: that would make `run`'s future type recursive.
+        let sweep_run = async {
+            let command = self.wrap(&sweep, None)?;
+            let PooledChannel { channel, _permit } = self.pool.open_session(&self.target).await?;
+            let (mut rx, tx) = channel.split();
+            tx.exec(true, command).await.map_err(|e| Error::ssh(&self.label, e))?;
+            drive(&mut rx, &tx, None, &mut Progress::default())
+                .await
+                .map_err(|_| Error::Disconnected { host: self.label.to_string() })
+        };
+        match tokio::time::timeout(KILL_SWEEP_TIMEOUT, sweep_run).await {
+            Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(host = %self.label, error = %e, "could not kill the stopped remote command"),
             Err(_) => tracing::warn!(host = %self.label, "timed out killing the stopped remote command"),
         }
@@ -216,6 +246,9 @@ impl Client {
 }
 
 const MARKER_VAR: &str = "STRATA_EXEC_ID";
+/// First stdout bytes of a marked command; stripped before returning.
+const STARTED: &[u8] = b"\x1estrata-started\n";
+const STARTED_PRINTF: &str = r"'\036strata-started\n'";
 const KILL_SWEEP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Unique per call within a host's lifetime: our pid, wall clock, counter.
@@ -230,7 +263,41 @@ enum DriveError {
     Lost,
 }
 
-async fn drive(rx: &mut ChannelReadHalf, tx: &ChannelWriteHalf<Msg>, stdin: Option<&[u8]>) -> Result<ExecOutput, DriveError> {
+/// Output gathered so far; kept outside `drive` so it survives a stop.
+#[derive(Default)]
+struct Progress {
+    out: ExecOutput,
+    status: Option<u32>,
+    closed: bool,
+}
+
+impl Progress {
+    fn apply(&mut self, msg: ChannelMsg) -> Result<(), DriveError> {
+        match msg {
+            ChannelMsg::Data { data } => self.out.stdout.extend_from_slice(&data),
+            ChannelMsg::ExtendedData { data, ext: 1 } => self.out.stderr.extend_from_slice(&data),
+            ChannelMsg::ExitStatus { exit_status } => self.status = Some(exit_status),
+            ChannelMsg::ExitSignal { signal_name, .. } => {
+                self.out.exit_signal = Some(match signal_name {
+                    Sig::Custom(name) => name,
+                    other => format!("{other:?}"),
+                });
+                self.status = Some(255);
+            }
+            ChannelMsg::Failure => return Err(DriveError::Refused),
+            ChannelMsg::Close => self.closed = true,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+async fn drive(
+    rx: &mut ChannelReadHalf,
+    tx: &ChannelWriteHalf<Msg>,
+    stdin: Option<&[u8]>,
+    progress: &mut Progress,
+) -> Result<(), DriveError> {
     // Input and output run concurrently so a command that writes a lot
     // before reading all its input cannot deadlock on window sizes.
     let write = async {
@@ -240,27 +307,15 @@ async fn drive(rx: &mut ChannelReadHalf, tx: &ChannelWriteHalf<Msg>, stdin: Opti
         tx.eof().await
     };
     let read = async {
-        let mut out = ExecOutput::default();
-        let mut status = None;
-        while let Some(msg) = rx.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
-                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-                ChannelMsg::ExitSignal { signal_name, .. } => {
-                    out.exit_signal = Some(match signal_name {
-                        Sig::Custom(name) => name,
-                        other => format!("{other:?}"),
-                    });
-                    status = Some(255);
-                }
-                ChannelMsg::Failure => return Err(DriveError::Refused),
-                ChannelMsg::Close => break,
-                _ => {}
+        while !progress.closed {
+            match rx.wait().await {
+                Some(msg) => progress.apply(msg)?,
+                None => break,
             }
         }
-        out.exit_status = status.ok_or(DriveError::Lost)?;
-        Ok(out)
+        progress.closed = true;
+        progress.out.exit_status = progress.status.ok_or(DriveError::Lost)?;
+        Ok(())
     };
     tokio::pin!(write, read);
     let mut writing = true;

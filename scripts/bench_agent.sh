@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# strata-agent vs ansible-playbook: no-op run time for the same desired state.
+#
+#   bash scripts/bench_agent.sh        (BENCH_RUNS=N for N timed runs per side, N >= 5; default 5)
+#
+# Prints a markdown section for docs/benchmarks.md on stdout; progress goes to stderr.
+#
+# Desired state: scripts/bench_agent/node.json (the agent's spec). Ansible gets the
+# same data as variables (scripts/bench_agent/playbook.yml + templates/, builtin modules
+# only) and writes the same bytes and modes under the same root. Every root starts as
+# scripts/bench_agent/seed.sh makes it. Before anything is timed the script checks the
+# two sides agree: a root converged by one tool is a no-op for the other one (and, locally,
+# the two converged trees are identical), so both really manage the same state.
+#
+# 1. Local: `strata-agent apply node.json --root R` vs `ansible-playbook -c local`
+#    on the same temp root R, each timed BENCH_RUNS times after converging.
+# 2. Over SSH to 9 strata-lab nodes (network namespaces with real sshd; the lab is
+#    created here and removed on exit, also on failure): the agent binary is copied to
+#    /var/lib/strata/strata-agent on each node and run as one `ssh` per node, all 9 in
+#    parallel, spec on stdin, `--root /srv/bench-root`; vs ansible-playbook against the
+#    same 9 nodes (forks=9, pipelining=True, Ansible's default ControlPersist=60s).
+#    Also timed: the agent over SSH with the same connection reuse Ansible gets.
+# Every timed run is verified to be a no-op (agent exit 0 on every node; Ansible
+# recap changed=0 failed=0 unreachable=0 for every host), else the script fails.
+#
+# Needs: root (the lab), python3 with venv, the binaries from `cargo build --workspace
+# --bins` in ${CARGO_TARGET_DIR:-target}/debug, and PyPI once: ansible-core is installed
+# into $STRATA_CACHE/ansible-venv (default ~/.cache/strata), reused on later runs.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DATA="$REPO/scripts/bench_agent"
+SPEC="$DATA/node.json"
+PLAYBOOK="$DATA/playbook.yml"
+TARGET_DIR="$(realpath -m "${CARGO_TARGET_DIR:-$REPO/target}")"
+AGENT="$TARGET_DIR/debug/strata-agent"
+LAB="$TARGET_DIR/debug/strata-lab"
+RUNS="${BENCH_RUNS:-5}"
+NODES=9
+CACHE="${STRATA_CACHE:-$HOME/.cache/strata}"
+VENV="$CACHE/ansible-venv"
+ANSIBLE_CORE_VERSION="${BENCH_ANSIBLE_CORE_VERSION:-2.19.14}"
+REMOTE_AGENT=/var/lib/strata/strata-agent
+REMOTE_ROOT=/srv/bench-root # each lab node's /srv is private
+NODE_PYTHON=/usr/bin/python3  # the nodes share the host's /usr
+
+log() { echo "bench_agent: $*" >&2; }
+die() { echo "bench_agent: FAILED: $*" >&2; exit 1; }
+show() { # FILE...: print files (run output) to stderr for diagnosis
+  local f
+  for f in "$@"; do [ -f "$f" ] && { echo "----- $f" >&2; tail -n 60 "$f" >&2; }; done
+  return 0
+}
+
+[[ "$RUNS" =~ ^[0-9]+$ ]] && [ "$RUNS" -ge 5 ] || die "BENCH_RUNS must be an integer >= 5 (got '$RUNS')"
+[ "$(id -u)" -eq 0 ] || die "needs root (strata-lab creates namespaces)"
+for b in "$AGENT" "$LAB"; do
+  [ -x "$b" ] || die "$b not found: run 'cargo build --workspace --bins' first"
+done
+for f in "$SPEC" "$PLAYBOOK" "$DATA/seed.sh"; do [ -f "$f" ] || die "missing $f"; done
+for c in python3 ssh flock realpath; do command -v "$c" >/dev/null || die "'$c' not found"; done
+[ -x "$NODE_PYTHON" ] || die "$NODE_PYTHON (used by Ansible on the nodes) not found"
+
+# ---------------------------------------------------------------- ansible-core
+ansible_version() { "$VENV/bin/python" -c 'from ansible.release import __version__; print(__version__)' 2>/dev/null; }
+mkdir -p "$CACHE"
+(
+  flock -w 600 9 || die "timed out waiting for $CACHE/ansible-venv.lock"
+  if [ "$(ansible_version)" != "$ANSIBLE_CORE_VERSION" ] || [ ! -x "$VENV/bin/ansible-playbook" ]; then
+    log "installing ansible-core $ANSIBLE_CORE_VERSION into $VENV"
+    python3 -m venv --clear "$VENV" >&2
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "ansible-core==$ANSIBLE_CORE_VERSION" >&2
+  fi
+) 9>"$CACHE/ansible-venv.lock"
+[ "$(ansible_version)" = "$ANSIBLE_CORE_VERSION" ] || die "ansible-core $ANSIBLE_CORE_VERSION not usable in $VENV"
+
+# ------------------------------------------------------------- work dir, cleanup
+WORK="$(mktemp -d /tmp/strata-bench-agent.XXXXXX)"
+LABDIR="$WORK/lab" # the lab dir must be under /tmp or /var/tmp
+LAB_STARTED=0
+cleanup() {
+  local rc=$? sock keep=0
+  set +e
+  # SSH control masters (Ansible's and the multiplexed agent runs'): ask each to exit.
+  for sock in "$WORK"/cp-ansible/* "$WORK"/cp-agent/*; do
+    [ -S "$sock" ] && timeout 10 ssh -o ControlPath="$sock" -O exit bench-node >/dev/null 2>&1
+  done
+  if [ "$LAB_STARTED" = 1 ]; then
+    log "removing the lab"
+    if ! timeout 300 "$LAB" down --dir "$LABDIR" >"$WORK/lab-down.log" 2>&1; then
+      show "$WORK/lab-down.log"
+      echo "bench_agent: 'strata-lab down --dir $LABDIR' failed; kept $WORK for a manual retry" >&2
+      keep=1
+    fi
+  fi
+  [ "$keep" = 1 ] || rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Ansible settings, all explicit (ANSIBLE_CONFIG wins over any ansible.cfg around).
+# ssh_args is Ansible's default, written out: compression plus a control master per
+# host that stays up for 60 s, so back-to-back runs reuse the SSH connections.
+cat >"$WORK/ansible.cfg" <<EOF
+[defaults]
+forks = $NODES
+host_key_checking = True
+retry_files_enabled = False
+nocolor = True
+local_tmp = $WORK/ansible-local
+task_timeout = 300
+timeout = 30
+
+[ssh_connection]
+pipelining = True
+ssh_args = -C -o ControlMaster=auto -o ControlPersist=60s
+control_path_dir = $WORK/cp-ansible
+EOF
+export ANSIBLE_CONFIG="$WORK/ansible.cfg"
+mkdir -p "$WORK/cp-ansible" "$WORK/cp-agent" "$WORK/runs"
+
+# ------------------------------------------------------------------ measuring
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+fmt_us() { awk -v u="$1" 'BEGIN { if (u < 1e6) printf "%.1f ms", u/1e3; else printf "%.2f s", u/1e6 }'; }
+now_us() { local t=${EPOCHREALTIME/./}; echo $((10#$t)); }
+
+# ansible_recap FILE HOSTS MODE: MODE noop = changed=0 everywhere, changed = every host
+# changed something; always failed=0 unreachable=0 and exactly HOSTS hosts in the recap.
+ansible_recap() {
+  awk -v hosts="$2" -v mode="$3" '
+    /^PLAY RECAP/ { r = 1; next }
+    r && / : ok=/ {
+      n++; delete v
+      for (i = 3; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      if (v["failed"] != 0 || v["unreachable"] != 0) bad = bad " " $1 ":failed/unreachable"
+      if (mode == "noop" && v["changed"] != 0) bad = bad " " $1 ":changed=" v["changed"]
+      if (mode == "changed" && v["changed"] == 0) bad = bad " " $1 ":changed=0"
+    }
+    END {
+      if (n != hosts) bad = bad " (recap lists " n + 0 " hosts, expected " hosts ")"
+      if (bad != "") { print "ansible recap:" bad; exit 1 }
+    }' "$1"
+}
+
+# ================================================================ 1. local
+log "local: strata-agent $("$AGENT" --version | awk '{print $2}') vs ansible-core $ANSIBLE_CORE_VERSION, $RUNS runs each"
+L="$WORK/local"
+mkdir -p "$L"
+agent_local() { "$AGENT" apply "$SPEC" --root "$1" >"$2" 2>&1; }
+ansible_local() {
+  "$VENV/bin/ansible-playbook" -i localhost, -c local -e "bench_root=$1" \
+    -e "ansible_python_interpreter=$VENV/bin/python" "$PLAYBOOK" >"$2" 2>&1
+}
+tree_listing() { (cd "$1" && find . -path ./var/lib/strata-agent -prune -o -printf '%P %y %m %U:%G %l\n' | sort); }
+
+# Both directions of "same desired state", from fresh seeds.
+sh "$DATA/seed.sh" "$L/agent-first"
+sh "$DATA/seed.sh" "$L/ansible-first"
+rc=0; agent_local "$L/agent-first" "$L/agent-converge.out" || rc=$?
+[ "$rc" = 2 ] || { show "$L/agent-converge.out"; die "local: converging strata-agent run exited $rc (expected 2 = changed)"; }
+ansible_local "$L/ansible-first" "$L/ansible-converge.out" || { show "$L/ansible-converge.out"; die "local: converging ansible-playbook run failed"; }
+ansible_recap "$L/ansible-converge.out" 1 changed >&2 || { show "$L/ansible-converge.out"; die "local: ansible did not converge the seed"; }
+if ! diff -r -x strata-agent "$L/agent-first" "$L/ansible-first" >"$L/tree.diff" 2>&1 ||
+  ! diff <(tree_listing "$L/agent-first") <(tree_listing "$L/ansible-first") >>"$L/tree.diff" 2>&1; then
+  show "$L/tree.diff"
+  die "local: the trees converged by strata-agent and by ansible differ (playbook/templates out of step with the agent?)"
+fi
+rc=0; agent_local "$L/ansible-first" "$L/agent-cross.out" || rc=$?
+[ "$rc" = 0 ] || { show "$L/agent-cross.out"; die "local: strata-agent wants to change the ansible-converged root (exit $rc)"; }
+ansible_local "$L/agent-first" "$L/ansible-cross.out" || { show "$L/ansible-cross.out"; die "local: ansible-playbook failed on the agent-converged root"; }
+ansible_recap "$L/ansible-cross.out" 1 noop >&2 || { show "$L/ansible-cross.out"; die "local: ansible wants to change the agent-converged root"; }
+log "local: both tools converge to identical trees, and each is a no-op on the other's"
+
+# Timed no-op runs, both on the same root.
+R="$L/agent-first"
+LOCAL_AGENT=() LOCAL_ANSIBLE=()
+for i in $(seq "$RUNS"); do
+  out="$WORK/runs/local-agent-$i.out"
+  t0=$(now_us); rc=0; agent_local "$R" "$out" || rc=$?; t1=$(now_us)
+  [ "$rc" = 0 ] || { show "$out"; die "local: strata-agent no-op run $i exited $rc"; }
+  LOCAL_AGENT+=($((t1 - t0)))
+done
+for i in $(seq "$RUNS"); do
+  out="$WORK/runs/local-ansible-$i.out"
+  t0=$(now_us); rc=0; ansible_local "$R" "$out" || rc=$?; t1=$(now_us)
+  [ "$rc" = 0 ] && ansible_recap "$out" 1 noop >&2 || { show "$out"; die "local: ansible-playbook no-op run $i failed or changed something"; }
+  LOCAL_ANSIBLE+=($((t1 - t0)))
+done
+log "local: strata-agent ${LOCAL_AGENT[*]} us; ansible-playbook ${LOCAL_ANSIBLE[*]} us"
+
+# ================================================================ 2. over SSH
+log "ssh: starting a $NODES-node lab in $LABDIR"
+LAB_STARTED=1
+timeout 600 "$LAB" up --dir "$LABDIR" --nodes "$NODES" --no-pve >"$WORK/lab-up.log" 2>&1 || { show "$WORK/lab-up.log"; die "strata-lab up failed"; }
+# name address (one per line), then the key and known_hosts files.
+mapfile -t LABINFO < <(python3 - "$LABDIR/lab.json" <<'PY'
+import json, sys
+lab = json.load(open(sys.argv[1]))
+print(lab["ssh"]["private_key_file"])
+print(lab["ssh"]["known_hosts_file"])
+for n in lab["nodes"]:
+    print(n["name"], n["address"])
+PY
+)
+KEY="${LABINFO[0]}"
+KNOWN_HOSTS="${LABINFO[1]}"
+NAMES=() ADDRS=()
+for line in "${LABINFO[@]:2}"; do NAMES+=("${line%% *}"); ADDRS+=("${line##* }"); done
+[ "${#ADDRS[@]}" = "$NODES" ] || die "lab.json lists ${#ADDRS[@]} nodes, expected $NODES"
+
+SSH_BASE=(-i "$KEY" -o UserKnownHostsFile="$KNOWN_HOSTS" -o StrictHostKeyChecking=yes -o BatchMode=yes
+  -o ConnectTimeout=20 -o ServerAliveInterval=10 -o ServerAliveCountMax=6)
+SSH_FRESH=("${SSH_BASE[@]}" -o ControlMaster=no -o ControlPath=none) # a new connection every time
+SSH_MUX=("${SSH_BASE[@]}" -o ControlMaster=auto -o ControlPersist=60s -o ControlPath="$WORK/cp-agent/%C")
+
+# on_all_nodes TAG STDIN_FILE SSH_OPTS_ARRAY_NAME REMOTE_COMMAND: one ssh per node, all in
+# parallel; output in $WORK/runs/TAG-NAME.out, exit code in $WORK/runs/TAG-NAME.rc.
+on_all_nodes() {
+  local tag=$1 input=$2 remote=$4 i rc pids=()
+  local -n opts=$3
+  for i in "${!ADDRS[@]}"; do
+    ssh "${opts[@]}" "root@${ADDRS[i]}" "$remote" <"$input" >"$WORK/runs/$tag-${NAMES[i]}.out" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    rc=0; wait "${pids[i]}" || rc=$?
+    echo "$rc" >"$WORK/runs/$tag-${NAMES[i]}.rc"
+  done
+}
+# expect_rc TAG CODE WHAT: every node's exit code of run TAG is CODE, else fail.
+expect_rc() {
+  local i rc bad=""
+  for i in "${!NAMES[@]}"; do
+    rc=$(cat "$WORK/runs/$1-${NAMES[i]}.rc")
+    [ "$rc" = "$2" ] || { bad="$bad ${NAMES[i]}=$rc"; show "$WORK/runs/$1-${NAMES[i]}.out"; }
+  done
+  [ -z "$bad" ] || die "ssh: $3: exit codes (expected $2 everywhere):$bad"
+}
+
+log "ssh: copying strata-agent to $REMOTE_AGENT on each node"
+on_all_nodes install "$AGENT" SSH_FRESH \
+  "mkdir -p ${REMOTE_AGENT%/*} && cat >$REMOTE_AGENT.tmp && chmod 0755 $REMOTE_AGENT.tmp && mv -f $REMOTE_AGENT.tmp $REMOTE_AGENT && $REMOTE_AGENT --version"
+expect_rc install 0 "installing the agent"
+want_version="$("$AGENT" --version)"
+for n in "${NAMES[@]}"; do
+  [ "$(cat "$WORK/runs/install-$n.out")" = "$want_version" ] || { show "$WORK/runs/install-$n.out"; die "ssh: $n runs a different agent"; }
+done
+
+{
+  echo "[lab]"
+  for i in "${!NAMES[@]}"; do echo "${NAMES[i]} ansible_host=${ADDRS[i]}"; done
+  echo
+  echo "[lab:vars]"
+  echo "ansible_user=root"
+  echo "ansible_ssh_private_key_file=$KEY"
+  echo "ansible_ssh_common_args='-o UserKnownHostsFile=$KNOWN_HOSTS -o StrictHostKeyChecking=yes'"
+  echo "ansible_python_interpreter=$NODE_PYTHON"
+  echo "bench_root=$REMOTE_ROOT"
+} >"$WORK/inventory.ini"
+ansible_ssh() { "$VENV/bin/ansible-playbook" -i "$WORK/inventory.ini" "$PLAYBOOK" >"$1" 2>&1; }
+seed_nodes() { on_all_nodes "seed$1" "$DATA/seed.sh" SSH_FRESH "sh -s -- $REMOTE_ROOT"; expect_rc "seed$1" 0 "seeding $REMOTE_ROOT"; }
+AGENT_CMD="$REMOTE_AGENT apply - --root $REMOTE_ROOT"
+
+# Same desired state over SSH, both directions, on every node.
+seed_nodes 1
+ansible_ssh "$WORK/runs/ssh-ansible-converge.out" && ansible_recap "$WORK/runs/ssh-ansible-converge.out" "$NODES" changed >&2 ||
+  { show "$WORK/runs/ssh-ansible-converge.out"; die "ssh: converging ansible-playbook run failed"; }
+on_all_nodes agent-cross "$SPEC" SSH_FRESH "$AGENT_CMD"
+expect_rc agent-cross 0 "strata-agent on the ansible-converged nodes (must be a no-op)"
+seed_nodes 2
+on_all_nodes agent-converge "$SPEC" SSH_FRESH "$AGENT_CMD"
+expect_rc agent-converge 2 "converging strata-agent run"
+ansible_ssh "$WORK/runs/ssh-ansible-cross.out" && ansible_recap "$WORK/runs/ssh-ansible-cross.out" "$NODES" noop >&2 ||
+  { show "$WORK/runs/ssh-ansible-cross.out"; die "ssh: ansible-playbook on the agent-converged nodes (must be a no-op)"; }
+log "ssh: on all $NODES nodes each tool is a no-op on the state the other converged"
+
+# Timed no-op runs. Ansible first, right after the run above, so that every timed run
+# finds the control masters of the previous one (ControlPersist=60s) as it normally would.
+SSH_AGENT=() SSH_AGENT_MUX=() SSH_ANSIBLE=()
+for i in $(seq "$RUNS"); do
+  out="$WORK/runs/ssh-ansible-$i.out"
+  t0=$(now_us); rc=0; ansible_ssh "$out" || rc=$?; t1=$(now_us)
+  [ "$rc" = 0 ] && ansible_recap "$out" "$NODES" noop >&2 || { show "$out"; die "ssh: ansible-playbook no-op run $i failed or changed something"; }
+  SSH_ANSIBLE+=($((t1 - t0)))
+done
+# The agent: new connections every run (the headline), then reused ones.
+for i in $(seq "$RUNS"); do
+  t0=$(now_us); on_all_nodes "agent-$i" "$SPEC" SSH_FRESH "$AGENT_CMD"; t1=$(now_us)
+  expect_rc "agent-$i" 0 "strata-agent no-op run $i"
+  SSH_AGENT+=($((t1 - t0)))
+done
+on_all_nodes agent-mux-warmup "$SPEC" SSH_MUX "$AGENT_CMD" # opens the control masters
+expect_rc agent-mux-warmup 0 "strata-agent no-op run opening the control masters"
+for i in $(seq "$RUNS"); do
+  t0=$(now_us); on_all_nodes "agent-mux-$i" "$SPEC" SSH_MUX "$AGENT_CMD"; t1=$(now_us)
+  expect_rc "agent-mux-$i" 0 "strata-agent no-op run $i (multiplexed)"
+  SSH_AGENT_MUX+=($((t1 - t0)))
+done
+log "ssh: strata-agent ${SSH_AGENT[*]} us; multiplexed ${SSH_AGENT_MUX[*]} us; ansible-playbook ${SSH_ANSIBLE[*]} us"
+
+# ================================================================ 3. report
+med() { printf '%s\n' "$@" | median; }
+range() { printf '%s\n' "$@" | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {print lo, hi}'; }
+ratio() { awk -v a="$1" -v s="$2" 'BEGIN { r = a / s; printf (r < 10 ? "%.1f" : "%.0f"), r }'; }
+met() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t ? "yes" : "**no**") }'; }
+rng() { local lo hi; read -r lo hi < <(range "$@"); echo "$(fmt_us "$lo") – $(fmt_us "$hi")"; }
+
+la=$(med "${LOCAL_AGENT[@]}"); lb=$(med "${LOCAL_ANSIBLE[@]}")
+sa=$(med "${SSH_AGENT[@]}"); sm=$(med "${SSH_AGENT_MUX[@]}"); sb=$(med "${SSH_ANSIBLE[@]}")
+lr=$(ratio "$lb" "$la"); sr=$(ratio "$sb" "$sa"); mr=$(ratio "$sb" "$sm")
+ansible_ver=$("$VENV/bin/ansible-playbook" --version | head -n1 | sed 's/.*\[core \(.*\)\]/\1/')
+ctl_py=$("$VENV/bin/python" -c 'import platform; print(platform.python_version())')
+node_py=$("$NODE_PYTHON" -c 'import platform; print(platform.python_version())')
+ssh_ver=$(ssh -V 2>&1 | awk '{print $1}' | tr -d ,)
+
+cat <<EOF
+## strata-agent vs Ansible (issue: agent)
+
+Produced by \`scripts/bench_agent.sh\`: wall time of a **no-op run** (desired state
+already in place, after a first converging run), median of $RUNS runs per cell, on this
+machine ($(nproc) cores, shared), strata-agent $(echo "$want_version" | awk '{print $2}') debug build, ansible-core $ansible_ver.
+
+| scenario | strata-agent | ansible-playbook | ratio | target | met |
+| --- | ---: | ---: | ---: | ---: | --- |
+| local: \`strata-agent apply --root R\` vs \`ansible-playbook -c local\`, same temp root | $(fmt_us "$la") | $(fmt_us "$lb") | ${lr}x | ≥100x | $(met "$lr" 100) |
+| over SSH, $NODES lab nodes: $NODES parallel \`ssh\`, new connection each | $(fmt_us "$sa") | $(fmt_us "$sb") | ${sr}x | ≥20x | $(met "$sr" 20) |
+| over SSH, $NODES lab nodes, agent reusing connections (ControlPersist, as Ansible does) | $(fmt_us "$sm") | $(fmt_us "$sb") | ${mr}x | – | – |
+
+Ranges (min – max): local agent $(rng "${LOCAL_AGENT[@]}"), local Ansible $(rng "${LOCAL_ANSIBLE[@]}");
+SSH agent $(rng "${SSH_AGENT[@]}"), reusing connections $(rng "${SSH_AGENT_MUX[@]}"), SSH Ansible $(rng "${SSH_ANSIBLE[@]}").
+
+- **Desired state** (\`scripts/bench_agent/node.json\`, both sides): containerd
+  \`config.toml\` (schema 2) and \`certs.d/docker.io/hosts.toml\`, kubelet \`config.yaml\` and
+  \`/etc/default/kubelet\`, \`/etc/crictl.yaml\`, \`/etc/sysctl.d/99-strata.conf\` with 3 keys,
+  \`/etc/modules-load.d/strata.conf\` with 2 modules, the swap line in \`/etc/fstab\` commented out.
+- **strata-agent** (6 tasks): writes those files and, through its simulated system
+  (any \`--root\` other than \`/\`), checks and sets the live sysctl values
+  (\`R/proc/sys/...\`), loaded modules (\`R/proc/modules\`), active swap (\`R/proc/swaps\`) and
+  masks the swap unit (\`R/etc/systemd/system/swap.img.swap\`); a change would restart
+  containerd/kubelet (handlers).
+- **ansible-playbook** (\`scripts/bench_agent/playbook.yml\`, 13 tasks, builtin modules only,
+  \`gather_facts: false\`): \`template\` for config.toml, hosts.toml and kubelet config.yaml,
+  \`copy\` for the other files and the simulated live sysctl values, \`lineinfile\` for
+  \`proc/modules\` and \`proc/swaps\`, \`replace\` for fstab, \`file\` for the certs.d directory
+  and the swap-unit symlink; it reads the same node.json as variables. Not modelled:
+  restart handlers (no run here fires them) and deriving the swap unit name from fstab.
+- **Same state, checked**: locally the two tools converge fresh roots to identical trees
+  (content, mode, owner, symlinks), and on every root (locally and on all $NODES nodes) each
+  tool is a no-op on what the other converged. Every timed run is checked to be a no-op:
+  agent exit code 0 on every node, Ansible recap \`changed=0 failed=0 unreachable=0\` for every host.
+- **Local**: one temp root R; Ansible with \`-c local\`, pipelining on, the venv's Python
+  ($ctl_py) as interpreter. The agent reads the spec from a file.
+- **Over SSH**: \`strata-lab\` nodes (network namespaces on this machine, real sshd, $ssh_ver),
+  root \`$REMOTE_ROOT\` on each. Agent: binary copied to \`$REMOTE_AGENT\`,
+  one \`ssh root@node $REMOTE_AGENT apply - --root $REMOTE_ROOT\` per node with the spec
+  on stdin, all $NODES at once, wall time until the last exits; the headline row opens a new
+  SSH connection per node per run (\`ControlMaster=no\`). Ansible: inventory of the $NODES
+  addresses, \`ansible_user=root\`, the lab key, \`UserKnownHostsFile\` = the lab known_hosts,
+  \`StrictHostKeyChecking=yes\`, forks=$NODES, \`pipelining = True\`, Ansible's default
+  \`ssh_args = -C -o ControlMaster=auto -o ControlPersist=60s\` (so each timed run reuses the
+  previous run's connections), \`interpreter_python\` = $NODE_PYTHON ($node_py, no discovery).
+  The Ansible controller and all $NODES nodes share the same $(nproc) cores.
+EOF
