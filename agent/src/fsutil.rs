@@ -144,6 +144,19 @@ impl FileState {
     }
 }
 
+/// What would change across a set of managed files (tasks that own several files).
+pub fn check_files(files: &[FileState], root: &Path) -> Result<Vec<Change>, TaskError> {
+    let mut changes = Vec::new();
+    for f in files {
+        changes.extend(f.check(root)?);
+    }
+    Ok(changes)
+}
+
+pub fn apply_files(files: &[FileState], root: &Path) -> Result<(), TaskError> {
+    files.iter().try_for_each(|f| f.apply(root))
+}
+
 fn current_uid() -> u32 {
     fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
 }

@@ -69,12 +69,13 @@ fn port(p: Option<i64>) -> u16 {
 
 /// The SSH target a resource's `ssh` block describes, with the provider's defaults filled in.
 pub fn target(conn: &ConnectionModel, defaults: &ProviderSshModel) -> Result<Target, Diagnostics> {
-    let c = conn.with_defaults(defaults);
+    let merged = conn.with_defaults(defaults);
+    let (host, c) = (&merged.host, &merged.settings);
     let user = c.user.clone().unwrap_or_else(|| "root".into());
     let Some(key) = auth(&c.private_key, &c.private_key_file) else {
         return Err(config_error(
             "private_key",
-            format!("No SSH key for {}: set ssh.private_key or ssh.private_key_file in the resource, or the provider's ssh block.", c.host),
+            format!("No SSH key for {host}: set ssh.private_key or ssh.private_key_file in the resource, or the provider's ssh block."),
         ));
     };
     let host_key = if c.insecure_ignore_host_key == Some(true) {
@@ -92,12 +93,12 @@ pub fn target(conn: &ConnectionModel, defaults: &ProviderSshModel) -> Result<Tar
             format!(
                 "The host key of {} cannot be verified: set known_hosts, known_hosts_file or host_key_fingerprints \
                  (or, for a throw-away lab only, insecure_ignore_host_key = true).",
-                c.host
+                host
             ),
         ));
     };
-    let mut t = Target::new(c.host.clone(), user.clone(), key.clone(), host_key.clone())
-        .with_port(port(c.port))
+    let mut t = Target::new(host.clone(), user.clone(), key.clone(), host_key.clone())
+        .with_port(port(merged.port))
         .with_sudo(c.sudo.unwrap_or(false));
     if let Some(BastionModel { host, port: bport, user: buser, private_key, private_key_file }) = &c.bastion {
         let bauth = auth(private_key, private_key_file).unwrap_or(key);

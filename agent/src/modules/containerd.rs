@@ -113,17 +113,10 @@ impl Task for ContainerdTask {
         vec!["containerd.service".into()]
     }
     fn check(&self, ctx: &Context) -> Result<Vec<Change>, TaskError> {
-        let mut c = vec![];
-        for f in self.files()? {
-            c.extend(f.check(&ctx.root)?);
-        }
-        Ok(c)
+        crate::fsutil::check_files(&self.files()?, &ctx.root)
     }
     fn apply(&self, ctx: &Context) -> Result<(), TaskError> {
-        for f in self.files()? {
-            f.apply(&ctx.root)?;
-        }
-        Ok(())
+        crate::fsutil::apply_files(&self.files()?, &ctx.root)
     }
 }
 

@@ -81,52 +81,52 @@ pub struct BastionModel {
     pub private_key_file: Option<String>,
 }
 
-/// Field names equal schema names. No `Debug`: holds a private key.
+/// What the provider's `ssh` block sets as defaults and a resource's `ssh` block may
+/// override. Field names equal schema names. No `Debug`: holds a private key.
+#[derive(Serialize, Deserialize, Clone, Default)]
+pub struct SshSettings {
+    pub user: Option<String>,
+    pub private_key: Option<String>,
+    pub private_key_file: Option<String>,
+    pub known_hosts: Option<String>,
+    pub known_hosts_file: Option<String>,
+    pub host_key_fingerprints: Option<Vec<String>>,
+    pub insecure_ignore_host_key: Option<bool>,
+    pub sudo: Option<bool>,
+    pub bastion: Option<BastionModel>,
+}
+
+/// The provider-level `ssh` block.
+pub type ProviderSshModel = SshSettings;
+
+/// A resource's `ssh` block: the node, plus overrides of the provider's settings.
 #[derive(Serialize, Deserialize, Clone, Default)]
 pub struct ConnectionModel {
     pub host: String,
     pub port: Option<i64>,
-    pub user: Option<String>,
-    pub private_key: Option<String>,
-    pub private_key_file: Option<String>,
-    pub known_hosts: Option<String>,
-    pub known_hosts_file: Option<String>,
-    pub host_key_fingerprints: Option<Vec<String>>,
-    pub insecure_ignore_host_key: Option<bool>,
-    pub sudo: Option<bool>,
-    pub bastion: Option<BastionModel>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Default)]
-pub struct ProviderSshModel {
-    pub user: Option<String>,
-    pub private_key: Option<String>,
-    pub private_key_file: Option<String>,
-    pub known_hosts: Option<String>,
-    pub known_hosts_file: Option<String>,
-    pub host_key_fingerprints: Option<Vec<String>>,
-    pub insecure_ignore_host_key: Option<bool>,
-    pub sudo: Option<bool>,
-    pub bastion: Option<BastionModel>,
+    #[serde(flatten)]
+    pub settings: SshSettings,
 }
 
 impl ConnectionModel {
-    /// This connection with every unset field taken from the provider's defaults.
-    pub fn with_defaults(&self, d: &ProviderSshModel) -> ConnectionModel {
+    /// This connection with every unset setting taken from the provider's defaults.
+    /// Credentials and host-key sources are taken as a whole, never mixed.
+    pub fn with_defaults(&self, d: &SshSettings) -> ConnectionModel {
         let mut c = self.clone();
-        c.user = c.user.or_else(|| d.user.clone());
-        if c.private_key.is_none() && c.private_key_file.is_none() {
-            c.private_key = d.private_key.clone();
-            c.private_key_file = d.private_key_file.clone();
+        let s = &mut c.settings;
+        s.user = s.user.take().or_else(|| d.user.clone());
+        if s.private_key.is_none() && s.private_key_file.is_none() {
+            s.private_key = d.private_key.clone();
+            s.private_key_file = d.private_key_file.clone();
         }
-        if c.known_hosts.is_none() && c.known_hosts_file.is_none() && c.host_key_fingerprints.is_none() {
-            c.known_hosts = d.known_hosts.clone();
-            c.known_hosts_file = d.known_hosts_file.clone();
-            c.host_key_fingerprints = d.host_key_fingerprints.clone();
+        if s.known_hosts.is_none() && s.known_hosts_file.is_none() && s.host_key_fingerprints.is_none() {
+            s.known_hosts = d.known_hosts.clone();
+            s.known_hosts_file = d.known_hosts_file.clone();
+            s.host_key_fingerprints = d.host_key_fingerprints.clone();
         }
-        c.insecure_ignore_host_key = c.insecure_ignore_host_key.or(d.insecure_ignore_host_key);
-        c.sudo = c.sudo.or(d.sudo);
-        c.bastion = c.bastion.or_else(|| d.bastion.clone());
+        s.insecure_ignore_host_key = s.insecure_ignore_host_key.or(d.insecure_ignore_host_key);
+        s.sudo = s.sudo.or(d.sudo);
+        s.bastion = s.bastion.take().or_else(|| d.bastion.clone());
         c
     }
 }
@@ -137,21 +137,23 @@ mod tests {
 
     #[test]
     fn resource_settings_win_and_gaps_are_filled() {
-        let d = ProviderSshModel {
+        let d = SshSettings {
             user: Some("ops".into()),
             private_key_file: Some("/k".into()),
             known_hosts: Some("kh".into()),
             sudo: Some(true),
             ..Default::default()
         };
-        let c = ConnectionModel { host: "n1".into(), user: Some("root".into()), ..Default::default() }.with_defaults(&d);
+        let own = |settings: SshSettings| ConnectionModel { host: "n1".into(), port: None, settings };
+        let c = own(SshSettings { user: Some("root".into()), ..Default::default() }).with_defaults(&d).settings;
         assert_eq!(c.user.as_deref(), Some("root"));
         assert_eq!(c.private_key_file.as_deref(), Some("/k"));
         assert_eq!(c.known_hosts.as_deref(), Some("kh"));
         assert_eq!(c.sudo, Some(true));
         // A resource that pins fingerprints does not inherit known_hosts.
-        let c = ConnectionModel { host: "n1".into(), host_key_fingerprints: Some(vec!["SHA256:x".into()]), ..Default::default() }
-            .with_defaults(&d);
+        let c = own(SshSettings { host_key_fingerprints: Some(vec!["SHA256:x".into()]), ..Default::default() })
+            .with_defaults(&d)
+            .settings;
         assert!(c.known_hosts.is_none());
     }
 }
