@@ -31,7 +31,7 @@ node1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nodes"]
 echo "== cluster secrets"
 mkdir -p "$demo/cluster-secrets"
 cp examples/cluster-secrets/main.tf "$demo/cluster-secrets/main.tf"
-(cd "$demo/cluster-secrets" && "$terraform" apply -auto-approve -input=false && "$terraform" output)
+(cd "$demo/cluster-secrets" && "$terraform" apply -auto-approve -input=false)
 
 echo "== NFS exports on $node1"
 mkdir -p "$demo/nfs-exports"
@@ -39,7 +39,7 @@ cp examples/nfs-exports/main.tf "$demo/nfs-exports/main.tf"
 (cd "$demo/nfs-exports" && "$terraform" apply -auto-approve -input=false \
    -var "nfs_server=$node1" \
    -var "ssh_private_key_file=$lab_dir/ssh/id_ed25519" \
-   -var "known_hosts_file=$lab_dir/ssh/known_hosts" && "$terraform" output)
+   -var "known_hosts_file=$lab_dir/ssh/known_hosts")
 
 echo
 echo "Terraform state: $demo/*/terraform.tfstate (cluster-secrets holds private keys: treat it as a secret)."
