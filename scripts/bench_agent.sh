@@ -93,7 +93,14 @@ cleanup() {
       keep=1
     fi
   fi
-  [ "$keep" = 1 ] || rm -rf "$WORK"
+  if [ "$keep" = 1 ]; then
+    :
+  elif [ "$rc" != 0 ]; then
+    rm -rf "$LABDIR"
+    echo "bench_agent: run outputs kept in $WORK/runs (remove $WORK when done)" >&2
+  else
+    rm -rf "$WORK"
+  fi
   exit "$rc"
 }
 trap cleanup EXIT

@@ -12,9 +12,9 @@ pub fn terraform_bin() -> PathBuf {
     if let Ok(p) = std::env::var("STRATA_TERRAFORM") {
         return PathBuf::from(p);
     }
-    let cache = std::env::var("STRATA_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/strata"));
+    let cache = std::env::var("STRATA_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/strata")
+    });
     let launcher = cache.join("bin/terraform");
     if launcher.exists() {
         launcher

@@ -36,10 +36,42 @@ fn chain_leaf_to_ca(dir: &Path, name: &str, cert: &str, key: &str) {
     let out = openssl(dir, &["verify", "-CAfile", &format!("{name}.crt"), &format!("{name}.crt")]);
     assert!(out.contains(": OK"), "{out}");
     // ...and its key issues certificates that chain to it.
-    openssl(dir, &["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-subj", &format!("/CN={name}-leaf"), "-keyout", &format!("{name}-leaf.key"), "-out", &format!("{name}-leaf.csr")]);
-    openssl(dir, &["x509", "-req", "-in", &format!("{name}-leaf.csr"), "-CA", &format!("{name}.crt"),
-        "-CAkey", &format!("{name}.key"), "-CAcreateserial", "-days", "1", "-out", &format!("{name}-leaf.crt")]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}-leaf"),
+            "-keyout",
+            &format!("{name}-leaf.key"),
+            "-out",
+            &format!("{name}-leaf.csr"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}-leaf.csr"),
+            "-CA",
+            &format!("{name}.crt"),
+            "-CAkey",
+            &format!("{name}.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-out",
+            &format!("{name}-leaf.crt"),
+        ],
+    );
     let out = openssl(dir, &["verify", "-CAfile", &format!("{name}.crt"), &format!("{name}-leaf.crt")]);
     assert!(out.contains(&format!("{name}-leaf.crt: OK")), "{out}");
     let text = openssl(dir, &["x509", "-in", &format!("{name}.crt"), "-noout", "-text"]);

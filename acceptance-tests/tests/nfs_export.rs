@@ -75,7 +75,8 @@ fn ganesha_exports_serve_nfs_to_another_node_and_drift_is_detected() {
     // Real NFSv4 traffic: node2 lists what node1 serves.
     sh(&lab, "node1", "echo prod > /srv/nfs/k8s-prod/marker-prod && echo np > /srv/nfs/k8s-nonprod/marker-nonprod");
     for (name, marker) in [("k8s-prod", "marker-prod"), ("k8s-nonprod", "marker-nonprod")] {
-        let (code, out, err) = sh(&lab, "node2", &format!("timeout 20 nfs-ls 'nfs://{node1}/srv/nfs/{name}?version=4'"));
+        let (code, out, err) =
+            sh(&lab, "node2", &format!("timeout 20 nfs-ls 'nfs://{node1}/srv/nfs/{name}?version=4'"));
         assert_eq!(code, 0, "nfs-ls {name}: {out}{err}");
         assert!(out.contains(marker), "nfs-ls {name} lists the file: {out}");
     }

@@ -19,7 +19,9 @@ fn sh(lab: &LabGuard, node: &str, script: &str) -> String {
 }
 
 fn containerd_restarts(lab: &LabGuard, node: &str) -> u64 {
-    let state: Value = serde_json::from_str(&sh(lab, node, &format!("cat {ROOT}/var/lib/strata-agent/simulated-systemd.json"))).unwrap();
+    let state: Value =
+        serde_json::from_str(&sh(lab, node, &format!("cat {ROOT}/var/lib/strata-agent/simulated-systemd.json")))
+            .unwrap();
     state["units"]["containerd.service"]["restarts"].as_u64().unwrap_or(0)
 }
 
@@ -98,7 +100,9 @@ fn node_config_converges_three_nodes_and_restores_drift_on_one() {
         assert_eq!(v["drift"], serde_json::json!([]));
         let config = sh(&lab, n, &format!("cat {ROOT}/etc/containerd/config.toml"));
         assert!(config.contains("SystemdCgroup = true"), "{config}");
-        assert!(sh(&lab, n, &format!("cat {ROOT}/etc/containerd/certs.d/docker.io/hosts.toml")).contains("mirror.example"));
+        assert!(
+            sh(&lab, n, &format!("cat {ROOT}/etc/containerd/certs.d/docker.io/hosts.toml")).contains("mirror.example")
+        );
         // The agent really is on the node, installed over SSH.
         assert!(sh(&lab, n, "test -x /var/lib/strata/strata-agent && echo yes").contains("yes"));
     }
@@ -107,7 +111,11 @@ fn node_config_converges_three_nodes_and_restores_drift_on_one() {
     let before: Vec<u64> = ["node1", "node2", "node3"].iter().map(|n| containerd_restarts(&lab, n)).collect();
 
     // Someone edits containerd's config on node2 by hand.
-    sh(&lab, "node2", &format!("sed -i 's/SystemdCgroup = true/SystemdCgroup = false/' {ROOT}/etc/containerd/config.toml"));
+    sh(
+        &lab,
+        "node2",
+        &format!("sed -i 's/SystemdCgroup = true/SystemdCgroup = false/' {ROOT}/etc/containerd/config.toml"),
+    );
     let plan = wd.plan_exit_code().unwrap();
     assert_eq!(plan.code, 2, "{}", plan.stdout);
     assert!(plan.stdout.contains("strata_node_config.node[\"node2\"] will be updated in-place"), "{}", plan.stdout);

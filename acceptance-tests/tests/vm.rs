@@ -205,8 +205,11 @@ fn ten_clones_in_parallel_then_in_place_updates_shrink_refusal_and_destroy() {
     assert_plan_empty(&wd);
 
     // Shrinking is refused at plan time, naming the attribute.
-    wd.write("main.tf", &format!("{}\n{}", sim.provider_block(), workers(10, 3072, 4, 3).replace("\"worker\"]", "\"worker\", \"v2\"]")))
-        .unwrap();
+    wd.write(
+        "main.tf",
+        &format!("{}\n{}", sim.provider_block(), workers(10, 3072, 4, 3).replace("\"worker\"]", "\"worker\", \"v2\"]")),
+    )
+    .unwrap();
     let r = wd.plan_exit_code().unwrap();
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("Disks cannot shrink") && r.stderr.contains("disks[0].size_gb"), "{}", r.stderr);

@@ -68,12 +68,17 @@ fn meminfo(text: &str, key: &str) -> Option<u64> {
 }
 
 pub fn gather(root: &Path) -> Facts {
-    let osr = read_text(root, "/etc/os-release").or_else(|| read_text(root, "/usr/lib/os-release")).map(|t| parse_os_release(&t)).unwrap_or_default();
+    let osr = read_text(root, "/etc/os-release")
+        .or_else(|| read_text(root, "/usr/lib/os-release"))
+        .map(|t| parse_os_release(&t))
+        .unwrap_or_default();
     let mem = read_text(root, "/proc/meminfo").unwrap_or_default();
     let cpus = read_text(root, "/proc/cpuinfo")
         .map(|t| t.lines().filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor")).count())
         .filter(|n| *n > 0)
-        .or_else(|| (root == Path::new("/")).then(|| std::thread::available_parallelism().map(|n| n.get()).ok()).flatten());
+        .or_else(|| {
+            (root == Path::new("/")).then(|| std::thread::available_parallelism().map(|n| n.get()).ok()).flatten()
+        });
     let cg = node_path(root, "/sys/fs/cgroup");
     let cgroup_version = if cg.join("cgroup.controllers").exists() {
         Some("v2".to_string())
@@ -108,7 +113,9 @@ mod tests {
 
     #[test]
     fn os_release_quoting() {
-        let m = parse_os_release("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID='12'\n# c\nX=\"a \\\"b\\\"\"\n");
+        let m = parse_os_release(
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID='12'\n# c\nX=\"a \\\"b\\\"\"\n",
+        );
         assert_eq!(m["PRETTY_NAME"], "Debian GNU/Linux 12 (bookworm)");
         assert_eq!(m["ID"], "debian");
         assert_eq!(m["VERSION_ID"], "12");

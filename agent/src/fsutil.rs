@@ -108,7 +108,11 @@ impl FileState {
             Err(e) => return Err(io(e)),
         };
         let Some(meta) = meta else {
-            return Ok(vec![Change::file(&self.path, format!("create {}", self.path), unified_diff(&self.path, b"", &self.content))]);
+            return Ok(vec![Change::file(
+                &self.path,
+                format!("create {}", self.path),
+                unified_diff(&self.path, b"", &self.content),
+            )]);
         };
         if !meta.is_file() {
             return Err(TaskError::new(format!("{}: exists and is not a regular file", self.path)));
@@ -116,7 +120,11 @@ impl FileState {
         let mut changes = vec![];
         let old = fs::read(&p).map_err(io)?;
         if old != self.content {
-            changes.push(Change::file(&self.path, format!("update {}", self.path), unified_diff(&self.path, &old, &self.content)));
+            changes.push(Change::file(
+                &self.path,
+                format!("update {}", self.path),
+                unified_diff(&self.path, &old, &self.content),
+            ));
         }
         changes.extend(attr_changes(&self.path, &meta, self.mode, uid, gid));
         Ok(changes)
@@ -165,7 +173,13 @@ fn current_gid() -> u32 {
 }
 
 /// Mode/owner differences between `meta` and the wanted values.
-pub fn attr_changes(path: &str, meta: &fs::Metadata, mode: Option<u32>, uid: Option<u32>, gid: Option<u32>) -> Vec<Change> {
+pub fn attr_changes(
+    path: &str,
+    meta: &fs::Metadata,
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Vec<Change> {
     let mut c = vec![];
     let cur = meta.mode() & 0o7777;
     if let Some(m) = mode.filter(|m| *m != cur) {
@@ -198,7 +212,8 @@ mod tests {
     fn root_with_accounts() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
         fs::create_dir_all(d.path().join("etc")).unwrap();
-        fs::write(d.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\nbin:x:2:2::/bin:/usr/sbin/nologin\n").unwrap();
+        fs::write(d.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\nbin:x:2:2::/bin:/usr/sbin/nologin\n")
+            .unwrap();
         fs::write(d.path().join("etc/group"), "root:x:0:\nbin:x:2:\n").unwrap();
         d
     }
@@ -244,7 +259,11 @@ mod tests {
         assert_eq!(fs::read_to_string(&p).unwrap(), "new");
         assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o640);
         // No temp files left behind by the atomic write.
-        let leftovers: Vec<_> = fs::read_dir(d.path().join("etc")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".strata-")).collect();
+        let leftovers: Vec<_> = fs::read_dir(d.path().join("etc"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".strata-"))
+            .collect();
         assert!(leftovers.is_empty());
     }
 

@@ -82,7 +82,12 @@ fn run(args: RunArgs, mode: RunMode) -> ExitCode {
         }
     };
     if !args.root.is_dir() {
-        return fail(args.json, "--root", &format!("{} is not a directory", args.root.display()), serde_json::json!({}));
+        return fail(
+            args.json,
+            "--root",
+            &format!("{} is not a directory", args.root.display()),
+            serde_json::json!({}),
+        );
     }
     let ctx = Context::new(&args.root);
     let mut report = runner::run(&spec, &ctx, mode);
@@ -115,7 +120,9 @@ fn main() -> ExitCode {
                 };
                 for (k, val) in v.as_object().into_iter().flatten() {
                     match val {
-                        serde_json::Value::Object(o) => o.iter().for_each(|(k2, v2)| println!("{k}.{k2}: {}", flat(v2))),
+                        serde_json::Value::Object(o) => {
+                            o.iter().for_each(|(k2, v2)| println!("{k}.{k2}: {}", flat(v2)))
+                        }
                         other => println!("{k}: {}", flat(other)),
                     }
                 }

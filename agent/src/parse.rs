@@ -245,7 +245,8 @@ mod tests {
 
     #[test]
     fn json_unknown_key_names_key_and_line() {
-        let src = "{\n  \"swap_off\": true,\n  \"crictl\": {\n    \"runtime_endpoint\": \"x\",\n    \"nope\": 1\n  }\n}";
+        let src =
+            "{\n  \"swap_off\": true,\n  \"crictl\": {\n    \"runtime_endpoint\": \"x\",\n    \"nope\": 1\n  }\n}";
         let e = parse_json(src).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("crictl.nope"));
         assert_eq!(e.line, Some(5));

@@ -130,7 +130,14 @@ mod tests {
     use super::*;
 
     fn t(status: Status) -> TaskReport {
-        TaskReport { name: "file /etc/x".into(), module: "file".into(), status, duration_ms: 1.24, changes: vec![], error: None }
+        TaskReport {
+            name: "file /etc/x".into(),
+            module: "file".into(),
+            status,
+            duration_ms: 1.24,
+            changes: vec![],
+            error: None,
+        }
     }
 
     #[test]
@@ -139,7 +146,8 @@ mod tests {
         assert_eq!((r.exit_code(), r.recap.ok), (0, 2));
         let r = Report::new(RunMode::Check, "/".into(), vec![t(Status::Ok), t(Status::Changed)]);
         assert_eq!(r.exit_code(), 2);
-        let r = Report::new(RunMode::Apply, "/".into(), vec![t(Status::Changed), t(Status::Failed), t(Status::Skipped)]);
+        let r =
+            Report::new(RunMode::Apply, "/".into(), vec![t(Status::Changed), t(Status::Failed), t(Status::Skipped)]);
         assert_eq!(r.exit_code(), 1);
         assert!(r.render_human(false).ends_with("ok=0 changed=1 failed=1 skipped=1\n"));
     }

@@ -83,7 +83,11 @@ pub fn run_tasks(tasks: &[Box<dyn Task>], ctx: &Context, mode: RunMode) -> Repor
         Ok(p) => p,
         Err(e) => {
             let now = Instant::now();
-            return Report::new(mode, root, vec![handler("load pending handlers".into(), Status::Failed, now, Some(e))]);
+            return Report::new(
+                mode,
+                root,
+                vec![handler("load pending handlers".into(), Status::Failed, now, Some(e))],
+            );
         }
     };
     let mut failed = false;
@@ -147,7 +151,12 @@ fn run_handlers(ctx: &Context, mode: RunMode, pending: &mut Pending) -> Vec<Task
     if pending.daemon_reload {
         let start = Instant::now();
         let r = if mode == RunMode::Apply { daemon_reload(ctx, pending) } else { Ok(()) };
-        out.push(handler("daemon-reload".into(), if r.is_ok() { Status::Changed } else { Status::Failed }, start, r.err()));
+        out.push(handler(
+            "daemon-reload".into(),
+            if r.is_ok() { Status::Changed } else { Status::Failed },
+            start,
+            r.err(),
+        ));
     }
     for unit in pending.restart.clone() {
         let start = Instant::now();
@@ -159,7 +168,12 @@ fn run_handlers(ctx: &Context, mode: RunMode, pending: &mut Pending) -> Vec<Task
         } else {
             Ok(())
         };
-        out.push(handler(format!("restart {unit}"), if r.is_ok() { Status::Changed } else { Status::Failed }, start, r.err()));
+        out.push(handler(
+            format!("restart {unit}"),
+            if r.is_ok() { Status::Changed } else { Status::Failed },
+            start,
+            r.err(),
+        ));
     }
     out
 }
@@ -172,7 +186,14 @@ mod tests {
     use crate::system::SimulatedSystem;
 
     fn file(path: &str, content: &str, notify: &[&str]) -> (AbsPath, FileSpec) {
-        (AbsPath::try_from(path).unwrap(), FileSpec { content: content.into(), notify: notify.iter().map(|s| s.to_string()).collect(), ..Default::default() })
+        (
+            AbsPath::try_from(path).unwrap(),
+            FileSpec {
+                content: content.into(),
+                notify: notify.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+        )
     }
 
     fn restarts(d: &std::path::Path, unit: &str) -> u32 {
@@ -183,7 +204,10 @@ mod tests {
     #[test]
     fn handler_runs_once_and_only_on_change() {
         let (d, ctx) = testutil::root();
-        let spec = NodeSpec { file: [file("/etc/a", "1", &["svc"]), file("/etc/b", "2", &["svc"])].into(), ..Default::default() };
+        let spec = NodeSpec {
+            file: [file("/etc/a", "1", &["svc"]), file("/etc/b", "2", &["svc"])].into(),
+            ..Default::default()
+        };
         let r = run(&spec, &ctx, RunMode::Apply);
         assert_eq!(r.recap.changed, 3, "{r:#?}");
         assert_eq!(restarts(d.path(), "svc.service"), 1);
@@ -198,7 +222,10 @@ mod tests {
         let (d, ctx) = testutil::root();
         let mut bad = file("/etc/z", "x", &[]);
         bad.1.owner = Some("ghost".into());
-        let spec = NodeSpec { file: [file("/etc/a", "1", &["svc"]), bad, file("/etc/zz", "1", &[])].into(), ..Default::default() };
+        let spec = NodeSpec {
+            file: [file("/etc/a", "1", &["svc"]), bad, file("/etc/zz", "1", &[])].into(),
+            ..Default::default()
+        };
         let r = run(&spec, &ctx, RunMode::Apply);
         let st: Vec<Status> = r.tasks.iter().map(|t| t.status).collect();
         assert_eq!(st, vec![Status::Changed, Status::Failed, Status::Skipped]);
@@ -270,7 +297,10 @@ mod tests {
         let (d, ctx) = testutil::root();
         let spec = NodeSpec { file: [file("/etc/a", "1", &["svc"])].into(), ..Default::default() };
         let r = run(&spec, &ctx, RunMode::Check);
-        assert_eq!(r.tasks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["file /etc/a", "restart svc.service"]);
+        assert_eq!(
+            r.tasks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            vec!["file /etc/a", "restart svc.service"]
+        );
         assert!(!d.path().join("etc/a").exists());
         assert!(!d.path().join("var").exists());
     }

@@ -49,7 +49,13 @@ pub trait System {
         let p = self.root().join("proc/modules");
         let text = read_optional(&p).map_err(|e| format!("reading {}: {e}", p.display()))?;
         Ok(text
-            .map(|t| String::from_utf8_lossy(&t).lines().filter_map(|l| l.split_whitespace().next()).map(module_name).collect())
+            .map(|t| {
+                String::from_utf8_lossy(&t)
+                    .lines()
+                    .filter_map(|l| l.split_whitespace().next())
+                    .map(module_name)
+                    .collect()
+            })
             .unwrap_or_default())
     }
     fn load_module(&self, name: &str) -> SysResult<()>;
@@ -183,7 +189,16 @@ impl System for HostSystem {
         };
         run(
             "apt-get",
-            &["install", "-y", "-q", "--allow-downgrades", "--allow-change-held-packages", "-o", "Dpkg::Options::=--force-confold", &spec],
+            &[
+                "install",
+                "-y",
+                "-q",
+                "--allow-downgrades",
+                "--allow-change-held-packages",
+                "-o",
+                "Dpkg::Options::=--force-confold",
+                &spec,
+            ],
         )
         .map(drop)
     }
@@ -245,8 +260,7 @@ impl SimulatedSystem {
         let p = node_path(&self.root, crate::modules::package::DPKG_STATUS);
         let text = read_optional(&p).map_err(|e| e.to_string())?.unwrap_or_default();
         let text = String::from_utf8_lossy(&text);
-        let mut doc: deb822_lossless::Deb822 =
-            text.parse().map_err(|e| format!("{}: {e:?}", p.display()))?;
+        let mut doc: deb822_lossless::Deb822 = text.parse().map_err(|e| format!("{}: {e:?}", p.display()))?;
         let mut para = match doc.paragraphs().find(|pa| pa.get("Package").as_deref() == Some(name)) {
             Some(pa) => pa,
             None => {
@@ -342,7 +356,10 @@ mod tests {
     #[test]
     fn sysctl_keys_map_to_proc_paths() {
         assert_eq!(sysctl_rel_path("net.ipv4.ip_forward").unwrap(), PathBuf::from("net/ipv4/ip_forward"));
-        assert_eq!(sysctl_rel_path("net/ipv4/conf/eth0.10/rp_filter").unwrap(), PathBuf::from("net/ipv4/conf/eth0.10/rp_filter"));
+        assert_eq!(
+            sysctl_rel_path("net/ipv4/conf/eth0.10/rp_filter").unwrap(),
+            PathBuf::from("net/ipv4/conf/eth0.10/rp_filter")
+        );
         for bad in ["", "net..x", "../etc/passwd", "a/../../b", "a b", "a=b"] {
             assert!(sysctl_rel_path(bad).is_err(), "{bad}");
         }

@@ -31,14 +31,22 @@ fn seeded_root() -> tempfile::TempDir {
     let r = d.path();
     write(r, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n");
     write(r, "/etc/group", "root:x:0:\n");
-    write(r, "/etc/os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n");
+    write(
+        r,
+        "/etc/os-release",
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
+    );
     write(r, "/etc/fstab", "# <file system> <mount point> <type> <options> <dump> <pass>\nUUID=0a1b / ext4 errors=remount-ro 0 1\n/swap.img\tnone\tswap\tsw\t0\t0\n");
     write(r, "/var/lib/dpkg/status", "Package: containerd\nStatus: install ok installed\nPriority: optional\nVersion: 1.6.12~ds1-1\nArchitecture: amd64\n\nPackage: runc\nStatus: install ok installed\nVersion: 1.1.5+ds1-1\nArchitecture: amd64\n");
     write(r, "/proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n/swap.img\tfile\t2097148\t0\t-2\n");
     write(r, "/proc/modules", "overlay 151552 0 - Live 0x0000000000000000\n");
     write(r, "/proc/sys/net/ipv4/ip_forward", "0\n");
     write(r, "/proc/sys/kernel/osrelease", "6.1.0-18-amd64\n");
-    write(r, "/proc/meminfo", "MemTotal:        4028440 kB\nMemFree:          100000 kB\nSwapTotal:       2097148 kB\n");
+    write(
+        r,
+        "/proc/meminfo",
+        "MemTotal:        4028440 kB\nMemFree:          100000 kB\nSwapTotal:       2097148 kB\n",
+    );
     write(r, "/proc/cpuinfo", "processor\t: 0\n\nprocessor\t: 1\n");
     write(r, "/sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids\n");
     d
@@ -52,8 +60,9 @@ fn json_report(args: &[&str], root: &Path) -> (i32, Report) {
     let mut a = args.to_vec();
     a.push("--json");
     let out = agent(&a, root);
-    let report: Report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: stdout={} stderr={}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    let report: Report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: stdout={} stderr={}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
     (out.status.code().unwrap(), report)
 }
 
@@ -107,7 +116,9 @@ fn apply_changes_then_second_apply_is_a_noop() {
     assert!(read("etc/fstab").contains("#/swap.img"));
     assert_eq!(read("proc/sys/net/ipv4/ip_forward").trim(), "1");
     assert!(read("proc/modules").contains("br_netfilter"));
-    assert!(read("var/lib/dpkg/status").contains("Status: hold ok installed\nPriority: optional\nVersion: 1.6.20~ds1-1"));
+    assert!(
+        read("var/lib/dpkg/status").contains("Status: hold ok installed\nPriority: optional\nVersion: 1.6.20~ds1-1")
+    );
     assert_eq!(read("proc/swaps").lines().count(), 1, "only the header is left");
     assert_eq!(restarts(r, "containerd.service"), 1);
     assert_eq!(restarts(r, "kubelet.service"), 1);
@@ -136,7 +147,10 @@ fn check_changes_nothing_and_reports_would_change() {
     assert!(rep.changed && !rep.failed);
     assert!(rep.tasks.iter().any(|t| t.name == "restart containerd.service" && t.status == Status::Changed));
     let motd = rep.tasks.iter().find(|t| t.name == "file /etc/motd").unwrap();
-    assert!(motd.changes[0].diff.as_deref().unwrap().contains("+Managed by Strata."), "--diff puts diffs in the JSON report");
+    assert!(
+        motd.changes[0].diff.as_deref().unwrap().contains("+Managed by Strata."),
+        "--diff puts diffs in the JSON report"
+    );
     assert_eq!(tree_hash(d.path()), before, "check modified the tree");
 
     // After apply, check agrees that nothing is left to do.
@@ -174,7 +188,10 @@ fn json_report_is_machine_readable() {
     let whats: Vec<&str> = swap.changes.iter().map(|c| c.what.as_str()).collect();
     assert_eq!(whats, vec!["swapoff /swap.img", "update /etc/fstab", "mask swap.img.swap"]);
     assert!(rep.tasks.iter().flat_map(|t| &t.changes).all(|c| c.diff.is_none()), "file contents only with --diff");
-    let raw: serde_json::Value = serde_json::from_slice(&agent(&["check", example("k8s-node.json").to_str().unwrap(), "--json"], d.path()).stdout).unwrap();
+    let raw: serde_json::Value = serde_json::from_slice(
+        &agent(&["check", example("k8s-node.json").to_str().unwrap(), "--json"], d.path()).stdout,
+    )
+    .unwrap();
     assert_eq!(raw["mode"], "check");
     assert_eq!(raw["recap"]["changed"], 0);
 }
@@ -214,7 +231,11 @@ fn unknown_key_in_hcl_names_key_and_line() {
 fn unknown_key_in_json_names_key_and_line() {
     let d = seeded_root();
     let spec = d.path().join("bad.json");
-    fs::write(&spec, "{\n  \"kubelet\": {\n    \"cluster_dns\": [\"10.96.0.10\"],\n    \"clusterDomain\": \"x\"\n  }\n}\n").unwrap();
+    fs::write(
+        &spec,
+        "{\n  \"kubelet\": {\n    \"cluster_dns\": [\"10.96.0.10\"],\n    \"clusterDomain\": \"x\"\n  }\n}\n",
+    )
+    .unwrap();
     let out = agent(&["check", spec.to_str().unwrap()], d.path());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
@@ -255,7 +276,15 @@ fn restart_owed_by_a_failed_run_happens_on_the_next_run() {
     assert_eq!(status(&rep, "kubelet config"), Some(Status::Failed));
     assert_eq!(status(&rep, "service containerd.service"), Some(Status::Skipped));
     assert!(rep.tasks.iter().all(|t| t.module != "handler"), "handlers must not run after a failure");
-    assert!(rep.tasks.iter().find(|t| t.name == "kubelet config").unwrap().error.as_deref().unwrap().contains("node-ip"));
+    assert!(rep
+        .tasks
+        .iter()
+        .find(|t| t.name == "kubelet config")
+        .unwrap()
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("node-ip"));
     assert_eq!(restarts(r, "containerd.service"), 0);
     assert!(Pending::load(r).unwrap().restart.contains("containerd.service"));
 

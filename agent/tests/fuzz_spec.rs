@@ -20,10 +20,20 @@ enum Mutation {
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     let token = prop_oneof![
-        Just("{".to_string()), Just("}".to_string()), Just("\"".to_string()), Just("=".to_string()),
-        Just("[".to_string()), Just(",".to_string()), Just("\n".to_string()), Just("${x}".to_string()),
-        Just("<<EOF\n".to_string()), Just("bogus = 1\n".to_string()), Just("-1".to_string()),
-        Just("9999999999999999999999".to_string()), Just("null".to_string()), Just("é".to_string()),
+        Just("{".to_string()),
+        Just("}".to_string()),
+        Just("\"".to_string()),
+        Just("=".to_string()),
+        Just("[".to_string()),
+        Just(",".to_string()),
+        Just("\n".to_string()),
+        Just("${x}".to_string()),
+        Just("<<EOF\n".to_string()),
+        Just("bogus = 1\n".to_string()),
+        Just("-1".to_string()),
+        Just("9999999999999999999999".to_string()),
+        Just("null".to_string()),
+        Just("é".to_string()),
         "\\PC{0,6}",
     ];
     prop_oneof![
@@ -101,25 +111,66 @@ fn abs_path() -> impl Strategy<Value = AbsPath> {
 }
 
 fn node_spec() -> impl Strategy<Value = NodeSpec> {
-    let file = ("\\PC{0,30}", proptest::option::of(0u32..0o7777), proptest::option::of("[a-z]{1,6}"), proptest::collection::vec("[a-z]{1,6}", 0..2))
-        .prop_map(|(content, mode, owner, notify)| FileSpec { content, mode: mode.map(Mode), owner, group: None, notify });
-    let containerd = (any::<bool>(), any::<bool>(), proptest::option::of("[ -~]{0,20}"), proptest::collection::btree_map("[a-z.]{1,10}", proptest::collection::vec("https://[a-z.:0-9]{1,12}", 0..3), 0..3))
+    let file = (
+        "\\PC{0,30}",
+        proptest::option::of(0u32..0o7777),
+        proptest::option::of("[a-z]{1,6}"),
+        proptest::collection::vec("[a-z]{1,6}", 0..2),
+    )
+        .prop_map(|(content, mode, owner, notify)| FileSpec {
+            content,
+            mode: mode.map(Mode),
+            owner,
+            group: None,
+            notify,
+        });
+    let containerd = (
+        any::<bool>(),
+        any::<bool>(),
+        proptest::option::of("[ -~]{0,20}"),
+        proptest::collection::btree_map(
+            "[a-z.]{1,10}",
+            proptest::collection::vec("https://[a-z.:0-9]{1,12}", 0..3),
+            0..3,
+        ),
+    )
         .prop_map(|(v3, cg, img, mirrors)| ContainerdSpec {
             version: if v3 { ContainerdConfigVersion::V3 } else { ContainerdConfigVersion::V2 },
             systemd_cgroup: cg,
             sandbox_image: img,
-            registry_mirror: mirrors.into_iter().map(|(k, endpoints)| (k, RegistryMirror { endpoints, server: None, capabilities: vec!["pull".into()] })).collect(),
+            registry_mirror: mirrors
+                .into_iter()
+                .map(|(k, endpoints)| {
+                    (k, RegistryMirror { endpoints, server: None, capabilities: vec!["pull".into()] })
+                })
+                .collect(),
             ..Default::default()
         });
-    let kubelet = (proptest::collection::vec("[0-9.]{1,15}", 0..2), "[a-z.]{1,12}", any::<bool>(), proptest::collection::btree_map("[a-z.]{1,10}", "[0-9]{1,3}Mi", 0..2))
-        .prop_map(|(cluster_dns, cluster_domain, rotate_certificates, eviction_hard)| KubeletSpec { cluster_dns, cluster_domain, rotate_certificates, eviction_hard, cgroup_driver: CgroupDriver::Cgroupfs, ..Default::default() });
+    let kubelet = (
+        proptest::collection::vec("[0-9.]{1,15}", 0..2),
+        "[a-z.]{1,12}",
+        any::<bool>(),
+        proptest::collection::btree_map("[a-z.]{1,10}", "[0-9]{1,3}Mi", 0..2),
+    )
+        .prop_map(|(cluster_dns, cluster_domain, rotate_certificates, eviction_hard)| KubeletSpec {
+            cluster_dns,
+            cluster_domain,
+            rotate_certificates,
+            eviction_hard,
+            cgroup_driver: CgroupDriver::Cgroupfs,
+            ..Default::default()
+        });
     (
         proptest::option::of(containerd),
         proptest::option::of(kubelet),
         proptest::collection::btree_map("[a-z]{1,5}(\\.[a-z_]{1,6}){1,3}", "[0-9]{1,3}", 0..4),
         proptest::collection::vec("[a-z_]{1,10}", 0..3),
         any::<bool>(),
-        proptest::collection::btree_map("[a-z][a-z0-9.+-]{1,8}", (proptest::option::of("[0-9.:~+-]{1,10}"), proptest::option::of(any::<bool>())), 0..3),
+        proptest::collection::btree_map(
+            "[a-z][a-z0-9.+-]{1,8}",
+            (proptest::option::of("[0-9.:~+-]{1,10}"), proptest::option::of(any::<bool>())),
+            0..3,
+        ),
         proptest::collection::btree_map(abs_path(), file, 0..3),
     )
         .prop_map(|(containerd, kubelet, sysctl, kernel_modules, swap_off, package, file)| NodeSpec {

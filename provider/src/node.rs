@@ -85,7 +85,8 @@ pub fn target(conn: &ConnectionModel, defaults: &ProviderSshModel) -> Result<Tar
     } else if let Some(kh) = &c.known_hosts {
         HostKeyPolicy::KnownHosts(kh.clone())
     } else if let Some(path) = &c.known_hosts_file {
-        let content = std::fs::read_to_string(path).map_err(|e| config_error("known_hosts_file", format!("Cannot read {path}: {e}")))?;
+        let content = std::fs::read_to_string(path)
+            .map_err(|e| config_error("known_hosts_file", format!("Cannot read {path}: {e}")))?;
         HostKeyPolicy::KnownHosts(content)
     } else {
         return Err(config_error(
@@ -102,7 +103,9 @@ pub fn target(conn: &ConnectionModel, defaults: &ProviderSshModel) -> Result<Tar
         .with_sudo(c.sudo.unwrap_or(false));
     if let Some(BastionModel { host, port: bport, user: buser, private_key, private_key_file }) = &c.bastion {
         let bauth = auth(private_key, private_key_file).unwrap_or(key);
-        t = t.with_bastion(Target::new(host.clone(), buser.clone().unwrap_or(user), bauth, host_key).with_port(port(*bport)));
+        t = t.with_bastion(
+            Target::new(host.clone(), buser.clone().unwrap_or(user), bauth, host_key).with_port(port(*bport)),
+        );
     }
     Ok(t)
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Deserialize;
 
+use crate::data_sources::{pve_nodes::PveNodes, vms::Vms};
 use crate::framework::model::to_model;
 use crate::framework::{AnyDataSource, AnyResource, Block, Diagnostics, ProviderDefinition, Schema, Value};
 use crate::node::SshAccess;
@@ -14,7 +15,6 @@ use crate::resources::connection::{self, ProviderSshModel};
 use crate::resources::nfs_export::NfsExport;
 use crate::resources::node_config::NodeConfig;
 use crate::resources::vm::{provider_config as proxmox, Vm};
-use crate::data_sources::{pve_nodes::PveNodes, vms::Vms};
 
 /// Registry address users put in `required_providers`.
 pub const SOURCE_ADDRESS: &str = "registry.terraform.io/strata-iac/strata";

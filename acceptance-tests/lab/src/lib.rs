@@ -198,8 +198,8 @@ impl Lab {
     /// The lab recorded in `dir` (error if there is none).
     pub fn load(dir: impl AsRef<Path>) -> Result<Lab> {
         let dir = dir.as_ref();
-        let info = LabInfo::load(dir)?
-            .with_context(|| format!("no lab in {} (no {})", dir.display(), state::STATE_FILE))?;
+        let info =
+            LabInfo::load(dir)?.with_context(|| format!("no lab in {} (no {})", dir.display(), state::STATE_FILE))?;
         Ok(Lab { info })
     }
 
@@ -344,7 +344,12 @@ fn bring_up(info: &mut LabInfo, opts: &UpOptions, pve_bin: Option<&Path>) -> Res
             sshd: None,
             host_public_key: None,
             data_dir: info.dir.join("nodes").join(&name),
-            private_mounts: node::OVERLAY_DIRS.iter().chain(node::DATA_DIRS).chain(node::TMPFS_DIRS).map(|s| s.to_string()).collect(),
+            private_mounts: node::OVERLAY_DIRS
+                .iter()
+                .chain(node::DATA_DIRS)
+                .chain(node::TMPFS_DIRS)
+                .map(|s| s.to_string())
+                .collect(),
             name,
         };
         info.nodes.push(node.clone());

@@ -117,7 +117,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             opts.ready_timeout = std::time::Duration::from_secs(timeout);
             let lab = Lab::up(&opts)?;
             let info = lab.info();
-            println!("lab {} up in {} (bridge {}, subnet {})", info.name, info.dir.display(), info.bridge, info.subnet.as_deref().unwrap_or("?"));
+            println!(
+                "lab {} up in {} (bridge {}, subnet {})",
+                info.name,
+                info.dir.display(),
+                info.bridge,
+                info.subnet.as_deref().unwrap_or("?")
+            );
             for n in lab.nodes() {
                 println!("  {:<8} {:<14} {}", n.name, n.address, n.host_key_fingerprint.as_deref().unwrap_or(""));
             }
@@ -136,7 +142,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
-                println!("lab {} ({:?}) bridge {} subnet {}", status.name, status.state, status.bridge, status.subnet.as_deref().unwrap_or("-"));
+                println!(
+                    "lab {} ({:?}) bridge {} subnet {}",
+                    status.name,
+                    status.state,
+                    status.bridge,
+                    status.subnet.as_deref().unwrap_or("-")
+                );
                 for n in &status.nodes {
                     println!(
                         "  {:<8} {:<14} {:<9} sshd {} {}",
@@ -160,9 +172,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Node { command: NodeCmd::Exec { dir, name, command } } => {
             let lab = Lab::load(&dir.dir)?;
             let argv: Vec<&str> = command.iter().map(String::as_str).collect();
-            let status = strata_lab::node::exec_command(lab.node(&name)?, &argv)?
-                .status()
-                .context("running nsenter")?;
+            let status =
+                strata_lab::node::exec_command(lab.node(&name)?, &argv)?.status().context("running nsenter")?;
             // Propagate the command's exit code (128+N for a signal, like a shell).
             let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
             return Ok(ExitCode::from(code.clamp(0, 255) as u8));

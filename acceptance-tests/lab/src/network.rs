@@ -96,7 +96,20 @@ fn used_networks() -> Result<Vec<(u32, u8)>> {
         let mut words = line.split_whitespace();
         let mut first = words.next();
         // Route types ("local", "broadcast", ...) come before the destination.
-        if matches!(first, Some("local" | "broadcast" | "unicast" | "multicast" | "anycast" | "blackhole" | "unreachable" | "prohibit" | "throw")) {
+        if matches!(
+            first,
+            Some(
+                "local"
+                    | "broadcast"
+                    | "unicast"
+                    | "multicast"
+                    | "anycast"
+                    | "blackhole"
+                    | "unreachable"
+                    | "prohibit"
+                    | "throw"
+            )
+        ) {
             first = words.next();
         }
         if let Some(net) = first.and_then(parse_cidr) {

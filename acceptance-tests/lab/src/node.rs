@@ -131,13 +131,20 @@ fn boot_script() -> String {
 pub fn boot(node: &NodeInfo) -> Result<ProcessRef> {
     let script = boot_script();
     let words = [
-        "netns", "exec", &node.namespace, "unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c", &script,
+        "netns",
+        "exec",
+        &node.namespace,
+        "unshare",
+        "--mount",
+        "--uts",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
     ];
     let args: Vec<&OsStr> = words.iter().map(OsStr::new).collect();
-    let envs = [
-        ("STRATA_NODE", OsStr::new(&node.hostname)),
-        ("STRATA_NODE_DATA", node.data_dir.as_os_str()),
-    ];
+    let envs = [("STRATA_NODE", OsStr::new(&node.hostname)), ("STRATA_NODE_DATA", node.data_dir.as_os_str())];
     spawn_daemon(Path::new("ip"), &args, &envs, &sshd_log(&node.data_dir))
 }
 
@@ -151,7 +158,11 @@ pub fn wait_sshd(node: &NodeInfo, sshd: &ProcessRef, timeout: Duration) -> Resul
         bail!("sshd of {} exited during start; {}", node.name, log_tail(&sshd_log(&node.data_dir), 15));
     }
     if !ok {
-        bail!("sshd of {} does not accept connections on {addr} after {timeout:?}; {}", node.name, log_tail(&sshd_log(&node.data_dir), 15));
+        bail!(
+            "sshd of {} does not accept connections on {addr} after {timeout:?}; {}",
+            node.name,
+            log_tail(&sshd_log(&node.data_dir), 15)
+        );
     }
     Ok(())
 }

@@ -47,10 +47,8 @@ pub fn missing_packages() -> Vec<&'static str> {
         .iter()
         .copied()
         .filter(|p| {
-            let out = Command::new("dpkg-query")
-                .args(["-W", "-f=${db:Status-Abbrev}", p])
-                .stderr(Stdio::null())
-                .output();
+            let out =
+                Command::new("dpkg-query").args(["-W", "-f=${db:Status-Abbrev}", p]).stderr(Stdio::null()).output();
             !matches!(out, Ok(o) if o.status.success() && o.stdout.starts_with(b"ii"))
         })
         .collect()
@@ -70,7 +68,11 @@ pub fn ensure(install: bool, log: &Path) -> Result<()> {
         return Ok(());
     }
     if !install {
-        bail!("missing Debian packages: {} (install them with `apt-get install -y {}`)", missing.join(" "), missing.join(" "));
+        bail!(
+            "missing Debian packages: {} (install them with `apt-get install -y {}`)",
+            missing.join(" "),
+            missing.join(" ")
+        );
     }
     eprintln!("strata-lab: installing {} (log: {})", missing.join(" "), log.display());
     let before = host_daemons();
@@ -122,7 +124,9 @@ fn host_daemons() -> Vec<(i32, &'static str)> {
         let Ok(exe) = fs::read_link(e.path().join("exe")) else { continue };
         let Some(base) = exe.file_name().map(|b| b.to_string_lossy().into_owned()) else { continue };
         let Some(&(_, service)) = HOST_DAEMONS.iter().find(|(d, _)| *d == base) else { continue };
-        if fs::read_link(e.path().join("ns/net")).ok() == host_net && fs::read_link(e.path().join("ns/mnt")).ok() == host_mnt {
+        if fs::read_link(e.path().join("ns/net")).ok() == host_net
+            && fs::read_link(e.path().join("ns/mnt")).ok() == host_mnt
+        {
             found.push((pid, service));
         }
     }

@@ -27,16 +27,9 @@ where
 
 pub fn run_cmd(cmd: &mut Command) -> Result<String> {
     let shown = describe(cmd);
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run `{shown}` (is it installed?)"))?;
+    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("cannot run `{shown}` (is it installed?)"))?;
     if !out.status.success() {
-        bail!(
-            "`{shown}` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("`{shown}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -68,10 +61,7 @@ fn proc_stat(pid: i32) -> Option<ProcStat> {
     // The command name may contain spaces and parentheses: fields start after the last ')'.
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(ProcStat {
-        state: fields.first()?.chars().next()?,
-        start_time: fields.get(19)?.parse().ok()?,
-    })
+    Some(ProcStat { state: fields.first()?.chars().next()?, start_time: fields.get(19)?.parse().ok()? })
 }
 
 impl ProcessRef {
@@ -141,10 +131,7 @@ pub fn spawn_daemon(program: &Path, args: &[&OsStr], envs: &[(&str, &OsStr)], lo
         .envs(envs.iter().map(|(k, v)| (k, v)));
     let shown = describe(&cmd);
     let out = run_cmd(&mut cmd).with_context(|| format!("starting daemon `{shown}`"))?;
-    let pid: i32 = out
-        .trim()
-        .parse()
-        .with_context(|| format!("daemon launcher printed {out:?} instead of a pid"))?;
+    let pid: i32 = out.trim().parse().with_context(|| format!("daemon launcher printed {out:?} instead of a pid"))?;
     // The pid is the daemon itself (env and sh -c exec into it); it may already have died.
     ProcessRef::of(pid).map_err(|_| anyhow::anyhow!("`{shown}` exited at once; {}", log_tail(log, 15)))
 }

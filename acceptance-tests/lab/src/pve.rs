@@ -96,10 +96,7 @@ pub fn wait_ready(data_dir: &Path, proc: &ProcessRef, timeout: Duration) -> Resu
         !proc.is_alive()
     });
     match parsed {
-        Some(r) => Ok((
-            PveInfo { endpoint: r.endpoint, api_token: r.api_token, ca_cert_file: r.ca_cert_file },
-            r.pid,
-        )),
+        Some(r) => Ok((PveInfo { endpoint: r.endpoint, api_token: r.api_token, ca_cert_file: r.ca_cert_file }, r.pid)),
         None if !proc.is_alive() => bail!("pve-sim exited before becoming ready; {}", log_tail(&log, 15)),
         None => bail!(
             "pve-sim did not write {} within {timeout:?}{}; {}",

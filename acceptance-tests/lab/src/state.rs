@@ -145,10 +145,7 @@ impl LabInfo {
     }
 
     pub fn node_mut(&mut self, name: &str) -> Result<&mut NodeInfo> {
-        self.nodes
-            .iter_mut()
-            .find(|n| n.name == name)
-            .with_context(|| format!("no node named {name:?} in this lab"))
+        self.nodes.iter_mut().find(|n| n.name == name).with_context(|| format!("no node named {name:?} in this lab"))
     }
 }
 
@@ -197,8 +194,7 @@ mod tests {
         info.save().unwrap();
         assert_eq!(LabInfo::load(dir.path()).unwrap().unwrap(), info);
 
-        let v: serde_json::Value =
-            serde_json::from_str(&fs::read_to_string(state_path(dir.path())).unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(state_path(dir.path())).unwrap()).unwrap();
         assert_eq!(v["pve"]["endpoint"], "https://127.0.0.1:8006");
         assert_eq!(v["pve"]["api_token"], "root@pam!strata=abc");
         assert_eq!(v["pve"]["ca_cert_file"], "/x/ca.pem");

@@ -119,7 +119,8 @@ fn nodes_are_separate_machines_reachable_over_ssh() {
     assert_ne!(n1.address, n2.address);
 
     // lab.json carries the scripting interface.
-    let json: serde_json::Value = serde_json::from_str(&fs::read_to_string(dir.path().join("lab.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("lab.json")).unwrap()).unwrap();
     assert_eq!(json["nodes"][1]["address"], n2.address.as_str());
     assert!(json["nodes"][0]["host_key_fingerprint"].as_str().unwrap().starts_with("SHA256:"));
     assert_eq!(json["ssh"]["user"], "root");
@@ -166,7 +167,8 @@ fn nodes_are_separate_machines_reachable_over_ssh() {
 
     // `node exec` from the CLI: node's namespaces, exit code propagated.
     let d = dir.path().to_str().unwrap();
-    let out = cli(&["node", "exec", "--dir", d, "node2", "--", "sh", "-c", "hostname; ip -o -4 addr show dev eth0; exit 7"]);
+    let out =
+        cli(&["node", "exec", "--dir", d, "node2", "--", "sh", "-c", "hostname; ip -o -4 addr show dev eth0; exit 7"]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("node2"), "{stdout}");
@@ -326,7 +328,8 @@ fn failed_up_then_down_leaves_nothing() {
     let err = text(&out.stderr);
     // Whether it is caught running or already gone, its own log line is surfaced.
     assert!(
-        (err.contains("pve-sim exited before becoming ready") || err.contains("pve-sim did not start")) && err.contains("cannot bind"),
+        (err.contains("pve-sim exited before becoming ready") || err.contains("pve-sim did not start"))
+            && err.contains("cannot bind"),
         "{err}"
     );
     assert!(err.contains("strata-lab down --dir"), "the error must say how to undo: {err}");

@@ -63,12 +63,7 @@ impl Auth {
             (None, None) => None,
             _ => anyhow::bail!("--user and --password must be given together"),
         };
-        Ok(Auth {
-            token_id: id.into(),
-            secret: secret.into(),
-            login,
-            tickets: Mutex::new(HashMap::new()),
-        })
+        Ok(Auth { token_id: id.into(), secret: secret.into(), login, tickets: Mutex::new(HashMap::new()) })
     }
 
     pub fn authenticate(&self, headers: &HeaderMap, method: &Method) -> Result<Identity, ApiError> {
@@ -84,8 +79,7 @@ impl Auth {
                 _ => Err(ApiError::unauthorized("authentication failure")),
             };
         }
-        let ticket = cookie(headers, "PVEAuthCookie")
-            .ok_or_else(|| ApiError::unauthorized("No ticket"))?;
+        let ticket = cookie(headers, "PVEAuthCookie").ok_or_else(|| ApiError::unauthorized("No ticket"))?;
         let tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
         let info = tickets
             .get(&ticket)
@@ -103,17 +97,20 @@ impl Auth {
 
     /// `POST /access/ticket`: password login, or renewal with a valid ticket
     /// as password. Returns (username, ticket, csrf token).
-    pub fn login(&self, username: &str, password: &str, realm: Option<&str>) -> Result<(String, String, String), ApiError> {
+    pub fn login(
+        &self,
+        username: &str,
+        password: &str,
+        realm: Option<&str>,
+    ) -> Result<(String, String, String), ApiError> {
         let user = match realm {
             Some(r) if !username.contains('@') => format!("{username}@{r}"),
             _ => username.to_string(),
         };
         let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
         let by_password = matches!(&self.login, Some((u, p)) if *u == user && p == password);
-        let by_ticket = tickets
-            .get(password)
-            .map(|i| i.user == user && i.issued.elapsed() < TICKET_LIFETIME)
-            .unwrap_or(false);
+        let by_ticket =
+            tickets.get(password).map(|i| i.user == user && i.issued.elapsed() < TICKET_LIFETIME).unwrap_or(false);
         if !by_password && !by_ticket {
             return Err(ApiError::unauthorized("authentication failure"));
         }

@@ -39,10 +39,7 @@ pub fn with_reason(status: StatusCode, msg: &str, body: serde_json::Value) -> Re
     let mut resp = (status, axum::Json(body)).into_response();
     let first = msg.lines().next().unwrap_or("").trim();
     // Reason phrases may only hold visible ASCII, space and tab.
-    let clean: String = first
-        .chars()
-        .map(|c| if c == '\t' || (' '..='~').contains(&c) { c } else { '?' })
-        .collect();
+    let clean: String = first.chars().map(|c| if c == '\t' || (' '..='~').contains(&c) { c } else { '?' }).collect();
     if !clean.is_empty() {
         if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(clean.into_bytes()) {
             resp.extensions_mut().insert(reason);

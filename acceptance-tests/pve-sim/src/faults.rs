@@ -22,11 +22,7 @@ pub fn roll(pct: u8) -> bool {
 
 pub fn decide(f: &Faults, method: &Method) -> Injected {
     if roll(f.fail_5xx_pct) {
-        let code = if fastrand::bool() {
-            StatusCode::INTERNAL_SERVER_ERROR
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        };
+        let code = if fastrand::bool() { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::SERVICE_UNAVAILABLE };
         return Injected::Fail(code);
     }
     if roll(f.reset_pct) {

@@ -151,7 +151,13 @@ impl<S: Send + Sync> FromRequest<S> for Args {
                 let s = match v {
                     Value::Null => continue,
                     Value::String(s) => s,
-                    Value::Bool(b) => if b { "1".into() } else { "0".into() },
+                    Value::Bool(b) => {
+                        if b {
+                            "1".into()
+                        } else {
+                            "0".into()
+                        }
+                    }
                     other => other.to_string(),
                 };
                 out.push((k, s));

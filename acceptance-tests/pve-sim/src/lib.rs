@@ -46,15 +46,13 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
         anyhow::bail!("at least one node is required");
     }
     cfg.faults.validate().map_err(|e| anyhow::anyhow!(e))?;
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let pair = tls::load_or_create(&cfg.data_dir)?;
     let tls_cfg = tls::server_config(&pair)?;
     let fingerprint = tls::fingerprint(&pair)?;
     let state = store::State::load(&cfg.data_dir.join("state.json")).context("loading state.json")?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("binding {}", cfg.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let sim = Arc::new(sim::Sim::new(cfg, state, fingerprint)?);
     // Persist once so state.json exists from the first moment.
@@ -142,8 +140,8 @@ impl SimHandle {
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
-        let deadline = tokio::time::Instant::now()
-            + Duration::from_millis(self.sim.cfg.task_ms.saturating_mul(4).max(2000));
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.sim.cfg.task_ms.saturating_mul(4).max(2000));
         while self.sim.read(|st| st.tasks.values().any(|t| t.status == "running"))
             && tokio::time::Instant::now() < deadline
         {

@@ -38,11 +38,7 @@ pub async fn wait_shared_clear(sim: &Sim, vmid: u32) -> Result<(), String> {
 }
 
 /// Runs a synchronous modification of `vmid` under its exclusive lock.
-pub async fn exclusive<R>(
-    sim: &Sim,
-    vmid: u32,
-    f: impl FnOnce(&mut State) -> ApiResult<R>,
-) -> ApiResult<R> {
+pub async fn exclusive<R>(sim: &Sim, vmid: u32, f: impl FnOnce(&mut State) -> ApiResult<R>) -> ApiResult<R> {
     wait_shared_clear(sim, vmid).await.map_err(ApiError::internal)?;
     sim.mutate(f)
 }

@@ -73,10 +73,8 @@ pub const INDEXED: &[(&str, u32)] = &[
 
 pub const DISK_BUSES: &[&str] = &["scsi", "virtio", "sata", "ide"];
 
-const LOCKS: &[&str] = &[
-    "backup", "clone", "create", "migrate", "rollback", "snapshot", "snapshot-delete",
-    "suspending", "suspended",
-];
+const LOCKS: &[&str] =
+    &["backup", "clone", "create", "migrate", "rollback", "snapshot", "snapshot-delete", "suspending", "suspended"];
 
 /// Settable VM configuration keys (shared by create and config update).
 const QEMU_CONFIG: &[(&str, Ty)] = &[
@@ -124,8 +122,8 @@ const QEMU_CONFIG: &[(&str, Ty)] = &[
     (
         "keyboard",
         Enum(&[
-            "de", "de-ch", "da", "en-gb", "en-us", "es", "fi", "fr", "fr-be", "fr-ca", "fr-ch",
-            "hu", "is", "it", "ja", "lt", "mk", "nl", "no", "pl", "pt", "pt-br", "sv", "sl", "tr",
+            "de", "de-ch", "da", "en-gb", "en-us", "es", "fi", "fr", "fr-be", "fr-ca", "fr-ch", "hu", "is", "it", "ja",
+            "lt", "mk", "nl", "no", "pl", "pt", "pt-br", "sv", "sl", "tr",
         ]),
     ),
     ("kvm", Bool),
@@ -144,8 +142,7 @@ const QEMU_CONFIG: &[(&str, Ty)] = &[
     (
         "ostype",
         Enum(&[
-            "other", "wxp", "w2k", "w2k3", "w2k8", "wvista", "win7", "win8", "win10", "win11",
-            "l24", "l26", "solaris",
+            "other", "wxp", "w2k", "w2k3", "w2k8", "wvista", "win7", "win8", "win10", "win11", "l24", "l26", "solaris",
         ]),
     ),
     ("parallel[n]", Str(Any)),
@@ -154,10 +151,7 @@ const QEMU_CONFIG: &[(&str, Ty)] = &[
     ("rng0", Str(Any)),
     ("sata[n]", Str(Drive)),
     ("scsi[n]", Str(Drive)),
-    (
-        "scsihw",
-        Enum(&["lsi", "lsi53c810", "virtio-scsi-pci", "virtio-scsi-single", "megasas", "pvscsi"]),
-    ),
+    ("scsihw", Enum(&["lsi", "lsi53c810", "virtio-scsi-pci", "virtio-scsi-single", "megasas", "pvscsi"])),
     ("searchdomain", Str(Any)),
     ("serial[n]", Str(Any)),
     ("shares", Int(Some(0), Some(50_000))),
@@ -172,10 +166,7 @@ const QEMU_CONFIG: &[(&str, Ty)] = &[
     ("tags", Str(TagList)),
     ("tdf", Bool),
     ("template", Bool),
-    (
-        "tpmstate0",
-        Str(Keys(&["file", "format", "import-from", "size", "version", "volume"], Some("file"))),
-    ),
+    ("tpmstate0", Str(Keys(&["file", "format", "import-from", "size", "version", "volume"], Some("file")))),
     ("unused[n]", Str(Keys(&["file", "volume"], Some("file")))),
     ("usb[n]", Str(Keys(&["host", "mapping", "usb3"], Some("host")))),
     ("vcpus", POS),
@@ -229,10 +220,7 @@ fn spec(ep: Endpoint) -> Spec {
         E::NodeOnly => (&[N], false),
         E::VmOnly => (&[N, V], false),
         E::VmList => (&[N, ("full", Bool, false)], false),
-        E::VmConfigGet => (
-            &[N, V, ("current", Bool, false), ("snapshot", Str(Any), false)],
-            false,
-        ),
+        E::VmConfigGet => (&[N, V, ("current", Bool, false), ("snapshot", Str(Any), false)], false),
         E::Create => (
             &[
                 N,
@@ -304,13 +292,7 @@ fn spec(ep: Endpoint) -> Spec {
             false,
         ),
         E::Delete => (
-            &[
-                N,
-                V,
-                ("destroy-unreferenced-disks", Bool, false),
-                ("purge", Bool, false),
-                ("skiplock", Bool, false),
-            ],
+            &[N, V, ("destroy-unreferenced-disks", Bool, false), ("purge", Bool, false), ("skiplock", Bool, false)],
             false,
         ),
         E::Start => (
@@ -359,13 +341,7 @@ fn spec(ep: Endpoint) -> Spec {
         E::Resources => (&[("type", Enum(&["vm", "storage", "node", "sdn"]), false)], false),
         E::TaskStatus => (&[N, ("upid", Str(Any), true)], false),
         E::TaskLog => (
-            &[
-                N,
-                ("upid", Str(Any), true),
-                ("download", Bool, false),
-                ("limit", UINT, false),
-                ("start", UINT, false),
-            ],
+            &[N, ("upid", Str(Any), true), ("download", Bool, false), ("limit", UINT, false), ("start", UINT, false)],
             false,
         ),
         E::Storage => (
@@ -392,10 +368,7 @@ fn spec(ep: Endpoint) -> Spec {
             ],
             false,
         ),
-        E::PoolCreate => (
-            &[("poolid", Str(PoolId), true), ("comment", Str(Any), false)],
-            false,
-        ),
+        E::PoolCreate => (&[("poolid", Str(PoolId), true), ("comment", Str(Any), false)], false),
     };
     Spec { extra, with_config }
 }
@@ -425,8 +398,7 @@ pub fn split_indexed(key: &str) -> Option<(&str, u32)> {
 }
 
 pub fn is_disk_key(key: &str) -> bool {
-    matches!(split_indexed(key), Some((b, _)) if DISK_BUSES.contains(&b))
-        && config_key_type(key).is_some()
+    matches!(split_indexed(key), Some((b, _)) if DISK_BUSES.contains(&b)) && config_key_type(key).is_some()
 }
 
 /// Verifies `raw` against the endpoint's parameter table.
@@ -435,17 +407,17 @@ pub fn verify(ep: Endpoint, raw: &RawParams) -> Result<Params, ApiError> {
     let mut errors: BTreeMap<String, String> = BTreeMap::new();
     let mut out = Params::new();
     for (name, value) in raw {
-        let ty = spec
-            .extra
-            .iter()
-            .find(|(n, _, _)| n == name)
-            .map(|(_, t, _)| *t)
-            .or_else(|| if spec.with_config { config_key_type(name) } else { None });
+        let ty = spec.extra.iter().find(|(n, _, _)| n == name).map(|(_, t, _)| *t).or_else(|| {
+            if spec.with_config {
+                config_key_type(name)
+            } else {
+                None
+            }
+        });
         let Some(ty) = ty else {
             errors.insert(
                 name.clone(),
-                "property is not defined in schema and the schema does not allow additional properties"
-                    .into(),
+                "property is not defined in schema and the schema does not allow additional properties".into(),
             );
             continue;
         };
@@ -481,8 +453,7 @@ pub fn check_value(name: &str, ty: Ty, value: &str) -> Result<String, String> {
             .map(|b| if b { "1".into() } else { "0".into() })
             .ok_or_else(|| format!("type check ('boolean') failed - got '{value}'")),
         Int(min, max) => {
-            let n = parse_int(value)
-                .ok_or_else(|| format!("type check ('integer') failed - got '{value}'"))?;
+            let n = parse_int(value).ok_or_else(|| format!("type check ('integer') failed - got '{value}'"))?;
             check_range(n as f64, min.map(|m| m as f64), max.map(|m| m as f64))?;
             Ok(n.to_string())
         }
@@ -500,10 +471,7 @@ pub fn check_value(name: &str, ty: Ty, value: &str) -> Result<String, String> {
             if allowed.contains(&value) {
                 Ok(value.to_string())
             } else {
-                Err(format!(
-                    "value '{value}' does not have a value in the enumeration '{}'",
-                    allowed.join(", ")
-                ))
+                Err(format!("value '{value}' does not have a value in the enumeration '{}'", allowed.join(", ")))
             }
         }
         Str(fmt) => check_format(name, fmt, value).map(|()| value.to_string()),
@@ -552,7 +520,10 @@ fn check_format(name: &str, fmt: Fmt, v: &str) -> Result<(), String> {
             if is_pve_id(v) {
                 Ok(())
             } else {
-                Err(bad(format!("value does not look like a valid {}: {v}", if matches!(fmt, Node) { "node name" } else { "storage ID" })))
+                Err(bad(format!(
+                    "value does not look like a valid {}: {v}",
+                    if matches!(fmt, Node) { "node name" } else { "storage ID" }
+                )))
             }
         }
         PoolId => {
@@ -637,7 +608,9 @@ fn check_format(name: &str, fmt: Fmt, v: &str) -> Result<(), String> {
                 match k.as_str() {
                     "type" => {
                         if !["virtio", "isa"].contains(&val.as_str()) {
-                            return Err(bad(format!("type: value '{val}' does not have a value in the enumeration 'virtio, isa'")));
+                            return Err(bad(format!(
+                                "type: value '{val}' does not have a value in the enumeration 'virtio, isa'"
+                            )));
                         }
                     }
                     _ => {
@@ -658,8 +631,7 @@ fn check_format(name: &str, fmt: Fmt, v: &str) -> Result<(), String> {
             .map_err(bad)?;
             for (k, val) in &kv {
                 if k == "cputype"
-                    && (val.is_empty()
-                        || !val.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+                    && (val.is_empty() || !val.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
                 {
                     return Err(bad(format!("cputype: invalid CPU model '{val}'")));
                 }
@@ -698,9 +670,7 @@ fn is_tag(t: &str) -> bool {
 
 /// PVE's `split_list`: separators are `;`, `,`, and whitespace.
 pub fn split_list(v: &str) -> Vec<&str> {
-    v.split(|c: char| c == ';' || c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .collect()
+    v.split(|c: char| c == ';' || c == ',' || c.is_whitespace()).filter(|s| !s.is_empty()).collect()
 }
 
 /// Normalises tags the way PVE's default tag-style does: lower-case,
@@ -718,8 +688,7 @@ fn check_ssh_keys(keys: &str) -> Result<(), String> {
         let kind = parts.next().unwrap_or("");
         let blob = parts.next().unwrap_or("");
         let known = kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-");
-        let b64 = !blob.is_empty()
-            && blob.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+        let b64 = !blob.is_empty() && blob.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
         if !known || !b64 {
             return Err(format!("unable to parse ssh key '{line}'"));
         }
@@ -729,11 +698,7 @@ fn check_ssh_keys(keys: &str) -> Result<(), String> {
 
 /// Parses a PVE property string (`a=1,b=2`, the first bare value belongs to
 /// the default key) and checks that every key is known.
-pub fn parse_prop(
-    v: &str,
-    default_key: Option<&str>,
-    keys: &[&str],
-) -> Result<Vec<(String, String)>, String> {
+pub fn parse_prop(v: &str, default_key: Option<&str>, keys: &[&str]) -> Result<Vec<(String, String)>, String> {
     let mut out: Vec<(String, String)> = Vec::new();
     for part in v.split(',') {
         if part.is_empty() {
@@ -758,12 +723,23 @@ pub fn parse_prop(
 }
 
 pub const NET_MODELS: &[&str] = &[
-    "e1000", "e1000-82540em", "e1000-82544gc", "e1000-82545em", "e1000e", "i82551", "i82557b",
-    "i82559er", "ne2k_isa", "ne2k_pci", "pcnet", "rtl8139", "virtio", "vmxnet3",
+    "e1000",
+    "e1000-82540em",
+    "e1000-82544gc",
+    "e1000-82545em",
+    "e1000e",
+    "i82551",
+    "i82557b",
+    "i82559er",
+    "ne2k_isa",
+    "ne2k_pci",
+    "pcnet",
+    "rtl8139",
+    "virtio",
+    "vmxnet3",
 ];
-const NET_KEYS: &[&str] = &[
-    "bridge", "firewall", "link_down", "macaddr", "model", "mtu", "queues", "rate", "tag", "trunks",
-];
+const NET_KEYS: &[&str] =
+    &["bridge", "firewall", "link_down", "macaddr", "model", "mtu", "queues", "rate", "tag", "trunks"];
 
 /// A parsed `net[n]` value.
 #[derive(Debug, Clone)]
@@ -819,15 +795,16 @@ pub fn parse_net(v: &str) -> Result<NetDev, String> {
         match k {
             "model" => {
                 if !NET_MODELS.contains(&val) {
-                    return Err(format!("model: value '{val}' does not have a value in the enumeration '{}'", NET_MODELS.join(", ")));
+                    return Err(format!(
+                        "model: value '{val}' does not have a value in the enumeration '{}'",
+                        NET_MODELS.join(", ")
+                    ));
                 }
                 model = Some(val.to_string());
             }
             "macaddr" => mac = Some(val.to_string()),
             "bridge" => {
-                if val.is_empty()
-                    || !val.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                {
+                if val.is_empty() || !val.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
                     return Err(format!("bridge: value does not match the regex pattern: '{val}'"));
                 }
                 opts.insert(k.to_string(), val.to_string());
@@ -842,8 +819,7 @@ pub fn parse_net(v: &str) -> Result<NetDev, String> {
                 opts.insert(k.to_string(), val.to_string());
             }
             "firewall" | "link_down" => {
-                let b = parse_bool(val)
-                    .ok_or_else(|| format!("{k}: type check ('boolean') failed - got '{val}'"))?;
+                let b = parse_bool(val).ok_or_else(|| format!("{k}: type check ('boolean') failed - got '{val}'"))?;
                 opts.insert(k.to_string(), if b { "1" } else { "0" }.to_string());
             }
             "rate" => {
@@ -854,9 +830,8 @@ pub fn parse_net(v: &str) -> Result<NetDev, String> {
                 opts.insert(k.to_string(), val.to_string());
             }
             "trunks" => {
-                let ok = val.split(';').all(|r| {
-                    r.split('-').count() <= 2 && r.split('-').all(|n| parse_int(n).is_some())
-                });
+                let ok =
+                    val.split(';').all(|r| r.split('-').count() <= 2 && r.split('-').all(|n| parse_int(n).is_some()));
                 if !ok || val.is_empty() {
                     return Err(format!("trunks: value does not match the regex pattern: '{val}'"));
                 }
@@ -883,13 +858,57 @@ fn int_in(k: &str, v: &str, min: i64, max: i64) -> Result<(), String> {
 }
 
 const DRIVE_KEYS: &[&str] = &[
-    "aio", "backup", "bps", "bps_max_length", "bps_rd", "bps_rd_length", "bps_rd_max_length",
-    "bps_wr", "bps_wr_length", "bps_wr_max_length", "cache", "detect_zeroes", "discard", "file",
-    "format", "import-from", "iops", "iops_max", "iops_max_length", "iops_rd", "iops_rd_length",
-    "iops_rd_max", "iops_rd_max_length", "iops_wr", "iops_wr_length", "iops_wr_max",
-    "iops_wr_max_length", "iothread", "mbps", "mbps_max", "mbps_rd", "mbps_rd_max", "mbps_wr",
-    "mbps_wr_max", "media", "model", "product", "queues", "replicate", "rerror", "ro",
-    "scsiblock", "serial", "shared", "size", "snapshot", "ssd", "vendor", "volume", "werror", "wwn",
+    "aio",
+    "backup",
+    "bps",
+    "bps_max_length",
+    "bps_rd",
+    "bps_rd_length",
+    "bps_rd_max_length",
+    "bps_wr",
+    "bps_wr_length",
+    "bps_wr_max_length",
+    "cache",
+    "detect_zeroes",
+    "discard",
+    "file",
+    "format",
+    "import-from",
+    "iops",
+    "iops_max",
+    "iops_max_length",
+    "iops_rd",
+    "iops_rd_length",
+    "iops_rd_max",
+    "iops_rd_max_length",
+    "iops_wr",
+    "iops_wr_length",
+    "iops_wr_max",
+    "iops_wr_max_length",
+    "iothread",
+    "mbps",
+    "mbps_max",
+    "mbps_rd",
+    "mbps_rd_max",
+    "mbps_wr",
+    "mbps_wr_max",
+    "media",
+    "model",
+    "product",
+    "queues",
+    "replicate",
+    "rerror",
+    "ro",
+    "scsiblock",
+    "serial",
+    "shared",
+    "size",
+    "snapshot",
+    "ssd",
+    "vendor",
+    "volume",
+    "werror",
+    "wwn",
 ];
 const DRIVE_BOOLS: &[&str] =
     &["backup", "detect_zeroes", "iothread", "replicate", "ro", "scsiblock", "shared", "snapshot", "ssd"];
@@ -935,14 +954,11 @@ pub fn parse_drive(v: &str) -> Result<DriveSpec, String> {
             "format" if !["raw", "cow", "qcow", "qed", "qcow2", "vmdk", "cloop"].contains(&val.as_str()) => {
                 return Err(format!("format: value '{val}' does not have a value in the enumeration 'raw, cow, qcow, qed, qcow2, vmdk, cloop'"));
             }
-            "cache"
-                if !["none", "writethrough", "writeback", "unsafe", "directsync"].contains(&val.as_str()) =>
-            {
+            "cache" if !["none", "writethrough", "writeback", "unsafe", "directsync"].contains(&val.as_str()) => {
                 return Err(format!("cache: value '{val}' does not have a value in the enumeration 'none, writethrough, writeback, unsafe, directsync'"));
             }
             _ if DRIVE_BOOLS.contains(&k.as_str()) => {
-                let b = parse_bool(&val)
-                    .ok_or_else(|| format!("{k}: type check ('boolean') failed - got '{val}'"))?;
+                let b = parse_bool(&val).ok_or_else(|| format!("{k}: type check ('boolean') failed - got '{val}'"))?;
                 opts.insert(k, if b { "1" } else { "0" }.to_string());
             }
             _ => {
@@ -980,8 +996,7 @@ pub fn parse_size(v: &str) -> Option<u64> {
 
 /// Formats bytes the way PVE writes `size=` (largest exact unit).
 pub fn format_size(bytes: u64) -> String {
-    const UNITS: &[(u64, &str)] =
-        &[(1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
+    const UNITS: &[(u64, &str)] = &[(1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
     for (mult, suffix) in UNITS {
         #[allow(clippy::manual_is_multiple_of)] // is_multiple_of needs Rust 1.87; MSRV is 1.85
         if bytes >= *mult && bytes % mult == 0 {
@@ -996,11 +1011,7 @@ fn check_ipconfig(v: &str) -> Result<(), String> {
     for (k, val) in &kv {
         let ok = match k.as_str() {
             "ip" => val == "dhcp" || parse_cidr(val).map(|(a, _)| a.is_ipv4()).unwrap_or(false),
-            "ip6" => {
-                val == "dhcp"
-                    || val == "auto"
-                    || parse_cidr(val).map(|(a, _)| a.is_ipv6()).unwrap_or(false)
-            }
+            "ip6" => val == "dhcp" || val == "auto" || parse_cidr(val).map(|(a, _)| a.is_ipv6()).unwrap_or(false),
             "gw" => val.parse::<Ipv4Addr>().is_ok(),
             "gw6" => val.parse::<Ipv6Addr>().is_ok(),
             _ => false,
@@ -1030,11 +1041,9 @@ mod tests {
 
     #[test]
     fn unknown_and_malformed_params_are_named() {
-        let err = verify(
-            Endpoint::ConfigPut,
-            &raw(&[("node", "pve1"), ("vmid", "100"), ("bogus", "1"), ("cores", "x")]),
-        )
-        .unwrap_err();
+        let err =
+            verify(Endpoint::ConfigPut, &raw(&[("node", "pve1"), ("vmid", "100"), ("bogus", "1"), ("cores", "x")]))
+                .unwrap_err();
         let ApiError::Params(errs) = err else { panic!("expected param error") };
         assert!(errs.contains_key("bogus"));
         assert!(errs["cores"].contains("integer"));

@@ -19,12 +19,7 @@ use tower::ServiceExt;
 #[derive(Clone)]
 pub struct ConnKill(pub Arc<Notify>);
 
-pub async fn serve(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    app: Router,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router, mut shutdown: watch::Receiver<bool>) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {

@@ -98,12 +98,8 @@ impl State {
         if self.tasks.len() <= MAX_TASKS {
             return;
         }
-        let mut done: Vec<(u64, String)> = self
-            .tasks
-            .values()
-            .filter(|t| t.status == "stopped")
-            .map(|t| (t.starttime, t.upid.clone()))
-            .collect();
+        let mut done: Vec<(u64, String)> =
+            self.tasks.values().filter(|t| t.status == "stopped").map(|t| (t.starttime, t.upid.clone())).collect();
         done.sort();
         let excess = self.tasks.len() - MAX_TASKS;
         for (_, upid) in done.into_iter().take(excess) {
@@ -156,10 +152,8 @@ impl State {
         vmid: u32,
         size: u64,
     ) -> Result<String, String> {
-        let def = storages
-            .iter()
-            .find(|s| s.id == storage)
-            .ok_or_else(|| format!("storage '{storage}' does not exist"))?;
+        let def =
+            storages.iter().find(|s| s.id == storage).ok_or_else(|| format!("storage '{storage}' does not exist"))?;
         if !def.content.split(',').any(|c| c == "images") {
             return Err(format!("storage '{storage}' does not support vm images"));
         }
@@ -190,11 +184,8 @@ impl State {
             if params::config_key_type(k).is_none() {
                 continue; // node, vmid, digest, delete, pool, start, ...
             }
-            let (key, value) = if k == "cdrom" {
-                ("ide2".to_string(), add_cdrom_media(v))
-            } else {
-                (k.clone(), v.clone())
-            };
+            let (key, value) =
+                if k == "cdrom" { ("ide2".to_string(), add_cdrom_media(v)) } else { (k.clone(), v.clone()) };
             let value = if params::is_disk_key(&key) {
                 self.prepare_disk(storages, node, vmid, &key, &value, &mut log)?
             } else if key.starts_with("net") && params::split_indexed(&key).is_some() {
@@ -256,9 +247,7 @@ impl State {
                 d.opts.insert("media".into(), "cdrom".into());
                 return Ok(d.print());
             }
-            let is_alloc = !d.is_cdrom()
-                && !spec.is_empty()
-                && spec.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+            let is_alloc = !d.is_cdrom() && !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit() || b == b'.');
             if is_alloc {
                 let gib: f64 = spec.parse().map_err(|_| format!("unable to parse size '{spec}'"))?;
                 if gib <= 0.0 {
@@ -387,7 +376,8 @@ impl State {
                 out.insert(k.clone(), v.clone()); // iso/none: copied verbatim
                 continue;
             };
-            let (storage, name) = d.file.split_once(':').map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or_default();
+            let (storage, name) =
+                d.file.split_once(':').map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or_default();
             if d.is_cdrom() {
                 // Cloud-init drives are regenerated for the new VM.
                 let volid = format!("{storage}:vm-{newid}-cloudinit");
@@ -417,14 +407,15 @@ pub fn no_config(node: &str, vmid: u32) -> String {
 }
 
 fn add_cdrom_media(v: &str) -> String {
-    if v.contains("media=") { v.to_string() } else { format!("{v},media=cdrom") }
+    if v.contains("media=") {
+        v.to_string()
+    } else {
+        format!("{v},media=cdrom")
+    }
 }
 
 fn next_unused_slot(config: &BTreeMap<String, String>) -> String {
-    (0..256)
-        .map(|n| format!("unused{n}"))
-        .find(|k| !config.contains_key(k))
-        .unwrap_or_else(|| "unused255".into())
+    (0..256).map(|n| format!("unused{n}")).find(|k| !config.contains_key(k)).unwrap_or_else(|| "unused255".into())
 }
 
 /// Random MAC in Proxmox's OUI (BC:24:11), which PVE uses by default.
@@ -464,10 +455,7 @@ pub fn summarize(vm: &Vm, volumes: &BTreeMap<String, Volume>) -> VmSummary {
         .filter_map(|v| params::parse_drive(v).ok())
         .find(|d| !d.is_cdrom())
         .and_then(|d| {
-            d.opts
-                .get("size")
-                .and_then(|s| params::parse_size(s))
-                .or_else(|| volumes.get(&d.file).map(|v| v.size))
+            d.opts.get("size").and_then(|s| params::parse_size(s)).or_else(|| volumes.get(&d.file).map(|v| v.size))
         })
         .unwrap_or(0);
     VmSummary { maxmem: mem_mib << 20, cpus, maxdisk }

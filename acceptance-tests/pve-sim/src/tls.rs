@@ -58,10 +58,7 @@ pub fn fingerprint(pair: &CertPair) -> anyhow::Result<String> {
 
 /// Write to a temp file then rename, so readers never see a partial file.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
     std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)
 }

@@ -35,7 +35,13 @@ async fn ticket_login_requires_csrf_for_writes() {
         c.password = Some("pw".into());
     })
     .await;
-    let bad = env.client.post(env.url("/access/ticket")).form(&[("username", "root@pam"), ("password", "nope")]).send().await.unwrap();
+    let bad = env
+        .client
+        .post(env.url("/access/ticket"))
+        .form(&[("username", "root@pam"), ("password", "nope")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status().as_u16(), 401);
     let r: Value = env
         .client
@@ -92,7 +98,11 @@ async fn version_nodes_and_unknown_paths() {
 #[tokio::test]
 async fn parallel_clones_race_on_nextid() {
     let env = std::sync::Arc::new(start().await);
-    env.create_vm(9000, &[("name", "ubuntu-tmpl"), ("template", "1"), ("scsi0", "local-lvm:8"), ("net0", "virtio,bridge=vmbr0")]).await;
+    env.create_vm(
+        9000,
+        &[("name", "ubuntu-tmpl"), ("template", "1"), ("scsi0", "local-lvm:8"), ("net0", "virtio,bridge=vmbr0")],
+    )
+    .await;
 
     // nextid only suggests: ten callers asking before anyone creates all get the same id.
     let mut ids = BTreeSet::new();
@@ -136,7 +146,8 @@ async fn parallel_clones_race_on_nextid() {
     assert_eq!(losers, 9, "exactly one caller wins the contested id");
     let r = env.get("/cluster/resources", &[("type", "vm")]).await;
     let vms = r.data().as_array().unwrap();
-    let names: BTreeSet<&str> = vms.iter().filter(|v| v["template"] == 0).map(|v| v["name"].as_str().unwrap()).collect();
+    let names: BTreeSet<&str> =
+        vms.iter().filter(|v| v["template"] == 0).map(|v| v["name"].as_str().unwrap()).collect();
     assert_eq!(names.len(), 10);
     let ids: BTreeSet<u64> = vms.iter().map(|v| v["vmid"].as_u64().unwrap()).collect();
     assert_eq!(ids.len(), 11);
@@ -198,7 +209,9 @@ async fn config_round_trips_exactly_as_written() {
 
     // Sync update with delete; a stale digest is refused.
     let digest = c["digest"].as_str().unwrap().to_string();
-    let r = env.put("/nodes/pve1/qemu/120/config", &[("cores", "4"), ("delete", "description,onboot"), ("digest", &digest)]).await;
+    let r = env
+        .put("/nodes/pve1/qemu/120/config", &[("cores", "4"), ("delete", "description,onboot"), ("digest", &digest)])
+        .await;
     assert_eq!(r.status, 200, "{}", r.reason);
     assert!(r.data().is_null());
     let c2 = env.config_of(120).await;
@@ -404,7 +417,13 @@ async fn guest_agent_reports_interfaces() {
     let ifaces = r.data()["result"].as_array().unwrap();
     let find = |name: &str| ifaces.iter().find(|i| i["name"] == name).unwrap_or_else(|| panic!("{name} missing"));
     let ipv4 = |i: &Value| -> Vec<String> {
-        i["ip-addresses"].as_array().unwrap().iter().filter(|a| a["ip-address-type"] == "ipv4").map(|a| a["ip-address"].as_str().unwrap().to_string()).collect()
+        i["ip-addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["ip-address-type"] == "ipv4")
+            .map(|a| a["ip-address"].as_str().unwrap().to_string())
+            .collect()
     };
     assert_eq!(ipv4(find("lo")), ["127.0.0.1"]);
     let e0 = find("ens18");
@@ -414,7 +433,17 @@ async fn guest_agent_reports_interfaces() {
     assert_eq!(dhcp.len(), 1);
     assert!(dhcp[0].starts_with("10."), "{dhcp:?}");
     // Deterministic across calls.
-    assert_eq!(ipv4(find("ens19")), ipv4(env.get(path, &[]).await.data()["result"].as_array().unwrap().iter().find(|i| i["name"] == "ens19").unwrap()));
+    assert_eq!(
+        ipv4(find("ens19")),
+        ipv4(
+            env.get(path, &[]).await.data()["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["name"] == "ens19")
+                .unwrap()
+        )
+    );
 
     env.task_ok(&env.post("/nodes/pve1/qemu/171/status/start", &[]).await.upid()).await;
     let r = env.get("/nodes/pve1/qemu/171/agent/network-get-interfaces", &[]).await;

@@ -81,7 +81,10 @@ async fn lock_contention_fails_sync_calls_and_tasks() {
     env.create_vm(320, &[]).await;
     env.sim.set_faults(pve_sim::Faults { lock_contention_pct: 100, ..Default::default() }).unwrap();
     let r = env.put("/nodes/pve1/qemu/320/config", &[("cores", "2")]).await;
-    assert_eq!((r.status, r.reason.as_str()), (500, "can't lock file '/var/lock/qemu-server/lock-320.conf' - got timeout"));
+    assert_eq!(
+        (r.status, r.reason.as_str()),
+        (500, "can't lock file '/var/lock/qemu-server/lock-320.conf' - got timeout")
+    );
     let st = env.wait_task(&env.post("/nodes/pve1/qemu/320/status/start", &[]).await.upid()).await;
     assert_eq!(st["exitstatus"], "can't lock file '/var/lock/qemu-server/lock-320.conf' - got timeout");
     env.sim.set_faults(pve_sim::Faults::default()).unwrap();
@@ -92,7 +95,13 @@ async fn lock_contention_fails_sync_calls_and_tasks() {
 async fn request_log_counts_and_file() {
     let env = start().await;
     env.get("/version", &[]).await;
-    let admin = env.client.post(format!("{}/_sim/requests/reset", env.sim.endpoint())).header("Authorization", format!("PVEAPIToken={TOKEN}")).send().await.unwrap();
+    let admin = env
+        .client
+        .post(format!("{}/_sim/requests/reset", env.sim.endpoint()))
+        .header("Authorization", format!("PVEAPIToken={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(admin.status().as_u16(), 200);
     assert!(env.sim.request_log().is_empty());
     env.get("/version", &[]).await;
@@ -116,7 +125,9 @@ async fn request_log_counts_and_file() {
     let summary: Vec<(String, String, u64)> = entries
         .iter()
         .filter(|e| !e["path"].as_str().unwrap().contains("/tasks/"))
-        .map(|e| (e["method"].as_str().unwrap().into(), e["path"].as_str().unwrap().into(), e["status"].as_u64().unwrap()))
+        .map(|e| {
+            (e["method"].as_str().unwrap().into(), e["path"].as_str().unwrap().into(), e["status"].as_u64().unwrap())
+        })
         .collect();
     let expect = |m: &str, p: &str, s: u64| (m.to_string(), p.to_string(), s);
     assert_eq!(

@@ -91,7 +91,11 @@ impl ContainerdTask {
     pub fn files(&self) -> Result<Vec<FileState>, TaskError> {
         let mut files = vec![FileState::new(CONFIG, render_config(&self.spec)).with_mode(0o644)];
         for (reg, m) in &self.spec.registry_mirror {
-            let ok = !reg.is_empty() && reg != "." && reg != ".." && !reg.contains('/') && !reg.contains(char::is_whitespace);
+            let ok = !reg.is_empty()
+                && reg != "."
+                && reg != ".."
+                && !reg.contains('/')
+                && !reg.contains(char::is_whitespace);
             if !ok {
                 return Err(TaskError::new(format!("containerd.registry_mirror {reg:?}: invalid registry host")));
             }
@@ -136,7 +140,15 @@ mod tests {
         ContainerdSpec {
             version,
             sandbox_image: Some("registry.k8s.io/pause:3.9".into()),
-            registry_mirror: [("docker.io".to_string(), RegistryMirror { endpoints: vec!["https://mirror.example:5000".into()], server: None, capabilities: vec!["pull".into(), "resolve".into()] })].into(),
+            registry_mirror: [(
+                "docker.io".to_string(),
+                RegistryMirror {
+                    endpoints: vec!["https://mirror.example:5000".into()],
+                    server: None,
+                    capabilities: vec!["pull".into(), "resolve".into()],
+                },
+            )]
+            .into(),
             ..Default::default()
         }
     }
@@ -146,9 +158,19 @@ mod tests {
         let v: Value = toml::from_str(&render_config(&spec(ContainerdConfigVersion::V2))).unwrap();
         let cri = ["plugins", "io.containerd.grpc.v1.cri"];
         assert_eq!(v["version"].as_integer(), Some(2));
-        assert_eq!(get(&v, &[&cri[..], &["containerd", "runtimes", "runc", "options", "SystemdCgroup"]].concat()).and_then(Value::as_bool), Some(true));
-        assert_eq!(get(&v, &[&cri[..], &["sandbox_image"]].concat()).and_then(Value::as_str), Some("registry.k8s.io/pause:3.9"));
-        assert_eq!(get(&v, &[&cri[..], &["registry", "config_path"]].concat()).and_then(Value::as_str), Some("/etc/containerd/certs.d"));
+        assert_eq!(
+            get(&v, &[&cri[..], &["containerd", "runtimes", "runc", "options", "SystemdCgroup"]].concat())
+                .and_then(Value::as_bool),
+            Some(true)
+        );
+        assert_eq!(
+            get(&v, &[&cri[..], &["sandbox_image"]].concat()).and_then(Value::as_str),
+            Some("registry.k8s.io/pause:3.9")
+        );
+        assert_eq!(
+            get(&v, &[&cri[..], &["registry", "config_path"]].concat()).and_then(Value::as_str),
+            Some("/etc/containerd/certs.d")
+        );
         assert!(get(&v, &["plugins", "io.containerd.cri.v1.images"]).is_none());
     }
 
@@ -157,9 +179,30 @@ mod tests {
         let text = render_config(&spec(ContainerdConfigVersion::V3));
         let v: Value = toml::from_str(&text).unwrap();
         assert_eq!(v["version"].as_integer(), Some(3));
-        assert_eq!(get(&v, &["plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes", "runc", "options", "SystemdCgroup"]).and_then(Value::as_bool), Some(true));
-        assert_eq!(get(&v, &["plugins", "io.containerd.cri.v1.images", "pinned_images", "sandbox"]).and_then(Value::as_str), Some("registry.k8s.io/pause:3.9"));
-        assert_eq!(get(&v, &["plugins", "io.containerd.cri.v1.images", "registry", "config_path"]).and_then(Value::as_str), Some("/etc/containerd/certs.d"));
+        assert_eq!(
+            get(
+                &v,
+                &[
+                    "plugins",
+                    "io.containerd.cri.v1.runtime",
+                    "containerd",
+                    "runtimes",
+                    "runc",
+                    "options",
+                    "SystemdCgroup"
+                ]
+            )
+            .and_then(Value::as_bool),
+            Some(true)
+        );
+        assert_eq!(
+            get(&v, &["plugins", "io.containerd.cri.v1.images", "pinned_images", "sandbox"]).and_then(Value::as_str),
+            Some("registry.k8s.io/pause:3.9")
+        );
+        assert_eq!(
+            get(&v, &["plugins", "io.containerd.cri.v1.images", "registry", "config_path"]).and_then(Value::as_str),
+            Some("/etc/containerd/certs.d")
+        );
         assert!(get(&v, &["plugins", "io.containerd.grpc.v1.cri"]).is_none());
         // Headers only for tables that hold values.
         assert!(text.contains("[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.runc.options]"), "{text}");

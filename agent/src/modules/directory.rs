@@ -33,9 +33,13 @@ impl Task for DirectoryTask {
     fn check(&self, ctx: &Context) -> Result<Vec<Change>, TaskError> {
         let (uid, gid) = self.ids(ctx)?;
         match fs::symlink_metadata(ctx.path(&self.path)) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(vec![Change::at(&self.path, format!("create {}", self.path))]),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Ok(vec![Change::at(&self.path, format!("create {}", self.path))])
+            }
             Err(e) => Err(TaskError::new(format!("directory {}: {e}", self.path))),
-            Ok(m) if !m.is_dir() => Err(TaskError::new(format!("directory {}: exists and is not a directory", self.path))),
+            Ok(m) if !m.is_dir() => {
+                Err(TaskError::new(format!("directory {}: exists and is not a directory", self.path)))
+            }
             Ok(m) => Ok(attr_changes(&self.path, &m, self.spec.mode.map(|m| m.0), uid, gid)),
         }
     }
@@ -59,7 +63,10 @@ mod tests {
     #[test]
     fn creates_and_fixes_mode() {
         let (d, ctx) = testutil::root();
-        let t = DirectoryTask::new(&AbsPath::try_from("/etc/foo/bar").unwrap(), &DirectorySpec { mode: Some(Mode(0o700)), ..Default::default() });
+        let t = DirectoryTask::new(
+            &AbsPath::try_from("/etc/foo/bar").unwrap(),
+            &DirectorySpec { mode: Some(Mode(0o700)), ..Default::default() },
+        );
         assert_eq!(t.check(&ctx).unwrap().len(), 1);
         t.apply(&ctx).unwrap();
         assert!(t.check(&ctx).unwrap().is_empty());

@@ -52,7 +52,12 @@ mod tests {
     #[test]
     fn creates_updates_and_notifies() {
         let (d, ctx) = testutil::root();
-        let spec = FileSpec { content: "hi\n".into(), mode: Some(Mode(0o640)), notify: vec!["kubelet".into()], ..Default::default() };
+        let spec = FileSpec {
+            content: "hi\n".into(),
+            mode: Some(Mode(0o640)),
+            notify: vec!["kubelet".into()],
+            ..Default::default()
+        };
         let t = FileTask::new(&AbsPath::try_from("/etc/motd").unwrap(), &spec);
         assert_eq!(t.notify(), vec!["kubelet.service"]);
         assert_eq!(t.check(&ctx).unwrap()[0].what, "create /etc/motd");

@@ -73,7 +73,10 @@ mod tests {
         assert_eq!(whats, vec!["create /etc/modules-load.d/strata.conf", "load module br_netfilter"]);
         t.apply(&ctx).unwrap();
         assert!(t.check(&ctx).unwrap().is_empty());
-        assert_eq!(std::fs::read_to_string(d.path().join("etc/modules-load.d/strata.conf")).unwrap(), "# Managed by strata-agent.\noverlay\nbr_netfilter\n");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("etc/modules-load.d/strata.conf")).unwrap(),
+            "# Managed by strata-agent.\noverlay\nbr_netfilter\n"
+        );
     }
 
     #[test]

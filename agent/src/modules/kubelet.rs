@@ -83,7 +83,9 @@ pub fn render_defaults(spec: &KubeletSpec) -> Result<String, TaskError> {
             return Err(TaskError::new(format!("kubelet.extra_args {k:?}: invalid flag name (use e.g. \"node-ip\")")));
         }
         if v.chars().any(|c| c.is_whitespace() || "\"'\\$`".contains(c)) {
-            return Err(TaskError::new(format!("kubelet.extra_args {k:?}: value {v:?} must not contain whitespace, quotes, '\\', '$' or '`'")));
+            return Err(TaskError::new(format!(
+                "kubelet.extra_args {k:?}: value {v:?} must not contain whitespace, quotes, '\\', '$' or '`'"
+            )));
         }
         args.push(format!("--{k}={v}"));
     }
@@ -156,7 +158,10 @@ mod tests {
 
     #[test]
     fn extra_args_rendered_and_validated() {
-        assert_eq!(render_defaults(&spec()).unwrap(), "# Managed by strata-agent.\nKUBELET_EXTRA_ARGS=\"--node-ip=10.0.0.5\"\n");
+        assert_eq!(
+            render_defaults(&spec()).unwrap(),
+            "# Managed by strata-agent.\nKUBELET_EXTRA_ARGS=\"--node-ip=10.0.0.5\"\n"
+        );
         let mut s = spec();
         s.extra_args.insert("node-labels".into(), "a=b c=d".into());
         let e = render_defaults(&s).unwrap_err().to_string();
@@ -171,7 +176,9 @@ mod tests {
         assert_eq!(t.check(&ctx).unwrap().len(), 2);
         t.apply(&ctx).unwrap();
         assert!(t.check(&ctx).unwrap().is_empty());
-        assert!(std::fs::read_to_string(d.path().join("var/lib/kubelet/config.yaml")).unwrap().contains("cgroupDriver: cgroupfs"));
+        assert!(std::fs::read_to_string(d.path().join("var/lib/kubelet/config.yaml"))
+            .unwrap()
+            .contains("cgroupDriver: cgroupfs"));
     }
 
     proptest! {

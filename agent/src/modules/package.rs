@@ -35,7 +35,10 @@ pub fn installed(root: &Path, name: &str) -> Result<Option<Installed>, String> {
         if words.get(2) != Some(&"installed") {
             continue;
         }
-        return Ok(Some(Installed { version: para.get("Version").unwrap_or_default(), held: words.first() == Some(&"hold") }));
+        return Ok(Some(Installed {
+            version: para.get("Version").unwrap_or_default(),
+            held: words.first() == Some(&"hold"),
+        }));
     }
     Ok(None)
 }
@@ -129,7 +132,10 @@ mod tests {
     fn reads_dpkg_status() {
         let (d, _ctx) = testutil::root();
         seed(d.path());
-        assert_eq!(installed(d.path(), "containerd").unwrap(), Some(Installed { version: "1.6.20~ds1-1".into(), held: false }));
+        assert_eq!(
+            installed(d.path(), "containerd").unwrap(),
+            Some(Installed { version: "1.6.20~ds1-1".into(), held: false })
+        );
         assert_eq!(installed(d.path(), "runc").unwrap(), None, "config-files only is not installed");
         assert_eq!(installed(d.path(), "kubelet").unwrap(), None);
     }
@@ -138,7 +144,10 @@ mod tests {
     fn hold_upgrade_and_install_converge() {
         let (d, ctx) = testutil::root();
         seed(d.path());
-        let hold = PackageTask { name: "containerd".into(), spec: PackageSpec { version: Some("1.6.20~ds1-1".into()), hold: Some(true) } };
+        let hold = PackageTask {
+            name: "containerd".into(),
+            spec: PackageSpec { version: Some("1.6.20~ds1-1".into()), hold: Some(true) },
+        };
         assert_eq!(hold.check(&ctx).unwrap(), vec![Change::new("hold containerd")]);
         let up = PackageTask { name: "runc".into(), spec: PackageSpec { version: Some("1.1.12".into()), hold: None } };
         assert_eq!(up.check(&ctx).unwrap(), vec![Change::new("install runc=1.1.12")]);
@@ -151,7 +160,10 @@ mod tests {
         let status = std::fs::read_to_string(d.path().join("var/lib/dpkg/status")).unwrap();
         assert!(status.contains("Architecture: amd64"));
         // A held package is upgraded and stays held.
-        let newer = PackageTask { name: "containerd".into(), spec: PackageSpec { version: Some("1.7.0".into()), hold: Some(true) } };
+        let newer = PackageTask {
+            name: "containerd".into(),
+            spec: PackageSpec { version: Some("1.7.0".into()), hold: Some(true) },
+        };
         assert_eq!(newer.check(&ctx).unwrap(), vec![Change::new("containerd 1.6.20~ds1-1 -> 1.7.0")]);
         newer.apply(&ctx).unwrap();
         assert_eq!(installed(d.path(), "containerd").unwrap(), Some(Installed { version: "1.7.0".into(), held: true }));

@@ -13,7 +13,8 @@ impl ServiceTask {
         ServiceTask { unit: super::unit_name(name), spec: spec.clone() }
     }
     fn validate(&self) -> Result<(), TaskError> {
-        let ok = !self.unit.starts_with('-') && self.unit.chars().all(|c| c.is_ascii_alphanumeric() || ":-_.@\\".contains(c));
+        let ok = !self.unit.starts_with('-')
+            && self.unit.chars().all(|c| c.is_ascii_alphanumeric() || ":-_.@\\".contains(c));
         if ok {
             Ok(())
         } else {

@@ -40,10 +40,11 @@ pub fn fstab_swap_devices(fstab: &str) -> Vec<String> {
 
 /// systemd's unit name for a swap device (as `systemd-escape --path --suffix=swap`).
 pub fn swap_unit_name(spec: &str) -> String {
-    let path = [("UUID=", "by-uuid"), ("LABEL=", "by-label"), ("PARTUUID=", "by-partuuid"), ("PARTLABEL=", "by-partlabel")]
-        .iter()
-        .find_map(|(p, dir)| spec.strip_prefix(p).map(|v| format!("/dev/disk/{dir}/{v}")))
-        .unwrap_or_else(|| spec.to_string());
+    let path =
+        [("UUID=", "by-uuid"), ("LABEL=", "by-label"), ("PARTUUID=", "by-partuuid"), ("PARTLABEL=", "by-partlabel")]
+            .iter()
+            .find_map(|(p, dir)| spec.strip_prefix(p).map(|v| format!("/dev/disk/{dir}/{v}")))
+            .unwrap_or_else(|| spec.to_string());
     let trimmed: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     if trimmed.is_empty() {
         return "-.swap".into();
@@ -149,13 +150,25 @@ mod tests {
         let (d, ctx) = testutil::root();
         std::fs::write(d.path().join("etc/fstab"), FSTAB_TXT).unwrap();
         std::fs::create_dir_all(d.path().join("proc")).unwrap();
-        std::fs::write(d.path().join("proc/swaps"), "Filename Type Size Used Priority\n/swap.img file 4194300 0 -2\n").unwrap();
+        std::fs::write(d.path().join("proc/swaps"), "Filename Type Size Used Priority\n/swap.img file 4194300 0 -2\n")
+            .unwrap();
         let whats: Vec<String> = SwapOffTask.check(&ctx).unwrap().into_iter().map(|c| c.what).collect();
-        assert_eq!(whats, vec!["swapoff /swap.img", "update /etc/fstab", "mask dev-disk-by\\x2duuid-9f2e\\x2d77.swap", "mask swap.img.swap"]);
+        assert_eq!(
+            whats,
+            vec![
+                "swapoff /swap.img",
+                "update /etc/fstab",
+                "mask dev-disk-by\\x2duuid-9f2e\\x2d77.swap",
+                "mask swap.img.swap"
+            ]
+        );
         SwapOffTask.apply(&ctx).unwrap();
         assert!(SwapOffTask.check(&ctx).unwrap().is_empty());
         assert!(ctx.sys.active_swaps().unwrap().is_empty());
-        assert_eq!(std::fs::read_link(d.path().join("etc/systemd/system/swap.img.swap")).unwrap(), std::path::Path::new("/dev/null"));
+        assert_eq!(
+            std::fs::read_link(d.path().join("etc/systemd/system/swap.img.swap")).unwrap(),
+            std::path::Path::new("/dev/null")
+        );
     }
 
     proptest! {

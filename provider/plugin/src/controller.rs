@@ -16,10 +16,7 @@ pub struct Controller {
 impl Controller {
     /// A controller that stops the server through `shutdown` unless in debug mode.
     pub fn new(shutdown: CancellationToken, debug: bool) -> Self {
-        Self {
-            shutdown,
-            honour_shutdown: !debug,
-        }
+        Self { shutdown, honour_shutdown: !debug }
     }
 }
 

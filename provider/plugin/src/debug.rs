@@ -37,11 +37,7 @@ mod tests {
 
     #[test]
     fn reattach_json_has_the_fields_terraform_needs() {
-        let v = reattach_config(
-            "registry.terraform.io/strata-iac/strata",
-            42,
-            Path::new("/tmp/p/plugin.sock"),
-        );
+        let v = reattach_config("registry.terraform.io/strata-iac/strata", 42, Path::new("/tmp/p/plugin.sock"));
         let p = &v["registry.terraform.io/strata-iac/strata"];
         assert_eq!(p["Protocol"], "grpc");
         assert_eq!(p["ProtocolVersion"], 6);

@@ -9,8 +9,7 @@ use base64::Engine as _;
 /// Environment variable Terraform sets to prove the binary was launched by it.
 pub const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
 /// Value of [`MAGIC_COOKIE_KEY`] shared by Terraform and every provider.
-pub const MAGIC_COOKIE_VALUE: &str =
-    "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
+pub const MAGIC_COOKIE_VALUE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
 /// Comma-separated plugin protocol versions the client can speak.
 pub const PROTOCOL_VERSIONS_KEY: &str = "PLUGIN_PROTOCOL_VERSIONS";
 /// PEM client certificate for AutoMTLS (absent when Terraform disables TLS).
@@ -66,22 +65,16 @@ pub fn check_launch_env(env: impl Fn(&str) -> Option<String>) -> Result<(), Hand
 }
 
 fn offers_version(list: &str, wanted: u32) -> bool {
-    list.split(',')
-        .filter_map(|v| v.trim().parse::<u32>().ok())
-        .any(|v| v == wanted)
+    list.split(',').filter_map(|v| v.trim().parse::<u32>().ok()).any(|v| v == wanted)
 }
 
 /// Formats the go-plugin handshake line (without the trailing newline):
 /// `1|6|unix|<path>|grpc|<base64 raw-std DER of the server cert, or empty>`.
 pub fn handshake_line(socket: &Path, server_cert_der: Option<&[u8]>) -> String {
     // Raw (unpadded) standard base64: go-plugin decodes with RawStdEncoding.
-    let cert = server_cert_der
-        .map(|der| base64::engine::general_purpose::STANDARD_NO_PAD.encode(der))
-        .unwrap_or_default();
-    format!(
-        "{CORE_PROTOCOL_VERSION}|{APP_PROTOCOL_VERSION}|unix|{}|grpc|{cert}",
-        socket.display()
-    )
+    let cert =
+        server_cert_der.map(|der| base64::engine::general_purpose::STANDARD_NO_PAD.encode(der)).unwrap_or_default();
+    format!("{CORE_PROTOCOL_VERSION}|{APP_PROTOCOL_VERSION}|unix|{}|grpc|{cert}", socket.display())
 }
 
 #[cfg(test)]
@@ -90,54 +83,30 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 
     #[test]
     fn cookie_is_required() {
-        assert_eq!(
-            check_launch_env(env(&[])),
-            Err(HandshakeError::NotLaunchedByTerraform)
-        );
-        assert_eq!(
-            check_launch_env(env(&[(MAGIC_COOKIE_KEY, "nope")])),
-            Err(HandshakeError::NotLaunchedByTerraform)
-        );
-        assert_eq!(
-            check_launch_env(env(&[(MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE)])),
-            Ok(())
-        );
+        assert_eq!(check_launch_env(env(&[])), Err(HandshakeError::NotLaunchedByTerraform));
+        assert_eq!(check_launch_env(env(&[(MAGIC_COOKIE_KEY, "nope")])), Err(HandshakeError::NotLaunchedByTerraform));
+        assert_eq!(check_launch_env(env(&[(MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE)])), Ok(()));
     }
 
     #[test]
     fn protocol_six_must_be_offered_in_any_order() {
         for ok in ["6", "6,5", "5,6", " 5 , 6 "] {
-            let e = env(&[
-                (MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE),
-                (PROTOCOL_VERSIONS_KEY, ok),
-            ]);
+            let e = env(&[(MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE), (PROTOCOL_VERSIONS_KEY, ok)]);
             assert_eq!(check_launch_env(e), Ok(()), "{ok}");
         }
-        let e = env(&[
-            (MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE),
-            (PROTOCOL_VERSIONS_KEY, "4,5"),
-        ]);
-        assert_eq!(
-            check_launch_env(e),
-            Err(HandshakeError::UnsupportedProtocol("4,5".into()))
-        );
+        let e = env(&[(MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE), (PROTOCOL_VERSIONS_KEY, "4,5")]);
+        assert_eq!(check_launch_env(e), Err(HandshakeError::UnsupportedProtocol("4,5".into())));
     }
 
     #[test]
     fn error_messages_are_single_lines() {
-        for e in [
-            HandshakeError::NotLaunchedByTerraform,
-            HandshakeError::UnsupportedProtocol("5".into()),
-        ] {
+        for e in [HandshakeError::NotLaunchedByTerraform, HandshakeError::UnsupportedProtocol("5".into())] {
             let text = e.to_string();
             assert!(!text.contains('\n'), "{text}");
             assert!(text.to_lowercase().contains("terraform"), "{text}");
@@ -158,9 +127,7 @@ mod tests {
         let fields: Vec<&str> = line.split('|').collect();
         assert_eq!(fields.len(), 6);
         assert_eq!(fields[5], "+/+/AQ");
-        let decoded = base64::engine::general_purpose::STANDARD_NO_PAD
-            .decode(fields[5])
-            .unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD_NO_PAD.decode(fields[5]).unwrap();
         assert_eq!(decoded, der);
     }
 }

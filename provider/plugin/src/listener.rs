@@ -65,11 +65,7 @@ impl tonic::transport::server::Connected for Conn {
 }
 
 impl AsyncRead for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -78,11 +74,7 @@ impl AsyncRead for Conn {
 }
 
 impl AsyncWrite for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -125,10 +117,7 @@ impl AsyncWrite for Conn {
 /// Accepts connections until the returned stream is dropped. TLS handshakes
 /// run in their own tasks so one bad or slow client cannot block others, and
 /// a failed handshake only drops that connection.
-pub fn incoming(
-    listener: UnixListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-) -> ReceiverStream<io::Result<Conn>> {
+pub fn incoming(listener: UnixListener, tls: Option<Arc<rustls::ServerConfig>>) -> ReceiverStream<io::Result<Conn>> {
     let (tx, rx) = mpsc::channel(16);
     let acceptor = tls.map(TlsAcceptor::from);
     tokio::spawn(async move {
@@ -154,9 +143,7 @@ pub fn incoming(
                     let acceptor = acceptor.clone();
                     let tx = tx.clone();
                     tokio::spawn(async move {
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                            .await
-                        {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                             Ok(Ok(tls)) => {
                                 let _ = tx.send(Ok(Conn::Tls(Box::new(tls)))).await;
                             }

@@ -22,30 +22,17 @@ const TIMESTAMP: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
 
 /// Chatty transport crates: capped at INFO so `TF_LOG=trace` stays readable.
-const NOISY_TARGETS: &[&str] = &[
-    "h2",
-    "hyper",
-    "hyper_util",
-    "tower",
-    "tonic",
-    "rustls",
-    "tokio_rustls",
-];
+const NOISY_TARGETS: &[&str] = &["h2", "hyper", "hyper_util", "tower", "tonic", "rustls", "tokio_rustls"];
 
 /// Installs the global subscriber: hclog JSON lines on stderr, level from
 /// `TF_LOG_PROVIDER`, else `TF_LOG`, else `warn`. A second call is a no-op.
 pub fn init_logging() {
-    let level = level_from_env(
-        std::env::var("TF_LOG_PROVIDER").ok().as_deref(),
-        std::env::var("TF_LOG").ok().as_deref(),
-    );
+    let level =
+        level_from_env(std::env::var("TF_LOG_PROVIDER").ok().as_deref(), std::env::var("TF_LOG").ok().as_deref());
     let filter = NOISY_TARGETS
         .iter()
-        .fold(Targets::new().with_default(level), |t, target| {
-            t.with_target(*target, level.min(LevelFilter::INFO))
-        });
-    let subscriber =
-        tracing_subscriber::registry().with(HclogLayer::new(std::io::stderr).with_filter(filter));
+        .fold(Targets::new().with_default(level), |t, target| t.with_target(*target, level.min(LevelFilter::INFO)));
+    let subscriber = tracing_subscriber::registry().with(HclogLayer::new(std::io::stderr).with_filter(filter));
     // Already set (e.g. by a test harness): keep the existing one.
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
@@ -53,11 +40,7 @@ pub fn init_logging() {
 /// Maps Terraform's log variables to a level filter. `JSON` is Terraform's
 /// "trace, as JSON"; empty counts as unset; anything unknown falls back to warn.
 pub fn level_from_env(tf_log_provider: Option<&str>, tf_log: Option<&str>) -> LevelFilter {
-    let chosen = [tf_log_provider, tf_log]
-        .into_iter()
-        .flatten()
-        .map(str::trim)
-        .find(|v| !v.is_empty());
+    let chosen = [tf_log_provider, tf_log].into_iter().flatten().map(str::trim).find(|v| !v.is_empty());
     match chosen.map(str::to_ascii_uppercase).as_deref() {
         Some("TRACE" | "JSON") => LevelFilter::TRACE,
         Some("DEBUG") => LevelFilter::DEBUG,
@@ -101,14 +84,8 @@ fn format_event(event: &Event<'_>) -> Vec<u8> {
     let mut fields = FieldVisitor::default();
     event.record(&mut fields);
     let mut obj = Map::new();
-    obj.insert(
-        "@level".into(),
-        Value::from(level_name(*event.metadata().level())),
-    );
-    obj.insert(
-        "@message".into(),
-        Value::from(fields.message.unwrap_or_default()),
-    );
+    obj.insert("@level".into(), Value::from(level_name(*event.metadata().level())));
+    obj.insert("@message".into(), Value::from(fields.message.unwrap_or_default()));
     obj.insert("@module".into(), Value::from(MODULE));
     obj.insert("@timestamp".into(), Value::from(timestamp_now()));
     for (key, value) in fields.fields {
@@ -131,9 +108,7 @@ fn level_name(level: Level) -> &'static str {
 }
 
 fn timestamp_now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(TIMESTAMP)
-        .unwrap_or_default()
+    time::OffsetDateTime::now_utc().format(TIMESTAMP).unwrap_or_default()
 }
 
 /// Collects event fields as JSON values, keeping numbers and booleans typed.
@@ -221,13 +196,7 @@ mod tests {
         let out = Captured::default();
         let subscriber = tracing_subscriber::registry().with(HclogLayer::new(out.clone()));
         tracing::subscriber::with_default(subscriber, || {
-            tracing::warn!(
-                resource = "vm",
-                count = 3,
-                ok = true,
-                "planned {} change",
-                "one"
-            );
+            tracing::warn!(resource = "vm", count = 3, ok = true, "planned {} change", "one");
         });
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -242,9 +211,7 @@ mod tests {
         let ts = v["@timestamp"].as_str().unwrap();
         // RFC 3339 with microseconds: 2026-01-02T15:04:05.000000Z
         assert_eq!(ts.len(), 27, "{ts}");
-        assert!(
-            time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok()
-        );
+        assert!(time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok());
     }
 
     #[test]
@@ -259,10 +226,7 @@ mod tests {
     fn level_precedence_and_parsing() {
         assert_eq!(level_from_env(None, None), LevelFilter::WARN);
         assert_eq!(level_from_env(None, Some("debug")), LevelFilter::DEBUG);
-        assert_eq!(
-            level_from_env(Some("Info"), Some("TRACE")),
-            LevelFilter::INFO
-        );
+        assert_eq!(level_from_env(Some("Info"), Some("TRACE")), LevelFilter::INFO);
         assert_eq!(level_from_env(Some(""), Some("error")), LevelFilter::ERROR);
         assert_eq!(level_from_env(Some("json"), None), LevelFilter::TRACE);
         assert_eq!(level_from_env(Some("OFF"), None), LevelFilter::OFF);

@@ -50,30 +50,19 @@ pub async fn serve<P: Provider>(provider: P, opts: ServeOptions) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "plugin server failed");
-            let _ = writeln!(
-                std::io::stderr(),
-                "terraform-provider plugin server failed: {e}"
-            );
+            let _ = writeln!(std::io::stderr(), "terraform-provider plugin server failed: {e}");
             ExitCode::from(1)
         }
     }
 }
 
-async fn run<P: Provider>(
-    provider: P,
-    opts: &ServeOptions,
-    shutdown: CancellationToken,
-) -> Result<(), Box<dyn Error>> {
+async fn run<P: Provider>(provider: P, opts: &ServeOptions, shutdown: CancellationToken) -> Result<(), Box<dyn Error>> {
     let tls = if opts.debug { None } else { tls_from_env()? };
     let dir = SocketDir::create()?;
     let listener = UnixListener::bind(dir.socket_path())?;
 
     let announcement = if opts.debug {
-        debug::reattach_instructions(
-            &opts.provider_address,
-            std::process::id(),
-            dir.socket_path(),
-        )
+        debug::reattach_instructions(&opts.provider_address, std::process::id(), dir.socket_path())
     } else {
         let cert = tls.as_ref().map(|(cert, _)| cert.as_ref());
         format!("{}\n", handshake::handshake_line(dir.socket_path(), cert))
@@ -92,9 +81,7 @@ async fn run<P: Provider>(
     );
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status("plugin", tonic_health::ServingStatus::Serving)
-        .await;
+    health.set_service_status("plugin", tonic_health::ServingStatus::Serving).await;
 
     let server = Server::builder()
         .add_service(
@@ -102,10 +89,7 @@ async fn run<P: Provider>(
                 .max_decoding_message_size(MAX_MESSAGE_SIZE)
                 .max_encoding_message_size(MAX_MESSAGE_SIZE),
         )
-        .add_service(GrpcControllerServer::new(Controller::new(
-            shutdown.clone(),
-            opts.debug,
-        )))
+        .add_service(GrpcControllerServer::new(Controller::new(shutdown.clone(), opts.debug)))
         .add_service(health_service)
         .serve_with_incoming_shutdown(
             incoming(listener, tls.map(|(_, config)| config)),
@@ -125,13 +109,8 @@ async fn run<P: Provider>(
 
 /// AutoMTLS when Terraform passed `PLUGIN_CLIENT_CERT`: our certificate (for
 /// the handshake line) and the server configuration. Plaintext otherwise.
-fn tls_from_env() -> Result<
-    Option<(
-        rustls::pki_types::CertificateDer<'static>,
-        Arc<rustls::ServerConfig>,
-    )>,
-    tls::TlsSetupError,
-> {
+fn tls_from_env(
+) -> Result<Option<(rustls::pki_types::CertificateDer<'static>, Arc<rustls::ServerConfig>)>, tls::TlsSetupError> {
     let pem = match std::env::var(handshake::CLIENT_CERT_KEY) {
         Ok(pem) if !pem.trim().is_empty() => pem,
         _ => return Ok(None),

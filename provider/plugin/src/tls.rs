@@ -13,9 +13,7 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme,
-};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 
 /// Errors while preparing the TLS side of the handshake.
 #[derive(Debug)]
@@ -49,8 +47,7 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
 
 /// Parses the first certificate of the PEM text Terraform passes.
 pub fn parse_client_cert_pem(pem: &str) -> Result<CertificateDer<'static>, TlsSetupError> {
-    CertificateDer::from_pem_slice(pem.as_bytes())
-        .map_err(|e| TlsSetupError::BadClientCert(e.to_string()))
+    CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| TlsSetupError::BadClientCert(e.to_string()))
 }
 
 /// A fresh self-signed server certificate and its key.
@@ -64,21 +61,14 @@ impl ServerIdentity {
     /// Generates a P-256 certificate for `localhost`, the name go-plugin's
     /// client verifies against a pool holding only this certificate.
     pub fn generate() -> Result<Self, TlsSetupError> {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-            .map_err(TlsSetupError::CertGeneration)?;
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-            .map_err(TlsSetupError::CertGeneration)?;
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "localhost");
+        let key =
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(TlsSetupError::CertGeneration)?;
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string()]).map_err(TlsSetupError::CertGeneration)?;
+        params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-        let cert = params
-            .self_signed(&key)
-            .map_err(TlsSetupError::CertGeneration)?;
-        Ok(Self {
-            cert: cert.der().clone(),
-            key: PrivatePkcs8KeyDer::from(key.serialize_der()),
-        })
+        let cert = params.self_signed(&key).map_err(TlsSetupError::CertGeneration)?;
+        Ok(Self { cert: cert.der().clone(), key: PrivatePkcs8KeyDer::from(key.serialize_der()) })
     }
 }
 
@@ -93,10 +83,7 @@ impl PinnedClientCertVerifier {
     /// `algorithms` should be the crypto provider's
     /// `signature_verification_algorithms`.
     pub fn new(expected: CertificateDer<'static>, algorithms: WebPkiSupportedAlgorithms) -> Self {
-        Self {
-            expected,
-            algorithms,
-        }
+        Self { expected, algorithms }
     }
 }
 
@@ -123,9 +110,7 @@ impl ClientCertVerifier for PinnedClientCertVerifier {
         if end_entity.as_ref() == self.expected.as_ref() {
             Ok(ClientCertVerified::assertion())
         } else {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            ))
+            Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
         }
     }
 
@@ -159,18 +144,12 @@ pub fn server_config(
     client_cert: CertificateDer<'static>,
 ) -> Result<ServerConfig, TlsSetupError> {
     let provider = crypto_provider();
-    let verifier = Arc::new(PinnedClientCertVerifier::new(
-        client_cert,
-        provider.signature_verification_algorithms,
-    ));
+    let verifier = Arc::new(PinnedClientCertVerifier::new(client_cert, provider.signature_verification_algorithms));
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
         .map_err(TlsSetupError::Rustls)?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            vec![identity.cert.clone()],
-            PrivateKeyDer::Pkcs8(identity.key.clone_key()),
-        )
+        .with_single_cert(vec![identity.cert.clone()], PrivateKeyDer::Pkcs8(identity.key.clone_key()))
         .map_err(TlsSetupError::Rustls)?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
@@ -188,10 +167,7 @@ mod tests {
     }
 
     fn verifier_for(cert: &CertificateDer<'static>) -> PinnedClientCertVerifier {
-        PinnedClientCertVerifier::new(
-            cert.clone(),
-            crypto_provider().signature_verification_algorithms,
-        )
+        PinnedClientCertVerifier::new(cert.clone(), crypto_provider().signature_verification_algorithms)
     }
 
     #[test]
@@ -208,37 +184,25 @@ mod tests {
         let pinned = terraform_like_cert();
         let other = terraform_like_cert();
         let v = verifier_for(&pinned);
-        let err = v
-            .verify_client_cert(&other, &[], UnixTime::now())
-            .unwrap_err();
-        assert_eq!(
-            err,
-            rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
-        );
+        let err = v.verify_client_cert(&other, &[], UnixTime::now()).unwrap_err();
+        assert_eq!(err, rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure));
         // A certificate that merely contains the pinned one is not equal either.
         let mut padded = pinned.as_ref().to_vec();
         padded.push(0);
-        assert!(v
-            .verify_client_cert(&CertificateDer::from(padded), &[], UnixTime::now())
-            .is_err());
+        assert!(v.verify_client_cert(&CertificateDer::from(padded), &[], UnixTime::now()).is_err());
     }
 
     #[test]
     fn offers_p521_signature_scheme() {
         // Without it Go's client sends no certificate at all.
         let v = verifier_for(&terraform_like_cert());
-        assert!(v
-            .supported_verify_schemes()
-            .contains(&SignatureScheme::ECDSA_NISTP521_SHA512));
+        assert!(v.supported_verify_schemes().contains(&SignatureScheme::ECDSA_NISTP521_SHA512));
     }
 
     #[test]
     fn parses_pem_and_rejects_garbage() {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
         let parsed = parse_client_cert_pem(&cert.pem()).unwrap();
         assert_eq!(parsed.as_ref(), cert.der().as_ref());
         assert!(parse_client_cert_pem("not a certificate").is_err());

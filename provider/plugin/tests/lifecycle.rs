@@ -16,20 +16,11 @@ async fn controller_shutdown_exits_cleanly_and_removes_the_socket_dir() {
     assert!(socket_dir.is_dir());
 
     let channel = tls_channel(&hs, Some(&client)).await.unwrap();
-    GrpcControllerClient::new(channel)
-        .shutdown(Empty {})
-        .await
-        .expect("Shutdown RPC");
+    GrpcControllerClient::new(channel).shutdown(Empty {}).await.expect("Shutdown RPC");
 
-    let status = plugin
-        .wait_exit(std::time::Duration::from_secs(5))
-        .expect("exited after Shutdown");
+    let status = plugin.wait_exit(std::time::Duration::from_secs(5)).expect("exited after Shutdown");
     assert!(status.success(), "{status:?}");
-    assert!(
-        !socket_dir.exists(),
-        "socket directory removed: {}",
-        socket_dir.display()
-    );
+    assert!(!socket_dir.exists(), "socket directory removed: {}", socket_dir.display());
 }
 
 #[tokio::test]
@@ -39,14 +30,9 @@ async fn sigint_is_ignored_in_normal_mode() {
     plugin.signal("INT");
     plugin.signal("INT");
 
-    let channel = plain_channel(hs.socket.clone())
-        .await
-        .expect("still accepting");
+    let channel = plain_channel(hs.socket.clone()).await.expect("still accepting");
     assert_schema_call_works(channel.clone()).await;
-    assert!(
-        plugin.child.try_wait().unwrap().is_none(),
-        "still running after SIGINT"
-    );
+    assert!(plugin.child.try_wait().unwrap().is_none(), "still running after SIGINT");
 
     // SIGTERM, by contrast, stops it cleanly.
     plugin.signal("TERM");
@@ -59,9 +45,7 @@ async fn debug_mode_prints_reattach_config_and_serves_until_signalled() {
     // No cookie: debug mode is started by a human, not by Terraform.
     let mut plugin = Plugin::start(&[], &["--debug"]);
     let reattach = loop {
-        let line = plugin
-            .next_stdout_line()
-            .expect("reattach instructions on stdout");
+        let line = plugin.next_stdout_line().expect("reattach instructions on stdout");
         if let Some(rest) = line.trim().strip_prefix("TF_REATTACH_PROVIDERS='") {
             break rest.strip_suffix('\'').expect("closing quote").to_string();
         }
@@ -75,22 +59,15 @@ async fn debug_mode_prints_reattach_config_and_serves_until_signalled() {
     assert_eq!(entry["Addr"]["Network"], "unix");
     let socket = std::path::PathBuf::from(entry["Addr"]["String"].as_str().unwrap());
 
-    let channel = plain_channel(socket.clone())
-        .await
-        .expect("plaintext connect");
+    let channel = plain_channel(socket.clone()).await.expect("plaintext connect");
     assert_schema_call_works(channel.clone()).await;
 
     // A debug provider outlives Terraform runs: Shutdown does not stop it.
-    GrpcControllerClient::new(channel.clone())
-        .shutdown(Empty {})
-        .await
-        .unwrap();
+    GrpcControllerClient::new(channel.clone()).shutdown(Empty {}).await.unwrap();
     assert_schema_call_works(channel).await;
 
     plugin.signal("INT");
-    let status = plugin
-        .wait_exit(WAIT)
-        .expect("debug provider stops on SIGINT");
+    let status = plugin.wait_exit(WAIT).expect("debug provider stops on SIGINT");
     assert!(status.success(), "{status:?}");
     assert!(!socket.parent().unwrap().exists());
 }
@@ -101,10 +78,7 @@ async fn stderr_after_one_call(env: &[(&str, &str)]) -> String {
     let hs = plugin.handshake();
     let channel = plain_channel(hs.socket.clone()).await.unwrap();
     assert_schema_call_works(channel.clone()).await;
-    GrpcControllerClient::new(channel)
-        .shutdown(Empty {})
-        .await
-        .unwrap();
+    GrpcControllerClient::new(channel).shutdown(Empty {}).await.unwrap();
     plugin.wait_exit(WAIT).expect("exited");
     plugin.stderr()
 }
@@ -112,10 +86,8 @@ async fn stderr_after_one_call(env: &[(&str, &str)]) -> String {
 #[tokio::test]
 async fn logs_are_hclog_json_lines_on_stderr() {
     let stderr = stderr_after_one_call(&[("TF_LOG", "INFO")]).await;
-    let lines: Vec<Value> = stderr
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
+    let lines: Vec<Value> =
+        stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
     for line in &lines {
         for key in ["@level", "@message", "@timestamp", "@module"] {
             assert!(line.get(key).is_some(), "{key} missing in {line}");

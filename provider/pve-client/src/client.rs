@@ -138,7 +138,8 @@ impl Client {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
-            let retry = err.is_transient() || (err.is_ambiguous() && (idem == Idempotent::Yes || method == Method::GET));
+            let retry =
+                err.is_transient() || (err.is_ambiguous() && (idem == Idempotent::Yes || method == Method::GET));
             attempt += 1;
             if !retry || attempt >= policy.max_attempts {
                 return Err(err);
@@ -176,7 +177,12 @@ impl Client {
         unreachable!("the loop returns on its second pass")
     }
 
-    async fn authorize(&self, req: reqwest::RequestBuilder, method: &Method, force_login: bool) -> Result<reqwest::RequestBuilder> {
+    async fn authorize(
+        &self,
+        req: reqwest::RequestBuilder,
+        method: &Method,
+        force_login: bool,
+    ) -> Result<reqwest::RequestBuilder> {
         match &self.inner.cfg.auth {
             Auth::Token(t) => Ok(req.header("Authorization", format!("PVEAPIToken={}", t.expose()))),
             Auth::Password { username, password } => {
@@ -212,12 +218,16 @@ impl Client {
             match result {
                 Ok(data) => {
                     let get = |k: &str| {
-                        data.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| Error::Decode {
-                            op: op.clone(),
-                            message: format!("login answer lacks {k}"),
-                        })
+                        data.get(k)
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                            .ok_or_else(|| Error::Decode { op: op.clone(), message: format!("login answer lacks {k}") })
                     };
-                    return Ok(Ticket { cookie: get("ticket")?, csrf: get("CSRFPreventionToken")?, obtained: Instant::now() });
+                    return Ok(Ticket {
+                        cookie: get("ticket")?,
+                        csrf: get("CSRFPreventionToken")?,
+                        obtained: Instant::now(),
+                    });
                 }
                 // Login has no side effect worth protecting: retry transport failures too.
                 Err(e) if (e.is_transient() || e.is_ambiguous()) && attempt + 1 < policy.max_attempts => {

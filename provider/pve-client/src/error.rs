@@ -11,15 +11,32 @@ pub enum Error {
     /// Bad client configuration (endpoint, CA certificate, credentials' shape).
     Config(String),
     /// HTTP 400 "Parameter verification failed.": which parameter and why.
-    Params { op: String, errors: BTreeMap<String, String> },
+    Params {
+        op: String,
+        errors: BTreeMap<String, String>,
+    },
     /// Any other non-2xx answer; PVE puts its message in the reason phrase.
-    Api { op: String, status: u16, message: String },
+    Api {
+        op: String,
+        status: u16,
+        message: String,
+    },
     /// The request may or may not have reached the server (connection reset, timeout).
-    Transport { op: String, message: String },
+    Transport {
+        op: String,
+        message: String,
+    },
     /// A task (UPID) ended with something other than OK / WARNINGS.
-    Task { upid: String, exitstatus: String, log_tail: Vec<String> },
+    Task {
+        upid: String,
+        exitstatus: String,
+        log_tail: Vec<String>,
+    },
     /// The answer was not what the API documents.
-    Decode { op: String, message: String },
+    Decode {
+        op: String,
+        message: String,
+    },
     Timeout(String),
     Cancelled,
 }
@@ -42,7 +59,8 @@ impl Error {
 
     pub fn is_not_found(&self) -> bool {
         let t = self.text();
-        t.contains("does not exist") && (t.contains("Configuration file") || t.contains("VM ")) || t.starts_with("no such VM")
+        t.contains("does not exist") && (t.contains("Configuration file") || t.contains("VM "))
+            || t.starts_with("no such VM")
     }
 
     pub fn is_already_exists(&self) -> bool {

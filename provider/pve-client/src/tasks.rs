@@ -33,7 +33,8 @@ impl Client {
     /// Polls until the task stops (backoff 50 ms .. 1 s). `OK` and `WARNINGS: N` are
     /// success; anything else fails with the tail of the task log.
     pub async fn wait_task(&self, upid: &str) -> Result<TaskStatus> {
-        let node = upid_node(upid).ok_or_else(|| Error::Decode { op: "task".into(), message: format!("not a UPID: {upid}") })?;
+        let node = upid_node(upid)
+            .ok_or_else(|| Error::Decode { op: "task".into(), message: format!("not a UPID: {upid}") })?;
         let path = format!("/nodes/{node}/tasks/{}/status", enc(upid));
         let mut delay = Duration::from_millis(50);
         loop {
@@ -67,7 +68,13 @@ impl Client {
     /// Sends a write that starts a task and waits for it. A task that failed because
     /// the VM's lock was busy changed nothing, so it is submitted again (bounded).
     /// Writes answered synchronously (`data` is not a UPID) return at once.
-    pub async fn run_task(&self, method: Method, path: &str, form: &[(&str, String)], idem: Idempotent) -> Result<Option<TaskStatus>> {
+    pub async fn run_task(
+        &self,
+        method: Method,
+        path: &str,
+        form: &[(&str, String)],
+        idem: Idempotent,
+    ) -> Result<Option<TaskStatus>> {
         let mut attempt = 0;
         loop {
             let data = self.write(method.clone(), path, form, idem).await?;

@@ -86,7 +86,13 @@ impl VmConfig {
                         let s = match v {
                             Value::String(s) => s.clone(),
                             Value::Number(n) => n.to_string(),
-                            Value::Bool(b) => if *b { "1".into() } else { "0".into() },
+                            Value::Bool(b) => {
+                                if *b {
+                                    "1".into()
+                                } else {
+                                    "0".into()
+                                }
+                            }
                             _ => return None,
                         };
                         Some((k.clone(), s))
@@ -218,17 +224,16 @@ impl Client {
     /// it looks for the VM and recognises its own by a `vmgenid` marker it chose.
     pub async fn create_vm(&self, spec: &CreateSpec) -> Result<()> {
         let path = format!("/nodes/{}/qemu", spec.node);
-        let marker = spec
-            .params
-            .iter()
-            .find(|(k, _)| k == "vmgenid")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(random_uuid);
-        let mut form: Vec<(&str, String)> = spec.params.iter().filter(|(k, _)| k != "vmgenid").map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let marker =
+            spec.params.iter().find(|(k, _)| k == "vmgenid").map(|(_, v)| v.clone()).unwrap_or_else(random_uuid);
+        let mut form: Vec<(&str, String)> =
+            spec.params.iter().filter(|(k, _)| k != "vmgenid").map(|(k, v)| (k.as_str(), v.clone())).collect();
         form.push(("vmid", spec.vmid.to_string()));
         form.push(("vmgenid", marker.clone()));
         let result = self
-            .create_like(&spec.node, spec.vmid, Method::POST, &path, &form, |cfg| cfg.get("vmgenid") == Some(marker.as_str()))
+            .create_like(&spec.node, spec.vmid, Method::POST, &path, &form, |cfg| {
+                cfg.get("vmgenid") == Some(marker.as_str())
+            })
             .await;
         self.invalidate_cache().await;
         result
@@ -253,7 +258,11 @@ impl Client {
             form.push(("description", d.clone()));
         }
         let name = spec.name.clone();
-        let result = self.create_like(&spec.node, spec.newid, Method::POST, &path, &form, |cfg| cfg.get("name") == Some(name.as_str())).await;
+        let result = self
+            .create_like(&spec.node, spec.newid, Method::POST, &path, &form, |cfg| {
+                cfg.get("name") == Some(name.as_str())
+            })
+            .await;
         self.invalidate_cache().await;
         result
     }
@@ -296,7 +305,13 @@ impl Client {
 
     /// Sets and deletes config keys (async `POST .../config`), waiting for the task.
     /// Setting the same values again is harmless, so lost answers are simply retried.
-    pub async fn update_config(&self, node: &str, vmid: u32, sets: &[(String, String)], deletes: &[String]) -> Result<()> {
+    pub async fn update_config(
+        &self,
+        node: &str,
+        vmid: u32,
+        sets: &[(String, String)],
+        deletes: &[String],
+    ) -> Result<()> {
         if sets.is_empty() && deletes.is_empty() {
             return Ok(());
         }
@@ -362,7 +377,9 @@ impl Client {
     }
 
     async fn power(&self, node: &str, vmid: u32, action: &str) -> Result<()> {
-        let r = self.run_task(Method::POST, &format!("/nodes/{node}/qemu/{vmid}/status/{action}"), &[], Idempotent::Yes).await;
+        let r = self
+            .run_task(Method::POST, &format!("/nodes/{node}/qemu/{vmid}/status/{action}"), &[], Idempotent::Yes)
+            .await;
         self.invalidate_cache().await;
         r.map(|_| ())
     }

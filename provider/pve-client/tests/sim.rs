@@ -36,7 +36,12 @@ async fn template(c: &Client, vmid: u32) {
     let spec = CreateSpec {
         node: "pve1".into(),
         vmid,
-        params: params(&[("name", "tmpl"), ("scsi0", "local-lvm:2"), ("net0", "virtio,bridge=vmbr0"), ("template", "1")]),
+        params: params(&[
+            ("name", "tmpl"),
+            ("scsi0", "local-lvm:2"),
+            ("net0", "virtio,bridge=vmbr0"),
+            ("template", "1"),
+        ]),
     };
     c.create_vm(&spec).await.unwrap();
 }
@@ -80,7 +85,10 @@ async fn password_login_uses_ticket_and_csrf_for_writes() {
     // Writes went through with the ticket: the task was run as the user, not a token.
     let log = sim.request_log();
     assert!(log.iter().any(|r| r.path.ends_with("/access/ticket") && r.status == 200));
-    assert!(log.iter().filter(|r| r.method == "POST" && r.path.ends_with("/qemu")).all(|r| r.user.as_deref() == Some("admin@pve")));
+    assert!(log
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/qemu"))
+        .all(|r| r.user.as_deref() == Some("admin@pve")));
 
     let wrong = client(&sim, Auth::Password { username: "admin@pve".into(), password: Secret::new("nope-nope") });
     let e = wrong.nodes().await.unwrap_err();
@@ -164,8 +172,14 @@ async fn faults_do_not_duplicate_or_lose_vms() {
     let (sim, _d) = sim_with(|_| {}).await;
     let c = client(&sim, token());
     template(&c, 9000).await;
-    sim.set_faults(Faults { fail_5xx_pct: 15, reset_pct: 10, reset_after_pct: 50, lock_contention_pct: 10, latency_ms: 0 })
-        .unwrap();
+    sim.set_faults(Faults {
+        fail_5xx_pct: 15,
+        reset_pct: 10,
+        reset_after_pct: 50,
+        lock_contention_pct: 10,
+        latency_ms: 0,
+    })
+    .unwrap();
     let mut tasks = vec![];
     for i in 0..8 {
         let c = c.clone();
@@ -195,8 +209,14 @@ async fn faults_do_not_duplicate_or_lose_vms() {
         assert_eq!(cfg.get("memory"), Some("2048"));
         assert!(cfg.get("scsi0").unwrap().contains("size=5G"), "{cfg:?}");
     }
-    sim.set_faults(Faults { fail_5xx_pct: 15, reset_pct: 10, reset_after_pct: 50, lock_contention_pct: 10, latency_ms: 0 })
-        .unwrap();
+    sim.set_faults(Faults {
+        fail_5xx_pct: 15,
+        reset_pct: 10,
+        reset_after_pct: 50,
+        lock_contention_pct: 10,
+        latency_ms: 0,
+    })
+    .unwrap();
     for (_, id) in &made {
         c.destroy_vm("pve1", *id).await.unwrap();
     }

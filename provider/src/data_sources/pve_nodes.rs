@@ -44,8 +44,13 @@ impl DataSource for PveNodes {
         Schema::new(
             0,
             Block::new("The Proxmox VE cluster's nodes with their status, sorted by name.")
-                .attribute(Attribute::optional("online_only", Type::Bool).description("Only nodes whose status is `online`."))
-                .attribute(Attribute::computed("nodes", Type::list(node)).description("Nodes: name, status, CPUs, memory, uptime.")),
+                .attribute(
+                    Attribute::optional("online_only", Type::Bool).description("Only nodes whose status is `online`."),
+                )
+                .attribute(
+                    Attribute::computed("nodes", Type::list(node))
+                        .description("Nodes: name, status, CPUs, memory, uptime."),
+                ),
         )
     }
 

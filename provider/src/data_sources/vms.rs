@@ -60,10 +60,22 @@ impl DataSource for Vms {
             Block::new("VMs and templates matching every given filter, sorted by VMID.")
                 .attribute(Attribute::optional("node", Type::String).description("Only VMs on this node."))
                 .attribute(Attribute::optional("name", Type::String).description("Exact name."))
-                .attribute(Attribute::optional("name_regex", Type::String).validate(Validator::Custom(check_regex)).description("Name matches this regular expression."))
-                .attribute(Attribute::optional("tags", Type::set(Type::String)).description("VMs carrying all of these tags."))
-                .attribute(Attribute::optional("templates", Type::Bool).description("true: only templates; false: only VMs; unset: both."))
-                .attribute(Attribute::computed("vms", Type::list(vm)).description("Matching VMs: vm_id, name, node, status, template, tags, pool.")),
+                .attribute(
+                    Attribute::optional("name_regex", Type::String)
+                        .validate(Validator::Custom(check_regex))
+                        .description("Name matches this regular expression."),
+                )
+                .attribute(
+                    Attribute::optional("tags", Type::set(Type::String)).description("VMs carrying all of these tags."),
+                )
+                .attribute(
+                    Attribute::optional("templates", Type::Bool)
+                        .description("true: only templates; false: only VMs; unset: both."),
+                )
+                .attribute(
+                    Attribute::computed("vms", Type::list(vm))
+                        .description("Matching VMs: vm_id, name, node, status, template, tags, pool."),
+                ),
         )
     }
 

@@ -163,14 +163,13 @@ mod tests {
         let p = AttributePath::parse(r#"disks[1].size_gb"#);
         assert_eq!(
             p.0,
-            vec![
-                PathStep::Attribute("disks".into()),
-                PathStep::Index(1),
-                PathStep::Attribute("size_gb".into())
-            ]
+            vec![PathStep::Attribute("disks".into()), PathStep::Index(1), PathStep::Attribute("size_gb".into())]
         );
         assert_eq!(p.to_string(), "disks[1].size_gb");
-        assert_eq!(AttributePath::root("sysctl").key("net.ipv4.ip_forward").to_string(), r#"sysctl["net.ipv4.ip_forward"]"#);
+        assert_eq!(
+            AttributePath::root("sysctl").key("net.ipv4.ip_forward").to_string(),
+            r#"sysctl["net.ipv4.ip_forward"]"#
+        );
     }
 
     #[test]

@@ -21,8 +21,9 @@ pub fn to_model<M: DeserializeOwned>(v: &Value) -> Result<M, Diagnostics> {
 
 /// Model -> value of the schema's type.
 pub fn from_model<M: Serialize>(m: &M, ty: &Type) -> Result<Value, Diagnostics> {
-    let j = serde_json::to_value(m)
-        .map_err(|e| Diagnostics::from(Diagnostic::error("Provider could not encode the resource data", e.to_string())))?;
+    let j = serde_json::to_value(m).map_err(|e| {
+        Diagnostics::from(Diagnostic::error("Provider could not encode the resource data", e.to_string()))
+    })?;
     json::decode(&j, ty, Extra::Reject)
         .map_err(|e| Diagnostics::from(Diagnostic::error("Provider produced data that does not fit its schema", e)))
 }

@@ -50,10 +50,9 @@ fn from_mp(mp: &Mp, ty: &Type, path: &mut Vec<String>) -> Result<Value, String> 
     let wrong = |what: &str| format!("{}: expected {ty}, got {what}", at(path));
     match ty {
         Type::String => match mp {
-            Mp::String(s) => s
-                .as_str()
-                .map(Value::string)
-                .ok_or_else(|| format!("{}: string is not valid UTF-8", at(path))),
+            Mp::String(s) => {
+                s.as_str().map(Value::string).ok_or_else(|| format!("{}: string is not valid UTF-8", at(path)))
+            }
             other => Err(wrong(kind(other))),
         },
         Type::Bool => match mp {
@@ -159,9 +158,7 @@ fn float(f: f64, path: &[String]) -> Result<Value, String> {
     }
     // go-cty sends a float only when it is exact, so convert exactly, not via a
     // shortest-decimal rendering.
-    BigDecimal::try_from(f)
-        .map(Value::Number)
-        .map_err(|e| format!("{}: {e}", at(path)))
+    BigDecimal::try_from(f).map(Value::Number).map_err(|e| format!("{}: {e}", at(path)))
 }
 
 fn map_key(k: &Mp, path: &[String]) -> Result<String, String> {

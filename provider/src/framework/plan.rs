@@ -90,7 +90,9 @@ fn fill_computed(block: &Block, proposed: &Value, prior: &Value) -> Value {
         let Some(v) = out.get_mut(&b.name) else { continue };
         let before = prior.attr(&b.name).unwrap_or(&Value::Null);
         *v = match (b.nesting, &*v) {
-            (Nesting::Single, inner) if !inner.is_null() && !inner.is_unknown() => fill_computed(&b.block, inner, before),
+            (Nesting::Single, inner) if !inner.is_null() && !inner.is_unknown() => {
+                fill_computed(&b.block, inner, before)
+            }
             // Terraform matches list elements with the prior ones by position.
             (Nesting::List, Value::List(items)) => Value::List(
                 items

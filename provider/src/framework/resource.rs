@@ -33,10 +33,9 @@ impl Context {
 
     /// The provider's configured data (clients, defaults).
     pub fn provider_data<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, Diagnostics> {
-        self.data
-            .clone()
-            .and_then(|d| d.downcast::<T>().ok())
-            .ok_or_else(|| Diagnostic::error("Provider not configured", "The provider block was not configured before use.").into())
+        self.data.clone().and_then(|d| d.downcast::<T>().ok()).ok_or_else(|| {
+            Diagnostic::error("Provider not configured", "The provider block was not configured before use.").into()
+        })
     }
 }
 
@@ -246,7 +245,10 @@ impl<R: Resource> AnyResource for R {
         let raw: Json = match serde_json::from_slice(raw_json) {
             Ok(j) => j,
             Err(e) => {
-                return Outcome::failed(Value::Null, Diagnostic::error("Stored state is not valid JSON", e.to_string()).into())
+                return Outcome::failed(
+                    Value::Null,
+                    Diagnostic::error("Stored state is not valid JSON", e.to_string()).into(),
+                )
             }
         };
         let raw = if version < schema.version {
@@ -260,7 +262,9 @@ impl<R: Resource> AnyResource for R {
         // Attributes a newer schema dropped are ignored rather than failing the refresh.
         match json::decode(&raw, &schema.value_type(), Extra::Ignore) {
             Ok(v) => Outcome { value: v, diagnostics: Diagnostics::new() },
-            Err(e) => Outcome::failed(Value::Null, Diagnostic::error("Stored state does not match the schema", e).into()),
+            Err(e) => {
+                Outcome::failed(Value::Null, Diagnostic::error("Stored state does not match the schema", e).into())
+            }
         }
     }
 }

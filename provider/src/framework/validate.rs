@@ -45,7 +45,10 @@ fn check(validator: &Validator, v: &Value) -> Result<(), String> {
     match validator {
         Validator::OneOf(allowed) => match v.as_str() {
             Some(s) if allowed.contains(&s) => Ok(()),
-            _ => Err(format!("Must be one of: {}.", allowed.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", "))),
+            _ => Err(format!(
+                "Must be one of: {}.",
+                allowed.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ")
+            )),
         },
         Validator::IntBetween(min, max) => match v.as_i64() {
             Some(i) if (*min..=*max).contains(&i) => Ok(()),
@@ -66,9 +69,9 @@ fn check(validator: &Validator, v: &Value) -> Result<(), String> {
             }
         }
         Validator::Matches(re, what) => {
-            let ok = v.as_str().is_some_and(|s| {
-                regex::Regex::new(&format!("^(?:{re})$")).map(|r| r.is_match(s)).unwrap_or(false)
-            });
+            let ok = v
+                .as_str()
+                .is_some_and(|s| regex::Regex::new(&format!("^(?:{re})$")).map(|r| r.is_match(s)).unwrap_or(false));
             if ok {
                 Ok(())
             } else {

@@ -134,8 +134,7 @@ impl Value {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.semantically_equal(y))
             }
             (Value::Map(a), Value::Map(b)) | (Value::Object(a), Value::Object(b)) => {
-                a.len() == b.len()
-                    && a.iter().all(|(k, x)| b.get(k).is_some_and(|y| x.semantically_equal(y)))
+                a.len() == b.len() && a.iter().all(|(k, x)| b.get(k).is_some_and(|y| x.semantically_equal(y)))
             }
             (Value::Dynamic(_, a), b) | (b, Value::Dynamic(_, a)) => a.semantically_equal(b),
             (a, b) => a == b,

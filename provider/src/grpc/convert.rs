@@ -2,11 +2,11 @@
 
 use strata_proto::tfplugin6 as pb;
 
+use crate::framework::diagnostics::PathStep;
+use crate::framework::json::{self, Extra};
 use crate::framework::{
     msgpack, AttributePath, Block, Diagnostic, Diagnostics, Mode, NestedBlock, Nesting, Schema, Severity, Type, Value,
 };
-use crate::framework::diagnostics::PathStep;
-use crate::framework::json::{self, Extra};
 
 pub fn schema(s: &Schema) -> pb::Schema {
     pb::Schema { version: s.version, block: Some(block(&s.block)) }
@@ -122,9 +122,17 @@ mod tests {
             2,
             Block::new("A thing.")
                 .attribute(Attribute::required("name", Type::String).description("Its name."))
-                .attribute(Attribute::optional("days", Type::Number).default(5i64).validate(Validator::IntBetween(1, 9)))
+                .attribute(
+                    Attribute::optional("days", Type::Number).default(5i64).validate(Validator::IntBetween(1, 9)),
+                )
                 .attribute(Attribute::computed("key", Type::String).sensitive())
-                .block(NestedBlock::list("disk", Block::new("A disk.").attribute(Attribute::required("size", Type::Number))).items(1, 4)),
+                .block(
+                    NestedBlock::list(
+                        "disk",
+                        Block::new("A disk.").attribute(Attribute::required("size", Type::Number)),
+                    )
+                    .items(1, 4),
+                ),
         );
         let p = schema(&s);
         assert_eq!(p.version, 2);

@@ -11,10 +11,10 @@ use strata_proto::tfplugin6 as pb;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::framework::validate::validate_block;
 use crate::framework::{
     AnyDataSource, AnyResource, AttributePath, Context, Diagnostic, Diagnostics, ProviderDefinition, Schema,
 };
-use crate::framework::validate::validate_block;
 
 type Data = Arc<dyn Any + Send + Sync>;
 
@@ -32,7 +32,8 @@ impl ProviderService {
     pub fn new(definition: Arc<dyn ProviderDefinition>) -> ProviderService {
         let prefix = definition.type_name();
         let resources = definition.resources().into_iter().map(|r| (format!("{prefix}_{}", r.name()), r)).collect();
-        let data_sources = definition.data_sources().into_iter().map(|d| (format!("{prefix}_{}", d.name()), d)).collect();
+        let data_sources =
+            definition.data_sources().into_iter().map(|d| (format!("{prefix}_{}", d.name()), d)).collect();
         ProviderService {
             provider_schema: definition.schema(),
             definition,
@@ -138,10 +139,11 @@ impl pb::provider_server::Provider for ProviderService {
     ) -> Result<Response<pb::configure_provider::Response>, Status> {
         let req = req.into_inner();
         tracing::debug!(terraform_version = %req.terraform_version, "ConfigureProvider");
-        let result = match convert::decode(req.config.as_ref(), &self.provider_schema.value_type(), "provider configuration") {
-            Ok(config) => self.definition.configure(&config).await,
-            Err(d) => Err(d),
-        };
+        let result =
+            match convert::decode(req.config.as_ref(), &self.provider_schema.value_type(), "provider configuration") {
+                Ok(config) => self.definition.configure(&config).await,
+                Err(d) => Err(d),
+            };
         let diags = match result {
             Ok(data) => {
                 *self.configured.write().expect("configured lock") = Some(data);
@@ -202,7 +204,9 @@ impl pb::provider_server::Provider for ProviderService {
         });
         Ok(Response::new(match result {
             Ok(v) => pb::upgrade_resource_state::Response { upgraded_state: Some(v), diagnostics: vec![] },
-            Err(d) => pb::upgrade_resource_state::Response { upgraded_state: None, diagnostics: convert::diagnostics(&d) },
+            Err(d) => {
+                pb::upgrade_resource_state::Response { upgraded_state: None, diagnostics: convert::diagnostics(&d) }
+            }
         }))
     }
 
@@ -267,7 +271,9 @@ impl pb::provider_server::Provider for ProviderService {
                 diagnostics: convert::diagnostics(&diags),
                 ..Default::default()
             },
-            Err(d) => pb::plan_resource_change::Response { diagnostics: convert::diagnostics(&d), ..Default::default() },
+            Err(d) => {
+                pb::plan_resource_change::Response { diagnostics: convert::diagnostics(&d), ..Default::default() }
+            }
         }))
     }
 
@@ -345,7 +351,9 @@ impl pb::provider_server::Provider for ProviderService {
                 diagnostics: convert::diagnostics(&diags),
                 ..Default::default()
             },
-            Err(d) => pb::import_resource_state::Response { diagnostics: convert::diagnostics(&d), ..Default::default() },
+            Err(d) => {
+                pb::import_resource_state::Response { diagnostics: convert::diagnostics(&d), ..Default::default() }
+            }
         }))
     }
 
@@ -360,7 +368,9 @@ impl pb::provider_server::Provider for ProviderService {
                 let ty = d.schema().value_type();
                 match convert::decode(req.config.as_ref(), &ty, "configuration") {
                     Ok(config) => match self.cancellable(d.read(&self.context(), &config)).await {
-                        Ok(o) if !o.diagnostics.has_errors() => convert::encode(&o.value, &ty).map(|s| (s, o.diagnostics)),
+                        Ok(o) if !o.diagnostics.has_errors() => {
+                            convert::encode(&o.value, &ty).map(|s| (s, o.diagnostics))
+                        }
                         Ok(o) => Err(o.diagnostics),
                         Err(e) => Err(e),
                     },
@@ -398,7 +408,6 @@ fn capabilities() -> pb::ServerCapabilities {
         generate_resource_config: false,
     }
 }
-
 
 #[cfg(test)]
 mod tests;

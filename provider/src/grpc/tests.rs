@@ -10,9 +10,7 @@ use strata_proto::tfplugin6::provider_server::Provider;
 use tonic::Request;
 
 use super::ProviderService;
-use crate::framework::{
-    msgpack, ApplyResult, Attribute, Block, Context, Diagnostics, Resource, Schema, Type, Value,
-};
+use crate::framework::{msgpack, ApplyResult, Attribute, Block, Context, Diagnostics, Resource, Schema, Type, Value};
 use crate::provider::StrataProvider;
 
 fn service() -> ProviderService {
@@ -42,11 +40,8 @@ fn errors(d: &[pb::Diagnostic]) -> Vec<String> {
 
 #[tokio::test]
 async fn schema_lists_the_resources() {
-    let s = service()
-        .get_provider_schema(Request::new(pb::get_provider_schema::Request {}))
-        .await
-        .unwrap()
-        .into_inner();
+    let s =
+        service().get_provider_schema(Request::new(pb::get_provider_schema::Request {})).await.unwrap().into_inner();
     assert!(s.resource_schemas.contains_key("strata_cluster_secrets"));
     assert!(s.server_capabilities.unwrap().get_provider_schema_optional);
 }
@@ -86,7 +81,10 @@ async fn full_lifecycle_through_the_protocol() {
     let state = msgpack::decode(&applied.new_state.as_ref().unwrap().msgpack, &ty).unwrap();
     assert!(state.is_fully_known());
     // Every value known in the plan is unchanged after apply.
-    for (k, v) in match &planned { Value::Object(m) => m.clone(), _ => unreachable!() } {
+    for (k, v) in match &planned {
+        Value::Object(m) => m.clone(),
+        _ => unreachable!(),
+    } {
         if !v.is_unknown() {
             assert_eq!(state.attr(&k), Some(&v), "{k}");
         }
@@ -166,10 +164,7 @@ async fn invalid_config_is_refused_at_plan_time_with_the_path() {
         .into_inner();
     assert_eq!(resp.diagnostics.len(), 1);
     let path = resp.diagnostics[0].attribute.as_ref().unwrap();
-    assert_eq!(
-        path.steps[0].selector,
-        Some(pb::attribute_path::step::Selector::AttributeName("validity_days".into()))
-    );
+    assert_eq!(path.steps[0].selector, Some(pb::attribute_path::step::Selector::AttributeName("validity_days".into())));
 }
 
 #[tokio::test]
@@ -209,7 +204,10 @@ async fn garbage_from_the_client_gives_diagnostics_not_panics() {
         .into_inner();
     assert_eq!(errors(&newer.diagnostics), vec!["State from a newer provider"]);
     let unknown = svc
-        .read_resource(Request::new(pb::read_resource::Request { type_name: "strata_nope".into(), ..Default::default() }))
+        .read_resource(Request::new(pb::read_resource::Request {
+            type_name: "strata_nope".into(),
+            ..Default::default()
+        }))
         .await
         .unwrap()
         .into_inner();

@@ -8,28 +8,42 @@ use crate::framework::{Attribute, Block, NestedBlock, Type, Validator};
 /// Attributes shared by the provider's `ssh` block, `connection` and `bastion`.
 fn credentials(block: Block) -> Block {
     block
-        .attribute(Attribute::optional("user", Type::String).description("SSH user (default `root`). A non-root user needs passwordless sudo, see `sudo`."))
+        .attribute(
+            Attribute::optional("user", Type::String)
+                .description("SSH user (default `root`). A non-root user needs passwordless sudo, see `sudo`."),
+        )
         .attribute(
             Attribute::optional("private_key", Type::String)
                 .sensitive()
                 .description("Private key (OpenSSH or PEM): ed25519, ecdsa or rsa."),
         )
-        .attribute(Attribute::optional("private_key_file", Type::String).description("Path of the private key file, instead of `private_key`."))
+        .attribute(
+            Attribute::optional("private_key_file", Type::String)
+                .description("Path of the private key file, instead of `private_key`."),
+        )
 }
 
 fn host_keys(block: Block) -> Block {
     block
-        .attribute(Attribute::optional("known_hosts", Type::String).description("known_hosts content the node's host key must match."))
-        .attribute(Attribute::optional("known_hosts_file", Type::String).description("Path of a known_hosts file, instead of `known_hosts`."))
+        .attribute(
+            Attribute::optional("known_hosts", Type::String)
+                .description("known_hosts content the node's host key must match."),
+        )
+        .attribute(
+            Attribute::optional("known_hosts_file", Type::String)
+                .description("Path of a known_hosts file, instead of `known_hosts`."),
+        )
         .attribute(
             Attribute::optional("host_key_fingerprints", Type::list(Type::String))
                 .description("Pinned host key fingerprints (`SHA256:...`, as `ssh-keygen -lf` prints)."),
         )
+        .attribute(Attribute::optional("insecure_ignore_host_key", Type::Bool).description(
+            "Skip host key verification. Only for throw-away labs: anyone on the path can impersonate the node.",
+        ))
         .attribute(
-            Attribute::optional("insecure_ignore_host_key", Type::Bool)
-                .description("Skip host key verification. Only for throw-away labs: anyone on the path can impersonate the node."),
+            Attribute::optional("sudo", Type::Bool)
+                .description("Run commands through `sudo -n` (for a non-root `user`)."),
         )
-        .attribute(Attribute::optional("sudo", Type::Bool).description("Run commands through `sudo -n` (for a non-root `user`)."))
 }
 
 fn bastion() -> NestedBlock {
@@ -38,7 +52,11 @@ fn bastion() -> NestedBlock {
         credentials(
             Block::new("Jump host the connection goes through; its host key is verified with the same settings.")
                 .attribute(Attribute::required("host", Type::String).description("Bastion address."))
-                .attribute(Attribute::optional("port", Type::Number).validate(Validator::IntBetween(1, 65535)).description("Bastion SSH port (default 22).")),
+                .attribute(
+                    Attribute::optional("port", Type::Number)
+                        .validate(Validator::IntBetween(1, 65535))
+                        .description("Bastion SSH port (default 22)."),
+                ),
         ),
     )
 }
@@ -47,7 +65,8 @@ fn bastion() -> NestedBlock {
 pub fn provider_block() -> NestedBlock {
     NestedBlock::single(
         "ssh",
-        host_keys(credentials(Block::new("Defaults for how node-facing resources connect to their nodes over SSH."))).block(bastion()),
+        host_keys(credentials(Block::new("Defaults for how node-facing resources connect to their nodes over SSH.")))
+            .block(bastion()),
     )
 }
 
@@ -60,12 +79,14 @@ pub fn resource_block() -> NestedBlock {
         "ssh",
         host_keys(credentials(
             Block::new("The node to manage, and how to reach it over SSH.")
+                .attribute(Attribute::required("host", Type::String).requires_replace().description(
+                    "Node address or name. A different host is a different object: changing it replaces the resource.",
+                ))
                 .attribute(
-                    Attribute::required("host", Type::String)
-                        .requires_replace()
-                        .description("Node address or name. A different host is a different object: changing it replaces the resource."),
-                )
-                .attribute(Attribute::optional("port", Type::Number).validate(Validator::IntBetween(1, 65535)).description("SSH port (default 22).")),
+                    Attribute::optional("port", Type::Number)
+                        .validate(Validator::IntBetween(1, 65535))
+                        .description("SSH port (default 22)."),
+                ),
         ))
         .block(bastion()),
     )

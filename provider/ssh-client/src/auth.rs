@@ -15,9 +15,9 @@ pub(crate) async fn load_key(auth: &Auth, label: &str) -> Result<Arc<PrivateKey>
     let err = |reason: String| Error::Key { host: label.to_string(), reason };
     let content = match &auth.key {
         KeySource::Content(c) => c.clone(),
-        KeySource::File(p) => tokio::fs::read_to_string(p)
-            .await
-            .map_err(|e| err(format!("cannot read key file {}: {e}", p.display())))?,
+        KeySource::File(p) => {
+            tokio::fs::read_to_string(p).await.map_err(|e| err(format!("cannot read key file {}: {e}", p.display())))?
+        }
     };
     let key = russh::keys::decode_secret_key(&content, auth.passphrase.as_deref()).map_err(|e| {
         let hint = match (&e, auth.passphrase.is_some()) {

@@ -172,12 +172,8 @@ mod tests {
 
     #[test]
     fn validate_rejects_md5_fingerprints() {
-        let t = Target::new(
-            "node1",
-            "root",
-            Auth::key_file("/k"),
-            HostKeyPolicy::Fingerprints(vec!["MD5:aa:bb".into()]),
-        );
+        let t =
+            Target::new("node1", "root", Auth::key_file("/k"), HostKeyPolicy::Fingerprints(vec!["MD5:aa:bb".into()]));
         let err = t.validate().unwrap_err().to_string();
         assert!(err.contains("root@node1:22") && err.contains("SHA256:"), "{err}");
     }

@@ -140,7 +140,12 @@ impl Client {
             stderr.truncate(cut);
             stderr.push_str("...");
         }
-        Err(Error::Remote { host: self.label.to_string(), operation: operation.into(), exit_status: out.exit_status, stderr })
+        Err(Error::Remote {
+            host: self.label.to_string(),
+            operation: operation.into(),
+            exit_status: out.exit_status,
+            stderr,
+        })
     }
 
     /// The command line sent to the server. With a `marker`, the command runs
@@ -152,7 +157,9 @@ impl Client {
             return Err(Error::Config { host: self.label.to_string(), reason: "command contains a NUL byte".into() });
         }
         let inner = match marker {
-            Some(m) => format!("env {MARKER_VAR}={m} sh -c {}", shell_quote(&format!("printf {STARTED_PRINTF}; {cmd}"))),
+            Some(m) => {
+                format!("env {MARKER_VAR}={m} sh -c {}", shell_quote(&format!("printf {STARTED_PRINTF}; {cmd}")))
+            }
             None if self.target.uses_sudo() => format!("sh -c {}", shell_quote(cmd)),
             None => return Ok(cmd.to_string()),
         };
@@ -337,7 +344,11 @@ mod tests {
     #[test]
     fn quoting_round_trips_through_sh() {
         for s in ["plain", "with space", "it's", "'", "a'b\"c$d`e\\f", "", "line\nbreak", "*"] {
-            let out = std::process::Command::new("sh").arg("-c").arg(format!("printf %s {}", shell_quote(s))).output().unwrap();
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", shell_quote(s)))
+                .output()
+                .unwrap();
             assert_eq!(String::from_utf8(out.stdout).unwrap(), s);
         }
     }

@@ -18,7 +18,13 @@ pub fn fingerprint(key: &KeyData) -> String {
 
 /// Checks `presented` for `host`:`port` under `policy`. `label` is only
 /// used in error messages.
-pub(crate) fn verify(policy: &HostKeyPolicy, label: &str, host: &str, port: u16, presented: &KeyData) -> Result<(), Error> {
+pub(crate) fn verify(
+    policy: &HostKeyPolicy,
+    label: &str,
+    host: &str,
+    port: u16,
+    presented: &KeyData,
+) -> Result<(), Error> {
     let presented_fp = fingerprint(presented);
     match policy {
         HostKeyPolicy::InsecureIgnore => {

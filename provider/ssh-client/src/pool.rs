@@ -213,10 +213,11 @@ impl Pool {
 
         let (mut handle, via) = match &target.bastion {
             None => {
-                let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect((target.host.as_str(), target.port)))
-                    .await
-                    .map_err(|_| timed_out())?
-                    .map_err(|e| Error::Connect { host: label.clone(), reason: e.to_string() })?;
+                let tcp =
+                    tokio::time::timeout(timeout, tokio::net::TcpStream::connect((target.host.as_str(), target.port)))
+                        .await
+                        .map_err(|_| timed_out())?
+                        .map_err(|e| Error::Connect { host: label.clone(), reason: e.to_string() })?;
                 let _ = tcp.set_nodelay(true);
                 let handle = tokio::time::timeout(timeout, client::connect_stream(config, tcp, verifier))
                     .await
@@ -236,16 +237,15 @@ impl Pool {
                         host: label.clone(),
                         reason: format!("bastion {} could not open a tunnel: {e}", bastion.label()),
                     })?;
-                let handle = tokio::time::timeout(timeout, client::connect_stream(config, channel.into_stream(), verifier))
-                    .await
-                    .map_err(|_| timed_out())?
-                    .map_err(|e| e.at(&label))?;
+                let handle =
+                    tokio::time::timeout(timeout, client::connect_stream(config, channel.into_stream(), verifier))
+                        .await
+                        .map_err(|_| timed_out())?
+                        .map_err(|e| e.at(&label))?;
                 (handle, Some(jump))
             }
         };
-        tokio::time::timeout(timeout, authenticate(&mut handle, target, &label))
-            .await
-            .map_err(|_| timed_out())??;
+        tokio::time::timeout(timeout, authenticate(&mut handle, target, &label)).await.map_err(|_| timed_out())??;
         tracing::debug!(host = %label, "SSH connection established");
         Ok(Connection {
             handle,

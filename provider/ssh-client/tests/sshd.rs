@@ -43,7 +43,10 @@ async fn exec_returns_status_stdout_stderr_and_takes_stdin() {
 
     let err = client.exec_checked("echo boom >&2; exit 7", None).await.unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains(&format!("root@127.0.0.1:{}", sshd.port)) && msg.contains("exit status 7") && msg.contains("boom"), "{msg}");
+    assert!(
+        msg.contains(&format!("root@127.0.0.1:{}", sshd.port)) && msg.contains("exit status 7") && msg.contains("boom"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +64,10 @@ async fn ed25519_ecdsa_and_rsa_client_keys_authenticate() {
     // `ssh-rsa` signatures by default, so the RSA login proves rsa-sha2-*.
     let log = sshd.log_text();
     for (fp, alg) in [(&ed.fingerprint, "ED25519"), (&ec.fingerprint, "ECDSA"), (&rsa.fingerprint, "RSA")] {
-        assert!(log.lines().any(|l| l.contains("Accepted publickey") && l.contains(fp.as_str()) && l.contains(alg)), "{alg} login missing:\n{log}");
+        assert!(
+            log.lines().any(|l| l.contains("Accepted publickey") && l.contains(fp.as_str()) && l.contains(alg)),
+            "{alg} login missing:\n{log}"
+        );
     }
 }
 
@@ -161,7 +167,10 @@ async fn unknown_host_is_refused_and_insecure_opt_in_connects() {
     let err = Client::new(target.clone()).exec("true", None).await.unwrap_err();
     assert!(matches!(err, Error::UnknownHost { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains(&format!("root@127.0.0.1:{}", sshd.port)) && msg.contains(&sshd.host_key.fingerprint), "{msg}");
+    assert!(
+        msg.contains(&format!("root@127.0.0.1:{}", sshd.port)) && msg.contains(&sshd.host_key.fingerprint),
+        "{msg}"
+    );
 
     target.host_key = HostKeyPolicy::KnownHosts(String::new());
     assert!(matches!(Client::new(target.clone()).exec("true", None).await, Err(Error::UnknownHost { .. })));
@@ -328,10 +337,14 @@ async fn timeout_and_cancellation_kill_the_remote_command() {
         let client = Client::new(sshd.target(user, &key).with_sudo(sudo));
         let label = format!("{user}@127.0.0.1:{}", sshd.port);
 
-        let err = client.exec_timeout(&format!("exec {}", sleeps[0]), None, Duration::from_millis(500)).await.unwrap_err();
+        let err =
+            client.exec_timeout(&format!("exec {}", sleeps[0]), None, Duration::from_millis(500)).await.unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }) && err.to_string().contains(&label), "{err}");
         // A child process of a shell that keeps running.
-        let err = client.exec_timeout(&format!("{} & {}; echo x", sleeps[1], sleeps[2]), None, Duration::from_millis(500)).await.unwrap_err();
+        let err = client
+            .exec_timeout(&format!("{} & {}; echo x", sleeps[1], sleeps[2]), None, Duration::from_millis(500))
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
 
         let token = CancellationToken::new();
@@ -384,7 +397,11 @@ async fn bastion_tunnels_to_target_and_verifies_both_host_keys() {
     let owner: u32 = line.split("pid=").nth(1).and_then(|s| s.split(',').next()).and_then(|s| s.parse().ok()).unwrap();
     assert!(descends_from(owner, bastion.pid()), "tunnel socket owned by pid {owner}, not the bastion sshd");
     assert_ne!(owner, std::process::id());
-    assert!(bastion.log_text().contains(&format!("target 127.0.0.2 port {}", target_sshd.port)), "{}", bastion.log_text());
+    assert!(
+        bastion.log_text().contains(&format!("target 127.0.0.2 port {}", target_sshd.port)),
+        "{}",
+        bastion.log_text()
+    );
     assert_eq!((bastion.accepted_logins(), target_sshd.accepted_logins()), (1, 1));
 
     // Reuse covers both hops.
@@ -398,7 +415,11 @@ async fn bastion_tunnels_to_target_and_verifies_both_host_keys() {
     let err = Pool::new().client(bad).exec("true", None).await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::HostKeyMismatch { .. }), "{err:?}");
-    assert!(msg.contains(&format!("failed for root@127.0.0.1:{}:", bastion.port)) && msg.contains(&bastion.host_key.fingerprint), "{msg}");
+    assert!(
+        msg.contains(&format!("failed for root@127.0.0.1:{}:", bastion.port))
+            && msg.contains(&bastion.host_key.fingerprint),
+        "{msg}"
+    );
     assert_eq!((bastion.accepted_logins(), target_sshd.accepted_logins()), (1, 1));
 
     // Wrong target host key: bastion login succeeds, target refused, naming the target.
@@ -407,7 +428,12 @@ async fn bastion_tunnels_to_target_and_verifies_both_host_keys() {
     let err = Pool::new().client(bad).exec("true", None).await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::HostKeyMismatch { .. }), "{err:?}");
-    assert!(msg.contains(&format!("root@127.0.0.2:{}", target_sshd.port)) && msg.contains(&target_sshd.host_key.fingerprint) && msg.contains(&impostor.fingerprint), "{msg}");
+    assert!(
+        msg.contains(&format!("root@127.0.0.2:{}", target_sshd.port))
+            && msg.contains(&target_sshd.host_key.fingerprint)
+            && msg.contains(&impostor.fingerprint),
+        "{msg}"
+    );
     assert_eq!((bastion.accepted_logins(), target_sshd.accepted_logins()), (2, 1));
 }
 
@@ -416,7 +442,13 @@ async fn connection_refused_names_the_host() {
     let keys = tmp();
     let key = keygen(keys.path(), "id", "ed25519", "");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let target = strata_ssh::Target::new("127.0.0.1", "root", Auth::key_content(key.private.clone()), HostKeyPolicy::InsecureIgnore).with_port(port);
+    let target = strata_ssh::Target::new(
+        "127.0.0.1",
+        "root",
+        Auth::key_content(key.private.clone()),
+        HostKeyPolicy::InsecureIgnore,
+    )
+    .with_port(port);
     let err = Client::new(target).exec("true", None).await.unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
     assert!(err.to_string().contains(&format!("root@127.0.0.1:{port}")), "{err}");

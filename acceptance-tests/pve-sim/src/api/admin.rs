@@ -15,8 +15,8 @@ pub async fn get_faults(State(sim): State<SharedSim>) -> Response {
 }
 
 pub async fn put_faults(State(sim): State<SharedSim>, body: axum::body::Bytes) -> ApiResult<Response> {
-    let patch: FaultsPatch = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::param("faults", format!("invalid faults JSON: {e}")))?;
+    let patch: FaultsPatch =
+        serde_json::from_slice(&body).map_err(|e| ApiError::param("faults", format!("invalid faults JSON: {e}")))?;
     let next = patch.apply(&sim.faults());
     next.validate().map_err(|e| ApiError::param("faults", e))?;
     sim.set_faults(next.clone());

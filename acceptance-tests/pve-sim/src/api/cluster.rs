@@ -43,11 +43,7 @@ fn uptime(sim: &SharedSim) -> u64 {
 /// Memory used on a node: the configured memory of its running VMs.
 fn node_mem(sim: &SharedSim, node: &str) -> u64 {
     sim.read(|st| {
-        st.vms
-            .values()
-            .filter(|v| v.node == node && v.running)
-            .map(|v| summarize(v, &st.volumes).maxmem)
-            .sum::<u64>()
+        st.vms.values().filter(|v| v.node == node && v.running).map(|v| summarize(v, &st.volumes).maxmem).sum::<u64>()
     }) + (2 << 30)
 }
 

@@ -28,18 +28,12 @@ pub fn router(sim: SharedSim) -> Router {
         .route("/pools", get(cluster::pools).post(cluster::create_pool))
         .route("/nodes/{node}/qemu", get(qemu::list).post(qemu::create))
         .route("/nodes/{node}/qemu/{vmid}", axum::routing::delete(qemu::destroy))
-        .route(
-            "/nodes/{node}/qemu/{vmid}/config",
-            get(qemu::get_config).put(qemu::put_config).post(qemu::post_config),
-        )
+        .route("/nodes/{node}/qemu/{vmid}/config", get(qemu::get_config).put(qemu::put_config).post(qemu::post_config))
         .route("/nodes/{node}/qemu/{vmid}/clone", post(qemu::clone))
         .route("/nodes/{node}/qemu/{vmid}/resize", put(qemu::resize))
         .route("/nodes/{node}/qemu/{vmid}/status/current", get(qemu::status_current))
         .route("/nodes/{node}/qemu/{vmid}/status/{action}", post(qemu::status_action))
-        .route(
-            "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
-            get(qemu::agent_interfaces),
-        )
+        .route("/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces", get(qemu::agent_interfaces))
         .route("/nodes/{node}/tasks/{upid}/status", get(tasks::status))
         .route("/nodes/{node}/tasks/{upid}/log", get(tasks::log));
     let admin = Router::new()

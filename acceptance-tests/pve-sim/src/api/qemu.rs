@@ -34,33 +34,30 @@ fn is_template(vm: &Vm) -> bool {
 fn uuid4() -> String {
     let b: Vec<u8> = (0..16).map(|_| fastrand::u8(..)).collect();
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-4{}-{}{}-{}", &h[0..8], &h[8..12], &h[13..16], ["8", "9", "a", "b"][fastrand::usize(..4)], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-{}{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        ["8", "9", "a", "b"][fastrand::usize(..4)],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 /// Registers a VM task inside the current mutation and returns its UPID.
 fn task(st: &mut St, node: &str, kind: &'static str, vmid: u32, ident: &Identity, log: Vec<String>) -> String {
     tasks::register(
         st,
-        &TaskSpec {
-            node: node.into(),
-            kind,
-            id: vmid.to_string(),
-            user: ident.upid_user().into(),
-            log,
-        },
+        &TaskSpec { node: node.into(), kind, id: vmid.to_string(), user: ident.upid_user().into(), log },
     )
 }
 
 pub async fn list(State(sim): State<SharedSim>, Path(node): Path<String>, args: Args) -> ApiResult<Response> {
     verify(Endpoint::VmList, &args.with_path(&[("node", &node)]))?;
     check_node(&sim, &node)?;
-    let list: Vec<Value> = sim.read(|st| {
-        st.vms
-            .values()
-            .filter(|vm| vm.node == node)
-            .map(|vm| vm_status_json(vm, st))
-            .collect()
-    });
+    let list: Vec<Value> =
+        sim.read(|st| st.vms.values().filter(|vm| vm.node == node).map(|vm| vm_status_json(vm, st)).collect());
     Ok(ok(Value::Array(list)))
 }
 
@@ -90,7 +87,11 @@ fn vm_status_json(vm: &Vm, st: &St) -> Value {
 
 /// `GET .../config`: only what is in the config file, plus `digest`.
 /// Integer/boolean/number keys are emitted as JSON numbers like PVE does.
-pub async fn get_config(State(sim): State<SharedSim>, Path((node, vmid)): Path<(String, String)>, args: Args) -> ApiResult<Response> {
+pub async fn get_config(
+    State(sim): State<SharedSim>,
+    Path((node, vmid)): Path<(String, String)>,
+    args: Args,
+) -> ApiResult<Response> {
     let p = verify(Endpoint::VmConfigGet, &args.with_path(&[("node", &node), ("vmid", &vmid)]))?;
     check_node(&sim, &node)?;
     let vm = vm_exists(&sim, &node, vmid_of(&p, "vmid"))?;
@@ -219,9 +220,7 @@ pub async fn create(
         let vm = st.vms.get_mut(&vmid).expect("inserted above");
         vm.config.entry("smbios1".into()).or_insert_with(|| format!("uuid={}", uuid4()));
         vm.config.entry("vmgenid".into()).or_insert_with(uuid4);
-        vm.config
-            .entry("meta".into())
-            .or_insert_with(|| format!("creation-qemu=9.2.0,ctime={}", now() as u64));
+        vm.config.entry("meta".into()).or_insert_with(|| format!("creation-qemu=9.2.0,ctime={}", now() as u64));
         if template {
             st.make_template(vmid);
         }
@@ -286,8 +285,7 @@ pub async fn clone(
             let local = src.config.iter().filter(|(k, _)| params::is_disk_key(k)).any(|(_, v)| {
                 let Ok(d) = params::parse_drive(v) else { return false };
                 let storage = d.file.split(':').next().unwrap_or("");
-                st.volumes.contains_key(&d.file)
-                    && sim.cfg.storages.iter().any(|s| s.id == storage && !s.shared)
+                st.volumes.contains_key(&d.file) && sim.cfg.storages.iter().any(|s| s.id == storage && !s.shared)
             });
             if local {
                 return Err(internal(format!("can't clone VM to node '{target}' (VM uses local storage)")));
@@ -305,7 +303,9 @@ pub async fn clone(
         let mut conf: BTreeMap<String, String> = src
             .config
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "template" | "lock" | "name" | "description") && !k.starts_with("unused"))
+            .filter(|(k, _)| {
+                !matches!(k.as_str(), "template" | "lock" | "name" | "description") && !k.starts_with("unused")
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         conf.extend(disks);
@@ -320,10 +320,9 @@ pub async fn clone(
         }
         conf.insert("vmgenid".into(), uuid4());
         conf.insert("smbios1".into(), format!("uuid={}", uuid4()));
-        let name = p
-            .get("name")
-            .cloned()
-            .unwrap_or_else(|| format!("Copy-of-VM-{}", src.config.get("name").cloned().unwrap_or_else(|| vmid.to_string())));
+        let name = p.get("name").cloned().unwrap_or_else(|| {
+            format!("Copy-of-VM-{}", src.config.get("name").cloned().unwrap_or_else(|| vmid.to_string()))
+        });
         conf.insert("name".into(), name);
         if let Some(d) = p.get("description").or(src.config.get("description")) {
             conf.insert("description".into(), d.clone());
@@ -382,7 +381,8 @@ pub async fn resize(
         Some(rest) => (true, rest),
         None => (false, size.as_str()),
     };
-    let bytes = params::parse_size(amount).ok_or_else(|| ApiError::param("size", "value does not match the regex pattern"))?;
+    let bytes =
+        params::parse_size(amount).ok_or_else(|| ApiError::param("size", "value does not match the regex pattern"))?;
     let vmid = vmid_of(&p, "vmid");
     vm_exists(&sim, &node, vmid)?;
     let upid = sim.mutate(|st| task(st, &node, "resize", vmid, &ident, vec![]));
@@ -416,7 +416,12 @@ pub async fn resize(
             v.size = new;
         }
         d.opts.insert("size".into(), params::format_size(new));
-        let line = format!("Size of volume '{}' changed from {} to {}.", d.file, params::format_size(cur), params::format_size(new));
+        let line = format!(
+            "Size of volume '{}' changed from {} to {}.",
+            d.file,
+            params::format_size(cur),
+            params::format_size(new)
+        );
         st.vm_on_mut(&node, vmid)?.config.insert(disk.clone(), d.print());
         Ok(vec![line])
     });
@@ -466,7 +471,11 @@ pub async fn destroy(
     Ok(ok(json!(upid)))
 }
 
-pub async fn status_current(State(sim): State<SharedSim>, Path((node, vmid)): Path<(String, String)>, args: Args) -> ApiResult<Response> {
+pub async fn status_current(
+    State(sim): State<SharedSim>,
+    Path((node, vmid)): Path<(String, String)>,
+    args: Args,
+) -> ApiResult<Response> {
     let p = verify(Endpoint::VmOnly, &args.with_path(&[("node", &node), ("vmid", &vmid)]))?;
     check_node(&sim, &node)?;
     let vmid = vmid_of(&p, "vmid");
@@ -547,17 +556,25 @@ pub async fn status_action(
 
 fn agent_enabled(vm: &Vm) -> bool {
     let Some(a) = vm.config.get("agent") else { return false };
-    params::parse_prop(a, Some("enabled"), &["enabled", "freeze-fs", "freeze-fs-on-backup", "fstrim_cloned_disks", "guest-fsfreeze", "type"])
-        .ok()
-        .and_then(|kv| kv.into_iter().find(|(k, _)| k == "enabled"))
-        .and_then(|(_, v)| params::parse_bool(&v))
-        .unwrap_or(false)
+    params::parse_prop(
+        a,
+        Some("enabled"),
+        &["enabled", "freeze-fs", "freeze-fs-on-backup", "fstrim_cloned_disks", "guest-fsfreeze", "type"],
+    )
+    .ok()
+    .and_then(|kv| kv.into_iter().find(|(k, _)| k == "enabled"))
+    .and_then(|(_, v)| params::parse_bool(&v))
+    .unwrap_or(false)
 }
 
 /// Guest agent `network-get-interfaces`: loopback plus one interface per
 /// `netN`, addressed from `ipconfigN` (static) or a deterministic
 /// DHCP-like address derived from VMID and N.
-pub async fn agent_interfaces(State(sim): State<SharedSim>, Path((node, vmid)): Path<(String, String)>, args: Args) -> ApiResult<Response> {
+pub async fn agent_interfaces(
+    State(sim): State<SharedSim>,
+    Path((node, vmid)): Path<(String, String)>,
+    args: Args,
+) -> ApiResult<Response> {
     let p = verify(Endpoint::VmOnly, &args.with_path(&[("node", &node), ("vmid", &vmid)]))?;
     check_node(&sim, &node)?;
     let vmid = vmid_of(&p, "vmid");
@@ -595,7 +612,9 @@ pub async fn agent_interfaces(State(sim): State<SharedSim>, Path((node, vmid)): 
         let kv = params::parse_prop(&ipcfg, None, &["ip", "gw", "ip6", "gw6"]).unwrap_or_default();
         let get = |key: &str| kv.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         match get("ip").as_deref().and_then(params::parse_cidr) {
-            Some((ip, prefix)) => addrs.push(json!({ "ip-address": ip.to_string(), "ip-address-type": "ipv4", "prefix": prefix })),
+            Some((ip, prefix)) => {
+                addrs.push(json!({ "ip-address": ip.to_string(), "ip-address-type": "ipv4", "prefix": prefix }))
+            }
             None => addrs.push(json!({
                 "ip-address": format!("10.{}.{}.{}", 100 + n, (vmid >> 8) & 0xff, vmid & 0xff),
                 "ip-address-type": "ipv4", "prefix": 16,
@@ -626,9 +645,5 @@ fn link_local(mac: &str) -> String {
     if b.len() != 6 {
         return "fe80::1".into();
     }
-    format!(
-        "fe80::{:02x}{:02x}:{:02x}ff:fe{:02x}:{:02x}{:02x}",
-        b[0] ^ 0x02, b[1], b[2], b[3], b[4], b[5]
-    )
+    format!("fe80::{:02x}{:02x}:{:02x}ff:fe{:02x}:{:02x}{:02x}", b[0] ^ 0x02, b[1], b[2], b[3], b[4], b[5])
 }
-

@@ -72,10 +72,8 @@ impl Env {
     }
 
     pub async fn send(&self, method: reqwest::Method, path: &str, form: &[(&str, &str)]) -> reqwest::Result<Resp> {
-        let mut req = self
-            .client
-            .request(method.clone(), self.url(path))
-            .header("Authorization", format!("PVEAPIToken={TOKEN}"));
+        let mut req =
+            self.client.request(method.clone(), self.url(path)).header("Authorization", format!("PVEAPIToken={TOKEN}"));
         req = if method == reqwest::Method::GET || method == reqwest::Method::DELETE {
             req.query(form)
         } else {

@@ -24,23 +24,11 @@ impl Provider for Echo {
             optional: true,
             ..Default::default()
         };
-        let resource = Schema {
-            version: 0,
-            block: Some(schema::Block {
-                attributes: vec![value],
-                ..Default::default()
-            }),
-        };
-        tracing::info!(
-            rpc = "GetProviderSchema",
-            resources = 1_u64,
-            "returning provider schema"
-        );
+        let resource =
+            Schema { version: 0, block: Some(schema::Block { attributes: vec![value], ..Default::default() }) };
+        tracing::info!(rpc = "GetProviderSchema", resources = 1_u64, "returning provider schema");
         Ok(Response::new(get_provider_schema::Response {
-            provider: Some(Schema {
-                version: 0,
-                block: Some(schema::Block::default()),
-            }),
+            provider: Some(Schema { version: 0, block: Some(schema::Block::default()) }),
             resource_schemas: HashMap::from([("echo_value".to_string(), resource)]),
             ..Default::default()
         }))
@@ -50,15 +38,6 @@ impl Provider for Echo {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     init_logging();
-    let debug = std::env::args()
-        .skip(1)
-        .any(|a| a == "--debug" || a == "-debug");
-    serve(
-        Echo,
-        ServeOptions {
-            provider_address: "registry.terraform.io/strata-iac/echo".into(),
-            debug,
-        },
-    )
-    .await
+    let debug = std::env::args().skip(1).any(|a| a == "--debug" || a == "-debug");
+    serve(Echo, ServeOptions { provider_address: "registry.terraform.io/strata-iac/echo".into(), debug }).await
 }

@@ -47,11 +47,7 @@ impl Plugin {
         for key in SCRUBBED {
             cmd.env_remove(key);
         }
-        cmd.envs(env.iter().copied())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.envs(env.iter().copied()).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn echo provider");
         let stdout = child.stdout.take().unwrap();
         let (tx, stdout_lines) = mpsc::channel();
@@ -70,11 +66,7 @@ impl Plugin {
             let _ = stderr.read_to_string(&mut text);
             text
         });
-        Self {
-            child,
-            stdout_lines,
-            stderr: Some(stderr),
-        }
+        Self { child, stdout_lines, stderr: Some(stderr) }
     }
 
     /// Starts the provider as Terraform would, with AutoMTLS if `client_cert_pem` is given.
@@ -114,19 +106,12 @@ impl Plugin {
 
     /// All of stderr; only call after the process has exited.
     pub fn stderr(&mut self) -> String {
-        self.stderr
-            .take()
-            .expect("stderr taken once")
-            .join()
-            .unwrap()
+        self.stderr.take().expect("stderr taken once").join().unwrap()
     }
 
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
+        let status =
+            Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().expect("run kill");
         assert!(status.success(), "kill -{name} failed");
     }
 }
@@ -136,10 +121,7 @@ impl Drop for Plugin {
         if let Ok(None) = self.child.try_wait() {
             // SIGTERM first so the provider removes its socket directory;
             // SIGKILL only if it does not go.
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(self.child.id().to_string())
-                .status();
+            let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
             if self.wait_exit(WAIT).is_none() {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
@@ -168,11 +150,7 @@ impl Handshake {
                 .expect("field 6 is unpadded standard base64");
             CertificateDer::from(der)
         });
-        Self {
-            socket: PathBuf::from(&fields[3]),
-            server_cert,
-            fields,
-        }
+        Self { socket: PathBuf::from(&fields[3]), server_cert, fields }
     }
 }
 
@@ -188,12 +166,8 @@ impl ClientIdentity {
     pub fn terraform_like() -> Self {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
         let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "localhost");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::OrganizationName, "HashiCorp");
+        params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "HashiCorp");
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         params.key_usages = vec![
             rcgen::KeyUsagePurpose::DigitalSignature,
@@ -201,16 +175,10 @@ impl ClientIdentity {
             rcgen::KeyUsagePurpose::KeyAgreement,
             rcgen::KeyUsagePurpose::KeyCertSign,
         ];
-        params.extended_key_usages = vec![
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-        ];
+        params.extended_key_usages =
+            vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth, rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params.self_signed(&key).unwrap();
-        Self {
-            pem: cert.pem(),
-            cert: cert.der().clone(),
-            key: PrivatePkcs8KeyDer::from(key.serialize_der()),
-        }
+        Self { pem: cert.pem(), cert: cert.der().clone(), key: PrivatePkcs8KeyDer::from(key.serialize_der()) }
     }
 }
 
@@ -226,24 +194,15 @@ pub async fn tls_channel(
     identity: Option<&ClientIdentity>,
 ) -> Result<Channel, tonic::transport::Error> {
     let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(
-            hs.server_cert
-                .clone()
-                .expect("server certificate in handshake"),
-        )
-        .unwrap();
+    roots.add(hs.server_cert.clone().expect("server certificate in handshake")).unwrap();
     let builder = rustls::ClientConfig::builder_with_provider(aws_lc())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots);
     let mut config = match identity {
-        Some(id) => builder
-            .with_client_auth_cert(
-                vec![id.cert.clone()],
-                PrivateKeyDer::Pkcs8(id.key.clone_key()),
-            )
-            .unwrap(),
+        Some(id) => {
+            builder.with_client_auth_cert(vec![id.cert.clone()], PrivateKeyDer::Pkcs8(id.key.clone_key())).unwrap()
+        }
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
@@ -280,10 +239,7 @@ pub async fn assert_schema_call_works(channel: Channel) {
         .await
         .expect("GetProviderSchema")
         .into_inner();
-    let resource = response
-        .resource_schemas
-        .get("echo_value")
-        .expect("echo_value schema");
+    let resource = response.resource_schemas.get("echo_value").expect("echo_value schema");
     let attr = &resource.block.as_ref().unwrap().attributes[0];
     assert_eq!(attr.name, "value");
     assert_eq!(attr.r#type, br#""string""#);

@@ -66,10 +66,7 @@ fn any_extension_type_is_unknown() {
     rmp::encode::write_array_len(&mut buf, 2).unwrap();
     rmp::encode::write_str(&mut buf, "a").unwrap();
     buf.extend_from_slice(&refined);
-    assert_eq!(
-        decode(&buf, &Type::list(Type::String)).unwrap(),
-        Value::List(vec!["a".into(), Value::Unknown])
-    );
+    assert_eq!(decode(&buf, &Type::list(Type::String)).unwrap(), Value::List(vec!["a".into(), Value::Unknown]));
 }
 
 #[test]
@@ -142,12 +139,12 @@ fn malformed_input_is_an_error_not_a_panic() {
     let ty = Type::object([("a", Type::String)]);
     for bad in [
         &b""[..],
-        &[0x81][..],                // map header without entries
-        &[0xa5, b'a'][..],          // truncated string
-        &[0x81, 0xa1, b'b', 0xc0],  // unexpected attribute
-        &[0x80][..],                // missing attribute
-        &[0x81, 0xa1, b'a', 0x05],  // number where string expected
-        &[0xc0, 0xc0][..],          // trailing bytes
+        &[0x81][..],               // map header without entries
+        &[0xa5, b'a'][..],         // truncated string
+        &[0x81, 0xa1, b'b', 0xc0], // unexpected attribute
+        &[0x80][..],               // missing attribute
+        &[0x81, 0xa1, b'a', 0x05], // number where string expected
+        &[0xc0, 0xc0][..],         // trailing bytes
     ] {
         assert!(decode(bad, &ty).is_err(), "{bad:?} should fail");
     }
@@ -188,7 +185,8 @@ fn arb_value(ty: Type) -> BoxedStrategy<Value> {
         Type::Set(et) => prop::collection::vec(arb_value(*et), 0..3).prop_map(Value::Set).boxed(),
         Type::Map(et) => prop::collection::btree_map("[a-z]{0,3}", arb_value(*et), 0..3).prop_map(Value::Map).boxed(),
         Type::Object(attrs) => {
-            let strategies: Vec<_> = attrs.into_iter().map(|(k, t)| arb_value(t).prop_map(move |v| (k.clone(), v))).collect();
+            let strategies: Vec<_> =
+                attrs.into_iter().map(|(k, t)| arb_value(t).prop_map(move |v| (k.clone(), v))).collect();
             strategies.prop_map(|pairs| Value::Object(pairs.into_iter().collect())).boxed()
         }
         Type::Tuple(ets) => {

@@ -56,9 +56,12 @@ impl ClusterSecrets {
     fn algorithm(m: &ClusterSecretsModel) -> Result<KeyAlgorithm, Diagnostics> {
         let name = m.key_algorithm.as_deref().unwrap_or("ecdsa-p256");
         KeyAlgorithm::parse(name).ok_or_else(|| {
-            Diagnostic::error("Unsupported key algorithm", format!("key_algorithm must be one of {:?}.", KeyAlgorithm::NAMES))
-                .at(crate::framework::AttributePath::root("key_algorithm"))
-                .into()
+            Diagnostic::error(
+                "Unsupported key algorithm",
+                format!("key_algorithm must be one of {:?}.", KeyAlgorithm::NAMES),
+            )
+            .at(crate::framework::AttributePath::root("key_algorithm"))
+            .into()
         })
     }
 
@@ -94,7 +97,8 @@ impl ClusterSecrets {
     fn reissue(prior: ClusterSecretsModel, days: i64) -> anyhow::Result<ClusterSecretsModel> {
         let reissue = |cn: &str, key_pem: &Option<String>| -> anyhow::Result<String> {
             let key_pem = key_pem.as_deref().ok_or_else(|| anyhow::anyhow!("state holds no {cn} key"))?;
-            let key = rcgen::KeyPair::from_pem(key_pem).map_err(|_| anyhow::anyhow!("state holds an unreadable {cn} key"))?;
+            let key =
+                rcgen::KeyPair::from_pem(key_pem).map_err(|_| anyhow::anyhow!("state holds an unreadable {cn} key"))?;
             pki::issue_ca(cn, &key, days)
         };
         let kubernetes = reissue("kubernetes", &prior.kubernetes_ca_key)?;
@@ -190,7 +194,11 @@ impl Resource for ClusterSecrets {
         Ok(model)
     }
 
-    async fn read(&self, _ctx: &Context, state: ClusterSecretsModel) -> Result<Option<ClusterSecretsModel>, Diagnostics> {
+    async fn read(
+        &self,
+        _ctx: &Context,
+        state: ClusterSecretsModel,
+    ) -> Result<Option<ClusterSecretsModel>, Diagnostics> {
         // Nothing exists outside the state: it is the source of truth.
         Ok(Some(state))
     }

@@ -1,6 +1,6 @@
 use super::*;
-use rcgen::PublicKeyData;
 use crate::framework::{AnyResource, AttributePath, Value};
+use rcgen::PublicKeyData;
 use tokio_util::sync::CancellationToken;
 
 fn ctx() -> Context {
@@ -107,7 +107,12 @@ async fn plan_marks_what_will_change() {
 #[test]
 fn create_plan_knows_the_id_and_defaults() {
     let ty = Resource::schema(&ClusterSecrets).value_type();
-    let mut config = crate::framework::json::decode(&serde_json::json!({"cluster_name": "prod"}), &ty, crate::framework::json::Extra::Reject).unwrap();
+    let mut config = crate::framework::json::decode(
+        &serde_json::json!({"cluster_name": "prod"}),
+        &ty,
+        crate::framework::json::Extra::Reject,
+    )
+    .unwrap();
     let p = AnyResource::plan(&ClusterSecrets, &Value::Null, &config, &config);
     assert_eq!(p.planned.attr("id"), Some(&Value::string("prod")));
     assert_eq!(p.planned.attr("validity_days"), Some(&Value::int(3650)));
@@ -137,7 +142,14 @@ fn validation_names_the_attribute() {
 #[test]
 fn secrets_are_marked_sensitive() {
     let schema = Resource::schema(&ClusterSecrets);
-    for name in ["kubernetes_ca_key", "front_proxy_ca_key", "etcd_ca_key", "service_account_private_key", "bootstrap_token", "certificate_key"] {
+    for name in [
+        "kubernetes_ca_key",
+        "front_proxy_ca_key",
+        "etcd_ca_key",
+        "service_account_private_key",
+        "bootstrap_token",
+        "certificate_key",
+    ] {
         assert!(schema.block.find_attribute(name).unwrap().sensitive, "{name}");
     }
     assert!(!schema.block.find_attribute("ca_cert_hash").unwrap().sensitive);

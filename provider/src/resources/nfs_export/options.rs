@@ -2,9 +2,31 @@
 
 /// Keywords exportfs accepts without a value (exports(5), nfs-utils 2.6).
 const KERNEL_FLAGS: &[&str] = &[
-    "rw", "ro", "sync", "async", "secure", "insecure", "wdelay", "no_wdelay", "hide", "nohide", "crossmnt",
-    "subtree_check", "no_subtree_check", "insecure_locks", "no_auth_nlm", "secure_locks", "auth_nlm", "mp",
-    "nordirplus", "pnfs", "no_pnfs", "security_label", "root_squash", "no_root_squash", "all_squash",
+    "rw",
+    "ro",
+    "sync",
+    "async",
+    "secure",
+    "insecure",
+    "wdelay",
+    "no_wdelay",
+    "hide",
+    "nohide",
+    "crossmnt",
+    "subtree_check",
+    "no_subtree_check",
+    "insecure_locks",
+    "no_auth_nlm",
+    "secure_locks",
+    "auth_nlm",
+    "mp",
+    "nordirplus",
+    "pnfs",
+    "no_pnfs",
+    "security_label",
+    "root_squash",
+    "no_root_squash",
+    "all_squash",
     "no_all_squash",
 ];
 
@@ -46,7 +68,9 @@ pub fn check(option: &str, backend: Backend) -> Result<(), String> {
                 format!("unknown export option {key:?}")
             })
         }
-        Some(_) if !KERNEL_VALUED.contains(&key) => return Err(format!("unknown export option {key:?} (or it takes no value)")),
+        Some(_) if !KERNEL_VALUED.contains(&key) => {
+            return Err(format!("unknown export option {key:?} (or it takes no value)"))
+        }
         _ => {}
     }
     if backend == Backend::Ganesha && ganesha_line(option).is_none() && !GANESHA_NOOPS.contains(&option) {
@@ -148,7 +172,19 @@ mod tests {
 
     #[test]
     fn ganesha_lines_read_back_to_the_same_option() {
-        for opt in ["rw", "ro", "root_squash", "no_root_squash", "all_squash", "secure", "insecure", "async", "anonuid=1", "anongid=2", "sec=sys:krb5"] {
+        for opt in [
+            "rw",
+            "ro",
+            "root_squash",
+            "no_root_squash",
+            "all_squash",
+            "secure",
+            "insecure",
+            "async",
+            "anonuid=1",
+            "anongid=2",
+            "sec=sys:krb5",
+        ] {
             let line = ganesha_line(opt).unwrap();
             assert_eq!(option_from_ganesha_line(&line).as_deref(), Some(opt), "{line}");
         }

@@ -20,7 +20,9 @@ pub struct ExportFile {
 }
 
 fn header(name: &str) -> String {
-    format!("# Managed by Strata (strata_nfs_export {name:?}). Hand edits show as drift and are overwritten on apply.\n")
+    format!(
+        "# Managed by Strata (strata_nfs_export {name:?}). Hand edits show as drift and are overwritten on apply.\n"
+    )
 }
 
 /// `/etc/exports.d/strata-NAME.exports`: one line, `"PATH" CLIENT(OPTS) ...`.
@@ -147,7 +149,10 @@ mod tests {
             pseudo_path: Some("/k8s-prod".into()),
             export_id: Some(101),
             clients: vec![
-                Client { client: "10.0.0.0/24".into(), options: vec!["rw".into(), "sync".into(), "no_root_squash".into()] },
+                Client {
+                    client: "10.0.0.0/24".into(),
+                    options: vec!["rw".into(), "sync".into(), "no_root_squash".into()],
+                },
                 Client { client: "backup".into(), options: vec!["ro".into(), "anonuid=65534".into()] },
             ],
         }
@@ -159,7 +164,10 @@ mod tests {
         e.pseudo_path = None;
         e.export_id = None;
         let text = kernel("prod", &e);
-        assert!(text.contains("\"/srv/nfs/k8s-prod\" 10.0.0.0/24(rw,sync,no_root_squash) backup(ro,anonuid=65534)"), "{text}");
+        assert!(
+            text.contains("\"/srv/nfs/k8s-prod\" 10.0.0.0/24(rw,sync,no_root_squash) backup(ro,anonuid=65534)"),
+            "{text}"
+        );
         assert_eq!(parse_kernel(&text), Some(e));
     }
 

@@ -64,7 +64,10 @@ fn plan_knows_id_and_storage_class_parameters() {
     assert_eq!(p.planned.attr("id"), Some(&Value::string("10.0.0.5:k8s-prod")));
     assert_eq!(p.planned.attr("export_id"), Some(&Value::Unknown));
     let params = p.planned.attr("storage_class_parameters").unwrap();
-    assert_eq!(params, &Value::Map(BTreeMap::from([("path".into(), "/k8s-prod".into()), ("server".into(), "10.0.0.5".into())])));
+    assert_eq!(
+        params,
+        &Value::Map(BTreeMap::from([("path".into(), "/k8s-prod".into()), ("server".into(), "10.0.0.5".into())]))
+    );
     // Kernel exports have no export id.
     let c = config(base());
     let p = AnyResource::plan(&NfsExport, &Value::Null, &c, &c);

@@ -135,7 +135,8 @@ impl NodeConfig {
         m.agent_sha256 = Some(sha);
         match Self::run_agent(&node, "apply", &m).await {
             Ok(report) => {
-                m.changed_tasks = Some(report.tasks.iter().filter(|t| t.status == Status::Changed).map(|t| t.name.clone()).collect());
+                m.changed_tasks =
+                    Some(report.tasks.iter().filter(|t| t.status == Status::Changed).map(|t| t.name.clone()).collect());
                 m.drift = Some(Vec::new());
                 Ok(m)
             }
@@ -186,7 +187,8 @@ impl Resource for NodeConfig {
         }
         // A new agent build is a change to roll out.
         if let Ok(local) = local_agent() {
-            *plan.planned.attr_mut("agent_sha256").expect("agent_sha256 attribute") = Value::string(local.sha256.clone());
+            *plan.planned.attr_mut("agent_sha256").expect("agent_sha256 attribute") =
+                Value::string(local.sha256.clone());
         }
         // Apply converges: whatever drift the refresh found is planned away.
         *plan.planned.attr_mut("drift").expect("drift attribute") = Value::List(Vec::new());
@@ -215,7 +217,12 @@ impl Resource for NodeConfig {
         Ok(Some(m))
     }
 
-    async fn update(&self, ctx: &Context, _prior: NodeConfigModel, planned: NodeConfigModel) -> ApplyResult<NodeConfigModel> {
+    async fn update(
+        &self,
+        ctx: &Context,
+        _prior: NodeConfigModel,
+        planned: NodeConfigModel,
+    ) -> ApplyResult<NodeConfigModel> {
         Self::converge(ctx, planned).await
     }
 

@@ -98,7 +98,9 @@ pub struct NodeConfigModel {
 /// Drops nulls so the agent applies its own defaults.
 fn compact(v: Json) -> Json {
     match v {
-        Json::Object(m) => Json::Object(m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, compact(v))).collect()),
+        Json::Object(m) => {
+            Json::Object(m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, compact(v))).collect())
+        }
         Json::Array(a) => Json::Array(a.into_iter().map(compact).collect()),
         other => other,
     }

@@ -9,33 +9,84 @@ fn list_of(name: &str, description: &str, block: Block) -> NestedBlock {
 }
 
 pub fn schema() -> Schema {
-    let containerd = Block::new("containerd's config.toml (`version = 2` for containerd 1.x, `3` for 2.x) and registry mirrors.")
-        .attribute(Attribute::optional("version", Type::Number).validate(Validator::IntBetween(2, 3)).description("Config schema: 2 for containerd 1.x, 3 for containerd 2.x."))
-        .attribute(Attribute::optional("systemd_cgroup", Type::Bool).description("`SystemdCgroup` for runc (the kubelet's cgroup driver must match)."))
-        .attribute(Attribute::optional("sandbox_image", Type::String).description("Pause image, e.g. `registry.k8s.io/pause:3.9`."))
-        .attribute(Attribute::optional("config_path", Type::String).description("Registry hosts directory (`certs.d`)."))
-        .block(list_of(
-            "registry_mirror",
-            "A registry's mirrors, written as `certs.d/<registry>/hosts.toml`.",
-            Block::new("")
-                .attribute(Attribute::required("registry", Type::String).description("Registry host, e.g. `docker.io`."))
-                .attribute(Attribute::required("endpoints", Type::list(Type::String)).description("Mirror URLs, tried in order."))
-                .attribute(Attribute::optional("server", Type::String).description("Upstream server URL."))
-                .attribute(Attribute::optional("capabilities", Type::list(Type::String)).description("e.g. `[\"pull\", \"resolve\"]`.")),
-        ));
+    let containerd =
+        Block::new("containerd's config.toml (`version = 2` for containerd 1.x, `3` for 2.x) and registry mirrors.")
+            .attribute(
+                Attribute::optional("version", Type::Number)
+                    .validate(Validator::IntBetween(2, 3))
+                    .description("Config schema: 2 for containerd 1.x, 3 for containerd 2.x."),
+            )
+            .attribute(
+                Attribute::optional("systemd_cgroup", Type::Bool)
+                    .description("`SystemdCgroup` for runc (the kubelet's cgroup driver must match)."),
+            )
+            .attribute(
+                Attribute::optional("sandbox_image", Type::String)
+                    .description("Pause image, e.g. `registry.k8s.io/pause:3.9`."),
+            )
+            .attribute(
+                Attribute::optional("config_path", Type::String).description("Registry hosts directory (`certs.d`)."),
+            )
+            .block(list_of(
+                "registry_mirror",
+                "A registry's mirrors, written as `certs.d/<registry>/hosts.toml`.",
+                Block::new("")
+                    .attribute(
+                        Attribute::required("registry", Type::String).description("Registry host, e.g. `docker.io`."),
+                    )
+                    .attribute(
+                        Attribute::required("endpoints", Type::list(Type::String))
+                            .description("Mirror URLs, tried in order."),
+                    )
+                    .attribute(Attribute::optional("server", Type::String).description("Upstream server URL."))
+                    .attribute(
+                        Attribute::optional("capabilities", Type::list(Type::String))
+                            .description("e.g. `[\"pull\", \"resolve\"]`."),
+                    ),
+            ));
     let kubelet = Block::new("KubeletConfiguration (`/var/lib/kubelet/config.yaml`) and `/etc/default/kubelet`.")
-        .attribute(Attribute::optional("cgroup_driver", Type::String).validate(Validator::OneOf(vec!["systemd", "cgroupfs"])).description("`systemd` or `cgroupfs`."))
-        .attribute(Attribute::optional("cluster_dns", Type::list(Type::String)).description("Cluster DNS service addresses."))
-        .attribute(Attribute::optional("cluster_domain", Type::String).description("Cluster domain, e.g. `cluster.local`."))
-        .attribute(Attribute::optional("rotate_certificates", Type::Bool).description("Rotate the kubelet client certificate."))
-        .attribute(Attribute::optional("eviction_hard", Type::map(Type::String)).description("Hard eviction thresholds, e.g. `{\"memory.available\" = \"200Mi\"}`."))
-        .attribute(Attribute::optional("extra_args", Type::map(Type::String)).description("KUBELET_EXTRA_ARGS flags without `--`, e.g. `{\"node-ip\" = \"10.0.0.5\"}`."))
-        .attribute(Attribute::optional("client_ca_file", Type::String).description("CA for client certificate authentication."))
+        .attribute(
+            Attribute::optional("cgroup_driver", Type::String)
+                .validate(Validator::OneOf(vec!["systemd", "cgroupfs"]))
+                .description("`systemd` or `cgroupfs`."),
+        )
+        .attribute(
+            Attribute::optional("cluster_dns", Type::list(Type::String)).description("Cluster DNS service addresses."),
+        )
+        .attribute(
+            Attribute::optional("cluster_domain", Type::String).description("Cluster domain, e.g. `cluster.local`."),
+        )
+        .attribute(
+            Attribute::optional("rotate_certificates", Type::Bool)
+                .description("Rotate the kubelet client certificate."),
+        )
+        .attribute(
+            Attribute::optional("eviction_hard", Type::map(Type::String))
+                .description("Hard eviction thresholds, e.g. `{\"memory.available\" = \"200Mi\"}`."),
+        )
+        .attribute(
+            Attribute::optional("extra_args", Type::map(Type::String))
+                .description("KUBELET_EXTRA_ARGS flags without `--`, e.g. `{\"node-ip\" = \"10.0.0.5\"}`."),
+        )
+        .attribute(
+            Attribute::optional("client_ca_file", Type::String)
+                .description("CA for client certificate authentication."),
+        )
         .attribute(Attribute::optional("static_pod_path", Type::String).description("Static pod manifests directory."));
     let crictl = Block::new("`/etc/crictl.yaml`.")
-        .attribute(Attribute::required("runtime_endpoint", Type::String).description("e.g. `unix:///run/containerd/containerd.sock`."))
-        .attribute(Attribute::optional("image_endpoint", Type::String).description("Image service endpoint (default: the runtime's)."))
-        .attribute(Attribute::optional("timeout", Type::Number).validate(Validator::IntBetween(1, 3600)).description("Seconds."));
+        .attribute(
+            Attribute::required("runtime_endpoint", Type::String)
+                .description("e.g. `unix:///run/containerd/containerd.sock`."),
+        )
+        .attribute(
+            Attribute::optional("image_endpoint", Type::String)
+                .description("Image service endpoint (default: the runtime's)."),
+        )
+        .attribute(
+            Attribute::optional("timeout", Type::Number)
+                .validate(Validator::IntBetween(1, 3600))
+                .description("Seconds."),
+        );
 
     let block = Block::new(
         "The system configuration of a Kubernetes node (containerd, kubelet, crictl, sysctl, kernel modules, swap, \

@@ -36,7 +36,8 @@ fn terraform_blocks_become_the_agents_spec() {
     let m: NodeConfigModel = to_model(&config(k8s_node())).unwrap();
     let ours = strata_agent::parse_spec(&m.spec_json().to_string(), strata_agent::Format::Json).unwrap();
     // The agent's own example of the same node.
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../agent/examples/k8s-node.json")).unwrap();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../agent/examples/k8s-node.json")).unwrap();
     let theirs = strata_agent::parse_spec(&example, strata_agent::Format::Json).unwrap();
     assert_eq!(serde_json::to_value(&ours).unwrap(), serde_json::to_value(&theirs).unwrap());
 }
@@ -75,7 +76,8 @@ fn refreshed_drift_plans_an_update_and_a_converged_node_plans_nothing() {
 
     // A refresh that found drift plans it away.
     let mut drifted = state.clone();
-    *drifted.attr_mut("drift").unwrap() = Value::List(vec!["containerd config: update /etc/containerd/config.toml".into()]);
+    *drifted.attr_mut("drift").unwrap() =
+        Value::List(vec!["containerd config: update /etc/containerd/config.toml".into()]);
     let p = AnyResource::plan(&NodeConfig, &drifted, &drifted, &c);
     assert_eq!(p.planned.attr("drift"), Some(&Value::List(vec![])));
     assert_eq!(p.planned.attr("changed_tasks"), Some(&Value::Unknown));

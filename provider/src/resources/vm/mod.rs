@@ -18,7 +18,10 @@ use crate::framework::{
     ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, Failure, PlanChange, Resource, Schema, Value,
 };
 use crate::provider::ProviderData;
-use model::{cloudinit_slot, config_change, config_disks, create_params, free_cloudinit_slot, from_pve, needs_reboot, ReadMode, VmModel};
+use model::{
+    cloudinit_slot, config_change, config_disks, create_params, free_cloudinit_slot, from_pve, needs_reboot, ReadMode,
+    VmModel,
+};
 
 pub struct Vm;
 
@@ -60,7 +63,9 @@ fn param_path(param: &str) -> Option<AttributePath> {
         "searchdomain" => "cloud_init.search_domain",
         "pool" => "pool",
         "vmid" | "newid" => "vm_id",
-        p if p.starts_with("net") => return p[3..].parse::<usize>().ok().map(|i| AttributePath::root("network_devices").index(i)),
+        p if p.starts_with("net") => {
+            return p[3..].parse::<usize>().ok().map(|i| AttributePath::root("network_devices").index(i))
+        }
         p if schema::parse_interface(p).is_some() => "disks",
         _ => return None,
     };
@@ -84,17 +89,25 @@ pub fn pve_diags(what: &str, e: &PveError) -> Diagnostics {
 }
 
 fn timeout_of(t: Option<&String>, default: &str) -> Duration {
-    t.and_then(|s| schema::parse_duration(s)).or_else(|| schema::parse_duration(default)).unwrap_or(Duration::from_secs(1200))
+    t.and_then(|s| schema::parse_duration(s))
+        .or_else(|| schema::parse_duration(default))
+        .unwrap_or(Duration::from_secs(1200))
 }
 
 fn vmid_of(m: &VmModel) -> Result<u32, Diagnostics> {
-    m.vm_id
-        .and_then(|v| u32::try_from(v).ok())
-        .ok_or_else(|| Diagnostic::error("State without vm_id", "The stored state of this strata_vm lacks its VMID.").into())
+    m.vm_id.and_then(|v| u32::try_from(v).ok()).ok_or_else(|| {
+        Diagnostic::error("State without vm_id", "The stored state of this strata_vm lacks its VMID.").into()
+    })
 }
 
 /// Reads one VM. `fresh` skips the shared listing (after this process changed the VM).
-async fn read_one(c: &Client, vmid: u32, prior: Option<&VmModel>, mode: ReadMode, fresh: bool) -> Result<Option<VmModel>, PveError> {
+async fn read_one(
+    c: &Client,
+    vmid: u32,
+    prior: Option<&VmModel>,
+    mode: ReadMode,
+    fresh: bool,
+) -> Result<Option<VmModel>, PveError> {
     let vms = if fresh { Arc::new(c.cluster_vms().await?) } else { c.cluster_vms_cached(READ_CACHE).await? };
     let Some(vm) = vms.iter().find(|v| v.vmid == vmid) else { return Ok(None) };
     let Some(cfg) = c.vm_config(&vm.node, vmid).await? else { return Ok(None) };
@@ -117,7 +130,13 @@ async fn read_one(c: &Client, vmid: u32, prior: Option<&VmModel>, mode: ReadMode
 
 /// Brings the VM's config, disks and cloud-init drive to what `want` says. Returns
 /// whether a changed setting only takes effect after a reboot.
-async fn converge(c: &Client, node: &str, vmid: u32, want: &VmModel, prior: Option<&VmModel>) -> Result<bool, Diagnostics> {
+async fn converge(
+    c: &Client,
+    node: &str,
+    vmid: u32,
+    want: &VmModel,
+    prior: Option<&VmModel>,
+) -> Result<bool, Diagnostics> {
     let cfg = c.wait_unlocked(node, vmid).await.map_err(|e| pve_diags("read the VM config", &e))?;
     let mut change = config_change(want, &cfg, prior);
     let current_disks = config_disks(&cfg);
@@ -140,7 +159,9 @@ async fn converge(c: &Client, node: &str, vmid: u32, want: &VmModel, prior: Opti
         }
     }
     let reboot = change.keys().any(needs_reboot);
-    c.update_config(node, vmid, &change.set, &change.delete).await.map_err(|e| pve_diags("update the VM config", &e))?;
+    c.update_config(node, vmid, &change.set, &change.delete)
+        .await
+        .map_err(|e| pve_diags("update the VM config", &e))?;
 
     if let Some(disks) = &want.disks {
         for (i, d) in disks.iter().enumerate() {
@@ -166,13 +187,19 @@ async fn converge(c: &Client, node: &str, vmid: u32, want: &VmModel, prior: Opti
                         .into());
                     }
                     if have < d.size_gb {
-                        c.resize_disk(node, vmid, &d.interface, want_size).await.map_err(|e| pve_diags("grow a disk", &e))?;
+                        c.resize_disk(node, vmid, &d.interface, want_size)
+                            .await
+                            .map_err(|e| pve_diags("grow a disk", &e))?;
                     }
                 }
-                None => c.add_disk(node, vmid, &d.interface, &d.storage, want_size).await.map_err(|e| pve_diags("add a disk", &e))?,
+                None => c
+                    .add_disk(node, vmid, &d.interface, &d.storage, want_size)
+                    .await
+                    .map_err(|e| pve_diags("add a disk", &e))?,
             }
         }
-        let extra: Vec<String> = current_disks.iter().map(|(k, _)| k.clone()).filter(|k| !disks.iter().any(|d| d.interface == *k)).collect();
+        let extra: Vec<String> =
+            current_disks.iter().map(|(k, _)| k.clone()).filter(|k| !disks.iter().any(|d| d.interface == *k)).collect();
         c.remove_disks(node, vmid, &extra).await.map_err(|e| pve_diags("remove a disk", &e))?;
     }
     Ok(reboot)
@@ -183,7 +210,10 @@ async fn converge(c: &Client, node: &str, vmid: u32, want: &VmModel, prior: Opti
 /// VM came into existence can still be traced to it.
 async fn make_vm(c: &Client, planned: &VmModel, candidate: &Mutex<Option<u32>>) -> Result<u32, Diagnostics> {
     let wanted = match planned.vm_id {
-        Some(v) => Some(u32::try_from(v).map_err(|_| Diagnostic::error("Invalid vm_id", "out of range").at(AttributePath::root("vm_id")))?),
+        Some(v) => Some(
+            u32::try_from(v)
+                .map_err(|_| Diagnostic::error("Invalid vm_id", "out of range").at(AttributePath::root("vm_id")))?,
+        ),
         None => None,
     };
     for _ in 0..VMID_ROUNDS {
@@ -210,7 +240,9 @@ async fn make_vm(c: &Client, planned: &VmModel, candidate: &Mutex<Option<u32>>) 
                 };
                 c.clone_vm(&spec).await
             }
-            None => c.create_vm(&CreateSpec { node: planned.node.clone(), vmid: id, params: create_params(planned) }).await,
+            None => {
+                c.create_vm(&CreateSpec { node: planned.node.clone(), vmid: id, params: create_params(planned) }).await
+            }
         };
         match result {
             Ok(()) => {
@@ -224,9 +256,12 @@ async fn make_vm(c: &Client, planned: &VmModel, candidate: &Mutex<Option<u32>>) 
             Err(e) => {
                 let mut d = pve_diags(if planned.clone.is_some() { "clone the VM" } else { "create the VM" }, &e);
                 if e.is_already_exists() {
-                    d = Diagnostic::error("VMID already in use", format!("VM {id} already exists; choose another vm_id or leave it unset."))
-                        .at(AttributePath::root("vm_id"))
-                        .into();
+                    d = Diagnostic::error(
+                        "VMID already in use",
+                        format!("VM {id} already exists; choose another vm_id or leave it unset."),
+                    )
+                    .at(AttributePath::root("vm_id"))
+                    .into();
                 }
                 return Err(d);
             }
@@ -247,9 +282,16 @@ async fn create_inner(c: &Client, planned: &VmModel, candidate: &Mutex<Option<u3
     let mut m = read_one(c, vmid, Some(&prior), ReadMode::Refresh, true)
         .await
         .map_err(|e| pve_diags("read the new VM", &e))?
-        .ok_or_else(|| Diagnostics::from(Diagnostic::error("VM vanished", format!("VM {vmid} disappeared right after it was created."))))?;
+        .ok_or_else(|| {
+            Diagnostics::from(Diagnostic::error(
+                "VM vanished",
+                format!("VM {vmid} disappeared right after it was created."),
+            ))
+        })?;
     // A booting guest's agent answers late: wait (bounded) for its first address.
-    let wants_agent_ip = m.ipv4_addresses.as_ref().is_some_and(|v| v.is_empty()) && m.agent_enabled == Some(true) && m.started == Some(true);
+    let wants_agent_ip = m.ipv4_addresses.as_ref().is_some_and(|v| v.is_empty())
+        && m.agent_enabled == Some(true)
+        && m.started == Some(true);
     if wants_agent_ip {
         let deadline = tokio::time::Instant::now() + AGENT_WAIT;
         while tokio::time::Instant::now() < deadline {
@@ -296,11 +338,16 @@ impl Resource for Vm {
 
     async fn create(&self, ctx: &Context, planned: VmModel) -> ApplyResult<VmModel> {
         let c = client(ctx)?;
-        let limit = timeout_of(planned.timeouts.as_ref().and_then(|t| t.create.as_ref()), schema::DEFAULT_CREATE_TIMEOUT);
+        let limit =
+            timeout_of(planned.timeouts.as_ref().and_then(|t| t.create.as_ref()), schema::DEFAULT_CREATE_TIMEOUT);
         let candidate = Mutex::new(None);
         let result = match tokio::time::timeout(limit, create_inner(&c, &planned, &candidate)).await {
             Ok(r) => r,
-            Err(_) => Err(Diagnostic::error("Timed out creating the VM", format!("Not done after {limit:?} (timeouts.create).")).into()),
+            Err(_) => Err(Diagnostic::error(
+                "Timed out creating the VM",
+                format!("Not done after {limit:?} (timeouts.create)."),
+            )
+            .into()),
         };
         let d = match result {
             Ok(m) => return Ok(m),
@@ -333,7 +380,8 @@ impl Resource for Vm {
         let c = client(ctx)?;
         let vmid = vmid_of(&prior)?;
         let node = prior.node.clone();
-        let limit = timeout_of(planned.timeouts.as_ref().and_then(|t| t.update.as_ref()), schema::DEFAULT_UPDATE_TIMEOUT);
+        let limit =
+            timeout_of(planned.timeouts.as_ref().and_then(|t| t.update.as_ref()), schema::DEFAULT_UPDATE_TIMEOUT);
         let work = async {
             let reboot = converge(&c, &node, vmid, &planned, Some(&prior)).await?;
             let running = c
@@ -356,7 +404,12 @@ impl Resource for Vm {
             let mut m = read_one(&c, vmid, Some(&planned), ReadMode::Refresh, true)
                 .await
                 .map_err(|e| pve_diags("read the VM", &e))?
-                .ok_or_else(|| Diagnostics::from(Diagnostic::error("VM vanished", format!("VM {vmid} disappeared during the update."))))?;
+                .ok_or_else(|| {
+                    Diagnostics::from(Diagnostic::error(
+                        "VM vanished",
+                        format!("VM {vmid} disappeared during the update."),
+                    ))
+                })?;
             // Addresses the plan promised stay as planned (an agent may answer late).
             if planned.ipv4_addresses.is_some() {
                 m.ipv4_addresses = planned.ipv4_addresses.clone();
@@ -379,19 +432,32 @@ impl Resource for Vm {
         let limit = timeout_of(state.timeouts.as_ref().and_then(|t| t.delete.as_ref()), schema::DEFAULT_DELETE_TIMEOUT);
         match tokio::time::timeout(limit, c.destroy_vm(&state.node, vmid)).await {
             Ok(r) => r.map_err(|e| pve_diags("destroy the VM", &e)),
-            Err(_) => Err(Diagnostic::error("Timed out destroying the VM", format!("Not done after {limit:?} (timeouts.delete).")).into()),
+            Err(_) => Err(Diagnostic::error(
+                "Timed out destroying the VM",
+                format!("Not done after {limit:?} (timeouts.delete)."),
+            )
+            .into()),
         }
     }
 
     async fn import(&self, ctx: &Context, id: &str) -> Result<VmModel, Diagnostics> {
-        let bad = || Diagnostics::from(Diagnostic::error("Invalid import ID", format!("Expected NODE/VMID, e.g. pve1/123; got {id:?}.")));
+        let bad = || {
+            Diagnostics::from(Diagnostic::error(
+                "Invalid import ID",
+                format!("Expected NODE/VMID, e.g. pve1/123; got {id:?}."),
+            ))
+        };
         let (node, vmid) = id.split_once('/').ok_or_else(bad)?;
         let vmid: u32 = vmid.parse().map_err(|_| bad())?;
         let c = client(ctx)?;
         let m = read_one(&c, vmid, None, ReadMode::Import, true).await.map_err(|e| pve_diags("read the VM", &e))?;
         match m {
             Some(m) if m.node == node => Ok(m),
-            Some(m) => Err(Diagnostic::error("VM is on another node", format!("VM {vmid} is on node {:?}, not {node:?}.", m.node)).into()),
+            Some(m) => Err(Diagnostic::error(
+                "VM is on another node",
+                format!("VM {vmid} is on node {:?}, not {node:?}.", m.node),
+            )
+            .into()),
             None => Err(Diagnostic::error("No such VM", format!("There is no VM {vmid} in the cluster.")).into()),
         }
     }

@@ -213,7 +213,9 @@ pub fn parse_drive(v: &str) -> DriveValue {
 impl DriveValue {
     /// CD-ROMs and cloud-init drives are not `disks`.
     pub fn is_disk(&self) -> bool {
-        self.opts.get("media").map(String::as_str) != Some("cdrom") && !self.volume.contains("cloudinit") && self.volume != "none"
+        self.opts.get("media").map(String::as_str) != Some("cdrom")
+            && !self.volume.contains("cloudinit")
+            && self.volume != "none"
     }
     pub fn storage(&self) -> &str {
         self.volume.split(':').next().unwrap_or("")
@@ -274,7 +276,8 @@ pub fn nets(cfg: &VmConfig) -> Vec<(u32, NetValue)> {
 
 /// PVE stores `sshkeys` URL-encoded.
 pub fn encode_ssh_keys(keys: &[String]) -> String {
-    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    const KEEP: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
     let joined = keys.iter().map(|k| k.trim()).collect::<Vec<_>>().join("\n");
     percent_encoding::utf8_percent_encode(&joined, KEEP).to_string()
 }
@@ -386,15 +389,24 @@ pub fn from_pve(cfg: &VmConfig, vm: &ClusterVm, prior: Option<&VmModel>, mode: R
             }),
             _ => None,
         };
-        let list_or_prior_empty = |v: Option<Vec<String>>, prior: Option<&Vec<String>>| match v.filter(|l| !l.is_empty()) {
-            Some(l) => Some(l),
-            None => prior.filter(|l| l.is_empty()).cloned(),
-        };
+        let list_or_prior_empty =
+            |v: Option<Vec<String>>, prior: Option<&Vec<String>>| match v.filter(|l| !l.is_empty()) {
+                Some(l) => Some(l),
+                None => prior.filter(|l| l.is_empty()).cloned(),
+            };
         Some(CloudInit {
             user: s("ciuser"),
-            ssh_public_keys: list_or_prior_empty(cfg.get("sshkeys").map(decode_ssh_keys), prior_ci.and_then(|c| c.ssh_public_keys.as_ref())),
+            ssh_public_keys: list_or_prior_empty(
+                cfg.get("sshkeys").map(decode_ssh_keys),
+                prior_ci.and_then(|c| c.ssh_public_keys.as_ref()),
+            ),
             dns_servers: list_or_prior_empty(
-                cfg.get("nameserver").map(|n| n.split(|c: char| c == ',' || c == ';' || c.is_whitespace()).filter(|x| !x.is_empty()).map(str::to_string).collect()),
+                cfg.get("nameserver").map(|n| {
+                    n.split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+                        .filter(|x| !x.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                }),
                 prior_ci.and_then(|c| c.dns_servers.as_ref()),
             ),
             search_domain: s("searchdomain"),
@@ -533,7 +545,8 @@ pub fn config_change(want: &VmModel, cfg: &VmConfig, prior: Option<&VmModel>) ->
                 put(&mut ch, "sshkeys", (!trimmed.is_empty()).then(|| encode_ssh_keys(&trimmed)));
             }
             put(&mut ch, "ipconfig0", ci.ipv4.as_ref().and_then(ipconfig_value));
-            let dns_now: Vec<String> = cfg.get("nameserver").map(|n| n.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
+            let dns_now: Vec<String> =
+                cfg.get("nameserver").map(|n| n.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
             let dns_want = ci.dns_servers.clone().unwrap_or_default();
             if dns_now != dns_want {
                 put(&mut ch, "nameserver", (!dns_want.is_empty()).then(|| dns_want.join(" ")));
@@ -558,7 +571,8 @@ pub fn create_params(want: &VmModel) -> Vec<(String, String)> {
         p.push((d.interface.clone(), format!("{}:{}", d.storage, d.size_gb)));
     }
     if want.cloud_init.is_some() {
-        let storage = want.disks.iter().flatten().next().map(|d| d.storage.clone()).unwrap_or_else(|| "local-lvm".into());
+        let storage =
+            want.disks.iter().flatten().next().map(|d| d.storage.clone()).unwrap_or_else(|| "local-lvm".into());
         if let Some(slot) = free_cloudinit_slot(&VmConfig(p.iter().cloned().collect())) {
             p.push((slot, format!("{storage}:cloudinit")));
         }

@@ -27,7 +27,12 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
                         format!("{iface:?} is not a Proxmox disk slot; use scsi0-scsi30, virtio0-virtio15, sata0-sata5 or ide0-ide3."),
                     );
                 } else if seen.contains(iface) {
-                    err(diags, at.attr("interface"), "Duplicate disk interface", format!("{iface:?} is used by more than one disk."));
+                    err(
+                        diags,
+                        at.attr("interface"),
+                        "Duplicate disk interface",
+                        format!("{iface:?} is used by more than one disk."),
+                    );
                 }
                 seen.push(iface.clone());
             }
@@ -41,7 +46,12 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
             if let Some(v @ Value::Number(_)) = d.attr("size_gb") {
                 match v.as_i64() {
                     Some(n) if (1..=65536).contains(&n) => {}
-                    _ => err(diags, at.attr("size_gb"), "Invalid disk size", "size_gb must be a whole number of GiB between 1 and 65536.".into()),
+                    _ => err(
+                        diags,
+                        at.attr("size_gb"),
+                        "Invalid disk size",
+                        "size_gb must be a whole number of GiB between 1 and 65536.".into(),
+                    ),
                 }
             }
         }
@@ -51,13 +61,33 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
         let has = |k: &str| ip.attr(k).is_some_and(|v| !v.is_null());
         let dhcp = ip.attr("dhcp").and_then(Value::as_bool) == Some(true);
         if dhcp && has("address") {
-            err(diags, at.attr("address"), "Conflicting IPv4 settings", "Set either a static address or dhcp = true, not both.".into());
+            err(
+                diags,
+                at.attr("address"),
+                "Conflicting IPv4 settings",
+                "Set either a static address or dhcp = true, not both.".into(),
+            );
         }
         if dhcp && has("gateway") {
-            err(diags, at.attr("gateway"), "Conflicting IPv4 settings", "A gateway only applies to a static address.".into());
+            err(
+                diags,
+                at.attr("gateway"),
+                "Conflicting IPv4 settings",
+                "A gateway only applies to a static address.".into(),
+            );
         }
-        if !ip.is_null() && !ip.is_unknown() && !dhcp && !has("address") && ip.attr("address").is_some_and(|v| !v.is_unknown()) {
-            err(diags, at.attr("address"), "Missing IPv4 address", "Set a static address (CIDR) or dhcp = true.".into());
+        if !ip.is_null()
+            && !ip.is_unknown()
+            && !dhcp
+            && !has("address")
+            && ip.attr("address").is_some_and(|v| !v.is_unknown())
+        {
+            err(
+                diags,
+                at.attr("address"),
+                "Missing IPv4 address",
+                "Set a static address (CIDR) or dhcp = true.".into(),
+            );
         }
     }
 }
@@ -127,4 +157,3 @@ pub fn modify_plan(plan: &mut PlanChange) {
         plan.set_unknown("ipv4_addresses");
     }
 }
-

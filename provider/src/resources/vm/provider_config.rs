@@ -32,20 +32,21 @@ pub fn proxmox_block() -> NestedBlock {
                     .description("API token `USER@REALM!TOKENID=SECRET` (env `STRATA_PVE_API_TOKEN`)."),
             )
             .attribute(
-                Attribute::optional("username", Type::String)
-                    .description("User for ticket login, e.g. `root@pam`, instead of a token (env `STRATA_PVE_USERNAME`)."),
+                Attribute::optional("username", Type::String).description(
+                    "User for ticket login, e.g. `root@pam`, instead of a token (env `STRATA_PVE_USERNAME`).",
+                ),
             )
             .attribute(
-                Attribute::optional("password", Type::String).sensitive().description("Password for `username` (env `STRATA_PVE_PASSWORD`)."),
+                Attribute::optional("password", Type::String)
+                    .sensitive()
+                    .description("Password for `username` (env `STRATA_PVE_PASSWORD`)."),
             )
-            .attribute(
-                Attribute::optional("ca_cert", Type::String)
-                    .description("PEM certificate (or a path to one) to trust for the API's TLS certificate (env `STRATA_PVE_CA_CERT`)."),
-            )
-            .attribute(
-                Attribute::optional("insecure", Type::Bool)
-                    .description("Skip TLS certificate verification. Off by default; for labs only (env `STRATA_PVE_INSECURE`)."),
-            ),
+            .attribute(Attribute::optional("ca_cert", Type::String).description(
+                "PEM certificate (or a path to one) to trust for the API's TLS certificate (env `STRATA_PVE_CA_CERT`).",
+            ))
+            .attribute(Attribute::optional("insecure", Type::Bool).description(
+                "Skip TLS certificate verification. Off by default; for labs only (env `STRATA_PVE_INSECURE`).",
+            )),
     )
 }
 
@@ -75,13 +76,17 @@ pub fn configure(provider_config: &Value) -> Result<Option<Client>, Diagnostics>
             Some("1" | "true" | "TRUE" | "True" | "yes") => true,
             Some("0" | "false" | "FALSE" | "False" | "no") => false,
             Some(_) => {
-                return Err(Diagnostic::error("Invalid STRATA_PVE_INSECURE", "Must be true or false.").at(at("insecure")).into())
+                return Err(Diagnostic::error("Invalid STRATA_PVE_INSECURE", "Must be true or false.")
+                    .at(at("insecure"))
+                    .into())
             }
         },
     };
     let Some(endpoint) = endpoint else {
         if token.is_some() || username.is_some() {
-            return Err(Diagnostic::error("Missing Proxmox endpoint", "Set proxmox.endpoint or STRATA_PVE_ENDPOINT.").at(at("endpoint")).into());
+            return Err(Diagnostic::error("Missing Proxmox endpoint", "Set proxmox.endpoint or STRATA_PVE_ENDPOINT.")
+                .at(at("endpoint"))
+                .into());
         }
         return Ok(None);
     };
@@ -89,12 +94,20 @@ pub fn configure(provider_config: &Value) -> Result<Option<Client>, Diagnostics>
         (Some(t), None, None) => Auth::Token(Secret::new(t)),
         (None, Some(u), Some(p)) => Auth::Password { username: u, password: Secret::new(p) },
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            return Err(Diagnostic::error("Conflicting Proxmox credentials", "Use either api_token or username/password, not both.")
-                .at(at("api_token"))
-                .into())
+            return Err(Diagnostic::error(
+                "Conflicting Proxmox credentials",
+                "Use either api_token or username/password, not both.",
+            )
+            .at(at("api_token"))
+            .into())
         }
         (None, Some(_), None) => {
-            return Err(Diagnostic::error("Missing Proxmox password", "username needs a password (or STRATA_PVE_PASSWORD).").at(at("password")).into())
+            return Err(Diagnostic::error(
+                "Missing Proxmox password",
+                "username needs a password (or STRATA_PVE_PASSWORD).",
+            )
+            .at(at("password"))
+            .into())
         }
         (None, None, _) => {
             return Err(Diagnostic::error(
@@ -108,7 +121,9 @@ pub fn configure(provider_config: &Value) -> Result<Option<Client>, Diagnostics>
     let ca_pem = match ca_cert {
         Some(c) if c.contains("-----BEGIN") => Some(c),
         Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| {
-            Diagnostics::from(Diagnostic::error("Cannot read the Proxmox CA certificate", format!("{path}: {e}")).at(at("ca_cert")))
+            Diagnostics::from(
+                Diagnostic::error("Cannot read the Proxmox CA certificate", format!("{path}: {e}")).at(at("ca_cert")),
+            )
         })?),
         None => None,
     };
@@ -116,5 +131,7 @@ pub fn configure(provider_config: &Value) -> Result<Option<Client>, Diagnostics>
     cfg.ca_cert_pem = ca_pem;
     cfg.insecure = insecure;
     // The client's errors never contain the credentials (they are `Secret`s).
-    Client::new(cfg).map(Some).map_err(|e| Diagnostic::error("Invalid Proxmox configuration", e.to_string()).at(at("endpoint")).into())
+    Client::new(cfg)
+        .map(Some)
+        .map_err(|e| Diagnostic::error("Invalid Proxmox configuration", e.to_string()).at(at("endpoint")).into())
 }

@@ -7,8 +7,20 @@ pub const DISK_BUSES: &[(&str, u32)] = &[("scsi", 30), ("virtio", 15), ("sata", 
 
 /// NIC models Proxmox VE accepts.
 pub const NIC_MODELS: &[&str] = &[
-    "e1000", "e1000-82540em", "e1000-82544gc", "e1000-82545em", "e1000e", "i82551", "i82557b", "i82559er",
-    "ne2k_isa", "ne2k_pci", "pcnet", "rtl8139", "virtio", "vmxnet3",
+    "e1000",
+    "e1000-82540em",
+    "e1000-82544gc",
+    "e1000-82545em",
+    "e1000e",
+    "i82551",
+    "i82557b",
+    "i82559er",
+    "ne2k_isa",
+    "ne2k_pci",
+    "pcnet",
+    "rtl8139",
+    "virtio",
+    "vmxnet3",
 ];
 
 pub const DEFAULT_CREATE_TIMEOUT: &str = "20m";
@@ -75,7 +87,9 @@ fn check_ssh_keys(v: &Value) -> Result<(), String> {
         let blob = parts.next().unwrap_or("");
         let known = kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-");
         if !known || blob.is_empty() || s.contains('\n') {
-            return Err(format!("Element {i} is not a single OpenSSH public key line (\"ssh-ed25519 AAAA... comment\")."));
+            return Err(format!(
+                "Element {i} is not a single OpenSSH public key line (\"ssh-ed25519 AAAA... comment\")."
+            ));
         }
     }
     Ok(())
@@ -115,23 +129,35 @@ const MAC_RE: &str = "[0-9A-Fa-f][02468aceACE](:[0-9A-Fa-f]{2}){5}";
 const DNS_NAME_RE: &str = "[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*";
 
 pub fn schema() -> Schema {
-    let clone = Block::new("Create the VM as a clone of an existing VM or template. Changing the source replaces the VM.")
+    let clone =
+        Block::new("Create the VM as a clone of an existing VM or template. Changing the source replaces the VM.")
+            .attribute(
+                Attribute::required("source_vm_id", Type::Number)
+                    .validate(Validator::IntBetween(100, 999_999_999))
+                    .description("VMID of the template (or VM) to clone, on the same node."),
+            )
+            .attribute(
+                Attribute::optional("full", Type::Bool)
+                    .default(true)
+                    .description("Full clone (independent disks, default) or linked clone (templates only)."),
+            );
+    let cpu = Block::new("CPU topology and model. Unset attributes keep what Proxmox (or the template) has.")
         .attribute(
-            Attribute::required("source_vm_id", Type::Number)
-                .validate(Validator::IntBetween(100, 999_999_999))
-                .description("VMID of the template (or VM) to clone, on the same node."),
+            Attribute::optional_computed("cores", Type::Number)
+                .validate(Validator::IntBetween(1, 512))
+                .description("Cores per socket."),
         )
         .attribute(
-            Attribute::optional("full", Type::Bool)
-                .default(true)
-                .description("Full clone (independent disks, default) or linked clone (templates only)."),
-        );
-    let cpu = Block::new("CPU topology and model. Unset attributes keep what Proxmox (or the template) has.")
-        .attribute(Attribute::optional_computed("cores", Type::Number).validate(Validator::IntBetween(1, 512)).description("Cores per socket."))
-        .attribute(Attribute::optional_computed("sockets", Type::Number).validate(Validator::IntBetween(1, 16)).description("Sockets."))
+            Attribute::optional_computed("sockets", Type::Number)
+                .validate(Validator::IntBetween(1, 16))
+                .description("Sockets."),
+        )
         .attribute(
             Attribute::optional_computed("type", Type::String)
-                .validate(Validator::Matches("[A-Za-z0-9][A-Za-z0-9_.-]*", "a QEMU CPU model such as \"host\" or \"x86-64-v2-AES\""))
+                .validate(Validator::Matches(
+                    "[A-Za-z0-9][A-Za-z0-9_.-]*",
+                    "a QEMU CPU model such as \"host\" or \"x86-64-v2-AES\"",
+                ))
                 .description("QEMU CPU model (`host`, `x86-64-v2-AES`, ...)."),
         );
     let nic = Block::new("A network device; the n-th block is Proxmox's `net<n>`.")
@@ -146,7 +172,11 @@ pub fn schema() -> Schema {
                 .validate(Validator::OneOf(NIC_MODELS.to_vec()))
                 .description("NIC model (default `virtio`)."),
         )
-        .attribute(Attribute::optional("vlan_tag", Type::Number).validate(Validator::IntBetween(1, 4094)).description("VLAN tag."))
+        .attribute(
+            Attribute::optional("vlan_tag", Type::Number)
+                .validate(Validator::IntBetween(1, 4094))
+                .description("VLAN tag."),
+        )
         .attribute(Attribute::optional("firewall", Type::Bool).description("Enable the Proxmox firewall on this NIC."))
         .attribute(
             Attribute::optional_computed("mac_address", Type::String)
@@ -154,9 +184,17 @@ pub fn schema() -> Schema {
                 .description("MAC address; Proxmox assigns one unless set."),
         );
     let ipv4 = Block::new("IPv4 configuration of the first network device: `address` (static) or `dhcp = true`.")
-        .attribute(Attribute::optional("address", Type::String).validate(Validator::Custom(check_cidr)).description("Static address in CIDR notation."))
+        .attribute(
+            Attribute::optional("address", Type::String)
+                .validate(Validator::Custom(check_cidr))
+                .description("Static address in CIDR notation."),
+        )
         .attribute(Attribute::optional("dhcp", Type::Bool).description("Use DHCP instead of a static address."))
-        .attribute(Attribute::optional("gateway", Type::String).validate(Validator::Custom(check_ipv4)).description("Default gateway (static addresses only)."));
+        .attribute(
+            Attribute::optional("gateway", Type::String)
+                .validate(Validator::Custom(check_ipv4))
+                .description("Default gateway (static addresses only)."),
+        );
     let cloud_init = Block::new("Cloud-init settings Proxmox passes to the guest (needs a cloud-init image).")
         .attribute(Attribute::optional("user", Type::String).description("Default user name."))
         .attribute(
@@ -164,7 +202,11 @@ pub fn schema() -> Schema {
                 .validate(Validator::Custom(check_ssh_keys))
                 .description("Authorised OpenSSH public keys, one per element."),
         )
-        .attribute(Attribute::optional("dns_servers", Type::list(Type::String)).validate(Validator::Custom(check_ips)).description("DNS servers."))
+        .attribute(
+            Attribute::optional("dns_servers", Type::list(Type::String))
+                .validate(Validator::Custom(check_ips))
+                .description("DNS servers."),
+        )
         .attribute(
             Attribute::optional("search_domain", Type::String)
                 .validate(Validator::Matches(DNS_NAME_RE, "a DNS domain"))
@@ -172,9 +214,21 @@ pub fn schema() -> Schema {
         )
         .block(NestedBlock::single("ipv4", ipv4));
     let timeouts = Block::new("Upper bounds for the operations, e.g. \"10m\".")
-        .attribute(Attribute::optional("create", Type::String).validate(Validator::Custom(check_duration)).description("Default 20m."))
-        .attribute(Attribute::optional("update", Type::String).validate(Validator::Custom(check_duration)).description("Default 20m."))
-        .attribute(Attribute::optional("delete", Type::String).validate(Validator::Custom(check_duration)).description("Default 10m."));
+        .attribute(
+            Attribute::optional("create", Type::String)
+                .validate(Validator::Custom(check_duration))
+                .description("Default 20m."),
+        )
+        .attribute(
+            Attribute::optional("update", Type::String)
+                .validate(Validator::Custom(check_duration))
+                .description("Default 20m."),
+        )
+        .attribute(
+            Attribute::optional("delete", Type::String)
+                .validate(Validator::Custom(check_duration))
+                .description("Default 10m."),
+        );
 
     let block = Block::new(
         "A QEMU virtual machine on Proxmox VE, new or cloned from a template. Changes are applied in place where \

@@ -92,10 +92,16 @@ fn create_parameters_read_back_as_the_plan() {
 #[test]
 fn import_fills_blocks_proxmox_has_and_nothing_else() {
     let cfg = VmConfig(
-        [("name", "w1"), ("cores", "4"), ("memory", "4096"), ("net0", "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0"), ("scsi0", "local-lvm:vm-7-disk-0,size=512M")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        [
+            ("name", "w1"),
+            ("cores", "4"),
+            ("memory", "4096"),
+            ("net0", "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0"),
+            ("scsi0", "local-lvm:vm-7-disk-0,size=512M"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
     );
     let m = from_pve(&cfg, &vm("pve1", 7, false), None, ReadMode::Import);
     assert_eq!(m.cpu, Some(Cpu { cores: Some(4), sockets: None, cpu_type: None }));
@@ -107,7 +113,12 @@ fn import_fills_blocks_proxmox_has_and_nothing_else() {
     assert_eq!(m.disks.as_ref().unwrap()[0].size_gb, 1, "sizes round up to whole GiB");
     assert_eq!(m.network_devices[0].firewall, None);
     // A refresh of a state without cpu block does not start managing it.
-    let refreshed = from_pve(&cfg, &vm("pve1", 7, false), Some(&VmModel { name: "w1".into(), ..Default::default() }), ReadMode::Refresh);
+    let refreshed = from_pve(
+        &cfg,
+        &vm("pve1", 7, false),
+        Some(&VmModel { name: "w1".into(), ..Default::default() }),
+        ReadMode::Refresh,
+    );
     assert_eq!(refreshed.cpu, None);
 }
 

@@ -68,7 +68,14 @@ pub fn ensure_test_user() {
             Path::new("/usr/bin/sudo").exists(),
             "/usr/bin/sudo not found: the sudo tests need it; run `apt-get install -y sudo`"
         );
-        let exists = Command::new("id").arg("-u").arg(TEST_USER).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap().success();
+        let exists = Command::new("id")
+            .arg("-u")
+            .arg(TEST_USER)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
         if !exists {
             run(Command::new("useradd").args(["-m", "-U", "-s", "/bin/sh", TEST_USER]));
         }
@@ -221,8 +228,13 @@ impl Sshd {
     }
 
     pub fn target(&self, user: &str, key: &KeyPair) -> Target {
-        Target::new(self.listen, user, Auth::key_content(key.private.clone()), HostKeyPolicy::KnownHosts(self.known_hosts_line()))
-            .with_port(self.port)
+        Target::new(
+            self.listen,
+            user,
+            Auth::key_content(key.private.clone()),
+            HostKeyPolicy::KnownHosts(self.known_hosts_line()),
+        )
+        .with_port(self.port)
     }
 
     fn kill(&mut self) {

@@ -1,0 +1,108 @@
+//! The schema of `strata_nfs_export`.
+
+use super::options::{self, Backend};
+use crate::framework::{Attribute, Block, NestedBlock, Schema, Type, Validator, Value};
+use crate::resources::connection;
+
+fn check_path(v: &Value) -> Result<(), String> {
+    let p = v.as_str().unwrap_or_default();
+    let ok = p.starts_with('/')
+        && p.len() > 1
+        && !p.ends_with('/')
+        && p.split('/').skip(1).all(|c| !c.is_empty() && c != "." && c != "..")
+        && p.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
+    if !ok {
+        return Err("Must be an absolute, normalised path of letters, digits, '.', '_', '-' and '/'.".into());
+    }
+    if p.matches('/').count() < 2 {
+        return Err(
+            "Must be at least two levels deep (e.g. /srv/nfs): exporting or deleting a top-level directory is refused."
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+pub fn schema() -> Schema {
+    let block = Block::new(
+        "One NFS export on a node, served by the kernel NFS server (`backend = \"kernel\"`: a file in \
+             /etc/exports.d, then `exportfs -ra`) or by nfs-ganesha (`backend = \"ganesha\"`: one EXPORT block \
+             included from ganesha.conf, then a reload). Options are checked at plan time; an option the server \
+             still refuses is reported with the server's message and the previous export is restored. \
+             `storage_class_parameters` feeds nfs-subdir-external-provisioner.",
+    )
+    .attribute(Attribute::computed("id", Type::String).description("`HOST:NAME`."))
+    .attribute(
+        Attribute::required("name", Type::String)
+            .requires_replace()
+            .validate(Validator::Matches(
+                "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
+                "a DNS label (lower-case letters, digits, '-')",
+            ))
+            .description(
+                "Name of the export; names its file on the node (`strata-NAME.exports` / `strata-NAME.conf`).",
+            ),
+    )
+    .attribute(
+        Attribute::required("path", Type::String)
+            .requires_replace()
+            .validate(Validator::Custom(check_path))
+            .description("Directory to export, e.g. `/srv/nfs/k8s-prod`."),
+    )
+    .attribute(
+        Attribute::optional("backend", Type::String)
+            .default("kernel")
+            .requires_replace()
+            .validate(Validator::OneOf(Backend::NAMES.to_vec()))
+            .description("`kernel` (default) or `ganesha`."),
+    )
+    .attribute(
+        Attribute::optional("pseudo_path", Type::String)
+            .requires_replace()
+            .validate(Validator::Matches("/[A-Za-z0-9._/-]*", "an absolute path"))
+            .description("ganesha only: the NFSv4 pseudo path clients mount (default: `path`)."),
+    )
+    .attribute(
+        Attribute::optional_computed("export_id", Type::Number)
+            .validate(Validator::IntBetween(1, 65534))
+            .description("ganesha only: the export's Export_Id (default: the lowest free id from 100)."),
+    )
+    .attribute(Attribute::optional("delete_data_on_destroy", Type::Bool).default(false).description(
+        "Delete the exported directory with the export. Off by default: destroying an export keeps the data.",
+    ))
+    .attribute(
+        Attribute::computed("storage_class_parameters", Type::map(Type::String))
+            .description("`server` and `path` for nfs-subdir-external-provisioner (`nfs.server`, `nfs.path`)."),
+    )
+    .block(connection::resource_block())
+    .block(NestedBlock::single(
+        "create_directory",
+        Block::new("Create the directory if missing, with this mode and owner.")
+            .attribute(
+                Attribute::optional("mode", Type::String)
+                    .default("0755")
+                    .validate(Validator::Matches("0?[0-7]{3}", "an octal mode like 0755"))
+                    .description("Mode (default 0755)."),
+            )
+            .attribute(Attribute::optional("owner", Type::String).default("root").description("Owner (default root)."))
+            .attribute(Attribute::optional("group", Type::String).default("root").description("Group (default root).")),
+    ))
+    .block(
+        NestedBlock::list(
+            "clients",
+            Block::new("Who may mount the export, with which options.")
+                .attribute(
+                    Attribute::required("client", Type::String)
+                        .validate(Validator::Custom(|v| options::check_client(v.as_str().unwrap_or_default())))
+                        .description("A host, an address, a network in CIDR form, a wildcard or an @netgroup."),
+                )
+                .attribute(
+                    Attribute::optional("options", Type::list(Type::String)).description(
+                        "exports(5) options, e.g. `[\"rw\", \"sync\", \"no_subtree_check\"]` (the default).",
+                    ),
+                ),
+        )
+        .items(1, 0),
+    );
+    Schema::new(0, block)
+}

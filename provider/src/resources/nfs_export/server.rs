@@ -1,0 +1,124 @@
+//! What happens on the NFS server: the export directory, the export file, and making
+//! the server take it (exportfs, or a ganesha reload), with rollback on refusal.
+
+use anyhow::{anyhow, bail};
+
+use super::options::Backend;
+use super::{NfsExport, NfsExportModel};
+use crate::node::{quote, Node};
+
+pub const GANESHA_DIR: &str = "/etc/ganesha/strata.d";
+const GANESHA_INDEX: &str = "/etc/ganesha/strata.d/index.conf";
+const GANESHA_CONF: &str = "/etc/ganesha/ganesha.conf";
+const GANESHA_PID: &str = "/run/ganesha/ganesha.pid";
+const GANESHA_LOG: &str = "/var/log/ganesha/ganesha.log";
+pub async fn ensure_directory(node: &Node, m: &NfsExportModel) -> anyhow::Result<()> {
+    let path = quote(&m.path);
+    match &m.create_directory {
+        Some(d) => {
+            let mode = d.mode.as_deref().unwrap_or("0755");
+            let owner = format!("{}:{}", d.owner.as_deref().unwrap_or("root"), d.group.as_deref().unwrap_or("root"));
+            node.run_ok(
+                &format!("mkdir -p {path} && chmod {} {path} && chown {} {path}", quote(mode), quote(&owner)),
+                "creating the export directory",
+            )
+            .await?;
+        }
+        None => {
+            if node.run(&format!("test -d {path}")).await?.status != 0 {
+                bail!("{} does not exist on {}; create it or set a create_directory block", m.path, m.ssh.host);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes the export and activates it; if the server refuses it, the previous file is
+/// put back (and re-activated) and the server's own message is the error.
+pub async fn install(node: &Node, m: &mut NfsExportModel) -> anyhow::Result<()> {
+    let _exclusive = node.exclusive().await;
+    let file = NfsExport::file_path(m);
+    let previous = node.read_file(&file).await?;
+    if NfsExport::backend(m) == Backend::Ganesha && m.export_id.is_none() {
+        m.export_id = Some(free_export_id(node).await?);
+    }
+    node.write_file(&file, NfsExport::render(m).as_bytes(), 0o644).await?;
+    let activated = activate(node, NfsExport::backend(m)).await;
+    if let Err(e) = activated {
+        match previous {
+            Some(old) => node.write_file(&file, &old, 0o644).await?,
+            None => node.remove_file(&file).await?,
+        }
+        // Best effort: the error to report is the refusal, not the rollback's.
+        let _ = activate(node, NfsExport::backend(m)).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+pub async fn activate(node: &Node, backend: Backend) -> anyhow::Result<()> {
+    match backend {
+        Backend::Kernel => {
+            let out = node.run("mkdir -p /etc/exports.d && exportfs -ra").await?;
+            if out.status != 0 {
+                bail!("exportfs refused the exports: {}", out.stderr.trim());
+            }
+            Ok(())
+        }
+        Backend::Ganesha => reload_ganesha(node).await,
+    }
+}
+
+/// Rebuilds the include index from the export files present, makes sure ganesha.conf
+/// includes it, then reloads ganesha (systemd, else SIGHUP, else start it) and reads
+/// its log for configuration errors.
+async fn reload_ganesha(node: &Node) -> anyhow::Result<()> {
+    let script = format!(
+        r#"set -e
+mkdir -p {dir} /run/ganesha /var/log/ganesha
+: > {index}.tmp
+for f in {dir}/strata-*.conf; do [ -e "$f" ] && echo "%include \"$f\"" >> {index}.tmp; done
+mv {index}.tmp {index}
+grep -qF '%include "{index}"' {conf} 2>/dev/null || printf '\n%%include "{index}"\n' >> {conf}
+touch {log}
+start=$(stat -c %s {log})
+if [ -d /run/systemd/system ]; then
+  systemctl reload-or-restart nfs-ganesha
+elif [ -f {pid} ] && kill -0 "$(cat {pid})" 2>/dev/null; then
+  kill -HUP "$(cat {pid})"
+  sleep 1
+else
+  # Without systemd nothing else runs rpcbind, which ganesha's NFSv3 side needs.
+  if command -v rpcbind >/dev/null && ! rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then rpcbind -w; fi
+  ganesha.nfsd -f {conf} -L {log} -p {pid}
+  sleep 1
+fi
+tail -c +$((start + 1)) {log} | grep -E ':CONFIG :(CRIT|MAJ) |:EXPORT :(CRIT|MAJ) ' || true
+if [ ! -d /run/systemd/system ]; then kill -0 "$(cat {pid})" 2>/dev/null || echo "ganesha.nfsd is not running"; fi
+"#,
+        dir = GANESHA_DIR,
+        index = GANESHA_INDEX,
+        conf = GANESHA_CONF,
+        log = GANESHA_LOG,
+        pid = GANESHA_PID,
+    );
+    let out = node.run(&script).await?;
+    let problems = out.stdout.trim();
+    if out.status != 0 || !problems.is_empty() {
+        bail!("nfs-ganesha refused the exports: {}{}", problems, out.stderr.trim());
+    }
+    Ok(())
+}
+
+async fn free_export_id(node: &Node) -> anyhow::Result<i64> {
+    let out = node
+        .run(&format!("cat {GANESHA_DIR}/strata-*.conf {GANESHA_CONF} 2>/dev/null | grep -i 'Export_Id' || true"))
+        .await?;
+    let used: Vec<i64> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split('=').nth(1))
+        .filter_map(|v| v.trim().trim_end_matches(';').trim().parse().ok())
+        .collect();
+    (100..65535).find(|id| !used.contains(id)).ok_or_else(|| anyhow!("no free ganesha Export_Id left"))
+}
