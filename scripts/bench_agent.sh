@@ -43,7 +43,9 @@ ANSIBLE_CORE_VERSION="${BENCH_ANSIBLE_CORE_VERSION:-2.19.14}"
 REMOTE_AGENT=/var/lib/strata/strata-agent
 REMOTE_ROOT=/srv/bench-root # each lab node's /srv is private
 NODE_PYTHON=/usr/bin/python3  # the nodes share the host's /usr
+ANSIBLE_TIMEOUT=1800 # seconds, per ansible-playbook run (a no-op over SSH takes ~1.5 min on 2 cores)
 
+load() { cut -d' ' -f1 /proc/loadavg; }
 log() { echo "bench_agent: $*" >&2; }
 die() { echo "bench_agent: FAILED: $*" >&2; exit 1; }
 show() { # FILE...: print files (run output) to stderr for diagnosis
@@ -58,7 +60,7 @@ for b in "$AGENT" "$LAB"; do
   [ -x "$b" ] || die "$b not found: run 'cargo build --workspace --bins' first"
 done
 for f in "$SPEC" "$PLAYBOOK" "$DATA/seed.sh"; do [ -f "$f" ] || die "missing $f"; done
-for c in python3 ssh flock realpath; do command -v "$c" >/dev/null || die "'$c' not found"; done
+for c in python3 ssh flock realpath timeout; do command -v "$c" >/dev/null || die "'$c' not found"; done
 [ -x "$NODE_PYTHON" ] || die "$NODE_PYTHON (used by Ansible on the nodes) not found"
 
 # ---------------------------------------------------------------- ansible-core
@@ -117,7 +119,6 @@ host_key_checking = True
 retry_files_enabled = False
 nocolor = True
 local_tmp = $WORK/ansible-local
-task_timeout = 300
 timeout = 30
 
 [ssh_connection]
@@ -125,13 +126,16 @@ pipelining = True
 ssh_args = -C -o ControlMaster=auto -o ControlPersist=60s
 control_path_dir = $WORK/cp-ansible
 EOF
+while read -r v; do unset "$v"; done < <(compgen -e | grep '^ANSIBLE_' || true) # only the file below counts
 export ANSIBLE_CONFIG="$WORK/ansible.cfg"
 mkdir -p "$WORK/cp-ansible" "$WORK/cp-agent" "$WORK/runs"
 
 # ------------------------------------------------------------------ measuring
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 fmt_us() { awk -v u="$1" 'BEGIN { if (u < 1e6) printf "%.1f ms", u/1e3; else printf "%.2f s", u/1e6 }'; }
-now_us() { local t=${EPOCHREALTIME/./}; echo $((10#$t)); }
+# now_us VAR: microseconds since the epoch into VAR, without forking (a $(...) would
+# add a subshell to the timed interval, which matters for a run of a few ms).
+now_us() { local t=${EPOCHREALTIME/./}; printf -v "$1" '%d' "$((10#$t))"; }
 
 # ansible_recap FILE HOSTS MODE: MODE noop = changed=0 everywhere, changed = every host
 # changed something; always failed=0 unreachable=0 and exactly HOSTS hosts in the recap.
@@ -152,12 +156,13 @@ ansible_recap() {
 }
 
 # ================================================================ 1. local
+LOAD_START=$(load)
 log "local: strata-agent $("$AGENT" --version | awk '{print $2}') vs ansible-core $ANSIBLE_CORE_VERSION, $RUNS runs each"
 L="$WORK/local"
 mkdir -p "$L"
 agent_local() { "$AGENT" apply "$SPEC" --root "$1" >"$2" 2>&1; }
 ansible_local() {
-  "$VENV/bin/ansible-playbook" -i localhost, -c local -e "bench_root=$1" \
+  timeout -k 30 "$ANSIBLE_TIMEOUT" "$VENV/bin/ansible-playbook" -i localhost, -c local -e "bench_root=$1" \
     -e "ansible_python_interpreter=$VENV/bin/python" "$PLAYBOOK" >"$2" 2>&1
 }
 tree_listing() { (cd "$1" && find . -path ./var/lib/strata-agent -prune -o -printf '%P %y %m %U:%G %l\n' | sort); }
@@ -185,13 +190,13 @@ R="$L/agent-first"
 LOCAL_AGENT=() LOCAL_ANSIBLE=()
 for i in $(seq "$RUNS"); do
   out="$WORK/runs/local-agent-$i.out"
-  t0=$(now_us); rc=0; agent_local "$R" "$out" || rc=$?; t1=$(now_us)
+  now_us t0; rc=0; agent_local "$R" "$out" || rc=$?; now_us t1
   [ "$rc" = 0 ] || { show "$out"; die "local: strata-agent no-op run $i exited $rc"; }
   LOCAL_AGENT+=($((t1 - t0)))
 done
 for i in $(seq "$RUNS"); do
   out="$WORK/runs/local-ansible-$i.out"
-  t0=$(now_us); rc=0; ansible_local "$R" "$out" || rc=$?; t1=$(now_us)
+  now_us t0; rc=0; ansible_local "$R" "$out" || rc=$?; now_us t1
   [ "$rc" = 0 ] && ansible_recap "$out" 1 noop >&2 || { show "$out"; die "local: ansible-playbook no-op run $i failed or changed something"; }
   LOCAL_ANSIBLE+=($((t1 - t0)))
 done
@@ -266,7 +271,7 @@ done
   echo "ansible_python_interpreter=$NODE_PYTHON"
   echo "bench_root=$REMOTE_ROOT"
 } >"$WORK/inventory.ini"
-ansible_ssh() { "$VENV/bin/ansible-playbook" -i "$WORK/inventory.ini" "$PLAYBOOK" >"$1" 2>&1; }
+ansible_ssh() { timeout -k 30 "$ANSIBLE_TIMEOUT" "$VENV/bin/ansible-playbook" -i "$WORK/inventory.ini" "$PLAYBOOK" >"$1" 2>&1; }
 seed_nodes() { on_all_nodes "seed$1" "$DATA/seed.sh" SSH_FRESH "sh -s -- $REMOTE_ROOT"; expect_rc "seed$1" 0 "seeding $REMOTE_ROOT"; }
 AGENT_CMD="$REMOTE_AGENT apply - --root $REMOTE_ROOT"
 
@@ -288,20 +293,20 @@ log "ssh: on all $NODES nodes each tool is a no-op on the state the other conver
 SSH_AGENT=() SSH_AGENT_MUX=() SSH_ANSIBLE=()
 for i in $(seq "$RUNS"); do
   out="$WORK/runs/ssh-ansible-$i.out"
-  t0=$(now_us); rc=0; ansible_ssh "$out" || rc=$?; t1=$(now_us)
+  now_us t0; rc=0; ansible_ssh "$out" || rc=$?; now_us t1
   [ "$rc" = 0 ] && ansible_recap "$out" "$NODES" noop >&2 || { show "$out"; die "ssh: ansible-playbook no-op run $i failed or changed something"; }
   SSH_ANSIBLE+=($((t1 - t0)))
 done
 # The agent: new connections every run (the headline), then reused ones.
 for i in $(seq "$RUNS"); do
-  t0=$(now_us); on_all_nodes "agent-$i" "$SPEC" SSH_FRESH "$AGENT_CMD"; t1=$(now_us)
+  now_us t0; on_all_nodes "agent-$i" "$SPEC" SSH_FRESH "$AGENT_CMD"; now_us t1
   expect_rc "agent-$i" 0 "strata-agent no-op run $i"
   SSH_AGENT+=($((t1 - t0)))
 done
 on_all_nodes agent-mux-warmup "$SPEC" SSH_MUX "$AGENT_CMD" # opens the control masters
 expect_rc agent-mux-warmup 0 "strata-agent no-op run opening the control masters"
 for i in $(seq "$RUNS"); do
-  t0=$(now_us); on_all_nodes "agent-mux-$i" "$SPEC" SSH_MUX "$AGENT_CMD"; t1=$(now_us)
+  now_us t0; on_all_nodes "agent-mux-$i" "$SPEC" SSH_MUX "$AGENT_CMD"; now_us t1
   expect_rc "agent-mux-$i" 0 "strata-agent no-op run $i (multiplexed)"
   SSH_AGENT_MUX+=($((t1 - t0)))
 done
@@ -311,28 +316,31 @@ log "ssh: strata-agent ${SSH_AGENT[*]} us; multiplexed ${SSH_AGENT_MUX[*]} us; a
 med() { printf '%s\n' "$@" | median; }
 range() { printf '%s\n' "$@" | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {print lo, hi}'; }
 ratio() { awk -v a="$1" -v s="$2" 'BEGIN { r = a / s; printf (r < 10 ? "%.1f" : "%.0f"), r }'; }
-met() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t ? "yes" : "**no**") }'; }
+met() { awk -v a="$1" -v s="$2" -v t="$3" 'BEGIN { print (a / s >= t ? "yes" : "**no**") }'; } # ANSIBLE AGENT TARGET
 rng() { local lo hi; read -r lo hi < <(range "$@"); echo "$(fmt_us "$lo") – $(fmt_us "$hi")"; }
 
 la=$(med "${LOCAL_AGENT[@]}"); lb=$(med "${LOCAL_ANSIBLE[@]}")
 sa=$(med "${SSH_AGENT[@]}"); sm=$(med "${SSH_AGENT_MUX[@]}"); sb=$(med "${SSH_ANSIBLE[@]}")
 lr=$(ratio "$lb" "$la"); sr=$(ratio "$sb" "$sa"); mr=$(ratio "$sb" "$sm")
-ansible_ver=$("$VENV/bin/ansible-playbook" --version | head -n1 | sed 's/.*\[core \(.*\)\]/\1/')
+ansible_ver=$(ansible_version)
 ctl_py=$("$VENV/bin/python" -c 'import platform; print(platform.python_version())')
 node_py=$("$NODE_PYTHON" -c 'import platform; print(platform.python_version())')
 ssh_ver=$(ssh -V 2>&1 | awk '{print $1}' | tr -d ,)
+# Task counts as each tool reports them on its last local no-op run.
+agent_tasks=$(grep -o '^ok=[0-9]*' "$WORK/runs/local-agent-$RUNS.out" | cut -d= -f2)
+ansible_tasks=$(grep -o ' : ok=[0-9]*' "$WORK/runs/local-ansible-$RUNS.out" | cut -d= -f2)
 
 cat <<EOF
 ## strata-agent vs Ansible (issue: agent)
 
 Produced by \`scripts/bench_agent.sh\`: wall time of a **no-op run** (desired state
 already in place, after a first converging run), median of $RUNS runs per cell, on this
-machine ($(nproc) cores, shared), strata-agent $(echo "$want_version" | awk '{print $2}') debug build, ansible-core $ansible_ver.
+machine ($(nproc) cores, shared with other work: 1-minute load average $LOAD_START at the start, $(load) at the end), strata-agent $(echo "$want_version" | awk '{print $2}') debug build, ansible-core $ansible_ver.
 
 | scenario | strata-agent | ansible-playbook | ratio | target | met |
 | --- | ---: | ---: | ---: | ---: | --- |
-| local: \`strata-agent apply --root R\` vs \`ansible-playbook -c local\`, same temp root | $(fmt_us "$la") | $(fmt_us "$lb") | ${lr}x | ≥100x | $(met "$lr" 100) |
-| over SSH, $NODES lab nodes: $NODES parallel \`ssh\`, new connection each | $(fmt_us "$sa") | $(fmt_us "$sb") | ${sr}x | ≥20x | $(met "$sr" 20) |
+| local: \`strata-agent apply --root R\` vs \`ansible-playbook -c local\`, same temp root | $(fmt_us "$la") | $(fmt_us "$lb") | ${lr}x | ≥100x | $(met "$lb" "$la" 100) |
+| over SSH, $NODES lab nodes: $NODES parallel \`ssh\`, new connection each | $(fmt_us "$sa") | $(fmt_us "$sb") | ${sr}x | ≥20x | $(met "$sb" "$sa" 20) |
 | over SSH, $NODES lab nodes, agent reusing connections (ControlPersist, as Ansible does) | $(fmt_us "$sm") | $(fmt_us "$sb") | ${mr}x | – | – |
 
 Ranges (min – max): local agent $(rng "${LOCAL_AGENT[@]}"), local Ansible $(rng "${LOCAL_ANSIBLE[@]}");
@@ -342,12 +350,12 @@ SSH agent $(rng "${SSH_AGENT[@]}"), reusing connections $(rng "${SSH_AGENT_MUX[@
   \`config.toml\` (schema 2) and \`certs.d/docker.io/hosts.toml\`, kubelet \`config.yaml\` and
   \`/etc/default/kubelet\`, \`/etc/crictl.yaml\`, \`/etc/sysctl.d/99-strata.conf\` with 3 keys,
   \`/etc/modules-load.d/strata.conf\` with 2 modules, the swap line in \`/etc/fstab\` commented out.
-- **strata-agent** (6 tasks): writes those files and, through its simulated system
+- **strata-agent** ($agent_tasks tasks): writes those files and, through its simulated system
   (any \`--root\` other than \`/\`), checks and sets the live sysctl values
   (\`R/proc/sys/...\`), loaded modules (\`R/proc/modules\`), active swap (\`R/proc/swaps\`) and
   masks the swap unit (\`R/etc/systemd/system/swap.img.swap\`); a change would restart
   containerd/kubelet (handlers).
-- **ansible-playbook** (\`scripts/bench_agent/playbook.yml\`, 13 tasks, builtin modules only,
+- **ansible-playbook** (\`scripts/bench_agent/playbook.yml\`, $ansible_tasks tasks, builtin modules only,
   \`gather_facts: false\`): \`template\` for config.toml, hosts.toml and kubelet config.yaml,
   \`copy\` for the other files and the simulated live sysctl values, \`lineinfile\` for
   \`proc/modules\` and \`proc/swaps\`, \`replace\` for fstab, \`file\` for the certs.d directory

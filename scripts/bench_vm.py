@@ -137,7 +137,7 @@ def main():
     ratio = plans["strata_vm"] / plans["terraform_data"]
     print("## Proxmox VMs (issue: Proxmox)\n")
     print(f"{N} `strata_vm` cloned from one template (static cloud-init addresses) against {N} `terraform_data`, "
-          f"pve-sim with 10 ms tasks, debug build, median of {RUNS} plans, {os.cpu_count()} cores.\n")
+          f"pve-sim with 10 ms tasks, {'release' if 'release' in sys.argv[1] else 'debug'} build, median of {RUNS} plans, {os.cpu_count()} cores.\n")
     print("| measure | value |")
     print("| --- | --- |")
     print(f"| `terraform plan` (refresh), {N} `strata_vm` | {plans['strata_vm']:.2f} s |")

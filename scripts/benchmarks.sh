@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make bench`: regenerates docs/benchmarks.md from the benchmark scripts, in one run.
-# Release builds: the figures are what users run.
+# `make bench`: regenerates docs/benchmarks.md from the benchmark scripts. Release
+# builds: the figures are what users run. BENCH_SECTIONS (default "provider vm agent")
+# picks sections; a section not re-run keeps its text from the current file, so each
+# comparison in the file always comes from one run of its script.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -9,20 +11,20 @@ terraform="$(bash scripts/install-terraform.sh)"
 target="${CARGO_TARGET_DIR:-$root/target}"
 bin="$target/release"
 out="$root/docs/benchmarks.md"
+sections="${BENCH_SECTIONS:-provider vm agent}"
 tmp="$(mktemp)"
+# The current text of a section (from its "## " heading to the next), to keep it.
+keep() { [ -f "$out" ] && awk -v h="$1" 'index($0, "## ")==1 {on = index($0, h) > 0} on' "$out"; }
+run() { case " $sections " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 {
   echo "# Benchmarks"
   echo
   echo "Produced by \`make bench\` (scripts/benchmarks.sh) on $(date -u +%Y-%m-%d): $(nproc) cores,"
   echo "$(free -g | awk '/Mem:/{print $2}') GiB, release builds. Re-run it to refresh; do not edit by hand."
   echo
-  python3 scripts/bench_provider.py "$bin/terraform-provider-strata" "$terraform"
-  if [ -f scripts/bench_vm.py ]; then
-    python3 scripts/bench_vm.py "$bin" "$terraform" "$bin/pve-sim"
-  fi
-  if [ -f scripts/bench_agent.sh ]; then
-    STRATA_BIN_DIR="$bin" bash scripts/bench_agent.sh
-  fi
+  if run provider; then python3 scripts/bench_provider.py "$bin/terraform-provider-strata" "$terraform"; else keep "## Provider"; fi
+  if run vm; then python3 scripts/bench_vm.py "$bin" "$terraform" "$bin/pve-sim"; else keep "## Proxmox"; fi
+  if run agent; then CARGO_TARGET_DIR="$target" STRATA_BIN_DIR="$bin" bash scripts/bench_agent.sh; else keep "## strata-agent vs Ansible"; fi
 } > "$tmp"
 mkdir -p docs
 mv "$tmp" "$out"
