@@ -3,6 +3,9 @@
 #
 #   bash scripts/bench_agent.sh        (BENCH_RUNS=N for N timed runs per side, N >= 5; default 5)
 #
+# Binaries: strata-agent and strata-lab from $STRATA_BIN_DIR if set, else from
+# ${CARGO_TARGET_DIR:-target}/debug (`make bench` passes the release build).
+#
 # Prints a markdown section for docs/benchmarks.md on stdout; progress goes to stderr.
 #
 # Desired state: scripts/bench_agent/node.json (the agent's spec). Ansible gets the
@@ -23,8 +26,7 @@
 # Every timed run is verified to be a no-op (agent exit 0 on every node; Ansible
 # recap changed=0 failed=0 unreachable=0 for every host), else the script fails.
 #
-# Needs: root (the lab), python3 with venv, the binaries from `cargo build --workspace
-# --bins` in ${CARGO_TARGET_DIR:-target}/debug, and PyPI once: ansible-core is installed
+# Needs: root (the lab), python3 with venv, the binaries (above), and PyPI once: ansible-core is installed
 # into $STRATA_CACHE/ansible-venv (default ~/.cache/strata), reused on later runs.
 set -euo pipefail
 
@@ -32,9 +34,14 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="$REPO/scripts/bench_agent"
 SPEC="$DATA/node.json"
 PLAYBOOK="$DATA/playbook.yml"
-TARGET_DIR="$(realpath -m "${CARGO_TARGET_DIR:-$REPO/target}")"
-AGENT="$TARGET_DIR/debug/strata-agent"
-LAB="$TARGET_DIR/debug/strata-lab"
+# Binaries: STRATA_BIN_DIR if set (scripts/benchmarks.sh passes target/release), else the debug build.
+BIN_DIR="$(realpath -m "${STRATA_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/debug}")"
+AGENT="$BIN_DIR/strata-agent"
+LAB="$BIN_DIR/strata-lab"
+case "${BIN_DIR##*/}" in
+  debug | release) BUILD="${BIN_DIR##*/} build" ;;
+  *) BUILD="build from $BIN_DIR" ;;
+esac
 RUNS="${BENCH_RUNS:-5}"
 NODES=9
 CACHE="${STRATA_CACHE:-$HOME/.cache/strata}"
@@ -57,7 +64,7 @@ show() { # FILE...: print files (run output) to stderr for diagnosis
 [[ "$RUNS" =~ ^[0-9]+$ ]] && [ "$RUNS" -ge 5 ] || die "BENCH_RUNS must be an integer >= 5 (got '$RUNS')"
 [ "$(id -u)" -eq 0 ] || die "needs root (strata-lab creates namespaces)"
 for b in "$AGENT" "$LAB"; do
-  [ -x "$b" ] || die "$b not found: run 'cargo build --workspace --bins' first"
+  [ -x "$b" ] || die "$b not found: run 'cargo build --workspace --bins' (--release for target/release) first"
 done
 for f in "$SPEC" "$PLAYBOOK" "$DATA/seed.sh"; do [ -f "$f" ] || die "missing $f"; done
 for c in python3 ssh flock realpath timeout; do command -v "$c" >/dev/null || die "'$c' not found"; done
@@ -335,7 +342,8 @@ cat <<EOF
 
 Produced by \`scripts/bench_agent.sh\`: wall time of a **no-op run** (desired state
 already in place, after a first converging run), median of $RUNS runs per cell, on this
-machine ($(nproc) cores, shared with other work: 1-minute load average $LOAD_START at the start, $(load) at the end), strata-agent $(echo "$want_version" | awk '{print $2}') debug build, ansible-core $ansible_ver.
+machine ($(nproc) cores, shared with other work; 1-minute load average $LOAD_START before the benchmark and
+$(load) after it, its own Ansible runs included), strata-agent $(echo "$want_version" | awk '{print $2}') $BUILD, ansible-core $ansible_ver.
 
 | scenario | strata-agent | ansible-playbook | ratio | target | met |
 | --- | ---: | ---: | ---: | ---: | --- |
