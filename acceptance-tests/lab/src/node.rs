@@ -18,11 +18,12 @@ use crate::process::{describe, log_tail, spawn_daemon, wait_until, ProcessRef};
 use crate::state::NodeInfo;
 
 /// Host directories each node gets a private copy-on-write view of.
-pub const OVERLAY_DIRS: &[&str] = &["/etc", "/root", "/home", "/var/lib", "/var/log"];
-/// Data directories: a plain, initially empty per-node directory bound over the host's.
-/// Not overlays, because nfs-ganesha's VFS backend needs file handles, which overlayfs
-/// does not give (`name_to_handle_at` fails with EOPNOTSUPP).
-pub const DATA_DIRS: &[&str] = &["/srv"];
+pub const OVERLAY_DIRS: &[&str] = &["/etc", "/home", "/var/lib", "/var/log"];
+/// Plain, initially empty per-node directories bound over the host's. /srv: nfs-ganesha's
+/// VFS backend needs file handles, which overlayfs does not give (`name_to_handle_at`
+/// fails with EOPNOTSUPP). /root: a new machine has no root dotfiles; the host's (pyenv
+/// hooks in .bashrc, say) would run in every SSH session sshd starts through bash.
+pub const DATA_DIRS: &[&str] = &["/srv", "/root"];
 /// Directories each node gets empty.
 pub const TMPFS_DIRS: &[&str] = &["/run", "/tmp"];
 
@@ -80,13 +81,15 @@ pub fn prepare_files(data_dir: &Path, node: &str, files: &NodeFiles) -> Result<(
     for d in DATA_DIRS {
         let dir = data_dir.join("data").join(layer_name(d));
         fs::create_dir_all(&dir)?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+        // sshd refuses keys under a home that others can write to.
+        let mode = if *d == "/root" { 0o700 } else { 0o755 };
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))?;
     }
     let etc = upper_dir(data_dir, "/etc");
     write_file(&etc.join("ssh/sshd_config"), files.sshd_config, 0o644)?;
     write_file(&etc.join("hostname"), &format!("{node}\n"), 0o644)?;
     write_file(&etc.join("hosts"), files.hosts, 0o644)?;
-    let root_ssh = upper_dir(data_dir, "/root").join(".ssh");
+    let root_ssh = data_dir.join("data").join(layer_name("/root")).join(".ssh");
     fs::create_dir_all(&root_ssh)?;
     fs::set_permissions(&root_ssh, fs::Permissions::from_mode(0o700))?;
     write_file(&root_ssh.join("authorized_keys"), files.root_authorized_keys, 0o600)?;
