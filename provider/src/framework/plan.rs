@@ -1,7 +1,9 @@
 //! Generic planning: what Terraform's proposed new state becomes before a resource adds
 //! its own knowledge (see `Resource::modify_plan`).
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::diagnostics::{AttributePath, Diagnostics};
 use super::schema::{Block, Nesting, Schema};
@@ -16,9 +18,27 @@ pub struct PlanChange {
     pub planned: Value,
     pub requires_replace: Vec<AttributePath>,
     pub diagnostics: Diagnostics,
+    /// The configured provider, when it was configured (see `provider_data`).
+    pub(crate) provider: Option<ProviderHandle>,
+}
+
+/// The provider's data as plans see it.
+#[derive(Clone)]
+pub struct ProviderHandle(pub(crate) Arc<dyn Any + Send + Sync>);
+
+impl std::fmt::Debug for ProviderHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProviderHandle")
+    }
 }
 
 impl PlanChange {
+    /// The configured provider's data; `None` when the provider is not configured (a
+    /// plan must then not need it) or has another data type.
+    pub fn provider_data<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.provider.clone().and_then(|p| p.0.downcast::<T>().ok())
+    }
+
     pub fn is_create(&self) -> bool {
         self.prior.is_null()
     }
@@ -66,6 +86,7 @@ pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) ->
         planned,
         requires_replace,
         diagnostics: Diagnostics::new(),
+        provider: None,
     }
 }
 

@@ -13,22 +13,74 @@ use tokio_util::sync::CancellationToken;
 use super::diagnostics::{AttributePath, Diagnostic, Diagnostics};
 use super::json::{self, Extra};
 use super::model::{from_model, to_model};
-use super::plan::{self, PlanChange};
+use super::plan::{self, PlanChange, ProviderHandle};
 use super::schema::Schema;
 use super::validate::validate_block;
 use super::value::Value;
 
-/// What every operation gets: the configured provider's data and a cancellation token
-/// that fires when Terraform sends StopProvider (Ctrl-C).
+/// What every operation gets: the configured provider's data, what is being done (for
+/// messages and logs), and a cancellation token that fires when Terraform sends
+/// StopProvider (Ctrl-C) or when the operation's time limit (`timeouts`) runs out.
+/// Each operation has its own token: a stop ends what is in flight, nothing after it.
 #[derive(Clone)]
 pub struct Context {
     pub cancel: CancellationToken,
     data: Option<Arc<dyn Any + Send + Sync>>,
+    type_name: String,
+    operation: &'static str,
+    stop: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Context {
     pub fn new(cancel: CancellationToken, data: Option<Arc<dyn Any + Send + Sync>>) -> Context {
-        Context { cancel, data }
+        Context { cancel, data, type_name: String::new(), operation: "", stop: Default::default() }
+    }
+
+    /// Names the operation, e.g. (`strata_vm`, `create`).
+    pub fn for_operation(mut self, type_name: impl Into<String>, operation: &'static str) -> Context {
+        self.type_name = type_name.into();
+        self.operation = operation;
+        self
+    }
+
+    /// The resource or data source type, e.g. `strata_nfs_export` (empty outside one).
+    pub fn resource_type(&self) -> &str {
+        &self.type_name
+    }
+
+    /// `create`, `read`, `update`, `delete`, `import` (empty outside one).
+    pub fn operation(&self) -> &'static str {
+        self.operation
+    }
+
+    /// Cancels the operation, recording why (first reason wins).
+    pub fn stop(&self, reason: impl Into<String>) {
+        let mut r = self.stop.lock().expect("stop reason");
+        if r.is_none() {
+            *r = Some(reason.into());
+        }
+        drop(r);
+        self.cancel.cancel();
+    }
+
+    /// Why the token fired, e.g. "timed out after 5m (timeouts.create)" or "cancelled:
+    /// Terraform asked the provider to stop"; `None` while it has not.
+    pub fn stop_reason(&self) -> Option<String> {
+        if !self.cancel.is_cancelled() {
+            return None;
+        }
+        Some(
+            self.stop
+                .lock()
+                .expect("stop reason")
+                .clone()
+                .unwrap_or_else(|| "cancelled: Terraform asked the provider to stop".to_string()),
+        )
+    }
+
+    /// Whether the provider block has been configured in this process.
+    pub fn is_configured(&self) -> bool {
+        self.data.is_some()
     }
 
     /// The provider's configured data (clients, defaults).
@@ -84,8 +136,15 @@ pub trait Resource: Send + Sync + 'static {
     fn validate(&self, _config: &Value, _diags: &mut Diagnostics) {}
 
     /// Refines the generic plan: mark computed values that will change as unknown,
-    /// refuse impossible changes, force replacement.
+    /// refuse impossible changes, force replacement. `plan.provider_data()` gives the
+    /// configured provider (no network calls at plan time unless unavoidable).
     fn modify_plan(&self, _plan: &mut PlanChange) {}
+
+    /// How `terraform import` identifies an object of this type, for the docs (e.g.
+    /// "`node/vm_id`, e.g. `pve1/101`"); `None` when import is not supported.
+    fn import_id(&self) -> Option<&'static str> {
+        None
+    }
 
     async fn create(&self, ctx: &Context, planned: Self::Model) -> ApplyResult<Self::Model>;
     /// `None` when the object no longer exists.
@@ -130,7 +189,8 @@ pub trait AnyResource: Send + Sync {
     fn name(&self) -> &'static str;
     fn schema(&self) -> Schema;
     fn validate(&self, config: &Value) -> Diagnostics;
-    fn plan(&self, prior: &Value, proposed: &Value, config: &Value) -> PlanChange;
+    fn plan(&self, ctx: &Context, prior: &Value, proposed: &Value, config: &Value) -> PlanChange;
+    fn import_id(&self) -> Option<&'static str>;
     async fn apply(&self, ctx: &Context, prior: &Value, planned: &Value) -> Outcome;
     async fn read(&self, ctx: &Context, state: &Value) -> Outcome;
     async fn import(&self, ctx: &Context, id: &str) -> Outcome;
@@ -153,8 +213,13 @@ impl<R: Resource> AnyResource for R {
         diags
     }
 
-    fn plan(&self, prior: &Value, proposed: &Value, config: &Value) -> PlanChange {
+    fn import_id(&self) -> Option<&'static str> {
+        Resource::import_id(self)
+    }
+
+    fn plan(&self, ctx: &Context, prior: &Value, proposed: &Value, config: &Value) -> PlanChange {
         let mut change = plan::plan(&Resource::schema(self), prior, proposed, config);
+        change.provider = ctx.data.clone().map(ProviderHandle);
         if !change.planned.is_null() {
             self.modify_plan(&mut change);
         }

@@ -94,6 +94,9 @@ pub struct Attribute {
     pub default: Option<Value>,
     pub validators: Vec<Validator>,
     pub deprecated: bool,
+    /// Write-only (protocol 6.10, Terraform 1.11+): the value reaches the provider in the
+    /// configuration at plan and apply, and is null in every plan and state.
+    pub write_only: bool,
 }
 
 impl Attribute {
@@ -108,6 +111,7 @@ impl Attribute {
             default: None,
             validators: Vec::new(),
             deprecated: false,
+            write_only: false,
         }
     }
     pub fn required(name: &str, ty: Type) -> Attribute {
@@ -132,6 +136,13 @@ impl Attribute {
     }
     pub fn requires_replace(mut self) -> Attribute {
         self.requires_replace = true;
+        self
+    }
+    /// Never stored: see the field. Only for optional attributes; implies sensitive.
+    pub fn write_only(mut self) -> Attribute {
+        debug_assert!(self.mode == Mode::Optional || self.mode == Mode::Required, "write-only attributes cannot be computed");
+        self.write_only = true;
+        self.sensitive = true;
         self
     }
     /// A default makes the attribute optional+computed: the plan shows the value used.

@@ -29,7 +29,7 @@ fn block(b: &Block) -> pb::schema::Block {
                 sensitive: a.sensitive,
                 description_kind: pb::StringKind::Markdown as i32,
                 deprecated: a.deprecated,
-                write_only: false,
+                write_only: a.write_only,
                 deprecation_message: String::new(),
             })
             .collect(),

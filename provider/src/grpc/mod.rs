@@ -24,8 +24,10 @@ pub struct ProviderService {
     resources: HashMap<String, Arc<dyn AnyResource>>,
     data_sources: HashMap<String, Arc<dyn AnyDataSource>>,
     configured: RwLock<Option<Data>>,
-    /// Fired by StopProvider; every operation's context carries it.
-    stop: CancellationToken,
+    /// The parent of every operation's token. StopProvider cancels it (ending what is in
+    /// flight) and puts a fresh one in its place, so later operations run normally: a
+    /// reattached provider outlives many Ctrl-Cs.
+    stop: std::sync::Mutex<CancellationToken>,
 }
 
 impl ProviderService {
@@ -40,13 +42,15 @@ impl ProviderService {
             resources,
             data_sources,
             configured: RwLock::new(None),
-            stop: CancellationToken::new(),
+            stop: std::sync::Mutex::new(CancellationToken::new()),
         }
     }
 
-    fn context(&self) -> Context {
+    /// A context for one operation, with its own token under the current stop token.
+    fn context(&self, type_name: &str, operation: &'static str) -> Context {
         let data = self.configured.read().expect("configured lock").clone();
-        Context::new(self.stop.clone(), data)
+        let token = self.stop.lock().expect("stop lock").child_token();
+        Context::new(token, data).for_operation(type_name, operation)
     }
 
     fn resource(&self, type_name: &str) -> Result<&Arc<dyn AnyResource>, Diagnostics> {
@@ -57,11 +61,14 @@ impl ProviderService {
         self.data_sources.get(type_name).ok_or_else(|| unknown_type("data source", type_name))
     }
 
-    /// Runs a read-only operation unless Terraform asks the provider to stop first.
-    async fn cancellable<F: std::future::Future<Output = T>, T>(&self, f: F) -> Result<T, Diagnostics> {
+    /// Runs a read-only operation until it ends or its context is cancelled.
+    async fn cancellable<F: std::future::Future<Output = T>, T>(ctx: &Context, f: F) -> Result<T, Diagnostics> {
         tokio::select! {
             v = f => Ok(v),
-            _ = self.stop.cancelled() => Err(Diagnostic::error("Operation cancelled", "Terraform asked the provider to stop.").into()),
+            _ = ctx.cancel.cancelled() => Err(Diagnostic::error(
+                "Operation cancelled",
+                format!("{} {}: {}.", ctx.resource_type(), ctx.operation(), ctx.stop_reason().unwrap_or_default()),
+            ).into()),
         }
     }
 }
@@ -221,7 +228,10 @@ impl pb::provider_server::Provider for ProviderService {
         if let Ok(r) = self.resource(&req.type_name).map_err(|d| diags.extend(d)) {
             let ty = r.schema().value_type();
             match convert::decode(req.current_state.as_ref(), &ty, "state") {
-                Ok(state) => match self.cancellable(r.read(&self.context(), &state)).await {
+                Ok(state) => match {
+                    let ctx = self.context(&req.type_name, "read");
+                    Self::cancellable(&ctx, r.read(&ctx, &state)).await
+                } {
                     Ok(outcome) => {
                         diags.extend(outcome.diagnostics);
                         match convert::encode(&outcome.value, &ty) {
@@ -255,7 +265,7 @@ impl pb::provider_server::Provider for ProviderService {
             let config = convert::decode(req.config.as_ref(), &ty, "configuration")?;
             // Values unknown at validation time may be known now: check them again.
             let mut diags = if config.is_null() { Diagnostics::new() } else { r.validate(&config) };
-            let change = r.plan(&prior, &proposed, &config);
+            let change = r.plan(&self.context(&req.type_name, "plan"), &prior, &proposed, &config);
             diags.extend(change.diagnostics);
             if diags.has_errors() {
                 return Err(diags);
@@ -308,7 +318,14 @@ impl pb::provider_server::Provider for ProviderService {
         };
         // Not raced against StopProvider: a resource decides itself where it can stop
         // without leaving a half-made object, through the context's token.
-        let outcome = r.apply(&self.context(), &prior, &planned).await;
+        let op = if planned.is_null() {
+            "delete"
+        } else if prior.is_null() {
+            "create"
+        } else {
+            "update"
+        };
+        let outcome = r.apply(&self.context(&req.type_name, op), &prior, &planned).await;
         let mut diags = outcome.diagnostics;
         let new_state = match convert::encode(&outcome.value, &ty) {
             Ok(v) => Some(v),
@@ -332,7 +349,10 @@ impl pb::provider_server::Provider for ProviderService {
         let req = req.into_inner();
         tracing::debug!(type_name = %req.type_name, "ImportResourceState");
         let result = match self.resource(&req.type_name) {
-            Ok(r) => match self.cancellable(r.import(&self.context(), &req.id)).await {
+            Ok(r) => match {
+                let ctx = self.context(&req.type_name, "import");
+                Self::cancellable(&ctx, r.import(&ctx, &req.id)).await
+            } {
                 Ok(outcome) if !outcome.diagnostics.has_errors() => {
                     convert::encode(&outcome.value, &r.schema().value_type()).map(|state| (state, outcome.diagnostics))
                 }
@@ -367,7 +387,10 @@ impl pb::provider_server::Provider for ProviderService {
             Ok(d) => {
                 let ty = d.schema().value_type();
                 match convert::decode(req.config.as_ref(), &ty, "configuration") {
-                    Ok(config) => match self.cancellable(d.read(&self.context(), &config)).await {
+                    Ok(config) => match {
+                        let ctx = self.context(&req.type_name, "read");
+                        Self::cancellable(&ctx, d.read(&ctx, &config)).await
+                    } {
                         Ok(o) if !o.diagnostics.has_errors() => {
                             convert::encode(&o.value, &ty).map(|s| (s, o.diagnostics))
                         }
@@ -394,7 +417,9 @@ impl pb::provider_server::Provider for ProviderService {
         _req: Request<pb::stop_provider::Request>,
     ) -> Result<Response<pb::stop_provider::Response>, Status> {
         tracing::info!("StopProvider: cancelling in-flight operations");
-        self.stop.cancel();
+        let mut stop = self.stop.lock().expect("stop lock");
+        stop.cancel();
+        *stop = CancellationToken::new();
         Ok(Response::new(pb::stop_provider::Response { error: String::new() }))
     }
 }

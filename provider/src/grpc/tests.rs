@@ -288,4 +288,23 @@ async fn stop_provider_cancels_in_flight_reads() {
     svc.stop_provider(Request::new(pb::stop_provider::Request {})).await.unwrap();
     let resp = tokio::time::timeout(Duration::from_secs(5), reader).await.expect("read ended").unwrap().unwrap();
     assert_eq!(errors(&resp.into_inner().diagnostics), vec!["Operation cancelled"]);
+
+    // The stop ended what was in flight, not what comes after it.
+    let next = {
+        let svc = svc.clone();
+        let current_state = dv(&state, &ty);
+        tokio::spawn(async move {
+            svc.read_resource(Request::new(pb::read_resource::Request {
+                type_name: "test_slow".into(),
+                current_state,
+                ..Default::default()
+            }))
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!next.is_finished(), "a read after StopProvider is not cancelled by the earlier stop");
+    svc.stop_provider(Request::new(pb::stop_provider::Request {})).await.unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), next).await.expect("read ended").unwrap().unwrap();
+    assert_eq!(errors(&resp.into_inner().diagnostics), vec!["Operation cancelled"]);
 }
