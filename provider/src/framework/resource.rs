@@ -36,6 +36,11 @@ impl Context {
         Context { cancel, data, type_name: String::new(), operation: "", stop: Default::default() }
     }
 
+    /// A context with no provider data and its own token (tests, tools).
+    pub fn detached() -> Context {
+        Context::new(CancellationToken::new(), None)
+    }
+
     /// Names the operation, e.g. (`strata_vm`, `create`).
     pub fn for_operation(mut self, type_name: impl Into<String>, operation: &'static str) -> Context {
         self.type_name = type_name.into();

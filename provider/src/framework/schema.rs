@@ -140,7 +140,10 @@ impl Attribute {
     }
     /// Never stored: see the field. Only for optional attributes; implies sensitive.
     pub fn write_only(mut self) -> Attribute {
-        debug_assert!(self.mode == Mode::Optional || self.mode == Mode::Required, "write-only attributes cannot be computed");
+        debug_assert!(
+            self.mode == Mode::Optional || self.mode == Mode::Required,
+            "write-only attributes cannot be computed"
+        );
         self.write_only = true;
         self.sensitive = true;
         self

@@ -86,21 +86,21 @@ async fn plan_marks_what_will_change() {
     let prior_m = ClusterSecrets.create(&ctx(), planned("prod", None)).await.ok().unwrap();
     let prior = value_of(&prior_m);
     // Unchanged config: nothing unknown, nothing to replace.
-    let p = AnyResource::plan(&ClusterSecrets, &prior, &prior, &prior);
+    let p = AnyResource::plan(&ClusterSecrets, &crate::framework::Context::detached(), &prior, &prior, &prior);
     assert!(p.planned.is_fully_known());
     assert!(p.requires_replace.is_empty());
     assert_eq!(p.planned, prior);
     // Validity change: certificates unknown, keys kept, no replacement.
     let mut proposed = prior.clone();
     *proposed.attr_mut("validity_days").unwrap() = Value::int(90);
-    let p = AnyResource::plan(&ClusterSecrets, &prior, &proposed, &proposed);
+    let p = AnyResource::plan(&ClusterSecrets, &crate::framework::Context::detached(), &prior, &proposed, &proposed);
     assert_eq!(p.planned.attr("kubernetes_ca_cert"), Some(&Value::Unknown));
     assert_eq!(p.planned.attr("kubernetes_ca_key"), prior.attr("kubernetes_ca_key"));
     assert!(p.requires_replace.is_empty());
     // Name change: replacement.
     let mut proposed = prior.clone();
     *proposed.attr_mut("cluster_name").unwrap() = "other".into();
-    let p = AnyResource::plan(&ClusterSecrets, &prior, &proposed, &proposed);
+    let p = AnyResource::plan(&ClusterSecrets, &crate::framework::Context::detached(), &prior, &proposed, &proposed);
     assert_eq!(p.requires_replace, vec![AttributePath::root("cluster_name")]);
 }
 
@@ -113,14 +113,14 @@ fn create_plan_knows_the_id_and_defaults() {
         crate::framework::json::Extra::Reject,
     )
     .unwrap();
-    let p = AnyResource::plan(&ClusterSecrets, &Value::Null, &config, &config);
+    let p = AnyResource::plan(&ClusterSecrets, &crate::framework::Context::detached(), &Value::Null, &config, &config);
     assert_eq!(p.planned.attr("id"), Some(&Value::string("prod")));
     assert_eq!(p.planned.attr("validity_days"), Some(&Value::int(3650)));
     assert_eq!(p.planned.attr("key_algorithm"), Some(&Value::string("ecdsa-p256")));
     assert_eq!(p.planned.attr("bootstrap_token"), Some(&Value::Unknown));
     // An unknown cluster name (from another resource) leaves the id unknown.
     *config.attr_mut("cluster_name").unwrap() = Value::Unknown;
-    let p = AnyResource::plan(&ClusterSecrets, &Value::Null, &config, &config);
+    let p = AnyResource::plan(&ClusterSecrets, &crate::framework::Context::detached(), &Value::Null, &config, &config);
     assert_eq!(p.planned.attr("id"), Some(&Value::Unknown));
 }
 

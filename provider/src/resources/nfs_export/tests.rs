@@ -60,7 +60,7 @@ fn plan_knows_id_and_storage_class_parameters() {
     j["backend"] = "ganesha".into();
     j["pseudo_path"] = "/k8s-prod".into();
     let c = config(j);
-    let p = AnyResource::plan(&NfsExport, &Value::Null, &c, &c);
+    let p = AnyResource::plan(&NfsExport, &crate::framework::Context::detached(), &Value::Null, &c, &c);
     assert_eq!(p.planned.attr("id"), Some(&Value::string("10.0.0.5:k8s-prod")));
     assert_eq!(p.planned.attr("export_id"), Some(&Value::Unknown));
     let params = p.planned.attr("storage_class_parameters").unwrap();
@@ -70,7 +70,7 @@ fn plan_knows_id_and_storage_class_parameters() {
     );
     // Kernel exports have no export id.
     let c = config(base());
-    let p = AnyResource::plan(&NfsExport, &Value::Null, &c, &c);
+    let p = AnyResource::plan(&NfsExport, &crate::framework::Context::detached(), &Value::Null, &c, &c);
     assert_eq!(p.planned.attr("export_id"), Some(&Value::Null));
     assert_eq!(p.planned.attr("backend"), Some(&Value::string("kernel")));
     assert_eq!(p.planned.attr("delete_data_on_destroy"), Some(&Value::Bool(false)));
@@ -79,12 +79,14 @@ fn plan_knows_id_and_storage_class_parameters() {
 #[test]
 fn changing_host_path_or_backend_replaces() {
     let c = config(base());
-    let prior = AnyResource::plan(&NfsExport, &Value::Null, &c, &c).planned.unknown_as_null();
+    let prior = AnyResource::plan(&NfsExport, &crate::framework::Context::detached(), &Value::Null, &c, &c)
+        .planned
+        .unknown_as_null();
     let mut j = base();
     j["ssh"]["host"] = "10.0.0.6".into();
     j["clients"][0]["options"] = serde_json::json!(["ro"]);
     let c2 = config(j);
-    let p = AnyResource::plan(&NfsExport, &prior, &c2, &c2);
+    let p = AnyResource::plan(&NfsExport, &crate::framework::Context::detached(), &prior, &c2, &c2);
     assert_eq!(p.requires_replace, vec![AttributePath::root("ssh").attr("host")]);
 }
 

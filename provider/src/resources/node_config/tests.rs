@@ -61,7 +61,7 @@ fn refreshed_drift_plans_an_update_and_a_converged_node_plans_nothing() {
     // Any file serves as "the agent build" for planning: only its checksum is used.
     std::env::set_var("STRATA_AGENT_BINARY", std::env::current_exe().unwrap());
     let c = config(k8s_node());
-    let created = AnyResource::plan(&NodeConfig, &Value::Null, &c, &c);
+    let created = AnyResource::plan(&NodeConfig, &crate::framework::Context::detached(), &Value::Null, &c, &c);
     assert_eq!(created.planned.attr("id"), Some(&Value::string("10.0.0.5")));
     assert_eq!(created.planned.attr("changed_tasks"), Some(&Value::Unknown));
     assert_eq!(created.planned.attr("drift"), Some(&Value::List(vec![])));
@@ -71,14 +71,14 @@ fn refreshed_drift_plans_an_update_and_a_converged_node_plans_nothing() {
     // After apply: drift empty, tasks known.
     let mut state = created.planned.clone();
     *state.attr_mut("changed_tasks").unwrap() = Value::List(vec!["containerd config".into()]);
-    let p = AnyResource::plan(&NodeConfig, &state, &state, &c);
+    let p = AnyResource::plan(&NodeConfig, &crate::framework::Context::detached(), &state, &state, &c);
     assert!(p.planned.semantically_equal(&state), "nothing to do");
 
     // A refresh that found drift plans it away.
     let mut drifted = state.clone();
     *drifted.attr_mut("drift").unwrap() =
         Value::List(vec!["containerd config: update /etc/containerd/config.toml".into()]);
-    let p = AnyResource::plan(&NodeConfig, &drifted, &drifted, &c);
+    let p = AnyResource::plan(&NodeConfig, &crate::framework::Context::detached(), &drifted, &drifted, &c);
     assert_eq!(p.planned.attr("drift"), Some(&Value::List(vec![])));
     assert_eq!(p.planned.attr("changed_tasks"), Some(&Value::Unknown));
     assert!(p.requires_replace.is_empty());

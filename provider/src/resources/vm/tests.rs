@@ -197,12 +197,24 @@ fn shrinking_a_disk_is_refused_at_plan_time_and_growing_is_in_place() {
     prior.ipv4_addresses = Some(vec![]);
     let mut smaller = prior.clone();
     smaller.disks.as_mut().unwrap()[0].size_gb = 10;
-    let plan = AnyResource::plan(&Vm, &value(&prior), &value(&smaller), &value(&smaller));
+    let plan = AnyResource::plan(
+        &Vm,
+        &crate::framework::Context::detached(),
+        &value(&prior),
+        &value(&smaller),
+        &value(&smaller),
+    );
     assert_eq!(paths(&plan.diagnostics), vec!["disks[0].size_gb"]);
     let mut bigger = prior.clone();
     bigger.disks.as_mut().unwrap()[0].size_gb = 40;
     bigger.memory_mb = Some(8192);
-    let plan = AnyResource::plan(&Vm, &value(&prior), &value(&bigger), &value(&bigger));
+    let plan = AnyResource::plan(
+        &Vm,
+        &crate::framework::Context::detached(),
+        &value(&prior),
+        &value(&bigger),
+        &value(&bigger),
+    );
     assert!(plan.diagnostics.is_empty(), "{}", plan.diagnostics);
     assert!(plan.requires_replace.is_empty(), "{:?}", plan.requires_replace);
     // Another clone source replaces; another node too.
@@ -210,7 +222,8 @@ fn shrinking_a_disk_is_refused_at_plan_time_and_growing_is_in_place() {
     let mut other = prior.clone();
     other.clone = Some(CloneFrom { source_vm_id: 9001, full: Some(true) });
     other.node = "pve2".into();
-    let plan = AnyResource::plan(&Vm, &value(&prior), &value(&other), &value(&other));
+    let plan =
+        AnyResource::plan(&Vm, &crate::framework::Context::detached(), &value(&prior), &value(&other), &value(&other));
     let rr: Vec<String> = plan.requires_replace.iter().map(|p| p.to_string()).collect();
     assert!(rr.contains(&"clone".to_string()) && rr.contains(&"node".to_string()), "{rr:?}");
 }
@@ -236,7 +249,8 @@ fn unset_computed_values_proxmox_lacks_stay_null_on_update() {
     config.id = None;
     config.ipv4_addresses = None;
     config.network_devices[0].mac_address = None;
-    let plan = AnyResource::plan(&Vm, &value(&prior), &value(&prior), &value(&config));
+    let plan =
+        AnyResource::plan(&Vm, &crate::framework::Context::detached(), &value(&prior), &value(&prior), &value(&config));
     assert!(plan.diagnostics.is_empty());
     assert!(plan.planned.semantically_equal(&value(&prior)), "{:?}", plan.planned);
 }
