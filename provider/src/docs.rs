@@ -11,7 +11,9 @@ pub fn pages(provider: &dyn ProviderDefinition) -> Vec<(String, String)> {
     let mut out = vec![("index.md".to_string(), page(&format!("{prefix} provider"), "provider", &provider.schema()))];
     for r in provider.resources() {
         let name = format!("{prefix}_{}", r.name());
-        out.push((format!("resources/{}.md", r.name()), page(&name, "resource", &r.schema())));
+        let mut text = page(&name, "resource", &r.schema());
+        text.push_str(&import_section(&name, r.import_id()));
+        out.push((format!("resources/{}.md", r.name()), text));
     }
     for d in provider.data_sources() {
         let name = format!("{prefix}_{}", d.name());
@@ -42,7 +44,9 @@ fn block(s: &mut String, b: &Block, level: usize) {
         let _ = writeln!(s, "{heading} {title}\n");
         for a in attrs {
             let mut notes = vec![a.ty.to_string()];
-            if a.sensitive {
+            if a.write_only {
+                notes.push("write-only: never stored in state or plan files".into());
+            } else if a.sensitive {
                 notes.push("sensitive".into());
             }
             if a.requires_replace {
@@ -75,6 +79,16 @@ fn nested(s: &mut String, nb: &NestedBlock, level: usize) {
         let _ = writeln!(s, "{}\n", nb.block.description.trim());
     }
     block(s, &nb.block, level + 1);
+}
+
+/// Every resource page says whether and how it imports.
+fn import_section(name: &str, id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!(
+            "## Import\n\nImported by ID: {id}.\n\n```hcl\nimport {{\n  to = {name}.example\n  id = \"ID\"\n}}\n```\n\nor `terraform import {name}.example ID`.\n"
+        ),
+        None => format!("## Import\n\n`{name}` cannot be imported.\n"),
+    }
 }
 
 fn literal(v: &Value) -> String {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::diagnostics::{AttributePath, Diagnostics};
 use super::schema::{Block, Nesting, Schema};
 use super::value::Value;
+use super::write_only;
 
 /// A planned change, handed to a resource to refine.
 #[derive(Debug)]
@@ -67,15 +68,21 @@ impl PlanChange {
 }
 
 /// Plans from Terraform's proposed new state (config merged with prior state for
-/// computed attributes the config leaves null):
-/// - a computed attribute left null gets its default, else becomes unknown, but only
-///   where there is no prior object (a create, or a new nested element): on an update a
-///   null prior value is what the remote side has, and stays null;
+/// computed attributes the config leaves null), as terraform-plugin-framework does:
+/// - an attribute with a default gets it whenever the CONFIGURATION leaves it null
+///   (Terraform proposes the prior value there, so deleting a line would otherwise
+///   never bring the default back);
+/// - another computed attribute left null becomes unknown, but only where there is no
+///   prior object (a create, or a new nested element): on an update a null prior value
+///   is what the remote side has, and stays null;
 /// - computed values Terraform carried over from the prior state are kept, so an
 ///   unrelated change does not show them as "known after apply";
+/// - write-only attributes are null (they live only in the configuration);
 /// - changed attributes marked `requires_replace` are reported.
 pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) -> PlanChange {
-    let planned = if proposed.is_null() { Value::Null } else { fill_computed(&schema.block, proposed, prior) };
+    let mut planned =
+        if proposed.is_null() { Value::Null } else { fill_computed(&schema.block, proposed, prior, Some(config)) };
+    write_only::clear(&schema.block, &mut planned);
     let mut requires_replace = Vec::new();
     if !prior.is_null() && !planned.is_null() {
         replace_paths(&schema.block, prior, &planned, &AttributePath::default(), &mut requires_replace);
@@ -90,7 +97,9 @@ pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) ->
     }
 }
 
-fn fill_computed(block: &Block, proposed: &Value, prior: &Value) -> Value {
+/// `config` is the configuration at the same place, when it can be matched (sets have
+/// no identity: their elements are planned from the proposed value alone).
+fn fill_computed(block: &Block, proposed: &Value, prior: &Value, config: Option<&Value>) -> Value {
     let Value::Object(attrs) = proposed else { return proposed.clone() };
     let existed = matches!(prior, Value::Object(_));
     let mut out: BTreeMap<String, Value> = attrs.clone();
@@ -98,21 +107,25 @@ fn fill_computed(block: &Block, proposed: &Value, prior: &Value) -> Value {
         if !a.mode.is_computed() {
             continue;
         }
+        let configured = match config {
+            Some(c) => c.attr(&a.name).is_some_and(|v| !v.is_null()),
+            None => false,
+        };
         let v = out.entry(a.name.clone()).or_insert(Value::Null);
-        if v.is_null() {
-            *v = match (&a.default, existed) {
-                (Some(d), _) => d.clone(),
-                (None, true) => Value::Null,
-                (None, false) => Value::Unknown,
-            };
+        match &a.default {
+            Some(d) if !configured && (config.is_some() || v.is_null()) => *v = d.clone(),
+            Some(_) => {}
+            None if v.is_null() => *v = if existed { Value::Null } else { Value::Unknown },
+            None => {}
         }
     }
     for b in &block.blocks {
         let Some(v) = out.get_mut(&b.name) else { continue };
         let before = prior.attr(&b.name).unwrap_or(&Value::Null);
+        let conf = config.map(|c| c.attr(&b.name).unwrap_or(&Value::Null));
         *v = match (b.nesting, &*v) {
             (Nesting::Single, inner) if !inner.is_null() && !inner.is_unknown() => {
-                fill_computed(&b.block, inner, before)
+                fill_computed(&b.block, inner, before, conf)
             }
             // Terraform matches list elements with the prior ones by position.
             (Nesting::List, Value::List(items)) => Value::List(
@@ -124,23 +137,31 @@ fn fill_computed(block: &Block, proposed: &Value, prior: &Value) -> Value {
                             Value::List(ps) => ps.get(i).unwrap_or(&Value::Null),
                             _ => &Value::Null,
                         };
-                        fill_computed(&b.block, item, p)
+                        let c = match conf {
+                            Some(Value::List(cs)) => cs.get(i),
+                            _ => None,
+                        };
+                        fill_computed(&b.block, item, p, c)
                     })
                     .collect(),
             ),
             // Set elements have no identity across plans: treat each as new.
             (Nesting::Set, Value::Set(items)) => {
-                Value::Set(items.iter().map(|i| fill_computed(&b.block, i, &Value::Null)).collect())
+                Value::Set(items.iter().map(|i| fill_computed(&b.block, i, &Value::Null, None)).collect())
             }
             (Nesting::Map, Value::Map(items)) => Value::Map(
                 items
                     .iter()
                     .map(|(k, i)| {
-                        let p = before.attr(k).or_else(|| match before {
+                        let p = match before {
                             Value::Map(m) => m.get(k),
                             _ => None,
-                        });
-                        (k.clone(), fill_computed(&b.block, i, p.unwrap_or(&Value::Null)))
+                        };
+                        let c = match conf {
+                            Some(Value::Map(cs)) => cs.get(k),
+                            _ => None,
+                        };
+                        (k.clone(), fill_computed(&b.block, i, p.unwrap_or(&Value::Null), c))
                     })
                     .collect(),
             ),
@@ -253,6 +274,39 @@ mod tests {
         let Some(Value::List(nics)) = p.planned.attr("nic") else { panic!() };
         assert_eq!(nics[0].attr("mac"), Some(&Value::Null));
         assert_eq!(nics[1].attr("mac"), Some(&Value::Unknown), "a new element's computed value is not known yet");
+    }
+
+    #[test]
+    fn a_default_comes_back_when_its_line_is_removed() {
+        // Terraform proposes the prior value (100) for an optional+computed attribute the
+        // configuration no longer sets; the default must win over it.
+        let prior = obj(vec![
+            ("name", "a".into()),
+            ("days", Value::int(100)),
+            ("id", "x1".into()),
+            ("nic", Value::List(vec![obj(vec![("bridge", "vmbr0".into()), ("mac", "aa".into())])])),
+        ]);
+        let proposed = prior.clone();
+        let mut config = prior.clone();
+        if let Value::Object(m) = &mut config {
+            m.insert("days".into(), Value::Null);
+            m.insert("id".into(), Value::Null);
+            m.insert("nic".into(), Value::List(vec![obj(vec![("bridge", "vmbr0".into()), ("mac", Value::Null)])]));
+        }
+        let p = plan(&schema(), &prior, &proposed, &config);
+        assert_eq!(p.planned.attr("days"), Some(&Value::int(10)));
+        assert_eq!(p.planned.attr("id"), Some(&Value::string("x1")), "computed values without default are kept");
+        let Some(Value::List(nics)) = p.planned.attr("nic") else { panic!() };
+        assert_eq!(nics[0].attr("mac"), Some(&Value::string("aa")));
+        // A configured value stays as configured.
+        if let Value::Object(m) = &mut config {
+            m.insert("days".into(), Value::int(7));
+        }
+        let mut proposed = proposed;
+        if let Value::Object(m) = &mut proposed {
+            m.insert("days".into(), Value::int(7));
+        }
+        assert_eq!(plan(&schema(), &prior, &proposed, &config).planned.attr("days"), Some(&Value::int(7)));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
@@ -15,8 +16,10 @@ use super::json::{self, Extra};
 use super::model::{from_model, to_model};
 use super::plan::{self, PlanChange, ProviderHandle};
 use super::schema::Schema;
+use super::timeouts::{self, Timeouts};
 use super::validate::validate_block;
 use super::value::Value;
+use super::write_only;
 
 /// What every operation gets: the configured provider's data, what is being done (for
 /// messages and logs), and a cancellation token that fires when Terraform sends
@@ -151,6 +154,11 @@ pub trait Resource: Send + Sync + 'static {
         None
     }
 
+    /// Time limits used when the `timeouts` block leaves one unset.
+    fn timeouts(&self) -> Timeouts {
+        Timeouts::default()
+    }
+
     async fn create(&self, ctx: &Context, planned: Self::Model) -> ApplyResult<Self::Model>;
     /// `None` when the object no longer exists.
     async fn read(&self, ctx: &Context, state: Self::Model) -> Result<Option<Self::Model>, Diagnostics>;
@@ -188,18 +196,99 @@ impl Outcome {
     }
 }
 
-/// A resource with its model erased, as the gRPC layer sees it.
+/// A resource with its model erased, as the gRPC layer sees it. The framework adds the
+/// `timeouts` block to every resource and enforces it, and keeps write-only values out
+/// of plans and state; resources see neither.
 #[async_trait]
 pub trait AnyResource: Send + Sync {
     fn name(&self) -> &'static str;
+    /// The schema Terraform sees (the resource's own plus `timeouts`).
     fn schema(&self) -> Schema;
     fn validate(&self, config: &Value) -> Diagnostics;
     fn plan(&self, ctx: &Context, prior: &Value, proposed: &Value, config: &Value) -> PlanChange;
     fn import_id(&self) -> Option<&'static str>;
-    async fn apply(&self, ctx: &Context, prior: &Value, planned: &Value) -> Outcome;
+    /// `config` is null for a destroy; it carries the write-only values otherwise.
+    async fn apply(&self, ctx: &Context, prior: &Value, planned: &Value, config: &Value) -> Outcome;
     async fn read(&self, ctx: &Context, state: &Value) -> Outcome;
     async fn import(&self, ctx: &Context, id: &str) -> Outcome;
     fn upgrade(&self, version: i64, raw_json: &[u8]) -> Outcome;
+}
+
+/// How long an operation that was told to stop (its time limit ran out) may take to
+/// wind down and report what exists, before the framework gives up on it.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// Runs `work` within the operation's time limit. When the limit runs out the context
+/// is cancelled (remote commands are killed, waits end) and the work gets a short
+/// grace to return what it has; its own error then says where it stopped.
+async fn within_limit<T>(
+    ctx: &Context,
+    limit: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, Diagnostics> {
+    tokio::pin!(work);
+    tokio::select! {
+        v = &mut work => return Ok(v),
+        _ = tokio::time::sleep(limit) => {}
+    }
+    let key = if ctx.operation() == "import" { "read" } else { ctx.operation() };
+    ctx.stop(format!("timed out after {} (timeouts.{key})", timeouts::go_form(limit)));
+    match tokio::time::timeout(STOP_GRACE, work).await {
+        Ok(v) => Ok(v),
+        Err(_) => Err(Diagnostic::error(
+            format!("{} {} timed out", ctx.resource_type(), ctx.operation()),
+            format!(
+                "Not done after {} (timeouts.{key}), and it did not stop within {}s of being cancelled.",
+                timeouts::go_form(limit),
+                STOP_GRACE.as_secs()
+            ),
+        )
+        .into()),
+    }
+}
+
+/// Adds a diagnostic saying the operation ran out of time, when it did and failed.
+fn note_timeout(ctx: &Context, diags: &mut Diagnostics) {
+    if diags.has_errors() {
+        if let Some(reason) = ctx.stop_reason().filter(|r| r.starts_with("timed out")) {
+            diags.push(Diagnostic::error(
+                format!("{} {} {reason}", ctx.resource_type(), ctx.operation()),
+                "The operation was cancelled when its time limit ran out; raise the limit in the resource's timeouts block if it needs longer.",
+            ));
+        }
+    }
+}
+
+impl<R: Resource> ResourceExt for R {}
+
+/// What the erased form needs beyond the typed trait.
+trait ResourceExt: Resource {
+    /// Whether the framework adds `timeouts` (a resource that declares its own keeps it).
+    fn framework_timeouts(&self) -> bool {
+        Resource::schema(self).block.find_block(timeouts::BLOCK).is_none()
+    }
+
+    fn full_schema(&self) -> Schema {
+        let mut s = Resource::schema(self);
+        if s.block.find_block(timeouts::BLOCK).is_none() {
+            s.block.blocks.push(timeouts::block(&self.timeouts()));
+        }
+        s
+    }
+
+    /// Model -> value of the full schema, carrying `timeouts` over from `source`.
+    fn to_value(&self, m: &Self::Model, source: &Value) -> Result<Value, Diagnostics> {
+        let own = Resource::schema(self);
+        let mut v = from_model(m, &own.value_type())?;
+        if self.framework_timeouts() {
+            if let Value::Object(attrs) = &mut v {
+                let t = source.attr(timeouts::BLOCK).cloned().unwrap_or(Value::Null);
+                attrs.insert(timeouts::BLOCK.to_string(), t.unknown_as_null());
+            }
+        }
+        write_only::clear(&own.block, &mut v);
+        Ok(v)
+    }
 }
 
 #[async_trait]
@@ -208,12 +297,12 @@ impl<R: Resource> AnyResource for R {
         Resource::name(self)
     }
     fn schema(&self) -> Schema {
-        Resource::schema(self)
+        self.full_schema()
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut diags = Diagnostics::new();
-        validate_block(&Resource::schema(self).block, config, &AttributePath::default(), &mut diags);
+        validate_block(&self.full_schema().block, config, &AttributePath::default(), &mut diags);
         Resource::validate(self, config, &mut diags);
         diags
     }
@@ -223,7 +312,7 @@ impl<R: Resource> AnyResource for R {
     }
 
     fn plan(&self, ctx: &Context, prior: &Value, proposed: &Value, config: &Value) -> PlanChange {
-        let mut change = plan::plan(&Resource::schema(self), prior, proposed, config);
+        let mut change = plan::plan(&self.full_schema(), prior, proposed, config);
         change.provider = ctx.data.clone().map(ProviderHandle);
         if !change.planned.is_null() {
             self.modify_plan(&mut change);
@@ -231,73 +320,99 @@ impl<R: Resource> AnyResource for R {
         change
     }
 
-    async fn apply(&self, ctx: &Context, prior: &Value, planned: &Value) -> Outcome {
-        let ty = Resource::schema(self).value_type();
-        let to_value = |m: &R::Model| from_model(m, &ty);
+    async fn apply(&self, ctx: &Context, prior: &Value, planned: &Value, config: &Value) -> Outcome {
+        let (limit, _) =
+            timeouts::limit(if planned.is_null() { prior } else { planned }, ctx.operation(), &self.timeouts());
         if planned.is_null() {
             let result = match to_model::<R::Model>(prior) {
-                Ok(state) => self.delete(ctx, state).await,
+                Ok(state) => within_limit(ctx, limit, self.delete(ctx, state)).await.and_then(|r| r),
                 Err(d) => Err(d),
             };
             return match result {
                 Ok(()) => Outcome { value: Value::Null, diagnostics: Diagnostics::new() },
-                Err(d) => Outcome::failed(prior.clone(), d),
+                Err(mut d) => {
+                    note_timeout(ctx, &mut d);
+                    Outcome::failed(prior.clone(), d)
+                }
             };
         }
-        let planned_model = match to_model::<R::Model>(planned) {
+        // The resource works with the write-only values; they never leave this function.
+        let mut with_secrets = planned.clone();
+        write_only::fill_from_config(&Resource::schema(self).block, &mut with_secrets, config);
+        let planned_model = match to_model::<R::Model>(&with_secrets) {
             Ok(m) => m,
             Err(d) => return Outcome::failed(prior.clone(), d),
         };
-        let result = if prior.is_null() {
-            self.create(ctx, planned_model).await
-        } else {
-            match to_model::<R::Model>(prior) {
-                Ok(p) => self.update(ctx, p, planned_model).await,
-                Err(d) => Err(d.into()),
+        let work = async {
+            if prior.is_null() {
+                self.create(ctx, planned_model).await
+            } else {
+                match to_model::<R::Model>(prior) {
+                    Ok(p) => self.update(ctx, p, planned_model).await,
+                    Err(d) => Err(d.into()),
+                }
             }
         };
+        let result = within_limit(ctx, limit, work).await.unwrap_or_else(|d| Err(d.into()));
         match result {
-            Ok(m) => match to_value(&m) {
+            Ok(m) => match self.to_value(&m, planned) {
                 Ok(v) => Outcome { value: v, diagnostics: Diagnostics::new() },
                 Err(d) => Outcome::failed(prior.clone(), d),
             },
-            Err(Failure { state: Some(m), mut diagnostics }) => match to_value(&m) {
-                Ok(v) => Outcome::failed(v.unknown_as_null(), diagnostics),
-                Err(d) => {
-                    diagnostics.extend(d);
-                    Outcome::failed(prior.clone(), diagnostics)
+            Err(Failure { state: Some(m), mut diagnostics }) => {
+                note_timeout(ctx, &mut diagnostics);
+                match self.to_value(&m, planned) {
+                    Ok(v) => Outcome::failed(v.unknown_as_null(), diagnostics),
+                    Err(d) => {
+                        diagnostics.extend(d);
+                        Outcome::failed(prior.clone(), diagnostics)
+                    }
                 }
-            },
-            Err(Failure { state: None, diagnostics }) => Outcome::failed(prior.clone(), diagnostics),
+            }
+            Err(Failure { state: None, mut diagnostics }) => {
+                note_timeout(ctx, &mut diagnostics);
+                Outcome::failed(prior.clone(), diagnostics)
+            }
         }
     }
 
     async fn read(&self, ctx: &Context, state: &Value) -> Outcome {
-        let ty = Resource::schema(self).value_type();
         let model = match to_model::<R::Model>(state) {
             Ok(m) => m,
             Err(d) => return Outcome::failed(state.clone(), d),
         };
-        match Resource::read(self, ctx, model).await {
-            Ok(Some(m)) => match from_model(&m, &ty) {
+        let (limit, _) = timeouts::limit(state, "read", &self.timeouts());
+        match within_limit(ctx, limit, Resource::read(self, ctx, model)).await.and_then(|r| r) {
+            Ok(Some(m)) => match self.to_value(&m, state) {
                 Ok(v) => Outcome { value: v, diagnostics: Diagnostics::new() },
                 Err(d) => Outcome::failed(state.clone(), d),
             },
             Ok(None) => Outcome { value: Value::Null, diagnostics: Diagnostics::new() },
-            Err(d) => Outcome::failed(state.clone(), d),
+            Err(mut d) => {
+                note_timeout(ctx, &mut d);
+                Outcome::failed(state.clone(), d)
+            }
         }
     }
 
     async fn import(&self, ctx: &Context, id: &str) -> Outcome {
-        let ty = Resource::schema(self).value_type();
-        match Resource::import(self, ctx, id).await.and_then(|m| from_model(&m, &ty)) {
+        let limit = self.timeouts().read;
+        match within_limit(ctx, limit, Resource::import(self, ctx, id))
+            .await
+            .and_then(|r| r)
+            .and_then(|m| self.to_value(&m, &Value::Null))
+        {
             Ok(v) => Outcome { value: v, diagnostics: Diagnostics::new() },
-            Err(d) => Outcome::failed(Value::Null, d),
+            Err(mut d) => {
+                note_timeout(ctx, &mut d);
+                Outcome::failed(Value::Null, d)
+            }
         }
     }
 
     fn upgrade(&self, version: i64, raw_json: &[u8]) -> Outcome {
-        let schema = Resource::schema(self);
+        let schema = self.full_schema();
+
         if version > schema.version {
             return Outcome::failed(
                 Value::Null,

@@ -304,9 +304,14 @@ impl pb::provider_server::Provider for ProviderService {
             }
         };
         let ty = r.schema().value_type();
-        let decoded = convert::decode(req.prior_state.as_ref(), &ty, "prior state")
-            .and_then(|p| Ok((p, convert::decode(req.planned_state.as_ref(), &ty, "planned state")?)));
-        let (prior, planned) = match decoded {
+        let decoded = convert::decode(req.prior_state.as_ref(), &ty, "prior state").and_then(|p| {
+            Ok((
+                p,
+                convert::decode(req.planned_state.as_ref(), &ty, "planned state")?,
+                convert::decode(req.config.as_ref(), &ty, "configuration")?,
+            ))
+        });
+        let (prior, planned, config) = match decoded {
             Ok(v) => v,
             Err(d) => {
                 return Ok(Response::new(pb::apply_resource_change::Response {
@@ -325,7 +330,7 @@ impl pb::provider_server::Provider for ProviderService {
         } else {
             "update"
         };
-        let outcome = r.apply(&self.context(&req.type_name, op), &prior, &planned).await;
+        let outcome = r.apply(&self.context(&req.type_name, op), &prior, &planned, &config).await;
         let mut diags = outcome.diagnostics;
         let new_state = match convert::encode(&outcome.value, &ty) {
             Ok(v) => Some(v),

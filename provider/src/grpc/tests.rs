@@ -18,7 +18,7 @@ fn service() -> ProviderService {
 }
 
 fn secrets_type() -> Type {
-    crate::framework::Resource::schema(&crate::resources::cluster_secrets::ClusterSecrets).value_type()
+    crate::framework::AnyResource::schema(&crate::resources::cluster_secrets::ClusterSecrets).value_type()
 }
 
 fn dv(v: &Value, ty: &Type) -> Option<pb::DynamicValue> {
@@ -259,7 +259,7 @@ impl crate::framework::ProviderDefinition for SlowProvider {
         Ok(Arc::new(()))
     }
     fn resources(&self) -> Vec<Arc<dyn crate::framework::AnyResource>> {
-        vec![Arc::new(Slow)]
+        vec![Arc::new(Slow), Arc::new(Probe)]
     }
     fn data_sources(&self) -> Vec<Arc<dyn crate::framework::AnyDataSource>> {
         vec![]
@@ -269,8 +269,10 @@ impl crate::framework::ProviderDefinition for SlowProvider {
 #[tokio::test]
 async fn stop_provider_cancels_in_flight_reads() {
     let svc = Arc::new(ProviderService::new(Arc::new(SlowProvider)));
-    let ty = Type::object([("id", Type::String)]);
-    let state = Value::Object([("id".to_string(), Value::string("x"))].into());
+    let ty = crate::framework::AnyResource::schema(&Slow).value_type();
+    let state = Value::Object(
+        [("id".to_string(), Value::string("x")), ("timeouts".to_string(), Value::Null)].into(),
+    );
     let reader = {
         let svc = svc.clone();
         let current_state = dv(&state, &ty);
@@ -307,4 +309,132 @@ async fn stop_provider_cancels_in_flight_reads() {
     svc.stop_provider(Request::new(pb::stop_provider::Request {})).await.unwrap();
     let resp = tokio::time::timeout(Duration::from_secs(5), next).await.expect("read ended").unwrap().unwrap();
     assert_eq!(errors(&resp.into_inner().diagnostics), vec!["Operation cancelled"]);
+}
+
+/// A resource with a write-only `secret` (its create reports the length it received)
+/// whose create can hang until its context is cancelled.
+struct Probe;
+
+#[derive(Serialize, Deserialize)]
+struct ProbeModel {
+    secret: Option<String>,
+    secret_len: Option<i64>,
+    hang: Option<bool>,
+}
+
+#[async_trait]
+impl Resource for Probe {
+    type Model = ProbeModel;
+    fn name(&self) -> &'static str {
+        "probe"
+    }
+    fn schema(&self) -> Schema {
+        Schema::new(
+            0,
+            Block::new("probe")
+                .attribute(Attribute::optional("secret", Type::String).write_only())
+                .attribute(Attribute::computed("secret_len", Type::Number))
+                .attribute(Attribute::optional("hang", Type::Bool)),
+        )
+    }
+    async fn create(&self, ctx: &Context, mut m: ProbeModel) -> ApplyResult<ProbeModel> {
+        if m.hang == Some(true) {
+            ctx.cancel.cancelled().await;
+            return Err(crate::framework::Diagnostic::error("stopped", ctx.stop_reason().unwrap_or_default()).into());
+        }
+        m.secret_len = Some(m.secret.as_deref().map_or(-1, |s| s.len() as i64));
+        Ok(m)
+    }
+    async fn read(&self, _: &Context, m: ProbeModel) -> Result<Option<ProbeModel>, Diagnostics> {
+        Ok(Some(m))
+    }
+    async fn update(&self, ctx: &Context, _: ProbeModel, m: ProbeModel) -> ApplyResult<ProbeModel> {
+        self.create(ctx, m).await
+    }
+    async fn delete(&self, _: &Context, _: ProbeModel) -> Result<(), Diagnostics> {
+        Ok(())
+    }
+}
+
+fn probe_value(pairs: serde_json::Value) -> (Value, Type) {
+    let ty = crate::framework::AnyResource::schema(&Probe).value_type();
+    (crate::framework::json::decode(&pairs, &ty, crate::framework::json::Extra::Reject).unwrap(), ty)
+}
+
+async fn plan_and_apply(svc: &ProviderService, cfg: &Value, ty: &Type) -> (Value, pb::apply_resource_change::Response) {
+    let plan = svc
+        .plan_resource_change(Request::new(pb::plan_resource_change::Request {
+            type_name: "test_probe".into(),
+            prior_state: dv(&Value::Null, ty),
+            proposed_new_state: dv(cfg, ty),
+            config: dv(cfg, ty),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(errors(&plan.diagnostics).is_empty(), "{:?}", plan.diagnostics);
+    let planned = msgpack::decode(&plan.planned_state.as_ref().unwrap().msgpack, ty).unwrap();
+    let applied = svc
+        .apply_resource_change(Request::new(pb::apply_resource_change::Request {
+            type_name: "test_probe".into(),
+            prior_state: dv(&Value::Null, ty),
+            planned_state: plan.planned_state.clone(),
+            config: dv(cfg, ty),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    (planned, applied)
+}
+
+#[tokio::test]
+async fn write_only_values_reach_apply_and_never_plan_or_state() {
+    let svc = ProviderService::new(Arc::new(SlowProvider));
+    let (cfg, ty) = probe_value(serde_json::json!({"secret": "s3cret"}));
+    let (planned, applied) = plan_and_apply(&svc, &cfg, &ty).await;
+    assert_eq!(planned.attr("secret"), Some(&Value::Null), "write-only value planned");
+    assert!(errors(&applied.diagnostics).is_empty(), "{:?}", applied.diagnostics);
+    let state = msgpack::decode(&applied.new_state.unwrap().msgpack, &ty).unwrap();
+    assert_eq!(state.attr("secret"), Some(&Value::Null), "write-only value stored");
+    assert_eq!(state.attr("secret_len"), Some(&Value::int(6)), "create did not receive the value");
+    let schema = svc.get_provider_schema(Request::new(pb::get_provider_schema::Request {})).await.unwrap().into_inner();
+    let attrs = &schema.resource_schemas["test_probe"].block.as_ref().unwrap().attributes;
+    let secret = attrs.iter().find(|a| a.name == "secret").unwrap();
+    assert!(secret.write_only && secret.sensitive);
+}
+
+#[tokio::test]
+async fn a_create_that_outlives_its_timeout_is_cancelled_and_says_so() {
+    let svc = ProviderService::new(Arc::new(SlowProvider));
+    let (cfg, ty) = probe_value(serde_json::json!({"hang": true, "timeouts": {"create": "300ms"}}));
+    let started = std::time::Instant::now();
+    let (_, applied) = tokio::time::timeout(Duration::from_secs(10), plan_and_apply(&svc, &cfg, &ty))
+        .await
+        .expect("the timeout ended the create");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let text: Vec<String> = applied.diagnostics.iter().map(|d| format!("{} {}", d.summary, d.detail)).collect();
+    assert!(
+        text.iter().any(|t| t.contains("test_probe create timed out after 300ms (timeouts.create)")),
+        "{text:?}"
+    );
+    // The resource's own token fired with the reason.
+    assert!(text.iter().any(|t| t.starts_with("stopped timed out after 300ms")), "{text:?}");
+}
+
+#[tokio::test]
+async fn an_invalid_timeout_is_refused_naming_the_attribute() {
+    let svc = ProviderService::new(Arc::new(SlowProvider));
+    let (cfg, ty) = probe_value(serde_json::json!({"timeouts": {"delete": "ten minutes"}}));
+    let resp = svc
+        .validate_resource_config(Request::new(pb::validate_resource_config::Request {
+            type_name: "test_probe".into(),
+            config: dv(&cfg, &ty),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(errors(&resp.diagnostics), vec!["Invalid value for timeouts.delete"]);
 }
