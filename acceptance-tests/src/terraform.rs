@@ -88,8 +88,9 @@ impl Workdir {
         self.env.push((k.into(), v.into()));
     }
 
-    /// Runs `terraform ARGS` in the directory; `-no-color` is added for readable output.
-    pub fn run(&self, args: &[&str]) -> Result<Run> {
+    /// `terraform ARGS` in the directory, not started: for tests that signal it or read
+    /// its output while it runs. `-no-color` is added as in `run`.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(terraform_bin());
         cmd.current_dir(self.dir.path()).args(args);
         if !args.contains(&"-json") && !matches!(args.first(), Some(&"version") | Some(&"output")) {
@@ -99,7 +100,12 @@ impl Workdir {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let out = cmd.output().with_context(|| format!("running {}", terraform_bin().display()))?;
+        cmd
+    }
+
+    /// Runs `terraform ARGS` in the directory; `-no-color` is added for readable output.
+    pub fn run(&self, args: &[&str]) -> Result<Run> {
+        let out = self.command(args).output().with_context(|| format!("running {}", terraform_bin().display()))?;
         Ok(Run::from(out))
     }
 

@@ -270,9 +270,7 @@ impl crate::framework::ProviderDefinition for SlowProvider {
 async fn stop_provider_cancels_in_flight_reads() {
     let svc = Arc::new(ProviderService::new(Arc::new(SlowProvider)));
     let ty = crate::framework::AnyResource::schema(&Slow).value_type();
-    let state = Value::Object(
-        [("id".to_string(), Value::string("x")), ("timeouts".to_string(), Value::Null)].into(),
-    );
+    let state = Value::Object([("id".to_string(), Value::string("x")), ("timeouts".to_string(), Value::Null)].into());
     let reader = {
         let svc = svc.clone();
         let current_state = dv(&state, &ty);
@@ -415,10 +413,7 @@ async fn a_create_that_outlives_its_timeout_is_cancelled_and_says_so() {
         .expect("the timeout ended the create");
     assert!(started.elapsed() >= Duration::from_millis(300));
     let text: Vec<String> = applied.diagnostics.iter().map(|d| format!("{} {}", d.summary, d.detail)).collect();
-    assert!(
-        text.iter().any(|t| t.contains("test_probe create timed out after 300ms (timeouts.create)")),
-        "{text:?}"
-    );
+    assert!(text.iter().any(|t| t.contains("test_probe create timed out after 300ms (timeouts.create)")), "{text:?}");
     // The resource's own token fired with the reason.
     assert!(text.iter().any(|t| t.starts_with("stopped timed out after 300ms")), "{text:?}");
 }
