@@ -5,8 +5,11 @@ STRATA_CACHE ?= $(HOME)/.cache/strata
 export STRATA_CACHE
 TERRAFORM := $(STRATA_CACHE)/bin/terraform
 export STRATA_TERRAFORM := $(TERRAFORM)
+# Tools this Makefile installs itself (Terraform's launcher, cargo-nextest) live here.
+export PATH := $(STRATA_CACHE)/bin:$(PATH)
+NEXTEST_VERSION ?= 0.9.143
 
-.PHONY: all build deps terraform test demo bench docs
+.PHONY: all build deps terraform nextest test demo bench docs
 
 all: build
 
@@ -19,10 +22,17 @@ terraform: deps
 	@bash scripts/install-terraform.sh >/dev/null
 	@$(TERRAFORM) version | head -n1
 
+# cargo-nextest runs the tests; built from crates.io (pinned) when this machine lacks it.
+nextest:
+	@if ! $(CARGO) nextest --version >/dev/null 2>&1; then \
+		echo "installing cargo-nextest $(NEXTEST_VERSION) into $(STRATA_CACHE)/bin (a few minutes, once)"; \
+		$(CARGO) install --locked --quiet cargo-nextest --version $(NEXTEST_VERSION) --root $(STRATA_CACHE); \
+	fi
+
 build:
 	$(CARGO) build --workspace --bins
 
-test: deps terraform build
+test: deps terraform nextest build
 	$(CARGO) nextest run --workspace --no-fail-fast --profile ci
 
 demo: deps terraform
