@@ -266,47 +266,38 @@ impl crate::framework::ProviderDefinition for SlowProvider {
     }
 }
 
+/// Starts a ReadResource of `test_slow` in the background.
+fn spawn_slow_read(
+    svc: &Arc<ProviderService>,
+    state: &Value,
+    ty: &Type,
+) -> tokio::task::JoinHandle<Result<tonic::Response<pb::read_resource::Response>, tonic::Status>> {
+    let svc = svc.clone();
+    let current_state = dv(state, ty);
+    tokio::spawn(async move {
+        svc.read_resource(Request::new(pb::read_resource::Request {
+            type_name: "test_slow".into(),
+            current_state,
+            ..Default::default()
+        }))
+        .await
+    })
+}
+
 #[tokio::test]
-async fn stop_provider_cancels_in_flight_reads() {
+async fn stop_provider_cancels_in_flight_reads_and_nothing_after_them() {
     let svc = Arc::new(ProviderService::new(Arc::new(SlowProvider)));
     let ty = crate::framework::AnyResource::schema(&Slow).value_type();
     let state = Value::Object([("id".to_string(), Value::string("x")), ("timeouts".to_string(), Value::Null)].into());
-    let reader = {
-        let svc = svc.clone();
-        let current_state = dv(&state, &ty);
-        tokio::spawn(async move {
-            svc.read_resource(Request::new(pb::read_resource::Request {
-                type_name: "test_slow".into(),
-                current_state,
-                ..Default::default()
-            }))
-            .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!reader.is_finished(), "the read waits until stopped");
-    svc.stop_provider(Request::new(pb::stop_provider::Request {})).await.unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(5), reader).await.expect("read ended").unwrap().unwrap();
-    assert_eq!(errors(&resp.into_inner().diagnostics), vec!["Operation cancelled"]);
-
-    // The stop ended what was in flight, not what comes after it.
-    let next = {
-        let svc = svc.clone();
-        let current_state = dv(&state, &ty);
-        tokio::spawn(async move {
-            svc.read_resource(Request::new(pb::read_resource::Request {
-                type_name: "test_slow".into(),
-                current_state,
-                ..Default::default()
-            }))
-            .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!next.is_finished(), "a read after StopProvider is not cancelled by the earlier stop");
-    svc.stop_provider(Request::new(pb::stop_provider::Request {})).await.unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(5), next).await.expect("read ended").unwrap().unwrap();
-    assert_eq!(errors(&resp.into_inner().diagnostics), vec!["Operation cancelled"]);
+    for round in ["first", "second"] {
+        // The second round shows the stop ended what was in flight, not what came after.
+        let reader = spawn_slow_read(&svc, &state, &ty);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!reader.is_finished(), "{round} read: it waits until stopped");
+        svc.stop_provider(Request::new(pb::stop_provider::Request {})).await.unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(5), reader).await.expect("read ended").unwrap().unwrap();
+        assert_eq!(errors(&resp.into_inner().diagnostics), vec!["Operation cancelled"], "{round} read");
+    }
 }
 
 /// A resource with a write-only `secret` (its create reports the length it received)
