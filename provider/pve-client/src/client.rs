@@ -57,7 +57,7 @@ impl Client {
         let endpoint = cfg.endpoint.trim_end_matches('/');
         let endpoint = endpoint.strip_suffix("/api2/json").unwrap_or(endpoint);
         let url = reqwest::Url::parse(endpoint).map_err(|e| Error::Config(format!("endpoint is not a URL: {e}")))?;
-        if url.scheme() != "https" && url.scheme() != "http" {
+        if url.scheme() != "https" {
             return Err(Error::Config("endpoint must be an https:// URL".into()));
         }
         match &cfg.auth {

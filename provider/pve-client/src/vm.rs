@@ -136,6 +136,19 @@ pub struct CloneSpec {
     pub description: Option<String>,
 }
 
+/// `tags` as PVE stores them with its default tag style: lower-case, sorted and
+/// de-duplicated (it also accepts `,` and spaces as separators).
+pub fn split_tags(v: &str) -> Vec<String> {
+    let mut t: Vec<String> = v
+        .split(|c: char| c == ';' || c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    t.sort();
+    t.dedup();
+    t
+}
+
 fn random_uuid() -> String {
     let h: String = (0..16).map(|_| format!("{:02x}", fastrand::u8(..))).collect();
     format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])

@@ -1,10 +1,9 @@
 //! `strata_vm`: a QEMU VM on Proxmox VE. Split: `schema` (attributes, validators),
-//! `model` (state <-> Proxmox config), `plan` (plan-time checks), this file (CRUD), and
-//! `provider_config` (the provider's `proxmox` block).
+//! `model` (state <-> Proxmox config), `plan` (plan-time checks) and this file (CRUD).
+//! Proxmox access comes from the shared `crate::proxmox` module.
 
 pub mod model;
 pub mod plan;
-pub mod provider_config;
 pub mod schema;
 
 use std::sync::{Arc, Mutex};
@@ -17,7 +16,7 @@ use strata_pve_client::{Client, Error as PveError};
 use crate::framework::{
     ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, Failure, PlanChange, Resource, Schema, Value,
 };
-use crate::provider::ProviderData;
+use crate::proxmox::{client, client_if_known};
 use model::{
     cloudinit_slot, config_change, config_disks, create_params, free_cloudinit_slot, from_pve, needs_reboot, ReadMode,
     VmModel,
@@ -31,18 +30,6 @@ const READ_CACHE: Duration = Duration::from_secs(5);
 const AGENT_WAIT: Duration = Duration::from_secs(120);
 /// Rounds of "that VMID was taken meanwhile, pick another".
 const VMID_ROUNDS: usize = 20;
-
-/// The configured Proxmox client, bound to this operation's cancellation.
-pub fn client(ctx: &Context) -> Result<Client, Diagnostics> {
-    let data = ctx.provider_data::<ProviderData>()?;
-    let c = data.proxmox.as_ref().ok_or_else(|| {
-        Diagnostics::from(Diagnostic::error(
-            "Proxmox is not configured",
-            "Set the provider's proxmox block (endpoint and api_token or username/password) or the STRATA_PVE_* environment variables.",
-        ))
-    })?;
-    Ok(c.with_cancel(ctx.cancel.clone()))
-}
 
 /// Where a Proxmox parameter lives in this resource, for diagnostics.
 fn param_path(param: &str) -> Option<AttributePath> {
@@ -333,7 +320,12 @@ impl Resource for Vm {
     }
 
     fn modify_plan(&self, plan: &mut PlanChange) {
+        crate::proxmox::require_at_plan(plan);
         plan::modify_plan(plan);
+    }
+
+    fn import_id(&self) -> Option<&'static str> {
+        Some("`node/vm_id`, e.g. `pve1/101` (the VM is found by VMID anywhere in the cluster; `node` must be where it runs now)")
     }
 
     async fn create(&self, ctx: &Context, planned: VmModel) -> ApplyResult<VmModel> {
@@ -371,7 +363,11 @@ impl Resource for Vm {
     }
 
     async fn read(&self, ctx: &Context, state: VmModel) -> Result<Option<VmModel>, Diagnostics> {
-        let c = client(ctx)?;
+        let Some(c) = client_if_known(ctx)? else {
+            // Proxmox settings come from resources not applied yet: nothing to observe.
+            tracing::warn!(vm_id = ?state.vm_id, "Proxmox access known only after apply; keeping the prior state");
+            return Ok(Some(state));
+        };
         let vmid = vmid_of(&state)?;
         read_one(&c, vmid, Some(&state), ReadMode::Refresh, false).await.map_err(|e| pve_diags("read the VM", &e))
     }

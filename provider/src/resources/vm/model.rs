@@ -122,17 +122,7 @@ pub fn prop_list(v: &str, default_key: &str) -> BTreeMap<String, String> {
     out
 }
 
-/// `tags`: PVE separates with `;` (also accepts `,` and spaces).
-pub fn split_tags(v: &str) -> Vec<String> {
-    let mut t: Vec<String> = v
-        .split(|c: char| c == ';' || c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.to_ascii_lowercase())
-        .collect();
-    t.sort();
-    t.dedup();
-    t
-}
+pub use strata_pve_client::vm::split_tags;
 
 pub fn join_tags(tags: &[String]) -> String {
     let mut t: Vec<String> = tags.iter().map(|s| s.to_ascii_lowercase()).collect();
