@@ -75,6 +75,19 @@ pub fn pve_diags(what: &str, e: &PveError) -> Diagnostics {
     d
 }
 
+/// Points diagnostics without a path at `attr`.
+fn with_path(d: Diagnostics, attr: &str) -> Diagnostics {
+    let mut out = Diagnostics::new();
+    for diag in d.iter() {
+        let mut diag = diag.clone();
+        if diag.attribute.is_none() {
+            diag = diag.at(AttributePath::root(attr));
+        }
+        out.push(diag);
+    }
+    out
+}
+
 fn timeout_of(t: Option<&String>, default: &str) -> Duration {
     t.and_then(|s| schema::parse_duration(s))
         .or_else(|| schema::parse_duration(default))
@@ -375,23 +388,39 @@ impl Resource for Vm {
     async fn update(&self, ctx: &Context, prior: VmModel, planned: VmModel) -> ApplyResult<VmModel> {
         let c = client(ctx)?;
         let vmid = vmid_of(&prior)?;
-        let node = prior.node.clone();
         let limit =
             timeout_of(planned.timeouts.as_ref().and_then(|t| t.update.as_ref()), schema::DEFAULT_UPDATE_TIMEOUT);
         let work = async {
-            let reboot = converge(&c, &node, vmid, &planned, Some(&prior)).await?;
-            let running = c
+            // Where the VM is now (HA or a person may have moved it since the refresh).
+            let here = c
                 .cluster_vms()
                 .await
-                .map_err(|e| pve_diags("read the VM status", &e))?
-                .iter()
+                .map_err(|e| pve_diags("find the VM", &e))?
+                .into_iter()
                 .find(|v| v.vmid == vmid)
-                .map(|v| v.running())
-                .unwrap_or(false);
+                .ok_or_else(|| {
+                    Diagnostics::from(Diagnostic::error("VM vanished", format!("VM {vmid} is not in the cluster.")))
+                })?;
+            if here.node != planned.node {
+                c.migrate_vm(&here.node, vmid, &planned.node, here.running())
+                    .await
+                    .map_err(|e| pve_diags(&format!("migrate the VM to node {}", planned.node), &e))?;
+            }
+            let node = planned.node.clone();
+            if here.pool != planned.pool {
+                c.set_pool(vmid, here.pool.as_deref(), planned.pool.as_deref())
+                    .await
+                    .map_err(|e| with_path(pve_diags("change the VM's pool", &e), "pool"))?;
+            }
+            let reboot = converge(&c, &node, vmid, &planned, Some(&prior)).await?;
+            let running = here.running();
             match (planned.started, running) {
                 // A start boots with the new settings already.
                 (Some(true), false) => c.start_vm(&node, vmid).await.map_err(|e| pve_diags("start the VM", &e))?,
-                (Some(false), true) => c.stop_vm(&node, vmid).await.map_err(|e| pve_diags("stop the VM", &e))?,
+                (Some(false), true) => {
+                    let grace = timeout_of(planned.shutdown_timeout.as_ref(), schema::DEFAULT_SHUTDOWN_TIMEOUT);
+                    c.shutdown_vm(&node, vmid, grace).await.map_err(|e| pve_diags("shut the VM down", &e))?
+                }
                 (_, true) if reboot && planned.reboot_after_update != Some(false) => {
                     c.reboot_vm(&node, vmid).await.map_err(|e| pve_diags("reboot the VM", &e))?
                 }
@@ -426,7 +455,12 @@ impl Resource for Vm {
         let c = client(ctx)?;
         let vmid = vmid_of(&state)?;
         let limit = timeout_of(state.timeouts.as_ref().and_then(|t| t.delete.as_ref()), schema::DEFAULT_DELETE_TIMEOUT);
-        match tokio::time::timeout(limit, c.destroy_vm(&state.node, vmid)).await {
+        // The VM may have moved since the state was written (HA, a person, -refresh=false).
+        let node = match c.cluster_vms().await {
+            Ok(vms) => vms.into_iter().find(|v| v.vmid == vmid).map(|v| v.node).unwrap_or(state.node.clone()),
+            Err(e) => return Err(pve_diags("find the VM", &e)),
+        };
+        match tokio::time::timeout(limit, c.destroy_vm(&node, vmid)).await {
             Ok(r) => r.map_err(|e| pve_diags("destroy the VM", &e)),
             Err(_) => Err(Diagnostic::error(
                 "Timed out destroying the VM",

@@ -22,6 +22,7 @@ pub struct VmModel {
     pub disks: Option<Vec<Disk>>,
     pub on_boot: Option<bool>,
     pub started: Option<bool>,
+    pub shutdown_timeout: Option<String>,
     pub agent_enabled: Option<bool>,
     pub reboot_after_update: Option<bool>,
     pub ipv4_addresses: Option<Vec<String>>,
@@ -351,7 +352,10 @@ pub fn from_pve(cfg: &VmConfig, vm: &ClusterVm, prior: Option<&VmModel>, mode: R
         disks.push(Disk { interface: k, storage: d.storage().to_string(), size_gb: d.size_gb().unwrap_or(0) });
     }
 
-    let network_devices = nets(cfg)
+    // NICs are unmanaged while the state has none (the configuration omits them):
+    // report none rather than a template's, which the configuration cannot match.
+    let unmanaged_nics = !import && prior.is_some_and(|p| p.network_devices.is_empty());
+    let network_devices = if unmanaged_nics { vec![] } else { nets(cfg) }
         .into_iter()
         .map(|(_, n)| Nic {
             bridge: n.opts.get("bridge").cloned().unwrap_or_default(),
@@ -418,6 +422,9 @@ pub fn from_pve(cfg: &VmConfig, vm: &ClusterVm, prior: Option<&VmModel>, mode: R
         disks: Some(disks),
         on_boot: cfg.get("onboot").and_then(pve_bool),
         started: Some(vm.running()),
+        shutdown_timeout: prior
+            .and_then(|p| p.shutdown_timeout.clone())
+            .or_else(|| Some(super::schema::DEFAULT_SHUTDOWN_TIMEOUT.to_string())),
         agent_enabled: agent_on(cfg),
         reboot_after_update: prior.and_then(|p| p.reboot_after_update).or(Some(true)),
         ipv4_addresses: static_ipv4(cfg).map(|a| vec![a]).or_else(|| prior.and_then(|p| p.ipv4_addresses.clone())),
@@ -495,9 +502,10 @@ pub fn config_change(want: &VmModel, cfg: &VmConfig, prior: Option<&VmModel>) ->
         }
     }
 
-    // Network devices: the list is authoritative; unmanaged options (mtu, queues...)
-    // and the MAC Proxmox assigned are kept.
-    let current = nets(cfg);
+    // Network devices: a non-empty list is authoritative; unmanaged options (mtu,
+    // queues...) and the MAC Proxmox assigned are kept. No list at all leaves the
+    // VM's NICs (e.g. a template's) alone, as unset `disks` do.
+    let current = if want.network_devices.is_empty() { vec![] } else { nets(cfg) };
     for (i, nic) in want.network_devices.iter().enumerate() {
         let key = format!("net{i}");
         let now = current.iter().find(|(n, _)| *n == i as u32).map(|(_, v)| v.clone());
