@@ -328,7 +328,11 @@ pub fn from_pve(cfg: &VmConfig, vm: &ClusterVm, prior: Option<&VmModel>, mode: R
         None => prior.and_then(|p| p.tags.clone()).filter(|t| t.is_empty()),
     };
 
-    let cpu_keys = cfg.get("cores").is_some() || cfg.get("sockets").is_some() || cfg.get("cpu").is_some();
+    // An import shows a `cpu` block only when the VM differs from Proxmox's defaults
+    // (1 core, 1 socket, no model): a clone inherits `cores: 1` from its template, and
+    // the configuration that created it has no cpu block.
+    let non_default = |k: &str| cfg.get(k).is_some_and(|v| v != "1");
+    let cpu_keys = non_default("cores") || non_default("sockets") || cfg.get("cpu").is_some();
     let cpu = if prior.is_some_and(|p| p.cpu.is_some()) || (import && cpu_keys) {
         Some(Cpu {
             cores: int("cores"),

@@ -294,3 +294,15 @@ fn node_and_pool_changes_are_in_place_and_the_id_follows_the_node() {
     assert!(!plan.diagnostics.has_errors(), "{:?}", plan.diagnostics);
     assert_eq!(plan.planned.attr("id"), Some(&Value::string("pve2/120")));
 }
+
+#[test]
+fn import_shows_no_cpu_block_for_proxmox_defaults_a_clone_inherited() {
+    let mut cfg = VmConfig::default();
+    cfg.0.insert("name".into(), "w0".into());
+    cfg.0.insert("cores".into(), "1".into());
+    let m = from_pve(&cfg, &vm("pve1", 120, true), None, ReadMode::Import);
+    assert_eq!(m.cpu, None, "cores=1 is Proxmox's default; a configuration without cpu block made it");
+    cfg.0.insert("sockets".into(), "2".into());
+    let m = from_pve(&cfg, &vm("pve1", 120, true), None, ReadMode::Import);
+    assert_eq!(m.cpu, Some(Cpu { cores: Some(1), sockets: Some(2), cpu_type: None }));
+}
