@@ -197,7 +197,14 @@ pub fn client(ctx: &Context) -> Result<Client, Diagnostics> {
         ProxmoxAccess::NotConfigured => Err(not_configured()),
         ProxmoxAccess::KnownAfterApply => Err(Diagnostic::error(
             "Proxmox access is not known yet",
-            "The provider's proxmox settings depend on resources that are not applied yet; this needs them now.",
+            format!(
+                "{} needs Proxmox now, but the provider's proxmox settings come from resources that are not \
+                 applied yet. Apply those first (e.g. terraform apply -target=...), or give the settings directly.",
+                match ctx.resource_type() {
+                    "" => "This operation",
+                    t => t,
+                }
+            ),
         )
         .into()),
     }

@@ -218,7 +218,13 @@ impl Client {
                 .http
                 .post(format!("{}/access/ticket", self.inner.base))
                 .form(&[("username", username), ("password", password)]);
-            let result = match req.send().await {
+            let started = Instant::now();
+            let sent = req.send().await;
+            let duration_ms = started.elapsed().as_millis() as u64;
+            // Never the form: it holds the password.
+            let status = sent.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+            tracing::debug!(method = "POST", path = "/access/ticket", status, duration_ms, "Proxmox request");
+            let result = match sent {
                 Ok(resp) => decode(op.clone(), resp).await,
                 Err(e) => Err(Error::Transport { op: op.clone(), message: transport_message(&e) }),
             };

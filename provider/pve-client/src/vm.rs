@@ -447,17 +447,9 @@ impl Client {
             };
             match &result {
                 Err(e) if e.is_ambiguous() || e.is_transient() || e.is_lock() => {
-                    self.invalidate_cache().await;
-                    // A migration that did start holds `lock: migrate` until done.
-                    if let Some(vm) = self.cluster_vms().await?.into_iter().find(|v| v.vmid == vmid) {
-                        if vm.node == target {
-                            result = Ok(());
-                            break;
-                        }
-                        if vm.lock.as_deref() == Some("migrate") {
-                            self.wait_unlocked(&vm.node, vmid).await?;
-                            continue;
-                        }
+                    if self.migrated(vmid, target).await? {
+                        result = Ok(());
+                        break;
                     }
                     self.sleep(self.inner.cfg.retry.delay(attempt)).await?;
                 }
@@ -466,6 +458,24 @@ impl Client {
         }
         self.invalidate_cache().await;
         result
+    }
+
+    /// After an ambiguous migration request: waits while a migration of the VM runs
+    /// (`lock: migrate`), then tells whether the VM is on `target`.
+    async fn migrated(&self, vmid: u32, target: &str) -> Result<bool> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let vm = self.cluster_vms().await?.into_iter().find(|v| v.vmid == vmid);
+            match vm {
+                Some(vm) if vm.node == target => return Ok(true),
+                Some(vm) if vm.lock.as_deref() == Some("migrate") && start.elapsed() < UNLOCK_WAIT => {
+                    self.sleep(delay).await?;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                _ => return Ok(false),
+            }
+        }
     }
 
     /// Moves the VM into `pool` (out of any other: `allow-move`), or out of

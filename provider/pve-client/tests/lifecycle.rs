@@ -60,6 +60,35 @@ async fn migrates_running_vms_live_with_local_disks_and_stopped_ones_offline() {
 }
 
 #[tokio::test]
+async fn migrations_whose_answers_are_lost_are_never_started_twice() {
+    let (sim, _d) = sim_with(|_| {}).await;
+    let c = client(&sim, Auth::Token(Secret::new(TOKEN)));
+    vm(&c, 105, &[]).await;
+    c.start_vm("pve1", 105).await.unwrap();
+    // A third of the requests lose their answer, writes after they were carried out.
+    sim.set_faults(pve_sim::Faults { reset_pct: 30, reset_after_pct: 100, ..Default::default() }).unwrap();
+    let lost = |sim: &SimHandle| {
+        let log = sim.request_log();
+        log.iter().filter(|r| r.path.ends_with("/migrate") && r.fault.as_deref() == Some("reset-after")).count()
+    };
+    // Migrate back and forth until some answers were lost (bounded).
+    let mut node = "pve1";
+    let mut migrations = 0;
+    while migrations < 20 && (migrations < 4 || lost(&sim) < 2 || node != "pve1") {
+        let target = if node == "pve1" { "pve2" } else { "pve1" };
+        c.migrate_vm(node, 105, target, true).await.unwrap();
+        node = target;
+        migrations += 1;
+    }
+    sim.set_faults(pve_sim::Faults::default()).unwrap();
+    assert!(lost(&sim) > 0, "no migration answer was lost; the test proves nothing");
+    assert_eq!(where_is(&c, 105).await.0, node);
+    let state = sim.state_json();
+    let tasks = state["tasks"].as_object().unwrap().values().filter(|t| t["type"] == "qmigrate").count();
+    assert_eq!(tasks, migrations, "one migration task per migration");
+}
+
+#[tokio::test]
 async fn pool_membership_moves_and_is_removed_repeatably() {
     let (sim, _d) = sim_with(|_| {}).await;
     let c = client(&sim, Auth::Token(Secret::new(TOKEN)));
