@@ -452,3 +452,46 @@ fn ten_vms_at_parallelism_1() {
 fn ten_vms_at_parallelism_20() {
     ten_vms_at_parallelism("20");
 }
+
+#[test]
+fn debug_logs_show_each_proxmox_request_and_no_secret() {
+    let sim = Sim::start(|_| {});
+    let mut wd = sim.workdir(&vm("a", "pve1", ""));
+    wd.set_env("TF_LOG_PROVIDER", "DEBUG");
+    let r = must(wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap(), "apply");
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| l.contains("Proxmox request")).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("/nodes/pve1/qemu") && l.contains("POST") && l.contains("200")),
+        "no create request logged:\n{}",
+        r.stderr
+    );
+    assert!(lines.iter().all(|l| l.contains("duration_ms")), "{lines:?}");
+    let secret = TOKEN.rsplit_once('=').unwrap().1;
+    assert!(!r.stderr.contains(secret) && !r.stdout.contains(secret), "the API token leaked into the logs");
+}
+
+#[test]
+fn an_http_endpoint_is_refused_at_validate_without_echoing_the_token() {
+    let tf = format!(
+        r#"
+terraform {{
+  required_providers {{
+    strata = {{ source = "strata-iac/strata" }}
+  }}
+}}
+provider "strata" {{
+  proxmox {{
+    endpoint  = "http://pve1.example.com:8006"
+    api_token = "root@pam!t=never-shown-secret"
+  }}
+}}
+{}
+"#,
+        vm("a", "pve1", "")
+    );
+    let wd = Workdir::new(&provider_dir(), &tf).unwrap();
+    let r = wd.run(&["validate"]).unwrap();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("must use https") && r.stderr.contains("proxmox.endpoint"), "{}", r.stderr);
+    assert!(!r.stderr.contains("never-shown-secret"));
+}
