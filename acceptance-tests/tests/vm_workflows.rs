@@ -215,6 +215,24 @@ provider "strata" {{
     apply(&wd);
     assert_eq!(sim.vms().len(), 1);
     assert_plan_empty(&wd);
+
+    // The endpoint becomes unknown again (its source is replaced): existing VMs are
+    // planned from their state without calling out, and nothing about them changes.
+    wd.write(
+        "main.tf",
+        &tf.replace(
+            &format!("input = \"{}\"", sim.handle.endpoint()),
+            &format!("input = \"{}/\"", sim.handle.endpoint()),
+        ),
+    )
+    .unwrap();
+    sim.handle.clear_request_log();
+    let (plan, actions) = planned_actions(&wd, &[]);
+    assert!(sim.handle.request_log().is_empty(), "planned with unknown Proxmox settings but called out");
+    let vm_action = actions.iter().find(|(a, _)| a == "strata_vm.a").unwrap();
+    assert_eq!(vm_action.1, vec!["no-op".to_string()], "{}", plan["resource_changes"]);
+    apply(&wd);
+    assert_plan_empty(&wd);
 }
 
 #[test]
