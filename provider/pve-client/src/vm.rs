@@ -457,11 +457,21 @@ impl Client {
             }
         }
         self.invalidate_cache().await;
-        result
+        result?;
+        // Check rather than assume: for an HA-managed VM the task only hands the
+        // request to the HA manager, and a later step must not act on the wrong node.
+        if !self.migrated(vmid, target).await? {
+            return Err(Error::Api {
+                op: format!("POST {path}"),
+                status: 500,
+                message: format!("VM {vmid} is not on node '{target}' after its migration task"),
+            });
+        }
+        Ok(())
     }
 
-    /// After an ambiguous migration request: waits while a migration of the VM runs
-    /// (`lock: migrate`), then tells whether the VM is on `target`.
+    /// Waits while a migration of the VM runs (`lock: migrate`), then tells whether
+    /// the VM is on `target`.
     async fn migrated(&self, vmid: u32, target: &str) -> Result<bool> {
         let start = Instant::now();
         let mut delay = Duration::from_millis(100);
