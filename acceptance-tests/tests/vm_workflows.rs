@@ -513,3 +513,34 @@ provider "strata" {{
     assert!(r.stderr.contains("must use https") && r.stderr.contains("proxmox.endpoint"), "{}", r.stderr);
     assert!(!r.stderr.contains("never-shown-secret"));
 }
+
+#[test]
+fn a_clone_without_network_devices_keeps_the_templates_nics() {
+    let sim = Sim::start(|_| {});
+    sim.seed_template();
+    let clone = |memory: i64| {
+        format!(
+            r#"
+resource "strata_vm" "c" {{
+  node      = "pve1"
+  name      = "c"
+  memory_mb = {memory}
+  clone {{
+    source_vm_id = {TEMPLATE}
+  }}
+}}
+"#
+        )
+    };
+    let wd = sim.workdir(&clone(1024));
+    apply(&wd);
+    let vmid = state_vmids(&wd)["strata_vm.c"] as u32;
+    let net0 = vm_config(&sim, vmid).get("net0").map(str::to_string);
+    assert!(net0.as_deref().is_some_and(|n| n.contains("bridge=vmbr0")), "the template's NIC is gone: {net0:?}");
+    assert_plan_empty(&wd);
+    // An update leaves the NICs alone too.
+    rewrite(&sim, &wd, &clone(1536));
+    apply(&wd);
+    assert_eq!(vm_config(&sim, vmid).get("net0").map(str::to_string), net0);
+    assert_plan_empty(&wd);
+}
