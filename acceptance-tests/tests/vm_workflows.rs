@@ -302,8 +302,20 @@ import {
 fn state_rm_then_reimport_with_the_creating_configuration_plans_nothing() {
     let sim = Sim::start(|_| {});
     sim.seed_template();
-    // A VM from scratch, and a clone that keeps its template's CPU (cores = 1).
+    // A VM from scratch, a linked clone, and a full clone that keeps its template's
+    // CPU (cores = 1).
     let clone = r#"
+resource "strata_vm" "l" {
+  node = "pve1"
+  name = "l"
+  clone {
+    source_vm_id = 9000
+    full         = false
+  }
+  network_devices {
+    bridge = "vmbr0"
+  }
+}
 resource "strata_vm" "c" {
   node = "pve1"
   name = "c"
@@ -325,10 +337,12 @@ resource "strata_vm" "c" {
     }
     assert_eq!(state_vmids(&wd), ids);
     let (plan, actions) = planned_actions(&wd, &[]);
-    let plain = actions.iter().find(|(a, _)| a == "strata_vm.plain").unwrap();
-    assert_eq!(plain.1, vec!["no-op".to_string()], "{}", plan["resource_changes"]);
-    // Proxmox keeps no record of a clone's source, so only the clone block is added
-    // to the state; no cpu, NIC or other change.
+    for address in ["strata_vm.plain", "strata_vm.l"] {
+        let action = actions.iter().find(|(a, _)| a == address).unwrap();
+        assert_eq!(action.1, vec!["no-op".to_string()], "{address}: {}", plan["resource_changes"]);
+    }
+    // Proxmox keeps no record of a full clone's source, so only the clone block is
+    // added to the state; no cpu, NIC or other change.
     assert_eq!(planned_changes(&wd, "strata_vm.c"), BTreeSet::from(["clone".to_string()]));
     sim.handle.clear_request_log();
     apply(&wd);

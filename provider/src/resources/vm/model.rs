@@ -432,12 +432,27 @@ pub fn from_pve(cfg: &VmConfig, vm: &ClusterVm, prior: Option<&VmModel>, mode: R
         agent_enabled: agent_on(cfg),
         reboot_after_update: prior.and_then(|p| p.reboot_after_update).or(Some(true)),
         ipv4_addresses: static_ipv4(cfg).map(|a| vec![a]).or_else(|| prior.and_then(|p| p.ipv4_addresses.clone())),
-        clone: prior.and_then(|p| p.clone.clone()),
+        clone: match prior {
+            Some(p) => p.clone.clone(),
+            None if import => linked_clone_source(cfg),
+            None => None,
+        },
         cpu,
         network_devices,
         cloud_init,
         timeouts: prior.and_then(|p| p.timeouts.clone()),
     }
+}
+
+/// The template a linked clone was made from: its disks are `base-N-disk-M/vm-...`
+/// volumes. (Proxmox keeps no record of a full clone's source.)
+fn linked_clone_source(cfg: &VmConfig) -> Option<CloneFrom> {
+    config_disks(cfg).iter().find_map(|(_, d)| {
+        let name = d.volume.split_once(':')?.1;
+        let (base, _) = name.split_once('/')?;
+        let vmid: i64 = base.strip_prefix("base-")?.split('-').next()?.parse().ok()?;
+        Some(CloneFrom { source_vm_id: vmid, full: Some(false) })
+    })
 }
 
 // ---- model -> Proxmox ------------------------------------------------------------

@@ -306,3 +306,15 @@ fn import_shows_no_cpu_block_for_proxmox_defaults_a_clone_inherited() {
     let m = from_pve(&cfg, &vm("pve1", 120, true), None, ReadMode::Import);
     assert_eq!(m.cpu, Some(Cpu { cores: Some(1), sockets: Some(2), cpu_type: None }));
 }
+
+#[test]
+fn import_recognises_a_linked_clone_by_its_base_volume() {
+    let mut cfg = VmConfig::default();
+    cfg.0.insert("name".into(), "w0".into());
+    cfg.0.insert("scsi0".into(), "local-lvm:base-9000-disk-0/vm-101-disk-0,size=2G".into());
+    let m = from_pve(&cfg, &vm("pve1", 101, true), None, ReadMode::Import);
+    assert_eq!(m.clone, Some(CloneFrom { source_vm_id: 9000, full: Some(false) }));
+    cfg.0.insert("scsi0".into(), "local-lvm:vm-101-disk-0,size=2G".into());
+    let m = from_pve(&cfg, &vm("pve1", 101, true), None, ReadMode::Import);
+    assert_eq!(m.clone, None, "a full clone leaves no trace of its source");
+}
