@@ -558,3 +558,21 @@ resource "strata_vm" "c" {{
     assert_eq!(vm_config(&sim, vmid).get("net0").map(str::to_string), net0);
     assert_plan_empty(&wd);
 }
+
+#[test]
+fn started_false_stops_a_guest_that_ignores_shutdown_after_shutdown_timeout() {
+    // The guest would need 30 s; the configuration allows 1 s.
+    let sim = Sim::start(|c| c.guest_shutdown_ms = 30_000);
+    let wd = sim.workdir(&vm("a", "pve1", ""));
+    apply(&wd);
+    let vmid = state_vmids(&wd)["strata_vm.a"] as u32;
+    rewrite(&sim, &wd, &vm("a", "pve1", "started          = false\n  shutdown_timeout = \"1s\""));
+    let started = std::time::Instant::now();
+    apply(&wd);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "the timeout was not honoured");
+    assert!(!where_is(&sim, vmid).1, "still running");
+    let state = sim.handle.state_json();
+    let shutdown = state["tasks"].as_object().unwrap().values().find(|t| t["type"] == "qmshutdown").unwrap().clone();
+    assert_eq!(shutdown["exitstatus"], "WARNINGS: 1", "forced after the timeout: {shutdown}");
+    assert_plan_empty(&wd);
+}
