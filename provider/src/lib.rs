@@ -6,4 +6,5 @@ pub mod framework;
 pub mod grpc;
 pub mod node;
 pub mod provider;
+pub mod proxmox;
 pub mod resources;

@@ -10,11 +10,12 @@ use crate::data_sources::{pve_nodes::PveNodes, vms::Vms};
 use crate::framework::model::to_model;
 use crate::framework::{AnyDataSource, AnyResource, Block, Diagnostics, ProviderDefinition, Schema, Value};
 use crate::node::SshAccess;
+use crate::proxmox::{self, ProxmoxAccess};
 use crate::resources::cluster_secrets::ClusterSecrets;
 use crate::resources::connection::{self, ProviderSshModel};
 use crate::resources::nfs_export::NfsExport;
 use crate::resources::node_config::NodeConfig;
-use crate::resources::vm::{provider_config as proxmox, Vm};
+use crate::resources::vm::Vm;
 
 /// Registry address users put in `required_providers`.
 pub const SOURCE_ADDRESS: &str = "registry.terraform.io/strata-iac/strata";
@@ -32,8 +33,8 @@ struct ProviderConfig {
 pub struct ProviderData {
     /// SSH defaults and the connection pool node-facing resources share.
     pub ssh: SshAccess,
-    /// The Proxmox VE API client; `None` when the provider has no `proxmox` settings.
-    pub proxmox: Option<strata_pve_client::Client>,
+    /// Proxmox VE API access: not configured, known only after apply, or a client.
+    pub proxmox: ProxmoxAccess,
 }
 
 #[async_trait]
@@ -51,6 +52,10 @@ impl ProviderDefinition for StrataProvider {
                 // proxmox: API access for strata_vm and the Proxmox data sources.
                 .block(proxmox::proxmox_block()),
         )
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        proxmox::validate(config, diags);
     }
 
     async fn configure(&self, config: &Value) -> Result<Arc<dyn Any + Send + Sync>, Diagnostics> {

@@ -53,6 +53,9 @@ pub struct Cli {
     /// Time after VM start before the guest agent answers.
     #[arg(long, default_value_t = 0)]
     pub agent_boot_ms: u64,
+    /// Time a guest takes to power off after an ACPI shutdown request.
+    #[arg(long, default_value_t = 0)]
+    pub guest_shutdown_ms: u64,
 }
 
 impl Cli {
@@ -72,6 +75,7 @@ impl Cli {
         cfg.password = self.password;
         cfg.auth_fail_delay_ms = self.auth_fail_delay_ms;
         cfg.agent_boot_ms = self.agent_boot_ms;
+        cfg.guest_shutdown_ms = self.guest_shutdown_ms;
         cfg
     }
 }

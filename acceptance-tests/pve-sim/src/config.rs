@@ -27,6 +27,9 @@ pub struct SimConfig {
     pub lock_wait_ms: u64,
     /// Time after start before the guest agent answers (0 = immediately).
     pub agent_boot_ms: u64,
+    /// How long a guest takes to power off after an ACPI shutdown request; longer
+    /// than the request's timeout models a guest that ignores it.
+    pub guest_shutdown_ms: u64,
     /// Storages every node has: (id, type, content).
     pub storages: Vec<StorageDef>,
 }
@@ -53,6 +56,7 @@ impl SimConfig {
             auth_fail_delay_ms: 0,
             lock_wait_ms: 10_000,
             agent_boot_ms: 0,
+            guest_shutdown_ms: 0,
             storages: vec![
                 StorageDef {
                     id: "local".into(),

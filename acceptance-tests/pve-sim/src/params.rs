@@ -202,6 +202,8 @@ pub enum Endpoint {
     Storage,
     Ticket,
     PoolCreate,
+    PoolUpdate,
+    Migrate,
     NoParams,
 }
 
@@ -369,6 +371,33 @@ fn spec(ep: Endpoint) -> Spec {
             false,
         ),
         E::PoolCreate => (&[("poolid", Str(PoolId), true), ("comment", Str(Any), false)], false),
+        E::PoolUpdate => (
+            &[
+                ("poolid", Str(PoolId), true),
+                ("allow-move", Bool, false),
+                ("comment", Str(Any), false),
+                ("delete", Bool, false),
+                ("storage", Str(Any), false),
+                ("vms", Str(Any), false),
+            ],
+            false,
+        ),
+        E::Migrate => (
+            &[
+                N,
+                V,
+                ("target", Str(Node), true),
+                ("bwlimit", UINT, false),
+                ("force", Bool, false),
+                ("migration_network", Str(Any), false),
+                ("migration_type", Enum(&["secure", "insecure"]), false),
+                ("online", Bool, false),
+                ("targetstorage", Str(Any), false),
+                ("with-conntrack-state", Bool, false),
+                ("with-local-disks", Bool, false),
+            ],
+            false,
+        ),
     };
     Spec { extra, with_config }
 }

@@ -76,9 +76,14 @@ pub fn register(st: &mut State, spec: &TaskSpec) -> String {
 /// config lock the finish step needs: the worker first waits for shared
 /// (clone) locks on it, and lock-contention faults strike there.
 pub fn run(sim: &SharedSim, upid: String, lock_vmid: Option<u32>, finish: Finish) {
+    run_after(sim, upid, lock_vmid, Duration::ZERO, finish)
+}
+
+/// [`run`] for a worker that takes `extra` longer than `task_ms` (a guest's shutdown).
+pub fn run_after(sim: &SharedSim, upid: String, lock_vmid: Option<u32>, extra: Duration, finish: Finish) {
     let sim = sim.clone();
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(sim.cfg.task_ms)).await;
+        tokio::time::sleep(Duration::from_millis(sim.cfg.task_ms) + extra).await;
         let lock_err = match lock_vmid {
             Some(vmid) => locks::wait_shared_clear(&sim, vmid).await.err(),
             None => None,
@@ -91,9 +96,12 @@ pub fn run(sim: &SharedSim, upid: String, lock_vmid: Option<u32>, finish: Finish
             if let Some(t) = st.tasks.get_mut(&upid) {
                 match result {
                     Ok(lines) => {
+                        // Lines a worker `warn`s end the task as `WARNINGS: N`, like PVE.
+                        let warnings = lines.iter().filter(|l| l.starts_with("WARN: ")).count();
                         t.log.extend(lines);
-                        t.log.push("TASK OK".into());
-                        t.exitstatus = Some("OK".into());
+                        let status = if warnings > 0 { format!("WARNINGS: {warnings}") } else { "OK".into() };
+                        t.log.push(format!("TASK {status}"));
+                        t.exitstatus = Some(status);
                     }
                     Err(e) => {
                         t.log.push(format!("TASK ERROR: {e}"));

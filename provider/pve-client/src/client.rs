@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backon::Retryable;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -57,7 +58,7 @@ impl Client {
         let endpoint = cfg.endpoint.trim_end_matches('/');
         let endpoint = endpoint.strip_suffix("/api2/json").unwrap_or(endpoint);
         let url = reqwest::Url::parse(endpoint).map_err(|e| Error::Config(format!("endpoint is not a URL: {e}")))?;
-        if url.scheme() != "https" && url.scheme() != "http" {
+        if url.scheme() != "https" {
             return Err(Error::Config("endpoint must be an https:// URL".into()));
         }
         match &cfg.auth {
@@ -130,22 +131,17 @@ impl Client {
     }
 
     async fn call(&self, method: Method, path: &str, params: &[(&str, String)], idem: Idempotent) -> Result<Value> {
-        let policy = self.inner.cfg.retry.clone();
-        let mut attempt = 0;
-        loop {
-            let result = self.once(method.clone(), path, params).await;
-            let err = match result {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            let retry =
-                err.is_transient() || (err.is_ambiguous() && (idem == Idempotent::Yes || method == Method::GET));
-            attempt += 1;
-            if !retry || attempt >= policy.max_attempts {
-                return Err(err);
-            }
-            tracing::debug!(%method, path, attempt, error = %err, "retrying Proxmox request");
-            self.sleep(policy.delay(attempt - 1)).await?;
+        let repeatable = idem == Idempotent::Yes || method == Method::GET;
+        let attempts = (|| self.once(method.clone(), path, params))
+            .retry(self.inner.cfg.retry.backoff())
+            .sleep(tokio::time::sleep)
+            .when(|e: &Error| e.is_transient() || (e.is_ambiguous() && repeatable))
+            .notify(|e: &Error, after: Duration| {
+                tracing::debug!(%method, path, error = %e, retry_in_ms = after.as_millis() as u64, "retrying Proxmox request");
+            });
+        tokio::select! {
+            _ = self.cancel.cancelled() => Err(Error::Cancelled),
+            r = attempts => r,
         }
     }
 
@@ -159,16 +155,27 @@ impl Client {
             let mut req = self.inner.http.request(method.clone(), format!("{}{path}", self.inner.base));
             req = if method == Method::GET || method == Method::DELETE { req.query(params) } else { req.form(params) };
             req = self.authorize(req, &method, relogin).await?;
+            let started = Instant::now();
             let resp = tokio::select! {
                 _ = self.cancel.cancelled() => return Err(Error::Cancelled),
                 r = req.send() => r,
             };
+            let duration_ms = started.elapsed().as_millis() as u64;
+            // Method, path, status and time only: headers carry the token or ticket and
+            // bodies may carry passwords, so neither is ever logged.
             let resp = match resp {
                 Ok(r) => r,
-                Err(e) if e.is_timeout() => return Err(Error::Timeout(format!("{op} got no answer in time"))),
-                Err(e) => return Err(Error::Transport { op, message: transport_message(&e) }),
+                Err(e) => {
+                    let error = transport_message(&e);
+                    tracing::debug!(%method, path, duration_ms, error, "Proxmox request got no answer");
+                    if e.is_timeout() {
+                        return Err(Error::Timeout(format!("{op} got no answer in time")));
+                    }
+                    return Err(Error::Transport { op, message: error });
+                }
             };
             let status = resp.status();
+            tracing::debug!(%method, path, status = status.as_u16(), duration_ms, "Proxmox request");
             if status == StatusCode::UNAUTHORIZED && !relogin && matches!(self.inner.cfg.auth, Auth::Password { .. }) {
                 continue;
             }
@@ -211,7 +218,13 @@ impl Client {
                 .http
                 .post(format!("{}/access/ticket", self.inner.base))
                 .form(&[("username", username), ("password", password)]);
-            let result = match req.send().await {
+            let started = Instant::now();
+            let sent = req.send().await;
+            let duration_ms = started.elapsed().as_millis() as u64;
+            // Never the form: it holds the password.
+            let status = sent.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+            tracing::debug!(method = "POST", path = "/access/ticket", status, duration_ms, "Proxmox request");
+            let result = match sent {
                 Ok(resp) => decode(op.clone(), resp).await,
                 Err(e) => Err(Error::Transport { op: op.clone(), message: transport_message(&e) }),
             };

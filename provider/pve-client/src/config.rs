@@ -51,6 +51,15 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The policy as backon's exponential backoff with jitter.
+    pub fn backoff(&self) -> backon::ExponentialBuilder {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.base_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_attempts.saturating_sub(1) as usize)
+            .with_jitter()
+    }
+
     /// Exponential backoff with jitter, so parallel workers do not retry in lockstep.
     pub fn delay(&self, attempt: u32) -> Duration {
         let exp = self.base_delay.saturating_mul(1u32 << attempt.min(16));

@@ -63,6 +63,15 @@ impl Error {
             || t.starts_with("no such VM")
     }
 
+    /// Proxmox's answers meaning "there is no guest agent to ask" (as opposed to an
+    /// agent that failed): not running, not configured, or the VM is stopped.
+    pub fn is_no_agent(&self) -> bool {
+        let Error::Api { status: 500, message, .. } = self else { return false };
+        message.starts_with("QEMU guest agent is not running")
+            || message.starts_with("No QEMU guest agent configured")
+            || (message.starts_with("VM ") && message.ends_with(" is not running"))
+    }
+
     pub fn is_already_exists(&self) -> bool {
         self.text().contains("already exists")
     }
@@ -133,6 +142,18 @@ mod tests {
         assert!(api(500, "VM 218 already exists on node 'pve1'").is_already_exists());
         assert!(api(500, "Configuration file 'nodes/pve1/qemu-server/100.conf' does not exist").is_not_found());
         assert!(!api(500, "storage 'x' does not exist").is_not_found());
+    }
+
+    #[test]
+    fn only_proxmox_no_agent_answers_mean_no_agent() {
+        assert!(api(500, "QEMU guest agent is not running").is_no_agent());
+        assert!(api(500, "No QEMU guest agent configured").is_no_agent());
+        assert!(api(500, "VM 101 is not running").is_no_agent());
+        // A failing agent or an overloaded node is an error, not "no agent".
+        assert!(!api(500, "Internal Server Error").is_no_agent());
+        assert!(!api(500, "guest-network-get-interfaces failed - got timeout").is_no_agent());
+        assert!(!api(500, "VM 101 qmp command 'guest-ping' failed - got timeout").is_no_agent());
+        assert!(!api(503, "QEMU guest agent is not running").is_no_agent());
     }
 
     #[test]

@@ -136,6 +136,19 @@ pub struct CloneSpec {
     pub description: Option<String>,
 }
 
+/// `tags` as PVE stores them with its default tag style: lower-case, sorted and
+/// de-duplicated (it also accepts `,` and spaces as separators).
+pub fn split_tags(v: &str) -> Vec<String> {
+    let mut t: Vec<String> = v
+        .split(|c: char| c == ';' || c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    t.sort();
+    t.dedup();
+    t
+}
+
 fn random_uuid() -> String {
     let h: String = (0..16).map(|_| format!("{:02x}", fastrand::u8(..))).collect();
     format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
@@ -397,6 +410,108 @@ impl Client {
         self.power(node, vmid, "stop").await
     }
 
+    /// Clean shutdown (ACPI or guest agent) that waits up to `timeout` for the guest,
+    /// then stops it hard (`forceStop`), so a hung guest cannot block an apply. A VM
+    /// that is already stopped (a repeated request that had landed) is fine.
+    pub async fn shutdown_vm(&self, node: &str, vmid: u32, timeout: Duration) -> Result<()> {
+        let form = vec![("timeout", timeout.as_secs().max(1).to_string()), ("forceStop", "1".to_string())];
+        let r = self
+            .run_task(Method::POST, &format!("/nodes/{node}/qemu/{vmid}/status/shutdown"), &form, Idempotent::Yes)
+            .await;
+        self.invalidate_cache().await;
+        match r {
+            Err(Error::Task { exitstatus, .. }) if exitstatus == format!("VM {vmid} not running") => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    /// Migrates the VM to `target` (same VMID, disks copied). A running VM moves live
+    /// with its local disks (`with-local-disks`, which Proxmox requires for them); a
+    /// stopped one offline. After an ambiguous failure the cluster listing tells
+    /// whether the migration happened, so it is never started twice.
+    pub async fn migrate_vm(&self, node: &str, vmid: u32, target: &str, online: bool) -> Result<()> {
+        let path = format!("/nodes/{node}/qemu/{vmid}/migrate");
+        let mut form = vec![("target", target.to_string())];
+        if online {
+            form.push(("online", "1".to_string()));
+            form.push(("with-local-disks", "1".to_string()));
+        }
+        let mut result = Err(Error::Timeout(format!("migrating VM {vmid} to {target}")));
+        for attempt in 0..CREATE_ATTEMPTS {
+            result = match self.write(Method::POST, &path, &form, Idempotent::No).await {
+                Ok(data) => match data.as_str() {
+                    Some(upid) => self.wait_task(upid).await.map(|_| ()),
+                    None => Ok(()),
+                },
+                Err(e) => Err(e),
+            };
+            match &result {
+                Err(e) if e.is_ambiguous() || e.is_transient() || e.is_lock() => {
+                    if self.migrated(vmid, target).await? {
+                        result = Ok(());
+                        break;
+                    }
+                    self.sleep(self.inner.cfg.retry.delay(attempt)).await?;
+                }
+                _ => break,
+            }
+        }
+        self.invalidate_cache().await;
+        result?;
+        // Check rather than assume: for an HA-managed VM the task only hands the
+        // request to the HA manager, and a later step must not act on the wrong node.
+        if !self.migrated(vmid, target).await? {
+            return Err(Error::Api {
+                op: format!("POST {path}"),
+                status: 500,
+                message: format!("VM {vmid} is not on node '{target}' after its migration task"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits while a migration of the VM runs (`lock: migrate`), then tells whether
+    /// the VM is on `target`.
+    async fn migrated(&self, vmid: u32, target: &str) -> Result<bool> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let vm = self.cluster_vms().await?.into_iter().find(|v| v.vmid == vmid);
+            match vm {
+                Some(vm) if vm.node == target => return Ok(true),
+                Some(vm) if vm.lock.as_deref() == Some("migrate") && start.elapsed() < UNLOCK_WAIT => {
+                    self.sleep(delay).await?;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                _ => return Ok(false),
+            }
+        }
+    }
+
+    /// Moves the VM into `pool` (out of any other: `allow-move`), or out of
+    /// `current` when `pool` is `None`. Repeating either is harmless.
+    pub async fn set_pool(&self, vmid: u32, current: Option<&str>, pool: Option<&str>) -> Result<()> {
+        let r = match (current, pool) {
+            (c, Some(p)) if c != Some(p) => {
+                let form = vec![("vms", vmid.to_string()), ("allow-move", "1".to_string())];
+                match self.write(Method::PUT, &format!("/pools/{p}"), &form, Idempotent::Yes).await {
+                    Err(e) if e.to_string().contains("is already a pool member") => Ok(()),
+                    r => r.map(|_| ()),
+                }
+            }
+            (Some(c), None) => {
+                let form = vec![("vms", vmid.to_string()), ("delete", "1".to_string())];
+                match self.write(Method::PUT, &format!("/pools/{c}"), &form, Idempotent::Yes).await {
+                    Err(e) if e.to_string().contains("is not a pool member") => Ok(()),
+                    r => r.map(|_| ()),
+                }
+            }
+            _ => Ok(()),
+        };
+        self.invalidate_cache().await;
+        r
+    }
+
     pub async fn reboot_vm(&self, node: &str, vmid: u32) -> Result<()> {
         self.power(node, vmid, "reboot").await
     }
@@ -426,11 +541,12 @@ impl Client {
     }
 
     /// IPv4 addresses the guest agent reports (no loopback / link-local), or `None`
-    /// when the agent does not answer (not installed, guest still booting).
+    /// when there is no agent to ask: not running yet (guest booting), not enabled, or
+    /// the VM is stopped. Any other failure is an error (transient ones were retried).
     pub async fn agent_ipv4(&self, node: &str, vmid: u32) -> Result<Option<Vec<String>>> {
         let data = match self.get(&format!("/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces"), &[]).await {
             Ok(d) => d,
-            Err(Error::Api { status: 500, .. }) => return Ok(None),
+            Err(e) if e.is_no_agent() => return Ok(None),
             Err(e) => return Err(e),
         };
         let mut out = vec![];

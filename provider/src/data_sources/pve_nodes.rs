@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::framework::{Attribute, Block, Context, DataSource, Diagnostics, Schema, Type};
-use crate::resources::vm::{client, pve_diags};
+use crate::proxmox::{client, pve_error};
 
 pub struct PveNodes;
 
@@ -56,7 +56,7 @@ impl DataSource for PveNodes {
 
     async fn read(&self, ctx: &Context, config: PveNodesModel) -> Result<PveNodesModel, Diagnostics> {
         let c = client(ctx)?;
-        let mut nodes = c.nodes().await.map_err(|e| pve_diags("list the nodes", &e))?;
+        let mut nodes = c.nodes().await.map_err(|e| pve_error("list the nodes", &e))?;
         nodes.sort_by(|a, b| a.node.cmp(&b.node));
         let list = nodes
             .into_iter()

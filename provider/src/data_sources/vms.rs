@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::framework::{Attribute, Block, Context, DataSource, Diagnostics, Schema, Type, Validator};
-use crate::resources::vm::model::split_tags;
-use crate::resources::vm::{client, pve_diags};
+use crate::proxmox::{client, pve_error};
+use strata_pve_client::vm::split_tags;
 
 pub struct Vms;
 
@@ -81,7 +81,7 @@ impl DataSource for Vms {
 
     async fn read(&self, ctx: &Context, config: VmsModel) -> Result<VmsModel, Diagnostics> {
         let c = client(ctx)?;
-        let all = c.cluster_vms().await.map_err(|e| pve_diags("list the VMs", &e))?;
+        let all = c.cluster_vms().await.map_err(|e| pve_error("list the VMs", &e))?;
         let re = config.name_regex.as_deref().and_then(|r| regex::Regex::new(r).ok());
         let want_tags: Vec<String> = config.tags.iter().flatten().map(|t| t.to_ascii_lowercase()).collect();
         let mut list: Vec<VmEntry> = all

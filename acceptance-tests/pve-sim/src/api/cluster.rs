@@ -209,3 +209,76 @@ pub async fn create_pool(State(sim): State<SharedSim>, args: Args) -> ApiResult<
     })?;
     Ok(ok(Value::Null))
 }
+
+/// `PUT /pools/{poolid}` (and PVE 8.1's `PUT /pools` with `poolid`): adds the VMs in
+/// `vms` to the pool, or removes them with `delete=1`. A VM in another pool moves only
+/// with `allow-move`.
+pub async fn update_pool_at(
+    State(sim): State<SharedSim>,
+    Path(poolid): Path<String>,
+    args: Args,
+) -> ApiResult<Response> {
+    let p = verify(Endpoint::PoolUpdate, &args.with_path(&[("poolid", &poolid)]))?;
+    pool_update(&sim, &p)
+}
+
+pub async fn update_pool(State(sim): State<SharedSim>, args: Args) -> ApiResult<Response> {
+    let p = verify(Endpoint::PoolUpdate, &args.0)?;
+    pool_update(&sim, &p)
+}
+
+fn pool_update(sim: &SharedSim, p: &crate::params::Params) -> ApiResult<Response> {
+    let id = p["poolid"].clone();
+    let delete = p.get("delete").is_some_and(|d| d == "1");
+    let allow_move = p.get("allow-move").is_some_and(|d| d == "1");
+    let mut vmids = vec![];
+    for v in crate::params::split_list(p.get("vms").map(String::as_str).unwrap_or("")) {
+        match v.parse::<u32>() {
+            Ok(n) if (100..=999_999_999).contains(&n) => vmids.push(n),
+            _ => {
+                return Err(ApiError::param(
+                    "vms",
+                    format!("invalid format - value '{v}' does not look like a valid VM ID"),
+                ))
+            }
+        }
+    }
+    sim.mutate(|st| -> ApiResult<()> {
+        if !st.pools.contains_key(&id) {
+            return Err(ApiError::internal(format!("pool '{id}' does not exist")));
+        }
+        // All or nothing, like PVE's locked user.cfg update.
+        let mut next = st.pools.clone();
+        for vmid in vmids {
+            if delete {
+                if !next[&id].members.contains(&vmid) {
+                    return Err(ApiError::internal(format!("VM {vmid} is not a pool member")));
+                }
+                next.get_mut(&id).expect("checked").members.remove(&vmid);
+                continue;
+            }
+            if next[&id].members.contains(&vmid) {
+                return Err(ApiError::internal(format!("VM {vmid} is already a pool member")));
+            }
+            if let Some((other, _)) = next.iter().find(|(_, pool)| pool.members.contains(&vmid)) {
+                if !allow_move {
+                    return Err(ApiError::internal(format!(
+                        "VM {vmid} belongs already to pool '{other}' and 'allow-move' is not set"
+                    )));
+                }
+                let other = other.clone();
+                next.get_mut(&other).expect("found").members.remove(&vmid);
+            }
+            if !st.vms.contains_key(&vmid) {
+                return Err(ApiError::internal(format!("VM {vmid} does not exist")));
+            }
+            next.get_mut(&id).expect("checked").members.insert(vmid);
+        }
+        if let Some(c) = p.get("comment") {
+            next.get_mut(&id).expect("checked").comment = Some(c.clone());
+        }
+        st.pools = next;
+        Ok(())
+    })?;
+    Ok(ok(Value::Null))
+}

@@ -515,10 +515,17 @@ pub async fn status_action(
     let skiplock = flag(&p, "skiplock").unwrap_or(false);
     let vm = vm_exists(&sim, &node, vmid)?;
     check_config_lock(&vm, skiplock).map_err(internal)?;
+    // A shutdown waits for the guest to power off, at most `timeout` seconds (PVE's
+    // default 60), then fails or, with forceStop, stops it hard with a warning.
+    let timeout_ms = p.get("timeout").and_then(|t| t.parse::<u64>().ok()).unwrap_or(60).saturating_mul(1000);
+    let force_stop = flag(&p, "forceStop").unwrap_or(false);
+    let guest_ms = sim.cfg.guest_shutdown_ms;
+    let extra = if action == "shutdown" && vm.running { guest_ms.min(timeout_ms) } else { 0 };
     let upid = sim.mutate(|st| task(st, &node, kind, vmid, &ident, vec![]));
     let finish: Finish = Box::new(move |_sim, st| {
         let vm = st.vm_on_mut(&node, vmid)?;
         check_config_lock(vm, skiplock)?;
+        let mut log = vec![];
         match action.as_str() {
             "start" => {
                 if is_template(vm) {
@@ -538,6 +545,12 @@ pub async fn status_action(
                 if !vm.running {
                     return Err(format!("VM {vmid} not running"));
                 }
+                if guest_ms > timeout_ms {
+                    if !force_stop {
+                        return Err("VM quit/powerdown failed - got timeout".into());
+                    }
+                    log.push("WARN: VM still running - terminating now with SIGTERM".into());
+                }
                 vm.running = false;
                 vm.started_at = None;
             }
@@ -548,9 +561,91 @@ pub async fn status_action(
                 vm.started_at = Some(now());
             }
         }
-        Ok(vec![])
+        Ok(log)
     });
-    tasks::run(&sim, upid.clone(), Some(vmid), finish);
+    tasks::run_after(&sim, upid.clone(), Some(vmid), std::time::Duration::from_millis(extra), finish);
+    Ok(ok(json!(upid)))
+}
+
+/// `POST .../migrate`: moves the VM (config and local volumes) to `target` in a
+/// `qmigrate` task holding `lock: migrate`. Refused as PVE does: same node, running
+/// without `online`, live migration of local disks without `with-local-disks`.
+pub async fn migrate(
+    State(sim): State<SharedSim>,
+    Extension(ident): Extension<Identity>,
+    Path((node, vmid)): Path<(String, String)>,
+    args: Args,
+) -> ApiResult<Response> {
+    let p = verify(Endpoint::Migrate, &args.with_path(&[("node", &node), ("vmid", &vmid)]))?;
+    check_node(&sim, &node)?;
+    let vmid = vmid_of(&p, "vmid");
+    let target = p["target"].clone();
+    if target == node {
+        return Err(ApiError::param("target", "target is local node."));
+    }
+    check_node(&sim, &target)?;
+    let vm = vm_exists(&sim, &node, vmid)?;
+    check_config_lock(&vm, false).map_err(internal)?;
+    let online = flag(&p, "online").unwrap_or(false);
+    if vm.running && !online {
+        return Err(internal("can't migrate running VM without --online".into()));
+    }
+    if faults::roll(sim.faults().lock_contention_pct) {
+        return Err(internal(faults::lock_timeout_msg(vmid)));
+    }
+    let live = vm.running;
+    let local_disks = flag(&p, "with-local-disks").unwrap_or(false);
+    let upid = sim.mutate(|st| -> ApiResult<String> {
+        let vm = st.vm_on_mut(&node, vmid).map_err(internal)?;
+        check_config_lock(vm, false).map_err(internal)?;
+        vm.config.insert("lock".into(), "migrate".into());
+        let mut log = vec![format!("starting migration of VM {vmid} to node '{target}'")];
+        if online && !live {
+            log.push("VM isn't running. Doing offline migration instead.".into());
+        }
+        Ok(task(st, &node, "qmigrate", vmid, &ident, log))
+    })?;
+    let storages = sim.cfg.storages.clone();
+    let finish: Finish = Box::new(move |_sim, st| {
+        let vm = st.vm_on(&node, vmid)?.clone();
+        let local: Vec<String> = vm
+            .config
+            .iter()
+            .filter(|(k, _)| params::is_disk_key(k))
+            .filter_map(|(_, v)| params::parse_drive(v).ok())
+            .map(|d| d.file)
+            .filter(|f| {
+                let storage = f.split(':').next().unwrap_or("");
+                st.volumes.contains_key(f) && storages.iter().any(|s| s.id == storage && !s.shared)
+            })
+            .collect();
+        let unlock = |st: &mut St| {
+            if let Ok(vm) = st.vm_on_mut(&node, vmid) {
+                vm.config.remove("lock");
+            }
+        };
+        if live && !local.is_empty() && !local_disks {
+            unlock(st);
+            return Err("can't live migrate attached local disks without with-local-disks option".into());
+        }
+        if live != st.vm_on(&node, vmid)?.running {
+            unlock(st);
+            return Err(format!("VM {vmid} changed its power state during migration"));
+        }
+        let mut log = vec![];
+        for f in &local {
+            if let Some(v) = st.volumes.get_mut(f) {
+                v.node = target.clone();
+                log.push(format!("copying local disk '{f}' to node '{target}'"));
+            }
+        }
+        let vm = st.vms.get_mut(&vmid).expect("checked above");
+        vm.node = target.clone();
+        vm.config.remove("lock");
+        log.push(format!("migration finished successfully (VM {vmid} now on '{target}')"));
+        Ok(log)
+    });
+    tasks::run(&sim, upid.clone(), None, finish);
     Ok(ok(json!(upid)))
 }
 

@@ -1,10 +1,9 @@
 //! `strata_vm`: a QEMU VM on Proxmox VE. Split: `schema` (attributes, validators),
-//! `model` (state <-> Proxmox config), `plan` (plan-time checks), this file (CRUD), and
-//! `provider_config` (the provider's `proxmox` block).
+//! `model` (state <-> Proxmox config), `plan` (plan-time checks) and this file (CRUD).
+//! Proxmox access comes from the shared `crate::proxmox` module.
 
 pub mod model;
 pub mod plan;
-pub mod provider_config;
 pub mod schema;
 
 use std::sync::{Arc, Mutex};
@@ -17,7 +16,7 @@ use strata_pve_client::{Client, Error as PveError};
 use crate::framework::{
     ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, Failure, PlanChange, Resource, Schema, Value,
 };
-use crate::provider::ProviderData;
+use crate::proxmox::{client, client_if_known};
 use model::{
     cloudinit_slot, config_change, config_disks, create_params, free_cloudinit_slot, from_pve, needs_reboot, ReadMode,
     VmModel,
@@ -31,18 +30,6 @@ const READ_CACHE: Duration = Duration::from_secs(5);
 const AGENT_WAIT: Duration = Duration::from_secs(120);
 /// Rounds of "that VMID was taken meanwhile, pick another".
 const VMID_ROUNDS: usize = 20;
-
-/// The configured Proxmox client, bound to this operation's cancellation.
-pub fn client(ctx: &Context) -> Result<Client, Diagnostics> {
-    let data = ctx.provider_data::<ProviderData>()?;
-    let c = data.proxmox.as_ref().ok_or_else(|| {
-        Diagnostics::from(Diagnostic::error(
-            "Proxmox is not configured",
-            "Set the provider's proxmox block (endpoint and api_token or username/password) or the STRATA_PVE_* environment variables.",
-        ))
-    })?;
-    Ok(c.with_cancel(ctx.cancel.clone()))
-}
 
 /// Where a Proxmox parameter lives in this resource, for diagnostics.
 fn param_path(param: &str) -> Option<AttributePath> {
@@ -86,6 +73,19 @@ pub fn pve_diags(what: &str, e: &PveError) -> Diagnostics {
     }
     d.push(Diagnostic::error(format!("Failed to {what}"), e.to_string()));
     d
+}
+
+/// Points diagnostics without a path at `attr`.
+fn with_path(d: Diagnostics, attr: &str) -> Diagnostics {
+    let mut out = Diagnostics::new();
+    for diag in d.iter() {
+        let mut diag = diag.clone();
+        if diag.attribute.is_none() {
+            diag = diag.at(AttributePath::root(attr));
+        }
+        out.push(diag);
+    }
+    out
 }
 
 fn timeout_of(t: Option<&String>, default: &str) -> Duration {
@@ -333,7 +333,12 @@ impl Resource for Vm {
     }
 
     fn modify_plan(&self, plan: &mut PlanChange) {
+        crate::proxmox::require_at_plan(plan);
         plan::modify_plan(plan);
+    }
+
+    fn import_id(&self) -> Option<&'static str> {
+        Some("`node/vm_id`, e.g. `pve1/101` (the VM is found by VMID anywhere in the cluster; `node` must be where it runs now)")
     }
 
     async fn create(&self, ctx: &Context, planned: VmModel) -> ApplyResult<VmModel> {
@@ -371,7 +376,11 @@ impl Resource for Vm {
     }
 
     async fn read(&self, ctx: &Context, state: VmModel) -> Result<Option<VmModel>, Diagnostics> {
-        let c = client(ctx)?;
+        let Some(c) = client_if_known(ctx)? else {
+            // Proxmox settings come from resources not applied yet: nothing to observe.
+            tracing::warn!(vm_id = ?state.vm_id, "Proxmox access known only after apply; keeping the prior state");
+            return Ok(Some(state));
+        };
         let vmid = vmid_of(&state)?;
         read_one(&c, vmid, Some(&state), ReadMode::Refresh, false).await.map_err(|e| pve_diags("read the VM", &e))
     }
@@ -379,23 +388,39 @@ impl Resource for Vm {
     async fn update(&self, ctx: &Context, prior: VmModel, planned: VmModel) -> ApplyResult<VmModel> {
         let c = client(ctx)?;
         let vmid = vmid_of(&prior)?;
-        let node = prior.node.clone();
         let limit =
             timeout_of(planned.timeouts.as_ref().and_then(|t| t.update.as_ref()), schema::DEFAULT_UPDATE_TIMEOUT);
         let work = async {
-            let reboot = converge(&c, &node, vmid, &planned, Some(&prior)).await?;
-            let running = c
+            // Where the VM is now (HA or a person may have moved it since the refresh).
+            let here = c
                 .cluster_vms()
                 .await
-                .map_err(|e| pve_diags("read the VM status", &e))?
-                .iter()
+                .map_err(|e| pve_diags("find the VM", &e))?
+                .into_iter()
                 .find(|v| v.vmid == vmid)
-                .map(|v| v.running())
-                .unwrap_or(false);
+                .ok_or_else(|| {
+                    Diagnostics::from(Diagnostic::error("VM vanished", format!("VM {vmid} is not in the cluster.")))
+                })?;
+            if here.node != planned.node {
+                c.migrate_vm(&here.node, vmid, &planned.node, here.running())
+                    .await
+                    .map_err(|e| pve_diags(&format!("migrate the VM to node {}", planned.node), &e))?;
+            }
+            let node = planned.node.clone();
+            if here.pool != planned.pool {
+                c.set_pool(vmid, here.pool.as_deref(), planned.pool.as_deref())
+                    .await
+                    .map_err(|e| with_path(pve_diags("change the VM's pool", &e), "pool"))?;
+            }
+            let reboot = converge(&c, &node, vmid, &planned, Some(&prior)).await?;
+            let running = here.running();
             match (planned.started, running) {
                 // A start boots with the new settings already.
                 (Some(true), false) => c.start_vm(&node, vmid).await.map_err(|e| pve_diags("start the VM", &e))?,
-                (Some(false), true) => c.stop_vm(&node, vmid).await.map_err(|e| pve_diags("stop the VM", &e))?,
+                (Some(false), true) => {
+                    let grace = timeout_of(planned.shutdown_timeout.as_ref(), schema::DEFAULT_SHUTDOWN_TIMEOUT);
+                    c.shutdown_vm(&node, vmid, grace).await.map_err(|e| pve_diags("shut the VM down", &e))?
+                }
                 (_, true) if reboot && planned.reboot_after_update != Some(false) => {
                     c.reboot_vm(&node, vmid).await.map_err(|e| pve_diags("reboot the VM", &e))?
                 }
@@ -430,7 +455,12 @@ impl Resource for Vm {
         let c = client(ctx)?;
         let vmid = vmid_of(&state)?;
         let limit = timeout_of(state.timeouts.as_ref().and_then(|t| t.delete.as_ref()), schema::DEFAULT_DELETE_TIMEOUT);
-        match tokio::time::timeout(limit, c.destroy_vm(&state.node, vmid)).await {
+        // The VM may have moved since the state was written (HA, a person, -refresh=false).
+        let node = match c.cluster_vms().await {
+            Ok(vms) => vms.into_iter().find(|v| v.vmid == vmid).map(|v| v.node).unwrap_or(state.node.clone()),
+            Err(e) => return Err(pve_diags("find the VM", &e)),
+        };
+        match tokio::time::timeout(limit, c.destroy_vm(&node, vmid)).await {
             Ok(r) => r.map_err(|e| pve_diags("destroy the VM", &e)),
             Err(_) => Err(Diagnostic::error(
                 "Timed out destroying the VM",

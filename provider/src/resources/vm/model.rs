@@ -22,6 +22,7 @@ pub struct VmModel {
     pub disks: Option<Vec<Disk>>,
     pub on_boot: Option<bool>,
     pub started: Option<bool>,
+    pub shutdown_timeout: Option<String>,
     pub agent_enabled: Option<bool>,
     pub reboot_after_update: Option<bool>,
     pub ipv4_addresses: Option<Vec<String>>,
@@ -122,17 +123,7 @@ pub fn prop_list(v: &str, default_key: &str) -> BTreeMap<String, String> {
     out
 }
 
-/// `tags`: PVE separates with `;` (also accepts `,` and spaces).
-pub fn split_tags(v: &str) -> Vec<String> {
-    let mut t: Vec<String> = v
-        .split(|c: char| c == ';' || c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.to_ascii_lowercase())
-        .collect();
-    t.sort();
-    t.dedup();
-    t
-}
+pub use strata_pve_client::vm::split_tags;
 
 pub fn join_tags(tags: &[String]) -> String {
     let mut t: Vec<String> = tags.iter().map(|s| s.to_ascii_lowercase()).collect();
@@ -337,7 +328,11 @@ pub fn from_pve(cfg: &VmConfig, vm: &ClusterVm, prior: Option<&VmModel>, mode: R
         None => prior.and_then(|p| p.tags.clone()).filter(|t| t.is_empty()),
     };
 
-    let cpu_keys = cfg.get("cores").is_some() || cfg.get("sockets").is_some() || cfg.get("cpu").is_some();
+    // An import shows a `cpu` block only when the VM differs from Proxmox's defaults
+    // (1 core, 1 socket, no model): a clone inherits `cores: 1` from its template, and
+    // the configuration that created it has no cpu block.
+    let non_default = |k: &str| cfg.get(k).is_some_and(|v| v != "1");
+    let cpu_keys = non_default("cores") || non_default("sockets") || cfg.get("cpu").is_some();
     let cpu = if prior.is_some_and(|p| p.cpu.is_some()) || (import && cpu_keys) {
         Some(Cpu {
             cores: int("cores"),
@@ -361,7 +356,10 @@ pub fn from_pve(cfg: &VmConfig, vm: &ClusterVm, prior: Option<&VmModel>, mode: R
         disks.push(Disk { interface: k, storage: d.storage().to_string(), size_gb: d.size_gb().unwrap_or(0) });
     }
 
-    let network_devices = nets(cfg)
+    // NICs are unmanaged while the state has none (the configuration omits them):
+    // report none rather than a template's, which the configuration cannot match.
+    let unmanaged_nics = !import && prior.is_some_and(|p| p.network_devices.is_empty());
+    let network_devices = if unmanaged_nics { vec![] } else { nets(cfg) }
         .into_iter()
         .map(|(_, n)| Nic {
             bridge: n.opts.get("bridge").cloned().unwrap_or_default(),
@@ -428,15 +426,33 @@ pub fn from_pve(cfg: &VmConfig, vm: &ClusterVm, prior: Option<&VmModel>, mode: R
         disks: Some(disks),
         on_boot: cfg.get("onboot").and_then(pve_bool),
         started: Some(vm.running()),
+        shutdown_timeout: prior
+            .and_then(|p| p.shutdown_timeout.clone())
+            .or_else(|| Some(super::schema::DEFAULT_SHUTDOWN_TIMEOUT.to_string())),
         agent_enabled: agent_on(cfg),
         reboot_after_update: prior.and_then(|p| p.reboot_after_update).or(Some(true)),
         ipv4_addresses: static_ipv4(cfg).map(|a| vec![a]).or_else(|| prior.and_then(|p| p.ipv4_addresses.clone())),
-        clone: prior.and_then(|p| p.clone.clone()),
+        clone: match prior {
+            Some(p) => p.clone.clone(),
+            None if import => linked_clone_source(cfg),
+            None => None,
+        },
         cpu,
         network_devices,
         cloud_init,
         timeouts: prior.and_then(|p| p.timeouts.clone()),
     }
+}
+
+/// The template a linked clone was made from: its disks are `base-N-disk-M/vm-...`
+/// volumes. (Proxmox keeps no record of a full clone's source.)
+fn linked_clone_source(cfg: &VmConfig) -> Option<CloneFrom> {
+    config_disks(cfg).iter().find_map(|(_, d)| {
+        let name = d.volume.split_once(':')?.1;
+        let (base, _) = name.split_once('/')?;
+        let vmid: i64 = base.strip_prefix("base-")?.split('-').next()?.parse().ok()?;
+        Some(CloneFrom { source_vm_id: vmid, full: Some(false) })
+    })
 }
 
 // ---- model -> Proxmox ------------------------------------------------------------
@@ -505,9 +521,10 @@ pub fn config_change(want: &VmModel, cfg: &VmConfig, prior: Option<&VmModel>) ->
         }
     }
 
-    // Network devices: the list is authoritative; unmanaged options (mtu, queues...)
-    // and the MAC Proxmox assigned are kept.
-    let current = nets(cfg);
+    // Network devices: a non-empty list is authoritative; unmanaged options (mtu,
+    // queues...) and the MAC Proxmox assigned are kept. No list at all leaves the
+    // VM's NICs (e.g. a template's) alone, as unset `disks` do.
+    let current = if want.network_devices.is_empty() { vec![] } else { nets(cfg) };
     for (i, nic) in want.network_devices.iter().enumerate() {
         let key = format!("net{i}");
         let now = current.iter().find(|(n, _)| *n == i as u32).map(|(_, v)| v.clone());

@@ -119,6 +119,13 @@ pub fn modify_plan(plan: &mut PlanChange) {
         return;
     }
 
+    // A migration changes the id with the node.
+    let node = plan.planned.attr("node").and_then(Value::as_str).map(str::to_string);
+    let vmid = plan.planned.attr("vm_id").and_then(Value::as_i64);
+    if let (Some(n), Some(id), Some(slot)) = (node, vmid, plan.planned.attr_mut("id")) {
+        *slot = Value::string(format!("{n}/{id}"));
+    }
+
     // Disks can grow in place; shrinking and moving are refused before anything runs.
     let prior = disks_of(&plan.prior);
     for (i, (iface, storage, size)) in disks_of(&plan.planned).into_iter().enumerate() {

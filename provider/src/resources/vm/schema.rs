@@ -26,6 +26,7 @@ pub const NIC_MODELS: &[&str] = &[
 pub const DEFAULT_CREATE_TIMEOUT: &str = "20m";
 pub const DEFAULT_UPDATE_TIMEOUT: &str = "20m";
 pub const DEFAULT_DELETE_TIMEOUT: &str = "10m";
+pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "3m";
 
 pub fn disk_type() -> Type {
     Type::object([("interface", Type::String), ("storage", Type::String), ("size_gb", Type::Number)])
@@ -160,29 +161,30 @@ pub fn schema() -> Schema {
                 ))
                 .description("QEMU CPU model (`host`, `x86-64-v2-AES`, ...)."),
         );
-    let nic = Block::new("A network device; the n-th block is Proxmox's `net<n>`.")
-        .attribute(
-            Attribute::required("bridge", Type::String)
-                .validate(Validator::Matches("[A-Za-z0-9][A-Za-z0-9_.-]*", "a bridge name such as \"vmbr0\""))
-                .description("Bridge to attach to, e.g. `vmbr0`."),
-        )
-        .attribute(
-            Attribute::optional("model", Type::String)
-                .default("virtio")
-                .validate(Validator::OneOf(NIC_MODELS.to_vec()))
-                .description("NIC model (default `virtio`)."),
-        )
-        .attribute(
-            Attribute::optional("vlan_tag", Type::Number)
-                .validate(Validator::IntBetween(1, 4094))
-                .description("VLAN tag."),
-        )
-        .attribute(Attribute::optional("firewall", Type::Bool).description("Enable the Proxmox firewall on this NIC."))
-        .attribute(
-            Attribute::optional_computed("mac_address", Type::String)
-                .validate(Validator::Matches(MAC_RE, "a unicast MAC address like \"BC:24:11:00:00:01\""))
-                .description("MAC address; Proxmox assigns one unless set."),
-        );
+    let nic = Block::new(
+        "A network device; the n-th block is Proxmox's `net<n>`. With no `network_devices` block at all, the VM's \
+         NICs (e.g. a template's) are kept and not managed, as unset `disks` are.",
+    )
+    .attribute(
+        Attribute::required("bridge", Type::String)
+            .validate(Validator::Matches("[A-Za-z0-9][A-Za-z0-9_.-]*", "a bridge name such as \"vmbr0\""))
+            .description("Bridge to attach to, e.g. `vmbr0`."),
+    )
+    .attribute(
+        Attribute::optional("model", Type::String)
+            .default("virtio")
+            .validate(Validator::OneOf(NIC_MODELS.to_vec()))
+            .description("NIC model (default `virtio`)."),
+    )
+    .attribute(
+        Attribute::optional("vlan_tag", Type::Number).validate(Validator::IntBetween(1, 4094)).description("VLAN tag."),
+    )
+    .attribute(Attribute::optional("firewall", Type::Bool).description("Enable the Proxmox firewall on this NIC."))
+    .attribute(
+        Attribute::optional_computed("mac_address", Type::String)
+            .validate(Validator::Matches(MAC_RE, "a unicast MAC address like \"BC:24:11:00:00:01\""))
+            .description("MAC address; Proxmox assigns one unless set."),
+    );
     let ipv4 = Block::new("IPv4 configuration of the first network device: `address` (static) or `dhcp = true`.")
         .attribute(
             Attribute::optional("address", Type::String)
@@ -232,15 +234,18 @@ pub fn schema() -> Schema {
 
     let block = Block::new(
         "A QEMU virtual machine on Proxmox VE, new or cloned from a template. Changes are applied in place where \
-         Proxmox allows (then the VM is rebooted if the change needs it); changing `node` or the clone source \
-         replaces the VM. Import with `node/vm_id`.",
+         Proxmox allows (then the VM is rebooted if the change needs it). Changing `node` migrates the VM \
+         (live when it runs, disks included; same VMID); a VM moved outside Terraform (HA, a person) is followed \
+         by refresh. Changing the clone source replaces the VM. Import with `node/vm_id`.",
     )
     .attribute(Attribute::computed("id", Type::String).description("`node/vm_id`."))
     .attribute(
         Attribute::required("node", Type::String)
-            .requires_replace()
             .validate(Validator::Matches("[A-Za-z][A-Za-z0-9_.-]*", "a Proxmox node name"))
-            .description("Cluster node the VM lives on. Changing it replaces the VM."),
+            .description(
+                "Cluster node the VM runs on. Changing it migrates the VM there (online when it runs, with its local \
+                 disks); refresh reports where the VM really is.",
+            ),
     )
     .attribute(
         Attribute::optional_computed("vm_id", Type::Number)
@@ -261,9 +266,8 @@ pub fn schema() -> Schema {
     )
     .attribute(
         Attribute::optional("pool", Type::String)
-            .requires_replace()
             .validate(Validator::Matches("[A-Za-z0-9_-]+", "a pool ID"))
-            .description("Resource pool the VM belongs to. Set at creation; changing it replaces the VM."),
+            .description("Resource pool the VM belongs to (the pool must exist). Changed in place."),
     )
     .attribute(
         Attribute::optional_computed("memory_mb", Type::Number)
@@ -277,7 +281,16 @@ pub fn schema() -> Schema {
         ),
     )
     .attribute(Attribute::optional_computed("on_boot", Type::Bool).description("Start the VM when the node boots."))
-    .attribute(Attribute::optional("started", Type::Bool).default(true).description("Desired power state (default running)."))
+    .attribute(Attribute::optional("started", Type::Bool).default(true).description(
+        "Desired power state (default running). `false` shuts the guest down cleanly (ACPI or guest agent) and \
+         stops it hard only when it is still running after `shutdown_timeout`.",
+    ))
+    .attribute(
+        Attribute::optional("shutdown_timeout", Type::String)
+            .default(DEFAULT_SHUTDOWN_TIMEOUT)
+            .validate(Validator::Custom(check_duration))
+            .description("How long a clean shutdown may take before the VM is stopped hard (default 3m)."),
+    )
     .attribute(Attribute::optional_computed("agent_enabled", Type::Bool).description("Enable the QEMU guest agent device."))
     .attribute(
         Attribute::optional("reboot_after_update", Type::Bool)

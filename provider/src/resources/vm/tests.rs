@@ -28,6 +28,7 @@ fn planned() -> VmModel {
         disks: Some(vec![Disk { interface: "scsi0".into(), storage: "local-lvm".into(), size_gb: 20 }]),
         on_boot: Some(true),
         started: Some(true),
+        shutdown_timeout: Some("3m".into()),
         agent_enabled: Some(true),
         reboot_after_update: Some(true),
         cpu: Some(Cpu { cores: Some(2), sockets: Some(1), cpu_type: Some("host".into()) }),
@@ -217,7 +218,7 @@ fn shrinking_a_disk_is_refused_at_plan_time_and_growing_is_in_place() {
     );
     assert!(plan.diagnostics.is_empty(), "{}", plan.diagnostics);
     assert!(plan.requires_replace.is_empty(), "{:?}", plan.requires_replace);
-    // Another clone source replaces; another node too.
+    // Another clone source replaces; another node migrates (in place).
     prior.clone = Some(CloneFrom { source_vm_id: 9000, full: Some(true) });
     let mut other = prior.clone();
     other.clone = Some(CloneFrom { source_vm_id: 9001, full: Some(true) });
@@ -225,7 +226,7 @@ fn shrinking_a_disk_is_refused_at_plan_time_and_growing_is_in_place() {
     let plan =
         AnyResource::plan(&Vm, &crate::framework::Context::detached(), &value(&prior), &value(&other), &value(&other));
     let rr: Vec<String> = plan.requires_replace.iter().map(|p| p.to_string()).collect();
-    assert!(rr.contains(&"clone".to_string()) && rr.contains(&"node".to_string()), "{rr:?}");
+    assert_eq!(rr, vec!["clone".to_string()]);
 }
 
 #[test]
@@ -253,4 +254,67 @@ fn unset_computed_values_proxmox_lacks_stay_null_on_update() {
         AnyResource::plan(&Vm, &crate::framework::Context::detached(), &value(&prior), &value(&prior), &value(&config));
     assert!(plan.diagnostics.is_empty());
     assert!(plan.planned.semantically_equal(&value(&prior)), "{:?}", plan.planned);
+}
+
+#[test]
+fn omitted_network_devices_keep_the_templates_nics() {
+    let mut p = planned();
+    p.network_devices = vec![];
+    let mut cfg = stored(&create_params(&planned()));
+    cfg.0.insert("net1".into(), "e1000=BC:24:11:00:00:02,bridge=vmbr1".into());
+    let ch = config_change(&p, &cfg, Some(&p));
+    assert!(!ch.keys().any(|k| k.starts_with("net")), "NICs must be left alone: {ch:?}");
+    // Refresh reports them as unmanaged (none), so the plan stays empty...
+    let m = from_pve(&cfg, &vm("pve1", 120, true), Some(&p), ReadMode::Refresh);
+    assert!(m.network_devices.is_empty());
+    // ...while an import shows what the VM has.
+    let m = from_pve(&cfg, &vm("pve1", 120, true), None, ReadMode::Import);
+    assert_eq!(m.network_devices.len(), 2);
+}
+
+fn update_plan(prior: &VmModel, next: &VmModel) -> crate::framework::PlanChange {
+    let s = super::schema::schema();
+    let prior = value(prior);
+    let next = value(next);
+    let mut plan = crate::framework::plan::plan(&s, &prior, &next, &next);
+    super::plan::modify_plan(&mut plan);
+    plan
+}
+
+#[test]
+fn node_and_pool_changes_are_in_place_and_the_id_follows_the_node() {
+    let mut prior = planned();
+    prior.id = Some("pve1/120".into());
+    prior.pool = Some("a".into());
+    let mut next = prior.clone();
+    next.node = "pve2".into();
+    next.pool = Some("b".into());
+    let plan = update_plan(&prior, &next);
+    assert!(plan.requires_replace.is_empty(), "{:?}", plan.requires_replace);
+    assert!(!plan.diagnostics.has_errors(), "{:?}", plan.diagnostics);
+    assert_eq!(plan.planned.attr("id"), Some(&Value::string("pve2/120")));
+}
+
+#[test]
+fn import_shows_no_cpu_block_for_proxmox_defaults_a_clone_inherited() {
+    let mut cfg = VmConfig::default();
+    cfg.0.insert("name".into(), "w0".into());
+    cfg.0.insert("cores".into(), "1".into());
+    let m = from_pve(&cfg, &vm("pve1", 120, true), None, ReadMode::Import);
+    assert_eq!(m.cpu, None, "cores=1 is Proxmox's default; a configuration without cpu block made it");
+    cfg.0.insert("sockets".into(), "2".into());
+    let m = from_pve(&cfg, &vm("pve1", 120, true), None, ReadMode::Import);
+    assert_eq!(m.cpu, Some(Cpu { cores: Some(1), sockets: Some(2), cpu_type: None }));
+}
+
+#[test]
+fn import_recognises_a_linked_clone_by_its_base_volume() {
+    let mut cfg = VmConfig::default();
+    cfg.0.insert("name".into(), "w0".into());
+    cfg.0.insert("scsi0".into(), "local-lvm:base-9000-disk-0/vm-101-disk-0,size=2G".into());
+    let m = from_pve(&cfg, &vm("pve1", 101, true), None, ReadMode::Import);
+    assert_eq!(m.clone, Some(CloneFrom { source_vm_id: 9000, full: Some(false) }));
+    cfg.0.insert("scsi0".into(), "local-lvm:vm-101-disk-0,size=2G".into());
+    let m = from_pve(&cfg, &vm("pve1", 101, true), None, ReadMode::Import);
+    assert_eq!(m.clone, None, "a full clone leaves no trace of its source");
 }
