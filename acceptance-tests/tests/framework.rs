@@ -2,12 +2,14 @@
 //! their line is removed, and a Ctrl-C that stops one apply of a reattached provider
 //! without breaking the next.
 
+mod pve_common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pve_sim::{SimConfig, SimHandle};
+use pve_common::Sim;
 use strata_acceptance_tests::provider::provider_dir;
 use strata_acceptance_tests::terraform::Workdir;
 use strata_lab::{LabGuard, PveMode, UpOptions};
@@ -84,52 +86,8 @@ fn removing_delete_data_on_destroy_plans_false_and_destroy_keeps_the_data() {
     assert_eq!((code, out.trim()), (0, "precious"), "destroy deleted the export's data");
 }
 
-const TOKEN: &str = "root@pam!strata=acc-test-secret-7d1e";
-
-/// pve-sim on its own runtime, with its fault switch.
-struct Sim {
-    handle: SimHandle,
-    _dir: tempfile::TempDir,
-    rt: tokio::runtime::Runtime,
-}
-
-impl Sim {
-    fn start() -> Sim {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = SimConfig::new(dir.path().join("sim"), TOKEN);
-        cfg.task_ms = 50;
-        let handle = rt.block_on(pve_sim::start(cfg)).expect("pve-sim starts");
-        Sim { handle, _dir: dir, rt }
-    }
-
-    fn set_latency(&self, ms: u64) {
-        let http = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(self.handle.ca_cert_pem().as_bytes()).unwrap())
-            .build()
-            .unwrap();
-        let url = format!("{}/_sim/faults", self.handle.endpoint());
-        let r = self
-            .rt
-            .block_on(
-                http.put(url)
-                    .header("Authorization", format!("PVEAPIToken={TOKEN}"))
-                    .json(&serde_json::json!({ "latency_ms": ms }))
-                    .send(),
-            )
-            .unwrap();
-        assert!(r.status().is_success(), "setting faults: {}", r.status());
-    }
-
-    fn main_tf(&self) -> String {
-        format!(
-            "{HEADER}provider \"strata\" {{\n  proxmox {{\n    endpoint  = \"{}\"\n    api_token = \"{TOKEN}\"\n    \
-             ca_cert   = \"{}\"\n  }}\n}}\n\
-             resource \"strata_vm\" \"v\" {{\n  node = \"pve1\"\n  name = \"interrupted\"\n  memory_mb = 512\n}}\n",
-            self.handle.endpoint(),
-            self.handle.ca_cert_file().display()
-        )
-    }
+fn interrupted_vm(sim: &Sim) -> Workdir {
+    sim.workdir("resource \"strata_vm\" \"v\" {\n  node = \"pve1\"\n  name = \"interrupted\"\n  memory_mb = 512\n}\n")
 }
 
 /// The provider started by hand in debug mode, as a developer attaches a debugger to it.
@@ -174,13 +132,13 @@ impl Drop for DebugProvider {
 
 #[test]
 fn ctrl_c_stops_one_apply_of_a_reattached_provider_and_the_next_apply_runs() {
-    let sim = Sim::start();
+    let sim = Sim::start(|_| {});
     let mut provider = DebugProvider::start(&provider_dir());
-    let mut wd = Workdir::new(&provider_dir(), &sim.main_tf()).unwrap();
+    let mut wd = interrupted_vm(&sim);
     wd.set_env("TF_REATTACH_PROVIDERS", &provider.reattach);
 
     // Every Proxmox request now takes a minute: the create hangs in flight.
-    sim.set_latency(60_000);
+    sim.set_faults(serde_json::json!({ "latency_ms": 60_000 }));
     let mut apply = wd
         .command(&["apply", "-auto-approve", "-input=false"])
         .stdout(Stdio::piped())
@@ -202,7 +160,7 @@ fn ctrl_c_stops_one_apply_of_a_reattached_provider_and_the_next_apply_runs() {
     assert!(provider.alive(), "the reattached provider must survive a Ctrl-C");
 
     // Same provider process, next command: it runs normally.
-    sim.set_latency(0);
+    sim.set_faults(serde_json::json!({ "latency_ms": 0 }));
     let next = wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap();
     assert_eq!(next.code, 0, "the next apply failed:\n{}{}", next.stdout, next.stderr);
     assert!(next.stdout.contains("1 added"), "{}", next.stdout);

@@ -576,3 +576,39 @@ fn started_false_stops_a_guest_that_ignores_shutdown_after_shutdown_timeout() {
     assert_eq!(shutdown["exitstatus"], "WARNINGS: 1", "forced after the timeout: {shutdown}");
     assert_plan_empty(&wd);
 }
+
+#[test]
+fn a_vm_without_a_started_line_that_was_stopped_through_the_api_is_planned_to_start_and_started() {
+    let sim = Sim::start(|_| {});
+    let wd = sim.workdir(&vm("v", "pve1", ""));
+    apply(&wd);
+    let vmid = state_vmids(&wd)["strata_vm.v"] as u32;
+    sim.block_on(sim.client.stop_vm("pve1", vmid)).unwrap();
+    assert!(!where_is(&sim, vmid).1, "the VM should be stopped");
+
+    let (_, actions) = planned_actions(&wd, &[]);
+    assert_eq!(actions, vec![("strata_vm.v".to_string(), vec!["update".to_string()])], "{actions:?}");
+    let plan = wd.plan_exit_code().unwrap();
+    assert!(
+        plan.stdout.lines().any(|l| l.contains("started") && l.trim_end().ends_with("= false -> true")),
+        "{}",
+        plan.stdout
+    );
+    apply(&wd);
+    assert!(where_is(&sim, vmid).1, "the VM was not started");
+    assert_plan_empty(&wd);
+}
+
+#[test]
+fn a_create_that_outlives_its_go_syntax_timeout_is_cancelled_and_names_the_limit() {
+    let sim = Sim::start(|_| {});
+    // Every Proxmox request now takes 20 s; the configuration allows 1.5 s.
+    sim.set_faults(serde_json::json!({ "latency_ms": 20_000 }));
+    let wd = sim.workdir(&vm("slow", "pve1", "timeouts {\n    create = \"1.5s\"\n  }"));
+    let started = std::time::Instant::now();
+    let run = wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap();
+    let took = started.elapsed();
+    assert_ne!(run.code, 0, "the apply should fail:\n{}", run.stdout);
+    assert!(run.stderr.contains("timed out after 1500ms (timeouts.create)"), "{}", run.stderr);
+    assert!(took < std::time::Duration::from_secs(18), "the limit did not stop the create: {took:?}");
+}

@@ -13,9 +13,12 @@ use async_trait::async_trait;
 use strata_pve_client::vm::{CloneSpec, CreateSpec};
 use strata_pve_client::{Client, Error as PveError};
 
+use crate::framework::timeouts::parse_go_duration;
 use crate::framework::{
-    ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, Failure, PlanChange, Resource, Schema, Value,
+    ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, Failure, PlanChange, Resource, Schema, Timeouts,
+    Value,
 };
+
 use crate::proxmox::{client, client_if_known};
 use model::{
     cloudinit_slot, config_change, config_disks, create_params, free_cloudinit_slot, from_pve, needs_reboot, ReadMode,
@@ -88,10 +91,10 @@ fn with_path(d: Diagnostics, attr: &str) -> Diagnostics {
     out
 }
 
-fn timeout_of(t: Option<&String>, default: &str) -> Duration {
-    t.and_then(|s| schema::parse_duration(s))
-        .or_else(|| schema::parse_duration(default))
-        .unwrap_or(Duration::from_secs(1200))
+fn duration_or(t: Option<&String>, default: &str) -> Duration {
+    t.and_then(|s| parse_go_duration(s).ok())
+        .or_else(|| parse_go_duration(default).ok())
+        .unwrap_or(Duration::from_secs(180))
 }
 
 fn vmid_of(m: &VmModel) -> Result<u32, Diagnostics> {
@@ -337,23 +340,19 @@ impl Resource for Vm {
         plan::modify_plan(plan);
     }
 
+    fn timeouts(&self) -> Timeouts {
+        schema::timeouts()
+    }
+
     fn import_id(&self) -> Option<&'static str> {
         Some("`node/vm_id`, e.g. `pve1/101` (the VM is found by VMID anywhere in the cluster; `node` must be where it runs now)")
     }
 
     async fn create(&self, ctx: &Context, planned: VmModel) -> ApplyResult<VmModel> {
         let c = client(ctx)?;
-        let limit =
-            timeout_of(planned.timeouts.as_ref().and_then(|t| t.create.as_ref()), schema::DEFAULT_CREATE_TIMEOUT);
+        // The framework's time limit (timeouts.create) cancels the client's requests.
         let candidate = Mutex::new(None);
-        let result = match tokio::time::timeout(limit, create_inner(&c, &planned, &candidate)).await {
-            Ok(r) => r,
-            Err(_) => Err(Diagnostic::error(
-                "Timed out creating the VM",
-                format!("Not done after {limit:?} (timeouts.create)."),
-            )
-            .into()),
-        };
+        let result = create_inner(&c, &planned, &candidate).await;
         let d = match result {
             Ok(m) => return Ok(m),
             Err(d) => d,
@@ -362,7 +361,7 @@ impl Resource for Vm {
         // Did our VM come into existence before the failure? Then record it (Terraform
         // taints it) rather than orphan it. Checked even after a cancellation, briefly.
         let probe = c.with_cancel(tokio_util::sync::CancellationToken::new());
-        let ours = tokio::time::timeout(Duration::from_secs(30), probe.vm_config(&planned.node, vmid))
+        let ours = tokio::time::timeout(Duration::from_secs(15), probe.vm_config(&planned.node, vmid))
             .await
             .ok()
             .and_then(Result::ok)
@@ -388,8 +387,6 @@ impl Resource for Vm {
     async fn update(&self, ctx: &Context, prior: VmModel, planned: VmModel) -> ApplyResult<VmModel> {
         let c = client(ctx)?;
         let vmid = vmid_of(&prior)?;
-        let limit =
-            timeout_of(planned.timeouts.as_ref().and_then(|t| t.update.as_ref()), schema::DEFAULT_UPDATE_TIMEOUT);
         let work = async {
             // Where the VM is now (HA or a person may have moved it since the refresh).
             let here = c
@@ -418,7 +415,7 @@ impl Resource for Vm {
                 // A start boots with the new settings already.
                 (Some(true), false) => c.start_vm(&node, vmid).await.map_err(|e| pve_diags("start the VM", &e))?,
                 (Some(false), true) => {
-                    let grace = timeout_of(planned.shutdown_timeout.as_ref(), schema::DEFAULT_SHUTDOWN_TIMEOUT);
+                    let grace = duration_or(planned.shutdown_timeout.as_ref(), schema::DEFAULT_SHUTDOWN_TIMEOUT);
                     c.shutdown_vm(&node, vmid, grace).await.map_err(|e| pve_diags("shut the VM down", &e))?
                 }
                 (_, true) if reboot && planned.reboot_after_update != Some(false) => {
@@ -441,33 +438,18 @@ impl Resource for Vm {
             }
             Ok::<VmModel, Diagnostics>(m)
         };
-        match tokio::time::timeout(limit, work).await {
-            Ok(Ok(m)) => Ok(m),
-            Ok(Err(d)) => Err(Failure::with_state(prior, d)),
-            Err(_) => Err(Failure::with_state(
-                prior,
-                Diagnostic::error("Timed out updating the VM", format!("Not done after {limit:?} (timeouts.update).")),
-            )),
-        }
+        work.await.map_err(|d| Failure::with_state(prior, d))
     }
 
     async fn delete(&self, ctx: &Context, state: VmModel) -> Result<(), Diagnostics> {
         let c = client(ctx)?;
         let vmid = vmid_of(&state)?;
-        let limit = timeout_of(state.timeouts.as_ref().and_then(|t| t.delete.as_ref()), schema::DEFAULT_DELETE_TIMEOUT);
         // The VM may have moved since the state was written (HA, a person, -refresh=false).
         let node = match c.cluster_vms().await {
             Ok(vms) => vms.into_iter().find(|v| v.vmid == vmid).map(|v| v.node).unwrap_or(state.node.clone()),
             Err(e) => return Err(pve_diags("find the VM", &e)),
         };
-        match tokio::time::timeout(limit, c.destroy_vm(&node, vmid)).await {
-            Ok(r) => r.map_err(|e| pve_diags("destroy the VM", &e)),
-            Err(_) => Err(Diagnostic::error(
-                "Timed out destroying the VM",
-                format!("Not done after {limit:?} (timeouts.delete)."),
-            )
-            .into()),
-        }
+        c.destroy_vm(&node, vmid).await.map_err(|e| pve_diags("destroy the VM", &e))
     }
 
     async fn import(&self, ctx: &Context, id: &str) -> Result<VmModel, Diagnostics> {

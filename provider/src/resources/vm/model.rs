@@ -31,7 +31,6 @@ pub struct VmModel {
     #[serde(default)]
     pub network_devices: Vec<Nic>,
     pub cloud_init: Option<CloudInit>,
-    pub timeouts: Option<Timeouts>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -78,13 +77,6 @@ pub struct Ipv4 {
     pub address: Option<String>,
     pub dhcp: Option<bool>,
     pub gateway: Option<String>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-pub struct Timeouts {
-    pub create: Option<String>,
-    pub update: Option<String>,
-    pub delete: Option<String>,
 }
 
 /// Config keys cloud-init settings live in.
@@ -440,7 +432,6 @@ pub fn from_pve(cfg: &VmConfig, vm: &ClusterVm, prior: Option<&VmModel>, mode: R
         cpu,
         network_devices,
         cloud_init,
-        timeouts: prior.and_then(|p| p.timeouts.clone()),
     }
 }
 

@@ -1,6 +1,9 @@
 //! The `strata_vm` schema and its single-attribute validators.
 
-use crate::framework::{Attribute, Block, NestedBlock, Schema, Type, Validator, Value};
+use std::time::Duration;
+
+use crate::framework::timeouts::parse_go_duration;
+use crate::framework::{Attribute, Block, NestedBlock, Schema, Timeouts, Type, Validator, Value};
 
 /// Disk buses and their highest index, as Proxmox VE accepts them.
 pub const DISK_BUSES: &[(&str, u32)] = &[("scsi", 30), ("virtio", 15), ("sata", 5), ("ide", 3)];
@@ -23,10 +26,17 @@ pub const NIC_MODELS: &[&str] = &[
     "vmxnet3",
 ];
 
-pub const DEFAULT_CREATE_TIMEOUT: &str = "20m";
-pub const DEFAULT_UPDATE_TIMEOUT: &str = "20m";
-pub const DEFAULT_DELETE_TIMEOUT: &str = "10m";
 pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "3m";
+
+/// Time limits when the `timeouts` block (added by the framework) leaves them unset.
+pub fn timeouts() -> Timeouts {
+    Timeouts {
+        create: Duration::from_secs(20 * 60),
+        read: Duration::from_secs(5 * 60),
+        update: Duration::from_secs(20 * 60),
+        delete: Duration::from_secs(10 * 60),
+    }
+}
 
 pub fn disk_type() -> Type {
     Type::object([("interface", Type::String), ("storage", Type::String), ("size_gb", Type::Number)])
@@ -96,33 +106,12 @@ fn check_ssh_keys(v: &Value) -> Result<(), String> {
     Ok(())
 }
 
-pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
-    // Terraform's usual timeout syntax: a sequence like "1h30m", "10m", "45s".
-    let mut total = 0u64;
-    let mut num = String::new();
-    let mut any = false;
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num.parse().ok()?;
-        num.clear();
-        total += n * match c {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return None,
-        };
-        any = true;
-    }
-    (any && num.is_empty() && total > 0).then(|| std::time::Duration::from_secs(total))
-}
-
 fn check_duration(v: &Value) -> Result<(), String> {
-    match v.as_str().and_then(parse_duration) {
-        Some(_) => Ok(()),
-        None => Err("Must be a duration like \"30s\", \"10m\" or \"1h30m\".".into()),
+    match v.as_str().map(parse_go_duration) {
+        Some(Ok(d)) if !d.is_zero() => Ok(()),
+        Some(Ok(_)) => Err("Must be longer than zero.".into()),
+        Some(Err(e)) => Err(format!("Must be a duration like \"30s\", \"10m\", \"1.5h\" or \"1h30m\": {e}.")),
+        None => Ok(()),
     }
 }
 
@@ -215,22 +204,6 @@ pub fn schema() -> Schema {
                 .description("DNS search domain."),
         )
         .block(NestedBlock::single("ipv4", ipv4));
-    let timeouts = Block::new("Upper bounds for the operations, e.g. \"10m\".")
-        .attribute(
-            Attribute::optional("create", Type::String)
-                .validate(Validator::Custom(check_duration))
-                .description("Default 20m."),
-        )
-        .attribute(
-            Attribute::optional("update", Type::String)
-                .validate(Validator::Custom(check_duration))
-                .description("Default 20m."),
-        )
-        .attribute(
-            Attribute::optional("delete", Type::String)
-                .validate(Validator::Custom(check_duration))
-                .description("Default 10m."),
-        );
 
     let block = Block::new(
         "A QEMU virtual machine on Proxmox VE, new or cloned from a template. Changes are applied in place where \
@@ -304,8 +277,7 @@ pub fn schema() -> Schema {
     .block(NestedBlock::single("clone", clone))
     .block(NestedBlock::single("cpu", cpu))
     .block(NestedBlock::list("network_devices", nic))
-    .block(NestedBlock::single("cloud_init", cloud_init))
-    .block(NestedBlock::single("timeouts", timeouts));
+    .block(NestedBlock::single("cloud_init", cloud_init));
     Schema::new(0, block)
 }
 

@@ -173,7 +173,7 @@ fn bad_input_is_refused_with_the_attribute_path() {
     m.tags = Some(vec!["Prod".into()]);
     m.cloud_init.as_mut().unwrap().ipv4.as_mut().unwrap().address = Some("10.0.0.300/24".into());
     m.network_devices[0].vlan_tag = Some(5000);
-    m.timeouts = Some(Timeouts { create: Some("ten minutes".into()), ..Default::default() });
+    m.shutdown_timeout = Some("ten minutes".into());
     let d = AnyResource::validate(&Vm, &value(&m));
     let p = paths(&d);
     for want in [
@@ -184,7 +184,7 @@ fn bad_input_is_refused_with_the_attribute_path() {
         "disks[2].size_gb",
         "cloud_init.ipv4.address",
         "network_devices[0].vlan_tag",
-        "timeouts.create",
+        "shutdown_timeout",
     ] {
         assert!(p.contains(&want.to_string()), "missing {want} in {p:?}");
     }
