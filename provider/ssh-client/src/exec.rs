@@ -120,6 +120,19 @@ impl Client {
         self.run(cmd, stdin, Some(stop)).await
     }
 
+    /// [`Client::exec`] or, with a token, [`Client::exec_cancellable`].
+    pub(crate) async fn exec_maybe_cancellable(
+        &self,
+        cmd: &str,
+        stdin: Option<&[u8]>,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<ExecOutput, Error> {
+        match cancel {
+            Some(token) => self.exec_cancellable(cmd, stdin, token).await,
+            None => self.exec(cmd, stdin).await,
+        }
+    }
+
     /// [`Client::exec`], turning a non-zero exit into [`Error::Remote`]
     /// (stderr included; the command itself is not, as it may hold secrets).
     pub async fn exec_checked(&self, cmd: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, Error> {
@@ -175,19 +188,26 @@ impl Client {
     ) -> Result<ExecOutput, Error> {
         let marker = stop.is_some().then(new_marker);
         let command = self.wrap(cmd, marker.as_deref())?;
-        let PooledChannel { channel, _permit } = self.pool.open_session(&self.target).await?;
-        let (mut rx, tx) = channel.split();
-        tx.exec(true, command).await.map_err(|e| Error::ssh(&self.label, e))?;
         let stop = async move {
             match stop {
                 Some(stop) => stop.await,
                 None => std::future::pending().await,
             }
         };
+        tokio::pin!(stop);
+        // Connecting can hang too (an unreachable node); nothing runs remotely yet, so
+        // giving up here needs no clean-up.
+        let PooledChannel { channel, _permit } = tokio::select! {
+            biased;
+            e = &mut stop => return Err(e),
+            c = self.pool.open_session(&self.target) => c?,
+        };
+        let (mut rx, tx) = channel.split();
+        tx.exec(true, command).await.map_err(|e| Error::ssh(&self.label, e))?;
         let mut progress = Progress::default();
         let outcome = tokio::select! {
             r = drive(&mut rx, &tx, stdin, &mut progress) => Ok(r),
-            e = stop => Err(e),
+            e = &mut stop => Err(e),
         };
         match outcome {
             Ok(Ok(())) => {
