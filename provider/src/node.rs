@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{bail, Context as _};
+use anyhow::{anyhow, bail};
 use strata_ssh::{Auth, HostKeyPolicy, Pool, Target};
 
 use crate::framework::{AttributePath, Context, Diagnostic, Diagnostics};
@@ -32,16 +32,21 @@ impl SshAccess {
 }
 
 /// What a command did.
+#[derive(Debug)]
 pub struct Exec {
     pub status: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
+/// A node, for one resource operation: every command, upload and read runs under the
+/// operation's cancellation token (Ctrl-C, `timeouts`), and a stopped command is
+/// killed on the node with its children.
 pub struct Node {
     client: strata_ssh::Client,
     label: String,
     lock: Arc<tokio::sync::Mutex<()>>,
+    ctx: Context,
 }
 
 /// Single-quotes a word for `sh`.
@@ -114,23 +119,68 @@ impl Node {
     pub async fn connect(ctx: &Context, conn: &ConnectionModel) -> Result<Node, Diagnostics> {
         let data = ctx.provider_data::<ProviderData>()?;
         let t = target(conn, &data.ssh.defaults)?;
+        Ok(Node::from_target(ctx, &data.ssh, t))
+    }
+
+    /// A node for an already-resolved target (tests, tools).
+    pub fn from_target(ctx: &Context, access: &SshAccess, t: Target) -> Node {
         let label = t.label();
-        let lock = data.ssh.lock_for(&format!("{}:{}", t.host, t.port));
-        Ok(Node { client: data.ssh.pool.client(t), label, lock })
+        let lock = access.lock_for(&format!("{}:{}", t.host, t.port));
+        Node { client: access.pool.client(t), label, lock, ctx: ctx.clone() }
     }
 
-    /// Serialises changes to this node within the provider process.
-    pub async fn exclusive(&self) -> tokio::sync::OwnedMutexGuard<()> {
-        self.lock.clone().lock_owned().await
+    /// `user@host:port` (plus bastion).
+    pub fn label(&self) -> &str {
+        &self.label
     }
 
-    pub async fn run(&self, cmd: &str) -> anyhow::Result<Exec> {
-        self.run_input(cmd, None).await
+    fn resource(&self) -> &str {
+        match self.ctx.resource_type() {
+            "" => "node",
+            t => t,
+        }
+    }
+
+    /// Logged before each step: never the command (it may hold secrets) nor file contents.
+    fn trace(&self, step: &str) {
+        tracing::debug!(resource = self.resource(), operation = self.ctx.operation(), host = %self.label, step, "node step");
+    }
+
+    /// The error for a failed step: resource, step and host, and why when the
+    /// operation was stopped (timeout or cancellation).
+    fn fail(&self, step: &str, e: strata_ssh::Error) -> anyhow::Error {
+        if let (strata_ssh::Error::Cancelled { .. }, Some(reason)) = (&e, self.ctx.stop_reason()) {
+            return anyhow!(
+                "{}: {step} on {} stopped: {reason}; the command was killed on the node",
+                self.resource(),
+                self.label
+            );
+        }
+        anyhow!(e).context(format!("{}: {step} on {} failed", self.resource(), self.label))
+    }
+
+    /// Serialises changes to this node within the provider process; waiting for it
+    /// ends when the operation is stopped.
+    pub async fn exclusive(&self) -> anyhow::Result<tokio::sync::OwnedMutexGuard<()>> {
+        tokio::select! {
+            g = self.lock.clone().lock_owned() => Ok(g),
+            _ = self.ctx.cancel.cancelled() => Err(self.fail(
+                "waiting for another change on this node",
+                strata_ssh::Error::Cancelled { host: self.label.clone() },
+            )),
+        }
+    }
+
+    /// Runs `cmd`; `step` says what it is for (e.g. "reloading nfs-ganesha"), in logs
+    /// and errors.
+    pub async fn run(&self, step: &str, cmd: &str) -> anyhow::Result<Exec> {
+        self.run_input(step, cmd, None).await
     }
 
     /// Runs a command with `input` on its stdin.
-    pub async fn run_input(&self, cmd: &str, input: Option<&[u8]>) -> anyhow::Result<Exec> {
-        let out = self.client.exec(cmd, input).await.with_context(|| format!("on {}", self.label))?;
+    pub async fn run_input(&self, step: &str, cmd: &str, input: Option<&[u8]>) -> anyhow::Result<Exec> {
+        self.trace(step);
+        let out = self.client.exec_cancellable(cmd, input, &self.ctx.cancel).await.map_err(|e| self.fail(step, e))?;
         Ok(Exec {
             status: out.exit_status as i32,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -139,30 +189,34 @@ impl Node {
     }
 
     /// Runs a command that must succeed; the error carries its stderr.
-    pub async fn run_ok(&self, cmd: &str, what: &str) -> anyhow::Result<String> {
-        let out = self.run(cmd).await?;
+    pub async fn run_ok(&self, step: &str, cmd: &str) -> anyhow::Result<String> {
+        let out = self.run(step, cmd).await?;
         if out.status != 0 {
-            bail!("{what} failed on {} (exit {}): {}", self.label, out.status, out.stderr.trim());
+            bail!("{}: {step} failed on {} (exit {}): {}", self.resource(), self.label, out.status, out.stderr.trim());
         }
         Ok(out.stdout)
     }
 
     pub async fn read_file(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        self.client.read_file(path).await.with_context(|| format!("reading {path} on {}", self.label))
+        let step = format!("reading {path}");
+        self.trace(&step);
+        self.client.read_file_cancellable(path, &self.ctx.cancel).await.map_err(|e| self.fail(&step, e))
     }
 
     /// Atomic replace (temp file, fsync, rename), root-owned; creates missing parents.
     pub async fn write_file(&self, path: &str, content: &[u8], mode: u32) -> anyhow::Result<()> {
         if let Some((parent, _)) = path.rsplit_once('/').filter(|(p, _)| !p.is_empty()) {
-            self.run_ok(&format!("mkdir -p -- {}", quote(parent)), &format!("creating {parent}")).await?;
+            self.run_ok(&format!("creating {parent}"), &format!("mkdir -p -- {}", quote(parent))).await?;
         }
+        let step = format!("writing {path}");
+        self.trace(&step);
         self.client
-            .upload(path, content, mode, Some("root"), Some("root"))
+            .upload_cancellable(path, content, mode, Some("root"), Some("root"), &self.ctx.cancel)
             .await
-            .with_context(|| format!("writing {path} on {}", self.label))
+            .map_err(|e| self.fail(&step, e))
     }
 
     pub async fn remove_file(&self, path: &str) -> anyhow::Result<()> {
-        self.run_ok(&format!("rm -f -- {}", quote(path)), &format!("removing {path}")).await.map(|_| ())
+        self.run_ok(&format!("removing {path}"), &format!("rm -f -- {}", quote(path))).await.map(|_| ())
     }
 }

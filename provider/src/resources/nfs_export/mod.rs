@@ -248,11 +248,11 @@ impl Resource for NfsExport {
 
     async fn delete(&self, ctx: &Context, state: NfsExportModel) -> Result<(), Diagnostics> {
         let node = Self::node(ctx, &state).await?;
-        let _exclusive = node.exclusive().await;
+        let _exclusive = node.exclusive().await?;
         node.remove_file(&Self::file_path(&state)).await?;
         server::activate(&node, Self::backend(&state)).await?;
         if state.delete_data_on_destroy == Some(true) {
-            node.run_ok(&format!("rm -rf -- {}", quote(&state.path)), "deleting the exported data").await?;
+            node.run_ok("deleting the exported data", &format!("rm -rf -- {}", quote(&state.path))).await?;
         }
         Ok(())
     }

@@ -59,13 +59,17 @@ fn agent_error(e: String) -> Diagnostics {
 
 impl NodeConfig {
     async fn remote_sha(node: &Node) -> anyhow::Result<Option<String>> {
-        let out = node.run(&format!("sha256sum {AGENT_PATH} 2>/dev/null || true")).await?;
+        let out = node
+            .run("checking the installed strata-agent", &format!("sha256sum {AGENT_PATH} 2>/dev/null || true"))
+            .await?;
         Ok(out.stdout.split_whitespace().next().map(str::to_string))
     }
 
     async fn root_exists(node: &Node, m: &NodeConfigModel) -> anyhow::Result<bool> {
         match &m.root {
-            Some(root) => Ok(node.run(&format!("test -d {}", quote(root))).await?.status == 0),
+            Some(root) => {
+                Ok(node.run("checking the root directory", &format!("test -d {}", quote(root))).await?.status == 0)
+            }
             None => Ok(true),
         }
     }
@@ -83,7 +87,13 @@ impl NodeConfig {
     async fn run_agent(node: &Node, mode: &str, m: &NodeConfigModel) -> anyhow::Result<Report> {
         let spec = serde_json::to_vec(&m.spec_json())?;
         let root = m.root.as_deref().map(|r| format!(" --root {}", quote(r))).unwrap_or_default();
-        let out = node.run_input(&format!("{AGENT_PATH} {mode} - --json{root}"), Some(&spec)).await?;
+        let out = node
+            .run_input(
+                &format!("running strata-agent {mode}"),
+                &format!("{AGENT_PATH} {mode} - --json{root}"),
+                Some(&spec),
+            )
+            .await?;
         let report: Report = match serde_json::from_str(&out.stdout) {
             Ok(r) => r,
             Err(_) => {
@@ -125,10 +135,10 @@ impl NodeConfig {
 
     async fn converge(ctx: &Context, planned: NodeConfigModel) -> ApplyResult<NodeConfigModel> {
         let node = Node::connect(ctx, &planned.ssh).await?;
-        let _exclusive = node.exclusive().await;
+        let _exclusive = node.exclusive().await?;
         let sha = Self::ensure_agent(&node).await?;
         if let Some(root) = &planned.root {
-            node.run_ok(&format!("mkdir -p -- {}", quote(root)), "creating the root directory").await?;
+            node.run_ok("creating the root directory", &format!("mkdir -p -- {}", quote(root))).await?;
         }
         let mut m = planned;
         m.id = Some(m.ssh.host.clone());
