@@ -10,7 +10,7 @@ use strata_ssh::{Auth, HostKeyPolicy, Pool, Target};
 
 use crate::framework::{AttributePath, Context, Diagnostic, Diagnostics};
 use crate::provider::ProviderData;
-use crate::resources::connection::{BastionModel, ConnectionModel, ProviderSshModel};
+use crate::resources::connection::{ConnectionModel, ProviderSshModel};
 
 /// SSH defaults plus the connection pool, shared by every node-facing resource.
 pub struct SshAccess {
@@ -60,10 +60,15 @@ fn config_error(attr: &str, detail: impl Into<String>) -> Diagnostics {
         .into()
 }
 
+/// `~` and `~/...` are the home directory, as in OpenSSH's own settings.
+fn expand(path: &str) -> String {
+    shellexpand::tilde(path).into_owned()
+}
+
 fn auth(private_key: &Option<String>, private_key_file: &Option<String>) -> Option<Auth> {
     match (private_key, private_key_file) {
         (Some(k), _) => Some(Auth::key_content(k.clone())),
-        (None, Some(f)) => Some(Auth::key_file(f.clone())),
+        (None, Some(f)) => Some(Auth::key_file(expand(f))),
         (None, None) => None,
     }
 }
@@ -72,28 +77,73 @@ fn port(p: Option<i64>) -> u16 {
     p.and_then(|p| u16::try_from(p).ok()).unwrap_or(22)
 }
 
-/// The SSH target a resource's `ssh` block describes, with the provider's defaults filled in.
-pub fn target(conn: &ConnectionModel, defaults: &ProviderSshModel) -> Result<Target, Diagnostics> {
+/// Host-key settings of one block; `None` when it sets none.
+fn host_key_policy(
+    attr_prefix: &str,
+    known_hosts: &Option<String>,
+    known_hosts_file: &Option<String>,
+    fingerprints: &Option<Vec<String>>,
+    insecure: Option<bool>,
+) -> Result<Option<HostKeyPolicy>, Diagnostics> {
+    // Validation refuses pins together with insecure_ignore_host_key = true in one
+    // block, and merging drops an inherited one where the resource pins keys.
+    Ok(Some(if let Some(fps) = fingerprints {
+        HostKeyPolicy::Fingerprints(fps.clone())
+    } else if let Some(kh) = known_hosts {
+        HostKeyPolicy::KnownHosts(kh.clone())
+    } else if let Some(path) = known_hosts_file {
+        let path = expand(path);
+        let content = std::fs::read_to_string(&path)
+            .map_err(|e| config_error(&format!("{attr_prefix}known_hosts_file"), format!("Cannot read {path}: {e}")))?;
+        HostKeyPolicy::KnownHosts(content)
+    } else if insecure == Some(true) {
+        HostKeyPolicy::InsecureIgnore
+    } else {
+        return Ok(None);
+    }))
+}
+
+/// Why no key is available, saying how to fix it; at refresh, import and destroy a
+/// write-only `private_key` is not there (it is never stored).
+fn missing_key(host: &str, operation: &str) -> Diagnostics {
+    let fix = "set ssh.private_key_file in the resource, or private_key / private_key_file in the provider's ssh block";
+    match operation {
+        "read" => Diagnostic::warning(
+            "Node not refreshed: no SSH key",
+            format!(
+                "{host} was not read: ssh.private_key is write-only, so it is not available at refresh. To refresh \
+                 this node, {fix}. The last known state is kept."
+            ),
+        ),
+        "delete" | "import" => Diagnostic::error(
+            "No SSH key for the node",
+            format!(
+                "Cannot {operation} on {host}: ssh.private_key is write-only, so it is not available at {operation}; \
+                 {fix}."
+            ),
+        ),
+        _ => Diagnostic::error(
+            "Incomplete SSH connection settings",
+            format!("No SSH key for {host}: set ssh.private_key or ssh.private_key_file in the resource, or the provider's ssh block."),
+        ),
+    }
+    .at(AttributePath::parse("ssh.private_key"))
+    .into()
+}
+
+/// The SSH target a resource's `ssh` block describes, with the provider's defaults
+/// filled in. `operation` (`read`, `delete`, ...) shapes the message when no key is
+/// available.
+pub fn target_for(conn: &ConnectionModel, defaults: &ProviderSshModel, operation: &str) -> Result<Target, Diagnostics> {
     let merged = conn.with_defaults(defaults);
     let (host, c) = (&merged.host, &merged.settings);
     let user = c.user.clone().unwrap_or_else(|| "root".into());
     let Some(key) = auth(&c.private_key, &c.private_key_file) else {
-        return Err(config_error(
-            "private_key",
-            format!("No SSH key for {host}: set ssh.private_key or ssh.private_key_file in the resource, or the provider's ssh block."),
-        ));
+        return Err(missing_key(host, operation));
     };
-    let host_key = if c.insecure_ignore_host_key == Some(true) {
-        HostKeyPolicy::InsecureIgnore
-    } else if let Some(fps) = &c.host_key_fingerprints {
-        HostKeyPolicy::Fingerprints(fps.clone())
-    } else if let Some(kh) = &c.known_hosts {
-        HostKeyPolicy::KnownHosts(kh.clone())
-    } else if let Some(path) = &c.known_hosts_file {
-        let content = std::fs::read_to_string(path)
-            .map_err(|e| config_error("known_hosts_file", format!("Cannot read {path}: {e}")))?;
-        HostKeyPolicy::KnownHosts(content)
-    } else {
+    let Some(host_key) =
+        host_key_policy("", &c.known_hosts, &c.known_hosts_file, &c.host_key_fingerprints, c.insecure_ignore_host_key)?
+    else {
         return Err(config_error(
             "known_hosts",
             format!(
@@ -106,19 +156,33 @@ pub fn target(conn: &ConnectionModel, defaults: &ProviderSshModel) -> Result<Tar
     let mut t = Target::new(host.clone(), user.clone(), key.clone(), host_key.clone())
         .with_port(port(merged.port))
         .with_sudo(c.sudo.unwrap_or(false));
-    if let Some(BastionModel { host, port: bport, user: buser, private_key, private_key_file }) = &c.bastion {
-        let bauth = auth(private_key, private_key_file).unwrap_or(key);
+    if let Some(b) = &c.bastion {
+        let bauth = auth(&b.private_key, &b.private_key_file).unwrap_or(key);
+        // A bastion without host-key settings of its own is checked like the node.
+        let bkey = host_key_policy(
+            "bastion.",
+            &b.known_hosts,
+            &b.known_hosts_file,
+            &b.host_key_fingerprints,
+            b.insecure_ignore_host_key,
+        )?
+        .unwrap_or(host_key);
         t = t.with_bastion(
-            Target::new(host.clone(), buser.clone().unwrap_or(user), bauth, host_key).with_port(port(*bport)),
+            Target::new(b.host.clone(), b.user.clone().unwrap_or(user), bauth, bkey).with_port(port(b.port)),
         );
     }
     Ok(t)
 }
 
+/// [`target_for`] outside any particular operation.
+pub fn target(conn: &ConnectionModel, defaults: &ProviderSshModel) -> Result<Target, Diagnostics> {
+    target_for(conn, defaults, "")
+}
+
 impl Node {
     pub async fn connect(ctx: &Context, conn: &ConnectionModel) -> Result<Node, Diagnostics> {
         let data = ctx.provider_data::<ProviderData>()?;
-        let t = target(conn, &data.ssh.defaults)?;
+        let t = target_for(conn, &data.ssh.defaults, ctx.operation())?;
         Ok(Node::from_target(ctx, &data.ssh, t))
     }
 
@@ -218,5 +282,104 @@ impl Node {
 
     pub async fn remove_file(&self, path: &str) -> anyhow::Result<()> {
         self.run_ok(&format!("removing {path}"), &format!("rm -f -- {}", quote(path))).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::connection::{BastionModel, SshSettings};
+    use strata_ssh::KeySource;
+
+    fn conn(settings: SshSettings) -> ConnectionModel {
+        ConnectionModel { host: "10.0.0.5".into(), port: None, settings }
+    }
+
+    #[test]
+    fn resource_pins_win_over_the_providers_insecure_ignore() {
+        let d = SshSettings {
+            private_key_file: Some("/k".into()),
+            insecure_ignore_host_key: Some(true),
+            ..Default::default()
+        };
+        let t = target(
+            &conn(SshSettings { known_hosts: Some("10.0.0.5 ssh-ed25519 AAAA".into()), ..Default::default() }),
+            &d,
+        )
+        .unwrap();
+        assert!(matches!(t.host_key, HostKeyPolicy::KnownHosts(_)), "{:?}", t.host_key);
+        let t = target(
+            &conn(SshSettings { host_key_fingerprints: Some(vec!["SHA256:x".into()]), ..Default::default() }),
+            &d,
+        )
+        .unwrap();
+        assert_eq!(t.host_key, HostKeyPolicy::Fingerprints(vec!["SHA256:x".into()]));
+        // Nothing pinned on the resource: the provider's choice applies.
+        assert_eq!(target(&conn(SshSettings::default()), &d).unwrap().host_key, HostKeyPolicy::InsecureIgnore);
+    }
+
+    #[test]
+    fn tilde_paths_are_in_the_home_directory() {
+        let home = std::env::var("HOME").expect("HOME is set");
+        let dir = tempfile::tempdir_in(&home).unwrap();
+        let name = dir.path().file_name().unwrap().to_str().unwrap();
+        std::fs::write(
+            dir.path().join("kh"),
+            "10.0.0.5 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n",
+        )
+        .unwrap();
+        let c = conn(SshSettings {
+            private_key_file: Some("~/.ssh/id_ed25519".into()),
+            known_hosts_file: Some(format!("~/{name}/kh")),
+            ..Default::default()
+        });
+        let t = target(&c, &SshSettings::default()).unwrap();
+        match &t.auth.key {
+            KeySource::File(p) => assert_eq!(p, &std::path::Path::new(&home).join(".ssh/id_ed25519")),
+            _ => panic!("a key file"),
+        }
+        assert!(matches!(&t.host_key, HostKeyPolicy::KnownHosts(c) if c.contains("AAAAC3")));
+    }
+
+    #[test]
+    fn the_bastion_has_its_own_host_keys_or_the_nodes() {
+        let node_pins = Some(vec!["SHA256:node".to_string()]);
+        let bastion = |b: BastionModel| {
+            let c = conn(SshSettings {
+                private_key: Some("k".into()),
+                host_key_fingerprints: node_pins.clone(),
+                bastion: Some(BastionModel { host: "jump".into(), ..b }),
+                ..Default::default()
+            });
+            target(&c, &SshSettings::default()).unwrap().bastion.unwrap().host_key
+        };
+        assert_eq!(bastion(BastionModel::default()), HostKeyPolicy::Fingerprints(vec!["SHA256:node".into()]));
+        assert_eq!(
+            bastion(BastionModel { host_key_fingerprints: Some(vec!["SHA256:jump".into()]), ..Default::default() }),
+            HostKeyPolicy::Fingerprints(vec!["SHA256:jump".into()])
+        );
+        assert_eq!(
+            bastion(BastionModel { known_hosts: Some("jump ssh-ed25519 AAAA".into()), ..Default::default() }),
+            HostKeyPolicy::KnownHosts("jump ssh-ed25519 AAAA".into())
+        );
+        assert_eq!(
+            bastion(BastionModel { insecure_ignore_host_key: Some(true), ..Default::default() }),
+            HostKeyPolicy::InsecureIgnore
+        );
+    }
+
+    #[test]
+    fn without_the_write_only_key_refresh_warns_and_destroy_fails_saying_what_to_set() {
+        let c = conn(SshSettings { known_hosts: Some("kh".into()), ..Default::default() });
+        let d = SshSettings::default();
+        let read = target_for(&c, &d, "read").unwrap_err();
+        assert!(!read.has_errors(), "{read}");
+        assert!(read.0[0].detail.contains("ssh.private_key_file") && read.0[0].detail.contains("10.0.0.5"), "{read}");
+        let delete = target_for(&c, &d, "delete").unwrap_err();
+        assert!(delete.has_errors());
+        assert!(
+            delete.0[0].detail.contains("write-only") && delete.0[0].detail.contains("private_key_file"),
+            "{delete}"
+        );
     }
 }

@@ -8,7 +8,9 @@ use serde::Deserialize;
 
 use crate::data_sources::{pve_nodes::PveNodes, vms::Vms};
 use crate::framework::model::to_model;
-use crate::framework::{AnyDataSource, AnyResource, Block, Diagnostics, ProviderDefinition, Schema, Value};
+use crate::framework::{
+    AnyDataSource, AnyResource, AttributePath, Block, Diagnostics, ProviderDefinition, Schema, Value,
+};
 use crate::node::SshAccess;
 use crate::resources::cluster_secrets::ClusterSecrets;
 use crate::resources::connection::{self, ProviderSshModel};
@@ -51,6 +53,10 @@ impl ProviderDefinition for StrataProvider {
                 // proxmox: API access for strata_vm and the Proxmox data sources.
                 .block(proxmox::proxmox_block()),
         )
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        connection::validate(config.attr("ssh"), &AttributePath::root("ssh"), diags);
     }
 
     async fn configure(&self, config: &Value) -> Result<Arc<dyn Any + Send + Sync>, Diagnostics> {

@@ -122,3 +122,35 @@ async fn cancellation_names_the_cancel_and_steps_work_while_not_stopped() {
     let msg = format!("{err:#}");
     assert!(msg.contains("installing packages") && msg.contains("cancelled: Terraform asked"), "{msg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_known_hosts_is_checked_even_when_the_provider_ignores_host_keys() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let other = keygen(keys.path(), "other_host", "ed25519", "");
+    let sshd = Sshd::start(SshdOptions::default(), &[&key]);
+    let defaults = SshSettings { insecure_ignore_host_key: Some(true), ..Default::default() };
+    let data = ProviderData { ssh: SshAccess::new(defaults), proxmox: None };
+    let ctx = Context::new(CancellationToken::new(), Some(Arc::new(data))).for_operation("strata_nfs_export", "create");
+    let conn = |known_hosts: String| ConnectionModel {
+        host: "127.0.0.1".into(),
+        port: Some(sshd.port.into()),
+        settings: SshSettings {
+            private_key_file: Some(key.private_path.display().to_string()),
+            known_hosts: Some(known_hosts),
+            ..Default::default()
+        },
+    };
+    let marker = keys.path().join("ran");
+    let wrong = format!("[127.0.0.1]:{} {}\n", sshd.port, other.public);
+    let node = Node::connect(&ctx, &conn(wrong)).await.unwrap();
+    let err = format!("{:#}", node.run("touching", &format!("touch {}", marker.display())).await.unwrap_err());
+    assert!(err.contains("host key verification failed"), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{}", sshd.port)), "names the host: {err}");
+    assert!(err.contains(&sshd.host_key.fingerprint) && err.contains(&other.fingerprint), "names both keys: {err}");
+    assert!(!marker.exists(), "nothing ran on the node");
+    // The right known_hosts connects.
+    let node = Node::connect(&ctx, &conn(sshd.known_hosts_line())).await.unwrap();
+    node.run_ok("touching", &format!("touch {}", marker.display())).await.unwrap();
+    assert!(marker.exists());
+}

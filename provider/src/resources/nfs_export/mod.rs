@@ -16,7 +16,7 @@ use crate::framework::{
     ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, PlanChange, Resource, Schema, Value,
 };
 use crate::node::{quote, Node};
-use crate::resources::connection::ConnectionModel;
+use crate::resources::connection::{self, ConnectionModel};
 use options::Backend;
 use render::{Client, ExportFile};
 
@@ -120,6 +120,7 @@ impl Resource for NfsExport {
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        connection::validate(config.attr("ssh"), &AttributePath::root("ssh"), diags);
         let backend =
             config.attr("backend").and_then(Value::as_str).and_then(Backend::parse).unwrap_or(Backend::Kernel);
         if config.attr("backend").is_some_and(Value::is_unknown) {

@@ -17,6 +17,7 @@ use crate::framework::{
     ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, Failure, PlanChange, Resource, Schema, Value,
 };
 use crate::node::{quote, Node};
+use crate::resources::connection;
 pub use model::NodeConfigModel;
 
 pub struct NodeConfig;
@@ -174,6 +175,7 @@ impl Resource for NodeConfig {
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        connection::validate(config.attr("ssh"), &AttributePath::root("ssh"), diags);
         // The agent's own parser checks the spec: one definition of what is valid.
         if !config.is_fully_known() {
             return;
