@@ -3,6 +3,7 @@
 mod model;
 mod schema;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -14,7 +15,8 @@ use strata_agent::Report;
 
 use crate::framework::model::to_model;
 use crate::framework::{
-    ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, Failure, PlanChange, Resource, Schema, Value,
+    ApplyResult, AttributePath, Block, Context, Diagnostic, Diagnostics, Failure, Mode, Nesting, PlanChange, Resource,
+    Schema, Value,
 };
 use crate::node::{quote, Node};
 use crate::resources::connection;
@@ -176,11 +178,15 @@ impl Resource for NodeConfig {
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         connection::validate(config.attr("ssh"), &AttributePath::root("ssh"), diags);
-        // The agent's own parser checks the spec: one definition of what is valid.
-        if !config.is_fully_known() {
-            return;
+        // The agent's own parser checks the spec: one definition of what is valid. Only
+        // the known parts are checked, so a spec error shows at plan even while other
+        // values (typically ssh.host, from a VM) are unknown.
+        let Some(mut known) = known_parts(&schema::schema().block, config) else { return };
+        // The connection is not part of the spec.
+        if let Some(ssh) = known.attr_mut("ssh") {
+            *ssh = Value::Object([("host".to_string(), Value::string("-"))].into());
         }
-        let Ok(m) = to_model::<NodeConfigModel>(config) else { return };
+        let Ok(m) = to_model::<NodeConfigModel>(&known) else { return };
         let spec = m.spec_json().to_string();
         if let Err(e) = strata_agent::parse_spec(&spec, strata_agent::Format::Json) {
             let key = e.key.clone().unwrap_or_default();
@@ -243,6 +249,41 @@ impl Resource for NodeConfig {
         // this resource only stops managing it.
         Ok(())
     }
+}
+
+/// The known parts of a configuration, for checking them before the rest is known:
+/// an unknown optional attribute becomes null, an object whose required attribute is
+/// unknown is left out (`None`; from a list, the element is dropped), an unknown block is
+/// null. Collections count as unknown when any part of them is.
+fn known_parts(block: &Block, v: &Value) -> Option<Value> {
+    let attrs = match v {
+        Value::Object(attrs) => attrs,
+        Value::Unknown => return None,
+        other => return Some(other.clone()),
+    };
+    let mut out = BTreeMap::new();
+    for a in &block.attributes {
+        let x = attrs.get(&a.name).cloned().unwrap_or(Value::Null);
+        if x.is_fully_known() {
+            out.insert(a.name.clone(), x);
+        } else if a.mode == Mode::Required {
+            return None;
+        } else {
+            out.insert(a.name.clone(), Value::Null);
+        }
+    }
+    for b in &block.blocks {
+        let x = attrs.get(&b.name).cloned().unwrap_or(Value::Null);
+        let known = match (b.nesting, x) {
+            (Nesting::Single, x) => known_parts(&b.block, &x).unwrap_or(Value::Null),
+            (_, Value::List(items)) => Value::List(items.iter().filter_map(|i| known_parts(&b.block, i)).collect()),
+            (_, Value::Set(items)) => Value::Set(items.iter().filter_map(|i| known_parts(&b.block, i)).collect()),
+            (_, Value::Unknown) => Value::Null,
+            (_, other) => other,
+        };
+        out.insert(b.name.clone(), known);
+    }
+    Some(Value::Object(out))
 }
 
 #[cfg(test)]
