@@ -183,3 +183,48 @@ fn a_node_whose_host_key_does_not_match_is_refused_before_any_command() {
     let (code, _, _) = sh(&lab, "node1", "test -e /srv/nfs/k8s-prod || test -e /etc/exports.d/strata-k8s-prod.exports");
     assert_ne!(code, 0, "nothing ran on the node");
 }
+
+#[test]
+fn an_export_imported_by_host_and_name_plans_nothing_more() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 1);
+    let node1 = lab.nodes()[0].address.clone();
+    sh(&lab, "node1", "mkdir -p /srv/nfs/k8s-prod");
+    // One client with explicit options, one with the defaults (options left out).
+    let resource = format!(
+        "resource \"strata_nfs_export\" \"k8s-prod\" {{\n  ssh {{\n    host = \"{node1}\"\n  }}\n  name = \"k8s-prod\"\n  \
+         path = \"/srv/nfs/k8s-prod\"\n  clients {{\n    client  = \"10.77.0.0/16\"\n    options = [\"rw\", \"no_root_squash\"]\n  }}\n  \
+         clients {{\n    client = \"10.78.0.0/16\"\n  }}\n}}\n"
+    );
+    let main_tf = format!("{}{resource}", provider_block(&lab));
+    let created = Workdir::new(&provider_dir(), &main_tf).unwrap();
+    created.apply().unwrap();
+    let expected = created.resource_values("strata_nfs_export.k8s-prod").unwrap();
+
+    // An import block, in a configuration that never created it.
+    let id = format!("{node1}:k8s-prod");
+    let with_block = format!("{main_tf}import {{\n  to = strata_nfs_export.k8s-prod\n  id = \"{id}\"\n}}\n");
+    let imported = Workdir::new(&provider_dir(), &with_block).unwrap();
+    let plan = imported.run(&["plan"]).unwrap().ok().unwrap();
+    assert!(plan.stdout.contains("1 to import, 0 to add, 0 to change, 0 to destroy"), "{}", plan.stdout);
+    imported.apply().unwrap();
+    let plan = imported.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 0, "plan after import must be empty:\n{}{}", plan.stdout, plan.stderr);
+    assert_eq!(imported.resource_values("strata_nfs_export.k8s-prod").unwrap(), expected, "the state a create stores");
+
+    // `terraform import` does the same.
+    let cli = Workdir::new(&provider_dir(), &main_tf).unwrap();
+    cli.run(&["import", "strata_nfs_export.k8s-prod", &id]).unwrap().ok().unwrap();
+    assert_eq!(cli.plan_exit_code().unwrap().code, 0);
+    assert_eq!(cli.resource_values("strata_nfs_export.k8s-prod").unwrap(), expected);
+
+    // Wrong IDs say what is expected, or what is missing where.
+    let other = Workdir::new(&provider_dir(), &main_tf).unwrap();
+    let run = other.run(&["import", "strata_nfs_export.k8s-prod", "k8s-prod"]).unwrap();
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.replace('\n', " ").contains("HOST:NAME"), "{}", run.stderr);
+    let run = other.run(&["import", "strata_nfs_export.k8s-prod", &format!("{node1}:k8s-missing")]).unwrap();
+    assert_eq!(run.code, 1);
+    let err = run.stderr.replace('\n', " ");
+    assert!(err.contains("Export not found") && err.contains("k8s-missing") && err.contains(&node1), "{err}");
+}
