@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail};
-use strata_ssh::{Auth, HostKeyPolicy, Pool, Target};
+use strata_ssh::{Auth, CancellationToken, HostKeyPolicy, Pool, Target};
 
 use crate::framework::{AttributePath, Context, Diagnostic, Diagnostics};
 use crate::provider::ProviderData;
@@ -38,6 +38,9 @@ pub struct Exec {
     pub stdout: String,
     pub stderr: String,
 }
+
+/// How long putting things back after a failed or stopped step may take.
+pub const CLEANUP_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A node, for one resource operation: every command, upload and read runs under the
 /// operation's cancellation token (Ctrl-C, `timeouts`), and a stopped command is
@@ -191,6 +194,28 @@ impl Node {
         let label = t.label();
         let lock = access.lock_for(&format!("{}:{}", t.host, t.port));
         Node { client: access.pool.client(t), label, lock, ctx: ctx.clone() }
+    }
+
+    /// This node for putting things back after a failed step: its own token, so a
+    /// rollback still runs when the operation was stopped (timeout, Ctrl-C). Run the
+    /// rollback through [`Node::cleanup`], which bounds its time.
+    pub fn for_cleanup(&self) -> Node {
+        let ctx = Context::new(CancellationToken::new(), None)
+            .for_operation(self.ctx.resource_type().to_string(), self.ctx.operation());
+        Node { client: self.client.clone(), label: self.label.clone(), lock: self.lock.clone(), ctx }
+    }
+
+    /// Runs `f` (steps on this node), stopping it, with its remote command killed,
+    /// once [`CLEANUP_TIME_LIMIT`] is over.
+    pub async fn cleanup<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(f);
+        tokio::select! {
+            r = &mut f => r,
+            _ = tokio::time::sleep(CLEANUP_TIME_LIMIT) => {
+                self.ctx.stop(format!("the clean-up timed out after {}s", CLEANUP_TIME_LIMIT.as_secs()));
+                f.await
+            }
+        }
     }
 
     /// `user@host:port` (plus bastion).

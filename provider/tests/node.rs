@@ -92,6 +92,11 @@ async fn a_hung_command_is_killed_on_the_node_when_the_operation_times_out() {
     assert!(!marker.exists(), "nothing was written after the stop");
     let err = node.read_file("/etc/hostname").await.unwrap_err();
     assert!(format!("{err:#}").contains("reading /etc/hostname"), "{err:#}");
+
+    // Putting things back still works after the stop, on its own token.
+    let cleanup = node.for_cleanup();
+    cleanup.cleanup(cleanup.write_file(marker.to_str().unwrap(), b"restored", 0o644)).await.unwrap();
+    assert_eq!(std::fs::read(&marker).unwrap(), b"restored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

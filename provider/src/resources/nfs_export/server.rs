@@ -45,12 +45,23 @@ pub async fn install(node: &Node, m: &mut NfsExportModel) -> anyhow::Result<()> 
     node.write_file(&file, NfsExport::render(m).as_bytes(), 0o644).await?;
     let activated = activate(node, NfsExport::backend(m)).await;
     if let Err(e) = activated {
-        match previous {
-            Some(old) => node.write_file(&file, &old, 0o644).await?,
-            None => node.remove_file(&file).await?,
+        // Also after a timeout or Ctrl-C: the server must not keep a half-applied export.
+        let cleanup = node.for_cleanup();
+        let backend = NfsExport::backend(m);
+        let restored = cleanup
+            .cleanup(async {
+                match previous {
+                    Some(old) => cleanup.write_file(&file, &old, 0o644).await?,
+                    None => cleanup.remove_file(&file).await?,
+                }
+                // Best effort: the error to report is the refusal, not the rollback's.
+                let _ = activate(&cleanup, backend).await;
+                anyhow::Ok(())
+            })
+            .await;
+        if let Err(r) = restored {
+            bail!("{e:#}; restoring the previous export also failed: {r:#}");
         }
-        // Best effort: the error to report is the refusal, not the rollback's.
-        let _ = activate(node, NfsExport::backend(m)).await;
         return Err(e);
     }
     Ok(())
