@@ -203,12 +203,15 @@ impl Client {
             c = self.pool.open_session(&self.target) => c?,
         };
         let (mut rx, tx) = channel.split();
+        let mut guard = SweepOnDrop { client: self, marker: marker.clone() };
         tx.exec(true, command).await.map_err(|e| Error::ssh(&self.label, e))?;
         let mut progress = Progress::default();
         let outcome = tokio::select! {
             r = drive(&mut rx, &tx, stdin, &mut progress) => Ok(r),
             e = &mut stop => Err(e),
         };
+        // From here on this function sees the command to its end itself.
+        guard.marker = None;
         match outcome {
             Ok(Ok(())) => {
                 let mut out = progress.out;
@@ -271,6 +274,32 @@ impl Client {
         }
     }
 }
+
+/// Kills a stoppable command's remote processes when its `run` future is dropped
+/// before the command ended: a caller that stopped waiting (e.g. a `select!` on the
+/// same token) must not leave it running on the node. The sweep runs on a task of its own.
+struct SweepOnDrop<'a> {
+    client: &'a Client,
+    marker: Option<String>,
+}
+
+impl Drop for SweepOnDrop<'_> {
+    fn drop(&mut self) {
+        let Some(marker) = self.marker.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let client = self.client.clone();
+        tracing::debug!(host = %client.label, "command abandoned while running; killing it on the node");
+        runtime.spawn(async move {
+            // The wrapper may not have started yet: a late sweep catches it.
+            for delay in SWEEP_ON_DROP_DELAYS {
+                tokio::time::sleep(delay).await;
+                client.kill_marked(&marker).await;
+            }
+        });
+    }
+}
+
+const SWEEP_ON_DROP_DELAYS: [Duration; 2] = [Duration::from_millis(300), Duration::from_secs(2)];
 
 const MARKER_VAR: &str = "STRATA_EXEC_ID";
 /// First stdout bytes of a marked command; stripped before returning.

@@ -419,6 +419,35 @@ async fn timeout_and_cancellation_kill_the_remote_command() {
     assert_eq!(sshd.accepted_logins(), 3);
 }
 
+/// A caller that stops waiting on the same token (the plugin server does) drops the
+/// exec future before it could kill the command itself: the command still dies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_cancellable_exec_still_kills_the_remote_command() {
+    ensure_test_user();
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let sshd = Sshd::start(SshdOptions::default(), &[&key]);
+    let sleeps: Vec<String> = (1..=2).map(|i| format!("sleep 5{}{i}", sshd.port)).collect();
+    for (i, (user, sudo)) in [("root", false), (TEST_USER, true)].into_iter().enumerate() {
+        let client = Client::new(sshd.target(user, &key).with_sudo(sudo));
+        let token = CancellationToken::new();
+        let t = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            t.cancel();
+        });
+        let cmd = format!("{} & wait", sleeps[i]);
+        let outcome = tokio::select! {
+            biased;
+            _ = token.cancelled() => None,
+            r = client.exec_cancellable(&cmd, None, &token) => Some(r),
+        };
+        assert!(outcome.is_none(), "the exec future was dropped");
+        let left = wait_gone(&client, &sleeps[i..=i]).await;
+        assert_eq!(left, "", "the dropped command survived for {user} (sudo: {sudo})");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bastion_tunnels_to_target_and_verifies_both_host_keys() {
     let keys = tmp();
