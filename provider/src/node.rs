@@ -52,9 +52,10 @@ pub struct Node {
     ctx: Context,
 }
 
-/// Single-quotes a word for `sh`.
+/// Quotes a word for `sh`. A NUL byte passes through: the SSH client refuses any
+/// command holding one, with an error naming the host.
 pub fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+    shlex::Quoter::new().allow_nul(true).quote(s).expect("with allow_nul, quoting cannot fail").into_owned()
 }
 
 fn config_error(attr: &str, detail: impl Into<String>) -> Diagnostics {
@@ -318,6 +319,15 @@ mod tests {
 
     fn conn(settings: SshSettings) -> ConnectionModel {
         ConnectionModel { host: "10.0.0.5".into(), port: None, settings }
+    }
+
+    #[test]
+    fn quoted_words_round_trip_through_sh() {
+        for w in ["plain", "with space", "it's", "'", "a'b\"c$d`e\\f", "", "line\nbreak", "*", "-rf", "~/x"] {
+            let out =
+                std::process::Command::new("sh").arg("-c").arg(format!("printf %s {}", quote(w))).output().unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), w);
+        }
     }
 
     #[test]
