@@ -321,6 +321,25 @@ mod tests {
         ConnectionModel { host: "10.0.0.5".into(), port: None, settings }
     }
 
+    #[tokio::test]
+    async fn waiting_for_the_node_lock_ends_when_the_operation_stops() {
+        let access = SshAccess::new(SshSettings::default());
+        let t = Target::new("10.0.0.5", "root", Auth::key_file("/k"), HostKeyPolicy::InsecureIgnore);
+        let other = Node::from_target(&Context::detached(), &access, t.clone());
+        let _held = other.exclusive().await.unwrap();
+        let ctx = Context::detached().for_operation("strata_nfs_export", "delete");
+        let node = Node::from_target(&ctx, &access, t);
+        let stopper = ctx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            stopper.stop("timed out after 1s (timeouts.delete)");
+        });
+        let err = node.exclusive().await.unwrap_err().to_string();
+        for part in ["strata_nfs_export", "waiting for another change", "root@10.0.0.5:22", "timed out after 1s"] {
+            assert!(err.contains(part), "names {part:?}: {err}");
+        }
+    }
+
     #[test]
     fn quoted_words_round_trip_through_sh() {
         for w in ["plain", "with space", "it's", "'", "a'b\"c$d`e\\f", "", "line\nbreak", "*", "-rf", "~/x"] {
