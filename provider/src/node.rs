@@ -1,6 +1,7 @@
 //! A node reached over SSH, as node-facing resources use it: run a command, read and
-//! write files. Built from a resource's `ssh` block merged with the provider's
-//! `ssh` defaults; connections are pooled per provider process.
+//! write files, each step under the operation's cancellation token (Ctrl-C,
+//! `timeouts`). Built from a resource's `ssh` block merged with the provider's `ssh`
+//! defaults; connections are pooled per provider process.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -254,9 +255,11 @@ impl Node {
     pub async fn exclusive(&self) -> anyhow::Result<tokio::sync::OwnedMutexGuard<()>> {
         tokio::select! {
             g = self.lock.clone().lock_owned() => Ok(g),
-            _ = self.ctx.cancel.cancelled() => Err(self.fail(
-                "waiting for another change on this node",
-                strata_ssh::Error::Cancelled { host: self.label.clone() },
+            _ = self.ctx.cancel.cancelled() => Err(anyhow!(
+                "{}: waiting for another change on {} to finish stopped: {}",
+                self.resource(),
+                self.label,
+                self.ctx.stop_reason().unwrap_or_default()
             )),
         }
     }
