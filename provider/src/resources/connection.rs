@@ -51,12 +51,28 @@ fn host_keys(block: Block) -> Block {
         )
         .attribute(
             Attribute::optional("host_key_fingerprints", Type::list(Type::String))
+                .validate(Validator::Custom(check_fingerprints))
                 .description("Pinned host key fingerprints (`SHA256:...`, as `ssh-keygen -lf` prints)."),
         )
         .attribute(Attribute::optional("insecure_ignore_host_key", Type::Bool).description(
             "Skip host key verification. Only for throw-away labs: anyone on the path can impersonate the node. \
              Host keys set on a resource (or its bastion) win over an inherited `insecure_ignore_host_key`.",
         ))
+}
+
+/// At least one pin, each in the `SHA256:` form `ssh-keygen -lf` prints (MD5 ones are
+/// refused: too weak to pin a key with).
+fn check_fingerprints(v: &Value) -> Result<(), String> {
+    let Value::List(pins) = v else { return Ok(()) };
+    if pins.is_empty() {
+        return Err("Must list at least one fingerprint (or leave host_key_fingerprints unset).".into());
+    }
+    for p in pins.iter().filter_map(Value::as_str) {
+        if !p.starts_with("SHA256:") || p.len() <= "SHA256:".len() {
+            return Err(format!("{p:?} is not a SHA256:... fingerprint as `ssh-keygen -lf` prints it."));
+        }
+    }
+    Ok(())
 }
 
 fn sudo(block: Block) -> Block {
@@ -328,6 +344,13 @@ mod tests {
             assert!(e[0].1.contains(a) && e[0].1.contains(b), "{e:?}");
             assert_eq!(e[0].0, b.split(' ').next().unwrap());
         }
+    }
+
+    #[test]
+    fn fingerprints_must_be_sha256() {
+        assert!(check_fingerprints(&Value::List(vec!["SHA256:abc".into(), Value::Unknown])).is_ok());
+        assert!(check_fingerprints(&Value::List(vec!["MD5:aa:bb".into()])).unwrap_err().contains("MD5:aa:bb"));
+        assert!(check_fingerprints(&Value::List(vec![])).is_err());
     }
 
     #[test]
