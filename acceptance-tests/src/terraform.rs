@@ -90,6 +90,13 @@ impl Workdir {
 
     /// Runs `terraform ARGS` in the directory; `-no-color` is added for readable output.
     pub fn run(&self, args: &[&str]) -> Result<Run> {
+        let mut cmd = self.command(args);
+        let out = cmd.output().with_context(|| format!("running {}", terraform_bin().display()))?;
+        Ok(Run::from(out))
+    }
+
+    /// The `terraform ARGS` command [`Workdir::run`] runs, to start it in the background.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(terraform_bin());
         cmd.current_dir(self.dir.path()).args(args);
         if !args.contains(&"-json") && !matches!(args.first(), Some(&"version") | Some(&"output")) {
@@ -99,8 +106,7 @@ impl Workdir {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let out = cmd.output().with_context(|| format!("running {}", terraform_bin().display()))?;
-        Ok(Run::from(out))
+        cmd
     }
 
     pub fn apply(&self) -> Result<Run> {

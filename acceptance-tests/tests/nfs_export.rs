@@ -228,3 +228,78 @@ fn an_export_imported_by_host_and_name_plans_nothing_more() {
     let err = run.stderr.replace('\n', " ");
     assert!(err.contains("Export not found") && err.contains("k8s-missing") && err.contains(&node1), "{err}");
 }
+
+/// Pids of processes in the node's network namespace whose command line contains `needle`.
+fn node_processes(lab: &LabGuard, needle: &str) -> Vec<String> {
+    let ns = &lab.nodes()[0].namespace;
+    let out = std::process::Command::new("ip").args(["netns", "pids", ns]).output().expect("ip netns pids");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+                .unwrap_or(false)
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Ctrl-C during an apply whose command hangs on the node (reading a file that is a
+/// FIFO nobody writes, as a read on a dead NFS mount would): Terraform stops, and the
+/// command is killed there.
+#[test]
+fn ctrl_c_stops_the_apply_and_kills_the_hung_command_on_the_node() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 1);
+    let node1 = lab.nodes()[0].address.clone();
+    // The export's own file: reading it before replacing it blocks forever.
+    let file = "/etc/exports.d/strata-k8s-prod.exports";
+    sh(&lab, "node1", &format!("mkdir -p /etc/exports.d && mkfifo {file}"));
+    let hung = format!("cat -- {file}");
+    let main_tf = format!("{}{}", provider_block(&lab), export("k8s-prod", &node1, "kernel", "", "[\"rw\"]"));
+    let wd = Workdir::new(&provider_dir(), &main_tf).unwrap();
+    let mut apply = wd
+        .command(&["apply", "-auto-approve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while node_processes(&lab, &hung).is_empty() {
+        assert!(Instant::now() < deadline, "the read never started on the node");
+        if apply.try_wait().unwrap().is_some() {
+            let out = apply.wait_with_output().unwrap();
+            panic!(
+                "terraform ended before the read hung: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = std::process::Command::new("kill").args(["-INT", &apply.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while apply.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = apply.kill();
+            panic!("terraform did not stop within 60s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = apply.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).replace('\n', " ");
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("cancelled"), "says why: {stderr}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = node_processes(&lab, &hung);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the hung read still runs on the node: {left:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sh(&lab, "node1", &format!("rm -f {file}"));
+}
