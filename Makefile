@@ -13,9 +13,10 @@ NEXTEST_VERSION ?= 0.9.143
 
 all: build
 
-# Debian packages the build and tests use (the lab installs its own node packages).
+# Debian packages the build and tests use (the lab installs its own node packages;
+# the SSH tests of the ssh-client and the provider start their own sshd).
 deps:
-	@missing=""; for p in openssl python3-venv; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	@missing=""; for p in openssl python3-venv openssh-server openssh-client sudo; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 terraform: deps

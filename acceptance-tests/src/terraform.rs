@@ -88,8 +88,14 @@ impl Workdir {
         self.env.push((k.into(), v.into()));
     }
 
-    /// `terraform ARGS` in the directory, not started: for tests that signal it or read
-    /// its output while it runs. `-no-color` is added as in `run`.
+    /// Runs `terraform ARGS` in the directory; `-no-color` is added for readable output.
+    pub fn run(&self, args: &[&str]) -> Result<Run> {
+        let mut cmd = self.command(args);
+        let out = cmd.output().with_context(|| format!("running {}", terraform_bin().display()))?;
+        Ok(Run::from(out))
+    }
+
+    /// The `terraform ARGS` command [`Workdir::run`] runs, to start it in the background.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(terraform_bin());
         cmd.current_dir(self.dir.path()).args(args);
@@ -101,12 +107,6 @@ impl Workdir {
             cmd.env(k, v);
         }
         cmd
-    }
-
-    /// Runs `terraform ARGS` in the directory; `-no-color` is added for readable output.
-    pub fn run(&self, args: &[&str]) -> Result<Run> {
-        let out = self.command(args).output().with_context(|| format!("running {}", terraform_bin().display()))?;
-        Ok(Run::from(out))
     }
 
     pub fn apply(&self) -> Result<Run> {

@@ -183,3 +183,123 @@ fn a_node_whose_host_key_does_not_match_is_refused_before_any_command() {
     let (code, _, _) = sh(&lab, "node1", "test -e /srv/nfs/k8s-prod || test -e /etc/exports.d/strata-k8s-prod.exports");
     assert_ne!(code, 0, "nothing ran on the node");
 }
+
+#[test]
+fn an_export_imported_by_host_and_name_plans_nothing_more() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 1);
+    let node1 = lab.nodes()[0].address.clone();
+    sh(&lab, "node1", "mkdir -p /srv/nfs/k8s-prod");
+    // One client with explicit options, one with the defaults (options left out).
+    let resource = format!(
+        "resource \"strata_nfs_export\" \"k8s-prod\" {{\n  ssh {{\n    host = \"{node1}\"\n  }}\n  name = \"k8s-prod\"\n  \
+         path = \"/srv/nfs/k8s-prod\"\n  clients {{\n    client  = \"10.77.0.0/16\"\n    options = [\"rw\", \"no_root_squash\"]\n  }}\n  \
+         clients {{\n    client = \"10.78.0.0/16\"\n  }}\n}}\n"
+    );
+    let main_tf = format!("{}{resource}", provider_block(&lab));
+    let created = Workdir::new(&provider_dir(), &main_tf).unwrap();
+    created.apply().unwrap();
+    let expected = created.resource_values("strata_nfs_export.k8s-prod").unwrap();
+
+    // An import block, in a configuration that never created it.
+    let id = format!("{node1}:k8s-prod");
+    let with_block = format!("{main_tf}import {{\n  to = strata_nfs_export.k8s-prod\n  id = \"{id}\"\n}}\n");
+    let imported = Workdir::new(&provider_dir(), &with_block).unwrap();
+    let plan = imported.run(&["plan"]).unwrap().ok().unwrap();
+    assert!(plan.stdout.contains("1 to import, 0 to add, 0 to change, 0 to destroy"), "{}", plan.stdout);
+    imported.apply().unwrap();
+    let plan = imported.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 0, "plan after import must be empty:\n{}{}", plan.stdout, plan.stderr);
+    assert_eq!(imported.resource_values("strata_nfs_export.k8s-prod").unwrap(), expected, "the state a create stores");
+
+    // `terraform import` does the same.
+    let cli = Workdir::new(&provider_dir(), &main_tf).unwrap();
+    cli.run(&["import", "strata_nfs_export.k8s-prod", &id]).unwrap().ok().unwrap();
+    assert_eq!(cli.plan_exit_code().unwrap().code, 0);
+    assert_eq!(cli.resource_values("strata_nfs_export.k8s-prod").unwrap(), expected);
+
+    // Wrong IDs say what is expected, or what is missing where.
+    let other = Workdir::new(&provider_dir(), &main_tf).unwrap();
+    let run = other.run(&["import", "strata_nfs_export.k8s-prod", "k8s-prod"]).unwrap();
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.replace('\n', " ").contains("HOST:NAME"), "{}", run.stderr);
+    let run = other.run(&["import", "strata_nfs_export.k8s-prod", &format!("{node1}:k8s-missing")]).unwrap();
+    assert_eq!(run.code, 1);
+    let err = run.stderr.replace('\n', " ");
+    assert!(err.contains("Export not found") && err.contains("k8s-missing") && err.contains(&node1), "{err}");
+}
+
+/// Pids of processes in the node's network namespace whose command line contains `needle`.
+fn node_processes(lab: &LabGuard, needle: &str) -> Vec<String> {
+    let ns = &lab.nodes()[0].namespace;
+    let out = std::process::Command::new("ip").args(["netns", "pids", ns]).output().expect("ip netns pids");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+                .unwrap_or(false)
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Ctrl-C during an apply whose command hangs on the node (reading a file that is a
+/// FIFO nobody writes, as a read on a dead NFS mount would): Terraform stops, and the
+/// command is killed there.
+#[test]
+fn ctrl_c_stops_the_apply_and_kills_the_hung_command_on_the_node() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 1);
+    let node1 = lab.nodes()[0].address.clone();
+    // The export's own file: reading it before replacing it blocks forever.
+    let file = "/etc/exports.d/strata-k8s-prod.exports";
+    sh(&lab, "node1", &format!("mkdir -p /etc/exports.d && mkfifo {file}"));
+    let hung = format!("cat -- {file}");
+    let main_tf = format!("{}{}", provider_block(&lab), export("k8s-prod", &node1, "kernel", "", "[\"rw\"]"));
+    let wd = Workdir::new(&provider_dir(), &main_tf).unwrap();
+    let mut apply = wd
+        .command(&["apply", "-auto-approve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while node_processes(&lab, &hung).is_empty() {
+        assert!(Instant::now() < deadline, "the read never started on the node");
+        if apply.try_wait().unwrap().is_some() {
+            let out = apply.wait_with_output().unwrap();
+            panic!(
+                "terraform ended before the read hung: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = std::process::Command::new("kill").args(["-INT", &apply.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while apply.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = apply.kill();
+            panic!("terraform did not stop within 60s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = apply.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).replace('\n', " ");
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("cancelled"), "says why: {stderr}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = node_processes(&lab, &hung);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the hung read still runs on the node: {left:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sh(&lab, "node1", &format!("rm -f {file}"));
+}

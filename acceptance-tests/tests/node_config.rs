@@ -140,3 +140,48 @@ fn node_config_converges_three_nodes_and_restores_drift_on_one() {
     wd.apply().unwrap();
     assert_eq!(wd.plan_exit_code().unwrap().code, 0);
 }
+
+/// The usual case with strata_vm: the node's address is known only after apply. The
+/// spec is still checked at plan.
+#[test]
+fn a_spec_error_is_reported_at_plan_while_the_host_is_unknown() {
+    let main_tf = |path: &str| {
+        format!(
+            r#"terraform {{
+  required_providers {{
+    strata = {{ source = "strata-iac/strata" }}
+  }}
+}}
+provider "strata" {{}}
+resource "terraform_data" "vm" {{
+  input = "10.0.0.5"
+}}
+resource "strata_node_config" "node" {{
+  ssh {{
+    host = terraform_data.vm.output
+  }}
+  swap_off = true
+  file {{
+    path    = "{path}"
+    content = "Managed by Strata.\n"
+  }}
+}}
+"#
+        )
+    };
+    let wd = Workdir::new(&provider_dir(), &main_tf("relative/motd")).unwrap();
+    let plan = wd.run(&["plan"]).unwrap();
+    assert_eq!(plan.code, 1, "{}{}", plan.stdout, plan.stderr);
+    let err = plan.stderr.replace('\n', " ");
+    assert!(err.contains("Invalid node configuration") && err.contains("must be absolute"), "{err}");
+    assert!(err.contains("relative/motd"), "names the file: {err}");
+
+    // The same configuration with a valid path plans, the host still unknown.
+    wd.write("main.tf", &main_tf("/etc/motd")).unwrap();
+    let plan = wd.run(&["plan"]).unwrap();
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    let words = plan.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words.contains("+ host = (known after apply)"), "{}", plan.stdout);
+    // file.content is sensitive.
+    assert!(!plan.stdout.contains("Managed by Strata."), "{}", plan.stdout);
+}

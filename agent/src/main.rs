@@ -2,14 +2,20 @@ use clap::{Args, Parser, Subcommand};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use strata_agent::report::{EXIT_SPEC, EXIT_USAGE};
 use strata_agent::{facts, parse_spec, runner, Context, Format, RunMode};
 
+/// Like Ansible's: 2 means "changed", so nothing else may use it.
+const EXIT_HELP: &str = "Exit status:
+  0   nothing changed (apply), nothing would change (check)
+  2   something changed (apply), something would change (check)
+  1   a task failed
+  64  usage error: bad flags or arguments, unreadable spec path, bad --root
+  65  the spec does not parse; nothing was run";
+
 /// Applies kubelet/containerd/OS configuration to this node idempotently.
-///
-/// Exit status: 0 = nothing changed, 2 = something changed (or would, for
-/// `check`), 1 = failure.
 #[derive(Parser)]
-#[command(name = "strata-agent", version)]
+#[command(name = "strata-agent", version, after_help = EXIT_HELP)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -56,7 +62,7 @@ fn read_spec(name: &str) -> Result<String, String> {
     }
 }
 
-fn fail(json: bool, source: &str, err: &dyn std::fmt::Display, detail: serde_json::Value) -> ExitCode {
+fn fail(json: bool, source: &str, err: &dyn std::fmt::Display, detail: serde_json::Value, code: u8) -> ExitCode {
     if json {
         let mut v = serde_json::json!({ "error": format!("{source}: {err}") });
         if let (Some(o), serde_json::Value::Object(d)) = (v.as_object_mut(), detail) {
@@ -66,19 +72,19 @@ fn fail(json: bool, source: &str, err: &dyn std::fmt::Display, detail: serde_jso
     } else {
         eprintln!("error: {source}: {err}");
     }
-    ExitCode::from(1)
+    ExitCode::from(code)
 }
 
 fn run(args: RunArgs, mode: RunMode) -> ExitCode {
     let text = match read_spec(&args.spec) {
         Ok(t) => t,
-        Err(e) => return fail(args.json, "spec", &e, serde_json::json!({})),
+        Err(e) => return fail(args.json, "spec", &e, serde_json::json!({}), EXIT_USAGE),
     };
     let spec = match parse_spec(&text, Format::detect(&args.spec, &text)) {
         Ok(s) => s,
         Err(e) => {
             let detail = serde_json::json!({ "key": e.key, "line": e.line, "column": e.column });
-            return fail(args.json, &args.spec, &e, detail);
+            return fail(args.json, &args.spec, &e, detail, EXIT_SPEC);
         }
     };
     if !args.root.is_dir() {
@@ -87,6 +93,7 @@ fn run(args: RunArgs, mode: RunMode) -> ExitCode {
             "--root",
             &format!("{} is not a directory", args.root.display()),
             serde_json::json!({}),
+            EXIT_USAGE,
         );
     }
     let ctx = Context::new(&args.root);
@@ -104,7 +111,15 @@ fn run(args: RunArgs, mode: RunMode) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().cmd {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap exits 2 on usage errors, which would read as "changed".
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.cmd {
         Cmd::Apply(a) => run(a, RunMode::Apply),
         Cmd::Check(a) => run(a, RunMode::Check),
         Cmd::Facts { json, root } => {

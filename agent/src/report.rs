@@ -58,6 +58,12 @@ pub struct Recap {
     pub skipped: usize,
 }
 
+/// Exit status for a usage error (bad flags, unreadable spec path, bad `--root`):
+/// BSD sysexits' EX_USAGE. Never 2, which means "changed".
+pub const EXIT_USAGE: u8 = 64;
+/// Exit status for a spec that does not parse (EX_DATAERR); nothing was run.
+pub const EXIT_SPEC: u8 = 65;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub format: u32,
@@ -84,6 +90,8 @@ impl Report {
     }
 
     /// 0 = nothing (would have) changed, 2 = something did, 1 = failure.
+    /// 0 nothing changed, 2 changed (or would, for `check`), 1 a task failed; see
+    /// [`EXIT_USAGE`] and [`EXIT_SPEC`] for runs that never started.
     pub fn exit_code(&self) -> i32 {
         if self.failed {
             1

@@ -219,7 +219,7 @@ fn unknown_key_in_hcl_names_key_and_line() {
     fs::write(&spec, "swap_off = true\n\ncontainerd {\n  version = 2\n  sandbox_imagee = \"x\"\n}\n").unwrap();
     let out = agent(&["apply", spec.to_str().unwrap()], d.path());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(65), "a spec error has its own code");
     assert!(err.contains("line 5"), "{err}");
     assert!(err.contains("containerd.sandbox_imagee"), "{err}");
     assert!(err.contains("unknown field `sandbox_imagee`"), "{err}");
@@ -238,7 +238,7 @@ fn unknown_key_in_json_names_key_and_line() {
     .unwrap();
     let out = agent(&["check", spec.to_str().unwrap()], d.path());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(65));
     assert!(err.contains("line 4") && err.contains("kubelet.clusterDomain"), "{err}");
     // With --json the error is machine-readable too.
     let out = agent(&["check", spec.to_str().unwrap(), "--json"], d.path());
@@ -343,4 +343,50 @@ fn hcl_and_json_examples_are_the_same_spec() {
     let json = strata_agent::parse::parse_json(&fs::read_to_string(example("k8s-node.json")).unwrap()).unwrap();
     assert_eq!(hcl, json);
     assert!(hcl.swap_off && hcl.containerd.is_some() && hcl.kubelet.is_some() && hcl.crictl.is_some());
+}
+
+/// 2 means "changed": a usage error must never exit with it (clap's default).
+#[test]
+fn usage_errors_exit_64_never_2() {
+    let d = seeded_root();
+    let spec = example("k8s-node.json");
+    let spec = spec.to_str().unwrap();
+    let missing = d.path().join("no-such-spec.json");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["apply", spec, "--bogus-flag"], "--bogus-flag"),
+        (vec!["apply"], "SPEC"),
+        (vec![], "Usage"),
+        (vec!["frobnicate"], "frobnicate"),
+        (vec!["apply", missing.to_str().unwrap(), "--root", d.path().to_str().unwrap()], "no-such-spec.json"),
+        (vec!["check", spec, "--root", "/no/such/root"], "--root"),
+    ];
+    for (args, names) in cases {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {err}");
+        assert!(err.contains(names), "{args:?} names {names:?}: {err}");
+    }
+    // With --json the error is on stdout as JSON, still with its own code.
+    let out = Command::new(BIN).args(["apply", missing.to_str().unwrap(), "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("no-such-spec.json"), "{v}");
+    // Nothing was applied.
+    assert!(fs::read_to_string(d.path().join("etc/fstab")).unwrap().contains("\n/swap.img"));
+}
+
+#[test]
+fn help_documents_the_exit_codes_and_exits_0() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "0   nothing changed",
+        "2   something changed",
+        "1   a task failed",
+        "64  usage error",
+        "65  the spec does not parse",
+    ] {
+        assert!(help.contains(line), "--help lists {line:?}: {help}");
+    }
 }

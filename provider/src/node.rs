@@ -1,16 +1,17 @@
 //! A node reached over SSH, as node-facing resources use it: run a command, read and
-//! write files. Built from a resource's `ssh` block merged with the provider's
-//! `ssh` defaults; connections are pooled per provider process.
+//! write files, each step under the operation's cancellation token (Ctrl-C,
+//! `timeouts`). Built from a resource's `ssh` block merged with the provider's `ssh`
+//! defaults; connections are pooled per provider process.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{bail, Context as _};
-use strata_ssh::{Auth, HostKeyPolicy, Pool, Target};
+use anyhow::{anyhow, bail};
+use strata_ssh::{Auth, CancellationToken, HostKeyPolicy, Pool, Target};
 
 use crate::framework::{AttributePath, Context, Diagnostic, Diagnostics};
 use crate::provider::ProviderData;
-use crate::resources::connection::{BastionModel, ConnectionModel, ProviderSshModel};
+use crate::resources::connection::{ConnectionModel, ProviderSshModel};
 
 /// SSH defaults plus the connection pool, shared by every node-facing resource.
 pub struct SshAccess {
@@ -32,21 +33,30 @@ impl SshAccess {
 }
 
 /// What a command did.
+#[derive(Debug)]
 pub struct Exec {
     pub status: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
+/// How long putting things back after a failed or stopped step may take.
+pub const CLEANUP_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A node, for one resource operation: every command, upload and read runs under the
+/// operation's cancellation token (Ctrl-C, `timeouts`), and a stopped command is
+/// killed on the node with its children.
 pub struct Node {
     client: strata_ssh::Client,
     label: String,
     lock: Arc<tokio::sync::Mutex<()>>,
+    ctx: Context,
 }
 
-/// Single-quotes a word for `sh`.
+/// Quotes a word for `sh`. A NUL byte passes through: the SSH client refuses any
+/// command holding one, with an error naming the host.
 pub fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+    shlex::Quoter::new().allow_nul(true).quote(s).expect("with allow_nul, quoting cannot fail").into_owned()
 }
 
 fn config_error(attr: &str, detail: impl Into<String>) -> Diagnostics {
@@ -55,10 +65,15 @@ fn config_error(attr: &str, detail: impl Into<String>) -> Diagnostics {
         .into()
 }
 
+/// `~` and `~/...` are the home directory, as in OpenSSH's own settings.
+fn expand(path: &str) -> String {
+    shellexpand::tilde(path).into_owned()
+}
+
 fn auth(private_key: &Option<String>, private_key_file: &Option<String>) -> Option<Auth> {
     match (private_key, private_key_file) {
         (Some(k), _) => Some(Auth::key_content(k.clone())),
-        (None, Some(f)) => Some(Auth::key_file(f.clone())),
+        (None, Some(f)) => Some(Auth::key_file(expand(f))),
         (None, None) => None,
     }
 }
@@ -67,28 +82,73 @@ fn port(p: Option<i64>) -> u16 {
     p.and_then(|p| u16::try_from(p).ok()).unwrap_or(22)
 }
 
-/// The SSH target a resource's `ssh` block describes, with the provider's defaults filled in.
-pub fn target(conn: &ConnectionModel, defaults: &ProviderSshModel) -> Result<Target, Diagnostics> {
+/// Host-key settings of one block; `None` when it sets none.
+fn host_key_policy(
+    attr_prefix: &str,
+    known_hosts: &Option<String>,
+    known_hosts_file: &Option<String>,
+    fingerprints: &Option<Vec<String>>,
+    insecure: Option<bool>,
+) -> Result<Option<HostKeyPolicy>, Diagnostics> {
+    // Validation refuses pins together with insecure_ignore_host_key = true in one
+    // block, and merging drops an inherited one where the resource pins keys.
+    Ok(Some(if let Some(fps) = fingerprints {
+        HostKeyPolicy::Fingerprints(fps.clone())
+    } else if let Some(kh) = known_hosts {
+        HostKeyPolicy::KnownHosts(kh.clone())
+    } else if let Some(path) = known_hosts_file {
+        let path = expand(path);
+        let content = std::fs::read_to_string(&path)
+            .map_err(|e| config_error(&format!("{attr_prefix}known_hosts_file"), format!("Cannot read {path}: {e}")))?;
+        HostKeyPolicy::KnownHosts(content)
+    } else if insecure == Some(true) {
+        HostKeyPolicy::InsecureIgnore
+    } else {
+        return Ok(None);
+    }))
+}
+
+/// Why no key is available, saying how to fix it; at refresh, import and destroy a
+/// write-only `private_key` is not there (it is never stored).
+fn missing_key(host: &str, operation: &str) -> Diagnostics {
+    let fix = "set ssh.private_key_file in the resource, or private_key / private_key_file in the provider's ssh block";
+    match operation {
+        "read" => Diagnostic::warning(
+            "Node not refreshed: no SSH key",
+            format!(
+                "{host} was not read: ssh.private_key is write-only, so it is not available at refresh. To refresh \
+                 this node, {fix}. The last known state is kept."
+            ),
+        ),
+        "delete" | "import" => Diagnostic::error(
+            "No SSH key for the node",
+            format!(
+                "Cannot {operation} on {host}: ssh.private_key is write-only, so it is not available at {operation}; \
+                 {fix}."
+            ),
+        ),
+        _ => Diagnostic::error(
+            "Incomplete SSH connection settings",
+            format!("No SSH key for {host}: set ssh.private_key or ssh.private_key_file in the resource, or the provider's ssh block."),
+        ),
+    }
+    .at(AttributePath::parse("ssh.private_key"))
+    .into()
+}
+
+/// The SSH target a resource's `ssh` block describes, with the provider's defaults
+/// filled in. `operation` (`read`, `delete`, ...) shapes the message when no key is
+/// available.
+pub fn target_for(conn: &ConnectionModel, defaults: &ProviderSshModel, operation: &str) -> Result<Target, Diagnostics> {
     let merged = conn.with_defaults(defaults);
     let (host, c) = (&merged.host, &merged.settings);
     let user = c.user.clone().unwrap_or_else(|| "root".into());
     let Some(key) = auth(&c.private_key, &c.private_key_file) else {
-        return Err(config_error(
-            "private_key",
-            format!("No SSH key for {host}: set ssh.private_key or ssh.private_key_file in the resource, or the provider's ssh block."),
-        ));
+        return Err(missing_key(host, operation));
     };
-    let host_key = if c.insecure_ignore_host_key == Some(true) {
-        HostKeyPolicy::InsecureIgnore
-    } else if let Some(fps) = &c.host_key_fingerprints {
-        HostKeyPolicy::Fingerprints(fps.clone())
-    } else if let Some(kh) = &c.known_hosts {
-        HostKeyPolicy::KnownHosts(kh.clone())
-    } else if let Some(path) = &c.known_hosts_file {
-        let content = std::fs::read_to_string(path)
-            .map_err(|e| config_error("known_hosts_file", format!("Cannot read {path}: {e}")))?;
-        HostKeyPolicy::KnownHosts(content)
-    } else {
+    let Some(host_key) =
+        host_key_policy("", &c.known_hosts, &c.known_hosts_file, &c.host_key_fingerprints, c.insecure_ignore_host_key)?
+    else {
         return Err(config_error(
             "known_hosts",
             format!(
@@ -101,36 +161,119 @@ pub fn target(conn: &ConnectionModel, defaults: &ProviderSshModel) -> Result<Tar
     let mut t = Target::new(host.clone(), user.clone(), key.clone(), host_key.clone())
         .with_port(port(merged.port))
         .with_sudo(c.sudo.unwrap_or(false));
-    if let Some(BastionModel { host, port: bport, user: buser, private_key, private_key_file }) = &c.bastion {
-        let bauth = auth(private_key, private_key_file).unwrap_or(key);
+    if let Some(b) = &c.bastion {
+        let bauth = auth(&b.private_key, &b.private_key_file).unwrap_or(key);
+        // A bastion without host-key settings of its own is checked like the node.
+        let bkey = host_key_policy(
+            "bastion.",
+            &b.known_hosts,
+            &b.known_hosts_file,
+            &b.host_key_fingerprints,
+            b.insecure_ignore_host_key,
+        )?
+        .unwrap_or(host_key);
         t = t.with_bastion(
-            Target::new(host.clone(), buser.clone().unwrap_or(user), bauth, host_key).with_port(port(*bport)),
+            Target::new(b.host.clone(), b.user.clone().unwrap_or(user), bauth, bkey).with_port(port(b.port)),
         );
     }
     Ok(t)
 }
 
+/// [`target_for`] outside any particular operation.
+pub fn target(conn: &ConnectionModel, defaults: &ProviderSshModel) -> Result<Target, Diagnostics> {
+    target_for(conn, defaults, "")
+}
+
 impl Node {
     pub async fn connect(ctx: &Context, conn: &ConnectionModel) -> Result<Node, Diagnostics> {
         let data = ctx.provider_data::<ProviderData>()?;
-        let t = target(conn, &data.ssh.defaults)?;
+        let t = target_for(conn, &data.ssh.defaults, ctx.operation())?;
+        Ok(Node::from_target(ctx, &data.ssh, t))
+    }
+
+    /// A node for an already-resolved target (tests, tools).
+    pub fn from_target(ctx: &Context, access: &SshAccess, t: Target) -> Node {
         let label = t.label();
-        let lock = data.ssh.lock_for(&format!("{}:{}", t.host, t.port));
-        Ok(Node { client: data.ssh.pool.client(t), label, lock })
+        let lock = access.lock_for(&format!("{}:{}", t.host, t.port));
+        Node { client: access.pool.client(t), label, lock, ctx: ctx.clone() }
     }
 
-    /// Serialises changes to this node within the provider process.
-    pub async fn exclusive(&self) -> tokio::sync::OwnedMutexGuard<()> {
-        self.lock.clone().lock_owned().await
+    /// This node for putting things back after a failed step: its own token, so a
+    /// rollback still runs when the operation was stopped (timeout, Ctrl-C). Run the
+    /// rollback through [`Node::cleanup`], which bounds its time.
+    pub fn for_cleanup(&self) -> Node {
+        let ctx = Context::new(CancellationToken::new(), None)
+            .for_operation(self.ctx.resource_type().to_string(), self.ctx.operation());
+        Node { client: self.client.clone(), label: self.label.clone(), lock: self.lock.clone(), ctx }
     }
 
-    pub async fn run(&self, cmd: &str) -> anyhow::Result<Exec> {
-        self.run_input(cmd, None).await
+    /// Runs `f` (steps on this node), stopping it, with its remote command killed,
+    /// once [`CLEANUP_TIME_LIMIT`] is over.
+    pub async fn cleanup<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(f);
+        tokio::select! {
+            r = &mut f => r,
+            _ = tokio::time::sleep(CLEANUP_TIME_LIMIT) => {
+                self.ctx.stop(format!("the clean-up timed out after {}s", CLEANUP_TIME_LIMIT.as_secs()));
+                f.await
+            }
+        }
+    }
+
+    /// `user@host:port` (plus bastion).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn resource(&self) -> &str {
+        match self.ctx.resource_type() {
+            "" => "node",
+            t => t,
+        }
+    }
+
+    /// Logged before each step: never the command (it may hold secrets) nor file contents.
+    fn trace(&self, step: &str) {
+        tracing::debug!(resource = self.resource(), operation = self.ctx.operation(), host = %self.label, step, "node step");
+    }
+
+    /// The error for a failed step: resource, step and host, and why when the
+    /// operation was stopped (timeout or cancellation).
+    fn fail(&self, step: &str, e: strata_ssh::Error) -> anyhow::Error {
+        if let (strata_ssh::Error::Cancelled { .. }, Some(reason)) = (&e, self.ctx.stop_reason()) {
+            return anyhow!(
+                "{}: {step} on {} stopped: {reason}; the command was killed on the node",
+                self.resource(),
+                self.label
+            );
+        }
+        anyhow!(e).context(format!("{}: {step} on {} failed", self.resource(), self.label))
+    }
+
+    /// Serialises changes to this node within the provider process; waiting for it
+    /// ends when the operation is stopped.
+    pub async fn exclusive(&self) -> anyhow::Result<tokio::sync::OwnedMutexGuard<()>> {
+        tokio::select! {
+            g = self.lock.clone().lock_owned() => Ok(g),
+            _ = self.ctx.cancel.cancelled() => Err(anyhow!(
+                "{}: waiting for another change on {} to finish stopped: {}",
+                self.resource(),
+                self.label,
+                self.ctx.stop_reason().unwrap_or_default()
+            )),
+        }
+    }
+
+    /// Runs `cmd`; `step` says what it is for (e.g. "reloading nfs-ganesha"), in logs
+    /// and errors.
+    pub async fn run(&self, step: &str, cmd: &str) -> anyhow::Result<Exec> {
+        self.run_input(step, cmd, None).await
     }
 
     /// Runs a command with `input` on its stdin.
-    pub async fn run_input(&self, cmd: &str, input: Option<&[u8]>) -> anyhow::Result<Exec> {
-        let out = self.client.exec(cmd, input).await.with_context(|| format!("on {}", self.label))?;
+    pub async fn run_input(&self, step: &str, cmd: &str, input: Option<&[u8]>) -> anyhow::Result<Exec> {
+        self.trace(step);
+        let out = self.client.exec_cancellable(cmd, input, &self.ctx.cancel).await.map_err(|e| self.fail(step, e))?;
         Ok(Exec {
             status: out.exit_status as i32,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -139,30 +282,161 @@ impl Node {
     }
 
     /// Runs a command that must succeed; the error carries its stderr.
-    pub async fn run_ok(&self, cmd: &str, what: &str) -> anyhow::Result<String> {
-        let out = self.run(cmd).await?;
+    pub async fn run_ok(&self, step: &str, cmd: &str) -> anyhow::Result<String> {
+        let out = self.run(step, cmd).await?;
         if out.status != 0 {
-            bail!("{what} failed on {} (exit {}): {}", self.label, out.status, out.stderr.trim());
+            bail!("{}: {step} failed on {} (exit {}): {}", self.resource(), self.label, out.status, out.stderr.trim());
         }
         Ok(out.stdout)
     }
 
     pub async fn read_file(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        self.client.read_file(path).await.with_context(|| format!("reading {path} on {}", self.label))
+        let step = format!("reading {path}");
+        self.trace(&step);
+        self.client.read_file_cancellable(path, &self.ctx.cancel).await.map_err(|e| self.fail(&step, e))
     }
 
     /// Atomic replace (temp file, fsync, rename), root-owned; creates missing parents.
     pub async fn write_file(&self, path: &str, content: &[u8], mode: u32) -> anyhow::Result<()> {
         if let Some((parent, _)) = path.rsplit_once('/').filter(|(p, _)| !p.is_empty()) {
-            self.run_ok(&format!("mkdir -p -- {}", quote(parent)), &format!("creating {parent}")).await?;
+            self.run_ok(&format!("creating {parent}"), &format!("mkdir -p -- {}", quote(parent))).await?;
         }
+        let step = format!("writing {path}");
+        self.trace(&step);
         self.client
-            .upload(path, content, mode, Some("root"), Some("root"))
+            .upload_cancellable(path, content, mode, Some("root"), Some("root"), &self.ctx.cancel)
             .await
-            .with_context(|| format!("writing {path} on {}", self.label))
+            .map_err(|e| self.fail(&step, e))
     }
 
     pub async fn remove_file(&self, path: &str) -> anyhow::Result<()> {
-        self.run_ok(&format!("rm -f -- {}", quote(path)), &format!("removing {path}")).await.map(|_| ())
+        self.run_ok(&format!("removing {path}"), &format!("rm -f -- {}", quote(path))).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::connection::{BastionModel, SshSettings};
+    use strata_ssh::KeySource;
+
+    fn conn(settings: SshSettings) -> ConnectionModel {
+        ConnectionModel { host: "10.0.0.5".into(), port: None, settings }
+    }
+
+    #[tokio::test]
+    async fn waiting_for_the_node_lock_ends_when_the_operation_stops() {
+        let access = SshAccess::new(SshSettings::default());
+        let t = Target::new("10.0.0.5", "root", Auth::key_file("/k"), HostKeyPolicy::InsecureIgnore);
+        let other = Node::from_target(&Context::detached(), &access, t.clone());
+        let _held = other.exclusive().await.unwrap();
+        let ctx = Context::detached().for_operation("strata_nfs_export", "delete");
+        let node = Node::from_target(&ctx, &access, t);
+        let stopper = ctx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            stopper.stop("timed out after 1s (timeouts.delete)");
+        });
+        let err = node.exclusive().await.unwrap_err().to_string();
+        for part in ["strata_nfs_export", "waiting for another change", "root@10.0.0.5:22", "timed out after 1s"] {
+            assert!(err.contains(part), "names {part:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn quoted_words_round_trip_through_sh() {
+        for w in ["plain", "with space", "it's", "'", "a'b\"c$d`e\\f", "", "line\nbreak", "*", "-rf", "~/x"] {
+            let out =
+                std::process::Command::new("sh").arg("-c").arg(format!("printf %s {}", quote(w))).output().unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), w);
+        }
+    }
+
+    #[test]
+    fn resource_pins_win_over_the_providers_insecure_ignore() {
+        let d = SshSettings {
+            private_key_file: Some("/k".into()),
+            insecure_ignore_host_key: Some(true),
+            ..Default::default()
+        };
+        let t = target(
+            &conn(SshSettings { known_hosts: Some("10.0.0.5 ssh-ed25519 AAAA".into()), ..Default::default() }),
+            &d,
+        )
+        .unwrap();
+        assert!(matches!(t.host_key, HostKeyPolicy::KnownHosts(_)), "{:?}", t.host_key);
+        let t = target(
+            &conn(SshSettings { host_key_fingerprints: Some(vec!["SHA256:x".into()]), ..Default::default() }),
+            &d,
+        )
+        .unwrap();
+        assert_eq!(t.host_key, HostKeyPolicy::Fingerprints(vec!["SHA256:x".into()]));
+        // Nothing pinned on the resource: the provider's choice applies.
+        assert_eq!(target(&conn(SshSettings::default()), &d).unwrap().host_key, HostKeyPolicy::InsecureIgnore);
+    }
+
+    #[test]
+    fn tilde_paths_are_in_the_home_directory() {
+        let home = std::env::var("HOME").expect("HOME is set");
+        let dir = tempfile::tempdir_in(&home).unwrap();
+        let name = dir.path().file_name().unwrap().to_str().unwrap();
+        std::fs::write(
+            dir.path().join("kh"),
+            "10.0.0.5 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n",
+        )
+        .unwrap();
+        let c = conn(SshSettings {
+            private_key_file: Some("~/.ssh/id_ed25519".into()),
+            known_hosts_file: Some(format!("~/{name}/kh")),
+            ..Default::default()
+        });
+        let t = target(&c, &SshSettings::default()).unwrap();
+        match &t.auth.key {
+            KeySource::File(p) => assert_eq!(p, &std::path::Path::new(&home).join(".ssh/id_ed25519")),
+            _ => panic!("a key file"),
+        }
+        assert!(matches!(&t.host_key, HostKeyPolicy::KnownHosts(c) if c.contains("AAAAC3")));
+    }
+
+    #[test]
+    fn the_bastion_has_its_own_host_keys_or_the_nodes() {
+        let node_pins = Some(vec!["SHA256:node".to_string()]);
+        let bastion = |b: BastionModel| {
+            let c = conn(SshSettings {
+                private_key: Some("k".into()),
+                host_key_fingerprints: node_pins.clone(),
+                bastion: Some(BastionModel { host: "jump".into(), ..b }),
+                ..Default::default()
+            });
+            target(&c, &SshSettings::default()).unwrap().bastion.unwrap().host_key
+        };
+        assert_eq!(bastion(BastionModel::default()), HostKeyPolicy::Fingerprints(vec!["SHA256:node".into()]));
+        assert_eq!(
+            bastion(BastionModel { host_key_fingerprints: Some(vec!["SHA256:jump".into()]), ..Default::default() }),
+            HostKeyPolicy::Fingerprints(vec!["SHA256:jump".into()])
+        );
+        assert_eq!(
+            bastion(BastionModel { known_hosts: Some("jump ssh-ed25519 AAAA".into()), ..Default::default() }),
+            HostKeyPolicy::KnownHosts("jump ssh-ed25519 AAAA".into())
+        );
+        assert_eq!(
+            bastion(BastionModel { insecure_ignore_host_key: Some(true), ..Default::default() }),
+            HostKeyPolicy::InsecureIgnore
+        );
+    }
+
+    #[test]
+    fn without_the_write_only_key_refresh_warns_and_destroy_fails_saying_what_to_set() {
+        let c = conn(SshSettings { known_hosts: Some("kh".into()), ..Default::default() });
+        let d = SshSettings::default();
+        let read = target_for(&c, &d, "read").unwrap_err();
+        assert!(!read.has_errors(), "{read}");
+        assert!(read.0[0].detail.contains("ssh.private_key_file") && read.0[0].detail.contains("10.0.0.5"), "{read}");
+        let delete = target_for(&c, &d, "delete").unwrap_err();
+        assert!(delete.has_errors());
+        assert!(
+            delete.0[0].detail.contains("write-only") && delete.0[0].detail.contains("private_key_file"),
+            "{delete}"
+        );
     }
 }

@@ -8,7 +8,9 @@ use serde::Deserialize;
 
 use crate::data_sources::{pve_nodes::PveNodes, vms::Vms};
 use crate::framework::model::to_model;
-use crate::framework::{AnyDataSource, AnyResource, Block, Diagnostics, ProviderDefinition, Schema, Value};
+use crate::framework::{
+    AnyDataSource, AnyResource, AttributePath, Block, Diagnostics, ProviderDefinition, Schema, Value,
+};
 use crate::node::SshAccess;
 use crate::proxmox::{self, ProxmoxAccess};
 use crate::resources::cluster_secrets::ClusterSecrets;
@@ -56,6 +58,7 @@ impl ProviderDefinition for StrataProvider {
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         proxmox::validate(config, diags);
+        connection::validate(config.attr("ssh"), &AttributePath::root("ssh"), diags);
     }
 
     async fn configure(&self, config: &Value) -> Result<Arc<dyn Any + Send + Sync>, Diagnostics> {

@@ -61,17 +61,27 @@ impl ProviderService {
         self.data_sources.get(type_name).ok_or_else(|| unknown_type("data source", type_name))
     }
 
-    /// Runs a read-only operation until it ends or its context is cancelled.
+    /// Runs a read-only operation until it ends or its context is cancelled. After a
+    /// cancel the operation gets a short grace to stop on its own (remote commands are
+    /// killed, and its error names the step it was at); then it is abandoned.
     async fn cancellable<F: std::future::Future<Output = T>, T>(ctx: &Context, f: F) -> Result<T, Diagnostics> {
+        tokio::pin!(f);
         tokio::select! {
-            v = f => Ok(v),
-            _ = ctx.cancel.cancelled() => Err(Diagnostic::error(
+            v = &mut f => return Ok(v),
+            _ = ctx.cancel.cancelled() => {}
+        }
+        tokio::time::timeout(STOP_GRACE, f).await.map_err(|_| {
+            Diagnostic::error(
                 "Operation cancelled",
                 format!("{} {}: {}.", ctx.resource_type(), ctx.operation(), ctx.stop_reason().unwrap_or_default()),
-            ).into()),
-        }
+            )
+            .into()
+        })
     }
 }
+
+/// How long a cancelled read may take to wind down before it is abandoned.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn unknown_type(kind: &str, name: &str) -> Diagnostics {
     Diagnostic::error(format!("Unknown {kind} type"), format!("This provider has no {kind} type {name:?}.")).into()

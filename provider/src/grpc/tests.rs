@@ -234,8 +234,9 @@ impl Resource for Slow {
     async fn create(&self, _: &Context, m: SlowModel) -> ApplyResult<SlowModel> {
         Ok(m)
     }
-    async fn read(&self, _: &Context, _: SlowModel) -> Result<Option<SlowModel>, Diagnostics> {
-        std::future::pending().await
+    async fn read(&self, ctx: &Context, _: SlowModel) -> Result<Option<SlowModel>, Diagnostics> {
+        ctx.cancel.cancelled().await;
+        Err(crate::framework::Diagnostic::error("Read stopped", ctx.stop_reason().unwrap_or_default()).into())
     }
     async fn update(&self, _: &Context, _: SlowModel, m: SlowModel) -> ApplyResult<SlowModel> {
         Ok(m)
@@ -296,7 +297,8 @@ async fn stop_provider_cancels_in_flight_reads_and_nothing_after_them() {
         assert!(!reader.is_finished(), "{round} read: it waits until stopped");
         svc.stop_provider(Request::new(pb::stop_provider::Request {})).await.unwrap();
         let resp = tokio::time::timeout(Duration::from_secs(5), reader).await.expect("read ended").unwrap().unwrap();
-        assert_eq!(errors(&resp.into_inner().diagnostics), vec!["Operation cancelled"], "{round} read");
+        // The read's own error (it knows where it stopped) reaches Terraform.
+        assert_eq!(errors(&resp.into_inner().diagnostics), vec!["Read stopped"], "{round} read");
     }
 }
 

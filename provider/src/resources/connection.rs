@@ -3,61 +3,101 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::framework::{Attribute, Block, NestedBlock, Type, Validator};
+use crate::framework::{Attribute, AttributePath, Block, Diagnostic, Diagnostics, NestedBlock, Type, Validator, Value};
 
-/// Attributes shared by the provider's `ssh` block, `connection` and `bastion`.
-fn credentials(block: Block) -> Block {
+/// Whether a block is stored in state (a resource's) or never stored (the provider's).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Provider,
+    Resource,
+}
+
+/// Attributes shared by the provider's `ssh` block, a resource's `ssh` block and `bastion`.
+fn credentials(block: Block, level: Level) -> Block {
+    let mut key = Attribute::optional("private_key", Type::String).sensitive();
+    key = match level {
+        // Kept out of state and plan files: the resource works without it at refresh
+        // and destroy when private_key_file or the provider's ssh block gives a key.
+        Level::Resource => key.write_only().description(
+            "Private key (OpenSSH or PEM): ed25519, ecdsa or rsa. Write-only: never stored in state or plan \
+             files, so refresh, import and destroy need another key source (`private_key_file` here, or the \
+             provider's `ssh` block). Conflicts with `private_key_file`.",
+        ),
+        Level::Provider => {
+            key.description("Private key (OpenSSH or PEM): ed25519, ecdsa or rsa. Conflicts with `private_key_file`.")
+        }
+    };
     block
         .attribute(
             Attribute::optional("user", Type::String)
                 .description("SSH user (default `root`). A non-root user needs passwordless sudo, see `sudo`."),
         )
-        .attribute(
-            Attribute::optional("private_key", Type::String)
-                .sensitive()
-                .description("Private key (OpenSSH or PEM): ed25519, ecdsa or rsa."),
-        )
+        .attribute(key)
         .attribute(
             Attribute::optional("private_key_file", Type::String)
-                .description("Path of the private key file, instead of `private_key`."),
+                .description("Path of the private key file, instead of `private_key` (`~/` is the home directory)."),
         )
 }
 
 fn host_keys(block: Block) -> Block {
     block
-        .attribute(
-            Attribute::optional("known_hosts", Type::String)
-                .description("known_hosts content the node's host key must match."),
-        )
+        .attribute(Attribute::optional("known_hosts", Type::String).description(
+            "known_hosts content the host key must match. Conflicts with `known_hosts_file`, \
+             `host_key_fingerprints` and `insecure_ignore_host_key = true`.",
+        ))
         .attribute(
             Attribute::optional("known_hosts_file", Type::String)
-                .description("Path of a known_hosts file, instead of `known_hosts`."),
+                .description("Path of a known_hosts file, instead of `known_hosts` (`~/` is the home directory)."),
         )
         .attribute(
             Attribute::optional("host_key_fingerprints", Type::list(Type::String))
+                .validate(Validator::Custom(check_fingerprints))
                 .description("Pinned host key fingerprints (`SHA256:...`, as `ssh-keygen -lf` prints)."),
         )
         .attribute(Attribute::optional("insecure_ignore_host_key", Type::Bool).description(
-            "Skip host key verification. Only for throw-away labs: anyone on the path can impersonate the node.",
+            "Skip host key verification. Only for throw-away labs: anyone on the path can impersonate the node. \
+             Host keys set on a resource (or its bastion) win over an inherited `insecure_ignore_host_key`.",
         ))
-        .attribute(
-            Attribute::optional("sudo", Type::Bool)
-                .description("Run commands through `sudo -n` (for a non-root `user`)."),
-        )
 }
 
-fn bastion() -> NestedBlock {
+/// At least one pin, each in the `SHA256:` form `ssh-keygen -lf` prints (MD5 ones are
+/// refused: too weak to pin a key with).
+fn check_fingerprints(v: &Value) -> Result<(), String> {
+    let Value::List(pins) = v else { return Ok(()) };
+    if pins.is_empty() {
+        return Err("Must list at least one fingerprint (or leave host_key_fingerprints unset).".into());
+    }
+    for p in pins.iter().filter_map(Value::as_str) {
+        if !p.starts_with("SHA256:") || p.len() <= "SHA256:".len() {
+            return Err(format!("{p:?} is not a SHA256:... fingerprint as `ssh-keygen -lf` prints it."));
+        }
+    }
+    Ok(())
+}
+
+fn sudo(block: Block) -> Block {
+    block.attribute(
+        Attribute::optional("sudo", Type::Bool).description("Run commands through `sudo -n` (for a non-root `user`)."),
+    )
+}
+
+fn bastion(level: Level) -> NestedBlock {
     NestedBlock::single(
         "bastion",
-        credentials(
-            Block::new("Jump host the connection goes through; its host key is verified with the same settings.")
-                .attribute(Attribute::required("host", Type::String).description("Bastion address."))
-                .attribute(
-                    Attribute::optional("port", Type::Number)
-                        .validate(Validator::IntBetween(1, 65535))
-                        .description("Bastion SSH port (default 22)."),
-                ),
-        ),
+        host_keys(credentials(
+            Block::new(
+                "Jump host the connection goes through. Its host key is checked with its own `known_hosts`, \
+                 `known_hosts_file`, `host_key_fingerprints` or `insecure_ignore_host_key`; when it sets none, \
+                 with the node's. Without a key of its own it uses the node's.",
+            )
+            .attribute(Attribute::required("host", Type::String).description("Bastion address."))
+            .attribute(
+                Attribute::optional("port", Type::Number)
+                    .validate(Validator::IntBetween(1, 65535))
+                    .description("Bastion SSH port (default 22)."),
+            ),
+            level,
+        )),
     )
 }
 
@@ -65,8 +105,11 @@ fn bastion() -> NestedBlock {
 pub fn provider_block() -> NestedBlock {
     NestedBlock::single(
         "ssh",
-        host_keys(credentials(Block::new("Defaults for how node-facing resources connect to their nodes over SSH.")))
-            .block(bastion()),
+        sudo(host_keys(credentials(
+            Block::new("Defaults for how node-facing resources connect to their nodes over SSH."),
+            Level::Provider,
+        )))
+        .block(bastion(Level::Provider)),
     )
 }
 
@@ -77,7 +120,7 @@ pub fn provider_block() -> NestedBlock {
 pub fn resource_block() -> NestedBlock {
     NestedBlock::single(
         "ssh",
-        host_keys(credentials(
+        sudo(host_keys(credentials(
             Block::new("The node to manage, and how to reach it over SSH.")
                 .attribute(Attribute::required("host", Type::String).requires_replace().description(
                     "Node address or name. A different host is a different object: changing it replaces the resource.",
@@ -87,8 +130,9 @@ pub fn resource_block() -> NestedBlock {
                         .validate(Validator::IntBetween(1, 65535))
                         .description("SSH port (default 22)."),
                 ),
-        ))
-        .block(bastion()),
+            Level::Resource,
+        )))
+        .block(bastion(Level::Resource)),
     )
     .items(1, 1)
 }
@@ -100,6 +144,20 @@ pub struct BastionModel {
     pub user: Option<String>,
     pub private_key: Option<String>,
     pub private_key_file: Option<String>,
+    pub known_hosts: Option<String>,
+    pub known_hosts_file: Option<String>,
+    pub host_key_fingerprints: Option<Vec<String>>,
+    pub insecure_ignore_host_key: Option<bool>,
+}
+
+impl BastionModel {
+    /// Whether the bastion has host-key settings of its own (else it uses the node's).
+    pub fn sets_host_keys(&self) -> bool {
+        self.known_hosts.is_some()
+            || self.known_hosts_file.is_some()
+            || self.host_key_fingerprints.is_some()
+            || self.insecure_ignore_host_key.is_some()
+    }
 }
 
 /// What the provider's `ssh` block sets as defaults and a resource's `ssh` block may
@@ -144,12 +202,54 @@ impl ConnectionModel {
             s.known_hosts = d.known_hosts.clone();
             s.known_hosts_file = d.known_hosts_file.clone();
             s.host_key_fingerprints = d.host_key_fingerprints.clone();
+            s.insecure_ignore_host_key = s.insecure_ignore_host_key.or(d.insecure_ignore_host_key);
         }
-        s.insecure_ignore_host_key = s.insecure_ignore_host_key.or(d.insecure_ignore_host_key);
+        // else: keys pinned on the resource are checked, whatever the provider's
+        // insecure_ignore_host_key says (the resource's own `true` with pins is refused
+        // at validation).
         s.sudo = s.sudo.or(d.sudo);
         s.bastion = s.bastion.take().or_else(|| d.bastion.clone());
         c
     }
+}
+
+/// Settings of one `ssh` or `bastion` block that cannot be used together, as
+/// (attribute, attribute, why).
+const CONFLICTS: &[(&str, &str, &str)] = &[
+    ("private_key", "private_key_file", "give the key one way"),
+    ("known_hosts", "known_hosts_file", "give the host keys one way"),
+    ("known_hosts", "host_key_fingerprints", "give the host keys one way"),
+    ("known_hosts_file", "host_key_fingerprints", "give the host keys one way"),
+    ("insecure_ignore_host_key", "known_hosts", "host keys to check contradict skipping the check"),
+    ("insecure_ignore_host_key", "known_hosts_file", "host keys to check contradict skipping the check"),
+    ("insecure_ignore_host_key", "host_key_fingerprints", "host keys to check contradict skipping the check"),
+];
+
+/// Refuses contradictory settings in an `ssh` block `block` (at `at`, e.g. `ssh`)
+/// and in its `bastion`, naming both attributes. Only known values count: an
+/// unknown value is checked again when Terraform knows it.
+pub fn validate(block: Option<&Value>, at: &AttributePath, diags: &mut Diagnostics) {
+    let Some(block @ Value::Object(_)) = block else { return };
+    let set = |name: &str| match block.attr(name) {
+        None | Some(Value::Null) | Some(Value::Unknown) => false,
+        // insecure_ignore_host_key = false asks for nothing.
+        Some(Value::Bool(b)) => *b,
+        Some(v) => !v.is_unknown(),
+    };
+    for (a, b, why) in CONFLICTS {
+        if set(a) && set(b) {
+            let (pa, pb) = (at.attr(a), at.attr(b));
+            let shown_a = if *a == "insecure_ignore_host_key" { format!("{pa} = true") } else { pa.to_string() };
+            diags.push(
+                Diagnostic::error(
+                    "Conflicting SSH settings",
+                    format!("`{shown_a}` and `{pb}` cannot be used together ({why}): remove one of them."),
+                )
+                .at(pb),
+            );
+        }
+    }
+    validate(block.attr("bastion"), &at.attr("bastion"), diags);
 }
 
 #[cfg(test)]
@@ -176,5 +276,92 @@ mod tests {
             .with_defaults(&d)
             .settings;
         assert!(c.known_hosts.is_none());
+    }
+
+    #[test]
+    fn pins_on_the_resource_win_over_an_inherited_insecure_ignore() {
+        let d = SshSettings { insecure_ignore_host_key: Some(true), ..Default::default() };
+        let own = |settings: SshSettings| ConnectionModel { host: "n1".into(), port: None, settings };
+        let c = own(SshSettings { known_hosts: Some("kh".into()), ..Default::default() }).with_defaults(&d).settings;
+        assert_eq!(c.insecure_ignore_host_key, None);
+        assert_eq!(c.known_hosts.as_deref(), Some("kh"));
+        // Without pins of its own the resource inherits the provider's choice.
+        let c = own(SshSettings::default()).with_defaults(&d).settings;
+        assert_eq!(c.insecure_ignore_host_key, Some(true));
+    }
+
+    fn block(pairs: &[(&str, Value)]) -> Value {
+        Value::Object(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    }
+
+    fn errors(v: &Value) -> Vec<(String, String)> {
+        let mut d = Diagnostics::new();
+        validate(Some(v), &AttributePath::root("ssh"), &mut d);
+        d.iter().map(|d| (d.attribute.as_ref().unwrap().to_string(), d.detail.clone())).collect()
+    }
+
+    #[test]
+    fn conflicting_settings_name_both_attributes() {
+        let fps = Value::List(vec!["SHA256:x".into()]);
+        let cases: Vec<(Value, &str, &str)> = vec![
+            (
+                block(&[("private_key", "k".into()), ("private_key_file", "/k".into())]),
+                "ssh.private_key",
+                "ssh.private_key_file",
+            ),
+            (
+                block(&[("known_hosts", "kh".into()), ("known_hosts_file", "/kh".into())]),
+                "ssh.known_hosts",
+                "ssh.known_hosts_file",
+            ),
+            (
+                block(&[("insecure_ignore_host_key", true.into()), ("known_hosts", "kh".into())]),
+                "ssh.insecure_ignore_host_key = true",
+                "ssh.known_hosts",
+            ),
+            (
+                block(&[("insecure_ignore_host_key", true.into()), ("host_key_fingerprints", fps.clone())]),
+                "ssh.insecure_ignore_host_key",
+                "ssh.host_key_fingerprints",
+            ),
+            (
+                block(&[("known_hosts", "kh".into()), ("host_key_fingerprints", fps.clone())]),
+                "ssh.known_hosts",
+                "ssh.host_key_fingerprints",
+            ),
+            (
+                block(&[
+                    ("host", "n".into()),
+                    ("bastion", block(&[("private_key", "k".into()), ("private_key_file", "/k".into())])),
+                ]),
+                "ssh.bastion.private_key",
+                "ssh.bastion.private_key_file",
+            ),
+        ];
+        for (v, a, b) in cases {
+            let e = errors(&v);
+            assert_eq!(e.len(), 1, "{a} / {b}: {e:?}");
+            assert!(e[0].1.contains(a) && e[0].1.contains(b), "{e:?}");
+            assert_eq!(e[0].0, b.split(' ').next().unwrap());
+        }
+    }
+
+    #[test]
+    fn fingerprints_must_be_sha256() {
+        assert!(check_fingerprints(&Value::List(vec!["SHA256:abc".into(), Value::Unknown])).is_ok());
+        assert!(check_fingerprints(&Value::List(vec!["MD5:aa:bb".into()])).unwrap_err().contains("MD5:aa:bb"));
+        assert!(check_fingerprints(&Value::List(vec![])).is_err());
+    }
+
+    #[test]
+    fn unknown_false_and_single_settings_pass() {
+        for v in [
+            block(&[("private_key", Value::Unknown), ("private_key_file", "/k".into())]),
+            block(&[("insecure_ignore_host_key", false.into()), ("known_hosts", "kh".into())]),
+            block(&[("insecure_ignore_host_key", Value::Unknown), ("known_hosts", "kh".into())]),
+            block(&[("private_key", "k".into()), ("known_hosts_file", "/kh".into()), ("bastion", Value::Null)]),
+        ] {
+            assert_eq!(errors(&v), vec![]);
+        }
     }
 }

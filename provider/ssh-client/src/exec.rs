@@ -120,6 +120,19 @@ impl Client {
         self.run(cmd, stdin, Some(stop)).await
     }
 
+    /// [`Client::exec`] or, with a token, [`Client::exec_cancellable`].
+    pub(crate) async fn exec_maybe_cancellable(
+        &self,
+        cmd: &str,
+        stdin: Option<&[u8]>,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<ExecOutput, Error> {
+        match cancel {
+            Some(token) => self.exec_cancellable(cmd, stdin, token).await,
+            None => self.exec(cmd, stdin).await,
+        }
+    }
+
     /// [`Client::exec`], turning a non-zero exit into [`Error::Remote`]
     /// (stderr included; the command itself is not, as it may hold secrets).
     pub async fn exec_checked(&self, cmd: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, Error> {
@@ -175,20 +188,30 @@ impl Client {
     ) -> Result<ExecOutput, Error> {
         let marker = stop.is_some().then(new_marker);
         let command = self.wrap(cmd, marker.as_deref())?;
-        let PooledChannel { channel, _permit } = self.pool.open_session(&self.target).await?;
-        let (mut rx, tx) = channel.split();
-        tx.exec(true, command).await.map_err(|e| Error::ssh(&self.label, e))?;
         let stop = async move {
             match stop {
                 Some(stop) => stop.await,
                 None => std::future::pending().await,
             }
         };
+        tokio::pin!(stop);
+        // Connecting can hang too (an unreachable node); nothing runs remotely yet, so
+        // giving up here needs no clean-up.
+        let PooledChannel { channel, _permit } = tokio::select! {
+            biased;
+            e = &mut stop => return Err(e),
+            c = self.pool.open_session(&self.target) => c?,
+        };
+        let (mut rx, tx) = channel.split();
+        let mut guard = SweepOnDrop { client: self, marker: marker.clone() };
+        tx.exec(true, command).await.map_err(|e| Error::ssh(&self.label, e))?;
         let mut progress = Progress::default();
         let outcome = tokio::select! {
             r = drive(&mut rx, &tx, stdin, &mut progress) => Ok(r),
-            e = stop => Err(e),
+            e = &mut stop => Err(e),
         };
+        // From here on this function sees the command to its end itself.
+        guard.marker = None;
         match outcome {
             Ok(Ok(())) => {
                 let mut out = progress.out;
@@ -251,6 +274,32 @@ impl Client {
         }
     }
 }
+
+/// Kills a stoppable command's remote processes when its `run` future is dropped
+/// before the command ended: a caller that stopped waiting (e.g. a `select!` on the
+/// same token) must not leave it running on the node. The sweep runs on a task of its own.
+struct SweepOnDrop<'a> {
+    client: &'a Client,
+    marker: Option<String>,
+}
+
+impl Drop for SweepOnDrop<'_> {
+    fn drop(&mut self) {
+        let Some(marker) = self.marker.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let client = self.client.clone();
+        tracing::debug!(host = %client.label, "command abandoned while running; killing it on the node");
+        runtime.spawn(async move {
+            // The wrapper may not have started yet: a late sweep catches it.
+            for delay in SWEEP_ON_DROP_DELAYS {
+                tokio::time::sleep(delay).await;
+                client.kill_marked(&marker).await;
+            }
+        });
+    }
+}
+
+const SWEEP_ON_DROP_DELAYS: [Duration; 2] = [Duration::from_millis(300), Duration::from_secs(2)];
 
 const MARKER_VAR: &str = "STRATA_EXEC_ID";
 /// First stdout bytes of a marked command; stripped before returning.

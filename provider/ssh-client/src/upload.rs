@@ -1,6 +1,8 @@
 //! Atomic file upload and file reads, implemented with exec + stdin so they
 //! work through `sudo` for root-owned paths.
 
+use tokio_util::sync::CancellationToken;
+
 use crate::error::Error;
 use crate::exec::{shell_quote, Client};
 
@@ -19,6 +21,32 @@ impl Client {
         mode: u32,
         owner: Option<&str>,
         group: Option<&str>,
+    ) -> Result<(), Error> {
+        self.upload_maybe_cancellable(path, contents, mode, owner, group, None).await
+    }
+
+    /// [`Client::upload`] that stops (killing the remote writer) when `cancel` fires.
+    /// The target file is then unchanged; a stray `.strata-upload.*` temp file may remain.
+    pub async fn upload_cancellable(
+        &self,
+        path: &str,
+        contents: &[u8],
+        mode: u32,
+        owner: Option<&str>,
+        group: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.upload_maybe_cancellable(path, contents, mode, owner, group, Some(cancel)).await
+    }
+
+    async fn upload_maybe_cancellable(
+        &self,
+        path: &str,
+        contents: &[u8],
+        mode: u32,
+        owner: Option<&str>,
+        group: Option<&str>,
+        cancel: Option<&CancellationToken>,
     ) -> Result<(), Error> {
         let bad = |reason: String| Err(Error::Config { host: self.label().to_string(), reason });
         if !path.starts_with('/') || path.ends_with('/') || path.contains('\0') {
@@ -60,18 +88,36 @@ impl Client {
             dir_q = shell_quote(dir),
             path_q = shell_quote(path),
         );
-        let out = self.exec(&format!("sh -c {}", shell_quote(&script)), Some(contents)).await?;
+        let out =
+            self.exec_maybe_cancellable(&format!("sh -c {}", shell_quote(&script)), Some(contents), cancel).await?;
         self.check(out, &format!("upload of {path}")).map(|_| ())
     }
 
     /// The content of `path`, or `None` if it does not exist.
     pub async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.read_file_maybe_cancellable(path, None).await
+    }
+
+    /// [`Client::read_file`] that stops when `cancel` fires.
+    pub async fn read_file_cancellable(
+        &self,
+        path: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        self.read_file_maybe_cancellable(path, Some(cancel)).await
+    }
+
+    async fn read_file_maybe_cancellable(
+        &self,
+        path: &str,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Option<Vec<u8>>, Error> {
         if path.contains('\0') {
             return Err(Error::Config { host: self.label().to_string(), reason: "path contains a NUL byte".into() });
         }
         let p = shell_quote(path);
         let script = format!("if [ ! -e {p} ] && [ ! -L {p} ]; then exit {ABSENT}; fi; exec cat -- {p}");
-        let out = self.exec(&format!("sh -c {}", shell_quote(&script)), None).await?;
+        let out = self.exec_maybe_cancellable(&format!("sh -c {}", shell_quote(&script)), None, cancel).await?;
         if out.exit_status == ABSENT && out.exit_signal.is_none() {
             return Ok(None);
         }

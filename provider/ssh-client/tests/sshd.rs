@@ -266,6 +266,59 @@ async fn read_file_of_missing_file_is_none() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellable_upload_and_read_work_and_stop_when_cancelled() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let sshd = Sshd::start(SshdOptions::default(), &[&key]);
+    let client = Client::new(sshd.target("root", &key));
+    let dir = tmp();
+    let file = dir.path().join("f");
+    let path = file.to_str().unwrap();
+    let live = CancellationToken::new();
+    client.upload_cancellable(path, b"content", 0o600, None, None, &live).await.unwrap();
+    assert_eq!(client.read_file_cancellable(path, &live).await.unwrap().as_deref(), Some(&b"content"[..]));
+    // The marker the cancellable exec prints first never shows in what is read.
+    assert_eq!(fs::read(&file).unwrap(), b"content");
+
+    let fired = CancellationToken::new();
+    fired.cancel();
+    let err = client.upload_cancellable(path, b"other", 0o600, None, None, &fired).await.unwrap_err();
+    assert!(matches!(err, Error::Cancelled { .. }), "{err}");
+    assert_eq!(fs::read(&file).unwrap(), b"content", "a cancelled upload leaves the file unchanged");
+    let err = client.read_file_cancellable(path, &fired).await.unwrap_err();
+    assert!(matches!(err, Error::Cancelled { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_stops_a_connection_attempt_that_hangs() {
+    // A listener that accepts but never speaks SSH: the handshake would wait for
+    // the connect timeout (30 s).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let target = strata_ssh::Target::new(
+        "127.0.0.1",
+        "root",
+        Auth::key_content(key.private.clone()),
+        HostKeyPolicy::InsecureIgnore,
+    )
+    .with_port(port);
+    let client = Client::new(target);
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        t.cancel();
+    });
+    let started = std::time::Instant::now();
+    let err = client.exec_cancellable("true", None, &token).await.unwrap_err();
+    assert!(matches!(err, Error::Cancelled { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_reuses_one_connection_for_sequential_and_concurrent_execs() {
     let keys = tmp();
     let key = keygen(keys.path(), "id", "ed25519", "");
@@ -364,6 +417,35 @@ async fn timeout_and_cancellation_kill_the_remote_command() {
     }
     // Everything ran over one connection per user, which is still usable.
     assert_eq!(sshd.accepted_logins(), 3);
+}
+
+/// A caller that stops waiting on the same token (the plugin server does) drops the
+/// exec future before it could kill the command itself: the command still dies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_cancellable_exec_still_kills_the_remote_command() {
+    ensure_test_user();
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let sshd = Sshd::start(SshdOptions::default(), &[&key]);
+    let sleeps: Vec<String> = (1..=2).map(|i| format!("sleep 5{}{i}", sshd.port)).collect();
+    for (i, (user, sudo)) in [("root", false), (TEST_USER, true)].into_iter().enumerate() {
+        let client = Client::new(sshd.target(user, &key).with_sudo(sudo));
+        let token = CancellationToken::new();
+        let t = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            t.cancel();
+        });
+        let cmd = format!("{} & wait", sleeps[i]);
+        let outcome = tokio::select! {
+            biased;
+            _ = token.cancelled() => None,
+            r = client.exec_cancellable(&cmd, None, &token) => Some(r),
+        };
+        assert!(outcome.is_none(), "the exec future was dropped");
+        let left = wait_gone(&client, &sleeps[i..=i]).await;
+        assert_eq!(left, "", "the dropped command survived for {user} (sudo: {sudo})");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ use crate::framework::{
     ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, PlanChange, Resource, Schema, Value,
 };
 use crate::node::{quote, Node};
-use crate::resources::connection::ConnectionModel;
+use crate::resources::connection::{self, ConnectionModel};
 use options::Backend;
 use render::{Client, ExportFile};
 
@@ -105,6 +105,65 @@ impl NfsExport {
     async fn node(ctx: &Context, m: &NfsExportModel) -> Result<Node, Diagnostics> {
         Node::connect(ctx, &m.ssh).await
     }
+
+    /// The export as the node has it, `None` when its file is gone. `imported`: nothing
+    /// was configured yet, so default options read back as unset, as a create with
+    /// `options` left out would have stored them.
+    async fn observe(node: &Node, state: NfsExportModel, imported: bool) -> anyhow::Result<Option<NfsExportModel>> {
+        let Some(bytes) = node.read_file(&Self::file_path(&state)).await? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let parsed = match Self::backend(&state) {
+            Backend::Kernel => render::parse_kernel(&text),
+            Backend::Ganesha => render::parse_ganesha(&text),
+        };
+        let mut m = state;
+        match parsed {
+            Some(e) => {
+                m.path = e.path;
+                if Self::backend(&m) == Backend::Ganesha {
+                    m.export_id = e.export_id;
+                    // Pseudo path was defaulted to path when unset: keep it unset then.
+                    m.pseudo_path = e.pseudo_path.filter(|p| m.pseudo_path.is_some() || *p != m.path);
+                }
+                let configured = m.clients.clone();
+                m.clients = e
+                    .clients
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        // Options left unset mean the defaults: keep them unset if unchanged.
+                        let unset = imported || configured.get(i).is_some_and(|k| k.options.is_none());
+                        let defaulted = unset && c.options.iter().map(String::as_str).eq(DEFAULT_OPTIONS);
+                        ClientModel { client: c.client, options: if defaulted { None } else { Some(c.options) } }
+                    })
+                    .collect();
+            }
+            // Edited beyond recognition: show it as a change back to the configuration.
+            None => m.clients = Vec::new(),
+        }
+        Ok(Some(Self::finish(m)))
+    }
+}
+
+/// `HOST:NAME` (the last `:` separates them, so an IPv6 host works).
+fn parse_import_id(id: &str) -> Result<(String, String), Diagnostics> {
+    let valid_name = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 63
+            && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !n.starts_with('-')
+            && !n.ends_with('-')
+    };
+    match id.rsplit_once(':') {
+        Some((host, name)) if !host.is_empty() && valid_name(name) => Ok((host.to_string(), name.to_string())),
+        _ => Err(Diagnostic::error(
+            "Invalid import ID",
+            format!("{id:?} is not HOST:NAME, e.g. 10.0.0.5:k8s-prod (the node's ssh host and the export's name)."),
+        )
+        .into()),
+    }
 }
 
 #[async_trait]
@@ -120,6 +179,7 @@ impl Resource for NfsExport {
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        connection::validate(config.attr("ssh"), &AttributePath::root("ssh"), diags);
         let backend =
             config.attr("backend").and_then(Value::as_str).and_then(Backend::parse).unwrap_or(Backend::Kernel);
         if config.attr("backend").is_some_and(Value::is_unknown) {
@@ -128,6 +188,19 @@ impl Resource for NfsExport {
         if let Some(Value::List(clients)) = config.attr("clients") {
             for (i, c) in clients.iter().enumerate() {
                 if let Some(Value::List(opts)) = c.attr("options") {
+                    let known: Vec<&str> = opts.iter().filter_map(Value::as_str).collect();
+                    if known.len() == opts.len() {
+                        for (j, msg) in options::conflicts(&known, backend) {
+                            diags.push(
+                                Diagnostic::error("Contradictory export options", msg).at(AttributePath::root(
+                                    "clients",
+                                )
+                                .index(i)
+                                .attr("options")
+                                .index(j)),
+                            );
+                        }
+                    }
                     for (j, o) in opts.iter().enumerate() {
                         if let Some(o) = o.as_str() {
                             if let Err(msg) = options::check(o, backend) {
@@ -187,6 +260,47 @@ impl Resource for NfsExport {
         }
     }
 
+    fn import_id(&self) -> Option<&'static str> {
+        Some(
+            "`HOST:NAME`, e.g. `10.0.0.5:k8s-prod`: the node as in `ssh.host` and the export's `name`. The node is \
+             reached with the provider's `ssh` settings; the backend is found from the export file on the node. \
+             `create_directory` and ssh settings other than `host` are not imported: set them in the configuration \
+             (a later apply then only records them)",
+        )
+    }
+
+    async fn import(&self, ctx: &Context, id: &str) -> Result<NfsExportModel, Diagnostics> {
+        let (host, name) = parse_import_id(id)?;
+        let base = NfsExportModel {
+            ssh: ConnectionModel { host: host.clone(), ..Default::default() },
+            name: name.clone(),
+            delete_data_on_destroy: Some(false),
+            ..Default::default()
+        };
+        let node = Self::node(ctx, &base).await?;
+        for backend in Backend::NAMES {
+            let candidate = NfsExportModel { backend: Some(backend.to_string()), ..base.clone() };
+            if let Some(m) = Self::observe(&node, candidate, true).await? {
+                if m.clients.is_empty() {
+                    return Err(Diagnostic::error(
+                        "Cannot import the export",
+                        format!("{} on {host} is not an export file this provider can read.", Self::file_path(&m)),
+                    )
+                    .into());
+                }
+                return Ok(m);
+            }
+        }
+        Err(Diagnostic::error(
+            "Export not found",
+            format!(
+                "{host} has no strata export named {name:?} (neither /etc/exports.d/strata-{name}.exports nor {}/strata-{name}.conf).",
+                server::GANESHA_DIR
+            ),
+        )
+        .into())
+    }
+
     async fn create(&self, ctx: &Context, planned: NfsExportModel) -> ApplyResult<NfsExportModel> {
         let node = Self::node(ctx, &planned).await?;
         server::ensure_directory(&node, &planned).await?;
@@ -197,40 +311,7 @@ impl Resource for NfsExport {
 
     async fn read(&self, ctx: &Context, state: NfsExportModel) -> Result<Option<NfsExportModel>, Diagnostics> {
         let node = Self::node(ctx, &state).await?;
-        let Some(bytes) = node.read_file(&Self::file_path(&state)).await? else {
-            return Ok(None);
-        };
-        let text = String::from_utf8_lossy(&bytes);
-        let parsed = match Self::backend(&state) {
-            Backend::Kernel => render::parse_kernel(&text),
-            Backend::Ganesha => render::parse_ganesha(&text),
-        };
-        let mut m = state;
-        match parsed {
-            Some(e) => {
-                m.path = e.path;
-                if Self::backend(&m) == Backend::Ganesha {
-                    m.export_id = e.export_id;
-                    // Pseudo path was defaulted to path when unset: keep it unset then.
-                    m.pseudo_path = e.pseudo_path.filter(|p| m.pseudo_path.is_some() || *p != m.path);
-                }
-                let configured = m.clients.clone();
-                m.clients = e
-                    .clients
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        // Options left unset mean the defaults: keep them unset if unchanged.
-                        let defaulted = configured.get(i).is_some_and(|k| k.options.is_none())
-                            && c.options.iter().map(String::as_str).eq(DEFAULT_OPTIONS);
-                        ClientModel { client: c.client, options: if defaulted { None } else { Some(c.options) } }
-                    })
-                    .collect();
-            }
-            // Edited beyond recognition: show it as a change back to the configuration.
-            None => m.clients = Vec::new(),
-        }
-        Ok(Some(Self::finish(m)))
+        Ok(Self::observe(&node, state, false).await?)
     }
 
     async fn update(
@@ -248,11 +329,11 @@ impl Resource for NfsExport {
 
     async fn delete(&self, ctx: &Context, state: NfsExportModel) -> Result<(), Diagnostics> {
         let node = Self::node(ctx, &state).await?;
-        let _exclusive = node.exclusive().await;
+        let _exclusive = node.exclusive().await?;
         node.remove_file(&Self::file_path(&state)).await?;
         server::activate(&node, Self::backend(&state)).await?;
         if state.delete_data_on_destroy == Some(true) {
-            node.run_ok(&format!("rm -rf -- {}", quote(&state.path)), "deleting the exported data").await?;
+            node.run_ok("deleting the exported data", &format!("rm -rf -- {}", quote(&state.path))).await?;
         }
         Ok(())
     }

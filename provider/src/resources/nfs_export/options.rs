@@ -127,6 +127,46 @@ pub fn option_from_ganesha_line(line: &str) -> Option<String> {
     Some(opt)
 }
 
+/// Options of exports(5) that contradict each other (the later one would silently win).
+const OPPOSITES: &[(&str, &str)] = &[
+    ("rw", "ro"),
+    ("sync", "async"),
+    ("secure", "insecure"),
+    ("wdelay", "no_wdelay"),
+    ("hide", "nohide"),
+    ("subtree_check", "no_subtree_check"),
+    ("secure_locks", "insecure_locks"),
+    ("auth_nlm", "no_auth_nlm"),
+    ("secure_locks", "no_auth_nlm"),
+    ("auth_nlm", "insecure_locks"),
+    ("pnfs", "no_pnfs"),
+    ("root_squash", "no_root_squash"),
+    ("all_squash", "no_all_squash"),
+];
+
+/// ganesha has one `Squash` setting: these cannot be combined there.
+const GANESHA_SQUASH: &[&str] = &["root_squash", "no_root_squash", "all_squash"];
+
+/// Pairs of options in one client's list that contradict each other, as (index of the
+/// later one, message naming both).
+pub fn conflicts(options: &[&str], backend: Backend) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    for (j, b) in options.iter().enumerate() {
+        for a in &options[..j] {
+            let key = |o: &str| o.split_once('=').map(|(k, _)| k.to_string());
+            let opposite = OPPOSITES.iter().any(|(x, y)| (a == x && b == y) || (a == y && b == x));
+            let squash =
+                backend == Backend::Ganesha && a != b && GANESHA_SQUASH.contains(a) && GANESHA_SQUASH.contains(b);
+            // The same keyword twice with different values, e.g. anonuid=1 and anonuid=2.
+            let revalued = a != b && key(a).is_some() && key(a) == key(b);
+            if opposite || squash || revalued {
+                found.push((j, format!("export options {a:?} and {b:?} contradict each other: keep one of them")));
+            }
+        }
+    }
+    found
+}
+
 /// A client spec: a host name, an IP address, a CIDR network, a wildcard or netgroup.
 pub fn check_client(client: &str) -> Result<(), String> {
     let ok = !client.is_empty()
@@ -188,6 +228,21 @@ mod tests {
             let line = ganesha_line(opt).unwrap();
             assert_eq!(option_from_ganesha_line(&line).as_deref(), Some(opt), "{line}");
         }
+    }
+
+    #[test]
+    fn contradictory_options_are_found_naming_both() {
+        let c = conflicts(&["rw", "sync", "ro"], Backend::Kernel);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].0, 2);
+        assert!(c[0].1.contains("\"rw\"") && c[0].1.contains("\"ro\""), "{}", c[0].1);
+        for (a, b) in
+            [("sync", "async"), ("root_squash", "no_root_squash"), ("secure", "insecure"), ("anonuid=1", "anonuid=2")]
+        {
+            assert_eq!(conflicts(&[a, b], Backend::Kernel).len(), 1, "{a} {b}");
+        }
+        assert!(conflicts(&["rw", "sync", "no_subtree_check", "all_squash", "root_squash"], Backend::Kernel).is_empty());
+        assert_eq!(conflicts(&["all_squash", "root_squash"], Backend::Ganesha).len(), 1);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub fn schema() -> Schema {
              /etc/exports.d, then `exportfs -ra`) or by nfs-ganesha (`backend = \"ganesha\"`: one EXPORT block \
              included from ganesha.conf, then a reload). Options are checked at plan time; an option the server \
              still refuses is reported with the server's message and the previous export is restored. \
-             `storage_class_parameters` feeds nfs-subdir-external-provisioner.",
+             `storage_class_parameters` feeds nfs-subdir-external-provisioner. Import with `HOST:NAME`.",
     )
     .attribute(Attribute::computed("id", Type::String).description("`HOST:NAME`."))
     .attribute(

@@ -19,13 +19,13 @@ pub async fn ensure_directory(node: &Node, m: &NfsExportModel) -> anyhow::Result
             let mode = d.mode.as_deref().unwrap_or("0755");
             let owner = format!("{}:{}", d.owner.as_deref().unwrap_or("root"), d.group.as_deref().unwrap_or("root"));
             node.run_ok(
-                &format!("mkdir -p {path} && chmod {} {path} && chown {} {path}", quote(mode), quote(&owner)),
                 "creating the export directory",
+                &format!("mkdir -p {path} && chmod {} {path} && chown {} {path}", quote(mode), quote(&owner)),
             )
             .await?;
         }
         None => {
-            if node.run(&format!("test -d {path}")).await?.status != 0 {
+            if node.run("checking the export directory", &format!("test -d {path}")).await?.status != 0 {
                 bail!("{} does not exist on {}; create it or set a create_directory block", m.path, m.ssh.host);
             }
         }
@@ -36,7 +36,7 @@ pub async fn ensure_directory(node: &Node, m: &NfsExportModel) -> anyhow::Result
 /// Writes the export and activates it; if the server refuses it, the previous file is
 /// put back (and re-activated) and the server's own message is the error.
 pub async fn install(node: &Node, m: &mut NfsExportModel) -> anyhow::Result<()> {
-    let _exclusive = node.exclusive().await;
+    let _exclusive = node.exclusive().await?;
     let file = NfsExport::file_path(m);
     let previous = node.read_file(&file).await?;
     if NfsExport::backend(m) == Backend::Ganesha && m.export_id.is_none() {
@@ -45,12 +45,23 @@ pub async fn install(node: &Node, m: &mut NfsExportModel) -> anyhow::Result<()> 
     node.write_file(&file, NfsExport::render(m).as_bytes(), 0o644).await?;
     let activated = activate(node, NfsExport::backend(m)).await;
     if let Err(e) = activated {
-        match previous {
-            Some(old) => node.write_file(&file, &old, 0o644).await?,
-            None => node.remove_file(&file).await?,
+        // Also after a timeout or Ctrl-C: the server must not keep a half-applied export.
+        let cleanup = node.for_cleanup();
+        let backend = NfsExport::backend(m);
+        let restored = cleanup
+            .cleanup(async {
+                match previous {
+                    Some(old) => cleanup.write_file(&file, &old, 0o644).await?,
+                    None => cleanup.remove_file(&file).await?,
+                }
+                // Best effort: the error to report is the refusal, not the rollback's.
+                let _ = activate(&cleanup, backend).await;
+                anyhow::Ok(())
+            })
+            .await;
+        if let Err(r) = restored {
+            bail!("{e:#}; restoring the previous export also failed: {r:#}");
         }
-        // Best effort: the error to report is the refusal, not the rollback's.
-        let _ = activate(node, NfsExport::backend(m)).await;
         return Err(e);
     }
     Ok(())
@@ -59,7 +70,7 @@ pub async fn install(node: &Node, m: &mut NfsExportModel) -> anyhow::Result<()> 
 pub async fn activate(node: &Node, backend: Backend) -> anyhow::Result<()> {
     match backend {
         Backend::Kernel => {
-            let out = node.run("mkdir -p /etc/exports.d && exportfs -ra").await?;
+            let out = node.run("re-exporting (exportfs -ra)", "mkdir -p /etc/exports.d && exportfs -ra").await?;
             if out.status != 0 {
                 bail!("exportfs refused the exports: {}", out.stderr.trim());
             }
@@ -102,7 +113,7 @@ if [ ! -d /run/systemd/system ]; then kill -0 "$(cat {pid})" 2>/dev/null || echo
         log = GANESHA_LOG,
         pid = GANESHA_PID,
     );
-    let out = node.run(&script).await?;
+    let out = node.run("reloading nfs-ganesha", &script).await?;
     let problems = out.stdout.trim();
     if out.status != 0 || !problems.is_empty() {
         bail!("nfs-ganesha refused the exports: {}{}", problems, out.stderr.trim());
@@ -112,7 +123,10 @@ if [ ! -d /run/systemd/system ]; then kill -0 "$(cat {pid})" 2>/dev/null || echo
 
 async fn free_export_id(node: &Node) -> anyhow::Result<i64> {
     let out = node
-        .run(&format!("cat {GANESHA_DIR}/strata-*.conf {GANESHA_CONF} 2>/dev/null | grep -i 'Export_Id' || true"))
+        .run(
+            "finding a free ganesha Export_Id",
+            &format!("cat {GANESHA_DIR}/strata-*.conf {GANESHA_CONF} 2>/dev/null | grep -i 'Export_Id' || true"),
+        )
         .await?;
     let used: Vec<i64> = out
         .stdout

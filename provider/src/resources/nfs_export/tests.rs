@@ -101,3 +101,22 @@ fn rendering_uses_default_options_when_unset() {
     assert!(NfsExport::render(&m).contains("\"/srv/a\" *(rw,sync,no_subtree_check)"));
     assert_eq!(NfsExport::file_path(&m), "/etc/exports.d/strata-a.exports");
 }
+
+#[test]
+fn contradictory_options_are_refused_at_the_later_one_naming_both() {
+    let mut j = base();
+    j["clients"][0]["options"] = serde_json::json!(["rw", "sync", "ro"]);
+    let d = AnyResource::validate(&NfsExport, &config(j));
+    assert_eq!(error_paths(&d), vec!["clients[0].options[2]"]);
+    assert!(d.0[0].detail.contains("\"rw\"") && d.0[0].detail.contains("\"ro\""), "{d}");
+}
+
+#[test]
+fn import_ids_are_host_colon_name() {
+    assert_eq!(parse_import_id("10.0.0.5:k8s-prod").unwrap(), ("10.0.0.5".to_string(), "k8s-prod".to_string()));
+    assert_eq!(parse_import_id("fd00::5:k8s-prod").unwrap(), ("fd00::5".to_string(), "k8s-prod".to_string()));
+    for bad in ["k8s-prod", "10.0.0.5:", ":k8s-prod", "10.0.0.5:K8S_prod"] {
+        let d = parse_import_id(bad).unwrap_err();
+        assert!(d.0[0].detail.contains("HOST:NAME"), "{bad}: {d}");
+    }
+}

@@ -3,6 +3,7 @@
 mod model;
 mod schema;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -14,9 +15,11 @@ use strata_agent::Report;
 
 use crate::framework::model::to_model;
 use crate::framework::{
-    ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, Failure, PlanChange, Resource, Schema, Value,
+    ApplyResult, AttributePath, Block, Context, Diagnostic, Diagnostics, Failure, Mode, Nesting, PlanChange, Resource,
+    Schema, Value,
 };
 use crate::node::{quote, Node};
+use crate::resources::connection;
 pub use model::NodeConfigModel;
 
 pub struct NodeConfig;
@@ -59,13 +62,17 @@ fn agent_error(e: String) -> Diagnostics {
 
 impl NodeConfig {
     async fn remote_sha(node: &Node) -> anyhow::Result<Option<String>> {
-        let out = node.run(&format!("sha256sum {AGENT_PATH} 2>/dev/null || true")).await?;
+        let out = node
+            .run("checking the installed strata-agent", &format!("sha256sum {AGENT_PATH} 2>/dev/null || true"))
+            .await?;
         Ok(out.stdout.split_whitespace().next().map(str::to_string))
     }
 
     async fn root_exists(node: &Node, m: &NodeConfigModel) -> anyhow::Result<bool> {
         match &m.root {
-            Some(root) => Ok(node.run(&format!("test -d {}", quote(root))).await?.status == 0),
+            Some(root) => {
+                Ok(node.run("checking the root directory", &format!("test -d {}", quote(root))).await?.status == 0)
+            }
             None => Ok(true),
         }
     }
@@ -83,7 +90,13 @@ impl NodeConfig {
     async fn run_agent(node: &Node, mode: &str, m: &NodeConfigModel) -> anyhow::Result<Report> {
         let spec = serde_json::to_vec(&m.spec_json())?;
         let root = m.root.as_deref().map(|r| format!(" --root {}", quote(r))).unwrap_or_default();
-        let out = node.run_input(&format!("{AGENT_PATH} {mode} - --json{root}"), Some(&spec)).await?;
+        let out = node
+            .run_input(
+                &format!("running strata-agent {mode}"),
+                &format!("{AGENT_PATH} {mode} - --json{root}"),
+                Some(&spec),
+            )
+            .await?;
         let report: Report = match serde_json::from_str(&out.stdout) {
             Ok(r) => r,
             Err(_) => {
@@ -125,10 +138,10 @@ impl NodeConfig {
 
     async fn converge(ctx: &Context, planned: NodeConfigModel) -> ApplyResult<NodeConfigModel> {
         let node = Node::connect(ctx, &planned.ssh).await?;
-        let _exclusive = node.exclusive().await;
+        let _exclusive = node.exclusive().await?;
         let sha = Self::ensure_agent(&node).await?;
         if let Some(root) = &planned.root {
-            node.run_ok(&format!("mkdir -p -- {}", quote(root)), "creating the root directory").await?;
+            node.run_ok("creating the root directory", &format!("mkdir -p -- {}", quote(root))).await?;
         }
         let mut m = planned;
         m.id = Some(m.ssh.host.clone());
@@ -164,11 +177,16 @@ impl Resource for NodeConfig {
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        // The agent's own parser checks the spec: one definition of what is valid.
-        if !config.is_fully_known() {
-            return;
+        connection::validate(config.attr("ssh"), &AttributePath::root("ssh"), diags);
+        // The agent's own parser checks the spec: one definition of what is valid. Only
+        // the known parts are checked, so a spec error shows at plan even while other
+        // values (typically ssh.host, from a VM) are unknown.
+        let Some(mut known) = known_parts(&schema::schema().block, config) else { return };
+        // The connection is not part of the spec.
+        if let Some(ssh) = known.attr_mut("ssh") {
+            *ssh = Value::Object([("host".to_string(), Value::string("-"))].into());
         }
-        let Ok(m) = to_model::<NodeConfigModel>(config) else { return };
+        let Ok(m) = to_model::<NodeConfigModel>(&known) else { return };
         let spec = m.spec_json().to_string();
         if let Err(e) = strata_agent::parse_spec(&spec, strata_agent::Format::Json) {
             let key = e.key.clone().unwrap_or_default();
@@ -231,6 +249,41 @@ impl Resource for NodeConfig {
         // this resource only stops managing it.
         Ok(())
     }
+}
+
+/// The known parts of a configuration, for checking them before the rest is known:
+/// an unknown optional attribute becomes null, an object whose required attribute is
+/// unknown is left out (`None`; from a list, the element is dropped), an unknown block is
+/// null. Collections count as unknown when any part of them is.
+fn known_parts(block: &Block, v: &Value) -> Option<Value> {
+    let attrs = match v {
+        Value::Object(attrs) => attrs,
+        Value::Unknown => return None,
+        other => return Some(other.clone()),
+    };
+    let mut out = BTreeMap::new();
+    for a in &block.attributes {
+        let x = attrs.get(&a.name).cloned().unwrap_or(Value::Null);
+        if x.is_fully_known() {
+            out.insert(a.name.clone(), x);
+        } else if a.mode == Mode::Required {
+            return None;
+        } else {
+            out.insert(a.name.clone(), Value::Null);
+        }
+    }
+    for b in &block.blocks {
+        let x = attrs.get(&b.name).cloned().unwrap_or(Value::Null);
+        let known = match (b.nesting, x) {
+            (Nesting::Single, x) => known_parts(&b.block, &x).unwrap_or(Value::Null),
+            (_, Value::List(items)) => Value::List(items.iter().filter_map(|i| known_parts(&b.block, i)).collect()),
+            (_, Value::Set(items)) => Value::Set(items.iter().filter_map(|i| known_parts(&b.block, i)).collect()),
+            (_, Value::Unknown) => Value::Null,
+            (_, other) => other,
+        };
+        out.insert(b.name.clone(), known);
+    }
+    Some(Value::Object(out))
 }
 
 #[cfg(test)]

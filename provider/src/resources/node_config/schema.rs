@@ -136,7 +136,7 @@ pub fn schema() -> Schema {
         "A file with this content, mode and owner (written atomically).",
         Block::new("")
             .attribute(Attribute::required("path", Type::String).description("Absolute path."))
-            .attribute(Attribute::required("content", Type::String).description("Content."))
+            .attribute(Attribute::required("content", Type::String).sensitive().description("Content (sensitive: it may hold credentials, so plans do not show it)."))
             .attribute(Attribute::optional("mode", Type::String).validate(Validator::Matches("0?[0-7]{3,4}", "an octal mode like 0644")).description("Mode, e.g. `0644`."))
             .attribute(Attribute::optional("owner", Type::String).description("Owner."))
             .attribute(Attribute::optional("group", Type::String).description("Group."))

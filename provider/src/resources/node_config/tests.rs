@@ -83,3 +83,40 @@ fn refreshed_drift_plans_an_update_and_a_converged_node_plans_nothing() {
     assert_eq!(p.planned.attr("changed_tasks"), Some(&Value::Unknown));
     assert!(p.requires_replace.is_empty());
 }
+
+#[test]
+fn spec_errors_are_found_while_other_values_are_unknown() {
+    // ssh.host from a VM not created yet, and other values unknown too.
+    let mut v = {
+        let mut j = k8s_node();
+        j["file"][0]["path"] = "relative/motd".into();
+        config(j)
+    };
+    *v.attr_mut("ssh").unwrap().attr_mut("host").unwrap() = Value::Unknown;
+    *v.attr_mut("kubelet").unwrap().attr_mut("cluster_domain").unwrap() = Value::Unknown;
+    *v.attr_mut("sysctl").unwrap() = Value::Unknown;
+    let d = AnyResource::validate(&NodeConfig, &v);
+    let paths: Vec<String> = d.iter().map(|d| d.attribute.as_ref().unwrap().to_string()).collect();
+    assert_eq!(paths, vec!["file"], "{d}");
+    assert!(d.0[0].detail.contains("must be absolute"), "{d}");
+
+    // The rest of the spec is still checked when a whole block is unknown.
+    let mut v = {
+        let mut j = k8s_node();
+        j["file"][0]["path"] = "relative/motd".into();
+        config(j)
+    };
+    *v.attr_mut("ssh").unwrap() = Value::Unknown;
+    *v.attr_mut("kubelet").unwrap() = Value::Unknown;
+    let d = AnyResource::validate(&NodeConfig, &v);
+    assert_eq!(d.0.len(), 1, "{d}");
+    assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "file");
+
+    // An element whose key is unknown is left out, and the known rest is valid.
+    let mut v = config(k8s_node());
+    *v.attr_mut("ssh").unwrap().attr_mut("host").unwrap() = Value::Unknown;
+    if let Some(Value::List(files)) = v.attr_mut("file") {
+        *files[0].attr_mut("path").unwrap() = Value::Unknown;
+    }
+    assert!(AnyResource::validate(&NodeConfig, &v).is_empty());
+}
