@@ -252,13 +252,7 @@ fn ctrl_c_stops_the_apply_and_kills_the_hung_command_on_the_node() {
     use std::time::{Duration, Instant};
     let tmp = tempfile::tempdir().unwrap();
     let lab = lab(&tmp.path().join("lab"), 1);
-    let node1 = lab.nodes()[0].address.clone();
-    // The export's own file: reading it before replacing it blocks forever.
-    let file = "/etc/exports.d/strata-k8s-prod.exports";
-    sh(&lab, "node1", &format!("mkdir -p /etc/exports.d && mkfifo {file}"));
-    let hung = format!("cat -- {file}");
-    let main_tf = format!("{}{}", provider_block(&lab), export("k8s-prod", &node1, "kernel", "", "[\"rw\"]"));
-    let wd = Workdir::new(&provider_dir(), &main_tf).unwrap();
+    let (wd, hung) = export_whose_read_hangs(&lab, "");
     let mut apply = wd
         .command(&["apply", "-auto-approve"])
         .stdout(std::process::Stdio::piped())
@@ -292,14 +286,55 @@ fn ctrl_c_stops_the_apply_and_kills_the_hung_command_on_the_node() {
     let stderr = String::from_utf8_lossy(&out.stderr).replace('\n', " ");
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("cancelled"), "says why: {stderr}");
-    let deadline = Instant::now() + Duration::from_secs(20);
+    assert_killed_on_node(&lab, &hung);
+}
+
+/// An export whose own file on node1 is a FIFO nobody writes: reading it before
+/// replacing it blocks forever, as a read on a dead NFS mount would. Returns the
+/// workdir and the hung command line to look for on the node.
+fn export_whose_read_hangs(lab: &LabGuard, resource_extra: &str) -> (Workdir, String) {
+    let node1 = lab.nodes()[0].address.clone();
+    let file = "/etc/exports.d/strata-k8s-prod.exports";
+    sh(lab, "node1", &format!("mkdir -p /etc/exports.d && mkfifo {file}"));
+    let resource = export("k8s-prod", &node1, "kernel", "", "[\"rw\"]");
+    let resource = format!("{}{resource_extra}}}\n", resource.trim_end().strip_suffix('}').unwrap());
+    let wd = Workdir::new(&provider_dir(), &format!("{}{resource}", provider_block(lab))).unwrap();
+    (wd, format!("cat -- {file}"))
+}
+
+fn assert_killed_on_node(lab: &LabGuard, hung: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let left = node_processes(&lab, &hung);
+        let left = node_processes(lab, hung);
         if left.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "the hung read still runs on the node: {left:?}");
-        std::thread::sleep(Duration::from_millis(200));
+        assert!(std::time::Instant::now() < deadline, "the hung read still runs on the node: {left:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    sh(&lab, "node1", &format!("rm -f {file}"));
+}
+
+/// The same hung read under `timeouts { create = "3s" }`: the apply ends by itself, the
+/// command is killed on the node, and the error names the resource, the step and the
+/// limit.
+#[test]
+fn a_hung_node_command_is_killed_when_the_timeout_expires_and_the_error_names_resource_and_step() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 1);
+    let (wd, hung) = export_whose_read_hangs(&lab, "  timeouts {\n    create = \"3s\"\n  }\n");
+    let started = Instant::now();
+    let run = wd.run(&["apply", "-auto-approve"]).unwrap();
+    let took = started.elapsed();
+    let stderr = run.stderr.replace('\n', " ");
+    assert_ne!(run.code, 0, "{stderr}");
+    assert!(took < Duration::from_secs(60), "the apply took {took:?}");
+    for part in [
+        "strata_nfs_export: reading /etc/exports.d/strata-k8s-prod.exports",
+        "timed out after 3s (timeouts.create)",
+        "killed on the node",
+    ] {
+        assert!(stderr.contains(part), "missing {part:?} in: {stderr}");
+    }
+    assert_killed_on_node(&lab, &hung);
 }
