@@ -74,17 +74,6 @@ fn ten_clones_in_parallel_then_in_place_updates_shrink_refusal_and_destroy() {
     assert!(volumes.iter().all(|v| v.contains(&format!("-{TEMPLATE}-"))), "leaked volumes: {volumes:?}");
 }
 
-/// Plan after an outside change: exactly the changed attributes differ.
-fn planned_changes(wd: &Workdir, address: &str) -> BTreeSet<String> {
-    must(wd.run(&["plan", "-out=drift.tfplan", "-input=false"]).unwrap(), "plan");
-    let shown = must(wd.run(&["show", "-json", "drift.tfplan"]).unwrap(), "show plan");
-    let plan: Value = serde_json::from_str(&shown.stdout).unwrap();
-    let rc = plan["resource_changes"].as_array().unwrap().iter().find(|r| r["address"] == address).unwrap().clone();
-    let before = rc["change"]["before"].as_object().unwrap().clone();
-    let after = rc["change"]["after"].as_object().unwrap().clone();
-    before.keys().filter(|k| before.get(*k) != after.get(*k)).cloned().collect()
-}
-
 #[test]
 fn drift_made_through_the_api_shows_up_as_exactly_that_change() {
     let sim = Sim::start(|_| {});
