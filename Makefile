@@ -32,6 +32,7 @@ nextest:
 
 build:
 	$(CARGO) build --workspace --bins
+	@bash scripts/build-agent-static.sh >/dev/null
 
 test: deps terraform nextest build
 	$(CARGO) nextest run --workspace --no-fail-fast --profile ci

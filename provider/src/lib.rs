@@ -1,5 +1,6 @@
 //! terraform-provider-strata: the provider as a library, so tests and tools can drive it.
 
+pub mod agent_binary;
 pub mod data_sources;
 pub mod docs;
 pub mod framework;

@@ -4,15 +4,13 @@ mod model;
 mod schema;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail};
 use async_trait::async_trait;
-use sha2::{Digest, Sha256};
 use strata_agent::report::Status;
 use strata_agent::Report;
 
+use crate::agent_binary;
 use crate::framework::model::to_model;
 use crate::framework::{
     ApplyResult, AttributePath, Block, Context, Diagnostic, Diagnostics, Failure, Mode, Nesting, PlanChange, Resource,
@@ -26,35 +24,6 @@ pub struct NodeConfig;
 
 /// Where the agent lives on a node: per-node state, not the distribution's /usr.
 const AGENT_PATH: &str = "/var/lib/strata/strata-agent";
-
-struct LocalAgent {
-    bytes: Vec<u8>,
-    sha256: String,
-}
-
-/// The agent build this provider ships: `$STRATA_AGENT_BINARY`, else `strata-agent`
-/// beside the provider's own executable. Read and hashed once per provider process.
-fn local_agent() -> Result<&'static LocalAgent, String> {
-    static AGENT: OnceLock<Result<LocalAgent, String>> = OnceLock::new();
-    AGENT
-        .get_or_init(|| {
-            let path = match std::env::var_os("STRATA_AGENT_BINARY") {
-                Some(p) => PathBuf::from(p),
-                None => std::env::current_exe()
-                    .map_err(|e| e.to_string())?
-                    .parent()
-                    .map(|d| d.join("strata-agent"))
-                    .ok_or("provider executable has no directory")?,
-            };
-            let bytes = std::fs::read(&path).map_err(|e| {
-                format!("cannot read the strata-agent binary at {} ({e}); set STRATA_AGENT_BINARY", path.display())
-            })?;
-            let sha256 = hex::encode(Sha256::digest(&bytes));
-            Ok(LocalAgent { bytes, sha256 })
-        })
-        .as_ref()
-        .map_err(Clone::clone)
-}
 
 fn agent_error(e: String) -> Diagnostics {
     Diagnostic::error("strata-agent binary not found", e).into()
@@ -77,9 +46,12 @@ impl NodeConfig {
         }
     }
 
-    /// Uploads the agent unless the node already has this exact build.
+    /// Uploads the agent unless the node already has this exact build; a node of
+    /// another architecture is refused before anything is uploaded.
     async fn ensure_agent(node: &Node) -> anyhow::Result<String> {
-        let local = local_agent().map_err(|e| anyhow!(e))?;
+        let local = agent_binary::shipped().map_err(|e| anyhow!(e))?;
+        let arch = node.run_ok("checking the node's architecture", "uname -m").await?;
+        local.check_node(node.label(), &arch).map_err(|e| anyhow!(e))?;
         if Self::remote_sha(node).await?.as_deref() != Some(local.sha256.as_str()) {
             node.write_file(AGENT_PATH, &local.bytes, 0o755).await?;
         }
@@ -204,7 +176,7 @@ impl Resource for NodeConfig {
             *plan.planned.attr_mut("id").expect("id attribute") = host;
         }
         // A new agent build is a change to roll out.
-        if let Ok(local) = local_agent() {
+        if let Ok(local) = agent_binary::shipped() {
             *plan.planned.attr_mut("agent_sha256").expect("agent_sha256 attribute") =
                 Value::string(local.sha256.clone());
         }
@@ -220,7 +192,7 @@ impl Resource for NodeConfig {
     }
 
     async fn read(&self, ctx: &Context, state: NodeConfigModel) -> Result<Option<NodeConfigModel>, Diagnostics> {
-        let local = local_agent().map_err(agent_error)?;
+        let local = agent_binary::shipped().map_err(agent_error)?;
         let node = Node::connect(ctx, &state.ssh).await?;
         let mut m = state;
         let remote = NodeConfig::remote_sha(&node).await?;

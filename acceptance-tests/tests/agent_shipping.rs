@@ -1,0 +1,70 @@
+//! How the provider ships strata-agent: a build with no dynamic dependencies that runs on
+//! a bare node, and a node of another architecture refused before anything is uploaded.
+
+use std::process::Command;
+
+use strata_acceptance_tests::provider::provider_dir;
+use strata_acceptance_tests::terraform::Workdir;
+use strata_lab::{LabGuard, PveMode, UpOptions};
+
+/// The build `make build` installs beside the provider (scripts/build-agent-static.sh).
+fn static_agent() -> std::path::PathBuf {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let out = Command::new("bash")
+        .arg(repo.join("scripts/build-agent-static.sh"))
+        .arg(provider_dir())
+        .output()
+        .expect("running scripts/build-agent-static.sh");
+    assert!(out.status.success(), "static agent build failed: {}", String::from_utf8_lossy(&out.stderr));
+    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+#[test]
+fn the_shipped_agent_runs_in_an_empty_chroot() {
+    let agent = static_agent();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::copy(&agent, root.path().join("strata-agent")).unwrap();
+    // No libc, no loader, no /proc: nothing but the binary.
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
+    let out = Command::new("chroot").arg(root.path()).args(["/strata-agent", "--version"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "the agent did not start in an empty chroot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("strata-agent "), "{out:?}");
+}
+
+#[test]
+fn a_node_of_another_architecture_is_refused_before_anything_is_uploaded() {
+    static_agent();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = UpOptions::new(tmp.path().join("lab"));
+    opts.nodes = 1;
+    opts.pve = PveMode::Disabled;
+    let lab = LabGuard::up(&opts).expect("lab up (needs root)");
+    let node = lab.nodes()[0].address.clone();
+    // The node answers `uname -m` like an arm64 machine: root's shell, started by sshd,
+    // reads its ~/.bashrc, and every command then finds this `uname` first.
+    let fake =
+        "mkdir -p /srv/arm64 && printf '#!/bin/sh\\necho aarch64\\n' > /srv/arm64/uname && chmod +x /srv/arm64/uname \
+                && echo 'export PATH=/srv/arm64:$PATH' >> /root/.bashrc";
+    assert!(lab.exec("node1", &["sh", "-c", fake]).unwrap().status.success());
+
+    let ssh = &lab.info().ssh;
+    let main_tf = format!(
+        "terraform {{\n  required_providers {{\n    strata = {{ source = \"strata-iac/strata\" }}\n  }}\n}}\n\
+         provider \"strata\" {{\n  ssh {{\n    private_key_file = \"{}\"\n    known_hosts_file = \"{}\"\n  }}\n}}\n\
+         resource \"strata_node_config\" \"n\" {{\n  ssh {{\n    host = \"{node}\"\n  }}\n  swap_off = true\n}}\n",
+        ssh.private_key_file.display(),
+        ssh.known_hosts_file.display()
+    );
+    let wd = Workdir::new(&provider_dir(), &main_tf).unwrap();
+    let run = wd.run(&["apply", "-auto-approve"]).unwrap();
+    let stderr = run.stderr.replace('\n', " ");
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(stderr.contains("is a aarch64 machine") && stderr.contains(&node), "{stderr}");
+    assert!(stderr.contains("x86_64") && stderr.contains("STRATA_AGENT_BINARY"), "{stderr}");
+    let uploaded = lab.exec("node1", &["test", "-e", "/var/lib/strata/strata-agent"]).unwrap();
+    assert!(!uploaded.status.success(), "the agent was uploaded to a node it cannot run on");
+}
