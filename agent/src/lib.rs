@@ -5,8 +5,8 @@
 //!   (serialize it to JSON and pass it to `strata-agent apply -`).
 //! * Every kind of state is a module implementing [`task::Task`] (check, then apply).
 //! * [`runner::run`] orders tasks, runs handlers and produces a [`report::Report`].
-//! * Live system state goes through [`system::System`]; under `--root` other
-//!   than `/` it is simulated inside the root and the host is never touched.
+//! * Live system state goes through [`system::System`]: the host's, or with the
+//!   explicit `--simulate` a simulation inside `--root` that never touches the host.
 
 pub mod facts;
 pub mod fsutil;

@@ -1,9 +1,10 @@
 //! Everything that touches *live* system state (kernel parameters, loaded
 //! modules, active swap, systemd, apt) goes through [`System`].
 //!
-//! * [`HostSystem`] (used when `--root /`) runs the real commands: `sysctl -w`,
-//!   `modprobe`, `swapoff -a`, `systemctl`, `apt-get`/`apt-mark`.
-//! * [`SimulatedSystem`] (used for any other `--root`) never touches the host.
+//! * [`HostSystem`] (the default) runs the real commands: `sysctl -w`,
+//!   `modprobe`, `swapoff -a`, `systemctl`, `apt-get`/`apt-mark`. `--root`
+//!   then only places files; live state is the host's.
+//! * [`SimulatedSystem`] (only with the explicit `--simulate`) never touches the host.
 //!   It keeps live state as plain files inside the root so that tests exercise
 //!   the real check/apply logic:
 //!   - sysctl values:   `ROOT/proc/sys/<key with dots as slashes>`
@@ -92,13 +93,29 @@ pub trait System {
     fn set_package_hold(&self, name: &str, hold: bool) -> SysResult<()>;
 }
 
-/// Picks the implementation for a root: the real commands only for `/`.
-pub fn for_root(root: &Path) -> Box<dyn System> {
-    if root == Path::new("/") {
-        Box::new(HostSystem)
-    } else {
-        Box::new(SimulatedSystem { root: root.to_path_buf() })
+/// A simulated run must not act on the running system's own state: `root`
+/// may not resolve to `host_root`, nor hold the same dpkg database (same
+/// device and inode, e.g. a bind mount of `/`). `host_root` is `/` except in tests.
+pub fn check_simulation_root(root: &Path, host_root: &Path) -> SysResult<()> {
+    use std::os::unix::fs::MetadataExt;
+    let canon = |p: &Path| std::fs::canonicalize(p).map_err(|e| format!("--root {}: {e}", p.display()));
+    let (r, h) = (canon(root)?, canon(host_root)?);
+    if r == h {
+        return Err(format!(
+            "--simulate with --root {}: the root is this system's own root; a simulation needs a separate directory tree",
+            root.display()
+        ));
     }
+    let dpkg = |p: &Path| std::fs::metadata(p.join("var/lib/dpkg")).ok().map(|m| (m.dev(), m.ino()));
+    if let (Some(a), Some(b)) = (dpkg(&r), dpkg(&h)) {
+        if a == b {
+            return Err(format!(
+                "--simulate with --root {}: its /var/lib/dpkg is this system's own dpkg database",
+                root.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `net.ipv4.ip_forward` -> `net/ipv4/ip_forward`. A key already using `/`
@@ -140,7 +157,7 @@ fn run(cmd: &str, args: &[&str]) -> SysResult<String> {
     }
 }
 
-/// The live system. Only ever used with root `/`.
+/// The live system (whatever `--root` the files go to).
 pub struct HostSystem;
 
 impl System for HostSystem {
@@ -381,6 +398,25 @@ mod tests {
         assert_eq!(s.load_systemd().unwrap().units["kubelet.service"].restarts, 1);
         s.mask_unit("swap.img.swap").unwrap();
         assert!(s.unit_masked("swap.img.swap"));
+    }
+
+    #[test]
+    fn simulation_refuses_the_host_root_and_its_dpkg_database() {
+        let host = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(host.path().join("var/lib/dpkg")).unwrap();
+        let e = check_simulation_root(host.path(), host.path()).unwrap_err();
+        assert!(e.contains("own root"), "{e}");
+        // A tree whose var/lib/dpkg is the host's (as a bind mount would be).
+        let tree = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tree.path().join("var/lib")).unwrap();
+        std::os::unix::fs::symlink(host.path().join("var/lib/dpkg"), tree.path().join("var/lib/dpkg")).unwrap();
+        let e = check_simulation_root(tree.path(), host.path()).unwrap_err();
+        assert!(e.contains("dpkg database"), "{e}");
+        // A separate tree, with or without its own dpkg database, is fine.
+        std::fs::remove_file(tree.path().join("var/lib/dpkg")).unwrap();
+        check_simulation_root(tree.path(), host.path()).unwrap();
+        std::fs::create_dir_all(tree.path().join("var/lib/dpkg")).unwrap();
+        check_simulation_root(tree.path(), host.path()).unwrap();
     }
 
     proptest! {

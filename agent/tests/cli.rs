@@ -1,5 +1,5 @@
 //! End-to-end tests: the real binary against a temp root seeded with a fake
-//! Debian node. Live state is simulated inside the root (see `system.rs`).
+//! Debian node. Live state is simulated inside the root (`--simulate`, see `system.rs`).
 
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -53,7 +53,7 @@ fn seeded_root() -> tempfile::TempDir {
 }
 
 fn agent(args: &[&str], root: &Path) -> Output {
-    Command::new(BIN).args(args).arg("--root").arg(root).output().unwrap()
+    Command::new(BIN).args(args).arg("--simulate").arg("--root").arg(root).output().unwrap()
 }
 
 fn json_report(args: &[&str], root: &Path) -> (i32, Report) {
@@ -200,7 +200,7 @@ fn json_report_is_machine_readable() {
 fn spec_from_stdin_is_sniffed() {
     let d = seeded_root();
     let mut child = Command::new(BIN)
-        .args(["check", "-", "--root"])
+        .args(["check", "-", "--simulate", "--root"])
         .arg(d.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -359,6 +359,9 @@ fn usage_errors_exit_64_never_2() {
         (vec!["frobnicate"], "frobnicate"),
         (vec!["apply", missing.to_str().unwrap(), "--root", d.path().to_str().unwrap()], "no-such-spec.json"),
         (vec!["check", spec, "--root", "/no/such/root"], "--root"),
+        // A simulation of the running system itself is refused, whatever the spelling of `/`.
+        (vec!["check", spec, "--simulate", "--root", "/"], "own root"),
+        (vec!["check", spec, "--simulate", "--root", "/usr/.."], "own root"),
     ];
     for (args, names) in cases {
         let out = Command::new(BIN).args(&args).output().unwrap();

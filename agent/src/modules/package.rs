@@ -65,7 +65,7 @@ impl PackageTask {
         Ok(())
     }
     fn current(&self, ctx: &Context) -> Result<Option<Installed>, TaskError> {
-        installed(&ctx.root, &self.name).map_err(|e| TaskError::new(format!("package {}: {e}", self.name)))
+        installed(ctx.sys.root(), &self.name).map_err(|e| TaskError::new(format!("package {}: {e}", self.name)))
     }
     fn needs_install(&self, cur: &Option<Installed>) -> bool {
         match (cur, &self.spec.version) {

@@ -80,6 +80,7 @@ pub struct NodeConfigModel {
     pub id: Option<String>,
     pub ssh: ConnectionModel,
     pub root: Option<String>,
+    pub simulate: Option<bool>,
     pub containerd: Option<ContainerdModel>,
     pub kubelet: Option<KubeletModel>,
     pub crictl: Option<CrictlModel>,

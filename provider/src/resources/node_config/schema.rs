@@ -100,7 +100,12 @@ pub fn schema() -> Schema {
         Attribute::optional("root", Type::String)
             .requires_replace()
             .validate(Validator::Matches("/[A-Za-z0-9._/-]*", "an absolute path"))
-            .description("Apply under this directory instead of `/` (image building, tests). Kernel and systemd state are then the agent's simulated system inside that directory."),
+            .description("Write files under this directory instead of `/` (image building, test beds). Kernel, systemd and apt state stay the node's own unless `simulate` is set."),
+    )
+    .attribute(
+        Attribute::optional("simulate", Type::Bool)
+            .requires_replace()
+            .description("For test beds without systemd only: kernel, systemd and apt state are simulated as files inside `root` (required) instead of running `sysctl`, `modprobe`, `systemctl` and `apt-get` on the node. The agent refuses a `root` that is the node's own system."),
     )
     .attribute(Attribute::optional("sysctl", Type::map(Type::String)).description("Kernel parameters: drop-in file plus live value."))
     .attribute(Attribute::optional("kernel_modules", Type::list(Type::String)).description("Modules to load now and at boot."))

@@ -120,3 +120,18 @@ fn spec_errors_are_found_while_other_values_are_unknown() {
     }
     assert!(AnyResource::validate(&NodeConfig, &v).is_empty());
 }
+
+#[test]
+fn simulate_needs_a_root_and_becomes_the_agents_flag() {
+    let mut j = k8s_node();
+    j["simulate"] = true.into();
+    let d = AnyResource::validate(&NodeConfig, &config(j.clone()));
+    assert_eq!(d.0.len(), 1, "{d}");
+    assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "simulate");
+    j["root"] = "/srv/strata-root".into();
+    assert!(AnyResource::validate(&NodeConfig, &config(j.clone())).is_empty());
+    // The flag is a CLI option of the agent, not part of the spec it parses.
+    let m: NodeConfigModel = to_model(&config(j)).unwrap();
+    assert!(m.spec_json().get("simulate").is_none());
+    assert_eq!(m.simulate, Some(true));
+}
