@@ -1,7 +1,7 @@
 //! Turns a spec into ordered tasks, runs them (check or apply), and runs the
 //! handlers they notify.
 //!
-//! Order: packages first (they create config dirs and units), then kernel
+//! Order: apt sources, then packages first (they create config dirs and units), then kernel
 //! modules before the sysctls that need them (br_netfilter provides
 //! net.bridge.*), swap, plain directories and files, the typed configs, and
 //! services last. On the first failed task the run stops (remaining tasks are
@@ -10,8 +10,9 @@
 
 use crate::handlers::Pending;
 use crate::modules::{
-    containerd::ContainerdTask, crictl::CrictlTask, directory::DirectoryTask, file::FileTask, kmod::KernelModulesTask,
-    kubelet::KubeletTask, package::PackageTask, service::ServiceTask, swap::SwapOffTask, sysctl::SysctlTask,
+    apt_repository::AptRepositoryTask, containerd::ContainerdTask, crictl::CrictlTask, directory::DirectoryTask,
+    file::FileTask, kmod::KernelModulesTask, kubelet::KubeletTask, package::PackageTask, service::ServiceTask,
+    swap::SwapOffTask, sysctl::SysctlTask,
 };
 use crate::report::{Report, RunMode, Status, TaskReport};
 use crate::spec::NodeSpec;
@@ -22,8 +23,11 @@ const UNIT_DIRS: [&str; 3] = ["/etc/systemd/system/", "/lib/systemd/system/", "/
 
 pub fn build_tasks(spec: &NodeSpec) -> Vec<Box<dyn Task>> {
     let mut t: Vec<Box<dyn Task>> = vec![];
+    for (name, r) in &spec.apt_repository {
+        t.push(Box::new(AptRepositoryTask::new(name, r)));
+    }
     for (name, p) in &spec.package {
-        t.push(Box::new(PackageTask { name: name.clone(), spec: p.clone() }));
+        t.push(Box::new(PackageTask::new(name, p, spec.apt.as_ref())));
     }
     if !spec.kernel_modules.is_empty() {
         t.push(Box::new(KernelModulesTask { modules: spec.kernel_modules.clone() }));
@@ -161,7 +165,7 @@ fn run_handlers(ctx: &Context, mode: RunMode, pending: &mut Pending) -> Vec<Task
     for unit in pending.restart.clone() {
         let start = Instant::now();
         let r = if mode == RunMode::Apply {
-            ctx.sys.restart(&unit).map_err(|e| format!("restart {unit}: {e}")).and_then(|()| {
+            ctx.sys.try_restart(&unit).map_err(|e| format!("try-restart {unit}: {e}")).and_then(|()| {
                 pending.restart.remove(&unit);
                 pending.save(&ctx.root)
             })
@@ -204,6 +208,7 @@ mod tests {
     #[test]
     fn handler_runs_once_and_only_on_change() {
         let (d, ctx) = testutil::root();
+        ctx.sys.set_running("svc.service", true).unwrap();
         let spec = NodeSpec {
             file: [file("/etc/a", "1", &["svc"]), file("/etc/b", "2", &["svc"])].into(),
             ..Default::default()
@@ -220,6 +225,7 @@ mod tests {
     #[test]
     fn failure_stops_the_run_and_keeps_handlers_pending() {
         let (d, ctx) = testutil::root();
+        ctx.sys.set_running("svc.service", true).unwrap();
         let mut bad = file("/etc/z", "x", &[]);
         bad.1.owner = Some("ghost".into());
         let spec = NodeSpec {
@@ -239,6 +245,24 @@ mod tests {
         assert_eq!(r.tasks.last().unwrap().name, "restart svc.service");
         assert_eq!(restarts(d.path(), "svc.service"), 1);
         assert!(Pending::load(d.path()).unwrap().is_empty());
+    }
+
+    /// Handlers are `try-restart`: a unit someone stopped on purpose stays stopped.
+    #[test]
+    fn handler_does_not_start_a_stopped_unit() {
+        let (d, ctx) = testutil::root();
+        ctx.sys.set_running("svc.service", true).unwrap();
+        ctx.sys.set_running("svc.service", false).unwrap();
+        let spec = NodeSpec { file: [file("/etc/a", "1", &["svc"])].into(), ..Default::default() };
+        let r = run(&spec, &ctx, RunMode::Apply);
+        assert_eq!(r.exit_code(), 2, "{r:#?}");
+        let s = SimulatedSystem { root: d.path().to_path_buf() }.load_systemd().unwrap();
+        assert!(!s.units["svc.service"].active, "still stopped");
+        assert_eq!(s.units["svc.service"].restarts, 0);
+        assert!(
+            Pending::load(d.path()).unwrap().is_empty(),
+            "nothing owed: a stopped unit reads the new file when started"
+        );
     }
 
     /// A task that dies half-way through its change (like a crash after
@@ -282,7 +306,8 @@ mod tests {
         let (d, ctx) = testutil::root();
         let spec = NodeSpec {
             file: [file("/etc/systemd/system/foo.service", "[Service]\n", &[])].into(),
-            service: [("foo".to_string(), ServiceSpec { enabled: Some(true), running: Some(true) })].into(),
+            service: [("foo".to_string(), ServiceSpec { enabled: Some(true), running: Some(true), masked: None })]
+                .into(),
             ..Default::default()
         };
         let r = run(&spec, &ctx, RunMode::Apply);

@@ -29,6 +29,12 @@ pub struct NodeSpec {
     /// Turn swap off now, comment swap out of `/etc/fstab`, mask swap units.
     #[serde(default, skip_serializing_if = "is_false")]
     pub swap_off: bool,
+    /// How apt is run for `package` (list refresh age, dpkg lock timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apt: Option<AptSpec>,
+    /// deb822 apt sources keyed by name (`/etc/apt/sources.list.d/<name>.sources`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub apt_repository: BTreeMap<String, AptRepositorySpec>,
     /// Debian packages keyed by package name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub package: BTreeMap<String, PackageSpec>,
@@ -226,15 +232,79 @@ pub struct PackageSpec {
     /// `Some(true)` = held (apt-mark hold), `Some(false)` = not held, `None` = leave alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<bool>,
+    /// Let apt install an older `version` than the installed one (`--allow-downgrades`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_downgrade: bool,
+    /// Let apt change the version of a held package (`--allow-change-held-packages`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_change_held: bool,
+}
+
+/// apt settings for all package tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AptSpec {
+    /// `apt-get update` before installing when the package lists are older
+    /// than this many seconds (or missing, or a repository changed).
+    #[serde(default = "default_lists_max_age")]
+    pub lists_max_age: u64,
+    /// Seconds to wait for another apt/dpkg to release the lock.
+    #[serde(default = "default_lock_timeout")]
+    pub lock_timeout: u32,
+}
+
+fn default_lists_max_age() -> u64 {
+    3600
+}
+fn default_lock_timeout() -> u32 {
+    120
+}
+
+impl Default for AptSpec {
+    fn default() -> Self {
+        AptSpec { lists_max_age: default_lists_max_age(), lock_timeout: default_lock_timeout() }
+    }
+}
+
+/// A deb822 source, e.g. pkgs.k8s.io or a local mirror.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AptRepositorySpec {
+    /// `URIs`, e.g. ["https://pkgs.k8s.io/core:/stable:/v1.35/deb/"].
+    pub uris: Vec<String>,
+    /// `Suites`, e.g. ["/"] for a flat repository or ["bookworm"].
+    pub suites: Vec<String>,
+    /// `Components`; empty for a flat repository (suite ending in `/`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<String>,
+    /// `Architectures`; empty = apt's default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub architectures: Vec<String>,
+    /// Signing key: ASCII-armored (`-----BEGIN PGP PUBLIC KEY BLOCK-----`),
+    /// written to `/etc/apt/keyrings/<name>.asc`, or a binary keyring (as
+    /// `gpg --export` writes it) in base64, written to `<name>.gpg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Unsigned repository (a local mirror): `Trusted: yes`, no key.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub trusted: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSpec {
+    /// Started at boot. `true` is also satisfied by units that cannot be
+    /// enabled (static, generated, indirect, alias).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Running now. `true` is also satisfied by a oneshot unit that already
+    /// ran successfully since boot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running: Option<bool>,
+    /// `true` = masked (never started), `false` = unmasked; unset = a masked
+    /// unit is an error when `enabled` or `running` is `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masked: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

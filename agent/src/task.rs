@@ -61,7 +61,7 @@ impl Context {
     /// Files under `root`, live state (sysctl, modules, swap, systemd, apt) of
     /// this host through the real commands.
     pub fn host(root: &Path) -> Self {
-        Context { root: root.to_path_buf(), sys: Box::new(crate::system::HostSystem) }
+        Context { root: root.to_path_buf(), sys: Box::new(crate::system::HostSystem::default()) }
     }
     /// Files and live state both inside `root` (test beds without systemd, unit
     /// tests). Refuses a root that is, or shares its dpkg database with, the

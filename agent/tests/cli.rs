@@ -121,7 +121,9 @@ fn apply_changes_then_second_apply_is_a_noop() {
     );
     assert_eq!(read("proc/swaps").lines().count(), 1, "only the header is left");
     assert_eq!(restarts(r, "containerd.service"), 1);
-    assert_eq!(restarts(r, "kubelet.service"), 1);
+    // kubelet is only enabled, not running: try-restart leaves it stopped.
+    assert_eq!(restarts(r, "kubelet.service"), 0);
+    assert!(!sim(r).units["kubelet.service"].active);
     assert!(!r.join(PENDING_FILE.trim_start_matches('/')).exists());
 
     // Second run: nothing to do, exit 0, no restarts.
@@ -301,7 +303,12 @@ fn failed_restart_stays_pending_until_it_succeeds() {
     let d = seeded_root();
     let r = d.path();
     let spec = example("k8s-node.hcl");
-    write(r, SIM_SYSTEMD, r#"{"fail_restart": ["containerd.service"]}"#);
+    // kubelet already runs (try-restart restarts only running units).
+    write(
+        r,
+        SIM_SYSTEMD,
+        r#"{"fail_restart": ["containerd.service"], "units": {"kubelet.service": {"active": true}}}"#,
+    );
     let (code, rep) = json_report(&["apply", spec.to_str().unwrap()], r);
     assert_eq!(code, 1);
     let h = rep.tasks.iter().find(|t| t.name == "restart containerd.service").unwrap();

@@ -180,10 +180,14 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
             sysctl: sysctl.into_iter().map(|(k, v)| (k, SysctlValue(v))).collect(),
             kernel_modules,
             swap_off,
-            package: package.into_iter().map(|(k, (version, hold))| (k, PackageSpec { version, hold })).collect(),
+            package: package
+                .into_iter()
+                .map(|(k, (version, hold))| (k, PackageSpec { version, hold, ..Default::default() }))
+                .collect(),
             service: BTreeMap::new(),
             file,
             directory: BTreeMap::new(),
+            ..Default::default()
         })
 }
 

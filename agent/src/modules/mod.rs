@@ -1,5 +1,6 @@
 //! One module per kind of task, each implementing [`crate::task::Task`].
 
+pub mod apt_repository;
 pub mod containerd;
 pub mod crictl;
 pub mod directory;
