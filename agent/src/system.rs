@@ -118,6 +118,32 @@ pub trait System {
     }
     fn load_module(&self, name: &str) -> SysResult<()>;
 
+    /// Modules built into the running kernel (`/lib/modules/<release>/modules.builtin`,
+    /// release from `/proc/sys/kernel/osrelease`): they never show in
+    /// `/proc/modules` but are always there.
+    fn builtin_modules(&self) -> SysResult<BTreeSet<String>> {
+        let rel = self.root().join("proc/sys/kernel/osrelease");
+        let Some(release) = read_optional(&rel).map_err(|e| format!("reading {}: {e}", rel.display()))? else {
+            return Ok(BTreeSet::new());
+        };
+        let release = String::from_utf8_lossy(&release).trim().to_string();
+        if release.is_empty() || release.contains('/') {
+            return Ok(BTreeSet::new());
+        }
+        let p = self.root().join("lib/modules").join(&release).join("modules.builtin");
+        let text = read_optional(&p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+        Ok(text
+            .map(|t| {
+                String::from_utf8_lossy(&t)
+                    .lines()
+                    .filter_map(|l| l.trim().rsplit('/').next())
+                    .filter_map(|f| f.strip_suffix(".ko"))
+                    .map(module_name)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// Devices/files currently used as swap (from `/proc/swaps`).
     fn active_swaps(&self) -> SysResult<Vec<String>> {
         let p = self.root().join("proc/swaps");
