@@ -11,6 +11,7 @@
 pub mod facts;
 pub mod fsutil;
 pub mod handlers;
+pub mod managed;
 pub mod modules;
 pub mod parse;
 pub mod report;

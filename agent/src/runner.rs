@@ -1,14 +1,16 @@
 //! Turns a spec into ordered tasks, runs them (check or apply), and runs the
 //! handlers they notify.
 //!
-//! Order: apt sources, then packages first (they create config dirs and units), then kernel
+//! Order: apt sources, then packages (they create config dirs and units), then kernel
 //! modules before the sysctls that need them (br_netfilter provides
 //! net.bridge.*), swap, plain directories and files, the typed configs, and
-//! services last. On the first failed task the run stops (remaining tasks are
+//! services, and last the clean-up of what left the spec (see
+//! [`crate::managed`]). On the first failed task the run stops (remaining tasks are
 //! reported as skipped) and handlers are not run; they stay pending on the
 //! node for the next run.
 
 use crate::handlers::Pending;
+use crate::managed::{Managed, Record};
 use crate::modules::{
     apt_repository::AptRepositoryTask, containerd::ContainerdTask, crictl::CrictlTask, directory::DirectoryTask,
     file::FileTask, kmod::KernelModulesTask, kubelet::KubeletTask, package::PackageTask, service::ServiceTask,
@@ -94,23 +96,43 @@ pub fn run_tasks(tasks: &[Box<dyn Task>], ctx: &Context, mode: RunMode) -> Repor
             );
         }
     };
+    let fail_early = |what: &str, e: String| {
+        Report::new(mode, root.clone(), vec![handler(what.into(), Status::Failed, Instant::now(), Some(e))])
+    };
+    // What the agent managed before, and what this spec manages.
+    let record = match Record::load(&ctx.root) {
+        Ok(r) => r,
+        Err(e) => return fail_early("load the record of managed state", e),
+    };
+    let items: Vec<Managed> = tasks.iter().flat_map(|t| t.managed()).collect();
+    let desired = record.desired(&items, ctx);
+    let intent = record.union(&desired);
+    if mode == RunMode::Apply && intent != record {
+        // Durable before anything is written, so nothing written goes unrecorded.
+        if let Err(e) = intent.save(&ctx.root) {
+            return fail_early("save the record of managed state", e);
+        }
+    }
+    let cleanup = intent.removals(&desired);
+    let mut all: Vec<&dyn Task> = tasks.iter().map(|t| t.as_ref()).collect();
+    all.extend(cleanup.as_ref().map(|c| c as &dyn Task));
     let mut failed = false;
-    for task in tasks {
+    for task in all {
         let start = Instant::now();
         if failed {
-            out.push(report(task.as_ref(), Status::Skipped, start, vec![], None));
+            out.push(report(task, Status::Skipped, start, vec![], None));
             continue;
         }
         let changes = match task.check(ctx) {
             Ok(c) => c,
             Err(e) => {
                 failed = true;
-                out.push(report(task.as_ref(), Status::Failed, start, vec![], Some(e.to_string())));
+                out.push(report(task, Status::Failed, start, vec![], Some(e.to_string())));
                 continue;
             }
         };
         if changes.is_empty() {
-            out.push(report(task.as_ref(), Status::Ok, start, changes, None));
+            out.push(report(task, Status::Ok, start, changes, None));
             continue;
         }
         // Record what this change will owe. In check mode only in memory.
@@ -131,11 +153,18 @@ pub fn run_tasks(tasks: &[Box<dyn Task>], ctx: &Context, mode: RunMode) -> Repor
             }
         }
         match result {
-            Ok(()) => out.push(report(task.as_ref(), Status::Changed, start, changes, None)),
+            Ok(()) => out.push(report(task, Status::Changed, start, changes, None)),
             Err(e) => {
                 failed = true;
-                out.push(report(task.as_ref(), Status::Failed, start, changes, Some(e)));
+                out.push(report(task, Status::Failed, start, changes, Some(e)));
             }
+        }
+    }
+    if !failed && mode == RunMode::Apply && desired != intent {
+        // Everything that left the spec is undone: forget it.
+        if let Err(e) = desired.save(&ctx.root) {
+            failed = true;
+            out.push(handler("save the record of managed state".into(), Status::Failed, Instant::now(), Some(e)));
         }
     }
     if !failed {
@@ -245,6 +274,25 @@ mod tests {
         assert_eq!(r.tasks.last().unwrap().name, "restart svc.service");
         assert_eq!(restarts(d.path(), "svc.service"), 1);
         assert!(Pending::load(d.path()).unwrap().is_empty());
+    }
+
+    /// A run that fails before the clean-up keeps the removal owed in the record.
+    #[test]
+    fn removal_is_retried_after_a_failed_run() {
+        let (d, ctx) = testutil::root();
+        let a = NodeSpec { file: [file("/etc/a", "1", &[])].into(), ..Default::default() };
+        assert_eq!(run(&a, &ctx, RunMode::Apply).exit_code(), 2);
+        let mut bad = file("/etc/z", "x", &[]);
+        bad.1.owner = Some("ghost".into());
+        let r = run(&NodeSpec { file: [bad].into(), ..Default::default() }, &ctx, RunMode::Apply);
+        assert_eq!(r.exit_code(), 1);
+        assert_eq!(r.tasks.last().unwrap().status, Status::Skipped, "clean-up skipped: {r:#?}");
+        assert!(d.path().join("etc/a").exists());
+        assert!(Record::load(d.path()).unwrap().files.contains("/etc/a"));
+        let r = run(&NodeSpec::default(), &ctx, RunMode::Apply);
+        assert_eq!(r.exit_code(), 2, "{r:#?}");
+        assert!(!d.path().join("etc/a").exists());
+        assert_eq!(Record::load(d.path()).unwrap(), Record::default());
     }
 
     /// Handlers are `try-restart`: a unit someone stopped on purpose stays stopped.

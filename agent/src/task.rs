@@ -102,4 +102,9 @@ pub trait Task {
     fn check(&self, ctx: &Context) -> Result<Vec<Change>, TaskError>;
     /// Bring actual state to the desired state. Idempotent on its own.
     fn apply(&self, ctx: &Context) -> Result<(), TaskError>;
+    /// What this task owns on the node and must be undone once it leaves the
+    /// spec (recorded by the runner, see [`crate::managed`]).
+    fn managed(&self) -> Vec<crate::managed::Managed> {
+        Vec::new()
+    }
 }

@@ -112,7 +112,8 @@ fn apply_changes_then_second_apply_is_a_noop() {
     let read = |p: &str| fs::read_to_string(r.join(p)).unwrap();
     assert!(read("etc/containerd/config.toml").contains("SystemdCgroup = true"));
     assert!(read("etc/containerd/certs.d/docker.io/hosts.toml").contains("https://mirror.example:5000"));
-    assert!(read("var/lib/kubelet/config.yaml").contains("cgroupDriver: systemd"));
+    assert!(read("etc/kubernetes/kubelet.conf.d/50-strata.conf").contains("cgroupDriver: systemd"));
+    assert!(!r.join("var/lib/kubelet/config.yaml").exists(), "kubeadm's");
     assert!(read("etc/fstab").contains("#/swap.img"));
     assert_eq!(read("proc/sys/net/ipv4/ip_forward").trim(), "1");
     assert!(read("proc/modules").contains("br_netfilter"));
@@ -399,4 +400,108 @@ fn help_documents_the_exit_codes_and_exits_0() {
     ] {
         assert!(help.contains(line), "--help lists {line:?}: {help}");
     }
+}
+
+fn spec_file(dir: &Path, name: &str, json: serde_json::Value) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, json.to_string()).unwrap();
+    p
+}
+
+/// What leaves the spec is undone on the next apply, and `check` shows it
+/// beforehand without touching anything.
+#[test]
+fn removed_files_mirrors_and_sysctls_are_undone() {
+    let d = seeded_root();
+    let r = d.path();
+    let specs = tempfile::tempdir().unwrap();
+    write(r, "/proc/sys/vm/swappiness", "60\n");
+    let mirror = |host: &str| serde_json::json!({ "endpoints": [format!("https://{host}")] });
+    let full = spec_file(
+        specs.path(),
+        "full.json",
+        serde_json::json!({
+            "file": { "/etc/a.conf": { "content": "a\n" }, "/etc/b.conf": { "content": "b\n" } },
+            "containerd": { "registry_mirror": { "docker.io": mirror("m1.example"), "quay.io": mirror("m2.example") } },
+            "sysctl": { "net.ipv4.ip_forward": 1, "vm.swappiness": 10 },
+        }),
+    );
+    let (code, _) = json_report(&["apply", full.to_str().unwrap()], r);
+    assert_eq!(code, 2);
+    assert_eq!(fs::read_to_string(r.join("proc/sys/vm/swappiness")).unwrap().trim(), "10");
+
+    let less = spec_file(
+        specs.path(),
+        "less.json",
+        serde_json::json!({
+            "file": { "/etc/b.conf": { "content": "b\n" } },
+            "containerd": { "registry_mirror": { "docker.io": mirror("m1.example") } },
+            "sysctl": { "net.ipv4.ip_forward": 1 },
+        }),
+    );
+    // check: the removals are planned, the tree is byte-identical.
+    let before = tree_hash(r);
+    let (code, rep) = json_report(&["check", less.to_str().unwrap()], r);
+    assert_eq!(code, 2);
+    assert_eq!(tree_hash(r), before, "check modified the tree");
+    let cleanup = rep.tasks.iter().find(|t| t.module == "cleanup").expect("a clean-up task");
+    let whats: Vec<&str> = cleanup.changes.iter().map(|c| c.what.as_str()).collect();
+    assert_eq!(
+        whats,
+        vec![
+            "remove /etc/a.conf (no longer in the spec)",
+            "remove /etc/containerd/certs.d/quay.io/hosts.toml (no longer in the spec)",
+            "restore vm.swappiness: 10 -> 60 (its value before strata-agent; no longer in the spec)",
+        ]
+    );
+
+    let (code, _) = json_report(&["apply", less.to_str().unwrap()], r);
+    assert_eq!(code, 2);
+    assert!(!r.join("etc/a.conf").exists());
+    assert!(r.join("etc/b.conf").exists());
+    assert!(!r.join("etc/containerd/certs.d/quay.io").exists(), "the mirror's directory goes with it");
+    assert!(r.join("etc/containerd/certs.d/docker.io/hosts.toml").exists());
+    assert_eq!(fs::read_to_string(r.join("proc/sys/vm/swappiness")).unwrap().trim(), "60");
+    let dropin = fs::read_to_string(r.join("etc/sysctl.d/99-strata.conf")).unwrap();
+    assert!(!dropin.contains("swappiness") && dropin.contains("ip_forward"), "{dropin}");
+    // Undone once: the next runs have nothing to do.
+    let (code, rep) = json_report(&["apply", less.to_str().unwrap()], r);
+    assert_eq!((code, rep.recap.changed), (0, 0), "{rep:#?}");
+
+    // An empty spec removes the rest, the sysctl drop-in included.
+    let none = spec_file(specs.path(), "none.json", serde_json::json!({}));
+    let (code, _) = json_report(&["apply", none.to_str().unwrap()], r);
+    assert_eq!(code, 2);
+    assert!(!r.join("etc/b.conf").exists() && !r.join("etc/sysctl.d/99-strata.conf").exists());
+    assert_eq!(fs::read_to_string(r.join("proc/sys/net/ipv4/ip_forward")).unwrap().trim(), "0");
+    let (code, _) = json_report(&["apply", none.to_str().unwrap()], r);
+    assert_eq!(code, 0);
+}
+
+/// An earlier agent wrote kubeadm's /var/lib/kubelet/config.yaml; the new one
+/// writes a --config-dir drop-in and lets go of that file without deleting it.
+#[test]
+fn kubelet_config_moves_to_the_drop_in_and_kubeadms_file_stays() {
+    let d = seeded_root();
+    let r = d.path();
+    write(r, "/var/lib/kubelet/config.yaml", "# from kubeadm\nkind: KubeletConfiguration\n");
+    write(r, strata_agent::managed::MANAGED_FILE, r#"{"files": ["/var/lib/kubelet/config.yaml"], "sysctl": {}}"#);
+    let specs = tempfile::tempdir().unwrap();
+    let spec = spec_file(specs.path(), "k.json", serde_json::json!({ "kubelet": { "cgroup_driver": "systemd" } }));
+    let (code, rep) = json_report(&["apply", spec.to_str().unwrap()], r);
+    assert_eq!(code, 2);
+    assert!(rep.tasks.iter().all(|t| t.module != "cleanup"), "nothing to remove: {rep:#?}");
+    assert_eq!(
+        fs::read_to_string(r.join("var/lib/kubelet/config.yaml")).unwrap(),
+        "# from kubeadm\nkind: KubeletConfiguration\n"
+    );
+    assert!(fs::read_to_string(r.join("etc/kubernetes/kubelet.conf.d/50-strata.conf"))
+        .unwrap()
+        .contains("cgroupDriver: systemd"));
+    assert!(fs::read_to_string(r.join("etc/default/kubelet"))
+        .unwrap()
+        .contains("--config-dir=/etc/kubernetes/kubelet.conf.d"));
+    let record = fs::read_to_string(r.join(strata_agent::managed::MANAGED_FILE.trim_start_matches('/'))).unwrap();
+    assert!(!record.contains("/var/lib/kubelet/config.yaml"), "{record}");
+    assert!(record.contains("50-strata.conf"), "{record}");
 }

@@ -117,6 +117,9 @@ impl Task for AptRepositoryTask {
         atomic_write(&ctx.path(LISTS_STALE), b"", 0o644, None).map_err(|e| self.err("uris", e))?;
         crate::fsutil::apply_files(&files, &ctx.root)
     }
+    fn managed(&self) -> Vec<crate::managed::Managed> {
+        self.files().unwrap_or_default().into_iter().map(|f| crate::managed::Managed::File(f.path)).collect()
+    }
 }
 
 #[cfg(test)]

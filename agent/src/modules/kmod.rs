@@ -62,6 +62,9 @@ impl Task for KernelModulesTask {
         }
         Ok(())
     }
+    fn managed(&self) -> Vec<crate::managed::Managed> {
+        vec![crate::managed::Managed::File(MODULES_LOAD.into())]
+    }
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ pub fn schema() -> Schema {
                             .description("e.g. `[\"pull\", \"resolve\"]`."),
                     ),
             ));
-    let kubelet = Block::new("KubeletConfiguration (`/var/lib/kubelet/config.yaml`) and `/etc/default/kubelet`.")
+    let kubelet = Block::new("KubeletConfiguration drop-in `/etc/kubernetes/kubelet.conf.d/50-strata.conf` (the kubelet's `--config-dir`, passed in `/etc/default/kubelet`); kubeadm's `/var/lib/kubelet/config.yaml` is left to kubeadm.")
         .attribute(
             Attribute::optional("cgroup_driver", Type::String)
                 .validate(Validator::OneOf(vec!["systemd", "cgroupfs"]))
