@@ -255,6 +255,35 @@ mod tests {
     }
 
     #[test]
+    fn hcl_apt_blocks_and_service_masked() {
+        let src = r#"
+apt {
+  lists_max_age = 600
+}
+apt_repository "kubernetes" {
+  uris   = ["https://pkgs.k8s.io/core:/stable:/v1.35/deb/"]
+  suites = ["/"]
+  key    = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+}
+package "kubelet" {
+  version           = "1.35.0-1.1"
+  allow_change_held = true
+}
+service "kubelet" {
+  masked = false
+}
+"#;
+        let s = parse_hcl(src).unwrap();
+        assert_eq!(s.apt.as_ref().map(|a| (a.lists_max_age, a.lock_timeout)), Some((600, 120)));
+        assert_eq!(s.apt_repository["kubernetes"].suites, vec!["/"]);
+        assert!(s.package["kubelet"].allow_change_held);
+        assert_eq!(s.service["kubelet"].masked, Some(false));
+        let e = parse_hcl("apt_repository \"x\" {\n  uris = []\n  suites = []\n  trusted = \"yes\"\n}\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("apt_repository.x.trusted"));
+        assert_eq!(e.line, Some(4));
+    }
+
+    #[test]
     fn format_detection() {
         assert_eq!(Format::detect("x.json", "a = 1"), Format::Json);
         assert_eq!(Format::detect("-", "  {\"a\":1}"), Format::Json);
