@@ -93,7 +93,9 @@ pub fn schema() -> Schema {
          apt sources, packages, services, files), applied by `strata-agent` over SSH the way Ansible would, idempotently and in \
          milliseconds. The provider uploads the agent when it is missing or of another build. Every refresh runs \
          the agent's `check`: what would change shows in `drift`, and the next apply restores it (restarting only \
-         the services whose configuration changed).",
+         the services whose configuration changed). The agent records on the node what it manages: a file, registry \
+         mirror, apt source or sysctl that leaves the configuration is removed (a sysctl gets back its value from \
+         before) on the next apply, and shows in `drift` until then.",
     )
     .attribute(Attribute::computed("id", Type::String).description("The node's host."))
     .attribute(
