@@ -124,6 +124,24 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
             group: None,
             notify,
         });
+    let apt_repository = (
+        proptest::collection::vec("https?://[a-z.:/0-9]{1,20}", 1..3),
+        proptest::collection::vec("[a-z/]{1,8}", 1..2),
+        proptest::collection::vec("[a-z]{1,8}", 0..2),
+        proptest::option::of("[ -~\n]{0,40}"),
+        any::<bool>(),
+    )
+        .prop_map(|(uris, suites, components, key, trusted)| AptRepositorySpec {
+            uris,
+            suites,
+            components,
+            architectures: vec![],
+            key,
+            trusted,
+        });
+    let service =
+        (proptest::option::of(any::<bool>()), proptest::option::of(any::<bool>()), proptest::option::of(any::<bool>()))
+            .prop_map(|(enabled, running, masked)| ServiceSpec { enabled, running, masked });
     let containerd = (
         any::<bool>(),
         any::<bool>(),
@@ -172,23 +190,41 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
             0..3,
         ),
         proptest::collection::btree_map(abs_path(), file, 0..3),
+        proptest::option::of((0u64..100_000, 0u32..1000)),
+        proptest::collection::btree_map("[a-z][a-z0-9._-]{0,8}", apt_repository, 0..2),
+        proptest::collection::btree_map("[a-z][a-z0-9@.-]{0,8}", service, 0..3),
+        (any::<bool>(), any::<bool>()),
     )
-        .prop_map(|(containerd, kubelet, sysctl, kernel_modules, swap_off, package, file)| NodeSpec {
-            containerd,
-            kubelet,
-            crictl: None,
-            sysctl: sysctl.into_iter().map(|(k, v)| (k, SysctlValue(v))).collect(),
-            kernel_modules,
-            swap_off,
-            package: package
-                .into_iter()
-                .map(|(k, (version, hold))| (k, PackageSpec { version, hold, ..Default::default() }))
-                .collect(),
-            service: BTreeMap::new(),
-            file,
-            directory: BTreeMap::new(),
-            ..Default::default()
-        })
+        .prop_map(
+            |(
+                containerd,
+                kubelet,
+                sysctl,
+                kernel_modules,
+                swap_off,
+                package,
+                file,
+                apt,
+                repos,
+                service,
+                (down, held),
+            )| NodeSpec {
+                containerd,
+                kubelet,
+                crictl: None,
+                sysctl: sysctl.into_iter().map(|(k, v)| (k, SysctlValue(v))).collect(),
+                kernel_modules,
+                swap_off,
+                package: package
+                    .into_iter()
+                    .map(|(k, (version, hold))| (k, PackageSpec { version, hold, ..Default::default() }))
+                    .collect(),
+                service: BTreeMap::new(),
+                file,
+                directory: BTreeMap::new(),
+                ..Default::default()
+            },
+        )
 }
 
 proptest! {
