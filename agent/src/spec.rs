@@ -49,6 +49,35 @@ pub struct NodeSpec {
     pub directory: BTreeMap<AbsPath, DirectorySpec>,
 }
 
+impl NodeSpec {
+    /// Rules across fields that the types cannot express, checked right after
+    /// parsing (so the provider reports them at plan time too).
+    /// `Err((key path segments, message))`.
+    pub fn check(&self) -> Result<(), (Vec<String>, String)> {
+        for (name, r) in &self.apt_repository {
+            let at = |k: &str, m: String| (vec!["apt_repository".to_string(), name.clone(), k.to_string()], m);
+            let ok_name = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if !ok_name {
+                return Err((
+                    vec!["apt_repository".into(), name.clone()],
+                    format!("invalid name {name:?}: letters, digits, '.', '_', '-'"),
+                ));
+            }
+            r.check().map_err(|(k, m)| at(k, m))?;
+        }
+        for (name, sv) in &self.service {
+            if sv.masked == Some(true) && (sv.enabled == Some(true) || sv.running == Some(true)) {
+                return Err((
+                    vec!["service".into(), name.clone(), "masked".into()],
+                    "masked = true conflicts with enabled = true / running = true".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -288,6 +317,60 @@ pub struct AptRepositorySpec {
     /// Unsigned repository (a local mirror): `Trusted: yes`, no key.
     #[serde(default, skip_serializing_if = "is_false")]
     pub trusted: bool,
+}
+
+/// A signing key as given in the spec, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keyring {
+    Armored(Vec<u8>),
+    Binary(Vec<u8>),
+}
+
+impl AptRepositorySpec {
+    /// `Err((field, message))`.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        for (key, values, required) in [
+            ("uris", &self.uris, true),
+            ("suites", &self.suites, true),
+            ("components", &self.components, false),
+            ("architectures", &self.architectures, false),
+        ] {
+            if required && values.is_empty() {
+                return Err((key, "must not be empty".into()));
+            }
+            if let Some(v) = values.iter().find(|v| v.is_empty() || v.contains(char::is_whitespace)) {
+                return Err((key, format!("{v:?} must be one word without whitespace")));
+            }
+        }
+        // deb822: a flat repository (suite ending in '/') has no components, any other needs some.
+        let flat = self.suites.iter().all(|x| x.ends_with('/'));
+        if flat != self.components.is_empty() {
+            let m = if flat {
+                "must be empty for a flat repository (suite ending in '/')"
+            } else {
+                "required unless the suite ends in '/'"
+            };
+            return Err(("components", m.into()));
+        }
+        match (&self.key, self.trusted) {
+            (Some(_), true) => Err(("trusted", "a repository has either a key or trusted = true".into())),
+            (None, false) => Err(("key", "required (or trusted = true for an unsigned local mirror)".into())),
+            _ => self.keyring().map(drop).map_err(|e| ("key", e)),
+        }
+    }
+
+    pub fn keyring(&self) -> Result<Option<Keyring>, String> {
+        use base64::Engine;
+        let Some(key) = &self.key else { return Ok(None) };
+        if key.trim_start().starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----") {
+            return Ok(Some(Keyring::Armored(key.clone().into_bytes())));
+        }
+        let compact: String = key.split_whitespace().collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map(|b| Some(Keyring::Binary(b)))
+            .map_err(|e| format!("neither an armored key nor a base64 binary keyring: {e}"))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

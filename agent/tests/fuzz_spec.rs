@@ -124,24 +124,30 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
             group: None,
             notify,
         });
+    // Only valid combinations: the parser also checks rules across fields.
     let apt_repository = (
         proptest::collection::vec("https?://[a-z.:/0-9]{1,20}", 1..3),
-        proptest::collection::vec("[a-z/]{1,8}", 1..2),
-        proptest::collection::vec("[a-z]{1,8}", 0..2),
-        proptest::option::of("[ -~\n]{0,40}"),
+        any::<bool>(),
+        "[a-z]{1,8}",
+        proptest::collection::vec("[a-z]{1,8}", 1..3),
+        "[ -~\n]{0,40}",
         any::<bool>(),
     )
-        .prop_map(|(uris, suites, components, key, trusted)| AptRepositorySpec {
+        .prop_map(|(uris, flat, suite, comps, key, trusted)| AptRepositorySpec {
             uris,
-            suites,
-            components,
+            suites: vec![if flat { "/".into() } else { suite }],
+            components: if flat { vec![] } else { comps },
             architectures: vec![],
-            key,
+            key: (!trusted).then(|| format!("-----BEGIN PGP PUBLIC KEY BLOCK-----\n{key}")),
             trusted,
         });
     let service =
         (proptest::option::of(any::<bool>()), proptest::option::of(any::<bool>()), proptest::option::of(any::<bool>()))
-            .prop_map(|(enabled, running, masked)| ServiceSpec { enabled, running, masked });
+            .prop_map(|(enabled, running, masked)| {
+                // masked = true rules out enabled/running = true.
+                let off = |v: Option<bool>| if masked == Some(true) { v.filter(|x| !x) } else { v };
+                ServiceSpec { enabled: off(enabled), running: off(running), masked }
+            });
     let containerd = (
         any::<bool>(),
         any::<bool>(),
@@ -217,9 +223,13 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
                 swap_off,
                 package: package
                     .into_iter()
-                    .map(|(k, (version, hold))| (k, PackageSpec { version, hold, ..Default::default() }))
+                    .map(|(k, (version, hold))| {
+                        (k, PackageSpec { version, hold, allow_downgrade: down, allow_change_held: held })
+                    })
                     .collect(),
-                service: BTreeMap::new(),
+                apt: apt.map(|(lists_max_age, lock_timeout)| AptSpec { lists_max_age, lock_timeout }),
+                apt_repository: repos,
+                service,
                 file,
                 directory: BTreeMap::new(),
                 ..Default::default()

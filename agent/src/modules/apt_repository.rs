@@ -6,9 +6,8 @@
 
 use crate::fsutil::{atomic_write, FileState};
 use crate::modules::package::LISTS_STALE;
-use crate::spec::AptRepositorySpec;
+use crate::spec::{AptRepositorySpec, Keyring, NodeSpec};
 use crate::task::{Change, Context, Task, TaskError};
-use base64::Engine;
 
 pub const SOURCES_DIR: &str = "/etc/apt/sources.list.d";
 pub const KEYRINGS_DIR: &str = "/etc/apt/keyrings";
@@ -31,42 +30,9 @@ impl AptRepositoryTask {
 
     /// The source file and, when signed, its keyring.
     pub fn files(&self) -> Result<Vec<FileState>, TaskError> {
-        let ok_name = !self.name.is_empty()
-            && self.name.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-        if !ok_name {
-            return Err(TaskError::new(format!(
-                "apt_repository {:?}: invalid name (letters, digits, '.', '_', '-')",
-                self.name
-            )));
-        }
+        let spec = NodeSpec { apt_repository: [(self.name.clone(), self.spec.clone())].into(), ..Default::default() };
+        spec.check().map_err(|(key, msg)| TaskError::new(format!("{}: {msg}", key.join("."))))?;
         let s = &self.spec;
-        for (key, values, required) in [
-            ("uris", &s.uris, true),
-            ("suites", &s.suites, true),
-            ("components", &s.components, false),
-            ("architectures", &s.architectures, false),
-        ] {
-            if required && values.is_empty() {
-                return Err(self.err(key, "must not be empty"));
-            }
-            if let Some(v) = values.iter().find(|v| v.is_empty() || v.contains(char::is_whitespace)) {
-                return Err(self.err(key, format!("{v:?} must be one word without whitespace")));
-            }
-        }
-        // deb822: a flat repository (suite ending in '/') has no components, any other needs some.
-        let flat = s.suites.iter().all(|x| x.ends_with('/'));
-        if flat != s.components.is_empty() {
-            return Err(self.err(
-                "components",
-                if flat {
-                    "must be empty for a flat repository (suite ending in '/')"
-                } else {
-                    "required unless the suite ends in '/'"
-                },
-            ));
-        }
-        let mut files = vec![];
         let mut src = String::from("# Managed by strata-agent.\nTypes: deb\n");
         src.push_str(&format!("URIs: {}\nSuites: {}\n", s.uris.join(" "), s.suites.join(" ")));
         if !s.components.is_empty() {
@@ -75,19 +41,13 @@ impl AptRepositoryTask {
         if !s.architectures.is_empty() {
             src.push_str(&format!("Architectures: {}\n", s.architectures.join(" ")));
         }
-        match (&s.key, s.trusted) {
-            (Some(_), true) => return Err(self.err("trusted", "a repository has either a key or trusted = true")),
-            (None, false) => return Err(self.err("key", "required (or trusted = true for an unsigned local mirror)")),
-            (None, true) => src.push_str("Trusted: yes\n"),
-            (Some(key), false) => {
-                let (path, bytes) = if key.trim_start().starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----") {
-                    (format!("{KEYRINGS_DIR}/{}.asc", self.name), key.clone().into_bytes())
-                } else {
-                    let compact: String = key.split_whitespace().collect();
-                    let bin = base64::engine::general_purpose::STANDARD.decode(compact).map_err(|e| {
-                        self.err("key", format!("neither an armored key nor a base64 binary keyring: {e}"))
-                    })?;
-                    (format!("{KEYRINGS_DIR}/{}.gpg", self.name), bin)
+        let mut files = vec![];
+        match s.keyring().map_err(|e| self.err("key", e))? {
+            None => src.push_str("Trusted: yes\n"),
+            Some(k) => {
+                let (path, bytes) = match k {
+                    Keyring::Armored(b) => (format!("{KEYRINGS_DIR}/{}.asc", self.name), b),
+                    Keyring::Binary(b) => (format!("{KEYRINGS_DIR}/{}.gpg", self.name), b),
                 };
                 src.push_str(&format!("Signed-By: {path}\n"));
                 files.push(FileState::new(path, bytes).with_mode(0o644));
@@ -126,6 +86,7 @@ impl Task for AptRepositoryTask {
 mod tests {
     use super::*;
     use crate::modules::testutil;
+    use base64::Engine;
 
     const ARMORED: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQENBGMHoXcBCADukGOEQyleViOgtkMVa7hKifP6POCTh+98xNW4TfHK/nBJN2sm\n-----END PGP PUBLIC KEY BLOCK-----\n";
 

@@ -153,3 +153,17 @@ fn apt_sources_options_and_masked_services_reach_the_agent() {
     assert!(spec.package["containerd"].allow_change_held && !spec.package["containerd"].allow_downgrade);
     assert_eq!(spec.service["kubelet"].masked, Some(false));
 }
+
+#[test]
+fn apt_repository_rules_are_checked_at_plan_time() {
+    let mut j = k8s_node();
+    j["apt_repository"] = serde_json::json!([{
+        "name": "mirror", "uris": ["http://10.0.0.1/debian"], "suites": ["bookworm"], "components": ["main"]
+    }]);
+    let d = AnyResource::validate(&NodeConfig, &config(j.clone()));
+    assert_eq!(d.0.len(), 1, "{d}");
+    assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "apt_repository");
+    assert!(d.0[0].detail.contains("apt_repository.mirror.key"), "{d}");
+    j["apt_repository"][0]["trusted"] = true.into();
+    assert!(AnyResource::validate(&NodeConfig, &config(j)).is_empty());
+}
