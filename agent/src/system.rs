@@ -169,6 +169,9 @@ pub trait System {
 
     fn service_state(&self, unit: &str) -> SysResult<ServiceState>;
     fn set_enabled(&self, unit: &str, enabled: bool) -> SysResult<()>;
+    /// Removes an enablement made for this boot only (`enabled-runtime`),
+    /// which a plain `disable` leaves in place.
+    fn disable_runtime(&self, unit: &str) -> SysResult<()>;
     fn set_running(&self, unit: &str, running: bool) -> SysResult<()>;
     /// Restart the unit if it is running; a unit stopped on purpose stays stopped.
     fn try_restart(&self, unit: &str) -> SysResult<()>;
@@ -351,6 +354,9 @@ impl System for HostSystem {
     fn set_enabled(&self, unit: &str, enabled: bool) -> SysResult<()> {
         self.run("systemctl", &[if enabled { "enable" } else { "disable" }, unit]).map(drop)
     }
+    fn disable_runtime(&self, unit: &str) -> SysResult<()> {
+        self.run("systemctl", &["disable", "--runtime", unit]).map(drop)
+    }
     fn set_running(&self, unit: &str, running: bool) -> SysResult<()> {
         self.run("systemctl", &[if running { "start" } else { "stop" }, unit]).map(drop)
     }
@@ -505,7 +511,21 @@ impl System for SimulatedSystem {
             return Err(format!("Unit {unit} is masked."));
         }
         self.update_systemd(|s| {
-            s.units.entry(unit.to_string()).or_default().enabled = enabled;
+            let u = s.units.entry(unit.to_string()).or_default();
+            u.enabled = enabled;
+            // A persistent enable shows as "enabled"; disable leaves a runtime one.
+            if enabled && u.unit_file_state.as_deref() == Some("enabled-runtime") {
+                u.unit_file_state = None;
+            }
+            Ok(())
+        })
+    }
+    fn disable_runtime(&self, unit: &str) -> SysResult<()> {
+        self.update_systemd(|s| {
+            let u = s.units.entry(unit.to_string()).or_default();
+            if u.unit_file_state.as_deref() == Some("enabled-runtime") {
+                u.unit_file_state = None;
+            }
             Ok(())
         })
     }
@@ -634,6 +654,7 @@ mod tests {
         assert!(st.is_running(), "{st:?}");
         h.try_restart("containerd.service").unwrap();
         h.unmask_unit("kubelet.service").unwrap();
+        h.disable_runtime("kubelet.service").unwrap();
         let plain = AptOptions { lock_timeout: 120, ..Default::default() };
         h.apt_update(&plain).unwrap();
         h.install_package("kubelet", Some("1.35.0-1.1"), &plain).unwrap();
@@ -645,6 +666,7 @@ mod tests {
 noninteractive systemctl show -p Type,ActiveState,SubState,Result,RemainAfterExit,ExecMainStartTimestampMonotonic setup.service
 noninteractive systemctl try-restart containerd.service
 noninteractive systemctl unmask kubelet.service
+noninteractive systemctl disable --runtime kubelet.service
 noninteractive apt-get -q -o DPkg::Lock::Timeout=120 update
 noninteractive apt-get -q -y -o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install kubelet=1.35.0-1.1
 noninteractive apt-get -q -y -o DPkg::Lock::Timeout=5 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --allow-downgrades --allow-change-held-packages install containerd

@@ -27,6 +27,7 @@ enum Action {
     Unmask,
     Enable,
     Disable,
+    DisableRuntime,
     Start,
     Stop,
     Mask,
@@ -38,6 +39,7 @@ impl Action {
             Action::Unmask => "unmask",
             Action::Enable => "enable",
             Action::Disable => "disable",
+            Action::DisableRuntime => "disable --runtime",
             Action::Start => "start",
             Action::Stop => "stop",
             Action::Mask => "mask",
@@ -98,7 +100,8 @@ impl ServiceTask {
         match (self.spec.enabled, st.unit_file_state.as_str()) {
             (Some(true), "enabled" | "static" | "generated" | "indirect" | "alias" | "transient") => {}
             (Some(true), _) => out.push(Action::Enable),
-            (Some(false), "enabled" | "enabled-runtime" | "linked" | "linked-runtime") => out.push(Action::Disable),
+            (Some(false), "enabled" | "linked" | "linked-runtime") => out.push(Action::Disable),
+            (Some(false), "enabled-runtime") => out.push(Action::DisableRuntime),
             (Some(false), "generated") => {
                 return Err(self.err("generated units cannot be disabled; set masked = true to stop it at boot"))
             }
@@ -123,6 +126,7 @@ impl ServiceTask {
             Action::Mask => ctx.sys.mask_unit(u),
             Action::Enable => ctx.sys.set_enabled(u, true),
             Action::Disable => ctx.sys.set_enabled(u, false),
+            Action::DisableRuntime => ctx.sys.disable_runtime(u),
             Action::Start => ctx.sys.set_running(u, true),
             Action::Stop => ctx.sys.set_running(u, false),
         }
@@ -204,7 +208,17 @@ mod tests {
         sim_unit(&ctx, "x.service", |u| u.unit_file_state = Some("enabled-runtime".into()));
         let t = ServiceTask::new("x", &spec(Some(true), None));
         assert_eq!(whats(&t, &ctx), vec!["enable x.service"]);
-        assert_eq!(whats(&ServiceTask::new("x", &spec(Some(false), None)), &ctx), vec!["disable x.service"]);
+        t.apply(&ctx).unwrap();
+        assert!(t.check(&ctx).unwrap().is_empty());
+        // Disabling a runtime enablement needs --runtime, or it would drift forever.
+        sim_unit(&ctx, "x.service", |u| {
+            u.enabled = false;
+            u.unit_file_state = Some("enabled-runtime".into())
+        });
+        let off = ServiceTask::new("x", &spec(Some(false), None));
+        assert_eq!(whats(&off, &ctx), vec!["disable --runtime x.service"]);
+        off.apply(&ctx).unwrap();
+        assert!(off.check(&ctx).unwrap().is_empty());
         // A generated unit cannot be disabled: said so, naming the unit and the way out.
         sim_unit(&ctx, "x.service", |u| u.unit_file_state = Some("generated".into()));
         let e = ServiceTask::new("x", &spec(Some(false), None)).check(&ctx).unwrap_err().to_string();
