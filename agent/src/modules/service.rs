@@ -72,8 +72,15 @@ impl ServiceTask {
     fn plan(&self, st: &ServiceState) -> Result<Vec<Action>, TaskError> {
         let mut st = st.clone();
         let mut out = vec![];
+        // Masking does not stop a running unit.
+        let stop_masked = self.spec.running == Some(false) && !st.is_stopped();
         match (self.spec.masked, st.masked()) {
-            (Some(true), true) => return Ok(out),
+            (Some(true), true) => {
+                if stop_masked {
+                    out.push(Action::Stop);
+                }
+                return Ok(out);
+            }
             (Some(true), false) => {
                 if self.spec.running == Some(false) && !st.is_stopped() {
                     out.push(Action::Stop);
@@ -92,7 +99,10 @@ impl ServiceTask {
                         st.unit_file_state
                     )));
                 }
-                // Disabled and stopped is what a masked unit is.
+                // A masked unit is never enabled; stopped it may still have to be.
+                if stop_masked {
+                    out.push(Action::Stop);
+                }
                 return Ok(out);
             }
             (_, false) => {}
@@ -264,8 +274,14 @@ mod tests {
         ctx.sys.mask_unit("kubelet.service").unwrap();
         let e = ServiceTask::new("kubelet", &spec(Some(true), Some(true))).check(&ctx).unwrap_err().to_string();
         assert!(e.contains("kubelet.service") && e.contains("masked"), "{e}");
-        // Asking for it stopped is what masked is.
+        // Asking for it disabled and stopped is what masked is...
         assert!(ServiceTask::new("kubelet", &spec(Some(false), Some(false))).check(&ctx).unwrap().is_empty());
+        // ...unless it still runs: masking does not stop a unit.
+        sim_unit(&ctx, "kubelet.service", |u| u.active = true);
+        let stop = ServiceTask::new("kubelet", &spec(Some(false), Some(false)));
+        assert_eq!(whats(&stop, &ctx), vec!["stop kubelet.service"]);
+        stop.apply(&ctx).unwrap();
+        assert!(stop.check(&ctx).unwrap().is_empty());
         // masked = false unmasks, then enables and starts.
         let t =
             ServiceTask::new("kubelet", &ServiceSpec { enabled: Some(true), running: Some(true), masked: Some(false) });
