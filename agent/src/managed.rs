@@ -101,6 +101,9 @@ impl Record {
     }
 }
 
+/// What a clean-up would do: the changes to report, files to delete, sysctls to restore.
+type Plan<'a> = (Vec<Change>, Vec<&'a str>, Vec<(&'a str, &'a str)>);
+
 /// Undoes what left the spec; see the module docs.
 pub struct CleanupTask {
     pub files: Vec<String>,
@@ -108,7 +111,7 @@ pub struct CleanupTask {
 }
 
 impl CleanupTask {
-    fn changes(&self, ctx: &Context) -> Result<(Vec<Change>, Vec<&str>, Vec<(&str, &str)>), TaskError> {
+    fn changes(&self, ctx: &Context) -> Result<Plan<'_>, TaskError> {
         let (mut changes, mut delete, mut restore) = (vec![], vec![], vec![]);
         for f in &self.files {
             match std::fs::symlink_metadata(ctx.path(f)) {

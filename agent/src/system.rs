@@ -538,7 +538,7 @@ impl System for SimulatedSystem {
             if running {
                 u.starts += 1;
                 // A oneshot without RemainAfterExit runs and is inactive again.
-                u.active = !(u.service_type.as_deref() == Some("oneshot") && !u.remain_after_exit);
+                u.active = u.service_type.as_deref() != Some("oneshot") || u.remain_after_exit;
             } else {
                 u.active = false;
             }

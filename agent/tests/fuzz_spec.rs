@@ -232,7 +232,6 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
                 service,
                 file,
                 directory: BTreeMap::new(),
-                ..Default::default()
             },
         )
 }
