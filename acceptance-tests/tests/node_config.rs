@@ -2,8 +2,9 @@
 //! over real SSH, runs on each node, detects drift on one node and restores it there only.
 //!
 //! Lab nodes share the host's kernel and run no systemd, so the resource is applied with
-//! `root` set: files go to the node's own /srv/strata-root, and kernel and systemd state
-//! are the agent's documented simulated system inside that root (see agent/README.md).
+//! `root` and `simulate = true`: files go to the node's own /srv/strata-root, and kernel
+//! and systemd state are the agent's documented simulated system inside that root (see
+//! agent/README.md).
 
 use serde_json::Value;
 use strata_acceptance_tests::provider::provider_dir;
@@ -45,7 +46,8 @@ resource "strata_node_config" "node" {{
   ssh {{
     host = each.value
   }}
-  root = "{ROOT}"
+  root     = "{ROOT}"
+  simulate = true
   containerd {{
     version        = 2
     systemd_cgroup = true

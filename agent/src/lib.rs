@@ -5,12 +5,13 @@
 //!   (serialize it to JSON and pass it to `strata-agent apply -`).
 //! * Every kind of state is a module implementing [`task::Task`] (check, then apply).
 //! * [`runner::run`] orders tasks, runs handlers and produces a [`report::Report`].
-//! * Live system state goes through [`system::System`]; under `--root` other
-//!   than `/` it is simulated inside the root and the host is never touched.
+//! * Live system state goes through [`system::System`]: the host's, or with the
+//!   explicit `--simulate` a simulation inside `--root` that never touches the host.
 
 pub mod facts;
 pub mod fsutil;
 pub mod handlers;
+pub mod managed;
 pub mod modules;
 pub mod parse;
 pub mod report;

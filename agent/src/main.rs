@@ -46,10 +46,14 @@ struct RunArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
-    /// Filesystem root to act under. Any root other than `/` also simulates
-    /// live state (sysctl, modules, swap, systemd, apt) inside it.
+    /// Filesystem root files are read and written under.
     #[arg(long, default_value = "/")]
     root: PathBuf,
+    /// Simulate live state (sysctl, modules, swap, systemd, apt) as files
+    /// inside --root instead of running the real commands: for test beds
+    /// without systemd. Refused when --root is this system's own root.
+    #[arg(long)]
+    simulate: bool,
 }
 
 fn read_spec(name: &str) -> Result<String, String> {
@@ -96,7 +100,10 @@ fn run(args: RunArgs, mode: RunMode) -> ExitCode {
             EXIT_USAGE,
         );
     }
-    let ctx = Context::new(&args.root);
+    let ctx = match Context::new(&args.root, args.simulate) {
+        Ok(c) => c,
+        Err(e) => return fail(args.json, "--simulate", &e, serde_json::json!({}), EXIT_USAGE),
+    };
     let mut report = runner::run(&spec, &ctx, mode);
     if !args.diff {
         // File contents (possibly secrets) appear in output only when asked for.

@@ -105,7 +105,23 @@ pub fn parse_json(content: &str) -> Result<NodeSpec, SpecError> {
         column: Some(e.column()),
         message: "trailing characters after the spec object".into(),
     })?;
-    Ok(spec)
+    semantics(spec, |_| None)
+}
+
+/// [`NodeSpec::check`] as a [`SpecError`]; `locate` gives the line and column of a key path.
+fn semantics(spec: NodeSpec, locate: impl Fn(&[String]) -> Option<(usize, usize)>) -> Result<NodeSpec, SpecError> {
+    match spec.check() {
+        Ok(()) => Ok(spec),
+        Err((segs, message)) => {
+            let pos = locate(&segs);
+            let key = segs
+                .iter()
+                .map(|s| if s.contains('.') || s.contains('/') { format!("{s:?}") } else { s.clone() })
+                .collect::<Vec<_>>()
+                .join(".");
+            Err(SpecError { key: Some(key), line: pos.map(|p| p.0), column: pos.map(|p| p.1), message })
+        }
+    }
 }
 
 pub fn parse_hcl(content: &str) -> Result<NodeSpec, SpecError> {
@@ -121,7 +137,7 @@ pub fn parse_hcl(content: &str) -> Result<NodeSpec, SpecError> {
         hcl::Error::Parse(p) => syntax(p),
         other => SpecError { key: None, line: None, column: None, message: other.to_string() },
     })?;
-    serde_path_to_error::deserialize::<_, NodeSpec>(de).map_err(|e| {
+    let spec = serde_path_to_error::deserialize::<_, NodeSpec>(de).map_err(|e| {
         let (segs, key) = key_path(e.path());
         let offset = locate(&body, &segs);
         let (line, column) = match offset {
@@ -132,7 +148,8 @@ pub fn parse_hcl(content: &str) -> Result<NodeSpec, SpecError> {
             None => (None, None),
         };
         SpecError { key, line, column, message: e.inner().to_string() }
-    })
+    })?;
+    semantics(spec, |segs| locate(&body, segs).map(|o| line_col(content, o)))
 }
 
 /// 1-based line and column of a byte offset.
@@ -252,6 +269,42 @@ mod tests {
         assert_eq!(e.line, Some(5));
         assert!(e.message.contains("unknown field `nope`"));
         assert!(!e.message.contains("at line"), "position printed twice: {e}");
+    }
+
+    #[test]
+    fn hcl_apt_blocks_and_service_masked() {
+        let src = r#"
+apt {
+  lists_max_age = 600
+}
+apt_repository "kubernetes" {
+  uris   = ["https://pkgs.k8s.io/core:/stable:/v1.35/deb/"]
+  suites = ["/"]
+  key    = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+}
+package "kubelet" {
+  version           = "1.35.0-1.1"
+  allow_change_held = true
+}
+service "kubelet" {
+  masked = false
+}
+"#;
+        let s = parse_hcl(src).unwrap();
+        assert_eq!(s.apt.as_ref().map(|a| (a.lists_max_age, a.lock_timeout)), Some((600, 120)));
+        assert_eq!(s.apt_repository["kubernetes"].suites, vec!["/"]);
+        assert!(s.package["kubelet"].allow_change_held);
+        assert_eq!(s.service["kubelet"].masked, Some(false));
+        let e = parse_hcl("apt_repository \"x\" {\n  uris = []\n  suites = []\n  trusted = \"yes\"\n}\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("apt_repository.x.trusted"));
+        assert_eq!(e.line, Some(4));
+        // Rules across fields are spec errors too, with the key and its line.
+        let e = parse_hcl("apt_repository \"x\" {\n  uris = [\"http://m\"]\n  suites = [\"bookworm\"]\n  components = [\"main\"]\n  key = \"-----BEGIN PGP PUBLIC KEY BLOCK-----\"\n  trusted = true\n}\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("apt_repository.x.trusted"), "{e}");
+        assert_eq!(e.line, Some(6));
+        let e = parse_json(r#"{"service": {"kubelet": {"masked": true, "running": true}}}"#).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("service.kubelet.masked"));
+        assert!(e.message.contains("conflicts"), "{e}");
     }
 
     #[test]

@@ -1,17 +1,20 @@
 //! Turns a spec into ordered tasks, runs them (check or apply), and runs the
 //! handlers they notify.
 //!
-//! Order: packages first (they create config dirs and units), then kernel
+//! Order: apt sources, then packages (they create config dirs and units), then kernel
 //! modules before the sysctls that need them (br_netfilter provides
 //! net.bridge.*), swap, plain directories and files, the typed configs, and
-//! services last. On the first failed task the run stops (remaining tasks are
+//! services, and last the clean-up of what left the spec (see
+//! [`crate::managed`]). On the first failed task the run stops (remaining tasks are
 //! reported as skipped) and handlers are not run; they stay pending on the
 //! node for the next run.
 
 use crate::handlers::Pending;
+use crate::managed::{Managed, Record};
 use crate::modules::{
-    containerd::ContainerdTask, crictl::CrictlTask, directory::DirectoryTask, file::FileTask, kmod::KernelModulesTask,
-    kubelet::KubeletTask, package::PackageTask, service::ServiceTask, swap::SwapOffTask, sysctl::SysctlTask,
+    apt_repository::AptRepositoryTask, containerd::ContainerdTask, crictl::CrictlTask, directory::DirectoryTask,
+    file::FileTask, kmod::KernelModulesTask, kubelet::KubeletTask, package::PackageTask, service::ServiceTask,
+    swap::SwapOffTask, sysctl::SysctlTask,
 };
 use crate::report::{Report, RunMode, Status, TaskReport};
 use crate::spec::NodeSpec;
@@ -22,8 +25,11 @@ const UNIT_DIRS: [&str; 3] = ["/etc/systemd/system/", "/lib/systemd/system/", "/
 
 pub fn build_tasks(spec: &NodeSpec) -> Vec<Box<dyn Task>> {
     let mut t: Vec<Box<dyn Task>> = vec![];
+    for (name, r) in &spec.apt_repository {
+        t.push(Box::new(AptRepositoryTask::new(name, r)));
+    }
     for (name, p) in &spec.package {
-        t.push(Box::new(PackageTask { name: name.clone(), spec: p.clone() }));
+        t.push(Box::new(PackageTask::new(name, p, spec.apt.as_ref())));
     }
     if !spec.kernel_modules.is_empty() {
         t.push(Box::new(KernelModulesTask { modules: spec.kernel_modules.clone() }));
@@ -90,23 +96,43 @@ pub fn run_tasks(tasks: &[Box<dyn Task>], ctx: &Context, mode: RunMode) -> Repor
             );
         }
     };
+    let fail_early = |what: &str, e: String| {
+        Report::new(mode, root.clone(), vec![handler(what.into(), Status::Failed, Instant::now(), Some(e))])
+    };
+    // What the agent managed before, and what this spec manages.
+    let record = match Record::load(&ctx.root) {
+        Ok(r) => r,
+        Err(e) => return fail_early("load the record of managed state", e),
+    };
+    let items: Vec<Managed> = tasks.iter().flat_map(|t| t.managed()).collect();
+    let desired = record.desired(&items, ctx);
+    let intent = record.union(&desired);
+    if mode == RunMode::Apply && intent != record {
+        // Durable before anything is written, so nothing written goes unrecorded.
+        if let Err(e) = intent.save(&ctx.root) {
+            return fail_early("save the record of managed state", e);
+        }
+    }
+    let cleanup = intent.removals(&desired);
+    let mut all: Vec<&dyn Task> = tasks.iter().map(|t| t.as_ref()).collect();
+    all.extend(cleanup.as_ref().map(|c| c as &dyn Task));
     let mut failed = false;
-    for task in tasks {
+    for task in all {
         let start = Instant::now();
         if failed {
-            out.push(report(task.as_ref(), Status::Skipped, start, vec![], None));
+            out.push(report(task, Status::Skipped, start, vec![], None));
             continue;
         }
         let changes = match task.check(ctx) {
             Ok(c) => c,
             Err(e) => {
                 failed = true;
-                out.push(report(task.as_ref(), Status::Failed, start, vec![], Some(e.to_string())));
+                out.push(report(task, Status::Failed, start, vec![], Some(e.to_string())));
                 continue;
             }
         };
         if changes.is_empty() {
-            out.push(report(task.as_ref(), Status::Ok, start, changes, None));
+            out.push(report(task, Status::Ok, start, changes, None));
             continue;
         }
         // Record what this change will owe. In check mode only in memory.
@@ -127,11 +153,18 @@ pub fn run_tasks(tasks: &[Box<dyn Task>], ctx: &Context, mode: RunMode) -> Repor
             }
         }
         match result {
-            Ok(()) => out.push(report(task.as_ref(), Status::Changed, start, changes, None)),
+            Ok(()) => out.push(report(task, Status::Changed, start, changes, None)),
             Err(e) => {
                 failed = true;
-                out.push(report(task.as_ref(), Status::Failed, start, changes, Some(e)));
+                out.push(report(task, Status::Failed, start, changes, Some(e)));
             }
+        }
+    }
+    if !failed && mode == RunMode::Apply && desired != intent {
+        // Everything that left the spec is undone: forget it.
+        if let Err(e) = desired.save(&ctx.root) {
+            failed = true;
+            out.push(handler("save the record of managed state".into(), Status::Failed, Instant::now(), Some(e)));
         }
     }
     if !failed {
@@ -161,7 +194,7 @@ fn run_handlers(ctx: &Context, mode: RunMode, pending: &mut Pending) -> Vec<Task
     for unit in pending.restart.clone() {
         let start = Instant::now();
         let r = if mode == RunMode::Apply {
-            ctx.sys.restart(&unit).map_err(|e| format!("restart {unit}: {e}")).and_then(|()| {
+            ctx.sys.try_restart(&unit).map_err(|e| format!("try-restart {unit}: {e}")).and_then(|()| {
                 pending.restart.remove(&unit);
                 pending.save(&ctx.root)
             })
@@ -204,6 +237,7 @@ mod tests {
     #[test]
     fn handler_runs_once_and_only_on_change() {
         let (d, ctx) = testutil::root();
+        ctx.sys.set_running("svc.service", true).unwrap();
         let spec = NodeSpec {
             file: [file("/etc/a", "1", &["svc"]), file("/etc/b", "2", &["svc"])].into(),
             ..Default::default()
@@ -220,6 +254,7 @@ mod tests {
     #[test]
     fn failure_stops_the_run_and_keeps_handlers_pending() {
         let (d, ctx) = testutil::root();
+        ctx.sys.set_running("svc.service", true).unwrap();
         let mut bad = file("/etc/z", "x", &[]);
         bad.1.owner = Some("ghost".into());
         let spec = NodeSpec {
@@ -239,6 +274,43 @@ mod tests {
         assert_eq!(r.tasks.last().unwrap().name, "restart svc.service");
         assert_eq!(restarts(d.path(), "svc.service"), 1);
         assert!(Pending::load(d.path()).unwrap().is_empty());
+    }
+
+    /// A run that fails before the clean-up keeps the removal owed in the record.
+    #[test]
+    fn removal_is_retried_after_a_failed_run() {
+        let (d, ctx) = testutil::root();
+        let a = NodeSpec { file: [file("/etc/a", "1", &[])].into(), ..Default::default() };
+        assert_eq!(run(&a, &ctx, RunMode::Apply).exit_code(), 2);
+        let mut bad = file("/etc/z", "x", &[]);
+        bad.1.owner = Some("ghost".into());
+        let r = run(&NodeSpec { file: [bad].into(), ..Default::default() }, &ctx, RunMode::Apply);
+        assert_eq!(r.exit_code(), 1);
+        assert_eq!(r.tasks.last().unwrap().status, Status::Skipped, "clean-up skipped: {r:#?}");
+        assert!(d.path().join("etc/a").exists());
+        assert!(Record::load(d.path()).unwrap().files.contains("/etc/a"));
+        let r = run(&NodeSpec::default(), &ctx, RunMode::Apply);
+        assert_eq!(r.exit_code(), 2, "{r:#?}");
+        assert!(!d.path().join("etc/a").exists());
+        assert_eq!(Record::load(d.path()).unwrap(), Record::default());
+    }
+
+    /// Handlers are `try-restart`: a unit someone stopped on purpose stays stopped.
+    #[test]
+    fn handler_does_not_start_a_stopped_unit() {
+        let (d, ctx) = testutil::root();
+        ctx.sys.set_running("svc.service", true).unwrap();
+        ctx.sys.set_running("svc.service", false).unwrap();
+        let spec = NodeSpec { file: [file("/etc/a", "1", &["svc"])].into(), ..Default::default() };
+        let r = run(&spec, &ctx, RunMode::Apply);
+        assert_eq!(r.exit_code(), 2, "{r:#?}");
+        let s = SimulatedSystem { root: d.path().to_path_buf() }.load_systemd().unwrap();
+        assert!(!s.units["svc.service"].active, "still stopped");
+        assert_eq!(s.units["svc.service"].restarts, 0);
+        assert!(
+            Pending::load(d.path()).unwrap().is_empty(),
+            "nothing owed: a stopped unit reads the new file when started"
+        );
     }
 
     /// A task that dies half-way through its change (like a crash after
@@ -282,7 +354,8 @@ mod tests {
         let (d, ctx) = testutil::root();
         let spec = NodeSpec {
             file: [file("/etc/systemd/system/foo.service", "[Service]\n", &[])].into(),
-            service: [("foo".to_string(), ServiceSpec { enabled: Some(true), running: Some(true) })].into(),
+            service: [("foo".to_string(), ServiceSpec { enabled: Some(true), running: Some(true), masked: None })]
+                .into(),
             ..Default::default()
         };
         let r = run(&spec, &ctx, RunMode::Apply);

@@ -29,6 +29,12 @@ pub struct NodeSpec {
     /// Turn swap off now, comment swap out of `/etc/fstab`, mask swap units.
     #[serde(default, skip_serializing_if = "is_false")]
     pub swap_off: bool,
+    /// How apt is run for `package` (list refresh age, dpkg lock timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apt: Option<AptSpec>,
+    /// deb822 apt sources keyed by name (`/etc/apt/sources.list.d/<name>.sources`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub apt_repository: BTreeMap<String, AptRepositorySpec>,
     /// Debian packages keyed by package name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub package: BTreeMap<String, PackageSpec>,
@@ -41,6 +47,35 @@ pub struct NodeSpec {
     /// Directories keyed by absolute path.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub directory: BTreeMap<AbsPath, DirectorySpec>,
+}
+
+impl NodeSpec {
+    /// Rules across fields that the types cannot express, checked right after
+    /// parsing (so the provider reports them at plan time too).
+    /// `Err((key path segments, message))`.
+    pub fn check(&self) -> Result<(), (Vec<String>, String)> {
+        for (name, r) in &self.apt_repository {
+            let at = |k: &str, m: String| (vec!["apt_repository".to_string(), name.clone(), k.to_string()], m);
+            let ok_name = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if !ok_name {
+                return Err((
+                    vec!["apt_repository".into(), name.clone()],
+                    format!("invalid name {name:?}: letters, digits, '.', '_', '-'"),
+                ));
+            }
+            r.check().map_err(|(k, m)| at(k, m))?;
+        }
+        for (name, sv) in &self.service {
+            if sv.masked == Some(true) && (sv.enabled == Some(true) || sv.running == Some(true)) {
+                return Err((
+                    vec!["service".into(), name.clone(), "masked".into()],
+                    "masked = true conflicts with enabled = true / running = true".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -226,15 +261,133 @@ pub struct PackageSpec {
     /// `Some(true)` = held (apt-mark hold), `Some(false)` = not held, `None` = leave alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<bool>,
+    /// Let apt install an older `version` than the installed one (`--allow-downgrades`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_downgrade: bool,
+    /// Let apt change the version of a held package (`--allow-change-held-packages`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_change_held: bool,
+}
+
+/// apt settings for all package tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AptSpec {
+    /// `apt-get update` before installing when the package lists are older
+    /// than this many seconds (or missing, or a repository changed).
+    #[serde(default = "default_lists_max_age")]
+    pub lists_max_age: u64,
+    /// Seconds to wait for another apt/dpkg to release the lock.
+    #[serde(default = "default_lock_timeout")]
+    pub lock_timeout: u32,
+}
+
+fn default_lists_max_age() -> u64 {
+    3600
+}
+fn default_lock_timeout() -> u32 {
+    120
+}
+
+impl Default for AptSpec {
+    fn default() -> Self {
+        AptSpec { lists_max_age: default_lists_max_age(), lock_timeout: default_lock_timeout() }
+    }
+}
+
+/// A deb822 source, e.g. pkgs.k8s.io or a local mirror.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AptRepositorySpec {
+    /// `URIs`, e.g. ["https://pkgs.k8s.io/core:/stable:/v1.35/deb/"].
+    pub uris: Vec<String>,
+    /// `Suites`, e.g. ["/"] for a flat repository or ["bookworm"].
+    pub suites: Vec<String>,
+    /// `Components`; empty for a flat repository (suite ending in `/`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<String>,
+    /// `Architectures`; empty = apt's default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub architectures: Vec<String>,
+    /// Signing key: ASCII-armored (`-----BEGIN PGP PUBLIC KEY BLOCK-----`),
+    /// written to `/etc/apt/keyrings/<name>.asc`, or a binary keyring (as
+    /// `gpg --export` writes it) in base64, written to `<name>.gpg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Unsigned repository (a local mirror): `Trusted: yes`, no key.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub trusted: bool,
+}
+
+/// A signing key as given in the spec, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keyring {
+    Armored(Vec<u8>),
+    Binary(Vec<u8>),
+}
+
+impl AptRepositorySpec {
+    /// `Err((field, message))`.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        for (key, values, required) in [
+            ("uris", &self.uris, true),
+            ("suites", &self.suites, true),
+            ("components", &self.components, false),
+            ("architectures", &self.architectures, false),
+        ] {
+            if required && values.is_empty() {
+                return Err((key, "must not be empty".into()));
+            }
+            if let Some(v) = values.iter().find(|v| v.is_empty() || v.contains(char::is_whitespace)) {
+                return Err((key, format!("{v:?} must be one word without whitespace")));
+            }
+        }
+        // deb822: a flat repository (suite ending in '/') has no components, any other needs some.
+        let flat = self.suites.iter().all(|x| x.ends_with('/'));
+        if flat != self.components.is_empty() {
+            let m = if flat {
+                "must be empty for a flat repository (suite ending in '/')"
+            } else {
+                "required unless the suite ends in '/'"
+            };
+            return Err(("components", m.into()));
+        }
+        match (&self.key, self.trusted) {
+            (Some(_), true) => Err(("trusted", "a repository has either a key or trusted = true".into())),
+            (None, false) => Err(("key", "required (or trusted = true for an unsigned local mirror)".into())),
+            _ => self.keyring().map(drop).map_err(|e| ("key", e)),
+        }
+    }
+
+    pub fn keyring(&self) -> Result<Option<Keyring>, String> {
+        use base64::Engine;
+        let Some(key) = &self.key else { return Ok(None) };
+        if key.trim_start().starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----") {
+            return Ok(Some(Keyring::Armored(key.clone().into_bytes())));
+        }
+        let compact: String = key.split_whitespace().collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map(|b| Some(Keyring::Binary(b)))
+            .map_err(|e| format!("neither an armored key nor a base64 binary keyring: {e}"))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSpec {
+    /// Started at boot. `true` is also satisfied by units that cannot be
+    /// enabled (static, generated, indirect, alias).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Running now. `true` is also satisfied by a oneshot unit that already
+    /// ran successfully since boot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running: Option<bool>,
+    /// `true` = masked (never started), `false` = unmasked; unset = a masked
+    /// unit is an error when `enabled` or `running` is `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masked: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

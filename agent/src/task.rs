@@ -58,9 +58,28 @@ pub struct Context {
 }
 
 impl Context {
-    /// Real commands for `/`, simulated live state for any other root.
-    pub fn new(root: &Path) -> Self {
-        Context { root: root.to_path_buf(), sys: crate::system::for_root(root) }
+    /// Files under `root`, live state (sysctl, modules, swap, systemd, apt) of
+    /// this host through the real commands.
+    pub fn host(root: &Path) -> Self {
+        Context { root: root.to_path_buf(), sys: Box::new(crate::system::HostSystem::default()) }
+    }
+    /// Files and live state both inside `root` (test beds without systemd, unit
+    /// tests). Refuses a root that is, or shares its dpkg database with, the
+    /// running system, so a simulation can never be mistaken for the host.
+    pub fn simulated(root: &Path) -> Result<Self, String> {
+        crate::system::check_simulation_root(root, Path::new("/"))?;
+        Ok(Context {
+            root: root.to_path_buf(),
+            sys: Box::new(crate::system::SimulatedSystem { root: root.to_path_buf() }),
+        })
+    }
+    /// [`Context::simulated`] when `simulate`, else [`Context::host`].
+    pub fn new(root: &Path, simulate: bool) -> Result<Self, String> {
+        if simulate {
+            Self::simulated(root)
+        } else {
+            Ok(Self::host(root))
+        }
     }
     pub fn path(&self, abs: &str) -> PathBuf {
         node_path(&self.root, abs)
@@ -83,4 +102,9 @@ pub trait Task {
     fn check(&self, ctx: &Context) -> Result<Vec<Change>, TaskError>;
     /// Bring actual state to the desired state. Idempotent on its own.
     fn apply(&self, ctx: &Context) -> Result<(), TaskError>;
+    /// What this task owns on the node and must be undone once it leaves the
+    /// spec (recorded by the runner, see [`crate::managed`]).
+    fn managed(&self) -> Vec<crate::managed::Managed> {
+        Vec::new()
+    }
 }

@@ -1,5 +1,5 @@
 //! End-to-end tests: the real binary against a temp root seeded with a fake
-//! Debian node. Live state is simulated inside the root (see `system.rs`).
+//! Debian node. Live state is simulated inside the root (`--simulate`, see `system.rs`).
 
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -53,7 +53,7 @@ fn seeded_root() -> tempfile::TempDir {
 }
 
 fn agent(args: &[&str], root: &Path) -> Output {
-    Command::new(BIN).args(args).arg("--root").arg(root).output().unwrap()
+    Command::new(BIN).args(args).arg("--simulate").arg("--root").arg(root).output().unwrap()
 }
 
 fn json_report(args: &[&str], root: &Path) -> (i32, Report) {
@@ -112,7 +112,8 @@ fn apply_changes_then_second_apply_is_a_noop() {
     let read = |p: &str| fs::read_to_string(r.join(p)).unwrap();
     assert!(read("etc/containerd/config.toml").contains("SystemdCgroup = true"));
     assert!(read("etc/containerd/certs.d/docker.io/hosts.toml").contains("https://mirror.example:5000"));
-    assert!(read("var/lib/kubelet/config.yaml").contains("cgroupDriver: systemd"));
+    assert!(read("etc/kubernetes/kubelet.conf.d/50-strata.conf").contains("cgroupDriver: systemd"));
+    assert!(!r.join("var/lib/kubelet/config.yaml").exists(), "kubeadm's");
     assert!(read("etc/fstab").contains("#/swap.img"));
     assert_eq!(read("proc/sys/net/ipv4/ip_forward").trim(), "1");
     assert!(read("proc/modules").contains("br_netfilter"));
@@ -121,7 +122,9 @@ fn apply_changes_then_second_apply_is_a_noop() {
     );
     assert_eq!(read("proc/swaps").lines().count(), 1, "only the header is left");
     assert_eq!(restarts(r, "containerd.service"), 1);
-    assert_eq!(restarts(r, "kubelet.service"), 1);
+    // kubelet is only enabled, not running: try-restart leaves it stopped.
+    assert_eq!(restarts(r, "kubelet.service"), 0);
+    assert!(!sim(r).units["kubelet.service"].active);
     assert!(!r.join(PENDING_FILE.trim_start_matches('/')).exists());
 
     // Second run: nothing to do, exit 0, no restarts.
@@ -200,7 +203,7 @@ fn json_report_is_machine_readable() {
 fn spec_from_stdin_is_sniffed() {
     let d = seeded_root();
     let mut child = Command::new(BIN)
-        .args(["check", "-", "--root"])
+        .args(["check", "-", "--simulate", "--root"])
         .arg(d.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -301,7 +304,12 @@ fn failed_restart_stays_pending_until_it_succeeds() {
     let d = seeded_root();
     let r = d.path();
     let spec = example("k8s-node.hcl");
-    write(r, SIM_SYSTEMD, r#"{"fail_restart": ["containerd.service"]}"#);
+    // kubelet already runs (try-restart restarts only running units).
+    write(
+        r,
+        SIM_SYSTEMD,
+        r#"{"fail_restart": ["containerd.service"], "units": {"kubelet.service": {"active": true}}}"#,
+    );
     let (code, rep) = json_report(&["apply", spec.to_str().unwrap()], r);
     assert_eq!(code, 1);
     let h = rep.tasks.iter().find(|t| t.name == "restart containerd.service").unwrap();
@@ -359,6 +367,9 @@ fn usage_errors_exit_64_never_2() {
         (vec!["frobnicate"], "frobnicate"),
         (vec!["apply", missing.to_str().unwrap(), "--root", d.path().to_str().unwrap()], "no-such-spec.json"),
         (vec!["check", spec, "--root", "/no/such/root"], "--root"),
+        // A simulation of the running system itself is refused, whatever the spelling of `/`.
+        (vec!["check", spec, "--simulate", "--root", "/"], "own root"),
+        (vec!["check", spec, "--simulate", "--root", "/usr/.."], "own root"),
     ];
     for (args, names) in cases {
         let out = Command::new(BIN).args(&args).output().unwrap();
@@ -389,4 +400,108 @@ fn help_documents_the_exit_codes_and_exits_0() {
     ] {
         assert!(help.contains(line), "--help lists {line:?}: {help}");
     }
+}
+
+fn spec_file(dir: &Path, name: &str, json: serde_json::Value) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, json.to_string()).unwrap();
+    p
+}
+
+/// What leaves the spec is undone on the next apply, and `check` shows it
+/// beforehand without touching anything.
+#[test]
+fn removed_files_mirrors_and_sysctls_are_undone() {
+    let d = seeded_root();
+    let r = d.path();
+    let specs = tempfile::tempdir().unwrap();
+    write(r, "/proc/sys/vm/swappiness", "60\n");
+    let mirror = |host: &str| serde_json::json!({ "endpoints": [format!("https://{host}")] });
+    let full = spec_file(
+        specs.path(),
+        "full.json",
+        serde_json::json!({
+            "file": { "/etc/a.conf": { "content": "a\n" }, "/etc/b.conf": { "content": "b\n" } },
+            "containerd": { "registry_mirror": { "docker.io": mirror("m1.example"), "quay.io": mirror("m2.example") } },
+            "sysctl": { "net.ipv4.ip_forward": 1, "vm.swappiness": 10 },
+        }),
+    );
+    let (code, _) = json_report(&["apply", full.to_str().unwrap()], r);
+    assert_eq!(code, 2);
+    assert_eq!(fs::read_to_string(r.join("proc/sys/vm/swappiness")).unwrap().trim(), "10");
+
+    let less = spec_file(
+        specs.path(),
+        "less.json",
+        serde_json::json!({
+            "file": { "/etc/b.conf": { "content": "b\n" } },
+            "containerd": { "registry_mirror": { "docker.io": mirror("m1.example") } },
+            "sysctl": { "net.ipv4.ip_forward": 1 },
+        }),
+    );
+    // check: the removals are planned, the tree is byte-identical.
+    let before = tree_hash(r);
+    let (code, rep) = json_report(&["check", less.to_str().unwrap()], r);
+    assert_eq!(code, 2);
+    assert_eq!(tree_hash(r), before, "check modified the tree");
+    let cleanup = rep.tasks.iter().find(|t| t.module == "cleanup").expect("a clean-up task");
+    let whats: Vec<&str> = cleanup.changes.iter().map(|c| c.what.as_str()).collect();
+    assert_eq!(
+        whats,
+        vec![
+            "remove /etc/a.conf (no longer in the spec)",
+            "remove /etc/containerd/certs.d/quay.io/hosts.toml (no longer in the spec)",
+            "restore vm.swappiness: 10 -> 60 (its value before strata-agent; no longer in the spec)",
+        ]
+    );
+
+    let (code, _) = json_report(&["apply", less.to_str().unwrap()], r);
+    assert_eq!(code, 2);
+    assert!(!r.join("etc/a.conf").exists());
+    assert!(r.join("etc/b.conf").exists());
+    assert!(!r.join("etc/containerd/certs.d/quay.io").exists(), "the mirror's directory goes with it");
+    assert!(r.join("etc/containerd/certs.d/docker.io/hosts.toml").exists());
+    assert_eq!(fs::read_to_string(r.join("proc/sys/vm/swappiness")).unwrap().trim(), "60");
+    let dropin = fs::read_to_string(r.join("etc/sysctl.d/99-strata.conf")).unwrap();
+    assert!(!dropin.contains("swappiness") && dropin.contains("ip_forward"), "{dropin}");
+    // Undone once: the next runs have nothing to do.
+    let (code, rep) = json_report(&["apply", less.to_str().unwrap()], r);
+    assert_eq!((code, rep.recap.changed), (0, 0), "{rep:#?}");
+
+    // An empty spec removes the rest, the sysctl drop-in included.
+    let none = spec_file(specs.path(), "none.json", serde_json::json!({}));
+    let (code, _) = json_report(&["apply", none.to_str().unwrap()], r);
+    assert_eq!(code, 2);
+    assert!(!r.join("etc/b.conf").exists() && !r.join("etc/sysctl.d/99-strata.conf").exists());
+    assert_eq!(fs::read_to_string(r.join("proc/sys/net/ipv4/ip_forward")).unwrap().trim(), "0");
+    let (code, _) = json_report(&["apply", none.to_str().unwrap()], r);
+    assert_eq!(code, 0);
+}
+
+/// An earlier agent wrote kubeadm's /var/lib/kubelet/config.yaml; the new one
+/// writes a --config-dir drop-in and lets go of that file without deleting it.
+#[test]
+fn kubelet_config_moves_to_the_drop_in_and_kubeadms_file_stays() {
+    let d = seeded_root();
+    let r = d.path();
+    write(r, "/var/lib/kubelet/config.yaml", "# from kubeadm\nkind: KubeletConfiguration\n");
+    write(r, strata_agent::managed::MANAGED_FILE, r#"{"files": ["/var/lib/kubelet/config.yaml"], "sysctl": {}}"#);
+    let specs = tempfile::tempdir().unwrap();
+    let spec = spec_file(specs.path(), "k.json", serde_json::json!({ "kubelet": { "cgroup_driver": "systemd" } }));
+    let (code, rep) = json_report(&["apply", spec.to_str().unwrap()], r);
+    assert_eq!(code, 2);
+    assert!(rep.tasks.iter().all(|t| t.module != "cleanup"), "nothing to remove: {rep:#?}");
+    assert_eq!(
+        fs::read_to_string(r.join("var/lib/kubelet/config.yaml")).unwrap(),
+        "# from kubeadm\nkind: KubeletConfiguration\n"
+    );
+    assert!(fs::read_to_string(r.join("etc/kubernetes/kubelet.conf.d/50-strata.conf"))
+        .unwrap()
+        .contains("cgroupDriver: systemd"));
+    assert!(fs::read_to_string(r.join("etc/default/kubelet"))
+        .unwrap()
+        .contains("--config-dir=/etc/kubernetes/kubelet.conf.d"));
+    let record = fs::read_to_string(r.join(strata_agent::managed::MANAGED_FILE.trim_start_matches('/'))).unwrap();
+    assert!(!record.contains("/var/lib/kubelet/config.yaml"), "{record}");
+    assert!(record.contains("50-strata.conf"), "{record}");
 }

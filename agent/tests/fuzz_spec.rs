@@ -124,6 +124,30 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
             group: None,
             notify,
         });
+    // Only valid combinations: the parser also checks rules across fields.
+    let apt_repository = (
+        proptest::collection::vec("https?://[a-z.:/0-9]{1,20}", 1..3),
+        any::<bool>(),
+        "[a-z]{1,8}",
+        proptest::collection::vec("[a-z]{1,8}", 1..3),
+        "[ -~\n]{0,40}",
+        any::<bool>(),
+    )
+        .prop_map(|(uris, flat, suite, comps, key, trusted)| AptRepositorySpec {
+            uris,
+            suites: vec![if flat { "/".into() } else { suite }],
+            components: if flat { vec![] } else { comps },
+            architectures: vec![],
+            key: (!trusted).then(|| format!("-----BEGIN PGP PUBLIC KEY BLOCK-----\n{key}")),
+            trusted,
+        });
+    let service =
+        (proptest::option::of(any::<bool>()), proptest::option::of(any::<bool>()), proptest::option::of(any::<bool>()))
+            .prop_map(|(enabled, running, masked)| {
+                // masked = true rules out enabled/running = true.
+                let off = |v: Option<bool>| if masked == Some(true) { v.filter(|x| !x) } else { v };
+                ServiceSpec { enabled: off(enabled), running: off(running), masked }
+            });
     let containerd = (
         any::<bool>(),
         any::<bool>(),
@@ -172,19 +196,44 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
             0..3,
         ),
         proptest::collection::btree_map(abs_path(), file, 0..3),
+        proptest::option::of((0u64..100_000, 0u32..1000)),
+        proptest::collection::btree_map("[a-z][a-z0-9._-]{0,8}", apt_repository, 0..2),
+        proptest::collection::btree_map("[a-z][a-z0-9@.-]{0,8}", service, 0..3),
+        (any::<bool>(), any::<bool>()),
     )
-        .prop_map(|(containerd, kubelet, sysctl, kernel_modules, swap_off, package, file)| NodeSpec {
-            containerd,
-            kubelet,
-            crictl: None,
-            sysctl: sysctl.into_iter().map(|(k, v)| (k, SysctlValue(v))).collect(),
-            kernel_modules,
-            swap_off,
-            package: package.into_iter().map(|(k, (version, hold))| (k, PackageSpec { version, hold })).collect(),
-            service: BTreeMap::new(),
-            file,
-            directory: BTreeMap::new(),
-        })
+        .prop_map(
+            |(
+                containerd,
+                kubelet,
+                sysctl,
+                kernel_modules,
+                swap_off,
+                package,
+                file,
+                apt,
+                repos,
+                service,
+                (down, held),
+            )| NodeSpec {
+                containerd,
+                kubelet,
+                crictl: None,
+                sysctl: sysctl.into_iter().map(|(k, v)| (k, SysctlValue(v))).collect(),
+                kernel_modules,
+                swap_off,
+                package: package
+                    .into_iter()
+                    .map(|(k, (version, hold))| {
+                        (k, PackageSpec { version, hold, allow_downgrade: down, allow_change_held: held })
+                    })
+                    .collect(),
+                apt: apt.map(|(lists_max_age, lock_timeout)| AptSpec { lists_max_age, lock_timeout }),
+                apt_repository: repos,
+                service,
+                file,
+                directory: BTreeMap::new(),
+            },
+        )
 }
 
 proptest! {

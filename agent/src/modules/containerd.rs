@@ -122,6 +122,15 @@ impl Task for ContainerdTask {
     fn apply(&self, ctx: &Context) -> Result<(), TaskError> {
         crate::fsutil::apply_files(&self.files()?, &ctx.root)
     }
+    /// The registry mirrors' hosts.toml files: a mirror that leaves the spec is
+    /// deleted. config.toml is not: without it containerd would lose its CRI settings.
+    fn managed(&self) -> Vec<crate::managed::Managed> {
+        self.spec
+            .registry_mirror
+            .keys()
+            .map(|reg| crate::managed::Managed::File(format!("{}/{reg}/hosts.toml", self.spec.config_path)))
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,9 @@ impl Task for FileTask {
     fn apply(&self, ctx: &Context) -> Result<(), TaskError> {
         self.state.apply(&ctx.root)
     }
+    fn managed(&self) -> Vec<crate::managed::Managed> {
+        vec![crate::managed::Managed::File(self.state.path.clone())]
+    }
 }
 
 #[cfg(test)]

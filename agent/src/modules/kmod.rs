@@ -30,7 +30,14 @@ impl KernelModulesTask {
     }
     fn missing(&self, ctx: &Context) -> Result<Vec<&String>, TaskError> {
         let loaded = ctx.sys.loaded_modules().map_err(TaskError::new)?;
-        Ok(self.modules.iter().filter(|m| !loaded.contains(&module_name(m))).collect())
+        let builtin = ctx.sys.builtin_modules().map_err(TaskError::new)?;
+        Ok(self
+            .modules
+            .iter()
+            .map(|m| (m, module_name(m)))
+            .filter(|(_, n)| !loaded.contains(n) && !builtin.contains(n))
+            .map(|(m, _)| m)
+            .collect())
     }
 }
 
@@ -55,6 +62,9 @@ impl Task for KernelModulesTask {
         }
         Ok(())
     }
+    fn managed(&self) -> Vec<crate::managed::Managed> {
+        vec![crate::managed::Managed::File(MODULES_LOAD.into())]
+    }
 }
 
 #[cfg(test)]
@@ -77,6 +87,26 @@ mod tests {
             std::fs::read_to_string(d.path().join("etc/modules-load.d/strata.conf")).unwrap(),
             "# Managed by strata-agent.\noverlay\nbr_netfilter\n"
         );
+    }
+
+    #[test]
+    fn built_in_modules_count_as_loaded() {
+        let (d, ctx) = testutil::root();
+        std::fs::create_dir_all(d.path().join("proc/sys/kernel")).unwrap();
+        std::fs::write(d.path().join("proc/sys/kernel/osrelease"), "6.12.0-1-amd64\n").unwrap();
+        let dir = d.path().join("lib/modules/6.12.0-1-amd64");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("modules.builtin"),
+            "kernel/fs/overlayfs/overlay.ko\nkernel/net/bridge/br-netfilter.ko\n",
+        )
+        .unwrap();
+        let t = KernelModulesTask { modules: vec!["overlay".into(), "br_netfilter".into(), "nf_conntrack".into()] };
+        let whats: Vec<String> = t.check(&ctx).unwrap().into_iter().map(|c| c.what).collect();
+        assert_eq!(whats, vec!["create /etc/modules-load.d/strata.conf", "load module nf_conntrack"]);
+        // Another kernel's list does not count.
+        std::fs::write(d.path().join("proc/sys/kernel/osrelease"), "6.1.0-18-amd64\n").unwrap();
+        assert_eq!(t.check(&ctx).unwrap().len(), 4);
     }
 
     #[test]

@@ -1,6 +1,12 @@
-//! `kubelet { ... }`: the KubeletConfiguration at `/var/lib/kubelet/config.yaml`
+//! `kubelet { ... }`: a KubeletConfiguration drop-in in the kubelet's
+//! `--config-dir` (`/etc/kubernetes/kubelet.conf.d/`, GA in Kubernetes 1.35),
+//! merged over kubeadm's `/var/lib/kubelet/config.yaml`, which stays kubeadm's;
 //! and `KUBELET_EXTRA_ARGS` in `/etc/default/kubelet` (read by the kubeadm
-//! systemd drop-in as an EnvironmentFile). Changes restart kubelet.
+//! systemd drop-in as an EnvironmentFile), which passes `--config-dir`.
+//! Changes restart kubelet.
+//!
+//! Earlier agents wrote `/var/lib/kubelet/config.yaml` itself; that file is in
+//! [`crate::managed::RELEASED`]: no longer managed, never deleted.
 
 use crate::fsutil::FileState;
 use crate::spec::KubeletSpec;
@@ -8,7 +14,11 @@ use crate::task::{Change, Context, Task, TaskError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-pub const CONFIG: &str = "/var/lib/kubelet/config.yaml";
+pub const CONFIG_DIR: &str = "/etc/kubernetes/kubelet.conf.d";
+/// Drop-ins are merged in file name order; later ones win.
+pub const DROP_IN: &str = "/etc/kubernetes/kubelet.conf.d/50-strata.conf";
+/// kubeadm's file, written by earlier agents.
+pub const LEGACY_CONFIG: &str = "/var/lib/kubelet/config.yaml";
 pub const DEFAULTS: &str = "/etc/default/kubelet";
 
 #[derive(Serialize)]
@@ -78,6 +88,10 @@ pub fn render_config(spec: &KubeletSpec) -> String {
 /// cannot be passed safely and are rejected.
 pub fn render_defaults(spec: &KubeletSpec) -> Result<String, TaskError> {
     let mut args = vec![];
+    // Without it the kubelet ignores the drop-in; a spec's own config-dir wins.
+    if !spec.extra_args.contains_key("config-dir") {
+        args.push(format!("--config-dir={CONFIG_DIR}"));
+    }
     for (k, v) in &spec.extra_args {
         if k.is_empty() || k.starts_with('-') || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(TaskError::new(format!("kubelet.extra_args {k:?}: invalid flag name (use e.g. \"node-ip\")")));
@@ -99,7 +113,7 @@ pub struct KubeletTask {
 impl KubeletTask {
     fn files(&self) -> Result<[FileState; 2], TaskError> {
         Ok([
-            FileState::new(CONFIG, render_config(&self.spec)).with_mode(0o644),
+            FileState::new(DROP_IN, render_config(&self.spec)).with_mode(0o644),
             FileState::new(DEFAULTS, render_defaults(&self.spec)?).with_mode(0o644),
         ])
     }
@@ -120,6 +134,9 @@ impl Task for KubeletTask {
     }
     fn apply(&self, ctx: &Context) -> Result<(), TaskError> {
         crate::fsutil::apply_files(&self.files()?, &ctx.root)
+    }
+    fn managed(&self) -> Vec<crate::managed::Managed> {
+        vec![crate::managed::Managed::File(DROP_IN.into())]
     }
 }
 
@@ -160,7 +177,7 @@ mod tests {
     fn extra_args_rendered_and_validated() {
         assert_eq!(
             render_defaults(&spec()).unwrap(),
-            "# Managed by strata-agent.\nKUBELET_EXTRA_ARGS=\"--node-ip=10.0.0.5\"\n"
+            "# Managed by strata-agent.\nKUBELET_EXTRA_ARGS=\"--config-dir=/etc/kubernetes/kubelet.conf.d --node-ip=10.0.0.5\"\n"
         );
         let mut s = spec();
         s.extra_args.insert("node-labels".into(), "a=b c=d".into());
@@ -176,9 +193,15 @@ mod tests {
         assert_eq!(t.check(&ctx).unwrap().len(), 2);
         t.apply(&ctx).unwrap();
         assert!(t.check(&ctx).unwrap().is_empty());
-        assert!(std::fs::read_to_string(d.path().join("var/lib/kubelet/config.yaml"))
+        assert!(std::fs::read_to_string(d.path().join("etc/kubernetes/kubelet.conf.d/50-strata.conf"))
             .unwrap()
             .contains("cgroupDriver: cgroupfs"));
+        assert!(!d.path().join("var/lib/kubelet/config.yaml").exists(), "kubeadm's file is left to kubeadm");
+        // A config-dir of the spec's own replaces ours.
+        let mut s = spec();
+        s.extra_args.insert("config-dir".into(), "/etc/kubelet.d".into());
+        let d = render_defaults(&s).unwrap();
+        assert!(d.contains("--config-dir=/etc/kubelet.d") && !d.contains("kubelet.conf.d"), "{d}");
     }
 
     proptest! {

@@ -1,5 +1,6 @@
 //! One module per kind of task, each implementing [`crate::task::Task`].
 
+pub mod apt_repository;
 pub mod containerd;
 pub mod crictl;
 pub mod directory;
@@ -32,7 +33,7 @@ pub(crate) mod testutil {
         fs::create_dir_all(d.path().join("etc")).unwrap();
         fs::write(d.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\n").unwrap();
         fs::write(d.path().join("etc/group"), "root:x:0:\n").unwrap();
-        let ctx = Context::new(d.path());
+        let ctx = Context::simulated(d.path()).unwrap();
         (d, ctx)
     }
 }

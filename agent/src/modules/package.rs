@@ -2,7 +2,8 @@
 //! (so it works under `--root`); changes go through apt via [`crate::system::System`].
 
 use crate::fsutil::{node_path, read_optional};
-use crate::spec::PackageSpec;
+use crate::spec::{AptSpec, PackageSpec};
+use crate::system::AptOptions;
 use crate::task::{Change, Context, Task, TaskError};
 use std::path::Path;
 
@@ -43,12 +44,23 @@ pub fn installed(root: &Path, name: &str) -> Result<Option<Installed>, String> {
     Ok(None)
 }
 
+/// Written by `apt_repository` when a source changed, removed after the next
+/// `apt-get update`: a new repository's packages are not in the old lists.
+pub const LISTS_STALE: &str = "/var/lib/strata/agent/apt-lists-stale";
+
 pub struct PackageTask {
     pub name: String,
     pub spec: PackageSpec,
+    pub apt: AptSpec,
 }
 
 impl PackageTask {
+    pub fn new(name: &str, spec: &PackageSpec, apt: Option<&AptSpec>) -> Self {
+        PackageTask { name: name.to_string(), spec: spec.clone(), apt: apt.cloned().unwrap_or_default() }
+    }
+    fn err(&self, e: impl std::fmt::Display) -> TaskError {
+        TaskError::new(format!("package {}: {e}", self.name))
+    }
     fn validate(&self) -> Result<(), TaskError> {
         // Debian policy: lowercase alnum and + - . ; reject anything apt might read as an option.
         let ok = self.name.len() > 1
@@ -59,19 +71,52 @@ impl PackageTask {
         }
         if let Some(v) = &self.spec.version {
             if v.is_empty() || v.contains(char::is_whitespace) || v.starts_with('-') {
-                return Err(TaskError::new(format!("package {}: invalid version {v:?}", self.name)));
+                return Err(self.err(format!("invalid version {v:?}")));
             }
         }
         Ok(())
     }
     fn current(&self, ctx: &Context) -> Result<Option<Installed>, TaskError> {
-        installed(&ctx.root, &self.name).map_err(|e| TaskError::new(format!("package {}: {e}", self.name)))
+        installed(ctx.sys.root(), &self.name).map_err(|e| self.err(e))
     }
     fn needs_install(&self, cur: &Option<Installed>) -> bool {
         match (cur, &self.spec.version) {
             (None, _) => true,
             (Some(i), Some(v)) => &i.version != v,
             (Some(_), None) => false,
+        }
+    }
+    fn options(&self) -> AptOptions {
+        AptOptions {
+            lock_timeout: self.apt.lock_timeout,
+            allow_downgrades: self.spec.allow_downgrade,
+            allow_change_held_packages: self.spec.allow_change_held,
+        }
+    }
+    /// Why the package lists must be refreshed before installing, if they must.
+    fn lists_stale(&self, ctx: &Context) -> Result<Option<String>, TaskError> {
+        if ctx.path(LISTS_STALE).exists() {
+            return Ok(Some("an apt source changed".into()));
+        }
+        Ok(match ctx.sys.apt_lists_age().map_err(|e| self.err(e))? {
+            None => Some("no package lists".into()),
+            Some(age) if age.as_secs() > self.apt.lists_max_age => {
+                Some(format!("package lists older than {}s", self.apt.lists_max_age))
+            }
+            Some(_) => None,
+        })
+    }
+    /// A version change of a held package needs the spec's consent; apt's own
+    /// refusal would not say which key to set.
+    fn check_hold(&self, cur: &Option<Installed>) -> Result<(), TaskError> {
+        match cur {
+            Some(i) if i.held && self.needs_install(cur) && !self.spec.allow_change_held => Err(self.err(format!(
+                "held at {}; set package.{}.allow_change_held = true to change it to {}",
+                i.version,
+                self.name,
+                self.spec.version.as_deref().unwrap_or("?")
+            ))),
+            _ => Ok(()),
         }
     }
 }
@@ -86,8 +131,12 @@ impl Task for PackageTask {
     fn check(&self, ctx: &Context) -> Result<Vec<Change>, TaskError> {
         self.validate()?;
         let cur = self.current(ctx)?;
+        self.check_hold(&cur)?;
         let mut c = vec![];
         if self.needs_install(&cur) {
+            if let Some(why) = self.lists_stale(ctx)? {
+                c.push(Change::new(format!("apt-get update ({why})")));
+            }
             let want = self.spec.version.as_deref().unwrap_or("latest");
             c.push(Change::new(match &cur {
                 None => format!("install {}={want}", self.name),
@@ -102,14 +151,22 @@ impl Task for PackageTask {
     }
     fn apply(&self, ctx: &Context) -> Result<(), TaskError> {
         self.validate()?;
-        let err = |e| TaskError::new(format!("package {}: {e}", self.name));
         let cur = self.current(ctx)?;
+        self.check_hold(&cur)?;
+        let opts = self.options();
         if self.needs_install(&cur) {
-            ctx.sys.install_package(&self.name, self.spec.version.as_deref()).map_err(err)?;
+            if self.lists_stale(ctx)?.is_some() {
+                ctx.sys.apt_update(&opts).map_err(|e| self.err(e))?;
+                match std::fs::remove_file(ctx.path(LISTS_STALE)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(self.err(e)),
+                    _ => {}
+                }
+            }
+            ctx.sys.install_package(&self.name, self.spec.version.as_deref(), &opts).map_err(|e| self.err(e))?;
         }
         let held = self.current(ctx)?.is_some_and(|i| i.held);
         if let Some(h) = self.spec.hold.filter(|h| *h != held) {
-            ctx.sys.set_package_hold(&self.name, h).map_err(err)?;
+            ctx.sys.set_package_hold(&self.name, h).map_err(|e| self.err(e))?;
         }
         Ok(())
     }
@@ -128,6 +185,52 @@ mod tests {
         std::fs::write(d.join("var/lib/dpkg/status"), STATUS).unwrap();
     }
 
+    fn pkg(name: &str, version: Option<&str>, hold: Option<bool>) -> PackageTask {
+        let spec = PackageSpec { version: version.map(str::to_string), hold, ..Default::default() };
+        PackageTask::new(name, &spec, None)
+    }
+
+    fn fresh_lists(d: &Path) {
+        std::fs::create_dir_all(d.join("var/lib/apt/lists")).unwrap();
+        std::fs::write(d.join("var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"), "")
+            .unwrap();
+    }
+
+    fn updates(d: &Path) -> u32 {
+        std::fs::read_to_string(d.join("var/lib/apt/lists/simulated_Packages")).map_or(0, |s| s.trim().parse().unwrap())
+    }
+
+    #[test]
+    fn lists_are_updated_when_missing_old_or_marked_stale_and_only_to_install() {
+        let (d, ctx) = testutil::root();
+        seed(d.path());
+        let t = pkg("kubelet", Some("1.35.0-1.1"), None);
+        assert_eq!(t.check(&ctx).unwrap()[0].what, "apt-get update (no package lists)");
+        t.apply(&ctx).unwrap();
+        assert_eq!(updates(d.path()), 1);
+        // Fresh lists: installing something else does not update again.
+        let u = pkg("kubeadm", Some("1.35.0-1.1"), None);
+        assert_eq!(u.check(&ctx).unwrap(), vec![Change::new("install kubeadm=1.35.0-1.1")]);
+        // A changed source marks the lists stale.
+        crate::fsutil::atomic_write(&ctx.path(LISTS_STALE), b"", 0o644, None).unwrap();
+        assert_eq!(u.check(&ctx).unwrap()[0].what, "apt-get update (an apt source changed)");
+        u.apply(&ctx).unwrap();
+        assert_eq!(updates(d.path()), 2);
+        assert!(!ctx.path(LISTS_STALE).exists());
+        // Older than the configured age.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        let f =
+            std::fs::File::options().write(true).open(d.path().join("var/lib/apt/lists/simulated_Packages")).unwrap();
+        f.set_modified(old).unwrap();
+        let mut v = pkg("kubectl", None, None);
+        assert_eq!(v.check(&ctx).unwrap()[0].what, "apt-get update (package lists older than 3600s)");
+        v.apt.lists_max_age = 10_000;
+        assert_eq!(v.check(&ctx).unwrap(), vec![Change::new("install kubectl=latest")]);
+        // Nothing to install: no update, however old the lists.
+        v.apt.lists_max_age = 0;
+        assert!(pkg("kubelet", Some("1.35.0-1.1"), None).check(&ctx).unwrap().is_empty());
+    }
+
     #[test]
     fn reads_dpkg_status() {
         let (d, _ctx) = testutil::root();
@@ -144,12 +247,10 @@ mod tests {
     fn hold_upgrade_and_install_converge() {
         let (d, ctx) = testutil::root();
         seed(d.path());
-        let hold = PackageTask {
-            name: "containerd".into(),
-            spec: PackageSpec { version: Some("1.6.20~ds1-1".into()), hold: Some(true) },
-        };
+        fresh_lists(d.path());
+        let hold = pkg("containerd", Some("1.6.20~ds1-1"), Some(true));
         assert_eq!(hold.check(&ctx).unwrap(), vec![Change::new("hold containerd")]);
-        let up = PackageTask { name: "runc".into(), spec: PackageSpec { version: Some("1.1.12".into()), hold: None } };
+        let up = pkg("runc", Some("1.1.12"), None);
         assert_eq!(up.check(&ctx).unwrap(), vec![Change::new("install runc=1.1.12")]);
         hold.apply(&ctx).unwrap();
         up.apply(&ctx).unwrap();
@@ -159,11 +260,11 @@ mod tests {
         // Other stanzas survive the edit.
         let status = std::fs::read_to_string(d.path().join("var/lib/dpkg/status")).unwrap();
         assert!(status.contains("Architecture: amd64"));
-        // A held package is upgraded and stays held.
-        let newer = PackageTask {
-            name: "containerd".into(),
-            spec: PackageSpec { version: Some("1.7.0".into()), hold: Some(true) },
-        };
+        // A held package changes version only when the spec allows it, and stays held.
+        let mut newer = pkg("containerd", Some("1.7.0"), Some(true));
+        let e = newer.check(&ctx).unwrap_err().to_string();
+        assert!(e.contains("package.containerd.allow_change_held"), "{e}");
+        newer.spec.allow_change_held = true;
         assert_eq!(newer.check(&ctx).unwrap(), vec![Change::new("containerd 1.6.20~ds1-1 -> 1.7.0")]);
         newer.apply(&ctx).unwrap();
         assert_eq!(installed(d.path(), "containerd").unwrap(), Some(Installed { version: "1.7.0".into(), held: true }));
@@ -172,7 +273,7 @@ mod tests {
     #[test]
     fn option_like_names_are_rejected() {
         let (_d, ctx) = testutil::root();
-        let t = PackageTask { name: "--purge".into(), spec: PackageSpec::default() };
+        let t = pkg("--purge", None, None);
         assert!(t.check(&ctx).unwrap_err().to_string().contains("--purge"));
     }
 
@@ -182,7 +283,8 @@ mod tests {
         fn converges(name in "[a-z][a-z0-9+.-]{1,10}", version in "[0-9]{1,2}\\.[0-9]{1,2}(-[0-9])?", hold in proptest::option::of(any::<bool>())) {
             let (d, ctx) = testutil::root();
             seed(d.path());
-            let t = PackageTask { name, spec: PackageSpec { version: Some(version), hold } };
+            fresh_lists(d.path());
+            let t = pkg(&name, Some(&version), hold);
             t.apply(&ctx).unwrap();
             prop_assert!(t.check(&ctx).unwrap().is_empty());
         }

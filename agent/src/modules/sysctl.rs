@@ -35,7 +35,7 @@ impl SysctlTask {
 }
 
 /// The kernel prints multi-value parameters tab-separated.
-fn normalize(v: &str) -> String {
+pub fn normalize(v: &str) -> String {
     v.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -67,6 +67,11 @@ impl Task for SysctlTask {
             }
         }
         Ok(())
+    }
+    fn managed(&self) -> Vec<crate::managed::Managed> {
+        let mut m = vec![crate::managed::Managed::File(DROP_IN.into())];
+        m.extend(self.values.keys().map(|k| crate::managed::Managed::Sysctl(k.clone())));
+        m
     }
 }
 

@@ -61,7 +61,10 @@ impl NodeConfig {
     /// Runs `strata-agent MODE - --json` with the spec on stdin.
     async fn run_agent(node: &Node, mode: &str, m: &NodeConfigModel) -> anyhow::Result<Report> {
         let spec = serde_json::to_vec(&m.spec_json())?;
-        let root = m.root.as_deref().map(|r| format!(" --root {}", quote(r))).unwrap_or_default();
+        let mut root = m.root.as_deref().map(|r| format!(" --root {}", quote(r))).unwrap_or_default();
+        if m.simulate == Some(true) {
+            root.push_str(" --simulate");
+        }
         let out = node
             .run_input(
                 &format!("running strata-agent {mode}"),
@@ -150,6 +153,17 @@ impl Resource for NodeConfig {
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         connection::validate(config.attr("ssh"), &AttributePath::root("ssh"), diags);
+        // A simulation lives in a tree of its own; without `root` it would be the node itself.
+        if config.attr("simulate") == Some(&Value::Bool(true)) && config.attr("root").is_some_and(|r| *r == Value::Null)
+        {
+            diags.push(
+                Diagnostic::error(
+                    "`simulate` needs `root`",
+                    "simulate = true keeps kernel, systemd and apt state as files inside `root`; set `root` to a directory that is not the node's own `/`.",
+                )
+                .at(AttributePath::root("simulate")),
+            );
+        }
         // The agent's own parser checks the spec: one definition of what is valid. Only
         // the known parts are checked, so a spec error shows at plan even while other
         // values (typically ssh.host, from a VM) are unknown.

@@ -48,6 +48,25 @@ pub struct PackageModel {
     pub name: String,
     pub version: Option<String>,
     pub hold: Option<bool>,
+    pub allow_downgrade: Option<bool>,
+    pub allow_change_held: Option<bool>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Default)]
+pub struct AptModel {
+    pub lists_max_age: Option<i64>,
+    pub lock_timeout: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Default)]
+pub struct AptRepositoryModel {
+    pub name: String,
+    pub uris: Vec<String>,
+    pub suites: Vec<String>,
+    pub components: Option<Vec<String>>,
+    pub architectures: Option<Vec<String>>,
+    pub key: Option<String>,
+    pub trusted: Option<bool>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Default)]
@@ -55,6 +74,7 @@ pub struct ServiceModel {
     pub name: String,
     pub enabled: Option<bool>,
     pub running: Option<bool>,
+    pub masked: Option<bool>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Default)]
@@ -80,12 +100,15 @@ pub struct NodeConfigModel {
     pub id: Option<String>,
     pub ssh: ConnectionModel,
     pub root: Option<String>,
+    pub simulate: Option<bool>,
     pub containerd: Option<ContainerdModel>,
     pub kubelet: Option<KubeletModel>,
     pub crictl: Option<CrictlModel>,
     pub sysctl: Option<BTreeMap<String, String>>,
     pub kernel_modules: Option<Vec<String>>,
     pub swap_off: Option<bool>,
+    pub apt: Option<AptModel>,
+    pub apt_repository: Option<Vec<AptRepositoryModel>>,
     pub package: Option<Vec<PackageModel>>,
     pub service: Option<Vec<ServiceModel>>,
     pub file: Option<Vec<FileModel>>,
@@ -137,6 +160,8 @@ impl NodeConfigModel {
             "sysctl": self.sysctl,
             "kernel_modules": self.kernel_modules,
             "swap_off": self.swap_off,
+            "apt": self.apt,
+            "apt_repository": keyed(&self.apt_repository, "name"),
             "package": keyed(&self.package, "name"),
             "service": keyed(&self.service, "name"),
             "file": keyed(&self.file, "path"),

@@ -44,7 +44,7 @@ pub fn schema() -> Schema {
                             .description("e.g. `[\"pull\", \"resolve\"]`."),
                     ),
             ));
-    let kubelet = Block::new("KubeletConfiguration (`/var/lib/kubelet/config.yaml`) and `/etc/default/kubelet`.")
+    let kubelet = Block::new("KubeletConfiguration drop-in `/etc/kubernetes/kubelet.conf.d/50-strata.conf` (the kubelet's `--config-dir`, passed in `/etc/default/kubelet`); kubeadm's `/var/lib/kubelet/config.yaml` is left to kubeadm.")
         .attribute(
             Attribute::optional("cgroup_driver", Type::String)
                 .validate(Validator::OneOf(vec!["systemd", "cgroupfs"]))
@@ -90,17 +90,24 @@ pub fn schema() -> Schema {
 
     let block = Block::new(
         "The system configuration of a Kubernetes node (containerd, kubelet, crictl, sysctl, kernel modules, swap, \
-         packages, services, files), applied by `strata-agent` over SSH the way Ansible would, idempotently and in \
+         apt sources, packages, services, files), applied by `strata-agent` over SSH the way Ansible would, idempotently and in \
          milliseconds. The provider uploads the agent when it is missing or of another build. Every refresh runs \
          the agent's `check`: what would change shows in `drift`, and the next apply restores it (restarting only \
-         the services whose configuration changed).",
+         the services whose configuration changed). The agent records on the node what it manages: a file, registry \
+         mirror, apt source or sysctl that leaves the configuration is removed (a sysctl gets back its value from \
+         before) on the next apply, and shows in `drift` until then.",
     )
     .attribute(Attribute::computed("id", Type::String).description("The node's host."))
     .attribute(
         Attribute::optional("root", Type::String)
             .requires_replace()
             .validate(Validator::Matches("/[A-Za-z0-9._/-]*", "an absolute path"))
-            .description("Apply under this directory instead of `/` (image building, tests). Kernel and systemd state are then the agent's simulated system inside that directory."),
+            .description("Write files under this directory instead of `/` (image building, test beds). Kernel, systemd and apt state stay the node's own unless `simulate` is set."),
+    )
+    .attribute(
+        Attribute::optional("simulate", Type::Bool)
+            .requires_replace()
+            .description("For test beds without systemd only: kernel, systemd and apt state are simulated as files inside `root` (required) instead of running `sysctl`, `modprobe`, `systemctl` and `apt-get` on the node. The agent refuses a `root` that is the node's own system."),
     )
     .attribute(Attribute::optional("sysctl", Type::map(Type::String)).description("Kernel parameters: drop-in file plus live value."))
     .attribute(Attribute::optional("kernel_modules", Type::list(Type::String)).description("Modules to load now and at boot."))
@@ -121,15 +128,36 @@ pub fn schema() -> Schema {
         Block::new("")
             .attribute(Attribute::required("name", Type::String).description("Package name."))
             .attribute(Attribute::optional("version", Type::String).description("Exact version (default: any)."))
-            .attribute(Attribute::optional("hold", Type::Bool).description("`apt-mark hold` it.")),
+            .attribute(Attribute::optional("hold", Type::Bool).description("`apt-mark hold` it."))
+            .attribute(Attribute::optional("allow_downgrade", Type::Bool).description("Let apt install a `version` older than the installed one (`--allow-downgrades`)."))
+            .attribute(Attribute::optional("allow_change_held", Type::Bool).description("Let apt change the version of a held package (`--allow-change-held-packages`); without it that is an error.")),
+    ))
+    .block(NestedBlock::single(
+        "apt",
+        Block::new("How apt runs for `package` (always non-interactive).")
+            .attribute(Attribute::optional("lists_max_age", Type::Number).validate(Validator::IntBetween(0, 31_536_000)).description("Seconds: `apt-get update` before an install when the package lists are older (default 3600), missing, or an `apt_repository` changed."))
+            .attribute(Attribute::optional("lock_timeout", Type::Number).validate(Validator::IntBetween(0, 86_400)).description("Seconds to wait for another apt/dpkg to release its lock (default 120).")),
+    ))
+    .block(list_of(
+        "apt_repository",
+        "A deb822 apt source, `/etc/apt/sources.list.d/<name>.sources`, e.g. pkgs.k8s.io or a local mirror. A change refreshes the package lists before the next install.",
+        Block::new("")
+            .attribute(Attribute::required("name", Type::String).description("File name without `.sources`."))
+            .attribute(Attribute::required("uris", Type::list(Type::String)).description("e.g. `[\"https://pkgs.k8s.io/core:/stable:/v1.35/deb/\"]`."))
+            .attribute(Attribute::required("suites", Type::list(Type::String)).description("e.g. `[\"/\"]` for a flat repository, `[\"bookworm\"]`."))
+            .attribute(Attribute::optional("components", Type::list(Type::String)).description("e.g. `[\"main\"]`; none for a flat repository."))
+            .attribute(Attribute::optional("architectures", Type::list(Type::String)).description("Default: apt's."))
+            .attribute(Attribute::optional("key", Type::String).description("Signing key, ASCII-armored or a binary keyring in base64; written to `/etc/apt/keyrings/<name>.asc` (`.gpg`) and named in `Signed-By`."))
+            .attribute(Attribute::optional("trusted", Type::Bool).description("An unsigned local mirror (`Trusted: yes`) instead of `key`.")),
     ))
     .block(list_of(
         "service",
         "A systemd service's desired state.",
         Block::new("")
             .attribute(Attribute::required("name", Type::String).description("Unit name."))
-            .attribute(Attribute::optional("enabled", Type::Bool).description("Enabled at boot."))
-            .attribute(Attribute::optional("running", Type::Bool).description("Running now.")),
+            .attribute(Attribute::optional("enabled", Type::Bool).description("Enabled at boot. Units that cannot be enabled (static, generated, indirect, alias) count as enabled."))
+            .attribute(Attribute::optional("running", Type::Bool).description("Running now. A oneshot unit that already ran successfully since boot counts as running."))
+            .attribute(Attribute::optional("masked", Type::Bool).description("`true` masks the unit, `false` unmasks it; unset, a masked unit is an error when `enabled` or `running` is `true`.")),
     ))
     .block(list_of(
         "file",

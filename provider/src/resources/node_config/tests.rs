@@ -120,3 +120,50 @@ fn spec_errors_are_found_while_other_values_are_unknown() {
     }
     assert!(AnyResource::validate(&NodeConfig, &v).is_empty());
 }
+
+#[test]
+fn simulate_needs_a_root_and_becomes_the_agents_flag() {
+    let mut j = k8s_node();
+    j["simulate"] = true.into();
+    let d = AnyResource::validate(&NodeConfig, &config(j.clone()));
+    assert_eq!(d.0.len(), 1, "{d}");
+    assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "simulate");
+    j["root"] = "/srv/strata-root".into();
+    assert!(AnyResource::validate(&NodeConfig, &config(j.clone())).is_empty());
+    // The flag is a CLI option of the agent, not part of the spec it parses.
+    let m: NodeConfigModel = to_model(&config(j)).unwrap();
+    assert!(m.spec_json().get("simulate").is_none());
+    assert_eq!(m.simulate, Some(true));
+}
+
+#[test]
+fn apt_sources_options_and_masked_services_reach_the_agent() {
+    let mut j = k8s_node();
+    j["apt"] = serde_json::json!({"lists_max_age": 600, "lock_timeout": 30});
+    j["apt_repository"] = serde_json::json!([{
+        "name": "kubernetes", "uris": ["https://pkgs.k8s.io/core:/stable:/v1.35/deb/"], "suites": ["/"],
+        "key": "-----BEGIN PGP PUBLIC KEY BLOCK-----\n-----END PGP PUBLIC KEY BLOCK-----\n"
+    }]);
+    j["package"][0]["allow_change_held"] = true.into();
+    j["service"][1]["masked"] = false.into();
+    let m: NodeConfigModel = to_model(&config(j)).unwrap();
+    let spec = strata_agent::parse_spec(&m.spec_json().to_string(), strata_agent::Format::Json).unwrap();
+    assert_eq!(spec.apt.as_ref().map(|a| (a.lists_max_age, a.lock_timeout)), Some((600, 30)));
+    assert_eq!(spec.apt_repository["kubernetes"].suites, vec!["/"]);
+    assert!(spec.package["containerd"].allow_change_held && !spec.package["containerd"].allow_downgrade);
+    assert_eq!(spec.service["kubelet"].masked, Some(false));
+}
+
+#[test]
+fn apt_repository_rules_are_checked_at_plan_time() {
+    let mut j = k8s_node();
+    j["apt_repository"] = serde_json::json!([{
+        "name": "mirror", "uris": ["http://10.0.0.1/debian"], "suites": ["bookworm"], "components": ["main"]
+    }]);
+    let d = AnyResource::validate(&NodeConfig, &config(j.clone()));
+    assert_eq!(d.0.len(), 1, "{d}");
+    assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "apt_repository");
+    assert!(d.0[0].detail.contains("apt_repository.mirror.key"), "{d}");
+    j["apt_repository"][0]["trusted"] = true.into();
+    assert!(AnyResource::validate(&NodeConfig, &config(j)).is_empty());
+}
