@@ -18,6 +18,17 @@ pub fn provider_dir() -> PathBuf {
         assert!(status.success(), "building terraform-provider-strata failed");
         let dir = target_dir().join("debug");
         assert!(dir.join("terraform-provider-strata").exists(), "no provider binary in {}", dir.display());
+        // The agent build the provider ships (no dynamic dependencies), beside it, as
+        // `make build` installs it: a stale one would test yesterday's agent.
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root").to_path_buf();
+        let status = Command::new("bash")
+            .arg(repo.join("scripts/build-agent-static.sh"))
+            .arg(&dir)
+            .env("CARGO_TARGET_DIR", target_dir())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("running scripts/build-agent-static.sh");
+        assert!(status.success(), "building the static strata-agent failed");
         dir
     })
     .clone()

@@ -7,16 +7,9 @@ use strata_acceptance_tests::provider::provider_dir;
 use strata_acceptance_tests::terraform::Workdir;
 use strata_lab::{LabGuard, PveMode, UpOptions};
 
-/// The build `make build` installs beside the provider (scripts/build-agent-static.sh).
+/// The build the provider ships, beside it (scripts/build-agent-static.sh).
 fn static_agent() -> std::path::PathBuf {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let out = Command::new("bash")
-        .arg(repo.join("scripts/build-agent-static.sh"))
-        .arg(provider_dir())
-        .output()
-        .expect("running scripts/build-agent-static.sh");
-    assert!(out.status.success(), "static agent build failed: {}", String::from_utf8_lossy(&out.stderr));
-    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    provider_dir().join("strata-agent-static")
 }
 
 #[test]
