@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+use sha2::Digest;
+
 use strata_acceptance_tests::provider::provider_dir;
 use strata_acceptance_tests::terraform::Workdir;
 use strata_lab::{LabGuard, PveMode, UpOptions};
@@ -45,19 +47,43 @@ fn a_node_of_another_architecture_is_refused_before_anything_is_uploaded() {
     assert!(lab.exec("node1", &["sh", "-c", fake]).unwrap().status.success());
 
     let ssh = &lab.info().ssh;
-    let main_tf = format!(
-        "terraform {{\n  required_providers {{\n    strata = {{ source = \"strata-iac/strata\" }}\n  }}\n}}\n\
-         provider \"strata\" {{\n  ssh {{\n    private_key_file = \"{}\"\n    known_hosts_file = \"{}\"\n  }}\n}}\n\
-         resource \"strata_node_config\" \"n\" {{\n  ssh {{\n    host = \"{node}\"\n  }}\n  swap_off = true\n}}\n",
-        ssh.private_key_file.display(),
-        ssh.known_hosts_file.display()
-    );
-    let wd = Workdir::new(&provider_dir(), &main_tf).unwrap();
+    let main_tf = |extra: &str| {
+        format!(
+            "terraform {{\n  required_providers {{\n    strata = {{ source = \"strata-iac/strata\" }}\n  }}\n}}\n\
+             provider \"strata\" {{\n  ssh {{\n    private_key_file = \"{}\"\n    known_hosts_file = \"{}\"\n  }}\n}}\n\
+             resource \"strata_node_config\" \"n\" {{\n  ssh {{\n    host = \"{node}\"\n  }}\n  root = \"/srv/r\"\n\
+             simulate = true\n  swap_off = true\n{extra}}}\n",
+            ssh.private_key_file.display(),
+            ssh.known_hosts_file.display()
+        )
+    };
+    let wd = Workdir::new(&provider_dir(), &main_tf("")).unwrap();
     let run = wd.run(&["apply", "-auto-approve"]).unwrap();
     let stderr = run.stderr.replace('\n', " ");
     assert_ne!(run.code, 0, "{}", run.stdout);
     assert!(stderr.contains("is a aarch64 machine") && stderr.contains(&node), "{stderr}");
-    assert!(stderr.contains("x86_64") && stderr.contains("STRATA_AGENT_BINARY"), "{stderr}");
+    assert!(stderr.contains("x86_64") && stderr.contains("agent_binary"), "{stderr}");
     let uploaded = lab.exec("node1", &["test", "-e", "/var/lib/strata/strata-agent"]).unwrap();
     assert!(!uploaded.status.success(), "the agent was uploaded to a node it cannot run on");
+
+    // An agent_binary that is not there is refused at plan, naming the attribute.
+    wd.write("main.tf", &main_tf("  agent_binary = \"/nonexistent/strata-agent\"\n")).unwrap();
+    let plan = wd.run(&["plan"]).unwrap();
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
+    assert!(
+        plan.stderr.contains("Invalid agent_binary") && plan.stderr.contains("/nonexistent/strata-agent"),
+        "{}",
+        plan.stderr
+    );
+
+    // Back to an x86_64 node, agent_binary names the build to upload.
+    assert!(lab.exec("node1", &["sh", "-c", "rm -f /root/.bashrc"]).unwrap().status.success());
+    let chosen = tmp.path().join("my-agent");
+    std::fs::copy(static_agent(), &chosen).unwrap();
+    wd.write("main.tf", &main_tf(&format!("  agent_binary = \"{}\"\n", chosen.display()))).unwrap();
+    wd.apply().unwrap();
+    let on_node = lab.exec("node1", &["sha256sum", "/var/lib/strata/strata-agent"]).unwrap();
+    let want = hex::encode(sha2::Sha256::digest(std::fs::read(&chosen).unwrap()));
+    assert!(String::from_utf8_lossy(&on_node.stdout).starts_with(&want), "{on_node:?}");
+    assert_eq!(wd.resource_values("strata_node_config.n").unwrap()["agent_sha256"], want.as_str());
 }

@@ -4,7 +4,7 @@
 //! error naming it instead of an agent that cannot start.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use goblin::elf::{header, Elf};
 use sha2::{Digest, Sha256};
@@ -58,7 +58,7 @@ impl AgentBinary {
         } else {
             Err(format!(
                 "{host} is a {node_arch} machine, but the strata-agent at {} is built for {}. Build the agent for \
-                 {node_arch} and point STRATA_AGENT_BINARY at it.",
+                 {node_arch} and point the resource's `agent_binary` at it.",
                 self.path.display(),
                 self.arch
             ))
@@ -71,8 +71,8 @@ impl AgentBinary {
 /// `make build` puts there, see scripts/build-agent-static.sh) or, in a plain
 /// `cargo build` tree, `strata-agent` (which needs the node's glibc to be compatible).
 /// Read and inspected once per provider process.
-pub fn shipped() -> Result<&'static AgentBinary, String> {
-    static AGENT: OnceLock<Result<AgentBinary, String>> = OnceLock::new();
+pub fn shipped() -> Result<Arc<AgentBinary>, String> {
+    static AGENT: OnceLock<Result<Arc<AgentBinary>, String>> = OnceLock::new();
     AGENT
         .get_or_init(|| {
             let path = match std::env::var_os("STRATA_AGENT_BINARY") {
@@ -88,10 +88,20 @@ pub fn shipped() -> Result<&'static AgentBinary, String> {
                     }
                 }
             };
-            AgentBinary::load(&path).map_err(|e| format!("{e}; set STRATA_AGENT_BINARY"))
+            AgentBinary::load(&path).map(Arc::new).map_err(|e| format!("{e}; set STRATA_AGENT_BINARY"))
         })
-        .as_ref()
-        .map_err(Clone::clone)
+        .clone()
+}
+
+/// The build for one resource: its `agent_binary` (a path on the machine running
+/// Terraform, e.g. an aarch64 build) when set, else the shipped one.
+pub fn for_resource(agent_binary: Option<&str>) -> Result<Arc<AgentBinary>, String> {
+    match agent_binary {
+        Some(p) => AgentBinary::load(Path::new(&crate::node::expand(p)))
+            .map(Arc::new)
+            .map_err(|e| format!("agent_binary: {e}")),
+        None => shipped(),
+    }
 }
 
 #[cfg(test)]
@@ -113,7 +123,7 @@ mod tests {
         assert!(me.check_node("n1", "x86_64\n").is_ok());
         assert!(me.check_node("n1", "amd64").is_ok());
         let e = me.check_node("10.0.0.5", "aarch64").unwrap_err();
-        assert!(e.contains("10.0.0.5 is a aarch64 machine") && e.contains("STRATA_AGENT_BINARY"), "{e}");
+        assert!(e.contains("10.0.0.5 is a aarch64 machine") && e.contains("agent_binary"), "{e}");
     }
 
     #[test]

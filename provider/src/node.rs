@@ -66,7 +66,7 @@ fn config_error(attr: &str, detail: impl Into<String>) -> Diagnostics {
 }
 
 /// `~` and `~/...` are the home directory, as in OpenSSH's own settings.
-fn expand(path: &str) -> String {
+pub fn expand(path: &str) -> String {
     shellexpand::tilde(path).into_owned()
 }
 

@@ -48,8 +48,8 @@ impl NodeConfig {
 
     /// Uploads the agent unless the node already has this exact build; a node of
     /// another architecture is refused before anything is uploaded.
-    async fn ensure_agent(node: &Node) -> anyhow::Result<String> {
-        let local = agent_binary::shipped().map_err(|e| anyhow!(e))?;
+    async fn ensure_agent(node: &Node, m: &NodeConfigModel) -> anyhow::Result<String> {
+        let local = agent_binary::for_resource(m.agent_binary.as_deref()).map_err(|e| anyhow!(e))?;
         let arch = node.run_ok("checking the node's architecture", "uname -m").await?;
         local.check_node(node.label(), &arch).map_err(|e| anyhow!(e))?;
         if Self::remote_sha(node).await?.as_deref() != Some(local.sha256.as_str()) {
@@ -114,7 +114,7 @@ impl NodeConfig {
     async fn converge(ctx: &Context, planned: NodeConfigModel) -> ApplyResult<NodeConfigModel> {
         let node = Node::connect(ctx, &planned.ssh).await?;
         let _exclusive = node.exclusive().await?;
-        let sha = Self::ensure_agent(&node).await?;
+        let sha = Self::ensure_agent(&node, &planned).await?;
         if let Some(root) = &planned.root {
             node.run_ok("creating the root directory", &format!("mkdir -p -- {}", quote(root))).await?;
         }
@@ -190,9 +190,23 @@ impl Resource for NodeConfig {
             *plan.planned.attr_mut("id").expect("id attribute") = host;
         }
         // A new agent build is a change to roll out.
-        if let Ok(local) = agent_binary::shipped() {
-            *plan.planned.attr_mut("agent_sha256").expect("agent_sha256 attribute") =
-                Value::string(local.sha256.clone());
+        let chosen = plan.planned.attr("agent_binary").and_then(Value::as_str).map(str::to_string);
+        let unknown = plan.planned.attr("agent_binary").is_some_and(Value::is_unknown);
+        if unknown {
+            plan.set_unknown("agent_sha256");
+        } else {
+            match agent_binary::for_resource(chosen.as_deref()) {
+                Ok(local) => {
+                    *plan.planned.attr_mut("agent_sha256").expect("agent_sha256 attribute") =
+                        Value::string(local.sha256.clone())
+                }
+                // A build the configuration names must exist and be an executable now.
+                Err(e) if chosen.is_some() => plan
+                    .diagnostics
+                    .push(Diagnostic::error("Invalid agent_binary", e).at(AttributePath::root("agent_binary"))),
+                // The shipped one is checked where it is used (a plan of other resources must not fail).
+                Err(_) => {}
+            }
         }
         // Apply converges: whatever drift the refresh found is planned away.
         *plan.planned.attr_mut("drift").expect("drift attribute") = Value::List(Vec::new());
@@ -206,7 +220,7 @@ impl Resource for NodeConfig {
     }
 
     async fn read(&self, ctx: &Context, state: NodeConfigModel) -> Result<Option<NodeConfigModel>, Diagnostics> {
-        let local = agent_binary::shipped().map_err(agent_error)?;
+        let local = agent_binary::for_resource(state.agent_binary.as_deref()).map_err(agent_error)?;
         let node = Node::connect(ctx, &state.ssh).await?;
         let mut m = state;
         let remote = NodeConfig::remote_sha(&node).await?;

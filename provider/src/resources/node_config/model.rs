@@ -101,6 +101,7 @@ pub struct NodeConfigModel {
     pub ssh: ConnectionModel,
     pub root: Option<String>,
     pub simulate: Option<bool>,
+    pub agent_binary: Option<String>,
     pub containerd: Option<ContainerdModel>,
     pub kubelet: Option<KubeletModel>,
     pub crictl: Option<CrictlModel>,

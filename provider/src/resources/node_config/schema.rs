@@ -109,6 +109,11 @@ pub fn schema() -> Schema {
             .requires_replace()
             .description("For test beds without systemd only: kernel, systemd and apt state are simulated as files inside `root` (required) instead of running `sysctl`, `modprobe`, `systemctl` and `apt-get` on the node. The agent refuses a `root` that is the node's own system."),
     )
+    .attribute(Attribute::optional("agent_binary", Type::String).description(
+        "Path (on the machine running Terraform) of a strata-agent build to upload instead of the one shipped \
+         with the provider, e.g. one built for aarch64 nodes. Its architecture is checked against the node's \
+         (`uname -m`) before anything is uploaded.",
+    ))
     .attribute(Attribute::optional("sysctl", Type::map(Type::String)).description("Kernel parameters: drop-in file plus live value."))
     .attribute(Attribute::optional("kernel_modules", Type::list(Type::String)).description("Modules to load now and at boot."))
     .attribute(Attribute::optional("swap_off", Type::Bool).description("Turn swap off now, in /etc/fstab and swap units."))
