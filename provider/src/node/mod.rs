@@ -3,6 +3,8 @@
 //! `timeouts`). Built from a resource's `ssh` block merged with the provider's `ssh`
 //! defaults; connections are pooled per provider process.
 
+pub mod services;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
