@@ -12,6 +12,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod image;
+pub mod machine;
 pub mod network;
 pub mod node;
 pub mod packages;
@@ -32,7 +34,7 @@ use nix::sys::signal::Signal;
 use serde::Serialize;
 
 pub use process::ProcessRef;
-pub use state::{LabInfo, LabState, NodeInfo, NodeState, PveInfo, SshInfo};
+pub use state::{LabInfo, LabState, NetworkInfo, NodeInfo, NodeKind, NodeState, PveInfo, SshInfo};
 
 /// How `up` gets the Proxmox simulator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +50,8 @@ pub enum PveMode {
 pub struct UpOptions {
     pub dir: PathBuf,
     pub nodes: usize,
+    /// Namespace nodes (default) or systemd nodes (booted Debian machines).
+    pub kind: NodeKind,
     /// Prefix of namespace and interface names; derived from `dir` when None.
     pub name: Option<String>,
     pub pve: PveMode,
@@ -62,6 +66,7 @@ impl UpOptions {
         UpOptions {
             dir: dir.into(),
             nodes: 3,
+            kind: NodeKind::Namespace,
             name: None,
             pve: PveMode::Auto,
             install_packages: true,
@@ -92,7 +97,12 @@ pub struct NodeStatus {
     pub name: String,
     pub address: String,
     pub state: NodeState,
+    pub kind: NodeKind,
+    /// Its main process runs: the sshd (namespace node) or systemd (systemd node).
+    pub alive: bool,
+    /// Namespace nodes only (a systemd node's sshd is a service of its systemd).
     pub sshd_pid: Option<i32>,
+    /// Namespace nodes: its sshd runs. Systemd nodes: it runs and port 22 answers.
     pub sshd_alive: bool,
     /// Its sshd port accepts TCP connections from the host.
     pub reachable: bool,
@@ -127,12 +137,14 @@ impl Lab {
                 LabState::Down => {}
                 LabState::Up => {
                     let lab = Lab { info: existing };
-                    if lab.is_healthy() && lab.info.nodes.len() == opts.nodes {
+                    let same_kind = lab.info.nodes.iter().all(|n| n.kind == opts.kind);
+                    if lab.is_healthy() && lab.info.nodes.len() == opts.nodes && same_kind {
                         return Ok(lab);
                     }
                     bail!(
-                        "a lab with {} nodes is already up in {shown} (healthy: {}); run `strata-lab down --dir {shown}` first",
+                        "a lab with {} {:?} nodes is already up in {shown} (healthy: {}); run `strata-lab down --dir {shown}` first",
                         lab.info.nodes.len(),
+                        lab.info.nodes.first().map(|n| n.kind).unwrap_or_default(),
                         lab.is_healthy()
                     );
                 }
@@ -140,7 +152,16 @@ impl Lab {
             }
         }
 
-        packages::ensure(opts.install_packages, &dir.join("apt.log"))?;
+        let host_packages = match opts.kind {
+            NodeKind::Namespace => packages::PACKAGES,
+            NodeKind::Systemd => packages::SYSTEMD_HOST_PACKAGES,
+        };
+        packages::ensure(host_packages, opts.install_packages, &dir.join("apt.log"))?;
+        // Built (or found in the cache) before anything is created: it takes a while.
+        let image = match opts.kind {
+            NodeKind::Namespace => None,
+            NodeKind::Systemd => Some(image::ensure_image(&dir.join("image.log"))?),
+        };
         // Resolve the simulator before creating anything: a missing binary is a usage error.
         let pve_bin = match &opts.pve {
             PveMode::Disabled => None,
@@ -178,9 +199,10 @@ impl Lab {
             subnet: None,
             gateway: None,
             pve_processes: Vec::new(),
+            network: None,
         };
         info.save()?;
-        match bring_up(&mut info, opts, pve_bin.as_deref()) {
+        match bring_up(&mut info, opts, pve_bin.as_deref(), image.as_deref()) {
             Ok(()) => {
                 info.state = LabState::Up;
                 info.save()?;
@@ -247,7 +269,11 @@ impl Lab {
             self.info = fresh;
         }
         let node = self.node(name)?.clone();
-        node::kill_processes(&node, Signal::SIGKILL)?;
+        match node.kind {
+            NodeKind::Namespace => node::kill_processes(&node, Signal::SIGKILL)?,
+            // Power loss: no shutdown, SIGKILL to nspawn and everything in the machine.
+            NodeKind::Systemd => machine::stop(&node, Signal::SIGKILL)?,
+        }
         network::delete_link(&node.veth)?;
         self.info.node_mut(name)?.state = NodeState::Killed;
         self.info.save()
@@ -258,13 +284,22 @@ impl Lab {
             .info
             .nodes
             .iter()
-            .map(|n| NodeStatus {
-                name: n.name.clone(),
-                address: n.address.clone(),
-                state: n.state,
-                sshd_pid: n.sshd.map(|p| p.pid),
-                sshd_alive: n.sshd.is_some_and(|p| p.is_alive()),
-                reachable: tcp_reachable(&format!("{}:22", n.address)),
+            .map(|n| {
+                let alive = n.anchor().is_some_and(|p| p.is_alive());
+                let reachable = tcp_reachable(&format!("{}:22", n.address));
+                NodeStatus {
+                    name: n.name.clone(),
+                    address: n.address.clone(),
+                    state: n.state,
+                    kind: n.kind,
+                    alive,
+                    sshd_pid: n.sshd.map(|p| p.pid),
+                    sshd_alive: match n.kind {
+                        NodeKind::Namespace => n.sshd.is_some_and(|p| p.is_alive()),
+                        NodeKind::Systemd => alive && reachable,
+                    },
+                    reachable,
+                }
             })
             .collect();
         let pve = (!self.info.pve_processes.is_empty() || self.info.pve.is_some()).then(|| {
@@ -293,7 +328,7 @@ impl Lab {
 
     /// Every recorded node runs its sshd, and the simulator (if any) runs.
     pub fn is_healthy(&self) -> bool {
-        self.info.nodes.iter().all(|n| n.state == NodeState::Running && n.sshd.is_some_and(|p| p.is_alive()))
+        self.info.nodes.iter().all(|n| n.state == NodeState::Running && n.anchor().is_some_and(|p| p.is_alive()))
             && self.info.pve_processes.iter().all(|p| p.is_alive())
     }
 
@@ -322,13 +357,19 @@ fn hosts_file(slot: u8, count: usize) -> String {
 }
 
 /// The steps of `up` after lab.json exists; each records what it creates before it can fail.
-fn bring_up(info: &mut LabInfo, opts: &UpOptions, pve_bin: Option<&Path>) -> Result<()> {
+fn bring_up(info: &mut LabInfo, opts: &UpOptions, pve_bin: Option<&Path>, image: Option<&Path>) -> Result<()> {
     let bridge = info.bridge.clone();
     let slot = network::create_bridge(&bridge, |slot| {
         info.subnet = Some(format!("10.77.{slot}.0/24"));
         info.gateway = Some(format!("10.77.{slot}.1"));
+        info.network =
+            Some(NetworkInfo { cidr: format!("10.77.{slot}.0/24"), host_address: format!("10.77.{slot}.1") });
         info.save()
     })?;
+    if opts.kind == NodeKind::Systemd {
+        let image = image.context("systemd nodes need the node image")?;
+        return bring_up_machines(info, opts, image, slot).and_then(|()| start_pve(info, opts, pve_bin));
+    }
     let client_pub = fs::read_to_string(&info.ssh.public_key_file)?;
     let hosts = hosts_file(slot, opts.nodes);
     for i in 1..=opts.nodes {
@@ -351,6 +392,9 @@ fn bring_up(info: &mut LabInfo, opts: &UpOptions, pve_bin: Option<&Path>) -> Res
                 .map(|s| s.to_string())
                 .collect(),
             name,
+            kind: NodeKind::Namespace,
+            nspawn: None,
+            init: None,
         };
         info.nodes.push(node.clone());
         info.save()?;
@@ -382,7 +426,70 @@ fn bring_up(info: &mut LabInfo, opts: &UpOptions, pve_bin: Option<&Path>) -> Res
         info.save()?;
     }
     fs::write(&info.ssh.known_hosts_file, known_hosts)?;
+    start_pve(info, opts, pve_bin)
+}
 
+/// Systemd nodes: per node a network namespace (eth0 with its address, no route off the
+/// bridge), a blank disk (overlay upper dir) with its identity written in, and an nspawn
+/// boot; then wait for each to reach `running` with sshd answering.
+fn bring_up_machines(info: &mut LabInfo, opts: &UpOptions, image: &Path, slot: u8) -> Result<()> {
+    let client_pub = fs::read_to_string(&info.ssh.public_key_file)?;
+    let hosts = hosts_file(slot, opts.nodes);
+    for i in 1..=opts.nodes {
+        let name = format!("node{i}");
+        let address = network::node_address(slot, i);
+        let node = NodeInfo {
+            address: address.to_string(),
+            host_key_fingerprint: None,
+            hostname: name.clone(),
+            namespace: network::namespace_name(&info.name, &name),
+            veth: network::veth_name(&info.name, i),
+            state: NodeState::Creating,
+            sshd: None,
+            host_public_key: None,
+            data_dir: info.dir.join("nodes").join(&name),
+            private_mounts: machine::PRIVATE_MOUNTS.iter().map(|s| s.to_string()).collect(),
+            name,
+            kind: NodeKind::Systemd,
+            nspawn: None,
+            init: None,
+        };
+        info.nodes.push(node.clone());
+        info.save()?;
+        network::create_node_network(&node.namespace, &node.veth, &info.bridge, address)?;
+        let files =
+            machine::MachineFiles { hostname: &node.hostname, hosts: &hosts, root_authorized_keys: &client_pub };
+        machine::prepare_disk(&node.data_dir, &files)?;
+        machine::mount_root(image, &node.data_dir, &node.namespace)?;
+        let nspawn = machine::boot(&node, &node.namespace)?;
+        info.nodes[i - 1].nspawn = Some(nspawn);
+        info.save()?;
+        let init = machine::find_init(&nspawn, opts.ready_timeout, &machine::console_log(&node.data_dir))?;
+        info.nodes[i - 1].init = Some(init);
+        info.save()?;
+    }
+    // Machines boot concurrently; now wait for each and finish its setup.
+    let mut known_hosts = String::new();
+    for i in 0..info.nodes.len() {
+        let node = info.nodes[i].clone();
+        let init = node.init.context("node has no init")?;
+        machine::wait_running(&node, &init, opts.ready_timeout)?;
+        machine::wait_sshd(&node, &init, opts.ready_timeout)?;
+        node::setup_sudo_user(&node, &client_pub)?;
+        let pub_file = machine::host_public_key_file(&node.data_dir);
+        let pub_line = fs::read_to_string(&pub_file).with_context(|| format!("reading {}", pub_file.display()))?;
+        known_hosts.push_str(&sshd::known_hosts_line(&node.address, &pub_line));
+        let n = &mut info.nodes[i];
+        n.host_key_fingerprint = Some(sshd::fingerprint(&pub_file)?);
+        n.host_public_key = Some(pub_line.trim().to_string());
+        n.state = NodeState::Running;
+        info.save()?;
+    }
+    fs::write(&info.ssh.known_hosts_file, known_hosts)?;
+    Ok(())
+}
+
+fn start_pve(info: &mut LabInfo, opts: &UpOptions, pve_bin: Option<&Path>) -> Result<()> {
     if let Some(bin) = pve_bin {
         let data = info.dir.join("pve");
         let proc = pve::start(bin, &data, &pve::new_token()?)?;
@@ -425,7 +532,11 @@ pub fn down_dir(dir: impl AsRef<Path>) -> Result<()> {
         note(p.stop(Duration::from_secs(5)));
     }
     for n in info.nodes.iter().rev() {
-        note(node::kill_processes(n, Signal::SIGTERM));
+        match n.kind {
+            NodeKind::Namespace => note(node::kill_processes(n, Signal::SIGTERM)),
+            // Clean shutdown, SIGKILL after a bounded wait, then the root is unmounted.
+            NodeKind::Systemd => note(machine::stop(n, Signal::SIGTERM)),
+        }
         // Private mounts live in the node's mount namespace and go with its last process.
         note(network::delete_netns(&n.namespace));
         note(network::delete_link(&n.veth));
