@@ -200,6 +200,7 @@ impl Lab {
             gateway: None,
             pve_processes: Vec::new(),
             network: None,
+            image: image.clone(),
         };
         info.save()?;
         match bring_up(&mut info, opts, pve_bin.as_deref(), image.as_deref()) {
@@ -275,7 +276,110 @@ impl Lab {
             NodeKind::Systemd => machine::stop(&node, Signal::SIGKILL)?,
         }
         network::delete_link(&node.veth)?;
+        if node.kind == NodeKind::Systemd {
+            // Nothing of it answers; `node start` makes the network again.
+            network::delete_netns(&node.namespace)?;
+        }
         self.info.node_mut(name)?.state = NodeState::Killed;
+        self.info.save()
+    }
+
+    /// Reloads lab.json under the lab lock and returns the named systemd node.
+    fn systemd_node(&mut self, name: &str) -> Result<NodeInfo> {
+        if let Some(fresh) = LabInfo::load(&self.info.dir)? {
+            self.info = fresh;
+        }
+        let node = self.node(name)?.clone();
+        if node.kind != NodeKind::Systemd {
+            bail!(
+                "node {name} is a {:?} node; stop, start and recreate need systemd nodes (up --kind systemd)",
+                node.kind
+            );
+        }
+        Ok(node)
+    }
+
+    /// Shuts a systemd node down cleanly (as `poweroff` would) and unplugs it; its disk is
+    /// kept for [`Lab::start_node`].
+    pub fn stop_node(&mut self, name: &str) -> Result<()> {
+        process::require_root()?;
+        let _lock = state::lock_dir(&self.info.dir)?;
+        let node = self.systemd_node(name)?;
+        machine::stop(&node, Signal::SIGTERM)?;
+        network::delete_link(&node.veth)?;
+        network::delete_netns(&node.namespace)?;
+        self.info.node_mut(name)?.state = NodeState::Stopped;
+        self.info.save()
+    }
+
+    /// Boots a stopped or killed systemd node again from the same disk (same host key,
+    /// same files), waiting (bounded by `timeout`) until it runs and answers SSH.
+    pub fn start_node(&mut self, name: &str, timeout: Duration) -> Result<()> {
+        process::require_root()?;
+        let _lock = state::lock_dir(&self.info.dir)?;
+        let node = self.systemd_node(name)?;
+        if node.state == NodeState::Running && node.init.is_some_and(|p| p.is_alive()) {
+            return Ok(());
+        }
+        self.boot_machine(&node, timeout)
+    }
+
+    /// Replaces a systemd node by a blank machine: its disk is wiped (fresh upper dir and
+    /// /srv), then it boots with the same name and address but a new host key and machine
+    /// id; known_hosts and lab.json get the new key.
+    pub fn recreate_node(&mut self, name: &str, timeout: Duration) -> Result<()> {
+        process::require_root()?;
+        let _lock = state::lock_dir(&self.info.dir)?;
+        let node = self.systemd_node(name)?;
+        let hosts = fs::read_to_string(machine::hosts_file_of(&node.data_dir)).unwrap_or_default();
+        machine::stop(&node, Signal::SIGKILL)?;
+        network::delete_link(&node.veth)?;
+        network::delete_netns(&node.namespace)?;
+        {
+            let n = self.info.node_mut(name)?;
+            n.state = NodeState::Creating;
+            n.host_key_fingerprint = None;
+            n.host_public_key = None;
+        }
+        self.info.save()?;
+        let client_pub = fs::read_to_string(&self.info.ssh.public_key_file)?;
+        let files =
+            machine::MachineFiles { hostname: &node.hostname, hosts: &hosts, root_authorized_keys: &client_pub };
+        machine::prepare_disk(&node.data_dir, &files)?;
+        self.boot_machine(&node, timeout)?;
+        node::setup_sudo_user(self.node(name)?, &client_pub)?;
+        let pub_file = machine::host_public_key_file(&node.data_dir);
+        let pub_line = fs::read_to_string(&pub_file).with_context(|| format!("reading {}", pub_file.display()))?;
+        let fingerprint = sshd::fingerprint(&pub_file)?;
+        let n = self.info.node_mut(name)?;
+        n.host_key_fingerprint = Some(fingerprint);
+        n.host_public_key = Some(pub_line.trim().to_string());
+        self.info.save()?;
+        sshd::replace_known_host(&self.info.ssh.known_hosts_file, &node.address, &pub_line)
+    }
+
+    /// Network, root mount and nspawn for an existing disk; records the new pids.
+    fn boot_machine(&mut self, node: &NodeInfo, timeout: Duration) -> Result<()> {
+        let name = node.name.clone();
+        let image = self.info.image.clone().context("lab.json records no node image")?;
+        let address: std::net::Ipv4Addr = node.address.parse()?;
+        // Leftovers of a kill or a failed start.
+        machine::stop(node, Signal::SIGKILL)?;
+        network::delete_link(&node.veth)?;
+        network::delete_netns(&node.namespace)?;
+        network::create_node_network(&node.namespace, &node.veth, &self.info.bridge, address)?;
+        machine::mount_root(&image, &node.data_dir, &node.namespace)?;
+        let nspawn = machine::boot(node, &node.namespace)?;
+        self.info.node_mut(&name)?.nspawn = Some(nspawn);
+        self.info.node_mut(&name)?.init = None;
+        self.info.save()?;
+        let init = machine::find_init(&nspawn, timeout, &machine::console_log(&node.data_dir))?;
+        self.info.node_mut(&name)?.init = Some(init);
+        self.info.save()?;
+        let node = self.node(&name)?.clone();
+        machine::wait_running(&node, &init, timeout)?;
+        machine::wait_sshd(&node, &init, timeout)?;
+        self.info.node_mut(&name)?.state = NodeState::Running;
         self.info.save()
     }
 

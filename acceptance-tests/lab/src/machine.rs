@@ -42,6 +42,9 @@ pub fn srv_dir(data_dir: &Path) -> PathBuf {
 pub fn console_log(data_dir: &Path) -> PathBuf {
     data_dir.join("console.log")
 }
+pub fn hosts_file_of(data_dir: &Path) -> PathBuf {
+    upper(data_dir).join("etc/hosts")
+}
 /// The node's ed25519 host public key, as written into its root before boot.
 pub fn host_public_key_file(data_dir: &Path) -> PathBuf {
     upper(data_dir).join("etc/ssh/ssh_host_ed25519_key.pub")

@@ -85,6 +85,30 @@ enum NodeCmd {
         dir: DirArg,
         name: String,
     },
+    /// Systemd nodes: clean shutdown; the disk is kept.
+    Stop {
+        #[command(flatten)]
+        dir: DirArg,
+        name: String,
+    },
+    /// Systemd nodes: boot a stopped or killed node from the same disk.
+    Start {
+        #[command(flatten)]
+        dir: DirArg,
+        name: String,
+        /// Bound in seconds on each wait of the boot.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Systemd nodes: replace by a blank machine (same address, new host key; known_hosts updated).
+    Recreate {
+        #[command(flatten)]
+        dir: DirArg,
+        name: String,
+        /// Bound in seconds on each wait of the boot.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -187,6 +211,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut lab = Lab::load(&dir.dir)?;
             lab.kill_node(&name)?;
             println!("node {name} killed");
+        }
+        Cmd::Node { command: NodeCmd::Stop { dir, name } } => {
+            Lab::load(&dir.dir)?.stop_node(&name)?;
+            println!("node {name} stopped");
+        }
+        Cmd::Node { command: NodeCmd::Start { dir, name, timeout } } => {
+            Lab::load(&dir.dir)?.start_node(&name, std::time::Duration::from_secs(timeout))?;
+            println!("node {name} started");
+        }
+        Cmd::Node { command: NodeCmd::Recreate { dir, name, timeout } } => {
+            let mut lab = Lab::load(&dir.dir)?;
+            lab.recreate_node(&name, std::time::Duration::from_secs(timeout))?;
+            println!("node {name} recreated: {}", lab.node(&name)?.host_key_fingerprint.as_deref().unwrap_or(""));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -70,6 +70,9 @@ pub struct LabInfo {
     /// The lab network; null until the bridge exists.
     #[serde(default)]
     pub network: Option<NetworkInfo>,
+    /// Systemd nodes: the cached root image every node's overlay uses as lowerdir.
+    #[serde(default)]
+    pub image: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +240,7 @@ mod tests {
             gateway: Some("10.77.3.1".into()),
             pve_processes: vec![],
             network: Some(NetworkInfo { cidr: "10.77.3.0/24".into(), host_address: "10.77.3.1".into() }),
+            image: None,
         };
         info.save().unwrap();
         assert_eq!(LabInfo::load(dir.path()).unwrap().unwrap(), info);

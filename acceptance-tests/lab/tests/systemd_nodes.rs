@@ -244,3 +244,56 @@ fn failed_systemd_up_then_down_leaves_nothing() {
     ok(&cli(&["down", "--dir", d]), "down after failed up");
     assert_nothing_left(&info);
 }
+
+#[test]
+fn stop_start_keeps_the_disk_and_recreate_gives_a_blank_machine() {
+    require_root();
+    let dir = lab_dir();
+    let mut lab = LabGuard::up(&systemd_opts(dir.path(), 2)).expect("lab up");
+    let info = lab.info().clone();
+    let n1 = info.nodes[0].clone();
+    ok(&ssh(&info, "root", &n1.address, "echo kept > /srv/data; echo kept > /etc/strata-disk"), "write");
+
+    lab.stop_node("node1").unwrap();
+    let stopped = lab.node("node1").unwrap().clone();
+    assert_eq!(stopped.state, NodeState::Stopped);
+    assert!(!n1.nspawn.unwrap().is_alive() && !n1.init.unwrap().is_alive());
+    let console = fs::read_to_string(n1.data_dir.join("console.log")).unwrap();
+    assert!(console.contains("Halting system") || console.contains("System Halt"), "not a clean shutdown:\n{console}");
+    let addr: SocketAddr = format!("{}:22", n1.address).parse().unwrap();
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err(), "a stopped node answers");
+    assert!(!lab.is_healthy());
+
+    lab.start_node("node1", Duration::from_secs(30)).unwrap();
+    let started = lab.node("node1").unwrap().clone();
+    assert_eq!(started.state, NodeState::Running);
+    assert_ne!(started.init, n1.init, "a new boot");
+    // Same disk: files and host key survive (the old known_hosts still matches).
+    let out = ok(&ssh(&info, "root", &n1.address, "cat /srv/data /etc/strata-disk"), "ssh after start");
+    assert_eq!(out, "kept\nkept");
+    assert_eq!(system_state(&lab, "node1"), "running");
+    assert!(lab.is_healthy());
+
+    // Killed (power loss), then powered on again.
+    lab.kill_node("node1").unwrap();
+    lab.start_node("node1", Duration::from_secs(30)).unwrap();
+    assert_eq!(ok(&ssh(&info, "root", &n1.address, "cat /srv/data"), "ssh after kill+start"), "kept");
+
+    lab.recreate_node("node1", Duration::from_secs(30)).unwrap();
+    let fresh = lab.node("node1").unwrap().clone();
+    assert_eq!(fresh.address, n1.address);
+    assert_ne!(fresh.host_key_fingerprint, n1.host_key_fingerprint, "a new machine has a new host key");
+    // known_hosts was updated: strict ssh (root and the sudo user) works against the new key.
+    let out = ok(&ssh(&info, "root", &n1.address, "ls /srv; test -e /etc/strata-disk || echo blank"), "ssh recreated");
+    assert_eq!(out, "blank");
+    assert_eq!(ok(&ssh(&info, "strata", &n1.address, "sudo -n id -u"), "sudo recreated"), "0");
+    assert_eq!(ok(&ssh(&info, "root", &info.nodes[1].address, "hostname"), "node2"), "node2");
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("lab.json")).unwrap()).unwrap();
+    assert_eq!(json["nodes"][0]["host_key_fingerprint"], fresh.host_key_fingerprint.clone().unwrap().as_str());
+
+    let last = lab.info().clone();
+    drop(lab);
+    assert_nothing_left(&last);
+    assert_nothing_left(&info);
+}
