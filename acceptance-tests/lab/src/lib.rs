@@ -19,6 +19,7 @@ pub mod node;
 pub mod packages;
 pub mod process;
 pub mod pve;
+pub mod repo;
 pub mod sshd;
 pub mod state;
 
@@ -162,6 +163,10 @@ impl Lab {
             NodeKind::Namespace => None,
             NodeKind::Systemd => Some(image::ensure_image(&dir.join("image.log"))?),
         };
+        let repo = match &image {
+            Some(image) => Some(repo::ensure_repo(image, &dir.join("repo.log"))?),
+            None => None,
+        };
         // Resolve the simulator before creating anything: a missing binary is a usage error.
         let pve_bin = match &opts.pve {
             PveMode::Disabled => None,
@@ -201,6 +206,7 @@ impl Lab {
             pve_processes: Vec::new(),
             network: None,
             image: image.clone(),
+            repo,
         };
         info.save()?;
         match bring_up(&mut info, opts, pve_bin.as_deref(), image.as_deref()) {
@@ -343,8 +349,12 @@ impl Lab {
         }
         self.info.save()?;
         let client_pub = fs::read_to_string(&self.info.ssh.public_key_file)?;
-        let files =
-            machine::MachineFiles { hostname: &node.hostname, hosts: &hosts, root_authorized_keys: &client_pub };
+        let files = machine::MachineFiles {
+            hostname: &node.hostname,
+            hosts: &hosts,
+            root_authorized_keys: &client_pub,
+            with_repo: self.info.repo.is_some(),
+        };
         machine::prepare_disk(&node.data_dir, &files)?;
         self.boot_machine(&node, timeout)?;
         node::setup_sudo_user(self.node(name)?, &client_pub)?;
@@ -369,7 +379,7 @@ impl Lab {
         network::delete_netns(&node.namespace)?;
         network::create_node_network(&node.namespace, &node.veth, &self.info.bridge, address)?;
         machine::mount_root(&image, &node.data_dir, &node.namespace)?;
-        let nspawn = machine::boot(node, &node.namespace)?;
+        let nspawn = machine::boot(node, &node.namespace, self.info.repo.as_deref())?;
         self.info.node_mut(&name)?.nspawn = Some(nspawn);
         self.info.node_mut(&name)?.init = None;
         self.info.save()?;
@@ -561,11 +571,15 @@ fn bring_up_machines(info: &mut LabInfo, opts: &UpOptions, image: &Path, slot: u
         info.nodes.push(node.clone());
         info.save()?;
         network::create_node_network(&node.namespace, &node.veth, &info.bridge, address)?;
-        let files =
-            machine::MachineFiles { hostname: &node.hostname, hosts: &hosts, root_authorized_keys: &client_pub };
+        let files = machine::MachineFiles {
+            hostname: &node.hostname,
+            hosts: &hosts,
+            root_authorized_keys: &client_pub,
+            with_repo: info.repo.is_some(),
+        };
         machine::prepare_disk(&node.data_dir, &files)?;
         machine::mount_root(image, &node.data_dir, &node.namespace)?;
-        let nspawn = machine::boot(&node, &node.namespace)?;
+        let nspawn = machine::boot(&node, &node.namespace, info.repo.as_deref())?;
         info.nodes[i - 1].nspawn = Some(nspawn);
         info.save()?;
         let init = machine::find_init(&nspawn, opts.ready_timeout, &machine::console_log(&node.data_dir))?;

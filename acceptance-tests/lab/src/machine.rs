@@ -54,6 +54,8 @@ pub struct MachineFiles<'a> {
     pub hostname: &'a str,
     pub hosts: &'a str,
     pub root_authorized_keys: &'a str,
+    /// Add the lab's local apt repository as the node's only apt source.
+    pub with_repo: bool,
 }
 
 /// Our settings on top of Debian's sshd_config (which includes sshd_config.d first).
@@ -95,6 +97,13 @@ pub fn prepare_disk(data_dir: &Path, files: &MachineFiles) -> Result<()> {
             key.as_os_str(),
         ]),
     )?;
+    if files.with_repo {
+        for d in ["etc/apt", "etc/apt/sources.list.d"] {
+            fs::create_dir_all(up.join(d))?;
+            fs::set_permissions(up.join(d), fs::Permissions::from_mode(0o755))?;
+        }
+        write(&up.join(crate::repo::SOURCE_FILE), &crate::repo::source_line(), 0o644)?;
+    }
     fs::create_dir_all(up.join("root/.ssh"))?;
     fs::set_permissions(up.join("root/.ssh"), fs::Permissions::from_mode(0o700))?;
     write(&up.join("root/.ssh/authorized_keys"), files.root_authorized_keys, 0o600)?;
@@ -170,9 +179,9 @@ pub fn unmount_root(data_dir: &Path) -> Result<()> {
 
 /// Boots the node: nspawn (daemonised) in the node's network namespace. Returns the
 /// nspawn process; the container's PID 1 comes from [`find_init`].
-pub fn boot(node: &NodeInfo, machine_name: &str) -> Result<ProcessRef> {
+pub fn boot(node: &NodeInfo, machine_name: &str, repo: Option<&Path>) -> Result<ProcessRef> {
     let root = root_dir(&node.data_dir);
-    let args: Vec<String> = vec![
+    let mut args: Vec<String> = vec![
         "--quiet".into(),
         format!("--directory={}", root.display()),
         "--boot".into(),
@@ -186,6 +195,9 @@ pub fn boot(node: &NodeInfo, machine_name: &str) -> Result<ProcessRef> {
         // Boot messages go to console.log; nothing reads a terminal.
         "--console=read-only".into(),
     ];
+    if let Some(repo) = repo {
+        args.push(format!("--bind-ro={}:{}", repo.display(), crate::repo::NODE_PATH));
+    }
     let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
     spawn_daemon(Path::new("systemd-nspawn"), &args, &[], &console_log(&node.data_dir))
 }

@@ -73,6 +73,9 @@ pub struct LabInfo {
     /// Systemd nodes: the cached root image every node's overlay uses as lowerdir.
     #[serde(default)]
     pub image: Option<PathBuf>,
+    /// Systemd nodes: the local apt repository bound read-only into every node.
+    #[serde(default)]
+    pub repo: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,6 +244,7 @@ mod tests {
             pve_processes: vec![],
             network: Some(NetworkInfo { cidr: "10.77.3.0/24".into(), host_address: "10.77.3.1".into() }),
             image: None,
+            repo: None,
         };
         info.save().unwrap();
         assert_eq!(LabInfo::load(dir.path()).unwrap().unwrap(), info);

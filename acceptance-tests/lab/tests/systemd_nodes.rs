@@ -297,3 +297,43 @@ fn stop_start_keeps_the_disk_and_recreate_gives_a_blank_machine() {
     assert_nothing_left(&last);
     assert_nothing_left(&info);
 }
+
+#[test]
+fn air_gapped_node_installs_packages_from_the_local_repository() {
+    require_root();
+    let dir = lab_dir();
+    let lab = LabGuard::up(&systemd_opts(dir.path(), 1)).expect("lab up");
+    let info = lab.info().clone();
+    let repo = info.repo.clone().expect("lab.json records the local repository");
+    assert!(repo.join("Packages").is_file());
+    let node = &info.nodes[0];
+
+    // No way off the lab network: no default route, and a route lookup (no packet sent)
+    // for an outside address fails.
+    let routes = ok(&lab.exec("node1", &["ip", "-4", "route"]).unwrap(), "ip route");
+    assert!(!routes.contains("default"), "{routes}");
+    assert!(!lab.exec("node1", &["ip", "route", "get", "192.0.2.1"]).unwrap().status.success(), "route off the lab");
+    // The lab's repository is the only apt source.
+    let sources = ok(
+        &lab.exec("node1", &["sh", "-c", "cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null; true"])
+            .unwrap(),
+        "apt sources",
+    );
+    assert_eq!(sources, repo_source_line(), "{sources}");
+
+    let install = "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy jq \
+                   && jq --version && systemctl is-active haproxy";
+    let out = ok(&ssh(&info, "root", &node.address, install), "apt-get install from the local repository");
+    assert!(out.contains("jq-1."), "{out}");
+    assert!(out.ends_with("active"), "{out}");
+    // A package that is not in the repository cannot come from anywhere else.
+    let missing = ssh(&info, "root", &node.address, "apt-get install -y -q cowsay");
+    assert!(!missing.status.success(), "{}", text(&missing.stdout));
+
+    drop(lab);
+    assert_nothing_left(&info);
+}
+
+fn repo_source_line() -> String {
+    strata_lab::repo::source_line().trim().to_string()
+}
