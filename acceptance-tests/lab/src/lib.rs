@@ -378,6 +378,7 @@ impl Lab {
         network::delete_link(&node.veth)?;
         network::delete_netns(&node.namespace)?;
         network::create_node_network(&node.namespace, &node.veth, &self.info.bridge, address)?;
+        machine::settle_link(node, &self.info.bridge)?;
         machine::mount_root(&image, &node.data_dir, &node.namespace)?;
         let nspawn = machine::boot(node, &node.namespace, self.info.repo.as_deref())?;
         self.info.node_mut(&name)?.nspawn = Some(nspawn);
@@ -571,6 +572,7 @@ fn bring_up_machines(info: &mut LabInfo, opts: &UpOptions, image: &Path, slot: u
         info.nodes.push(node.clone());
         info.save()?;
         network::create_node_network(&node.namespace, &node.veth, &info.bridge, address)?;
+        machine::settle_link(&node, &info.bridge)?;
         let files = machine::MachineFiles {
             hostname: &node.hostname,
             hosts: &hosts,

@@ -177,6 +177,18 @@ pub fn unmount_root(data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// After the node's network is (re)made: give `eth0` a MAC derived from its address (as a
+/// VM keeps its configured MAC across reboots) and drop the host's neighbour entry, so
+/// the host does not keep sending to the previous boot's MAC after a stop or recreate.
+pub fn settle_link(node: &NodeInfo, bridge: &str) -> Result<()> {
+    let ip: std::net::Ipv4Addr = node.address.parse()?;
+    let o = ip.octets();
+    let mac = format!("02:5a:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3]);
+    run("ip", ["-n", &node.namespace, "link", "set", "dev", "eth0", "address", &mac])?;
+    let _ = run("ip", ["neigh", "flush", "to", &node.address, "dev", bridge]);
+    Ok(())
+}
+
 /// Boots the node: nspawn (daemonised) in the node's network namespace. Returns the
 /// nspawn process; the container's PID 1 comes from [`find_init`].
 pub fn boot(node: &NodeInfo, machine_name: &str, repo: Option<&Path>) -> Result<ProcessRef> {
