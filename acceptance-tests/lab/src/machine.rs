@@ -288,7 +288,15 @@ pub fn wait_sshd(node: &NodeInfo, init: &ProcessRef, timeout: Duration) -> Resul
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
-        bail!("sshd of {} does not accept connections on {addr} after {timeout:?}:\n{status}", node.name);
+        // Host side of the path, to tell a network problem from an sshd one.
+        let neigh = run("ip", ["neigh", "show", "to", &node.address]).unwrap_or_default();
+        let link = run("ip", ["-o", "link", "show", "dev", &node.veth]).unwrap_or_default();
+        bail!(
+            "sshd of {} does not accept connections on {addr} after {timeout:?}:\n{status}\nhost neighbour: {}\nhost link: {}",
+            node.name,
+            neigh.trim(),
+            link.trim()
+        );
     }
     Ok(())
 }

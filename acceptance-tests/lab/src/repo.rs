@@ -70,7 +70,7 @@ pub fn ensure_repo(image: &Path, log: &Path) -> Result<PathBuf> {
     let result = download(image, &tmp, log).or_else(|e| {
         // Stale host package lists (a version vanished from the mirror): refresh once.
         eprintln!("strata-lab: download failed ({e:#}); running apt-get update and retrying");
-        apt(&mut Command::new("apt-get").arg("update"), log)?;
+        apt(Command::new("apt-get").arg("update"), log)?;
         download(image, &tmp, log)
     });
     if let Err(e) = result.and_then(|()| index(&tmp, log)) {

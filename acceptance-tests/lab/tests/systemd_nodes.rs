@@ -170,6 +170,14 @@ fn systemd_nodes_boot_answer_ssh_and_down_leaves_nothing() {
     let probe = format!("exec 3<>/dev/tcp/{}/22; head -c 7 <&3", info.nodes[2].address);
     assert_eq!(ok(&lab.exec("node2", &["timeout", "10", "bash", "-c", &probe]).unwrap(), "node2 -> node3"), "SSH-2.0");
 
+    // `up` again with the same options is a no-op (same machines); another kind is refused.
+    let again = Lab::up(&systemd_opts(dir.path(), 3)).expect("second up");
+    assert_eq!(again.info(), &info);
+    let mut other = systemd_opts(dir.path(), 3);
+    other.kind = NodeKind::Namespace;
+    let err = format!("{:#}", Lab::up(&other).unwrap_err());
+    assert!(err.contains("already up"), "{err}");
+
     // CLI exec propagates exit codes.
     let d = dir.path().to_str().unwrap();
     let out = cli(&["node", "exec", "--dir", d, "node3", "--", "sh", "-c", "hostname; exit 5"]);
