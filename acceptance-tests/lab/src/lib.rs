@@ -677,6 +677,9 @@ pub fn down_dir(dir: impl AsRef<Path>) -> Result<()> {
                 errors.push(format!("node {} still has processes {pids:?}", n.name));
             }
         }
+        if let Some(cg) = machine::cgroup_dirs(n).into_iter().find(|d| n.kind == NodeKind::Systemd && d.exists()) {
+            errors.push(format!("cgroup {} of node {} still exists", cg.display(), n.name));
+        }
         let data = n.data_dir.to_string_lossy();
         if mounts.lines().any(|l| l.contains(&*data) || l.contains(&format!("/run/netns/{} ", n.namespace))) {
             errors.push(format!("mounts of node {} are still on the host", n.name));

@@ -210,8 +210,54 @@ pub fn boot(node: &NodeInfo, machine_name: &str, repo: Option<&Path>) -> Result<
     if let Some(repo) = repo {
         args.push(format!("--bind-ro={}:{}", repo.display(), crate::repo::NODE_PATH));
     }
-    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-    spawn_daemon(Path::new("systemd-nspawn"), &args, &[], &console_log(&node.data_dir))
+    // Enter the node's own cgroups first, then become nspawn: with --keep-unit nspawn
+    // puts the machine under the caller's cgroup, so without this every node would share
+    // one `payload` tree and one node's systemd would see the others' processes.
+    let dirs = cgroup_dirs(node);
+    for d in &dirs {
+        fs::create_dir_all(d).with_context(|| format!("creating cgroup {}", d.display()))?;
+    }
+    let mut script = String::from("set -e\n");
+    for d in &dirs {
+        script.push_str(&format!("echo $$ > '{}/cgroup.procs'\n", d.display()));
+    }
+    script.push_str("exec systemd-nspawn \"$@\"\n");
+    let mut words: Vec<&OsStr> = vec![OsStr::new("-c"), OsStr::new(&script), OsStr::new("strata-node")];
+    words.extend(args.iter().map(OsStr::new));
+    spawn_daemon(Path::new("sh"), &words, &[], &console_log(&node.data_dir))
+}
+
+/// Cgroup hierarchies nspawn and systemd use: the named v1 `systemd` one and the unified
+/// one (hybrid hosts), or the single v2 tree.
+fn cgroup_roots() -> Vec<PathBuf> {
+    let base = Path::new("/sys/fs/cgroup");
+    if base.join("cgroup.controllers").exists() {
+        return vec![base.to_path_buf()];
+    }
+    ["systemd", "unified"].iter().map(|h| base.join(h)).filter(|p| p.join("cgroup.procs").exists()).collect()
+}
+
+/// The node's own cgroup in each hierarchy.
+pub fn cgroup_dirs(node: &NodeInfo) -> Vec<PathBuf> {
+    cgroup_roots().into_iter().map(|r| r.join("strata-lab").join(&node.namespace)).collect()
+}
+
+/// Removes the node's (empty) cgroups, deepest first: rmdir is how cgroups go away.
+pub fn remove_cgroups(node: &NodeInfo) -> Result<()> {
+    fn rm_tree(dir: &Path) -> std::io::Result<()> {
+        for e in fs::read_dir(dir)?.flatten() {
+            if e.file_type()?.is_dir() {
+                rm_tree(&e.path())?;
+            }
+        }
+        fs::remove_dir(dir)
+    }
+    for d in cgroup_dirs(node) {
+        if d.exists() {
+            rm_tree(&d).with_context(|| format!("removing cgroup {}", d.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The container's PID 1 (systemd): the child of nspawn that is pid 1 in its own pid
@@ -340,7 +386,14 @@ pub fn stop(node: &NodeInfo, first: Signal) -> Result<()> {
     if !left.is_empty() {
         bail!("processes of node {} survive SIGKILL: {left:?}", node.name);
     }
-    unmount_root(&node.data_dir)
+    unmount_root(&node.data_dir)?;
+    // A cgroup empties a moment after its last process exits.
+    let mut last = Ok(());
+    wait_until(Duration::from_secs(5), || {
+        last = remove_cgroups(node);
+        last.is_ok()
+    });
+    last
 }
 
 /// Pids still running for the node: nspawn, its init and every process in its netns.

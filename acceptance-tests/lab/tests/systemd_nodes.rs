@@ -79,6 +79,9 @@ fn assert_nothing_left(info: &LabInfo) {
         assert!(!netns.contains(&n.namespace.as_str()), "namespace {} left: {netns:?}", n.namespace);
         assert!(!links.contains(&n.veth), "veth {} left", n.veth);
         assert!(!mounts.contains(&n.namespace), "mount of {} left:\n{mounts}", n.namespace);
+        for cg in strata_lab::machine::cgroup_dirs(n) {
+            assert!(!cg.exists(), "cgroup {} left", cg.display());
+        }
         for p in n.nspawn.iter().chain(n.init.iter()).chain(n.sshd.iter()) {
             assert!(!p.is_alive(), "process {} of {} still runs", p.pid, n.name);
         }
@@ -121,6 +124,9 @@ fn systemd_nodes_boot_answer_ssh_and_down_leaves_nothing() {
     assert_eq!(json["network"]["cidr"], info.subnet.as_deref().unwrap());
     assert_eq!(json["network"]["host_address"], info.gateway.as_deref().unwrap());
     for n in &info.nodes {
+        // Each machine has cgroups of its own (none shared with the other nodes).
+        let cgroup = fs::read_to_string(format!("/proc/{}/cgroup", n.init.unwrap().pid)).unwrap();
+        assert!(cgroup.contains(&format!("/strata-lab/{}/payload", n.namespace)), "{cgroup}");
         assert_eq!(n.kind, NodeKind::Systemd);
         assert_eq!(n.state, NodeState::Running);
         assert!(n.nspawn.unwrap().is_alive() && n.init.unwrap().is_alive(), "{n:?}");
