@@ -4,6 +4,7 @@
 //! lowerdir.
 
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -81,7 +82,7 @@ pub fn ensure_image(log: &Path) -> Result<PathBuf> {
     if is_complete(&dir) {
         return Ok(dir);
     }
-    let _lock = global_lock("image.lock")?;
+    let lock = global_lock("image.lock")?;
     if is_complete(&dir) {
         return Ok(dir);
     }
@@ -91,11 +92,11 @@ pub fn ensure_image(log: &Path) -> Result<PathBuf> {
     for e in fs::read_dir(parent)?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with(".build-image-") {
-            let _ = fs::remove_dir_all(e.path());
+            remove_build_dir(&e.path())?;
         }
     }
     if dir.exists() {
-        fs::remove_dir_all(&dir).with_context(|| format!("removing incomplete image {}", dir.display()))?;
+        remove_build_dir(&dir).with_context(|| format!("removing incomplete image {}", dir.display()))?;
     }
     let tmp = parent.join(format!(".build-image-{}-{}", image_key(), std::process::id()));
     eprintln!("strata-lab: building the node image {} (log: {})", dir.display(), log.display());
@@ -109,6 +110,19 @@ pub fn ensure_image(log: &Path) -> Result<PathBuf> {
     }
     // No mirror argument: Debian's default mirror.
     cmd.arg(SUITE).arg(&tmp);
+    // If we die, mmdebstrap gets SIGTERM (it then unmounts what it mounted in the chroot),
+    // and it inherits the build lock: flock belongs to the open file, so the next builder
+    // waits until mmdebstrap and its children are gone before it touches the build dir.
+    let lock_fd = lock.raw_fd();
+    // SAFETY: prctl and fcntl are async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).map_err(std::io::Error::from)?;
+            nix::fcntl::fcntl(lock_fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))
+                .map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
     let status = cmd
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
@@ -116,12 +130,38 @@ pub fn ensure_image(log: &Path) -> Result<PathBuf> {
         .status()
         .context("cannot run mmdebstrap (apt-get install -y mmdebstrap)")?;
     if !status.success() || !is_complete(&tmp) {
-        let _ = fs::remove_dir_all(&tmp);
+        let _ = remove_build_dir(&tmp);
         bail!("building the node image with mmdebstrap failed ({status}); {}", log_tail(log, 20));
     }
     fs::rename(&tmp, &dir).with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
     eprintln!("strata-lab: node image built in {:.0?}", started.elapsed());
     Ok(dir)
+}
+
+/// Removes a (partial) build dir. mmdebstrap mounts /dev, /proc and /sys inside the
+/// chroot while it works; an interrupted build can leave them mounted, and deleting
+/// through them would delete the host's files. Unmount first, refuse if that fails.
+pub fn remove_build_dir(dir: &Path) -> Result<()> {
+    let prefix = format!("{}/", dir.display());
+    let mounted = || -> Vec<String> {
+        let mut m: Vec<String> = fs::read_to_string("/proc/mounts")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|p| p.starts_with(&prefix) || *p == prefix.trim_end_matches('/'))
+            .map(str::to_string)
+            .collect();
+        m.sort_by_key(|p| std::cmp::Reverse(p.len())); // deepest first
+        m
+    };
+    for m in mounted() {
+        let _ = crate::process::run("umount", ["-l", &m]);
+    }
+    let left = mounted();
+    if !left.is_empty() {
+        bail!("cannot remove {}: still mounted there: {}", dir.display(), left.join(", "));
+    }
+    fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))
 }
 
 #[cfg(test)]

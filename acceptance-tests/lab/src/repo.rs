@@ -63,8 +63,13 @@ pub fn ensure_repo(image: &Path, log: &Path) -> Result<PathBuf> {
     }
     let parent = dir.parent().expect("repo dir has a parent");
     fs::create_dir_all(parent)?;
+    // Leftovers of interrupted builds (we hold the lock, so none is running).
+    for e in fs::read_dir(parent)?.flatten() {
+        if e.file_name().to_string_lossy().starts_with(".build-repo-") {
+            crate::image::remove_build_dir(&e.path())?;
+        }
+    }
     let tmp = parent.join(format!(".build-repo-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(tmp.join("partial"))?;
     eprintln!("strata-lab: building the local apt repository {} (log: {})", dir.display(), log.display());
     let result = download(image, &tmp, log).or_else(|e| {
