@@ -153,6 +153,13 @@ impl Lab {
             }
         }
 
+        // Resolve the simulator before creating or building anything: a missing binary is a
+        // usage error.
+        let pve_bin = match &opts.pve {
+            PveMode::Disabled => None,
+            PveMode::Auto => Some(pve::locate(None)?),
+            PveMode::Binary(p) => Some(pve::locate(Some(p))?),
+        };
         let host_packages = match opts.kind {
             NodeKind::Namespace => packages::PACKAGES,
             NodeKind::Systemd => packages::SYSTEMD_HOST_PACKAGES,
@@ -166,12 +173,6 @@ impl Lab {
         let repo = match &image {
             Some(image) => Some(repo::ensure_repo(image, &dir.join("repo.log"))?),
             None => None,
-        };
-        // Resolve the simulator before creating anything: a missing binary is a usage error.
-        let pve_bin = match &opts.pve {
-            PveMode::Disabled => None,
-            PveMode::Auto => Some(pve::locate(None)?),
-            PveMode::Binary(p) => Some(pve::locate(Some(p))?),
         };
         let short = network::short_name(&dir, opts.name.as_deref())?;
         let bridge = network::bridge_name(&short);
@@ -650,6 +651,12 @@ pub fn down_dir(dir: impl AsRef<Path>) -> Result<()> {
     };
     for p in &info.pve_processes {
         note(p.stop(Duration::from_secs(5)));
+    }
+    // All machines shut down at once; each is then waited for (bounded) below.
+    for n in info.nodes.iter().filter(|n| n.kind == NodeKind::Systemd) {
+        if let Some(p) = n.nspawn {
+            p.signal(Signal::SIGTERM);
+        }
     }
     for n in info.nodes.iter().rev() {
         match n.kind {
