@@ -386,6 +386,7 @@ pub fn stop(node: &NodeInfo, first: Signal) -> Result<()> {
     if !left.is_empty() {
         bail!("processes of node {} survive SIGKILL: {left:?}", node.name);
     }
+    remove_nspawn_lock(&node.data_dir);
     unmount_root(&node.data_dir)?;
     // A cgroup empties a moment after its last process exits.
     let mut last = Ok(());
@@ -394,6 +395,20 @@ pub fn stop(node: &NodeInfo, first: Signal) -> Result<()> {
         last.is_ok()
     });
     last
+}
+
+/// nspawn locks the root it boots with `/run/systemd/nspawn/locks/inode-DEV:INO` and
+/// removes the file only on a clean exit; after a SIGKILL we remove it (it is unlocked
+/// by then, and only ever names this node's overlay root).
+fn remove_nspawn_lock(data_dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let root = root_dir(data_dir);
+    if !is_mounted(&root) {
+        return;
+    }
+    if let Ok(m) = fs::metadata(&root) {
+        let _ = fs::remove_file(format!("/run/systemd/nspawn/locks/inode-{}:{}", m.dev(), m.ino()));
+    }
 }
 
 /// Pids still running for the node: nspawn, its init and every process in its netns.
