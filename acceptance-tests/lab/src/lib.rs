@@ -12,11 +12,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod image;
+pub mod machine;
 pub mod network;
 pub mod node;
 pub mod packages;
 pub mod process;
 pub mod pve;
+pub mod repo;
 pub mod sshd;
 pub mod state;
 
@@ -32,7 +35,7 @@ use nix::sys::signal::Signal;
 use serde::Serialize;
 
 pub use process::ProcessRef;
-pub use state::{LabInfo, LabState, NodeInfo, NodeState, PveInfo, SshInfo};
+pub use state::{LabInfo, LabState, NetworkInfo, NodeInfo, NodeKind, NodeState, PveInfo, SshInfo};
 
 /// How `up` gets the Proxmox simulator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,8 @@ pub enum PveMode {
 pub struct UpOptions {
     pub dir: PathBuf,
     pub nodes: usize,
+    /// Namespace nodes (default) or systemd nodes (booted Debian machines).
+    pub kind: NodeKind,
     /// Prefix of namespace and interface names; derived from `dir` when None.
     pub name: Option<String>,
     pub pve: PveMode,
@@ -62,6 +67,7 @@ impl UpOptions {
         UpOptions {
             dir: dir.into(),
             nodes: 3,
+            kind: NodeKind::Namespace,
             name: None,
             pve: PveMode::Auto,
             install_packages: true,
@@ -92,7 +98,12 @@ pub struct NodeStatus {
     pub name: String,
     pub address: String,
     pub state: NodeState,
+    pub kind: NodeKind,
+    /// Its main process runs: the sshd (namespace node) or systemd (systemd node).
+    pub alive: bool,
+    /// Namespace nodes only (a systemd node's sshd is a service of its systemd).
     pub sshd_pid: Option<i32>,
+    /// Namespace nodes: its sshd runs. Systemd nodes: it runs and port 22 answers.
     pub sshd_alive: bool,
     /// Its sshd port accepts TCP connections from the host.
     pub reachable: bool,
@@ -127,12 +138,14 @@ impl Lab {
                 LabState::Down => {}
                 LabState::Up => {
                     let lab = Lab { info: existing };
-                    if lab.is_healthy() && lab.info.nodes.len() == opts.nodes {
+                    let same_kind = lab.info.nodes.iter().all(|n| n.kind == opts.kind);
+                    if lab.is_healthy() && lab.info.nodes.len() == opts.nodes && same_kind {
                         return Ok(lab);
                     }
                     bail!(
-                        "a lab with {} nodes is already up in {shown} (healthy: {}); run `strata-lab down --dir {shown}` first",
+                        "a lab with {} {:?} nodes is already up in {shown} (healthy: {}); run `strata-lab down --dir {shown}` first",
                         lab.info.nodes.len(),
+                        lab.info.nodes.first().map(|n| n.kind).unwrap_or_default(),
                         lab.is_healthy()
                     );
                 }
@@ -140,12 +153,26 @@ impl Lab {
             }
         }
 
-        packages::ensure(opts.install_packages, &dir.join("apt.log"))?;
-        // Resolve the simulator before creating anything: a missing binary is a usage error.
+        // Resolve the simulator before creating or building anything: a missing binary is a
+        // usage error.
         let pve_bin = match &opts.pve {
             PveMode::Disabled => None,
             PveMode::Auto => Some(pve::locate(None)?),
             PveMode::Binary(p) => Some(pve::locate(Some(p))?),
+        };
+        let host_packages = match opts.kind {
+            NodeKind::Namespace => packages::PACKAGES,
+            NodeKind::Systemd => packages::SYSTEMD_HOST_PACKAGES,
+        };
+        packages::ensure(host_packages, opts.install_packages, &dir.join("apt.log"))?;
+        // Built (or found in the cache) before anything is created: it takes a while.
+        let image = match opts.kind {
+            NodeKind::Namespace => None,
+            NodeKind::Systemd => Some(image::ensure_image(&dir.join("image.log"))?),
+        };
+        let repo = match &image {
+            Some(image) => Some(repo::ensure_repo(image, &dir.join("repo.log"))?),
+            None => None,
         };
         let short = network::short_name(&dir, opts.name.as_deref())?;
         let bridge = network::bridge_name(&short);
@@ -178,9 +205,12 @@ impl Lab {
             subnet: None,
             gateway: None,
             pve_processes: Vec::new(),
+            network: None,
+            image: image.clone(),
+            repo,
         };
         info.save()?;
-        match bring_up(&mut info, opts, pve_bin.as_deref()) {
+        match bring_up(&mut info, opts, pve_bin.as_deref(), image.as_deref()) {
             Ok(()) => {
                 info.state = LabState::Up;
                 info.save()?;
@@ -247,9 +277,121 @@ impl Lab {
             self.info = fresh;
         }
         let node = self.node(name)?.clone();
-        node::kill_processes(&node, Signal::SIGKILL)?;
+        match node.kind {
+            NodeKind::Namespace => node::kill_processes(&node, Signal::SIGKILL)?,
+            // Power loss: no shutdown, SIGKILL to nspawn and everything in the machine.
+            NodeKind::Systemd => machine::stop(&node, Signal::SIGKILL)?,
+        }
         network::delete_link(&node.veth)?;
+        if node.kind == NodeKind::Systemd {
+            // Nothing of it answers; `node start` makes the network again.
+            network::delete_netns(&node.namespace)?;
+        }
         self.info.node_mut(name)?.state = NodeState::Killed;
+        self.info.save()
+    }
+
+    /// Reloads lab.json under the lab lock and returns the named systemd node.
+    fn systemd_node(&mut self, name: &str) -> Result<NodeInfo> {
+        if let Some(fresh) = LabInfo::load(&self.info.dir)? {
+            self.info = fresh;
+        }
+        let node = self.node(name)?.clone();
+        if node.kind != NodeKind::Systemd {
+            bail!(
+                "node {name} is a {:?} node; stop, start and recreate need systemd nodes (up --kind systemd)",
+                node.kind
+            );
+        }
+        Ok(node)
+    }
+
+    /// Shuts a systemd node down cleanly (as `poweroff` would) and unplugs it; its disk is
+    /// kept for [`Lab::start_node`].
+    pub fn stop_node(&mut self, name: &str) -> Result<()> {
+        process::require_root()?;
+        let _lock = state::lock_dir(&self.info.dir)?;
+        let node = self.systemd_node(name)?;
+        machine::stop(&node, Signal::SIGTERM)?;
+        network::delete_link(&node.veth)?;
+        network::delete_netns(&node.namespace)?;
+        self.info.node_mut(name)?.state = NodeState::Stopped;
+        self.info.save()
+    }
+
+    /// Boots a stopped or killed systemd node again from the same disk (same host key,
+    /// same files), waiting (bounded by `timeout`) until it runs and answers SSH.
+    pub fn start_node(&mut self, name: &str, timeout: Duration) -> Result<()> {
+        process::require_root()?;
+        let _lock = state::lock_dir(&self.info.dir)?;
+        let node = self.systemd_node(name)?;
+        if node.state == NodeState::Running && node.init.is_some_and(|p| p.is_alive()) {
+            return Ok(());
+        }
+        self.boot_machine(&node, timeout)
+    }
+
+    /// Replaces a systemd node by a blank machine: its disk is wiped (fresh upper dir and
+    /// /srv), then it boots with the same name and address but a new host key and machine
+    /// id; known_hosts and lab.json get the new key.
+    pub fn recreate_node(&mut self, name: &str, timeout: Duration) -> Result<()> {
+        process::require_root()?;
+        let _lock = state::lock_dir(&self.info.dir)?;
+        let node = self.systemd_node(name)?;
+        let hosts = fs::read_to_string(machine::hosts_file_of(&node.data_dir)).unwrap_or_default();
+        machine::stop(&node, Signal::SIGKILL)?;
+        network::delete_link(&node.veth)?;
+        network::delete_netns(&node.namespace)?;
+        {
+            let n = self.info.node_mut(name)?;
+            n.state = NodeState::Creating;
+            n.host_key_fingerprint = None;
+            n.host_public_key = None;
+        }
+        self.info.save()?;
+        let client_pub = fs::read_to_string(&self.info.ssh.public_key_file)?;
+        let files = machine::MachineFiles {
+            hostname: &node.hostname,
+            hosts: &hosts,
+            root_authorized_keys: &client_pub,
+            with_repo: self.info.repo.is_some(),
+        };
+        machine::prepare_disk(&node.data_dir, &files)?;
+        self.boot_machine(&node, timeout)?;
+        node::setup_sudo_user(self.node(name)?, &client_pub)?;
+        let pub_file = machine::host_public_key_file(&node.data_dir);
+        let pub_line = fs::read_to_string(&pub_file).with_context(|| format!("reading {}", pub_file.display()))?;
+        let fingerprint = sshd::fingerprint(&pub_file)?;
+        let n = self.info.node_mut(name)?;
+        n.host_key_fingerprint = Some(fingerprint);
+        n.host_public_key = Some(pub_line.trim().to_string());
+        self.info.save()?;
+        sshd::replace_known_host(&self.info.ssh.known_hosts_file, &node.address, &pub_line)
+    }
+
+    /// Network, root mount and nspawn for an existing disk; records the new pids.
+    fn boot_machine(&mut self, node: &NodeInfo, timeout: Duration) -> Result<()> {
+        let name = node.name.clone();
+        let image = self.info.image.clone().context("lab.json records no node image")?;
+        let address: std::net::Ipv4Addr = node.address.parse()?;
+        // Leftovers of a kill or a failed start.
+        machine::stop(node, Signal::SIGKILL)?;
+        network::delete_link(&node.veth)?;
+        network::delete_netns(&node.namespace)?;
+        network::create_node_network(&node.namespace, &node.veth, &self.info.bridge, address)?;
+        machine::settle_link(node, &self.info.bridge)?;
+        machine::mount_root(&image, &node.data_dir, &node.namespace)?;
+        let nspawn = machine::boot(node, &node.namespace, self.info.repo.as_deref())?;
+        self.info.node_mut(&name)?.nspawn = Some(nspawn);
+        self.info.node_mut(&name)?.init = None;
+        self.info.save()?;
+        let init = machine::find_init(&nspawn, timeout, &machine::console_log(&node.data_dir))?;
+        self.info.node_mut(&name)?.init = Some(init);
+        self.info.save()?;
+        let node = self.node(&name)?.clone();
+        machine::wait_running(&node, &init, timeout)?;
+        machine::wait_sshd(&node, &init, timeout)?;
+        self.info.node_mut(&name)?.state = NodeState::Running;
         self.info.save()
     }
 
@@ -258,13 +400,22 @@ impl Lab {
             .info
             .nodes
             .iter()
-            .map(|n| NodeStatus {
-                name: n.name.clone(),
-                address: n.address.clone(),
-                state: n.state,
-                sshd_pid: n.sshd.map(|p| p.pid),
-                sshd_alive: n.sshd.is_some_and(|p| p.is_alive()),
-                reachable: tcp_reachable(&format!("{}:22", n.address)),
+            .map(|n| {
+                let alive = n.anchor().is_some_and(|p| p.is_alive());
+                let reachable = tcp_reachable(&format!("{}:22", n.address));
+                NodeStatus {
+                    name: n.name.clone(),
+                    address: n.address.clone(),
+                    state: n.state,
+                    kind: n.kind,
+                    alive,
+                    sshd_pid: n.sshd.map(|p| p.pid),
+                    sshd_alive: match n.kind {
+                        NodeKind::Namespace => n.sshd.is_some_and(|p| p.is_alive()),
+                        NodeKind::Systemd => alive && reachable,
+                    },
+                    reachable,
+                }
             })
             .collect();
         let pve = (!self.info.pve_processes.is_empty() || self.info.pve.is_some()).then(|| {
@@ -293,7 +444,7 @@ impl Lab {
 
     /// Every recorded node runs its sshd, and the simulator (if any) runs.
     pub fn is_healthy(&self) -> bool {
-        self.info.nodes.iter().all(|n| n.state == NodeState::Running && n.sshd.is_some_and(|p| p.is_alive()))
+        self.info.nodes.iter().all(|n| n.state == NodeState::Running && n.anchor().is_some_and(|p| p.is_alive()))
             && self.info.pve_processes.iter().all(|p| p.is_alive())
     }
 
@@ -322,13 +473,19 @@ fn hosts_file(slot: u8, count: usize) -> String {
 }
 
 /// The steps of `up` after lab.json exists; each records what it creates before it can fail.
-fn bring_up(info: &mut LabInfo, opts: &UpOptions, pve_bin: Option<&Path>) -> Result<()> {
+fn bring_up(info: &mut LabInfo, opts: &UpOptions, pve_bin: Option<&Path>, image: Option<&Path>) -> Result<()> {
     let bridge = info.bridge.clone();
     let slot = network::create_bridge(&bridge, |slot| {
         info.subnet = Some(format!("10.77.{slot}.0/24"));
         info.gateway = Some(format!("10.77.{slot}.1"));
+        info.network =
+            Some(NetworkInfo { cidr: format!("10.77.{slot}.0/24"), host_address: format!("10.77.{slot}.1") });
         info.save()
     })?;
+    if opts.kind == NodeKind::Systemd {
+        let image = image.context("systemd nodes need the node image")?;
+        return bring_up_machines(info, opts, image, slot).and_then(|()| start_pve(info, opts, pve_bin));
+    }
     let client_pub = fs::read_to_string(&info.ssh.public_key_file)?;
     let hosts = hosts_file(slot, opts.nodes);
     for i in 1..=opts.nodes {
@@ -351,6 +508,9 @@ fn bring_up(info: &mut LabInfo, opts: &UpOptions, pve_bin: Option<&Path>) -> Res
                 .map(|s| s.to_string())
                 .collect(),
             name,
+            kind: NodeKind::Namespace,
+            nspawn: None,
+            init: None,
         };
         info.nodes.push(node.clone());
         info.save()?;
@@ -382,7 +542,75 @@ fn bring_up(info: &mut LabInfo, opts: &UpOptions, pve_bin: Option<&Path>) -> Res
         info.save()?;
     }
     fs::write(&info.ssh.known_hosts_file, known_hosts)?;
+    start_pve(info, opts, pve_bin)
+}
 
+/// Systemd nodes: per node a network namespace (eth0 with its address, no route off the
+/// bridge), a blank disk (overlay upper dir) with its identity written in, and an nspawn
+/// boot; then wait for each to reach `running` with sshd answering.
+fn bring_up_machines(info: &mut LabInfo, opts: &UpOptions, image: &Path, slot: u8) -> Result<()> {
+    let client_pub = fs::read_to_string(&info.ssh.public_key_file)?;
+    let hosts = hosts_file(slot, opts.nodes);
+    for i in 1..=opts.nodes {
+        let name = format!("node{i}");
+        let address = network::node_address(slot, i);
+        let node = NodeInfo {
+            address: address.to_string(),
+            host_key_fingerprint: None,
+            hostname: name.clone(),
+            namespace: network::namespace_name(&info.name, &name),
+            veth: network::veth_name(&info.name, i),
+            state: NodeState::Creating,
+            sshd: None,
+            host_public_key: None,
+            data_dir: info.dir.join("nodes").join(&name),
+            private_mounts: machine::PRIVATE_MOUNTS.iter().map(|s| s.to_string()).collect(),
+            name,
+            kind: NodeKind::Systemd,
+            nspawn: None,
+            init: None,
+        };
+        info.nodes.push(node.clone());
+        info.save()?;
+        network::create_node_network(&node.namespace, &node.veth, &info.bridge, address)?;
+        machine::settle_link(&node, &info.bridge)?;
+        let files = machine::MachineFiles {
+            hostname: &node.hostname,
+            hosts: &hosts,
+            root_authorized_keys: &client_pub,
+            with_repo: info.repo.is_some(),
+        };
+        machine::prepare_disk(&node.data_dir, &files)?;
+        machine::mount_root(image, &node.data_dir, &node.namespace)?;
+        let nspawn = machine::boot(&node, &node.namespace, info.repo.as_deref())?;
+        info.nodes[i - 1].nspawn = Some(nspawn);
+        info.save()?;
+        let init = machine::find_init(&nspawn, opts.ready_timeout, &machine::console_log(&node.data_dir))?;
+        info.nodes[i - 1].init = Some(init);
+        info.save()?;
+    }
+    // Machines boot concurrently; now wait for each and finish its setup.
+    let mut known_hosts = String::new();
+    for i in 0..info.nodes.len() {
+        let node = info.nodes[i].clone();
+        let init = node.init.context("node has no init")?;
+        machine::wait_running(&node, &init, opts.ready_timeout)?;
+        machine::wait_sshd(&node, &init, opts.ready_timeout)?;
+        node::setup_sudo_user(&node, &client_pub)?;
+        let pub_file = machine::host_public_key_file(&node.data_dir);
+        let pub_line = fs::read_to_string(&pub_file).with_context(|| format!("reading {}", pub_file.display()))?;
+        known_hosts.push_str(&sshd::known_hosts_line(&node.address, &pub_line));
+        let n = &mut info.nodes[i];
+        n.host_key_fingerprint = Some(sshd::fingerprint(&pub_file)?);
+        n.host_public_key = Some(pub_line.trim().to_string());
+        n.state = NodeState::Running;
+        info.save()?;
+    }
+    fs::write(&info.ssh.known_hosts_file, known_hosts)?;
+    Ok(())
+}
+
+fn start_pve(info: &mut LabInfo, opts: &UpOptions, pve_bin: Option<&Path>) -> Result<()> {
     if let Some(bin) = pve_bin {
         let data = info.dir.join("pve");
         let proc = pve::start(bin, &data, &pve::new_token()?)?;
@@ -424,8 +652,18 @@ pub fn down_dir(dir: impl AsRef<Path>) -> Result<()> {
     for p in &info.pve_processes {
         note(p.stop(Duration::from_secs(5)));
     }
+    // All machines shut down at once; each is then waited for (bounded) below.
+    for n in info.nodes.iter().filter(|n| n.kind == NodeKind::Systemd) {
+        if let Some(p) = n.nspawn {
+            p.signal(Signal::SIGTERM);
+        }
+    }
     for n in info.nodes.iter().rev() {
-        note(node::kill_processes(n, Signal::SIGTERM));
+        match n.kind {
+            NodeKind::Namespace => note(node::kill_processes(n, Signal::SIGTERM)),
+            // Clean shutdown, SIGKILL after a bounded wait, then the root is unmounted.
+            NodeKind::Systemd => note(machine::stop(n, Signal::SIGTERM)),
+        }
         // Private mounts live in the node's mount namespace and go with its last process.
         note(network::delete_netns(&n.namespace));
         note(network::delete_link(&n.veth));
@@ -445,6 +683,9 @@ pub fn down_dir(dir: impl AsRef<Path>) -> Result<()> {
             if !pids.is_empty() {
                 errors.push(format!("node {} still has processes {pids:?}", n.name));
             }
+        }
+        if let Some(cg) = machine::cgroup_dirs(n).into_iter().find(|d| n.kind == NodeKind::Systemd && d.exists()) {
+            errors.push(format!("cgroup {} of node {} still exists", cg.display(), n.name));
         }
         let data = n.data_dir.to_string_lossy();
         if mounts.lines().any(|l| l.contains(&*data) || l.contains(&format!("/run/netns/{} ", n.namespace))) {

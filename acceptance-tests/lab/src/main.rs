@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use strata_lab::{down_dir, Lab, PveMode, UpOptions};
+use strata_lab::{down_dir, Lab, NodeKind, PveMode, UpOptions};
 
 #[derive(Parser)]
 #[command(name = "strata-lab", about = "Namespace nodes with real sshd plus the Proxmox simulator, on one machine")]
@@ -31,6 +31,9 @@ enum Cmd {
         /// Number of nodes (node1..nodeN).
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// namespace: namespaces around a bare sshd; systemd: booted Debian machines (nspawn).
+        #[arg(long, value_enum, default_value_t = NodeKind::Namespace)]
+        kind: NodeKind,
         /// Prefix for namespace and interface names (1-8 of a-z0-9); default derived from --dir.
         #[arg(long)]
         name: Option<String>,
@@ -82,6 +85,30 @@ enum NodeCmd {
         dir: DirArg,
         name: String,
     },
+    /// Systemd nodes: clean shutdown; the disk is kept.
+    Stop {
+        #[command(flatten)]
+        dir: DirArg,
+        name: String,
+    },
+    /// Systemd nodes: boot a stopped or killed node from the same disk.
+    Start {
+        #[command(flatten)]
+        dir: DirArg,
+        name: String,
+        /// Bound in seconds on each wait of the boot.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Systemd nodes: replace by a blank machine (same address, new host key; known_hosts updated).
+    Recreate {
+        #[command(flatten)]
+        dir: DirArg,
+        name: String,
+        /// Bound in seconds on each wait of the boot.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -104,9 +131,10 @@ fn default_sigpipe() {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Cmd::Up { dir, nodes, name, no_pve, pve_sim_bin, no_install, timeout } => {
+        Cmd::Up { dir, nodes, kind, name, no_pve, pve_sim_bin, no_install, timeout } => {
             let mut opts = UpOptions::new(dir.dir);
             opts.nodes = nodes;
+            opts.kind = kind;
             opts.name = name;
             opts.pve = match (no_pve, pve_sim_bin) {
                 (true, _) => PveMode::Disabled,
@@ -151,10 +179,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 );
                 for n in &status.nodes {
                     println!(
-                        "  {:<8} {:<14} {:<9} sshd {} {}",
+                        "  {:<8} {:<14} {:<9} {:?} sshd {} {}",
                         n.name,
                         n.address,
                         if n.reachable { "reachable" } else { "DOWN" },
+                        n.kind,
                         n.sshd_pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                         if n.sshd_alive { "alive" } else { "dead" }
                     );
@@ -182,6 +211,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut lab = Lab::load(&dir.dir)?;
             lab.kill_node(&name)?;
             println!("node {name} killed");
+        }
+        Cmd::Node { command: NodeCmd::Stop { dir, name } } => {
+            Lab::load(&dir.dir)?.stop_node(&name)?;
+            println!("node {name} stopped");
+        }
+        Cmd::Node { command: NodeCmd::Start { dir, name, timeout } } => {
+            Lab::load(&dir.dir)?.start_node(&name, std::time::Duration::from_secs(timeout))?;
+            println!("node {name} started");
+        }
+        Cmd::Node { command: NodeCmd::Recreate { dir, name, timeout } } => {
+            let mut lab = Lab::load(&dir.dir)?;
+            lab.recreate_node(&name, std::time::Duration::from_secs(timeout))?;
+            println!("node {name} recreated: {}", lab.node(&name)?.host_key_fingerprint.as_deref().unwrap_or(""));
         }
     }
     Ok(ExitCode::SUCCESS)

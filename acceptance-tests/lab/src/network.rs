@@ -61,7 +61,15 @@ pub fn short_name(dir: &Path, explicit: Option<&str>) -> Result<String> {
 }
 
 /// Holds an exclusive lock on a machine-wide file while alive (flock is dropped with it).
-pub struct GlobalLock(#[allow(dead_code)] Flock<File>);
+pub struct GlobalLock(Flock<File>);
+
+impl GlobalLock {
+    /// The locked file's descriptor (a child that inherits it holds the lock too).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.0.as_raw_fd()
+    }
+}
 
 pub fn global_lock(name: &str) -> Result<GlobalLock> {
     fs::create_dir_all(LOCK_DIR).with_context(|| format!("creating {LOCK_DIR}"))?;

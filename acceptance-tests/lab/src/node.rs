@@ -15,7 +15,7 @@ use nix::sys::signal::Signal;
 
 use crate::network::netns_pids;
 use crate::process::{describe, log_tail, spawn_daemon, wait_until, ProcessRef};
-use crate::state::NodeInfo;
+use crate::state::{NodeInfo, NodeKind};
 
 /// Host directories each node gets a private copy-on-write view of.
 pub const OVERLAY_DIRS: &[&str] = &["/etc", "/home", "/var/lib", "/var/log"];
@@ -171,15 +171,23 @@ pub fn wait_sshd(node: &NodeInfo, sshd: &ProcessRef, timeout: Duration) -> Resul
 }
 
 /// The command line that runs `argv` inside the node (mount, network and UTS namespaces
-/// of its sshd), so it sees the node's /etc, address and hostname.
+/// of its sshd; every namespace of a systemd node's PID 1), so it sees the node's /etc,
+/// address and hostname.
 pub fn exec_command(node: &NodeInfo, argv: &[&str]) -> Result<Command> {
+    if argv.is_empty() {
+        bail!("no command given to run in node {}", node.name);
+    }
+    if node.kind == NodeKind::Systemd {
+        let init = node
+            .init
+            .filter(|p| p.is_alive())
+            .with_context(|| format!("node {} is not running (its systemd is gone)", node.name))?;
+        return Ok(crate::machine::exec_command(&init, argv));
+    }
     let sshd = node
         .sshd
         .filter(|p| p.is_alive())
         .with_context(|| format!("node {} is not running (its sshd is gone)", node.name))?;
-    if argv.is_empty() {
-        bail!("no command given to run in node {}", node.name);
-    }
     let pid = sshd.pid.to_string();
     let mut cmd = Command::new("nsenter");
     cmd.args(["-t", &pid, "-m", "-n", "-u", "--"]).args(argv);
@@ -251,6 +259,9 @@ pub fn kill_processes(node: &NodeInfo, first: Signal) -> Result<()> {
 
 /// Pids still running in the node (namespace members plus the recorded sshd).
 pub fn live_pids(node: &NodeInfo) -> Result<Vec<i32>> {
+    if node.kind == NodeKind::Systemd {
+        return crate::machine::live_pids(node);
+    }
     let mut pids = netns_pids(&node.namespace)?;
     if let Some(sshd) = node.sshd {
         if sshd.is_alive() && !pids.contains(&sshd.pid) {

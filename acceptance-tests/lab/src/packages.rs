@@ -27,6 +27,12 @@ pub const PACKAGES: &[&str] = &[
     "etcd-client",
 ];
 
+/// What the host needs for systemd nodes: mmdebstrap builds the image, systemd-nspawn
+/// boots it, the OpenSSH client and ip drive the nodes, dpkg-dev indexes the local apt
+/// repository.
+pub const SYSTEMD_HOST_PACKAGES: &[&str] =
+    &["mmdebstrap", "systemd-container", "openssh-client", "iproute2", "dpkg-dev", "util-linux"];
+
 /// Daemons these packages may start on the host, with their init script names.
 const HOST_DAEMONS: &[(&str, &str)] = &[
     ("sshd", "ssh"),
@@ -42,8 +48,8 @@ const HOST_DAEMONS: &[(&str, &str)] = &[
 
 const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
 
-pub fn missing_packages() -> Vec<&'static str> {
-    PACKAGES
+pub fn missing_packages(wanted: &[&'static str]) -> Vec<&'static str> {
+    wanted
         .iter()
         .copied()
         .filter(|p| {
@@ -57,13 +63,13 @@ pub fn missing_packages() -> Vec<&'static str> {
 /// Installs missing packages (apt-get update once, then install) unless all are present.
 /// Host services are kept from starting (policy-rc.d) and stopped if they started anyway:
 /// a host haproxy/etcd/rpcbind would hold ports that nodes and other tests need.
-pub fn ensure(install: bool, log: &Path) -> Result<()> {
-    if missing_packages().is_empty() {
+pub fn ensure(wanted: &[&'static str], install: bool, log: &Path) -> Result<()> {
+    if missing_packages(wanted).is_empty() {
         return Ok(());
     }
     // Two labs starting at once must not both run apt.
     let _lock = global_lock("apt.lock")?;
-    let missing = missing_packages();
+    let missing = missing_packages(wanted);
     if missing.is_empty() {
         return Ok(());
     }
@@ -88,7 +94,7 @@ pub fn ensure(install: bool, log: &Path) -> Result<()> {
             let _ = run("update-rc.d", [service, "disable"]);
         }
     }
-    let still = missing_packages();
+    let still = missing_packages(wanted);
     if !still.is_empty() {
         bail!("apt-get did not install {}; {}", still.join(" "), log_tail(log, 20));
     }

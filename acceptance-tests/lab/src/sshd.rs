@@ -65,6 +65,19 @@ pub fn known_hosts_line(address: &str, public_key_line: &str) -> String {
     format!("{address} {kind} {blob}\n")
 }
 
+/// Rewrites `file` with the entry for `address` replaced by the new key (atomically).
+pub fn replace_known_host(file: &Path, address: &str, public_key_line: &str) -> Result<()> {
+    let old = fs::read_to_string(file).unwrap_or_default();
+    let mut new: String =
+        old.lines().filter(|l| l.split_whitespace().next() != Some(address)).map(|l| format!("{l}\n")).collect();
+    new.push_str(&known_hosts_line(address, public_key_line));
+    let dir = file.parent().context("known_hosts has no parent dir")?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, new.as_bytes())?;
+    tmp.persist(file).with_context(|| format!("writing {}", file.display()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +88,15 @@ mod tests {
             known_hosts_line("10.77.1.11", "ssh-ed25519 AAAAC3Nza root@node1\n"),
             "10.77.1.11 ssh-ed25519 AAAAC3Nza\n"
         );
+    }
+
+    #[test]
+    fn replace_known_host_swaps_only_that_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("known_hosts");
+        fs::write(&f, "10.77.1.11 ssh-ed25519 OLD\n10.77.1.12 ssh-ed25519 OTHER\n").unwrap();
+        replace_known_host(&f, "10.77.1.11", "ssh-ed25519 NEW root@node1\n").unwrap();
+        assert_eq!(fs::read_to_string(&f).unwrap(), "10.77.1.12 ssh-ed25519 OTHER\n10.77.1.11 ssh-ed25519 NEW\n");
     }
 
     #[test]

@@ -24,6 +24,17 @@ pub enum LabState {
     Down,
 }
 
+/// What a node is made of (see README.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKind {
+    /// Namespaces around a bare sshd, no init (fast; the host's /etc, /var/lib overlaid).
+    #[default]
+    Namespace,
+    /// A Debian machine booted with systemd (systemd-nspawn of its own overlay root).
+    Systemd,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeState {
@@ -31,6 +42,8 @@ pub enum NodeState {
     Running,
     /// Lost on purpose by `node kill`.
     Killed,
+    /// Shut down cleanly by `node stop`; `node start` boots it with the same disk.
+    Stopped,
 }
 
 /// Contents of lab.json. `pve`, `nodes` and `ssh` are the stable scripting interface.
@@ -54,6 +67,23 @@ pub struct LabInfo {
     /// Processes of the simulator (the one we spawned, plus the pid it reports if different).
     #[serde(default)]
     pub pve_processes: Vec<ProcessRef>,
+    /// The lab network; null until the bridge exists.
+    #[serde(default)]
+    pub network: Option<NetworkInfo>,
+    /// Systemd nodes: the cached root image every node's overlay uses as lowerdir.
+    #[serde(default)]
+    pub image: Option<PathBuf>,
+    /// Systemd nodes: the local apt repository bound read-only into every node.
+    #[serde(default)]
+    pub repo: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    /// e.g. "10.77.5.0/24".
+    pub cidr: String,
+    /// The host's address on the lab bridge (the nodes' only peer off the lab).
+    pub host_address: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +112,25 @@ pub struct NodeInfo {
     pub data_dir: PathBuf,
     /// Paths that are private to the node (overlays and tmpfs inside its mount namespace).
     pub private_mounts: Vec<String>,
+    #[serde(default)]
+    pub kind: NodeKind,
+    /// Systemd nodes: the systemd-nspawn process (SIGTERM to it = clean shutdown).
+    #[serde(default)]
+    pub nspawn: Option<ProcessRef>,
+    /// Systemd nodes: the container's PID 1 (systemd), whose namespaces `node exec` enters.
+    #[serde(default)]
+    pub init: Option<ProcessRef>,
+}
+
+impl NodeInfo {
+    /// The process whose namespaces are the node: its sshd (namespace nodes) or its
+    /// systemd (systemd nodes).
+    pub fn anchor(&self) -> Option<ProcessRef> {
+        match self.kind {
+            NodeKind::Namespace => self.sshd,
+            NodeKind::Systemd => self.init,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,6 +223,9 @@ mod tests {
                 host_public_key: None,
                 data_dir: "/x/nodes/node1".into(),
                 private_mounts: vec!["/etc".into()],
+                kind: NodeKind::Namespace,
+                nspawn: None,
+                init: None,
             }],
             ssh: SshInfo {
                 user: "root".into(),
@@ -190,6 +242,9 @@ mod tests {
             subnet: Some("10.77.3.0/24".into()),
             gateway: Some("10.77.3.1".into()),
             pve_processes: vec![],
+            network: Some(NetworkInfo { cidr: "10.77.3.0/24".into(), host_address: "10.77.3.1".into() }),
+            image: None,
+            repo: None,
         };
         info.save().unwrap();
         assert_eq!(LabInfo::load(dir.path()).unwrap().unwrap(), info);
@@ -204,6 +259,9 @@ mod tests {
         assert_eq!(v["ssh"]["user"], "root");
         assert_eq!(v["ssh"]["private_key_file"], "/x/ssh/id_ed25519");
         assert_eq!(v["ssh"]["known_hosts_file"], "/x/ssh/known_hosts");
+        assert_eq!(v["network"]["cidr"], "10.77.3.0/24");
+        assert_eq!(v["network"]["host_address"], "10.77.3.1");
+        assert_eq!(v["nodes"][0]["kind"], "namespace");
     }
 
     #[test]
