@@ -5,12 +5,14 @@ use std::path::Path;
 
 use strata_acceptance_tests::provider::provider_dir;
 use strata_acceptance_tests::terraform::Workdir;
-use strata_lab::{LabGuard, PveMode, UpOptions};
+use strata_lab::{LabGuard, NodeKind, PveMode, UpOptions};
 
 fn lab(dir: &Path, nodes: usize) -> LabGuard {
     let mut opts = UpOptions::new(dir);
     opts.nodes = nodes;
     opts.pve = PveMode::Disabled;
+    // NFS servers run their daemons as Debian systemd units.
+    opts.kind = NodeKind::Systemd;
     LabGuard::up(&opts).expect("lab up (needs root; installs Debian packages on first use)")
 }
 
@@ -72,7 +74,16 @@ fn ganesha_exports_serve_nfs_to_another_node_and_drift_is_detected() {
     let nonprod = wd.resource_values("strata_nfs_export.k8s-nonprod").unwrap();
     assert_ne!(prod["export_id"], nonprod["export_id"], "each export gets its own Export_Id");
 
-    // Real NFSv4 traffic: node2 lists what node1 serves.
+    // ganesha and rpcbind run as their Debian units, under systemd.
+    let (_, active, _) = sh(&lab, "node1", "systemctl is-active nfs-ganesha rpcbind");
+    assert_eq!(active.split_whitespace().collect::<Vec<_>>(), ["active", "active"], "{active}");
+    // Real NFSv4 traffic: node2 lists what node1 serves (its client from the lab's repository).
+    let (code, _, err) = sh(
+        &lab,
+        "node2",
+        "apt-get -q update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -q -y install libnfs-utils >/dev/null",
+    );
+    assert_eq!(code, 0, "installing libnfs-utils on node2: {err}");
     sh(&lab, "node1", "echo prod > /srv/nfs/k8s-prod/marker-prod && echo np > /srv/nfs/k8s-nonprod/marker-nonprod");
     for (name, marker) in [("k8s-prod", "marker-prod"), ("k8s-nonprod", "marker-nonprod")] {
         let (code, out, err) =
@@ -294,6 +305,13 @@ fn ctrl_c_stops_the_apply_and_kills_the_hung_command_on_the_node() {
 /// workdir and the hung command line to look for on the node.
 fn export_whose_read_hangs(lab: &LabGuard, resource_extra: &str) -> (Workdir, String) {
     let node1 = lab.nodes()[0].address.clone();
+    // The server package is there already, so the only slow step is the hung read.
+    let (code, _, err) = sh(
+        lab,
+        "node1",
+        "apt-get -q update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -q -y install nfs-kernel-server >/dev/null",
+    );
+    assert_eq!(code, 0, "installing nfs-kernel-server: {err}");
     let file = "/etc/exports.d/strata-k8s-prod.exports";
     sh(lab, "node1", &format!("mkdir -p /etc/exports.d && mkfifo {file}"));
     let resource = export("k8s-prod", &node1, "kernel", "", "[\"rw\"]");

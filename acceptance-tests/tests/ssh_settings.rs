@@ -7,7 +7,7 @@ use std::process::Command;
 
 use strata_acceptance_tests::provider::provider_dir;
 use strata_acceptance_tests::terraform::Workdir;
-use strata_lab::{LabGuard, PveMode, UpOptions};
+use strata_lab::{LabGuard, NodeKind, PveMode, UpOptions};
 
 const HEADER: &str = "terraform {\n  required_providers {\n    strata = { source = \"strata-iac/strata\" }\n  }\n}\n";
 
@@ -15,6 +15,8 @@ fn lab(dir: &Path) -> LabGuard {
     let mut opts = UpOptions::new(dir);
     opts.nodes = 1;
     opts.pve = PveMode::Disabled;
+    // The NFS exports these tests create need systemd nodes.
+    opts.kind = NodeKind::Systemd;
     LabGuard::up(&opts).expect("lab up (needs root; installs Debian packages on first use)")
 }
 

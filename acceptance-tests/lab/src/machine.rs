@@ -204,6 +204,9 @@ pub fn boot(node: &NodeInfo, machine_name: &str, repo: Option<&Path>) -> Result<
         format!("--machine={machine_name}"),
         format!("--hostname={}", node.hostname),
         format!("--bind={}:/srv", srv_dir(&node.data_dir).display()),
+        // nfs-ganesha's VFS FSAL opens files by handle; nspawn's default seccomp filter
+        // refuses open_by_handle_at (EPERM), as a VM's kernel would not.
+        "--system-call-filter=open_by_handle_at".into(),
         // Boot messages go to console.log; nothing reads a terminal.
         "--console=read-only".into(),
     ];

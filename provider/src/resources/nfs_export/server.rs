@@ -5,13 +5,28 @@ use anyhow::{anyhow, bail};
 
 use super::options::Backend;
 use super::{NfsExport, NfsExportModel};
+use crate::node::services::UnitAction;
 use crate::node::{quote, Node};
 
 pub const GANESHA_DIR: &str = "/etc/ganesha/strata.d";
 const GANESHA_INDEX: &str = "/etc/ganesha/strata.d/index.conf";
 const GANESHA_CONF: &str = "/etc/ganesha/ganesha.conf";
-const GANESHA_PID: &str = "/run/ganesha/ganesha.pid";
 const GANESHA_LOG: &str = "/var/log/ganesha/ganesha.log";
+
+/// The Debian packages each backend runs from (installed from the node's apt sources).
+fn packages(backend: Backend) -> &'static [&'static str] {
+    match backend {
+        Backend::Kernel => &["nfs-kernel-server"],
+        Backend::Ganesha => &["nfs-ganesha", "nfs-ganesha-vfs"],
+    }
+}
+
+/// The server side a backend needs: a systemd node with its packages installed.
+pub async fn prepare(node: &Node, backend: Backend) -> anyhow::Result<()> {
+    node.require_systemd().await?;
+    node.install_packages(packages(backend)).await
+}
+
 pub async fn ensure_directory(node: &Node, m: &NfsExportModel) -> anyhow::Result<()> {
     let path = quote(&m.path);
     match &m.create_directory {
@@ -37,6 +52,7 @@ pub async fn ensure_directory(node: &Node, m: &NfsExportModel) -> anyhow::Result
 /// put back (and re-activated) and the server's own message is the error.
 pub async fn install(node: &Node, m: &mut NfsExportModel) -> anyhow::Result<()> {
     let _exclusive = node.exclusive().await?;
+    prepare(node, NfsExport::backend(m)).await?;
     let file = NfsExport::file_path(m);
     let previous = node.read_file(&file).await?;
     if NfsExport::backend(m) == Backend::Ganesha && m.export_id.is_none() {
@@ -80,40 +96,40 @@ pub async fn activate(node: &Node, backend: Backend) -> anyhow::Result<()> {
     }
 }
 
-/// Rebuilds the include index from the export files present, makes sure ganesha.conf
-/// includes it, then reloads ganesha (systemd, else SIGHUP, else start it) and reads
-/// its log for configuration errors.
+/// Rebuilds the include index from the export files present and makes sure
+/// ganesha.conf includes it, then has systemd run rpcbind (ganesha's NFSv3 side needs
+/// it) and start or reload nfs-ganesha, and reads ganesha's log for configuration errors.
 async fn reload_ganesha(node: &Node) -> anyhow::Result<()> {
-    let script = format!(
+    let index = format!(
         r#"set -e
-mkdir -p {dir} /run/ganesha /var/log/ganesha
+mkdir -p {dir} /var/log/ganesha
 : > {index}.tmp
 for f in {dir}/strata-*.conf; do [ -e "$f" ] && echo "%include \"$f\"" >> {index}.tmp; done
 mv {index}.tmp {index}
-grep -qF '%include "{index}"' {conf} 2>/dev/null || printf '\n%%include "{index}"\n' >> {conf}
 touch {log}
-start=$(stat -c %s {log})
-if [ -d /run/systemd/system ]; then
-  systemctl reload-or-restart nfs-ganesha
-elif [ -f {pid} ] && kill -0 "$(cat {pid})" 2>/dev/null; then
-  kill -HUP "$(cat {pid})"
-  sleep 1
-else
-  # Without systemd nothing else runs rpcbind, which ganesha's NFSv3 side needs.
-  if command -v rpcbind >/dev/null && ! rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then rpcbind -w; fi
-  ganesha.nfsd -f {conf} -L {log} -p {pid}
-  sleep 1
-fi
-tail -c +$((start + 1)) {log} | grep -E ':CONFIG :(CRIT|MAJ) |:EXPORT :(CRIT|MAJ) ' || true
-if [ ! -d /run/systemd/system ]; then kill -0 "$(cat {pid})" 2>/dev/null || echo "ganesha.nfsd is not running"; fi
+stat -c %s {log}
+grep -qF '%include "{index}"' {conf} 2>/dev/null || {{ printf '\n%%include "{index}"\n' >> {conf}; echo included; }}
 "#,
         dir = GANESHA_DIR,
         index = GANESHA_INDEX,
         conf = GANESHA_CONF,
         log = GANESHA_LOG,
-        pid = GANESHA_PID,
     );
-    let out = node.run("reloading nfs-ganesha", &script).await?;
+    let out = node.run_ok("indexing the ganesha exports", &index).await?;
+    let mut lines = out.lines();
+    let log_start: u64 = lines.next().unwrap_or_default().trim().parse()?;
+    // A ganesha started before its configuration included our index (the package
+    // starts it on install) is restarted once; after that a reload takes new exports.
+    let action = if lines.next() == Some("included") { UnitAction::Restart } else { UnitAction::Reload };
+    node.ensure_running("rpcbind.service", None).await?;
+    node.ensure_running("nfs-ganesha.service", Some(action)).await?;
+    // A reload is a SIGHUP: ganesha reads the exports after the unit call returns.
+    let check = format!(
+        "sleep 1; tail -c +{} {GANESHA_LOG} | grep -E ':CONFIG :(CRIT|MAJ) |:EXPORT :(CRIT|MAJ) ' || true; \
+         systemctl is-active --quiet nfs-ganesha || echo 'nfs-ganesha is not running'",
+        log_start + 1
+    );
+    let out = node.run("reading nfs-ganesha's log", &check).await?;
     let problems = out.stdout.trim();
     if out.status != 0 || !problems.is_empty() {
         bail!("nfs-ganesha refused the exports: {}{}", problems, out.stderr.trim());
