@@ -361,6 +361,12 @@ impl System for HostSystem {
         self.run("systemctl", &[if running { "start" } else { "stop" }, unit]).map(drop)
     }
     fn try_restart(&self, unit: &str) -> SysResult<()> {
+        // A unit that is not installed (kubelet before its package) has nothing to
+        // restart; it reads the new configuration when it first starts. systemctl
+        // itself fails there (exit 5).
+        if self.query("systemctl", &["show", "-p", "LoadState", "--value", unit])?.trim() == "not-found" {
+            return Ok(());
+        }
         self.run("systemctl", &["try-restart", unit]).map(drop)
     }
     fn daemon_reload(&self) -> SysResult<()> {
@@ -664,6 +670,7 @@ mod tests {
         let got = std::fs::read_to_string(&log).unwrap();
         let want = "noninteractive systemctl is-enabled setup.service
 noninteractive systemctl show -p Type,ActiveState,SubState,Result,RemainAfterExit,ExecMainStartTimestampMonotonic setup.service
+noninteractive systemctl show -p LoadState --value containerd.service
 noninteractive systemctl try-restart containerd.service
 noninteractive systemctl unmask kubelet.service
 noninteractive systemctl disable --runtime kubelet.service

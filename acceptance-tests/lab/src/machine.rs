@@ -224,7 +224,9 @@ pub fn boot(node: &NodeInfo, machine_name: &str, repo: Option<&Path>) -> Result<
     for d in &dirs {
         script.push_str(&format!("echo $$ > '{}/cgroup.procs'\n", d.display()));
     }
-    script.push_str("exec systemd-nspawn \"$@\"\n");
+    // A VM's /proc/sys/net is its own to tune (ip_nonlocal_bind for a VIP, forwarding):
+    // nspawn keeps /proc/sys read-only unless told to open the per-namespace net part.
+    script.push_str("SYSTEMD_NSPAWN_API_VFS_WRITABLE=network exec systemd-nspawn \"$@\"\n");
     let mut words: Vec<&OsStr> = vec![OsStr::new("-c"), OsStr::new(&script), OsStr::new("strata-node")];
     words.extend(args.iter().map(OsStr::new));
     spawn_daemon(Path::new("sh"), &words, &[], &console_log(&node.data_dir))

@@ -26,6 +26,8 @@ pub const REPO_PACKAGES: &[&str] = &[
     "nfs-kernel-server",
     "jq",
     "curl",
+    "containerd",
+    "runc",
 ];
 
 /// Where a node sees the repository, and its apt source line.
