@@ -15,7 +15,7 @@
 # two sides agree: a root converged by one tool is a no-op for the other one (and, locally,
 # the two converged trees are identical), so both really manage the same state.
 #
-# 1. Local: `strata-agent apply node.json --root R` vs `ansible-playbook -c local`
+# 1. Local: `strata-agent apply node.json --root R --simulate` vs `ansible-playbook -c local`
 #    on the same temp root R, each timed BENCH_RUNS times after converging.
 # 2. Over SSH to 9 strata-lab nodes (network namespaces with real sshd; the lab is
 #    created here and removed on exit, also on failure): the agent binary is copied to
@@ -167,7 +167,7 @@ LOAD_START=$(load)
 log "local: strata-agent $("$AGENT" --version | awk '{print $2}') vs ansible-core $ANSIBLE_CORE_VERSION, $RUNS runs each"
 L="$WORK/local"
 mkdir -p "$L"
-agent_local() { "$AGENT" apply "$SPEC" --root "$1" >"$2" 2>&1; }
+agent_local() { "$AGENT" apply "$SPEC" --root "$1" --simulate >"$2" 2>&1; }
 ansible_local() {
   timeout -k 30 "$ANSIBLE_TIMEOUT" "$VENV/bin/ansible-playbook" -i localhost, -c local -e "bench_root=$1" \
     -e "ansible_python_interpreter=$VENV/bin/python" "$PLAYBOOK" >"$2" 2>&1
@@ -280,7 +280,7 @@ done
 } >"$WORK/inventory.ini"
 ansible_ssh() { timeout -k 30 "$ANSIBLE_TIMEOUT" "$VENV/bin/ansible-playbook" -i "$WORK/inventory.ini" "$PLAYBOOK" >"$1" 2>&1; }
 seed_nodes() { on_all_nodes "seed$1" "$DATA/seed.sh" SSH_FRESH "sh -s -- $REMOTE_ROOT"; expect_rc "seed$1" 0 "seeding $REMOTE_ROOT"; }
-AGENT_CMD="$REMOTE_AGENT apply - --root $REMOTE_ROOT"
+AGENT_CMD="$REMOTE_AGENT apply - --root $REMOTE_ROOT --simulate"
 
 # Same desired state over SSH, both directions, on every node.
 seed_nodes 1
@@ -347,7 +347,7 @@ $(load) after it, its own Ansible runs included), strata-agent $(echo "$want_ver
 
 | scenario | strata-agent | ansible-playbook | ratio | target | met |
 | --- | ---: | ---: | ---: | ---: | --- |
-| local: \`strata-agent apply --root R\` vs \`ansible-playbook -c local\`, same temp root | $(fmt_us "$la") | $(fmt_us "$lb") | ${lr}x | ≥100x | $(met "$lb" "$la" 100) |
+| local: \`strata-agent apply --root R --simulate\` vs \`ansible-playbook -c local\`, same temp root | $(fmt_us "$la") | $(fmt_us "$lb") | ${lr}x | ≥100x | $(met "$lb" "$la" 100) |
 | over SSH, $NODES lab nodes: $NODES parallel \`ssh\`, new connection each | $(fmt_us "$sa") | $(fmt_us "$sb") | ${sr}x | ≥20x | $(met "$sb" "$sa" 20) |
 | over SSH, $NODES lab nodes, agent reusing connections (ControlPersist, as Ansible does) | $(fmt_us "$sm") | $(fmt_us "$sb") | ${mr}x | – | – |
 
@@ -359,7 +359,7 @@ SSH agent $(rng "${SSH_AGENT[@]}"), reusing connections $(rng "${SSH_AGENT_MUX[@
   \`/etc/default/kubelet\`, \`/etc/crictl.yaml\`, \`/etc/sysctl.d/99-strata.conf\` with 3 keys,
   \`/etc/modules-load.d/strata.conf\` with 2 modules, the swap line in \`/etc/fstab\` commented out.
 - **strata-agent** ($agent_tasks tasks): writes those files and, through its simulated system
-  (any \`--root\` other than \`/\`), checks and sets the live sysctl values
+  (\`--simulate\`, only with a \`--root\` that is not the host's own), checks and sets the live sysctl values
   (\`R/proc/sys/...\`), loaded modules (\`R/proc/modules\`), active swap (\`R/proc/swaps\`) and
   masks the swap unit (\`R/etc/systemd/system/swap.img.swap\`); a change would restart
   containerd/kubelet (handlers).
@@ -377,7 +377,7 @@ SSH agent $(rng "${SSH_AGENT[@]}"), reusing connections $(rng "${SSH_AGENT_MUX[@
   ($ctl_py) as interpreter. The agent reads the spec from a file.
 - **Over SSH**: \`strata-lab\` nodes (network namespaces on this machine, real sshd, $ssh_ver),
   root \`$REMOTE_ROOT\` on each. Agent: binary copied to \`$REMOTE_AGENT\`,
-  one \`ssh root@node $REMOTE_AGENT apply - --root $REMOTE_ROOT\` per node with the spec
+  one \`ssh root@node $REMOTE_AGENT apply - --root $REMOTE_ROOT --simulate\` per node with the spec
   on stdin, all $NODES at once, wall time until the last exits; the headline row opens a new
   SSH connection per node per run (\`ControlMaster=no\`). Ansible: inventory of the $NODES
   addresses, \`ansible_user=root\`, the lab key, \`UserKnownHostsFile\` = the lab known_hosts,
