@@ -139,3 +139,17 @@ impl Workdir {
             .with_context(|| format!("{address} not in state"))
     }
 }
+
+/// The `terraform { required_providers }` block every test configuration starts with.
+pub const REQUIRED_PROVIDERS: &str =
+    "terraform {\n  required_providers {\n    strata = { source = \"strata-iac/strata\" }\n  }\n}\n";
+
+/// `REQUIRED_PROVIDERS` plus a provider block whose `ssh` defaults are a lab's key and
+/// known_hosts file.
+pub fn ssh_provider(private_key_file: &Path, known_hosts_file: &Path) -> String {
+    format!(
+        "{REQUIRED_PROVIDERS}provider \"strata\" {{\n  ssh {{\n    private_key_file = \"{}\"\n    known_hosts_file = \"{}\"\n  }}\n}}\n",
+        private_key_file.display(),
+        known_hosts_file.display()
+    )
+}

@@ -6,7 +6,7 @@ use std::process::Command;
 use sha2::Digest;
 
 use strata_acceptance_tests::provider::provider_dir;
-use strata_acceptance_tests::terraform::Workdir;
+use strata_acceptance_tests::terraform::{ssh_provider, Workdir};
 use strata_lab::{LabGuard, PveMode, UpOptions};
 
 /// The build the provider ships, beside it (scripts/build-agent-static.sh).
@@ -49,12 +49,9 @@ fn a_node_of_another_architecture_is_refused_before_anything_is_uploaded() {
     let ssh = &lab.info().ssh;
     let main_tf = |extra: &str| {
         format!(
-            "terraform {{\n  required_providers {{\n    strata = {{ source = \"strata-iac/strata\" }}\n  }}\n}}\n\
-             provider \"strata\" {{\n  ssh {{\n    private_key_file = \"{}\"\n    known_hosts_file = \"{}\"\n  }}\n}}\n\
-             resource \"strata_node_config\" \"n\" {{\n  ssh {{\n    host = \"{node}\"\n  }}\n  root = \"/srv/r\"\n\
+            "{}resource \"strata_node_config\" \"n\" {{\n  ssh {{\n    host = \"{node}\"\n  }}\n  root = \"/srv/r\"\n\
              simulate = true\n  swap_off = true\n{extra}}}\n",
-            ssh.private_key_file.display(),
-            ssh.known_hosts_file.display()
+            ssh_provider(&ssh.private_key_file, &ssh.known_hosts_file)
         )
     };
     let wd = Workdir::new(&provider_dir(), &main_tf("")).unwrap();

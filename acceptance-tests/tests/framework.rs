@@ -14,7 +14,7 @@ use strata_acceptance_tests::provider::provider_dir;
 use strata_acceptance_tests::terraform::Workdir;
 use strata_lab::{LabGuard, NodeKind, PveMode, UpOptions};
 
-const HEADER: &str = "terraform {\n  required_providers {\n    strata = { source = \"strata-iac/strata\" }\n  }\n}\n";
+use strata_acceptance_tests::terraform::{ssh_provider, REQUIRED_PROVIDERS as HEADER};
 
 fn secrets(extra: &str) -> String {
     format!("{HEADER}resource \"strata_cluster_secrets\" \"c\" {{\n  cluster_name = \"prod\"\n{extra}}}\n")
@@ -49,11 +49,9 @@ fn export_tf(lab: &LabGuard, extra: &str) -> String {
     let ssh = &lab.info().ssh;
     let node1 = &lab.nodes()[0].address;
     format!(
-        "{HEADER}provider \"strata\" {{\n  ssh {{\n    private_key_file = \"{}\"\n    known_hosts_file = \"{}\"\n  }}\n}}\n\
-         resource \"strata_nfs_export\" \"data\" {{\n  ssh {{\n    host = \"{node1}\"\n  }}\n  name = \"data\"\n  \
+        "{}resource \"strata_nfs_export\" \"data\" {{\n  ssh {{\n    host = \"{node1}\"\n  }}\n  name = \"data\"\n  \
          path = \"/srv/nfs/data\"\n  create_directory {{\n    mode = \"0777\"\n  }}\n{extra}  clients {{\n    client  = \"10.77.0.0/16\"\n    options = [\"rw\"]\n  }}\n}}\n",
-        ssh.private_key_file.display(),
-        ssh.known_hosts_file.display()
+        ssh_provider(&ssh.private_key_file, &ssh.known_hosts_file)
     )
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use strata_acceptance_tests::provider::provider_dir;
-use strata_acceptance_tests::terraform::Workdir;
+use strata_acceptance_tests::terraform::{ssh_provider, Workdir};
 use strata_lab::{LabGuard, NodeKind, PveMode, UpOptions};
 
 fn lab(dir: &Path, nodes: usize) -> LabGuard {
@@ -33,12 +33,7 @@ fn shows_change(plan: &str, from: &str, to: &str) -> bool {
 
 fn provider_block(lab: &LabGuard) -> String {
     let ssh = &lab.info().ssh;
-    format!(
-        "terraform {{\n  required_providers {{\n    strata = {{ source = \"strata-iac/strata\" }}\n  }}\n}}\n\
-         provider \"strata\" {{\n  ssh {{\n    private_key_file = \"{}\"\n    known_hosts_file = \"{}\"\n  }}\n}}\n",
-        ssh.private_key_file.display(),
-        ssh.known_hosts_file.display()
-    )
+    ssh_provider(&ssh.private_key_file, &ssh.known_hosts_file)
 }
 
 fn export(name: &str, host: &str, backend: &str, extra: &str, options: &str) -> String {

@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 use strata_acceptance_tests::provider::provider_dir;
-use strata_acceptance_tests::terraform::Workdir;
+use strata_acceptance_tests::terraform::{ssh_provider, Workdir};
 use strata_lab::{LabGuard, PveMode, UpOptions};
 
 const ROOT: &str = "/srv/strata-root";
@@ -30,18 +30,7 @@ fn main_tf(lab: &LabGuard) -> String {
     let ssh = &lab.info().ssh;
     let nodes: Vec<String> = lab.nodes().iter().map(|n| format!("\"{}\" = \"{}\"", n.name, n.address)).collect();
     format!(
-        r#"terraform {{
-  required_providers {{
-    strata = {{ source = "strata-iac/strata" }}
-  }}
-}}
-provider "strata" {{
-  ssh {{
-    private_key_file = "{key}"
-    known_hosts_file = "{kh}"
-  }}
-}}
-resource "strata_node_config" "node" {{
+        r#"{provider}resource "strata_node_config" "node" {{
   for_each = {{ {nodes} }}
   ssh {{
     host = each.value
@@ -79,8 +68,7 @@ resource "strata_node_config" "node" {{
   }}
 }}
 "#,
-        key = ssh.private_key_file.display(),
-        kh = ssh.known_hosts_file.display(),
+        provider = ssh_provider(&ssh.private_key_file, &ssh.known_hosts_file),
         nodes = nodes.join(", "),
     )
 }

@@ -5,7 +5,7 @@
 //! read-only, and what leaves the spec undone.
 
 use strata_acceptance_tests::provider::provider_dir;
-use strata_acceptance_tests::terraform::Workdir;
+use strata_acceptance_tests::terraform::{ssh_provider, Workdir};
 use strata_lab::{LabGuard, NodeKind, PveMode, UpOptions};
 
 const NODES: [&str; 3] = ["node1", "node2", "node3"];
@@ -27,18 +27,7 @@ fn main_tf(lab: &LabGuard, with_mirror_and_sysctl: bool) -> String {
     let sysctl =
         if with_mirror_and_sysctl { "  sysctl = {\n    \"net.ipv4.ip_nonlocal_bind\" = \"1\"\n  }\n" } else { "" };
     format!(
-        r#"terraform {{
-  required_providers {{
-    strata = {{ source = "strata-iac/strata" }}
-  }}
-}}
-provider "strata" {{
-  ssh {{
-    private_key_file = "{key}"
-    known_hosts_file = "{kh}"
-  }}
-}}
-resource "strata_node_config" "node" {{
+        r#"{provider}resource "strata_node_config" "node" {{
   for_each = {{ {nodes} }}
   ssh {{
     host = each.value
@@ -66,8 +55,7 @@ resource "strata_node_config" "node" {{
   }}
 }}
 "#,
-        key = ssh.private_key_file.display(),
-        kh = ssh.known_hosts_file.display(),
+        provider = ssh_provider(&ssh.private_key_file, &ssh.known_hosts_file),
         nodes = nodes.join(", "),
     )
 }
