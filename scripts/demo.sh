@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: builds everything, installs Terraform, brings the lab up (namespace nodes
-# with real sshd and NFS servers, plus pve-sim), applies examples/cluster-secrets and
+# `make demo`: builds everything, installs Terraform, brings the lab up (Debian nodes
+# booted with systemd, air-gapped, plus pve-sim), applies examples/cluster-secrets and
 # examples/nfs-exports, and prints the outputs. Safe to re-run; state lives in .demo/.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -43,14 +43,14 @@ fn a_node_of_another_architecture_is_refused_before_anything_is_uploaded() {
     // reads its ~/.bashrc, and every command then finds this `uname` first.
     let fake =
         "mkdir -p /srv/arm64 && printf '#!/bin/sh\\necho aarch64\\n' > /srv/arm64/uname && chmod +x /srv/arm64/uname \
-                && echo 'export PATH=/srv/arm64:$PATH' >> /root/.bashrc";
+                && echo 'export PATH=/srv/arm64:$PATH' > /root/.bashrc";
     assert!(lab.exec("node1", &["sh", "-c", fake]).unwrap().status.success());
 
     let ssh = &lab.info().ssh;
     let main_tf = |extra: &str| {
         format!(
-            "{}resource \"strata_node_config\" \"n\" {{\n  ssh {{\n    host = \"{node}\"\n  }}\n  root = \"/srv/r\"\n\
-             simulate = true\n  swap_off = true\n{extra}}}\n",
+            "{}resource \"strata_node_config\" \"n\" {{\n  ssh {{\n    host = \"{node}\"\n  }}\n\
+             file {{\n    path = \"/etc/strata-shipped\"\n    content = \"shipped\\n\"\n  }}\n{extra}}}\n",
             ssh_provider(&ssh.private_key_file, &ssh.known_hosts_file)
         )
     };

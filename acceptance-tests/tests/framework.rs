@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use pve_common::Sim;
 use strata_acceptance_tests::provider::provider_dir;
 use strata_acceptance_tests::terraform::Workdir;
-use strata_lab::{LabGuard, NodeKind, PveMode, UpOptions};
+use strata_lab::{LabGuard, PveMode, UpOptions};
 
 use strata_acceptance_tests::terraform::{ssh_provider, REQUIRED_PROVIDERS as HEADER};
 
@@ -61,7 +61,6 @@ fn removing_delete_data_on_destroy_plans_false_and_destroy_keeps_the_data() {
     let mut opts = UpOptions::new(tmp.path().join("lab"));
     opts.nodes = 1;
     opts.pve = PveMode::Disabled;
-    opts.kind = NodeKind::Systemd;
     let lab = LabGuard::up(&opts).expect("lab up (needs root; installs Debian packages on first use)");
 
     let wd = Workdir::new(&provider_dir(), &export_tf(&lab, "  delete_data_on_destroy = true\n")).unwrap();

@@ -5,14 +5,13 @@ use std::path::Path;
 
 use strata_acceptance_tests::provider::provider_dir;
 use strata_acceptance_tests::terraform::{ssh_provider, Workdir};
-use strata_lab::{LabGuard, NodeKind, PveMode, UpOptions};
+use strata_lab::{LabGuard, PveMode, UpOptions};
 
 fn lab(dir: &Path, nodes: usize) -> LabGuard {
     let mut opts = UpOptions::new(dir);
     opts.nodes = nodes;
     opts.pve = PveMode::Disabled;
     // NFS servers run their daemons as Debian systemd units.
-    opts.kind = NodeKind::Systemd;
     LabGuard::up(&opts).expect("lab up (needs root; installs Debian packages on first use)")
 }
 

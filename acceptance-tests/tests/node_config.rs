@@ -1,17 +1,14 @@
-//! strata_node_config through real Terraform on three lab nodes: the agent is uploaded
-//! over real SSH, runs on each node, detects drift on one node and restores it there only.
-//!
-//! Lab nodes share the host's kernel and run no systemd, so the resource is applied with
-//! `root` and `simulate = true`: files go to the node's own /srv/strata-root, and kernel
-//! and systemd state are the agent's documented simulated system inside that root (see
-//! agent/README.md).
+//! strata_node_config on real Debian nodes booted with systemd (lab systemd nodes,
+//! air-gapped, the lab's local apt repository their only source), with no `root` and no
+//! simulation: packages from the repository, containerd and kubelet configuration,
+//! services per systemd, drift repaired with one restart where it happened, `check`
+//! read-only, and what leaves the spec undone.
 
-use serde_json::Value;
 use strata_acceptance_tests::provider::provider_dir;
 use strata_acceptance_tests::terraform::{ssh_provider, Workdir};
 use strata_lab::{LabGuard, PveMode, UpOptions};
 
-const ROOT: &str = "/srv/strata-root";
+const NODES: [&str; 3] = ["node1", "node2", "node3"];
 
 fn sh(lab: &LabGuard, node: &str, script: &str) -> String {
     let out = lab.exec(node, &["sh", "-c", script]).expect("node exec");
@@ -19,49 +16,39 @@ fn sh(lab: &LabGuard, node: &str, script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn containerd_restarts(lab: &LabGuard, node: &str) -> u64 {
-    let state: Value =
-        serde_json::from_str(&sh(lab, node, &format!("cat {ROOT}/var/lib/strata-agent/simulated-systemd.json")))
-            .unwrap();
-    state["units"]["containerd.service"]["restarts"].as_u64().unwrap_or(0)
-}
-
-fn main_tf(lab: &LabGuard) -> String {
+fn main_tf(lab: &LabGuard, with_mirror_and_sysctl: bool) -> String {
     let ssh = &lab.info().ssh;
     let nodes: Vec<String> = lab.nodes().iter().map(|n| format!("\"{}\" = \"{}\"", n.name, n.address)).collect();
+    let mirror = if with_mirror_and_sysctl {
+        "    registry_mirror {\n      registry  = \"docker.io\"\n      endpoints = [\"https://mirror.example:5000\"]\n    }\n"
+    } else {
+        ""
+    };
+    let sysctl =
+        if with_mirror_and_sysctl { "  sysctl = {\n    \"net.ipv4.ip_nonlocal_bind\" = \"1\"\n  }\n" } else { "" };
     format!(
         r#"{provider}resource "strata_node_config" "node" {{
   for_each = {{ {nodes} }}
   ssh {{
     host = each.value
   }}
-  root     = "{ROOT}"
-  simulate = true
+  package {{
+    name = "containerd"
+  }}
   containerd {{
     version        = 2
     systemd_cgroup = true
     sandbox_image  = "registry.k8s.io/pause:3.9"
-    registry_mirror {{
-      registry  = "docker.io"
-      endpoints = ["https://mirror.example:5000"]
-    }}
-  }}
+{mirror}  }}
   kubelet {{
     cgroup_driver  = "systemd"
     cluster_dns    = ["10.96.0.10"]
     cluster_domain = "cluster.local"
-    extra_args     = {{ "node-ip" = each.value }}
   }}
   crictl {{
     runtime_endpoint = "unix:///run/containerd/containerd.sock"
   }}
-  sysctl = {{
-    "net.ipv4.ip_forward"                 = "1"
-    "net.bridge.bridge-nf-call-iptables"  = "1"
-  }}
-  kernel_modules = ["overlay", "br_netfilter"]
-  swap_off       = true
-  service {{
+{sysctl}  service {{
     name    = "containerd"
     enabled = true
     running = true
@@ -73,61 +60,90 @@ fn main_tf(lab: &LabGuard) -> String {
     )
 }
 
+fn containerd_pid(lab: &LabGuard, node: &str) -> String {
+    sh(lab, node, "systemctl show -p MainPID --value containerd").trim().to_string()
+}
+
+/// Everything `check` could touch: the node's configuration files (content and
+/// metadata), the agent's own state, and systemd's view of the unit.
+fn snapshot(lab: &LabGuard, node: &str) -> String {
+    sh(
+        lab,
+        node,
+        "find /etc /var/lib/strata /var/lib/strata-agent -xdev -type f -newer /etc/hostname \
+           -exec stat -c '%n %s %a %U %Y' {} + 2>/dev/null | sort; \
+         find /etc /var/lib/strata -xdev -type f -newer /etc/hostname -exec sha256sum {} + 2>/dev/null | sort; \
+         systemctl show -p MainPID,ActiveState,UnitFileState,NRestarts containerd; sysctl net.ipv4.ip_nonlocal_bind",
+    )
+}
+
 #[test]
-fn node_config_converges_three_nodes_and_restores_drift_on_one() {
+fn node_config_on_systemd_nodes_converges_repairs_drift_and_undoes_removals() {
     let tmp = tempfile::tempdir().unwrap();
     let mut opts = UpOptions::new(tmp.path().join("lab"));
     opts.nodes = 3;
     opts.pve = PveMode::Disabled;
-    let lab = LabGuard::up(&opts).expect("lab up");
-    let wd = Workdir::new(&provider_dir(), &main_tf(&lab)).unwrap();
+    let lab = LabGuard::up(&opts).expect("lab up (needs root; builds the node image on first use)");
+    let original_sysctl = sh(&lab, "node1", "sysctl -n net.ipv4.ip_nonlocal_bind").trim().to_string();
+    assert_eq!(original_sysctl, "0");
 
+    let wd = Workdir::new(&provider_dir(), &main_tf(&lab, true)).unwrap();
     wd.apply().unwrap();
-    for n in ["node1", "node2", "node3"] {
-        let v = wd.resource_values(&format!("strata_node_config.node[\"{n}\"]")).unwrap();
-        let changed: Vec<&str> = v["changed_tasks"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-        assert!(changed.iter().any(|t| t.contains("containerd")), "{n}: {changed:?}");
-        assert_eq!(v["drift"], serde_json::json!([]));
-        let config = sh(&lab, n, &format!("cat {ROOT}/etc/containerd/config.toml"));
-        assert!(config.contains("SystemdCgroup = true"), "{config}");
-        assert!(
-            sh(&lab, n, &format!("cat {ROOT}/etc/containerd/certs.d/docker.io/hosts.toml")).contains("mirror.example")
-        );
-        // The agent really is on the node, installed over SSH.
-        assert!(sh(&lab, n, "test -x /var/lib/strata/strata-agent && echo yes").contains("yes"));
+    for n in NODES {
+        assert_eq!(sh(&lab, n, "dpkg-query -W -f='${Status}' containerd"), "install ok installed", "{n}");
+        assert_eq!(sh(&lab, n, "systemctl is-active containerd").trim(), "active", "{n}");
+        assert_eq!(sh(&lab, n, "systemctl is-enabled containerd").trim(), "enabled", "{n}");
+        assert!(sh(&lab, n, "cat /etc/containerd/config.toml").contains("SystemdCgroup = true"), "{n}");
+        assert!(sh(&lab, n, "cat /etc/containerd/certs.d/docker.io/hosts.toml").contains("mirror.example"), "{n}");
+        assert!(sh(&lab, n, "ls /etc/kubernetes/kubelet.conf.d/").contains("strata"), "{n}: kubelet drop-in");
+        assert_eq!(sh(&lab, n, "sysctl -n net.ipv4.ip_nonlocal_bind").trim(), "1", "{n}");
     }
     let plan = wd.plan_exit_code().unwrap();
-    assert_eq!(plan.code, 0, "converged nodes plan nothing:\n{}", plan.stdout);
-    let before: Vec<u64> = ["node1", "node2", "node3"].iter().map(|n| containerd_restarts(&lab, n)).collect();
+    assert_eq!(plan.code, 0, "converged nodes plan nothing:\n{}{}", plan.stdout, plan.stderr);
 
-    // Someone edits containerd's config on node2 by hand.
-    sh(
-        &lab,
-        "node2",
-        &format!("sed -i 's/SystemdCgroup = true/SystemdCgroup = false/' {ROOT}/etc/containerd/config.toml"),
-    );
+    // `check` (every refresh runs it) changes nothing on the node.
+    let before: Vec<String> = NODES.iter().map(|n| snapshot(&lab, n)).collect();
+    assert_eq!(wd.run(&["plan", "-detailed-exitcode"]).unwrap().code, 0);
+    let after: Vec<String> = NODES.iter().map(|n| snapshot(&lab, n)).collect();
+    assert_eq!(before, after, "a refresh changed a node");
+
+    // A hand edit on node2 drifts there only, and is repaired with one restart there.
+    let pids: Vec<String> = NODES.iter().map(|n| containerd_pid(&lab, n)).collect();
+    sh(&lab, "node2", "sed -i 's/SystemdCgroup = true/SystemdCgroup = false/' /etc/containerd/config.toml");
     let plan = wd.plan_exit_code().unwrap();
     assert_eq!(plan.code, 2, "{}", plan.stdout);
     assert!(plan.stdout.contains("strata_node_config.node[\"node2\"] will be updated in-place"), "{}", plan.stdout);
     assert!(plan.stdout.contains("/etc/containerd/config.toml"), "the drift names the file: {}", plan.stdout);
     assert!(plan.stdout.contains("1 to change"), "only node2: {}", plan.stdout);
-
     wd.apply().unwrap();
-    assert!(sh(&lab, "node2", &format!("cat {ROOT}/etc/containerd/config.toml")).contains("SystemdCgroup = true"));
-    let after: Vec<u64> = ["node1", "node2", "node3"].iter().map(|n| containerd_restarts(&lab, n)).collect();
-    assert_eq!(after[1], before[1] + 1, "containerd restarted on node2");
-    assert_eq!((after[0], after[2]), (before[0], before[2]), "and nowhere else");
-    let v = wd.resource_values("strata_node_config.node[\"node2\"]").unwrap();
-    let changed: Vec<&str> = v["changed_tasks"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(changed.iter().any(|t| t.contains("restart containerd")), "{changed:?}");
+    assert!(sh(&lab, "node2", "cat /etc/containerd/config.toml").contains("SystemdCgroup = true"));
+    let now: Vec<String> = NODES.iter().map(|n| containerd_pid(&lab, n)).collect();
+    assert_ne!(now[1], pids[1], "containerd restarted on node2");
+    assert_eq!((&now[0], &now[2]), (&pids[0], &pids[2]), "and nowhere else");
+    assert_eq!(sh(&lab, "node2", "systemctl is-active containerd").trim(), "active");
     assert_eq!(wd.plan_exit_code().unwrap().code, 0);
 
-    // A rebuilt node (agent gone, files gone) shows as drift and is configured again.
-    sh(&lab, "node3", &format!("rm -rf {ROOT} /var/lib/strata"));
+    // The registry mirror and the sysctl leave the spec: planned as removals, then undone.
+    wd.write("main.tf", &main_tf(&lab, false)).unwrap();
     let plan = wd.plan_exit_code().unwrap();
-    assert_eq!(plan.code, 2);
-    assert!(plan.stdout.contains("strata-agent is not installed"), "{}", plan.stdout);
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(plan.stdout.contains("- registry_mirror {"), "the mirror is planned away: {}", plan.stdout);
+    assert!(
+        plan.stdout.contains("- \"net.ipv4.ip_nonlocal_bind\" = \"1\""),
+        "the sysctl is planned away: {}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("3 to change"), "{}", plan.stdout);
     wd.apply().unwrap();
+    for n in NODES {
+        let gone = lab.exec(n, &["test", "-e", "/etc/containerd/certs.d/docker.io/hosts.toml"]).unwrap();
+        assert!(!gone.status.success(), "{n}: the removed mirror's hosts.toml is still there");
+        assert_eq!(
+            sh(&lab, n, "sysctl -n net.ipv4.ip_nonlocal_bind").trim(),
+            original_sysctl,
+            "{n}: sysctl not restored"
+        );
+    }
     assert_eq!(wd.plan_exit_code().unwrap().code, 0);
 }
 

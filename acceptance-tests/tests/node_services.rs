@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use strata_lab::{LabGuard, NodeKind, PveMode, UpOptions};
+use strata_lab::{LabGuard, PveMode, UpOptions};
 use strata_provider::framework::Context;
 use strata_provider::node::services::UnitAction;
 use strata_provider::node::{Node, SshAccess};
@@ -12,15 +12,19 @@ use strata_provider::provider::ProviderData;
 use strata_provider::resources::connection::{ConnectionModel, SshSettings};
 use tokio_util::sync::CancellationToken;
 
-fn lab(dir: &std::path::Path, kind: NodeKind) -> LabGuard {
+fn lab(dir: &std::path::Path) -> LabGuard {
     let mut opts = UpOptions::new(dir);
     opts.nodes = 1;
     opts.pve = PveMode::Disabled;
-    opts.kind = kind;
     LabGuard::up(&opts).expect("lab up (needs root; builds the node image on first use)")
 }
 
 async fn node(lab: &LabGuard) -> Node {
+    let ssh = &lab.info().ssh;
+    node_at(lab, None, &ssh.known_hosts_file).await
+}
+
+async fn node_at(lab: &LabGuard, port: Option<i64>, known_hosts: &std::path::Path) -> Node {
     let data = ProviderData {
         ssh: SshAccess::new(SshSettings::default()),
         proxmox: strata_provider::proxmox::ProxmoxAccess::NotConfigured,
@@ -29,10 +33,10 @@ async fn node(lab: &LabGuard) -> Node {
     let ssh = &lab.info().ssh;
     let conn = ConnectionModel {
         host: lab.nodes()[0].address.clone(),
-        port: None,
+        port,
         settings: SshSettings {
             private_key_file: Some(ssh.private_key_file.display().to_string()),
-            known_hosts_file: Some(ssh.known_hosts_file.display().to_string()),
+            known_hosts_file: Some(known_hosts.display().to_string()),
             ..Default::default()
         },
     };
@@ -47,7 +51,7 @@ fn sh(lab: &LabGuard, script: &str) -> (i32, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packages_validated_files_units_and_drop_ins_on_a_systemd_node() {
     let tmp = tempfile::tempdir().unwrap();
-    let lab = lab(&tmp.path().join("lab"), NodeKind::Systemd);
+    let lab = lab(&tmp.path().join("lab"));
     let n = node(&lab).await;
     n.require_systemd().await.unwrap();
 
@@ -89,8 +93,19 @@ async fn packages_validated_files_units_and_drop_ins_on_a_systemd_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_systemd_is_refused_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let lab = lab(&tmp.path().join("lab"), NodeKind::Namespace);
-    let n = node(&lab).await;
+    let lab = lab(&tmp.path().join("lab"));
+    // The same machine seen through a second sshd (port 2222) in a mount namespace where
+    // /run/systemd is an empty tmpfs: to a client, a host whose init is not systemd.
+    let start = "setsid -f unshare --mount --propagation private sh -c \
+                 'mount -t tmpfs none /run/systemd && exec /usr/sbin/sshd -D -p 2222 -o PidFile=none' \
+                 </dev/null >/dev/null 2>&1; \
+                 for i in $(seq 50); do ss -ltn | grep -q ':2222 ' && exit 0; sleep 0.1; done; exit 1";
+    assert_eq!(sh(&lab, start).0, 0, "second sshd did not start");
+    let info = &lab.nodes()[0];
+    let known_hosts = tmp.path().join("known_hosts_2222");
+    let line = format!("[{}]:2222 {}\n", info.address, info.host_public_key.as_deref().unwrap());
+    std::fs::write(&known_hosts, line).unwrap();
+    let n = node_at(&lab, Some(2222), &known_hosts).await;
     let e = n.require_systemd().await.unwrap_err().to_string();
     assert!(e.contains("does not run systemd") && e.contains(&lab.nodes()[0].address), "{e}");
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use strata_acceptance_tests::provider::provider_dir;
 use strata_acceptance_tests::terraform::Workdir;
-use strata_lab::{LabGuard, NodeKind, PveMode, UpOptions};
+use strata_lab::{LabGuard, PveMode, UpOptions};
 
 const HEADER: &str = "terraform {\n  required_providers {\n    strata = { source = \"strata-iac/strata\" }\n  }\n}\n";
 
@@ -16,7 +16,6 @@ fn lab(dir: &Path) -> LabGuard {
     opts.nodes = 1;
     opts.pve = PveMode::Disabled;
     // The NFS exports these tests create need systemd nodes.
-    opts.kind = NodeKind::Systemd;
     LabGuard::up(&opts).expect("lab up (needs root; installs Debian packages on first use)")
 }
 

@@ -1,6 +1,7 @@
-//! The lab: "nodes" made of Linux namespaces on one machine, each with its own address
-//! on a private bridge, its own /etc (overlay), hostname and a real OpenSSH server, plus
-//! the Proxmox VE API simulator. See README.md for the model and lab.json format.
+//! The lab: nodes that are real Debian machines booted with systemd (systemd-nspawn of
+//! a cached image, each with its own overlay root, address on a private bridge, hostname
+//! and host key), air-gapped with a local apt repository, plus the Proxmox VE API
+//! simulator. See README.md for the model and lab.json format.
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
@@ -35,7 +36,7 @@ use nix::sys::signal::Signal;
 use serde::Serialize;
 
 pub use process::ProcessRef;
-pub use state::{LabInfo, LabState, NetworkInfo, NodeInfo, NodeKind, NodeState, PveInfo, SshInfo};
+pub use state::{LabInfo, LabState, NetworkInfo, NodeInfo, NodeState, PveInfo, SshInfo};
 
 /// How `up` gets the Proxmox simulator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,8 +52,6 @@ pub enum PveMode {
 pub struct UpOptions {
     pub dir: PathBuf,
     pub nodes: usize,
-    /// Namespace nodes (default) or systemd nodes (booted Debian machines).
-    pub kind: NodeKind,
     /// Prefix of namespace and interface names; derived from `dir` when None.
     pub name: Option<String>,
     pub pve: PveMode,
@@ -67,7 +66,6 @@ impl UpOptions {
         UpOptions {
             dir: dir.into(),
             nodes: 3,
-            kind: NodeKind::Namespace,
             name: None,
             pve: PveMode::Auto,
             install_packages: true,
@@ -98,12 +96,9 @@ pub struct NodeStatus {
     pub name: String,
     pub address: String,
     pub state: NodeState,
-    pub kind: NodeKind,
-    /// Its main process runs: the sshd (namespace node) or systemd (systemd node).
+    /// Its systemd (PID 1 of the machine) runs.
     pub alive: bool,
-    /// Namespace nodes only (a systemd node's sshd is a service of its systemd).
-    pub sshd_pid: Option<i32>,
-    /// Namespace nodes: its sshd runs. Systemd nodes: it runs and port 22 answers.
+    /// It runs and port 22 answers.
     pub sshd_alive: bool,
     /// Its sshd port accepts TCP connections from the host.
     pub reachable: bool,
@@ -138,14 +133,12 @@ impl Lab {
                 LabState::Down => {}
                 LabState::Up => {
                     let lab = Lab { info: existing };
-                    let same_kind = lab.info.nodes.iter().all(|n| n.kind == opts.kind);
-                    if lab.is_healthy() && lab.info.nodes.len() == opts.nodes && same_kind {
+                    if lab.is_healthy() && lab.info.nodes.len() == opts.nodes {
                         return Ok(lab);
                     }
                     bail!(
-                        "a lab with {} {:?} nodes is already up in {shown} (healthy: {}); run `strata-lab down --dir {shown}` first",
+                        "a lab with {} nodes is already up in {shown} (healthy: {}); run `strata-lab down --dir {shown}` first",
                         lab.info.nodes.len(),
-                        lab.info.nodes.first().map(|n| n.kind).unwrap_or_default(),
                         lab.is_healthy()
                     );
                 }
@@ -160,20 +153,10 @@ impl Lab {
             PveMode::Auto => Some(pve::locate(None)?),
             PveMode::Binary(p) => Some(pve::locate(Some(p))?),
         };
-        let host_packages = match opts.kind {
-            NodeKind::Namespace => packages::PACKAGES,
-            NodeKind::Systemd => packages::SYSTEMD_HOST_PACKAGES,
-        };
-        packages::ensure(host_packages, opts.install_packages, &dir.join("apt.log"))?;
+        packages::ensure(packages::HOST_PACKAGES, opts.install_packages, &dir.join("apt.log"))?;
         // Built (or found in the cache) before anything is created: it takes a while.
-        let image = match opts.kind {
-            NodeKind::Namespace => None,
-            NodeKind::Systemd => Some(image::ensure_image(&dir.join("image.log"))?),
-        };
-        let repo = match &image {
-            Some(image) => Some(repo::ensure_repo(image, &dir.join("repo.log"))?),
-            None => None,
-        };
+        let image = image::ensure_image(&dir.join("image.log"))?;
+        let repo = repo::ensure_repo(&image, &dir.join("repo.log"))?;
         let short = network::short_name(&dir, opts.name.as_deref())?;
         let bridge = network::bridge_name(&short);
         // Names already taken but unknown to this dir's lab.json belong to another lab.
@@ -206,11 +189,11 @@ impl Lab {
             gateway: None,
             pve_processes: Vec::new(),
             network: None,
-            image: image.clone(),
-            repo,
+            image: Some(image.clone()),
+            repo: Some(repo),
         };
         info.save()?;
-        match bring_up(&mut info, opts, pve_bin.as_deref(), image.as_deref()) {
+        match bring_up(&mut info, opts, pve_bin.as_deref(), &image) {
             Ok(()) => {
                 info.state = LabState::Up;
                 info.save()?;
@@ -277,41 +260,29 @@ impl Lab {
             self.info = fresh;
         }
         let node = self.node(name)?.clone();
-        match node.kind {
-            NodeKind::Namespace => node::kill_processes(&node, Signal::SIGKILL)?,
-            // Power loss: no shutdown, SIGKILL to nspawn and everything in the machine.
-            NodeKind::Systemd => machine::stop(&node, Signal::SIGKILL)?,
-        }
+        // Power loss: no shutdown, SIGKILL to nspawn and everything in the machine.
+        machine::stop(&node, Signal::SIGKILL)?;
+        // Nothing of it answers; `node start` makes the network again.
         network::delete_link(&node.veth)?;
-        if node.kind == NodeKind::Systemd {
-            // Nothing of it answers; `node start` makes the network again.
-            network::delete_netns(&node.namespace)?;
-        }
+        network::delete_netns(&node.namespace)?;
         self.info.node_mut(name)?.state = NodeState::Killed;
         self.info.save()
     }
 
-    /// Reloads lab.json under the lab lock and returns the named systemd node.
-    fn systemd_node(&mut self, name: &str) -> Result<NodeInfo> {
+    /// Reloads lab.json (the caller holds the lab lock) and returns the named node.
+    fn fresh_node(&mut self, name: &str) -> Result<NodeInfo> {
         if let Some(fresh) = LabInfo::load(&self.info.dir)? {
             self.info = fresh;
         }
-        let node = self.node(name)?.clone();
-        if node.kind != NodeKind::Systemd {
-            bail!(
-                "node {name} is a {:?} node; stop, start and recreate need systemd nodes (up --kind systemd)",
-                node.kind
-            );
-        }
-        Ok(node)
+        Ok(self.node(name)?.clone())
     }
 
-    /// Shuts a systemd node down cleanly (as `poweroff` would) and unplugs it; its disk is
+    /// Shuts a node down cleanly (as `poweroff` would) and unplugs it; its disk is
     /// kept for [`Lab::start_node`].
     pub fn stop_node(&mut self, name: &str) -> Result<()> {
         process::require_root()?;
         let _lock = state::lock_dir(&self.info.dir)?;
-        let node = self.systemd_node(name)?;
+        let node = self.fresh_node(name)?;
         machine::stop(&node, Signal::SIGTERM)?;
         network::delete_link(&node.veth)?;
         network::delete_netns(&node.namespace)?;
@@ -319,25 +290,25 @@ impl Lab {
         self.info.save()
     }
 
-    /// Boots a stopped or killed systemd node again from the same disk (same host key,
+    /// Boots a stopped or killed node again from the same disk (same host key,
     /// same files), waiting (bounded by `timeout`) until it runs and answers SSH.
     pub fn start_node(&mut self, name: &str, timeout: Duration) -> Result<()> {
         process::require_root()?;
         let _lock = state::lock_dir(&self.info.dir)?;
-        let node = self.systemd_node(name)?;
+        let node = self.fresh_node(name)?;
         if node.state == NodeState::Running && node.init.is_some_and(|p| p.is_alive()) {
             return Ok(());
         }
         self.boot_machine(&node, timeout)
     }
 
-    /// Replaces a systemd node by a blank machine: its disk is wiped (fresh upper dir and
+    /// Replaces a node by a blank machine: its disk is wiped (fresh upper dir and
     /// /srv), then it boots with the same name and address but a new host key and machine
     /// id; known_hosts and lab.json get the new key.
     pub fn recreate_node(&mut self, name: &str, timeout: Duration) -> Result<()> {
         process::require_root()?;
         let _lock = state::lock_dir(&self.info.dir)?;
-        let node = self.systemd_node(name)?;
+        let node = self.fresh_node(name)?;
         let hosts = fs::read_to_string(machine::hosts_file_of(&node.data_dir)).unwrap_or_default();
         machine::stop(&node, Signal::SIGKILL)?;
         network::delete_link(&node.veth)?;
@@ -401,19 +372,14 @@ impl Lab {
             .nodes
             .iter()
             .map(|n| {
-                let alive = n.anchor().is_some_and(|p| p.is_alive());
+                let alive = n.init.is_some_and(|p| p.is_alive());
                 let reachable = tcp_reachable(&format!("{}:22", n.address));
                 NodeStatus {
                     name: n.name.clone(),
                     address: n.address.clone(),
                     state: n.state,
-                    kind: n.kind,
                     alive,
-                    sshd_pid: n.sshd.map(|p| p.pid),
-                    sshd_alive: match n.kind {
-                        NodeKind::Namespace => n.sshd.is_some_and(|p| p.is_alive()),
-                        NodeKind::Systemd => alive && reachable,
-                    },
+                    sshd_alive: alive && reachable,
                     reachable,
                 }
             })
@@ -442,9 +408,9 @@ impl Lab {
         }
     }
 
-    /// Every recorded node runs its sshd, and the simulator (if any) runs.
+    /// Every recorded node runs its systemd, and the simulator (if any) runs.
     pub fn is_healthy(&self) -> bool {
-        self.info.nodes.iter().all(|n| n.state == NodeState::Running && n.anchor().is_some_and(|p| p.is_alive()))
+        self.info.nodes.iter().all(|n| n.state == NodeState::Running && n.init.is_some_and(|p| p.is_alive()))
             && self.info.pve_processes.iter().all(|p| p.is_alive())
     }
 
@@ -473,79 +439,19 @@ fn hosts_file(slot: u8, count: usize) -> String {
 }
 
 /// The steps of `up` after lab.json exists; each records what it creates before it can fail.
-fn bring_up(info: &mut LabInfo, opts: &UpOptions, pve_bin: Option<&Path>, image: Option<&Path>) -> Result<()> {
-    let bridge = info.bridge.clone();
-    let slot = network::create_bridge(&bridge, |slot| {
+fn bring_up(info: &mut LabInfo, opts: &UpOptions, pve_bin: Option<&Path>, image: &Path) -> Result<()> {
+    let slot = network::create_bridge(&info.bridge.clone(), |slot| {
         info.subnet = Some(format!("10.77.{slot}.0/24"));
         info.gateway = Some(format!("10.77.{slot}.1"));
         info.network =
             Some(NetworkInfo { cidr: format!("10.77.{slot}.0/24"), host_address: format!("10.77.{slot}.1") });
         info.save()
     })?;
-    if opts.kind == NodeKind::Systemd {
-        let image = image.context("systemd nodes need the node image")?;
-        return bring_up_machines(info, opts, image, slot).and_then(|()| start_pve(info, opts, pve_bin));
-    }
-    let client_pub = fs::read_to_string(&info.ssh.public_key_file)?;
-    let hosts = hosts_file(slot, opts.nodes);
-    for i in 1..=opts.nodes {
-        let name = format!("node{i}");
-        let address = network::node_address(slot, i);
-        let node = NodeInfo {
-            address: address.to_string(),
-            host_key_fingerprint: None,
-            hostname: name.clone(),
-            namespace: network::namespace_name(&info.name, &name),
-            veth: network::veth_name(&info.name, i),
-            state: NodeState::Creating,
-            sshd: None,
-            host_public_key: None,
-            data_dir: info.dir.join("nodes").join(&name),
-            private_mounts: node::OVERLAY_DIRS
-                .iter()
-                .chain(node::DATA_DIRS)
-                .chain(node::TMPFS_DIRS)
-                .map(|s| s.to_string())
-                .collect(),
-            name,
-            kind: NodeKind::Namespace,
-            nspawn: None,
-            init: None,
-        };
-        info.nodes.push(node.clone());
-        info.save()?;
-        network::create_node_network(&node.namespace, &node.veth, &bridge, address)?;
-        let files = node::NodeFiles {
-            sshd_config: &sshd::sshd_config(&node.address),
-            hosts: &hosts,
-            root_authorized_keys: &client_pub,
-        };
-        node::prepare_files(&node.data_dir, &node.hostname, &files)?;
-        let sshd = node::boot(&node)?;
-        info.nodes[i - 1].sshd = Some(sshd);
-        info.save()?;
-    }
-    // Nodes boot concurrently; now wait for each and finish its setup.
-    let mut known_hosts = String::new();
-    for i in 0..info.nodes.len() {
-        let node = info.nodes[i].clone();
-        let sshd = node.sshd.context("node has no sshd")?;
-        node::wait_sshd(&node, &sshd, opts.ready_timeout)?;
-        node::setup_sudo_user(&node, &client_pub)?;
-        let pub_file = node::upper_dir(&node.data_dir, "/etc").join("ssh/ssh_host_ed25519_key.pub");
-        let pub_line = fs::read_to_string(&pub_file).with_context(|| format!("reading {}", pub_file.display()))?;
-        known_hosts.push_str(&sshd::known_hosts_line(&node.address, &pub_line));
-        let n = &mut info.nodes[i];
-        n.host_key_fingerprint = Some(sshd::fingerprint(&pub_file)?);
-        n.host_public_key = Some(pub_line.trim().to_string());
-        n.state = NodeState::Running;
-        info.save()?;
-    }
-    fs::write(&info.ssh.known_hosts_file, known_hosts)?;
+    bring_up_machines(info, opts, image, slot)?;
     start_pve(info, opts, pve_bin)
 }
 
-/// Systemd nodes: per node a network namespace (eth0 with its address, no route off the
+/// Per node a network namespace (eth0 with its address, no route off the
 /// bridge), a blank disk (overlay upper dir) with its identity written in, and an nspawn
 /// boot; then wait for each to reach `running` with sshd answering.
 fn bring_up_machines(info: &mut LabInfo, opts: &UpOptions, image: &Path, slot: u8) -> Result<()> {
@@ -561,12 +467,10 @@ fn bring_up_machines(info: &mut LabInfo, opts: &UpOptions, image: &Path, slot: u
             namespace: network::namespace_name(&info.name, &name),
             veth: network::veth_name(&info.name, i),
             state: NodeState::Creating,
-            sshd: None,
             host_public_key: None,
             data_dir: info.dir.join("nodes").join(&name),
             private_mounts: machine::PRIVATE_MOUNTS.iter().map(|s| s.to_string()).collect(),
             name,
-            kind: NodeKind::Systemd,
             nspawn: None,
             init: None,
         };
@@ -653,17 +557,14 @@ pub fn down_dir(dir: impl AsRef<Path>) -> Result<()> {
         note(p.stop(Duration::from_secs(5)));
     }
     // All machines shut down at once; each is then waited for (bounded) below.
-    for n in info.nodes.iter().filter(|n| n.kind == NodeKind::Systemd) {
+    for n in &info.nodes {
         if let Some(p) = n.nspawn {
             p.signal(Signal::SIGTERM);
         }
     }
     for n in info.nodes.iter().rev() {
-        match n.kind {
-            NodeKind::Namespace => note(node::kill_processes(n, Signal::SIGTERM)),
-            // Clean shutdown, SIGKILL after a bounded wait, then the root is unmounted.
-            NodeKind::Systemd => note(machine::stop(n, Signal::SIGTERM)),
-        }
+        // Clean shutdown, SIGKILL after a bounded wait, then the root is unmounted.
+        note(machine::stop(n, Signal::SIGTERM));
         // Private mounts live in the node's mount namespace and go with its last process.
         note(network::delete_netns(&n.namespace));
         note(network::delete_link(&n.veth));
@@ -679,12 +580,12 @@ pub fn down_dir(dir: impl AsRef<Path>) -> Result<()> {
         if network::link_exists(&n.veth) {
             errors.push(format!("link {} still exists", n.veth));
         }
-        if let Ok(pids) = node::live_pids(n) {
+        if let Ok(pids) = machine::live_pids(n) {
             if !pids.is_empty() {
                 errors.push(format!("node {} still has processes {pids:?}", n.name));
             }
         }
-        if let Some(cg) = machine::cgroup_dirs(n).into_iter().find(|d| n.kind == NodeKind::Systemd && d.exists()) {
+        if let Some(cg) = machine::cgroup_dirs(n).into_iter().find(|d| d.exists()) {
             errors.push(format!("cgroup {} of node {} still exists", cg.display(), n.name));
         }
         let data = n.data_dir.to_string_lossy();

@@ -1,4 +1,5 @@
-//! `strata-lab`: bring the namespace lab up and down, inspect it, run commands in nodes.
+//! `strata-lab`: bring the lab up and down, inspect it, run commands in nodes, lose and
+//! replace nodes.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -6,10 +7,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use strata_lab::{down_dir, Lab, NodeKind, PveMode, UpOptions};
+use strata_lab::{down_dir, Lab, PveMode, UpOptions};
 
 #[derive(Parser)]
-#[command(name = "strata-lab", about = "Namespace nodes with real sshd plus the Proxmox simulator, on one machine")]
+#[command(
+    name = "strata-lab",
+    about = "Debian machines booted with systemd plus the Proxmox simulator, on one machine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -31,9 +35,6 @@ enum Cmd {
         /// Number of nodes (node1..nodeN).
         #[arg(long, default_value_t = 3)]
         nodes: usize,
-        /// namespace: namespaces around a bare sshd; systemd: booted Debian machines (nspawn).
-        #[arg(long, value_enum, default_value_t = NodeKind::Namespace)]
-        kind: NodeKind,
         /// Prefix for namespace and interface names (1-8 of a-z0-9); default derived from --dir.
         #[arg(long)]
         name: Option<String>,
@@ -71,7 +72,7 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum NodeCmd {
-    /// Run a command inside the node (its mount, network and UTS namespaces).
+    /// Run a command inside the node (the namespaces of its systemd).
     Exec {
         #[command(flatten)]
         dir: DirArg,
@@ -79,19 +80,19 @@ enum NodeCmd {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Simulate node loss: kill all its processes and unplug its link.
+    /// Power loss: kill every process of the node and unplug its link; the disk is kept.
     Kill {
         #[command(flatten)]
         dir: DirArg,
         name: String,
     },
-    /// Systemd nodes: clean shutdown; the disk is kept.
+    /// Clean shutdown; the disk is kept.
     Stop {
         #[command(flatten)]
         dir: DirArg,
         name: String,
     },
-    /// Systemd nodes: boot a stopped or killed node from the same disk.
+    /// Boot a stopped or killed node from the same disk.
     Start {
         #[command(flatten)]
         dir: DirArg,
@@ -100,7 +101,7 @@ enum NodeCmd {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
-    /// Systemd nodes: replace by a blank machine (same address, new host key; known_hosts updated).
+    /// Replace by a blank machine (same address, new host key; known_hosts updated).
     Recreate {
         #[command(flatten)]
         dir: DirArg,
@@ -131,10 +132,9 @@ fn default_sigpipe() {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Cmd::Up { dir, nodes, kind, name, no_pve, pve_sim_bin, no_install, timeout } => {
+        Cmd::Up { dir, nodes, name, no_pve, pve_sim_bin, no_install, timeout } => {
             let mut opts = UpOptions::new(dir.dir);
             opts.nodes = nodes;
-            opts.kind = kind;
             opts.name = name;
             opts.pve = match (no_pve, pve_sim_bin) {
                 (true, _) => PveMode::Disabled,
@@ -179,13 +179,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 );
                 for n in &status.nodes {
                     println!(
-                        "  {:<8} {:<14} {:<9} {:?} sshd {} {}",
+                        "  {:<8} {:<14} {:<9} {:?} systemd {}",
                         n.name,
                         n.address,
                         if n.reachable { "reachable" } else { "DOWN" },
-                        n.kind,
-                        n.sshd_pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-                        if n.sshd_alive { "alive" } else { "dead" }
+                        n.state,
+                        if n.alive { "alive" } else { "dead" }
                     );
                 }
                 if let Some(p) = &status.pve {

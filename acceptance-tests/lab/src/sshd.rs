@@ -26,28 +26,6 @@ pub fn ensure_client_key(ssh_dir: &Path) -> Result<ClientKey> {
     Ok(ClientKey { private, public })
 }
 
-/// A complete sshd_config for a node: listens on the node address only, keys only, and
-/// its own host key. UsePAM is off because PAM session modules expect a booted system.
-pub fn sshd_config(listen: &str) -> String {
-    format!(
-        "# Written by strata-lab.\n\
-         ListenAddress {listen}\n\
-         Port 22\n\
-         HostKey /etc/ssh/ssh_host_ed25519_key\n\
-         PidFile /run/sshd.pid\n\
-         PermitRootLogin prohibit-password\n\
-         PubkeyAuthentication yes\n\
-         PasswordAuthentication no\n\
-         KbdInteractiveAuthentication no\n\
-         AuthorizedKeysFile .ssh/authorized_keys\n\
-         UsePAM no\n\
-         UseDNS no\n\
-         PrintMotd no\n\
-         AcceptEnv LANG LC_*\n\
-         Subsystem sftp /usr/lib/openssh/sftp-server\n"
-    )
-}
-
 /// "SHA256:..." of a public key file.
 pub fn fingerprint(public_key: &Path) -> Result<String> {
     let out = run("ssh-keygen", ["-l", "-E", "sha256", "-f", &public_key.to_string_lossy()])?;

@@ -24,17 +24,6 @@ pub enum LabState {
     Down,
 }
 
-/// What a node is made of (see README.md).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum NodeKind {
-    /// Namespaces around a bare sshd, no init (fast; the host's /etc, /var/lib overlaid).
-    #[default]
-    Namespace,
-    /// A Debian machine booted with systemd (systemd-nspawn of its own overlay root).
-    Systemd,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeState {
@@ -70,10 +59,10 @@ pub struct LabInfo {
     /// The lab network; null until the bridge exists.
     #[serde(default)]
     pub network: Option<NetworkInfo>,
-    /// Systemd nodes: the cached root image every node's overlay uses as lowerdir.
+    /// The cached root image every node's overlay uses as lowerdir.
     #[serde(default)]
     pub image: Option<PathBuf>,
-    /// Systemd nodes: the local apt repository bound read-only into every node.
+    /// The local apt repository bound read-only into every node.
     #[serde(default)]
     pub repo: Option<PathBuf>,
 }
@@ -104,33 +93,16 @@ pub struct NodeInfo {
     /// Host end of the node's veth (the node end is `eth0`).
     pub veth: String,
     pub state: NodeState,
-    /// The node's sshd, which is also the process whose namespaces `node exec` enters.
-    pub sshd: Option<ProcessRef>,
     /// Host public key line ("ssh-ed25519 AAAA... root@node1").
     pub host_public_key: Option<String>,
-    /// Per-node data: overlay upper/work dirs and sshd.log.
+    /// Per-node data: the overlay root (upper/work), /srv, console.log.
     pub data_dir: PathBuf,
-    /// Paths that are private to the node (overlays and tmpfs inside its mount namespace).
+    /// Paths that are private to the node (its own root and /srv).
     pub private_mounts: Vec<String>,
-    #[serde(default)]
-    pub kind: NodeKind,
-    /// Systemd nodes: the systemd-nspawn process (SIGTERM to it = clean shutdown).
-    #[serde(default)]
+    /// The systemd-nspawn process (SIGTERM to it = clean shutdown).
     pub nspawn: Option<ProcessRef>,
-    /// Systemd nodes: the container's PID 1 (systemd), whose namespaces `node exec` enters.
-    #[serde(default)]
+    /// The machine's PID 1 (systemd), whose namespaces `node exec` enters.
     pub init: Option<ProcessRef>,
-}
-
-impl NodeInfo {
-    /// The process whose namespaces are the node: its sshd (namespace nodes) or its
-    /// systemd (systemd nodes).
-    pub fn anchor(&self) -> Option<ProcessRef> {
-        match self.kind {
-            NodeKind::Namespace => self.sshd,
-            NodeKind::Systemd => self.init,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,13 +191,11 @@ mod tests {
                 namespace: "ab-node1".into(),
                 veth: "ab-n1".into(),
                 state: NodeState::Running,
-                sshd: Some(ProcessRef { pid: 42, start_time: 7 }),
                 host_public_key: None,
                 data_dir: "/x/nodes/node1".into(),
                 private_mounts: vec!["/etc".into()],
-                kind: NodeKind::Namespace,
-                nspawn: None,
-                init: None,
+                nspawn: Some(ProcessRef { pid: 41, start_time: 6 }),
+                init: Some(ProcessRef { pid: 42, start_time: 7 }),
             }],
             ssh: SshInfo {
                 user: "root".into(),
@@ -261,7 +231,7 @@ mod tests {
         assert_eq!(v["ssh"]["known_hosts_file"], "/x/ssh/known_hosts");
         assert_eq!(v["network"]["cidr"], "10.77.3.0/24");
         assert_eq!(v["network"]["host_address"], "10.77.3.1");
-        assert_eq!(v["nodes"][0]["kind"], "namespace");
+        assert_eq!(v["nodes"][0]["init"]["pid"], 42);
     }
 
     #[test]

@@ -1,54 +1,46 @@
-//! Integration tests against a real lab: namespaces, overlays, sshd, OpenSSH client.
-//! They need root (CI runs as root) and install missing Debian packages themselves.
+//! The lab against the real thing: mmdebstrap image, systemd-nspawn boots, sshd started
+//! by systemd, OpenSSH client with the lab's key and known_hosts, the local apt
+//! repository, pve-sim started and stopped by pid. Needs root; installs missing Debian
+//! packages and builds the image (Debian's mirror) on first use.
 
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use strata_lab::{down_dir, Lab, LabGuard, LabInfo, LabState, NodeState, ProcessRef, PveMode, UpOptions};
+use strata_lab::{down_dir, image, Lab, LabGuard, LabInfo, LabState, NodeState, PveMode, UpOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strata-lab");
 
 fn require_root() {
     assert!(
         nix::unistd::geteuid().is_root(),
-        "the lab tests need root (network namespaces, mounts, apt-get); run `cargo test -p strata-lab` as root"
+        "the lab tests need root (namespaces, mounts, apt-get, systemd-nspawn); run them as root"
     );
-    for tool in ["ip", "unshare", "nsenter", "ssh-keygen", "setsid"] {
-        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap();
-        assert!(found.status.success(), "{tool} is missing: apt-get install -y iproute2 util-linux openssh-client");
-    }
-}
-
-/// The real simulator if it has been built into this target dir.
-fn built_pve_sim() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let p = exe.parent()?.parent()?.join("pve-sim"); // target/debug/deps/x -> target/debug
-    p.is_file().then_some(p)
-}
-
-fn pve_mode() -> PveMode {
-    built_pve_sim().map(PveMode::Binary).unwrap_or(PveMode::Disabled)
 }
 
 fn lab_dir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("lab").tempdir_in("/tmp").unwrap()
 }
 
-fn cli(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("running strata-lab")
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).trim().to_string()
 }
 
+fn ok(out: &Output, what: &str) -> String {
+    assert!(out.status.success(), "{what} failed ({}): {}\n{}", out.status, text(&out.stdout), text(&out.stderr));
+    text(&out.stdout)
+}
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("running strata-lab")
+}
+
 fn ssh(info: &LabInfo, user: &str, address: &str, command: &str) -> Output {
     Command::new("ssh")
-        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
+        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "IdentitiesOnly=yes"])
         .arg("-i")
         .arg(&info.ssh.private_key_file)
         .arg("-o")
@@ -60,9 +52,18 @@ fn ssh(info: &LabInfo, user: &str, address: &str, command: &str) -> Output {
         .unwrap()
 }
 
-fn ok(out: &Output, what: &str) -> String {
-    assert!(out.status.success(), "{what} failed ({}): {}\n{}", out.status, text(&out.stdout), text(&out.stderr));
-    text(&out.stdout)
+fn opts(dir: &Path, nodes: usize) -> UpOptions {
+    let mut opts = UpOptions::new(dir);
+    opts.nodes = nodes;
+    opts.pve = PveMode::Disabled;
+    opts
+}
+
+/// The real simulator if it has been built into this target dir.
+fn built_pve_sim() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.parent()?.join("pve-sim"); // target/debug/deps/x -> target/debug
+    p.is_file().then_some(p)
 }
 
 fn tcp_answers(address: &str) -> bool {
@@ -79,13 +80,8 @@ fn link_names() -> Vec<String> {
         .collect()
 }
 
-fn recorded_processes(info: &LabInfo) -> Vec<ProcessRef> {
-    let mut p: Vec<ProcessRef> = info.nodes.iter().filter_map(|n| n.sshd).collect();
-    p.extend(info.pve_processes.iter().copied());
-    p
-}
-
-/// Nothing of the lab in `info` remains: namespaces, links, mounts, processes.
+/// Nothing of the lab remains: processes (nspawn, each machine's systemd and anything in
+/// its network namespace), mounts, namespaces, veths, bridge.
 fn assert_nothing_left(info: &LabInfo) {
     let netns = text(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout);
     let netns: Vec<&str> = netns.lines().filter_map(|l| l.split_whitespace().next()).collect();
@@ -95,34 +91,55 @@ fn assert_nothing_left(info: &LabInfo) {
         assert!(!netns.contains(&n.namespace.as_str()), "namespace {} left: {netns:?}", n.namespace);
         assert!(!links.contains(&n.veth), "veth {} left", n.veth);
         assert!(!mounts.contains(&n.namespace), "mount of {} left:\n{mounts}", n.namespace);
+        for cg in strata_lab::machine::cgroup_dirs(n) {
+            assert!(!cg.exists(), "cgroup {} left", cg.display());
+        }
+        for p in n.nspawn.iter().chain(n.init.iter()) {
+            assert!(!p.is_alive(), "process {} of {} still runs", p.pid, n.name);
+        }
     }
     assert!(!links.contains(&info.bridge), "bridge {} left", info.bridge);
     let dir = info.dir.to_string_lossy();
     assert!(!mounts.contains(&*dir), "mount under {dir} left:\n{mounts}");
-    for p in recorded_processes(info) {
-        assert!(!p.is_alive(), "process {} still runs", p.pid);
+    for p in &info.pve_processes {
+        assert!(!p.is_alive(), "pve-sim {} still runs", p.pid);
+    }
+}
+
+/// `systemctl is-system-running` in the node, polled (bounded) until it is no longer
+/// starting up.
+fn system_state(lab: &Lab, node: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = lab.exec(node, &["systemctl", "is-system-running"]).unwrap();
+        let state = text(&out.stdout);
+        if !matches!(state.as_str(), "initializing" | "starting") || Instant::now() > deadline {
+            return state;
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 #[test]
-fn nodes_are_separate_machines_reachable_over_ssh() {
+fn nodes_boot_answer_ssh_and_down_leaves_nothing() {
     require_root();
     let dir = lab_dir();
-    let mut opts = UpOptions::new(dir.path());
-    opts.nodes = 2;
-    opts.pve = pve_mode();
-    let lab = LabGuard::up(&opts).expect("lab up");
+    let started = Instant::now();
+    let mut with_pve = opts(dir.path(), 3);
+    with_pve.pve = built_pve_sim().map(PveMode::Binary).unwrap_or(PveMode::Disabled);
+    let lab = LabGuard::up(&with_pve).expect("lab up with 3 nodes");
+    eprintln!("up of 3 systemd nodes (image build included if the cache was empty): {:.1?}", started.elapsed());
     let info = lab.info().clone();
     assert_eq!(info.state, LabState::Up);
-    assert_eq!(info.nodes.len(), 2);
-    let (n1, n2) = (&info.nodes[0], &info.nodes[1]);
-    assert_ne!(n1.address, n2.address);
+    assert_eq!(info.nodes.len(), 3);
+    let image = image::image_dir(&image::cache_root().unwrap());
+    assert!(image.join("usr/lib/os-release").is_file(), "image not cached at {}", image.display());
 
-    // lab.json carries the scripting interface.
+    // lab.json: network, kinds, pids.
     let json: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(dir.path().join("lab.json")).unwrap()).unwrap();
-    assert_eq!(json["nodes"][1]["address"], n2.address.as_str());
-    assert!(json["nodes"][0]["host_key_fingerprint"].as_str().unwrap().starts_with("SHA256:"));
+    assert_eq!(json["network"]["cidr"], info.subnet.as_deref().unwrap());
+    assert_eq!(json["network"]["host_address"], info.gateway.as_deref().unwrap());
     assert_eq!(json["ssh"]["user"], "root");
     assert!(Path::new(json["ssh"]["private_key_file"].as_str().unwrap()).is_file());
     match built_pve_sim() {
@@ -132,122 +149,240 @@ fn nodes_are_separate_machines_reachable_over_ssh() {
         }
         None => assert!(json["pve"].is_null()),
     }
+    for n in &info.nodes {
+        // Each machine has cgroups of its own (none shared with the other nodes).
+        let cgroup = fs::read_to_string(format!("/proc/{}/cgroup", n.init.unwrap().pid)).unwrap();
+        assert!(cgroup.contains(&format!("/strata-lab/{}/payload", n.namespace)), "{cgroup}");
+        assert_eq!(n.state, NodeState::Running);
+        assert!(n.nspawn.unwrap().is_alive() && n.init.unwrap().is_alive(), "{n:?}");
+    }
 
-    // OpenSSH with strict host key checking against the lab's known_hosts: each node
-    // answers with its own hostname.
-    let host_hostname = text(&Command::new("hostname").output().unwrap().stdout);
-    assert_eq!(ok(&ssh(&info, "root", &n1.address, "hostname"), "ssh node1"), "node1");
-    assert_eq!(ok(&ssh(&info, "root", &n2.address, "hostname"), "ssh node2"), "node2");
-    assert_eq!(text(&Command::new("hostname").output().unwrap().stdout), host_hostname);
+    let mut fingerprints = Vec::new();
+    for (i, n) in info.nodes.iter().enumerate() {
+        let name = format!("node{}", i + 1);
+        assert_eq!(system_state(&lab, &name), "running", "systemd state of {name}");
+        // systemd is PID 1 in the node, and sshd runs as its service.
+        assert_eq!(ok(&lab.exec(&name, &["cat", "/proc/1/comm"]).unwrap(), "comm of pid 1"), "systemd");
+        let out =
+            ssh(&info, "root", &n.address, "hostname; systemctl is-active ssh.service; ip -o -4 addr show dev eth0");
+        let out = ok(&out, &format!("ssh root@{name}"));
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some(name.as_str()), "{out}");
+        assert_eq!(lines.next(), Some("active"), "{out}");
+        assert!(out.contains(&format!("inet {}/24", n.address)), "{out}");
+        // Air-gapped: only the lab subnet is routed.
+        let routes = ok(&lab.exec(&name, &["ip", "-4", "route"]).unwrap(), "ip route");
+        assert!(!routes.contains("default"), "{name} has a default route: {routes}");
+        // /srv is a plain directory (file handles for ganesha), not the overlay.
+        let fs_type = ok(&lab.exec(&name, &["stat", "-f", "-c", "%T", "/srv", "/"]).unwrap(), "stat -f");
+        let types: Vec<&str> = fs_type.lines().collect();
+        assert_eq!(types[1], "overlayfs", "{fs_type}");
+        assert_ne!(types[0], "overlayfs", "{fs_type}");
+        fingerprints.push(n.host_key_fingerprint.clone().unwrap());
+    }
+    fingerprints.dedup();
+    assert_eq!(fingerprints.len(), 3, "each node has its own host key");
 
-    // The known_hosts really pins the keys: an empty one makes strict ssh refuse.
+    // known_hosts pins the keys: an empty one makes strict ssh refuse.
     let mut wrong = info.clone();
     wrong.ssh.known_hosts_file = dir.path().join("empty_known_hosts");
     fs::write(&wrong.ssh.known_hosts_file, "").unwrap();
-    assert!(!ssh(&wrong, "root", &n1.address, "true").status.success());
+    assert!(!ssh(&wrong, "root", &info.nodes[0].address, "true").status.success());
 
-    // node1 reaches node2's sshd from inside its own namespace.
-    let probe = format!("exec 3<>/dev/tcp/{}/22; head -c 7 <&3", n2.address);
-    let out = lab.exec("node1", &["timeout", "10", "bash", "-c", &probe]).unwrap();
-    assert_eq!(ok(&out, "node1 -> node2"), "SSH-2.0");
+    // The non-root user with passwordless sudo.
+    assert_eq!(ok(&ssh(&info, "strata", &info.nodes[1].address, "sudo -n id -u"), "sudo"), "0");
 
-    // A file written in node1's /etc over ssh stays on node1.
-    let name = format!("strata-lab-probe-{}", std::process::id());
-    ok(&ssh(&info, "root", &n1.address, &format!("echo from-node1 > /etc/{name}")), "write /etc");
-    assert!(!Path::new("/etc").join(&name).exists(), "the write reached the host's /etc");
-    let on_node2 = lab.exec("node2", &["test", "-e", &format!("/etc/{name}")]).unwrap();
-    assert!(!on_node2.status.success(), "the write reached node2's /etc");
-    let back = lab.exec("node1", &["cat", &format!("/etc/{name}")]).unwrap();
-    assert_eq!(ok(&back, "read back"), "from-node1");
+    // Writes land on the node's own disk, never in the shared image or another node.
+    ok(&ssh(&info, "root", &info.nodes[0].address, "echo mine > /etc/strata-probe"), "write");
+    assert!(!image.join("etc/strata-probe").exists(), "the write reached the shared image");
+    assert!(!lab.exec("node2", &["test", "-e", "/etc/strata-probe"]).unwrap().status.success());
 
-    // The non-root user logs in with the same key and has passwordless sudo.
-    assert_eq!(ok(&ssh(&info, "strata", &n1.address, "id -un"), "ssh strata"), "strata");
-    ok(&ssh(&info, "strata", &n2.address, "sudo -n true"), "sudo -n true");
-    assert_eq!(ok(&ssh(&info, "strata", &n2.address, "sudo -n id -u"), "sudo id"), "0");
+    // node2 reaches node3's sshd over the bridge.
+    let probe = format!("exec 3<>/dev/tcp/{}/22; head -c 7 <&3", info.nodes[2].address);
+    assert_eq!(ok(&lab.exec("node2", &["timeout", "10", "bash", "-c", &probe]).unwrap(), "node2 -> node3"), "SSH-2.0");
 
-    // `node exec` from the CLI: node's namespaces, exit code propagated.
+    // `up` again with the same options is a no-op (same machines).
+    let again = Lab::up(&with_pve).expect("second up");
+    assert_eq!(again.info(), &info);
+
+    // `status --json` sees every node up.
     let d = dir.path().to_str().unwrap();
-    let out =
-        cli(&["node", "exec", "--dir", d, "node2", "--", "sh", "-c", "hostname; ip -o -4 addr show dev eth0; exit 7"]);
-    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
-    assert!(stdout.starts_with("node2"), "{stdout}");
-    assert!(stdout.contains(&format!("inet {}/24", n2.address)), "{stdout}");
-
-    // `status --json` sees both nodes up.
-    let out = cli(&["status", "--dir", d, "--json"]);
-    let status: serde_json::Value = serde_json::from_str(&ok(&out, "status --json")).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&cli(&["status", "--dir", d, "--json"]), "status --json")).unwrap();
     for n in status["nodes"].as_array().unwrap() {
         assert_eq!(n["reachable"], true, "{status}");
         assert_eq!(n["sshd_alive"], true, "{status}");
     }
+
+    // CLI exec propagates exit codes.
+    let out = cli(&["node", "exec", "--dir", d, "node3", "--", "sh", "-c", "hostname; exit 5"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "node3");
+
+    let started = Instant::now();
+    drop(lab);
+    eprintln!("down of 3 systemd nodes: {:.1?}", started.elapsed());
+    assert_nothing_left(&info);
+    // A clean shutdown, not a kill: systemd logged its halt on the console.
+    let console = fs::read_to_string(info.nodes[0].data_dir.join("console.log")).unwrap();
+    assert!(console.contains("Halting system") || console.contains("System Halt"), "no clean shutdown:\n{console}");
+}
+
+#[test]
+fn killed_node_is_gone_and_down_still_cleans_up() {
+    require_root();
+    let dir = lab_dir();
+    let lab = LabGuard::up(&opts(dir.path(), 2)).expect("lab up");
+    let info = lab.info().clone();
+    let (n1, n2) = (&info.nodes[0], &info.nodes[1]);
+    let out = lab.exec("node2", &["sh", "-c", "sleep 600 >/dev/null 2>&1 & echo $!"]).unwrap();
+    let in_node = ok(&out, "start sleeper");
+    assert!(!in_node.is_empty());
+
+    let d = dir.path().to_str().unwrap();
+    ok(&cli(&["node", "kill", "--dir", d, "node2"]), "node kill");
+    assert!(!n2.nspawn.unwrap().is_alive() && !n2.init.unwrap().is_alive());
+    let pids = text(&Command::new("ip").args(["netns", "pids", &n2.namespace]).output().unwrap().stdout);
+    assert!(pids.is_empty(), "processes left in node2: {pids}");
+    let addr: SocketAddr = format!("{}:22", n2.address).parse().unwrap();
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err(), "node2 still answers");
+    let status = Lab::load(dir.path()).unwrap().status();
+    assert_eq!(status.nodes[1].state, NodeState::Killed);
+    assert!(!status.nodes[1].alive);
+    assert!(status.nodes[0].alive && status.nodes[0].reachable, "node1 must be unaffected");
+    assert_eq!(ok(&ssh(&info, "root", &n1.address, "hostname"), "ssh node1"), "node1");
+    let dead = cli(&["node", "exec", "--dir", d, "node2", "--", "true"]);
+    assert!(!dead.status.success() && text(&dead.stderr).contains("not running"), "{}", text(&dead.stderr));
+
     drop(lab);
     assert_nothing_left(&info);
 }
 
+fn write_script(path: &Path, body: &str) {
+    fs::write(path, format!("#!/bin/sh\n{body}")).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Brings the lab in `dir` down when dropped (for CLI-driven tests).
+struct DownOnDrop(String);
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let _ = down_dir(&self.0);
+    }
+}
+
 #[test]
-fn node_kill_stops_every_process_and_the_address() {
+fn failed_up_then_down_leaves_nothing() {
     require_root();
     let dir = lab_dir();
-    let mut opts = UpOptions::new(dir.path());
-    opts.nodes = 2;
-    opts.pve = PveMode::Disabled;
-    let lab = LabGuard::up(&opts).expect("lab up");
-    let info = lab.info().clone();
-    let (n1, n2) = (&info.nodes[0], &info.nodes[1]);
-
-    // Extra processes on node2: a background daemon and a live ssh session.
-    let out = lab.exec("node2", &["sh", "-c", "sleep 600 >/dev/null 2>&1 & echo $!"]).unwrap();
-    let sleeper = ProcessRef::of(ok(&out, "start sleeper").parse().unwrap()).unwrap();
-    let mut session = Command::new("ssh")
-        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
-        .arg("-i")
-        .arg(&info.ssh.private_key_file)
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", info.ssh.known_hosts_file.display()))
-        .arg(format!("root@{}", n2.address))
-        .arg("sleep 600")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let sshd = n2.sshd.unwrap();
-    assert!(sleeper.is_alive() && sshd.is_alive());
-    assert!(tcp_answers(&n2.address));
-
+    let tools = tempfile::tempdir().unwrap();
+    // A simulator that crashes at start: `up` fails after both machines booted.
+    let broken = tools.path().join("pve-sim");
+    write_script(&broken, "echo 'pve-sim: cannot bind' >&2\nexit 3\n");
     let d = dir.path().to_str().unwrap();
-    ok(&cli(&["node", "kill", "--dir", d, "node2"]), "node kill");
+    let out = cli(&["up", "--dir", d, "--nodes", "2", "--pve-sim-bin", broken.to_str().unwrap()]);
+    let _cleanup = DownOnDrop(d.to_string());
+    assert!(!out.status.success(), "up with a crashing pve-sim must fail");
+    assert!(text(&out.stderr).contains("strata-lab down --dir"), "{}", text(&out.stderr));
+    let info = Lab::load(dir.path()).unwrap().info().clone();
+    assert_eq!(info.state, LabState::Failed);
+    assert!(info.nodes.iter().all(|n| n.init.is_some_and(|p| p.is_alive())), "machines were up before the failure");
 
-    assert!(!sshd.is_alive(), "node2's sshd survived");
-    assert!(!sleeper.is_alive(), "node2's background process survived");
-    let pids = text(&Command::new("ip").args(["netns", "pids", &n2.namespace]).output().unwrap().stdout);
-    assert!(pids.is_empty(), "processes left in node2: {pids}");
-    // Not merely a closed port (a live address answers with a reset): nothing answers.
-    let addr: SocketAddr = format!("{}:22", n2.address).parse().unwrap();
-    match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-        Ok(_) => panic!("node2's sshd still answers"),
-        Err(e) => assert_ne!(e.kind(), std::io::ErrorKind::ConnectionRefused, "node2's address still answers"),
-    }
-    let probe = format!("exec 3<>/dev/tcp/{}/22", n2.address);
-    let from_node1 = lab.exec("node1", &["timeout", "5", "bash", "-c", &probe]).unwrap();
-    assert!(!from_node1.status.success(), "node2 still answers node1");
-    // The ssh client's session died with the node (bounded wait via ssh's own exit).
-    let _ = session.kill();
-    let _ = session.wait();
+    ok(&cli(&["down", "--dir", d]), "down after failed up");
+    assert_nothing_left(&info);
+}
 
-    let status = Lab::load(dir.path()).unwrap().status();
-    let s2 = status.nodes.iter().find(|n| n.name == "node2").unwrap();
-    assert!(!s2.reachable && !s2.sshd_alive);
-    assert_eq!(s2.state, NodeState::Killed);
-    let s1 = status.nodes.iter().find(|n| n.name == "node1").unwrap();
-    assert!(s1.reachable && s1.sshd_alive, "node1 must be unaffected");
-    assert!(tcp_answers(&n1.address));
-    let exec_dead = cli(&["node", "exec", "--dir", d, "node2", "--", "true"]);
-    assert!(!exec_dead.status.success());
-    assert!(text(&exec_dead.stderr).contains("not running"), "{}", text(&exec_dead.stderr));
+#[test]
+fn stop_start_keeps_the_disk_and_recreate_gives_a_blank_machine() {
+    require_root();
+    let dir = lab_dir();
+    let mut lab = LabGuard::up(&opts(dir.path(), 2)).expect("lab up");
+    let info = lab.info().clone();
+    let n1 = info.nodes[0].clone();
+    ok(&ssh(&info, "root", &n1.address, "echo kept > /srv/data; echo kept > /etc/strata-disk"), "write");
+
+    lab.stop_node("node1").unwrap();
+    let stopped = lab.node("node1").unwrap().clone();
+    assert_eq!(stopped.state, NodeState::Stopped);
+    assert!(!n1.nspawn.unwrap().is_alive() && !n1.init.unwrap().is_alive());
+    let console = fs::read_to_string(n1.data_dir.join("console.log")).unwrap();
+    assert!(console.contains("Halting system") || console.contains("System Halt"), "not a clean shutdown:\n{console}");
+    let addr: SocketAddr = format!("{}:22", n1.address).parse().unwrap();
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err(), "a stopped node answers");
+    assert!(!lab.is_healthy());
+
+    lab.start_node("node1", Duration::from_secs(30)).unwrap();
+    let started = lab.node("node1").unwrap().clone();
+    assert_eq!(started.state, NodeState::Running);
+    assert_ne!(started.init, n1.init, "a new boot");
+    // Same disk: files and host key survive (the old known_hosts still matches).
+    let out = ok(&ssh(&info, "root", &n1.address, "cat /srv/data /etc/strata-disk"), "ssh after start");
+    assert_eq!(out, "kept\nkept");
+    assert_eq!(system_state(&lab, "node1"), "running");
+    assert!(lab.is_healthy());
+
+    // Killed (power loss), then powered on again.
+    lab.kill_node("node1").unwrap();
+    lab.start_node("node1", Duration::from_secs(30)).unwrap();
+    assert_eq!(ok(&ssh(&info, "root", &n1.address, "cat /srv/data"), "ssh after kill+start"), "kept");
+
+    lab.recreate_node("node1", Duration::from_secs(30)).unwrap();
+    let fresh = lab.node("node1").unwrap().clone();
+    assert_eq!(fresh.address, n1.address);
+    assert_ne!(fresh.host_key_fingerprint, n1.host_key_fingerprint, "a new machine has a new host key");
+    // known_hosts was updated: strict ssh (root and the sudo user) works against the new key.
+    let out = ok(&ssh(&info, "root", &n1.address, "ls /srv; test -e /etc/strata-disk || echo blank"), "ssh recreated");
+    assert_eq!(out, "blank");
+    assert_eq!(ok(&ssh(&info, "strata", &n1.address, "sudo -n id -u"), "sudo recreated"), "0");
+    assert_eq!(ok(&ssh(&info, "root", &info.nodes[1].address, "hostname"), "node2"), "node2");
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("lab.json")).unwrap()).unwrap();
+    assert_eq!(json["nodes"][0]["host_key_fingerprint"], fresh.host_key_fingerprint.clone().unwrap().as_str());
+
+    let last = lab.info().clone();
+    drop(lab);
+    assert_nothing_left(&last);
+    assert_nothing_left(&info);
+}
+
+#[test]
+fn air_gapped_node_installs_packages_from_the_local_repository() {
+    require_root();
+    let dir = lab_dir();
+    let lab = LabGuard::up(&opts(dir.path(), 1)).expect("lab up");
+    let info = lab.info().clone();
+    let repo = info.repo.clone().expect("lab.json records the local repository");
+    assert!(repo.join("Packages").is_file());
+    let node = &info.nodes[0];
+
+    // No way off the lab network: no default route, and a route lookup (no packet sent)
+    // for an outside address fails.
+    let routes = ok(&lab.exec("node1", &["ip", "-4", "route"]).unwrap(), "ip route");
+    assert!(!routes.contains("default"), "{routes}");
+    assert!(!lab.exec("node1", &["ip", "route", "get", "192.0.2.1"]).unwrap().status.success(), "route off the lab");
+    // The lab's repository is the only apt source.
+    let sources = ok(
+        &lab.exec("node1", &["sh", "-c", "cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null; true"])
+            .unwrap(),
+        "apt sources",
+    );
+    assert_eq!(sources, repo_source_line(), "{sources}");
+
+    let install = "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy jq \
+                   && jq --version && systemctl is-active haproxy";
+    let out = ok(&ssh(&info, "root", &node.address, install), "apt-get install from the local repository");
+    assert!(out.contains("jq-1."), "{out}");
+    assert!(out.ends_with("active"), "{out}");
+    // A package that is not in the repository cannot come from anywhere else.
+    let missing = ssh(&info, "root", &node.address, "apt-get install -y -q cowsay");
+    assert!(!missing.status.success(), "{}", text(&missing.stdout));
 
     drop(lab);
     assert_nothing_left(&info);
+}
+
+fn repo_source_line() -> String {
+    strata_lab::repo::source_line().trim().to_string()
 }
 
 #[test]
@@ -263,14 +398,14 @@ fn cli_up_twice_is_safe_and_down_leaves_nothing() {
     up.extend(pve_args.iter().map(String::as_str));
     let first = cli(&up);
     // Guard from here on: whatever fails below, the lab goes down.
-    let _cleanup = scopeguard(d);
+    let _cleanup = DownOnDrop(d.to_string());
     ok(&first, "first up");
     let info = Lab::load(dir.path()).unwrap().info().clone();
     assert_eq!(info.state, LabState::Up);
 
     // The CLI has exited; the nodes run on as daemons.
     for n in &info.nodes {
-        assert!(n.sshd.unwrap().is_alive());
+        assert!(n.init.unwrap().is_alive() && n.nspawn.unwrap().is_alive());
         assert!(tcp_answers(&n.address));
     }
 
@@ -297,62 +432,13 @@ fn cli_up_twice_is_safe_and_down_leaves_nothing() {
     assert_nothing_left(&info2);
 }
 
-/// Brings the lab in `dir` down when dropped (for CLI-driven tests).
-struct DownOnDrop(String);
-impl Drop for DownOnDrop {
-    fn drop(&mut self) {
-        let _ = down_dir(&self.0);
-    }
-}
-fn scopeguard(dir: &str) -> DownOnDrop {
-    DownOnDrop(dir.to_string())
-}
-
-fn write_script(path: &Path, body: &str) {
-    fs::write(path, format!("#!/bin/sh\n{body}")).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-#[test]
-fn failed_up_then_down_leaves_nothing() {
-    require_root();
-    let dir = lab_dir();
-    let tools = tempfile::tempdir().unwrap();
-    // A simulator that crashes at start: fails `up` after both nodes are running.
-    let broken = tools.path().join("pve-sim");
-    write_script(&broken, "echo 'pve-sim: cannot bind' >&2\nexit 3\n");
-    let d = dir.path().to_str().unwrap();
-    let out = cli(&["up", "--dir", d, "--nodes", "2", "--pve-sim-bin", broken.to_str().unwrap()]);
-    let _cleanup = scopeguard(d);
-    assert!(!out.status.success(), "up with a crashing pve-sim must fail");
-    let err = text(&out.stderr);
-    // Whether it is caught running or already gone, its own log line is surfaced.
-    assert!(
-        (err.contains("pve-sim exited before becoming ready") || err.contains("pve-sim did not start"))
-            && err.contains("cannot bind"),
-        "{err}"
-    );
-    assert!(err.contains("strata-lab down --dir"), "the error must say how to undo: {err}");
-
-    let info = Lab::load(dir.path()).unwrap().info().clone();
-    assert_eq!(info.state, LabState::Failed);
-    assert_eq!(info.nodes.len(), 2);
-    assert!(info.nodes.iter().all(|n| n.sshd.is_some_and(|p| p.is_alive())), "nodes were up before the failure");
-    // A second up refuses to build on top of the wreck.
-    let again = cli(&["up", "--dir", d, "--nodes", "2", "--no-pve"]);
-    assert!(!again.status.success() && text(&again.stderr).contains("down"), "{}", text(&again.stderr));
-
-    ok(&cli(&["down", "--dir", d]), "down after failed up");
-    assert_nothing_left(&info);
-}
-
 #[test]
 fn missing_pve_sim_is_a_clear_error_before_anything_is_created() {
     require_root();
     let dir = lab_dir();
     let d = dir.path().to_str().unwrap();
     let out = cli(&["up", "--dir", d, "--nodes", "1", "--pve-sim-bin", "/nonexistent/pve-sim"]);
-    let _cleanup = scopeguard(d);
+    let _cleanup = DownOnDrop(d.to_string());
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("/nonexistent/pve-sim is not an executable"), "{}", text(&out.stderr));
     assert!(Lab::load(dir.path()).is_err(), "nothing may be recorded (nor created) for a usage error");
