@@ -14,7 +14,7 @@ use crate::image::{cache_root, fnv64, image_key};
 use crate::network::global_lock;
 use crate::process::log_tail;
 
-/// What nodes can install: the platform roles' daemons (LB, etcd, NFS) and tools.
+/// What nodes can install: the platform roles' daemons (LB, etcd, NFS), containerd, tools.
 pub const REPO_PACKAGES: &[&str] = &[
     "haproxy",
     "keepalived",
@@ -28,6 +28,9 @@ pub const REPO_PACKAGES: &[&str] = &[
     "curl",
     "containerd",
     "runc",
+    // Ansible's interpreter and its apt module (the Ansible side of the agent benchmark).
+    "python3",
+    "python3-apt",
 ];
 
 /// Where a node sees the repository, and its apt source line.

@@ -170,6 +170,10 @@ fn nodes_boot_answer_ssh_and_down_leaves_nothing() {
         assert_eq!(lines.next(), Some(name.as_str()), "{out}");
         assert_eq!(lines.next(), Some("active"), "{out}");
         assert!(out.contains(&format!("inet {}/24", n.address)), "{out}");
+        // Root owns the node's network as on a VM: an address (a VIP) and forwarding.
+        let net = "ip addr add 10.77.250.1/32 dev eth0 && ip addr del 10.77.250.1/32 dev eth0 \
+                   && sysctl -qw net.ipv4.ip_forward=1 && sysctl -n net.ipv4.ip_forward";
+        assert_eq!(ok(&ssh(&info, "root", &n.address, net), &format!("network admin on {name}")), "1");
         // Air-gapped: only the lab subnet is routed.
         let routes = ok(&lab.exec(&name, &["ip", "-4", "route"]).unwrap(), "ip route");
         assert!(!routes.contains("default"), "{name} has a default route: {routes}");
