@@ -17,12 +17,17 @@
 #
 # 1. Local: `strata-agent apply node.json --root R --simulate` vs `ansible-playbook -c local`
 #    on the same temp root R, each timed BENCH_RUNS times after converging.
-# 2. Over SSH to 9 strata-lab nodes (network namespaces with real sshd; the lab is
-#    created here and removed on exit, also on failure): the agent binary is copied to
+# 2. Over SSH to 9 strata-lab nodes (Debian machines booted with systemd, air-gapped;
+#    the lab is created here and removed on exit, also on failure), the real host path:
+#    spec scripts/bench_agent/systemd-node.json (containerd installed from the lab's
+#    local repository and running under systemd, its configuration, kubelet drop-in,
+#    crictl, live net.* sysctls). The agent binary is copied to
 #    /var/lib/strata/strata-agent on each node and run as one `ssh` per node, all 9 in
-#    parallel, spec on stdin, `--root /srv/bench-root`; vs ansible-playbook against the
-#    same 9 nodes (forks=9, pipelining=True, Ansible's default ControlPersist=60s).
-#    Also timed: the agent over SSH with the same connection reuse Ansible gets.
+#    parallel, spec on stdin, no --root, no --simulate; vs ansible-playbook (same
+#    playbook, real mode) against the same 9 nodes (forks=9, pipelining=True, Ansible's
+#    default ControlPersist=60s). Also timed: the agent with the connection reuse
+#    Ansible gets. Both directions are checked first: nodes converged by one tool are a
+#    no-op for the other (blank nodes for each direction: `strata-lab node recreate`).
 # Every timed run is verified to be a no-op (agent exit 0 on every node; Ansible
 # recap changed=0 failed=0 unreachable=0 for every host), else the script fails.
 #
@@ -33,6 +38,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="$REPO/scripts/bench_agent"
 SPEC="$DATA/node.json"
+NODE_SPEC="$DATA/systemd-node.json"
 PLAYBOOK="$DATA/playbook.yml"
 # Binaries: STRATA_BIN_DIR if set (scripts/benchmarks.sh passes target/release), else the debug build.
 BIN_DIR="$(realpath -m "${STRATA_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/debug}")"
@@ -43,13 +49,12 @@ case "${BIN_DIR##*/}" in
   *) BUILD="build from $BIN_DIR" ;;
 esac
 RUNS="${BENCH_RUNS:-5}"
-NODES=9
 CACHE="${STRATA_CACHE:-$HOME/.cache/strata}"
 VENV="$CACHE/ansible-venv"
 ANSIBLE_CORE_VERSION="${BENCH_ANSIBLE_CORE_VERSION:-2.19.14}"
+NODES="${BENCH_NODES:-9}"
 REMOTE_AGENT=/var/lib/strata/strata-agent
-REMOTE_ROOT=/srv/bench-root # each lab node's /srv is private
-NODE_PYTHON=/usr/bin/python3  # the nodes share the host's /usr
+NODE_PYTHON=/usr/bin/python3  # installed on each node from the lab's local repository
 ANSIBLE_TIMEOUT=1800 # seconds, per ansible-playbook run (a no-op over SSH takes ~1.5 min on 2 cores)
 
 load() { cut -d' ' -f1 /proc/loadavg; }
@@ -66,9 +71,8 @@ show() { # FILE...: print files (run output) to stderr for diagnosis
 for b in "$AGENT" "$LAB"; do
   [ -x "$b" ] || die "$b not found: run 'cargo build --workspace --bins' (--release for target/release) first"
 done
-for f in "$SPEC" "$PLAYBOOK" "$DATA/seed.sh"; do [ -f "$f" ] || die "missing $f"; done
+for f in "$SPEC" "$NODE_SPEC" "$PLAYBOOK" "$DATA/seed.sh"; do [ -f "$f" ] || die "missing $f"; done
 for c in python3 ssh flock realpath timeout; do command -v "$c" >/dev/null || die "'$c' not found"; done
-[ -x "$NODE_PYTHON" ] || die "$NODE_PYTHON (used by Ansible on the nodes) not found"
 
 # ---------------------------------------------------------------- ansible-core
 ansible_version() { "$VENV/bin/python" -c 'from ansible.release import __version__; print(__version__)' 2>/dev/null; }
@@ -169,10 +173,11 @@ L="$WORK/local"
 mkdir -p "$L"
 agent_local() { "$AGENT" apply "$SPEC" --root "$1" --simulate >"$2" 2>&1; }
 ansible_local() {
-  timeout -k 30 "$ANSIBLE_TIMEOUT" "$VENV/bin/ansible-playbook" -i localhost, -c local -e "bench_root=$1" \
+  timeout -k 30 "$ANSIBLE_TIMEOUT" "$VENV/bin/ansible-playbook" -i localhost, -c local -e "bench_root=$1" -e spec_file=node.json \
     -e "ansible_python_interpreter=$VENV/bin/python" "$PLAYBOOK" >"$2" 2>&1
 }
-tree_listing() { (cd "$1" && find . -path ./var/lib/strata-agent -prune -o -printf '%P %y %m %U:%G %l\n' | sort); }
+# The agent's own records (var/lib/strata/agent, var/lib/strata-agent) are not node state.
+tree_listing() { (cd "$1" && find . \( -path ./var/lib/strata-agent -o -path ./var/lib/strata \) -prune -o -printf '%P %y %m %U:%G %l\n' | sort); }
 
 # Both directions of "same desired state", from fresh seeds.
 sh "$DATA/seed.sh" "$L/agent-first"
@@ -181,7 +186,7 @@ rc=0; agent_local "$L/agent-first" "$L/agent-converge.out" || rc=$?
 [ "$rc" = 2 ] || { show "$L/agent-converge.out"; die "local: converging strata-agent run exited $rc (expected 2 = changed)"; }
 ansible_local "$L/ansible-first" "$L/ansible-converge.out" || { show "$L/ansible-converge.out"; die "local: converging ansible-playbook run failed"; }
 ansible_recap "$L/ansible-converge.out" 1 changed >&2 || { show "$L/ansible-converge.out"; die "local: ansible did not converge the seed"; }
-if ! diff -r -x strata-agent "$L/agent-first" "$L/ansible-first" >"$L/tree.diff" 2>&1 ||
+if ! diff -r -x strata-agent -x strata "$L/agent-first" "$L/ansible-first" >"$L/tree.diff" 2>&1 ||
   ! diff <(tree_listing "$L/agent-first") <(tree_listing "$L/ansible-first") >>"$L/tree.diff" 2>&1; then
   show "$L/tree.diff"
   die "local: the trees converged by strata-agent and by ansible differ (playbook/templates out of step with the agent?)"
@@ -258,14 +263,32 @@ expect_rc() {
   [ -z "$bad" ] || die "ssh: $3: exit codes (expected $2 everywhere):$bad"
 }
 
-log "ssh: copying strata-agent to $REMOTE_AGENT on each node"
-on_all_nodes install "$AGENT" SSH_FRESH \
-  "mkdir -p ${REMOTE_AGENT%/*} && cat >$REMOTE_AGENT.tmp && chmod 0755 $REMOTE_AGENT.tmp && mv -f $REMOTE_AGENT.tmp $REMOTE_AGENT && $REMOTE_AGENT --version"
-expect_rc install 0 "installing the agent"
+# prepare_nodes TAG: what every run needs on a (blank) node and is not timed: the agent
+# binary at $REMOTE_AGENT (as the provider ships it) and Ansible's Python with its apt
+# module, installed from the lab's local repository (the nodes have no other source).
+prepare_nodes() {
+  on_all_nodes "install$1" "$AGENT" SSH_FRESH \
+    "mkdir -p ${REMOTE_AGENT%/*} && cat >$REMOTE_AGENT.tmp && chmod 0755 $REMOTE_AGENT.tmp && mv -f $REMOTE_AGENT.tmp $REMOTE_AGENT && $REMOTE_AGENT --version"
+  expect_rc "install$1" 0 "installing the agent"
+  local n
+  for n in "${NAMES[@]}"; do
+    [ "$(cat "$WORK/runs/install$1-$n.out")" = "$want_version" ] || { show "$WORK/runs/install$1-$n.out"; die "ssh: $n runs a different agent"; }
+  done
+  on_all_nodes "python$1" /dev/null SSH_FRESH \
+    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-apt >/dev/null"
+  expect_rc "python$1" 0 "installing python3 for Ansible from the local repository"
+}
+# blank_nodes: every node replaced by a blank machine (same address, new host key).
+blank_nodes() {
+  local n
+  for n in "${NAMES[@]}"; do
+    timeout 120 "$LAB" node recreate --dir "$LABDIR" "$n" >>"$WORK/lab-recreate.log" 2>&1 ||
+      { show "$WORK/lab-recreate.log"; die "strata-lab node recreate $n failed"; }
+  done
+}
 want_version="$("$AGENT" --version)"
-for n in "${NAMES[@]}"; do
-  [ "$(cat "$WORK/runs/install-$n.out")" = "$want_version" ] || { show "$WORK/runs/install-$n.out"; die "ssh: $n runs a different agent"; }
-done
+log "ssh: copying strata-agent to $REMOTE_AGENT and installing python3 on each node"
+prepare_nodes 1
 
 {
   echo "[lab]"
@@ -276,23 +299,31 @@ done
   echo "ansible_ssh_private_key_file=$KEY"
   echo "ansible_ssh_common_args='-o UserKnownHostsFile=$KNOWN_HOSTS -o StrictHostKeyChecking=yes'"
   echo "ansible_python_interpreter=$NODE_PYTHON"
-  echo "bench_root=$REMOTE_ROOT"
+  echo "bench_root=''"
+  echo "spec_file=systemd-node.json"
 } >"$WORK/inventory.ini"
 ansible_ssh() { timeout -k 30 "$ANSIBLE_TIMEOUT" "$VENV/bin/ansible-playbook" -i "$WORK/inventory.ini" "$PLAYBOOK" >"$1" 2>&1; }
-seed_nodes() { on_all_nodes "seed$1" "$DATA/seed.sh" SSH_FRESH "sh -s -- $REMOTE_ROOT"; expect_rc "seed$1" 0 "seeding $REMOTE_ROOT"; }
-AGENT_CMD="$REMOTE_AGENT apply - --root $REMOTE_ROOT --simulate"
+AGENT_CMD="$REMOTE_AGENT apply -"
 
-# Same desired state over SSH, both directions, on every node.
-seed_nodes 1
+# Same desired state over SSH, both directions, each from blank nodes.
 ansible_ssh "$WORK/runs/ssh-ansible-converge.out" && ansible_recap "$WORK/runs/ssh-ansible-converge.out" "$NODES" changed >&2 ||
   { show "$WORK/runs/ssh-ansible-converge.out"; die "ssh: converging ansible-playbook run failed"; }
-on_all_nodes agent-cross "$SPEC" SSH_FRESH "$AGENT_CMD"
+on_all_nodes agent-cross "$NODE_SPEC" SSH_FRESH "$AGENT_CMD"
 expect_rc agent-cross 0 "strata-agent on the ansible-converged nodes (must be a no-op)"
-seed_nodes 2
-on_all_nodes agent-converge "$SPEC" SSH_FRESH "$AGENT_CMD"
+log "ssh: blank nodes for the other direction"
+blank_nodes
+prepare_nodes 2
+on_all_nodes agent-converge "$NODE_SPEC" SSH_FRESH "$AGENT_CMD"
 expect_rc agent-converge 2 "converging strata-agent run"
 ansible_ssh "$WORK/runs/ssh-ansible-cross.out" && ansible_recap "$WORK/runs/ssh-ansible-cross.out" "$NODES" noop >&2 ||
   { show "$WORK/runs/ssh-ansible-cross.out"; die "ssh: ansible-playbook on the agent-converged nodes (must be a no-op)"; }
+# The state is real: containerd runs under systemd and the sysctls are live on every node.
+on_all_nodes verify /dev/null SSH_FRESH \
+  "systemctl is-active containerd && systemctl is-enabled containerd && sysctl -n net.ipv4.ip_nonlocal_bind"
+expect_rc verify 0 "checking containerd and the sysctl on the nodes"
+for n in "${NAMES[@]}"; do
+  [ "$(tr '\n' ' ' <"$WORK/runs/verify-$n.out")" = "active enabled 1 " ] || { show "$WORK/runs/verify-$n.out"; die "ssh: $n is not in the desired state"; }
+done
 log "ssh: on all $NODES nodes each tool is a no-op on the state the other converged"
 
 # Timed no-op runs. Ansible first, right after the run above, so that every timed run
@@ -306,14 +337,14 @@ for i in $(seq "$RUNS"); do
 done
 # The agent: new connections every run (the headline), then reused ones.
 for i in $(seq "$RUNS"); do
-  now_us t0; on_all_nodes "agent-$i" "$SPEC" SSH_FRESH "$AGENT_CMD"; now_us t1
+  now_us t0; on_all_nodes "agent-$i" "$NODE_SPEC" SSH_FRESH "$AGENT_CMD"; now_us t1
   expect_rc "agent-$i" 0 "strata-agent no-op run $i"
   SSH_AGENT+=($((t1 - t0)))
 done
-on_all_nodes agent-mux-warmup "$SPEC" SSH_MUX "$AGENT_CMD" # opens the control masters
+on_all_nodes agent-mux-warmup "$NODE_SPEC" SSH_MUX "$AGENT_CMD" # opens the control masters
 expect_rc agent-mux-warmup 0 "strata-agent no-op run opening the control masters"
 for i in $(seq "$RUNS"); do
-  now_us t0; on_all_nodes "agent-mux-$i" "$SPEC" SSH_MUX "$AGENT_CMD"; now_us t1
+  now_us t0; on_all_nodes "agent-mux-$i" "$NODE_SPEC" SSH_MUX "$AGENT_CMD"; now_us t1
   expect_rc "agent-mux-$i" 0 "strata-agent no-op run $i (multiplexed)"
   SSH_AGENT_MUX+=($((t1 - t0)))
 done
@@ -331,14 +362,15 @@ sa=$(med "${SSH_AGENT[@]}"); sm=$(med "${SSH_AGENT_MUX[@]}"); sb=$(med "${SSH_AN
 lr=$(ratio "$lb" "$la"); sr=$(ratio "$sb" "$sa"); mr=$(ratio "$sb" "$sm")
 ansible_ver=$(ansible_version)
 ctl_py=$("$VENV/bin/python" -c 'import platform; print(platform.python_version())')
-node_py=$("$NODE_PYTHON" -c 'import platform; print(platform.python_version())')
+node_py=$(ssh "${SSH_FRESH[@]}" "root@${ADDRS[0]}" "$NODE_PYTHON -c 'import platform; print(platform.python_version())'")
+node_os=$(ssh "${SSH_FRESH[@]}" "root@${ADDRS[0]}" ". /etc/os-release && echo \$PRETTY_NAME; systemctl --version | head -n1" | paste -sd, | sed 's/,/, /')
 ssh_ver=$(ssh -V 2>&1 | awk '{print $1}' | tr -d ,)
 # Task counts as each tool reports them on its last local no-op run.
 agent_tasks=$(grep -o '^ok=[0-9]*' "$WORK/runs/local-agent-$RUNS.out" | cut -d= -f2)
 ansible_tasks=$(grep -o ' : ok=[0-9]*' "$WORK/runs/local-ansible-$RUNS.out" | cut -d= -f2)
 
 cat <<EOF
-## strata-agent vs Ansible (issue: agent)
+## strata-agent vs Ansible (issues: agent, real nodes)
 
 Produced by \`scripts/bench_agent.sh\`: wall time of a **no-op run** (desired state
 already in place, after a first converging run), median of $RUNS runs per cell, on this
@@ -348,36 +380,41 @@ $(load) after it, its own Ansible runs included), strata-agent $(echo "$want_ver
 | scenario | strata-agent | ansible-playbook | ratio | target | met |
 | --- | ---: | ---: | ---: | ---: | --- |
 | local: \`strata-agent apply --root R --simulate\` vs \`ansible-playbook -c local\`, same temp root | $(fmt_us "$la") | $(fmt_us "$lb") | ${lr}x | ≥100x | $(met "$lb" "$la" 100) |
-| over SSH, $NODES lab nodes: $NODES parallel \`ssh\`, new connection each | $(fmt_us "$sa") | $(fmt_us "$sb") | ${sr}x | ≥20x | $(met "$sb" "$sa" 20) |
-| over SSH, $NODES lab nodes, agent reusing connections (ControlPersist, as Ansible does) | $(fmt_us "$sm") | $(fmt_us "$sb") | ${mr}x | – | – |
+| over SSH, $NODES systemd lab nodes, real host (no \`--root\`): $NODES parallel \`ssh\`, new connection each | $(fmt_us "$sa") | $(fmt_us "$sb") | ${sr}x | ≥20x | $(met "$sb" "$sa" 20) |
+| over SSH, $NODES systemd lab nodes, real host, agent reusing connections (ControlPersist, as Ansible does) | $(fmt_us "$sm") | $(fmt_us "$sb") | ${mr}x | – | – |
 
 Ranges (min – max): local agent $(rng "${LOCAL_AGENT[@]}"), local Ansible $(rng "${LOCAL_ANSIBLE[@]}");
 SSH agent $(rng "${SSH_AGENT[@]}"), reusing connections $(rng "${SSH_AGENT_MUX[@]}"), SSH Ansible $(rng "${SSH_ANSIBLE[@]}").
 
-- **Desired state** (\`scripts/bench_agent/node.json\`, both sides): containerd
-  \`config.toml\` (schema 2) and \`certs.d/docker.io/hosts.toml\`, kubelet \`config.yaml\` and
-  \`/etc/default/kubelet\`, \`/etc/crictl.yaml\`, \`/etc/sysctl.d/99-strata.conf\` with 3 keys,
-  \`/etc/modules-load.d/strata.conf\` with 2 modules, the swap line in \`/etc/fstab\` commented out.
-- **strata-agent** ($agent_tasks tasks): writes those files and, through its simulated system
-  (\`--simulate\`, only with a \`--root\` that is not the host's own), checks and sets the live sysctl values
-  (\`R/proc/sys/...\`), loaded modules (\`R/proc/modules\`), active swap (\`R/proc/swaps\`) and
-  masks the swap unit (\`R/etc/systemd/system/swap.img.swap\`); a change would restart
-  containerd/kubelet (handlers).
-- **ansible-playbook** (\`scripts/bench_agent/playbook.yml\`, $ansible_tasks tasks, builtin modules only,
-  \`gather_facts: false\`): \`template\` for config.toml, hosts.toml and kubelet config.yaml,
-  \`copy\` for the other files and the simulated live sysctl values, \`lineinfile\` for
-  \`proc/modules\` and \`proc/swaps\`, \`replace\` for fstab, \`file\` for the certs.d directory
-  and the swap-unit symlink; it reads the same node.json as variables. Not modelled:
-  restart handlers (no run here fires them) and deriving the swap unit name from fstab.
-- **Same state, checked**: locally the two tools converge fresh roots to identical trees
-  (content, mode, owner, symlinks), and on every root (locally and on all $NODES nodes) each
-  tool is a no-op on what the other converged. Every timed run is checked to be a no-op:
-  agent exit code 0 on every node, Ansible recap \`changed=0 failed=0 unreachable=0\` for every host.
-- **Local**: one temp root R; Ansible with \`-c local\`, pipelining on, the venv's Python
-  ($ctl_py) as interpreter. The agent reads the spec from a file.
-- **Over SSH**: \`strata-lab\` nodes (network namespaces on this machine, real sshd, $ssh_ver),
-  root \`$REMOTE_ROOT\` on each. Agent: binary copied to \`$REMOTE_AGENT\`,
-  one \`ssh root@node $REMOTE_AGENT apply - --root $REMOTE_ROOT --simulate\` per node with the spec
+- **Local, desired state** (\`scripts/bench_agent/node.json\`, both sides): containerd
+  \`config.toml\` (schema 2) and \`certs.d/docker.io/hosts.toml\`, the kubelet drop-in
+  \`/etc/kubernetes/kubelet.conf.d/50-strata.conf\` and \`/etc/default/kubelet\`, \`/etc/crictl.yaml\`,
+  \`/etc/sysctl.d/99-strata.conf\` with 3 keys, \`/etc/modules-load.d/strata.conf\` with 2
+  modules, the swap line in \`/etc/fstab\` commented out. strata-agent ($agent_tasks tasks)
+  writes those files and, through its simulated system (\`--simulate\`), checks and sets the
+  live sysctl values (\`R/proc/sys/...\`), loaded modules (\`R/proc/modules\`), active swap
+  (\`R/proc/swaps\`) and masks the swap unit. Ansible (\`scripts/bench_agent/playbook.yml\`,
+  $ansible_tasks tasks reported, builtin modules only, \`gather_facts: false\`) does the same
+  with \`template\`, \`copy\`, \`lineinfile\`, \`replace\` and \`file\` on the same files; one temp
+  root R, \`-c local\`, pipelining on, the venv's Python ($ctl_py). The two converge fresh
+  roots to identical trees (content, mode, owner, symlinks).
+- **Over SSH, desired state** (\`scripts/bench_agent/systemd-node.json\`, both sides): the
+  package containerd (from the lab's local apt repository, the nodes' only source),
+  containerd's \`config.toml\` and \`hosts.toml\` (a change restarts containerd), the kubelet
+  drop-in and \`/etc/default/kubelet\`, \`/etc/crictl.yaml\`, \`/etc/sysctl.d/99-strata.conf\`
+  and the live values of \`net.ipv4.ip_forward\` and \`net.ipv4.ip_nonlocal_bind\`, and
+  containerd enabled and running under systemd. No kernel modules or swap: a lab node
+  shares the host's kernel. The agent runs its real host path (systemctl, dpkg, sysctl);
+  Ansible uses \`apt\`, \`template\`, \`copy\`, \`file\`, \`command: sysctl\` and
+  \`systemd_service\` (same playbook, real mode), with a containerd restart handler.
+- **Same state, checked**: on every node each tool is a no-op on what the other converged
+  from a blank machine (\`strata-lab node recreate\` between the two directions), and
+  afterwards containerd is active and enabled and the sysctl is live on every node. Every
+  timed run is checked to be a no-op: agent exit code 0 on every node, Ansible recap
+  \`changed=0 failed=0 unreachable=0\` for every host.
+- **Over SSH**: \`strata-lab\` nodes ($node_os, booted by systemd-nspawn on this
+  machine, air-gapped; client $ssh_ver). Agent: binary copied to \`$REMOTE_AGENT\`,
+  one \`ssh root@node $REMOTE_AGENT apply -\` per node with the spec
   on stdin, all $NODES at once, wall time until the last exits; the headline row opens a new
   SSH connection per node per run (\`ControlMaster=no\`). Ansible: inventory of the $NODES
   addresses, \`ansible_user=root\`, the lab key, \`UserKnownHostsFile\` = the lab known_hosts,
