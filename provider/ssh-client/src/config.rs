@@ -12,6 +12,10 @@ pub enum KeySource {
     Content(String),
     /// A path to a key file, read when connecting.
     File(PathBuf),
+    /// The keys an ssh-agent holds (its socket, usually `$SSH_AUTH_SOCK`): each is
+    /// offered in turn, as OpenSSH does; `identity` narrows them to the one whose
+    /// comment, public key or SHA256 fingerprint it is. The keys never leave the agent.
+    Agent { socket: PathBuf, identity: Option<String> },
 }
 
 /// Public key authentication settings. `Debug` never shows key material or
@@ -31,6 +35,10 @@ impl Auth {
         Auth { key: KeySource::File(path.into()), passphrase: None }
     }
 
+    pub fn agent(socket: impl Into<PathBuf>, identity: Option<String>) -> Self {
+        Auth { key: KeySource::Agent { socket: socket.into(), identity }, passphrase: None }
+    }
+
     pub fn with_passphrase(mut self, passphrase: impl Into<String>) -> Self {
         self.passphrase = Some(passphrase.into());
         self
@@ -42,6 +50,10 @@ impl fmt::Debug for Auth {
         let key = match &self.key {
             KeySource::Content(_) => "<inline key, redacted>".to_string(),
             KeySource::File(p) => format!("file {}", p.display()),
+            KeySource::Agent { socket, identity } => match identity {
+                Some(i) => format!("ssh-agent at {} (identity {i})", socket.display()),
+                None => format!("ssh-agent at {}", socket.display()),
+            },
         };
         f.debug_struct("Auth")
             .field("key", &key)

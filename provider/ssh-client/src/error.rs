@@ -33,6 +33,16 @@ pub enum Error {
     #[error("host key verification failed for {host}: the presented host key {presented} is marked @revoked")]
     HostKeyRevoked { host: String, presented: String },
 
+    #[error(
+        "host key verification failed for {host}: its host certificate is signed by CA {ca}, which known_hosts does \
+         not list as a @cert-authority for this host{}",
+        if trusted.is_empty() { String::new() } else { format!(" (trusted for it: {})", trusted.join(", ")) }
+    )]
+    HostCertificateUntrusted { host: String, ca: String, trusted: Vec<String> },
+
+    #[error("host key verification failed for {host}: its host certificate is not valid: {reason}")]
+    HostCertificateInvalid { host: String, reason: String },
+
     #[error("authentication as {user} failed for {host}: the server did not accept public key {key_fingerprint}")]
     AuthFailed { host: String, user: String, key_fingerprint: String },
 
@@ -72,7 +82,14 @@ impl Error {
 
     /// True for the host-key-verification family of failures.
     pub fn is_host_key_error(&self) -> bool {
-        matches!(self, Error::HostKeyMismatch { .. } | Error::UnknownHost { .. } | Error::HostKeyRevoked { .. })
+        matches!(
+            self,
+            Error::HostKeyMismatch { .. }
+                | Error::UnknownHost { .. }
+                | Error::HostKeyRevoked { .. }
+                | Error::HostCertificateUntrusted { .. }
+                | Error::HostCertificateInvalid { .. }
+        )
     }
 }
 

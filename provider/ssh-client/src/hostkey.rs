@@ -1,10 +1,13 @@
 //! Server host key verification against known_hosts content or pinned
-//! fingerprints. Runs inside the handshake, so a rejected key means no
-//! authentication and no command ever reaches the server.
+//! fingerprints, including host certificates (`@cert-authority`) and `@revoked`
+//! keys as OpenSSH treats them. Runs inside the handshake, so a rejected key
+//! means no authentication and no command ever reaches the server.
 
 use hmac::{Hmac, KeyInit, Mac};
+use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::ssh_key::known_hosts::{Entry, HostPatterns, KnownHosts, Marker};
 use russh::keys::ssh_key::public::KeyData;
+use russh::keys::ssh_key::Certificate;
 use russh::keys::{HashAlg, PublicKeyOrCertificate};
 use sha1::Sha1;
 
@@ -16,8 +19,8 @@ pub fn fingerprint(key: &KeyData) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
-/// Checks `presented` for `host`:`port` under `policy`. `label` is only
-/// used in error messages.
+/// Checks a plain `presented` key for `host`:`port` under `policy`.
+#[cfg(test)]
 pub(crate) fn verify(
     policy: &HostKeyPolicy,
     label: &str,
@@ -25,12 +28,40 @@ pub(crate) fn verify(
     port: u16,
     presented: &KeyData,
 ) -> Result<(), Error> {
-    let presented_fp = fingerprint(presented);
+    verify_presented(policy, label, host, port, Presented::Key(presented))
+}
+
+/// What the server proved it holds: a plain host key, or a host certificate.
+#[derive(Clone, Copy)]
+pub(crate) enum Presented<'a> {
+    Key(&'a KeyData),
+    Certificate(&'a Certificate),
+}
+
+impl Presented<'_> {
+    /// The host's own key (for a certificate, the certified key).
+    fn key(&self) -> &KeyData {
+        match self {
+            Presented::Key(k) => k,
+            Presented::Certificate(c) => c.public_key(),
+        }
+    }
+}
+
+pub(crate) fn verify_presented(
+    policy: &HostKeyPolicy,
+    label: &str,
+    host: &str,
+    port: u16,
+    presented: Presented,
+) -> Result<(), Error> {
+    let presented_fp = fingerprint(presented.key());
     match policy {
         HostKeyPolicy::InsecureIgnore => {
             tracing::warn!(host = label, fingerprint = %presented_fp, "host key NOT verified (insecure_ignore_host_key)");
             Ok(())
         }
+        // A pin is a pin of the host's key, certified or not.
         HostKeyPolicy::Fingerprints(pins) => {
             if pins.iter().any(|p| same_fingerprint(p, &presented_fp)) {
                 Ok(())
@@ -38,65 +69,128 @@ pub(crate) fn verify(
                 Err(Error::HostKeyMismatch { host: label.into(), expected: pins.clone(), presented: presented_fp })
             }
         }
-        HostKeyPolicy::KnownHosts(content) => verify_known_hosts(content, label, host, port, presented, presented_fp),
+        HostKeyPolicy::KnownHosts(content) => {
+            let entries = matching_entries(content, host, port);
+            if let Presented::Certificate(cert) = presented {
+                if let Some(result) = verify_certificate(&entries, label, host, cert) {
+                    return result;
+                }
+                // No @cert-authority of this host signed it: as OpenSSH does, the
+                // certified key may still be trusted as a plain known_hosts key.
+                return verify_plain(&entries, label, cert.public_key(), presented_fp).map_err(|e| match e {
+                    Error::UnknownHost { .. } => Error::HostCertificateUntrusted {
+                        host: label.into(),
+                        ca: fingerprint(cert.signature_key()),
+                        trusted: entries.cas.iter().map(|k| fingerprint(k)).collect(),
+                    },
+                    other => other,
+                });
+            }
+            verify_plain(&entries, label, presented.key(), presented_fp)
+        }
     }
 }
 
-/// Accepts pins with or without base64 `=` padding (some tools add it).
-fn same_fingerprint(pin: &str, presented: &str) -> bool {
-    pin.trim().trim_end_matches('=') == presented
+/// Whether to ask the server for its host certificate: only when known_hosts names
+/// a `@cert-authority` for this host (as OpenSSH orders its algorithms), since a
+/// certificate proves nothing to a client that trusts no CA.
+pub(crate) fn wants_certificates(policy: &HostKeyPolicy, host: &str, port: u16) -> bool {
+    matches!(policy, HostKeyPolicy::KnownHosts(c) if !matching_entries(c, host, port).cas.is_empty())
 }
 
-fn verify_known_hosts(
-    content: &str,
-    label: &str,
-    host: &str,
-    port: u16,
-    presented: &KeyData,
-    presented_fp: String,
-) -> Result<(), Error> {
+/// The known_hosts lines that apply to one host, by kind.
+#[derive(Default)]
+struct HostEntries {
+    keys: Vec<KeyData>,
+    cas: Vec<KeyData>,
+    revoked: Vec<KeyData>,
+    unparsed_lines: usize,
+}
+
+fn matching_entries(content: &str, host: &str, port: u16) -> HostEntries {
     // OpenSSH looks up non-default ports only in `[host]:port` form.
     let name = if port == 22 { host.to_ascii_lowercase() } else { format!("[{}]:{port}", host.to_ascii_lowercase()) };
-    let mut expected = Vec::new();
-    let mut matched = false;
-    let mut unparsed_lines = 0;
+    let mut found = HostEntries::default();
     for entry in KnownHosts::new(content) {
         let entry: Entry = match entry {
             Ok(e) => e,
             Err(_) => {
                 // Skipped like OpenSSH does, but reported if the host ends up unknown.
-                unparsed_lines += 1;
+                found.unparsed_lines += 1;
                 continue;
             }
         };
         if !host_matches(entry.host_patterns(), &name) {
             continue;
         }
-        let key_matches = entry.public_key().key_data() == presented;
+        let key = entry.public_key().key_data().clone();
         match entry.marker() {
-            Some(Marker::Revoked) if key_matches => {
-                return Err(Error::HostKeyRevoked { host: label.into(), presented: presented_fp });
-            }
-            Some(Marker::Revoked) => {}
-            // Host certificates are not used by Strata; CA lines neither
-            // vouch for nor against a plain key.
-            Some(Marker::CertAuthority) => {}
-            None => {
-                matched |= key_matches;
-                let fp = fingerprint(entry.public_key().key_data());
-                if !expected.contains(&fp) {
-                    expected.push(fp);
-                }
-            }
+            Some(Marker::Revoked) => found.revoked.push(key),
+            Some(Marker::CertAuthority) => found.cas.push(key),
+            None => found.keys.push(key),
         }
     }
-    if matched {
-        Ok(())
-    } else if expected.is_empty() {
-        Err(Error::UnknownHost { host: label.into(), presented: presented_fp, unparsed_lines })
+    found
+}
+
+fn verify_plain(entries: &HostEntries, label: &str, presented: &KeyData, presented_fp: String) -> Result<(), Error> {
+    if entries.revoked.contains(presented) {
+        return Err(Error::HostKeyRevoked { host: label.into(), presented: presented_fp });
+    }
+    if entries.keys.contains(presented) {
+        return Ok(());
+    }
+    let mut expected: Vec<String> = entries.keys.iter().map(fingerprint).collect();
+    expected.dedup();
+    if expected.is_empty() {
+        Err(Error::UnknownHost { host: label.into(), presented: presented_fp, unparsed_lines: entries.unparsed_lines })
     } else {
         Err(Error::HostKeyMismatch { host: label.into(), expected, presented: presented_fp })
     }
+}
+
+/// A host certificate under the host's `@cert-authority` lines: `None` when none of
+/// them signed it (the caller then tries the certified key as a plain key), else
+/// whether it is valid for this host now (OpenSSH's checks: a host certificate, signed
+/// by that CA, within its validity, naming the host if it names any, no critical
+/// options, neither it nor its CA `@revoked`).
+fn verify_certificate(entries: &HostEntries, label: &str, host: &str, cert: &Certificate) -> Option<Result<(), Error>> {
+    let invalid = |reason: String| Some(Err(Error::HostCertificateInvalid { host: label.into(), reason }));
+    for revoked in [cert.public_key(), cert.signature_key()] {
+        if entries.revoked.contains(revoked) {
+            return Some(Err(Error::HostKeyRevoked { host: label.into(), presented: fingerprint(revoked) }));
+        }
+    }
+    let ca = entries.cas.iter().find(|k| *k == cert.signature_key())?;
+    if cert.cert_type() != CertType::Host {
+        return invalid("it is a user certificate, not a host certificate".into());
+    }
+    let principals = cert.valid_principals();
+    if !principals.is_empty() && !principals.iter().any(|p| p.eq_ignore_ascii_case(host)) {
+        return invalid(format!("it is valid for {} but not for {host}", principals.join(", ")));
+    }
+    if let Some((name, _)) = cert.critical_options().iter().next() {
+        return invalid(format!("it carries the critical option {name:?}, which no host certificate may have"));
+    }
+    let ca_fp = ca.fingerprint(HashAlg::Sha256);
+    if cert.validate([&ca_fp]).is_err() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let reason = if cert.valid_after() > now {
+            "it is not valid yet".to_string()
+        } else if cert.valid_before() <= now {
+            "it has expired".to_string()
+        } else {
+            "its signature does not verify".to_string()
+        };
+        return invalid(reason);
+    }
+    tracing::debug!(host = %label, ca = %ca_fp, key_id = cert.key_id(), "host certificate verified");
+    Some(Ok(()))
+}
+
+/// Accepts pins with or without base64 `=` padding (some tools add it).
+fn same_fingerprint(pin: &str, presented: &str) -> bool {
+    pin.trim().trim_end_matches('=') == presented
 }
 
 fn host_matches(patterns: &HostPatterns, name: &str) -> bool {
@@ -148,13 +242,12 @@ impl russh::client::Handler for Verifier {
     type Error = Error;
 
     async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Error> {
-        // For a certificate we still pin the certified key itself.
-        let data = match key {
-            PublicKeyOrCertificate::PublicKey { key, .. } => key.key_data(),
-            PublicKeyOrCertificate::Certificate(cert) => cert.public_key(),
+        let presented = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => Presented::Key(key.key_data()),
+            PublicKeyOrCertificate::Certificate(cert) => Presented::Certificate(cert),
         };
-        verify(&self.policy, &self.label, &self.host, self.port, data)?;
-        tracing::debug!(host = %self.label, fingerprint = %fingerprint(data), "host key verified");
+        verify_presented(&self.policy, &self.label, &self.host, self.port, presented)?;
+        tracing::debug!(host = %self.label, fingerprint = %fingerprint(presented.key()), "host key verified");
         Ok(true)
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::auth::authenticate;
 use crate::config::{HostKeyPolicy, KeySource, Target};
 use crate::error::Error;
-use crate::hostkey::Verifier;
+use crate::hostkey::{wants_certificates, Verifier};
 
 /// Tunables for a [`Pool`].
 #[derive(Clone, Debug)]
@@ -92,6 +92,11 @@ fn digest_target(h: &mut Sha256, t: &Target) {
     match &t.auth.key {
         KeySource::Content(c) => field(c.as_bytes()),
         KeySource::File(p) => field(p.as_os_str().as_encoded_bytes()),
+        KeySource::Agent { socket, identity } => {
+            field(b"agent");
+            field(socket.as_os_str().as_encoded_bytes());
+            field(identity.as_deref().unwrap_or("").as_bytes());
+        }
     }
     field(t.auth.passphrase.as_deref().unwrap_or("").as_bytes());
     match &t.host_key {
@@ -196,10 +201,15 @@ impl Pool {
         target.validate()?;
         let label = target.label();
         let opts = &self.inner.options;
+        let mut preferred = russh::Preferred::default();
+        if wants_certificates(&target.host_key, &target.host, target.port) {
+            preferred.host_key_certificates = preferred.key.clone();
+        }
         let config = Arc::new(client::Config {
             keepalive_interval: Some(opts.keepalive_interval),
             keepalive_max: 3,
             inactivity_timeout: None,
+            preferred,
             ..Default::default()
         });
         let verifier = Verifier {

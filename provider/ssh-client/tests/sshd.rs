@@ -535,3 +535,89 @@ async fn connection_refused_names_the_host() {
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
     assert!(err.to_string().contains(&format!("root@127.0.0.1:{port}")), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_agent_keys_authenticate_and_agent_identity_selects_one() {
+    let keys = tmp();
+    let authorized = keygen(keys.path(), "authorized", "ed25519", "");
+    let other = keygen(keys.path(), "other", "ecdsa", "");
+    let sshd = Sshd::start(SshdOptions::default(), &[&authorized]);
+    let agent = SshAgent::start();
+    let target = |identity: Option<&str>| {
+        let mut t = sshd.target("root", &authorized);
+        t.auth = Auth::agent(&agent.socket, identity.map(str::to_string));
+        t
+    };
+
+    // An empty agent: a clear error, nothing offered.
+    let err = Client::new(target(None)).exec("true", None).await.unwrap_err().to_string();
+    assert!(err.contains("holds no keys") && err.contains(&agent.socket.display().to_string()), "{err}");
+
+    // The unauthorized key first: the agent's keys are offered in turn until one works.
+    agent.add(&other);
+    agent.add(&authorized);
+    let out = Client::new(target(None)).exec("id -un", None).await.unwrap();
+    assert_eq!(out.stdout_lossy().trim(), "root");
+
+    // agent_identity by comment picks that key only; a key the server refuses then fails
+    // naming the host, the user and the key offered.
+    let out = Client::new(target(Some("authorized"))).exec("true", None).await.unwrap();
+    assert!(out.success());
+    let err = Client::new(target(Some(&other.fingerprint))).exec("true", None).await.unwrap_err();
+    assert!(matches!(err, Error::AuthFailed { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&other.fingerprint) && !msg.contains(&authorized.fingerprint), "{msg}");
+    let err = Client::new(target(Some("nobody"))).exec("true", None).await.unwrap_err().to_string();
+    assert!(err.contains("no key matching agent_identity \"nobody\""), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_certificates_are_verified_against_cert_authority_lines() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let ca = keygen(keys.path(), "host-ca", "ed25519", "");
+    let other_ca = keygen(keys.path(), "other-ca", "ed25519", "");
+    let mut sshd = Sshd::start(SshdOptions::default(), &[&key]);
+    sshd.use_host_certificate(&ca, "127.0.0.1", "-5m:+1h");
+    let with_known_hosts = |sshd: &Sshd, content: String| {
+        let mut t = sshd.target("root", &key);
+        t.host_key = HostKeyPolicy::KnownHosts(content);
+        t
+    };
+    let label = format!("root@127.0.0.1:{}", sshd.port);
+
+    // Only the CA in known_hosts, no host key: the certificate is what is trusted.
+    let out = Client::new(with_known_hosts(&sshd, sshd.cert_authority_line(&ca))).exec("true", None).await.unwrap();
+    assert!(out.success());
+
+    // Signed by a CA known_hosts does not trust for this host: refused, naming the host
+    // and both CAs, before anything runs.
+    let err =
+        Client::new(with_known_hosts(&sshd, sshd.cert_authority_line(&other_ca))).exec("true", None).await.unwrap_err();
+    assert!(err.is_host_key_error(), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&label) && msg.contains(&ca.fingerprint) && msg.contains(&other_ca.fingerprint), "{msg}");
+    // A CA trusted for another host does not count for this one: the host is unknown.
+    let elsewhere = format!("@cert-authority other.example {}\n", ca.public);
+    let err = Client::new(with_known_hosts(&sshd, elsewhere)).exec("true", None).await.unwrap_err();
+    assert!(matches!(err, Error::UnknownHost { .. }) && err.to_string().contains(&label), "{err}");
+
+    // @revoked CA or host key wins over the CA line.
+    for revoked in [&ca.public, &sshd.host_key.public] {
+        let content = format!("{}@revoked * {revoked}\n", sshd.cert_authority_line(&ca));
+        let err = Client::new(with_known_hosts(&sshd, content)).exec("true", None).await.unwrap_err();
+        assert!(matches!(err, Error::HostKeyRevoked { .. }), "{err}");
+    }
+
+    // A certificate for another name, or an expired one, is not valid for this host.
+    sshd.use_host_certificate(&ca, "node9.example", "-5m:+1h");
+    let err = Client::new(with_known_hosts(&sshd, sshd.cert_authority_line(&ca))).exec("true", None).await.unwrap_err();
+    assert!(err.to_string().contains("valid for node9.example but not for 127.0.0.1"), "{err}");
+    sshd.use_host_certificate(&ca, "127.0.0.1", "-2h:-1h");
+    let err = Client::new(with_known_hosts(&sshd, sshd.cert_authority_line(&ca))).exec("true", None).await.unwrap_err();
+    assert!(err.to_string().contains("expired") && err.to_string().contains(&label), "{err}");
+
+    // Without a CA line nothing asks for the certificate: the plain known_hosts line works.
+    let out = Client::new(with_known_hosts(&sshd, sshd.known_hosts_line())).exec("true", None).await.unwrap();
+    assert!(out.success());
+}

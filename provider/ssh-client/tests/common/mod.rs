@@ -223,6 +223,35 @@ impl Sshd {
         self.log_text().lines().filter(|l| l.contains("Accepted publickey")).count()
     }
 
+    /// Appends a line to sshd_config and restarts the daemon (same port and key).
+    pub fn add_config(&mut self, line: &str) {
+        let mut cfg = fs::read_to_string(&self.config).unwrap();
+        cfg.push_str(line);
+        cfg.push('\n');
+        fs::write(&self.config, cfg).unwrap();
+        self.restart();
+    }
+
+    /// Signs the host key with `ca` (`ssh-keygen -s ... -h`) for `principals` and
+    /// `validity` (`-V`), and makes sshd present the certificate.
+    pub fn use_host_certificate(&mut self, ca: &KeyPair, principals: &str, validity: &str) {
+        let public = self.host_key.private_path.with_extension("pub");
+        let cert = self.dir.path().join("host_key-cert.pub");
+        let _ = fs::remove_file(&cert);
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-s"])
+            .arg(&ca.private_path)
+            .args(["-I", "strata-test-host", "-h", "-n", principals, "-V", validity])
+            .arg(&public));
+        assert!(cert.is_file(), "ssh-keygen wrote no {}", cert.display());
+        self.add_config(&format!("HostCertificate {}", cert.display()));
+    }
+
+    /// A known_hosts line trusting `ca` for this server's address and port.
+    pub fn cert_authority_line(&self, ca: &KeyPair) -> String {
+        format!("@cert-authority [{}]:{} {}\n", self.listen, self.port, ca.public)
+    }
+
     pub fn known_hosts_line(&self) -> String {
         format!("[{}]:{} {}\n", self.listen, self.port, self.host_key.public)
     }
@@ -297,4 +326,44 @@ pub fn descends_from(mut pid: u32, ancestor: u32) -> bool {
         }
     }
     false
+}
+
+/// A real ssh-agent on its own socket, killed when dropped.
+pub struct SshAgent {
+    pub socket: PathBuf,
+    _dir: TempDir,
+    child: Child,
+}
+
+impl SshAgent {
+    pub fn start() -> SshAgent {
+        let dir = tempfile::Builder::new().prefix("strata-ssh-agent-").tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot spawn ssh-agent (apt-get install -y openssh-client)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "ssh-agent did not create {}", socket.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SshAgent { socket, _dir: dir, child }
+    }
+
+    /// `ssh-add` of a key file into this agent.
+    pub fn add(&self, key: &KeyPair) {
+        run(Command::new("ssh-add").arg("-q").arg(&key.private_path).env("SSH_AUTH_SOCK", &self.socket));
+    }
+}
+
+impl Drop for SshAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
