@@ -161,6 +161,15 @@ impl Client {
         })
     }
 
+    /// [`Client::wrap`] without a marker: the command as the server gets it (sudo).
+    pub(crate) fn wrap_command(&self, cmd: &str) -> Result<String, Error> {
+        self.wrap(cmd, None)
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     /// The command line sent to the server. With a `marker`, the command runs
     /// with `STRATA_EXEC_ID=<marker>` in its environment, which every child
     /// inherits, so the whole tree can be found and killed later; it first

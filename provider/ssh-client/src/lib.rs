@@ -4,13 +4,15 @@
 //!   optional bastion, optional sudo).
 //! * [`Pool`] shares one SSH connection per target across the process.
 //! * [`Client`] runs commands ([`Client::exec`]), uploads files atomically
-//!   ([`Client::upload`]) and reads them back ([`Client::read_file`]).
+//!   ([`Client::upload`]) and reads them back ([`Client::read_file`]), and
+//!   holds locks on the host itself ([`Client::lock`]).
 
 mod auth;
 mod config;
 mod error;
 mod exec;
 mod hostkey;
+mod lock;
 mod pool;
 mod upload;
 
@@ -18,5 +20,6 @@ pub use config::{Auth, HostKeyPolicy, KeySource, Target};
 pub use error::{Error, Result};
 pub use exec::{shell_quote, Client, ExecOutput};
 pub use hostkey::fingerprint;
+pub use lock::RemoteLock;
 pub use pool::{Pool, PoolOptions};
 pub use tokio_util::sync::CancellationToken;

@@ -621,3 +621,51 @@ async fn host_certificates_are_verified_against_cert_authority_lines() {
     let out = Client::new(with_known_hosts(&sshd, sshd.known_hosts_line())).exec("true", None).await.unwrap();
     assert!(out.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_lock_excludes_other_connections_and_an_operator_until_released() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let sshd = Sshd::start(SshdOptions::default(), &[&key]);
+    let dir = tmp();
+    let path = dir.path().join("locks/strata-test.lock").display().to_string();
+    // Two pools: two provider processes, each with its own connection.
+    let (a, b) = (Pool::new().client(sshd.target("root", &key)), Pool::new().client(sshd.target("root", &key)));
+    let never = CancellationToken::new();
+
+    let held = a.lock(&path, Duration::from_secs(5), &never).await.unwrap();
+    let err = b.lock(&path, Duration::from_secs(1), &never).await.unwrap_err().to_string();
+    assert!(err.contains("still held by another change") && err.contains(&path), "{err}");
+    // An operator's own `flock` on the node waits for it too.
+    let busy = Command::new("flock").args(["-n", &path, "true"]).status().unwrap();
+    assert!(!busy.success(), "flock -n got the lock while it was held");
+
+    // Waiting stops when the operation is cancelled.
+    let cancel = CancellationToken::new();
+    let stopper = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stopper.cancel();
+    });
+    let started = std::time::Instant::now();
+    let err = b.lock(&path, Duration::from_secs(60), &cancel).await.unwrap_err();
+    assert!(matches!(err, Error::Cancelled { .. }) && started.elapsed() < Duration::from_secs(10), "{err}");
+
+    held.release().await;
+    assert!(Command::new("flock").args(["-n", &path, "true"]).status().unwrap().success(), "not released");
+    let again = b.lock(&path, Duration::from_secs(5), &never).await.unwrap();
+    // Dropped without release (an error path): let go in the background.
+    drop(again);
+    let relocked = a.lock(&path, Duration::from_secs(5), &never).await.unwrap();
+    // The connection dies with the lock held (the provider process died): the holder
+    // reads end-of-file and the lock is free again.
+    std::mem::forget(relocked);
+    drop(a);
+    let mut sshd = sshd;
+    sshd.restart();
+    let free = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        Command::new("flock").args(["-n", &path, "true"]).status().unwrap().success()
+    });
+    assert!(free, "the lock outlived its connection");
+}
