@@ -102,7 +102,9 @@ impl Workdir {
         if !args.contains(&"-json") && !matches!(args.first(), Some(&"version") | Some(&"output")) {
             cmd.arg("-no-color");
         }
-        cmd.env_remove("TF_LOG").env_remove("TF_LOG_PATH");
+        // The provider falls back to an ssh-agent when no key is configured: only a test
+        // that asks for one (set_env) gets it, whatever the caller's shell has.
+        cmd.env_remove("TF_LOG").env_remove("TF_LOG_PATH").env_remove("SSH_AUTH_SOCK");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

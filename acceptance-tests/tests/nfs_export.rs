@@ -350,3 +350,59 @@ fn a_hung_node_command_is_killed_when_the_timeout_expires_and_the_error_names_re
     }
     assert_killed_on_node(&lab, &hung);
 }
+
+/// Two Terraform runs in two directories (two provider processes, two states) adding
+/// exports to one server at the same time: the server's export lock (a `flock` on the
+/// node) serialises their changes, so both succeed and every export is there once, with
+/// its own Export_Id, listed in ganesha's index.
+#[test]
+fn concurrent_applies_from_two_directories_leave_a_consistent_export_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 1);
+    let node1 = lab.nodes()[0].address.clone();
+    let names = |prefix: &str| (1..=4).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>();
+    let dirs: Vec<Workdir> = ["team-a", "team-b"]
+        .iter()
+        .map(|p| {
+            let exports: String =
+                names(p).iter().map(|n| export(n, &node1, "ganesha", "", "[\"rw\", \"root_squash\"]")).collect();
+            Workdir::new(&provider_dir(), &format!("{}{exports}", provider_block(&lab))).unwrap()
+        })
+        .collect();
+    let runs: Vec<_> = dirs
+        .iter()
+        .map(|wd| wd.command(&["apply", "-auto-approve", "-input=false"]).spawn().expect("terraform apply"))
+        .collect();
+    for (run, team) in runs.into_iter().zip(["team-a", "team-b"]) {
+        let out = run.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{team}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let all: Vec<String> = names("team-a").into_iter().chain(names("team-b")).collect();
+    let (_, listing, _) = sh(&lab, "node1", "cd /etc/ganesha/strata.d && ls strata-*.conf && cat index.conf");
+    let mut ids = Vec::new();
+    for name in &all {
+        let file = format!("strata-{name}.conf");
+        assert_eq!(listing.matches(&file).count(), 2, "{file} once in the directory and once in the index: {listing}");
+        let (_, content, _) = sh(&lab, "node1", &format!("cat /etc/ganesha/strata.d/{file}"));
+        let id = content.lines().find(|l| l.trim_start().starts_with("Export_Id")).unwrap_or_default().to_string();
+        ids.push(id);
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), all.len(), "every export has its own Export_Id: {ids:?}");
+    let (_, active, _) = sh(&lab, "node1", "systemctl is-active nfs-ganesha");
+    assert_eq!(active.trim(), "active");
+    for wd in &dirs {
+        assert_eq!(wd.plan_exit_code().unwrap().code, 0, "each state matches the server");
+    }
+    // Nothing holds the lock once both runs are done.
+    let (code, _, _) = sh(&lab, "node1", "flock -n /run/lock/strata-nfs-exports.lock true");
+    assert_eq!(code, 0, "the export lock is free");
+}

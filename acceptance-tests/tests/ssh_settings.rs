@@ -174,3 +174,96 @@ fn a_resources_private_key_is_in_neither_state_nor_plan_files() {
     assert!(err.contains("write-only") && err.contains("private_key_file"), "{err}");
     assert!(node_ok(&lab, "test -e /etc/exports.d/strata-k8s-prod.exports"));
 }
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A real ssh-agent on the host, killed on drop.
+struct Agent(std::process::Child, std::path::PathBuf);
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The way sites with an SSH CA and agents work: no key and no host key anywhere in the
+/// configuration. The key is in an ssh-agent; the node's sshd presents a host certificate
+/// and known_hosts holds only the CA. A certificate of another CA is refused, naming the node.
+#[test]
+fn an_agent_only_and_host_certificate_only_configuration_works_and_another_ca_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"));
+    let node = &lab.nodes()[0];
+    let ssh = &lab.info().ssh;
+
+    let socket = tmp.path().join("agent.sock");
+    let child = Command::new("ssh-agent").arg("-D").arg("-a").arg(&socket).spawn().expect("ssh-agent");
+    let agent = Agent(child, socket.clone());
+    for _ in 0..100 {
+        if socket.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    run_ok(Command::new("ssh-add").arg("-q").arg(&ssh.private_key_file).env("SSH_AUTH_SOCK", &agent.1));
+
+    // Two CAs; the node's host key is signed by the first, for its address.
+    for ca in ["ca", "other-ca"] {
+        run_ok(
+            Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", ca, "-f"]).arg(tmp.path().join(ca)),
+        );
+    }
+    let host_pub = tmp.path().join("host.pub");
+    std::fs::write(&host_pub, format!("{}\n", node.host_public_key.as_deref().unwrap())).unwrap();
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-s"])
+            .arg(tmp.path().join("ca"))
+            .args(["-I", "node1", "-h", "-n", &node.address, "-V", "-5m:+1d"])
+            .arg(&host_pub),
+    );
+    let cert = std::fs::read_to_string(tmp.path().join("host-cert.pub")).unwrap();
+    let install = format!(
+        "printf '%s' '{}' > /etc/ssh/ssh_host_ed25519_key-cert.pub && \
+         echo 'HostCertificate /etc/ssh/ssh_host_ed25519_key-cert.pub' > /etc/ssh/sshd_config.d/50-host-cert.conf && \
+         systemctl reload ssh",
+        cert.trim()
+    );
+    assert!(node_ok(&lab, &install), "installing the host certificate");
+    let known_hosts = |ca: &str| {
+        let public = std::fs::read_to_string(tmp.path().join(format!("{ca}.pub"))).unwrap();
+        let path = tmp.path().join(format!("known_hosts-{ca}"));
+        std::fs::write(&path, format!("@cert-authority {} {}", node.address, public)).unwrap();
+        path.display().to_string()
+    };
+
+    let main_tf = |kh: &str| {
+        format!(
+            "{HEADER}provider \"strata\" {{\n  ssh {{\n    known_hosts_file = {kh:?}\n  }}\n}}\n\
+             resource \"strata_node_config\" \"n\" {{\n  ssh {{\n    host = \"{}\"\n  }}\n  file {{\n    \
+             path    = \"/etc/strata-agent-ca\"\n    content = \"reached\\n\"\n  }}\n}}\n",
+            node.address
+        )
+    };
+    let mut wd = Workdir::new(&provider_dir(), &main_tf(&known_hosts("ca"))).unwrap();
+    // Without an agent there is no key at all: the error says how to give one.
+    let plan = wd.run(&["apply", "-auto-approve"]).unwrap();
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
+    assert!(plan.stderr.replace('\n', " ").contains("SSH_AUTH_SOCK"), "{}", plan.stderr);
+
+    wd.set_env("SSH_AUTH_SOCK", &agent.1.display().to_string());
+    wd.apply().unwrap();
+    assert!(node_ok(&lab, "grep -qx reached /etc/strata-agent-ca"));
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0, "a second plan (refresh over the same settings) is empty");
+
+    // The same node under a CA the configuration does not trust: refused, naming the node.
+    wd.write("main.tf", &main_tf(&known_hosts("other-ca"))).unwrap();
+    let plan = wd.run(&["plan"]).unwrap();
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
+    let err = plan.stderr.replace('\n', " ");
+    assert!(err.contains("@cert-authority") && err.contains(&node.address), "{err}");
+}

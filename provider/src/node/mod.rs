@@ -42,6 +42,41 @@ pub struct Exec {
     pub stderr: String,
 }
 
+impl Node {
+    /// The in-process part of [`Node::exclusive`]: no two changes of this process on
+    /// the node hold (or wait for) its node lock at once.
+    async fn hold_locally(&self) -> anyhow::Result<tokio::sync::OwnedMutexGuard<()>> {
+        tokio::select! {
+            g = self.lock.clone().lock_owned() => Ok(g),
+            _ = self.ctx.cancel.cancelled() => bail!(
+                "{}: waiting for another change on {} to finish stopped: {}",
+                self.resource(),
+                self.label,
+                self.ctx.stop_reason().unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// How long a change waits for another one on the same node (its node lock).
+pub const NODE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// A change's hold on its node (see [`Node::exclusive`]). Dropping it lets go too, in
+/// the background; [`Exclusive::release`] lets go before returning.
+#[derive(Debug)]
+pub struct Exclusive {
+    _local: tokio::sync::OwnedMutexGuard<()>,
+    remote: Option<strata_ssh::RemoteLock>,
+}
+
+impl Exclusive {
+    pub async fn release(mut self) {
+        if let Some(remote) = self.remote.take() {
+            remote.release().await;
+        }
+    }
+}
+
 /// How long putting things back after a failed or stopped step may take.
 pub const CLEANUP_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -72,12 +107,34 @@ pub fn expand(path: &str) -> String {
     shellexpand::tilde(path).into_owned()
 }
 
-fn auth(private_key: &Option<String>, private_key_file: &Option<String>) -> Option<Auth> {
-    match (private_key, private_key_file) {
-        (Some(k), _) => Some(Auth::key_content(k.clone())),
-        (None, Some(f)) => Some(Auth::key_file(expand(f))),
-        (None, None) => None,
+/// One block's credentials: `agent = true` (or an `agent_identity`) asks for the
+/// ssh-agent; else a key; else the agent when `SSH_AUTH_SOCK` is set and `agent` is
+/// not `false`, as OpenSSH does. `Ok(None)`: the block gives no credentials.
+fn auth(
+    attr_prefix: &str,
+    private_key: &Option<String>,
+    private_key_file: &Option<String>,
+    agent: Option<bool>,
+    agent_identity: &Option<String>,
+    socket: Option<&std::ffi::OsStr>,
+) -> Result<Option<Auth>, Diagnostics> {
+    let explicit = agent == Some(true) || agent_identity.is_some();
+    if explicit {
+        let Some(socket) = socket else {
+            return Err(config_error(
+                &format!("{attr_prefix}agent"),
+                "The ssh-agent was asked for, but SSH_AUTH_SOCK is not set in Terraform's environment (start an \
+                 agent, e.g. `eval $(ssh-agent)`, and ssh-add the key), or give private_key / private_key_file.",
+            ));
+        };
+        return Ok(Some(Auth::agent(socket, agent_identity.clone())));
     }
+    Ok(match (private_key, private_key_file, socket) {
+        (Some(k), _, _) => Some(Auth::key_content(k.clone())),
+        (None, Some(f), _) => Some(Auth::key_file(expand(f))),
+        (None, None, Some(socket)) if agent != Some(false) => Some(Auth::agent(socket, None)),
+        _ => None,
+    })
 }
 
 fn port(p: Option<i64>) -> u16 {
@@ -113,7 +170,9 @@ fn host_key_policy(
 /// Why no key is available, saying how to fix it; at refresh, import and destroy a
 /// write-only `private_key` is not there (it is never stored).
 fn missing_key(host: &str, operation: &str) -> Diagnostics {
-    let fix = "set ssh.private_key_file in the resource, or private_key / private_key_file in the provider's ssh block";
+    let fix =
+        "set ssh.private_key_file in the resource, or private_key / private_key_file in the provider's ssh block, \
+               or load the key into an ssh-agent (SSH_AUTH_SOCK)";
     match operation {
         "read" => Diagnostic::warning(
             "Node not refreshed: no SSH key",
@@ -131,7 +190,10 @@ fn missing_key(host: &str, operation: &str) -> Diagnostics {
         ),
         _ => Diagnostic::error(
             "Incomplete SSH connection settings",
-            format!("No SSH key for {host}: set ssh.private_key or ssh.private_key_file in the resource, or the provider's ssh block."),
+            format!(
+                "No SSH key for {host}: set ssh.private_key or ssh.private_key_file in the resource, or the provider's \
+                 ssh block, or load the key into an ssh-agent (SSH_AUTH_SOCK)."
+            ),
         ),
     }
     .at(AttributePath::parse("ssh.private_key"))
@@ -145,7 +207,9 @@ pub fn target_for(conn: &ConnectionModel, defaults: &ProviderSshModel, operation
     let merged = conn.with_defaults(defaults);
     let (host, c) = (&merged.host, &merged.settings);
     let user = c.user.clone().unwrap_or_else(|| "root".into());
-    let Some(key) = auth(&c.private_key, &c.private_key_file) else {
+    let agent_socket = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty());
+    let socket = agent_socket.as_deref();
+    let Some(key) = auth("", &c.private_key, &c.private_key_file, c.agent, &c.agent_identity, socket)? else {
         return Err(missing_key(host, operation));
     };
     let Some(host_key) =
@@ -164,7 +228,14 @@ pub fn target_for(conn: &ConnectionModel, defaults: &ProviderSshModel, operation
         .with_port(port(merged.port))
         .with_sudo(c.sudo.unwrap_or(false));
     if let Some(b) = &c.bastion {
-        let bauth = auth(&b.private_key, &b.private_key_file).unwrap_or(key);
+        // A bastion without credentials of its own uses the node's.
+        let own =
+            b.private_key.is_some() || b.private_key_file.is_some() || b.agent.is_some() || b.agent_identity.is_some();
+        let bauth = match own {
+            true => auth("bastion.", &b.private_key, &b.private_key_file, b.agent, &b.agent_identity, socket)?
+                .unwrap_or(key),
+            false => key,
+        };
         // A bastion without host-key settings of its own is checked like the node.
         let bkey = host_key_policy(
             "bastion.",
@@ -252,18 +323,18 @@ impl Node {
         anyhow!(e).context(format!("{}: {step} on {} failed", self.resource(), self.label))
     }
 
-    /// Serialises changes to this node within the provider process; waiting for it
-    /// ends when the operation is stopped.
-    pub async fn exclusive(&self) -> anyhow::Result<tokio::sync::OwnedMutexGuard<()>> {
-        tokio::select! {
-            g = self.lock.clone().lock_owned() => Ok(g),
-            _ = self.ctx.cancel.cancelled() => Err(anyhow!(
-                "{}: waiting for another change on {} to finish stopped: {}",
-                self.resource(),
-                self.label,
-                self.ctx.stop_reason().unwrap_or_default()
-            )),
-        }
+    /// Serialises changes of one kind on this node: first within this provider
+    /// process, then on the node itself (`flock` on `lock_file`, e.g.
+    /// `/run/lock/strata-nfs-exports.lock`), so that other provider processes, other
+    /// workspaces and an operator's own `flock` on that file wait too. Waiting ends when
+    /// the operation is stopped, or after [`NODE_LOCK_WAIT`].
+    pub async fn exclusive(&self, lock_file: &str) -> anyhow::Result<Exclusive> {
+        let local = self.hold_locally().await?;
+        let step = format!("taking the lock {lock_file}");
+        self.trace(&step);
+        let remote =
+            self.client.lock(lock_file, NODE_LOCK_WAIT, &self.ctx.cancel).await.map_err(|e| self.fail(&step, e))?;
+        Ok(Exclusive { _local: local, remote: Some(remote) })
     }
 
     /// Runs `cmd`; `step` says what it is for (e.g. "reloading nfs-ganesha"), in logs
@@ -326,12 +397,37 @@ mod tests {
         ConnectionModel { host: "10.0.0.5".into(), port: None, settings }
     }
 
+    fn chosen(key: Option<&str>, agent: Option<bool>, identity: Option<&str>, sock: Option<&str>) -> String {
+        let sock = sock.map(std::ffi::OsStr::new);
+        match auth("", &key.map(str::to_string), &None, agent, &identity.map(str::to_string), sock) {
+            Ok(Some(a)) => match a.key {
+                KeySource::Content(_) => "key".into(),
+                KeySource::File(_) => "file".into(),
+                KeySource::Agent { socket, identity } => format!("agent {} {identity:?}", socket.display()),
+            },
+            Ok(None) => "none".into(),
+            Err(d) => format!("error {:?}", d.iter().next().map(|x| x.detail.clone())),
+        }
+    }
+
+    #[test]
+    fn credentials_key_first_then_agent_as_openssh_and_agent_on_request() {
+        let sock = Some("/run/agent.sock");
+        assert_eq!(chosen(Some("K"), None, None, sock), "key");
+        assert_eq!(chosen(None, None, None, sock), "agent /run/agent.sock None");
+        assert_eq!(chosen(None, Some(false), None, sock), "none");
+        assert_eq!(chosen(None, None, None, None), "none");
+        assert_eq!(chosen(None, Some(true), Some("deploy"), sock), "agent /run/agent.sock Some(\"deploy\")");
+        let err = chosen(None, Some(true), None, None);
+        assert!(err.starts_with("error") && err.contains("SSH_AUTH_SOCK"), "{err}");
+    }
+
     #[tokio::test]
     async fn waiting_for_the_node_lock_ends_when_the_operation_stops() {
         let access = SshAccess::new(SshSettings::default());
         let t = Target::new("10.0.0.5", "root", Auth::key_file("/k"), HostKeyPolicy::InsecureIgnore);
         let other = Node::from_target(&Context::detached(), &access, t.clone());
-        let _held = other.exclusive().await.unwrap();
+        let _held = other.hold_locally().await.unwrap();
         let ctx = Context::detached().for_operation("strata_nfs_export", "delete");
         let node = Node::from_target(&ctx, &access, t);
         let stopper = ctx.clone();
@@ -339,7 +435,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             stopper.stop("timed out after 1s (timeouts.delete)");
         });
-        let err = node.exclusive().await.unwrap_err().to_string();
+        let err = node.hold_locally().await.unwrap_err().to_string();
         for part in ["strata_nfs_export", "waiting for another change", "root@10.0.0.5:22", "timed out after 1s"] {
             assert!(err.contains(part), "names {part:?}: {err}");
         }

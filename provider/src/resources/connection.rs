@@ -37,6 +37,16 @@ fn credentials(block: Block, level: Level) -> Block {
             Attribute::optional("private_key_file", Type::String)
                 .description("Path of the private key file, instead of `private_key` (`~/` is the home directory)."),
         )
+        .attribute(Attribute::optional("agent", Type::Bool).description(
+            "Authenticate with the keys of the ssh-agent whose socket is `SSH_AUTH_SOCK` in Terraform's \
+             environment; the keys never leave the agent. When unset, the agent is used if no `private_key` or \
+             `private_key_file` is set and `SSH_AUTH_SOCK` is (as OpenSSH and Terraform's `connection` block do); \
+             `false` never uses it. Conflicts with `private_key` and `private_key_file`.",
+        ))
+        .attribute(Attribute::optional("agent_identity", Type::String).description(
+            "Which of the agent's keys to offer: its comment, its public key (`ssh-ed25519 AAAA...`) or its \
+             fingerprint (`SHA256:...`). Default: each key in turn, in the agent's order.",
+        ))
 }
 
 fn host_keys(block: Block) -> Block {
@@ -144,6 +154,8 @@ pub struct BastionModel {
     pub user: Option<String>,
     pub private_key: Option<String>,
     pub private_key_file: Option<String>,
+    pub agent: Option<bool>,
+    pub agent_identity: Option<String>,
     pub known_hosts: Option<String>,
     pub known_hosts_file: Option<String>,
     pub host_key_fingerprints: Option<Vec<String>>,
@@ -167,6 +179,8 @@ pub struct SshSettings {
     pub user: Option<String>,
     pub private_key: Option<String>,
     pub private_key_file: Option<String>,
+    pub agent: Option<bool>,
+    pub agent_identity: Option<String>,
     pub known_hosts: Option<String>,
     pub known_hosts_file: Option<String>,
     pub host_key_fingerprints: Option<Vec<String>>,
@@ -194,9 +208,11 @@ impl ConnectionModel {
         let mut c = self.clone();
         let s = &mut c.settings;
         s.user = s.user.take().or_else(|| d.user.clone());
-        if s.private_key.is_none() && s.private_key_file.is_none() {
+        if s.private_key.is_none() && s.private_key_file.is_none() && s.agent.is_none() && s.agent_identity.is_none() {
             s.private_key = d.private_key.clone();
             s.private_key_file = d.private_key_file.clone();
+            s.agent = d.agent;
+            s.agent_identity = d.agent_identity.clone();
         }
         if s.known_hosts.is_none() && s.known_hosts_file.is_none() && s.host_key_fingerprints.is_none() {
             s.known_hosts = d.known_hosts.clone();
@@ -217,6 +233,10 @@ impl ConnectionModel {
 /// (attribute, attribute, why).
 const CONFLICTS: &[(&str, &str, &str)] = &[
     ("private_key", "private_key_file", "give the key one way"),
+    ("agent", "private_key", "give the key one way"),
+    ("agent", "private_key_file", "give the key one way"),
+    ("agent_identity", "private_key", "agent_identity picks a key of the ssh-agent"),
+    ("agent_identity", "private_key_file", "agent_identity picks a key of the ssh-agent"),
     ("known_hosts", "known_hosts_file", "give the host keys one way"),
     ("known_hosts", "host_key_fingerprints", "give the host keys one way"),
     ("known_hosts_file", "host_key_fingerprints", "give the host keys one way"),

@@ -305,7 +305,7 @@ impl Resource for NfsExport {
         let node = Self::node(ctx, &planned).await?;
         server::ensure_directory(&node, &planned).await?;
         let mut m = planned;
-        server::install(&node, &mut m).await?;
+        server::install_locked(&node, &mut m).await?;
         Ok(Self::finish(m))
     }
 
@@ -323,15 +323,20 @@ impl Resource for NfsExport {
         let node = Self::node(ctx, &planned).await?;
         server::ensure_directory(&node, &planned).await?;
         let mut m = planned;
-        server::install(&node, &mut m).await?;
+        server::install_locked(&node, &mut m).await?;
         Ok(Self::finish(m))
     }
 
     async fn delete(&self, ctx: &Context, state: NfsExportModel) -> Result<(), Diagnostics> {
         let node = Self::node(ctx, &state).await?;
-        let _exclusive = node.exclusive().await?;
-        node.remove_file(&Self::file_path(&state)).await?;
-        server::activate(&node, Self::backend(&state)).await?;
+        let exclusive = node.exclusive(server::LOCK_FILE).await?;
+        let removed = async {
+            node.remove_file(&Self::file_path(&state)).await?;
+            server::activate(&node, Self::backend(&state)).await
+        }
+        .await;
+        exclusive.release().await;
+        removed?;
         if state.delete_data_on_destroy == Some(true) {
             node.run_ok("deleting the exported data", &format!("rm -rf -- {}", quote(&state.path))).await?;
         }

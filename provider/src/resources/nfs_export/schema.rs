@@ -29,7 +29,10 @@ pub fn schema() -> Schema {
              /etc/exports.d, then `exportfs -ra`) or by nfs-ganesha (`backend = \"ganesha\"`: one EXPORT block \
              included from ganesha.conf, then a reload). Options are checked at plan time; an option the server \
              still refuses is reported with the server's message and the previous export is restored. \
-             `storage_class_parameters` feeds nfs-subdir-external-provisioner. Import with `HOST:NAME`.",
+             `storage_class_parameters` feeds nfs-subdir-external-provisioner. Import with `HOST:NAME`. \
+             Every change holds `flock` on `/run/lock/strata-nfs-exports.lock` on the server, so concurrent \
+             Terraform runs and workspaces never interleave; scripts that edit exports themselves can take the \
+             same lock (`flock /run/lock/strata-nfs-exports.lock exportfs -ra`).",
     )
     .attribute(Attribute::computed("id", Type::String).description("`HOST:NAME`."))
     .attribute(

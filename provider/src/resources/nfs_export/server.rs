@@ -48,10 +48,23 @@ pub async fn ensure_directory(node: &Node, m: &NfsExportModel) -> anyhow::Result
     Ok(())
 }
 
+/// The lock file on the NFS server every change of its exports holds (`flock`), so
+/// that concurrent Terraform runs, workspaces and an operator's own
+/// `flock /run/lock/strata-nfs-exports.lock exportfs -ra` never interleave.
+pub const LOCK_FILE: &str = "/run/lock/strata-nfs-exports.lock";
+
+/// [`install`] under the server's export lock.
+pub async fn install_locked(node: &Node, m: &mut NfsExportModel) -> anyhow::Result<()> {
+    let exclusive = node.exclusive(LOCK_FILE).await?;
+    let result = install(node, m).await;
+    exclusive.release().await;
+    result
+}
+
 /// Writes the export and activates it; if the server refuses it, the previous file is
-/// put back (and re-activated) and the server's own message is the error.
-pub async fn install(node: &Node, m: &mut NfsExportModel) -> anyhow::Result<()> {
-    let _exclusive = node.exclusive().await?;
+/// put back (and re-activated) and the server's own message is the error. The caller
+/// holds the export lock.
+async fn install(node: &Node, m: &mut NfsExportModel) -> anyhow::Result<()> {
     prepare(node, NfsExport::backend(m)).await?;
     let file = NfsExport::file_path(m);
     let previous = node.read_file(&file).await?;

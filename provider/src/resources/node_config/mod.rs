@@ -113,7 +113,8 @@ impl NodeConfig {
 
     async fn converge(ctx: &Context, planned: NodeConfigModel) -> ApplyResult<NodeConfigModel> {
         let node = Node::connect(ctx, &planned.ssh).await?;
-        let _exclusive = node.exclusive().await?;
+        // One agent run at a time on a node, whichever process or workspace starts it.
+        let _exclusive = node.exclusive("/run/lock/strata-node-config.lock").await?;
         let sha = Self::ensure_agent(&node, &planned).await?;
         if let Some(root) = &planned.root {
             node.run_ok("creating the root directory", &format!("mkdir -p -- {}", quote(root))).await?;
