@@ -129,10 +129,9 @@ pub fn verify(ep: Ep, raw: &RawParams) -> Result<Params, ApiError> {
             ],
             true,
         ),
-        Ep::Update => (
-            &[N, V, ("delete", Str(Any), false), ("digest", Str(Any), false), ("revert", Str(Any), false)],
-            true,
-        ),
+        Ep::Update => {
+            (&[N, V, ("delete", Str(Any), false), ("digest", Str(Any), false), ("revert", Str(Any), false)], true)
+        }
         Ep::Clone => (
             &[
                 N,
@@ -151,13 +150,7 @@ pub fn verify(ep: Ep, raw: &RawParams) -> Result<Params, ApiError> {
         ),
         Ep::Resize => (&[N, V, ("disk", Str(Any), true), ("size", Str(Any), true), ("digest", Str(Any), false)], false),
         Ep::Delete => (
-            &[
-                N,
-                V,
-                ("destroy-unreferenced-disks", Bool, false),
-                ("force", Bool, false),
-                ("purge", Bool, false),
-            ],
+            &[N, V, ("destroy-unreferenced-disks", Bool, false), ("force", Bool, false), ("purge", Bool, false)],
             false,
         ),
         Ep::Start => (&[N, V, ("debug", Bool, false), ("skiplock", Bool, false)], false),
@@ -262,18 +255,23 @@ pub fn parse_net(v: &str) -> Result<BTreeMap<String, String>, String> {
     if let Some(ip) = kv.get("ip") {
         let ok = ip == "dhcp" || ip == "manual" || matches!(parse_cidr(ip), Some((std::net::IpAddr::V4(_), _)));
         if !ok {
-            return Err(format!("ip: invalid format - value does not look like a valid IPv4 network configuration: {ip}"));
+            return Err(format!(
+                "ip: invalid format - value does not look like a valid IPv4 network configuration: {ip}"
+            ));
         }
     }
     if let Some(ip6) = kv.get("ip6") {
         let ok = ["dhcp", "auto", "manual"].contains(&ip6.as_str())
             || matches!(parse_cidr(ip6), Some((std::net::IpAddr::V6(_), _)));
         if !ok {
-            return Err(format!("ip6: invalid format - value does not look like a valid IPv6 network configuration: {ip6}"));
+            return Err(format!(
+                "ip6: invalid format - value does not look like a valid IPv6 network configuration: {ip6}"
+            ));
         }
     }
     if let Some(gw) = kv.get("gw") {
-        gw.parse::<Ipv4Addr>().map_err(|_| format!("gw: invalid format - value does not look like a valid IPv4 address: {gw}"))?;
+        gw.parse::<Ipv4Addr>()
+            .map_err(|_| format!("gw: invalid format - value does not look like a valid IPv4 address: {gw}"))?;
     }
     if let Some(t) = kv.get("tag") {
         match params::parse_int(t) {
@@ -389,7 +387,8 @@ pub fn root_only_refusal(
 ) -> Option<String> {
     for (k, v) in new {
         if is_mount_key(k) {
-            let path_volume = parse_mount(k, v).ok().and_then(|m| m.get("volume").cloned()).is_some_and(|v| v.starts_with('/'));
+            let path_volume =
+                parse_mount(k, v).ok().and_then(|m| m.get("volume").cloned()).is_some_and(|v| v.starts_with('/'));
             if path_volume {
                 return Some("Only root can pass arbitrary filesystem paths.".into());
             }

@@ -121,8 +121,9 @@ impl Client {
     }
 
     async fn ct_power(&self, node: &str, vmid: u32, action: &str, form: &[(&str, String)]) -> Result<()> {
-        let r =
-            self.run_task(Method::POST, &format!("/nodes/{node}/lxc/{vmid}/status/{action}"), form, Idempotent::Yes).await;
+        let r = self
+            .run_task(Method::POST, &format!("/nodes/{node}/lxc/{vmid}/status/{action}"), form, Idempotent::Yes)
+            .await;
         self.invalidate_cache().await;
         r.map(|_| ())
     }
@@ -212,7 +213,12 @@ impl Client {
     }
 
     /// What a storage on a node holds, optionally of one content type (`vztmpl`).
-    pub async fn storage_content(&self, node: &str, storage: &str, content: Option<&str>) -> Result<Vec<StorageVolume>> {
+    pub async fn storage_content(
+        &self,
+        node: &str,
+        storage: &str,
+        content: Option<&str>,
+    ) -> Result<Vec<StorageVolume>> {
         let query: Vec<(&str, String)> = content.map(|c| vec![("content", c.to_string())]).unwrap_or_default();
         let data = self.get(&format!("/nodes/{node}/storage/{storage}/content"), &query).await?;
         Ok(data

@@ -54,7 +54,9 @@ impl Error {
     /// The VM/config lock is held by someone else; trying again later can succeed.
     pub fn is_lock(&self) -> bool {
         let t = self.text();
-        (t.contains("can't lock file") && t.contains("got timeout")) || t.contains("VM is locked") || t.contains("CT is locked")
+        (t.contains("can't lock file") && t.contains("got timeout"))
+            || t.contains("VM is locked")
+            || t.contains("CT is locked")
     }
 
     pub fn is_not_found(&self) -> bool {
@@ -152,8 +154,12 @@ mod tests {
         assert!(api(500, "CT is locked (create)").is_lock());
         assert!(api(500, "can't lock file '/run/lock/lxc/pve-config-101.lock' - got timeout").is_lock());
         assert!(api(500, "Configuration file 'nodes/pve1/lxc/101.conf' does not exist").is_not_found());
-        let perm = api(403, "Permission check failed (changing feature flags (except nesting) is only allowed for root@pam)");
-        assert_eq!(perm.permission_reason(), Some("changing feature flags (except nesting) is only allowed for root@pam"));
+        let perm =
+            api(403, "Permission check failed (changing feature flags (except nesting) is only allowed for root@pam)");
+        assert_eq!(
+            perm.permission_reason(),
+            Some("changing feature flags (except nesting) is only allowed for root@pam")
+        );
         assert!(api(503, "Service Unavailable").is_transient());
         assert!(!api(500, "VM 218 already exists on node 'pve1'").is_transient());
         assert!(api(500, "VM 218 already exists on node 'pve1'").is_already_exists());

@@ -119,7 +119,8 @@ impl Client {
                     self.wait_guest_unlocked(kind, node, vmid).await?;
                     return Ok(());
                 }
-                Err(e) if e.is_ambiguous() || e.is_transient() => match self.check_ours(kind, node, vmid, &ours).await? {
+                Err(e) if e.is_ambiguous() || e.is_transient() => match self.check_ours(kind, node, vmid, &ours).await?
+                {
                     Some(true) => {
                         tracing::debug!(vmid, "create answer was lost but the guest is ours; adopting it");
                         self.wait_guest_unlocked(kind, node, vmid).await?;

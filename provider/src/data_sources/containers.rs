@@ -71,13 +71,11 @@ impl DataSource for Containers {
                 Attribute::computed("containers", Type::list(ct))
                     .description("Matching containers: vm_id, name (hostname), node, status, template, tags, pool."),
             )
-            .attribute(
-                Attribute::computed("os_templates", Type::list(Type::String)).description(
-                    "OS template volumes on `node`'s `os_template_storage`, e.g. \
+            .attribute(Attribute::computed("os_templates", Type::list(Type::String)).description(
+                "OS template volumes on `node`'s `os_template_storage`, e.g. \
                      `local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst`, for `strata_container.ostemplate` \
                      (empty without `node`).",
-                ),
-            ),
+            )),
         )
     }
 

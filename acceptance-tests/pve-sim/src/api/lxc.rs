@@ -215,7 +215,9 @@ pub async fn put_config(
         let vm = st.guest_on(CT, &node, vmid).map_err(internal)?;
         if let Some(d) = p.get("digest") {
             if *d != config_digest(&vm.config) {
-                return Err(internal("detected modified configuration - file changed by other user? Try again.".into()));
+                return Err(internal(
+                    "detected modified configuration - file changed by other user? Try again.".into(),
+                ));
             }
         }
         check_ct_lock(vm).map_err(internal)?;
@@ -386,9 +388,12 @@ pub async fn clone(
                     id
                 } else {
                     let base = name.split('/').next().unwrap_or(name);
-                    let n = (0..).find(|n| !st.volumes.keys().any(|v| v.ends_with(&format!("vm-{newid}-disk-{n}")))).unwrap_or(0);
+                    let n = (0..)
+                        .find(|n| !st.volumes.keys().any(|v| v.ends_with(&format!("vm-{newid}-disk-{n}"))))
+                        .unwrap_or(0);
                     let id = format!("{storage}:{base}/vm-{newid}-disk-{n}");
-                    st.volumes.insert(id.clone(), crate::store::Volume { node: node.clone(), vmid: newid, size: vol.size });
+                    st.volumes
+                        .insert(id.clone(), crate::store::Volume { node: node.clone(), vmid: newid, size: vol.size });
                     log.push(format!("create linked clone of mount point {k} ({volume})"));
                     id
                 };
@@ -408,7 +413,10 @@ pub async fn clone(
             conf.insert("description".into(), d.clone());
         }
         conf.insert("lock".into(), "create".into());
-        st.vms.insert(newid, Vm { kind: CT, vmid: newid, node: node.clone(), config: conf, running: false, started_at: None });
+        st.vms.insert(
+            newid,
+            Vm { kind: CT, vmid: newid, node: node.clone(), config: conf, running: false, started_at: None },
+        );
         if let Some(pool) = p.get("pool") {
             st.pools.get_mut(pool).expect("checked above").members.insert(newid);
         }
@@ -476,7 +484,10 @@ pub async fn resize(
     check_node(&sim, &node)?;
     let disk = p["disk"].clone();
     if !lxc::is_mount_key(&disk) {
-        return Err(ApiError::param("disk", format!("value '{disk}' does not have a value in the enumeration 'rootfs, mp0, ...'")));
+        return Err(ApiError::param(
+            "disk",
+            format!("value '{disk}' does not have a value in the enumeration 'rootfs, mp0, ...'"),
+        ));
     }
     let size = p["size"].clone();
     let grow = size.starts_with('+');
@@ -597,7 +608,8 @@ pub async fn status_action(
     check_node(&sim, &node)?;
     let vmid = vmid_of(&p, "vmid");
     let vm = ct_exists(&sim, &node, vmid)?;
-    check_config_lock(&vm, flag(&p, "skiplock").unwrap_or(false)).map_err(|_| internal(check_ct_lock(&vm).unwrap_err()))?;
+    check_config_lock(&vm, flag(&p, "skiplock").unwrap_or(false))
+        .map_err(|_| internal(check_ct_lock(&vm).unwrap_err()))?;
     match action.as_str() {
         "start" if is_template(&vm) => return Err(internal("cannot start a template".into())),
         "start" if vm.running => return Err(internal(format!("CT {vmid} already running"))),
@@ -638,7 +650,8 @@ pub async fn interfaces(
     if !vm.running {
         return Err(internal(format!("CT {vmid} not running")));
     }
-    let mut out = vec![json!({ "name": "lo", "hwaddr": "00:00:00:00:00:00", "inet": "127.0.0.1/8", "inet6": "::1/128" })];
+    let mut out =
+        vec![json!({ "name": "lo", "hwaddr": "00:00:00:00:00:00", "inet": "127.0.0.1/8", "inet6": "::1/128" })];
     let mut nets: Vec<(u32, BTreeMap<String, String>)> = vm
         .config
         .iter()

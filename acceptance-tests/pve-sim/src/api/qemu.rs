@@ -56,8 +56,13 @@ fn task(st: &mut St, node: &str, kind: &'static str, vmid: u32, ident: &Identity
 pub async fn list(State(sim): State<SharedSim>, Path(node): Path<String>, args: Args) -> ApiResult<Response> {
     verify(Endpoint::VmList, &args.with_path(&[("node", &node)]))?;
     check_node(&sim, &node)?;
-    let list: Vec<Value> =
-        sim.read(|st| st.vms.values().filter(|vm| vm.node == node && vm.kind == GuestKind::Qemu).map(|vm| vm_status_json(vm, st)).collect());
+    let list: Vec<Value> = sim.read(|st| {
+        st.vms
+            .values()
+            .filter(|vm| vm.node == node && vm.kind == GuestKind::Qemu)
+            .map(|vm| vm_status_json(vm, st))
+            .collect()
+    });
     Ok(ok(Value::Array(list)))
 }
 
@@ -201,14 +206,28 @@ pub async fn create(
     }
     let upid = sim.mutate(|st| -> ApiResult<String> {
         if let Some(existing) = st.vms.get(&vmid) {
-            return Err(internal(format!("{} {vmid} already exists on node '{}'", existing.kind.label(), existing.node)));
+            return Err(internal(format!(
+                "{} {vmid} already exists on node '{}'",
+                existing.kind.label(),
+                existing.node
+            )));
         }
         if let Some(pool) = p.get("pool") {
             if !st.pools.contains_key(pool) {
                 return Err(internal(format!("pool '{pool}' does not exist")));
             }
         }
-        st.vms.insert(vmid, Vm { kind: GuestKind::Qemu, vmid, node: node.clone(), config: BTreeMap::new(), running: false, started_at: None });
+        st.vms.insert(
+            vmid,
+            Vm {
+                kind: GuestKind::Qemu,
+                vmid,
+                node: node.clone(),
+                config: BTreeMap::new(),
+                running: false,
+                started_at: None,
+            },
+        );
         let log = match st.apply_config(&sim.cfg.storages, &node, vmid, &p, false) {
             Ok(log) => log,
             Err(e) => {
@@ -332,7 +351,17 @@ pub async fn clone(
             conf.insert("description".into(), d.clone());
         }
         conf.insert("lock".into(), "clone".into());
-        st.vms.insert(newid, Vm { kind: GuestKind::Qemu, vmid: newid, node: target.clone(), config: conf, running: false, started_at: None });
+        st.vms.insert(
+            newid,
+            Vm {
+                kind: GuestKind::Qemu,
+                vmid: newid,
+                node: target.clone(),
+                config: conf,
+                running: false,
+                started_at: None,
+            },
+        );
         if let Some(pool) = p.get("pool") {
             st.pools.get_mut(pool).expect("checked above").members.insert(newid);
         }

@@ -20,7 +20,10 @@ use crate::framework::{
     Value,
 };
 use crate::proxmox::{client, client_if_known};
-use model::{config_change, create_params, from_pve, mount_points, mp_create_value, mp_option_change, volume_of, CtModel, ReadMode};
+use model::{
+    config_change, create_params, from_pve, mount_points, mp_create_value, mp_option_change, volume_of, CtModel,
+    ReadMode,
+};
 
 pub struct Container;
 
@@ -48,7 +51,9 @@ fn param_path(param: &str) -> Option<AttributePath> {
         "ssh-public-keys" => "ssh_public_keys",
         "pool" => "pool",
         "vmid" | "newid" => "vm_id",
-        p if p.starts_with("net") => return p[3..].parse::<usize>().ok().map(|i| AttributePath::root("network").index(i)),
+        p if p.starts_with("net") => {
+            return p[3..].parse::<usize>().ok().map(|i| AttributePath::root("network").index(i))
+        }
         p if p.starts_with("mp") => {
             return p[2..].parse::<usize>().ok().map(|i| AttributePath::root("mount_point").index(i))
         }
@@ -136,7 +141,10 @@ async fn read_one(
 
 /// Brings config and volumes to what `want` says.
 async fn converge(c: &Client, node: &str, vmid: u32, want: &CtModel) -> Result<(), Diagnostics> {
-    let cfg = c.wait_guest_unlocked(GuestKind::Lxc, node, vmid).await.map_err(|e| pve_diags("read the container config", &e, want))?;
+    let cfg = c
+        .wait_guest_unlocked(GuestKind::Lxc, node, vmid)
+        .await
+        .map_err(|e| pve_diags("read the container config", &e, want))?;
     let mut change = config_change(want, &cfg);
 
     let current_mps = mount_points(&cfg);
@@ -151,8 +159,11 @@ async fn converge(c: &Client, node: &str, vmid: u32, want: &CtModel) -> Result<(
             }
         }
     }
-    let removed: Vec<String> =
-        current_mps.iter().filter(|(n, _)| *n as usize >= want.mount_point.len()).map(|(n, _)| format!("mp{n}")).collect();
+    let removed: Vec<String> = current_mps
+        .iter()
+        .filter(|(n, _)| *n as usize >= want.mount_point.len())
+        .map(|(n, _)| format!("mp{n}"))
+        .collect();
     change.delete.extend(removed.iter().cloned());
     c.update_ct_config(node, vmid, &change.set, &change.delete)
         .await
@@ -223,7 +234,10 @@ async fn make_ct(c: &Client, planned: &CtModel, candidate: &Mutex<Option<u32>>) 
                 };
                 c.clone_ct(&spec).await
             }
-            None => c.create_ct(&CtCreateSpec { node: planned.node.clone(), vmid: id, params: create_params(planned) }).await,
+            None => {
+                c.create_ct(&CtCreateSpec { node: planned.node.clone(), vmid: id, params: create_params(planned) })
+                    .await
+            }
         };
         match result {
             Ok(()) => {
@@ -267,14 +281,18 @@ async fn create_inner(c: &Client, planned: &CtModel, candidate: &Mutex<Option<u3
         .await
         .map_err(|e| pve_diags("read the new container", &e, planned))?
         .ok_or_else(|| {
-            Diagnostics::from(Diagnostic::error("Container vanished", format!("CT {vmid} disappeared right after it was created.")))
+            Diagnostics::from(Diagnostic::error(
+                "Container vanished",
+                format!("CT {vmid} disappeared right after it was created."),
+            ))
         })?;
     // A DHCP lease comes a moment after the start: wait (bounded) for it.
     let dhcp = planned.network.iter().any(|n| n.ip.as_deref() == Some("dhcp"));
     if dhcp && m.started == Some(true) && m.ipv4_addresses.as_ref().is_none_or(|v| v.is_empty()) {
         let deadline = tokio::time::Instant::now() + ADDRESS_WAIT;
         while tokio::time::Instant::now() < deadline {
-            let ips = c.ct_ipv4(node, vmid).await.map_err(|e| pve_diags("read the container's addresses", &e, planned))?;
+            let ips =
+                c.ct_ipv4(node, vmid).await.map_err(|e| pve_diags("read the container's addresses", &e, planned))?;
             if let Some(ips) = ips.filter(|v| !v.is_empty()) {
                 m.ipv4_addresses = Some(ips);
                 break;
@@ -361,7 +379,9 @@ impl Resource for Container {
             return Ok(Some(state));
         };
         let vmid = vmid_of(&state)?;
-        read_one(&c, vmid, Some(&state), ReadMode::Refresh, false).await.map_err(|e| pve_diags("read the container", &e, &state))
+        read_one(&c, vmid, Some(&state), ReadMode::Refresh, false)
+            .await
+            .map_err(|e| pve_diags("read the container", &e, &state))
     }
 
     async fn update(&self, ctx: &Context, prior: CtModel, planned: CtModel) -> ApplyResult<CtModel> {
@@ -374,7 +394,12 @@ impl Resource for Container {
                 .map_err(|e| pve_diags("find the container", &e, &planned))?
                 .into_iter()
                 .find(|v| v.vmid == vmid && v.kind == GuestKind::Lxc)
-                .ok_or_else(|| Diagnostics::from(Diagnostic::error("Container vanished", format!("CT {vmid} is not in the cluster."))))?;
+                .ok_or_else(|| {
+                    Diagnostics::from(Diagnostic::error(
+                        "Container vanished",
+                        format!("CT {vmid} is not in the cluster."),
+                    ))
+                })?;
             let node = here.node.clone();
             if here.pool != planned.pool {
                 c.set_pool(vmid, here.pool.as_deref(), planned.pool.as_deref())
@@ -383,17 +408,26 @@ impl Resource for Container {
             }
             converge(&c, &node, vmid, &planned).await?;
             match (planned.started, here.running()) {
-                (Some(true), false) => c.start_ct(&node, vmid).await.map_err(|e| pve_diags("start the container", &e, &planned))?,
+                (Some(true), false) => {
+                    c.start_ct(&node, vmid).await.map_err(|e| pve_diags("start the container", &e, &planned))?
+                }
                 (Some(false), true) => {
                     let grace = duration_or(planned.shutdown_timeout.as_ref(), schema::DEFAULT_SHUTDOWN_TIMEOUT);
-                    c.shutdown_ct(&node, vmid, grace).await.map_err(|e| pve_diags("shut the container down", &e, &planned))?
+                    c.shutdown_ct(&node, vmid, grace)
+                        .await
+                        .map_err(|e| pve_diags("shut the container down", &e, &planned))?
                 }
                 _ => {}
             }
             let mut m = read_one(&c, vmid, Some(&planned), ReadMode::Refresh, true)
                 .await
                 .map_err(|e| pve_diags("read the container", &e, &planned))?
-                .ok_or_else(|| Diagnostics::from(Diagnostic::error("Container vanished", format!("CT {vmid} disappeared during the update."))))?;
+                .ok_or_else(|| {
+                    Diagnostics::from(Diagnostic::error(
+                        "Container vanished",
+                        format!("CT {vmid} disappeared during the update."),
+                    ))
+                })?;
             if planned.ipv4_addresses.is_some() {
                 m.ipv4_addresses = planned.ipv4_addresses.clone();
             }
@@ -418,16 +452,30 @@ impl Resource for Container {
     }
 
     async fn import(&self, ctx: &Context, id: &str) -> Result<CtModel, Diagnostics> {
-        let bad = || Diagnostics::from(Diagnostic::error("Invalid import ID", format!("Expected NODE/VMID, e.g. pve1/123; got {id:?}.")));
+        let bad = || {
+            Diagnostics::from(Diagnostic::error(
+                "Invalid import ID",
+                format!("Expected NODE/VMID, e.g. pve1/123; got {id:?}."),
+            ))
+        };
         let (node, vmid) = id.split_once('/').ok_or_else(bad)?;
         let vmid: u32 = vmid.parse().map_err(|_| bad())?;
         let c = client(ctx)?;
         let empty = CtModel::default();
-        let m = read_one(&c, vmid, None, ReadMode::Import, true).await.map_err(|e| pve_diags("read the container", &e, &empty))?;
+        let m = read_one(&c, vmid, None, ReadMode::Import, true)
+            .await
+            .map_err(|e| pve_diags("read the container", &e, &empty))?;
         match m {
             Some(m) if m.node == node => Ok(m),
-            Some(m) => Err(Diagnostic::error("Container is on another node", format!("CT {vmid} is on node {:?}, not {node:?}.", m.node)).into()),
-            None => Err(Diagnostic::error("No such container", format!("There is no container {vmid} in the cluster.")).into()),
+            Some(m) => Err(Diagnostic::error(
+                "Container is on another node",
+                format!("CT {vmid} is on node {:?}, not {node:?}.", m.node),
+            )
+            .into()),
+            None => {
+                Err(Diagnostic::error("No such container", format!("There is no container {vmid} in the cluster."))
+                    .into())
+            }
         }
     }
 }

@@ -201,11 +201,8 @@ fn same_net(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> bool 
 }
 
 pub fn nets(cfg: &VmConfig) -> Vec<(u32, BTreeMap<String, String>)> {
-    let mut v: Vec<(u32, BTreeMap<String, String>)> = cfg
-        .0
-        .iter()
-        .filter_map(|(k, val)| Some((k.strip_prefix("net")?.parse().ok()?, parse_net(val))))
-        .collect();
+    let mut v: Vec<(u32, BTreeMap<String, String>)> =
+        cfg.0.iter().filter_map(|(k, val)| Some((k.strip_prefix("net")?.parse().ok()?, parse_net(val)))).collect();
     v.sort_by_key(|(n, _)| *n);
     v
 }
@@ -241,11 +238,8 @@ pub fn volume_of(v: &str) -> (String, i64, BTreeMap<String, String>) {
 }
 
 pub fn mount_points(cfg: &VmConfig) -> Vec<(u32, String)> {
-    let mut v: Vec<(u32, String)> = cfg
-        .0
-        .iter()
-        .filter_map(|(k, val)| Some((k.strip_prefix("mp")?.parse().ok()?, val.clone())))
-        .collect();
+    let mut v: Vec<(u32, String)> =
+        cfg.0.iter().filter_map(|(k, val)| Some((k.strip_prefix("mp")?.parse().ok()?, val.clone()))).collect();
     v.sort_by_key(|(n, _)| *n);
     v
 }

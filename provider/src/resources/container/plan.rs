@@ -30,12 +30,8 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
                 "Conflicting container sources",
                 "set either ostemplate (an OS template volume) or a clone block, not both.".into(),
             ),
-            (false, false) => err(
-                diags,
-                AttributePath::root("ostemplate"),
-                "Missing container source",
-                "set ostemplate (e.g. \"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\") or a clone block.".into(),
-            ),
+            // Both missing is refused at plan time for a new container only (see
+            // modify_plan): an imported one has no recorded source to name.
             _ => {}
         }
     }
@@ -46,11 +42,21 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
             let ip = n.attr("ip").and_then(Value::as_str);
             let static_ip = ip.is_some_and(|ip| ip.contains('/'));
             if set(n, "gateway") && !static_ip && known(n, "ip") {
-                err(diags, at.attr("gateway"), "Gateway without a static address", "a gateway only applies to a static ip (CIDR).".into());
+                err(
+                    diags,
+                    at.attr("gateway"),
+                    "Gateway without a static address",
+                    "a gateway only applies to a static ip (CIDR).".into(),
+                );
             }
             if let Some(name) = n.attr("name").and_then(Value::as_str) {
                 if names.contains(&name) {
-                    err(diags, at.attr("name"), "Duplicate interface name", format!("{name:?} is used by more than one network block."));
+                    err(
+                        diags,
+                        at.attr("name"),
+                        "Duplicate interface name",
+                        format!("{name:?} is used by more than one network block."),
+                    );
                 }
                 names.push(name);
             }
@@ -61,7 +67,12 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
         for (i, m) in mps.iter().enumerate() {
             if let Some(p) = m.attr("path").and_then(Value::as_str) {
                 if paths.contains(&p) {
-                    err(diags, AttributePath::root("mount_point").index(i).attr("path"), "Duplicate mount path", format!("{p:?} is mounted twice."));
+                    err(
+                        diags,
+                        AttributePath::root("mount_point").index(i).attr("path"),
+                        "Duplicate mount path",
+                        format!("{p:?} is mounted twice."),
+                    );
                 }
                 paths.push(p);
             }
@@ -84,7 +95,8 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
                 diags,
                 AttributePath::root("swap_mb"),
                 "Conflicts with kubernetes_node",
-                "the kubelet refuses to run with swap by default; kubernetes_node = true needs swap_mb = 0 (or unset).".into(),
+                "the kubelet refuses to run with swap by default; kubernetes_node = true needs swap_mb = 0 (or unset)."
+                    .into(),
             );
         }
     }
@@ -137,6 +149,15 @@ pub fn modify_plan(plan: &mut PlanChange) {
         }
     }
     if plan.is_create() {
+        let missing = |a: &str| plan.config.attr(a).is_none_or(|v| v.is_null());
+        if missing("ostemplate") && missing("clone") {
+            err(
+                &mut plan.diagnostics,
+                AttributePath::root("ostemplate"),
+                "Missing container source",
+                "a new container needs ostemplate (e.g. \"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\") or a clone block.".into(),
+            );
+        }
         return;
     }
 

@@ -45,7 +45,9 @@ pub fn check_ip(v: &Value) -> Result<(), String> {
     if s == "dhcp" || s == "manual" || s.parse::<ipnet::Ipv4Net>().is_ok() {
         Ok(())
     } else {
-        Err(format!("{s:?} is neither \"dhcp\", \"manual\" nor an IPv4 address in CIDR notation like \"10.0.0.10/24\"."))
+        Err(format!(
+            "{s:?} is neither \"dhcp\", \"manual\" nor an IPv4 address in CIDR notation like \"10.0.0.10/24\"."
+        ))
     }
 }
 
@@ -87,7 +89,9 @@ fn check_ssh_keys(v: &Value) -> Result<(), String> {
         let kind = parts.next().unwrap_or("");
         let known = kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-");
         if !known || parts.next().is_none() || s.contains('\n') {
-            return Err(format!("Element {i} is not a single OpenSSH public key line (\"ssh-ed25519 AAAA... comment\")."));
+            return Err(format!(
+                "Element {i} is not a single OpenSSH public key line (\"ssh-ed25519 AAAA... comment\")."
+            ));
         }
     }
     Ok(())
@@ -112,7 +116,8 @@ fn check_path(v: &Value) -> Result<(), String> {
 }
 
 const STORAGE_RE: &str = "[A-Za-z][A-Za-z0-9_.-]*";
-pub const KUBERNETES_PRESET: &str = "`kubernetes_node = true` prepares the container for a kubelet and container runtime \
+pub const KUBERNETES_PRESET: &str =
+    "`kubernetes_node = true` prepares the container for a kubelet and container runtime \
      inside it: features `nesting` (containerd's own namespaces and /proc, /sys mounts) and `keyctl` (runc and \
      containerd use the kernel keyring) are turned on, and swap is 0 (the kubelet refuses to run with swap by \
      default). The flags are applied on top of the `features` block, which may not turn them off. `keyctl` \
@@ -183,8 +188,12 @@ pub fn schema() -> Schema {
                 .validate(Validator::Custom(check_ipv4))
                 .description("Default gateway, with a static `ip` only."),
         )
-        .attribute(Attribute::optional("tag", Type::Number).validate(Validator::IntBetween(1, 4094)).description("VLAN tag."))
-        .attribute(Attribute::optional("firewall", Type::Bool).description("Enable the Proxmox firewall on this interface."))
+        .attribute(
+            Attribute::optional("tag", Type::Number).validate(Validator::IntBetween(1, 4094)).description("VLAN tag."),
+        )
+        .attribute(
+            Attribute::optional("firewall", Type::Bool).description("Enable the Proxmox firewall on this interface."),
+        )
         .attribute(
             Attribute::optional_computed("mac_address", Type::String)
                 .validate(Validator::Matches(
@@ -199,9 +208,21 @@ pub fn schema() -> Schema {
         .attribute(Attribute::optional("fuse", Type::Bool).description(format!("Allow FUSE mounts. {ROOT_ONLY}")))
         .attribute(Attribute::optional("mknod", Type::Bool).description(format!("Allow mknod() of a few device nodes (experimental in Proxmox). {ROOT_ONLY}")));
     let startup = Block::new("Start and shutdown order when the node boots (Proxmox's `startup`).")
-        .attribute(Attribute::optional("order", Type::Number).validate(Validator::IntBetween(0, 99_999)).description("Start order (lower first; shutdown in reverse)."))
-        .attribute(Attribute::optional("up", Type::Number).validate(Validator::IntBetween(0, 86_400)).description("Seconds to wait after starting it before the next one."))
-        .attribute(Attribute::optional("down", Type::Number).validate(Validator::IntBetween(0, 86_400)).description("Seconds to wait for its shutdown."));
+        .attribute(
+            Attribute::optional("order", Type::Number)
+                .validate(Validator::IntBetween(0, 99_999))
+                .description("Start order (lower first; shutdown in reverse)."),
+        )
+        .attribute(
+            Attribute::optional("up", Type::Number)
+                .validate(Validator::IntBetween(0, 86_400))
+                .description("Seconds to wait after starting it before the next one."),
+        )
+        .attribute(
+            Attribute::optional("down", Type::Number)
+                .validate(Validator::IntBetween(0, 86_400))
+                .description("Seconds to wait for its shutdown."),
+        );
 
     let block = Block::new(format!(
         "An LXC container on Proxmox VE, from an OS template (`ostemplate`) or cloned from a container template \
@@ -235,7 +256,7 @@ pub fn schema() -> Schema {
     .attribute(
         Attribute::optional("ostemplate", Type::String)
             .validate(Validator::Custom(check_ostemplate))
-            .description("OS template volume, e.g. `local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst` (see `strata_containers` / the storage's `vztmpl` content). Exactly one of `ostemplate` and `clone`. Changing it replaces the container."),
+            .description("OS template volume, e.g. `local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst` (see `strata_containers` / the storage's `vztmpl` content). Exactly one of `ostemplate` and `clone` for a new container; an imported one may have neither (Proxmox keeps no record of its source). Changing it replaces the container; adding it to an imported one only records it."),
     )
     .attribute(Attribute::optional("description", Type::String).description("Notes shown in the Proxmox UI."))
     .attribute(
