@@ -23,16 +23,15 @@ fn known(v: &Value, name: &str) -> bool {
 pub fn validate(config: &Value, diags: &mut Diagnostics) {
     // Exactly one source; unknown values (from other resources) are checked at apply.
     if known(config, "ostemplate") && known(config, "clone") {
-        match (set(config, "ostemplate"), set(config, "clone")) {
-            (true, true) => err(
+        // Both missing is refused at plan time for a new container only (see
+        // modify_plan): an imported one has no recorded source to name.
+        if set(config, "ostemplate") && set(config, "clone") {
+            err(
                 diags,
                 AttributePath::root("ostemplate"),
                 "Conflicting container sources",
                 "set either ostemplate (an OS template volume) or a clone block, not both.".into(),
-            ),
-            // Both missing is refused at plan time for a new container only (see
-            // modify_plan): an imported one has no recorded source to name.
-            _ => {}
+            );
         }
     }
     if let Some(Value::List(nets)) = config.attr("network") {
