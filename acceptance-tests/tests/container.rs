@@ -241,14 +241,13 @@ fn import_of_a_container_made_outside_terraform_plans_no_changes() {
     sim.block_on(sim.client.create_ct(&CtCreateSpec { node: "pve1".into(), vmid: 150, params })).unwrap();
     sim.block_on(sim.client.start_ct("pve1", 150)).unwrap();
 
-    let tf = format!(
-        r#"
-import {{
+    let tf = r#"
+import {
   to = strata_container.nfs
   id = "pve1/150"
-}}
+}
 
-resource "strata_container" "nfs" {{
+resource "strata_container" "nfs" {
   node        = "pve1"
   hostname    = "legacy-nfs"
   description = "made by hand"
@@ -257,33 +256,33 @@ resource "strata_container" "nfs" {{
   memory_mb   = 4096
   swap_mb     = 0
   onboot      = true
-  rootfs {{
+  rootfs {
     storage = "local-lvm"
     size_gb = 16
-  }}
-  mount_point {{
+  }
+  mount_point {
     storage = "local-lvm"
     size_gb = 32
     path    = "/srv/nfs"
     backup  = true
-  }}
-  network {{
+  }
+  network {
     name     = "eth0"
     bridge   = "vmbr0"
     ip       = "10.0.0.30/24"
     gateway  = "10.0.0.1"
     firewall = true
-  }}
-  features {{
+  }
+  features {
     nesting = true
-  }}
-  startup {{
+  }
+  startup {
     order = 2
     up    = 30
-  }}
-}}
+  }
+}
 "#
-    );
+    .to_string();
     let wd = sim.workdir(&tf);
     let r = wd.plan_exit_code().unwrap();
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
