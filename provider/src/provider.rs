@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use crate::data_sources::{pve_nodes::PveNodes, vms::Vms};
+use crate::data_sources::{containers::Containers, pve_nodes::PveNodes, vms::Vms};
 use crate::framework::model::to_model;
 use crate::framework::{
     AnyDataSource, AnyResource, AttributePath, Block, Diagnostics, ProviderDefinition, Schema, Value,
@@ -15,6 +15,7 @@ use crate::node::SshAccess;
 use crate::proxmox::{self, ProxmoxAccess};
 use crate::resources::cluster_secrets::ClusterSecrets;
 use crate::resources::connection::{self, ProviderSshModel};
+use crate::resources::container::Container;
 use crate::resources::nfs_export::NfsExport;
 use crate::resources::node_config::NodeConfig;
 use crate::resources::vm::Vm;
@@ -69,10 +70,10 @@ impl ProviderDefinition for StrataProvider {
     }
 
     fn resources(&self) -> Vec<Arc<dyn AnyResource>> {
-        vec![Arc::new(ClusterSecrets), Arc::new(NfsExport), Arc::new(NodeConfig), Arc::new(Vm)]
+        vec![Arc::new(ClusterSecrets), Arc::new(NfsExport), Arc::new(NodeConfig), Arc::new(Vm), Arc::new(Container)]
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn AnyDataSource>> {
-        vec![Arc::new(PveNodes), Arc::new(Vms)]
+        vec![Arc::new(Containers), Arc::new(PveNodes), Arc::new(Vms)]
     }
 }

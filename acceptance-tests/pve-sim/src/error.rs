@@ -23,6 +23,10 @@ impl ApiError {
     pub fn param(name: &str, msg: impl Into<String>) -> Self {
         ApiError::Params(BTreeMap::from([(name.to_string(), msg.into())]))
     }
+    /// PVE's `raise_perm_exc`: HTTP 403 "Permission check failed (WHY)".
+    pub fn permission(why: &str) -> Self {
+        ApiError::Status(StatusCode::FORBIDDEN, format!("Permission check failed ({why})"))
+    }
     pub fn unauthorized(msg: impl Into<String>) -> Self {
         ApiError::Status(StatusCode::UNAUTHORIZED, msg.into())
     }

@@ -40,6 +40,11 @@ pub fn lock_timeout_msg(vmid: u32) -> String {
     format!("can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout")
 }
 
+/// The same for a container's config (`/run/lock/lxc/pve-config-ID.lock`).
+pub fn ct_lock_timeout_msg(vmid: u32) -> String {
+    format!("can't lock file '/run/lock/lxc/pve-config-{vmid}.lock' - got timeout")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ mod error;
 mod faults;
 mod http;
 mod locks;
+pub mod lxc;
 pub mod params;
 pub mod reqlog;
 mod server;

@@ -22,8 +22,12 @@ pub fn check_config_lock(vm: &Vm, skiplock: bool) -> Result<(), String> {
 /// Waits until no clone holds a shared lock on `vmid`, bounded by
 /// `lock_wait_ms`; lock-contention faults strike here.
 pub async fn wait_shared_clear(sim: &Sim, vmid: u32) -> Result<(), String> {
+    let timeout_msg = || match sim.read(|st| st.vms.get(&vmid).map(|v| v.kind)) {
+        Some(crate::store::GuestKind::Lxc) => faults::ct_lock_timeout_msg(vmid),
+        _ => faults::lock_timeout_msg(vmid),
+    };
     if faults::roll(sim.faults().lock_contention_pct) {
-        return Err(faults::lock_timeout_msg(vmid));
+        return Err(timeout_msg());
     }
     let deadline = tokio::time::Instant::now() + Duration::from_millis(sim.cfg.lock_wait_ms);
     loop {
@@ -31,7 +35,7 @@ pub async fn wait_shared_clear(sim: &Sim, vmid: u32) -> Result<(), String> {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(faults::lock_timeout_msg(vmid));
+            return Err(timeout_msg());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

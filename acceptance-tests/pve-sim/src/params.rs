@@ -50,8 +50,8 @@ pub enum Fmt {
 use Fmt::*;
 use Ty::*;
 
-const VMID: Ty = Int(Some(100), Some(999_999_999));
-const UINT: Ty = Int(Some(0), None);
+pub(crate) const VMID: Ty = Int(Some(100), Some(999_999_999));
+pub(crate) const UINT: Ty = Int(Some(0), None);
 const POS: Ty = Int(Some(1), None);
 
 /// Indexed config keys (`net[n]`) and their highest index.
@@ -433,16 +433,20 @@ pub fn is_disk_key(key: &str) -> bool {
 /// Verifies `raw` against the endpoint's parameter table.
 pub fn verify(ep: Endpoint, raw: &RawParams) -> Result<Params, ApiError> {
     let spec = spec(ep);
+    verify_table(spec.extra, spec.with_config.then_some(config_key_type), raw)
+}
+
+/// Verifies `raw` against endpoint parameters (`extra`: name, type, required) and,
+/// when given, a guest kind's config keys (QEMU's or LXC's).
+pub fn verify_table(
+    extra: &[(&str, Ty, bool)],
+    config: Option<fn(&str) -> Option<Ty>>,
+    raw: &RawParams,
+) -> Result<Params, ApiError> {
     let mut errors: BTreeMap<String, String> = BTreeMap::new();
     let mut out = Params::new();
     for (name, value) in raw {
-        let ty = spec.extra.iter().find(|(n, _, _)| n == name).map(|(_, t, _)| *t).or_else(|| {
-            if spec.with_config {
-                config_key_type(name)
-            } else {
-                None
-            }
-        });
+        let ty = extra.iter().find(|(n, _, _)| n == name).map(|(_, t, _)| *t).or_else(|| config.and_then(|c| c(name)));
         let Some(ty) = ty else {
             errors.insert(
                 name.clone(),
@@ -463,7 +467,7 @@ pub fn verify(ep: Endpoint, raw: &RawParams) -> Result<Params, ApiError> {
             }
         }
     }
-    for (name, _, required) in spec.extra {
+    for (name, _, required) in extra {
         if *required && !out.contains_key(*name) && !errors.contains_key(*name) {
             errors.insert((*name).into(), "property is missing and it is not optional".into());
         }
@@ -671,14 +675,14 @@ fn check_format(name: &str, fmt: Fmt, v: &str) -> Result<(), String> {
     }
 }
 
-fn is_pve_id(v: &str) -> bool {
+pub(crate) fn is_pve_id(v: &str) -> bool {
     let b = v.as_bytes();
     !b.is_empty()
         && b[0].is_ascii_alphabetic()
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_' || *c == b'.')
 }
 
-fn is_dns_name(v: &str) -> bool {
+pub(crate) fn is_dns_name(v: &str) -> bool {
     !v.is_empty()
         && v.split('.').all(|label| {
             let b = label.as_bytes();

@@ -10,8 +10,38 @@ use serde::{Deserialize, Serialize};
 use crate::config::StorageDef;
 use crate::params::{self, DriveSpec, Params};
 
+/// QEMU VM or LXC container: both share the VMID space, the cluster listing and pools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestKind {
+    #[default]
+    Qemu,
+    Lxc,
+}
+
+impl GuestKind {
+    /// How PVE names the guest in messages ("VM 100 ...", "CT 100 ...").
+    pub fn label(self) -> &'static str {
+        match self {
+            GuestKind::Qemu => "VM",
+            GuestKind::Lxc => "CT",
+        }
+    }
+
+    /// The `type` of `/cluster/resources` and the path segment under `/nodes/{node}`.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            GuestKind::Qemu => "qemu",
+            GuestKind::Lxc => "lxc",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Vm {
+    /// State files written before containers existed hold only VMs.
+    #[serde(default)]
+    pub kind: GuestKind,
     pub vmid: u32,
     pub node: String,
     /// Exactly the keys written to the VM's config file (no defaults).
@@ -107,17 +137,26 @@ impl State {
         }
     }
 
+    /// A QEMU VM on `node` (a container with that VMID has no `qemu-server` config).
     pub fn vm_on(&self, node: &str, vmid: u32) -> Result<&Vm, String> {
-        match self.vms.get(&vmid) {
-            Some(vm) if vm.node == node => Ok(vm),
-            _ => Err(no_config(node, vmid)),
-        }
+        self.guest_on(GuestKind::Qemu, node, vmid)
     }
 
     pub fn vm_on_mut(&mut self, node: &str, vmid: u32) -> Result<&mut Vm, String> {
+        self.guest_on_mut(GuestKind::Qemu, node, vmid)
+    }
+
+    pub fn guest_on(&self, kind: GuestKind, node: &str, vmid: u32) -> Result<&Vm, String> {
+        match self.vms.get(&vmid) {
+            Some(vm) if vm.node == node && vm.kind == kind => Ok(vm),
+            _ => Err(no_config_of(kind, node, vmid)),
+        }
+    }
+
+    pub fn guest_on_mut(&mut self, kind: GuestKind, node: &str, vmid: u32) -> Result<&mut Vm, String> {
         match self.vms.get_mut(&vmid) {
-            Some(vm) if vm.node == node => Ok(vm),
-            _ => Err(no_config(node, vmid)),
+            Some(vm) if vm.node == node && vm.kind == kind => Ok(vm),
+            _ => Err(no_config_of(kind, node, vmid)),
         }
     }
 
@@ -152,10 +191,25 @@ impl State {
         vmid: u32,
         size: u64,
     ) -> Result<String, String> {
+        self.alloc_volume_for("images", storages, node, storage, vmid, size)
+    }
+
+    /// [`State::alloc_volume`] for a content type: `images` (VM disks) or `rootdir`
+    /// (container volumes), which the storage must allow.
+    pub fn alloc_volume_for(
+        &mut self,
+        content: &str,
+        storages: &[StorageDef],
+        node: &str,
+        storage: &str,
+        vmid: u32,
+        size: u64,
+    ) -> Result<String, String> {
         let def =
             storages.iter().find(|s| s.id == storage).ok_or_else(|| format!("storage '{storage}' does not exist"))?;
-        if !def.content.split(',').any(|c| c == "images") {
-            return Err(format!("storage '{storage}' does not support vm images"));
+        if !def.content.split(',').any(|c| c == content) {
+            let what = if content == "images" { "vm images" } else { "container directories" };
+            return Err(format!("storage '{storage}' does not support {what}"));
         }
         let n = self.next_disk_index(storage, vmid);
         let volid = format!("{storage}:vm-{vmid}-disk-{n}");
@@ -403,7 +457,16 @@ impl State {
 }
 
 pub fn no_config(node: &str, vmid: u32) -> String {
-    format!("Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist")
+    no_config_of(GuestKind::Qemu, node, vmid)
+}
+
+/// PVE's answer for a guest that has no config of that kind on that node.
+pub fn no_config_of(kind: GuestKind, node: &str, vmid: u32) -> String {
+    let dir = match kind {
+        GuestKind::Qemu => "qemu-server",
+        GuestKind::Lxc => "lxc",
+    };
+    format!("Configuration file 'nodes/{node}/{dir}/{vmid}.conf' does not exist")
 }
 
 fn add_cdrom_media(v: &str) -> String {
@@ -454,6 +517,8 @@ pub fn summarize(vm: &Vm, volumes: &BTreeMap<String, Volume>) -> VmSummary {
         .filter_map(|k| c.get(&k))
         .filter_map(|v| params::parse_drive(v).ok())
         .find(|d| !d.is_cdrom())
+        // A container's disk is its rootfs (`local-lvm:vm-100-disk-0,size=8G`).
+        .or_else(|| c.get("rootfs").and_then(|v| params::parse_drive(v).ok()))
         .and_then(|d| {
             d.opts.get("size").and_then(|s| params::parse_size(s)).or_else(|| volumes.get(&d.file).map(|v| v.size))
         })

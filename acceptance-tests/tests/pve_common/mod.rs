@@ -9,11 +9,17 @@ use pve_sim::{SimConfig, SimHandle};
 use serde_json::Value;
 use strata_acceptance_tests::provider::provider_dir;
 use strata_acceptance_tests::terraform::{Run, Workdir};
+use strata_pve_client::ct::CtCreateSpec;
 use strata_pve_client::vm::CreateSpec;
-use strata_pve_client::{Auth, Client, ClientConfig, ClusterVm, Secret};
+use strata_pve_client::{Auth, Client, ClientConfig, ClusterVm, GuestKind, Secret};
 
 pub const TOKEN: &str = "root@pam!strata=acc-test-secret-7d1e";
 pub const TEMPLATE: u32 = 9000;
+/// The container template strata_container tests clone.
+pub const CT_TEMPLATE: u32 = 9100;
+pub const DEBIAN: &str = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
+/// root@pam's password login on the simulator (see [`Sim::start_with_root`]).
+pub const ROOT_PASSWORD: &str = "acc-root-pw-51c2";
 
 pub struct Sim {
     pub handle: SimHandle,
@@ -35,6 +41,58 @@ impl Sim {
         ccfg.ca_cert_pem = Some(handle.ca_cert_pem().to_string());
         let client = Client::new(ccfg).unwrap();
         Sim { handle, client, dir, rt }
+    }
+
+    /// A simulator that also accepts a root@pam password login (a ticket), which is
+    /// the only identity Proxmox lets set some container settings.
+    pub fn start_with_root() -> Sim {
+        Sim::start(|c| {
+            c.user = Some("root@pam".into());
+            c.password = Some(ROOT_PASSWORD.into());
+        })
+    }
+
+    /// The provider block logging in as root@pam with a password instead of the token.
+    pub fn provider_block_root(&self) -> String {
+        self.provider_block().replace(
+            &format!("api_token = \"{TOKEN}\""),
+            &format!("username  = \"root@pam\"\n    password  = \"{ROOT_PASSWORD}\""),
+        )
+    }
+
+    /// A client logged in as root@pam with a password (needs [`Sim::start_with_root`]).
+    pub fn root_client(&self) -> Client {
+        let auth = Auth::Password { username: "root@pam".into(), password: Secret::new(ROOT_PASSWORD) };
+        let mut ccfg = ClientConfig::new(self.handle.endpoint(), auth);
+        ccfg.ca_cert_pem = Some(self.handle.ca_cert_pem().to_string());
+        Client::new(ccfg).unwrap()
+    }
+
+    /// Every LXC container and container template.
+    pub fn cts(&self) -> Vec<ClusterVm> {
+        self.block_on(self.client.cluster_guests()).unwrap().into_iter().filter(|g| g.kind == GuestKind::Lxc).collect()
+    }
+
+    pub fn ct_config(&self, vmid: u32) -> strata_pve_client::VmConfig {
+        self.block_on(self.client.ct_config("pve1", vmid)).unwrap().expect("container exists")
+    }
+
+    /// A container template (`CT_TEMPLATE`) made from the Debian OS template, as one
+    /// would prepare a golden image for clones.
+    pub fn seed_ct_template(&self) {
+        let params: Vec<(String, String)> = [
+            ("ostemplate", DEBIAN),
+            ("hostname", "debian-golden"),
+            ("memory", "512"),
+            ("rootfs", "local-lvm:4"),
+            ("net0", "name=eth0,bridge=vmbr0,ip=dhcp"),
+            ("features", "nesting=1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        self.block_on(self.client.create_ct(&CtCreateSpec { node: "pve1".into(), vmid: CT_TEMPLATE, params })).unwrap();
+        self.block_on(self.client.ct_to_template("pve1", CT_TEMPLATE)).unwrap();
     }
 
     pub fn block_on<F: Future>(&self, f: F) -> F::Output {

@@ -54,7 +54,9 @@ impl Error {
     /// The VM/config lock is held by someone else; trying again later can succeed.
     pub fn is_lock(&self) -> bool {
         let t = self.text();
-        (t.contains("can't lock file") && t.contains("got timeout")) || t.contains("VM is locked")
+        (t.contains("can't lock file") && t.contains("got timeout"))
+            || t.contains("VM is locked")
+            || t.contains("CT is locked")
     }
 
     pub fn is_not_found(&self) -> bool {
@@ -70,6 +72,18 @@ impl Error {
         message.starts_with("QEMU guest agent is not running")
             || message.starts_with("No QEMU guest agent configured")
             || (message.starts_with("VM ") && message.ends_with(" is not running"))
+    }
+
+    /// Proxmox's permission refusal (HTTP 403 "Permission check failed (...)"), e.g. a
+    /// setting only `root@pam` may change, sent with an API token.
+    pub fn is_permission(&self) -> bool {
+        matches!(self, Error::Api { status: 403, .. })
+    }
+
+    /// The reason inside "Permission check failed (REASON)", else the whole message.
+    pub fn permission_reason(&self) -> Option<&str> {
+        let Error::Api { status: 403, message, .. } = self else { return None };
+        Some(message.strip_prefix("Permission check failed (").and_then(|m| m.strip_suffix(')')).unwrap_or(message))
     }
 
     pub fn is_already_exists(&self) -> bool {
@@ -137,6 +151,15 @@ mod tests {
     fn classifies_pve_messages() {
         assert!(api(500, "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout").is_lock());
         assert!(api(500, "VM is locked (clone)").is_transient());
+        assert!(api(500, "CT is locked (create)").is_lock());
+        assert!(api(500, "can't lock file '/run/lock/lxc/pve-config-101.lock' - got timeout").is_lock());
+        assert!(api(500, "Configuration file 'nodes/pve1/lxc/101.conf' does not exist").is_not_found());
+        let perm =
+            api(403, "Permission check failed (changing feature flags (except nesting) is only allowed for root@pam)");
+        assert_eq!(
+            perm.permission_reason(),
+            Some("changing feature flags (except nesting) is only allowed for root@pam")
+        );
         assert!(api(503, "Service Unavailable").is_transient());
         assert!(!api(500, "VM 218 already exists on node 'pve1'").is_transient());
         assert!(api(500, "VM 218 already exists on node 'pve1'").is_already_exists());

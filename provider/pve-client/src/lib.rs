@@ -7,11 +7,16 @@
 //! - [`client`]: HTTP transport, ticket/token auth, retry with backoff;
 //! - [`tasks`]: waiting for UPIDs;
 //! - [`vmid`]: collision-free VMID allocation inside one process;
-//! - [`vm`]: the VM operations the provider needs, made safe to retry.
+//! - [`guest`]: what VMs and containers share (config reads, lock waits, creates
+//!   that are never sent twice blindly);
+//! - [`vm`]: the VM operations the provider needs, made safe to retry;
+//! - [`ct`]: the same for LXC containers, and the OS templates on a storage.
 
 pub mod client;
 pub mod config;
+pub mod ct;
 pub mod error;
+pub mod guest;
 pub mod tasks;
 pub mod vm;
 pub mod vmid;
@@ -19,5 +24,6 @@ pub mod vmid;
 pub use client::Client;
 pub use config::{Auth, ClientConfig, RetryPolicy, Secret};
 pub use error::{Error, Result};
+pub use guest::GuestKind;
 pub use tasks::TaskStatus;
 pub use vm::{ClusterVm, NodeInfo, VmConfig};

@@ -12,11 +12,7 @@ use serde_json::Value;
 
 use crate::client::{Client, Idempotent};
 use crate::error::{Error, Result};
-
-/// How long to wait for a VM's `lock:` (e.g. `clone`, `create`) to go away.
-const UNLOCK_WAIT: Duration = Duration::from_secs(30 * 60);
-/// Attempts at a create/clone whose earlier attempts provably did not happen.
-const CREATE_ATTEMPTS: u32 = 8;
+use crate::guest::{GuestKind, CREATE_ATTEMPTS, UNLOCK_WAIT};
 
 /// A node as `GET /nodes` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -38,6 +34,8 @@ pub struct NodeInfo {
 /// pool and tags, for every VM in one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterVm {
+    /// QEMU VM or LXC container (both are listed, in one VMID space).
+    pub kind: GuestKind,
     pub vmid: u32,
     pub node: String,
     pub name: Option<String>,
@@ -49,12 +47,15 @@ pub struct ClusterVm {
 }
 
 impl ClusterVm {
-    fn from_json(v: &Value) -> Option<ClusterVm> {
+    pub(crate) fn from_json(v: &Value) -> Option<ClusterVm> {
         let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        if v.get("type").and_then(Value::as_str) != Some("qemu") {
-            return None;
-        }
+        let kind = match v.get("type").and_then(Value::as_str) {
+            Some("qemu") => GuestKind::Qemu,
+            Some("lxc") => GuestKind::Lxc,
+            _ => return None,
+        };
         Some(ClusterVm {
+            kind,
             vmid: v.get("vmid").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok())?,
             node: s("node")?,
             name: s("name"),
@@ -76,7 +77,7 @@ impl ClusterVm {
 pub struct VmConfig(pub BTreeMap<String, String>);
 
 impl VmConfig {
-    fn from_json(v: &Value) -> VmConfig {
+    pub(crate) fn from_json(v: &Value) -> VmConfig {
         let map = v
             .as_object()
             .map(|m| {
@@ -109,7 +110,7 @@ impl VmConfig {
 }
 
 /// One `/cluster/resources` answer shared by every read in this process for a short
-/// while: refreshing N VMs then costs one listing plus one config request per VM.
+/// while: refreshing N guests then costs one listing plus one config request each.
 #[derive(Default)]
 pub(crate) struct ResourceCache {
     slot: tokio::sync::Mutex<Option<(Instant, Arc<Vec<ClusterVm>>)>>,
@@ -149,7 +150,7 @@ pub fn split_tags(v: &str) -> Vec<String> {
     t
 }
 
-fn random_uuid() -> String {
+pub(crate) fn random_uuid() -> String {
     let h: String = (0..16).map(|_| format!("{:02x}", fastrand::u8(..))).collect();
     format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
 }
@@ -164,23 +165,34 @@ impl Client {
         serde_json::from_value(data).map_err(|e| Error::Decode { op: "GET /nodes".into(), message: e.to_string() })
     }
 
-    /// Every VM and template in the cluster (one request).
-    pub async fn cluster_vms(&self) -> Result<Vec<ClusterVm>> {
+    /// Every guest (VMs, containers, templates of both) in the cluster (one request).
+    pub async fn cluster_guests(&self) -> Result<Vec<ClusterVm>> {
         let data = self.get("/cluster/resources", &[("type", "vm".to_string())]).await?;
         Ok(data.as_array().map(|a| a.iter().filter_map(ClusterVm::from_json).collect()).unwrap_or_default())
     }
 
-    /// [`Client::cluster_vms`], shared with other callers for up to `max_age`.
-    pub async fn cluster_vms_cached(&self, max_age: Duration) -> Result<Arc<Vec<ClusterVm>>> {
+    /// Every QEMU VM and VM template in the cluster (one request).
+    pub async fn cluster_vms(&self) -> Result<Vec<ClusterVm>> {
+        Ok(self.cluster_guests().await?.into_iter().filter(|g| g.kind == GuestKind::Qemu).collect())
+    }
+
+    /// [`Client::cluster_guests`], shared with other callers for up to `max_age`.
+    pub async fn cluster_guests_cached(&self, max_age: Duration) -> Result<Arc<Vec<ClusterVm>>> {
         let mut slot = self.inner.resources.slot.lock().await;
         if let Some((at, list)) = slot.as_ref() {
             if at.elapsed() <= max_age {
                 return Ok(list.clone());
             }
         }
-        let list = Arc::new(self.cluster_vms().await?);
+        let list = Arc::new(self.cluster_guests().await?);
         *slot = Some((Instant::now(), list.clone()));
         Ok(list)
+    }
+
+    /// [`Client::cluster_vms`], shared with other callers for up to `max_age`.
+    pub async fn cluster_vms_cached(&self, max_age: Duration) -> Result<Arc<Vec<ClusterVm>>> {
+        let all = self.cluster_guests_cached(max_age).await?;
+        Ok(Arc::new(all.iter().filter(|g| g.kind == GuestKind::Qemu).cloned().collect()))
     }
 
     /// Forgets the shared listing (after a change this process made).
@@ -190,47 +202,12 @@ impl Client {
 
     /// The VM's config, or `None` if there is no such VM on that node.
     pub async fn vm_config(&self, node: &str, vmid: u32) -> Result<Option<VmConfig>> {
-        match self.get(&format!("/nodes/{node}/qemu/{vmid}/config"), &[]).await {
-            Ok(v) => Ok(Some(VmConfig::from_json(&v))),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.guest_config(GuestKind::Qemu, node, vmid).await
     }
 
     /// Waits until the VM's config carries no `lock:` (a clone or create finishing).
     pub async fn wait_unlocked(&self, node: &str, vmid: u32) -> Result<VmConfig> {
-        let start = Instant::now();
-        let mut delay = Duration::from_millis(50);
-        loop {
-            let cfg = self.vm_config(node, vmid).await?.ok_or_else(|| Error::Api {
-                op: format!("GET /nodes/{node}/qemu/{vmid}/config"),
-                status: 500,
-                message: format!("VM {vmid} disappeared while waiting for its lock"),
-            })?;
-            if cfg.get("lock").is_none() {
-                return Ok(cfg);
-            }
-            if start.elapsed() > UNLOCK_WAIT {
-                return Err(Error::Timeout(format!("VM {vmid} stayed locked ({})", cfg.get("lock").unwrap_or(""))));
-            }
-            self.sleep(delay).await?;
-            delay = (delay * 2).min(Duration::from_secs(1));
-        }
-    }
-
-    /// After an ambiguous failure: did our create/clone happen? `Some(true)` ours,
-    /// `Some(false)` someone else's VM has that id, `None` nothing there.
-    async fn check_ours(&self, node: &str, vmid: u32, ours: impl Fn(&VmConfig) -> bool) -> Result<Option<bool>> {
-        // Give a request that is still being processed a moment to land.
-        self.sleep(Duration::from_millis(200)).await?;
-        match self.vm_config(node, vmid).await? {
-            Some(cfg) => Ok(Some(ours(&cfg))),
-            None => Ok(None),
-        }
-    }
-
-    fn exists_error(op: String, vmid: u32) -> Error {
-        Error::Api { op, status: 500, message: format!("VM {vmid} already exists (not created by this request)") }
+        self.wait_guest_unlocked(GuestKind::Qemu, node, vmid).await
     }
 
     /// Creates a VM. Never sends the create twice blindly: after an ambiguous failure
@@ -244,7 +221,7 @@ impl Client {
         form.push(("vmid", spec.vmid.to_string()));
         form.push(("vmgenid", marker.clone()));
         let result = self
-            .create_like(&spec.node, spec.vmid, Method::POST, &path, &form, |cfg| {
+            .create_like(GuestKind::Qemu, &spec.node, spec.vmid, &path, &form, |cfg| {
                 cfg.get("vmgenid") == Some(marker.as_str())
             })
             .await;
@@ -272,48 +249,12 @@ impl Client {
         }
         let name = spec.name.clone();
         let result = self
-            .create_like(&spec.node, spec.newid, Method::POST, &path, &form, |cfg| {
+            .create_like(GuestKind::Qemu, &spec.node, spec.newid, &path, &form, |cfg| {
                 cfg.get("name") == Some(name.as_str())
             })
             .await;
         self.invalidate_cache().await;
         result
-    }
-
-    async fn create_like(
-        &self,
-        node: &str,
-        vmid: u32,
-        method: Method,
-        path: &str,
-        form: &[(&str, String)],
-        ours: impl Fn(&VmConfig) -> bool,
-    ) -> Result<()> {
-        let op = format!("{method} {path}");
-        for attempt in 0..CREATE_ATTEMPTS {
-            match self.write(method.clone(), path, form, Idempotent::No).await {
-                Ok(data) => {
-                    if let Some(upid) = data.as_str() {
-                        self.wait_task(upid).await?;
-                    }
-                    // A clone keeps `lock: clone` until its worker is done.
-                    self.wait_unlocked(node, vmid).await?;
-                    return Ok(());
-                }
-                Err(e) if e.is_ambiguous() || e.is_transient() => match self.check_ours(node, vmid, &ours).await? {
-                    Some(true) => {
-                        tracing::debug!(vmid, "create answer was lost but the VM is ours; adopting it");
-                        self.wait_unlocked(node, vmid).await?;
-                        return Ok(());
-                    }
-                    Some(false) => return Err(Self::exists_error(op, vmid)),
-                    None if attempt + 1 < CREATE_ATTEMPTS => self.sleep(self.inner.cfg.retry.delay(attempt)).await?,
-                    None => return Err(e),
-                },
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::Timeout(format!("{op}: no attempt succeeded")))
     }
 
     /// Sets and deletes config keys (async `POST .../config`), waiting for the task.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::framework::{Attribute, Block, Context, DataSource, Diagnostics, Schema, Type, Validator};
 use crate::proxmox::{client, pve_error};
 use strata_pve_client::vm::split_tags;
+use strata_pve_client::ClusterVm;
 
 pub struct Vms;
 
@@ -30,7 +31,33 @@ pub struct VmEntry {
     pub pool: Option<String>,
 }
 
-fn check_regex(v: &crate::framework::Value) -> Result<(), String> {
+/// The guests of `all` matching every filter of `f`, sorted by VMID (shared with
+/// `strata_containers`).
+pub fn matching(all: &[ClusterVm], f: &VmsModel) -> Vec<VmEntry> {
+    let re = f.name_regex.as_deref().and_then(|r| regex::Regex::new(r).ok());
+    let want_tags: Vec<String> = f.tags.iter().flatten().map(|t| t.to_ascii_lowercase()).collect();
+    let mut list: Vec<VmEntry> = all
+        .iter()
+        .filter(|v| f.node.as_ref().is_none_or(|n| *n == v.node))
+        .filter(|v| f.name.as_ref().is_none_or(|n| v.name.as_ref() == Some(n)))
+        .filter(|v| re.as_ref().is_none_or(|r| v.name.as_deref().is_some_and(|n| r.is_match(n))))
+        .filter(|v| f.templates.is_none_or(|t| t == v.template))
+        .map(|v| VmEntry {
+            vm_id: v.vmid as i64,
+            name: v.name.clone(),
+            node: v.node.clone(),
+            status: v.status.clone(),
+            template: v.template,
+            tags: v.tags.as_deref().map(split_tags).unwrap_or_default(),
+            pool: v.pool.clone(),
+        })
+        .filter(|v| want_tags.iter().all(|t| v.tags.contains(t)))
+        .collect();
+    list.sort_by_key(|v| v.vm_id);
+    list
+}
+
+pub(crate) fn check_regex(v: &crate::framework::Value) -> Result<(), String> {
     match v.as_str().map(regex::Regex::new) {
         Some(Err(e)) => Err(format!("Not a valid regular expression: {e}")),
         _ => Ok(()),
@@ -82,26 +109,7 @@ impl DataSource for Vms {
     async fn read(&self, ctx: &Context, config: VmsModel) -> Result<VmsModel, Diagnostics> {
         let c = client(ctx)?;
         let all = c.cluster_vms().await.map_err(|e| pve_error("list the VMs", &e))?;
-        let re = config.name_regex.as_deref().and_then(|r| regex::Regex::new(r).ok());
-        let want_tags: Vec<String> = config.tags.iter().flatten().map(|t| t.to_ascii_lowercase()).collect();
-        let mut list: Vec<VmEntry> = all
-            .iter()
-            .filter(|v| config.node.as_ref().is_none_or(|n| *n == v.node))
-            .filter(|v| config.name.as_ref().is_none_or(|n| v.name.as_ref() == Some(n)))
-            .filter(|v| re.as_ref().is_none_or(|r| v.name.as_deref().is_some_and(|n| r.is_match(n))))
-            .filter(|v| config.templates.is_none_or(|t| t == v.template))
-            .map(|v| VmEntry {
-                vm_id: v.vmid as i64,
-                name: v.name.clone(),
-                node: v.node.clone(),
-                status: v.status.clone(),
-                template: v.template,
-                tags: v.tags.as_deref().map(split_tags).unwrap_or_default(),
-                pool: v.pool.clone(),
-            })
-            .filter(|v| want_tags.iter().all(|t| v.tags.contains(t)))
-            .collect();
-        list.sort_by_key(|v| v.vm_id);
+        let list = matching(&all, &config);
         Ok(VmsModel { vms: Some(list), ..config })
     }
 }

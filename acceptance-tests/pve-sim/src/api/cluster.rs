@@ -118,14 +118,15 @@ pub async fn resources(State(sim): State<SharedSim>, args: Args) -> ApiResult<Re
             for vm in st.vms.values() {
                 let s = summarize(vm, &st.volumes);
                 let mut e = json!({
-                    "id": format!("qemu/{}", vm.vmid), "type": "qemu", "vmid": vm.vmid,
+                    "id": format!("{}/{}", vm.kind.api_name(), vm.vmid), "type": vm.kind.api_name(), "vmid": vm.vmid,
                     "node": vm.node, "status": if vm.running { "running" } else { "stopped" },
                     "template": if vm.config.get("template").map(|t| t == "1").unwrap_or(false) { 1 } else { 0 },
                     "maxmem": s.maxmem, "maxcpu": s.cpus, "maxdisk": s.maxdisk,
                     "mem": if vm.running { s.maxmem / 2 } else { 0 }, "cpu": 0, "disk": 0,
                     "uptime": vm_uptime(vm), "diskread": 0, "diskwrite": 0, "netin": 0, "netout": 0,
                 });
-                if let Some(n) = vm.config.get("name") {
+                // A container's name is its hostname.
+                if let Some(n) = vm.config.get("name").or(vm.config.get("hostname")) {
                     e["name"] = json!(n);
                 }
                 if let Some(t) = vm.config.get("tags") {

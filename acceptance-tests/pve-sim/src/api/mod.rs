@@ -2,6 +2,7 @@
 
 mod admin;
 mod cluster;
+mod lxc;
 mod qemu;
 mod tasks;
 
@@ -36,6 +37,16 @@ pub fn router(sim: SharedSim) -> Router {
         .route("/nodes/{node}/qemu/{vmid}/status/current", get(qemu::status_current))
         .route("/nodes/{node}/qemu/{vmid}/status/{action}", post(qemu::status_action))
         .route("/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces", get(qemu::agent_interfaces))
+        .route("/nodes/{node}/lxc", get(lxc::list).post(lxc::create))
+        .route("/nodes/{node}/lxc/{vmid}", axum::routing::delete(lxc::destroy))
+        .route("/nodes/{node}/lxc/{vmid}/config", get(lxc::get_config).put(lxc::put_config))
+        .route("/nodes/{node}/lxc/{vmid}/clone", post(lxc::clone))
+        .route("/nodes/{node}/lxc/{vmid}/resize", put(lxc::resize))
+        .route("/nodes/{node}/lxc/{vmid}/template", post(lxc::template))
+        .route("/nodes/{node}/lxc/{vmid}/interfaces", get(lxc::interfaces))
+        .route("/nodes/{node}/lxc/{vmid}/status/current", get(lxc::status_current))
+        .route("/nodes/{node}/lxc/{vmid}/status/{action}", post(lxc::status_action))
+        .route("/nodes/{node}/storage/{storage}/content", get(lxc::storage_content))
         .route("/nodes/{node}/tasks/{upid}/status", get(tasks::status))
         .route("/nodes/{node}/tasks/{upid}/log", get(tasks::log));
     let admin = Router::new()

@@ -16,7 +16,7 @@ use crate::http::{ok, Args};
 use crate::locks::{self, check_config_lock};
 use crate::params::{self, verify, Endpoint, Params, Ty};
 use crate::sim::{now, SharedSim, Sim};
-use crate::store::{config_digest, random_mac, summarize, State as St, Vm};
+use crate::store::{config_digest, random_mac, summarize, GuestKind, State as St, Vm};
 use crate::tasks::{self, Finish, TaskSpec};
 
 fn internal(e: String) -> ApiError {
@@ -56,8 +56,13 @@ fn task(st: &mut St, node: &str, kind: &'static str, vmid: u32, ident: &Identity
 pub async fn list(State(sim): State<SharedSim>, Path(node): Path<String>, args: Args) -> ApiResult<Response> {
     verify(Endpoint::VmList, &args.with_path(&[("node", &node)]))?;
     check_node(&sim, &node)?;
-    let list: Vec<Value> =
-        sim.read(|st| st.vms.values().filter(|vm| vm.node == node).map(|vm| vm_status_json(vm, st)).collect());
+    let list: Vec<Value> = sim.read(|st| {
+        st.vms
+            .values()
+            .filter(|vm| vm.node == node && vm.kind == GuestKind::Qemu)
+            .map(|vm| vm_status_json(vm, st))
+            .collect()
+    });
     Ok(ok(Value::Array(list)))
 }
 
@@ -201,14 +206,28 @@ pub async fn create(
     }
     let upid = sim.mutate(|st| -> ApiResult<String> {
         if let Some(existing) = st.vms.get(&vmid) {
-            return Err(internal(format!("VM {vmid} already exists on node '{}'", existing.node)));
+            return Err(internal(format!(
+                "{} {vmid} already exists on node '{}'",
+                existing.kind.label(),
+                existing.node
+            )));
         }
         if let Some(pool) = p.get("pool") {
             if !st.pools.contains_key(pool) {
                 return Err(internal(format!("pool '{pool}' does not exist")));
             }
         }
-        st.vms.insert(vmid, Vm { vmid, node: node.clone(), config: BTreeMap::new(), running: false, started_at: None });
+        st.vms.insert(
+            vmid,
+            Vm {
+                kind: GuestKind::Qemu,
+                vmid,
+                node: node.clone(),
+                config: BTreeMap::new(),
+                running: false,
+                started_at: None,
+            },
+        );
         let log = match st.apply_config(&sim.cfg.storages, &node, vmid, &p, false) {
             Ok(log) => log,
             Err(e) => {
@@ -270,7 +289,11 @@ pub async fn clone(
             return Err(internal(format!("snapshot '{s}' does not exist")));
         }
         if let Some(existing) = st.vms.get(&newid) {
-            return Err(internal(format!("VM {newid} already exists on node '{}'", existing.node)));
+            return Err(internal(format!(
+                "{} {newid} already exists on node '{}'",
+                existing.kind.label(),
+                existing.node
+            )));
         }
         let template = is_template(&src);
         // Normal VMs are always fully cloned; templates default to linked.
@@ -328,7 +351,17 @@ pub async fn clone(
             conf.insert("description".into(), d.clone());
         }
         conf.insert("lock".into(), "clone".into());
-        st.vms.insert(newid, Vm { vmid: newid, node: target.clone(), config: conf, running: false, started_at: None });
+        st.vms.insert(
+            newid,
+            Vm {
+                kind: GuestKind::Qemu,
+                vmid: newid,
+                node: target.clone(),
+                config: conf,
+                running: false,
+                started_at: None,
+            },
+        );
         if let Some(pool) = p.get("pool") {
             st.pools.get_mut(pool).expect("checked above").members.insert(newid);
         }

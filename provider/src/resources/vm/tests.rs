@@ -6,6 +6,7 @@ use strata_pve_client::{ClusterVm, VmConfig};
 
 fn vm(node: &str, vmid: u32, running: bool) -> ClusterVm {
     ClusterVm {
+        kind: strata_pve_client::GuestKind::Qemu,
         vmid,
         node: node.into(),
         name: Some("w1".into()),

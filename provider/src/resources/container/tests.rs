@@ -1,0 +1,166 @@
+use super::model::*;
+use strata_pve_client::{ClusterVm, GuestKind, VmConfig};
+
+fn ct(vmid: u32, running: bool) -> ClusterVm {
+    ClusterVm {
+        kind: GuestKind::Lxc,
+        vmid,
+        node: "pve1".into(),
+        name: Some("k8s-master".into()),
+        status: if running { "running" } else { "stopped" }.into(),
+        template: false,
+        tags: None,
+        pool: None,
+        lock: None,
+    }
+}
+
+fn planned() -> CtModel {
+    CtModel {
+        node: "pve1".into(),
+        vm_id: Some(120),
+        hostname: "k8s-master".into(),
+        ostemplate: Some("local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into()),
+        tags: Some(vec!["k8s".into(), "master".into()]),
+        cores: Some(4),
+        memory_mb: Some(8192),
+        swap_mb: Some(0),
+        unprivileged: Some(true),
+        kubernetes_node: Some(false),
+        onboot: Some(true),
+        started: Some(true),
+        shutdown_timeout: Some("3m".into()),
+        rootfs: Some(RootFs { storage: "local-lvm".into(), size_gb: 50 }),
+        network: vec![Net {
+            name: "eth0".into(),
+            bridge: "vmbr0".into(),
+            ip: Some("10.0.0.10/24".into()),
+            gateway: Some("10.0.0.1".into()),
+            firewall: Some(true),
+            ..Default::default()
+        }],
+        features: Some(Features { nesting: Some(true), ..Default::default() }),
+        startup: Some(Startup { order: Some(1), up: Some(30), down: None }),
+        ..Default::default()
+    }
+}
+
+/// The config as Proxmox writes it back after the create: its own order and
+/// spelling, a generated MAC, `type=veth`, the volume allocated.
+fn stored() -> VmConfig {
+    VmConfig(
+        [
+            ("hostname", "k8s-master"),
+            ("tags", "k8s;master"),
+            ("cores", "4"),
+            ("memory", "8192"),
+            ("swap", "0"),
+            ("onboot", "1"),
+            ("startup", "order=1,up=30"),
+            ("features", "nesting=1"),
+            ("unprivileged", "1"),
+            ("rootfs", "local-lvm:vm-120-disk-0,size=50G"),
+            (
+                "net0",
+                "name=eth0,bridge=vmbr0,firewall=1,gw=10.0.0.1,hwaddr=BC:24:11:00:00:07,ip=10.0.0.10/24,type=veth",
+            ),
+            ("arch", "amd64"),
+            ("ostype", "debian"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    )
+}
+
+#[test]
+fn create_sends_everything_in_one_request_and_reads_back_as_planned() {
+    let p = planned();
+    let params = create_params(&p);
+    let get = |k: &str| params.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("rootfs"), Some("local-lvm:50"));
+    assert_eq!(get("features"), Some("nesting=1"));
+    assert_eq!(get("unprivileged"), Some("1"));
+    assert_eq!(get("net0"), Some("name=eth0,bridge=vmbr0,firewall=1,gw=10.0.0.1,ip=10.0.0.10/24"));
+    let m = from_pve(&stored(), &ct(120, true), Some(&p), ReadMode::Refresh);
+    let mut want = p.clone();
+    want.id = Some("pve1/120".into());
+    want.ipv4_addresses = Some(vec!["10.0.0.10".into()]);
+    want.network[0].mac_address = Some("BC:24:11:00:00:07".into());
+    assert_eq!(m, want);
+    let mut p2 = p.clone();
+    p2.network[0].mac_address = None; // unknown in a plan: Proxmox's stays
+    assert!(config_change(&p2, &stored()).is_empty(), "{:?}", config_change(&p2, &stored()));
+}
+
+#[test]
+fn normalised_values_compare_equal_and_real_changes_touch_only_their_key() {
+    let p = planned();
+    let mut cfg = stored();
+    cfg.0.insert("features".into(), "nesting=true".into());
+    cfg.0.insert("tags".into(), "master;k8s".into());
+    cfg.0.insert(
+        "net0".into(),
+        "bridge=vmbr0,name=eth0,ip=10.0.0.10/24,gw=10.0.0.1,firewall=true,hwaddr=bc:24:11:00:00:07,type=veth".into(),
+    );
+    assert!(config_change(&p, &cfg).is_empty(), "{:?}", config_change(&p, &cfg));
+    let mut next = p.clone();
+    next.memory_mb = Some(4096);
+    next.features = Some(Features { nesting: Some(true), fuse: Some(true), ..Default::default() });
+    let ch = config_change(&next, &cfg);
+    assert_eq!(
+        ch.set,
+        vec![("memory".to_string(), "4096".to_string()), ("features".to_string(), "fuse=1,nesting=1".to_string())]
+    );
+    // Flags the resource does not manage survive a change of the ones it does.
+    cfg.0.insert("features".into(), "mount=nfs;cifs,nesting=1".into());
+    let ch = config_change(&next, &cfg);
+    assert!(ch.set.contains(&("features".to_string(), "fuse=1,mount=nfs;cifs,nesting=1".to_string())), "{ch:?}");
+}
+
+#[test]
+fn kubernetes_preset_turns_on_nesting_and_keyctl_and_shows_when_undone() {
+    let mut p = planned();
+    p.kubernetes_node = Some(true);
+    p.features = None;
+    let params = create_params(&p);
+    assert!(params.contains(&("features".to_string(), "keyctl=1,nesting=1".to_string())), "{params:?}");
+    let settings = root_only_settings(&p);
+    assert_eq!(settings.len(), 1, "{settings:?}");
+    assert_eq!(settings[0].0, "kubernetes_node (features.keyctl)");
+    let mut cfg = stored();
+    cfg.0.insert("features".into(), "keyctl=1,nesting=1".into());
+    let m = from_pve(&cfg, &ct(120, true), Some(&p), ReadMode::Refresh);
+    assert_eq!(m.kubernetes_node, Some(true));
+    assert_eq!(m.features, None, "the preset's flags are not drift in an absent block");
+    cfg.0.insert("features".into(), "nesting=1".into());
+    let m = from_pve(&cfg, &ct(120, true), Some(&p), ReadMode::Refresh);
+    assert_eq!(m.kubernetes_node, Some(false), "keyctl turned off outside shows as the preset undone");
+}
+
+#[test]
+fn root_only_settings_name_the_flag_or_the_privileged_mode() {
+    let mut p = planned();
+    assert!(root_only_settings(&p).is_empty(), "nesting on an unprivileged container is open to tokens");
+    p.features = Some(Features { nesting: Some(true), fuse: Some(true), ..Default::default() });
+    assert_eq!(root_only_settings(&p).iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(), vec!["features.fuse"]);
+    p.unprivileged = Some(false);
+    let s = root_only_settings(&p);
+    assert_eq!(s.len(), 2);
+    assert!(s[0].1.contains("privileged"));
+}
+
+#[test]
+fn import_shows_what_proxmox_has_and_absent_keys_as_null() {
+    let mut cfg = stored();
+    cfg.0.remove("onboot");
+    cfg.0.insert("mp0".into(), "local-lvm:vm-120-disk-1,mp=/srv/nfs,backup=1,size=512M".into());
+    let m = from_pve(&cfg, &ct(120, false), None, ReadMode::Import);
+    assert_eq!(m.onboot, None);
+    assert_eq!(m.ostemplate, None, "Proxmox keeps no record of the template");
+    assert_eq!(m.rootfs, Some(RootFs { storage: "local-lvm".into(), size_gb: 50 }));
+    assert_eq!(m.mount_point[0].size_gb, 1, "sizes round up to whole GiB");
+    assert_eq!(m.mount_point[0].backup, Some(true));
+    assert_eq!(m.features, Some(Features { nesting: Some(true), ..Default::default() }));
+    assert_eq!(m.started, Some(false));
+}
