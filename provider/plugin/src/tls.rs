@@ -3,8 +3,11 @@
 //! Terraform passes its client certificate (self-signed ECDSA P-521, CA:TRUE)
 //! in `PLUGIN_CLIENT_CERT`, and trusts only the server certificate we print in
 //! the handshake line. rustls' WebPKI client verifier rejects Terraform's cert
-//! (`CaUsedAsEndEntity`), so we pin the exact certificate instead and let the
-//! aws-lc-rs provider (which, unlike ring, has P-521) check the signatures.
+//! (`CaUsedAsEndEntity`), so we pin the exact certificate instead and let
+//! aws-lc-rs (which, unlike ring, has P-521) check the signatures. Everything that
+//! needs randomness (our key, the key exchange, TLS randoms) is ring's: aws-lc
+//! spends ~25 ms seeding its generator from CPU jitter at first use, which every
+//! start of the provider (several per `terraform plan`) would pay.
 
 use std::sync::Arc;
 
@@ -40,9 +43,14 @@ impl std::fmt::Display for TlsSetupError {
 
 impl std::error::Error for TlsSetupError {}
 
-/// The crypto provider used for both sides; aws-lc-rs for P-521 support.
+/// The crypto provider used for both sides: ring's, with aws-lc-rs's signature
+/// verification (P-521). Verifying needs no randomness, so aws-lc's generator is
+/// never seeded.
 pub fn crypto_provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.signature_verification_algorithms =
+        rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
+    Arc::new(provider)
 }
 
 /// Parses the first certificate of the PEM text Terraform passes.
@@ -59,16 +67,54 @@ pub struct ServerIdentity {
 
 impl ServerIdentity {
     /// Generates a P-256 certificate for `localhost`, the name go-plugin's
-    /// client verifies against a pool holding only this certificate.
+    /// client verifies against a pool holding only this certificate. The key is
+    /// ring's and so is the signature: rcgen would use aws-lc whenever any crate in
+    /// the build enables its aws-lc backend (features unify), and seed aws-lc's
+    /// generator.
     pub fn generate() -> Result<Self, TlsSetupError> {
-        let key =
-            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(TlsSetupError::CertGeneration)?;
+        let key = RingP256::generate()?;
         let mut params =
             rcgen::CertificateParams::new(vec!["localhost".to_string()]).map_err(TlsSetupError::CertGeneration)?;
         params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params.self_signed(&key).map_err(TlsSetupError::CertGeneration)?;
-        Ok(Self { cert: cert.der().clone(), key: PrivatePkcs8KeyDer::from(key.serialize_der()) })
+        Ok(Self { cert: cert.der().clone(), key: PrivatePkcs8KeyDer::from(key.pkcs8) })
+    }
+}
+
+/// An ECDSA P-256 key of ring's, as rcgen's signer.
+struct RingP256 {
+    pair: ring::signature::EcdsaKeyPair,
+    pkcs8: Vec<u8>,
+    rng: ring::rand::SystemRandom,
+}
+
+impl RingP256 {
+    fn generate() -> Result<Self, TlsSetupError> {
+        use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+        let rng = ring::rand::SystemRandom::new();
+        let failed = |_| TlsSetupError::CertGeneration(rcgen::Error::RingUnspecified);
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).map_err(failed)?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .map_err(|_| TlsSetupError::CertGeneration(rcgen::Error::RingUnspecified))?;
+        Ok(RingP256 { pair, pkcs8: pkcs8.as_ref().to_vec(), rng })
+    }
+}
+
+impl rcgen::PublicKeyData for RingP256 {
+    fn der_bytes(&self) -> &[u8] {
+        use ring::signature::KeyPair;
+        self.pair.public_key().as_ref()
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl rcgen::SigningKey for RingP256 {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.pair.sign(&self.rng, msg).map(|s| s.as_ref().to_vec()).map_err(|_| rcgen::Error::RingUnspecified)
     }
 }
 
