@@ -2,6 +2,7 @@
 
 pub mod cluster_secrets;
 pub mod connection;
+pub mod etcd_cluster;
 pub mod nfs_export;
 pub mod node_config;
 pub mod vm;
