@@ -25,8 +25,8 @@ pub fn script(member: &Member<'_>, b: &BackupModel) -> String {
 # only, keeping the newest {keep}.
 set -eu
 dir={dir_q}
-ctl="{ctl}"
-status=$($ctl endpoint status -w json)
+ctl() {{ {ctl} "$@"; }}
+status=$(ctl endpoint status -w json)
 me=$(printf '%s' "$status" | sed -n 's/.*"member_id":\([0-9]*\).*/\1/p')
 leader=$(printf '%s' "$status" | sed -n 's/.*"leader":\([0-9]*\).*/\1/p')
 if [ -z "$me" ] || [ "$me" != "$leader" ]; then
@@ -35,7 +35,7 @@ if [ -z "$me" ] || [ "$me" != "$leader" ]; then
 fi
 mkdir -p "$dir"
 f="$dir/etcd-snapshot-$(date -u +%Y%m%dT%H%M%S%N).db"
-$ctl snapshot save "$f.part" >/dev/null
+ctl snapshot save "$f.part" >/dev/null
 mv "$f.part" "$f"
 echo "saved $f"
 ls -1 "$dir"/etcd-snapshot-*.db | head -n -{keep} | xargs -r rm -f --

@@ -101,7 +101,10 @@ pub async fn view(members: &[Member<'_>], only: Option<&[bool]>) -> Option<View>
         endpoints.extend(members.iter().map(Member::client_url));
         endpoints.sort();
         endpoints.dedup();
-        let health = x.etcdctl("checking member health", Some(&endpoints.join(",")), "endpoint health").await;
+        // A lost member should not hold every check for the whole command timeout.
+        let health = x
+            .etcdctl("checking member health", Some(&endpoints.join(",")), "endpoint health --command-timeout=5s")
+            .await;
         let healthy = health.map(|h| parse_health(&format!("{}\n{}", h.stdout, h.stderr))).unwrap_or_default();
         return Some(View { via: i, cluster_id, listed, healthy });
     }
@@ -188,7 +191,23 @@ pub async fn create(ctx: &Context, m: &mut EtcdClusterModel) -> anyhow::Result<(
         }
         return form(m, &members).await;
     }
-    // Something runs: it must answer our CA's health certificate before anything is written.
+    // Something runs. A member strata configured says on disk which CA it trusts.
+    for (x, f) in members.iter().zip(&found) {
+        if !f.active || !f.configured {
+            continue;
+        }
+        let trusted = x.node.read_file(&format!("{}/ca.crt", member::PKI_DIR)).await?.unwrap_or_default();
+        if !String::from_utf8_lossy(&trusted).contains(m.ca_cert.trim()) {
+            bail!(
+                "etcd already runs on member {} ({}) with certificates from a different CA than ca_cert: refusing to \
+                 touch the running members (no certificate, setting or data was changed). Use the CA that cluster \
+                 was made with, or take it down and empty its data directories first.",
+                x.m.name,
+                x.node.label()
+            );
+        }
+    }
+    // It must answer our CA's health certificate before anything is written.
     let (issued, _) = issue(m, None, false)?;
     let probe = &members[active[0]];
     let listed = probe_with(probe, &m.ca_cert, &issued).await?;
@@ -218,29 +237,30 @@ async fn probe_with(probe: &Member<'_>, ca_cert: &str, issued: &Issued) -> anyho
     probe.node.write_file(&format!("{dir}/ca.crt"), ca_cert.as_bytes(), 0o600).await?;
     probe.node.write_file(&format!("{dir}/healthcheck-client.crt"), health.cert.as_bytes(), 0o600).await?;
     probe.node.write_file(&format!("{dir}/healthcheck-client.key"), health.key.as_bytes(), 0o600).await?;
+    // A member busy restarting or electing may time out once: a few bounded tries, but
+    // none after a TLS refusal, which will not change.
+    let ctl = format!("{} member list -w json", etcdctl(dir, &probe.client_url()));
     let out = probe
         .node
-        .run("probing the running etcd", &format!("{} member list -w json", etcdctl(dir, &probe.client_url())))
+        .run(
+            "probing the running etcd",
+            &format!(
+                "for i in 1 2 3; do {ctl} 2>{dir}/err && exit 0; \
+                 grep -qiE 'certificate|x509|tls:|authority' {dir}/err && break; sleep 2; done; \
+                 cat {dir}/err >&2; exit 1"
+            ),
+        )
         .await;
     let _ = probe.node.run("removing the probe files", &format!("rm -rf {dir}")).await;
     let out = out?;
     if out.status != 0 {
-        let err = out.stderr.trim();
-        let tls = ["certificate", "x509", "tls:", "authority"].iter().any(|w| err.contains(w));
-        if tls {
-            bail!(
-                "etcd already runs on member {} ({}) with certificates from a different CA than ca_cert: refusing to \
-                 touch the running members (no certificate, setting or data was changed). Use the CA that cluster \
-                 was made with, or take it down and empty its data directories first. etcdctl said: {err}",
-                probe.m.name,
-                probe.node.label()
-            );
-        }
         bail!(
-            "etcd already runs on member {} ({}) but does not answer healthy: refusing to initialise a cluster over \
-             it. etcdctl said: {err}",
+            "etcd already runs on member {} ({}) but does not answer a client certificate from ca_cert: it runs with \
+             another CA, or is not healthy. Refusing to touch the running members (nothing was changed). etcdctl \
+             said: {}",
             probe.m.name,
-            probe.node.label()
+            probe.node.label(),
+            out.stderr.trim()
         );
     }
     Ok(parse_member_list(&out.stdout)?.1)
@@ -349,10 +369,11 @@ pub async fn converge(
         let (found, files_changed) = &changed[i];
         match view.find(x.m).cloned() {
             Some(_) if view.is_healthy(x.m) => {
-                if *files_changed {
-                    x.restart().await?;
-                    x.wait_healthy().await?;
+                if !*files_changed {
+                    continue;
                 }
+                x.restart().await?;
+                x.wait_healthy().await?;
             }
             Some(listed) => {
                 // A member that kept its data may only need starting.

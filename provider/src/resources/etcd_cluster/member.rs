@@ -104,7 +104,7 @@ pub struct Found {
 pub fn etcdctl(pki: &str, endpoints: &str) -> String {
     format!(
         "ETCDCTL_API=3 etcdctl --cacert={pki}/ca.crt --cert={pki}/healthcheck-client.crt \
-         --key={pki}/healthcheck-client.key --endpoints={} --dial-timeout=3s --command-timeout=15s",
+         --key={pki}/healthcheck-client.key --endpoints={} --dial-timeout=5s --command-timeout=15s",
         quote(endpoints)
     )
 }

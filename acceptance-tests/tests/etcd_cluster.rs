@@ -1,0 +1,221 @@
+//! strata_etcd_cluster through real Terraform against lab nodes booted with systemd:
+//! etcd 3.4 from the lab's local Debian repository, run as Debian's etcd.service, over
+//! TLS with client-certificate authentication.
+
+use std::path::Path;
+use std::time::Duration;
+
+use strata_acceptance_tests::provider::provider_dir;
+use strata_acceptance_tests::terraform::{ssh_provider, Workdir, REQUIRED_PROVIDERS};
+use strata_lab::{LabGuard, NodeKind, PveMode, UpOptions};
+
+/// The lab every etcd test runs on: `nodes` systemd nodes, no Proxmox simulator.
+fn lab(dir: &Path, nodes: usize) -> LabGuard {
+    let mut opts = UpOptions::new(dir);
+    opts.nodes = nodes;
+    opts.pve = PveMode::Disabled;
+    opts.kind = NodeKind::Systemd;
+    LabGuard::up(&opts).expect("lab up (needs root; builds the node image on first use)")
+}
+
+fn sh(lab: &LabGuard, node: &str, script: &str) -> (i32, String, String) {
+    let out = lab.exec(node, &["sh", "-c", script]).expect("node exec");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sh_ok(lab: &LabGuard, node: &str, script: &str) -> String {
+    let (code, out, err) = sh(lab, node, script);
+    if code != 0 {
+        let (_, journal, _) = sh(lab, node, "journalctl -n 30 --no-pager");
+        panic!("{node}: {script} exited {code}: {out}{err}\n{journal}");
+    }
+    out
+}
+
+/// etcdctl on `node` with the health-check client certificate, against `endpoints`.
+fn etcdctl(lab: &LabGuard, node: &str, endpoints: &str, args: &str) -> (i32, String, String) {
+    sh(
+        lab,
+        node,
+        &format!(
+            "ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/healthcheck-client.crt \
+             --key=/etc/etcd/pki/healthcheck-client.key --endpoints={endpoints} --dial-timeout=3s --command-timeout=10s {args}"
+        ),
+    )
+}
+
+fn endpoint(lab: &LabGuard, i: usize) -> String {
+    format!("https://{}:2379", lab.nodes()[i].address)
+}
+
+/// Two etcd CAs from strata_cluster_secrets, written as files `a.crt`, `a.key`, `b.crt`,
+/// `b.key` into `dir`: a configuration that reads them keeps its CA when its state is lost.
+fn write_cas(dir: &Path) {
+    let tf = format!(
+        "{REQUIRED_PROVIDERS}provider \"strata\" {{}}\n\
+         resource \"strata_cluster_secrets\" \"a\" {{\n  cluster_name = \"a\"\n}}\n\
+         resource \"strata_cluster_secrets\" \"b\" {{\n  cluster_name = \"b\"\n}}\n\
+         output \"a_crt\" {{\n  value = strata_cluster_secrets.a.etcd_ca_cert\n}}\n\
+         output \"a_key\" {{\n  value     = strata_cluster_secrets.a.etcd_ca_key\n  sensitive = true\n}}\n\
+         output \"b_crt\" {{\n  value = strata_cluster_secrets.b.etcd_ca_cert\n}}\n\
+         output \"b_key\" {{\n  value     = strata_cluster_secrets.b.etcd_ca_key\n  sensitive = true\n}}\n"
+    );
+    let wd = Workdir::new(&provider_dir(), &tf).unwrap();
+    wd.apply().unwrap();
+    for (out, file) in [("a_crt", "a.crt"), ("a_key", "a.key"), ("b_crt", "b.crt"), ("b_key", "b.key")] {
+        let v = wd.run(&["output", "-raw", out]).unwrap().ok().unwrap().stdout;
+        std::fs::write(dir.join(file), v).unwrap();
+    }
+}
+
+/// `members` of the lab (by index) as etcd1.., with the CA from files `ca` (.crt/.key).
+fn main_tf(lab: &LabGuard, members: &[usize], ca: &str, extra: &str) -> String {
+    let ssh = &lab.info().ssh;
+    let mut blocks = String::new();
+    for &i in members {
+        let a = &lab.nodes()[i].address;
+        blocks.push_str(&format!(
+            "  member {{\n    name    = \"etcd{}\"\n    address = \"{a}\"\n    ssh {{\n      host = \"{a}\"\n    }}\n  }}\n",
+            i + 1
+        ));
+    }
+    format!(
+        "{provider}resource \"strata_etcd_cluster\" \"main\" {{\n  ca_cert = file(\"{ca}.crt\")\n  ca_key  = file(\"{ca}.key\")\n\
+         {blocks}{extra}}}\n\
+         output \"cluster_id\" {{\n  value = strata_etcd_cluster.main.cluster_id\n}}\n",
+        provider = ssh_provider(&ssh.private_key_file, &ssh.known_hosts_file),
+    )
+}
+
+fn copy_cas(from: &Path, wd: &Workdir, ca: &str, as_name: &str) {
+    for ext in ["crt", "key"] {
+        std::fs::copy(from.join(format!("{ca}.{ext}")), wd.path().join(format!("{as_name}.{ext}"))).unwrap();
+    }
+}
+
+/// The member list as `id name` lines, sorted.
+fn member_ids(lab: &LabGuard, node: &str, ep: &str) -> Vec<String> {
+    let (code, out, err) = etcdctl(lab, node, ep, "member list");
+    assert_eq!(code, 0, "{out}{err}");
+    let mut v: Vec<String> =
+        out.lines().map(|l| l.split(", ").take(3).filter(|f| *f != "started").collect::<Vec<_>>().join(" ")).collect();
+    v.sort();
+    v
+}
+
+fn fingerprint(lab: &LabGuard, node: &str) -> String {
+    sh_ok(lab, node, "sha256sum /etc/etcd/pki/* /etc/etcd/strata.env; systemctl show -p MainPID --value etcd")
+}
+
+#[test]
+fn three_members_form_over_tls_replace_a_lost_member_back_up_and_are_adopted_after_state_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut lab = lab(&tmp.path().join("lab"), 3);
+    write_cas(tmp.path());
+    let backup = "  backup {\n    dir      = \"/srv/backup/etcd\"\n    schedule = \"hourly\"\n    keep     = 2\n  }\n";
+    let wd = Workdir::new(&provider_dir(), &main_tf(&lab, &[0, 1, 2], "ca", backup)).unwrap();
+    copy_cas(tmp.path(), &wd, "a", "ca");
+    wd.apply().unwrap();
+    let all = (0..3).map(|i| endpoint(&lab, i)).collect::<Vec<_>>().join(",");
+
+    // Healthy over TLS on all three with the health-check client certificate.
+    let (code, out, err) = etcdctl(&lab, "node1", &all, "endpoint health");
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(format!("{out}{err}").matches("is healthy").count(), 3, "{out}{err}");
+    // A client without a certificate is refused.
+    let (code, out, err) = sh(
+        &lab,
+        "node1",
+        &format!("ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt --endpoints={} --dial-timeout=3s --command-timeout=5s get k", endpoint(&lab, 0)),
+    );
+    assert_ne!(code, 0, "a client without a certificate got through: {out}");
+    assert!(err.contains("certificate") || err.contains("deadline"), "{err}");
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 0, "plan after apply must be empty:\n{}{}", plan.stdout, plan.stderr);
+    let state = wd.resource_values("strata_etcd_cluster.main").unwrap();
+    assert_eq!(state["endpoints"].as_array().unwrap().len(), 3);
+    assert!(state["client_certificate"].as_str().unwrap().contains("BEGIN CERTIFICATE"));
+    assert_eq!(state["backup_unit"], "strata-etcd-backup.timer");
+    assert!(state["members"].as_array().unwrap().iter().all(|m| m["healthy"] == true && m["id"] != ""), "{state}");
+    let (code, out, err) = etcdctl(&lab, "node1", &endpoint(&lab, 0), "put k1 before-loss");
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Backups: the timer is active everywhere; a run on every member saves one snapshot
+    // (on the leader); retention keeps `keep`.
+    for n in ["node1", "node2", "node3"] {
+        assert_eq!(sh_ok(&lab, n, "systemctl is-active strata-etcd-backup.timer").trim(), "active", "{n}");
+    }
+    let run_backups = || {
+        for n in ["node1", "node2", "node3"] {
+            sh_ok(&lab, n, "systemctl start strata-etcd-backup.service");
+        }
+    };
+    let count = |lab: &LabGuard| -> usize {
+        ["node1", "node2", "node3"]
+            .iter()
+            .map(|n| sh(lab, n, "ls /srv/backup/etcd/etcd-snapshot-*.db 2>/dev/null | wc -l").1.trim().parse::<usize>().unwrap())
+            .sum()
+    };
+    run_backups();
+    assert_eq!(count(&lab), 1, "one snapshot per run, on the leader");
+    run_backups();
+    run_backups();
+    assert_eq!(count(&lab), 2, "retention keeps exactly keep = 2");
+
+    // Lose node3: writes through the other two still succeed; the plan shows it unhealthy.
+    lab.kill_node("node3").unwrap();
+    let two = format!("{},{}", endpoint(&lab, 0), endpoint(&lab, 1));
+    // If node3 led, the other two elect a new leader first (about a second): bounded retries.
+    let write = (0..15).find_map(|_| {
+        let (code, out, err) = etcdctl(&lab, "node1", &two, "put k2 during-loss");
+        (code == 0).then_some(()).or_else(|| {
+            eprintln!("put during loss: {out}{err}");
+            std::thread::sleep(Duration::from_secs(1));
+            None
+        })
+    });
+    assert!(write.is_some(), "a write with two of three members never succeeded");
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("healthy    = false"), "the member shows unhealthy: {}", plan.stdout);
+    let said = format!("{}{}", plan.stdout, plan.stderr);
+    assert!(said.contains("etcd member etcd3 not reached"), "the unreachable node is named: {said}");
+    eprintln!("plan with node3 lost:\n{said}");
+
+    // Its node comes back blank; an apply replaces the member.
+    lab.recreate_node("node3", Duration::from_secs(120)).unwrap();
+    wd.apply().unwrap();
+    let (code, out, err) = etcdctl(&lab, "node1", &all, "endpoint health");
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(format!("{out}{err}").matches("is healthy").count(), 3, "{out}{err}");
+    for (k, v) in [("k1", "before-loss"), ("k2", "during-loss")] {
+        let (_, out, _) = etcdctl(&lab, "node3", &endpoint(&lab, 2), &format!("get {k} --print-value-only"));
+        assert_eq!(out.trim(), v, "{k} through the replaced member");
+    }
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0, "converged after the replacement");
+
+    // State loss: the running cluster is adopted, no member re-initialised or restarted.
+    let ids = member_ids(&lab, "node1", &endpoint(&lab, 0));
+    let before: Vec<String> = ["node1", "node2", "node3"].iter().map(|n| fingerprint(&lab, n)).collect();
+    std::fs::remove_file(wd.path().join("terraform.tfstate")).unwrap();
+    wd.apply().unwrap();
+    assert_eq!(member_ids(&lab, "node1", &endpoint(&lab, 0)), ids, "the same members");
+    let after: Vec<String> = ["node1", "node2", "node3"].iter().map(|n| fingerprint(&lab, n)).collect();
+    assert_eq!(before, after, "adoption rewrote certificates or settings, or restarted etcd");
+    let (_, out, _) = etcdctl(&lab, "node2", &endpoint(&lab, 1), "get k1 --print-value-only");
+    assert_eq!(out.trim(), "before-loss");
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0, "adopted and converged");
+
+    // With another CA, apply refuses to touch the running members and says why.
+    std::fs::remove_file(wd.path().join("terraform.tfstate")).unwrap();
+    copy_cas(tmp.path(), &wd, "b", "ca");
+    let apply = wd.run(&["apply", "-auto-approve"]).unwrap();
+    assert_eq!(apply.code, 1, "{}", apply.stdout);
+    assert!(apply.stderr.contains("different CA"), "{}", apply.stderr);
+    let after: Vec<String> = ["node1", "node2", "node3"].iter().map(|n| fingerprint(&lab, n)).collect();
+    assert_eq!(before, after, "a refused apply changed a member");
+}
