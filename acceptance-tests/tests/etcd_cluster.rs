@@ -184,7 +184,6 @@ fn three_members_form_over_tls_replace_a_lost_member_back_up_and_are_adopted_aft
     assert!(plan.stdout.contains("healthy    = false"), "the member shows unhealthy: {}", plan.stdout);
     let said = format!("{}{}", plan.stdout, plan.stderr);
     assert!(said.contains("etcd member etcd3 not reached"), "the unreachable node is named: {said}");
-    eprintln!("plan with node3 lost:\n{said}");
 
     // Its node comes back blank; an apply replaces the member.
     lab.recreate_node("node3", Duration::from_secs(120)).unwrap();
@@ -218,4 +217,98 @@ fn three_members_form_over_tls_replace_a_lost_member_back_up_and_are_adopted_aft
     assert!(apply.stderr.contains("different CA"), "{}", apply.stderr);
     let after: Vec<String> = ["node1", "node2", "node3"].iter().map(|n| fingerprint(&lab, n)).collect();
     assert_eq!(before, after, "a refused apply changed a member");
+}
+
+#[test]
+fn scale_three_to_five_and_back_refuse_bad_input_and_restore_from_a_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 5);
+    write_cas(tmp.path());
+    let wd = Workdir::new(&provider_dir(), &main_tf(&lab, &[0, 1, 2], "ca", "")).unwrap();
+    copy_cas(tmp.path(), &wd, "a", "ca");
+
+    // Bad input: plan-time errors naming the attribute, nothing on any node.
+    let not_a_snapshot = wd.path().join("notes.txt");
+    std::fs::write(&not_a_snapshot, "these are notes, not an etcd snapshot").unwrap();
+    let bad = [
+        (main_tf(&lab, &[], "ca", ""), "No etcd members"),
+        (main_tf(&lab, &[0, 1, 2], "ca", "  data_dir = \"var/lib/etcd\"\n"), "Invalid value for data_dir"),
+        (
+            main_tf(&lab, &[0, 1, 2], "ca", "  backup {\n    dir  = \"/srv/backup\"\n    keep = 0\n  }\n"),
+            "Invalid value for backup.keep",
+        ),
+        (
+            main_tf(&lab, &[0, 1, 2], "ca", &format!("  restore_from_snapshot = \"{}\"\n", not_a_snapshot.display())),
+            "is not an etcd snapshot",
+        ),
+        (
+            main_tf(&lab, &[0, 1, 2], "ca", "  restore_from_snapshot = \"/nonexistent/snap.db\"\n"),
+            "restore_from_snapshot",
+        ),
+        (main_tf(&lab, &[0, 1, 2], "ca", "").replacen("etcd2", "etcd1", 1), "Duplicate member name"),
+    ];
+    for (tf, expected) in bad {
+        wd.write("main.tf", &tf).unwrap();
+        let plan = wd.run(&["plan"]).unwrap();
+        assert_eq!(plan.code, 1, "{expected}: {}", plan.stdout);
+        assert!(plan.stderr.contains(expected), "{expected}: {}", plan.stderr);
+    }
+    wd.write("main.tf", &main_tf(&lab, &[0, 1], "ca", "")).unwrap();
+    let plan = wd.run(&["plan"]).unwrap();
+    assert_eq!(plan.code, 0, "an even count is only a warning: {}", plan.stderr);
+    assert!(format!("{}{}", plan.stdout, plan.stderr).contains("Even number of etcd members"), "{}", plan.stdout);
+    for n in ["node1", "node2", "node3"] {
+        let (code, _, _) = sh(&lab, n, "test -e /etc/etcd || test -e /var/lib/etcd");
+        assert_ne!(code, 0, "{n} was touched by a refused plan");
+    }
+
+    // 3, then 5, then 3 members, one apply each: the first key survives every step.
+    wd.write("main.tf", &main_tf(&lab, &[0, 1, 2], "ca", "")).unwrap();
+    wd.apply().unwrap();
+    let (code, out, err) = etcdctl(&lab, "node1", &endpoint(&lab, 0), "put first kept");
+    assert_eq!(code, 0, "{out}{err}");
+    let read_first = |node: &str, i: usize| etcdctl(&lab, node, &endpoint(&lab, i), "get first --print-value-only").1;
+    wd.write("main.tf", &main_tf(&lab, &[0, 1, 2, 3, 4], "ca", "")).unwrap();
+    wd.apply().unwrap();
+    assert_eq!(member_ids(&lab, "node1", &endpoint(&lab, 0)).len(), 5);
+    assert_eq!(read_first("node5", 4).trim(), "kept", "through a new member");
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0);
+    // Removing three of five at once is refused at plan time.
+    wd.write("main.tf", &main_tf(&lab, &[0, 1], "ca", "")).unwrap();
+    let plan = wd.run(&["plan"]).unwrap();
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
+    assert!(plan.stderr.contains("Removing a majority of etcd members"), "{}", plan.stderr);
+    wd.write("main.tf", &main_tf(&lab, &[0, 1, 2], "ca", "")).unwrap();
+    wd.apply().unwrap();
+    let ids = member_ids(&lab, "node1", &endpoint(&lab, 0));
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(read_first("node2", 1).trim(), "kept");
+    for n in ["node4", "node5"] {
+        assert_eq!(sh(&lab, n, "systemctl is-active etcd").1.trim(), "inactive", "{n}: removed member still runs");
+        assert_eq!(sh_ok(&lab, n, "ls -A /var/lib/etcd | wc -l").trim(), "0", "{n}: data not wiped");
+    }
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0);
+
+    // Restore: a snapshot, the cluster destroyed (data wiped), created again from it.
+    let (code, out, err) = etcdctl(&lab, "node1", &endpoint(&lab, 0), "put restored yes");
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = etcdctl(&lab, "node1", &endpoint(&lab, 0), "snapshot save /root/snap.db");
+    assert_eq!(code, 0, "{out}{err}");
+    let snap = lab.exec("node1", &["cat", "/root/snap.db"]).unwrap().stdout;
+    let snap_file = wd.path().join("snap.db");
+    std::fs::write(&snap_file, snap).unwrap();
+    wd.destroy().unwrap();
+    for n in ["node1", "node2", "node3"] {
+        assert_eq!(sh(&lab, n, "systemctl is-active etcd").1.trim(), "inactive", "{n}");
+        assert_eq!(sh_ok(&lab, n, "ls -A /var/lib/etcd | wc -l").trim(), "0", "{n}: data not wiped");
+    }
+    let restore = format!("  restore_from_snapshot = \"{}\"\n", snap_file.display());
+    wd.write("main.tf", &main_tf(&lab, &[0, 1, 2], "ca", &restore)).unwrap();
+    wd.apply().unwrap();
+    for (n, i) in [("node1", 0), ("node3", 2)] {
+        let (_, out, _) = etcdctl(&lab, n, &endpoint(&lab, i), "get restored --print-value-only");
+        assert_eq!(out.trim(), "yes", "{n}: the restored key");
+    }
+    assert_eq!(read_first("node2", 1).trim(), "kept");
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0);
 }

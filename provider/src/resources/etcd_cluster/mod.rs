@@ -243,7 +243,11 @@ impl Resource for EtcdCluster {
             }
             _ => vec!["unknown".into()],
         };
-        if !reissue.is_empty() {
+        // A removed member's certificates leave the map too.
+        let wanted: BTreeSet<String> =
+            planned_model.iter().flat_map(|p| certs::wanted(&p.member)).map(|w| w.name).collect();
+        let kept: BTreeSet<String> = prior.certificates.iter().flat_map(|c| c.keys().cloned()).collect();
+        if !reissue.is_empty() || wanted != kept {
             plan.set_unknown("certificates");
             if reissue.iter().any(|n| n == certs::APISERVER_CLIENT || n == "unknown") {
                 plan.set_unknown("client_certificate");
