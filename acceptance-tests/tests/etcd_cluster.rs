@@ -157,7 +157,13 @@ fn three_members_form_over_tls_replace_a_lost_member_back_up_and_are_adopted_aft
     let count = |lab: &LabGuard| -> usize {
         ["node1", "node2", "node3"]
             .iter()
-            .map(|n| sh(lab, n, "ls /srv/backup/etcd/etcd-snapshot-*.db 2>/dev/null | wc -l").1.trim().parse::<usize>().unwrap())
+            .map(|n| {
+                sh(lab, n, "ls /srv/backup/etcd/etcd-snapshot-*.db 2>/dev/null | wc -l")
+                    .1
+                    .trim()
+                    .parse::<usize>()
+                    .unwrap()
+            })
             .sum()
     };
     run_backups();

@@ -13,7 +13,8 @@ pub fn pages(provider: &dyn ProviderDefinition) -> Vec<(String, String)> {
         let name = format!("{prefix}_{}", r.name());
         let mut text = page(&name, "resource", &r.schema());
         if let Some((path, example)) = example(r.name()) {
-            let _ = write!(text, "## Example\n\nFrom [{path}](../../{path}):\n\n```hcl\n{}\n```\n\n", example.trim_end());
+            let _ =
+                write!(text, "## Example\n\nFrom [{path}](../../{path}):\n\n```hcl\n{}\n```\n\n", example.trim_end());
         }
         text.push_str(&import_section(&name, r.import_id()));
         out.push((format!("resources/{}.md", r.name()), text));

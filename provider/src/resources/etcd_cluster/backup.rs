@@ -4,10 +4,10 @@
 //! quorum of members is up.
 
 use super::member::{etcdctl, Member, PKI_DIR};
-use super::BackupModel;
 use super::schema::{DEFAULT_KEEP, DEFAULT_SCHEDULE};
-use crate::node::services::UnitAction;
+use super::BackupModel;
 use crate::node::quote;
+use crate::node::services::UnitAction;
 
 pub const SERVICE: &str = "strata-etcd-backup.service";
 pub const TIMER: &str = "strata-etcd-backup.timer";

@@ -44,7 +44,12 @@ pub fn wanted(members: &[MemberModel]) -> Vec<Wanted> {
     let mut out = Vec::new();
     for m in members {
         let sans = vec![m.address.clone(), m.name.clone(), "127.0.0.1".into(), "localhost".into()];
-        out.push(Wanted { name: server_name(&m.name), common_name: m.name.clone(), sans: sans.clone(), usage: Usage::Server });
+        out.push(Wanted {
+            name: server_name(&m.name),
+            common_name: m.name.clone(),
+            sans: sans.clone(),
+            usage: Usage::Server,
+        });
         out.push(Wanted { name: peer_name(&m.name), common_name: m.name.clone(), sans, usage: Usage::Peer });
     }
     // CNs as kubeadm names these clients.
@@ -103,7 +108,12 @@ pub fn ensure(
 }
 
 /// Whether `ensure` would issue anything new (plan time: no keys needed).
-pub fn would_issue(prior: Option<&Issued>, same_ca: bool, members: &[MemberModel], renew_before_days: i64) -> Vec<String> {
+pub fn would_issue(
+    prior: Option<&Issued>,
+    same_ca: bool,
+    members: &[MemberModel],
+    renew_before_days: i64,
+) -> Vec<String> {
     wanted(members)
         .into_iter()
         .filter(|w| !still_good(prior.and_then(|p| p.get(&w.name)), w, same_ca, renew_before_days))

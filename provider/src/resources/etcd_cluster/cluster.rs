@@ -71,11 +71,7 @@ pub fn parse_member_list(json: &str) -> anyhow::Result<(u64, Vec<Listed>)> {
 
 /// Endpoints `etcdctl endpoint health` reports healthy (its text output, stdout and stderr).
 pub fn parse_health(output: &str) -> BTreeSet<String> {
-    output
-        .lines()
-        .filter_map(|l| l.split_once(" is healthy"))
-        .map(|(ep, _)| ep.trim().to_string())
-        .collect()
+    output.lines().filter_map(|l| l.split_once(" is healthy")).map(|(ep, _)| ep.trim().to_string()).collect()
 }
 
 pub async fn connect<'a>(ctx: &Context, members: &'a [MemberModel]) -> Result<Vec<Member<'a>>, Diagnostics> {
@@ -281,7 +277,9 @@ async fn form(m: &mut EtcdClusterModel, members: &[Member<'_>]) -> anyhow::Resul
     let initial = member::initial_cluster(&m.member);
     let token = token(&m.ca_cert);
     let snapshot = match &m.restore_from_snapshot {
-        Some(p) => Some(std::fs::read(crate::node::expand(p)).map_err(|e| anyhow!("restore_from_snapshot: reading {p}: {e}"))?),
+        Some(p) => Some(
+            std::fs::read(crate::node::expand(p)).map_err(|e| anyhow!("restore_from_snapshot: reading {p}: {e}"))?,
+        ),
         None => None,
     };
     try_join_all(members.iter().map(|x| async {
@@ -296,8 +294,7 @@ async fn form(m: &mut EtcdClusterModel, members: &[Member<'_>]) -> anyhow::Resul
     .await?;
     try_join_all(members.iter().map(Member::start)).await?;
     try_join_all(members.iter().map(Member::wait_healthy)).await?;
-    try_join_all(members.iter().map(|x| backup::apply(x, m.backup.as_ref()))).await
-    .map(|_| ())
+    try_join_all(members.iter().map(|x| backup::apply(x, m.backup.as_ref()))).await.map(|_| ())
 }
 
 /// The member's data directory made from the snapshot, with its own name and the full

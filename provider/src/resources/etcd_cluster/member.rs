@@ -24,7 +24,8 @@ const HEALTHY_WITHIN_SECS: u32 = 90;
 /// (later files win), and keeps etcd from starting until strata has configured the
 /// member: the package starts the unit on install, which would otherwise initialise a
 /// stray single-member cluster on localhost.
-const DROP_IN: &str = "[Unit]\nConditionPathExists=/etc/etcd/strata.env\n\n[Service]\nEnvironmentFile=/etc/etcd/strata.env\n\
+const DROP_IN: &str =
+    "[Unit]\nConditionPathExists=/etc/etcd/strata.env\n\n[Service]\nEnvironmentFile=/etc/etcd/strata.env\n\
 EnvironmentFile=-/etc/etcd/strata-initial.env\nRestart=on-failure\nRestartSec=2s\nTimeoutStartSec=120s\n";
 
 fn url_host(address: &str) -> String {
@@ -73,7 +74,11 @@ pub fn render_initial(initial_cluster: &str, state: &str, token: &str) -> String
 }
 
 /// The files a member's certificates go to: (path, content, mode).
-pub fn cert_files<'a>(ca_cert: &'a str, m: &MemberModel, issued: &'a Issued) -> anyhow::Result<Vec<(String, &'a str, u32)>> {
+pub fn cert_files<'a>(
+    ca_cert: &'a str,
+    m: &MemberModel,
+    issued: &'a Issued,
+) -> anyhow::Result<Vec<(String, &'a str, u32)>> {
     let get = |name: &str| -> anyhow::Result<&'a IssuedCert> {
         issued.get(name).ok_or_else(|| anyhow!("no {name} certificate in state"))
     };
@@ -191,7 +196,9 @@ impl Member<'_> {
     /// The certificates on disk, for adopting a running member without restarting it.
     pub async fn read_certs(&self) -> anyhow::Result<Option<(IssuedCert, IssuedCert, IssuedCert)>> {
         let mut files = Vec::new();
-        for f in ["server.crt", "server.key", "peer.crt", "peer.key", "healthcheck-client.crt", "healthcheck-client.key"] {
+        for f in
+            ["server.crt", "server.key", "peer.crt", "peer.key", "healthcheck-client.crt", "healthcheck-client.key"]
+        {
             match self.node.read_file(&format!("{PKI_DIR}/{f}")).await? {
                 Some(b) => files.push(String::from_utf8(b).map_err(|_| anyhow!("{PKI_DIR}/{f} is not text"))?),
                 None => return Ok(None),

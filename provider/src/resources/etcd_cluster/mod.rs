@@ -108,15 +108,21 @@ fn validate_members(config: &Value, diags: &mut Diagnostics) {
             return;
         }
         diags.push(
-            Diagnostic::error("No etcd members", "Configure at least one member block (three for a quorum that survives one loss).")
-                .at(AttributePath::root("member")),
+            Diagnostic::error(
+                "No etcd members",
+                "Configure at least one member block (three for a quorum that survives one loss).",
+            )
+            .at(AttributePath::root("member")),
         );
         return;
     };
     if items.is_empty() {
         diags.push(
-            Diagnostic::error("No etcd members", "Configure at least one member block (three for a quorum that survives one loss).")
-                .at(AttributePath::root("member")),
+            Diagnostic::error(
+                "No etcd members",
+                "Configure at least one member block (three for a quorum that survives one loss).",
+            )
+            .at(AttributePath::root("member")),
         );
     } else if items.len() % 2 == 0 {
         diags.push(
@@ -186,7 +192,8 @@ impl Resource for EtcdCluster {
         if let Some(Value::String(path)) = config.attr("restore_from_snapshot") {
             if let Err(e) = snapshot::check(path) {
                 diags.push(
-                    Diagnostic::error("Invalid restore_from_snapshot", e).at(AttributePath::root("restore_from_snapshot")),
+                    Diagnostic::error("Invalid restore_from_snapshot", e)
+                        .at(AttributePath::root("restore_from_snapshot")),
                 );
             }
         }
@@ -254,7 +261,12 @@ impl Resource for EtcdCluster {
                 plan.set_unknown("client_private_key");
             }
         }
-        if membership_changed || drift || !reissue.is_empty() || plan.changed("backup") || plan.changed("package_version") {
+        if membership_changed
+            || drift
+            || !reissue.is_empty()
+            || plan.changed("backup")
+            || plan.changed("package_version")
+        {
             plan.set_unknown("members");
         }
         if plan.changed("package_version") {
@@ -298,7 +310,9 @@ impl Resource for EtcdCluster {
         match (result, observed) {
             (Ok(()), Ok(true)) => Ok(m),
             (Err(e), _) => Err(crate::framework::Failure::with_state(m, e)),
-            (Ok(()), Ok(false)) => Err(anyhow::anyhow!("no member of the cluster can be found after the change").into()),
+            (Ok(()), Ok(false)) => {
+                Err(anyhow::anyhow!("no member of the cluster can be found after the change").into())
+            }
             (Ok(()), Err(d)) => Err(crate::framework::Failure::with_state(m, d)),
         }
     }
@@ -312,7 +326,11 @@ impl Resource for EtcdCluster {
             x.node
                 .run_ok(
                     "removing the etcd certificates",
-                    &format!("rm -rf {} /etc/systemd/system/{}.d/strata.conf && systemctl daemon-reload", member::PKI_DIR, member::UNIT),
+                    &format!(
+                        "rm -rf {} /etc/systemd/system/{}.d/strata.conf && systemctl daemon-reload",
+                        member::PKI_DIR,
+                        member::UNIT
+                    ),
                 )
                 .await
         }))

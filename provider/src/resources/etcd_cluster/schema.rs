@@ -47,7 +47,10 @@ pub fn schema() -> Schema {
     )
     .attribute(
         Attribute::required("name", Type::String)
-            .validate(Validator::Matches("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "a DNS label (lower-case letters, digits, '-')"))
+            .validate(Validator::Matches(
+                "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
+                "a DNS label (lower-case letters, digits, '-')",
+            ))
             .description("Member name (`--name`), unique in the cluster; a SAN of its certificates."),
     )
     .attribute(

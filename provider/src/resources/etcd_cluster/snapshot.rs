@@ -18,7 +18,9 @@ pub fn check(path: &str) -> Result<(), String> {
     let magic = u32::from_le_bytes([head[16], head[17], head[18], head[19]]);
     let version = u32::from_le_bytes([head[20], head[21], head[22], head[23]]);
     if flags != META_PAGE_FLAG || magic != BBOLT_MAGIC || version != BBOLT_VERSION {
-        return Err(format!("{path} is not an etcd snapshot (no bbolt database header; make one with `etcdctl snapshot save`)."));
+        return Err(format!(
+            "{path} is not an etcd snapshot (no bbolt database header; make one with `etcdctl snapshot save`)."
+        ));
     }
     Ok(())
 }

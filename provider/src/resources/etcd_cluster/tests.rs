@@ -7,7 +7,7 @@ fn config(j: serde_json::Value) -> Value {
 }
 
 fn member(name: &str, address: &str) -> serde_json::Value {
-    serde_json::json!({"name": name, "address": address, "ssh": [{"host": address}]})
+    serde_json::json!({"name": name, "address": address, "ssh": {"host": address}})
 }
 
 fn base(members: Vec<serde_json::Value>) -> serde_json::Value {
@@ -44,7 +44,7 @@ fn member_counts_names_and_addresses_are_checked_at_plan_time() {
 fn paths_keep_and_addresses_are_validated() {
     let mut j = base(three());
     j["data_dir"] = "var/lib/etcd".into();
-    j["backup"] = serde_json::json!([{"dir": "/srv/backup", "keep": 0}]);
+    j["backup"] = serde_json::json!({"dir": "/srv/backup", "keep": 0});
     j["member"][0]["address"] = "not-an-ip".into();
     let d = AnyResource::validate(&EtcdCluster, &config(j));
     let mut p = paths(&d, true);
@@ -154,5 +154,8 @@ fn settings_are_tls_on_both_urls_with_client_certificates() {
     ] {
         assert!(env.lines().any(|l| l == line), "{line} in {env}");
     }
-    assert_eq!(member::initial_cluster(&models(&[("a", "10.0.0.1"), ("b", "fd00::2")])), "a=https://10.0.0.1:2380,b=https://[fd00::2]:2380");
+    assert_eq!(
+        member::initial_cluster(&models(&[("a", "10.0.0.1"), ("b", "fd00::2")])),
+        "a=https://10.0.0.1:2380,b=https://[fd00::2]:2380"
+    );
 }
