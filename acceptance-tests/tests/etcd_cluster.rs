@@ -112,7 +112,7 @@ fn fingerprint(lab: &LabGuard, node: &str) -> String {
 }
 
 #[test]
-fn three_members_form_over_tls_replace_a_lost_member_back_up_and_are_adopted_after_state_loss() {
+fn three_members_form_over_tls_back_up_replace_a_lost_member_change_ca_and_are_adopted_after_state_loss() {
     let tmp = tempfile::tempdir().unwrap();
     let mut lab = lab(&tmp.path().join("lab"), 3);
     write_cas(tmp.path());
@@ -215,9 +215,25 @@ fn three_members_form_over_tls_replace_a_lost_member_back_up_and_are_adopted_aft
     assert_eq!(out.trim(), "before-loss");
     assert_eq!(wd.plan_exit_code().unwrap().code, 0, "adopted and converged");
 
-    // With another CA, apply refuses to touch the running members and says why.
-    std::fs::remove_file(wd.path().join("terraform.tfstate")).unwrap();
+    // A new CA in the configuration: every certificate re-issued and rolled out one member
+    // at a time (the new CA trusted beside the old one meanwhile), the data kept.
     copy_cas(tmp.path(), &wd, "b", "ca");
+    wd.apply().unwrap();
+    let new_ca = std::fs::read_to_string(tmp.path().join("b.crt")).unwrap();
+    for n in ["node1", "node2", "node3"] {
+        assert_eq!(sh_ok(&lab, n, "cat /etc/etcd/pki/ca.crt").trim(), new_ca.trim(), "{n} trusts only the new CA");
+    }
+    let (code, out, err) = etcdctl(&lab, "node1", &all, "endpoint health");
+    assert_eq!(format!("{out}{err}").matches("is healthy").count(), 3, "{code}: {out}{err}");
+    let (_, out, _) = etcdctl(&lab, "node3", &endpoint(&lab, 2), "get k1 --print-value-only");
+    assert_eq!(out.trim(), "before-loss");
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0, "converged on the new CA");
+
+    // State lost again, and the configuration names the old CA: apply refuses to touch
+    // the running members and says why.
+    let before: Vec<String> = ["node1", "node2", "node3"].iter().map(|n| fingerprint(&lab, n)).collect();
+    std::fs::remove_file(wd.path().join("terraform.tfstate")).unwrap();
+    copy_cas(tmp.path(), &wd, "a", "ca");
     let apply = wd.run(&["apply", "-auto-approve"]).unwrap();
     assert_eq!(apply.code, 1, "{}", apply.stdout);
     assert!(apply.stderr.contains("different CA"), "{}", apply.stderr);
@@ -316,5 +332,71 @@ fn scale_three_to_five_and_back_refuse_bad_input_and_restore_from_a_snapshot() {
         assert_eq!(out.trim(), "yes", "{n}: the restored key");
     }
     assert_eq!(read_first("node2", 1).trim(), "kept");
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0);
+}
+
+/// An etcd release archive as upstream lays it out, made from the Debian packages'
+/// binaries in the lab's local repository (no upstream download here); its sha256.
+fn release_archive(lab: &LabGuard, dir: &Path) -> (std::path::PathBuf, String) {
+    let repo = lab.info().repo.clone().expect("systemd labs have a local repository");
+    let root = dir.join("debs");
+    let top = dir.join("archive/etcd-v3.4.23-linux-amd64");
+    std::fs::create_dir_all(&top).unwrap();
+    for pkg in ["etcd-server", "etcd-client"] {
+        let deb = std::fs::read_dir(&repo)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{pkg}_")))
+            .unwrap_or_else(|| panic!("{pkg} in {}", repo.display()));
+        let st = std::process::Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root).status().unwrap();
+        assert!(st.success());
+    }
+    for bin in ["etcd", "etcdctl"] {
+        std::fs::copy(root.join("usr/bin").join(bin), top.join(bin)).unwrap();
+    }
+    let tarball = dir.join("etcd-v3.4.23-linux-amd64.tar.gz");
+    let st = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(dir.join("archive"))
+        .arg("etcd-v3.4.23-linux-amd64")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = std::process::Command::new("sha256sum").arg(&tarball).output().unwrap();
+    let sha = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string();
+    (tarball, sha)
+}
+
+#[test]
+fn a_release_archive_checked_by_sha256_installs_etcd_without_its_packages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 1);
+    write_cas(tmp.path());
+    let (tarball, sha) = release_archive(&lab, tmp.path());
+    let archive = |sha: &str| {
+        format!("  release_archive {{\n    path   = \"{}\"\n    sha256 = \"{sha}\"\n  }}\n", tarball.display())
+    };
+    let wd = Workdir::new(&provider_dir(), &main_tf(&lab, &[0], "ca", &archive(&"0".repeat(64)))).unwrap();
+    copy_cas(tmp.path(), &wd, "a", "ca");
+    // A digest that does not match is refused at plan time, before any node is touched.
+    let plan = wd.run(&["plan"]).unwrap();
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
+    assert!(plan.stderr.contains("Invalid release_archive") && plan.stderr.contains(&sha), "{}", plan.stderr);
+    assert_ne!(sh(&lab, "node1", "test -e /usr/local/bin/etcd || test -e /etc/etcd").0, 0, "node touched");
+
+    wd.write("main.tf", &main_tf(&lab, &[0], "ca", &archive(&sha))).unwrap();
+    wd.apply().unwrap();
+    let (_, status, _) = sh(&lab, "node1", "dpkg-query -W -f='${Status}' etcd-server 2>/dev/null");
+    assert!(!status.contains("install ok installed"), "the Debian package was installed: {status}");
+    assert_eq!(
+        sh_ok(&lab, "node1", "systemctl show -p ExecStart --value etcd | grep -o '/usr/local/bin/etcd ' | head -n 1")
+            .trim(),
+        "/usr/local/bin/etcd"
+    );
+    let (code, out, err) = etcdctl(&lab, "node1", &endpoint(&lab, 0), "endpoint health");
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(wd.resource_values("strata_etcd_cluster.main").unwrap()["version"], "3.4.23");
     assert_eq!(wd.plan_exit_code().unwrap().code, 0);
 }

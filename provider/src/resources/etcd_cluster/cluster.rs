@@ -283,7 +283,7 @@ async fn form(m: &mut EtcdClusterModel, members: &[Member<'_>]) -> anyhow::Resul
         None => None,
     };
     try_join_all(members.iter().map(|x| async {
-        x.install(m.package_version.as_deref()).await?;
+        x.install(m.package_version.as_deref(), m.release_archive.as_ref()).await?;
         x.write_config(&m.ca_cert, &issued, &data_dir).await?;
         x.write_initial(&member::render_initial(&initial, "new", &token)).await?;
         if let Some(snap) = &snapshot {
@@ -352,13 +352,17 @@ pub async fn converge(
             }
         }
     }
-    let changed = try_join_all(members.iter().map(|x| async {
+    // One member at a time: a package upgrade restarts etcd where it runs.
+    let mut changed = Vec::new();
+    for x in members {
         let found = x.inspect(&data_dir).await?;
-        x.install(m.package_version.as_deref()).await?;
-        let changed = x.write_config(&ca_file, &issued, &data_dir).await?;
-        anyhow::Ok((found, changed))
-    }))
-    .await?;
+        let before = x.version().await?;
+        x.install(m.package_version.as_deref(), m.release_archive.as_ref()).await?;
+        if found.active && before.is_some() && x.version().await? != before {
+            x.wait_healthy().await?;
+        }
+        changed.push((found, x.write_config(&ca_file, &issued, &data_dir).await?));
+    }
     let mut view = view(members, None).await.ok_or_else(|| {
         anyhow!("no member of the cluster answers over TLS: cannot change membership without a quorum")
     })?;

@@ -5,7 +5,7 @@
 use anyhow::{anyhow, bail};
 
 use super::certs::{self, Issued, IssuedCert};
-use super::MemberModel;
+use super::{MemberModel, ReleaseArchiveModel};
 use crate::node::services::UnitAction;
 use crate::node::{quote, Exec, Node};
 
@@ -141,10 +141,18 @@ impl Member<'_> {
         Ok(Found { configured: has("configured"), has_data: has("data"), active: has("active") })
     }
 
-    /// The drop-in, then the packages (which cannot start etcd before its settings exist).
-    pub async fn install(&self, package_version: Option<&str>) -> anyhow::Result<()> {
+    /// The drop-in, then the packages (which cannot start etcd before its settings exist)
+    /// or the release archive.
+    pub async fn install(
+        &self,
+        package_version: Option<&str>,
+        archive: Option<&ReleaseArchiveModel>,
+    ) -> anyhow::Result<()> {
         self.node.require_systemd().await?;
         self.node.drop_in(UNIT, "strata", DROP_IN).await?;
+        if let Some(a) = archive {
+            return super::archive::install(&self.node, a).await;
+        }
         let pinned: Vec<String> = ["etcd-server", "etcd-client"]
             .iter()
             .map(|p| match package_version {

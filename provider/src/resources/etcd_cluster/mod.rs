@@ -2,6 +2,7 @@
 //! TLS, run as Debian's `etcd.service` on each member: formation, adoption of a running
 //! cluster, membership changes one member at a time, backups, restore from a snapshot.
 
+mod archive;
 mod backup;
 mod certs;
 mod cluster;
@@ -37,6 +38,13 @@ pub struct BackupModel {
     pub keep: Option<i64>,
 }
 
+/// An etcd release archive on the Terraform host, instead of the Debian packages.
+#[derive(Serialize, Deserialize, Clone, Default, PartialEq, Debug)]
+pub struct ReleaseArchiveModel {
+    pub path: String,
+    pub sha256: String,
+}
+
 /// A member as last observed.
 #[derive(Serialize, Deserialize, Clone, Default, PartialEq, Debug)]
 pub struct MemberStatus {
@@ -57,6 +65,7 @@ pub struct EtcdClusterModel {
     pub backup: Option<BackupModel>,
     pub restore_from_snapshot: Option<String>,
     pub package_version: Option<String>,
+    pub release_archive: Option<ReleaseArchiveModel>,
     pub certificate_validity_days: Option<i64>,
     pub renew_before_days: Option<i64>,
     pub version: Option<String>,
@@ -189,6 +198,25 @@ impl Resource for EtcdCluster {
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         validate_members(config, diags);
+        if let Some(a @ Value::Object(_)) = config.attr("release_archive") {
+            if let (Some(Value::String(path)), Some(Value::String(sha256))) = (a.attr("path"), a.attr("sha256")) {
+                let m = ReleaseArchiveModel { path: path.clone(), sha256: sha256.clone() };
+                if let Err(e) = archive::read_checked(&m) {
+                    diags.push(
+                        Diagnostic::error("Invalid release_archive", e).at(AttributePath::root("release_archive")),
+                    );
+                }
+            }
+            if config.attr("package_version").is_some_and(|v| !v.is_null()) {
+                diags.push(
+                    Diagnostic::error(
+                        "Conflicting installation sources",
+                        "package_version pins the Debian packages; release_archive installs from an archive instead. Set one.",
+                    )
+                    .at(AttributePath::root("package_version")),
+                );
+            }
+        }
         if let Some(Value::String(path)) = config.attr("restore_from_snapshot") {
             if let Err(e) = snapshot::check(path) {
                 diags.push(
@@ -224,7 +252,7 @@ impl Resource for EtcdCluster {
         if let Some(planned) = planned_members(&plan.planned) {
             let kept: BTreeSet<&(String, String)> = planned.iter().collect();
             let removed = prior.member.iter().filter(|m| !kept.contains(&(m.name.clone(), m.address.clone()))).count();
-            if removed * 2 >= prior.member.len().max(1) && removed > 0 && prior.member.len() > 1 {
+            if removed * 2 > prior.member.len() {
                 plan.diagnostics.push(
                     Diagnostic::error(
                         "Removing a majority of etcd members",
@@ -266,10 +294,11 @@ impl Resource for EtcdCluster {
             || !reissue.is_empty()
             || plan.changed("backup")
             || plan.changed("package_version")
+            || plan.changed("release_archive")
         {
             plan.set_unknown("members");
         }
-        if plan.changed("package_version") {
+        if plan.changed("package_version") || plan.changed("release_archive") {
             plan.set_unknown("version");
         }
     }

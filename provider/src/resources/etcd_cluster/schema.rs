@@ -93,7 +93,8 @@ pub fn schema() -> Schema {
          never below quorum. Read observes the cluster (member list, health over TLS from a member, certificates \
          on disk): an unhealthy or missing member is drift the next apply repairs. Backups by a systemd timer; \
          a new cluster can be restored from a snapshot. A running healthy cluster with this CA is adopted, never \
-         re-initialised; one with another CA is refused.",
+         re-initialised; one with another CA is refused. Destroying the resource stops etcd and deletes its data \
+         directory on every member: take a snapshot first.",
     )
     .attribute(Attribute::computed("id", Type::String).description("The cluster id (hex), as `cluster_id`."))
     .attribute(
@@ -164,6 +165,23 @@ pub fn schema() -> Schema {
             .description("The certificates issued for the members and clients, kept so plans are stable."),
     )
     .block(NestedBlock::list("member", member))
+    .block(NestedBlock::single(
+        "release_archive",
+        Block::new(
+            "Install etcd from a release archive on the machine that runs Terraform instead of the Debian \
+             packages (air-gapped sites): checked against `sha256` at plan time and again on each node, its \
+             `etcd` and `etcdctl` installed in /usr/local/bin and run by an `etcd.service` of strata's own.",
+        )
+        .attribute(
+            Attribute::required("path", Type::String)
+                .description("The archive, e.g. `etcd-v3.4.23-linux-amd64.tar.gz` (a directory holding `etcd` and `etcdctl`)."),
+        )
+        .attribute(
+            Attribute::required("sha256", Type::String)
+                .validate(Validator::Matches("[0-9a-fA-F]{64}", "a sha256 digest in hex (64 characters)"))
+                .description("The archive's sha256, as published beside it (`sha256sum`)."),
+        ),
+    ))
     .block(NestedBlock::single("backup", backup));
     Schema::new(0, block)
 }
