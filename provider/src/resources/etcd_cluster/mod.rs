@@ -247,6 +247,17 @@ impl Resource for EtcdCluster {
         if plan.is_create() {
             return;
         }
+        if plan.changed("data_dir") {
+            plan.diagnostics.push(
+                Diagnostic::error(
+                    "data_dir cannot change on a running cluster",
+                    "Replacing the cluster would wipe its data. Take a snapshot, and create a cluster with the new \
+                     data_dir and restore_from_snapshot instead.",
+                )
+                .at(AttributePath::root("data_dir")),
+            );
+            return;
+        }
         let Some(prior) = prior_model(plan) else { return };
         // Removing a majority at once would leave the rest without a quorum.
         if let Some(planned) = planned_members(&plan.planned) {

@@ -109,9 +109,8 @@ pub fn schema() -> Schema {
     .attribute(
         Attribute::optional("data_dir", Type::String)
             .default(DEFAULT_DATA_DIR)
-            .requires_replace()
             .validate(Validator::Custom(check_dir))
-            .description("etcd's data directory on every member (default `/var/lib/etcd`)."),
+            .description("etcd's data directory on every member (default `/var/lib/etcd`). Fixed once the cluster exists: a plan that changes it is refused (moving the data is a snapshot and a restore)."),
     )
     .attribute(
         Attribute::optional("restore_from_snapshot", Type::String)

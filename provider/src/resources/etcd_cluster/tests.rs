@@ -159,3 +159,23 @@ fn settings_are_tls_on_both_urls_with_client_certificates() {
         "a=https://10.0.0.1:2380,b=https://[fd00::2]:2380"
     );
 }
+
+#[test]
+fn a_data_dir_change_is_refused_and_removing_a_majority_too() {
+    let ctx = crate::framework::Context::detached();
+    let mut prior = base(three());
+    prior["data_dir"] = "/var/lib/etcd".into();
+    let mut moved = prior.clone();
+    moved["data_dir"] = "/srv/etcd".into();
+    let p = AnyResource::plan(&EtcdCluster, &ctx, &config(prior.clone()), &config(moved.clone()), &config(moved));
+    assert_eq!(paths(&p.diagnostics, true), vec!["data_dir"]);
+    assert!(p.requires_replace.is_empty(), "never replaced: that would wipe the data");
+    let mut shrunk = prior.clone();
+    shrunk["member"] = serde_json::json!([member("etcd1", "10.0.0.1")]);
+    let p = AnyResource::plan(&EtcdCluster, &ctx, &config(prior.clone()), &config(shrunk.clone()), &config(shrunk));
+    assert_eq!(paths(&p.diagnostics, true), vec!["member"]);
+    let mut one_less = prior.clone();
+    one_less["member"] = serde_json::json!([member("etcd1", "10.0.0.1"), member("etcd2", "10.0.0.2")]);
+    let p = AnyResource::plan(&EtcdCluster, &ctx, &config(prior.clone()), &config(one_less.clone()), &config(one_less));
+    assert!(p.diagnostics.is_empty(), "{}", p.diagnostics);
+}
