@@ -12,6 +12,10 @@ pub fn pages(provider: &dyn ProviderDefinition) -> Vec<(String, String)> {
     for r in provider.resources() {
         let name = format!("{prefix}_{}", r.name());
         let mut text = page(&name, "resource", &r.schema());
+        if let Some((path, example)) = example(r.name()) {
+            let _ =
+                write!(text, "## Example\n\nFrom [{path}](../../{path}):\n\n```hcl\n{}\n```\n\n", example.trim_end());
+        }
         text.push_str(&import_section(&name, r.import_id()));
         out.push((format!("resources/{}.md", r.name()), text));
     }
@@ -79,6 +83,15 @@ fn nested(s: &mut String, nb: &NestedBlock, level: usize) {
         let _ = writeln!(s, "{}\n", nb.block.description.trim());
     }
     block(s, &nb.block, level + 1);
+}
+
+/// The example configuration a resource's page shows (path in the repository, text),
+/// taken from examples/ so the page shows what the tests and `make demo` can apply.
+fn example(resource: &str) -> Option<(&'static str, &'static str)> {
+    match resource {
+        "etcd_cluster" => Some(("examples/etcd-cluster/main.tf", include_str!("../../examples/etcd-cluster/main.tf"))),
+        _ => None,
+    }
 }
 
 /// Every resource page says whether and how it imports.

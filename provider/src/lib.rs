@@ -6,6 +6,7 @@ pub mod docs;
 pub mod framework;
 pub mod grpc;
 pub mod node;
+pub mod pki;
 pub mod provider;
 pub mod proxmox;
 pub mod resources;

@@ -16,6 +16,7 @@ use crate::proxmox::{self, ProxmoxAccess};
 use crate::resources::cluster_secrets::ClusterSecrets;
 use crate::resources::connection::{self, ProviderSshModel};
 use crate::resources::container::Container;
+use crate::resources::etcd_cluster::EtcdCluster;
 use crate::resources::nfs_export::NfsExport;
 use crate::resources::node_config::NodeConfig;
 use crate::resources::vm::Vm;
@@ -70,7 +71,14 @@ impl ProviderDefinition for StrataProvider {
     }
 
     fn resources(&self) -> Vec<Arc<dyn AnyResource>> {
-        vec![Arc::new(ClusterSecrets), Arc::new(NfsExport), Arc::new(NodeConfig), Arc::new(Vm), Arc::new(Container)]
+        vec![
+            Arc::new(ClusterSecrets),
+            Arc::new(Container),
+            Arc::new(EtcdCluster),
+            Arc::new(NfsExport),
+            Arc::new(NodeConfig),
+            Arc::new(Vm),
+        ]
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn AnyDataSource>> {

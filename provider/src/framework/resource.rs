@@ -32,11 +32,21 @@ pub struct Context {
     type_name: String,
     operation: &'static str,
     stop: Arc<std::sync::Mutex<Option<String>>>,
+    /// Warnings an operation reports beside a successful result (e.g. a read that could
+    /// not reach one of several nodes but still observed the rest).
+    warnings: Arc<std::sync::Mutex<Diagnostics>>,
 }
 
 impl Context {
     pub fn new(cancel: CancellationToken, data: Option<Arc<dyn Any + Send + Sync>>) -> Context {
-        Context { cancel, data, type_name: String::new(), operation: "", stop: Default::default() }
+        Context {
+            cancel,
+            data,
+            type_name: String::new(),
+            operation: "",
+            stop: Default::default(),
+            warnings: Default::default(),
+        }
     }
 
     /// A context with no provider data and its own token (tests, tools).
@@ -84,6 +94,15 @@ impl Context {
                 .clone()
                 .unwrap_or_else(|| "cancelled: Terraform asked the provider to stop".to_string()),
         )
+    }
+
+    /// Adds a warning to what the operation reports, whether it succeeds or fails.
+    pub fn warn(&self, d: Diagnostic) {
+        self.warnings.lock().expect("warnings").push(d);
+    }
+
+    fn take_warnings(&self) -> Diagnostics {
+        std::mem::take(&mut *self.warnings.lock().expect("warnings"))
     }
 
     /// Whether the provider block has been configured in this process.
@@ -356,7 +375,7 @@ impl<R: Resource> AnyResource for R {
         let result = within_limit(ctx, limit, work).await.unwrap_or_else(|d| Err(d.into()));
         match result {
             Ok(m) => match self.to_value(&m, planned) {
-                Ok(v) => Outcome { value: v, diagnostics: Diagnostics::new() },
+                Ok(v) => Outcome { value: v, diagnostics: ctx.take_warnings() },
                 Err(d) => Outcome::failed(prior.clone(), d),
             },
             Err(Failure { state: Some(m), mut diagnostics }) => {
@@ -384,7 +403,7 @@ impl<R: Resource> AnyResource for R {
         let (limit, _) = timeouts::limit(state, "read", &self.timeouts());
         match within_limit(ctx, limit, Resource::read(self, ctx, model)).await.and_then(|r| r) {
             Ok(Some(m)) => match self.to_value(&m, state) {
-                Ok(v) => Outcome { value: v, diagnostics: Diagnostics::new() },
+                Ok(v) => Outcome { value: v, diagnostics: ctx.take_warnings() },
                 Err(d) => Outcome::failed(state.clone(), d),
             },
             Ok(None) => Outcome { value: Value::Null, diagnostics: Diagnostics::new() },

@@ -3,6 +3,7 @@
 pub mod cluster_secrets;
 pub mod connection;
 pub mod container;
+pub mod etcd_cluster;
 pub mod nfs_export;
 pub mod node_config;
 pub mod vm;

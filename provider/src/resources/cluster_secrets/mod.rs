@@ -2,15 +2,13 @@
 //! generated once and kept in state, so a disaster-recovery rebuild gets back the same
 //! cluster (same CAs, same join hash, same service-account signing key).
 
-mod pki;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::framework::{
     ApplyResult, Attribute, Block, Context, Diagnostic, Diagnostics, PlanChange, Resource, Schema, Type, Validator,
 };
-use pki::KeyAlgorithm;
+use crate::pki::{self, KeyAlgorithm};
 
 pub struct ClusterSecrets;
 

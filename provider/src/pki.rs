@@ -1,11 +1,12 @@
-//! The cluster identity kubeadm needs, made with rcgen: CAs, service-account keys,
-//! bootstrap token and certificate key.
+//! Certificates and keys made with rcgen, shared by the resources that need them: the
+//! cluster identity kubeadm needs (CAs, service-account keys, bootstrap token and
+//! certificate key) and leaf certificates issued from one of those CAs (etcd members).
 
 use anyhow::{anyhow, Context as _};
 use rand::Rng;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose, RsaKeySize,
-    SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, RsaKeySize, SanType, SerialNumber,
 };
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
@@ -82,6 +83,92 @@ pub fn not_after(cert_pem: &str) -> anyhow::Result<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| anyhow!("parsing certificate: {e}"))?;
     let t = cert.validity().not_after.to_datetime();
     t.format(&time::format_description::well_known::Rfc3339).context("formatting expiry")
+}
+
+/// What a leaf certificate is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Usage {
+    Server,
+    Client,
+    /// Both: etcd peers are servers to each other and clients of each other.
+    Peer,
+}
+
+/// A leaf certificate and its new private key, both PEM.
+pub struct Leaf {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// Issues a leaf certificate from the CA (`ca_cert_pem`, `ca_key_pem`) for a new
+/// ECDSA P-256 key, with `sans` (IP addresses or DNS names) as subject alternative names.
+pub fn issue_leaf(
+    ca_cert_pem: &str,
+    ca_key_pem: &str,
+    common_name: &str,
+    sans: &[String],
+    usage: Usage,
+    validity_days: i64,
+) -> anyhow::Result<Leaf> {
+    let ca_key = KeyPair::from_pem(ca_key_pem).map_err(|_| anyhow!("the CA private key is not a readable PEM key"))?;
+    let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, ca_key).context("reading the CA certificate")?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.subject_alt_names = sans
+        .iter()
+        .map(|s| match s.parse() {
+            Ok(ip) => Ok(SanType::IpAddress(ip)),
+            Err(_) => s.clone().try_into().map(SanType::DnsName),
+        })
+        .collect::<Result<_, _>>()
+        .context("subject alternative names")?;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = match usage {
+        Usage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+        Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        Usage::Peer => vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+    };
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::minutes(5);
+    params.not_after = now + Duration::days(validity_days);
+    let serial: [u8; 16] = rand::rng().random();
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    let key = KeyAlgorithm::EcdsaP256.generate()?;
+    let cert = params.signed_by(&key, &issuer).context("signing the certificate")?;
+    Ok(Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+}
+
+/// Seconds from now until the certificate expires (negative once it has).
+pub fn seconds_left(cert_pem: &str) -> anyhow::Result<i64> {
+    let der = pem_der(cert_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| anyhow!("parsing certificate: {e}"))?;
+    Ok(cert.validity().not_after.timestamp() - OffsetDateTime::now_utc().unix_timestamp())
+}
+
+/// The subject alternative names of a certificate: IP addresses and DNS names, as text.
+pub fn subject_alt_names(cert_pem: &str) -> anyhow::Result<Vec<String>> {
+    use x509_parser::extensions::GeneralName;
+    let der = pem_der(cert_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| anyhow!("parsing certificate: {e}"))?;
+    let Some(san) = cert.subject_alternative_name().map_err(|e| anyhow!("reading the SANs: {e}"))? else {
+        return Ok(Vec::new());
+    };
+    Ok(san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DNSName(d) => Some(d.to_string()),
+            GeneralName::IPAddress(b) => match b.len() {
+                4 => Some(std::net::IpAddr::from(<[u8; 4]>::try_from(*b).ok()?).to_string()),
+                16 => Some(std::net::IpAddr::from(<[u8; 16]>::try_from(*b).ok()?).to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect())
 }
 
 fn pem_der(pem_text: &str) -> anyhow::Result<Vec<u8>> {

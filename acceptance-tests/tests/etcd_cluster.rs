@@ -1,0 +1,401 @@
+//! strata_etcd_cluster through real Terraform against lab nodes booted with systemd:
+//! etcd 3.4 from the lab's local Debian repository, run as Debian's etcd.service, over
+//! TLS with client-certificate authentication.
+
+use std::path::Path;
+use std::time::Duration;
+
+use strata_acceptance_tests::provider::provider_dir;
+use strata_acceptance_tests::terraform::{ssh_provider, Workdir, REQUIRED_PROVIDERS};
+use strata_lab::{LabGuard, PveMode, UpOptions};
+
+/// The lab every etcd test runs on: `nodes` systemd nodes, no Proxmox simulator.
+fn lab(dir: &Path, nodes: usize) -> LabGuard {
+    let mut opts = UpOptions::new(dir);
+    opts.nodes = nodes;
+    opts.pve = PveMode::Disabled;
+    LabGuard::up(&opts).expect("lab up (needs root; builds the node image on first use)")
+}
+
+fn sh(lab: &LabGuard, node: &str, script: &str) -> (i32, String, String) {
+    let out = lab.exec(node, &["sh", "-c", script]).expect("node exec");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sh_ok(lab: &LabGuard, node: &str, script: &str) -> String {
+    let (code, out, err) = sh(lab, node, script);
+    if code != 0 {
+        let (_, journal, _) = sh(lab, node, "journalctl -n 30 --no-pager");
+        panic!("{node}: {script} exited {code}: {out}{err}\n{journal}");
+    }
+    out
+}
+
+/// etcdctl on `node` with the health-check client certificate, against `endpoints`.
+fn etcdctl(lab: &LabGuard, node: &str, endpoints: &str, args: &str) -> (i32, String, String) {
+    sh(
+        lab,
+        node,
+        &format!(
+            "ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/healthcheck-client.crt \
+             --key=/etc/etcd/pki/healthcheck-client.key --endpoints={endpoints} --dial-timeout=3s --command-timeout=10s {args}"
+        ),
+    )
+}
+
+fn endpoint(lab: &LabGuard, i: usize) -> String {
+    format!("https://{}:2379", lab.nodes()[i].address)
+}
+
+/// Two etcd CAs from strata_cluster_secrets, written as files `a.crt`, `a.key`, `b.crt`,
+/// `b.key` into `dir`: a configuration that reads them keeps its CA when its state is lost.
+fn write_cas(dir: &Path) {
+    let tf = format!(
+        "{REQUIRED_PROVIDERS}provider \"strata\" {{}}\n\
+         resource \"strata_cluster_secrets\" \"a\" {{\n  cluster_name = \"a\"\n}}\n\
+         resource \"strata_cluster_secrets\" \"b\" {{\n  cluster_name = \"b\"\n}}\n\
+         output \"a_crt\" {{\n  value = strata_cluster_secrets.a.etcd_ca_cert\n}}\n\
+         output \"a_key\" {{\n  value     = strata_cluster_secrets.a.etcd_ca_key\n  sensitive = true\n}}\n\
+         output \"b_crt\" {{\n  value = strata_cluster_secrets.b.etcd_ca_cert\n}}\n\
+         output \"b_key\" {{\n  value     = strata_cluster_secrets.b.etcd_ca_key\n  sensitive = true\n}}\n"
+    );
+    let wd = Workdir::new(&provider_dir(), &tf).unwrap();
+    wd.apply().unwrap();
+    for (out, file) in [("a_crt", "a.crt"), ("a_key", "a.key"), ("b_crt", "b.crt"), ("b_key", "b.key")] {
+        let v = wd.run(&["output", "-raw", out]).unwrap().ok().unwrap().stdout;
+        std::fs::write(dir.join(file), v).unwrap();
+    }
+}
+
+/// `members` of the lab (by index) as etcd1.., with the CA from files `ca` (.crt/.key).
+fn main_tf(lab: &LabGuard, members: &[usize], ca: &str, extra: &str) -> String {
+    let ssh = &lab.info().ssh;
+    let mut blocks = String::new();
+    for &i in members {
+        let a = &lab.nodes()[i].address;
+        blocks.push_str(&format!(
+            "  member {{\n    name    = \"etcd{}\"\n    address = \"{a}\"\n    ssh {{\n      host = \"{a}\"\n    }}\n  }}\n",
+            i + 1
+        ));
+    }
+    format!(
+        "{provider}resource \"strata_etcd_cluster\" \"main\" {{\n  ca_cert = file(\"{ca}.crt\")\n  ca_key  = file(\"{ca}.key\")\n\
+         {blocks}{extra}}}\n\
+         output \"cluster_id\" {{\n  value = strata_etcd_cluster.main.cluster_id\n}}\n",
+        provider = ssh_provider(&ssh.private_key_file, &ssh.known_hosts_file),
+    )
+}
+
+fn copy_cas(from: &Path, wd: &Workdir, ca: &str, as_name: &str) {
+    for ext in ["crt", "key"] {
+        std::fs::copy(from.join(format!("{ca}.{ext}")), wd.path().join(format!("{as_name}.{ext}"))).unwrap();
+    }
+}
+
+/// The member list as `id name` lines, sorted.
+fn member_ids(lab: &LabGuard, node: &str, ep: &str) -> Vec<String> {
+    let (code, out, err) = etcdctl(lab, node, ep, "member list");
+    assert_eq!(code, 0, "{out}{err}");
+    let mut v: Vec<String> =
+        out.lines().map(|l| l.split(", ").take(3).filter(|f| *f != "started").collect::<Vec<_>>().join(" ")).collect();
+    v.sort();
+    v
+}
+
+fn fingerprint(lab: &LabGuard, node: &str) -> String {
+    sh_ok(lab, node, "sha256sum /etc/etcd/pki/* /etc/etcd/strata.env; systemctl show -p MainPID --value etcd")
+}
+
+#[test]
+fn three_members_form_over_tls_back_up_replace_a_lost_member_change_ca_and_are_adopted_after_state_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut lab = lab(&tmp.path().join("lab"), 3);
+    write_cas(tmp.path());
+    let backup = "  backup {\n    dir      = \"/srv/backup/etcd\"\n    schedule = \"hourly\"\n    keep     = 2\n  }\n";
+    let wd = Workdir::new(&provider_dir(), &main_tf(&lab, &[0, 1, 2], "ca", backup)).unwrap();
+    copy_cas(tmp.path(), &wd, "a", "ca");
+    wd.apply().unwrap();
+    let all = (0..3).map(|i| endpoint(&lab, i)).collect::<Vec<_>>().join(",");
+
+    // Healthy over TLS on all three with the health-check client certificate.
+    let (code, out, err) = etcdctl(&lab, "node1", &all, "endpoint health");
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(format!("{out}{err}").matches("is healthy").count(), 3, "{out}{err}");
+    // A client without a certificate is refused.
+    let (code, out, err) = sh(
+        &lab,
+        "node1",
+        &format!("ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt --endpoints={} --dial-timeout=3s --command-timeout=5s get k", endpoint(&lab, 0)),
+    );
+    assert_ne!(code, 0, "a client without a certificate got through: {out}");
+    assert!(err.contains("certificate") || err.contains("deadline"), "{err}");
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 0, "plan after apply must be empty:\n{}{}", plan.stdout, plan.stderr);
+    let state = wd.resource_values("strata_etcd_cluster.main").unwrap();
+    assert_eq!(state["endpoints"].as_array().unwrap().len(), 3);
+    assert!(state["client_certificate"].as_str().unwrap().contains("BEGIN CERTIFICATE"));
+    assert_eq!(state["backup_unit"], "strata-etcd-backup.timer");
+    assert!(state["members"].as_array().unwrap().iter().all(|m| m["healthy"] == true && m["id"] != ""), "{state}");
+    let (code, out, err) = etcdctl(&lab, "node1", &endpoint(&lab, 0), "put k1 before-loss");
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Backups: the timer is active everywhere; a run on every member saves one snapshot
+    // (on the leader); retention keeps `keep`.
+    for n in ["node1", "node2", "node3"] {
+        assert_eq!(sh_ok(&lab, n, "systemctl is-active strata-etcd-backup.timer").trim(), "active", "{n}");
+    }
+    let run_backups = || {
+        for n in ["node1", "node2", "node3"] {
+            sh_ok(&lab, n, "systemctl start strata-etcd-backup.service");
+        }
+    };
+    let count = |lab: &LabGuard| -> usize {
+        ["node1", "node2", "node3"]
+            .iter()
+            .map(|n| {
+                sh(lab, n, "ls /srv/backup/etcd/etcd-snapshot-*.db 2>/dev/null | wc -l")
+                    .1
+                    .trim()
+                    .parse::<usize>()
+                    .unwrap()
+            })
+            .sum()
+    };
+    run_backups();
+    assert_eq!(count(&lab), 1, "one snapshot per run, on the leader");
+    run_backups();
+    run_backups();
+    assert_eq!(count(&lab), 2, "retention keeps exactly keep = 2");
+
+    // Lose node3: writes through the other two still succeed; the plan shows it unhealthy.
+    lab.kill_node("node3").unwrap();
+    let two = format!("{},{}", endpoint(&lab, 0), endpoint(&lab, 1));
+    // If node3 led, the other two elect a new leader first (about a second): bounded retries.
+    let write = (0..15).find_map(|_| {
+        let (code, out, err) = etcdctl(&lab, "node1", &two, "put k2 during-loss");
+        (code == 0).then_some(()).or_else(|| {
+            eprintln!("put during loss: {out}{err}");
+            std::thread::sleep(Duration::from_secs(1));
+            None
+        })
+    });
+    assert!(write.is_some(), "a write with two of three members never succeeded");
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("healthy    = false"), "the member shows unhealthy: {}", plan.stdout);
+    let said = format!("{}{}", plan.stdout, plan.stderr);
+    assert!(said.contains("etcd member etcd3 not reached"), "the unreachable node is named: {said}");
+
+    // Its node comes back blank; an apply replaces the member.
+    lab.recreate_node("node3", Duration::from_secs(120)).unwrap();
+    wd.apply().unwrap();
+    let (code, out, err) = etcdctl(&lab, "node1", &all, "endpoint health");
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(format!("{out}{err}").matches("is healthy").count(), 3, "{out}{err}");
+    for (k, v) in [("k1", "before-loss"), ("k2", "during-loss")] {
+        let (_, out, _) = etcdctl(&lab, "node3", &endpoint(&lab, 2), &format!("get {k} --print-value-only"));
+        assert_eq!(out.trim(), v, "{k} through the replaced member");
+    }
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0, "converged after the replacement");
+
+    // State loss: the running cluster is adopted, no member re-initialised or restarted.
+    let ids = member_ids(&lab, "node1", &endpoint(&lab, 0));
+    let before: Vec<String> = ["node1", "node2", "node3"].iter().map(|n| fingerprint(&lab, n)).collect();
+    std::fs::remove_file(wd.path().join("terraform.tfstate")).unwrap();
+    wd.apply().unwrap();
+    assert_eq!(member_ids(&lab, "node1", &endpoint(&lab, 0)), ids, "the same members");
+    let after: Vec<String> = ["node1", "node2", "node3"].iter().map(|n| fingerprint(&lab, n)).collect();
+    assert_eq!(before, after, "adoption rewrote certificates or settings, or restarted etcd");
+    let (_, out, _) = etcdctl(&lab, "node2", &endpoint(&lab, 1), "get k1 --print-value-only");
+    assert_eq!(out.trim(), "before-loss");
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0, "adopted and converged");
+
+    // A new CA in the configuration: every certificate re-issued and rolled out one member
+    // at a time (the new CA trusted beside the old one meanwhile), the data kept.
+    copy_cas(tmp.path(), &wd, "b", "ca");
+    wd.apply().unwrap();
+    let new_ca = std::fs::read_to_string(tmp.path().join("b.crt")).unwrap();
+    for n in ["node1", "node2", "node3"] {
+        assert_eq!(sh_ok(&lab, n, "cat /etc/etcd/pki/ca.crt").trim(), new_ca.trim(), "{n} trusts only the new CA");
+    }
+    let (code, out, err) = etcdctl(&lab, "node1", &all, "endpoint health");
+    assert_eq!(format!("{out}{err}").matches("is healthy").count(), 3, "{code}: {out}{err}");
+    let (_, out, _) = etcdctl(&lab, "node3", &endpoint(&lab, 2), "get k1 --print-value-only");
+    assert_eq!(out.trim(), "before-loss");
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0, "converged on the new CA");
+
+    // State lost again, and the configuration names the old CA: apply refuses to touch
+    // the running members and says why.
+    let before: Vec<String> = ["node1", "node2", "node3"].iter().map(|n| fingerprint(&lab, n)).collect();
+    std::fs::remove_file(wd.path().join("terraform.tfstate")).unwrap();
+    copy_cas(tmp.path(), &wd, "a", "ca");
+    let apply = wd.run(&["apply", "-auto-approve"]).unwrap();
+    assert_eq!(apply.code, 1, "{}", apply.stdout);
+    assert!(apply.stderr.contains("different CA"), "{}", apply.stderr);
+    let after: Vec<String> = ["node1", "node2", "node3"].iter().map(|n| fingerprint(&lab, n)).collect();
+    assert_eq!(before, after, "a refused apply changed a member");
+}
+
+#[test]
+fn scale_three_to_five_and_back_refuse_bad_input_and_restore_from_a_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 5);
+    write_cas(tmp.path());
+    let wd = Workdir::new(&provider_dir(), &main_tf(&lab, &[0, 1, 2], "ca", "")).unwrap();
+    copy_cas(tmp.path(), &wd, "a", "ca");
+
+    // Bad input: plan-time errors naming the attribute, nothing on any node.
+    let not_a_snapshot = wd.path().join("notes.txt");
+    std::fs::write(&not_a_snapshot, "these are notes, not an etcd snapshot").unwrap();
+    let bad = [
+        (main_tf(&lab, &[], "ca", ""), "No etcd members"),
+        (main_tf(&lab, &[0, 1, 2], "ca", "  data_dir = \"var/lib/etcd\"\n"), "Invalid value for data_dir"),
+        (
+            main_tf(&lab, &[0, 1, 2], "ca", "  backup {\n    dir  = \"/srv/backup\"\n    keep = 0\n  }\n"),
+            "Invalid value for backup.keep",
+        ),
+        (
+            main_tf(&lab, &[0, 1, 2], "ca", &format!("  restore_from_snapshot = \"{}\"\n", not_a_snapshot.display())),
+            "is not an etcd snapshot",
+        ),
+        (
+            main_tf(&lab, &[0, 1, 2], "ca", "  restore_from_snapshot = \"/nonexistent/snap.db\"\n"),
+            "restore_from_snapshot",
+        ),
+        (main_tf(&lab, &[0, 1, 2], "ca", "").replacen("etcd2", "etcd1", 1), "Duplicate member name"),
+    ];
+    for (tf, expected) in bad {
+        wd.write("main.tf", &tf).unwrap();
+        let plan = wd.run(&["plan"]).unwrap();
+        assert_eq!(plan.code, 1, "{expected}: {}", plan.stdout);
+        assert!(plan.stderr.contains(expected), "{expected}: {}", plan.stderr);
+    }
+    wd.write("main.tf", &main_tf(&lab, &[0, 1], "ca", "")).unwrap();
+    let plan = wd.run(&["plan"]).unwrap();
+    assert_eq!(plan.code, 0, "an even count is only a warning: {}", plan.stderr);
+    assert!(format!("{}{}", plan.stdout, plan.stderr).contains("Even number of etcd members"), "{}", plan.stdout);
+    for n in ["node1", "node2", "node3"] {
+        let (code, _, _) = sh(&lab, n, "test -e /etc/etcd || test -e /var/lib/etcd");
+        assert_ne!(code, 0, "{n} was touched by a refused plan");
+    }
+
+    // 3, then 5, then 3 members, one apply each: the first key survives every step.
+    wd.write("main.tf", &main_tf(&lab, &[0, 1, 2], "ca", "")).unwrap();
+    wd.apply().unwrap();
+    let (code, out, err) = etcdctl(&lab, "node1", &endpoint(&lab, 0), "put first kept");
+    assert_eq!(code, 0, "{out}{err}");
+    let read_first = |node: &str, i: usize| etcdctl(&lab, node, &endpoint(&lab, i), "get first --print-value-only").1;
+    wd.write("main.tf", &main_tf(&lab, &[0, 1, 2, 3, 4], "ca", "")).unwrap();
+    wd.apply().unwrap();
+    assert_eq!(member_ids(&lab, "node1", &endpoint(&lab, 0)).len(), 5);
+    assert_eq!(read_first("node5", 4).trim(), "kept", "through a new member");
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0);
+    // Removing three of five at once is refused at plan time.
+    wd.write("main.tf", &main_tf(&lab, &[0, 1], "ca", "")).unwrap();
+    let plan = wd.run(&["plan"]).unwrap();
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
+    assert!(plan.stderr.contains("Removing a majority of etcd members"), "{}", plan.stderr);
+    wd.write("main.tf", &main_tf(&lab, &[0, 1, 2], "ca", "")).unwrap();
+    wd.apply().unwrap();
+    let ids = member_ids(&lab, "node1", &endpoint(&lab, 0));
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(read_first("node2", 1).trim(), "kept");
+    for n in ["node4", "node5"] {
+        assert_eq!(sh(&lab, n, "systemctl is-active etcd").1.trim(), "inactive", "{n}: removed member still runs");
+        assert_eq!(sh_ok(&lab, n, "ls -A /var/lib/etcd | wc -l").trim(), "0", "{n}: data not wiped");
+    }
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0);
+
+    // Restore: a snapshot, the cluster destroyed (data wiped), created again from it.
+    let (code, out, err) = etcdctl(&lab, "node1", &endpoint(&lab, 0), "put restored yes");
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = etcdctl(&lab, "node1", &endpoint(&lab, 0), "snapshot save /root/snap.db");
+    assert_eq!(code, 0, "{out}{err}");
+    let snap = lab.exec("node1", &["cat", "/root/snap.db"]).unwrap().stdout;
+    let snap_file = wd.path().join("snap.db");
+    std::fs::write(&snap_file, snap).unwrap();
+    wd.destroy().unwrap();
+    for n in ["node1", "node2", "node3"] {
+        assert_eq!(sh(&lab, n, "systemctl is-active etcd").1.trim(), "inactive", "{n}");
+        assert_eq!(sh_ok(&lab, n, "ls -A /var/lib/etcd | wc -l").trim(), "0", "{n}: data not wiped");
+    }
+    let restore = format!("  restore_from_snapshot = \"{}\"\n", snap_file.display());
+    wd.write("main.tf", &main_tf(&lab, &[0, 1, 2], "ca", &restore)).unwrap();
+    wd.apply().unwrap();
+    for (n, i) in [("node1", 0), ("node3", 2)] {
+        let (_, out, _) = etcdctl(&lab, n, &endpoint(&lab, i), "get restored --print-value-only");
+        assert_eq!(out.trim(), "yes", "{n}: the restored key");
+    }
+    assert_eq!(read_first("node2", 1).trim(), "kept");
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0);
+}
+
+/// An etcd release archive as upstream lays it out, made from the Debian packages'
+/// binaries in the lab's local repository (no upstream download here); its sha256.
+fn release_archive(lab: &LabGuard, dir: &Path) -> (std::path::PathBuf, String) {
+    let repo = lab.info().repo.clone().expect("systemd labs have a local repository");
+    let root = dir.join("debs");
+    let top = dir.join("archive/etcd-v3.4.23-linux-amd64");
+    std::fs::create_dir_all(&top).unwrap();
+    for pkg in ["etcd-server", "etcd-client"] {
+        let deb = std::fs::read_dir(&repo)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{pkg}_")))
+            .unwrap_or_else(|| panic!("{pkg} in {}", repo.display()));
+        let st = std::process::Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root).status().unwrap();
+        assert!(st.success());
+    }
+    for bin in ["etcd", "etcdctl"] {
+        std::fs::copy(root.join("usr/bin").join(bin), top.join(bin)).unwrap();
+    }
+    let tarball = dir.join("etcd-v3.4.23-linux-amd64.tar.gz");
+    let st = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(dir.join("archive"))
+        .arg("etcd-v3.4.23-linux-amd64")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = std::process::Command::new("sha256sum").arg(&tarball).output().unwrap();
+    let sha = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string();
+    (tarball, sha)
+}
+
+#[test]
+fn a_release_archive_checked_by_sha256_installs_etcd_without_its_packages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 1);
+    write_cas(tmp.path());
+    let (tarball, sha) = release_archive(&lab, tmp.path());
+    let archive = |sha: &str| {
+        format!("  release_archive {{\n    path   = \"{}\"\n    sha256 = \"{sha}\"\n  }}\n", tarball.display())
+    };
+    let wd = Workdir::new(&provider_dir(), &main_tf(&lab, &[0], "ca", &archive(&"0".repeat(64)))).unwrap();
+    copy_cas(tmp.path(), &wd, "a", "ca");
+    // A digest that does not match is refused at plan time, before any node is touched.
+    let plan = wd.run(&["plan"]).unwrap();
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
+    assert!(plan.stderr.contains("Invalid release_archive") && plan.stderr.contains(&sha), "{}", plan.stderr);
+    assert_ne!(sh(&lab, "node1", "test -e /usr/local/bin/etcd || test -e /etc/etcd").0, 0, "node touched");
+
+    wd.write("main.tf", &main_tf(&lab, &[0], "ca", &archive(&sha))).unwrap();
+    wd.apply().unwrap();
+    let (_, status, _) = sh(&lab, "node1", "dpkg-query -W -f='${Status}' etcd-server 2>/dev/null");
+    assert!(!status.contains("install ok installed"), "the Debian package was installed: {status}");
+    assert_eq!(
+        sh_ok(&lab, "node1", "systemctl show -p ExecStart --value etcd | grep -o '/usr/local/bin/etcd ' | head -n 1")
+            .trim(),
+        "/usr/local/bin/etcd"
+    );
+    let (code, out, err) = etcdctl(&lab, "node1", &endpoint(&lab, 0), "endpoint health");
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(wd.resource_values("strata_etcd_cluster.main").unwrap()["version"], "3.4.23");
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0);
+}

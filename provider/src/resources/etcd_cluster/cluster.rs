@@ -1,0 +1,481 @@
+//! The cluster as a whole: how it is observed (member list and health over TLS, from a
+//! member), formed, adopted, and changed one member at a time without losing quorum.
+
+use std::collections::BTreeSet;
+
+use anyhow::{anyhow, bail};
+use futures::future::{join_all, try_join_all};
+use serde::Deserialize;
+
+use super::certs::{self, Issued};
+use super::member::{self, etcdctl, Found, Member};
+use super::{backup, snapshot, EtcdClusterModel, MemberModel, MemberStatus};
+use crate::framework::{Context, Diagnostic, Diagnostics};
+use crate::node::{quote, Node};
+
+/// One member as `etcdctl member list -w json` lists it.
+#[derive(Deserialize, Clone, Debug)]
+pub struct Listed {
+    #[serde(rename = "ID")]
+    pub id: u64,
+    /// Empty while an added member has not started.
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "peerURLs", default)]
+    pub peer_urls: Vec<String>,
+    #[serde(rename = "clientURLs", default)]
+    pub client_urls: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    cluster_id: u64,
+}
+
+#[derive(Deserialize)]
+struct MemberList {
+    header: Header,
+    #[serde(default)]
+    members: Vec<Listed>,
+}
+
+/// What the cluster says about itself, through one member.
+pub struct View {
+    /// Index (in the configured members) of the member that answered.
+    pub via: usize,
+    pub cluster_id: u64,
+    pub listed: Vec<Listed>,
+    /// Client URLs that answered healthy.
+    pub healthy: BTreeSet<String>,
+}
+
+impl View {
+    /// The listed member that is `m` (by name, or by peer URL while it has not started).
+    pub fn find(&self, m: &MemberModel) -> Option<&Listed> {
+        self.listed.iter().find(|l| matches(l, m))
+    }
+
+    pub fn is_healthy(&self, m: &MemberModel) -> bool {
+        self.find(m).is_some() && self.healthy.contains(&member::client_url(&m.address))
+    }
+
+    fn healthy_count(&self) -> usize {
+        self.listed.iter().filter(|l| l.client_urls.iter().any(|u| self.healthy.contains(u))).count()
+    }
+}
+
+pub fn parse_member_list(json: &str) -> anyhow::Result<(u64, Vec<Listed>)> {
+    let l: MemberList = serde_json::from_str(json).map_err(|e| anyhow!("unreadable etcdctl member list: {e}"))?;
+    Ok((l.header.cluster_id, l.members))
+}
+
+/// Endpoints `etcdctl endpoint health` reports healthy (its text output, stdout and stderr).
+pub fn parse_health(output: &str) -> BTreeSet<String> {
+    output.lines().filter_map(|l| l.split_once(" is healthy")).map(|(ep, _)| ep.trim().to_string()).collect()
+}
+
+pub async fn connect<'a>(ctx: &Context, members: &'a [MemberModel]) -> Result<Vec<Member<'a>>, Diagnostics> {
+    let mut out = Vec::new();
+    for m in members {
+        out.push(Member { m, node: Node::connect(ctx, &m.ssh).await? });
+    }
+    Ok(out)
+}
+
+/// The cluster as the first member that answers sees it; `None` when none does.
+pub async fn view(members: &[Member<'_>], only: Option<&[bool]>) -> Option<View> {
+    for (i, x) in members.iter().enumerate() {
+        if only.is_some_and(|o| !o[i]) {
+            continue;
+        }
+        let Ok(out) = x.etcdctl("listing etcd members", None, "member list -w json").await else { continue };
+        if out.status != 0 {
+            continue;
+        }
+        let Ok((cluster_id, listed)) = parse_member_list(&out.stdout) else { continue };
+        let mut endpoints: Vec<String> = listed.iter().flat_map(|l| l.client_urls.clone()).collect();
+        endpoints.extend(members.iter().map(Member::client_url));
+        endpoints.sort();
+        endpoints.dedup();
+        // A lost member should not hold every check for the whole command timeout.
+        let health = x
+            .etcdctl("checking member health", Some(&endpoints.join(",")), "endpoint health --command-timeout=5s")
+            .await;
+        let healthy = health.map(|h| parse_health(&format!("{}\n{}", h.stdout, h.stderr))).unwrap_or_default();
+        return Some(View { via: i, cluster_id, listed, healthy });
+    }
+    None
+}
+
+/// The token that keeps members of this cluster from joining another one by mistake.
+pub fn token(ca_cert: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("strata-{}", &hex::encode(Sha256::digest(ca_cert.as_bytes()))[..16])
+}
+
+/// Observes the cluster into `m` (members, ids, health, cluster id, version). `false`
+/// when it does not exist: every node answers and none has etcd configured, data or
+/// running. A node that does not answer is a warning and an unhealthy member.
+pub async fn observe(ctx: &Context, m: &mut EtcdClusterModel) -> Result<bool, Diagnostics> {
+    let data_dir = m.data_dir();
+    let config = m.member.clone();
+    let members = connect(ctx, &config).await?;
+    let found: Vec<anyhow::Result<Found>> = join_all(members.iter().map(|x| x.inspect(&data_dir))).await;
+    if found.iter().all(|f| f.as_ref().is_ok_and(|f| !f.configured && !f.has_data && !f.active)) {
+        return Ok(false);
+    }
+    for (x, f) in members.iter().zip(&found) {
+        if let Err(e) = f {
+            ctx.warn(
+                Diagnostic::warning(
+                    format!("etcd member {} not reached", x.m.name),
+                    format!("{e:#}. It is shown as unhealthy; the next apply replaces it once its node answers."),
+                )
+                .at(crate::framework::AttributePath::root("member")),
+            );
+        }
+    }
+    let reachable: Vec<bool> = found.iter().map(|f| f.as_ref().is_ok_and(|f| f.active)).collect();
+    let view = view(&members, Some(&reachable)).await;
+    let issued = m.certificates.clone().unwrap_or_default();
+    let mut statuses = Vec::new();
+    for (x, f) in members.iter().zip(&found) {
+        let listed = view.as_ref().and_then(|v| v.find(x.m));
+        let configured = f.is_ok()
+            && x.config_matches(&m.ca_cert, &issued, &data_dir).await.unwrap_or(false)
+            && backup::matches(x, m.backup.as_ref()).await.unwrap_or(false);
+        statuses.push(MemberStatus {
+            name: x.m.name.clone(),
+            id: listed.map(|l| format!("{:x}", l.id)).unwrap_or_default(),
+            healthy: view.as_ref().is_some_and(|v| v.is_healthy(x.m)),
+            configured,
+        });
+    }
+    if let Some(v) = &view {
+        let id = format!("{:x}", v.cluster_id);
+        m.cluster_id = Some(id.clone());
+        m.id = Some(id);
+        if let Ok(Some(version)) = members[v.via].version().await {
+            m.version = Some(version);
+        }
+    }
+    m.members = Some(statuses);
+    m.finish();
+    Ok(true)
+}
+
+/// What `create` finds: nothing (a new cluster is formed), or a cluster that runs and
+/// answers with this CA (adopted), or something it must not touch (refused).
+pub async fn create(ctx: &Context, m: &mut EtcdClusterModel) -> anyhow::Result<()> {
+    if let Some(path) = &m.restore_from_snapshot {
+        snapshot::check(path).map_err(|e| anyhow!("restore_from_snapshot: {e}"))?;
+    }
+    let data_dir = m.data_dir();
+    let config = m.member.clone();
+    let members = connect(ctx, &config).await.map_err(|d| anyhow!("{d}"))?;
+    let found = try_join_all(members.iter().map(|x| x.inspect(&data_dir))).await?;
+    let active: Vec<usize> = found.iter().enumerate().filter(|(_, f)| f.active).map(|(i, _)| i).collect();
+    if active.is_empty() {
+        if let Some((x, _)) = members.iter().zip(&found).find(|(_, f)| f.has_data) {
+            bail!(
+                "member {} ({}) holds etcd data in {data_dir} but etcd is not running there: refusing to initialise a \
+                 new cluster over it. Start etcd there (the next apply adopts a healthy cluster with this CA) or empty \
+                 {data_dir} first.",
+                x.m.name,
+                x.node.label()
+            );
+        }
+        return form(m, &members).await;
+    }
+    // Something runs. A member strata configured says on disk which CA it trusts.
+    for (x, f) in members.iter().zip(&found) {
+        if !f.active || !f.configured {
+            continue;
+        }
+        let trusted = x.node.read_file(&format!("{}/ca.crt", member::PKI_DIR)).await?.unwrap_or_default();
+        if !String::from_utf8_lossy(&trusted).contains(m.ca_cert.trim()) {
+            bail!(
+                "etcd already runs on member {} ({}) with certificates from a different CA than ca_cert: refusing to \
+                 touch the running members (no certificate, setting or data was changed). Use the CA that cluster \
+                 was made with, or take it down and empty its data directories first.",
+                x.m.name,
+                x.node.label()
+            );
+        }
+    }
+    // It must answer our CA's health certificate before anything is written.
+    let (issued, _) = issue(m, None, false)?;
+    let probe = &members[active[0]];
+    let listed = probe_with(probe, &m.ca_cert, &issued).await?;
+    // Adopt: keep each member's certificates on disk (no restart), issue what is missing.
+    let mut kept = Issued::new();
+    for (x, f) in members.iter().zip(&found) {
+        if !f.configured {
+            continue;
+        }
+        if let Some((server, peer, health)) = x.read_certs().await? {
+            kept.insert(certs::server_name(&x.m.name), server);
+            kept.insert(certs::peer_name(&x.m.name), peer);
+            kept.entry(certs::HEALTHCHECK_CLIENT.to_string()).or_insert(health);
+        }
+    }
+    tracing::info!(members = listed.len(), "adopting the running etcd cluster");
+    let (issued, _) = issue(m, Some(&kept), true)?;
+    m.certificates = Some(issued);
+    converge(m, &members, &[], None).await
+}
+
+/// Lists the members through `probe` with a health certificate fresh from this CA,
+/// from a scratch directory: the member's own files are not touched.
+async fn probe_with(probe: &Member<'_>, ca_cert: &str, issued: &Issued) -> anyhow::Result<Vec<Listed>> {
+    let dir = "/run/strata-etcd-probe";
+    let health = issued.get(certs::HEALTHCHECK_CLIENT).ok_or_else(|| anyhow!("no health certificate"))?;
+    probe.node.write_file(&format!("{dir}/ca.crt"), ca_cert.as_bytes(), 0o600).await?;
+    probe.node.write_file(&format!("{dir}/healthcheck-client.crt"), health.cert.as_bytes(), 0o600).await?;
+    probe.node.write_file(&format!("{dir}/healthcheck-client.key"), health.key.as_bytes(), 0o600).await?;
+    // A member busy restarting or electing may time out once: a few bounded tries, but
+    // none after a TLS refusal, which will not change.
+    let ctl = format!("{} member list -w json", etcdctl(dir, &probe.client_url()));
+    let out = probe
+        .node
+        .run(
+            "probing the running etcd",
+            &format!(
+                "for i in 1 2 3; do {ctl} 2>{dir}/err && exit 0; \
+                 grep -qiE 'certificate|x509|tls:|authority' {dir}/err && break; sleep 2; done; \
+                 cat {dir}/err >&2; exit 1"
+            ),
+        )
+        .await;
+    let _ = probe.node.run("removing the probe files", &format!("rm -rf {dir}")).await;
+    let out = out?;
+    if out.status != 0 {
+        bail!(
+            "etcd already runs on member {} ({}) but does not answer a client certificate from ca_cert: it runs with \
+             another CA, or is not healthy. Refusing to touch the running members (nothing was changed). etcdctl \
+             said: {}",
+            probe.m.name,
+            probe.node.label(),
+            out.stderr.trim()
+        );
+    }
+    Ok(parse_member_list(&out.stdout)?.1)
+}
+
+/// Certificates for `m`, keeping what `prior` has where still good.
+pub fn issue(m: &EtcdClusterModel, prior: Option<&Issued>, same_ca: bool) -> anyhow::Result<(Issued, Vec<String>)> {
+    certs::ensure(prior, same_ca, &m.ca_cert, &m.ca_key, &m.member, m.validity_days(), m.renew_before_days())
+}
+
+/// A new cluster: every member configured with `--initial-cluster-state new` (or its
+/// data restored from the snapshot), all started together (each waits for a quorum),
+/// and not reported created until every member answers healthy over TLS.
+async fn form(m: &mut EtcdClusterModel, members: &[Member<'_>]) -> anyhow::Result<()> {
+    let (issued, _) = issue(m, None, false)?;
+    m.certificates = Some(issued.clone());
+    let data_dir = m.data_dir();
+    let initial = member::initial_cluster(&m.member);
+    let token = token(&m.ca_cert);
+    let snapshot = match &m.restore_from_snapshot {
+        Some(p) => Some(
+            std::fs::read(crate::node::expand(p)).map_err(|e| anyhow!("restore_from_snapshot: reading {p}: {e}"))?,
+        ),
+        None => None,
+    };
+    try_join_all(members.iter().map(|x| async {
+        x.install(m.package_version.as_deref(), m.release_archive.as_ref()).await?;
+        x.write_config(&m.ca_cert, &issued, &data_dir).await?;
+        x.write_initial(&member::render_initial(&initial, "new", &token)).await?;
+        if let Some(snap) = &snapshot {
+            restore(x, snap, &initial, &token, &data_dir).await?;
+        }
+        anyhow::Ok(())
+    }))
+    .await?;
+    try_join_all(members.iter().map(Member::start)).await?;
+    try_join_all(members.iter().map(Member::wait_healthy)).await?;
+    try_join_all(members.iter().map(|x| backup::apply(x, m.backup.as_ref()))).await.map(|_| ())
+}
+
+/// The member's data directory made from the snapshot, with its own name and the full
+/// initial cluster, before etcd first starts.
+async fn restore(x: &Member<'_>, snapshot: &[u8], initial: &str, token: &str, data_dir: &str) -> anyhow::Result<()> {
+    let file = "/var/lib/strata-etcd-restore.db";
+    x.node.write_file(file, snapshot, 0o600).await?;
+    let d = quote(data_dir);
+    let tmp = quote(&format!("{data_dir}.restore"));
+    x.node
+        .run_ok(
+            "restoring the etcd snapshot",
+            &format!(
+                "set -e; rm -rf {tmp}; ETCDCTL_API=3 etcdctl snapshot restore {file} --name {name} --initial-cluster {ic} \
+                 --initial-cluster-token {token} --initial-advertise-peer-urls {peer} --data-dir {tmp} >/dev/null; \
+                 find {d} -mindepth 1 -delete; mv {tmp}/member {d}/; rm -rf {tmp} {file}; chown -R etcd:etcd {d}",
+                name = quote(&x.m.name),
+                ic = quote(initial),
+                token = quote(token),
+                peer = quote(&member::peer_url(&x.m.address)),
+            ),
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Brings the running cluster to `m`, one member at a time: members whose settings or
+/// certificates changed are restarted; an unhealthy member that has its data is
+/// restarted, and one that still does not answer (or came back empty) is replaced
+/// (removed, wiped, added anew); new members are added; members no longer configured
+/// are removed (their nodes, from `leaving`, stopped and wiped). A change that would
+/// leave fewer healthy members than a quorum is refused.
+pub async fn converge(
+    m: &EtcdClusterModel,
+    members: &[Member<'_>],
+    leaving: &[Member<'_>],
+    prior_ca: Option<&str>,
+) -> anyhow::Result<()> {
+    let data_dir = m.data_dir();
+    let issued = m.certificates.clone().unwrap_or_default();
+    let token = token(&m.ca_cert);
+    let ca_path = format!("{}/ca.crt", member::PKI_DIR);
+    // A new CA is trusted beside the old one until every member has its new
+    // certificates, so members restart one at a time and still talk to the others.
+    let rotating = prior_ca.filter(|old| *old != m.ca_cert);
+    let ca_file = match rotating {
+        Some(old) => format!("{}\n{}\n", m.ca_cert.trim_end(), old.trim_end()),
+        None => m.ca_cert.clone(),
+    };
+    if rotating.is_some() {
+        for x in members {
+            if x.node.write_validated(&ca_path, ca_file.as_bytes(), 0o644, None).await? {
+                x.restart().await?;
+                x.wait_healthy().await?;
+            }
+        }
+    }
+    // One member at a time: a package upgrade restarts etcd where it runs.
+    let mut changed = Vec::new();
+    for x in members {
+        let found = x.inspect(&data_dir).await?;
+        let before = x.version().await?;
+        x.install(m.package_version.as_deref(), m.release_archive.as_ref()).await?;
+        if found.active && before.is_some() && x.version().await? != before {
+            x.wait_healthy().await?;
+        }
+        changed.push((found, x.write_config(&ca_file, &issued, &data_dir).await?));
+    }
+    let mut view = view(members, None).await.ok_or_else(|| {
+        anyhow!("no member of the cluster answers over TLS: cannot change membership without a quorum")
+    })?;
+    for (i, x) in members.iter().enumerate() {
+        let (found, files_changed) = &changed[i];
+        match view.find(x.m).cloned() {
+            Some(_) if view.is_healthy(x.m) => {
+                if !*files_changed {
+                    continue;
+                }
+                x.restart().await?;
+                x.wait_healthy().await?;
+            }
+            Some(listed) => {
+                // A member that kept its data may only need starting.
+                if found.has_data && x.restart().await.is_ok() && x.wait_healthy().await.is_ok() {
+                    view = refresh(members).await?;
+                    continue;
+                }
+                require_quorum_after(&view, Some(false), 0, &x.m.name)?;
+                talker(members, &view, i)?
+                    .etcdctl_ok("removing the stale member", &format!("member remove {:x}", listed.id))
+                    .await?;
+                x.stop_and_wipe(&data_dir).await?;
+                x.write_config(&ca_file, &issued, &data_dir).await?;
+                view = refresh(members).await?;
+                require_quorum_after(&view, None, 1, &x.m.name)?;
+                add(x, talker(members, &view, i)?, &token).await?;
+            }
+            None => {
+                require_quorum_after(&view, None, 1, &x.m.name)?;
+                x.stop_and_wipe(&data_dir).await?;
+                x.write_config(&ca_file, &issued, &data_dir).await?;
+                add(x, talker(members, &view, i)?, &token).await?;
+            }
+        }
+        view = refresh(members).await?;
+    }
+    let stale: Vec<Listed> = view.listed.iter().filter(|l| !m.member.iter().any(|c| matches(l, c))).cloned().collect();
+    for l in stale {
+        let healthy = l.client_urls.iter().any(|u| view.healthy.contains(u));
+        require_quorum_after(&view, Some(healthy), 0, &l.name)?;
+        talker(members, &view, usize::MAX)?
+            .etcdctl_ok(&format!("removing member {}", l.name), &format!("member remove {:x}", l.id))
+            .await?;
+        if let Some(x) = leaving.iter().find(|x| x.m.name == l.name) {
+            backup::remove(x).await?;
+            x.stop_and_wipe(&data_dir).await?;
+        }
+        view = refresh(members).await?;
+    }
+    if rotating.is_some() {
+        // Every member has certificates from the new CA now: stop trusting the old one.
+        for x in members {
+            if x.node.write_validated(&ca_path, m.ca_cert.as_bytes(), 0o644, None).await? {
+                x.restart().await?;
+                x.wait_healthy().await?;
+            }
+        }
+    }
+    try_join_all(members.iter().map(|x| backup::apply(x, m.backup.as_ref()))).await?;
+    Ok(())
+}
+
+/// Whether the listed member is the configured one (by name, or by peer URL while it
+/// has not started).
+fn matches(l: &Listed, c: &MemberModel) -> bool {
+    l.name == c.name || (l.name.is_empty() && l.peer_urls.contains(&member::peer_url(&c.address)))
+}
+
+async fn refresh(members: &[Member<'_>]) -> anyhow::Result<View> {
+    view(members, None).await.ok_or_else(|| anyhow!("the cluster stopped answering during the change"))
+}
+
+/// A healthy member other than `except`, to change membership through.
+fn talker<'a, 'b>(members: &'a [Member<'b>], view: &View, except: usize) -> anyhow::Result<&'a Member<'b>> {
+    members
+        .iter()
+        .enumerate()
+        .find(|(i, x)| *i != except && view.is_healthy(x.m))
+        .map(|(_, x)| x)
+        .ok_or_else(|| anyhow!("no healthy member to change the membership through"))
+}
+
+/// Refuses a change after which the healthy members would not be a majority of the
+/// members: `removing` one member (`Some(its health)`), `adding` members not started yet.
+pub fn require_quorum_after(view: &View, removing: Option<bool>, adding: usize, name: &str) -> anyhow::Result<()> {
+    let size = view.listed.len() - usize::from(removing.is_some()) + adding;
+    let healthy = view.healthy_count() - usize::from(removing == Some(true));
+    if healthy * 2 <= size {
+        bail!(
+            "changing member {name} now would leave {healthy} healthy member(s) of {size}, below quorum; nothing more \
+             was changed. Bring the unhealthy members back first."
+        );
+    }
+    Ok(())
+}
+
+/// `member add` through `talker`, then the new member started with the cluster as
+/// `member add` printed it and `--initial-cluster-state existing`.
+async fn add(x: &Member<'_>, talker: &Member<'_>, token: &str) -> anyhow::Result<()> {
+    let out = talker
+        .etcdctl_ok(
+            &format!("adding member {}", x.m.name),
+            &format!("member add {} --peer-urls={}", quote(&x.m.name), quote(&member::peer_url(&x.m.address))),
+        )
+        .await?;
+    let initial = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER="))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .ok_or_else(|| anyhow!("etcdctl member add printed no ETCD_INITIAL_CLUSTER: {out}"))?;
+    x.write_initial(&member::render_initial(&initial, "existing", token)).await?;
+    x.start().await?;
+    x.wait_healthy().await
+}

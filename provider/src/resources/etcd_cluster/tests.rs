@@ -1,0 +1,181 @@
+use super::*;
+use crate::framework::json::{decode, Extra};
+use crate::framework::AnyResource;
+
+fn config(j: serde_json::Value) -> Value {
+    decode(&j, &Resource::schema(&EtcdCluster).value_type(), Extra::Ignore).unwrap()
+}
+
+fn member(name: &str, address: &str) -> serde_json::Value {
+    serde_json::json!({"name": name, "address": address, "ssh": {"host": address}})
+}
+
+fn base(members: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({"ca_cert": "CERT", "ca_key": "KEY", "member": members})
+}
+
+fn three() -> Vec<serde_json::Value> {
+    vec![member("etcd1", "10.0.0.1"), member("etcd2", "10.0.0.2"), member("etcd3", "10.0.0.3")]
+}
+
+fn paths(d: &Diagnostics, errors: bool) -> Vec<String> {
+    d.iter()
+        .filter(|d| (d.severity == crate::framework::Severity::Error) == errors)
+        .map(|d| d.attribute.as_ref().map(|p| p.to_string()).unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn member_counts_names_and_addresses_are_checked_at_plan_time() {
+    let d = AnyResource::validate(&EtcdCluster, &config(base(vec![])));
+    assert_eq!(paths(&d, true), vec!["member"]);
+    let d = AnyResource::validate(&EtcdCluster, &config(base(vec![member("a", "10.0.0.1"), member("b", "10.0.0.2")])));
+    assert_eq!(paths(&d, true), Vec::<String>::new());
+    assert_eq!(paths(&d, false), vec!["member"], "an even count is a warning");
+    let d = AnyResource::validate(
+        &EtcdCluster,
+        &config(base(vec![member("a", "10.0.0.1"), member("a", "10.0.0.2"), member("c", "10.0.0.2")])),
+    );
+    assert_eq!(paths(&d, true), vec!["member[1].name", "member[2].address"]);
+    assert!(AnyResource::validate(&EtcdCluster, &config(base(three()))).is_empty());
+}
+
+#[test]
+fn paths_keep_and_addresses_are_validated() {
+    let mut j = base(three());
+    j["data_dir"] = "var/lib/etcd".into();
+    j["backup"] = serde_json::json!({"dir": "/srv/backup", "keep": 0});
+    j["member"][0]["address"] = "not-an-ip".into();
+    let d = AnyResource::validate(&EtcdCluster, &config(j));
+    let mut p = paths(&d, true);
+    p.sort();
+    assert_eq!(p, vec!["backup.keep", "data_dir", "member[0].address"]);
+    for bad in ["/", "/var/../etc", "relative", "/var/lib/etcd/"] {
+        assert!(schema::check_dir(&Value::string(bad)).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn a_restore_file_that_is_not_a_snapshot_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("x.db");
+    std::fs::write(&f, "text, not a database, long enough to read a header").unwrap();
+    let mut j = base(three());
+    j["restore_from_snapshot"] = f.to_str().unwrap().into();
+    let d = AnyResource::validate(&EtcdCluster, &config(j));
+    assert_eq!(paths(&d, true), vec!["restore_from_snapshot"]);
+}
+
+fn ca() -> (String, String) {
+    let c = crate::pki::new_ca("etcd-ca", crate::pki::KeyAlgorithm::EcdsaP256, 3650).unwrap();
+    (c.cert_pem, c.key_pem)
+}
+
+fn models(names: &[(&str, &str)]) -> Vec<MemberModel> {
+    names
+        .iter()
+        .map(|(n, a)| MemberModel {
+            name: n.to_string(),
+            address: a.to_string(),
+            ssh: ConnectionModel { host: a.to_string(), ..Default::default() },
+        })
+        .collect()
+}
+
+#[test]
+fn certificates_are_kept_until_the_ca_the_sans_or_the_expiry_ask_otherwise() {
+    let (cert, key) = ca();
+    let ms = models(&[("etcd1", "10.0.0.1"), ("etcd2", "10.0.0.2")]);
+    let (issued, fresh) = certs::ensure(None, true, &cert, &key, &ms, 365, 30).unwrap();
+    assert_eq!(fresh.len(), 6, "server and peer per member, two clients");
+    let sans = crate::pki::subject_alt_names(&issued["etcd1/server"].cert).unwrap();
+    assert_eq!(sans, vec!["10.0.0.1", "etcd1", "127.0.0.1", "localhost"]);
+    // Same CA, same members: nothing new.
+    assert!(certs::would_issue(Some(&issued), true, &ms, 30).is_empty());
+    let (again, fresh) = certs::ensure(Some(&issued), true, &cert, &key, &ms, 365, 30).unwrap();
+    assert!(fresh.is_empty() && again == issued);
+    // A member moving address gets new certificates; the others keep theirs.
+    let moved = models(&[("etcd1", "10.0.0.9"), ("etcd2", "10.0.0.2")]);
+    assert_eq!(certs::would_issue(Some(&issued), true, &moved, 30), vec!["etcd1/server", "etcd1/peer"]);
+    // Within renew_before_days of expiry (365 days left, renew 400 before): re-issued.
+    assert_eq!(certs::would_issue(Some(&issued), true, &ms, 400).len(), 6);
+    // Another CA: everything re-issued.
+    assert_eq!(certs::would_issue(Some(&issued), false, &ms, 30).len(), 6);
+}
+
+#[test]
+fn member_list_and_health_output_are_read() {
+    let json = r#"{"header":{"cluster_id":14841639068965178418,"member_id":1,"raft_term":2},"members":[{"ID":10276657743932975437,"name":"etcd1","peerURLs":["https://10.0.0.1:2380"],"clientURLs":["https://10.0.0.1:2379"]},{"ID":42,"peerURLs":["https://10.0.0.2:2380"]}]}"#;
+    let (id, listed) = cluster::parse_member_list(json).unwrap();
+    assert_eq!(format!("{id:x}"), "cdf818194e3a8c32");
+    assert_eq!(listed[1].name, "", "an added member that has not started has no name yet");
+    let health = cluster::parse_health(
+        "https://10.0.0.1:2379 is healthy: successfully committed proposal: took = 2ms\n\
+         https://10.0.0.2:2379 is unhealthy: failed to commit proposal: context deadline exceeded\n",
+    );
+    assert_eq!(health.into_iter().collect::<Vec<_>>(), vec!["https://10.0.0.1:2379"]);
+}
+
+#[test]
+fn quorum_is_never_given_up_by_one_change() {
+    let view = |healthy: &[&str], listed: usize| cluster::View {
+        via: 0,
+        cluster_id: 1,
+        listed: (0..listed)
+            .map(|i| cluster::Listed {
+                id: i as u64,
+                name: format!("m{i}"),
+                peer_urls: vec![],
+                client_urls: vec![format!("u{i}")],
+            })
+            .collect(),
+        healthy: healthy.iter().map(|s| s.to_string()).collect(),
+    };
+    // Three members, one lost: removing the lost one is fine, removing a healthy one is not.
+    let v = view(&["u0", "u1"], 3);
+    assert!(cluster::require_quorum_after(&v, Some(false), 0, "m2").is_ok());
+    assert!(cluster::require_quorum_after(&v, Some(true), 0, "m1").is_err());
+    // Adding to two healthy of two: three members, two healthy, still a quorum.
+    assert!(cluster::require_quorum_after(&view(&["u0", "u1"], 2), None, 1, "m2").is_ok());
+    // Adding to one healthy of two: no.
+    assert!(cluster::require_quorum_after(&view(&["u0"], 2), None, 1, "m2").is_err());
+}
+
+#[test]
+fn settings_are_tls_on_both_urls_with_client_certificates() {
+    let ms = models(&[("etcd1", "10.0.0.1")]);
+    let env = member::render_env(&ms[0], "/var/lib/etcd");
+    for line in [
+        "ETCD_LISTEN_CLIENT_URLS=https://10.0.0.1:2379,https://127.0.0.1:2379",
+        "ETCD_LISTEN_PEER_URLS=https://10.0.0.1:2380",
+        "ETCD_CLIENT_CERT_AUTH=true",
+        "ETCD_PEER_CLIENT_CERT_AUTH=true",
+        "ETCD_DATA_DIR=/var/lib/etcd",
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} in {env}");
+    }
+    assert_eq!(
+        member::initial_cluster(&models(&[("a", "10.0.0.1"), ("b", "fd00::2")])),
+        "a=https://10.0.0.1:2380,b=https://[fd00::2]:2380"
+    );
+}
+
+#[test]
+fn a_data_dir_change_is_refused_and_removing_a_majority_too() {
+    let ctx = crate::framework::Context::detached();
+    let mut prior = base(three());
+    prior["data_dir"] = "/var/lib/etcd".into();
+    let mut moved = prior.clone();
+    moved["data_dir"] = "/srv/etcd".into();
+    let p = AnyResource::plan(&EtcdCluster, &ctx, &config(prior.clone()), &config(moved.clone()), &config(moved));
+    assert_eq!(paths(&p.diagnostics, true), vec!["data_dir"]);
+    assert!(p.requires_replace.is_empty(), "never replaced: that would wipe the data");
+    let mut shrunk = prior.clone();
+    shrunk["member"] = serde_json::json!([member("etcd1", "10.0.0.1")]);
+    let p = AnyResource::plan(&EtcdCluster, &ctx, &config(prior.clone()), &config(shrunk.clone()), &config(shrunk));
+    assert_eq!(paths(&p.diagnostics, true), vec!["member"]);
+    let mut one_less = prior.clone();
+    one_less["member"] = serde_json::json!([member("etcd1", "10.0.0.1"), member("etcd2", "10.0.0.2")]);
+    let p = AnyResource::plan(&EtcdCluster, &ctx, &config(prior.clone()), &config(one_less.clone()), &config(one_less));
+    assert!(p.diagnostics.is_empty(), "{}", p.diagnostics);
+}
