@@ -229,13 +229,7 @@ impl Member<'_> {
     /// Stops etcd and empties the data directory (the member is gone from the cluster
     /// or never was in it); its settings go too, so nothing starts it again.
     pub async fn stop_and_wipe(&self, data_dir: &str) -> anyhow::Result<()> {
-        let state = self.node.unit_state(UNIT).await?;
-        if state.enabled != "not-found" {
-            self.node.unit(UNIT, UnitAction::Stop).await?;
-            if state.enabled == "enabled" {
-                self.node.unit(UNIT, UnitAction::Disable).await?;
-            }
-        }
+        self.stop_keeping_data().await?;
         self.node
             .run_ok(
                 "wiping the etcd data directory",
@@ -246,6 +240,18 @@ impl Member<'_> {
             )
             .await
             .map(|_| ())
+    }
+
+    /// Stops and disables etcd here, leaving its data directory as it is.
+    pub async fn stop_keeping_data(&self) -> anyhow::Result<()> {
+        let state = self.node.unit_state(UNIT).await?;
+        if state.enabled != "not-found" {
+            self.node.unit(UNIT, UnitAction::Stop).await?;
+            if state.enabled == "enabled" {
+                self.node.unit(UNIT, UnitAction::Disable).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Runs etcdctl here against `endpoints` (this member's own by default).

@@ -63,6 +63,7 @@ pub struct EtcdClusterModel {
     pub member: Vec<MemberModel>,
     pub data_dir: Option<String>,
     pub backup: Option<BackupModel>,
+    pub delete_data_on_destroy: Option<bool>,
     pub restore_from_snapshot: Option<String>,
     pub package_version: Option<String>,
     pub release_archive: Option<ReleaseArchiveModel>,
@@ -360,9 +361,14 @@ impl Resource for EtcdCluster {
     async fn delete(&self, ctx: &Context, state: EtcdClusterModel) -> Result<(), Diagnostics> {
         let data_dir = state.data_dir();
         let members = cluster::connect(ctx, &state.member).await?;
+        let wipe = state.delete_data_on_destroy == Some(true);
         futures::future::try_join_all(members.iter().map(|x| async {
             backup::remove(x).await?;
-            x.stop_and_wipe(&data_dir).await?;
+            // Data is never deleted by a default: only delete_data_on_destroy wipes it.
+            match wipe {
+                true => x.stop_and_wipe(&data_dir).await?,
+                false => x.stop_keeping_data().await?,
+            }
             x.node
                 .run_ok(
                     "removing the etcd certificates",

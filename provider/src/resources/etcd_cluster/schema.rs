@@ -93,8 +93,8 @@ pub fn schema() -> Schema {
          never below quorum. Read observes the cluster (member list, health over TLS from a member, certificates \
          on disk): an unhealthy or missing member is drift the next apply repairs. Backups by a systemd timer; \
          a new cluster can be restored from a snapshot. A running healthy cluster with this CA is adopted, never \
-         re-initialised; one with another CA is refused. Destroying the resource stops etcd and deletes its data \
-         directory on every member: take a snapshot first.",
+         re-initialised; one with another CA is refused. Destroying the resource stops etcd on every member \
+         and keeps its data directory unless `delete_data_on_destroy = true`.",
     )
     .attribute(Attribute::computed("id", Type::String).description("The cluster id (hex), as `cluster_id`."))
     .attribute(
@@ -112,6 +112,11 @@ pub fn schema() -> Schema {
             .validate(Validator::Custom(check_dir))
             .description("etcd's data directory on every member (default `/var/lib/etcd`). Fixed once the cluster exists: a plan that changes it is refused (moving the data is a snapshot and a restore)."),
     )
+    .attribute(Attribute::optional("delete_data_on_destroy", Type::Bool).default(false).description(
+        "Wipe every member's data directory when the cluster is destroyed. Off by default: destroy stops and \
+         disables etcd and removes its certificates, settings and backup timer, but keeps the data (and the \
+         snapshots in `backup.dir`).",
+    ))
     .attribute(
         Attribute::optional("restore_from_snapshot", Type::String)
             .description(
