@@ -15,6 +15,7 @@ use crate::node::SshAccess;
 use crate::proxmox::{self, ProxmoxAccess};
 use crate::resources::cluster_secrets::ClusterSecrets;
 use crate::resources::connection::{self, ProviderSshModel};
+use crate::resources::load_balancer::LoadBalancer;
 use crate::resources::nfs_export::NfsExport;
 use crate::resources::node_config::NodeConfig;
 use crate::resources::vm::Vm;
@@ -69,7 +70,7 @@ impl ProviderDefinition for StrataProvider {
     }
 
     fn resources(&self) -> Vec<Arc<dyn AnyResource>> {
-        vec![Arc::new(ClusterSecrets), Arc::new(NfsExport), Arc::new(NodeConfig), Arc::new(Vm)]
+        vec![Arc::new(ClusterSecrets), Arc::new(LoadBalancer), Arc::new(NfsExport), Arc::new(NodeConfig), Arc::new(Vm)]
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn AnyDataSource>> {
