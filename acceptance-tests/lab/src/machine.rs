@@ -207,6 +207,10 @@ pub fn boot(node: &NodeInfo, machine_name: &str, repo: Option<&Path>) -> Result<
         // nfs-ganesha's VFS FSAL opens files by handle; nspawn's default seccomp filter
         // refuses open_by_handle_at (EPERM), as a VM's kernel would not.
         "--system-call-filter=open_by_handle_at".into(),
+        // The node owns its network namespace as a VM owns its interfaces: keepalived adds
+        // and removes the VIP. nspawn grants CAP_NET_ADMIN only with a network it made
+        // itself (--private-network), not with --network-namespace-path.
+        "--capability=CAP_NET_ADMIN".into(),
         // Boot messages go to console.log; nothing reads a terminal.
         "--console=read-only".into(),
     ];
