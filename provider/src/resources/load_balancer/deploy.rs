@@ -13,7 +13,11 @@ const PACKAGES: [&str; 2] = ["haproxy", "keepalived"];
 const HAPROXY: &str = "haproxy.service";
 const KEEPALIVED: &str = "keepalived.service";
 const HAPROXY_CHECK: &str = "haproxy -c -f {}";
-const KEEPALIVED_CHECK: &str = "keepalived --config-test -f {}";
+/// keepalived 2.2.7 ends its own configuration test with SIGTERM (exit 143) whenever the
+/// configuration has a `vrrp_script`, valid or not, so its diagnostics decide: a clean
+/// configuration prints none.
+const KEEPALIVED_CHECK: &str = "out=$(keepalived --config-test -f {} 2>&1); rc=$?; \
+     if [ -n \"$out\" ] || [ $rc -ne 0 -a $rc -ne 143 ]; then printf '%s\\n' \"$out\" >&2; exit 1; fi";
 
 /// Everything one node gets.
 pub struct NodeFiles {
