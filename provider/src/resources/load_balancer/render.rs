@@ -182,9 +182,17 @@ pub fn sysctl(m: &LoadBalancerModel) -> String {
 }
 
 pub fn haproxy_drop_in(m: &LoadBalancerModel) -> String {
+    let v6 = if vip_address(m).contains(':') {
+        "ExecStartPre=/usr/sbin/sysctl -q -w net.ipv6.ip_nonlocal_bind=1\n"
+    } else {
+        ""
+    };
     format!(
         "{}# A haproxy that dies stays down: keepalived moves the VIP to a healthy node instead\n\
-         # of it flapping back here; the next apply restarts it.\n[Service]\nRestart=no\n",
+         # of it flapping back here; the next apply restarts it.\n[Service]\nRestart=no\n\
+         # Binding the VIP where keepalived does not hold it needs this, whether or not\n\
+         # systemd-sysctl ran before (it does not where /proc/sys is read-only, e.g. a container).\n\
+         ExecStartPre=/usr/sbin/sysctl -q -w net.ipv4.ip_nonlocal_bind=1\n{v6}",
         header(m)
     )
 }
