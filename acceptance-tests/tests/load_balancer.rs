@@ -361,7 +361,11 @@ fn bad_load_balancer_input_is_refused_at_plan_naming_the_attribute() {
         (config("10.0.0.100/24", "51", "pw", &two, &frontend("api", "70000", "10.0.0.1")), "bind_port"),
         (config("10.0.0.100/24", "51", "pw", &["127.0.0.2", "127.0.0.2"], &fe), "host"),
     ];
-    let wd = Workdir::new(&provider_dir(), &cases[0].0).unwrap();
+    // The documented example is valid as it is.
+    let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/load-balancer/main.tf")).unwrap();
+    let wd = Workdir::new(&provider_dir(), &example).unwrap();
+    let valid = wd.run(&["validate"]).unwrap();
+    assert_eq!(valid.code, 0, "examples/load-balancer: {}{}", valid.stdout, valid.stderr);
     for (tf, attr) in cases {
         wd.write("main.tf", &tf).unwrap();
         let plan = wd.run(&["plan", "-input=false"]).unwrap();
