@@ -362,7 +362,9 @@ fn bad_load_balancer_input_is_refused_at_plan_naming_the_attribute() {
         (config("10.0.0.100/24", "51", "pw", &["127.0.0.2", "127.0.0.2"], &fe), "host"),
     ];
     // The documented example is valid as it is.
-    let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/load-balancer/main.tf")).unwrap();
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/load-balancer/main.tf"))
+            .unwrap();
     let wd = Workdir::new(&provider_dir(), &example).unwrap();
     let valid = wd.run(&["validate"]).unwrap();
     assert_eq!(valid.code, 0, "examples/load-balancer: {}{}", valid.stdout, valid.stderr);

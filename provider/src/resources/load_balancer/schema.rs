@@ -103,9 +103,22 @@ fn node_block() -> NestedBlock {
                 .validate(Validator::IntBetween(1, 254))
                 .description("keepalived priority, 1-254 (default: 100 for the first node, one less for each next)."),
         )
-        .block(connection::resource_block()),
+        .block(node_ssh_block()),
     )
     .items(2, 0)
+}
+
+/// The shared `ssh` block, except that a changed host is one node leaving the list and
+/// another joining it, applied in place (the VIP stays up), not a replacement.
+fn node_ssh_block() -> NestedBlock {
+    let mut ssh = connection::resource_block();
+    if let Some(host) = ssh.block.attributes.iter_mut().find(|a| a.name == "host") {
+        host.requires_replace = false;
+        host.description = "Node address or name. A node whose host changes is configured on the new host and \
+                            cleaned from the old one, in place."
+            .into();
+    }
+    ssh
 }
 
 fn frontend_block() -> NestedBlock {
