@@ -16,6 +16,9 @@ use strata_lab::{LabGuard, NodeKind, PveMode, UpOptions};
 const LBS: [&str; 3] = ["node1", "node2", "node3"];
 const BACKENDS: [&str; 3] = ["node4", "node5", "node6"];
 const PORT: u16 = 6443;
+/// An http frontend that terminates TLS on the VIP.
+const TLS_PORT: u16 = 8443;
+const TLS_NAME: &str = "lb.strata.test";
 /// Eight characters: the longest keepalived takes; must never show in any output.
 const PASSWORD: &str = "Vr4pW0rd";
 /// VRRP's master-down interval at 1 s adverts and priority 99 (the node that takes
@@ -122,11 +125,45 @@ resource "strata_load_balancer" "api" {{
       interval = "1s"
     }}
   }}
+  frontend {{
+    name            = "web-tls"
+    bind_port       = {TLS_PORT}
+    mode            = "http"
+    tls_certificate = file("tls.pem")
+    backend {{
+      name    = "web"
+      address = "{web}"
+      port    = {PORT}
+    }}
+  }}
 }}
 "#,
+        web = address(lab, "node4"),
         provider = ssh_provider(&ssh.private_key_file, &ssh.known_hosts_file),
         vip = vip(lab),
     )
+}
+
+/// A Terraform directory for `main_tf`, with the TLS frontend's certificate and key
+/// (`tls.pem`) beside it.
+fn workdir(main_tf: &str) -> Workdir {
+    let wd = Workdir::new(&provider_dir(), main_tf).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec![TLS_NAME.to_string()]).unwrap();
+    wd.write("tls.pem", &format!("{}{}", cert.cert.pem(), cert.signing_key.serialize_pem())).unwrap();
+    wd
+}
+
+/// The subject of the certificate the VIP presents on the TLS port.
+fn tls_subject(lab: &LabGuard) -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {}:{TLS_PORT} -servername {TLS_NAME} </dev/null 2>/dev/null | openssl x509 -noout -subject",
+            vip(lab)
+        ))
+        .output()
+        .expect("openssl (Makefile deps)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Which load balancer nodes hold the VIP now (checked on each of them).
@@ -185,7 +222,7 @@ fn load_balancer_balances_fails_over_reloads_and_is_removed() {
     let mut lab = lab(&tmp.path().join("lab"), 6);
     start_responders(&lab);
     let addr = vip_addr(&lab);
-    let wd = Workdir::new(&provider_dir(), &lb_config(&lab, &BACKENDS, "1", "")).unwrap();
+    let wd = workdir(&lb_config(&lab, &BACKENDS, "1", ""));
     let applied = wd.apply().unwrap();
     assert!(!applied.stdout.contains(PASSWORD) && !applied.stderr.contains(PASSWORD), "the password leaked");
 
@@ -198,6 +235,8 @@ fn load_balancer_balances_fails_over_reloads_and_is_removed() {
     // Exactly one holder, checked on all three, and it is the one the state names.
     let holder = holders(&lab, &LBS);
     assert_eq!(holder, ["node1"], "the first node (priority 100) holds the VIP");
+    // The http frontend terminates TLS on the VIP with the configured certificate.
+    assert!(tls_subject(&lab).contains(TLS_NAME), "TLS on the VIP: {:?}", tls_subject(&lab));
     let state = wd.resource_values("strata_load_balancer.api").unwrap();
     assert_eq!(state["master_node"], address(&lab, "node1").as_str());
     for n in LBS {
@@ -403,7 +442,7 @@ fn failover_benchmark() {
     let mut lab = lab(&tmp.path().join("lab"), 6);
     start_responders(&lab);
     let addr = vip_addr(&lab);
-    let wd = Workdir::new(&provider_dir(), &lb_config(&lab, &BACKENDS, "1", "")).unwrap();
+    let wd = workdir(&lb_config(&lab, &BACKENDS, "1", ""));
     let mut rows = Vec::new();
     for advert in ["1", "0.1"] {
         wd.write("main.tf", &lb_config(&lab, &BACKENDS, advert, "")).unwrap();
