@@ -145,20 +145,20 @@ resource "strata_load_balancer" "api" {{
 }
 
 /// A Terraform directory for `main_tf`, with the TLS frontend's certificate and key
-/// (`tls.pem`) beside it.
-fn workdir(main_tf: &str) -> Workdir {
+/// (`tls.pem`) beside it; also returns the certificate (PEM).
+fn workdir(main_tf: &str) -> (Workdir, String) {
     let wd = Workdir::new(&provider_dir(), main_tf).unwrap();
     let cert = rcgen::generate_simple_self_signed(vec![TLS_NAME.to_string()]).unwrap();
     wd.write("tls.pem", &format!("{}{}", cert.cert.pem(), cert.signing_key.serialize_pem())).unwrap();
-    wd
+    (wd, cert.cert.pem())
 }
 
-/// The subject of the certificate the VIP presents on the TLS port.
-fn tls_subject(lab: &LabGuard) -> String {
+/// The certificate (PEM) the VIP presents on the TLS port.
+fn tls_certificate(lab: &LabGuard) -> String {
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "openssl s_client -connect {}:{TLS_PORT} -servername {TLS_NAME} </dev/null 2>/dev/null | openssl x509 -noout -subject",
+            "openssl s_client -connect {}:{TLS_PORT} -servername {TLS_NAME} </dev/null 2>/dev/null | openssl x509",
             vip(lab)
         ))
         .output()
@@ -222,9 +222,18 @@ fn load_balancer_balances_fails_over_reloads_and_is_removed() {
     let mut lab = lab(&tmp.path().join("lab"), 6);
     start_responders(&lab);
     let addr = vip_addr(&lab);
-    let wd = workdir(&lb_config(&lab, &BACKENDS, "1", ""));
+    let (wd, cert) = workdir(&lb_config(&lab, &BACKENDS, "1", ""));
     let applied = wd.apply().unwrap();
     assert!(!applied.stdout.contains(PASSWORD) && !applied.stderr.contains(PASSWORD), "the password leaked");
+
+    // Steady state: whichever node's keepalived started first took the VIP; node1
+    // (priority 100) preempts it once it has heard the others. Exactly one holder then,
+    // checked on all three, and refresh names it.
+    wait_for_holder(&lab, "node1");
+    assert_eq!(holders(&lab, &LBS), ["node1"], "the first node (priority 100) holds the VIP");
+    wd.run(&["apply", "-refresh-only", "-auto-approve", "-input=false"]).unwrap().ok().unwrap();
+    let state = wd.resource_values("strata_load_balancer.api").unwrap();
+    assert_eq!(state["master_node"], address(&lab, "node1").as_str());
 
     // Round robin over all three backends, through the VIP.
     let seen = backend_names_seen(addr, 6);
@@ -232,13 +241,8 @@ fn load_balancer_balances_fails_over_reloads_and_is_removed() {
     distinct.sort();
     assert_eq!(distinct, BACKENDS, "three connections reach the three backends: {seen:?}");
     assert_eq!(seen[..3], seen[3..], "in turn: {seen:?}");
-    // Exactly one holder, checked on all three, and it is the one the state names.
-    let holder = holders(&lab, &LBS);
-    assert_eq!(holder, ["node1"], "the first node (priority 100) holds the VIP");
     // The http frontend terminates TLS on the VIP with the configured certificate.
-    assert!(tls_subject(&lab).contains(TLS_NAME), "TLS on the VIP: {:?}", tls_subject(&lab));
-    let state = wd.resource_values("strata_load_balancer.api").unwrap();
-    assert_eq!(state["master_node"], address(&lab, "node1").as_str());
+    assert_eq!(tls_certificate(&lab).trim(), cert.trim(), "the VIP presents the configured certificate");
     for n in LBS {
         assert_eq!(sh(&lab, n, "sysctl -n net.ipv4.ip_nonlocal_bind").trim(), "1", "{n}");
         assert_eq!(
@@ -442,9 +446,10 @@ fn failover_benchmark() {
     let mut lab = lab(&tmp.path().join("lab"), 6);
     start_responders(&lab);
     let addr = vip_addr(&lab);
-    let wd = workdir(&lb_config(&lab, &BACKENDS, "1", ""));
+    let (wd, _) = workdir(&lb_config(&lab, &BACKENDS, "1", ""));
     let mut rows = Vec::new();
-    for advert in ["1", "0.1"] {
+    // The issue's targets: within 1 s of the floor, and under 1 s at 0.1 s adverts.
+    for (advert, target) in [("1", 4.6), ("0.1", 1.0)] {
         wd.write("main.tf", &lb_config(&lab, &BACKENDS, advert, "")).unwrap();
         wd.apply().unwrap();
         let (mut power, mut haproxy) = (Vec::new(), Vec::new());
@@ -468,10 +473,10 @@ fn failover_benchmark() {
         }
         let floor = master_down_floor(advert.parse().unwrap());
         rows.push(format!(
-            "| {advert} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s |",
+            "| {advert} s | {:.2} s | {:.2} s | under {:.1} s | {:.2} s |",
             floor.as_secs_f64(),
             median(power).as_secs_f64(),
-            (floor + Duration::from_secs(1)).as_secs_f64(),
+            target,
             median(haproxy).as_secs_f64(),
         ));
     }
@@ -485,7 +490,9 @@ fn failover_benchmark() {
          removed). Dead haproxy: `systemctl kill --signal=SIGKILL haproxy` on the holder, which stays up; keepalived's \
          check runs every second (its smallest interval), so that column does not shrink with the advert \
          interval. The floor is VRRP's master-down interval of the backup that takes over (3 x advert + \
-         (256 - 99) / 256 x advert); the target is the floor plus 1 s. 0.1 s is the smallest `advert_interval` the \
+         (256 - 99) / 256 x advert); it runs from the last advertisement the backup heard, which can precede the \
+         kill by up to one interval, so single runs can beat it. Targets as in the issue (floor plus 1 s, under 1 s \
+         at 0.1 s). The machine ran other engineers' builds and tests meanwhile. 0.1 s is the smallest `advert_interval` the \
          resource allows (VRRPv3).\n\n\
          | advert_interval | master-down floor | power loss (median) | target | haproxy killed (median) |\n\
          | --- | --- | --- | --- | --- |\n{}\n\n",
