@@ -46,7 +46,7 @@ def main():
     lab_dir = os.path.join(tmp, "lab")
     wd = os.path.join(tmp, "wd")
     os.makedirs(wd)
-    run([lab_bin, "up", "--dir", lab_dir, "--nodes", "3", "--kind", "systemd", "--no-pve"])
+    run([lab_bin, "up", "--dir", lab_dir, "--nodes", "3", "--no-pve"])
     try:
         bench(lab_bin, lab_dir, terraform, bin_dir, wd)
     finally:

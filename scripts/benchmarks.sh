@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: regenerates docs/benchmarks.md from the benchmark scripts. Release
-# builds: the figures are what users run. BENCH_SECTIONS (default "provider vm agent lab etcd")
+# builds: the figures are what users run. BENCH_SECTIONS (default "provider vm agent lab etcd lb")
 # picks sections; a section not re-run keeps its text from the current file, so each
 # comparison in the file always comes from one run of its script.
 set -euo pipefail
@@ -11,7 +11,7 @@ terraform="$(bash scripts/install-terraform.sh)"
 target="${CARGO_TARGET_DIR:-$root/target}"
 bin="$target/release"
 out="$root/docs/benchmarks.md"
-sections="${BENCH_SECTIONS:-provider vm agent lab etcd}"
+sections="${BENCH_SECTIONS:-provider vm agent lab etcd lb}"
 tmp="$(mktemp)"
 # The current text of a section (from its "## " heading to the next), to keep it.
 keep() { [ -f "$out" ] && awk -v h="$1" 'index($0, "## ")==1 {on = index($0, h) > 0} on' "$out"; }
@@ -27,6 +27,7 @@ run() { case " $sections " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
   if run agent; then CARGO_TARGET_DIR="$target" STRATA_BIN_DIR="$bin" bash scripts/bench_agent.sh; else keep "## strata-agent vs Ansible"; fi
   if run lab; then STRATA_BIN_DIR="$bin" bash scripts/bench_lab.sh; else keep "## Lab"; fi
   if run etcd; then python3 scripts/bench_etcd.py "$bin" "$terraform"; else keep "## etcd"; fi
+  if run lb; then bash scripts/bench_load_balancer.sh; else keep "## Load balancer failover"; fi
 } > "$tmp"
 mkdir -p docs
 mv "$tmp" "$out"

@@ -17,6 +17,7 @@ use crate::resources::cluster_secrets::ClusterSecrets;
 use crate::resources::connection::{self, ProviderSshModel};
 use crate::resources::container::Container;
 use crate::resources::etcd_cluster::EtcdCluster;
+use crate::resources::load_balancer::LoadBalancer;
 use crate::resources::nfs_export::NfsExport;
 use crate::resources::node_config::NodeConfig;
 use crate::resources::vm::Vm;
@@ -75,6 +76,7 @@ impl ProviderDefinition for StrataProvider {
             Arc::new(ClusterSecrets),
             Arc::new(Container),
             Arc::new(EtcdCluster),
+            Arc::new(LoadBalancer),
             Arc::new(NfsExport),
             Arc::new(NodeConfig),
             Arc::new(Vm),

@@ -112,6 +112,26 @@ impl Node {
             self.write_file(path, content, mode).await?;
             return Ok(true);
         };
+        let candidate = self.validated_candidate(path, content, mode, validator).await?;
+        self.run_ok(&format!("installing {path}"), &format!("mv -f -- {} {}", quote(&candidate), quote(path))).await?;
+        Ok(true)
+    }
+
+    /// Has `validator` accept `content` as the next `path` without installing it, for a
+    /// change that must be accepted on every node before any node takes it.
+    pub async fn check_candidate(&self, path: &str, content: &[u8], mode: u32, validator: &str) -> anyhow::Result<()> {
+        let candidate = self.validated_candidate(path, content, mode, validator).await?;
+        self.remove_file(&candidate).await
+    }
+
+    /// Writes the candidate beside `path` and runs `validator` on it; returns its path.
+    async fn validated_candidate(
+        &self,
+        path: &str,
+        content: &[u8],
+        mode: u32,
+        validator: &str,
+    ) -> anyhow::Result<String> {
         let (dir, name) = path.rsplit_once('/').ok_or_else(|| anyhow!("{path} is not an absolute path"))?;
         let candidate = format!("{dir}/.{name}.strata-candidate");
         self.write_file(&candidate, content, mode).await?;
@@ -128,8 +148,7 @@ impl Node {
                 out.stderr.trim()
             );
         }
-        self.run_ok(&format!("installing {path}"), &format!("mv -f -- {} {}", quote(&candidate), quote(path))).await?;
-        Ok(true)
+        Ok(candidate)
     }
 
     /// Runs one systemctl action on a unit.

@@ -4,6 +4,7 @@ pub mod cluster_secrets;
 pub mod connection;
 pub mod container;
 pub mod etcd_cluster;
+pub mod load_balancer;
 pub mod nfs_export;
 pub mod node_config;
 pub mod vm;

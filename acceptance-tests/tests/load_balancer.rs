@@ -1,0 +1,504 @@
+//! strata_load_balancer through real Terraform against systemd lab nodes: three load
+//! balancer nodes running Debian's haproxy and keepalived as systemd units, three
+//! backends running a TCP responder that answers with its name. Round robin through
+//! the VIP, one VIP holder, failover on power loss and on a dead haproxy, reload that
+//! keeps connections, refusal by haproxy itself, drift per node, and destroy.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use strata_acceptance_tests::provider::provider_dir;
+use strata_acceptance_tests::terraform::{ssh_provider, Workdir, REQUIRED_PROVIDERS};
+use strata_lab::{LabGuard, PveMode, UpOptions};
+
+const LBS: [&str; 3] = ["node1", "node2", "node3"];
+const BACKENDS: [&str; 3] = ["node4", "node5", "node6"];
+const PORT: u16 = 6443;
+/// An http frontend that terminates TLS on the VIP.
+const TLS_PORT: u16 = 8443;
+const TLS_NAME: &str = "lb.strata.test";
+/// Eight characters: the longest keepalived takes; must never show in any output.
+const PASSWORD: &str = "Vr4pW0rd";
+/// VRRP's master-down interval at 1 s adverts and priority 99 (the node that takes
+/// over): 3 x 1 s + (256 - 99) / 256 s; the issue's bound is this floor plus 1 s.
+const FAILOVER_BOUND_1S: Duration = Duration::from_millis(4600);
+
+fn lab(dir: &Path, nodes: usize) -> LabGuard {
+    let mut opts = UpOptions::new(dir);
+    opts.nodes = nodes;
+    opts.pve = PveMode::Disabled;
+    LabGuard::up(&opts).expect("lab up (needs root; builds the node image on first use)")
+}
+
+fn sh(lab: &LabGuard, node: &str, script: &str) -> String {
+    let out = lab.exec(node, &["sh", "-c", script]).expect("node exec");
+    assert!(out.status.success(), "{node}: {script}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn address(lab: &LabGuard, node: &str) -> String {
+    lab.node(node).unwrap().address.clone()
+}
+
+/// The VIP: .200 of the lab's /24.
+fn vip(lab: &LabGuard) -> String {
+    let a = address(lab, "node1");
+    format!("{}.200", a.rsplit_once('.').unwrap().0)
+}
+
+/// A TCP server on each backend (perl from the minimal image: no package needed) that
+/// greets with the node's name and echoes every line prefixed with it, as a systemd
+/// transient unit.
+fn start_responders(lab: &LabGuard) {
+    const SCRIPT: &str = r#"use IO::Socket::INET; $SIG{CHLD} = 'IGNORE'; my ($name, $port) = @ARGV;
+my $l = IO::Socket::INET->new(LocalPort => $port, Listen => 128, ReuseAddr => 1) or die "listen: $!";
+while (1) { my $c = $l->accept or next; if (fork() == 0) { close $l; $c->autoflush(1); print $c "$name\n";
+while (my $line = <$c>) { print $c "$name $line"; } exit 0; } close $c; }"#;
+    for b in BACKENDS {
+        let port = PORT.to_string();
+        let out = lab
+            .exec(b, &["systemd-run", "--quiet", "--unit=strata-responder", "perl", "-e", SCRIPT, b, &port])
+            .unwrap();
+        assert!(out.status.success(), "{b}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    for b in BACKENDS {
+        let addr: SocketAddr = format!("{}:{PORT}", address(lab, b)).parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while greeting(addr, Duration::from_millis(500)).is_none() {
+            assert!(Instant::now() < deadline, "responder on {b} does not answer");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The first line a new connection gets: the backend's name.
+fn greeting(addr: SocketAddr, timeout: Duration) -> Option<String> {
+    let s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).ok()?;
+    let name = line.trim().to_string();
+    (!name.is_empty()).then_some(name)
+}
+
+fn vip_addr(lab: &LabGuard) -> SocketAddr {
+    format!("{}:{PORT}", vip(lab)).parse().unwrap()
+}
+
+fn lb_config(lab: &LabGuard, backends: &[&str], advert_interval: &str, extra_backend: &str) -> String {
+    let ssh = &lab.info().ssh;
+    let nodes: String =
+        LBS.iter().map(|n| format!("  node {{\n    ssh {{ host = \"{}\" }}\n  }}\n", address(lab, n))).collect();
+    let servers: String = backends
+        .iter()
+        .map(|b| {
+            format!(
+                "    backend {{\n      name = \"{b}\"\n      address = \"{}\"\n      port = {PORT}\n    }}\n",
+                address(lab, b)
+            )
+        })
+        .collect();
+    let auth =
+        if advert_interval.contains('.') { String::new() } else { "  auth_pass         = var.vrrp_password\n".into() };
+    format!(
+        r#"{provider}variable "vrrp_password" {{
+  type      = string
+  sensitive = true
+  default   = "{PASSWORD}"
+}}
+
+resource "strata_load_balancer" "api" {{
+  name              = "k8s"
+  vip               = "{vip}/24"
+  interface         = "eth0"
+  virtual_router_id = 51
+{auth}  advert_interval   = {advert_interval}
+  stats_port        = 8404
+{nodes}  frontend {{
+    name      = "kube-apiserver"
+    bind_port = {PORT}
+{servers}{extra_backend}    health_check {{
+      type     = "tcp"
+      interval = "1s"
+    }}
+  }}
+  frontend {{
+    name            = "web-tls"
+    bind_port       = {TLS_PORT}
+    mode            = "http"
+    tls_certificate = file("tls.pem")
+    backend {{
+      name    = "web"
+      address = "{web}"
+      port    = {PORT}
+    }}
+  }}
+}}
+"#,
+        web = address(lab, "node4"),
+        provider = ssh_provider(&ssh.private_key_file, &ssh.known_hosts_file),
+        vip = vip(lab),
+    )
+}
+
+/// A Terraform directory for `main_tf`, with the TLS frontend's certificate and key
+/// (`tls.pem`) beside it; also returns the certificate (PEM).
+fn workdir(main_tf: &str) -> (Workdir, String) {
+    let wd = Workdir::new(&provider_dir(), main_tf).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec![TLS_NAME.to_string()]).unwrap();
+    wd.write("tls.pem", &format!("{}{}", cert.cert.pem(), cert.signing_key.serialize_pem())).unwrap();
+    (wd, cert.cert.pem())
+}
+
+/// The certificate (PEM) the VIP presents on the TLS port.
+fn tls_certificate(lab: &LabGuard) -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {}:{TLS_PORT} -servername {TLS_NAME} </dev/null 2>/dev/null | openssl x509",
+            vip(lab)
+        ))
+        .output()
+        .expect("openssl (Makefile deps)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Which load balancer nodes hold the VIP now (checked on each of them).
+fn holders(lab: &LabGuard, nodes: &[&str]) -> Vec<String> {
+    let vip = format!(" {}/", vip(lab));
+    nodes.iter().filter(|n| sh(lab, n, "ip -o addr show dev eth0").contains(&vip)).map(|n| n.to_string()).collect()
+}
+
+fn main_pid(lab: &LabGuard, node: &str, unit: &str) -> String {
+    sh(lab, node, &format!("systemctl show -p MainPID --value {unit}")).trim().to_string()
+}
+
+/// Waits until a new connection through the VIP is answered; returns the time since
+/// `since`. Panics past `bound` (plus slack to report the real figure).
+fn wait_for_service(addr: SocketAddr, since: Instant, bound: Duration) -> Duration {
+    loop {
+        if greeting(addr, Duration::from_millis(200)).is_some() {
+            return since.elapsed();
+        }
+        assert!(since.elapsed() < bound + Duration::from_secs(10), "no connection through the VIP after {bound:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (bounded) until exactly one of `nodes` holds the VIP.
+fn single_holder(lab: &LabGuard, nodes: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let h = holders(lab, nodes);
+        if h.len() == 1 {
+            return h[0].clone();
+        }
+        assert!(Instant::now() < deadline, "VIP holders among {nodes:?}: {h:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits (bounded) until `node` alone holds the VIP, then one advert interval more.
+fn wait_for_holder(lab: &LabGuard, node: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while holders(lab, &LBS) != [node] {
+        assert!(Instant::now() < deadline, "{node} did not take the VIP: {:?}", holders(lab, &LBS));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    node.to_string()
+}
+
+fn backend_names_seen(addr: SocketAddr, connections: usize) -> Vec<String> {
+    (0..connections).map(|_| greeting(addr, Duration::from_secs(2)).expect("a connection through the VIP")).collect()
+}
+
+#[test]
+fn load_balancer_balances_fails_over_reloads_and_is_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut lab = lab(&tmp.path().join("lab"), 6);
+    start_responders(&lab);
+    let addr = vip_addr(&lab);
+    let (wd, cert) = workdir(&lb_config(&lab, &BACKENDS, "1", ""));
+    let applied = wd.apply().unwrap();
+    assert!(!applied.stdout.contains(PASSWORD) && !applied.stderr.contains(PASSWORD), "the password leaked");
+
+    // Steady state: whichever node's keepalived started first took the VIP; node1
+    // (priority 100) preempts it once it has heard the others. Exactly one holder then,
+    // checked on all three, and refresh names it.
+    wait_for_holder(&lab, "node1");
+    assert_eq!(holders(&lab, &LBS), ["node1"], "the first node (priority 100) holds the VIP");
+    wd.run(&["apply", "-refresh-only", "-auto-approve", "-input=false"]).unwrap().ok().unwrap();
+    let state = wd.resource_values("strata_load_balancer.api").unwrap();
+    assert_eq!(state["master_node"], address(&lab, "node1").as_str());
+
+    // Round robin over all three backends, through the VIP.
+    let seen = backend_names_seen(addr, 6);
+    let mut distinct = seen[..3].to_vec();
+    distinct.sort();
+    assert_eq!(distinct, BACKENDS, "three connections reach the three backends: {seen:?}");
+    assert_eq!(seen[..3], seen[3..], "in turn: {seen:?}");
+    // The http frontend terminates TLS on the VIP with the configured certificate.
+    assert_eq!(tls_certificate(&lab).trim(), cert.trim(), "the VIP presents the configured certificate");
+    for n in LBS {
+        assert_eq!(sh(&lab, n, "sysctl -n net.ipv4.ip_nonlocal_bind").trim(), "1", "{n}");
+        assert_eq!(
+            sh(&lab, n, "systemctl is-active haproxy keepalived").split_whitespace().collect::<Vec<_>>(),
+            ["active"; 2]
+        );
+        assert!(sh(&lab, n, "cat /etc/keepalived/keepalived.conf").contains("script_user keepalived_script"));
+    }
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 0, "plan after apply must be empty:\n{}{}", plan.stdout, plan.stderr);
+
+    // A backend leaves: haproxy is reloaded (same master pid), keepalived untouched, and a
+    // connection opened before keeps exchanging data.
+    let long = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+    long.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = BufReader::new(long.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let on = line.trim().to_string();
+    let mut exchange = |msg: &str| {
+        (&long).write_all(format!("{msg}\n").as_bytes()).unwrap();
+        let mut reply = String::new();
+        reader.read_line(&mut reply).unwrap();
+        reply.trim().to_string()
+    };
+    assert_eq!(exchange("before"), format!("{on} before"));
+    let removed = *BACKENDS.iter().find(|b| **b != on).unwrap();
+    let kept: Vec<&str> = BACKENDS.iter().copied().filter(|b| *b != removed).collect();
+    let pids = |unit: &str| LBS.iter().map(|n| main_pid(&lab, n, unit)).collect::<Vec<_>>();
+    let (keepalived_before, haproxy_before) = (pids("keepalived"), pids("haproxy"));
+    wd.write("main.tf", &lb_config(&lab, &kept, "1", "")).unwrap();
+    wd.apply().unwrap();
+    assert_eq!(pids("keepalived"), keepalived_before, "keepalived was not reloaded or restarted");
+    assert_eq!(pids("haproxy"), haproxy_before, "haproxy was reloaded, not restarted");
+    assert_eq!(exchange("after"), format!("{on} after"), "the connection opened before the reload still works");
+    let seen = backend_names_seen(addr, 6);
+    assert!(!seen.iter().any(|n| n == removed), "{removed} still gets connections: {seen:?}");
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0);
+
+    // A configuration only haproxy rejects (a server name that does not resolve): its
+    // message, naming the node; the old configuration still serves everywhere.
+    let cfg_before: Vec<String> = LBS.iter().map(|n| sh(&lab, n, "sha256sum /etc/haproxy/haproxy.cfg")).collect();
+    let bad = "    backend {\n      name = \"ghost\"\n      address = \"no-such-backend.invalid\"\n      port = 6443\n    }\n";
+    wd.write("main.tf", &lb_config(&lab, &kept, "1", bad)).unwrap();
+    let refused = wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap();
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(refused.stderr.contains("could not resolve address 'no-such-backend.invalid'"), "{}", refused.stderr);
+    assert!(refused.stderr.contains(&address(&lab, "node1")), "the error names the node: {}", refused.stderr);
+    assert!(!refused.stderr.contains(PASSWORD) && !refused.stdout.contains(PASSWORD));
+    let cfg_after: Vec<String> = LBS.iter().map(|n| sh(&lab, n, "sha256sum /etc/haproxy/haproxy.cfg")).collect();
+    assert_eq!(cfg_after, cfg_before, "a refused configuration changed a live file");
+    assert!(backend_names_seen(addr, 4).iter().all(|n| kept.contains(&n.as_str())));
+    assert_eq!(exchange("still"), format!("{on} still"));
+    drop(long);
+    wd.write("main.tf", &lb_config(&lab, &kept, "1", "")).unwrap();
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0, "the refused apply left the state as it was");
+
+    // A hand edit on node2 is drift on node2, repaired by apply.
+    sh(&lab, "node2", "sed -i 's/balance roundrobin/balance leastconn/' /etc/haproxy/haproxy.cfg");
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    let node2 = address(&lab, "node2");
+    let drift: Vec<&str> = plan.stdout.lines().filter(|l| l.trim_start().starts_with("~ \"")).collect();
+    assert_eq!(drift.len(), 1, "one changed digest: {}", plan.stdout);
+    assert!(drift[0].contains(&format!("\"{node2}\"")), "names node2: {}", plan.stdout);
+    wd.apply().unwrap();
+    assert!(sh(&lab, "node2", "cat /etc/haproxy/haproxy.cfg").contains("balance roundrobin"));
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0);
+
+    // haproxy dies on the VIP holder (the node stays up): the VIP moves.
+    let holder = single_holder(&lab, &LBS);
+    let others: Vec<&str> = LBS.iter().copied().filter(|n| *n != holder).collect();
+    let killed_at = Instant::now();
+    sh(&lab, &holder, "systemctl kill --signal=SIGKILL haproxy");
+    let new_holder = {
+        let deadline = killed_at + FAILOVER_BOUND_1S + Duration::from_secs(5);
+        loop {
+            let h = holders(&lab, &others);
+            if h.len() == 1 && holders(&lab, &[holder.as_str()]).is_empty() {
+                break h[0].clone();
+            }
+            assert!(Instant::now() < deadline, "the VIP did not leave {holder} after haproxy died");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let took = wait_for_service(addr, killed_at, FAILOVER_BOUND_1S);
+    eprintln!("haproxy killed on {holder}: {new_holder} serves the VIP after {took:?}");
+    assert!(took < FAILOVER_BOUND_1S, "failover took {took:?}");
+    // Drift names the node; apply starts haproxy again.
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    let dead = address(&lab, &holder);
+    assert!(
+        plan.stdout.contains(&format!("~ \"{dead}\" = \"failed\" -> \"active\"")),
+        "a dead haproxy is drift on {dead}: {}",
+        plan.stdout
+    );
+    wd.apply().unwrap();
+    assert_eq!(sh(&lab, &holder, "systemctl is-active haproxy").trim(), "active");
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0);
+
+    // Power loss of the VIP holder: the VIP moves, new connections succeed. First the
+    // steady state: node1 (priority 100) has taken the VIP back, and the backups have
+    // seen its adverts, so the failover below waits the full master-down interval.
+    let holder = wait_for_holder(&lab, "node1");
+    let others: Vec<&str> = LBS.iter().copied().filter(|n| *n != holder).collect();
+    let killed_at = Instant::now();
+    lab.kill_node(&holder).unwrap();
+    let took = wait_for_service(addr, killed_at, FAILOVER_BOUND_1S);
+    eprintln!("power loss of {holder}: the VIP serves again after {took:?}");
+    assert!(took < FAILOVER_BOUND_1S, "failover took {took:?}");
+    single_holder(&lab, &others);
+    // Back from the power loss, node1 runs haproxy again (it binds the VIP it does not
+    // hold yet) and takes the VIP back: nothing to plan.
+    lab.start_node(&holder, Duration::from_secs(60)).unwrap();
+    wait_for_holder(&lab, &holder);
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0, "after the reboot of {holder}");
+
+    // Destroy leaves no VIP, no configuration and no daemon on any node.
+    wd.destroy().unwrap();
+    for n in LBS {
+        assert!(holders(&lab, &[n]).is_empty(), "{n} still holds the VIP");
+        let left = sh(&lab, n, "ls /etc/haproxy/haproxy.cfg /etc/keepalived/keepalived.conf /etc/sysctl.d/90-strata-load-balancer.conf 2>/dev/null; pgrep -x 'haproxy|keepalived' || true");
+        assert_eq!(left.trim(), "", "{n}: left behind");
+    }
+    assert!(greeting(addr, Duration::from_millis(500)).is_none(), "the VIP still answers");
+}
+
+/// Bad input fails at plan, naming the attribute, before any node is contacted (the
+/// hosts are loopback addresses nothing listens on for SSH in this test).
+#[test]
+fn bad_load_balancer_input_is_refused_at_plan_naming_the_attribute() {
+    let node = |h: &str| {
+        format!("  node {{\n    ssh {{\n      host = \"{h}\"\n      insecure_ignore_host_key = true\n      private_key = \"unused\"\n    }}\n  }}\n")
+    };
+    let frontend = |name: &str, port: &str, address: &str| {
+        format!("  frontend {{\n    name = \"{name}\"\n    bind_port = {port}\n    backend {{\n      name = \"b\"\n      address = \"{address}\"\n      port = 80\n    }}\n  }}\n")
+    };
+    let config = |vip: &str, vrid: &str, pass: &str, nodes: &[&str], frontends: &str| {
+        format!(
+            "{REQUIRED_PROVIDERS}variable \"pw\" {{\n  type = string\n  sensitive = true\n  default = \"{pass}\"\n}}\n\
+             resource \"strata_load_balancer\" \"lb\" {{\n  name = \"k8s\"\n  vip = \"{vip}\"\n  interface = \"eth0\"\n  \
+             virtual_router_id = {vrid}\n  auth_pass = var.pw\n{}{frontends}}}\n",
+            nodes.iter().map(|h| node(h)).collect::<String>()
+        )
+    };
+    let two = ["127.0.0.2", "127.0.0.3"];
+    let fe = frontend("api", "6443", "10.0.0.1");
+    let cases: Vec<(String, &str)> = vec![
+        (config("10.0.0.100", "51", "pw", &two, &fe), "vip"),
+        (config("10.0.0.100/24", "256", "pw", &two, &fe), "virtual_router_id"),
+        (config("10.0.0.100/24", "51", "ninechars", &two, &fe), "auth_pass"),
+        (config("10.0.0.100/24", "51", "pw", &["127.0.0.2"], &fe), "node"),
+        (
+            config("10.0.0.100/24", "51", "pw", &two, &format!("{fe}{}", frontend("other", "6443", "10.0.0.2"))),
+            "bind_port",
+        ),
+        (config("10.0.0.100/24", "51", "pw", &two, &frontend("api", "6443", "not a host!")), "address"),
+        (config("10.0.0.100/24", "51", "pw", &two, &frontend("api", "70000", "10.0.0.1")), "bind_port"),
+        (config("10.0.0.100/24", "51", "pw", &["127.0.0.2", "127.0.0.2"], &fe), "host"),
+    ];
+    // The documented example is valid as it is.
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/load-balancer/main.tf"))
+            .unwrap();
+    let wd = Workdir::new(&provider_dir(), &example).unwrap();
+    let valid = wd.run(&["validate"]).unwrap();
+    assert_eq!(valid.code, 0, "examples/load-balancer: {}{}", valid.stdout, valid.stderr);
+    for (tf, attr) in cases {
+        wd.write("main.tf", &tf).unwrap();
+        let plan = wd.run(&["plan", "-input=false"]).unwrap();
+        assert_eq!(plan.code, 1, "{attr}: {}", plan.stdout);
+        assert!(plan.stderr.contains(attr), "{attr} is named:\n{}", plan.stderr);
+        assert!(!plan.stderr.contains("ninechars"), "the password is not shown: {}", plan.stderr);
+        assert!(!plan.stderr.contains("connect"), "no node was contacted: {}", plan.stderr);
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// VRRP's master-down interval for the backup that takes over (priority 99): 3 adverts
+/// plus its skew, (256 - priority) / 256 of an advert (VRRPv3; VRRPv2 whole seconds
+/// give the same figure).
+fn master_down_floor(advert: f64) -> Duration {
+    Duration::from_secs_f64(3.0 * advert + (256.0 - 99.0) / 256.0 * advert)
+}
+
+/// Failover times for docs/benchmarks.md (scripts/bench_load_balancer.sh runs it):
+/// BENCH_RUNS (default 5) power losses and dead haproxys of the VIP holder at
+/// `advert_interval` 1 s and 0.1 s, each measured from the kill to the first new
+/// connection answered through the VIP. Writes a markdown section to STRATA_BENCH_OUT.
+#[test]
+#[ignore = "benchmark: scripts/bench_load_balancer.sh"]
+fn failover_benchmark() {
+    let out = std::env::var("STRATA_BENCH_OUT").expect("STRATA_BENCH_OUT: where to write the section");
+    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(5).max(5);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut lab = lab(&tmp.path().join("lab"), 6);
+    start_responders(&lab);
+    let addr = vip_addr(&lab);
+    let (wd, _) = workdir(&lb_config(&lab, &BACKENDS, "1", ""));
+    let (mut rows, mut each) = (Vec::new(), Vec::new());
+    // The issue's targets: within 1 s of the floor, and under 1 s at 0.1 s adverts.
+    for (advert, target) in [("1", 4.6), ("0.1", 1.0)] {
+        wd.write("main.tf", &lb_config(&lab, &BACKENDS, advert, "")).unwrap();
+        wd.apply().unwrap();
+        let (mut power, mut haproxy) = (Vec::new(), Vec::new());
+        for run in 0..runs {
+            wait_for_holder(&lab, "node1");
+            let t0 = Instant::now();
+            lab.kill_node("node1").unwrap();
+            power.push(wait_for_service(addr, t0, Duration::from_secs(10)));
+            lab.start_node("node1", Duration::from_secs(60)).unwrap();
+            wait_for_holder(&lab, "node1");
+            let t0 = Instant::now();
+            sh(&lab, "node1", "systemctl kill --signal=SIGKILL haproxy");
+            haproxy.push(wait_for_service(addr, t0, Duration::from_secs(10)));
+            sh(&lab, "node1", "systemctl start haproxy");
+            eprintln!(
+                "advert {advert} s, run {}: power loss {:?}, haproxy killed {:?}",
+                run + 1,
+                power[run],
+                haproxy[run]
+            );
+        }
+        let secs = |v: &[Duration]| v.iter().map(|d| format!("{:.2}", d.as_secs_f64())).collect::<Vec<_>>().join(", ");
+        each.push(format!("- {advert} s: power loss {} s; haproxy killed {} s", secs(&power), secs(&haproxy)));
+        let floor = master_down_floor(advert.parse().unwrap());
+        rows.push(format!(
+            "| {advert} s | {:.2} s | {:.2} s | under {:.1} s | {:.2} s |",
+            floor.as_secs_f64(),
+            median(power).as_secs_f64(),
+            target,
+            median(haproxy).as_secs_f64(),
+        ));
+    }
+    wd.destroy().unwrap();
+    let section = format!(
+        "## Load balancer failover\n\n\
+         `strata_load_balancer` on three systemd lab nodes (Debian's haproxy 2.6 and keepalived 2.2.7, unicast \
+         VRRP, priorities 100/99/98), three backends behind it. Time from killing the VIP holder to the first new \
+         TCP connection through the VIP answered by a backend, median of {runs} runs each \
+         (scripts/bench_load_balancer.sh). Power loss: `strata-lab node kill` (SIGKILL of the whole node, link \
+         removed). Dead haproxy: `systemctl kill --signal=SIGKILL haproxy` on the holder, which stays up; keepalived's \
+         check runs every second (its smallest interval), so that column does not shrink with the advert \
+         interval. The floor is VRRP's master-down interval of the backup that takes over (3 x advert + \
+         (256 - 99) / 256 x advert); it runs from the last advertisement the backup heard, which can precede the \
+         kill by up to one interval, so single runs can beat it. Targets as in the issue (floor plus 1 s, under 1 s \
+         at 0.1 s). The machine ran other engineers' builds and tests meanwhile. 0.1 s is the smallest `advert_interval` the \
+         resource allows (VRRPv3).\n\n\
+         | advert_interval | master-down floor | power loss (median) | target | haproxy killed (median) |\n\
+         | --- | --- | --- | --- | --- |\n{}\n\nEvery run, in order:\n\n{}\n\n",
+        rows.join("\n"),
+        each.join("\n")
+    );
+    std::fs::write(&out, section).unwrap();
+}
