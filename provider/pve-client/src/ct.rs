@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::client::{Client, Idempotent};
 use crate::error::{Error, Result};
-use crate::guest::{GuestKind, CREATE_ATTEMPTS};
+use crate::guest::GuestKind;
 use crate::vm::VmConfig;
 
 const CT: GuestKind = GuestKind::Lxc;
@@ -171,25 +171,7 @@ impl Client {
     /// Stops and destroys the container with its volumes and every reference to it.
     /// A container that is already gone counts as destroyed.
     pub async fn destroy_ct(&self, node: &str, vmid: u32) -> Result<()> {
-        let path = format!("/nodes/{node}/lxc/{vmid}");
-        let form = vec![("purge", "1".to_string()), ("destroy-unreferenced-disks", "1".to_string())];
-        for attempt in 0..CREATE_ATTEMPTS {
-            match self.stop_ct(node, vmid).await {
-                Ok(()) => {}
-                Err(e) if e.is_not_found() => return Ok(()),
-                Err(e) => return Err(e),
-            }
-            match self.run_task(Method::DELETE, &path, &form, Idempotent::Yes).await {
-                Ok(_) => break,
-                Err(e) if e.is_not_found() => break,
-                // Something started it again between stop and destroy: stop again.
-                Err(Error::Task { exitstatus, .. }) | Err(Error::Api { message: exitstatus, .. })
-                    if exitstatus.contains("is running") && attempt + 1 < CREATE_ATTEMPTS => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.invalidate_cache().await;
-        Ok(())
+        self.destroy_guest(GuestKind::Lxc, node, vmid).await
     }
 
     /// IPv4 addresses of the running container's interfaces (no loopback or

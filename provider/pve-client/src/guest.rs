@@ -40,6 +40,34 @@ impl GuestKind {
 }
 
 impl Client {
+    /// Stops and destroys the guest with its volumes and every reference to it
+    /// (purge). A guest that is already gone counts as destroyed.
+    pub async fn destroy_guest(&self, kind: GuestKind, node: &str, vmid: u32) -> Result<()> {
+        let path = format!("/nodes/{node}/{}/{vmid}", kind.segment());
+        let form = vec![("purge", "1".to_string()), ("destroy-unreferenced-disks", "1".to_string())];
+        for attempt in 0..CREATE_ATTEMPTS {
+            let stopped = match kind {
+                GuestKind::Qemu => self.stop_vm(node, vmid).await,
+                GuestKind::Lxc => self.stop_ct(node, vmid).await,
+            };
+            match stopped {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            match self.run_task(Method::DELETE, &path, &form, Idempotent::Yes).await {
+                Ok(_) => break,
+                Err(e) if e.is_not_found() => break,
+                // Something started it again between stop and destroy: stop again.
+                Err(Error::Task { exitstatus, .. }) | Err(Error::Api { message: exitstatus, .. })
+                    if exitstatus.contains("is running") && attempt + 1 < CREATE_ATTEMPTS => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.invalidate_cache().await;
+        Ok(())
+    }
+
     /// The guest's config as stored, or `None` if there is no such guest of that kind
     /// on that node.
     pub async fn guest_config(&self, kind: GuestKind, node: &str, vmid: u32) -> Result<Option<VmConfig>> {

@@ -460,25 +460,7 @@ impl Client {
     /// Stops and destroys the VM with its disks and every reference to it (purge).
     /// A VM that is already gone counts as destroyed.
     pub async fn destroy_vm(&self, node: &str, vmid: u32) -> Result<()> {
-        let path = format!("/nodes/{node}/qemu/{vmid}");
-        let form = vec![("purge", "1".to_string()), ("destroy-unreferenced-disks", "1".to_string())];
-        for attempt in 0..CREATE_ATTEMPTS {
-            match self.stop_vm(node, vmid).await {
-                Ok(()) => {}
-                Err(e) if e.is_not_found() => return Ok(()),
-                Err(e) => return Err(e),
-            }
-            match self.run_task(Method::DELETE, &path, &form, Idempotent::Yes).await {
-                Ok(_) => break,
-                Err(e) if e.is_not_found() => break,
-                // Something started it again between stop and destroy: stop again.
-                Err(Error::Task { exitstatus, .. }) | Err(Error::Api { message: exitstatus, .. })
-                    if exitstatus.contains("is running") && attempt + 1 < CREATE_ATTEMPTS => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.invalidate_cache().await;
-        Ok(())
+        self.destroy_guest(GuestKind::Qemu, node, vmid).await
     }
 
     /// IPv4 addresses the guest agent reports (no loopback / link-local), or `None`
