@@ -1,29 +1,89 @@
 //! Markdown reference pages generated from the schemas, so the docs say exactly what the
 //! provider accepts. `make docs` writes them to docs/; a test fails when they are stale.
+//!
+//! Examples come from `examples/` in the Terraform registry layout (as tfplugindocs reads
+//! it): `provider/provider.tf`, `resources/<type>/resource.tf` and `import.sh`,
+//! `data-sources/<type>/data-source.tf`. Every page must have its example, and a
+//! resource has `import.sh` exactly when it supports import.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use crate::framework::{Attribute, Block, Mode, NestedBlock, Nesting, ProviderDefinition, Schema, Value};
 
-/// One page per resource and data source, plus the provider's own, as (relative path, text).
-pub fn pages(provider: &dyn ProviderDefinition) -> Vec<(String, String)> {
+/// The registry-layout example files of one type, relative to the examples directory.
+pub fn example_path(kind: ExampleKind, type_name: &str) -> String {
+    match kind {
+        ExampleKind::Provider => "provider/provider.tf".to_string(),
+        ExampleKind::Resource => format!("resources/{type_name}/resource.tf"),
+        ExampleKind::Import => format!("resources/{type_name}/import.sh"),
+        ExampleKind::DataSource => format!("data-sources/{type_name}/data-source.tf"),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExampleKind {
+    Provider,
+    Resource,
+    Import,
+    DataSource,
+}
+
+/// One page per resource and data source, plus the provider's own, as (relative path, text),
+/// with the examples read from `examples` (the repository's `examples/`). A missing
+/// example, or an import script that disagrees with the resource, is an error naming the file.
+pub fn pages(provider: &dyn ProviderDefinition, examples: &Path) -> Result<Vec<(String, String)>, String> {
+    let read = |kind: ExampleKind, type_name: &str| -> Result<Option<String>, String> {
+        let rel = example_path(kind, type_name);
+        match std::fs::read_to_string(examples.join(&rel)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("examples/{rel}: {e}")),
+        }
+    };
+    let need = |kind: ExampleKind, type_name: &str| -> Result<String, String> {
+        read(kind, type_name)?.ok_or_else(|| format!("examples/{} is missing", example_path(kind, type_name)))
+    };
     let prefix = provider.type_name();
-    let mut out = vec![("index.md".to_string(), page(&format!("{prefix} provider"), "provider", &provider.schema()))];
+    let mut index = page(&format!("{prefix} provider"), "provider", &provider.schema());
+    usage(&mut index, &need(ExampleKind::Provider, prefix)?);
+    let mut out = vec![("index.md".to_string(), index)];
     for r in provider.resources() {
         let name = format!("{prefix}_{}", r.name());
         let mut text = page(&name, "resource", &r.schema());
-        if let Some((path, example)) = example(r.name()) {
-            let _ =
-                write!(text, "## Example\n\nFrom [{path}](../../{path}):\n\n```hcl\n{}\n```\n\n", example.trim_end());
+        usage(&mut text, &need(ExampleKind::Resource, &name)?);
+        let script = read(ExampleKind::Import, &name)?;
+        match (r.import_id(), script) {
+            (Some(id), Some(script)) => text.push_str(&import_section(&name, id, &script)),
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(format!(
+                    "{name} supports import: add examples/{}",
+                    example_path(ExampleKind::Import, &name)
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(format!(
+                    "{name} cannot be imported: remove examples/{}",
+                    example_path(ExampleKind::Import, &name)
+                ))
+            }
         }
-        text.push_str(&import_section(&name, r.import_id()));
         out.push((format!("resources/{}.md", r.name()), text));
     }
     for d in provider.data_sources() {
         let name = format!("{prefix}_{}", d.name());
-        out.push((format!("data-sources/{}.md", d.name()), page(&name, "data source", &d.schema())));
+        let mut text = page(&name, "data source", &d.schema());
+        usage(&mut text, &need(ExampleKind::DataSource, &name)?);
+        out.push((format!("data-sources/{}.md", d.name()), text));
     }
-    out
+    Ok(out)
+}
+
+/// The example goes before the reference, as on registry pages.
+fn usage(page: &mut String, example: &str) {
+    let at = page.find("\n## ").map(|i| i + 1).unwrap_or(page.len());
+    page.insert_str(at, &format!("## Example Usage\n\n```terraform\n{}\n```\n\n", example.trim_end()));
 }
 
 fn page(name: &str, kind: &str, schema: &Schema) -> String {
@@ -85,23 +145,12 @@ fn nested(s: &mut String, nb: &NestedBlock, level: usize) {
     block(s, &nb.block, level + 1);
 }
 
-/// The example configuration a resource's page shows (path in the repository, text),
-/// taken from examples/ so the page shows what the tests and `make demo` can apply.
-fn example(resource: &str) -> Option<(&'static str, &'static str)> {
-    match resource {
-        "etcd_cluster" => Some(("examples/etcd-cluster/main.tf", include_str!("../../examples/etcd-cluster/main.tf"))),
-        _ => None,
-    }
-}
-
-/// Every resource page says whether and how it imports.
-fn import_section(name: &str, id: Option<&str>) -> String {
-    match id {
-        Some(id) => format!(
-            "## Import\n\nImported by ID: {id}.\n\n```hcl\nimport {{\n  to = {name}.example\n  id = \"ID\"\n}}\n```\n\nor `terraform import {name}.example ID`.\n"
-        ),
-        None => format!("## Import\n\n`{name}` cannot be imported.\n"),
-    }
+/// How a resource imports: the documented ID, then the registry's `import.sh`.
+fn import_section(name: &str, id: &str, script: &str) -> String {
+    format!(
+        "## Import\n\nImported by ID: {id}.\n\nIn Terraform 1.5 or later, with an `import` block:\n\n```terraform\nimport {{\n  to = {name}.example\n  id = \"ID\"\n}}\n```\n\nor with the command:\n\n```shell\n{}\n```\n",
+        script.trim_end()
+    )
 }
 
 fn literal(v: &Value) -> String {
@@ -141,9 +190,18 @@ mod tests {
     #[test]
     fn committed_docs_are_current() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
-        for (rel, text) in pages(&StrataProvider) {
+        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        for (rel, text) in pages(&StrataProvider, &examples).unwrap() {
             let on_disk = std::fs::read_to_string(root.join(&rel)).unwrap_or_default();
             assert!(on_disk == text, "docs/{rel} is stale or missing: run `make docs`");
         }
+    }
+
+    /// A page without its example is an error naming the missing file.
+    #[test]
+    fn a_missing_example_is_named() {
+        let empty = std::env::temp_dir().join(format!("strata-docs-empty-{}", std::process::id()));
+        let err = pages(&StrataProvider, &empty).err().expect("no examples is an error");
+        assert!(err.contains("examples/provider/provider.tf is missing"), "{err}");
     }
 }
