@@ -406,3 +406,72 @@ fn concurrent_applies_from_two_directories_leave_a_consistent_export_set() {
     let (code, _, _) = sh(&lab, "node1", "flock -n /run/lock/strata-nfs-exports.lock true");
     assert_eq!(code, 0, "the export lock is free");
 }
+
+/// `restore_from`: a backup archive on the Terraform host is unpacked into a new, empty
+/// export directory before it is exported, with owners and modes; a directory that
+/// already holds data is left alone with a warning; after the node lost its data, the
+/// next create restores it again.
+#[test]
+fn restore_from_unpacks_a_backup_into_an_empty_export_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 1);
+    let node1 = lab.nodes()[0].address.clone();
+    // The off-site backup: a PVC directory owned by uid 1000, mode 0640, gzip'ed.
+    let src = tmp.path().join("backup-src");
+    std::fs::create_dir_all(src.join("pvc-1")).unwrap();
+    std::fs::write(src.join("pvc-1/data.txt"), "prod data\n").unwrap();
+    let archive = tmp.path().join("k8s-prod.tar.gz");
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "chown -R 1000:1000 {s}/pvc-1 && chmod 0640 {s}/pvc-1/data.txt && tar -C {s} --numeric-owner -czf {a} .",
+            s = src.display(),
+            a = archive.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    // nonprod already holds data on the node: it must survive.
+    let (code, _, err) =
+        sh(&lab, "node1", "mkdir -p /srv/nfs/k8s-nonprod && echo keep > /srv/nfs/k8s-nonprod/keep.txt");
+    assert_eq!(code, 0, "{err}");
+    let restore = format!("  restore_from = \"{}\"\n", archive.display());
+    let with_restore = |name: &str| {
+        export(name, &node1, "kernel", "", "[\"rw\", \"no_root_squash\"]").replacen(
+            "  backend",
+            &format!("{restore}  backend"),
+            1,
+        )
+    };
+    let main_tf = format!("{}{}{}", provider_block(&lab), with_restore("k8s-prod"), with_restore("k8s-nonprod"));
+    let wd = Workdir::new(&provider_dir(), &main_tf).unwrap();
+    let applied = wd.apply().unwrap();
+    assert!(
+        applied.stdout.contains("Archive not restored") && applied.stdout.contains("/srv/nfs/k8s-nonprod"),
+        "the skipped restore is a warning naming the directory:\n{}",
+        applied.stdout
+    );
+    let stat = "cat /srv/nfs/k8s-prod/pvc-1/data.txt && stat -c '%u:%g %a' /srv/nfs/k8s-prod/pvc-1/data.txt";
+    let (code, out, err) = sh(&lab, "node1", stat);
+    assert_eq!((code, out.as_str()), (0, "prod data\n1000:1000 640\n"), "{err}");
+    let (_, listing, _) = sh(&lab, "node1", "ls -A /srv/nfs/k8s-nonprod");
+    assert_eq!(listing, "keep.txt\n", "a directory with data is not restored into");
+    let (_, exported, _) = sh(&lab, "node1", "exportfs -v");
+    assert!(exported.contains("/srv/nfs/k8s-prod"), "{exported}");
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 0, "plan after apply must be empty:\n{}{}", plan.stdout, plan.stderr);
+
+    // The disaster: the export and its data are gone from the node. The next create
+    // (same configuration) restores the data in the same apply.
+    wd.destroy().unwrap();
+    let (_, kept, _) = sh(&lab, "node1", "cat /srv/nfs/k8s-prod/pvc-1/data.txt");
+    assert_eq!(kept, "prod data\n", "destroy keeps the data by default");
+    let (code, _, err) = sh(&lab, "node1", "rm -rf /srv/nfs/k8s-prod");
+    assert_eq!(code, 0, "{err}");
+    wd.apply().unwrap();
+    let (code, out, err) = sh(&lab, "node1", stat);
+    assert_eq!((code, out.as_str()), (0, "prod data\n1000:1000 640\n"), "{err}");
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 0, "plan after the rebuild must be empty:\n{}{}", plan.stdout, plan.stderr);
+    wd.destroy().unwrap();
+}

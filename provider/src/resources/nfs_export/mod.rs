@@ -46,6 +46,7 @@ pub struct NfsExportModel {
     pub export_id: Option<i64>,
     pub create_directory: Option<CreateDirectoryModel>,
     pub clients: Vec<ClientModel>,
+    pub restore_from: Option<String>,
     pub delete_data_on_destroy: Option<bool>,
     pub storage_class_parameters: Option<BTreeMap<String, String>>,
 }
@@ -214,6 +215,11 @@ impl Resource for NfsExport {
                 }
             }
         }
+        if let Some(Value::String(archive)) = config.attr("restore_from") {
+            if let Err(e) = server::archive_format_of(archive) {
+                diags.push(Diagnostic::error("Invalid restore_from", e).at(AttributePath::root("restore_from")));
+            }
+        }
         if backend == Backend::Kernel {
             for attr in ["pseudo_path", "export_id"] {
                 if config.attr(attr).is_some_and(|v| !v.is_null() && !v.is_unknown()) {
@@ -304,6 +310,22 @@ impl Resource for NfsExport {
     async fn create(&self, ctx: &Context, planned: NfsExportModel) -> ApplyResult<NfsExportModel> {
         let node = Self::node(ctx, &planned).await?;
         server::ensure_directory(&node, &planned).await?;
+        if let Some(archive) = &planned.restore_from {
+            // Before the export exists, so no client sees a half-restored tree.
+            if !server::restore(&node, &planned.path, archive).await? {
+                ctx.warn(
+                    Diagnostic::warning(
+                        "Archive not restored",
+                        format!(
+                            "{} on {} is not empty, so restore_from ({archive}) was not unpacked: existing data is \
+                             never overwritten. Empty the directory and re-create the export to restore.",
+                            planned.path, planned.ssh.host
+                        ),
+                    )
+                    .at(AttributePath::root("restore_from")),
+                );
+            }
+        }
         let mut m = planned;
         server::install_locked(&node, &mut m).await?;
         Ok(Self::finish(m))

@@ -70,6 +70,14 @@ pub fn schema() -> Schema {
             .validate(Validator::IntBetween(1, 65534))
             .description("ganesha only: the export's Export_Id (default: the lowest free id from 100)."),
     )
+    .attribute(Attribute::optional("restore_from", Type::String).description(
+        "Path, on the machine running Terraform, of a tar archive of the export's contents (plain, gzip, xz or zstd; \
+         e.g. a backup made with `tar -C /srv/nfs/k8s-prod -czf k8s-prod.tar.gz .`), unpacked into `path` when the \
+         export is created, before it is exported, keeping owners and modes. Only into an empty directory: data that \
+         is already there is never overwritten (the archive is then skipped with a warning). Changing it later has no \
+         effect, so a rebuild that re-creates the export restores its data in the same apply. The archive is read into \
+         memory; `xz` or `zstd` must be installed on the server for those formats.",
+    ))
     .attribute(Attribute::optional("delete_data_on_destroy", Type::Bool).default(false).description(
         "Delete the exported directory with the export. Off by default: destroying an export keeps the data.",
     ))

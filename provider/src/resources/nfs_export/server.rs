@@ -48,6 +48,57 @@ pub async fn ensure_directory(node: &Node, m: &NfsExportModel) -> anyhow::Result
     Ok(())
 }
 
+/// How tar on the server reads an archive, from its first bytes: `z` (gzip), `J` (xz),
+/// `--zstd`, or nothing for a plain tar (ustar magic at offset 257).
+pub fn archive_format_of(path: &str) -> Result<&'static str, String> {
+    use std::io::Read;
+    let expanded = crate::node::expand(path);
+    let mut head = [0u8; 512];
+    let mut f = std::fs::File::open(&expanded).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let n = f.read(&mut head).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let head = &head[..n];
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok("-z")
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Ok("-J")
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Ok("--zstd")
+    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
+        Ok("")
+    } else {
+        Err(format!("{path} is not a tar archive (plain, gzip, xz or zstd)"))
+    }
+}
+
+/// Unpacks the archive at `archive` (on the Terraform host) into `dir` on the node when
+/// `dir` is empty, keeping owners and modes; returns false (and touches nothing) when
+/// it is not. Checked before the upload, and again by the command that unpacks.
+pub async fn restore(node: &Node, dir: &str, archive: &str) -> anyhow::Result<bool> {
+    let format = archive_format_of(archive).map_err(|e| anyhow!("restore_from: {e}"))?;
+    let d = quote(dir);
+    let empty = format!("[ -z \"$(ls -A {d})\" ]");
+    if node.run(&format!("checking that {dir} is empty"), &empty).await?.status != 0 {
+        return Ok(false);
+    }
+    let bytes =
+        std::fs::read(crate::node::expand(archive)).map_err(|e| anyhow!("restore_from: reading {archive}: {e}"))?;
+    let out = node
+        .run_input(
+            &format!("restoring {archive} into {dir}"),
+            // Not empty any more: drain the upload and leave the directory alone.
+            &format!(
+                "if ! {empty}; then cat >/dev/null; echo not-empty; exit 0; fi; \
+                 tar -x {format} --same-owner --same-permissions --numeric-owner -f - -C {d}"
+            ),
+            Some(&bytes),
+        )
+        .await?;
+    if out.status != 0 {
+        bail!("restore_from: unpacking {archive} into {dir} failed (exit {}): {}", out.status, out.stderr.trim());
+    }
+    Ok(out.stdout.trim() != "not-empty")
+}
+
 /// The lock file on the NFS server every change of its exports holds (`flock`), so
 /// that concurrent Terraform runs, workspaces and an operator's own
 /// `flock /run/lock/strata-nfs-exports.lock exportfs -ra` never interleave.

@@ -120,3 +120,35 @@ fn import_ids_are_host_colon_name() {
         assert!(d.0[0].detail.contains("HOST:NAME"), "{bad}: {d}");
     }
 }
+
+#[test]
+fn restore_from_must_be_a_readable_tar_archive_at_plan_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.tar.gz");
+    let not_tar = dir.path().join("notes.txt");
+    std::fs::write(&not_tar, "hello").unwrap();
+    for (path, why) in [(&missing, "cannot read"), (&not_tar, "is not a tar archive")] {
+        let mut j = base();
+        j["restore_from"] = path.to_str().unwrap().into();
+        let d = AnyResource::validate(&NfsExport, &config(j));
+        assert_eq!(error_paths(&d), vec!["restore_from"], "{path:?}");
+        assert!(d.0[0].detail.contains(why), "{}", d.0[0].detail);
+    }
+    // Real archives from tar, by their magic bytes.
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), "data").unwrap();
+    for (flag, name, expected) in [("", "a.tar", ""), ("-z", "a.tar.gz", "-z"), ("-J", "a.tar.xz", "-J")] {
+        let out = dir.path().join(name);
+        let mut cmd = std::process::Command::new("tar");
+        cmd.arg("-c");
+        if !flag.is_empty() {
+            cmd.arg(flag);
+        }
+        assert!(cmd.arg("-f").arg(&out).arg("-C").arg(&src).arg(".").status().unwrap().success());
+        assert_eq!(server::archive_format_of(out.to_str().unwrap()), Ok(expected), "{name}");
+        let mut j = base();
+        j["restore_from"] = out.to_str().unwrap().into();
+        assert!(AnyResource::validate(&NfsExport, &config(j)).is_empty(), "{name} is accepted");
+    }
+}
