@@ -406,7 +406,8 @@ impl<R: Resource> AnyResource for R {
                 Ok(v) => Outcome { value: v, diagnostics: ctx.take_warnings() },
                 Err(d) => Outcome::failed(state.clone(), d),
             },
-            Ok(None) => Outcome { value: Value::Null, diagnostics: Diagnostics::new() },
+            // Warnings say why the object is gone (e.g. its node does not answer).
+            Ok(None) => Outcome { value: Value::Null, diagnostics: ctx.take_warnings() },
             Err(mut d) => {
                 note_timeout(ctx, &mut d);
                 Outcome::failed(state.clone(), d)

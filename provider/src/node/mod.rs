@@ -257,6 +257,17 @@ pub fn target(conn: &ConnectionModel, defaults: &ProviderSshModel) -> Result<Tar
     target_for(conn, defaults, "")
 }
 
+/// The warning a Read gives when its node does not answer: the object is reported
+/// gone, so Terraform plans to create it again, and a rebuild after the machine was
+/// lost is one plain `terraform apply`. Creating on a node that was only down is
+/// harmless: every node-facing create adopts what is already there.
+pub fn gone_warning(node: &Node, then: &str) -> crate::framework::Diagnostic {
+    crate::framework::Diagnostic::warning(
+        "Node does not answer",
+        format!("{} does not answer SSH, so it is treated as gone (e.g. its VM was deleted): {then}.", node.label()),
+    )
+}
+
 impl Node {
     pub async fn connect(ctx: &Context, conn: &ConnectionModel) -> Result<Node, Diagnostics> {
         let data = ctx.provider_data::<ProviderData>()?;
@@ -335,6 +346,20 @@ impl Node {
         let remote =
             self.client.lock(lock_file, NODE_LOCK_WAIT, &self.ctx.cancel).await.map_err(|e| self.fail(&step, e))?;
         Ok(Exclusive { _local: local, remote: Some(remote) })
+    }
+
+    /// Whether the node answers SSH at all: false when it cannot be reached (refused,
+    /// no route, timed out), which after a disaster means the machine is gone. Host key
+    /// and authentication failures are errors: the node answered, and it is not ours
+    /// to guess why it refused.
+    pub async fn answers(&self) -> anyhow::Result<bool> {
+        let step = "connecting";
+        self.trace(step);
+        match self.client.connect().await {
+            Ok(()) => Ok(true),
+            Err(strata_ssh::Error::Connect { .. } | strata_ssh::Error::ConnectTimeout { .. }) => Ok(false),
+            Err(e) => Err(self.fail(step, e)),
+        }
     }
 
     /// Runs `cmd`; `step` says what it is for (e.g. "reloading nfs-ganesha"), in logs

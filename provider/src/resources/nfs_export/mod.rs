@@ -333,6 +333,13 @@ impl Resource for NfsExport {
 
     async fn read(&self, ctx: &Context, state: NfsExportModel) -> Result<Option<NfsExportModel>, Diagnostics> {
         let node = Self::node(ctx, &state).await?;
+        if !node.answers().await? {
+            ctx.warn(crate::node::gone_warning(
+                &node,
+                "the export is planned again (its data comes back from restore_from, if set)",
+            ));
+            return Ok(None);
+        }
         Ok(Self::observe(&node, state, false).await?)
     }
 

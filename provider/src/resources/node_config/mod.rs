@@ -223,6 +223,10 @@ impl Resource for NodeConfig {
     async fn read(&self, ctx: &Context, state: NodeConfigModel) -> Result<Option<NodeConfigModel>, Diagnostics> {
         let local = agent_binary::for_resource(state.agent_binary.as_deref()).map_err(agent_error)?;
         let node = Node::connect(ctx, &state.ssh).await?;
+        if !node.answers().await? {
+            ctx.warn(crate::node::gone_warning(&node, "its configuration is planned again"));
+            return Ok(None);
+        }
         let mut m = state;
         let remote = NodeConfig::remote_sha(&node).await?;
         m.agent_sha256 = remote.clone();
