@@ -277,8 +277,18 @@ fn standins_init_join_upgrade_and_reset_on_lab_nodes() {
     sh_ok(&lab, "node2", &format!("kubeadm join --config {cfg}"));
     assert_eq!(anon.get(format!("https://{n2}:6443/readyz")).send().unwrap().text().unwrap(), "ok");
 
-    // A worker joins with the token: discovery pins the CA, the kubelet TLS-bootstraps.
-    put_file(&lab, "node3", cfg, &join_config("node3", &endpoint, token, &hash, None));
+    // A worker joins with a token minted by `kubeadm token create`: discovery pins the CA,
+    // the kubelet TLS-bootstraps. An expired token is refused.
+    let expired = "zzzzzz.0123456789abcdef";
+    sh_ok(&lab, "node1", &format!("kubeadm token create {expired} --ttl 1s"));
+    std::thread::sleep(Duration::from_millis(1500));
+    put_file(&lab, "node3", "/tmp/expired.yaml", &join_config("node3", &endpoint, expired, &hash, None));
+    let (code, _, err) = sh(&lab, "node3", "kubeadm join --config /tmp/expired.yaml");
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid for this cluster or it has expired"), "{err}");
+    let worker_token = sh_ok(&lab, "node1", "kubeadm token create --ttl 10m").trim().to_string();
+    assert!(sh_ok(&lab, "node1", "kubeadm token list").contains(&worker_token));
+    put_file(&lab, "node3", cfg, &join_config("node3", &endpoint, &worker_token, &hash, None));
     let (code, _, err) = sh(
         &lab,
         "node3",
@@ -307,6 +317,18 @@ fn standins_init_join_upgrade_and_reset_on_lab_nodes() {
     let node3: serde_json::Value =
         api.get(format!("https://{n2}:6443/api/v1/nodes/node3")).send().unwrap().json().unwrap();
     assert_eq!(node3["spec"]["taints"][0]["key"], "dedicated", "{node3}");
+    // Labels and taints by JSON merge patch, as the provider sets them.
+    let patched = api
+        .patch(format!("https://{n2}:6443/api/v1/nodes/node3"))
+        .header("Content-Type", "application/merge-patch+json")
+        .body(r#"{"metadata":{"labels":{"tier":"db"}}}"#)
+        .send()
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    let node3: serde_json::Value =
+        api.get(format!("https://{n1}:6443/api/v1/nodes/node3")).send().unwrap().json().unwrap();
+    assert_eq!(node3["metadata"]["labels"]["tier"], "db", "{node3}");
+    assert_eq!(node3["spec"]["taints"][0]["key"], "dedicated", "a merge patch of labels keeps the taints: {node3}");
     let node1: serde_json::Value =
         api.get(format!("https://{n2}:6443/api/v1/nodes/node1")).send().unwrap().json().unwrap();
     assert!(node1["metadata"]["labels"].get("node-role.kubernetes.io/control-plane").is_some(), "{node1}");
@@ -352,6 +374,8 @@ fn standins_init_join_upgrade_and_reset_on_lab_nodes() {
     );
     assert!(!left.contains("kubelet.conf") && !left.contains("ca.crt") && !left.contains("config.yaml"), "{left}");
     assert!(left.trim().ends_with("inactive"), "{left}");
+    assert_eq!(api.delete(format!("https://{n1}:6443/api/v1/nodes/node3")).send().unwrap().status(), 200);
+    assert_eq!(api.get(format!("https://{n1}:6443/api/v1/nodes/node3")).send().unwrap().status(), 404);
     sh_ok(&lab, "node2", "kubeadm reset -f");
     let start = Instant::now();
     while anon.get(format!("https://{n2}:6443/livez")).send().is_ok() {

@@ -37,11 +37,11 @@ fn tls_config(state: &State) -> Result<rustls::ServerConfig> {
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .allow_unauthenticated()
         .build()?;
-    Ok(rustls::ServerConfig::builder_with_provider(provider)
+    rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
-        .context("the serving certificate and key")?)
+        .context("the serving certificate and key")
 }
 
 pub async fn serve(state: Arc<State>) -> Result<()> {

@@ -42,7 +42,7 @@ pub enum UpgradeCmd {
 /// kubeadm's EnforceVersionPolicies, its mandatory part.
 pub fn version_policy(cluster: KubeVersion, target: KubeVersion, kubeadm: KubeVersion) -> Vec<String> {
     let mut errs = Vec::new();
-    if target < cluster || (target == cluster) {
+    if target <= cluster {
         errs.push(format!("Specified version to upgrade to \"{target}\" is equal to or lower than the cluster version \"{cluster}\". Downgrades are not supported yet"));
     }
     if target.major != cluster.major || target.minor > cluster.minor + 1 {

@@ -348,7 +348,8 @@ pub fn validate_init(i: &InitConfiguration) -> Vec<String> {
     let mut errs = validate_node_registration("nodeRegistration", &i.node_registration);
     errs.extend(validate_bootstrap_tokens(&i.bootstrap_tokens));
     errs.extend(validate_api_endpoint("localAPIEndpoint", &i.local_api_endpoint));
-    if !i.certificate_key.is_empty() && !(i.certificate_key.len() == 64 && hex::decode(&i.certificate_key).is_ok()) {
+    let key_ok = i.certificate_key.len() == 64 && hex::decode(&i.certificate_key).is_ok();
+    if !i.certificate_key.is_empty() && !key_ok {
         errs.push(invalid("certificateKey", "", "certificate key must be a hex encoded AES key of 32 bytes"));
     }
     errs
