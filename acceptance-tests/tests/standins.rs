@@ -185,13 +185,8 @@ fn standins_init_join_upgrade_and_reset_on_lab_nodes() {
 
     // A real etcd on node1 with TLS and client-certificate authentication.
     let (etcd_ca, etcd_issuer) = ca("etcd-ca");
-    // etcd's gRPC gateway dials etcd itself with the server certificate: it needs clientAuth too.
-    let server = leaf(
-        &etcd_issuer,
-        "etcd",
-        &[n1, "127.0.0.1"],
-        &[ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
-    );
+    // The server certificate has serverAuth only, as strata_etcd_cluster issues it.
+    let server = leaf(&etcd_issuer, "etcd", &[n1, "127.0.0.1"], &[ExtendedKeyUsagePurpose::ServerAuth]);
     let etcd_client = leaf(&etcd_issuer, "kube-apiserver-etcd-client", &[], &[ExtendedKeyUsagePurpose::ClientAuth]);
     for (f, c) in [("ca.crt", &etcd_ca.cert), ("server.crt", &server.cert), ("server.key", &server.key)] {
         put_file(&lab, "node1", &format!("/etc/etcd-lab/{f}"), c);
