@@ -331,3 +331,49 @@ async fn register_node(f: &Flags, version: &str) -> Result<bool> {
     }
     bail!("{} {}", r.status, r.message())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_and_drop_ins_merge_like_the_kubelet() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.yaml");
+        std::fs::write(&cfg, "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nstaticPodPath: /etc/kubernetes/manifests\nclusterDomain: cluster.local\nevictionHard:\n  memory.available: 100Mi\n").unwrap();
+        let d = dir.path().join("conf.d");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(
+            d.join("20-b.conf"),
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nclusterDomain: b.local\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("10-a.conf"), "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nclusterDomain: a.local\nevictionHard:\n  nodefs.available: 10%\n").unwrap();
+        std::fs::write(d.join("ignored.yaml"), "not: a drop-in").unwrap();
+        let args: Vec<String> = [
+            format!("--config={}", cfg.display()),
+            "--config-dir".into(),
+            d.display().to_string(),
+            "--kubeconfig=/x".into(),
+        ]
+        .to_vec();
+        let f = parse_flags(&args).unwrap();
+        let c = load_config(&f).unwrap();
+        assert_eq!(c["clusterDomain"], "b.local", "later drop-ins win");
+        assert_eq!(c["evictionHard"]["memory.available"], "100Mi");
+        assert_eq!(c["evictionHard"]["nodefs.available"], "10%");
+        // No config file (before kubeadm ran): an error, so the kubelet exits non-zero.
+        let missing = parse_flags(&["--config=/nonexistent/config.yaml".to_string()]).unwrap();
+        assert!(load_config(&missing).unwrap_err().to_string().contains("failed to load kubelet config file"));
+        // A drop-in of the wrong kind is refused.
+        std::fs::write(d.join("30-c.conf"), "apiVersion: v1\nkind: ConfigMap\n").unwrap();
+        assert!(load_config(&f).is_err());
+    }
+
+    #[test]
+    fn taints_from_the_flag() {
+        let t = parse_taints("dedicated=db:NoSchedule,node-role.kubernetes.io/control-plane:NoSchedule");
+        assert_eq!(t[0], json!({"key": "dedicated", "value": "db", "effect": "NoSchedule"}));
+        assert_eq!(t[1]["key"], "node-role.kubernetes.io/control-plane");
+    }
+}

@@ -94,3 +94,40 @@ pub fn allowed(user: &User, method: &str, path: &str) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use serde_json::json;
+
+    fn secret(expiration: &str) -> Value {
+        let b = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        json!({"type": "bootstrap.kubernetes.io/token", "data": {
+            "token-id": b("abcdef"), "token-secret": b("0123456789abcdef"), "expiration": b(expiration),
+            "usage-bootstrap-authentication": b("true")}})
+    }
+
+    #[test]
+    fn bootstrap_tokens_expire() {
+        assert_eq!(
+            token_usable(&secret("2999-01-01T00:00:00Z"), "authentication").as_deref(),
+            Some("0123456789abcdef")
+        );
+        assert_eq!(token_usable(&secret("2000-01-01T00:00:00Z"), "authentication"), None);
+        assert_eq!(token_usable(&secret("2999-01-01T00:00:00Z"), "signing"), None, "usage not granted");
+    }
+
+    #[test]
+    fn anonymous_and_bootstrap_access_is_narrow() {
+        let anon = User::anonymous();
+        assert!(allowed(&anon, "GET", "/readyz"));
+        assert!(allowed(&anon, "GET", "/api/v1/namespaces/kube-public/configmaps/cluster-info"));
+        assert!(!allowed(&anon, "GET", "/api/v1/nodes"));
+        let boot = User { name: "system:bootstrap:abcdef".into(), groups: vec!["system:bootstrappers".into()] };
+        assert!(allowed(&boot, "POST", "/apis/certificates.k8s.io/v1/certificatesigningrequests"));
+        assert!(!allowed(&boot, "GET", "/api/v1/namespaces/kube-system/secrets"));
+        let admin = User { name: "kubernetes-admin".into(), groups: vec!["kubeadm:cluster-admins".into()] };
+        assert!(allowed(&admin, "DELETE", "/api/v1/nodes/node3"));
+    }
+}

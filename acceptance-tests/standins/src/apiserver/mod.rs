@@ -1,7 +1,7 @@
 //! STAND-IN kube-apiserver: real flags, TLS with the serving certificate kubeadm issued,
 //! client-certificate and bootstrap-token authentication, `/readyz` `/livez` `/version`,
-//! and a REST store for objects kept in etcd under `/registry/...` through etcd's v3
-//! JSON gateway, so every API server of a cluster sees the same objects. No controllers
+//! and a REST store for objects kept in etcd under `/registry/...` through etcd's gRPC
+//! API, so every API server of a cluster sees the same objects. No controllers
 //! run; the few controller duties kubeadm relies on (bootstrap signer, kubelet CSR
 //! approval and signing) are done inline, see README.md.
 

@@ -344,3 +344,37 @@ async fn sign_cluster_info(state: &State, cm: &mut Value) -> anyhow::Result<()> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_registry_keys() {
+        let t = Target::parse("/api/v1/namespaces/kube-system/secrets/bootstrap-token-abcdef").unwrap();
+        assert_eq!(t.prefix(), "/registry/secrets/kube-system/");
+        assert_eq!(t.name.as_deref(), Some("bootstrap-token-abcdef"));
+        assert_eq!(Target::parse("/api/v1/nodes/node1").unwrap().prefix(), "/registry/minions/");
+        let t = Target::parse("/apis/apps/v1/namespaces/kube-flannel/daemonsets").unwrap();
+        assert_eq!(t.prefix(), "/registry/apps/daemonsets/kube-flannel/");
+        assert!(t.name.is_none());
+        assert!(Target::parse("/metrics").is_none());
+    }
+
+    #[test]
+    fn json_merge_patch_rfc7386() {
+        let mut node = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"taints": [{"key": "x"}]}});
+        merge_patch(&mut node, &json!({"metadata": {"labels": {"b": null, "c": "3"}}, "spec": {"taints": []}}));
+        assert_eq!(node, json!({"metadata": {"labels": {"a": "1", "c": "3"}}, "spec": {"taints": []}}));
+    }
+
+    #[test]
+    fn secret_string_data_is_folded_into_data() {
+        let mut s = json!({"metadata": {"name": "x"}, "stringData": {"token-id": "abcdef"}});
+        let t = Target::parse("/api/v1/namespaces/kube-system/secrets").unwrap();
+        assert_eq!(prepare_new(&t, &mut s).unwrap(), "x");
+        assert_eq!(s["data"]["token-id"], B64.encode("abcdef"));
+        assert!(s.get("stringData").is_none());
+        assert_eq!(s["metadata"]["namespace"], "kube-system");
+    }
+}
