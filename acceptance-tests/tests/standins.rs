@@ -42,6 +42,7 @@ fn put_file(lab: &LabGuard, node: &str, path: &str, content: &str) {
     sh_ok(lab, node, &format!("mkdir -p \"$(dirname {path})\" && echo {b64} | base64 -d > {path} && chmod 600 {path}"));
 }
 
+#[derive(Clone)]
 struct Pair {
     cert: String,
     key: String,
@@ -67,6 +68,7 @@ fn leaf(issuer: &Issuer<'static, KeyPair>, cn: &str, ips: &[&str], eku: &[Extend
 }
 
 /// The cluster identity the provider would place on control-plane nodes.
+#[derive(Clone)]
 struct ClusterPki {
     ca: Pair,
     front_proxy: Pair,
@@ -217,7 +219,9 @@ fn standins_init_join_upgrade_and_reset_on_lab_nodes() {
         format!("sha256:{}", hex::encode(sha2::Sha256::digest(cert.public_key().raw)))
     };
     place_pki(&lab, "node1", &pki);
-    place_pki(&lab, "node2", &pki);
+    // node2 first gets another cluster's CA: its control-plane join must be refused.
+    let (other_ca, _) = ca("kubernetes");
+    place_pki(&lab, "node2", &ClusterPki { ca: other_ca, ..pki.clone() });
     let endpoint = format!("{n1}:6443");
     let token = "abcdef.0123456789abcdef";
     let cfg = "/etc/kubernetes/strata/kubeadm-config.yaml";
@@ -267,8 +271,13 @@ fn standins_init_join_upgrade_and_reset_on_lab_nodes() {
         .expect("init recorded");
     assert!(init_call["config"].as_str().unwrap().contains(&format!("controlPlaneEndpoint: {endpoint}")));
 
-    // A second control plane node joins with the copied PKI (no certificate key).
+    // A second control plane node joins with the copied PKI (no certificate key); with a
+    // CA that is not the cluster's it is refused.
     put_file(&lab, "node2", cfg, &join_config("node2", &endpoint, token, &hash, Some(n2)));
+    let (code, _, err) = sh(&lab, "node2", &format!("kubeadm join --config {cfg}"));
+    assert_eq!(code, 1);
+    assert!(err.contains("is not the cluster's CA"), "{err}");
+    place_pki(&lab, "node2", &pki);
     sh_ok(&lab, "node2", &format!("kubeadm join --config {cfg}"));
     assert_eq!(anon.get(format!("https://{n2}:6443/readyz")).send().unwrap().text().unwrap(), "ok");
 

@@ -132,7 +132,7 @@ pub async fn run(a: JoinArgs) -> Result<()> {
     config::set_cluster_defaults(&mut cluster, kubeadm);
 
     match &j.control_plane {
-        Some(cp) => join_control_plane(&j, &cluster, cp, &ignore).await,
+        Some(cp) => join_control_plane(&j, &cluster, cp, &ignore, &ca).await,
         None => join_worker(&j, &cluster, &bootstrap, &ca).await,
     }
 }
@@ -142,6 +142,7 @@ async fn join_control_plane(
     cluster: &ClusterConfiguration,
     cp: &super::types::JoinControlPlane,
     ignore: &[String],
+    cluster_ca: &str,
 ) -> Result<()> {
     if cluster.control_plane_endpoint.is_empty() {
         bail!("error execution phase preflight: \nOne or more conditions for hosting a new control plane instance is not satisfied.\n\nunable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address\n\nPlease ensure that:\n* The cluster has a stable controlPlaneEndpoint address.\n* The certificates that must be shared among control plane instances are provided.\n");
@@ -157,6 +158,11 @@ async fn join_control_plane(
     }
     if !cp.certificate_key.is_empty() {
         bail!("error execution phase control-plane-prepare/download-certs: this stand-in does not implement certificate upload (copy the shared PKI instead)");
+    }
+    // The shared CA on disk must be the cluster's (the one discovery pinned).
+    let local_ca = crate::pki::read(&format!("{d}/ca.crt"))?;
+    if crate::pki::cert_spki(&local_ca, "ca.crt")? != crate::pki::cert_spki(cluster_ca, "the cluster CA")? {
+        bail!("error execution phase preflight: \nOne or more conditions for hosting a new control plane instance is not satisfied.\n\n[the certificate authority {d}/ca.crt is not the cluster's CA (it differs from the CA in the cluster-info ConfigMap)]\n\nPlease ensure that:\n* The cluster has a stable controlPlaneEndpoint address.\n* The certificates that must be shared among control plane instances are provided.\n");
     }
     let mut c = preflight::Checks::default();
     if let Some(x) = &cluster.etcd.external {
