@@ -86,6 +86,34 @@ pub fn load_ca(cert_path: &str, key_path: &str) -> Result<Ca> {
     Ok(Ca { cert_pem, issuer })
 }
 
+/// Generates a self-signed CA (10 years) at `cert`/`key` when neither file exists.
+pub fn ensure_ca(cert: &str, key: &str, cn: &str) -> Result<()> {
+    if Path::new(cert).exists() || Path::new(key).exists() {
+        return Ok(());
+    }
+    let k = KeyPair::generate()?;
+    let mut params = CertificateParams::default();
+    params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.key_usages =
+        vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment, KeyUsagePurpose::KeyCertSign];
+    let now = ::time::OffsetDateTime::now_utc();
+    params.not_before = now - ::time::Duration::minutes(5);
+    params.not_after = now + ::time::Duration::days(3650);
+    write_file(cert, &params.self_signed(&k)?.pem(), 0o644)?;
+    write_file(key, &k.serialize_pem(), 0o600)
+}
+
+/// Generates the service-account key pair when neither file exists.
+pub fn ensure_key_pair(key: &str, public: &str) -> Result<()> {
+    if Path::new(key).exists() || Path::new(public).exists() {
+        return Ok(());
+    }
+    let k = KeyPair::generate()?;
+    write_file(key, &k.serialize_pem(), 0o600)?;
+    write_file(public, &k.public_key_pem(), 0o644)
+}
+
 /// What a leaf certificate is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Usage {
@@ -172,6 +200,24 @@ mod tests {
         write_file(&c, &cert.pem(), 0o644).unwrap();
         write_file(&k, &key.serialize_pem(), 0o600).unwrap();
         (c.to_string_lossy().into(), k.to_string_lossy().into())
+    }
+
+    #[test]
+    fn missing_cas_are_generated_present_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
+        let (c, k) = (c.to_string_lossy().to_string(), k.to_string_lossy().to_string());
+        ensure_ca(&c, &k, "kubernetes").unwrap();
+        let first = std::fs::read_to_string(&c).unwrap();
+        load_ca(&c, &k).unwrap();
+        ensure_ca(&c, &k, "kubernetes").unwrap();
+        assert_eq!(std::fs::read_to_string(&c).unwrap(), first, "an existing CA is kept");
+        let (sk, sp) = (
+            dir.path().join("sa.key").to_string_lossy().to_string(),
+            dir.path().join("sa.pub").to_string_lossy().to_string(),
+        );
+        ensure_key_pair(&sk, &sp).unwrap();
+        check_sa_pair(&sk, &sp).unwrap();
     }
 
     #[test]

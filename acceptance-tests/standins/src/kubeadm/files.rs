@@ -78,7 +78,14 @@ fn p(c: &ClusterConfiguration, name: &str) -> String {
 
 /// The certs phase: the shared CAs and keys must be there (kubeadm uses existing ones);
 /// the node's own certificates are issued from them.
-pub fn write_certs(c: &ClusterConfiguration, local: &LocalApi) -> Result<()> {
+pub fn write_certs(c: &ClusterConfiguration, local: &LocalApi, init: bool) -> Result<()> {
+    if init {
+        // Like kubeadm init: a CA (or the sa key pair) that is entirely absent is generated;
+        // one that is present is used (and must be whole and valid).
+        pki::ensure_ca(&p(c, "ca.crt"), &p(c, "ca.key"), "kubernetes")?;
+        pki::ensure_ca(&p(c, "front-proxy-ca.crt"), &p(c, "front-proxy-ca.key"), "front-proxy-ca")?;
+        pki::ensure_key_pair(&p(c, "sa.key"), &p(c, "sa.pub"))?;
+    }
     let ca = pki::load_ca(&p(c, "ca.crt"), &p(c, "ca.key")).context("failure loading certificate authority \"ca\"")?;
     let fp = pki::load_ca(&p(c, "front-proxy-ca.crt"), &p(c, "front-proxy-ca.key"))
         .context("failure loading certificate authority \"front-proxy-ca\"")?;

@@ -96,7 +96,7 @@ pub async fn run(a: InitArgs) -> Result<()> {
         bind_port: init.local_api_endpoint.bind_port,
     };
     println!("[certs] Using certificateDir folder \"{}\"", cluster.certificates_dir);
-    files::write_certs(&cluster, &local).context("error execution phase certs")?;
+    files::write_certs(&cluster, &local, true).context("error execution phase certs")?;
     println!("[kubeconfig] Using kubeconfig folder \"{k}\"");
     files::write_kubeconfigs(&cluster, &local, true).context("error execution phase kubeconfig")?;
     println!("[control-plane] Creating static Pod manifests in \"{k}/manifests\"");

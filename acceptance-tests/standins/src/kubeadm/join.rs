@@ -180,7 +180,7 @@ async fn join_control_plane(
         bind_port: cp.local_api_endpoint.bind_port,
     };
     // The CA must be the cluster's: the one discovery pinned.
-    files::write_certs(cluster, &local).context("error execution phase control-plane-prepare/certs")?;
+    files::write_certs(cluster, &local, false).context("error execution phase control-plane-prepare/certs")?;
     files::write_kubeconfigs(cluster, &local, false)
         .context("error execution phase control-plane-prepare/kubeconfig")?;
     files::write_manifests(cluster, &local).context("error execution phase control-plane-prepare/control-plane")?;
