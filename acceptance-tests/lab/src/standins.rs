@@ -122,7 +122,23 @@ pub fn ensure_repo(bin_dir: &Path, log: &Path) -> Result<PathBuf> {
         fs::remove_dir_all(&dir)?;
     }
     fs::rename(&tmp, &dir).with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
+    remove_stale(parent, &dir);
     Ok(dir)
+}
+
+/// Each rebuild of the stand-ins makes a new repository (about 64 MB); those unused for a
+/// day go (a lab bound to one is not that old in practice, and tests take minutes).
+fn remove_stale(parent: &Path, keep: &Path) {
+    let day = std::time::Duration::from_secs(24 * 3600);
+    for e in fs::read_dir(parent).into_iter().flatten().flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let old =
+            e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age > day);
+        if name.starts_with("standins-repo-") && p != keep && old {
+            let _ = fs::remove_dir_all(&p);
+        }
+    }
 }
 
 fn write(path: &Path, content: &str, mode: u32) -> Result<()> {
@@ -258,4 +274,53 @@ fn run(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
         bail!("{what} failed ({status}); {}", log_tail(log, 20));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packages built from stand-in binaries (here copies of /bin/true): three versions of
+    /// each package, indexed, with the version baked in and the kubelet's unit files.
+    #[test]
+    fn packages_every_version_with_its_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bins = tmp.path().join("bin");
+        fs::create_dir_all(&bins).unwrap();
+        for b in BINARIES {
+            fs::copy("/bin/true", bins.join(b)).unwrap();
+        }
+        // Each test runs in its own process under nextest; the cache goes to the temp dir.
+        std::env::set_var("STRATA_CACHE", tmp.path().join("cache"));
+        let repo = ensure_repo(&bins, &tmp.path().join("log")).unwrap();
+        assert_eq!(ensure_repo(&bins, &tmp.path().join("log")).unwrap(), repo, "cached by content");
+        let index = fs::read_to_string(repo.join("Packages")).unwrap();
+        for pkg in ["kubeadm", "kubelet", "kubectl"] {
+            for v in VERSIONS {
+                assert!(index.contains(&format!("Package: {pkg}\nVersion: {v}\n")), "{pkg} {v} missing:\n{index}");
+            }
+        }
+        let deb = repo.join("kubelet_1.36.1-1.1_amd64.deb");
+        let list = String::from_utf8(Command::new("dpkg-deb").arg("-c").arg(&deb).output().unwrap().stdout).unwrap();
+        for f in [
+            "./usr/bin/kubelet",
+            "./usr/lib/strata-standins/kube-apiserver",
+            "./usr/lib/systemd/system/kubelet.service",
+            "./usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf",
+        ] {
+            assert!(list.contains(f), "{f} not in the kubelet package:\n{list}");
+        }
+        let x = tmp.path().join("x");
+        assert!(Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(repo.join("kubeadm_1.34.3-1.1_amd64.deb"))
+            .arg(&x)
+            .status()
+            .unwrap()
+            .success());
+        assert_eq!(fs::read_to_string(x.join("usr/lib/strata-standins/kubeadm.version")).unwrap(), "v1.34.3\n");
+        // Other binaries make another repository.
+        fs::copy("/bin/false", bins.join("kubectl")).unwrap();
+        assert_ne!(ensure_repo(&bins, &tmp.path().join("log")).unwrap(), repo);
+    }
 }
