@@ -47,6 +47,13 @@ enum Cmd {
         /// Fail instead of running apt-get when packages are missing.
         #[arg(long)]
         no_install: bool,
+        /// Directory with the Kubernetes stand-in binaries (default: beside this executable,
+        /// else $STRATA_STANDINS_DIR / $CARGO_TARGET_DIR/debug; none found = no stand-ins).
+        #[arg(long)]
+        standins_dir: Option<PathBuf>,
+        /// Do not offer the Kubernetes stand-in packages to the nodes.
+        #[arg(long, conflicts_with = "standins_dir")]
+        no_standins: bool,
         /// Bound in seconds on each readiness wait.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
@@ -132,10 +139,15 @@ fn default_sigpipe() {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Cmd::Up { dir, nodes, name, no_pve, pve_sim_bin, no_install, timeout } => {
+        Cmd::Up { dir, nodes, name, no_pve, pve_sim_bin, no_install, standins_dir, no_standins, timeout } => {
             let mut opts = UpOptions::new(dir.dir);
             opts.nodes = nodes;
             opts.name = name;
+            opts.standins = match (no_standins, standins_dir) {
+                (true, _) => strata_lab::StandinsMode::Disabled,
+                (false, Some(d)) => strata_lab::StandinsMode::Dir(d),
+                (false, None) => strata_lab::StandinsMode::Auto,
+            };
             opts.pve = match (no_pve, pve_sim_bin) {
                 (true, _) => PveMode::Disabled,
                 (false, Some(p)) => PveMode::Binary(p),
