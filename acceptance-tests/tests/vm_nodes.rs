@@ -181,8 +181,11 @@ fn cloned_vms_boot_with_cloud_init_are_configured_over_ssh_and_follow_power_chan
     let subnet_prefix = lab.info().gateway.clone().unwrap().rsplit_once('.').unwrap().0.to_string();
     let addrs: Vec<String> = [150, 151].iter().map(|h| format!("{subnet_prefix}.{h}")).collect();
     std::fs::write(known_hosts_file(&lab), "").unwrap();
-    let wd = Workdir::new(&provider_dir(), &resources(&lab, &addrs, false)).unwrap();
+    let provider = provider_dir(); // builds the provider and agent if needed: not timed
+    let wd = Workdir::new(&provider, &resources(&lab, &addrs, false)).unwrap();
+    let t_apply = Instant::now();
     must(wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap(), "apply of the VMs");
+    let vm_apply = t_apply.elapsed();
     let vmids = [vmid_of(&wd, 0), vmid_of(&wd, 1)];
     let nodes: Vec<String> = vmids.iter().map(|id| format!("vm{id}")).collect();
 
@@ -204,14 +207,16 @@ fn cloned_vms_boot_with_cloud_init_are_configured_over_ssh_and_follow_power_chan
         known_hosts.push_str(&format!("{addr} {} {}\n", words.next().unwrap(), words.next().unwrap()));
     }
     std::fs::write(known_hosts_file(&lab), &known_hosts).unwrap();
-    let booted = started.elapsed();
+    let booted = t_apply.elapsed();
 
     // Configured over SSH as the cloud-init user, with strict host key checking.
     wd.write("main.tf", &resources(&lab, &addrs, true)).unwrap();
+    let t_config = Instant::now();
     must(wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap(), "apply of the node configuration");
     for node in &nodes {
         assert!(sh(&lab, node, "dpkg-query -W -f='${Status}' jq").contains("install ok installed"), "{node}");
     }
+    let config_apply = t_config.elapsed();
     let plan = wd.plan_exit_code().unwrap();
     assert_eq!(plan.code, 0, "second plan not empty:\n{}\n{}", plan.stdout, plan.stderr);
 
@@ -220,8 +225,11 @@ fn cloned_vms_boot_with_cloud_init_are_configured_over_ssh_and_follow_power_chan
     rt.block_on(client.stop_vm("pve1", vmids[0])).unwrap();
     assert!(!answers_ssh(&addrs[0]), "a stopped VM must not answer");
     assert!(lab.exec(&nodes[0], &["true"]).is_err(), "a stopped VM runs no processes");
+    let t_start = Instant::now();
     rt.block_on(client.start_vm("pve1", vmids[0])).unwrap();
+    let start_task = t_start.elapsed();
     wait_for("the restarted VM to answer SSH", Duration::from_secs(60), || answers_ssh(&addrs[0]));
+    let restart_ssh = t_start.elapsed();
     assert_eq!(sh(&lab, &nodes[0], "cat /etc/ssh/ssh_host_ed25519_key.pub"), key_before, "same disk, same host key");
     assert!(sh(&lab, &nodes[0], "dpkg-query -W -f='${Status}' jq").contains("install ok installed"));
 
@@ -236,7 +244,12 @@ fn cloned_vms_boot_with_cloud_init_are_configured_over_ssh_and_follow_power_chan
     assert!(!Path::new("/run/netns").join(&namespace).exists(), "namespace {namespace} must be gone");
     let lab_now = strata_lab::Lab::load(lab.dir()).unwrap();
     assert!(lab_now.node(&nodes[1]).is_err(), "lab.json still lists {}", nodes[1]);
-    eprintln!("vm_nodes: 2 VMs booted with cloud-init in {booted:.1?}; whole test {:.1?}", started.elapsed());
+    eprintln!(
+        "vm_nodes: apply of 2 clones {vm_apply:.1?}; apply to cloud-init done on both {booted:.1?}; \
+         node config apply {config_apply:.1?}; start task {start_task:.1?}, SSH after start {restart_ssh:.1?}; \
+         after lab up {:.1?}",
+        started.elapsed()
+    );
 
     // `down` removes the remaining guest node too.
     let guest_ns = lab_now.node(&nodes[0]).unwrap().namespace.clone();

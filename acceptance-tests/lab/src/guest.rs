@@ -68,6 +68,9 @@ struct GuestSpec {
     name: String,
     nics: Vec<Nic>,
     cloud_init: bool,
+    /// The static address of ipconfig0, if any: the lab records it, the guest sets it.
+    #[serde(default)]
+    ipv4: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,6 +141,7 @@ fn start(info: &mut LabInfo, vmid: u32, guest_dir: &Path) -> Result<()> {
         });
         info.save()?;
     }
+    info.node_mut(&name)?.address = spec.ipv4.clone().unwrap_or_default();
     let node = info.node(&name)?.clone();
     if node.init.is_some_and(|p| p.is_alive()) {
         return Ok(());

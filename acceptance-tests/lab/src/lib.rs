@@ -375,10 +375,12 @@ impl Lab {
     }
 
     pub fn status(&self) -> Status {
+        // Guest nodes (VMs started through pve-sim) are listed after the lab's own.
         let nodes = self
             .info
             .nodes
             .iter()
+            .chain(&self.info.guests)
             .map(|n| {
                 let alive = n.init.is_some_and(|p| p.is_alive());
                 let reachable = tcp_reachable(&format!("{}:22", n.address));

@@ -125,11 +125,18 @@ fn write_guest_dir(
         log.push("generating cloud-init ISO".into());
         ci = true;
     }
+    // The static address the guest is told to take (ipconfig0), for the caller's records.
+    let ipv4 = config
+        .get("ipconfig0")
+        .and_then(|v| params::parse_prop(v, None, &["ip", "gw", "ip6", "gw6"]).ok())
+        .and_then(|kv| kv.into_iter().find(|(k, _)| k == "ip").map(|(_, v)| v))
+        .and_then(|ip| ip.split_once('/').map(|(a, _)| a.to_string()));
     let info = json!({
         "vmid": vmid,
         "name": config.get("name").cloned().unwrap_or_else(|| format!("VM{vmid}")),
         "nics": nics,
         "cloud_init": ci,
+        "ipv4": ipv4,
     });
     std::fs::write(dir.join("guest.json"), serde_json::to_vec_pretty(&info).unwrap_or_default()).map_err(io)
 }
