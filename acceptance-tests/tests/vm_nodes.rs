@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use strata_acceptance_tests::provider::{provider_dir, target_dir};
 use strata_acceptance_tests::terraform::Workdir;
 use strata_lab::{LabGuard, PveMode, UpOptions};
+use strata_pve_client::client::Idempotent;
 use strata_pve_client::vm::CreateSpec;
 use strata_pve_client::{Auth, Client, ClientConfig, GuestKind, Secret};
 
@@ -129,6 +130,11 @@ resource "strata_vm" "vm" {{
     )
 }
 
+/// The guest node as lab.json records it now (pve-sim's hook changes it).
+fn guest_info(lab: &LabGuard, node: &str) -> strata_lab::NodeInfo {
+    strata_lab::Lab::load(lab.dir()).unwrap().node(node).unwrap().clone()
+}
+
 /// The user's own known_hosts (not the lab's): filled in from each VM's console.
 fn known_hosts_file(lab: &LabGuard) -> std::path::PathBuf {
     lab.dir().join("user_known_hosts")
@@ -220,10 +226,13 @@ fn cloned_vms_boot_with_cloud_init_are_configured_over_ssh_and_follow_power_chan
     let plan = wd.plan_exit_code().unwrap();
     assert_eq!(plan.code, 0, "second plan not empty:\n{}\n{}", plan.stdout, plan.stderr);
 
-    // Stop through the API: the machine is off. Start: same disk, same host key.
+    // Shutdown through the API (clean: systemd powers off): the machine is off. Start:
+    // same disk, same host key.
     let key_before = sh(&lab, &nodes[0], "cat /etc/ssh/ssh_host_ed25519_key.pub");
-    rt.block_on(client.stop_vm("pve1", vmids[0])).unwrap();
-    assert!(!answers_ssh(&addrs[0]), "a stopped VM must not answer");
+    rt.block_on(client.shutdown_vm("pve1", vmids[0], Duration::from_secs(30))).unwrap();
+    assert!(!answers_ssh(&addrs[0]), "a VM that was shut down must not answer");
+    let console = std::fs::read_to_string(guest_info(&lab, &nodes[0]).data_dir.join("console.log")).unwrap();
+    assert!(console.contains("Power-Off") || console.contains("Halting"), "no clean shutdown: {console}");
     assert!(lab.exec(&nodes[0], &["true"]).is_err(), "a stopped VM runs no processes");
     let t_start = Instant::now();
     rt.block_on(client.start_vm("pve1", vmids[0])).unwrap();
@@ -232,6 +241,21 @@ fn cloned_vms_boot_with_cloud_init_are_configured_over_ssh_and_follow_power_chan
     let restart_ssh = t_start.elapsed();
     assert_eq!(sh(&lab, &nodes[0], "cat /etc/ssh/ssh_host_ed25519_key.pub"), key_before, "same disk, same host key");
     assert!(sh(&lab, &nodes[0], "dpkg-query -W -f='${Status}' jq").contains("install ok installed"));
+
+    // Reboot through the API: a new boot (new PID 1) of the same disk.
+    let init_before = guest_info(&lab, &nodes[0]).init.unwrap();
+    let reboot = rt.block_on(client.run_task(
+        reqwest::Method::POST,
+        &format!("/nodes/pve1/qemu/{}/status/reboot", vmids[0]),
+        &[],
+        Idempotent::No,
+    ));
+    reboot.unwrap();
+    let init_after = guest_info(&lab, &nodes[0]).init.unwrap();
+    assert_ne!(init_after, init_before, "a reboot boots the machine again");
+    assert!(!init_before.is_alive());
+    wait_for("the rebooted VM to answer SSH", Duration::from_secs(60), || answers_ssh(&addrs[0]));
+    assert_eq!(sh(&lab, &nodes[0], "cat /etc/ssh/ssh_host_ed25519_key.pub"), key_before);
 
     // Delete through the API (as after a disaster): the node and its disk are gone.
     let recorded = strata_lab::Lab::load(lab.dir()).unwrap();
