@@ -17,9 +17,11 @@ use crate::process::log_tail;
 pub const SUITE: &str = "bookworm";
 
 /// What every systemd node has installed. Anything else comes later from the lab's local
-/// apt repository (nodes are air-gapped), as on a freshly installed VM.
+/// apt repository (nodes are air-gapped), as on a freshly installed VM. cloud-init is
+/// there as on a Debian cloud image: guest nodes (VMs started through pve-sim) boot with
+/// it reading their NoCloud seed; plain lab nodes have it disabled.
 pub const IMAGE_PACKAGES: &[&str] =
-    &["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "procps", "sudo"];
+    &["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "procps", "sudo", "cloud-init"];
 
 /// Bumped whenever the hooks below change, so a changed recipe gets a new cache entry.
 const RECIPE: &str = "strata-lab image v1: ssh host keys removed, empty machine-id and hostname";

@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod guest;
 pub mod image;
 pub mod machine;
 pub mod network;
@@ -201,6 +202,7 @@ impl Lab {
             image: Some(image.clone()),
             repo: Some(repo),
             standins_repo,
+            guests: Vec::new(),
         };
         info.save()?;
         match bring_up(&mut info, opts, pve_bin.as_deref(), &image) {
@@ -242,9 +244,15 @@ impl Lab {
         self.info.node(name)
     }
 
-    /// Runs `argv` inside the node's mount, network and UTS namespaces.
+    /// Runs `argv` inside the node's mount, network and UTS namespaces. Guest nodes
+    /// (VMs started through pve-sim) come and go behind this handle's back: they are
+    /// looked up in lab.json afresh.
     pub fn exec(&self, node: &str, argv: &[&str]) -> Result<Output> {
-        node::exec(self.node(node)?, argv)
+        if let Some(n) = self.info.nodes.iter().find(|n| n.name == node) {
+            return node::exec(n, argv);
+        }
+        let fresh = Lab::load(&self.info.dir)?;
+        node::exec(fresh.node(node)?, argv)
     }
 
     /// An OpenSSH client command for `user@node` using the lab's key and known_hosts
@@ -379,10 +387,12 @@ impl Lab {
     }
 
     pub fn status(&self) -> Status {
+        // Guest nodes (VMs started through pve-sim) are listed after the lab's own.
         let nodes = self
             .info
             .nodes
             .iter()
+            .chain(&self.info.guests)
             .map(|n| {
                 let alive = n.init.is_some_and(|p| p.is_alive());
                 let reachable = tcp_reachable(&format!("{}:22", n.address));
@@ -530,7 +540,9 @@ fn bring_up_machines(info: &mut LabInfo, opts: &UpOptions, image: &Path, slot: u
 fn start_pve(info: &mut LabInfo, opts: &UpOptions, pve_bin: Option<&Path>) -> Result<()> {
     if let Some(bin) = pve_bin {
         let data = info.dir.join("pve");
-        let proc = pve::start(bin, &data, &pve::new_token()?)?;
+        // VMs started through the API become guest nodes of this lab.
+        let hook = guest::write_hook_script(&info.dir, &guest::locate_lab_binary(bin)?)?;
+        let proc = pve::start(bin, &data, &pve::new_token()?, Some(&hook))?;
         info.pve_processes.push(proc);
         info.save()?;
         let (pve_info, reported) = pve::wait_ready(&data, &proc, opts.ready_timeout)?;
@@ -569,13 +581,15 @@ pub fn down_dir(dir: impl AsRef<Path>) -> Result<()> {
     for p in &info.pve_processes {
         note(p.stop(Duration::from_secs(5)));
     }
-    // All machines shut down at once; each is then waited for (bounded) below.
-    for n in &info.nodes {
+    // All machines shut down at once; each is then waited for (bounded) below. pve-sim
+    // is stopped first, so no guest starts meanwhile.
+    let machines: Vec<NodeInfo> = info.nodes.iter().chain(&info.guests).cloned().collect();
+    for n in &machines {
         if let Some(p) = n.nspawn {
             p.signal(Signal::SIGTERM);
         }
     }
-    for n in info.nodes.iter().rev() {
+    for n in machines.iter().rev() {
         // Clean shutdown, SIGKILL after a bounded wait, then the root is unmounted.
         note(machine::stop(n, Signal::SIGTERM));
         // Private mounts live in the node's mount namespace and go with its last process.
@@ -586,7 +600,7 @@ pub fn down_dir(dir: impl AsRef<Path>) -> Result<()> {
 
     // Verify rather than assume.
     let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
-    for n in &info.nodes {
+    for n in &machines {
         if network::netns_exists(&n.namespace) {
             errors.push(format!("namespace {} still exists", n.namespace));
         }

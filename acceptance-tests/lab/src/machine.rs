@@ -88,6 +88,11 @@ pub fn prepare_disk(data_dir: &Path, files: &MachineFiles) -> Result<()> {
     write(&up.join("etc/hosts"), files.hosts, 0o644)?;
     write(&up.join("etc/machine-id"), &format!("{}\n", random_hex(16)?), 0o444)?;
     write(&up.join("etc/ssh/sshd_config.d/strata-lab.conf"), SSHD_DROP_IN, 0o644)?;
+    // The image has cloud-init (for guest nodes); a plain lab node is configured by the
+    // lab above, so cloud-init stays off, as on a machine installed without a datasource.
+    fs::create_dir_all(up.join("etc/cloud"))?;
+    fs::set_permissions(up.join("etc/cloud"), fs::Permissions::from_mode(0o755))?;
+    write(&up.join("etc/cloud/cloud-init.disabled"), "", 0o644)?;
     let key = up.join("etc/ssh/ssh_host_ed25519_key");
     let comment = format!("root@{}", files.hostname);
     run(

@@ -75,6 +75,17 @@ enum Cmd {
         #[command(subcommand)]
         command: NodeCmd,
     },
+    /// pve-sim's guest hook: a VM's power change, applied to its guest node.
+    #[command(hide = true)]
+    Guest {
+        #[command(flatten)]
+        dir: DirArg,
+        /// start, stop, shutdown, reboot or destroy.
+        action: String,
+        vmid: u32,
+        /// Where pve-sim wrote guest.json and the NoCloud data.
+        guest_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -172,6 +183,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 None => println!("  pve-sim  (not started)"),
             }
             println!("state: {}", info.dir.join("lab.json").display());
+        }
+        Cmd::Guest { dir, action, vmid, guest_dir } => {
+            strata_lab::guest::handle(&dir.dir, &action, vmid, &guest_dir)?;
         }
         Cmd::Down { dir } => {
             down_dir(&dir.dir)?;

@@ -61,11 +61,12 @@ pub fn new_token() -> Result<String> {
     Ok(format!("root@pam!strata={hex}"))
 }
 
-pub fn start(bin: &Path, data_dir: &Path, token: &str) -> Result<ProcessRef> {
+/// Starts pve-sim; with `guest_hook`, VMs started through its API become lab nodes.
+pub fn start(bin: &Path, data_dir: &Path, token: &str, guest_hook: Option<&Path>) -> Result<ProcessRef> {
     fs::create_dir_all(data_dir)?;
     // A ready file from an earlier run must not be mistaken for this one's.
     let _ = fs::remove_file(data_dir.join(READY_FILE));
-    let args: Vec<&OsStr> = vec![
+    let mut args: Vec<&OsStr> = vec![
         OsStr::new("--listen"),
         OsStr::new("127.0.0.1:0"),
         OsStr::new("--data-dir"),
@@ -73,6 +74,9 @@ pub fn start(bin: &Path, data_dir: &Path, token: &str) -> Result<ProcessRef> {
         OsStr::new("--token"),
         OsStr::new(token),
     ];
+    if let Some(hook) = guest_hook {
+        args.extend([OsStr::new("--guest-hook"), hook.as_os_str()]);
+    }
     spawn_daemon(bin, &args, &[], &data_dir.join("pve-sim.log")).context("pve-sim did not start")
 }
 

@@ -83,7 +83,7 @@ pub fn ensure_repo(image: &Path, log: &Path) -> Result<PathBuf> {
         apt(Command::new("apt-get").arg("update"), log)?;
         download(image, &tmp, log)
     });
-    if let Err(e) = result.and_then(|()| index(&tmp, log)) {
+    if let Err(e) = result.and_then(|()| index(image, &tmp, log)) {
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
@@ -106,7 +106,7 @@ fn download(image: &Path, into: &Path, log: &Path) -> Result<()> {
     apt(&mut cmd, log)
 }
 
-fn index(dir: &Path, log: &Path) -> Result<()> {
+fn index(image: &Path, dir: &Path, log: &Path) -> Result<()> {
     let out = fs::File::create(dir.join("Packages"))?;
     let err = fs::OpenOptions::new().create(true).append(true).open(log)?;
     let status = Command::new("dpkg-scanpackages")
@@ -121,12 +121,23 @@ fn index(dir: &Path, log: &Path) -> Result<()> {
         bail!("dpkg-scanpackages failed ({status}); {}", log_tail(log, 20));
     }
     let packages = fs::read_to_string(dir.join("Packages"))?;
+    // apt downloads only what the image lacks: a package the image already has
+    // (python3, a dependency of cloud-init) is installed on every node anyway.
+    let image_status = fs::read_to_string(image.join("var/lib/dpkg/status")).unwrap_or_default();
     for p in REPO_PACKAGES {
-        if !packages.lines().any(|l| l == format!("Package: {p}")) {
+        if !packages.lines().any(|l| l == format!("Package: {p}")) && !is_installed(&image_status, p) {
             bail!("the local repository lacks {p} after the download; {}", log_tail(log, 20));
         }
     }
     Ok(())
+}
+
+/// Whether a dpkg status file records `package` as installed.
+fn is_installed(dpkg_status: &str, package: &str) -> bool {
+    dpkg_status.split("\n\n").any(|stanza| {
+        stanza.lines().any(|l| l == format!("Package: {package}"))
+            && stanza.lines().any(|l| l == "Status: install ok installed")
+    })
 }
 
 fn apt(cmd: &mut Command, log: &Path) -> Result<()> {
@@ -142,4 +153,18 @@ fn apt(cmd: &mut Command, log: &Path) -> Result<()> {
         bail!("apt-get failed ({status}); {}", log_tail(log, 20));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_package_of_the_image_counts_as_installed() {
+        let status = "Package: python3\nStatus: install ok installed\nVersion: 3.11\n\n\
+                      Package: jq\nStatus: deinstall ok config-files\n";
+        assert!(is_installed(status, "python3"));
+        assert!(!is_installed(status, "jq"));
+        assert!(!is_installed(status, "python"));
+    }
 }

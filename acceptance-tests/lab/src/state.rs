@@ -68,6 +68,10 @@ pub struct LabInfo {
     /// The Kubernetes stand-ins' apt repository, bound read-only into every node.
     #[serde(default)]
     pub standins_repo: Option<PathBuf>,
+    /// Nodes that are VMs started through pve-sim (`vmVMID`), see `guest`; they come
+    /// and go with the VMs, and `down` removes them too.
+    #[serde(default)]
+    pub guests: Vec<NodeInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,15 +165,20 @@ impl LabInfo {
         Ok(Some(info))
     }
 
+    /// A node or guest node by name.
     pub fn node(&self, name: &str) -> Result<&NodeInfo> {
-        self.nodes.iter().find(|n| n.name == name).with_context(|| {
-            let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+        self.nodes.iter().chain(&self.guests).find(|n| n.name == name).with_context(|| {
+            let names: Vec<&str> = self.nodes.iter().chain(&self.guests).map(|n| n.name.as_str()).collect();
             format!("no node named {name:?} in this lab (nodes: {})", names.join(", "))
         })
     }
 
     pub fn node_mut(&mut self, name: &str) -> Result<&mut NodeInfo> {
-        self.nodes.iter_mut().find(|n| n.name == name).with_context(|| format!("no node named {name:?} in this lab"))
+        self.nodes
+            .iter_mut()
+            .chain(&mut self.guests)
+            .find(|n| n.name == name)
+            .with_context(|| format!("no node named {name:?} in this lab"))
     }
 }
 
@@ -219,6 +228,7 @@ mod tests {
             image: None,
             repo: None,
             standins_repo: None,
+            guests: Vec::new(),
         };
         info.save().unwrap();
         assert_eq!(LabInfo::load(dir.path()).unwrap().unwrap(), info);

@@ -56,6 +56,11 @@ pub struct Cli {
     /// Time a guest takes to power off after an ACPI shutdown request.
     #[arg(long, default_value_t = 0)]
     pub guest_shutdown_ms: u64,
+    /// Program run as `PROGRAM start|stop|shutdown|reboot|destroy VMID GUEST_DIR` when a
+    /// VM's power state changes (the lab boots a node for it); GUEST_DIR holds the
+    /// cloud-init NoCloud data.
+    #[arg(long)]
+    pub guest_hook: Option<PathBuf>,
 }
 
 impl Cli {
@@ -76,6 +81,7 @@ impl Cli {
         cfg.auth_fail_delay_ms = self.auth_fail_delay_ms;
         cfg.agent_boot_ms = self.agent_boot_ms;
         cfg.guest_shutdown_ms = self.guest_shutdown_ms;
+        cfg.guest_hook = self.guest_hook;
         cfg
     }
 }

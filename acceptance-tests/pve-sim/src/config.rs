@@ -32,6 +32,8 @@ pub struct SimConfig {
     pub guest_shutdown_ms: u64,
     /// Storages every node has: (id, type, content).
     pub storages: Vec<StorageDef>,
+    /// Program run on guest power changes (see `guest_hook`); None = nothing runs.
+    pub guest_hook: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +59,7 @@ impl SimConfig {
             lock_wait_ms: 10_000,
             agent_boot_ms: 0,
             guest_shutdown_ms: 0,
+            guest_hook: None,
             storages: vec![
                 StorageDef {
                     id: "local".into(),

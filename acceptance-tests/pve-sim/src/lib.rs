@@ -6,9 +6,11 @@
 mod api;
 mod auth;
 pub mod cli;
+pub mod cloudinit;
 pub mod config;
 mod error;
 mod faults;
+pub mod guest_hook;
 mod http;
 mod locks;
 pub mod lxc;

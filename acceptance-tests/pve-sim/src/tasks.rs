@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use crate::locks;
 use crate::sim::{now, SharedSim, Sim};
 use crate::store::{State, Task};
+use crate::{guest_hook, locks};
 
 /// The finish step: returns extra log lines, or the error message.
 pub type Finish = Box<dyn FnOnce(&Sim, &mut State) -> Result<Vec<String>, String> + Send>;
@@ -81,17 +81,37 @@ pub fn run(sim: &SharedSim, upid: String, lock_vmid: Option<u32>, finish: Finish
 
 /// [`run`] for a worker that takes `extra` longer than `task_ms` (a guest's shutdown).
 pub fn run_after(sim: &SharedSim, upid: String, lock_vmid: Option<u32>, extra: Duration, finish: Finish) {
+    run_guest(sim, upid, lock_vmid, extra, None, finish)
+}
+
+/// [`run_after`] that first runs the guest hook for the action on `(action, vmid)`
+/// (outside the state lock: it boots or stops a machine); its failure fails the task.
+pub fn run_guest(
+    sim: &SharedSim,
+    upid: String,
+    lock_vmid: Option<u32>,
+    extra: Duration,
+    guest: Option<(guest_hook::Action, u32)>,
+    finish: Finish,
+) {
     let sim = sim.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(sim.cfg.task_ms) + extra).await;
-        let lock_err = match lock_vmid {
+        let mut lock_err = match lock_vmid {
             Some(vmid) => locks::wait_shared_clear(&sim, vmid).await.err(),
             None => None,
         };
+        let mut hook_log = vec![];
+        if let (None, Some((action, vmid))) = (&lock_err, guest) {
+            match guest_hook::call(&sim, action, vmid).await {
+                Ok(lines) => hook_log = lines,
+                Err(e) => lock_err = Some(e),
+            }
+        }
         sim.mutate(|st| {
             let result = match lock_err {
                 Some(e) => Err(e),
-                None => finish(&sim, st),
+                None => finish(&sim, st).map(|lines| hook_log.into_iter().chain(lines).collect::<Vec<_>>()),
             };
             if let Some(t) = st.tasks.get_mut(&upid) {
                 match result {

@@ -11,13 +11,13 @@ use super::cluster::vm_uptime;
 use super::{check_node, flag, vmid_of};
 use crate::auth::Identity;
 use crate::error::{ApiError, ApiResult};
-use crate::faults;
 use crate::http::{ok, Args};
 use crate::locks::{self, check_config_lock};
 use crate::params::{self, verify, Endpoint, Params, Ty};
 use crate::sim::{now, SharedSim, Sim};
 use crate::store::{config_digest, random_mac, summarize, GuestKind, State as St, Vm};
 use crate::tasks::{self, Finish, TaskSpec};
+use crate::{faults, guest_hook};
 
 fn internal(e: String) -> ApiError {
     ApiError::internal(e)
@@ -257,7 +257,8 @@ pub async fn create(
         }
         Ok(vec![])
     });
-    tasks::run(&sim, upid.clone(), None, finish);
+    let guest = start.then_some((guest_hook::Action::Start, vmid));
+    tasks::run_guest(&sim, upid.clone(), None, std::time::Duration::ZERO, guest, finish);
     Ok(ok(json!(upid)))
 }
 
@@ -500,7 +501,10 @@ pub async fn destroy(
         }
         Ok(log)
     });
-    tasks::run(&sim, upid.clone(), Some(vmid), finish);
+    // The machine and its disk go before the task reports success. A template whose base
+    // volumes are still used fails in the finish step; it never ran as a machine.
+    let guest = (!is_template(&vm)).then_some((guest_hook::Action::Destroy, vmid));
+    tasks::run_guest(&sim, upid.clone(), Some(vmid), std::time::Duration::ZERO, guest, finish);
     Ok(ok(json!(upid)))
 }
 
@@ -555,6 +559,7 @@ pub async fn status_action(
     let guest_ms = sim.cfg.guest_shutdown_ms;
     let extra = if action == "shutdown" && vm.running { guest_ms.min(timeout_ms) } else { 0 };
     let upid = sim.mutate(|st| task(st, &node, kind, vmid, &ident, vec![]));
+    let action_name = action.clone();
     let finish: Finish = Box::new(move |_sim, st| {
         let vm = st.vm_on_mut(&node, vmid)?;
         check_config_lock(vm, skiplock)?;
@@ -596,7 +601,8 @@ pub async fn status_action(
         }
         Ok(log)
     });
-    tasks::run_after(&sim, upid.clone(), Some(vmid), std::time::Duration::from_millis(extra), finish);
+    let guest = guest_hook::Action::from_api(&action_name).map(|a| (a, vmid));
+    tasks::run_guest(&sim, upid.clone(), Some(vmid), std::time::Duration::from_millis(extra), guest, finish);
     Ok(ok(json!(upid)))
 }
 

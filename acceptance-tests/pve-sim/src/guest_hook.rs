@@ -1,0 +1,157 @@
+//! The optional guest hook (`--guest-hook PROGRAM`): what makes a VM's power state real.
+//! When set, the workers of start, stop, shutdown, reboot and destroy run
+//! `PROGRAM ACTION VMID GUEST_DIR` before they finish, and the task fails if it fails.
+//! `GUEST_DIR` (`DATA/guests/VMID`) holds `guest.json` (name and NICs, what the
+//! hypervisor knows of the machine) and, for a VM with a cloud-init drive, `nocloud/`
+//! with the files PVE puts on that drive (regenerated at every start, as PVE does).
+//! The lab implements the hook by booting a systemd node; without a hook nothing runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::cloudinit::{self, HostDns};
+use crate::params;
+use crate::sim::Sim;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    Stop,
+    Shutdown,
+    Reboot,
+    Destroy,
+}
+
+impl Action {
+    pub fn from_api(action: &str) -> Option<Action> {
+        Some(match action {
+            "start" => Action::Start,
+            "stop" => Action::Stop,
+            "shutdown" => Action::Shutdown,
+            "reboot" => Action::Reboot,
+            _ => return None,
+        })
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Shutdown => "shutdown",
+            Action::Reboot => "reboot",
+            Action::Destroy => "destroy",
+        }
+    }
+}
+
+pub fn guest_dir(sim: &Sim, vmid: u32) -> PathBuf {
+    sim.cfg.data_dir.join("guests").join(vmid.to_string())
+}
+
+/// Whether the action would change the machine; the task's own checks (already running,
+/// template, ...) then fail it as before, without calling the hook.
+fn applies(action: Action, running: bool, template: bool) -> bool {
+    match action {
+        Action::Start => !running && !template,
+        Action::Stop | Action::Shutdown | Action::Reboot => running,
+        Action::Destroy => !running,
+    }
+}
+
+/// Runs the hook for `vmid` if one is configured and the action applies; returns task
+/// log lines, or the error that fails the task.
+pub async fn call(sim: &Sim, action: Action, vmid: u32) -> Result<Vec<String>, String> {
+    let Some(program) = sim.cfg.guest_hook.clone() else { return Ok(vec![]) };
+    let Some((config, running)) = sim.read(|st| st.vms.get(&vmid).map(|vm| (vm.config.clone(), vm.running))) else {
+        return Ok(vec![]);
+    };
+    let template = config.get("template").map(|t| t == "1").unwrap_or(false);
+    if !applies(action, running, template) {
+        return Ok(vec![]);
+    }
+    let dir = guest_dir(sim, vmid);
+    let mut log = vec![];
+    if matches!(action, Action::Start | Action::Reboot) {
+        write_guest_dir(&dir, vmid, &config, &mut log)?;
+    }
+    let dir2 = dir.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(&program).arg(action.word()).arg(vmid.to_string()).arg(&dir2).output()
+    })
+    .await
+    .map_err(|e| format!("guest hook: {e}"))?
+    .map_err(|e| format!("guest hook {} could not run: {e}", sim.cfg.guest_hook.as_ref().unwrap().display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("guest hook {} {vmid} failed ({}): {}", action.word(), out.status, err.trim()));
+    }
+    if action == Action::Destroy {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(log)
+}
+
+fn write_guest_dir(
+    dir: &Path,
+    vmid: u32,
+    config: &BTreeMap<String, String>,
+    log: &mut Vec<String>,
+) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("writing {}: {e}", dir.display());
+    let seed_dir = dir.join("nocloud");
+    let _ = std::fs::remove_dir_all(&seed_dir);
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut nics = vec![];
+    for (k, v) in config {
+        if let (Some(("net", n)), Ok(net)) = (params::split_indexed(k), params::parse_net(v)) {
+            nics.push(json!({ "index": n, "macaddr": net.macaddr.map(|m| m.to_ascii_lowercase()) }));
+        }
+    }
+    let mut ci = false;
+    if cloudinit::has_cloudinit_drive(config) {
+        let seed = cloudinit::nocloud(config, vmid, &HostDns::of_host())?;
+        std::fs::create_dir_all(&seed_dir).map_err(io)?;
+        for (name, content) in [
+            ("user-data", &seed.user_data),
+            ("network-config", &seed.network_config),
+            ("meta-data", &seed.meta_data),
+            ("vendor-data", &seed.vendor_data),
+        ] {
+            std::fs::write(seed_dir.join(name), content).map_err(io)?;
+        }
+        log.push("generating cloud-init ISO".into());
+        ci = true;
+    }
+    // The static address the guest is told to take (ipconfig0), for the caller's records.
+    let ipv4 = config
+        .get("ipconfig0")
+        .and_then(|v| params::parse_prop(v, None, &["ip", "gw", "ip6", "gw6"]).ok())
+        .and_then(|kv| kv.into_iter().find(|(k, _)| k == "ip").map(|(_, v)| v))
+        .and_then(|ip| ip.split_once('/').map(|(a, _)| a.to_string()));
+    let info = json!({
+        "vmid": vmid,
+        "name": config.get("name").cloned().unwrap_or_else(|| format!("VM{vmid}")),
+        "nics": nics,
+        "cloud_init": ci,
+        "ipv4": ipv4,
+    });
+    std::fs::write(dir.join("guest.json"), serde_json::to_vec_pretty(&info).unwrap_or_default()).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hook_runs_only_for_a_change_of_power_state() {
+        assert!(applies(Action::Start, false, false));
+        assert!(!applies(Action::Start, true, false));
+        assert!(!applies(Action::Start, false, true));
+        assert!(applies(Action::Shutdown, true, false));
+        assert!(!applies(Action::Stop, false, false));
+        assert!(applies(Action::Destroy, false, false));
+    }
+}
