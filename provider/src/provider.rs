@@ -16,6 +16,7 @@ use crate::proxmox::{self, ProxmoxAccess};
 use crate::resources::cluster_secrets::ClusterSecrets;
 use crate::resources::connection::{self, ProviderSshModel};
 use crate::resources::container::Container;
+use crate::resources::control_plane::ControlPlane;
 use crate::resources::etcd_cluster::EtcdCluster;
 use crate::resources::load_balancer::LoadBalancer;
 use crate::resources::nfs_export::NfsExport;
@@ -76,6 +77,7 @@ impl ProviderDefinition for StrataProvider {
             Arc::new(ClusterSecrets),
             Arc::new(Container),
             Arc::new(EtcdCluster),
+            Arc::new(ControlPlane),
             Arc::new(LoadBalancer),
             Arc::new(NfsExport),
             Arc::new(NodeConfig),

@@ -3,6 +3,7 @@
 pub mod cluster_secrets;
 pub mod connection;
 pub mod container;
+pub mod control_plane;
 pub mod etcd_cluster;
 pub mod load_balancer;
 pub mod nfs_export;
