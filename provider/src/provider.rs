@@ -22,6 +22,7 @@ use crate::resources::load_balancer::LoadBalancer;
 use crate::resources::nfs_export::NfsExport;
 use crate::resources::node_config::NodeConfig;
 use crate::resources::vm::Vm;
+use crate::resources::worker::Worker;
 
 /// Registry address users put in `required_providers`.
 pub const SOURCE_ADDRESS: &str = "registry.terraform.io/strata-iac/strata";
@@ -82,6 +83,7 @@ impl ProviderDefinition for StrataProvider {
             Arc::new(NfsExport),
             Arc::new(NodeConfig),
             Arc::new(Vm),
+            Arc::new(Worker),
         ]
     }
 

@@ -4,6 +4,7 @@
 //! create` makes them; Node labels and taints; and the admin kubeconfig.
 
 pub mod kubeconfig;
+pub mod names;
 pub mod packages;
 
 use std::collections::BTreeMap;

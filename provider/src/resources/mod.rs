@@ -9,3 +9,4 @@ pub mod load_balancer;
 pub mod nfs_export;
 pub mod node_config;
 pub mod vm;
+pub mod worker;

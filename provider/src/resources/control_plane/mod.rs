@@ -4,10 +4,10 @@
 
 mod cluster;
 mod cni;
-mod kubeadm;
+pub(crate) mod kubeadm;
 mod model;
 mod pki_files;
-mod probe;
+pub(crate) mod probe;
 mod schema;
 mod upgrade;
 pub mod validate;
@@ -23,6 +23,7 @@ use crate::framework::{
 use crate::kube::kubeconfig;
 use crate::resources::connection;
 pub use model::{ControlPlaneModel, JoinModel};
+pub use schema::join_type;
 use validate::{KubeVersion, VersionStep};
 
 pub struct ControlPlane;
