@@ -110,7 +110,7 @@ pub fn issue_leaf(
     usage: Usage,
     validity_days: i64,
 ) -> anyhow::Result<Leaf> {
-    let ca_key = KeyPair::from_pem(ca_key_pem).map_err(|_| anyhow!("the CA private key is not a readable PEM key"))?;
+    let ca_key = load_key(ca_key_pem).map_err(|_| anyhow!("the CA private key is not a readable PEM key"))?;
     let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, ca_key).context("reading the CA certificate")?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -150,7 +150,7 @@ pub fn issue_client(
     organizations: &[&str],
     validity_days: i64,
 ) -> anyhow::Result<Leaf> {
-    let ca_key = KeyPair::from_pem(ca_key_pem).map_err(|_| anyhow!("the CA private key is not a readable PEM key"))?;
+    let ca_key = load_key(ca_key_pem).map_err(|_| anyhow!("the CA private key is not a readable PEM key"))?;
     let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, ca_key).context("reading the CA certificate")?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -179,6 +179,22 @@ pub fn signed_by(cert_pem: &str, ca_cert_pem: &str) -> anyhow::Result<bool> {
     let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| anyhow!("parsing certificate: {e}"))?;
     let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).map_err(|e| anyhow!("parsing CA certificate: {e}"))?;
     Ok(cert.verify_signature(Some(ca.public_key())).is_ok())
+}
+
+/// A private key from PEM: PKCS#8 (`PRIVATE KEY`, what Strata writes), PKCS#1 (`RSA
+/// PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`), as kubeadm and openssl write them.
+pub fn load_key(pem_text: &str) -> anyhow::Result<KeyPair> {
+    KeyPair::from_pem(pem_text)
+        .or_else(|_| KeyPair::from_pem_and_sign_algo(pem_text, &rcgen::PKCS_ECDSA_P256_SHA256))
+        .or_else(|_| KeyPair::from_pem_and_sign_algo(pem_text, &rcgen::PKCS_RSA_SHA256))
+        .map_err(|_| anyhow!("not a readable PEM private key (PKCS#8, PKCS#1 or SEC1)"))
+}
+
+/// Whether `key` is the key of the certificate `cert_pem` (same public key).
+pub fn key_matches_cert(key: &KeyPair, cert_pem: &str) -> anyhow::Result<bool> {
+    let der = pem_der(cert_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| anyhow!("parsing certificate: {e}"))?;
+    Ok(cert.tbs_certificate.subject_pki.subject_public_key.data.as_ref() == key.public_key_raw())
 }
 
 /// Whole days between a certificate's notBefore and notAfter, rounded.
