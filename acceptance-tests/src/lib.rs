@@ -1,4 +1,5 @@
 //! Acceptance test harness: runs the real Terraform CLI against the provider binary.
 
 pub mod provider;
+pub mod standins;
 pub mod terraform;

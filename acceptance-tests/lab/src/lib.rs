@@ -22,6 +22,7 @@ pub mod process;
 pub mod pve;
 pub mod repo;
 pub mod sshd;
+pub mod standins;
 pub mod state;
 
 use std::fs;
@@ -36,6 +37,7 @@ use nix::sys::signal::Signal;
 use serde::Serialize;
 
 pub use process::ProcessRef;
+pub use standins::StandinsMode;
 pub use state::{LabInfo, LabState, NetworkInfo, NodeInfo, NodeState, PveInfo, SshInfo};
 
 /// How `up` gets the Proxmox simulator.
@@ -55,6 +57,8 @@ pub struct UpOptions {
     /// Prefix of namespace and interface names; derived from `dir` when None.
     pub name: Option<String>,
     pub pve: PveMode,
+    /// Where the Kubernetes stand-ins come from (packaged into a second apt repository).
+    pub standins: StandinsMode,
     /// Run apt-get for missing packages (else fail naming them).
     pub install_packages: bool,
     /// Bound on each wait (sshd listening, pve-sim ready).
@@ -68,6 +72,7 @@ impl UpOptions {
             nodes: 3,
             name: None,
             pve: PveMode::Auto,
+            standins: StandinsMode::Auto,
             install_packages: true,
             ready_timeout: Duration::from_secs(30),
         }
@@ -157,6 +162,10 @@ impl Lab {
         // Built (or found in the cache) before anything is created: it takes a while.
         let image = image::ensure_image(&dir.join("image.log"))?;
         let repo = repo::ensure_repo(&image, &dir.join("repo.log"))?;
+        let standins_repo = match standins::locate(&opts.standins)? {
+            Some(bins) => Some(standins::ensure_repo(&bins, &dir.join("standins.log"))?),
+            None => None,
+        };
         let short = network::short_name(&dir, opts.name.as_deref())?;
         let bridge = network::bridge_name(&short);
         // Names already taken but unknown to this dir's lab.json belong to another lab.
@@ -191,6 +200,7 @@ impl Lab {
             network: None,
             image: Some(image.clone()),
             repo: Some(repo),
+            standins_repo,
         };
         info.save()?;
         match bring_up(&mut info, opts, pve_bin.as_deref(), &image) {
@@ -326,6 +336,7 @@ impl Lab {
             hosts: &hosts,
             root_authorized_keys: &client_pub,
             with_repo: self.info.repo.is_some(),
+            with_standins: self.info.standins_repo.is_some(),
         };
         machine::prepare_disk(&node.data_dir, &files)?;
         self.boot_machine(&node, timeout)?;
@@ -352,7 +363,8 @@ impl Lab {
         network::create_node_network(&node.namespace, &node.veth, &self.info.bridge, address)?;
         machine::settle_link(node, &self.info.bridge)?;
         machine::mount_root(&image, &node.data_dir, &node.namespace)?;
-        let nspawn = machine::boot(node, &node.namespace, self.info.repo.as_deref())?;
+        let nspawn =
+            machine::boot(node, &node.namespace, self.info.repo.as_deref(), self.info.standins_repo.as_deref())?;
         self.info.node_mut(&name)?.nspawn = Some(nspawn);
         self.info.node_mut(&name)?.init = None;
         self.info.save()?;
@@ -483,10 +495,11 @@ fn bring_up_machines(info: &mut LabInfo, opts: &UpOptions, image: &Path, slot: u
             hosts: &hosts,
             root_authorized_keys: &client_pub,
             with_repo: info.repo.is_some(),
+            with_standins: info.standins_repo.is_some(),
         };
         machine::prepare_disk(&node.data_dir, &files)?;
         machine::mount_root(image, &node.data_dir, &node.namespace)?;
-        let nspawn = machine::boot(&node, &node.namespace, info.repo.as_deref())?;
+        let nspawn = machine::boot(&node, &node.namespace, info.repo.as_deref(), info.standins_repo.as_deref())?;
         info.nodes[i - 1].nspawn = Some(nspawn);
         info.save()?;
         let init = machine::find_init(&nspawn, opts.ready_timeout, &machine::console_log(&node.data_dir))?;

@@ -56,6 +56,8 @@ pub struct MachineFiles<'a> {
     pub root_authorized_keys: &'a str,
     /// Add the lab's local apt repository as the node's only apt source.
     pub with_repo: bool,
+    /// Add the Kubernetes stand-ins' repository as a second apt source.
+    pub with_standins: bool,
 }
 
 /// Our settings on top of Debian's sshd_config (which includes sshd_config.d first).
@@ -103,6 +105,13 @@ pub fn prepare_disk(data_dir: &Path, files: &MachineFiles) -> Result<()> {
             fs::set_permissions(up.join(d), fs::Permissions::from_mode(0o755))?;
         }
         write(&up.join(crate::repo::SOURCE_FILE), &crate::repo::source_line(), 0o644)?;
+    }
+    if files.with_standins {
+        for d in ["etc/apt", "etc/apt/sources.list.d"] {
+            fs::create_dir_all(up.join(d))?;
+            fs::set_permissions(up.join(d), fs::Permissions::from_mode(0o755))?;
+        }
+        write(&up.join(crate::standins::SOURCE_FILE), &crate::standins::source_line(), 0o644)?;
     }
     fs::create_dir_all(up.join("root/.ssh"))?;
     fs::set_permissions(up.join("root/.ssh"), fs::Permissions::from_mode(0o700))?;
@@ -191,7 +200,7 @@ pub fn settle_link(node: &NodeInfo, bridge: &str) -> Result<()> {
 
 /// Boots the node: nspawn (daemonised) in the node's network namespace. Returns the
 /// nspawn process; the container's PID 1 comes from [`find_init`].
-pub fn boot(node: &NodeInfo, machine_name: &str, repo: Option<&Path>) -> Result<ProcessRef> {
+pub fn boot(node: &NodeInfo, machine_name: &str, repo: Option<&Path>, standins: Option<&Path>) -> Result<ProcessRef> {
     let root = root_dir(&node.data_dir);
     let mut args: Vec<String> = vec![
         "--quiet".into(),
@@ -216,6 +225,9 @@ pub fn boot(node: &NodeInfo, machine_name: &str, repo: Option<&Path>) -> Result<
     ];
     if let Some(repo) = repo {
         args.push(format!("--bind-ro={}:{}", repo.display(), crate::repo::NODE_PATH));
+    }
+    if let Some(s) = standins {
+        args.push(format!("--bind-ro={}:{}", s.display(), crate::standins::NODE_PATH));
     }
     // Enter the node's own cgroups first, then become nspawn: with --keep-unit nspawn
     // puts the machine under the caller's cgroup, so without this every node would share

@@ -65,6 +65,9 @@ pub struct LabInfo {
     /// The local apt repository bound read-only into every node.
     #[serde(default)]
     pub repo: Option<PathBuf>,
+    /// The Kubernetes stand-ins' apt repository, bound read-only into every node.
+    #[serde(default)]
+    pub standins_repo: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +218,7 @@ mod tests {
             network: Some(NetworkInfo { cidr: "10.77.3.0/24".into(), host_address: "10.77.3.1".into() }),
             image: None,
             repo: None,
+            standins_repo: None,
         };
         info.save().unwrap();
         assert_eq!(LabInfo::load(dir.path()).unwrap().unwrap(), info);

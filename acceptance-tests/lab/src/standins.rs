@@ -1,0 +1,261 @@
+//! The Kubernetes STAND-INS as Debian packages: `kubeadm`, `kubelet` and `kubectl` at the
+//! versions pkgs.k8s.io would offer (see [`VERSIONS`]), built with dpkg-deb from the
+//! binaries of the `strata-standins` crate (`make build`), indexed with
+//! dpkg-scanpackages, cached under `$STRATA_CACHE/lab/standins-repo-<hash of the
+//! binaries>`, and bound read-only into every node as a second `file:` apt source. The
+//! version is baked into each package (`/usr/lib/strata-standins/<package>.version`), so
+//! `kubeadm version` reports the installed package's version. The stand-in kube-apiserver
+//! ships inside the kubelet package (real clusters run it from an image the kubelet pulls).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::image::cache_root;
+use crate::network::global_lock;
+use crate::process::log_tail;
+
+/// Debian versions of each package, as on pkgs.k8s.io.
+pub const VERSIONS: &[&str] = &["1.34.3-1.1", "1.35.0-1.1", "1.36.1-1.1"];
+pub const BINARIES: &[&str] = &["kubeadm", "kubelet", "kube-apiserver", "kubectl"];
+
+/// Where a node sees the repository, and its apt source line.
+pub const NODE_PATH: &str = "/var/lib/strata-lab/standins-repo";
+pub const SOURCE_FILE: &str = "etc/apt/sources.list.d/strata-lab-kubernetes-standins.list";
+
+/// Bumped when the package layout below changes.
+const RECIPE: &str = "standins repo v1";
+
+pub fn source_line() -> String {
+    format!("deb [trusted=yes] file:{NODE_PATH} ./\n")
+}
+
+/// How `up` gets the stand-in binaries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StandinsMode {
+    /// No stand-in repository on the nodes.
+    Disabled,
+    /// `$STRATA_STANDINS_DIR`, else beside the running executable (or its parent, for
+    /// test binaries in target/debug/deps), else `$CARGO_TARGET_DIR/debug`; if none holds
+    /// them, the nodes get no stand-in repository (a note says so).
+    Auto,
+    /// This directory must hold all four binaries.
+    Dir(PathBuf),
+}
+
+fn has_all(dir: &Path) -> bool {
+    BINARIES.iter().all(|b| dir.join(b).is_file())
+}
+
+/// The directory holding the four stand-in binaries, per `mode`.
+pub fn locate(mode: &StandinsMode) -> Result<Option<PathBuf>> {
+    match mode {
+        StandinsMode::Disabled => Ok(None),
+        StandinsMode::Dir(d) => {
+            if !has_all(d) {
+                bail!("{} lacks some of the stand-in binaries {BINARIES:?}; build them with `cargo build -p strata-standins --bins`", d.display());
+            }
+            Ok(Some(d.clone()))
+        }
+        StandinsMode::Auto => {
+            let mut candidates = Vec::new();
+            if let Some(d) = std::env::var_os("STRATA_STANDINS_DIR") {
+                candidates.push(PathBuf::from(d));
+            }
+            if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+                candidates.push(dir.clone());
+                if let Some(p) = dir.parent() {
+                    candidates.push(p.to_path_buf());
+                }
+            }
+            if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+                candidates.push(PathBuf::from(t).join("debug"));
+            }
+            let found = candidates.into_iter().find(|d| has_all(d));
+            if found.is_none() {
+                eprintln!("strata-lab: note: no Kubernetes stand-in binaries found (build them with `make build`); nodes get no kubeadm/kubelet/kubectl packages");
+            }
+            Ok(found)
+        }
+    }
+}
+
+fn content_key(bin_dir: &Path) -> Result<String> {
+    let mut h = Sha256::new();
+    h.update(RECIPE.as_bytes());
+    for v in VERSIONS {
+        h.update(v.as_bytes());
+    }
+    for b in BINARIES {
+        let p = bin_dir.join(b);
+        h.update(fs::read(&p).with_context(|| format!("reading {}", p.display()))?);
+    }
+    Ok(hex::encode(&h.finalize()[..8]))
+}
+
+/// Returns the cached repository for these binaries, building it first if needed.
+pub fn ensure_repo(bin_dir: &Path, log: &Path) -> Result<PathBuf> {
+    let key = content_key(bin_dir)?;
+    let dir = cache_root()?.join("lab").join(format!("standins-repo-{key}"));
+    if dir.join("Packages").is_file() {
+        return Ok(dir);
+    }
+    let _lock = global_lock("standins-repo.lock")?;
+    if dir.join("Packages").is_file() {
+        return Ok(dir);
+    }
+    let parent = dir.parent().expect("repo dir has a parent");
+    fs::create_dir_all(parent)?;
+    let tmp = parent.join(format!(".build-standins-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp)?;
+    eprintln!("strata-lab: packaging the Kubernetes stand-ins into {} (log: {})", dir.display(), log.display());
+    if let Err(e) = build(bin_dir, &tmp, log) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if dir.exists() {
+        fs::remove_dir_all(&dir)?;
+    }
+    fs::rename(&tmp, &dir).with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
+    Ok(dir)
+}
+
+fn write(path: &Path, content: &str, mode: u32) -> Result<()> {
+    if let Some(d) = path.parent() {
+        fs::create_dir_all(d)?;
+    }
+    fs::write(path, content).with_context(|| format!("writing {}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+/// The unit file and kubeadm drop-in of the real kubelet package.
+const KUBELET_SERVICE: &str = "[Unit]
+Description=kubelet: The Kubernetes Node Agent (Strata lab stand-in)
+Documentation=https://kubernetes.io/docs/
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+ExecStart=/usr/bin/kubelet
+Restart=always
+StartLimitInterval=0
+RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+";
+
+const KUBEADM_DROP_IN: &str = "# Note: This dropin only works with kubeadm and kubelet v1.11+
+[Service]
+Environment=\"KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf\"
+Environment=\"KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\"
+# This is a file that \"kubeadm init\" and \"kubeadm join\" generates at runtime, populating the KUBELET_KUBEADM_ARGS variable dynamically
+EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
+# This is a file that the user can use for overrides of the kubelet args as a last resort. Preferably, the user should use
+# the .NodeRegistration.KubeletExtraArgs object in the configuration files instead. KUBELET_EXTRA_ARGS should be sourced from this file.
+EnvironmentFile=-/etc/default/kubelet
+ExecStart=
+ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
+";
+
+/// Like the real package: enabled and started on install, crash-looping until kubeadm
+/// writes its configuration.
+const KUBELET_POSTINST: &str = "#!/bin/sh
+set -e
+if [ \"$1\" = configure ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload || true
+    systemctl enable kubelet.service >/dev/null 2>&1 || true
+    systemctl restart kubelet.service || true
+fi
+";
+
+const KUBELET_PRERM: &str = "#!/bin/sh
+set -e
+if [ \"$1\" = remove ] && [ -d /run/systemd/system ]; then
+    systemctl stop kubelet.service || true
+fi
+";
+
+fn build(bin_dir: &Path, out: &Path, log: &Path) -> Result<()> {
+    // Stripped once; debug info would make each package tens of MB.
+    let stripped = out.join(".bin");
+    fs::create_dir_all(&stripped)?;
+    for b in BINARIES {
+        run(Command::new("strip").arg("-o").arg(stripped.join(b)).arg(bin_dir.join(b)), log, "strip")?;
+    }
+    for full in VERSIONS {
+        let upstream = full.split('-').next().expect("version");
+        for pkg in ["kubeadm", "kubelet", "kubectl"] {
+            let root = out.join(format!(".pkg-{pkg}-{full}"));
+            let bin = |name: &str, dest: &str| -> Result<()> {
+                let d = root.join(dest.trim_start_matches('/'));
+                fs::create_dir_all(d.parent().expect("parent"))?;
+                fs::copy(stripped.join(name), &d)?;
+                fs::set_permissions(&d, fs::Permissions::from_mode(0o755))?;
+                Ok(())
+            };
+            bin(pkg, &format!("/usr/bin/{pkg}"))?;
+            write(&root.join(format!("usr/lib/strata-standins/{pkg}.version")), &format!("v{upstream}\n"), 0o644)?;
+            let description = match pkg {
+                "kubeadm" => "Command-line utility for administering a Kubernetes cluster (Strata lab STAND-IN)",
+                "kubelet" => {
+                    "Node agent for Kubernetes clusters (Strata lab STAND-IN; ships the stand-in kube-apiserver)"
+                }
+                _ => "Command-line utility for interacting with a Kubernetes cluster (Strata lab STAND-IN)",
+            };
+            if pkg == "kubelet" {
+                bin("kube-apiserver", "/usr/lib/strata-standins/kube-apiserver")?;
+                write(&root.join("usr/lib/systemd/system/kubelet.service"), KUBELET_SERVICE, 0o644)?;
+                write(&root.join("usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf"), KUBEADM_DROP_IN, 0o644)?;
+                write(&root.join("DEBIAN/postinst"), KUBELET_POSTINST, 0o755)?;
+                write(&root.join("DEBIAN/prerm"), KUBELET_PRERM, 0o755)?;
+            }
+            let control = format!(
+                "Package: {pkg}\nVersion: {full}\nArchitecture: amd64\nMaintainer: Strata lab <lab@strata.invalid>\nSection: admin\nPriority: optional\nHomepage: https://kubernetes.io\nDescription: {description}\n"
+            );
+            write(&root.join("DEBIAN/control"), &control, 0o644)?;
+            let deb = out.join(format!("{pkg}_{full}_amd64.deb"));
+            run(
+                Command::new("dpkg-deb").args(["--root-owner-group", "-Zgzip", "-z1", "--build"]).arg(&root).arg(&deb),
+                log,
+                "dpkg-deb",
+            )?;
+            fs::remove_dir_all(&root)?;
+        }
+    }
+    fs::remove_dir_all(&stripped)?;
+    let packages = fs::File::create(out.join("Packages"))?;
+    let err = fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let status = Command::new("dpkg-scanpackages")
+        .args(["--multiversion", ".", "/dev/null"])
+        .current_dir(out)
+        .stdin(Stdio::null())
+        .stdout(packages)
+        .stderr(err)
+        .status()
+        .context("cannot run dpkg-scanpackages (apt-get install -y dpkg-dev)")?;
+    if !status.success() {
+        bail!("dpkg-scanpackages failed ({status}); {}", log_tail(log, 20));
+    }
+    Ok(())
+}
+
+fn run(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
+    let out = fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .status()
+        .with_context(|| format!("cannot run {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status}); {}", log_tail(log, 20));
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! STAND-IN kube-apiserver: real flags, TLS with the serving certificate kubeadm issued,
+//! client-certificate and bootstrap-token authentication, `/readyz` `/livez` `/version`,
+//! and a REST store for objects kept in etcd under `/registry/...` through etcd's v3
+//! JSON gateway, so every API server of a cluster sees the same objects. No controllers
+//! run; the few controller duties kubeadm relies on (bootstrap signer, kubelet CSR
+//! approval and signing) are done inline, see README.md.
+
+mod auth;
+mod csr;
+mod flags;
+mod rest;
+mod server;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use crate::etcd::Etcd;
+use crate::version::KubeVersion;
+pub use flags::Flags;
+
+pub struct State {
+    pub flags: Flags,
+    pub etcd: Etcd,
+    pub version: KubeVersion,
+    /// The cluster CA (cert + key beside --client-ca-file), for signing kubelet CSRs.
+    pub ca: Option<crate::pki::Ca>,
+}
+
+pub fn main(argv: Vec<String>) -> i32 {
+    let flags = match Flags::parse(&argv[1..]) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            return 1;
+        }
+    };
+    match crate::block_on(run(flags)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("E kube-apiserver (stand-in): {e:#}");
+            1
+        }
+    }
+}
+
+async fn run(flags: Flags) -> Result<()> {
+    let version = match std::env::var("STRATA_STANDIN_VERSION") {
+        Ok(v) => KubeVersion::parse(&v)?,
+        Err(_) => crate::version::installed("kubelet")?,
+    };
+    let etcd = Etcd::new(&flags.etcd_servers, &flags.etcd_cafile, &flags.etcd_certfile, &flags.etcd_keyfile)
+        .context("etcd client")?;
+    let ca_key = std::path::Path::new(&flags.client_ca_file).with_file_name("ca.key");
+    let ca = crate::pki::load_ca(&flags.client_ca_file, &ca_key.to_string_lossy()).ok();
+    let state = Arc::new(State { flags, etcd, version, ca });
+    server::serve(state).await
+}

@@ -1,0 +1,75 @@
+//! The TLS listener: client certificates optional (verified against --client-ca-file when
+//! sent), the verified peer's subject handed to the handlers as a request extension.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use super::State;
+
+/// The subject of a verified client certificate: (CN, O...).
+#[derive(Clone, Debug)]
+pub struct PeerCert(pub Option<(String, Vec<String>)>);
+
+fn tls_config(state: &State) -> Result<rustls::ServerConfig> {
+    let f = &state.flags;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&f.tls_cert_file)
+        .with_context(|| format!("reading --tls-cert-file {}", f.tls_cert_file))?
+        .collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(&f.tls_private_key_file)
+        .with_context(|| format!("reading --tls-private-key-file {}", f.tls_private_key_file))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(&f.client_ca_file)
+        .with_context(|| format!("reading --client-ca-file {}", f.client_ca_file))?
+    {
+        roots.add(c?)?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()?;
+    Ok(rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .context("the serving certificate and key")?)
+}
+
+pub async fn serve(state: Arc<State>) -> Result<()> {
+    let acceptor = TlsAcceptor::from(Arc::new(tls_config(&state)?));
+    let addr = format!("{}:{}", state.flags.bind_address, state.flags.secure_port);
+    let listener = TcpListener::bind(&addr).await.map_err(|e| anyhow!("failed to listen on {addr}: {e}"))?;
+    eprintln!("I kube-apiserver (stand-in) {} serving securely on {addr}", state.version);
+    let app = super::rest::router(state.clone());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else { return };
+                    let peer = PeerCert(
+                        tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| crate::pki::subject_of(c)),
+                    );
+                    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                        req.extensions_mut().insert(peer.clone());
+                        let app = app.clone();
+                        async move { Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|e| match e {})) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+                });
+            }
+        }
+    }
+}

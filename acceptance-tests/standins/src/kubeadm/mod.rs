@@ -1,0 +1,197 @@
+//! STAND-IN `kubeadm`: the subcommands the provider uses, with kubeadm's config
+//! validation, preflight and file layout. Every call is recorded (see crate::record).
+
+pub mod config;
+pub mod files;
+pub mod init;
+pub mod join;
+pub mod preflight;
+pub mod reset;
+pub mod token;
+pub mod types;
+pub mod upgrade;
+pub mod validation;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+
+use crate::version::{self, KubeVersion};
+
+#[derive(Parser, Debug)]
+#[command(name = "kubeadm", about = "kubeadm (Strata lab STAND-IN): easily bootstrap a secure Kubernetes cluster")]
+struct Cli {
+    #[arg(long = "v", global = true, hide = true)]
+    verbosity: Option<u32>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Print the version of kubeadm
+    Version {
+        #[arg(short = 'o', long = "output")]
+        output: Option<String>,
+    },
+    /// Manage configuration for a kubeadm cluster
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// Run this command in order to set up the Kubernetes control plane
+    Init(init::InitArgs),
+    /// Run this on any machine you wish to join an existing cluster
+    Join(join::JoinArgs),
+    /// Manage bootstrap tokens
+    Token {
+        #[arg(long, default_value = "/etc/kubernetes/admin.conf", global = true)]
+        kubeconfig: String,
+        #[command(subcommand)]
+        cmd: token::TokenCmd,
+    },
+    /// Upgrade your cluster smoothly to a newer version with this command
+    Upgrade {
+        #[command(subcommand)]
+        cmd: upgrade::UpgradeCmd,
+    },
+    /// Performs a best effort revert of changes made to this host by 'kubeadm init' or 'kubeadm join'
+    Reset(reset::ResetArgs),
+    /// Commands related to handling kubernetes certificates
+    Certs {
+        #[command(subcommand)]
+        cmd: CertsCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Read a file containing the kubeadm configuration API and report any validation problems
+    Validate {
+        #[arg(long)]
+        config: String,
+        #[arg(long = "allow-experimental-api")]
+        allow_experimental_api: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CertsCmd {
+    /// Check certificates expiration for a Kubernetes cluster
+    CheckExpiration {
+        #[arg(long = "cert-dir", default_value = "/etc/kubernetes/pki")]
+        cert_dir: String,
+    },
+}
+
+pub fn main(argv: Vec<String>) -> i32 {
+    let code = match Cli::try_parse_from(&argv) {
+        Ok(cli) => match run(cli) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("{e:#}");
+                eprintln!("To see the stack trace of this error execute with --v=5 or higher");
+                1
+            }
+        },
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            code
+        }
+    };
+    crate::record::record("kubeadm", &argv, &["--config"], code);
+    code
+}
+
+pub fn kubeadm_version() -> Result<KubeVersion> {
+    version::installed("kubeadm")
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Version { output } => {
+            let v = kubeadm_version()?;
+            match output.as_deref() {
+                None => {
+                    let mut info = version::info_json(v);
+                    info.as_object_mut().map(|o| o.remove("emulationMajor").and(o.remove("emulationMinor")));
+                    println!(
+                        "kubeadm version: &version.Info{{Major:\"{}\", Minor:\"{}\", GitVersion:\"{v}\", GitCommit:\"{}\", GitTreeState:\"clean\", BuildDate:\"{}\", GoVersion:\"{}\", Compiler:\"gc\", Platform:\"linux/amd64\"}}",
+                        v.major, v.minor, info["gitCommit"].as_str().unwrap_or(""), info["buildDate"].as_str().unwrap_or(""), info["goVersion"].as_str().unwrap_or("")
+                    );
+                }
+                Some("short") => println!("{v}"),
+                Some("json") => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"clientVersion": version::info_json(v)}))?
+                ),
+                Some("yaml") => print!(
+                    "{}",
+                    serde_yaml_ng::to_string(&serde_json::json!({"clientVersion": version::info_json(v)}))?
+                ),
+                Some(o) => bail!("error: invalid output format: {o}"),
+            }
+            Ok(())
+        }
+        Cmd::Config { cmd: ConfigCmd::Validate { config, .. } } => {
+            let file = config::load_file(&config)?;
+            validate_file(&file, kubeadm_version()?)?;
+            println!("ok");
+            Ok(())
+        }
+        Cmd::Init(a) => crate::block_on(init::run(a)),
+        Cmd::Join(a) => crate::block_on(join::run(a)),
+        Cmd::Token { kubeconfig, cmd } => crate::block_on(token::run(&kubeconfig, cmd)),
+        Cmd::Upgrade { cmd } => crate::block_on(upgrade::run(cmd)),
+        Cmd::Reset(a) => reset::run(a),
+        Cmd::Certs { cmd: CertsCmd::CheckExpiration { cert_dir } } => check_expiration(&cert_dir),
+    }
+}
+
+/// Defaults and validates everything in a config file (`kubeadm config validate`).
+pub fn validate_file(file: &config::ConfigFile, kubeadm: KubeVersion) -> Result<()> {
+    let mut errs = Vec::new();
+    if file.init.is_none() && file.cluster.is_none() && file.join.is_none() {
+        bail!("no InitConfiguration, ClusterConfiguration or JoinConfiguration found in the configuration file");
+    }
+    if file.join.is_some() && (file.init.is_some() || file.cluster.is_some()) {
+        bail!("a JoinConfiguration cannot be mixed with InitConfiguration or ClusterConfiguration");
+    }
+    if let Some(i) = &file.init {
+        let mut i = i.clone();
+        config::set_init_defaults(&mut i);
+        errs.extend(validation::validate_init(&i));
+    }
+    if file.init.is_some() || file.cluster.is_some() {
+        let mut c = file.cluster.clone().unwrap_or_else(|| config::default_cluster(true, kubeadm));
+        config::set_cluster_defaults(&mut c, kubeadm);
+        errs.extend(validation::validate_cluster(&c));
+        if errs.is_empty() {
+            validation::validate_kubernetes_version("kubernetesVersion", &c.kubernetes_version, kubeadm)?;
+        }
+    }
+    if let Some(j) = &file.join {
+        let mut j = j.clone();
+        config::set_join_defaults(&mut j);
+        errs.extend(validation::validate_join(&j));
+    }
+    if !errs.is_empty() {
+        bail!("{}", validation::aggregate(&errs));
+    }
+    Ok(())
+}
+
+fn check_expiration(dir: &str) -> Result<()> {
+    use x509_parser::prelude::*;
+    println!("CERTIFICATE                EXPIRES                  RESIDUAL TIME   EXTERNALLY MANAGED");
+    for name in ["apiserver", "apiserver-kubelet-client", "front-proxy-client", "ca", "front-proxy-ca"] {
+        let path = format!("{dir}/{name}.crt");
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let der = crate::pki::pem_der(&text, &["CERTIFICATE"], &path)?;
+        let (_, cert) = X509Certificate::from_der(&der).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+        let left =
+            cert.validity().time_to_expiration().map(|d| format!("{}d", d.whole_days())).unwrap_or("<invalid>".into());
+        println!("{name:<26} {:<24} {left:<15} no", cert.validity().not_after.to_string());
+    }
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! `kubeadm upgrade plan|apply|node`: kubeadm's version policy (one minor at a time, no
+//! downgrade, never past kubeadm's own version), then the manifests get the new image
+//! tag and the cluster's kubeadm-config the new version.
+
+use std::io::BufRead;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use serde_json::json;
+
+use super::config;
+use super::files;
+use super::types::ClusterConfiguration;
+use crate::apiclient::ApiClient;
+use crate::kubeconfig::Kubeconfig;
+use crate::version::KubeVersion;
+
+#[derive(Subcommand, Debug)]
+pub enum UpgradeCmd {
+    /// Check which versions are available to upgrade to
+    Plan,
+    /// Upgrade your Kubernetes cluster to the specified version
+    Apply {
+        version: String,
+        #[arg(short = 'y', long = "yes")]
+        yes: bool,
+        #[arg(short = 'f', long = "force")]
+        force: bool,
+        #[arg(long = "ignore-preflight-errors", value_delimiter = ',')]
+        ignore_preflight_errors: Vec<String>,
+        #[arg(long)]
+        config: Option<String>,
+    },
+    /// Upgrade commands for a node in the cluster
+    Node {
+        #[arg(long = "ignore-preflight-errors", value_delimiter = ',')]
+        ignore_preflight_errors: Vec<String>,
+    },
+}
+
+/// kubeadm's EnforceVersionPolicies, its mandatory part.
+pub fn version_policy(cluster: KubeVersion, target: KubeVersion, kubeadm: KubeVersion) -> Vec<String> {
+    let mut errs = Vec::new();
+    if target < cluster || (target == cluster) {
+        errs.push(format!("Specified version to upgrade to \"{target}\" is equal to or lower than the cluster version \"{cluster}\". Downgrades are not supported yet"));
+    }
+    if target.major != cluster.major || target.minor > cluster.minor + 1 {
+        errs.push(format!("Specified version to upgrade to \"{target}\" is too high; kubeadm can upgrade only 1 minor version at a time"));
+    }
+    if kubeadm < target {
+        errs.push(format!("Specified version to upgrade to \"{target}\" is higher than the kubeadm version \"{kubeadm}\". Upgrade kubeadm first using the tool you used to install kubeadm"));
+    }
+    errs
+}
+
+fn admin_or_kubelet() -> Result<Kubeconfig> {
+    let k = files::kdir();
+    Kubeconfig::load(&format!("{k}/admin.conf")).or_else(|_| Kubeconfig::load(&format!("{k}/kubelet.conf")))
+}
+
+async fn cluster_config(api: &ApiClient, kubeadm: KubeVersion) -> Result<ClusterConfiguration> {
+    println!(
+        "[upgrade/config] Reading configuration from the \"kubeadm-config\" ConfigMap in namespace \"kube-system\"..."
+    );
+    let r = api.get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config").await?;
+    if !r.status.is_success() {
+        bail!("unable to fetch the kubeadm-config ConfigMap: {}", r.message());
+    }
+    let text = r.body["data"]["ClusterConfiguration"].as_str().context("kubeadm-config has no ClusterConfiguration")?;
+    let mut c = config::parse(text)?.cluster.context("kubeadm-config holds no ClusterConfiguration")?;
+    config::set_cluster_defaults(&mut c, kubeadm);
+    Ok(c)
+}
+
+async fn wait_version(api: &ApiClient, want: KubeVersion) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = api.get("/version").await {
+            if r.body["gitVersion"].as_str() == Some(want.to_string().as_str()) {
+                return Ok(());
+            }
+        }
+        if start.elapsed() > Duration::from_secs(300) {
+            bail!("[upgrade/apply] the kube-apiserver static Pod did not come back at {want} within 5m0s");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn local_api(admin: &Kubeconfig) -> Result<ApiClient> {
+    // The local API server, from its manifest's --advertise-address/--secure-port.
+    let text = std::fs::read_to_string(format!("{}/manifests/kube-apiserver.yaml", files::kdir()))?;
+    let pod: serde_json::Value = serde_yaml_ng::from_str(&text)?;
+    let args: Vec<String> = pod["spec"]["containers"][0]["command"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
+    let get = |f: &str| args.iter().find_map(|a| a.strip_prefix(&format!("--{f}=")).map(str::to_string));
+    let url = format!(
+        "https://{}:{}",
+        get("advertise-address").unwrap_or("127.0.0.1".into()),
+        get("secure-port").unwrap_or("6443".into())
+    );
+    ApiClient::from_kubeconfig_at(admin, &url)
+}
+
+pub async fn run(cmd: UpgradeCmd) -> Result<()> {
+    let kubeadm = super::kubeadm_version()?;
+    match cmd {
+        UpgradeCmd::Plan => {
+            let api = ApiClient::from_kubeconfig(&admin_or_kubelet()?)?;
+            let c = cluster_config(&api, kubeadm).await?;
+            let current = KubeVersion::parse(&c.kubernetes_version)?;
+            println!("[upgrade/versions] Cluster version: {current}\n[upgrade/versions] kubeadm version: {kubeadm}");
+            if version_policy(current, kubeadm, kubeadm).is_empty() {
+                println!("\nYou can now apply the upgrade by executing the following command:\n\n\tkubeadm upgrade apply {kubeadm}\n");
+            } else {
+                println!("\nAwesome, you're up-to-date! Enjoy!");
+            }
+            Ok(())
+        }
+        UpgradeCmd::Apply { version, yes, force, .. } => {
+            let target = KubeVersion::parse(&version).map_err(|_| {
+                anyhow::anyhow!(
+                    "[upgrade/version] FATAL: unable to parse the version {version:?} (expected v1.MINOR.PATCH)"
+                )
+            })?;
+            let admin = Kubeconfig::load(&format!("{}/admin.conf", files::kdir()))
+                .context("[upgrade] this node is not a control plane node initialised by kubeadm (no admin.conf)")?;
+            let api = local_api(&admin)?;
+            let r = api.get("/readyz").await?;
+            if !r.status.is_success() {
+                bail!("[upgrade/health] FATAL: the control plane is not healthy: /readyz: {}", r.status);
+            }
+            let mut c = cluster_config(&api, kubeadm).await?;
+            let current = KubeVersion::parse(&c.kubernetes_version)?;
+            println!("[upgrade/version] You have chosen to change the cluster version to \"{target}\"");
+            println!("[upgrade/versions] Cluster version: {current}\n[upgrade/versions] kubeadm version: {kubeadm}");
+            let errs = version_policy(current, target, kubeadm);
+            if !errs.is_empty() {
+                bail!(
+                    "[upgrade/version] FATAL: the --version argument is invalid due to these fatal errors:\n\n{}\n\nPlease fix the misalignments highlighted above and try upgrading again",
+                    errs.iter().map(|e| format!("- {e}")).collect::<Vec<_>>().join("\n")
+                );
+            }
+            if !(yes || force) {
+                print!("[upgrade] Are you sure you want to proceed? [y/N]: ");
+                let mut line = String::new();
+                let _ = std::io::stdin().lock().read_line(&mut line);
+                if !matches!(line.trim(), "y" | "Y") {
+                    bail!("won't proceed; the user didn't answer (Y|y) in order to continue");
+                }
+            }
+            c.kubernetes_version = target.to_string();
+            println!("[upgrade/staticpods] Preparing for \"kube-apiserver\" upgrade");
+            files::retag_manifests(&c)?;
+            wait_version(&api, target).await?;
+            let cm = json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "kubeadm-config", "namespace": "kube-system"},
+                "data": {"ClusterConfiguration": serde_yaml_ng::to_string(&c)?}
+            });
+            api.create_or_update("/api/v1/namespaces/kube-system/configmaps", "kubeadm-config", &cm).await?;
+            println!("\n[upgrade] SUCCESS! A control plane component was upgraded to \"{target}\".");
+            Ok(())
+        }
+        UpgradeCmd::Node { .. } => {
+            let k = admin_or_kubelet()?;
+            let api = ApiClient::from_kubeconfig(&k)?;
+            let c = cluster_config(&api, kubeadm).await?;
+            let cluster_version = KubeVersion::parse(&c.kubernetes_version)?;
+            if cluster_version > kubeadm {
+                bail!("the cluster version {cluster_version} is newer than this kubeadm ({kubeadm}); upgrade kubeadm first");
+            }
+            let manifests = format!("{}/manifests/kube-apiserver.yaml", files::kdir());
+            if std::path::Path::new(&manifests).exists() {
+                println!("[upgrade] Upgrading your Static Pod-hosted control plane instance to version \"{cluster_version}\"...");
+                files::retag_manifests(&c)?;
+                if let Ok(admin) = Kubeconfig::load(&format!("{}/admin.conf", files::kdir())) {
+                    wait_version(&local_api(&admin)?, cluster_version).await?;
+                }
+            } else {
+                println!("[upgrade] Skipping phase. Not a control plane node.");
+            }
+            println!("[upgrade] The configuration for this node was successfully upgraded!");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> KubeVersion {
+        KubeVersion::parse(s).unwrap()
+    }
+
+    #[test]
+    fn one_minor_at_a_time_no_downgrade() {
+        assert!(version_policy(v("v1.35.0"), v("v1.36.1"), v("v1.36.1")).is_empty());
+        let e = version_policy(v("v1.34.3"), v("v1.36.1"), v("v1.36.1"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("is too high; kubeadm can upgrade only 1 minor version at a time"));
+        let e = version_policy(v("v1.36.1"), v("v1.35.0"), v("v1.36.1"));
+        assert!(e[0].contains("is equal to or lower than the cluster version"), "{e:?}");
+        let e = version_policy(v("v1.35.0"), v("v1.36.1"), v("v1.35.0"));
+        assert!(e[0].contains("higher than the kubeadm version"), "{e:?}");
+    }
+}

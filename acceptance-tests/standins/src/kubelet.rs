@@ -1,0 +1,333 @@
+//! STAND-IN kubelet, run by systemd from the package's unit. It reads its flags and
+//! configuration like the real kubelet (exiting non-zero without a config file, so
+//! systemd restarts it until kubeadm wrote one), TLS-bootstraps with a bootstrap
+//! kubeconfig, registers its Node, and "runs" the static pods: the kube-apiserver
+//! manifest becomes a transient systemd unit running the stand-in API server with the
+//! manifest's command line (restarted when the manifest changes); other manifests are
+//! only recorded as running.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::apiclient::ApiClient;
+use crate::kubeconfig::{Kubeconfig, User};
+
+pub const APISERVER_UNIT: &str = "strata-standin-kube-apiserver.service";
+const APISERVER_BIN: &str = "/usr/lib/strata-standins/kube-apiserver";
+const STATE_DIR: &str = "/run/strata-standins";
+const PODS_FILE: &str = "/var/lib/kubelet/standin-pods.json";
+
+#[derive(Debug, Default)]
+struct Flags {
+    config: Option<String>,
+    config_dir: Option<String>,
+    kubeconfig: Option<String>,
+    bootstrap_kubeconfig: Option<String>,
+    hostname_override: Option<String>,
+    register_with_taints: Option<String>,
+    node_labels: Option<String>,
+    node_ip: Option<String>,
+}
+
+fn parse_flags(args: &[String]) -> Result<Flags> {
+    let mut f = Flags::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let Some(body) = a.strip_prefix("--") else { bail!("unknown command {a:?} for \"kubelet\"") };
+        let (name, value) = match body.split_once('=') {
+            Some((n, v)) => (n.to_string(), v.to_string()),
+            None => (body.to_string(), it.next().cloned().unwrap_or_default()),
+        };
+        let v = Some(value);
+        match name.as_str() {
+            "config" => f.config = v,
+            "config-dir" => f.config_dir = v,
+            "kubeconfig" => f.kubeconfig = v,
+            "bootstrap-kubeconfig" => f.bootstrap_kubeconfig = v,
+            "hostname-override" => f.hostname_override = v,
+            "register-with-taints" => f.register_with_taints = v,
+            "node-labels" => f.node_labels = v,
+            "node-ip" => f.node_ip = v,
+            // Flags the real kubelet takes that change nothing here (runtime endpoint,
+            // pause image, verbosity, ...).
+            _ => {}
+        }
+    }
+    Ok(f)
+}
+
+/// The kubelet configuration: --config, then each `*.conf` drop-in of --config-dir in
+/// lexical order merged on top (the real kubelet's drop-in semantics for maps/scalars).
+fn load_config(f: &Flags) -> Result<Value> {
+    let path = f.config.as_deref().context("no --config given")?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "failed to load kubelet config file, path: {path}, error: failed to read kubelet config file \"{path}\""
+        )
+    })?;
+    let mut cfg: Value =
+        serde_yaml_ng::from_str(&text).with_context(|| format!("failed to decode kubelet config file {path}"))?;
+    check_kind(&cfg, path)?;
+    if let Some(dir) = &f.config_dir {
+        let mut drop_ins: Vec<_> = std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "conf")).collect())
+            .unwrap_or_default();
+        drop_ins.sort();
+        for p in drop_ins {
+            let t = std::fs::read_to_string(&p)?;
+            let d: Value =
+                serde_yaml_ng::from_str(&t).with_context(|| format!("failed to decode drop-in {}", p.display()))?;
+            check_kind(&d, &p.to_string_lossy())?;
+            merge(&mut cfg, &d);
+        }
+    }
+    Ok(cfg)
+}
+
+fn check_kind(v: &Value, path: &str) -> Result<()> {
+    if v["kind"] != "KubeletConfiguration" || v["apiVersion"] != "kubelet.config.k8s.io/v1beta1" {
+        bail!("{path}: expected apiVersion kubelet.config.k8s.io/v1beta1, kind KubeletConfiguration");
+    }
+    Ok(())
+}
+
+fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+pub fn main(argv: Vec<String>) -> i32 {
+    let flags = match parse_flags(&argv[1..]) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            return 1;
+        }
+    };
+    let cfg = match load_config(&flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("E command failed: {e:#}");
+            return 1;
+        }
+    };
+    crate::block_on(run(flags, cfg))
+}
+
+fn node_name(f: &Flags) -> String {
+    f.hostname_override.clone().unwrap_or_else(crate::kubeadm::config::default_node_name)
+}
+
+async fn run(flags: Flags, cfg: Value) -> i32 {
+    let version = crate::version::installed("kubelet").map(|v| v.to_string()).unwrap_or_default();
+    eprintln!("I kubelet (stand-in) {version} starting; staticPodPath={}", cfg["staticPodPath"]);
+    let mut registered = false;
+    loop {
+        if let Err(e) = sync_static_pods(&cfg) {
+            eprintln!("E static pods: {e:#}");
+        }
+        if let Err(e) = tls_bootstrap(&flags).await {
+            eprintln!("E TLS bootstrap: {e:#}");
+        }
+        if !registered {
+            match register_node(&flags, &version).await {
+                Ok(done) => registered = done,
+                Err(e) => eprintln!("E registering the node: {e:#}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn hash(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+fn systemctl(args: &[&str]) -> bool {
+    std::process::Command::new("systemctl").args(args).status().map(|s| s.success()).unwrap_or(false)
+}
+
+fn sync_static_pods(cfg: &Value) -> Result<()> {
+    let Some(dir) = cfg["staticPodPath"].as_str() else { return Ok(()) };
+    let mut pods = BTreeMap::new();
+    let mut apiserver: Option<(String, Value)> = None;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if !p.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p)?;
+        let pod: Value = match serde_yaml_ng::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                pods.insert(p.display().to_string(), json!({"phase": "Failed", "reason": e.to_string()}));
+                continue;
+            }
+        };
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        if name == "kube-apiserver" {
+            apiserver = Some((text, pod.clone()));
+        }
+        pods.insert(name, json!({"phase": "Running", "image": pod["spec"]["containers"][0]["image"], "manifest": p}));
+    }
+    let _ = crate::pki::write_file(PODS_FILE, &serde_json::to_string_pretty(&pods)?, 0o644);
+    let hash_file = format!("{STATE_DIR}/kube-apiserver.hash");
+    let running = systemctl(&["--quiet", "is-active", APISERVER_UNIT]);
+    match apiserver {
+        Some((text, pod)) => {
+            let h = hash(&text);
+            let current = std::fs::read_to_string(&hash_file).unwrap_or_default();
+            if running && current == h {
+                return Ok(());
+            }
+            if running {
+                eprintln!("I the kube-apiserver manifest changed; restarting its pod");
+                systemctl(&["stop", APISERVER_UNIT]);
+            }
+            let _ = std::process::Command::new("systemctl").args(["reset-failed", APISERVER_UNIT]).status();
+            start_apiserver(&pod)?;
+            crate::pki::write_file(&hash_file, &h, 0o644)?;
+        }
+        None if running => {
+            eprintln!("I the kube-apiserver manifest is gone; stopping its pod");
+            systemctl(&["stop", APISERVER_UNIT]);
+            let _ = std::fs::remove_file(&hash_file);
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+fn start_apiserver(pod: &Value) -> Result<()> {
+    let c = &pod["spec"]["containers"][0];
+    let image = c["image"].as_str().unwrap_or_default();
+    let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or_default();
+    let mut cmd: Vec<String> =
+        c["command"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(str::to_string)).collect();
+    cmd.extend(c["args"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(str::to_string)));
+    if cmd.first().map(String::as_str) == Some("kube-apiserver") {
+        cmd.remove(0);
+    }
+    let bin = std::env::var("STRATA_STANDINS_APISERVER").unwrap_or(APISERVER_BIN.into());
+    let status = std::process::Command::new("systemd-run")
+        .args([
+            "--unit",
+            APISERVER_UNIT,
+            "--collect",
+            "--quiet",
+            "--description",
+            "kube-apiserver static pod (Strata stand-in)",
+        ])
+        .args(["-p", "Restart=on-failure", "-p", "RestartSec=2"])
+        .arg(format!("--setenv=STRATA_STANDIN_VERSION={tag}"))
+        .arg(bin)
+        .args(&cmd)
+        .status()
+        .context("running systemd-run")?;
+    if !status.success() {
+        bail!("systemd-run for the kube-apiserver pod exited {status}");
+    }
+    Ok(())
+}
+
+/// Without a kubeconfig but with a bootstrap kubeconfig: a CSR for
+/// `system:node:<name>`, signed by the cluster, saved as kubelet-client-current.pem and
+/// referenced from a new kubeconfig (the real kubelet's TLS bootstrap).
+async fn tls_bootstrap(f: &Flags) -> Result<()> {
+    let (Some(kc), Some(bkc)) = (&f.kubeconfig, &f.bootstrap_kubeconfig) else { return Ok(()) };
+    if Path::new(kc).exists() || !Path::new(bkc).exists() {
+        return Ok(());
+    }
+    let boot = Kubeconfig::load(bkc)?;
+    let api = ApiClient::from_kubeconfig(&boot)?;
+    let name = node_name(f);
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, "system:nodes");
+    params.distinguished_name.push(rcgen::DnType::CommonName, format!("system:node:{name}"));
+    let csr = params.serialize_request(&key)?.pem()?;
+    use base64::Engine;
+    let body = json!({
+        "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+        "metadata": {"generateName": "csr-"},
+        "spec": {"request": base64::engine::general_purpose::STANDARD.encode(csr), "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+                 "usages": ["digital signature", "client auth"]}
+    });
+    let r = api.post("/apis/certificates.k8s.io/v1/certificatesigningrequests", &body).await?;
+    if !r.status.is_success() {
+        bail!("creating the CSR: {} {}", r.status, r.message());
+    }
+    let cert = r.body["status"]["certificate"].as_str().context("the CSR was not signed")?;
+    let cert = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(cert)?)?;
+    let pem_path = "/var/lib/kubelet/pki/kubelet-client-current.pem";
+    crate::pki::write_file(pem_path, &format!("{cert}{}", key.serialize_pem()), 0o600)?;
+    let user =
+        User { client_certificate: Some(pem_path.into()), client_key: Some(pem_path.into()), ..Default::default() };
+    let k = Kubeconfig::new("default-cluster", &boot.server()?, &boot.ca_pem()?, "default-auth", user);
+    crate::pki::write_file(kc, &k.to_yaml(), 0o600)?;
+    eprintln!("I TLS bootstrap done: {kc} written for system:node:{name}");
+    Ok(())
+}
+
+fn parse_taints(s: &str) -> Vec<Value> {
+    s.split(',')
+        .filter(|t| !t.is_empty())
+        .filter_map(|t| {
+            let (kv, effect) = t.rsplit_once(':')?;
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            Some(json!({"key": k, "value": v, "effect": effect}))
+        })
+        .collect()
+}
+
+/// Registers the Node (once the kubeconfig exists and the API answers). Ok(true) when
+/// the Node exists.
+async fn register_node(f: &Flags, version: &str) -> Result<bool> {
+    let Some(kc) = &f.kubeconfig else { return Ok(true) };
+    if !Path::new(kc).exists() {
+        return Ok(false);
+    }
+    let api = ApiClient::from_kubeconfig(&Kubeconfig::load(kc)?)?;
+    let name = node_name(f);
+    let r = api.get(&format!("/api/v1/nodes/{name}")).await?;
+    if r.status.is_success() {
+        return Ok(true);
+    }
+    let mut labels = serde_json::Map::new();
+    labels.insert("kubernetes.io/hostname".into(), json!(name));
+    labels.insert("kubernetes.io/os".into(), json!("linux"));
+    labels.insert("kubernetes.io/arch".into(), json!("amd64"));
+    for l in f.node_labels.as_deref().unwrap_or("").split(',').filter(|l| !l.is_empty()) {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.insert(k.into(), json!(v));
+    }
+    let address = match &f.node_ip {
+        Some(ip) => ip.clone(),
+        None => crate::kubeadm::init::detect_address().unwrap_or_default(),
+    };
+    let node = json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"taints": parse_taints(f.register_with_taints.as_deref().unwrap_or(""))},
+        "status": {"addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}],
+                   "nodeInfo": {"kubeletVersion": version, "containerRuntimeVersion": "containerd://1.6.20", "operatingSystem": "linux", "architecture": "amd64"},
+                   "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status (stand-in)"}]}
+    });
+    let r = api.post("/api/v1/nodes", &node).await?;
+    if r.status.is_success() || r.status == reqwest::StatusCode::CONFLICT {
+        eprintln!("I node {name} registered");
+        return Ok(true);
+    }
+    bail!("{} {}", r.status, r.message())
+}

@@ -1,0 +1,371 @@
+//! The Kubernetes stand-ins on real lab nodes, driven directly (no Terraform): packages
+//! from the lab's apt repository, a real etcd over TLS, kubeadm init / join (control
+//! plane and worker) / upgrade / reset, the API server answering over TLS verified
+//! against the cluster CA, and kubeadm's refusals naming the field.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType};
+use strata_acceptance_tests::standins::standins_dir;
+use strata_lab::{LabGuard, PveMode, StandinsMode, UpOptions};
+
+fn lab(dir: &Path, nodes: usize) -> LabGuard {
+    let mut opts = UpOptions::new(dir);
+    opts.nodes = nodes;
+    opts.pve = PveMode::Disabled;
+    opts.standins = StandinsMode::Dir(standins_dir());
+    LabGuard::up(&opts).expect("lab up (needs root; builds the node image on first use)")
+}
+
+fn sh(lab: &LabGuard, node: &str, script: &str) -> (i32, String, String) {
+    let out = lab.exec(node, &["sh", "-c", script]).expect("node exec");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn sh_ok(lab: &LabGuard, node: &str, script: &str) -> String {
+    let (code, out, err) = sh(lab, node, script);
+    if code != 0 {
+        let (_, journal, _) = sh(lab, node, "journalctl -n 40 --no-pager");
+        panic!("{node}: {script} exited {code}: {out}{err}\n--- journal:\n{journal}");
+    }
+    out
+}
+
+fn put_file(lab: &LabGuard, node: &str, path: &str, content: &str) {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(content);
+    sh_ok(lab, node, &format!("mkdir -p \"$(dirname {path})\" && echo {b64} | base64 -d > {path} && chmod 600 {path}"));
+}
+
+struct Pair {
+    cert: String,
+    key: String,
+}
+
+fn ca(cn: &str) -> (Pair, Issuer<'static, KeyPair>) {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::default();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, cn);
+    let cert = p.self_signed(&key).unwrap().pem();
+    let pair = Pair { cert: cert.clone(), key: key.serialize_pem() };
+    (pair, Issuer::from_ca_cert_pem(&cert, key).unwrap())
+}
+
+fn leaf(issuer: &Issuer<'static, KeyPair>, cn: &str, ips: &[&str], eku: &[ExtendedKeyUsagePurpose]) -> Pair {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.subject_alt_names = ips.iter().map(|i| SanType::IpAddress(i.parse().unwrap())).collect();
+    p.extended_key_usages = eku.to_vec();
+    Pair { cert: p.signed_by(&key, issuer).unwrap().pem(), key: key.serialize_pem() }
+}
+
+/// The cluster identity the provider would place on control-plane nodes.
+struct ClusterPki {
+    ca: Pair,
+    front_proxy: Pair,
+    sa_key: String,
+    sa_pub: String,
+    etcd_ca: Pair,
+    etcd_client: Pair,
+}
+
+fn place_pki(lab: &LabGuard, node: &str, p: &ClusterPki) {
+    let d = "/etc/kubernetes/pki";
+    for (f, c) in [
+        ("ca.crt", &p.ca.cert),
+        ("ca.key", &p.ca.key),
+        ("front-proxy-ca.crt", &p.front_proxy.cert),
+        ("front-proxy-ca.key", &p.front_proxy.key),
+        ("sa.key", &p.sa_key),
+        ("sa.pub", &p.sa_pub),
+        ("etcd/ca.crt", &p.etcd_ca.cert),
+        ("apiserver-etcd-client.crt", &p.etcd_client.cert),
+        ("apiserver-etcd-client.key", &p.etcd_client.key),
+    ] {
+        put_file(lab, node, &format!("{d}/{f}"), c);
+    }
+}
+
+fn cluster_config(endpoint: &str, etcd: &str, version: &str, pod: &str) -> String {
+    format!(
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: {version}\n\
+         controlPlaneEndpoint: {endpoint}\nnetworking:\n  podSubnet: {pod}\n  serviceSubnet: 10.96.0.0/12\n  dnsDomain: cluster.local\n\
+         apiServer:\n  certSANs: [\"{host}\"]\n\
+         etcd:\n  external:\n    endpoints: [\"{etcd}\"]\n    caFile: /etc/kubernetes/pki/etcd/ca.crt\n\
+         \x20   certFile: /etc/kubernetes/pki/apiserver-etcd-client.crt\n    keyFile: /etc/kubernetes/pki/apiserver-etcd-client.key\n",
+        host = endpoint.split(':').next().unwrap()
+    )
+}
+
+fn init_config(node: &str, address: &str, token: &str) -> String {
+    format!(
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nbootstrapTokens:\n- token: {token}\n  ttl: 1h0m0s\n\
+         nodeRegistration:\n  name: {node}\n  criSocket: unix:///run/containerd/containerd.sock\n  kubeletExtraArgs:\n  - name: node-ip\n    value: {address}\n\
+         localAPIEndpoint:\n  advertiseAddress: {address}\n  bindPort: 6443\n---\n"
+    )
+}
+
+fn join_config(node: &str, endpoint: &str, token: &str, hash: &str, control_plane: Option<&str>) -> String {
+    let mut s = format!(
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\nnodeRegistration:\n  name: {node}\n  criSocket: unix:///run/containerd/containerd.sock\n\
+         \x20 taints:\n  - key: dedicated\n    value: db\n    effect: NoSchedule\n\
+         discovery:\n  bootstrapToken:\n    apiServerEndpoint: {endpoint}\n    token: {token}\n    caCertHashes: [\"{hash}\"]\n"
+    );
+    if let Some(addr) = control_plane {
+        s.push_str(&format!("controlPlane:\n  localAPIEndpoint:\n    advertiseAddress: {addr}\n    bindPort: 6443\n"));
+    }
+    s
+}
+
+fn https(ca_pem: &str, client: Option<&Pair>) -> reqwest::blocking::Client {
+    let mut b = reqwest::blocking::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .timeout(Duration::from_secs(5));
+    if let Some(c) = client {
+        b = b.identity(reqwest::Identity::from_pem(format!("{}\n{}", c.cert, c.key).as_bytes()).unwrap());
+    }
+    b.build().unwrap()
+}
+
+fn git_version(client: &reqwest::blocking::Client, addr: &str) -> String {
+    let v: serde_json::Value = client.get(format!("https://{addr}:6443/version")).send().unwrap().json().unwrap();
+    v["gitVersion"].as_str().unwrap().to_string()
+}
+
+fn wait_version(client: &reqwest::blocking::Client, addr: &str, want: &str) {
+    let start = Instant::now();
+    loop {
+        if client
+            .get(format!("https://{addr}:6443/version"))
+            .send()
+            .ok()
+            .and_then(|r| r.json::<serde_json::Value>().ok())
+            .is_some_and(|v| v["gitVersion"] == want)
+        {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{addr} never reported {want}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn standins_init_join_upgrade_and_reset_on_lab_nodes() {
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 3);
+    let addr: Vec<String> = lab.nodes().iter().map(|n| n.address.clone()).collect();
+    let (n1, n2) = (addr[0].as_str(), addr[1].as_str());
+
+    // Packages: containerd and etcd are Debian's; kubeadm/kubelet/kubectl the stand-ins.
+    std::thread::scope(|s| {
+        for (i, node) in ["node1", "node2", "node3"].iter().enumerate() {
+            let lab = &lab;
+            s.spawn(move || {
+                let etcd = if i == 0 { " etcd-server" } else { "" };
+                sh_ok(lab, node, &format!(
+                    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd kubeadm=1.35.0-1.1 kubelet=1.35.0-1.1 kubectl=1.35.0-1.1{etcd} >/dev/null"
+                ));
+            });
+        }
+    });
+    assert_eq!(sh_ok(&lab, "node1", "kubeadm version -o short").trim(), "v1.35.0");
+    // Before kubeadm ran, the kubelet crash-loops (no config), as the real one does.
+    let (_, state, _) = sh(&lab, "node1", "systemctl is-active kubelet");
+    assert_ne!(state.trim(), "active", "kubelet should not run without its config");
+
+    // A real etcd on node1 with TLS and client-certificate authentication.
+    let (etcd_ca, etcd_issuer) = ca("etcd-ca");
+    // etcd's gRPC gateway dials etcd itself with the server certificate: it needs clientAuth too.
+    let server = leaf(
+        &etcd_issuer,
+        "etcd",
+        &[n1, "127.0.0.1"],
+        &[ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+    );
+    let etcd_client = leaf(&etcd_issuer, "kube-apiserver-etcd-client", &[], &[ExtendedKeyUsagePurpose::ClientAuth]);
+    for (f, c) in [("ca.crt", &etcd_ca.cert), ("server.crt", &server.cert), ("server.key", &server.key)] {
+        put_file(&lab, "node1", &format!("/etc/etcd-lab/{f}"), c);
+    }
+    sh_ok(&lab, "node1", &format!(
+        "systemctl disable --now etcd >/dev/null 2>&1; systemd-run --unit etcd-lab --quiet etcd --name n1 --data-dir /var/lib/etcd-lab \
+         --listen-client-urls https://{n1}:2379 --advertise-client-urls https://{n1}:2379 --listen-peer-urls http://127.0.0.1:12380 \
+         --initial-advertise-peer-urls http://127.0.0.1:12380 --initial-cluster n1=http://127.0.0.1:12380 \
+         --cert-file /etc/etcd-lab/server.crt --key-file /etc/etcd-lab/server.key --trusted-ca-file /etc/etcd-lab/ca.crt --client-cert-auth"
+    ));
+    let etcd = format!("https://{n1}:2379");
+
+    let (k8s_ca, _) = ca("kubernetes");
+    let (front_proxy, _) = ca("front-proxy-ca");
+    let sa = KeyPair::generate().unwrap();
+    let pki = ClusterPki {
+        ca: k8s_ca,
+        front_proxy,
+        sa_key: sa.serialize_pem(),
+        sa_pub: sa.public_key_pem(),
+        etcd_ca,
+        etcd_client,
+    };
+    let hash = {
+        use sha2::Digest;
+        let der = pem_der(&pki.ca.cert);
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(cert.public_key().raw)))
+    };
+    place_pki(&lab, "node1", &pki);
+    place_pki(&lab, "node2", &pki);
+    let endpoint = format!("{n1}:6443");
+    let token = "abcdef.0123456789abcdef";
+    let cfg = "/etc/kubernetes/strata/kubeadm-config.yaml";
+
+    // Bad input is refused naming the field, before anything is written.
+    put_file(
+        &lab,
+        "node1",
+        "/tmp/bad.yaml",
+        &format!("{}{}", init_config("node1", n1, token), cluster_config(&endpoint, &etcd, "v1.34.3", "10.96.0.0/16")),
+    );
+    let (code, _, err) = sh(&lab, "node1", "kubeadm init --config /tmp/bad.yaml");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("networking.podSubnet: Invalid value: \"10.96.0.0/16\""), "{err}");
+    let (code, _, err) = sh(
+        &lab,
+        "node1",
+        "sed -i 's/podSubnet/podSubnett/' /tmp/bad.yaml && kubeadm config validate --config /tmp/bad.yaml",
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("strict decoding error: unknown field \"networking.podSubnett\""), "{err}");
+    assert!(sh_ok(&lab, "node1", "ls /etc/kubernetes")
+        .trim()
+        .lines()
+        .all(|l| l == "pki" || l == "strata" || l == "manifests"));
+
+    // init on node1 at v1.34.3 (kubeadm 1.35 deploys one minor older, like the real one).
+    put_file(
+        &lab,
+        "node1",
+        cfg,
+        &format!("{}{}", init_config("node1", n1, token), cluster_config(&endpoint, &etcd, "v1.34.3", "10.244.0.0/16")),
+    );
+    sh_ok(&lab, "node1", &format!("kubeadm config validate --config {cfg} && kubeadm init --config {cfg}"));
+    let anon = https(&pki.ca.cert, None);
+    let r = anon.get(format!("https://{n1}:6443/readyz")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().unwrap(), "ok");
+    assert_eq!(git_version(&anon, n1), "v1.34.3");
+    // The API needs credentials beyond the public endpoints.
+    assert_eq!(anon.get(format!("https://{n1}:6443/api/v1/nodes")).send().unwrap().status(), 403);
+    let calls = sh_ok(&lab, "node1", "cat /var/log/strata-standins/calls.jsonl");
+    let init_call = calls
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|c| c["argv"][1] == "init" && c["exit"] == 0)
+        .expect("init recorded");
+    assert!(init_call["config"].as_str().unwrap().contains(&format!("controlPlaneEndpoint: {endpoint}")));
+
+    // A second control plane node joins with the copied PKI (no certificate key).
+    put_file(&lab, "node2", cfg, &join_config("node2", &endpoint, token, &hash, Some(n2)));
+    sh_ok(&lab, "node2", &format!("kubeadm join --config {cfg}"));
+    assert_eq!(anon.get(format!("https://{n2}:6443/readyz")).send().unwrap().text().unwrap(), "ok");
+
+    // A worker joins with the token: discovery pins the CA, the kubelet TLS-bootstraps.
+    put_file(&lab, "node3", cfg, &join_config("node3", &endpoint, token, &hash, None));
+    let (code, _, err) = sh(
+        &lab,
+        "node3",
+        &format!(
+            "sed 's/{}/{}/' {cfg} > /tmp/wrong.yaml; kubeadm join --config /tmp/wrong.yaml",
+            &hash[7..],
+            "0".repeat(64)
+        ),
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("none of the public keys"), "a wrong CA pin must be refused: {err}");
+    sh_ok(&lab, "node3", &format!("kubeadm join --config {cfg}"));
+    let admin = sh_ok(&lab, "node1", "cat /etc/kubernetes/admin.conf");
+    let admin_pair = {
+        let k: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&yaml_to_json(&admin)).unwrap()).unwrap();
+        let d = |f: &str| {
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD.decode(k["users"][0]["user"][f].as_str().unwrap()).unwrap(),
+            )
+            .unwrap()
+        };
+        Pair { cert: d("client-certificate-data"), key: d("client-key-data") }
+    };
+    let api = https(&pki.ca.cert, Some(&admin_pair));
+    let node3: serde_json::Value =
+        api.get(format!("https://{n2}:6443/api/v1/nodes/node3")).send().unwrap().json().unwrap();
+    assert_eq!(node3["spec"]["taints"][0]["key"], "dedicated", "{node3}");
+    let node1: serde_json::Value =
+        api.get(format!("https://{n2}:6443/api/v1/nodes/node1")).send().unwrap().json().unwrap();
+    assert!(node1["metadata"]["labels"].get("node-role.kubernetes.io/control-plane").is_some(), "{node1}");
+
+    // kubectl applies a manifest (objects land in etcd, visible through node2's API server).
+    put_file(&lab, "node1", "/etc/kubernetes/strata/cni.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kube-flannel-cfg\n  namespace: kube-flannel\ndata:\n  net-conf.json: '{\"Network\": \"10.244.0.0/16\"}'\n---\napiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kube-flannel-ds\n  namespace: kube-flannel\n");
+    let out = sh_ok(
+        &lab,
+        "node1",
+        "kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f /etc/kubernetes/strata/cni.yaml",
+    );
+    assert!(out.contains("configmap/kube-flannel-cfg created"), "{out}");
+    let cm: serde_json::Value = api
+        .get(format!("https://{n2}:6443/api/v1/namespaces/kube-flannel/configmaps/kube-flannel-cfg"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(cm["data"]["net-conf.json"].as_str().unwrap().contains("10.244.0.0/16"));
+
+    // Upgrade: a two-minor jump is refused; one minor goes through and /version follows.
+    sh_ok(
+        &lab,
+        "node1",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-downgrades kubeadm=1.36.1-1.1 >/dev/null",
+    );
+    let (code, _, err) = sh(&lab, "node1", "kubeadm upgrade apply v1.36.1 --yes");
+    assert_eq!(code, 1);
+    assert!(err.contains("is too high; kubeadm can upgrade only 1 minor version at a time"), "{err}");
+    assert_eq!(git_version(&anon, n1), "v1.34.3");
+    sh_ok(&lab, "node1", "kubeadm upgrade apply v1.35.0 --yes");
+    wait_version(&anon, n1, "v1.35.0");
+    assert_eq!(git_version(&anon, n2), "v1.34.3", "the other control plane node waits for `upgrade node`");
+    sh_ok(&lab, "node2", "kubeadm upgrade node");
+    wait_version(&anon, n2, "v1.35.0");
+
+    // reset cleans the worker and the second control plane node up.
+    sh_ok(&lab, "node3", "kubeadm reset -f");
+    let left = sh_ok(
+        &lab,
+        "node3",
+        "ls /etc/kubernetes /etc/kubernetes/pki /var/lib/kubelet; systemctl is-active kubelet || true",
+    );
+    assert!(!left.contains("kubelet.conf") && !left.contains("ca.crt") && !left.contains("config.yaml"), "{left}");
+    assert!(left.trim().ends_with("inactive"), "{left}");
+    sh_ok(&lab, "node2", "kubeadm reset -f");
+    let start = Instant::now();
+    while anon.get(format!("https://{n2}:6443/livez")).send().is_ok() {
+        assert!(start.elapsed() < Duration::from_secs(10), "node2's API server still answers after reset");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("stand-ins lab test took {:?}", started.elapsed());
+}
+
+fn pem_der(pem: &str) -> Vec<u8> {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+}
+
+fn yaml_to_json(text: &str) -> serde_json::Value {
+    serde_yaml_ng::from_str(text).unwrap()
+}
