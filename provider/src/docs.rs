@@ -90,6 +90,14 @@ fn nested(s: &mut String, nb: &NestedBlock, level: usize) {
 fn example(resource: &str) -> Option<(&'static str, &'static str)> {
     match resource {
         "etcd_cluster" => Some(("examples/etcd-cluster/main.tf", include_str!("../../examples/etcd-cluster/main.tf"))),
+        "control_plane" => Some((
+            "examples/resources/strata_control_plane/resource.tf",
+            include_str!("../../examples/resources/strata_control_plane/resource.tf"),
+        )),
+        "worker" => Some((
+            "examples/resources/strata_worker/resource.tf",
+            include_str!("../../examples/resources/strata_worker/resource.tf"),
+        )),
         _ => None,
     }
 }

@@ -212,9 +212,9 @@ pub async fn converge(m: &ControlPlaneModel, members: &[Member<'_>]) -> anyhow::
     let mut token: Option<String> = None;
     for (x, f) in members.iter().zip(&found) {
         if f.joined {
-            if !f.ca_cert.as_deref().is_some_and(|c| pki_files::same_ca(c, &m.ca_cert)) {
-                pki_files::place(&x.node, m).await?;
-            }
+            // Only files that differ are written: e.g. a re-issued etcd client
+            // certificate after the etcd cluster was adopted anew.
+            pki_files::place(&x.node, m).await?;
             continue;
         }
         let t = match &token {

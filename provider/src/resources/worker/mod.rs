@@ -37,10 +37,10 @@ fn validate_config(config: &Value, diags: &mut Diagnostics) {
             }
         }
     }
-    if let Some(Value::List(taints)) = config.attr("taints") {
+    if let Some(Value::List(taints)) = config.attr("taint") {
         let mut seen = BTreeSet::new();
         for (i, t) in taints.iter().enumerate() {
-            let at = AttributePath::root("taints").index(i);
+            let at = AttributePath::root("taint").index(i);
             let key = t.attr("key").and_then(Value::as_str);
             let effect = t.attr("effect").and_then(Value::as_str);
             if let Some(k) = key {
@@ -118,11 +118,7 @@ async fn observe(ctx: &Context, m: &mut WorkerModel) -> Result<bool, Diagnostics
                 labels.keys().filter_map(|k| o.labels.get(k).map(|v| (k.clone(), v.clone()))).collect();
             *labels = observed;
         }
-        let taints: Vec<TaintModel> = o.taints.iter().map(TaintModel::from).collect();
-        m.taints = match (&m.taints, taints.is_empty()) {
-            (None, true) => None,
-            _ => Some(taints),
-        };
+        m.taint = o.taints.iter().map(TaintModel::from).collect();
     }
     m.id = Some(m.name.clone());
     Ok(true)

@@ -37,7 +37,8 @@ pub struct WorkerModel {
     pub join: JoinModel,
     pub kubeconfig: String,
     pub labels: Option<BTreeMap<String, String>>,
-    pub taints: Option<Vec<TaintModel>>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub taint: Vec<TaintModel>,
     pub install_packages: Option<bool>,
     pub joined: Option<bool>,
     pub ssh: ConnectionModel,
@@ -45,9 +46,14 @@ pub struct WorkerModel {
 
 impl WorkerModel {
     pub fn taints(&self) -> Vec<Taint> {
-        self.taints.iter().flatten().map(Taint::from).collect()
+        self.taint.iter().map(Taint::from).collect()
     }
     pub fn labels(&self) -> BTreeMap<String, String> {
         self.labels.clone().unwrap_or_default()
     }
+}
+
+/// A nested block list with no blocks arrives as null in a configuration.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TaintModel>, D::Error> {
+    Ok(Option::<Vec<TaintModel>>::deserialize(d)?.unwrap_or_default())
 }

@@ -1,12 +1,8 @@
 //! The schema of `strata_worker`.
 
-use crate::framework::{Attribute, Block, Schema, Type, Validator};
+use crate::framework::{Attribute, Block, NestedBlock, Schema, Type, Validator};
 use crate::resources::connection;
 use crate::resources::control_plane::{join_type, validate};
-
-pub fn taint_type() -> Type {
-    Type::object([("key", Type::String), ("value", Type::String), ("effect", Type::String)])
-}
 
 pub fn schema() -> Schema {
     let block = Block::new(
@@ -14,7 +10,7 @@ pub fn schema() -> Schema {
          `kubectl` (held), writes a `kubeadm.k8s.io/v1beta4` JoinConfiguration (discovery by bootstrap token and \
          CA hash) to `/etc/kubernetes/strata/kubeadm-config.yaml` and runs `kubeadm join`. When the token in \
          `join` has expired (24 h by default), a fresh one is minted through the API at apply time. `labels` and \
-         `taints` are set on the Node object through the API and read back, so a change made outside Terraform \
+         `taint`s are set on the Node object through the API and read back, so a change made outside Terraform \
          shows in the plan. Destroy runs `kubeadm reset -f` on the node and deletes the Node object.\n\n\
          The worker takes the control plane's admin `kubeconfig` as well as `join`: a bootstrap token can join a \
          node but cannot mint another token, label or taint a Node, or delete one, which this resource must do \
@@ -64,14 +60,23 @@ pub fn schema() -> Schema {
         Attribute::optional("labels", Type::map(Type::String))
             .description("Node labels this resource owns (keys `[prefix/]name`, values at most 63 characters). Labels set by others are left alone."),
     )
-    .attribute(
-        Attribute::optional("taints", Type::list(taint_type()))
-            .description("The Node's taints: `key`, optional `value`, `effect` `NoSchedule`, `PreferNoSchedule` or `NoExecute`. This resource owns `spec.taints` as a whole."),
-    )
     .attribute(Attribute::optional("install_packages", Type::Bool).default(true).description(
         "Install `kubeadm`, `kubelet` and `kubectl` `=VERSION-1.1` from the node's apt sources and hold them (default true).",
     ))
     .attribute(Attribute::computed("joined", Type::Bool).description("The node has kubeadm's kubelet.conf (it joined and was not reset)."))
+    .block(NestedBlock::list(
+        "taint",
+        Block::new(
+            "A taint of the Node. The `taint` blocks are the Node's `spec.taints` as a whole: a taint added \
+             outside Terraform shows in the plan and is removed by the next apply.",
+        )
+        .attribute(Attribute::required("key", Type::String).description("Taint key, `[prefix/]name`."))
+        .attribute(Attribute::optional("value", Type::String).description("Taint value, at most 63 characters."))
+        .attribute(
+            Attribute::required("effect", Type::String)
+                .description("`NoSchedule`, `PreferNoSchedule` or `NoExecute`."),
+        ),
+    ))
     .block(connection::resource_block());
     Schema::new(0, block)
 }

@@ -32,7 +32,7 @@ fn errors(j: serde_json::Value) -> Vec<String> {
 fn labels_and_taints_kubernetes_would_reject_are_refused_naming_them() {
     let mut j = base();
     j["labels"] = json!({"env": "prod", "node-role.kubernetes.io/worker": "", "bad key": "x", "ok": "a".repeat(64)});
-    j["taints"] = json!([
+    j["taint"] = json!([
         {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"},
         {"key": "dedicated", "value": "db", "effect": "NoSchedule"},
         {"key": "-x", "effect": "NoExecute"},
@@ -40,11 +40,11 @@ fn labels_and_taints_kubernetes_would_reject_are_refused_naming_them() {
     ]);
     assert_eq!(
         errors(j),
-        vec![r#"labels["bad key"]"#, r#"labels["ok"]"#, "taints[1]", "taints[2].key", "taints[3].effect"]
+        vec![r#"labels["bad key"]"#, r#"labels["ok"]"#, "taint[1]", "taint[2].key", "taint[3].effect"]
     );
     let mut j = base();
     j["labels"] = json!({"env": "prod"});
-    j["taints"] = json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]);
+    j["taint"] = json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]);
     assert!(errors(j).is_empty());
 }
 
@@ -57,11 +57,8 @@ fn model() -> WorkerModel {
 fn the_join_configuration_has_the_taints_and_no_control_plane() {
     let mut m = model();
     m.address = Some("10.0.0.11".into());
-    m.taints = Some(vec![model::TaintModel {
-        key: "dedicated".into(),
-        value: Some("gpu".into()),
-        effect: "NoSchedule".into(),
-    }]);
+    m.taint =
+        vec![model::TaintModel { key: "dedicated".into(), value: Some("gpu".into()), effect: "NoSchedule".into() }];
     let doc: serde_json::Value = serde_yaml_ng::from_str(&join::join_config(&m, "abcdef.0123456789abcdef")).unwrap();
     assert_eq!(doc["apiVersion"], "kubeadm.k8s.io/v1beta4");
     assert_eq!(doc["kind"], "JoinConfiguration");
