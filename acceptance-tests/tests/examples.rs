@@ -24,6 +24,40 @@ fn module_text(dir: &Path) -> String {
     files.iter().map(|p| std::fs::read_to_string(p).unwrap() + "\n").collect()
 }
 
+/// A registry-layout snippet may use a resource another snippet declares (a worker
+/// joins the control plane of the control plane's example): those are added, so each
+/// page's example validates as the reader would combine them.
+fn with_referenced_examples(mut text: String, dirs: &mut Vec<PathBuf>) -> String {
+    let reference = regex::Regex::new(r"(?m)(?:^|[^.\w])strata_(\w+)\.(\w+)").unwrap();
+    loop {
+        let missing = reference.captures_iter(&text).find_map(|c| {
+            let declared = format!("resource \"strata_{}\" \"{}\"", &c[1], &c[2]);
+            let dir = examples_root().join(format!("resources/strata_{}", &c[1]));
+            (!text.contains(&declared) && dir.join("resource.tf").is_file()).then_some(dir)
+        });
+        match missing {
+            Some(dir) => {
+                text.push_str(&std::fs::read_to_string(dir.join("resource.tf")).unwrap());
+                dirs.push(dir);
+            }
+            None => return text,
+        }
+    }
+}
+
+/// Copies the files beside an example's .tf files (e.g. a CNI manifest it reads) into `to`.
+fn copy_support_files(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            std::fs::create_dir_all(&dst).unwrap();
+            copy_support_files(&src, &dst);
+        } else if src.extension().is_none_or(|x| x != "tf" && x != "sh") {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
 /// (name, directory) of every example module: registry-layout leaves and complete configurations.
 fn example_dirs() -> Vec<(String, PathBuf)> {
     let root = examples_root();
@@ -55,11 +89,15 @@ fn every_example_validates_and_is_formatted() {
     let mut failures = vec![];
     for (name, dir) in &dirs {
         let mut text = module_text(dir);
+        let mut dirs = vec![dir.clone()];
         // Registry-layout snippets leave the terraform block to the page's reader.
         if !text.contains("required_providers") {
-            text = format!("{REQUIRED_PROVIDERS}{text}");
+            text = format!("{REQUIRED_PROVIDERS}{}", with_referenced_examples(text, &mut dirs));
         }
         let wd = Workdir::new(&provider_dir(), &text).unwrap();
+        for d in &dirs {
+            copy_support_files(d, wd.path());
+        }
         let run = wd.run(&["validate"]).unwrap();
         if run.code != 0 {
             failures.push(format!("examples/{name}: terraform validate:\n{}{}", run.stdout, run.stderr));

@@ -5,6 +5,7 @@ pub mod data_sources;
 pub mod docs;
 pub mod framework;
 pub mod grpc;
+pub mod kube;
 pub mod node;
 pub mod pki;
 pub mod provider;

@@ -110,7 +110,7 @@ pub fn issue_leaf(
     usage: Usage,
     validity_days: i64,
 ) -> anyhow::Result<Leaf> {
-    let ca_key = KeyPair::from_pem(ca_key_pem).map_err(|_| anyhow!("the CA private key is not a readable PEM key"))?;
+    let ca_key = load_key(ca_key_pem).map_err(|_| anyhow!("the CA private key is not a readable PEM key"))?;
     let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, ca_key).context("reading the CA certificate")?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -138,6 +138,71 @@ pub fn issue_leaf(
     let key = KeyAlgorithm::EcdsaP256.generate()?;
     let cert = params.signed_by(&key, &issuer).context("signing the certificate")?;
     Ok(Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+}
+
+/// Issues a client certificate from the CA for a new ECDSA P-256 key, with subject
+/// `CN=common_name` and one `O=` per organization: Kubernetes takes the CN as the user
+/// and the organizations as its groups (e.g. `kubeadm:cluster-admins`).
+pub fn issue_client(
+    ca_cert_pem: &str,
+    ca_key_pem: &str,
+    common_name: &str,
+    organizations: &[&str],
+    validity_days: i64,
+) -> anyhow::Result<Leaf> {
+    let ca_key = load_key(ca_key_pem).map_err(|_| anyhow!("the CA private key is not a readable PEM key"))?;
+    let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, ca_key).context("reading the CA certificate")?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    for o in organizations {
+        dn.push(DnType::OrganizationName, *o);
+    }
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::minutes(5);
+    params.not_after = now + Duration::days(validity_days);
+    let serial: [u8; 16] = rand::rng().random();
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    let key = KeyAlgorithm::EcdsaP256.generate()?;
+    let cert = params.signed_by(&key, &issuer).context("signing the certificate")?;
+    Ok(Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+}
+
+/// Whether `cert_pem` was signed by the CA `ca_cert_pem` (its signature verifies with
+/// the CA's public key).
+pub fn signed_by(cert_pem: &str, ca_cert_pem: &str) -> anyhow::Result<bool> {
+    let der = pem_der(cert_pem)?;
+    let ca_der = pem_der(ca_cert_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| anyhow!("parsing certificate: {e}"))?;
+    let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).map_err(|e| anyhow!("parsing CA certificate: {e}"))?;
+    Ok(cert.verify_signature(Some(ca.public_key())).is_ok())
+}
+
+/// A private key from PEM: PKCS#8 (`PRIVATE KEY`, what Strata writes), PKCS#1 (`RSA
+/// PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`), as kubeadm and openssl write them.
+pub fn load_key(pem_text: &str) -> anyhow::Result<KeyPair> {
+    KeyPair::from_pem(pem_text)
+        .or_else(|_| KeyPair::from_pem_and_sign_algo(pem_text, &rcgen::PKCS_ECDSA_P256_SHA256))
+        .or_else(|_| KeyPair::from_pem_and_sign_algo(pem_text, &rcgen::PKCS_RSA_SHA256))
+        .map_err(|_| anyhow!("not a readable PEM private key (PKCS#8, PKCS#1 or SEC1)"))
+}
+
+/// Whether `key` is the key of the certificate `cert_pem` (same public key).
+pub fn key_matches_cert(key: &KeyPair, cert_pem: &str) -> anyhow::Result<bool> {
+    let der = pem_der(cert_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| anyhow!("parsing certificate: {e}"))?;
+    Ok(cert.tbs_certificate.subject_pki.subject_public_key.data.as_ref() == key.public_key_raw())
+}
+
+/// Whole days between a certificate's notBefore and notAfter, rounded.
+pub fn validity_days(cert_pem: &str) -> anyhow::Result<i64> {
+    let der = pem_der(cert_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| anyhow!("parsing certificate: {e}"))?;
+    let secs = cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
+    Ok((secs + 43_200) / 86_400)
 }
 
 /// Seconds from now until the certificate expires (negative once it has).

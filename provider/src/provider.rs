@@ -16,11 +16,13 @@ use crate::proxmox::{self, ProxmoxAccess};
 use crate::resources::cluster_secrets::ClusterSecrets;
 use crate::resources::connection::{self, ProviderSshModel};
 use crate::resources::container::Container;
+use crate::resources::control_plane::ControlPlane;
 use crate::resources::etcd_cluster::EtcdCluster;
 use crate::resources::load_balancer::LoadBalancer;
 use crate::resources::nfs_export::NfsExport;
 use crate::resources::node_config::NodeConfig;
 use crate::resources::vm::Vm;
+use crate::resources::worker::Worker;
 
 /// Registry address users put in `required_providers`.
 pub const SOURCE_ADDRESS: &str = "registry.terraform.io/strata-iac/strata";
@@ -76,10 +78,12 @@ impl ProviderDefinition for StrataProvider {
             Arc::new(ClusterSecrets),
             Arc::new(Container),
             Arc::new(EtcdCluster),
+            Arc::new(ControlPlane),
             Arc::new(LoadBalancer),
             Arc::new(NfsExport),
             Arc::new(NodeConfig),
             Arc::new(Vm),
+            Arc::new(Worker),
         ]
     }
 

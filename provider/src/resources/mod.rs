@@ -3,8 +3,10 @@
 pub mod cluster_secrets;
 pub mod connection;
 pub mod container;
+pub mod control_plane;
 pub mod etcd_cluster;
 pub mod load_balancer;
 pub mod nfs_export;
 pub mod node_config;
 pub mod vm;
+pub mod worker;

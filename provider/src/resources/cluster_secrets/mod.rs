@@ -2,6 +2,8 @@
 //! generated once and kept in state, so a disaster-recovery rebuild gets back the same
 //! cluster (same CAs, same join hash, same service-account signing key).
 
+mod import;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -95,8 +97,7 @@ impl ClusterSecrets {
     fn reissue(prior: ClusterSecretsModel, days: i64) -> anyhow::Result<ClusterSecretsModel> {
         let reissue = |cn: &str, key_pem: &Option<String>| -> anyhow::Result<String> {
             let key_pem = key_pem.as_deref().ok_or_else(|| anyhow::anyhow!("state holds no {cn} key"))?;
-            let key =
-                rcgen::KeyPair::from_pem(key_pem).map_err(|_| anyhow::anyhow!("state holds an unreadable {cn} key"))?;
+            let key = pki::load_key(key_pem).map_err(|_| anyhow::anyhow!("state holds an unreadable {cn} key"))?;
             pki::issue_ca(cn, &key, days)
         };
         let kubernetes = reissue("kubernetes", &prior.kubernetes_ca_key)?;
@@ -219,6 +220,16 @@ impl Resource for ClusterSecrets {
 
     async fn delete(&self, _ctx: &Context, _state: ClusterSecretsModel) -> Result<(), Diagnostics> {
         Ok(())
+    }
+
+    fn import_id(&self) -> Option<&'static str> {
+        Some(import::ID_FORMAT)
+    }
+
+    async fn import(&self, ctx: &Context, id: &str) -> Result<ClusterSecretsModel, Diagnostics> {
+        import::import(ctx, id)
+            .await
+            .map_err(|e| Diagnostic::error("Cannot import the cluster secrets", format!("{e:#}")).into())
     }
 }
 

@@ -154,3 +154,144 @@ fn secrets_are_marked_sensitive() {
     }
     assert!(!schema.block.find_attribute("ca_cert_hash").unwrap().sensitive);
 }
+
+mod import_tests {
+    use super::super::import::{self, parse_id, ImportId, Source};
+    use super::*;
+    use crate::framework::json::{decode, Extra};
+
+    #[test]
+    fn import_ids_are_a_local_directory_or_an_ssh_url() {
+        assert_eq!(
+            parse_id("/backup/pki").unwrap(),
+            ImportId { source: Source::Local("/backup/pki".into()), cluster_name: "kubernetes".into() }
+        );
+        assert_eq!(
+            parse_id("ssh://admin@10.0.0.1:2222#prod").unwrap(),
+            ImportId {
+                source: Source::Ssh { user: Some("admin".into()), host: "10.0.0.1".into(), port: Some(2222) },
+                cluster_name: "prod".into()
+            }
+        );
+        assert_eq!(
+            parse_id("ssh://cp1.example.org").unwrap().source,
+            Source::Ssh { user: None, host: "cp1.example.org".into(), port: None }
+        );
+        assert_eq!(
+            parse_id("ssh://[fd00::1]:22").unwrap().source,
+            Source::Ssh { user: None, host: "fd00::1".into(), port: Some(22) }
+        );
+        for bad in ["", "ssh://", "ssh://host:0", "ssh://host:x", "https://host", "/pki#", "ssh://host/etc/pki"] {
+            assert!(parse_id(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    const FILES: [&str; 8] = [
+        "ca.crt",
+        "ca.key",
+        "front-proxy-ca.crt",
+        "front-proxy-ca.key",
+        "sa.key",
+        "sa.pub",
+        "etcd/ca.crt",
+        "etcd/ca.key",
+    ];
+
+    fn write_pki(dir: &std::path::Path, m: &ClusterSecretsModel) {
+        std::fs::create_dir_all(dir.join("etcd")).unwrap();
+        let contents = [
+            &m.kubernetes_ca_cert,
+            &m.kubernetes_ca_key,
+            &m.front_proxy_ca_cert,
+            &m.front_proxy_ca_key,
+            &m.service_account_private_key,
+            &m.service_account_public_key,
+            &m.etcd_ca_cert,
+            &m.etcd_ca_key,
+        ];
+        for (f, c) in FILES.iter().zip(contents) {
+            std::fs::write(dir.join(f), c.as_deref().unwrap()).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn an_imported_pki_gives_the_state_a_create_made_and_an_empty_plan() {
+        let mut p = planned("prod", None);
+        p.validity_days = Some(3650);
+        let made = ClusterSecrets.create(&ctx(), p).await.ok().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_pki(dir.path(), &made);
+        let id = format!("{}#prod", dir.path().display());
+        let got = Resource::import(&ClusterSecrets, &ctx(), &id).await.ok().unwrap();
+        let schema = Resource::schema(&ClusterSecrets).value_type();
+        let mut a = crate::framework::model::from_model(&made, &schema).unwrap();
+        let mut b = crate::framework::model::from_model(&got, &schema).unwrap();
+        for v in [&mut a, &mut b] {
+            // Not part of the PKI: fresh on import.
+            *v.attr_mut("bootstrap_token").unwrap() = Value::Null;
+            *v.attr_mut("certificate_key").unwrap() = Value::Null;
+        }
+        assert_eq!(a, b);
+        // The next plan against `cluster_name = "prod"` changes nothing.
+        let state = crate::framework::model::from_model(&got, &schema).unwrap();
+        let config = decode(&serde_json::json!({"cluster_name": "prod"}), &schema, Extra::Ignore).unwrap();
+        let mut proposed = state.clone();
+        *proposed.attr_mut("validity_days").unwrap() = Value::Null;
+        *proposed.attr_mut("key_algorithm").unwrap() = Value::Null;
+        let plan = AnyResource::plan(&ClusterSecrets, &ctx(), &state, &proposed, &config);
+        assert!(!plan.diagnostics.has_errors(), "{}", plan.diagnostics);
+        assert_eq!(plan.planned, state);
+        assert!(plan.requires_replace.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_missing_etcd_ca_key_or_a_mismatched_key_is_refused_saying_which() {
+        let made = ClusterSecrets.create(&ctx(), planned("prod", None)).await.ok().unwrap();
+        let other = ClusterSecrets.create(&ctx(), planned("other", None)).await.ok().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_pki(dir.path(), &made);
+        std::fs::remove_file(dir.path().join("etcd/ca.key")).unwrap();
+        let e =
+            Resource::import(&ClusterSecrets, &ctx(), dir.path().to_str().unwrap()).await.err().unwrap().to_string();
+        assert!(e.contains("etcd/ca.key is missing"), "{e}");
+        write_pki(dir.path(), &made);
+        std::fs::write(dir.path().join("ca.key"), other.kubernetes_ca_key.unwrap()).unwrap();
+        let e =
+            Resource::import(&ClusterSecrets, &ctx(), dir.path().to_str().unwrap()).await.err().unwrap().to_string();
+        assert!(e.contains("ca.key is not the key of ca.crt"), "{e}");
+    }
+
+    /// kubeadm writes PKCS#1 RSA keys; openssl makes the same kind here.
+    #[test]
+    fn a_kubeadm_style_rsa_pki_imports_as_rsa_2048() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("etcd")).unwrap();
+        let sh = |script: &str| {
+            let out = std::process::Command::new("sh").arg("-c").arg(script).current_dir(d).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        };
+        for ca in ["ca", "front-proxy-ca", "etcd/ca"] {
+            sh(&format!(
+                "openssl genrsa -traditional -out {ca}.key 2048 2>/dev/null && \
+                 openssl req -x509 -new -key {ca}.key -subj /CN=kubernetes -days 3650 -out {ca}.crt"
+            ));
+        }
+        sh("openssl genrsa -traditional -out sa.key 2048 2>/dev/null && openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null");
+        assert!(std::fs::read_to_string(d.join("ca.key")).unwrap().contains("BEGIN RSA PRIVATE KEY"));
+        let files = FILES.iter().map(|f| std::fs::read_to_string(d.join(f)).ok()).collect();
+        let m = import::model_from_files("kubernetes", files).unwrap();
+        assert_eq!(m.key_algorithm.as_deref(), Some("rsa-2048"));
+        assert_eq!(m.validity_days, Some(3650));
+        // The imported CA still signs (e.g. the admin kubeconfig of strata_control_plane).
+        let leaf = crate::pki::issue_client(
+            m.kubernetes_ca_cert.as_deref().unwrap(),
+            m.kubernetes_ca_key.as_deref().unwrap(),
+            "kubernetes-admin",
+            &["kubeadm:cluster-admins"],
+            1,
+        )
+        .unwrap();
+        assert!(crate::pki::signed_by(&leaf.cert_pem, m.kubernetes_ca_cert.as_deref().unwrap()).unwrap());
+    }
+}

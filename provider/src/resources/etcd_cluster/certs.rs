@@ -44,11 +44,14 @@ pub fn wanted(members: &[MemberModel]) -> Vec<Wanted> {
     let mut out = Vec::new();
     for m in members {
         let sans = vec![m.address.clone(), m.name.clone(), "127.0.0.1".into(), "localhost".into()];
+        // Server and client auth, as kubeadm issues etcd/server: etcd's v3 JSON gateway
+        // (what kube-apiserver stand-ins and HTTP clients use) dials etcd itself with
+        // the server certificate, which client-certificate auth then checks.
         out.push(Wanted {
             name: server_name(&m.name),
             common_name: m.name.clone(),
             sans: sans.clone(),
-            usage: Usage::Server,
+            usage: Usage::Peer,
         });
         out.push(Wanted { name: peer_name(&m.name), common_name: m.name.clone(), sans, usage: Usage::Peer });
     }

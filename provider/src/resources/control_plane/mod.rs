@@ -1,0 +1,302 @@
+//! `strata_control_plane`: a kubeadm high-availability control plane behind a
+//! load-balanced endpoint, on external etcd, with the cluster identity from
+//! `strata_cluster_secrets`.
+
+mod cluster;
+mod cni;
+pub(crate) mod kubeadm;
+mod model;
+mod pki_files;
+pub(crate) mod probe;
+mod schema;
+mod upgrade;
+pub mod validate;
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+
+use crate::framework::{
+    ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, Failure, PlanChange, Resource, Schema, Timeouts,
+    Value,
+};
+use crate::kube::kubeconfig;
+use crate::resources::connection;
+pub use model::{ControlPlaneModel, JoinModel};
+pub use schema::join_type;
+use validate::{KubeVersion, VersionStep};
+
+pub struct ControlPlane;
+
+fn error_at(diags: &mut Diagnostics, path: AttributePath, summary: &str, detail: impl Into<String>) {
+    diags.push(Diagnostic::error(summary, detail).at(path));
+}
+
+fn str_attr<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
+    v.attr(name).and_then(Value::as_str)
+}
+
+/// Checks across attributes: node count and uniqueness, networks, CNI settings.
+fn validate_config(config: &Value, diags: &mut Diagnostics) {
+    if let Some(Value::List(nodes)) = config.attr("node") {
+        match nodes.len() {
+            1 | 3 | 5 => {}
+            n if n % 2 == 0 => diags.push(
+                Diagnostic::warning(
+                    "Even number of control-plane nodes",
+                    format!("{n} control-plane nodes tolerate no more failures than {}; use 1, 3 or 5.", n - 1),
+                )
+                .at(AttributePath::root("node")),
+            ),
+            n => error_at(
+                diags,
+                AttributePath::root("node"),
+                "Unsupported number of control-plane nodes",
+                format!("{n} node blocks: a control plane has 1, 3 or 5 nodes."),
+            ),
+        }
+        for attr in ["name", "address"] {
+            let mut seen = BTreeSet::new();
+            for (i, n) in nodes.iter().enumerate() {
+                if let Some(v) = str_attr(n, attr) {
+                    if !seen.insert(v.to_string()) {
+                        error_at(
+                            diags,
+                            AttributePath::root("node").index(i).attr(attr),
+                            &format!("Duplicate node {attr}"),
+                            format!("Another node already has {attr} {v:?}."),
+                        );
+                    }
+                }
+            }
+        }
+        for (i, n) in nodes.iter().enumerate() {
+            connection::validate(n.attr("ssh"), &AttributePath::root("node").index(i).attr("ssh"), diags);
+        }
+    }
+    let net = |name: &str, default: &str| match config.attr(name) {
+        Some(Value::String(s)) => validate::cidr(s).ok(),
+        Some(Value::Null) | None => validate::cidr(default).ok(),
+        _ => None,
+    };
+    if let (Some(pod), Some(service)) =
+        (net("pod_cidr", schema::DEFAULT_POD_CIDR), net("service_cidr", schema::DEFAULT_SERVICE_CIDR))
+    {
+        if let Err(e) = validate::networks_apart(&pod, &service) {
+            error_at(diags, AttributePath::root("service_cidr"), "Overlapping pod and service networks", e);
+        }
+    }
+    if let Some(cni @ Value::Object(_)) = config.attr("cni") {
+        validate_cni(cni, config, diags);
+    }
+}
+
+fn validate_cni(cni: &Value, config: &Value, diags: &mut Diagnostics) {
+    let at = AttributePath::root("cni");
+    let Some(kind) = str_attr(cni, "type").filter(|k| validate::CNI_TYPES.contains(k)) else { return };
+    let set = |n: &str| cni.attr(n).is_some_and(|v| !v.is_null());
+    if kind != "calico" && set("calico_encapsulation") {
+        error_at(
+            diags,
+            at.attr("calico_encapsulation"),
+            "Setting for another CNI",
+            format!("calico_encapsulation applies to type = \"calico\", not {kind:?}."),
+        );
+    }
+    if kind != "flannel" && set("flannel_backend") {
+        error_at(
+            diags,
+            at.attr("flannel_backend"),
+            "Setting for another CNI",
+            format!("flannel_backend applies to type = \"flannel\", not {kind:?}."),
+        );
+    }
+    if kind == "none" {
+        return;
+    }
+    match cni.attr("manifest_file") {
+        Some(Value::String(path)) => {
+            // Only when every input is known: the rendered manifest is checked as apply would make it.
+            let pod = match config.attr("pod_cidr") {
+                Some(Value::String(p)) => p.clone(),
+                Some(Value::Unknown) => return,
+                _ => schema::DEFAULT_POD_CIDR.into(),
+            };
+            let m = model::CniModel {
+                kind: kind.into(),
+                manifest_file: Some(path.clone()),
+                calico_encapsulation: str_attr(cni, "calico_encapsulation").map(str::to_string),
+                flannel_backend: str_attr(cni, "flannel_backend").map(str::to_string),
+            };
+            if let Err(e) = cni::render(&m, &pod) {
+                error_at(diags, at.attr("manifest_file"), "Unusable CNI manifest", format!("{e:#}"));
+            }
+        }
+        Some(Value::Unknown) => {}
+        _ => error_at(
+            diags,
+            at.attr("manifest_file"),
+            "Missing CNI manifest",
+            format!("type = {kind:?} needs manifest_file: the manifest on the machine that runs Terraform."),
+        ),
+    }
+}
+
+fn prior_model(plan: &PlanChange) -> Option<ControlPlaneModel> {
+    crate::framework::model::to_model::<ControlPlaneModel>(&plan.prior).ok()
+}
+
+/// The version step of a plan, or the refusal (at `kubernetes_version`).
+fn check_version_step(plan: &mut PlanChange) -> Option<VersionStep> {
+    let from = KubeVersion::parse(str_attr(&plan.prior, "kubernetes_version")?).ok()?;
+    let to = KubeVersion::parse(str_attr(&plan.planned, "kubernetes_version")?).ok()?;
+    match validate::version_step(from, to) {
+        Ok(step) => Some(step),
+        Err(e) => {
+            error_at(&mut plan.diagnostics, AttributePath::root("kubernetes_version"), "Unsupported version change", e);
+            None
+        }
+    }
+}
+
+#[async_trait]
+impl Resource for ControlPlane {
+    type Model = ControlPlaneModel;
+
+    fn name(&self) -> &'static str {
+        "control_plane"
+    }
+
+    fn schema(&self) -> Schema {
+        schema::schema()
+    }
+
+    fn timeouts(&self) -> Timeouts {
+        Timeouts { read: std::time::Duration::from_secs(2 * 60), ..Timeouts::default() }
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        validate_config(config, diags);
+    }
+
+    fn modify_plan(&self, plan: &mut PlanChange) {
+        let name = plan.planned.attr("cluster_name").cloned();
+        if let (Some(name @ Value::String(_)), Some(id)) = (name, plan.planned.attr_mut("id")) {
+            *id = name;
+        }
+        let hash = str_attr(&plan.planned, "ca_cert").and_then(|c| crate::pki::ca_cert_hash(c).ok());
+        if let (Some(h), Some(v)) = (hash, plan.planned.attr_mut("ca_cert_hash")) {
+            *v = Value::string(h);
+        }
+        if plan.is_create() {
+            return;
+        }
+        if check_version_step(plan).is_none() && plan.diagnostics.has_errors() {
+            return;
+        }
+        let Some(prior) = prior_model(plan) else { return };
+        let endpoint = str_attr(&plan.planned, "endpoint").map(str::to_string);
+        let ca = str_attr(&plan.planned, "ca_cert").map(str::to_string);
+        let renew = plan.planned.attr("kubeconfig_renew_before_days").and_then(Value::as_i64);
+        // Re-issued at plan time only when it no longer fits or is due for renewal.
+        let keep = match (&prior.kubeconfig, &endpoint, &ca, renew) {
+            (Some(k), Some(e), Some(c), Some(r)) => kubeconfig::still_good(k, e, c, r),
+            _ => false,
+        } && !plan.changed("kubeconfig_validity_days")
+            && !plan.changed("cluster_name");
+        if !keep {
+            plan.set_unknown("kubeconfig");
+            plan.set_unknown("kubeconfig_expires_at");
+        }
+        if plan.changed("endpoint") || plan.changed("ca_cert") || plan.changed("join_token_ttl_hours") {
+            plan.set_unknown("join");
+        }
+        let drift = prior.nodes.as_ref().is_none_or(|s| s.len() != prior.node.len() || s.iter().any(|s| !s.healthy()));
+        if drift || plan.changed("node") || plan.changed("kubernetes_version") || plan.changed("ca_cert") {
+            plan.set_unknown("nodes");
+        }
+    }
+
+    async fn create(&self, ctx: &Context, planned: ControlPlaneModel) -> ApplyResult<ControlPlaneModel> {
+        let mut m = planned;
+        m.version()?;
+        cluster::create(ctx, &mut m).await?;
+        if !cluster::observe(ctx, &mut m).await? {
+            return Err(
+                anyhow::anyhow!("the control plane was created but no node has kubeadm's files afterwards").into()
+            );
+        }
+        Ok(m)
+    }
+
+    async fn read(&self, ctx: &Context, state: ControlPlaneModel) -> Result<Option<ControlPlaneModel>, Diagnostics> {
+        let mut m = state;
+        Ok(cluster::observe(ctx, &mut m).await?.then_some(m))
+    }
+
+    async fn update(
+        &self,
+        ctx: &Context,
+        prior: ControlPlaneModel,
+        planned: ControlPlaneModel,
+    ) -> ApplyResult<ControlPlaneModel> {
+        let mut m = planned;
+        let from = prior.version()?;
+        let to = m.version()?;
+        validate::version_step(from, to).map_err(|e| anyhow::anyhow!("kubernetes_version: {e}"))?;
+        cluster::ensure_kubeconfig(&mut m, prior.kubeconfig.as_deref())?;
+        m.join = prior.join.clone();
+        let result = async {
+            let names: BTreeSet<&str> = m.node.iter().map(|n| n.name.as_str()).collect();
+            let leaving: Vec<_> = prior.node.iter().filter(|n| !names.contains(n.name.as_str())).cloned().collect();
+            let config = m.node.clone();
+            let members = cluster::connect(ctx, &config).await.map_err(|d| anyhow::anyhow!("{d}"))?;
+            if from != to {
+                // Nodes that have not joined yet join at the new version afterwards.
+                let mut joined = Vec::new();
+                for x in members {
+                    if probe::inspect(&x.node).await?.joined {
+                        joined.push(x);
+                    }
+                }
+                upgrade::upgrade(&joined, &m, to).await?;
+            }
+            let members = cluster::connect(ctx, &config).await.map_err(|d| anyhow::anyhow!("{d}"))?;
+            cluster::converge(&m, &members).await?;
+            for n in cluster::connect(ctx, &leaving).await.map_err(|d| anyhow::anyhow!("{d}"))? {
+                cluster::reset(&n.node).await?;
+                cluster::admin_client(&m)?.delete_node(&n.m.name).await?;
+            }
+            if prior.cni != m.cni {
+                cluster::apply_cni(&members[0], &m).await?;
+            }
+            let join_fits = m.join.as_ref().is_some_and(|j| {
+                j.endpoint == m.endpoint && Some(&j.ca_cert_hash) == crate::pki::ca_cert_hash(&m.ca_cert).ok().as_ref()
+            });
+            if !join_fits || prior.join_token_ttl_hours != m.join_token_ttl_hours {
+                cluster::mint_join(&mut m).await?;
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        let observed = cluster::observe(ctx, &mut m).await;
+        match (result, observed) {
+            (Ok(()), Ok(true)) => Ok(m),
+            (Err(e), _) => Err(Failure::with_state(m, Diagnostics::from(e))),
+            (Ok(()), Ok(false)) => Err(anyhow::anyhow!("no control-plane node can be found after the change").into()),
+            (Ok(()), Err(d)) => Err(Failure::with_state(m, d)),
+        }
+    }
+
+    async fn delete(&self, ctx: &Context, state: ControlPlaneModel) -> Result<(), Diagnostics> {
+        let members = cluster::connect(ctx, &state.node).await?;
+        // The first node last: the others leave while the API still answers.
+        for x in members.iter().rev() {
+            cluster::reset(&x.node).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,216 @@
+//! The schema of `strata_control_plane`.
+
+use super::validate;
+use crate::framework::{Attribute, Block, NestedBlock, Schema, Type, Validator, Value};
+use crate::resources::connection;
+
+pub const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
+pub const DEFAULT_POD_CIDR: &str = "10.244.0.0/16";
+pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
+pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+pub const DEFAULT_KUBECONFIG_VALIDITY_DAYS: i64 = 365;
+pub const DEFAULT_KUBECONFIG_RENEW_BEFORE_DAYS: i64 = 30;
+pub const DEFAULT_JOIN_TOKEN_TTL_HOURS: i64 = 24;
+
+fn check<T>(f: fn(&str) -> Result<T, String>) -> impl Fn(&Value) -> Result<(), String> {
+    move |v| f(v.as_str().unwrap_or_default()).map(|_| ())
+}
+
+pub fn join_type() -> Type {
+    Type::object([
+        ("endpoint", Type::String),
+        ("ca_cert_hash", Type::String),
+        ("token", Type::String),
+        ("token_expires_at", Type::String),
+    ])
+}
+
+fn node_status() -> Type {
+    Type::list(Type::object([
+        ("name", Type::String),
+        ("reachable", Type::Bool),
+        ("joined", Type::Bool),
+        ("ca_matches", Type::Bool),
+    ]))
+}
+
+fn pem(name: &str, what: &str) -> Attribute {
+    Attribute::required(name, Type::String).description(format!("{what} (PEM)."))
+}
+
+fn key(name: &str, what: &str) -> Attribute {
+    Attribute::required(name, Type::String).sensitive().description(format!("{what} (PEM)."))
+}
+
+pub fn schema() -> Schema {
+    let node = Block::new(
+        "A control-plane node. The first one runs `kubeadm init`; the others `kubeadm join --control-plane`, one at \
+         a time, with the same PKI copied over SSH (no uploaded certificate key that expires).",
+    )
+    .attribute(
+        Attribute::required("name", Type::String)
+            .validate(Validator::Matches(
+                "[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?",
+                "a DNS subdomain (lower-case letters, digits, '-', '.')",
+            ))
+            .description("The Node name (`nodeRegistration.name`)."),
+    )
+    .attribute(
+        Attribute::required("address", Type::String)
+            .validate(Validator::Custom(|v| {
+                v.as_str()
+                    .unwrap_or_default()
+                    .parse::<std::net::IpAddr>()
+                    .map(|_| ())
+                    .map_err(|_| "Must be an IP address (the API server's advertise address).".into())
+            }))
+            .description("The node's IP address: the API server advertises and serves on `ADDRESS:6443`."),
+    )
+    .block(connection::resource_block());
+    let etcd = Block::new("The external etcd cluster, typically from `strata_etcd_cluster`.")
+        .attribute(
+            Attribute::required("endpoints", Type::list(Type::String))
+                .description("Client URLs, e.g. `strata_etcd_cluster.this.endpoints`."),
+        )
+        .attribute(pem("ca_cert", "The etcd CA certificate (`etcd.external.caFile`)"))
+        .attribute(pem(
+            "client_cert",
+            "The API server's etcd client certificate (`strata_etcd_cluster.this.client_certificate`)",
+        ))
+        .attribute(key("client_key", "Its private key (`strata_etcd_cluster.this.client_private_key`)"))
+        .attribute(Attribute::optional("ca_key", Type::String).sensitive().description(
+            "The etcd CA private key (PEM). When set it is placed at `/etc/kubernetes/pki/etcd/ca.key` (as kubeadm \
+             does with stacked etcd), so importing `strata_cluster_secrets` from a control-plane node brings back \
+             the etcd CA too after a lost state. The API servers do not need it.",
+        ));
+    let cni = Block::new(
+        "The pod network, applied with `kubectl apply` on the first node after init. The manifest comes from a \
+         local file (air-gapped sites), with the pod CIDR given to kubeadm written into it.",
+    )
+    .attribute(
+        Attribute::required("type", Type::String)
+            .validate(Validator::OneOf(validate::CNI_TYPES.to_vec()))
+            .description("`calico`, `flannel` or `none` (the CNI is installed by other means)."),
+    )
+    .attribute(Attribute::optional("manifest_file", Type::String).description(
+        "The CNI manifest on the machine that runs Terraform (e.g. calico.yaml or kube-flannel.yml). Required \
+         unless `type = \"none\"`. Calico: `CALICO_IPV4POOL_CIDR`, `CALICO_IPV4POOL_IPIP` and \
+         `CALICO_IPV4POOL_VXLAN` of the calico-node container are set; Flannel: `Network` and `Backend.Type` of \
+         `net-conf.json` in the `kube-flannel-cfg` ConfigMap.",
+    ))
+    .attribute(
+        Attribute::optional("calico_encapsulation", Type::String)
+            .validate(Validator::OneOf(validate::CALICO_ENCAPSULATIONS.to_vec()))
+            .description("Calico's pod traffic encapsulation: `IPIP` (default), `VXLAN` or `None`."),
+    )
+    .attribute(
+        Attribute::optional("flannel_backend", Type::String)
+            .validate(Validator::OneOf(validate::FLANNEL_BACKENDS.to_vec()))
+            .description("Flannel's backend: `vxlan` (default) or `host-gw`."),
+    );
+    let block = Block::new(
+        "A kubeadm high-availability Kubernetes control plane behind a load-balanced endpoint, on external etcd, \
+         with the identity from `strata_cluster_secrets`: the CAs and service-account keys are placed in \
+         `/etc/kubernetes/pki` before kubeadm runs, so a rebuilt cluster keeps its identity. Installs the \
+         pkgs.k8s.io packages `kubeadm`, `kubelet`, `kubectl` at `kubernetes_version` (held), writes a \
+         `kubeadm.k8s.io/v1beta4` configuration to `/etc/kubernetes/strata/kubeadm-config.yaml`, validates it, \
+         and runs `kubeadm init` on the first node and `kubeadm join --control-plane` on the others, one at a \
+         time, with bootstrap tokens minted at apply time. Read probes the nodes (kubeadm's files, the CA on \
+         disk) and `/readyz` through the endpoint verified against the cluster CA; a node that does not answer is \
+         a warning and drift. A healthy running control plane with the same CA is adopted, never initialised \
+         again; one with another CA is refused. Changing `kubernetes_version` upgrades in place (`kubeadm \
+         upgrade apply` on the first node, `kubeadm upgrade node` on the others, one at a time); skipping a \
+         minor version or downgrading is refused at plan time. The kubelet's own configuration is kubeadm's \
+         (`/var/lib/kubelet/config.yaml`); `strata_node_config` owns its drop-in directory.",
+    )
+    .attribute(Attribute::computed("id", Type::String).description("The cluster name."))
+    .attribute(
+        Attribute::optional("cluster_name", Type::String)
+            .default(DEFAULT_CLUSTER_NAME)
+            .requires_replace()
+            .validate(Validator::Matches("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "a DNS label"))
+            .description("kubeadm's `clusterName` and the kubeconfig's cluster name (default `kubernetes`)."),
+    )
+    .attribute(
+        Attribute::required("endpoint", Type::String)
+            .validate(Validator::Custom(|v| check(validate::endpoint)(v)))
+            .description("The API endpoint `host:port`, typically the load balancer's VIP and 6443: `controlPlaneEndpoint`, the kubeconfig's server, a SAN of every API server certificate."),
+    )
+    .attribute(
+        Attribute::required("kubernetes_version", Type::String)
+            .validate(Validator::Custom(|v| check(validate::KubeVersion::parse)(v)))
+            .description("`v1.MINOR.PATCH`, e.g. `v1.35.0`. A change upgrades in place, one minor version at a time; a skipped minor or a downgrade is refused at plan time."),
+    )
+    .attribute(
+        Attribute::optional("pod_cidr", Type::String)
+            .default(DEFAULT_POD_CIDR)
+            .requires_replace()
+            .validate(Validator::Custom(|v| check(validate::cidr)(v)))
+            .description("Pod network (`networking.podSubnet`, and the CNI's pool), default `10.244.0.0/16`."),
+    )
+    .attribute(
+        Attribute::optional("service_cidr", Type::String)
+            .default(DEFAULT_SERVICE_CIDR)
+            .requires_replace()
+            .validate(Validator::Custom(|v| check(validate::cidr)(v)))
+            .description("Service network (`networking.serviceSubnet`), default `10.96.0.0/12`; must not overlap `pod_cidr`."),
+    )
+    .attribute(
+        Attribute::optional("cluster_domain", Type::String)
+            .default(DEFAULT_CLUSTER_DOMAIN)
+            .requires_replace()
+            .description("Cluster DNS domain (`networking.dnsDomain`), default `cluster.local`."),
+    )
+    .attribute(
+        Attribute::optional("cert_sans", Type::list(Type::String))
+            .description("Extra subject alternative names of the API server certificates (the endpoint host is always one)."),
+    )
+    .attribute(pem("ca_cert", "The Kubernetes cluster CA certificate, `strata_cluster_secrets.this.kubernetes_ca_cert`"))
+    .attribute(key("ca_key", "Its private key, `strata_cluster_secrets.this.kubernetes_ca_key`; also signs the admin kubeconfig"))
+    .attribute(pem("front_proxy_ca_cert", "The front-proxy CA certificate"))
+    .attribute(key("front_proxy_ca_key", "The front-proxy CA private key"))
+    .attribute(pem("service_account_public_key", "Service-account token verification key (`sa.pub`)"))
+    .attribute(key("service_account_private_key", "Service-account token signing key (`sa.key`)"))
+    .attribute(Attribute::optional("install_packages", Type::Bool).default(true).description(
+        "Install `kubeadm`, `kubelet` and `kubectl` `=VERSION-1.1` from the node's apt sources (pkgs.k8s.io or a \
+         local mirror) and hold them (default true). `false`: they are installed by other means.",
+    ))
+    .attribute(
+        Attribute::optional("kubeconfig_validity_days", Type::Number)
+            .default(DEFAULT_KUBECONFIG_VALIDITY_DAYS)
+            .validate(Validator::IntBetween(1, 3650))
+            .description("Validity of the admin kubeconfig's client certificate, in days (default 365)."),
+    )
+    .attribute(
+        Attribute::optional("kubeconfig_renew_before_days", Type::Number)
+            .default(DEFAULT_KUBECONFIG_RENEW_BEFORE_DAYS)
+            .validate(Validator::IntBetween(0, 3650))
+            .description("A plan within this many days of the kubeconfig's expiry re-issues it (default 30); otherwise it stays as it is."),
+    )
+    .attribute(
+        Attribute::optional("join_token_ttl_hours", Type::Number)
+            .default(DEFAULT_JOIN_TOKEN_TTL_HOURS)
+            .validate(Validator::IntBetween(1, 24 * 30))
+            .description("Lifetime of the bootstrap token in `join` (default 24). A worker created after it expired mints a fresh one."),
+    )
+    .attribute(
+        Attribute::computed("kubeconfig", Type::String)
+            .sensitive()
+            .description("Admin kubeconfig: client certificate `kubernetes-admin` / `kubeadm:cluster-admins` signed by the cluster CA, server `https://ENDPOINT`, the cluster CA. Stable across plans; re-issued when within `kubeconfig_renew_before_days` of expiry, or when the endpoint or CA changes."),
+    )
+    .attribute(Attribute::computed("kubeconfig_expires_at", Type::String).description("When the kubeconfig's client certificate expires (RFC 3339)."))
+    .attribute(
+        Attribute::computed("join", join_type())
+            .sensitive()
+            .description("For `strata_worker`: `endpoint`, `ca_cert_hash` (`sha256:...`), a bootstrap `token` minted at apply time and its `token_expires_at`."),
+    )
+    .attribute(Attribute::computed("ca_cert_hash", Type::String).description("`sha256:<hex>` of the cluster CA's public key."))
+    .attribute(
+        Attribute::computed("nodes", node_status())
+            .description("Each node as last observed: `reachable` over SSH, `joined` (kubeadm's kubelet.conf and API server manifest present), `ca_matches` (its /etc/kubernetes/pki/ca.crt is `ca_cert`)."),
+    )
+    .block(NestedBlock::list("node", node).items(1, 7))
+    .block(NestedBlock::single("etcd", etcd).items(1, 1))
+    .block(NestedBlock::single("cni", cni));
+    Schema::new(0, block)
+}

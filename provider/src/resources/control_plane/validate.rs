@@ -1,0 +1,179 @@
+//! Plan-time checks of a control plane's settings, each naming its attribute: the
+//! endpoint, the Kubernetes version and upgrade steps, the networks, the CNI.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+/// A Kubernetes version `v1.MINOR.PATCH`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KubeVersion {
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl KubeVersion {
+    pub fn parse(s: &str) -> Result<KubeVersion, String> {
+        let bad = || format!("{s:?} is not a Kubernetes version of the form v1.MINOR.PATCH, e.g. v1.35.0.");
+        let rest = s.strip_prefix("v1.").ok_or_else(bad)?;
+        let (minor, patch) = rest.split_once('.').ok_or_else(bad)?;
+        let num = |p: &str| -> Result<u32, String> {
+            if p.is_empty()
+                || p.len() > 4
+                || !p.bytes().all(|b| b.is_ascii_digit())
+                || (p.len() > 1 && p.starts_with('0'))
+            {
+                return Err(bad());
+            }
+            p.parse().map_err(|_| bad())
+        };
+        Ok(KubeVersion { minor: num(minor)?, patch: num(patch)? })
+    }
+
+    /// The pkgs.k8s.io Debian package version, e.g. `1.35.0-1.1`.
+    pub fn package_version(&self) -> String {
+        format!("1.{}.{}-1.1", self.minor, self.patch)
+    }
+}
+
+impl std::fmt::Display for KubeVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v1.{}.{}", self.minor, self.patch)
+    }
+}
+
+/// What a version change does: nothing, an upgrade, or a refusal (why).
+#[derive(Debug, PartialEq, Eq)]
+pub enum VersionStep {
+    Same,
+    Upgrade,
+}
+
+/// kubeadm's rule: upgrade to the same or the next minor, never down, never skipping.
+pub fn version_step(from: KubeVersion, to: KubeVersion) -> Result<VersionStep, String> {
+    if from == to {
+        return Ok(VersionStep::Same);
+    }
+    if to < from {
+        return Err(format!(
+            "{to} is lower than the running {from}: kubeadm does not downgrade a control plane. Keep {from} or \
+             restore an etcd snapshot taken before the upgrade into a new cluster."
+        ));
+    }
+    if to.minor > from.minor + 1 {
+        return Err(format!(
+            "{from} -> {to} skips {} minor version(s): kubeadm upgrades one minor version at a time. Upgrade to \
+             v1.{}.x first, apply, then to {to}.",
+            to.minor - from.minor - 1,
+            from.minor + 1
+        ));
+    }
+    Ok(VersionStep::Upgrade)
+}
+
+/// `host:port`, host an IP address or DNS name, port 1-65535. Returns (host, port).
+pub fn endpoint(s: &str) -> Result<(String, u16), String> {
+    let bad = || format!("{s:?} is not host:port (e.g. 10.0.0.100:6443 or api.example.org:6443).");
+    let (host, port) = match s.strip_prefix('[') {
+        Some(rest) => {
+            let (h, p) = rest.split_once("]:").ok_or_else(bad)?;
+            h.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+            (h.to_string(), p)
+        }
+        None => {
+            let (h, p) = s.rsplit_once(':').ok_or_else(bad)?;
+            if h.contains(':') {
+                return Err(bad());
+            }
+            (h.to_string(), p)
+        }
+    };
+    let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+    if host.parse::<IpAddr>().is_err() && !is_dns_name(&host) {
+        return Err(bad());
+    }
+    Ok((host, port))
+}
+
+fn is_dns_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+pub fn cidr(s: &str) -> Result<IpNet, String> {
+    let net: IpNet = s.parse().map_err(|_| format!("{s:?} is not a CIDR, e.g. 10.244.0.0/16."))?;
+    if net.trunc() != net {
+        return Err(format!("{s:?} has host bits set; the network is {}.", net.trunc()));
+    }
+    Ok(net)
+}
+
+/// Pod and service networks must not overlap: kube-proxy and the CNI would route the
+/// same addresses two ways.
+pub fn networks_apart(pod: &IpNet, service: &IpNet) -> Result<(), String> {
+    if pod.contains(&service.network()) || service.contains(&pod.network()) {
+        return Err(format!("pod_cidr {pod} and service_cidr {service} overlap; give them separate ranges."));
+    }
+    Ok(())
+}
+
+pub const CNI_TYPES: [&str; 3] = ["calico", "flannel", "none"];
+pub const CALICO_ENCAPSULATIONS: [&str; 3] = ["IPIP", "VXLAN", "None"];
+pub const FLANNEL_BACKENDS: [&str; 2] = ["vxlan", "host-gw"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> KubeVersion {
+        KubeVersion::parse(s).unwrap()
+    }
+
+    #[test]
+    fn versions_parse_only_v1_minor_patch() {
+        assert_eq!(v("v1.35.0"), KubeVersion { minor: 35, patch: 0 });
+        for bad in ["1.35.0", "v1.35", "v2.1.0", "v1.35.0-rc.1", "v1.035.0", "v1..0", "v1.35.x", ""] {
+            assert!(KubeVersion::parse(bad).is_err(), "{bad} accepted");
+        }
+        assert_eq!(v("v1.36.1").package_version(), "1.36.1-1.1");
+    }
+
+    #[test]
+    fn upgrades_go_one_minor_at_a_time_and_never_down() {
+        assert_eq!(version_step(v("v1.35.0"), v("v1.35.0")), Ok(VersionStep::Same));
+        assert_eq!(version_step(v("v1.35.0"), v("v1.35.4")), Ok(VersionStep::Upgrade));
+        assert_eq!(version_step(v("v1.35.0"), v("v1.36.1")), Ok(VersionStep::Upgrade));
+        assert!(version_step(v("v1.34.3"), v("v1.36.1")).unwrap_err().contains("skips 1 minor"));
+        assert!(version_step(v("v1.36.1"), v("v1.35.0")).unwrap_err().contains("does not downgrade"));
+        assert!(version_step(v("v1.35.2"), v("v1.35.1")).is_err());
+    }
+
+    #[test]
+    fn endpoints_are_host_port() {
+        assert_eq!(endpoint("10.0.0.100:6443"), Ok(("10.0.0.100".into(), 6443)));
+        assert_eq!(endpoint("api.example.org:443"), Ok(("api.example.org".into(), 443)));
+        assert_eq!(endpoint("[fd00::1]:6443"), Ok(("fd00::1".into(), 6443)));
+        for bad in
+            ["10.0.0.100", "10.0.0.100:0", "10.0.0.100:70000", "https://x:6443", "fd00::1:6443", ":6443", "a_b:1"]
+        {
+            assert!(endpoint(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn overlapping_networks_are_refused() {
+        let pod = cidr("10.244.0.0/16").unwrap();
+        assert!(networks_apart(&pod, &cidr("10.96.0.0/12").unwrap()).is_ok());
+        assert!(networks_apart(&pod, &cidr("10.244.128.0/20").unwrap()).is_err());
+        assert!(networks_apart(&cidr("10.0.0.0/8").unwrap(), &cidr("10.96.0.0/12").unwrap()).is_err());
+        assert!(cidr("10.244.0.1/16").unwrap_err().contains("host bits"));
+        assert!(cidr("banana").is_err());
+    }
+}

@@ -1,0 +1,259 @@
+//! `strata_worker`: a Kubernetes worker node joined with kubeadm, with the labels and
+//! taints it owns kept on its Node object.
+
+mod join;
+mod model;
+mod schema;
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+
+use crate::framework::{
+    ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, PlanChange, Resource, Schema, Value,
+};
+use crate::kube::{names, packages};
+use crate::node::Node;
+use crate::resources::connection;
+use crate::resources::control_plane::validate::{version_step, KubeVersion};
+use model::{TaintModel, WorkerModel};
+
+pub struct Worker;
+
+const PACKAGES: [&str; 3] = ["kubeadm", "kubelet", "kubectl"];
+
+/// Labels and taints Kubernetes would reject, named by attribute.
+fn validate_config(config: &Value, diags: &mut Diagnostics) {
+    if let Some(Value::Map(labels)) = config.attr("labels") {
+        for (k, v) in labels {
+            let at = AttributePath::root("labels").key(k);
+            if let Err(e) = names::qualified_name(k) {
+                diags.push(Diagnostic::error("Invalid label key", e).at(at.clone()));
+            }
+            if let Some(v) = v.as_str() {
+                if let Err(e) = names::label_value(v) {
+                    diags.push(Diagnostic::error("Invalid label value", e).at(at));
+                }
+            }
+        }
+    }
+    if let Some(Value::List(taints)) = config.attr("taint") {
+        let mut seen = BTreeSet::new();
+        for (i, t) in taints.iter().enumerate() {
+            let at = AttributePath::root("taint").index(i);
+            let key = t.attr("key").and_then(Value::as_str);
+            let effect = t.attr("effect").and_then(Value::as_str);
+            if let Some(k) = key {
+                if let Err(e) = names::qualified_name(k) {
+                    diags.push(Diagnostic::error("Invalid taint key", e).at(at.attr("key")));
+                }
+            }
+            if let Some(v) = t.attr("value").and_then(Value::as_str) {
+                if let Err(e) = names::label_value(v) {
+                    diags.push(Diagnostic::error("Invalid taint value", e).at(at.attr("value")));
+                }
+            }
+            if let Some(e) = effect {
+                if let Err(e) = names::taint_effect(e) {
+                    diags.push(Diagnostic::error("Invalid taint effect", e).at(at.attr("effect")));
+                }
+            }
+            if let (Some(k), Some(e)) = (key, effect) {
+                if !seen.insert((k.to_string(), e.to_string())) {
+                    diags.push(
+                        Diagnostic::error("Duplicate taint", format!("Another taint has key {k:?} and effect {e}."))
+                            .at(at),
+                    );
+                }
+            }
+        }
+    }
+    connection::validate(config.attr("ssh"), &AttributePath::root("ssh"), diags);
+}
+
+/// Sets the labels and taints and reads them back into `m`.
+async fn label_and_taint(m: &WorkerModel, removed_labels: &[String]) -> anyhow::Result<()> {
+    let client = join::client(m)?;
+    client.patch_node(&m.name, &m.labels(), removed_labels, &m.taints()).await?;
+    Ok(())
+}
+
+/// Observes the node and its Node object into `m`; `false` when it is gone (no
+/// kubelet.conf on the node and no Node object).
+async fn observe(ctx: &Context, m: &mut WorkerModel) -> Result<bool, Diagnostics> {
+    let node = Node::connect(ctx, &m.ssh).await?;
+    let joined = match node.run("looking for kubeadm's files", "test -f /etc/kubernetes/kubelet.conf").await {
+        Ok(out) => Some(out.status == 0),
+        Err(e) => {
+            ctx.warn(
+                Diagnostic::warning(format!("Worker {} not reached", m.name), format!("{e:#}"))
+                    .at(AttributePath::root("ssh")),
+            );
+            None
+        }
+    };
+    let object = match join::client(m) {
+        Ok(c) => c.get_node(&m.name).await,
+        Err(e) => Err(e),
+    };
+    let object = match object {
+        Ok(o) => o,
+        Err(e) => {
+            ctx.warn(
+                Diagnostic::warning(format!("Node {} not read through the API", m.name), format!("{e:#}"))
+                    .at(AttributePath::root("labels")),
+            );
+            m.joined = joined.or(m.joined);
+            return Ok(true);
+        }
+    };
+    if joined == Some(false) && object.is_none() {
+        return Ok(false);
+    }
+    m.joined = Some(joined.unwrap_or(false) && object.is_some());
+    if let Some(o) = object {
+        // Only the labels this resource owns: others (the kubelet's) are not ours.
+        if let Some(labels) = &mut m.labels {
+            let observed: std::collections::BTreeMap<String, String> =
+                labels.keys().filter_map(|k| o.labels.get(k).map(|v| (k.clone(), v.clone()))).collect();
+            *labels = observed;
+        }
+        m.taint = o.taints.iter().map(TaintModel::from).collect();
+    }
+    m.id = Some(m.name.clone());
+    Ok(true)
+}
+
+#[async_trait]
+impl Resource for Worker {
+    type Model = WorkerModel;
+
+    fn name(&self) -> &'static str {
+        "worker"
+    }
+
+    fn schema(&self) -> Schema {
+        schema::schema()
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        validate_config(config, diags);
+    }
+
+    fn modify_plan(&self, plan: &mut PlanChange) {
+        if let Some(name @ Value::String(_)) = plan.planned.attr("name").cloned() {
+            if let Some(id) = plan.planned.attr_mut("id") {
+                *id = name;
+            }
+        }
+        if plan.is_create() {
+            return;
+        }
+        let version =
+            |v: &Value| v.attr("kubernetes_version").and_then(Value::as_str).and_then(|s| KubeVersion::parse(s).ok());
+        if let (Some(from), Some(to)) = (version(&plan.prior), version(&plan.planned)) {
+            if let Err(e) = version_step(from, to) {
+                plan.diagnostics.push(
+                    Diagnostic::error("Unsupported version change", e).at(AttributePath::root("kubernetes_version")),
+                );
+            }
+        }
+        if plan.prior.attr("joined").and_then(Value::as_bool) == Some(false) {
+            plan.set_unknown("joined");
+        }
+    }
+
+    async fn create(&self, ctx: &Context, planned: WorkerModel) -> ApplyResult<WorkerModel> {
+        let mut m = planned;
+        let node = Node::connect(ctx, &m.ssh).await?;
+        node.require_systemd().await?;
+        let joined = node.run("looking for kubeadm's files", "test -f /etc/kubernetes/kubelet.conf").await?.status == 0;
+        if joined {
+            // Adopt a node that already joined this cluster; refuse one of another.
+            let ca = node.read_file("/etc/kubernetes/pki/ca.crt").await?.unwrap_or_default();
+            let hash = crate::pki::ca_cert_hash(&String::from_utf8_lossy(&ca)).unwrap_or_default();
+            if hash != m.join.ca_cert_hash {
+                return Err(anyhow::anyhow!(
+                    "{} ({}) already joined a Kubernetes cluster whose CA is not the one in join.ca_cert_hash: \
+                     refusing to touch it (nothing was changed). Run `kubeadm reset -f` there first if it should \
+                     join this cluster.",
+                    m.name,
+                    node.label()
+                )
+                .into());
+            }
+        } else {
+            if m.install_packages != Some(false) {
+                let v = KubeVersion::parse(&m.kubernetes_version)
+                    .map_err(|e| anyhow::anyhow!("kubernetes_version: {e}"))?;
+                packages::install_held(&node, &PACKAGES, &v.package_version()).await?;
+            }
+            let token = join::token(&m).await?;
+            join::kubeadm_join(&node, &m, &token).await?;
+        }
+        join::wait_for_node(&join::client(&m)?, &m.name).await?;
+        label_and_taint(&m, &[]).await?;
+        if !observe(ctx, &mut m).await? {
+            return Err(
+                anyhow::anyhow!("the worker joined but neither its node nor its Node object can be found").into()
+            );
+        }
+        Ok(m)
+    }
+
+    async fn read(&self, ctx: &Context, state: WorkerModel) -> Result<Option<WorkerModel>, Diagnostics> {
+        let mut m = state;
+        Ok(observe(ctx, &mut m).await?.then_some(m))
+    }
+
+    async fn update(&self, ctx: &Context, prior: WorkerModel, planned: WorkerModel) -> ApplyResult<WorkerModel> {
+        let mut m = planned;
+        let node = Node::connect(ctx, &m.ssh).await?;
+        if prior.kubernetes_version != m.kubernetes_version {
+            let v =
+                KubeVersion::parse(&m.kubernetes_version).map_err(|e| anyhow::anyhow!("kubernetes_version: {e}"))?;
+            if m.install_packages != Some(false) {
+                packages::install_held(&node, &["kubeadm"], &v.package_version()).await?;
+            }
+            node.run_ok("kubeadm upgrade node", "kubeadm upgrade node").await?;
+            if m.install_packages != Some(false) {
+                packages::install_held(&node, &["kubelet", "kubectl"], &v.package_version()).await?;
+            }
+            node.run_ok("restarting the kubelet", "systemctl daemon-reload && systemctl restart kubelet").await?;
+        }
+        if prior.joined == Some(false) {
+            let token = join::token(&m).await?;
+            join::kubeadm_join(&node, &m, &token).await?;
+            join::wait_for_node(&join::client(&m)?, &m.name).await?;
+        }
+        let kept: BTreeSet<&String> = m.labels.iter().flatten().map(|(k, _)| k).collect();
+        let removed: Vec<String> =
+            prior.labels.iter().flatten().map(|(k, _)| k).filter(|k| !kept.contains(k)).cloned().collect();
+        label_and_taint(&m, &removed).await?;
+        observe(ctx, &mut m).await?;
+        Ok(m)
+    }
+
+    async fn delete(&self, ctx: &Context, state: WorkerModel) -> Result<(), Diagnostics> {
+        let node = Node::connect(ctx, &state.ssh).await?;
+        node.run_ok(
+            "kubeadm reset",
+            "if command -v kubeadm >/dev/null; then kubeadm reset -f; fi && rm -rf /etc/kubernetes/strata",
+        )
+        .await?;
+        let deleted = match join::client(&state) {
+            Ok(c) => c.delete_node(&state.name).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = deleted {
+            ctx.warn(Diagnostic::warning(
+                format!("Node object {} not deleted", state.name),
+                format!("The node was reset, but deleting its Node object through the API failed: {e:#}. Delete it with `kubectl delete node {}`.", state.name),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

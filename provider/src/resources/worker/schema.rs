@@ -1,0 +1,82 @@
+//! The schema of `strata_worker`.
+
+use crate::framework::{Attribute, Block, NestedBlock, Schema, Type, Validator};
+use crate::resources::connection;
+use crate::resources::control_plane::{join_type, validate};
+
+pub fn schema() -> Schema {
+    let block = Block::new(
+        "A Kubernetes worker node joined with kubeadm: installs the pkgs.k8s.io `kubeadm`, `kubelet` and \
+         `kubectl` (held), writes a `kubeadm.k8s.io/v1beta4` JoinConfiguration (discovery by bootstrap token and \
+         CA hash) to `/etc/kubernetes/strata/kubeadm-config.yaml` and runs `kubeadm join`. When the token in \
+         `join` has expired (24 h by default), a fresh one is minted through the API at apply time. `labels` and \
+         `taint`s are set on the Node object through the API and read back, so a change made outside Terraform \
+         shows in the plan. Destroy runs `kubeadm reset -f` on the node and deletes the Node object.\n\n\
+         The worker takes the control plane's admin `kubeconfig` as well as `join`: a bootstrap token can join a \
+         node but cannot mint another token, label or taint a Node, or delete one, which this resource must do \
+         after the token expired and on destroy. Passing the credential explicitly keeps that privilege visible \
+         in the configuration instead of hiding it inside `join`.",
+    )
+    .attribute(Attribute::computed("id", Type::String).description("The Node name."))
+    .attribute(
+        Attribute::required("name", Type::String)
+            .requires_replace()
+            .validate(Validator::Matches(
+                "[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?",
+                "a DNS subdomain (lower-case letters, digits, '-', '.')",
+            ))
+            .description("The Node name (`nodeRegistration.name`). Changing it replaces the worker."),
+    )
+    .attribute(
+        Attribute::optional("address", Type::String)
+            .requires_replace()
+            .validate(Validator::Custom(|v| {
+                v.as_str()
+                    .unwrap_or_default()
+                    .parse::<std::net::IpAddr>()
+                    .map(|_| ())
+                    .map_err(|_| "Must be an IP address.".into())
+            }))
+            .description("The kubelet's node IP (`--node-ip`); default: the kubelet's choice."),
+    )
+    .attribute(
+        Attribute::required("kubernetes_version", Type::String)
+            .validate(Validator::Custom(|v| {
+                validate::KubeVersion::parse(v.as_str().unwrap_or_default()).map(|_| ())
+            }))
+            .description("`v1.MINOR.PATCH` of kubeadm and the kubelet, usually the control plane's. A change runs `kubeadm upgrade node` (one minor at a time, never down)."),
+    )
+    .attribute(
+        Attribute::required("join", join_type())
+            .sensitive()
+            .description("The control plane's `join` output: endpoint, CA hash, bootstrap token and its expiry."),
+    )
+    .attribute(
+        Attribute::required("kubeconfig", Type::String)
+            .sensitive()
+            .description("The control plane's admin `kubeconfig`: mints a fresh token when the one in `join` has expired, sets labels and taints, deletes the Node on destroy."),
+    )
+    .attribute(
+        Attribute::optional("labels", Type::map(Type::String))
+            .description("Node labels this resource owns (keys `[prefix/]name`, values at most 63 characters). Labels set by others are left alone."),
+    )
+    .attribute(Attribute::optional("install_packages", Type::Bool).default(true).description(
+        "Install `kubeadm`, `kubelet` and `kubectl` `=VERSION-1.1` from the node's apt sources and hold them (default true).",
+    ))
+    .attribute(Attribute::computed("joined", Type::Bool).description("The node has kubeadm's kubelet.conf (it joined and was not reset)."))
+    .block(NestedBlock::list(
+        "taint",
+        Block::new(
+            "A taint of the Node. The `taint` blocks are the Node's `spec.taints` as a whole: a taint added \
+             outside Terraform shows in the plan and is removed by the next apply.",
+        )
+        .attribute(Attribute::required("key", Type::String).description("Taint key, `[prefix/]name`."))
+        .attribute(Attribute::optional("value", Type::String).description("Taint value, at most 63 characters."))
+        .attribute(
+            Attribute::required("effect", Type::String)
+                .description("`NoSchedule`, `PreferNoSchedule` or `NoExecute`."),
+        ),
+    ))
+    .block(connection::resource_block());
+    Schema::new(0, block)
+}
