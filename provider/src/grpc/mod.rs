@@ -1,5 +1,9 @@
 //! The tfplugin6 Provider service: decodes requests, drives the framework, encodes
 //! responses. Resources never see anything from here.
+//!
+//! Every RPC runs in a debug-level span named after it; with `TF_LOG_PROVIDER=debug`
+//! each one logs its duration as it ends (see strata-plugin-server's logging), which
+//! is what scripts/bench_provider.py adds up per RPC.
 
 mod convert;
 
@@ -89,6 +93,7 @@ fn unknown_type(kind: &str, name: &str) -> Diagnostics {
 
 #[tonic::async_trait]
 impl pb::provider_server::Provider for ProviderService {
+    #[tracing::instrument(level = "debug", name = "GetMetadata", skip_all)]
     async fn get_metadata(
         &self,
         _req: Request<pb::get_metadata::Request>,
@@ -109,11 +114,11 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
+    #[tracing::instrument(level = "debug", name = "GetProviderSchema", skip_all)]
     async fn get_provider_schema(
         &self,
         _req: Request<pb::get_provider_schema::Request>,
     ) -> Result<Response<pb::get_provider_schema::Response>, Status> {
-        tracing::debug!("GetProviderSchema");
         Ok(Response::new(pb::get_provider_schema::Response {
             provider: Some(convert::schema(&self.provider_schema)),
             resource_schemas: self.resources.iter().map(|(k, r)| (k.clone(), convert::schema(&r.schema()))).collect(),
@@ -127,6 +132,7 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
+    #[tracing::instrument(level = "debug", name = "GetResourceIdentitySchemas", skip_all)]
     async fn get_resource_identity_schemas(
         &self,
         _req: Request<pb::get_resource_identity_schemas::Request>,
@@ -134,6 +140,7 @@ impl pb::provider_server::Provider for ProviderService {
         Ok(Response::new(pb::get_resource_identity_schemas::Response::default()))
     }
 
+    #[tracing::instrument(level = "debug", name = "ValidateProviderConfig", skip_all)]
     async fn validate_provider_config(
         &self,
         req: Request<pb::validate_provider_config::Request>,
@@ -150,12 +157,12 @@ impl pb::provider_server::Provider for ProviderService {
         Ok(Response::new(pb::validate_provider_config::Response { diagnostics: convert::diagnostics(&diags) }))
     }
 
+    #[tracing::instrument(level = "debug", name = "ConfigureProvider", skip_all, fields(terraform_version = %req.get_ref().terraform_version))]
     async fn configure_provider(
         &self,
         req: Request<pb::configure_provider::Request>,
     ) -> Result<Response<pb::configure_provider::Response>, Status> {
         let req = req.into_inner();
-        tracing::debug!(terraform_version = %req.terraform_version, "ConfigureProvider");
         let result =
             match convert::decode(req.config.as_ref(), &self.provider_schema.value_type(), "provider configuration") {
                 Ok(config) => self.definition.configure(&config).await,
@@ -171,12 +178,12 @@ impl pb::provider_server::Provider for ProviderService {
         Ok(Response::new(pb::configure_provider::Response { diagnostics: convert::diagnostics(&diags) }))
     }
 
+    #[tracing::instrument(level = "debug", name = "ValidateResourceConfig", skip_all, fields(type_name = %req.get_ref().type_name))]
     async fn validate_resource_config(
         &self,
         req: Request<pb::validate_resource_config::Request>,
     ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
         let req = req.into_inner();
-        tracing::debug!(type_name = %req.type_name, "ValidateResourceConfig");
         let diags = self.resource(&req.type_name).and_then(|r| {
             let config = convert::decode(req.config.as_ref(), &r.schema().value_type(), "configuration")?;
             Ok(r.validate(&config))
@@ -185,6 +192,7 @@ impl pb::provider_server::Provider for ProviderService {
         Ok(Response::new(pb::validate_resource_config::Response { diagnostics: convert::diagnostics(&diags) }))
     }
 
+    #[tracing::instrument(level = "debug", name = "ValidateDataResourceConfig", skip_all, fields(type_name = %req.get_ref().type_name))]
     async fn validate_data_resource_config(
         &self,
         req: Request<pb::validate_data_resource_config::Request>,
@@ -198,12 +206,12 @@ impl pb::provider_server::Provider for ProviderService {
         Ok(Response::new(pb::validate_data_resource_config::Response { diagnostics: convert::diagnostics(&diags) }))
     }
 
+    #[tracing::instrument(level = "debug", name = "UpgradeResourceState", skip_all, fields(type_name = %req.get_ref().type_name, version = req.get_ref().version))]
     async fn upgrade_resource_state(
         &self,
         req: Request<pb::upgrade_resource_state::Request>,
     ) -> Result<Response<pb::upgrade_resource_state::Response>, Status> {
         let req = req.into_inner();
-        tracing::debug!(type_name = %req.type_name, version = req.version, "UpgradeResourceState");
         let result = self.resource(&req.type_name).and_then(|r| {
             let raw = req.raw_state.as_ref().map(|s| s.json.as_slice()).unwrap_or_default();
             if raw.is_empty() {
@@ -227,12 +235,12 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
+    #[tracing::instrument(level = "debug", name = "ReadResource", skip_all, fields(type_name = %req.get_ref().type_name))]
     async fn read_resource(
         &self,
         req: Request<pb::read_resource::Request>,
     ) -> Result<Response<pb::read_resource::Response>, Status> {
         let req = req.into_inner();
-        tracing::debug!(type_name = %req.type_name, "ReadResource");
         let mut diags = Diagnostics::new();
         let mut new_state = req.current_state.clone();
         if let Ok(r) = self.resource(&req.type_name).map_err(|d| diags.extend(d)) {
@@ -262,12 +270,12 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
+    #[tracing::instrument(level = "debug", name = "PlanResourceChange", skip_all, fields(type_name = %req.get_ref().type_name))]
     async fn plan_resource_change(
         &self,
         req: Request<pb::plan_resource_change::Request>,
     ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
         let req = req.into_inner();
-        tracing::debug!(type_name = %req.type_name, "PlanResourceChange");
         let result = self.resource(&req.type_name).and_then(|r| {
             let ty = r.schema().value_type();
             let prior = convert::decode(req.prior_state.as_ref(), &ty, "prior state")?;
@@ -297,12 +305,12 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
+    #[tracing::instrument(level = "debug", name = "ApplyResourceChange", skip_all, fields(type_name = %req.get_ref().type_name))]
     async fn apply_resource_change(
         &self,
         req: Request<pb::apply_resource_change::Request>,
     ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
         let req = req.into_inner();
-        tracing::debug!(type_name = %req.type_name, "ApplyResourceChange");
         let r = match self.resource(&req.type_name) {
             Ok(r) => r,
             Err(d) => {
@@ -357,12 +365,12 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
+    #[tracing::instrument(level = "debug", name = "ImportResourceState", skip_all, fields(type_name = %req.get_ref().type_name))]
     async fn import_resource_state(
         &self,
         req: Request<pb::import_resource_state::Request>,
     ) -> Result<Response<pb::import_resource_state::Response>, Status> {
         let req = req.into_inner();
-        tracing::debug!(type_name = %req.type_name, "ImportResourceState");
         let result = match self.resource(&req.type_name) {
             Ok(r) => match {
                 let ctx = self.context(&req.type_name, "import");
@@ -392,12 +400,12 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
+    #[tracing::instrument(level = "debug", name = "ReadDataSource", skip_all, fields(type_name = %req.get_ref().type_name))]
     async fn read_data_source(
         &self,
         req: Request<pb::read_data_source::Request>,
     ) -> Result<Response<pb::read_data_source::Response>, Status> {
         let req = req.into_inner();
-        tracing::debug!(type_name = %req.type_name, "ReadDataSource");
         let result = match self.data_source(&req.type_name) {
             Ok(d) => {
                 let ty = d.schema().value_type();
