@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::framework::validate::validate_block;
 use crate::framework::{
-    AnyDataSource, AnyResource, AttributePath, Context, Diagnostic, Diagnostics, ProviderDefinition, Schema,
+    AnyDataSource, AnyResource, AttributePath, Context, Diagnostic, Diagnostics, ProviderDefinition, Schema, Type,
 };
 
 type Data = Arc<dyn Any + Send + Sync>;
@@ -26,6 +26,8 @@ pub struct ProviderService {
     definition: Arc<dyn ProviderDefinition>,
     provider_schema: Schema,
     resources: HashMap<String, Arc<dyn AnyResource>>,
+    /// Each resource's value type, computed once: every RPC decodes or encodes with it.
+    resource_types: HashMap<String, Type>,
     data_sources: HashMap<String, Arc<dyn AnyDataSource>>,
     configured: RwLock<Option<Data>>,
     /// The parent of every operation's token. StopProvider cancels it (ending what is in
@@ -37,13 +39,16 @@ pub struct ProviderService {
 impl ProviderService {
     pub fn new(definition: Arc<dyn ProviderDefinition>) -> ProviderService {
         let prefix = definition.type_name();
-        let resources = definition.resources().into_iter().map(|r| (format!("{prefix}_{}", r.name()), r)).collect();
+        let resources: HashMap<_, _> =
+            definition.resources().into_iter().map(|r| (format!("{prefix}_{}", r.name()), r)).collect();
+        let resource_types = resources.iter().map(|(k, r)| (k.clone(), r.schema().value_type())).collect();
         let data_sources =
             definition.data_sources().into_iter().map(|d| (format!("{prefix}_{}", d.name()), d)).collect();
         ProviderService {
             provider_schema: definition.schema(),
             definition,
             resources,
+            resource_types,
             data_sources,
             configured: RwLock::new(None),
             stop: std::sync::Mutex::new(CancellationToken::new()),
@@ -57,8 +62,12 @@ impl ProviderService {
         Context::new(token, data).for_operation(type_name, operation)
     }
 
-    fn resource(&self, type_name: &str) -> Result<&Arc<dyn AnyResource>, Diagnostics> {
-        self.resources.get(type_name).ok_or_else(|| unknown_type("resource", type_name))
+    /// The resource of that type name and its value type.
+    fn resource(&self, type_name: &str) -> Result<(&Arc<dyn AnyResource>, &Type), Diagnostics> {
+        match (self.resources.get(type_name), self.resource_types.get(type_name)) {
+            (Some(r), Some(ty)) => Ok((r, ty)),
+            _ => Err(unknown_type("resource", type_name)),
+        }
     }
 
     fn data_source(&self, type_name: &str) -> Result<&Arc<dyn AnyDataSource>, Diagnostics> {
@@ -184,8 +193,8 @@ impl pb::provider_server::Provider for ProviderService {
         req: Request<pb::validate_resource_config::Request>,
     ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
         let req = req.into_inner();
-        let diags = self.resource(&req.type_name).and_then(|r| {
-            let config = convert::decode(req.config.as_ref(), &r.schema().value_type(), "configuration")?;
+        let diags = self.resource(&req.type_name).and_then(|(r, ty)| {
+            let config = convert::decode(req.config.as_ref(), ty, "configuration")?;
             Ok(r.validate(&config))
         });
         let diags = diags.unwrap_or_else(|d| d);
@@ -212,7 +221,7 @@ impl pb::provider_server::Provider for ProviderService {
         req: Request<pb::upgrade_resource_state::Request>,
     ) -> Result<Response<pb::upgrade_resource_state::Response>, Status> {
         let req = req.into_inner();
-        let result = self.resource(&req.type_name).and_then(|r| {
+        let result = self.resource(&req.type_name).and_then(|(r, ty)| {
             let raw = req.raw_state.as_ref().map(|s| s.json.as_slice()).unwrap_or_default();
             if raw.is_empty() {
                 return Err(Diagnostic::error(
@@ -225,7 +234,7 @@ impl pb::provider_server::Provider for ProviderService {
             if outcome.diagnostics.has_errors() {
                 return Err(outcome.diagnostics);
             }
-            convert::encode(&outcome.value, &r.schema().value_type())
+            convert::encode(&outcome.value, ty)
         });
         Ok(Response::new(match result {
             Ok(v) => pb::upgrade_resource_state::Response { upgraded_state: Some(v), diagnostics: vec![] },
@@ -243,16 +252,15 @@ impl pb::provider_server::Provider for ProviderService {
         let req = req.into_inner();
         let mut diags = Diagnostics::new();
         let mut new_state = req.current_state.clone();
-        if let Ok(r) = self.resource(&req.type_name).map_err(|d| diags.extend(d)) {
-            let ty = r.schema().value_type();
-            match convert::decode(req.current_state.as_ref(), &ty, "state") {
+        if let Ok((r, ty)) = self.resource(&req.type_name).map_err(|d| diags.extend(d)) {
+            match convert::decode(req.current_state.as_ref(), ty, "state") {
                 Ok(state) => match {
                     let ctx = self.context(&req.type_name, "read");
                     Self::cancellable(&ctx, r.read(&ctx, &state)).await
                 } {
                     Ok(outcome) => {
                         diags.extend(outcome.diagnostics);
-                        match convert::encode(&outcome.value, &ty) {
+                        match convert::encode(&outcome.value, ty) {
                             Ok(v) => new_state = Some(v),
                             Err(d) => diags.extend(d),
                         }
@@ -276,11 +284,10 @@ impl pb::provider_server::Provider for ProviderService {
         req: Request<pb::plan_resource_change::Request>,
     ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
         let req = req.into_inner();
-        let result = self.resource(&req.type_name).and_then(|r| {
-            let ty = r.schema().value_type();
-            let prior = convert::decode(req.prior_state.as_ref(), &ty, "prior state")?;
-            let proposed = convert::decode(req.proposed_new_state.as_ref(), &ty, "proposed state")?;
-            let config = convert::decode(req.config.as_ref(), &ty, "configuration")?;
+        let result = self.resource(&req.type_name).and_then(|(r, ty)| {
+            let prior = convert::decode(req.prior_state.as_ref(), ty, "prior state")?;
+            let proposed = convert::decode(req.proposed_new_state.as_ref(), ty, "proposed state")?;
+            let config = convert::decode(req.config.as_ref(), ty, "configuration")?;
             // Values unknown at validation time may be known now: check them again.
             let mut diags = if config.is_null() { Diagnostics::new() } else { r.validate(&config) };
             let change = r.plan(&self.context(&req.type_name, "plan"), &prior, &proposed, &config);
@@ -288,7 +295,7 @@ impl pb::provider_server::Provider for ProviderService {
             if diags.has_errors() {
                 return Err(diags);
             }
-            let planned = convert::encode(&change.planned, &ty)?;
+            let planned = convert::encode(&change.planned, ty)?;
             Ok((planned, change.requires_replace, diags))
         });
         Ok(Response::new(match result {
@@ -311,8 +318,8 @@ impl pb::provider_server::Provider for ProviderService {
         req: Request<pb::apply_resource_change::Request>,
     ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
         let req = req.into_inner();
-        let r = match self.resource(&req.type_name) {
-            Ok(r) => r,
+        let (r, ty) = match self.resource(&req.type_name) {
+            Ok(found) => found,
             Err(d) => {
                 return Ok(Response::new(pb::apply_resource_change::Response {
                     new_state: req.prior_state,
@@ -321,12 +328,11 @@ impl pb::provider_server::Provider for ProviderService {
                 }))
             }
         };
-        let ty = r.schema().value_type();
-        let decoded = convert::decode(req.prior_state.as_ref(), &ty, "prior state").and_then(|p| {
+        let decoded = convert::decode(req.prior_state.as_ref(), ty, "prior state").and_then(|p| {
             Ok((
                 p,
-                convert::decode(req.planned_state.as_ref(), &ty, "planned state")?,
-                convert::decode(req.config.as_ref(), &ty, "configuration")?,
+                convert::decode(req.planned_state.as_ref(), ty, "planned state")?,
+                convert::decode(req.config.as_ref(), ty, "configuration")?,
             ))
         });
         let (prior, planned, config) = match decoded {
@@ -350,7 +356,7 @@ impl pb::provider_server::Provider for ProviderService {
         };
         let outcome = r.apply(&self.context(&req.type_name, op), &prior, &planned, &config).await;
         let mut diags = outcome.diagnostics;
-        let new_state = match convert::encode(&outcome.value, &ty) {
+        let new_state = match convert::encode(&outcome.value, ty) {
             Ok(v) => Some(v),
             Err(d) => {
                 diags.extend(d);
@@ -372,12 +378,12 @@ impl pb::provider_server::Provider for ProviderService {
     ) -> Result<Response<pb::import_resource_state::Response>, Status> {
         let req = req.into_inner();
         let result = match self.resource(&req.type_name) {
-            Ok(r) => match {
+            Ok((r, ty)) => match {
                 let ctx = self.context(&req.type_name, "import");
                 Self::cancellable(&ctx, r.import(&ctx, &req.id)).await
             } {
                 Ok(outcome) if !outcome.diagnostics.has_errors() => {
-                    convert::encode(&outcome.value, &r.schema().value_type()).map(|state| (state, outcome.diagnostics))
+                    convert::encode(&outcome.value, ty).map(|state| (state, outcome.diagnostics))
                 }
                 Ok(outcome) => Err(outcome.diagnostics),
                 Err(d) => Err(d),
