@@ -8,11 +8,11 @@ PROVIDER_BIN's directory)
   AutoMTLS on (a P-521 client certificate, as Terraform sends), and peak RSS of that
   process; median of several runs.
 - plan: wall time of `terraform plan` (refresh included) over 100 strata_cluster_secrets
-  against 100 terraform_data (Terraform's built-in resource), and two floors holding the
-  same state as the cluster secrets (same attribute names and value lengths, sensitive
-  where ours are): 100 terraform_data, and 100 `echo_value` of strata-plugin-echo, a
-  plugin provider over the same transport whose RPCs answer at once with what they were
-  given. All four are planned in turn, round after round, so load from other work on
+  against 100 terraform_data (Terraform's built-in resource), and two floors: 100
+  terraform_data holding the same state (same attribute names and value lengths,
+  sensitive where ours are), and the echo twin: the very same configuration and state
+  planned through strata-plugin-echo serving our schemas, a plugin provider over the
+  same transport whose RPCs answer at once with what they were given. All four are planned in turn, round after round, so load from other work on
   the machine falls on each alike; medians, and the load average around the runs.
 - per RPC: one more plan of the cluster secrets with TF_LOG_PROVIDER=debug, adding up
   the provider's own span lines (each RPC's duration as the provider measured it, from
@@ -33,7 +33,6 @@ RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 N = 100
 COOKIE = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2"
 STRATA_REQ = 'terraform {\n required_providers {\n strata = { source = "strata-iac/strata" }\n }\n}\n'
-ECHO_REQ = 'terraform {\n required_providers {\n echo = { source = "strata-iac/echo" }\n }\n}\n'
 
 
 def client_cert(tmp):
@@ -70,21 +69,16 @@ def tf(terraform, workdir, env, *args):
 
 
 def same_state_configs(strata_state):
-    """Configurations for the two floors: the attributes of cluster secret 0, each value
-    replaced by filler of the same length (prefixed by the instance index, as ours differ
-    per instance), sensitive where ours are."""
+    """terraform_data holding the state of `strata_state`'s cluster secrets: the attributes
+    of cluster secret 0, each value replaced by filler of the same length (prefixed by the
+    instance index, as ours differ per instance), sensitive where ours are."""
     inst = json.load(open(strata_state))["resources"][0]["instances"][0]
     sensitive = {p[0]["value"] for p in inst.get("sensitive_attributes", []) if len(p) == 1}
     strings = {k: len(v) for k, v in inst["attributes"].items() if isinstance(v, str)}
     fill = lambda k: f'"${{count.index}}{"x" * max(strings[k] - 2, 1)}"'
-    plain = "".join(f"   {k} = {fill(k)}\n" for k in sorted(strings) if k not in sensitive)
-    secret = "".join(f"   {k} = {fill(k)}\n" for k in sorted(strings) if k in sensitive)
-    secret_sensitive = "".join(f"   {k} = sensitive({fill(k)})\n" for k in sorted(strings) if k in sensitive)
-    data = (f'resource "terraform_data" "d" {{\n count = {N}\n'
-            f' triggers_replace = {{\n{plain}{secret_sensitive} }}\n}}\n')
-    echo = (ECHO_REQ + f'resource "echo_value" "e" {{\n count = {N}\n value = "c${{count.index}}"\n'
-            f' values = {{\n{plain} }}\n secrets = {{\n{secret} }}\n}}\n')
-    return data, echo
+    values = "".join(f"   {k} = sensitive({fill(k)})\n" if k in sensitive else f"   {k} = {fill(k)}\n"
+                     for k in sorted(strings))
+    return f'resource "terraform_data" "d" {{\n count = {N}\n triggers_replace = {{\n{values} }}\n}}\n'
 
 
 def rpc_breakdown(log_path):
@@ -130,9 +124,46 @@ def rpc_tables(starts, rpcs):
     print()
 
 
+def echo_twin(terraform, env, strata_dir, twin_dir):
+    """A workspace for strata-plugin-echo holding exactly `strata_dir`'s configuration and
+    state, its resource types renamed echo_*, served with the same schemas (from
+    `terraform providers schema -json`): the same plan through a provider that does
+    nothing. Returns the environment its plans need."""
+    schemas = os.path.join(twin_dir, "schemas.json")
+    os.makedirs(twin_dir)
+    with open(schemas, "w") as f:
+        subprocess.run([terraform, "providers", "schema", "-json"], cwd=strata_dir, env=env, check=True, stdout=f)
+    config = open(os.path.join(strata_dir, "main.tf")).read()
+    config = re.sub(r'provider "strata" \{.*?\n\}\n', "", config, flags=re.S)
+    config = config.replace('strata = { source = "strata-iac/strata" }', 'echo = { source = "strata-iac/echo" }')
+    config = config.replace('resource "strata_', 'resource "echo_')
+    with open(os.path.join(twin_dir, "main.tf"), "w") as f:
+        f.write(config)
+    state = json.load(open(os.path.join(strata_dir, "terraform.tfstate")))
+    for r in state["resources"]:
+        r["type"] = r["type"].replace("strata_", "echo_", 1)
+        r["provider"] = r["provider"].replace("strata-iac/strata", "strata-iac/echo")
+    with open(os.path.join(twin_dir, "terraform.tfstate"), "w") as f:
+        json.dump(state, f)
+    return dict(env, STRATA_ECHO_SCHEMAS=schemas)
+
+
+def cli_config(tmp, provider_dir):
+    """A CLI configuration using the provider (and strata-plugin-echo, as
+    terraform-provider-echo) from the build directory."""
+    echo_dir = os.path.join(tmp, "echo-bin")
+    os.makedirs(echo_dir)
+    os.symlink(os.path.join(provider_dir, "strata-plugin-echo"), os.path.join(echo_dir, "terraform-provider-echo"))
+    cli = os.path.join(tmp, "cli.tfrc")
+    with open(cli, "w") as f:
+        f.write('provider_installation {\n  dev_overrides {\n'
+                f'    "strata-iac/strata" = "{provider_dir}"\n'
+                f'    "strata-iac/echo" = "{echo_dir}"\n  }}\n  direct {{}}\n}}\n')
+    return cli
+
+
 def main():
     binary, terraform = sys.argv[1], sys.argv[2]
-    echo_bin = os.path.join(os.path.dirname(os.path.abspath(binary)), "strata-plugin-echo")
     tmp = tempfile.mkdtemp(prefix="strata-bench-")
     try:
         cert = client_cert(tmp)
@@ -140,14 +171,7 @@ def main():
         hs = statistics.median(s[0] for s in samples) * 1000
         rss = statistics.median(s[1] for s in samples) / 1024
 
-        echo_dir = os.path.join(tmp, "echo-bin")
-        os.makedirs(echo_dir)
-        os.symlink(echo_bin, os.path.join(echo_dir, "terraform-provider-echo"))
-        cli = os.path.join(tmp, "cli.tfrc")
-        with open(cli, "w") as f:
-            f.write('provider_installation {\n  dev_overrides {\n'
-                    f'    "strata-iac/strata" = "{os.path.dirname(os.path.abspath(binary))}"\n'
-                    f'    "strata-iac/echo" = "{echo_dir}"\n  }}\n  direct {{}}\n}}\n')
+        cli = cli_config(tmp, os.path.dirname(os.path.abspath(binary)))
         env = dict(os.environ, TF_CLI_CONFIG_FILE=cli, TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
         for k in ("TF_LOG", "TF_LOG_PROVIDER", "TF_LOG_CORE", "TF_LOG_PATH"):
             env.pop(k, None)
@@ -168,11 +192,11 @@ def main():
                                         ' input = "c${count.index}"\n}\n', True),
         }
         applies = {n: tf(terraform, d, env, "apply", "-auto-approve", "-input=false") for n, d in dirs.items()}
-        data_same, echo_same = same_state_configs(os.path.join(dirs["strata"], "terraform.tfstate"))
+        data_same = same_state_configs(os.path.join(dirs["strata"], "terraform.tfstate"))
         dirs["data_same_state"] = workspace("data_same_state", data_same, True)
-        dirs["echo_same_state"] = workspace("echo_same_state", echo_same, False)
-        for n in ("data_same_state", "echo_same_state"):
-            tf(terraform, dirs[n], env, "apply", "-auto-approve", "-input=false")
+        tf(terraform, dirs["data_same_state"], env, "apply", "-auto-approve", "-input=false")
+        dirs["echo_twin"] = os.path.join(tmp, "echo_twin")
+        env = echo_twin(terraform, env, dirs["strata"], dirs["echo_twin"])
         state_kib = {n: os.path.getsize(os.path.join(d, "terraform.tfstate")) / 1024 for n, d in dirs.items()}
 
         load_before = os.getloadavg()[0]
@@ -205,13 +229,11 @@ def main():
     print(f"| **ratio strata / terraform_data** | **{plans['strata'] / base:.2f}** |")
     print(f"| `terraform plan`, {N} `terraform_data` holding the same state as the cluster secrets | "
           f"{plans['data_same_state']:.2f} s ({plans['data_same_state'] / base:.2f}x) |")
-    print(f"| `terraform plan`, {N} `echo_value` (instant plugin provider) holding the same state | "
-          f"{plans['echo_same_state']:.2f} s ({plans['echo_same_state'] / base:.2f}x) |")
-    print(f"| ratio strata / instant plugin provider with the same state | "
-          f"{plans['strata'] / plans['echo_same_state']:.2f} |")
-    print(f"| state file: strata / terraform_data / same-state terraform_data / same-state echo | "
-          f"{state_kib['strata']:.0f} / {state_kib['terraform_data']:.0f} / {state_kib['data_same_state']:.0f} / "
-          f"{state_kib['echo_same_state']:.0f} KiB |")
+    print(f"| `terraform plan`, the same {N} cluster secrets (configuration, state, schema) through an instant "
+          f"plugin provider (echo twin) | {plans['echo_twin']:.2f} s ({plans['echo_twin'] / base:.2f}x) |")
+    print(f"| ratio strata / echo twin | {plans['strata'] / plans['echo_twin']:.2f} |")
+    print(f"| state file: strata / terraform_data / same-state terraform_data | "
+          f"{state_kib['strata']:.0f} / {state_kib['terraform_data']:.0f} / {state_kib['data_same_state']:.0f} KiB |")
     print(f"| first `terraform apply`, {N} `strata_cluster_secrets` (ECDSA P-256) | {applies['strata']:.2f} s |")
     print(f"| first `terraform apply`, {N} `terraform_data` | {applies['terraform_data']:.2f} s |")
     print()
@@ -221,15 +243,16 @@ def main():
     print(f"Where the time of one plan of {N} `strata_cluster_secrets` goes, from the provider's own spans "
           f"(`TF_LOG_PROVIDER=debug`; that plan took {debug_wall:.2f} s with the logging on). "
           f"Time is from the request decoded to the response built, so gRPC transport and Terraform's "
-          f"side are outside it; busy is time the RPC was running on a thread (not awaiting).\n")
+          f"side are outside it; busy is the time the RPC was entered on a thread, i.e. not awaiting (preemption by other work on the shared cores counts as busy).\n")
     rpc_tables(starts, rpcs)
     in_rpcs = sum(e for v in rpcs.values() for _, e, _ in v) / 1000
     print(f"Reading: the plan's cost over 100 small `terraform_data` is mostly Terraform's own handling of this "
-          f"much state through a plugin: with the same state, Terraform's built-in resource takes "
-          f"{plans['data_same_state'] / base:.2f}x and a plugin provider that answers every RPC at once "
-          f"{plans['echo_same_state'] / base:.2f}x; our provider adds {plans['strata'] / plans['echo_same_state']:.2f}x "
-          f"on top of the latter, of which {in_rpcs:.0f} ms is time inside our RPCs (the rest: our schema's size "
-          f"in Terraform's per-instance work, and scheduling on the shared cores).\n")
+          f"state: the very same plan through a plugin provider that answers every RPC at once (same schema, "
+          f"same state) takes {plans['echo_twin'] / base:.2f}x, and Terraform's built-in resource holding the "
+          f"same amount of state {plans['data_same_state'] / base:.2f}x. Our provider adds "
+          f"{plans['strata'] / plans['echo_twin']:.2f}x over its echo twin; the time inside our RPCs is "
+          f"{in_rpcs:.0f} ms of it, the rest is our process's share of the shared cores (its gRPC and TLS work "
+          f"outside the spans, and scheduling).\n")
 
 if __name__ == "__main__":
     main()

@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
+use serde_json::Value as Json;
+
 use strata_plugin_server::{init_logging, serve, ServeOptions};
 use strata_proto::tfplugin6::provider_server::Provider;
 use strata_proto::tfplugin6::{
@@ -39,10 +41,14 @@ impl Provider for Echo {
             attribute("secrets", br#"["map","string"]"#, true),
         ];
         let resource = Schema { version: 0, block: Some(schema::Block { attributes, ..Default::default() }) };
+        let mut resource_schemas = HashMap::from([("echo_value".to_string(), resource)]);
+        if let Ok(path) = std::env::var("STRATA_ECHO_SCHEMAS") {
+            resource_schemas.extend(borrowed_schemas(&path).map_err(Status::failed_precondition)?);
+        }
         tracing::info!(rpc = "GetProviderSchema", resources = 1_u64, "returning provider schema");
         Ok(Response::new(get_provider_schema::Response {
             provider: Some(Schema { version: 0, block: Some(schema::Block::default()) }),
-            resource_schemas: HashMap::from([("echo_value".to_string(), resource)]),
+            resource_schemas,
             server_capabilities: Some(ServerCapabilities { get_provider_schema_optional: true, ..Default::default() }),
             ..Default::default()
         }))
@@ -116,6 +122,55 @@ impl Provider for Echo {
             ..Default::default()
         }))
     }
+}
+
+/// The resource schemas of the first provider in a `terraform providers schema -json`
+/// file, each renamed `echo_<name without its provider prefix>`.
+fn borrowed_schemas(path: &str) -> Result<HashMap<String, Schema>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let json: Json = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+    let provider = json["provider_schemas"].as_object().and_then(|p| p.values().next()).ok_or("no provider")?;
+    let resources = provider["resource_schemas"].as_object().ok_or("no resource_schemas")?;
+    Ok(resources
+        .iter()
+        .map(|(name, s)| {
+            let short = name.split_once('_').map_or(name.as_str(), |(_, rest)| rest);
+            let schema = Schema { version: s["version"].as_i64().unwrap_or(0), block: Some(block(&s["block"])) };
+            (format!("echo_{short}"), schema)
+        })
+        .collect())
+}
+
+fn block(b: &Json) -> schema::Block {
+    let flag = |a: &Json, k: &str| a[k].as_bool().unwrap_or(false);
+    let attributes = b["attributes"].as_object().into_iter().flatten().map(|(name, a)| schema::Attribute {
+        name: name.clone(),
+        r#type: serde_json::to_vec(&a["type"]).unwrap_or_default(),
+        required: flag(a, "required"),
+        optional: flag(a, "optional"),
+        computed: flag(a, "computed"),
+        sensitive: flag(a, "sensitive"),
+        write_only: flag(a, "write_only"),
+        ..Default::default()
+    });
+    let block_types = b["block_types"].as_object().into_iter().flatten().map(|(name, nb)| {
+        use schema::nested_block::NestingMode;
+        let nesting = match nb["nesting_mode"].as_str() {
+            Some("list") => NestingMode::List,
+            Some("set") => NestingMode::Set,
+            Some("map") => NestingMode::Map,
+            Some("group") => NestingMode::Group,
+            _ => NestingMode::Single,
+        };
+        schema::NestedBlock {
+            type_name: name.clone(),
+            block: Some(block(&nb["block"])),
+            nesting: nesting as i32,
+            min_items: nb["min_items"].as_i64().unwrap_or(0),
+            max_items: nb["max_items"].as_i64().unwrap_or(0),
+        }
+    });
+    schema::Block { attributes: attributes.collect(), block_types: block_types.collect(), ..Default::default() }
 }
 
 #[tokio::main(flavor = "current_thread")]
