@@ -27,7 +27,7 @@ import urllib.request
 from bench_provider import cli_config, echo_twin, rpc_breakdown, rpc_tables
 
 N = int(os.environ.get("BENCH_VMS", "200"))
-RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 TOKEN = "root@pam!bench=bench-secret"
 TEMPLATE = 9000
 
@@ -203,7 +203,7 @@ def main():
           f"{plans['echo_twin'] / plans['terraform_data']:.2f}x the small `terraform_data`, and Terraform's "
           f"built-in resource holding the same values {plans['data_same_state'] / plans['terraform_data']:.2f}x: "
           f"that much is Terraform's own work on this state. The refresh through our provider takes {ratio:.2f}x, "
-          f"{plans['strata_vm'] / plans['echo_twin']:.2f}x its echo twin, with one Proxmox request per VM; our "
+          f"{plans['strata_vm'] / plans['echo_twin']:.2f}x the time of its echo twin, with one Proxmox request per VM; our "
           f"RPCs ran on a thread for {busy:.0f} ms in all (the rest of their time is waiting for Proxmox, "
           f"ten at a time).\n")
 
