@@ -254,19 +254,20 @@ impl pb::provider_server::Provider for ProviderService {
         let mut new_state = req.current_state.clone();
         if let Ok((r, ty)) = self.resource(&req.type_name).map_err(|d| diags.extend(d)) {
             match convert::decode(req.current_state.as_ref(), ty, "state") {
-                Ok(state) => match {
+                Ok(state) => {
                     let ctx = self.context(&req.type_name, "read");
-                    Self::cancellable(&ctx, r.read(&ctx, &state)).await
-                } {
-                    Ok(outcome) => {
-                        diags.extend(outcome.diagnostics);
-                        match convert::encode(&outcome.value, ty) {
-                            Ok(v) => new_state = Some(v),
-                            Err(d) => diags.extend(d),
+                    let read = Self::cancellable(&ctx, r.read(&ctx, &state)).await;
+                    match read {
+                        Ok(outcome) => {
+                            diags.extend(outcome.diagnostics);
+                            match convert::encode(&outcome.value, ty) {
+                                Ok(v) => new_state = Some(v),
+                                Err(d) => diags.extend(d),
+                            }
                         }
+                        Err(d) => diags.extend(d),
                     }
-                    Err(d) => diags.extend(d),
-                },
+                }
                 Err(d) => diags.extend(d),
             }
         }
@@ -378,16 +379,16 @@ impl pb::provider_server::Provider for ProviderService {
     ) -> Result<Response<pb::import_resource_state::Response>, Status> {
         let req = req.into_inner();
         let result = match self.resource(&req.type_name) {
-            Ok((r, ty)) => match {
+            Ok((r, ty)) => {
                 let ctx = self.context(&req.type_name, "import");
-                Self::cancellable(&ctx, r.import(&ctx, &req.id)).await
-            } {
-                Ok(outcome) if !outcome.diagnostics.has_errors() => {
-                    convert::encode(&outcome.value, ty).map(|state| (state, outcome.diagnostics))
+                match Self::cancellable(&ctx, r.import(&ctx, &req.id)).await {
+                    Ok(outcome) if !outcome.diagnostics.has_errors() => {
+                        convert::encode(&outcome.value, ty).map(|state| (state, outcome.diagnostics))
+                    }
+                    Ok(outcome) => Err(outcome.diagnostics),
+                    Err(d) => Err(d),
                 }
-                Ok(outcome) => Err(outcome.diagnostics),
-                Err(d) => Err(d),
-            },
+            }
             Err(d) => Err(d),
         };
         Ok(Response::new(match result {
@@ -416,16 +417,16 @@ impl pb::provider_server::Provider for ProviderService {
             Ok(d) => {
                 let ty = d.schema().value_type();
                 match convert::decode(req.config.as_ref(), &ty, "configuration") {
-                    Ok(config) => match {
+                    Ok(config) => {
                         let ctx = self.context(&req.type_name, "read");
-                        Self::cancellable(&ctx, d.read(&ctx, &config)).await
-                    } {
-                        Ok(o) if !o.diagnostics.has_errors() => {
-                            convert::encode(&o.value, &ty).map(|s| (s, o.diagnostics))
+                        match Self::cancellable(&ctx, d.read(&ctx, &config)).await {
+                            Ok(o) if !o.diagnostics.has_errors() => {
+                                convert::encode(&o.value, &ty).map(|s| (s, o.diagnostics))
+                            }
+                            Ok(o) => Err(o.diagnostics),
+                            Err(e) => Err(e),
                         }
-                        Ok(o) => Err(o.diagnostics),
-                        Err(e) => Err(e),
-                    },
+                    }
                     Err(e) => Err(e),
                 }
             }
