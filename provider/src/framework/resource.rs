@@ -159,6 +159,7 @@ pub trait Resource: Send + Sync + 'static {
 
     /// Type name without the provider prefix, e.g. `cluster_secrets`.
     fn name(&self) -> &'static str;
+    /// Built once per process and kept per resource type: it must depend on the type only.
     fn schema(&self) -> Schema;
 
     /// Checks across attributes (single-attribute checks belong in schema validators).
