@@ -4,9 +4,12 @@
 Usage: bench_vm.py PROVIDER_BIN_DIR TERRAFORM PVE_SIM_BIN
 
 - refresh: wall time of `terraform plan` (refresh included) over N strata_vm (cloned
-  from a template, static cloud-init addresses) against N terraform_data, same run;
+  from a template, static cloud-init addresses) against N terraform_data, planned in
+  turn, round after round (load from other work falls on both alike); medians;
 - Proxmox API requests per VM per refresh, counted from pve-sim's request log
-  (`/_sim/requests`) around one `terraform plan`;
+  (`/_sim/requests`) around one `terraform plan`, with pve-sim's own time per request;
+- where the time goes: one more plan with TF_LOG_PROVIDER=debug, the provider's span
+  lines added up per RPC (see bench_provider.py);
 - the first apply (N clones at Terraform's default parallelism) for reference.
 """
 import json
@@ -21,8 +24,10 @@ import time
 import urllib.parse
 import urllib.request
 
+from bench_provider import cli_config, echo_twin, rpc_breakdown, rpc_tables
+
 N = int(os.environ.get("BENCH_VMS", "200"))
-RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 TOKEN = "root@pam!bench=bench-secret"
 TEMPLATE = 9000
 
@@ -87,10 +92,7 @@ def main():
             "ide2": "local-lvm:cloudinit", "net0": "virtio,bridge=vmbr0", "agent": 1, "template": 1})
         sim.wait(upid)
 
-        cli = os.path.join(tmp, "cli.tfrc")
-        with open(cli, "w") as f:
-            f.write('provider_installation {\n  dev_overrides { "strata-iac/strata" = "%s" }\n  direct {}\n}\n'
-                    % os.path.abspath(provider_dir))
+        cli = cli_config(tmp, os.path.abspath(provider_dir))
         env = dict(os.environ, TF_CLI_CONFIG_FILE=cli, TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
         env.pop("TF_LOG", None)
         vm_tf = (
@@ -114,6 +116,22 @@ def main():
                 tf(terraform, d, env, "init", "-input=false")
             dirs[name] = d
         applies = {n: tf(terraform, d, env, "apply", "-auto-approve", "-input=false") for n, d in dirs.items()}
+        # The floor for this much state: terraform_data holding exactly the VMs' state values.
+        same = os.path.join(tmp, "data_same_state")
+        os.makedirs(same)
+        state = json.load(open(os.path.join(dirs["strata_vm"], "terraform.tfstate")))
+        instances = next(r for r in state["resources"] if r["type"] == "strata_vm")["instances"]
+        with open(os.path.join(same, "vms.json"), "w") as f:
+            json.dump([i["attributes"] for i in sorted(instances, key=lambda i: i["index_key"])], f)
+        with open(os.path.join(same, "main.tf"), "w") as f:
+            f.write('locals {\n vms = jsondecode(file("${path.module}/vms.json"))\n}\n'
+                    f'resource "terraform_data" "d" {{\n count = {N}\n triggers_replace = local.vms[count.index]\n}}\n')
+        tf(terraform, same, env, "init", "-input=false")
+        tf(terraform, same, env, "apply", "-auto-approve", "-input=false")
+        dirs["data_same_state"] = same
+        dirs["echo_twin"] = os.path.join(tmp, "echo_twin")
+        env = echo_twin(terraform, env, dirs["strata_vm"], dirs["echo_twin"])
+        state_kib = {n: os.path.getsize(os.path.join(d, "terraform.tfstate")) / 1024 for n, d in dirs.items()}
 
         # Requests of one refresh, from the simulator's own log.
         sim.call("POST", "/_sim/requests/reset")
@@ -124,9 +142,20 @@ def main():
         for r in api:
             kind = "config" if r["path"].endswith("/config") else r["path"].replace("/api2/json", "")
             by_kind[kind] = by_kind.get(kind, 0) + 1
+        sim_us = [r.get("duration_us", r["duration_ms"] * 1000) for r in api]
 
-        plans = {n: statistics.median(tf(terraform, d, env, "plan", "-input=false") for _ in range(RUNS))
-                 for n, d in dirs.items()}
+        load_before = os.getloadavg()[0]
+        runs = {n: [] for n in dirs}
+        for _ in range(RUNS):
+            for n, d in dirs.items():
+                runs[n].append(tf(terraform, d, env, "plan", "-input=false"))
+        load_after = os.getloadavg()[0]
+        plans = {n: statistics.median(v) for n, v in runs.items()}
+
+        debug_log = os.path.join(tmp, "provider-debug.log")
+        debug_wall = tf(terraform, dirs["strata_vm"], dict(env, TF_LOG_PROVIDER="debug", TF_LOG_PATH=debug_log),
+                        "plan", "-input=false")
+        starts, rpcs = rpc_breakdown(debug_log)
         vms = [v for v in sim.call("GET", "/api2/json/cluster/resources?type=vm") if v["vmid"] != TEMPLATE]
         assert len(vms) == N and all(v["status"] == "running" for v in vms), "not every VM is running"
     finally:
@@ -137,19 +166,46 @@ def main():
     ratio = plans["strata_vm"] / plans["terraform_data"]
     print("## Proxmox VMs (issue: Proxmox)\n")
     print(f"{N} `strata_vm` cloned from one template (static cloud-init addresses) against {N} `terraform_data`, "
-          f"pve-sim with 10 ms tasks, {'release' if 'release' in sys.argv[1] else 'debug'} build, median of {RUNS} plans, {os.cpu_count()} cores.\n")
+          f"pve-sim with 10 ms tasks, {'release' if 'release' in sys.argv[1] else 'debug'} build, median of {RUNS} "
+          f"plans each, planned in turn, {os.cpu_count()} cores shared with other work (1-minute load average "
+          f"{load_before:.2f} before the plans, {load_after:.2f} after). pve-sim runs on the same cores.\n")
     print("| measure | value |")
     print("| --- | --- |")
     print(f"| `terraform plan` (refresh), {N} `strata_vm` | {plans['strata_vm']:.2f} s |")
     print(f"| `terraform plan`, {N} `terraform_data` | {plans['terraform_data']:.2f} s |")
-    print(f"| ratio strata_vm / terraform_data | {ratio:.2f} |")
+    print(f"| **ratio strata_vm / terraform_data** | **{ratio:.2f}** |")
+    print(f"| `terraform plan`, {N} `terraform_data` holding the same values as the VMs' state | "
+          f"{plans['data_same_state']:.2f} s ({plans['data_same_state'] / plans['terraform_data']:.2f}x) |")
+    print(f"| `terraform plan`, the same {N} VMs (configuration, state, schema) through an instant plugin provider "
+          f"(echo twin, see the provider section) | {plans['echo_twin']:.2f} s "
+          f"({plans['echo_twin'] / plans['terraform_data']:.2f}x) |")
+    print(f"| ratio strata_vm / echo twin | {plans['strata_vm'] / plans['echo_twin']:.2f} |")
+    print(f"| state file: strata_vm / terraform_data / same-values terraform_data | {state_kib['strata_vm']:.0f} / "
+          f"{state_kib['terraform_data']:.0f} / {state_kib['data_same_state']:.0f} KiB (terraform_data stores "
+          f"each value's type beside it) |")
     print(f"| Proxmox API requests in one refresh | {len(api)} "
           f"({', '.join(f'{k}: {v}' for k, v in sorted(by_kind.items()))}) |")
     print(f"| requests per VM per refresh | {len(api) / N:.3f} |")
+    print(f"| pve-sim's time per request (median / max), its own measure | "
+          f"{statistics.median(sim_us):.0f} us / {max(sim_us)} us |")
     print(f"| first `terraform apply`, {N} clones started (parallelism 10) | {applies['strata_vm']:.2f} s |")
     print(f"| first `terraform apply`, {N} `terraform_data` | {applies['terraform_data']:.2f} s |")
     print()
-
+    print("Every run, in order (s): " + "; ".join(
+        f"{n} " + ", ".join(f"{x:.2f}" for x in v) for n, v in runs.items()) + ".\n")
+    print(f"Where the time of one refresh of {N} `strata_vm` goes, from the provider's own spans "
+          f"(`TF_LOG_PROVIDER=debug`; that plan took {debug_wall:.2f} s with the logging on). An RPC's time runs "
+          f"from its request decoded to its response built; busy is the part spent running on a thread, the "
+          f"rest is waiting (for Proxmox, in ReadResource).\n")
+    rpc_tables(starts, rpcs)
+    busy = sum(b for v in rpcs.values() for _, _, b in v) / 1000
+    print(f"Reading: the very same plan through a plugin provider that answers every RPC at once takes "
+          f"{plans['echo_twin'] / plans['terraform_data']:.2f}x the small `terraform_data`, and Terraform's "
+          f"built-in resource holding the same values {plans['data_same_state'] / plans['terraform_data']:.2f}x: "
+          f"that much is Terraform's own work on this state. The refresh through our provider takes {ratio:.2f}x, "
+          f"{plans['strata_vm'] / plans['echo_twin']:.2f}x the time of its echo twin, with one Proxmox request per VM; our "
+          f"RPCs ran on a thread for {busy:.0f} ms in all (the rest of their time is waiting for Proxmox, "
+          f"ten at a time).\n")
 
 if __name__ == "__main__":
     main()

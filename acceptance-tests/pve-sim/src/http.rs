@@ -45,6 +45,7 @@ pub async fn gate(State(sim): State<SharedSim>, mut req: Request, next: Next) ->
                 path: path.clone(),
                 status,
                 duration_ms: start.elapsed().as_millis() as u64,
+                duration_us: start.elapsed().as_micros() as u64,
                 fault: fault.map(String::from),
                 user: user.map(String::from),
             });

@@ -17,6 +17,9 @@ pub struct RequestEntry {
     /// HTTP status sent; 0 when the connection was reset without a response.
     pub status: u16,
     pub duration_ms: u64,
+    /// The same in microseconds: most answers take well under a millisecond.
+    #[serde(default)]
+    pub duration_us: u64,
     /// Injected fault, if any: "5xx", "reset-before", "reset-after".
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub fault: Option<String>,

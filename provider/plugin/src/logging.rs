@@ -2,17 +2,24 @@
 //!
 //! Terraform reads a provider's stderr line by line; a line that parses as an
 //! hclog JSON object keeps its level and key/value pairs in `TF_LOG` output.
+//! A span, when its level is enabled, becomes one line as it closes: its fields plus
+//! `elapsed_us` (open to close) and `busy_us` (time inside it, i.e. not awaiting), so
+//! `TF_LOG_PROVIDER=debug` shows where each RPC's time goes. Disabled spans cost a
+//! level check.
 
 use std::io::Write as _;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
+use tracing_subscriber::registry::LookupSpan;
 
 /// The `@module` value of every line.
 pub const MODULE: &str = "provider.terraform-provider-strata";
@@ -66,13 +73,72 @@ where
     }
 }
 
+/// What a span carries until it closes.
+struct SpanTiming {
+    fields: Vec<(String, Value)>,
+    opened: Instant,
+    busy: Duration,
+    entered: Option<Instant>,
+}
+
 impl<S, W> Layer<S> for HclogLayer<W>
 where
-    S: Subscriber,
+    S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'a> MakeWriter<'a> + 'static,
 {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let mut line = format_event(event);
+        let mut fields = FieldVisitor::default();
+        event.record(&mut fields);
+        self.write_line(*event.metadata().level(), fields.message.unwrap_or_default(), fields.fields);
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = FieldVisitor::default();
+        attrs.record(&mut fields);
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(SpanTiming {
+                fields: fields.fields,
+                opened: Instant::now(),
+                busy: Duration::ZERO,
+                entered: None,
+            });
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            if let Some(t) = span.extensions_mut().get_mut::<SpanTiming>() {
+                t.entered = Some(Instant::now());
+            }
+        }
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            if let Some(t) = span.extensions_mut().get_mut::<SpanTiming>() {
+                if let Some(at) = t.entered.take() {
+                    t.busy += at.elapsed();
+                }
+            }
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(t) = span.extensions_mut().remove::<SpanTiming>() else { return };
+        let mut fields = t.fields;
+        fields.push(("elapsed_us".into(), Value::from(micros(t.opened.elapsed()))));
+        fields.push(("busy_us".into(), Value::from(micros(t.busy))));
+        self.write_line(*span.metadata().level(), format!("{} done", span.name()), fields);
+    }
+}
+
+impl<W> HclogLayer<W>
+where
+    W: for<'a> MakeWriter<'a> + 'static,
+{
+    fn write_line(&self, level: Level, message: String, fields: Vec<(String, Value)>) {
+        let mut line = format_line(level, message, fields);
         line.push(b'\n');
         // One write per line keeps concurrent events from interleaving; a
         // closed or broken stderr must never take the provider down.
@@ -80,15 +146,17 @@ where
     }
 }
 
-fn format_event(event: &Event<'_>) -> Vec<u8> {
-    let mut fields = FieldVisitor::default();
-    event.record(&mut fields);
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn format_line(level: Level, message: String, fields: Vec<(String, Value)>) -> Vec<u8> {
     let mut obj = Map::new();
-    obj.insert("@level".into(), Value::from(level_name(*event.metadata().level())));
-    obj.insert("@message".into(), Value::from(fields.message.unwrap_or_default()));
+    obj.insert("@level".into(), Value::from(level_name(level)));
+    obj.insert("@message".into(), Value::from(message));
     obj.insert("@module".into(), Value::from(MODULE));
     obj.insert("@timestamp".into(), Value::from(timestamp_now()));
-    for (key, value) in fields.fields {
+    for (key, value) in fields {
         // Never let a field overwrite the hclog header keys.
         if !obj.contains_key(&key) {
             obj.insert(key, value);
@@ -212,6 +280,31 @@ mod tests {
         // RFC 3339 with microseconds: 2026-01-02T15:04:05.000000Z
         assert_eq!(ts.len(), 27, "{ts}");
         assert!(time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok());
+    }
+
+    #[test]
+    fn a_closing_span_logs_its_fields_and_durations() {
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::registry().with(HclogLayer::new(out.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::debug_span!("ReadResource", type_name = "strata_vm");
+            {
+                let _inside = span.enter();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            drop(span);
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let v: Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["@level"], "debug");
+        assert_eq!(v["@message"], "ReadResource done");
+        assert_eq!(v["type_name"], "strata_vm");
+        let (elapsed, busy) = (v["elapsed_us"].as_u64().unwrap(), v["busy_us"].as_u64().unwrap());
+        assert!(busy >= 20_000 && busy < elapsed, "busy {busy} us, elapsed {elapsed} us");
+        assert!(elapsed >= 40_000, "elapsed {elapsed} us");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The traits a resource and a data source implement, and their type-erased forms the
 //! gRPC layer drives.
 
-use std::any::Any;
-use std::sync::Arc;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,6 +18,7 @@ use super::model::{from_model, to_model};
 use super::plan::{self, PlanChange, ProviderHandle};
 use super::schema::Schema;
 use super::timeouts::{self, Timeouts};
+use super::types::Type;
 use super::validate::validate_block;
 use super::value::Value;
 use super::write_only;
@@ -157,6 +159,7 @@ pub trait Resource: Send + Sync + 'static {
 
     /// Type name without the provider prefix, e.g. `cluster_secrets`.
     fn name(&self) -> &'static str;
+    /// Built once per process and kept per resource type: it must depend on the type only.
     fn schema(&self) -> Schema;
 
     /// Checks across attributes (single-attribute checks belong in schema validators).
@@ -221,8 +224,8 @@ impl Outcome {
 #[async_trait]
 pub trait AnyResource: Send + Sync {
     fn name(&self) -> &'static str;
-    /// The schema Terraform sees (the resource's own plus `timeouts`).
-    fn schema(&self) -> Schema;
+    /// The schema Terraform sees (the resource's own plus `timeouts`), built once per process.
+    fn schema(&self) -> Arc<Schema>;
     fn validate(&self, config: &Value) -> Diagnostics;
     fn plan(&self, ctx: &Context, prior: &Value, proposed: &Value, config: &Value) -> PlanChange;
     fn import_id(&self) -> Option<&'static str>;
@@ -278,28 +281,53 @@ fn note_timeout(ctx: &Context, diags: &mut Diagnostics) {
     }
 }
 
+/// A resource type's schemas and value types (see `ResourceExt::schemas`).
+struct Schemas {
+    /// The resource's own schema.
+    own: Schema,
+    own_type: Type,
+    /// What Terraform sees: the own schema plus `timeouts` unless it declares its own.
+    full: Arc<Schema>,
+    full_type: Type,
+    framework_timeouts: bool,
+}
+
 impl<R: Resource> ResourceExt for R {}
 
 /// What the erased form needs beyond the typed trait.
 trait ResourceExt: Resource {
     /// Whether the framework adds `timeouts` (a resource that declares its own keeps it).
-    fn framework_timeouts(&self) -> bool {
-        Resource::schema(self).block.find_block(timeouts::BLOCK).is_none()
-    }
-
-    fn full_schema(&self) -> Schema {
-        let mut s = Resource::schema(self);
-        if s.block.find_block(timeouts::BLOCK).is_none() {
-            s.block.blocks.push(timeouts::block(&self.timeouts()));
+    /// This resource type's schemas, built on first use and then shared by every RPC of
+    /// the process: a resource builds its schema from scratch (attributes, descriptions,
+    /// validators), and each RPC used to build it up to four times.
+    fn schemas(&self) -> Arc<Schemas> {
+        static BUILT: LazyLock<RwLock<HashMap<TypeId, Arc<Schemas>>>> = LazyLock::new(Default::default);
+        let key = TypeId::of::<Self>();
+        if let Some(s) = BUILT.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return s.clone();
         }
-        s
+        let own = Resource::schema(self);
+        let framework_timeouts = own.block.find_block(timeouts::BLOCK).is_none();
+        let mut full = own.clone();
+        if framework_timeouts {
+            full.block.blocks.push(timeouts::block(&self.timeouts()));
+        }
+        let built = Arc::new(Schemas {
+            own_type: own.value_type(),
+            own,
+            full_type: full.value_type(),
+            full: Arc::new(full),
+            framework_timeouts,
+        });
+        BUILT.write().unwrap_or_else(|p| p.into_inner()).entry(key).or_insert(built).clone()
     }
 
     /// Model -> value of the full schema, carrying `timeouts` over from `source`.
     fn to_value(&self, m: &Self::Model, source: &Value) -> Result<Value, Diagnostics> {
-        let own = Resource::schema(self);
-        let mut v = from_model(m, &own.value_type())?;
-        if self.framework_timeouts() {
+        let schemas = self.schemas();
+        let own = &schemas.own;
+        let mut v = from_model(m, &schemas.own_type)?;
+        if schemas.framework_timeouts {
             if let Value::Object(attrs) = &mut v {
                 let t = source.attr(timeouts::BLOCK).cloned().unwrap_or(Value::Null);
                 attrs.insert(timeouts::BLOCK.to_string(), t.unknown_as_null());
@@ -315,13 +343,13 @@ impl<R: Resource> AnyResource for R {
     fn name(&self) -> &'static str {
         Resource::name(self)
     }
-    fn schema(&self) -> Schema {
-        self.full_schema()
+    fn schema(&self) -> Arc<Schema> {
+        self.schemas().full.clone()
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut diags = Diagnostics::new();
-        validate_block(&self.full_schema().block, config, &AttributePath::default(), &mut diags);
+        validate_block(&self.schemas().full.block, config, &AttributePath::default(), &mut diags);
         Resource::validate(self, config, &mut diags);
         diags
     }
@@ -331,7 +359,7 @@ impl<R: Resource> AnyResource for R {
     }
 
     fn plan(&self, ctx: &Context, prior: &Value, proposed: &Value, config: &Value) -> PlanChange {
-        let mut change = plan::plan(&self.full_schema(), prior, proposed, config);
+        let mut change = plan::plan(&self.schemas().full, prior, proposed, config);
         change.provider = ctx.data.clone().map(ProviderHandle);
         if !change.planned.is_null() {
             self.modify_plan(&mut change);
@@ -357,7 +385,7 @@ impl<R: Resource> AnyResource for R {
         }
         // The resource works with the write-only values; they never leave this function.
         let mut with_secrets = planned.clone();
-        write_only::fill_from_config(&Resource::schema(self).block, &mut with_secrets, config);
+        write_only::fill_from_config(&self.schemas().own.block, &mut with_secrets, config);
         let planned_model = match to_model::<R::Model>(&with_secrets) {
             Ok(m) => m,
             Err(d) => return Outcome::failed(prior.clone(), d),
@@ -431,7 +459,8 @@ impl<R: Resource> AnyResource for R {
     }
 
     fn upgrade(&self, version: i64, raw_json: &[u8]) -> Outcome {
-        let schema = self.full_schema();
+        let schemas = self.schemas();
+        let schema = &schemas.full;
 
         if version > schema.version {
             return Outcome::failed(
@@ -465,7 +494,7 @@ impl<R: Resource> AnyResource for R {
             raw
         };
         // Attributes a newer schema dropped are ignored rather than failing the refresh.
-        match json::decode(&raw, &schema.value_type(), Extra::Ignore) {
+        match json::decode(&raw, &schemas.full_type, Extra::Ignore) {
             Ok(v) => Outcome { value: v, diagnostics: Diagnostics::new() },
             Err(e) => {
                 Outcome::failed(Value::Null, Diagnostic::error("Stored state does not match the schema", e).into())

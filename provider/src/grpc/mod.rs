@@ -1,5 +1,9 @@
 //! The tfplugin6 Provider service: decodes requests, drives the framework, encodes
 //! responses. Resources never see anything from here.
+//!
+//! Every RPC runs in a debug-level span named after it; with `TF_LOG_PROVIDER=debug`
+//! each one logs its duration as it ends (see strata-plugin-server's logging), which
+//! is what scripts/bench_provider.py adds up per RPC.
 
 mod convert;
 
@@ -13,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::framework::validate::validate_block;
 use crate::framework::{
-    AnyDataSource, AnyResource, AttributePath, Context, Diagnostic, Diagnostics, ProviderDefinition, Schema,
+    AnyDataSource, AnyResource, AttributePath, Context, Diagnostic, Diagnostics, ProviderDefinition, Schema, Type,
 };
 
 type Data = Arc<dyn Any + Send + Sync>;
@@ -22,6 +26,8 @@ pub struct ProviderService {
     definition: Arc<dyn ProviderDefinition>,
     provider_schema: Schema,
     resources: HashMap<String, Arc<dyn AnyResource>>,
+    /// Each resource's value type, computed once: every RPC decodes or encodes with it.
+    resource_types: HashMap<String, Type>,
     data_sources: HashMap<String, Arc<dyn AnyDataSource>>,
     configured: RwLock<Option<Data>>,
     /// The parent of every operation's token. StopProvider cancels it (ending what is in
@@ -33,13 +39,16 @@ pub struct ProviderService {
 impl ProviderService {
     pub fn new(definition: Arc<dyn ProviderDefinition>) -> ProviderService {
         let prefix = definition.type_name();
-        let resources = definition.resources().into_iter().map(|r| (format!("{prefix}_{}", r.name()), r)).collect();
+        let resources: HashMap<_, _> =
+            definition.resources().into_iter().map(|r| (format!("{prefix}_{}", r.name()), r)).collect();
+        let resource_types = resources.iter().map(|(k, r)| (k.clone(), r.schema().value_type())).collect();
         let data_sources =
             definition.data_sources().into_iter().map(|d| (format!("{prefix}_{}", d.name()), d)).collect();
         ProviderService {
             provider_schema: definition.schema(),
             definition,
             resources,
+            resource_types,
             data_sources,
             configured: RwLock::new(None),
             stop: std::sync::Mutex::new(CancellationToken::new()),
@@ -53,8 +62,12 @@ impl ProviderService {
         Context::new(token, data).for_operation(type_name, operation)
     }
 
-    fn resource(&self, type_name: &str) -> Result<&Arc<dyn AnyResource>, Diagnostics> {
-        self.resources.get(type_name).ok_or_else(|| unknown_type("resource", type_name))
+    /// The resource of that type name and its value type.
+    fn resource(&self, type_name: &str) -> Result<(&Arc<dyn AnyResource>, &Type), Diagnostics> {
+        match (self.resources.get(type_name), self.resource_types.get(type_name)) {
+            (Some(r), Some(ty)) => Ok((r, ty)),
+            _ => Err(unknown_type("resource", type_name)),
+        }
     }
 
     fn data_source(&self, type_name: &str) -> Result<&Arc<dyn AnyDataSource>, Diagnostics> {
@@ -89,6 +102,7 @@ fn unknown_type(kind: &str, name: &str) -> Diagnostics {
 
 #[tonic::async_trait]
 impl pb::provider_server::Provider for ProviderService {
+    #[tracing::instrument(level = "debug", name = "GetMetadata", skip_all)]
     async fn get_metadata(
         &self,
         _req: Request<pb::get_metadata::Request>,
@@ -109,11 +123,11 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
+    #[tracing::instrument(level = "debug", name = "GetProviderSchema", skip_all)]
     async fn get_provider_schema(
         &self,
         _req: Request<pb::get_provider_schema::Request>,
     ) -> Result<Response<pb::get_provider_schema::Response>, Status> {
-        tracing::debug!("GetProviderSchema");
         Ok(Response::new(pb::get_provider_schema::Response {
             provider: Some(convert::schema(&self.provider_schema)),
             resource_schemas: self.resources.iter().map(|(k, r)| (k.clone(), convert::schema(&r.schema()))).collect(),
@@ -127,6 +141,7 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
+    #[tracing::instrument(level = "debug", name = "GetResourceIdentitySchemas", skip_all)]
     async fn get_resource_identity_schemas(
         &self,
         _req: Request<pb::get_resource_identity_schemas::Request>,
@@ -134,6 +149,7 @@ impl pb::provider_server::Provider for ProviderService {
         Ok(Response::new(pb::get_resource_identity_schemas::Response::default()))
     }
 
+    #[tracing::instrument(level = "debug", name = "ValidateProviderConfig", skip_all)]
     async fn validate_provider_config(
         &self,
         req: Request<pb::validate_provider_config::Request>,
@@ -150,12 +166,12 @@ impl pb::provider_server::Provider for ProviderService {
         Ok(Response::new(pb::validate_provider_config::Response { diagnostics: convert::diagnostics(&diags) }))
     }
 
+    #[tracing::instrument(level = "debug", name = "ConfigureProvider", skip_all, fields(terraform_version = %req.get_ref().terraform_version))]
     async fn configure_provider(
         &self,
         req: Request<pb::configure_provider::Request>,
     ) -> Result<Response<pb::configure_provider::Response>, Status> {
         let req = req.into_inner();
-        tracing::debug!(terraform_version = %req.terraform_version, "ConfigureProvider");
         let result =
             match convert::decode(req.config.as_ref(), &self.provider_schema.value_type(), "provider configuration") {
                 Ok(config) => self.definition.configure(&config).await,
@@ -171,20 +187,21 @@ impl pb::provider_server::Provider for ProviderService {
         Ok(Response::new(pb::configure_provider::Response { diagnostics: convert::diagnostics(&diags) }))
     }
 
+    #[tracing::instrument(level = "debug", name = "ValidateResourceConfig", skip_all, fields(type_name = %req.get_ref().type_name))]
     async fn validate_resource_config(
         &self,
         req: Request<pb::validate_resource_config::Request>,
     ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
         let req = req.into_inner();
-        tracing::debug!(type_name = %req.type_name, "ValidateResourceConfig");
-        let diags = self.resource(&req.type_name).and_then(|r| {
-            let config = convert::decode(req.config.as_ref(), &r.schema().value_type(), "configuration")?;
+        let diags = self.resource(&req.type_name).and_then(|(r, ty)| {
+            let config = convert::decode(req.config.as_ref(), ty, "configuration")?;
             Ok(r.validate(&config))
         });
         let diags = diags.unwrap_or_else(|d| d);
         Ok(Response::new(pb::validate_resource_config::Response { diagnostics: convert::diagnostics(&diags) }))
     }
 
+    #[tracing::instrument(level = "debug", name = "ValidateDataResourceConfig", skip_all, fields(type_name = %req.get_ref().type_name))]
     async fn validate_data_resource_config(
         &self,
         req: Request<pb::validate_data_resource_config::Request>,
@@ -198,13 +215,13 @@ impl pb::provider_server::Provider for ProviderService {
         Ok(Response::new(pb::validate_data_resource_config::Response { diagnostics: convert::diagnostics(&diags) }))
     }
 
+    #[tracing::instrument(level = "debug", name = "UpgradeResourceState", skip_all, fields(type_name = %req.get_ref().type_name, version = req.get_ref().version))]
     async fn upgrade_resource_state(
         &self,
         req: Request<pb::upgrade_resource_state::Request>,
     ) -> Result<Response<pb::upgrade_resource_state::Response>, Status> {
         let req = req.into_inner();
-        tracing::debug!(type_name = %req.type_name, version = req.version, "UpgradeResourceState");
-        let result = self.resource(&req.type_name).and_then(|r| {
+        let result = self.resource(&req.type_name).and_then(|(r, ty)| {
             let raw = req.raw_state.as_ref().map(|s| s.json.as_slice()).unwrap_or_default();
             if raw.is_empty() {
                 return Err(Diagnostic::error(
@@ -217,7 +234,7 @@ impl pb::provider_server::Provider for ProviderService {
             if outcome.diagnostics.has_errors() {
                 return Err(outcome.diagnostics);
             }
-            convert::encode(&outcome.value, &r.schema().value_type())
+            convert::encode(&outcome.value, ty)
         });
         Ok(Response::new(match result {
             Ok(v) => pb::upgrade_resource_state::Response { upgraded_state: Some(v), diagnostics: vec![] },
@@ -227,30 +244,30 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
+    #[tracing::instrument(level = "debug", name = "ReadResource", skip_all, fields(type_name = %req.get_ref().type_name))]
     async fn read_resource(
         &self,
         req: Request<pb::read_resource::Request>,
     ) -> Result<Response<pb::read_resource::Response>, Status> {
         let req = req.into_inner();
-        tracing::debug!(type_name = %req.type_name, "ReadResource");
         let mut diags = Diagnostics::new();
         let mut new_state = req.current_state.clone();
-        if let Ok(r) = self.resource(&req.type_name).map_err(|d| diags.extend(d)) {
-            let ty = r.schema().value_type();
-            match convert::decode(req.current_state.as_ref(), &ty, "state") {
-                Ok(state) => match {
+        if let Ok((r, ty)) = self.resource(&req.type_name).map_err(|d| diags.extend(d)) {
+            match convert::decode(req.current_state.as_ref(), ty, "state") {
+                Ok(state) => {
                     let ctx = self.context(&req.type_name, "read");
-                    Self::cancellable(&ctx, r.read(&ctx, &state)).await
-                } {
-                    Ok(outcome) => {
-                        diags.extend(outcome.diagnostics);
-                        match convert::encode(&outcome.value, &ty) {
-                            Ok(v) => new_state = Some(v),
-                            Err(d) => diags.extend(d),
+                    let read = Self::cancellable(&ctx, r.read(&ctx, &state)).await;
+                    match read {
+                        Ok(outcome) => {
+                            diags.extend(outcome.diagnostics);
+                            match convert::encode(&outcome.value, ty) {
+                                Ok(v) => new_state = Some(v),
+                                Err(d) => diags.extend(d),
+                            }
                         }
+                        Err(d) => diags.extend(d),
                     }
-                    Err(d) => diags.extend(d),
-                },
+                }
                 Err(d) => diags.extend(d),
             }
         }
@@ -262,17 +279,16 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
+    #[tracing::instrument(level = "debug", name = "PlanResourceChange", skip_all, fields(type_name = %req.get_ref().type_name))]
     async fn plan_resource_change(
         &self,
         req: Request<pb::plan_resource_change::Request>,
     ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
         let req = req.into_inner();
-        tracing::debug!(type_name = %req.type_name, "PlanResourceChange");
-        let result = self.resource(&req.type_name).and_then(|r| {
-            let ty = r.schema().value_type();
-            let prior = convert::decode(req.prior_state.as_ref(), &ty, "prior state")?;
-            let proposed = convert::decode(req.proposed_new_state.as_ref(), &ty, "proposed state")?;
-            let config = convert::decode(req.config.as_ref(), &ty, "configuration")?;
+        let result = self.resource(&req.type_name).and_then(|(r, ty)| {
+            let prior = convert::decode(req.prior_state.as_ref(), ty, "prior state")?;
+            let proposed = convert::decode(req.proposed_new_state.as_ref(), ty, "proposed state")?;
+            let config = convert::decode(req.config.as_ref(), ty, "configuration")?;
             // Values unknown at validation time may be known now: check them again.
             let mut diags = if config.is_null() { Diagnostics::new() } else { r.validate(&config) };
             let change = r.plan(&self.context(&req.type_name, "plan"), &prior, &proposed, &config);
@@ -280,7 +296,7 @@ impl pb::provider_server::Provider for ProviderService {
             if diags.has_errors() {
                 return Err(diags);
             }
-            let planned = convert::encode(&change.planned, &ty)?;
+            let planned = convert::encode(&change.planned, ty)?;
             Ok((planned, change.requires_replace, diags))
         });
         Ok(Response::new(match result {
@@ -297,14 +313,14 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
+    #[tracing::instrument(level = "debug", name = "ApplyResourceChange", skip_all, fields(type_name = %req.get_ref().type_name))]
     async fn apply_resource_change(
         &self,
         req: Request<pb::apply_resource_change::Request>,
     ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
         let req = req.into_inner();
-        tracing::debug!(type_name = %req.type_name, "ApplyResourceChange");
-        let r = match self.resource(&req.type_name) {
-            Ok(r) => r,
+        let (r, ty) = match self.resource(&req.type_name) {
+            Ok(found) => found,
             Err(d) => {
                 return Ok(Response::new(pb::apply_resource_change::Response {
                     new_state: req.prior_state,
@@ -313,12 +329,11 @@ impl pb::provider_server::Provider for ProviderService {
                 }))
             }
         };
-        let ty = r.schema().value_type();
-        let decoded = convert::decode(req.prior_state.as_ref(), &ty, "prior state").and_then(|p| {
+        let decoded = convert::decode(req.prior_state.as_ref(), ty, "prior state").and_then(|p| {
             Ok((
                 p,
-                convert::decode(req.planned_state.as_ref(), &ty, "planned state")?,
-                convert::decode(req.config.as_ref(), &ty, "configuration")?,
+                convert::decode(req.planned_state.as_ref(), ty, "planned state")?,
+                convert::decode(req.config.as_ref(), ty, "configuration")?,
             ))
         });
         let (prior, planned, config) = match decoded {
@@ -342,7 +357,7 @@ impl pb::provider_server::Provider for ProviderService {
         };
         let outcome = r.apply(&self.context(&req.type_name, op), &prior, &planned, &config).await;
         let mut diags = outcome.diagnostics;
-        let new_state = match convert::encode(&outcome.value, &ty) {
+        let new_state = match convert::encode(&outcome.value, ty) {
             Ok(v) => Some(v),
             Err(d) => {
                 diags.extend(d);
@@ -357,23 +372,23 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
+    #[tracing::instrument(level = "debug", name = "ImportResourceState", skip_all, fields(type_name = %req.get_ref().type_name))]
     async fn import_resource_state(
         &self,
         req: Request<pb::import_resource_state::Request>,
     ) -> Result<Response<pb::import_resource_state::Response>, Status> {
         let req = req.into_inner();
-        tracing::debug!(type_name = %req.type_name, "ImportResourceState");
         let result = match self.resource(&req.type_name) {
-            Ok(r) => match {
+            Ok((r, ty)) => {
                 let ctx = self.context(&req.type_name, "import");
-                Self::cancellable(&ctx, r.import(&ctx, &req.id)).await
-            } {
-                Ok(outcome) if !outcome.diagnostics.has_errors() => {
-                    convert::encode(&outcome.value, &r.schema().value_type()).map(|state| (state, outcome.diagnostics))
+                match Self::cancellable(&ctx, r.import(&ctx, &req.id)).await {
+                    Ok(outcome) if !outcome.diagnostics.has_errors() => {
+                        convert::encode(&outcome.value, ty).map(|state| (state, outcome.diagnostics))
+                    }
+                    Ok(outcome) => Err(outcome.diagnostics),
+                    Err(d) => Err(d),
                 }
-                Ok(outcome) => Err(outcome.diagnostics),
-                Err(d) => Err(d),
-            },
+            }
             Err(d) => Err(d),
         };
         Ok(Response::new(match result {
@@ -392,26 +407,26 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
+    #[tracing::instrument(level = "debug", name = "ReadDataSource", skip_all, fields(type_name = %req.get_ref().type_name))]
     async fn read_data_source(
         &self,
         req: Request<pb::read_data_source::Request>,
     ) -> Result<Response<pb::read_data_source::Response>, Status> {
         let req = req.into_inner();
-        tracing::debug!(type_name = %req.type_name, "ReadDataSource");
         let result = match self.data_source(&req.type_name) {
             Ok(d) => {
                 let ty = d.schema().value_type();
                 match convert::decode(req.config.as_ref(), &ty, "configuration") {
-                    Ok(config) => match {
+                    Ok(config) => {
                         let ctx = self.context(&req.type_name, "read");
-                        Self::cancellable(&ctx, d.read(&ctx, &config)).await
-                    } {
-                        Ok(o) if !o.diagnostics.has_errors() => {
-                            convert::encode(&o.value, &ty).map(|s| (s, o.diagnostics))
+                        match Self::cancellable(&ctx, d.read(&ctx, &config)).await {
+                            Ok(o) if !o.diagnostics.has_errors() => {
+                                convert::encode(&o.value, &ty).map(|s| (s, o.diagnostics))
+                            }
+                            Ok(o) => Err(o.diagnostics),
+                            Err(e) => Err(e),
                         }
-                        Ok(o) => Err(o.diagnostics),
-                        Err(e) => Err(e),
-                    },
+                    }
                     Err(e) => Err(e),
                 }
             }

@@ -426,3 +426,103 @@ async fn an_invalid_timeout_is_refused_naming_the_attribute() {
         .into_inner();
     assert_eq!(errors(&resp.diagnostics), vec!["Invalid value for timeouts.delete"]);
 }
+
+/// How many times `Counted::schema` ran.
+static COUNTED_SCHEMA_BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A resource counting how often its schema is built.
+struct Counted;
+
+#[async_trait]
+impl Resource for Counted {
+    type Model = SlowModel;
+    fn name(&self) -> &'static str {
+        "counted"
+    }
+    fn schema(&self) -> Schema {
+        COUNTED_SCHEMA_BUILDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Schema::new(0, Block::new("counted").attribute(Attribute::optional("id", Type::String)))
+    }
+    async fn create(&self, _: &Context, m: SlowModel) -> ApplyResult<SlowModel> {
+        Ok(m)
+    }
+    async fn read(&self, _: &Context, m: SlowModel) -> Result<Option<SlowModel>, Diagnostics> {
+        Ok(Some(m))
+    }
+    async fn update(&self, _: &Context, _: SlowModel, m: SlowModel) -> ApplyResult<SlowModel> {
+        Ok(m)
+    }
+    async fn delete(&self, _: &Context, _: SlowModel) -> Result<(), Diagnostics> {
+        Ok(())
+    }
+}
+
+struct CountedProvider;
+
+#[async_trait]
+impl crate::framework::ProviderDefinition for CountedProvider {
+    fn type_name(&self) -> &'static str {
+        "test"
+    }
+    fn schema(&self) -> Schema {
+        Schema::new(0, Block::new("test"))
+    }
+    async fn configure(&self, _: &Value) -> Result<Arc<dyn std::any::Any + Send + Sync>, Diagnostics> {
+        Ok(Arc::new(()))
+    }
+    fn resources(&self) -> Vec<Arc<dyn crate::framework::AnyResource>> {
+        vec![Arc::new(Counted)]
+    }
+    fn data_sources(&self) -> Vec<Arc<dyn crate::framework::AnyDataSource>> {
+        vec![]
+    }
+}
+
+#[tokio::test]
+async fn a_resource_schema_is_built_once_per_process_not_per_rpc() {
+    let svc = ProviderService::new(Arc::new(CountedProvider));
+    let ty = crate::framework::AnyResource::schema(&Counted).value_type();
+    let state = Value::Object([("id".to_string(), Value::string("x")), ("timeouts".to_string(), Value::Null)].into());
+    for _ in 0..3 {
+        let v = svc
+            .validate_resource_config(Request::new(pb::validate_resource_config::Request {
+                type_name: "test_counted".into(),
+                config: dv(&state, &ty),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        assert!(v.into_inner().diagnostics.is_empty());
+        let raw = br#"{"id":"x","timeouts":null}"#.to_vec();
+        let u = svc
+            .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
+                type_name: "test_counted".into(),
+                raw_state: Some(pb::RawState { json: raw, ..Default::default() }),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        assert!(u.into_inner().upgraded_state.is_some());
+        let r = svc
+            .read_resource(Request::new(pb::read_resource::Request {
+                type_name: "test_counted".into(),
+                current_state: dv(&state, &ty),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        assert!(r.into_inner().diagnostics.is_empty());
+        let p = svc
+            .plan_resource_change(Request::new(pb::plan_resource_change::Request {
+                type_name: "test_counted".into(),
+                prior_state: dv(&state, &ty),
+                proposed_new_state: dv(&state, &ty),
+                config: dv(&state, &ty),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        assert!(p.into_inner().planned_state.is_some());
+    }
+    assert_eq!(COUNTED_SCHEMA_BUILDS.load(std::sync::atomic::Ordering::SeqCst), 1, "built once, then shared");
+}
