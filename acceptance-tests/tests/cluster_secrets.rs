@@ -187,10 +187,14 @@ fn invalid_values_are_refused_at_plan_time_naming_the_attribute() {
     assert!(!wd.path().join("terraform.tfstate").exists());
 }
 
+/// Import reads a kubeadm PKI directory (see the control-plane tests for a real one); an
+/// ID that is no such directory is refused naming it, and nothing is written to state.
 #[test]
-fn import_is_refused_with_a_clear_message() {
+fn import_of_something_that_is_not_a_pki_directory_is_refused_with_a_clear_message() {
     let wd = Workdir::new(&provider_dir(), &example()).unwrap();
-    let run = wd.run(&["import", "strata_cluster_secrets.this", "prod"]).unwrap();
+    let run = wd.run(&["import", "strata_cluster_secrets.this", "/nonexistent/pki#prod"]).unwrap();
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("strata_cluster_secrets cannot be imported"), "{}", run.stderr);
+    assert!(run.stderr.contains("/nonexistent/pki"), "names the directory: {}", run.stderr);
+    assert!(run.stderr.contains("is not a directory"), "says what is wrong: {}", run.stderr);
+    assert!(!wd.path().join("terraform.tfstate").exists(), "nothing imported");
 }
