@@ -370,7 +370,7 @@ agent_tasks=$(grep -o '^ok=[0-9]*' "$WORK/runs/local-agent-$RUNS.out" | cut -d= 
 ansible_tasks=$(grep -o ' : ok=[0-9]*' "$WORK/runs/local-ansible-$RUNS.out" | cut -d= -f2)
 
 cat <<EOF
-## strata-agent vs Ansible (issues: agent, real nodes)
+## strata-agent vs Ansible: configuring nodes
 
 Produced by \`scripts/bench_agent.sh\`: wall time of a **no-op run** (desired state
 already in place, after a first converging run), median of $RUNS runs per cell, on this

@@ -115,7 +115,7 @@ def bench(lab_bin, lab_dir, terraform, bin_dir, wd):
         healthy()
         log(f"replace {victim} {i + 1}/{RUNS}: {replace[-1]:.1f} s")
 
-    print("## etcd (issue: strata_etcd_cluster)\n")
+    print("## etcd: create, replace a member, restore\n")
     print(f"`strata_etcd_cluster` with 3 members on lab systemd nodes (etcd 3.4 from Debian, run as "
           f"`etcd.service`, TLS with client certificates), release build, median of {RUNS} runs, "
           f"{os.cpu_count()} cores. Each run is one `terraform apply` (refresh included).\n")

@@ -111,7 +111,7 @@ for n in $SIZES; do
 done
 
 cat <<EOF
-## Lab (issue: real nodes)
+## Lab: how fast machines come up
 
 Produced by \`scripts/bench_lab.sh\`: \`strata-lab up --nodes N --no-pve\` until every node's
 systemd reports \`running\` and its sshd answers (then checked from outside: strict SSH to

