@@ -78,6 +78,9 @@ pub enum Validator {
     LengthBetween(usize, usize),
     /// A regular expression the whole string must match, with a human description.
     Matches(&'static str, &'static str),
+    /// An IPv4 or IPv6 address; the text says what the address is for, e.g. "the
+    /// member's client and peer URLs listen on it" (empty: nothing added).
+    IpAddress(&'static str),
     Custom(fn(&Value) -> Result<(), String>),
 }
 

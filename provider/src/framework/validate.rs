@@ -79,6 +79,11 @@ fn check(validator: &Validator, v: &Value) -> Result<(), String> {
                 Err(format!("Must be {what}."))
             }
         }
+        Validator::IpAddress(why) => match v.as_str().map(str::parse::<std::net::IpAddr>) {
+            Some(Ok(_)) | None => Ok(()),
+            Some(Err(_)) if why.is_empty() => Err("Must be an IP address.".into()),
+            Some(Err(_)) => Err(format!("Must be an IP address ({why}).")),
+        },
         Validator::Custom(f) => f(v),
     }
 }
@@ -150,5 +155,14 @@ mod tests {
             assert!(check(&v, &"b77".into()).is_err());
         }
         assert!(check(&Validator::Matches("(", "broken"), &"(".into()).is_err(), "a bad pattern matches nothing");
+    }
+
+    #[test]
+    fn ip_addresses_v4_and_v6_and_the_reason_in_the_error() {
+        let v = Validator::IpAddress("the node listens on it");
+        assert!(check(&v, &"10.0.0.5".into()).is_ok());
+        assert!(check(&v, &"fd00::5".into()).is_ok());
+        assert_eq!(check(&v, &"node1".into()), Err("Must be an IP address (the node listens on it).".into()));
+        assert_eq!(check(&Validator::IpAddress(""), &"10.0.0".into()), Err("Must be an IP address.".into()));
     }
 }

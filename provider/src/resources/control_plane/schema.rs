@@ -57,13 +57,7 @@ pub fn schema() -> Schema {
     )
     .attribute(
         Attribute::required("address", Type::String)
-            .validate(Validator::Custom(|v| {
-                v.as_str()
-                    .unwrap_or_default()
-                    .parse::<std::net::IpAddr>()
-                    .map(|_| ())
-                    .map_err(|_| "Must be an IP address (the API server's advertise address).".into())
-            }))
+            .validate(Validator::IpAddress("the API server's advertise address"))
             .description("The node's IP address: the API server advertises and serves on `ADDRESS:6443`."),
     )
     .block(connection::resource_block());

@@ -55,13 +55,7 @@ pub fn schema() -> Schema {
     )
     .attribute(
         Attribute::required("address", Type::String)
-            .validate(Validator::Custom(|v| {
-                v.as_str()
-                    .unwrap_or_default()
-                    .parse::<std::net::IpAddr>()
-                    .map(|_| ())
-                    .map_err(|_| "Must be an IP address (the member's client and peer URLs listen on it).".into())
-            }))
+            .validate(Validator::IpAddress("the member's client and peer URLs listen on it"))
             .description("IP address the member listens on: `https://ADDRESS:2379` (clients) and `:2380` (peers)."),
     )
     .block(connection::resource_block());

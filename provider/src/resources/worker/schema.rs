@@ -30,13 +30,7 @@ pub fn schema() -> Schema {
     .attribute(
         Attribute::optional("address", Type::String)
             .requires_replace()
-            .validate(Validator::Custom(|v| {
-                v.as_str()
-                    .unwrap_or_default()
-                    .parse::<std::net::IpAddr>()
-                    .map(|_| ())
-                    .map_err(|_| "Must be an IP address.".into())
-            }))
+            .validate(Validator::IpAddress(""))
             .description("The kubelet's node IP (`--node-ip`); default: the kubelet's choice."),
     )
     .attribute(
