@@ -53,28 +53,26 @@ fn must(run: strata_acceptance_tests::terraform::Run, what: &str) {
     assert_eq!(run.code, 0, "{what} failed:\n{}\n{}", run.stdout, run.stderr);
 }
 
-fn resources(lab: &LabGuard, addrs: &[String], with_node_config: bool) -> String {
+fn resources(lab: &LabGuard, addrs: &[String]) -> String {
     let info = lab.info();
     let pve = info.pve.as_ref().expect("the lab runs pve-sim");
     let pubkey = std::fs::read_to_string(&info.ssh.public_key_file).unwrap();
     let gateway = info.gateway.clone().unwrap();
-    let node_config = if with_node_config {
-        r#"
+    let node_config = r#"
 resource "strata_node_config" "vm" {
   count = 2
   ssh {
-    host = strata_vm.vm[count.index].ipv4_addresses[0]
-    user = "ops"
-    sudo = true
+    host                  = strata_vm.vm[count.index].ipv4_addresses[0]
+    user                  = "ops"
+    sudo                  = true
+    host_key_fingerprints = strata_vm.vm[count.index].ssh_host_key_fingerprints
   }
   package {
     name = "jq"
   }
 }
-"#
-    } else {
-        ""
-    };
+"#;
+
     format!(
         r#"terraform {{
   required_providers {{
@@ -175,6 +173,7 @@ fn cloned_vms_boot_with_cloud_init_are_configured_over_ssh_and_follow_power_chan
         ("scsi0", "local-lvm:2"),
         ("ide2", "local-lvm:cloudinit"),
         ("net0", "virtio,bridge=vmbr0"),
+        ("agent", "1"),
         ("ciupgrade", "0"),
         ("template", "1"),
     ]
@@ -186,43 +185,39 @@ fn cloned_vms_boot_with_cloud_init_are_configured_over_ssh_and_follow_power_chan
     // Addresses in the lab's /24 (lab.json tells the user), away from the lab's nodes.
     let subnet_prefix = lab.info().gateway.clone().unwrap().rsplit_once('.').unwrap().0.to_string();
     let addrs: Vec<String> = [150, 151].iter().map(|h| format!("{subnet_prefix}.{h}")).collect();
+    // The user's known_hosts stays empty: the host keys come from each VM's guest agent
+    // (through the hypervisor), so one apply creates the VMs and configures them over
+    // SSH with strict host key checking.
     std::fs::write(known_hosts_file(&lab), "").unwrap();
     let provider = provider_dir(); // builds the provider and agent if needed: not timed
-    let wd = Workdir::new(&provider, &resources(&lab, &addrs, false)).unwrap();
+    let wd = Workdir::new(&provider, &resources(&lab, &addrs)).unwrap();
     let t_apply = Instant::now();
-    must(wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap(), "apply of the VMs");
+    must(wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap(), "apply of the VMs and their configuration");
     let vm_apply = t_apply.elapsed();
     let vmids = [vmid_of(&wd, 0), vmid_of(&wd, 1)];
     let nodes: Vec<String> = vmids.iter().map(|id| format!("vm{id}")).collect();
 
-    // Each VM boots; real cloud-init configures it from pve-sim's NoCloud data. The user
-    // reads each new host key from the console (here `node exec`) into known_hosts.
-    let mut known_hosts = String::new();
-    for (node, addr) in nodes.iter().zip(&addrs) {
-        wait_for(&format!("{node} to answer SSH on {addr}"), Duration::from_secs(60), || answers_ssh(addr));
+    // Each VM booted; real cloud-init configured it from pve-sim's NoCloud data.
+    for (i, (node, addr)) in nodes.iter().zip(&addrs).enumerate() {
         let status = sh(&lab, node, "cloud-init status --wait >/dev/null; cloud-init status");
         assert_eq!(status.trim(), "status: done", "{node}: {}", sh(&lab, node, "cloud-init status --long || true"));
         let ip = sh(&lab, node, "ip -4 -o addr show dev eth0");
         assert!(ip.contains(&format!("inet {addr}/24")), "{node}: {ip}");
-        assert_eq!(sh(&lab, node, "hostname").trim(), format!("app{}", if node == &nodes[0] { 0 } else { 1 }));
+        assert_eq!(sh(&lab, node, "hostname").trim(), format!("app{i}"));
         let keys = sh(&lab, node, "cat ~ops/.ssh/authorized_keys");
         let lab_key = std::fs::read_to_string(&lab.info().ssh.public_key_file).unwrap();
         assert!(keys.contains(lab_key.trim()), "{node}: {keys}");
-        let host_key = sh(&lab, node, "cat /etc/ssh/ssh_host_ed25519_key.pub");
-        let mut words = host_key.split_whitespace();
-        known_hosts.push_str(&format!("{addr} {} {}\n", words.next().unwrap(), words.next().unwrap()));
-    }
-    std::fs::write(known_hosts_file(&lab), &known_hosts).unwrap();
-    let booted = t_apply.elapsed();
-
-    // Configured over SSH as the cloud-init user, with strict host key checking.
-    wd.write("main.tf", &resources(&lab, &addrs, true)).unwrap();
-    let t_config = Instant::now();
-    must(wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap(), "apply of the node configuration");
-    for node in &nodes {
+        // The fingerprints in state are the machine's own keys, as ssh-keygen sees them.
+        let on_node = sh(&lab, node, "for f in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf $f; done");
+        let vm = wd.resource_values(&format!("strata_vm.vm[{i}]")).unwrap();
+        let fps: Vec<&str> =
+            vm["ssh_host_key_fingerprints"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert!(!fps.is_empty(), "{node}: no host key fingerprints in state");
+        for fp in &fps {
+            assert!(on_node.contains(fp), "{node}: {fp} is not one of the machine's host keys:\n{on_node}");
+        }
         assert!(sh(&lab, node, "dpkg-query -W -f='${Status}' jq").contains("install ok installed"), "{node}");
     }
-    let config_apply = t_config.elapsed();
     let plan = wd.plan_exit_code().unwrap();
     assert_eq!(plan.code, 0, "second plan not empty:\n{}\n{}", plan.stdout, plan.stderr);
 
@@ -269,8 +264,8 @@ fn cloned_vms_boot_with_cloud_init_are_configured_over_ssh_and_follow_power_chan
     let lab_now = strata_lab::Lab::load(lab.dir()).unwrap();
     assert!(lab_now.node(&nodes[1]).is_err(), "lab.json still lists {}", nodes[1]);
     eprintln!(
-        "vm_nodes: apply of 2 clones {vm_apply:.1?}; apply to cloud-init done on both {booted:.1?}; \
-         node config apply {config_apply:.1?}; start task {start_task:.1?}, SSH after start {restart_ssh:.1?}; \
+        "vm_nodes: one apply of 2 clones and their node configuration {vm_apply:.1?}; \
+         start task {start_task:.1?}, SSH after start {restart_ssh:.1?}; \
          after lab up {:.1?}",
         started.elapsed()
     );

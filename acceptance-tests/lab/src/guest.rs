@@ -116,6 +116,28 @@ pub fn handle(lab_dir: &Path, action: &str, vmid: u32, guest_dir: &Path) -> Resu
     }
 }
 
+/// The guest agent's `file-read`: a file as the running guest sees it, read inside its
+/// mount namespace and root (its symlinks, e.g. cloud-init's `instance`, are the
+/// guest's). No lab lock: a read must not wait for another guest's boot, and lab.json
+/// is replaced atomically.
+pub fn read_file(lab_dir: &Path, vmid: u32, path: &Path) -> Result<Vec<u8>> {
+    let info = LabInfo::load(lab_dir)?.with_context(|| format!("no lab in {}", lab_dir.display()))?;
+    let node = info.node(&node_name(vmid)).with_context(|| format!("VM {vmid} has no guest machine"))?;
+    let init = node.init.filter(|p| p.is_alive()).with_context(|| format!("VM {vmid}'s guest is not running"))?;
+    if !path.is_absolute() {
+        bail!("{}: not an absolute path", path.display());
+    }
+    let out = std::process::Command::new("nsenter")
+        .args(["--target", &init.pid.to_string(), "--mount", "--root", "cat", "--"])
+        .arg(path)
+        .output()
+        .context("running nsenter")?;
+    if !out.status.success() {
+        bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(out.stdout)
+}
+
 fn start(info: &mut LabInfo, vmid: u32, guest_dir: &Path) -> Result<()> {
     let spec_path = guest_dir.join("guest.json");
     let spec: GuestSpec =

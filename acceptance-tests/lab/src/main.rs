@@ -80,11 +80,13 @@ enum Cmd {
     Guest {
         #[command(flatten)]
         dir: DirArg,
-        /// start, stop, shutdown, reboot or destroy.
+        /// start, stop, shutdown, reboot, destroy, or file-read (the guest agent's).
         action: String,
         vmid: u32,
         /// Where pve-sim wrote guest.json and the NoCloud data.
         guest_dir: PathBuf,
+        /// file-read: the file in the guest.
+        path: Option<PathBuf>,
     },
 }
 
@@ -184,7 +186,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             println!("state: {}", info.dir.join("lab.json").display());
         }
-        Cmd::Guest { dir, action, vmid, guest_dir } => {
+        Cmd::Guest { dir, action, vmid, guest_dir: _, path: Some(path) } if action == "file-read" => {
+            let bytes = strata_lab::guest::read_file(&dir.dir, vmid, &path)?;
+            std::io::Write::write_all(&mut std::io::stdout(), &bytes)?;
+        }
+        Cmd::Guest { dir, action, vmid, guest_dir, path: _ } => {
             strata_lab::guest::handle(&dir.dir, &action, vmid, &guest_dir)?;
         }
         Cmd::Down { dir } => {

@@ -94,6 +94,29 @@ pub async fn call(sim: &Sim, action: Action, vmid: u32) -> Result<Vec<String>, S
     Ok(log)
 }
 
+/// Reads a file of a running guest for the agent's `file-read`: `PROGRAM file-read VMID
+/// GUEST_DIR PATH` prints it. Without a hook there is no guest to read from.
+pub async fn file_read(sim: &Sim, vmid: u32, path: &str) -> Result<Vec<u8>, String> {
+    let Some(program) = sim.cfg.guest_hook.clone() else {
+        return Err(format!("guest-file-open failed: {path}: no guest file system (pve-sim runs no guest hook)"));
+    };
+    if !path.starts_with('/') {
+        return Err(format!("guest-file-open failed: {path}: not an absolute path"));
+    }
+    let dir = guest_dir(sim, vmid);
+    let path = path.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(&program).arg("file-read").arg(vmid.to_string()).arg(&dir).arg(&path).output()
+    })
+    .await
+    .map_err(|e| format!("guest hook: {e}"))?
+    .map_err(|e| format!("guest hook could not run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("guest-file-open failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(out.stdout)
+}
+
 fn write_guest_dir(
     dir: &Path,
     vmid: u32,

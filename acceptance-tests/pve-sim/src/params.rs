@@ -204,6 +204,7 @@ pub enum Endpoint {
     PoolCreate,
     PoolUpdate,
     Migrate,
+    AgentFileRead,
     NoParams,
 }
 
@@ -339,6 +340,7 @@ fn spec(ep: Endpoint) -> Spec {
             false,
         ),
         E::Reboot => (&[N, V, ("timeout", UINT, false)], false),
+        E::AgentFileRead => (&[N, V, ("file", Str(Any), true), ("max-bytes", UINT, false)], false),
         E::NextId => (&[("vmid", VMID, false)], false),
         E::Resources => (&[("type", Enum(&["vm", "storage", "node", "sdn"]), false)], false),
         E::TaskStatus => (&[N, ("upid", Str(Any), true)], false),

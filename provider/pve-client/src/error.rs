@@ -74,6 +74,12 @@ impl Error {
             || (message.starts_with("VM ") && message.ends_with(" is not running"))
     }
 
+    /// The guest agent answered with an error of its own (PVE's "Agent error: ..."),
+    /// e.g. a file it cannot open.
+    pub fn is_agent_error(&self) -> bool {
+        matches!(self, Error::Api { status: 500, message, .. } if message.starts_with("Agent error"))
+    }
+
     /// Proxmox's permission refusal (HTTP 403 "Permission check failed (...)"), e.g. a
     /// setting only `root@pam` may change, sent with an API token.
     pub fn is_permission(&self) -> bool {

@@ -487,4 +487,23 @@ impl Client {
         }
         Ok(Some(out))
     }
+
+    /// A file of the guest through the agent's `file-read`: `Ok(None)` when there is no
+    /// agent to ask (yet), `Err` with [`Error::is_agent_error`] when the agent answered
+    /// that it cannot read it (e.g. it does not exist yet).
+    pub async fn agent_file_read(&self, node: &str, vmid: u32, file: &str) -> Result<Option<String>> {
+        let path = format!("/nodes/{node}/qemu/{vmid}/agent/file-read");
+        let data = match self.get(&path, &[("file", file.to_string())]).await {
+            Ok(d) => d,
+            Err(e) if e.is_no_agent() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if data.get("truncated").and_then(Value::as_bool) == Some(true) {
+            return Err(Error::Decode {
+                op: format!("GET {path}"),
+                message: format!("the guest agent truncated {file}"),
+            });
+        }
+        Ok(Some(data.get("content").and_then(Value::as_str).unwrap_or_default().to_string()))
+    }
 }

@@ -19,6 +19,12 @@ pub fn fingerprint(key: &KeyData) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
+/// The fingerprint of a public key line (`ssh-ed25519 AAAA... comment`, as in a
+/// `.pub` file); `None` when the line is not one.
+pub fn public_key_fingerprint(line: &str) -> Option<String> {
+    russh::keys::ssh_key::PublicKey::from_openssh(line.trim()).ok().map(|k| fingerprint(k.key_data()))
+}
+
 /// Checks a plain `presented` key for `host`:`port` under `policy`.
 #[cfg(test)]
 pub(crate) fn verify(
@@ -271,6 +277,13 @@ mod tests {
 
     fn kh(content: &str, host: &str, port: u16, k: &str) -> Result<(), Error> {
         verify(&HostKeyPolicy::KnownHosts(content.into()), "root@test", host, port, &key(k))
+    }
+
+    #[test]
+    fn public_key_lines_have_ssh_keygen_fingerprints() {
+        let line = format!("{K1} root@node1");
+        assert_eq!(public_key_fingerprint(&line).as_deref(), Some(K1_FP));
+        assert_eq!(public_key_fingerprint("ssh-ed25519 not-base64"), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod upload;
 pub use config::{Auth, HostKeyPolicy, KeySource, Target};
 pub use error::{Error, Result};
 pub use exec::{shell_quote, Client, ExecOutput};
-pub use hostkey::fingerprint;
+pub use hostkey::{fingerprint, public_key_fingerprint};
 pub use lock::RemoteLock;
 pub use pool::{Pool, PoolOptions};
 pub use tokio_util::sync::CancellationToken;

@@ -37,6 +37,7 @@ pub fn router(sim: SharedSim) -> Router {
         .route("/nodes/{node}/qemu/{vmid}/status/current", get(qemu::status_current))
         .route("/nodes/{node}/qemu/{vmid}/status/{action}", post(qemu::status_action))
         .route("/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces", get(qemu::agent_interfaces))
+        .route("/nodes/{node}/qemu/{vmid}/agent/file-read", get(qemu::agent_file_read))
         .route("/nodes/{node}/lxc", get(lxc::list).post(lxc::create))
         .route("/nodes/{node}/lxc/{vmid}", axum::routing::delete(lxc::destroy))
         .route("/nodes/{node}/lxc/{vmid}/config", get(lxc::get_config).put(lxc::put_config))

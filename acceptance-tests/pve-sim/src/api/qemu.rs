@@ -701,6 +701,43 @@ fn agent_enabled(vm: &Vm) -> bool {
     .unwrap_or(false)
 }
 
+/// The checks every guest agent command makes first: an agent device, a running VM,
+/// and an agent that has had time to start.
+fn agent_ready(sim: &Sim, vm: &Vm, vmid: u32) -> ApiResult<()> {
+    if !agent_enabled(vm) {
+        return Err(internal("No QEMU guest agent configured".into()));
+    }
+    if !vm.running {
+        return Err(internal(format!("VM {vmid} is not running")));
+    }
+    let up_ms = vm.started_at.map(|t| (now() - t) * 1000.0).unwrap_or(0.0);
+    if up_ms < sim.cfg.agent_boot_ms as f64 {
+        return Err(internal("QEMU guest agent is not running".into()));
+    }
+    Ok(())
+}
+
+/// Guest agent `file-read`: a file of the guest, read through the agent (PVE answers
+/// `{content, truncated}`, at most `max-bytes`, 16 MiB by default). With a guest hook the
+/// file comes from the guest machine; without one there is no guest file system.
+pub async fn agent_file_read(
+    State(sim): State<SharedSim>,
+    Path((node, vmid)): Path<(String, String)>,
+    args: Args,
+) -> ApiResult<Response> {
+    let p = verify(Endpoint::AgentFileRead, &args.with_path(&[("node", &node), ("vmid", &vmid)]))?;
+    check_node(&sim, &node)?;
+    let vmid = vmid_of(&p, "vmid");
+    let vm = vm_exists(&sim, &node, vmid)?;
+    agent_ready(&sim, &vm, vmid)?;
+    let file = p.get("file").cloned().unwrap_or_default();
+    let max = p.get("max-bytes").and_then(|v| v.parse::<usize>().ok()).unwrap_or(16 * 1024 * 1024);
+    let bytes = guest_hook::file_read(&sim, vmid, &file).await.map_err(|e| internal(format!("Agent error: {e}")))?;
+    let truncated = bytes.len() > max;
+    let content = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned();
+    Ok(ok(json!({ "content": content, "truncated": truncated })))
+}
+
 /// Guest agent `network-get-interfaces`: loopback plus one interface per
 /// `netN`, addressed from `ipconfigN` (static) or a deterministic
 /// DHCP-like address derived from VMID and N.
@@ -713,16 +750,7 @@ pub async fn agent_interfaces(
     check_node(&sim, &node)?;
     let vmid = vmid_of(&p, "vmid");
     let vm = vm_exists(&sim, &node, vmid)?;
-    if !agent_enabled(&vm) {
-        return Err(internal("No QEMU guest agent configured".into()));
-    }
-    if !vm.running {
-        return Err(internal(format!("VM {vmid} is not running")));
-    }
-    let up_ms = vm.started_at.map(|t| (now() - t) * 1000.0).unwrap_or(0.0);
-    if up_ms < sim.cfg.agent_boot_ms as f64 {
-        return Err(internal("QEMU guest agent is not running".into()));
-    }
+    agent_ready(&sim, &vm, vmid)?;
     let mut result = vec![json!({
         "name": "lo", "hardware-address": "00:00:00:00:00:00",
         "ip-addresses": [

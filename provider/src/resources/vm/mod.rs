@@ -273,7 +273,12 @@ async fn make_vm(c: &Client, planned: &VmModel, candidate: &Mutex<Option<u32>>) 
     Err(Diagnostic::error("No free VMID", "Every VMID tried was taken by someone else meanwhile.").into())
 }
 
-async fn create_inner(c: &Client, planned: &VmModel, candidate: &Mutex<Option<u32>>) -> Result<VmModel, Diagnostics> {
+async fn create_inner(
+    c: &Client,
+    planned: &VmModel,
+    candidate: &Mutex<Option<u32>>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<VmModel, Diagnostics> {
     let vmid = make_vm(c, planned, candidate).await?;
     let node = planned.node.as_str();
     converge(c, node, vmid, planned, None).await?;
@@ -307,7 +312,70 @@ async fn create_inner(c: &Client, planned: &VmModel, candidate: &Mutex<Option<u3
             c.sleep(Duration::from_secs(2)).await.map_err(|e| pve_diags("wait for the guest agent", &e))?;
         }
     }
+    set_host_keys(&mut m, vec![]);
+    if m.agent_enabled == Some(true) && m.started == Some(true) {
+        match host_keys(c, node, vmid, m.cloud_init.is_some())
+            .await
+            .map_err(|e| pve_diags("ask the guest agent", &e))?
+        {
+            Some(keys) => set_host_keys(&mut m, keys),
+            None => warnings.push(Diagnostic::warning(
+                "No SSH host keys from the guest agent",
+                format!(
+                    "VM {vmid}'s guest agent did not report SSH host keys within {}s, so ssh_host_public_keys and \
+                     ssh_host_key_fingerprints are empty (is qemu-guest-agent installed and enabled in the template?).",
+                    AGENT_WAIT.as_secs()
+                ),
+            )),
+        }
+    }
     Ok(m)
+}
+
+/// Where cloud-init records that the first boot finished: host keys exist from then on.
+const CLOUD_INIT_DONE: &str = "/var/lib/cloud/instance/boot-finished";
+/// The host keys sshd offers, in the order it prefers them.
+const HOST_KEY_FILES: [&str; 3] =
+    ["/etc/ssh/ssh_host_ed25519_key.pub", "/etc/ssh/ssh_host_ecdsa_key.pub", "/etc/ssh/ssh_host_rsa_key.pub"];
+
+/// The guest's SSH host keys through the guest agent: after cloud-init's first boot
+/// when the VM has a cloud-init drive (before that the template's keys may still be
+/// there, about to be replaced). `Ok(None)` when the agent did not answer in time.
+async fn host_keys(c: &Client, node: &str, vmid: u32, cloud_init: bool) -> Result<Option<Vec<String>>, PveError> {
+    let deadline = tokio::time::Instant::now() + AGENT_WAIT;
+    let mut booted = !cloud_init;
+    while tokio::time::Instant::now() < deadline {
+        if !booted {
+            booted = match c.agent_file_read(node, vmid, CLOUD_INIT_DONE).await {
+                Ok(found) => found.is_some(),
+                Err(e) if e.is_agent_error() => false,
+                Err(e) => return Err(e),
+            };
+        }
+        if booted {
+            let mut keys = Vec::new();
+            let mut agent = true;
+            for f in HOST_KEY_FILES {
+                match c.agent_file_read(node, vmid, f).await {
+                    Ok(Some(k)) if strata_ssh::public_key_fingerprint(&k).is_some() => keys.push(k.trim().to_string()),
+                    Ok(Some(_)) => {}
+                    Ok(None) => agent = false,
+                    Err(e) if e.is_agent_error() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if agent && !keys.is_empty() {
+                return Ok(Some(keys));
+            }
+        }
+        c.sleep(Duration::from_secs(1)).await?;
+    }
+    Ok(None)
+}
+
+fn set_host_keys(m: &mut VmModel, keys: Vec<String>) {
+    m.ssh_host_key_fingerprints = Some(keys.iter().filter_map(|k| strata_ssh::public_key_fingerprint(k)).collect());
+    m.ssh_host_public_keys = Some(keys);
 }
 
 /// What state to record for a VM that exists although its create failed, so
@@ -352,7 +420,11 @@ impl Resource for Vm {
         let c = client(ctx)?;
         // The framework's time limit (timeouts.create) cancels the client's requests.
         let candidate = Mutex::new(None);
-        let result = create_inner(&c, &planned, &candidate).await;
+        let mut warnings = Vec::new();
+        let result = create_inner(&c, &planned, &candidate, &mut warnings).await;
+        for w in warnings {
+            ctx.warn(w);
+        }
         let d = match result {
             Ok(m) => return Ok(m),
             Err(d) => d,

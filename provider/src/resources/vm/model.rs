@@ -26,6 +26,8 @@ pub struct VmModel {
     pub agent_enabled: Option<bool>,
     pub reboot_after_update: Option<bool>,
     pub ipv4_addresses: Option<Vec<String>>,
+    pub ssh_host_public_keys: Option<Vec<String>>,
+    pub ssh_host_key_fingerprints: Option<Vec<String>>,
     pub clone: Option<CloneFrom>,
     pub cpu: Option<Cpu>,
     #[serde(default)]
@@ -424,6 +426,9 @@ pub fn from_pve(cfg: &VmConfig, vm: &ClusterVm, prior: Option<&VmModel>, mode: R
         agent_enabled: agent_on(cfg),
         reboot_after_update: prior.and_then(|p| p.reboot_after_update).or(Some(true)),
         ipv4_addresses: static_ipv4(cfg).map(|a| vec![a]).or_else(|| prior.and_then(|p| p.ipv4_addresses.clone())),
+        // Read through the guest agent at create only (see vm::host_keys).
+        ssh_host_public_keys: prior.and_then(|p| p.ssh_host_public_keys.clone()),
+        ssh_host_key_fingerprints: prior.and_then(|p| p.ssh_host_key_fingerprints.clone()),
         clone: match prior {
             Some(p) => p.clone.clone(),
             None if import => linked_clone_source(cfg),

@@ -274,6 +274,17 @@ pub fn schema() -> Schema {
         Attribute::computed("ipv4_addresses", Type::list(Type::String))
             .description("The static cloud-init address, else what the guest agent reports."),
     )
+    .attribute(Attribute::computed("ssh_host_public_keys", Type::list(Type::String)).description(
+        "The guest's SSH host public keys (`/etc/ssh/ssh_host_*_key.pub`), read through the QEMU guest agent \
+         when the VM is created, after cloud-init finished (it generates them on first boot). Empty without an \
+         agent (`agent_enabled`). Read from the hypervisor, not over the network, so they can be trusted for \
+         the first SSH connection.",
+    ))
+    .attribute(Attribute::computed("ssh_host_key_fingerprints", Type::list(Type::String)).description(
+        "SHA256 fingerprints of `ssh_host_public_keys`, for an `ssh` block's `host_key_fingerprints`: resources \
+         that configure this VM over SSH then verify its host key from the first connection, and a re-created \
+         VM's new keys reach them in the same apply.",
+    ))
     .block(NestedBlock::single("clone", clone))
     .block(NestedBlock::single("cpu", cpu))
     .block(NestedBlock::list("network_devices", nic))
