@@ -9,7 +9,7 @@ export STRATA_TERRAFORM := $(TERRAFORM)
 export PATH := $(STRATA_CACHE)/bin:$(PATH)
 NEXTEST_VERSION ?= 0.9.143
 
-.PHONY: all build deps terraform nextest test demo bench docs
+.PHONY: all build deps terraform nextest test demo demo-down bench docs
 
 all: build
 
@@ -38,7 +38,10 @@ test: deps terraform nextest build
 	$(CARGO) nextest run --workspace --no-fail-fast --profile ci
 
 demo: deps terraform
-	bash scripts/demo.sh
+	bash scripts/demo.sh up
+
+demo-down:
+	bash scripts/demo.sh down
 
 bench: deps terraform
 	bash scripts/benchmarks.sh

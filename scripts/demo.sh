@@ -1,46 +1,32 @@
 #!/usr/bin/env bash
-# `make demo`: builds everything, installs Terraform, brings the lab up (Debian nodes
-# booted with systemd, air-gapped, plus pve-sim), applies examples/cluster-secrets and
-# examples/nfs-exports, and prints the outputs. Safe to re-run; state lives in .demo/.
+# `make demo`: builds everything (provider, static agent, lab, pve-sim, Kubernetes
+# stand-ins), then `strata-demo up` brings the lab up, prepares the cloud-init template
+# in pve-sim, applies examples/ha-cluster (10 VMs that boot as real Debian machines),
+# proves the platform runs and prints each phase's time. `make demo-down` removes it all.
+# Needs root (the lab creates network namespaces and boots machines with systemd).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-
-cargo build --workspace --bins
-terraform="$(bash scripts/install-terraform.sh)"
 target="${CARGO_TARGET_DIR:-$root/target}"
-lab_dir="${STRATA_DEMO_LAB:-/var/tmp/strata-demo-lab}"
 
-demo="$root/.demo"
-mkdir -p "$demo"
-cat > "$demo/cli.tfrc" <<CFG
-provider_installation {
-  dev_overrides {
-    "strata-iac/strata" = "$target/debug"
-  }
-  direct {}
-}
-CFG
-export TF_CLI_CONFIG_FILE="$demo/cli.tfrc"
-
-echo "== lab: $lab_dir"
-"$target/debug/strata-lab" up --dir "$lab_dir" --nodes 2
-"$target/debug/strata-lab" status --dir "$lab_dir"
-node1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nodes"][0]["address"])' "$lab_dir/lab.json")
-
-echo "== cluster secrets"
-mkdir -p "$demo/cluster-secrets"
-cp examples/cluster-secrets/main.tf "$demo/cluster-secrets/main.tf"
-(cd "$demo/cluster-secrets" && "$terraform" apply -auto-approve -input=false)
-
-echo "== NFS exports on $node1"
-mkdir -p "$demo/nfs-exports"
-cp examples/nfs-exports/main.tf "$demo/nfs-exports/main.tf"
-(cd "$demo/nfs-exports" && "$terraform" apply -auto-approve -input=false \
-   -var "nfs_server=$node1" \
-   -var "ssh_private_key_file=$lab_dir/ssh/id_ed25519" \
-   -var "known_hosts_file=$lab_dir/ssh/known_hosts")
-
-echo
-echo "Terraform state: $demo/*/terraform.tfstate (cluster-secrets holds private keys: treat it as a secret)."
-echo "Lab nodes keep running; stop them with: $target/debug/strata-lab down --dir $lab_dir"
+case "${1:-up}" in
+  up)
+    [ "$(id -u)" = 0 ] || { echo "make demo needs root (network namespaces, systemd machines)" >&2; exit 1; }
+    echo "==> build (cargo build --workspace --bins; a few minutes on a fresh clone)"
+    cargo build --workspace --bins
+    bash scripts/build-agent-static.sh "$target/debug" >/dev/null
+    STRATA_TERRAFORM="$(bash scripts/install-terraform.sh)"
+    export STRATA_TERRAFORM
+    exec "$target/debug/strata-demo" up
+    ;;
+  down)
+    if [ -x "$target/debug/strata-demo" ]; then
+      exec "$target/debug/strata-demo" down
+    fi
+    echo "nothing to tear down (no strata-demo built)"
+    ;;
+  *)
+    echo "usage: $0 [up|down]" >&2
+    exit 2
+    ;;
+esac

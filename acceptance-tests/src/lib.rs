@@ -1,5 +1,6 @@
 //! Acceptance test harness: runs the real Terraform CLI against the provider binary.
 
+pub mod platform;
 pub mod provider;
 pub mod standins;
 pub mod terraform;

@@ -24,7 +24,9 @@ pub fn terraform_bin() -> PathBuf {
 }
 
 pub struct Workdir {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
+    /// Removed with the Workdir unless it was made with [`Workdir::keep_at`].
+    _tmp: Option<tempfile::TempDir>,
     env: Vec<(String, String)>,
 }
 
@@ -56,8 +58,30 @@ impl Workdir {
     /// A temporary directory with `main.tf` and a CLI config pointing Terraform at the
     /// provider binaries in `provider_dir`.
     pub fn new(provider_dir: &Path, main_tf: &str) -> Result<Workdir> {
-        let dir = tempfile::Builder::new().prefix("strata-acc-").tempdir()?;
-        let cli = dir.path().join("cli.tfrc");
+        let tmp = tempfile::Builder::new().prefix("strata-acc-").tempdir()?;
+        let wd = Workdir::at(provider_dir, tmp.path().to_path_buf(), Some(tmp))?;
+        std::fs::write(wd.dir.join("main.tf"), main_tf)?;
+        Ok(wd)
+    }
+
+    /// A temporary directory holding a copy of the configuration in `config_dir` (a
+    /// root module such as examples/ha-cluster, with its subdirectories).
+    pub fn from_config(provider_dir: &Path, config_dir: &Path) -> Result<Workdir> {
+        let tmp = tempfile::Builder::new().prefix("strata-acc-").tempdir()?;
+        copy_config(config_dir, tmp.path())?;
+        Workdir::at(provider_dir, tmp.path().to_path_buf(), Some(tmp))
+    }
+
+    /// Like [`Workdir::from_config`] in `dir`, which stays (the demo's state lives there);
+    /// files already in `dir` (state, tfvars) are kept, the configuration is refreshed.
+    pub fn keep_at(provider_dir: &Path, config_dir: &Path, dir: &Path) -> Result<Workdir> {
+        std::fs::create_dir_all(dir)?;
+        copy_config(config_dir, dir)?;
+        Workdir::at(provider_dir, dir.to_path_buf(), None)
+    }
+
+    fn at(provider_dir: &Path, dir: PathBuf, tmp: Option<tempfile::TempDir>) -> Result<Workdir> {
+        let cli = dir.join("cli.tfrc");
         std::fs::write(
             &cli,
             format!(
@@ -65,22 +89,21 @@ impl Workdir {
                 provider_dir.display()
             ),
         )?;
-        std::fs::write(dir.path().join("main.tf"), main_tf)?;
         let env = vec![
             ("TF_CLI_CONFIG_FILE".into(), cli.display().to_string()),
             ("TF_IN_AUTOMATION".into(), "1".into()),
             ("CHECKPOINT_DISABLE".into(), "1".into()),
             ("TF_INPUT".into(), "0".into()),
         ];
-        Ok(Workdir { dir, env })
+        Ok(Workdir { dir, _tmp: tmp, env })
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     pub fn write(&self, name: &str, content: &str) -> Result<()> {
-        std::fs::write(self.dir.path().join(name), content).with_context(|| format!("writing {name}"))
+        std::fs::write(self.dir.join(name), content).with_context(|| format!("writing {name}"))
     }
 
     pub fn set_env(&mut self, k: &str, v: &str) {
@@ -98,7 +121,7 @@ impl Workdir {
     /// The `terraform ARGS` command [`Workdir::run`] runs, to start it in the background.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(terraform_bin());
-        cmd.current_dir(self.dir.path()).args(args);
+        cmd.current_dir(&self.dir).args(args);
         if !args.contains(&"-json") && !matches!(args.first(), Some(&"version") | Some(&"output")) {
             cmd.arg("-no-color");
         }
@@ -140,6 +163,31 @@ impl Workdir {
             .map(|r| r["values"].clone())
             .with_context(|| format!("{address} not in state"))
     }
+}
+
+/// Copies a root module's `.tf` files and subdirectories (not `.terraform`, state or
+/// other files) from `from` into `to`.
+fn copy_config(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let (src, dst) = (entry.path(), to.join(&name));
+        if entry.file_type()?.is_dir() {
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            std::fs::create_dir_all(&dst)?;
+            copy_config(&src, &dst)?;
+        } else if name.to_string_lossy().ends_with(".tf") || from != to && !is_state(&name) {
+            std::fs::copy(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn is_state(name: &std::ffi::OsStr) -> bool {
+    let n = name.to_string_lossy();
+    n.contains(".tfstate") || n.ends_with(".tfvars") || n == ".terraform.lock.hcl"
 }
 
 /// The `terraform { required_providers }` block every test configuration starts with.

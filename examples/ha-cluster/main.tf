@@ -16,22 +16,23 @@ terraform {
 provider "strata" {
   proxmox {} # STRATA_PVE_ENDPOINT, STRATA_PVE_API_TOKEN, STRATA_PVE_CA_CERT
 
+  # Host keys are not in a known_hosts file: each resource pins its VM's keys, which
+  # strata_vm reads through the guest agent, so new and rebuilt VMs are verified too.
   ssh {
     user             = var.admin_user
     sudo             = true
     private_key_file = var.ssh_private_key_file
-    known_hosts_file = var.known_hosts_file
   }
 }
 
 locals {
   vip = "${var.network_prefix}.100"
-  lbs = { for i in range(3) : "lb${i + 1}" => "${var.network_prefix}.${11 + i}" }
-  cps = { for i in range(3) : "cp${i + 1}" => "${var.network_prefix}.${21 + i}" }
+  lbs = { for i in range(3) : "lb${i + 1}" => "${var.network_prefix}.${101 + i}" }
+  cps = { for i in range(3) : "cp${i + 1}" => "${var.network_prefix}.${111 + i}" }
   workers = {
-    for i in range(var.worker_count) : "worker${i + 1}" => "${var.network_prefix}.${31 + i}"
+    for i in range(var.worker_count) : "worker${i + 1}" => "${var.network_prefix}.${121 + i}"
   }
-  nfs = { nfs1 = "${var.network_prefix}.41" }
+  nfs = { nfs1 = "${var.network_prefix}.131" }
 
   vms   = merge(local.lbs, local.cps, local.workers, local.nfs)
   kube  = merge(local.cps, local.workers)
@@ -57,6 +58,8 @@ resource "strata_vm" "this" {
   tags      = ["k8s", local.role[each.key]]
   memory_mb = local.sizes[local.role[each.key]][1]
   on_boot   = true
+  # qemu-guest-agent in the template: addresses and SSH host keys come through it.
+  agent_enabled = true
 
   clone {
     source_vm_id = data.strata_vms.template.vms[0].vm_id
@@ -89,7 +92,8 @@ resource "strata_node_config" "kube" {
   for_each = local.kube
 
   ssh {
-    host = strata_vm.this[each.key].ipv4_addresses[0]
+    host                  = strata_vm.this[each.key].ipv4_addresses[0]
+    host_key_fingerprints = strata_vm.this[each.key].ssh_host_key_fingerprints
   }
 
   swap_off       = true
@@ -132,7 +136,8 @@ resource "strata_load_balancer" "k8s" {
     for_each = local.lbs
     content {
       ssh {
-        host = strata_vm.this[node.key].ipv4_addresses[0]
+        host                  = strata_vm.this[node.key].ipv4_addresses[0]
+        host_key_fingerprints = strata_vm.this[node.key].ssh_host_key_fingerprints
       }
     }
   }
@@ -187,7 +192,8 @@ resource "strata_etcd_cluster" "main" {
       name    = "etcd-${member.key}"
       address = member.value
       ssh {
-        host = strata_vm.this[member.key].ipv4_addresses[0]
+        host                  = strata_vm.this[member.key].ipv4_addresses[0]
+        host_key_fingerprints = strata_vm.this[member.key].ssh_host_key_fingerprints
       }
     }
   }
@@ -220,7 +226,8 @@ resource "strata_control_plane" "k8s" {
       name    = node.key
       address = node.value
       ssh {
-        host = strata_vm.this[node.key].ipv4_addresses[0]
+        host                  = strata_vm.this[node.key].ipv4_addresses[0]
+        host_key_fingerprints = strata_vm.this[node.key].ssh_host_key_fingerprints
       }
     }
   }
@@ -256,7 +263,8 @@ resource "strata_worker" "this" {
   }
 
   ssh {
-    host = strata_vm.this[each.key].ipv4_addresses[0]
+    host                  = strata_vm.this[each.key].ipv4_addresses[0]
+    host_key_fingerprints = strata_vm.this[each.key].ssh_host_key_fingerprints
   }
 
   depends_on = [strata_node_config.kube]
@@ -266,11 +274,12 @@ resource "strata_nfs_export" "this" {
   for_each = local.exports
 
   ssh {
-    host = strata_vm.this["nfs1"].ipv4_addresses[0]
+    host                  = strata_vm.this["nfs1"].ipv4_addresses[0]
+    host_key_fingerprints = strata_vm.this["nfs1"].ssh_host_key_fingerprints
   }
   name         = each.key
   path         = "/srv/nfs/${each.key}"
-  backend      = "kernel"
+  backend      = var.nfs_backend
   restore_from = lookup(var.nfs_restore_archives, each.key, null)
 
   create_directory {

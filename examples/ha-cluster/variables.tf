@@ -47,11 +47,6 @@ variable "ssh_private_key_file" {
   type = string
 }
 
-variable "known_hosts_file" {
-  description = "known_hosts with the VMs' host keys, or a @cert-authority line for their host certificates."
-  type        = string
-}
-
 variable "kubernetes_version" {
   type    = string
   default = "v1.35.0"
@@ -67,6 +62,12 @@ variable "vrrp_password" {
   description = "keepalived's VRRP password (at most 8 characters)."
   type        = string
   sensitive   = true
+}
+
+variable "nfs_backend" {
+  description = "NFS server on nfs1: kernel (nfs-kernel-server) or ganesha (user space, e.g. where the kernel server cannot run, as in containers)."
+  type        = string
+  default     = "kernel"
 }
 
 variable "etcd_restore_snapshot" {

@@ -29,6 +29,11 @@ impl KernelModulesTask {
         Ok(())
     }
     fn missing(&self, ctx: &Context) -> Result<Vec<&String>, TaskError> {
+        // Without /proc/modules the kernel has no loadable module support
+        // (CONFIG_MODULES=n): what it has is built in, and there is nothing to load.
+        if !ctx.root.join("proc/modules").exists() {
+            return Ok(vec![]);
+        }
         let loaded = ctx.sys.loaded_modules().map_err(TaskError::new)?;
         let builtin = ctx.sys.builtin_modules().map_err(TaskError::new)?;
         Ok(self
@@ -93,6 +98,7 @@ mod tests {
     fn built_in_modules_count_as_loaded() {
         let (d, ctx) = testutil::root();
         std::fs::create_dir_all(d.path().join("proc/sys/kernel")).unwrap();
+        std::fs::write(d.path().join("proc/modules"), "").unwrap();
         std::fs::write(d.path().join("proc/sys/kernel/osrelease"), "6.12.0-1-amd64\n").unwrap();
         let dir = d.path().join("lib/modules/6.12.0-1-amd64");
         std::fs::create_dir_all(&dir).unwrap();
@@ -107,6 +113,17 @@ mod tests {
         // Another kernel's list does not count.
         std::fs::write(d.path().join("proc/sys/kernel/osrelease"), "6.1.0-18-amd64\n").unwrap();
         assert_eq!(t.check(&ctx).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_kernel_without_loadable_modules_has_nothing_to_load() {
+        let (d, ctx) = testutil::root();
+        let t = KernelModulesTask { modules: vec!["overlay".into(), "br_netfilter".into()] };
+        let whats: Vec<String> = t.check(&ctx).unwrap().into_iter().map(|c| c.what).collect();
+        assert_eq!(whats, vec!["create /etc/modules-load.d/strata.conf"]);
+        t.apply(&ctx).unwrap();
+        assert!(d.path().join("etc/modules-load.d/strata.conf").exists());
+        assert!(t.check(&ctx).unwrap().is_empty());
     }
 
     #[test]
