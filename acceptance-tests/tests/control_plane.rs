@@ -8,336 +8,25 @@
 //! (haproxy's frontend is VIP:8443, so it never takes the API servers' 6443), node4-5
 //! are workers.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+mod k8s_common;
 
-use base64::Engine;
+use std::time::Instant;
+
+use k8s_common::*;
 use strata_acceptance_tests::provider::provider_dir;
-use strata_acceptance_tests::standins::standins_dir;
-use strata_acceptance_tests::terraform::{ssh_provider, Workdir};
-use strata_lab::{LabGuard, PveMode, StandinsMode, UpOptions};
+use strata_acceptance_tests::terraform::Workdir;
 
-const CP: [&str; 3] = ["node1", "node2", "node3"];
 const WORKERS: [&str; 2] = ["node4", "node5"];
-const LB_PORT: u16 = 8443;
-
-fn lab(dir: &Path) -> LabGuard {
-    let mut opts = UpOptions::new(dir);
-    opts.nodes = 5;
-    opts.pve = PveMode::Disabled;
-    opts.standins = StandinsMode::Dir(standins_dir());
-    LabGuard::up(&opts).expect("lab up (needs root; builds the node image on first use)")
-}
-
-fn sh(lab: &LabGuard, node: &str, script: &str) -> (i32, String, String) {
-    let out = lab.exec(node, &["sh", "-c", script]).expect("node exec");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn sh_ok(lab: &LabGuard, node: &str, script: &str) -> String {
-    let (code, out, err) = sh(lab, node, script);
-    assert_eq!(code, 0, "{node}: {script}: {out}{err}");
-    out
-}
-
-fn address(lab: &LabGuard, node: &str) -> String {
-    lab.node(node).unwrap().address.clone()
-}
-
-fn vip(lab: &LabGuard) -> String {
-    let a = address(lab, "node1");
-    format!("{}.200", a.rsplit_once('.').unwrap().0)
-}
-
-fn endpoint(lab: &LabGuard) -> String {
-    format!("{}:{LB_PORT}", vip(lab))
-}
-
-/// The calls the stand-ins recorded on `node`: (tool, argv, config, exit).
-fn calls(lab: &LabGuard, node: &str) -> Vec<serde_json::Value> {
-    let (_, out, _) = sh(lab, node, "cat /var/log/strata-standins/calls.jsonl 2>/dev/null");
-    out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-/// Successful kubeadm calls on `node` whose argv after `kubeadm` starts with `words`.
-fn kubeadm_calls(lab: &LabGuard, node: &str, words: &[&str]) -> Vec<serde_json::Value> {
-    calls(lab, node)
-        .into_iter()
-        .filter(|c| {
-            c["tool"] == "kubeadm"
-                && c["exit"] == 0
-                && words.iter().enumerate().all(|(i, w)| c["argv"][i + 1].as_str() == Some(w))
-        })
-        .collect()
-}
-
-const FLANNEL: &str = r#"apiVersion: v1
-kind: Namespace
-metadata:
-  name: kube-flannel
----
-kind: ConfigMap
-apiVersion: v1
-metadata:
-  name: kube-flannel-cfg
-  namespace: kube-flannel
-data:
-  net-conf.json: |
-    {
-      "Network": "10.244.0.0/16",
-      "Backend": {
-        "Type": "vxlan"
-      }
-    }
-"#;
-
-struct Opts<'a> {
-    version: &'a str,
-    workers: &'a [&'a str],
-    /// An `import {}` block for the secrets.
-    import_from: Option<&'a str>,
-}
-
-fn main_tf(lab: &LabGuard, o: &Opts) -> String {
-    let ssh = &lab.info().ssh;
-    let members: String = CP
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let a = address(lab, n);
-            format!(
-                "  member {{\n    name    = \"etcd{}\"\n    address = \"{a}\"\n    ssh {{ host = \"{a}\" }}\n  }}\n",
-                i + 1
-            )
-        })
-        .collect();
-    let lb_nodes: String =
-        CP.iter().map(|n| format!("  node {{\n    ssh {{ host = \"{}\" }}\n  }}\n", address(lab, n))).collect();
-    let backends: String = CP
-        .iter()
-        .map(|n| {
-            format!(
-                "    backend {{\n      name    = \"{n}\"\n      address = \"{}\"\n      port    = 6443\n    }}\n",
-                address(lab, n)
-            )
-        })
-        .collect();
-    let cp_nodes: String = CP
-        .iter()
-        .map(|n| {
-            let a = address(lab, n);
-            format!("  node {{\n    name    = \"{n}\"\n    address = \"{a}\"\n    ssh {{ host = \"{a}\" }}\n  }}\n")
-        })
-        .collect();
-    let workers: String = o
-        .workers
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let a = address(lab, n);
-            format!(
-                r#"resource "strata_worker" "{n}" {{
-  name               = "{n}"
-  address            = "{a}"
-  kubernetes_version = "v1.35.0"
-  join               = strata_control_plane.k8s.join
-  kubeconfig         = strata_control_plane.k8s.kubeconfig
-  labels = {{
-    "env"                            = "test"
-    "node-role.kubernetes.io/worker" = ""
-    "example.com/slot"               = "{i}"
-  }}
-  taint {{
-    key    = "dedicated"
-    value  = "db"
-    effect = "NoSchedule"
-  }}
-  ssh {{ host = "{a}" }}
-}}
-"#
-            )
-        })
-        .collect();
-    let import = o
-        .import_from
-        .map(|id| format!("import {{\n  to = strata_cluster_secrets.this\n  id = \"{id}\"\n}}\n"))
-        .unwrap_or_default();
-    format!(
-        r#"{provider}{import}resource "strata_cluster_secrets" "this" {{
-  cluster_name = "kubernetes"
-}}
-
-resource "strata_etcd_cluster" "main" {{
-  ca_cert = strata_cluster_secrets.this.etcd_ca_cert
-  ca_key  = strata_cluster_secrets.this.etcd_ca_key
-{members}}}
-
-resource "strata_load_balancer" "api" {{
-  name              = "k8s"
-  vip               = "{vip}/24"
-  interface         = "eth0"
-  virtual_router_id = 52
-{lb_nodes}  frontend {{
-    name      = "kube-apiserver"
-    bind_port = {LB_PORT}
-{backends}    health_check {{
-      type     = "tcp"
-      interval = "1s"
-    }}
-  }}
-}}
-
-resource "strata_control_plane" "k8s" {{
-  endpoint            = "{endpoint}"
-  kubernetes_version  = "{version}"
-  ca_cert             = strata_cluster_secrets.this.kubernetes_ca_cert
-  ca_key              = strata_cluster_secrets.this.kubernetes_ca_key
-  front_proxy_ca_cert = strata_cluster_secrets.this.front_proxy_ca_cert
-  front_proxy_ca_key  = strata_cluster_secrets.this.front_proxy_ca_key
-  service_account_public_key  = strata_cluster_secrets.this.service_account_public_key
-  service_account_private_key = strata_cluster_secrets.this.service_account_private_key
-  pod_cidr            = "10.44.0.0/16"
-{cp_nodes}  etcd {{
-    endpoints   = strata_etcd_cluster.main.endpoints
-    ca_cert     = strata_etcd_cluster.main.ca_certificate
-    client_cert = strata_etcd_cluster.main.client_certificate
-    client_key  = strata_etcd_cluster.main.client_private_key
-    ca_key      = strata_cluster_secrets.this.etcd_ca_key
-  }}
-  cni {{
-    type            = "flannel"
-    manifest_file   = "flannel.yaml"
-    flannel_backend = "host-gw"
-  }}
-  depends_on = [strata_load_balancer.api]
-}}
-
-{workers}
-output "kubeconfig" {{
-  value     = strata_control_plane.k8s.kubeconfig
-  sensitive = true
-}}
-output "ca" {{
-  value = strata_cluster_secrets.this.kubernetes_ca_cert
-}}
-"#,
-        provider = ssh_provider(&ssh.private_key_file, &ssh.known_hosts_file),
-        vip = vip(lab),
-        endpoint = endpoint(lab),
-        version = o.version,
-    )
-}
-
-fn workdir(lab: &LabGuard, o: &Opts) -> Workdir {
-    let wd = Workdir::new(&provider_dir(), &main_tf(lab, o)).unwrap();
-    wd.write("flannel.yaml", FLANNEL).unwrap();
-    wd
-}
-
-fn assert_empty_plan(wd: &Workdir, after: &str) {
-    let plan = wd.plan_exit_code().unwrap();
-    assert_eq!(plan.code, 0, "the plan after {after} must be empty:\n{}{}", plan.stdout, plan.stderr);
-}
-
-fn output(wd: &Workdir, name: &str) -> String {
-    wd.run(&["output", "-raw", name]).unwrap().ok().unwrap().stdout
-}
-
-fn https(ca_pem: &str, identity: Option<(&str, &str)>) -> reqwest::blocking::Client {
-    let mut b = reqwest::blocking::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
-        .timeout(Duration::from_secs(5));
-    if let Some((cert, key)) = identity {
-        b = b.identity(reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes()).unwrap());
-    }
-    b.build().unwrap()
-}
-
-/// (server, CA, client cert, client key) of a kubeconfig.
-fn kubeconfig_parts(text: &str) -> (String, String, String, String) {
-    let k: serde_json::Value = serde_yaml_ng::from_str(text).unwrap();
-    let d = |v: &serde_json::Value| {
-        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap()).unwrap()
-    };
-    (
-        k["clusters"][0]["cluster"]["server"].as_str().unwrap().to_string(),
-        d(&k["clusters"][0]["cluster"]["certificate-authority-data"]),
-        d(&k["users"][0]["user"]["client-certificate-data"]),
-        d(&k["users"][0]["user"]["client-key-data"]),
-    )
-}
-
-fn openssl_verify(dir: &Path, ca_pem: &str, cert_pem: &str) -> (bool, String) {
-    std::fs::write(dir.join("verify-ca.pem"), ca_pem).unwrap();
-    std::fs::write(dir.join("verify-cert.pem"), cert_pem).unwrap();
-    let out = std::process::Command::new("openssl")
-        .args(["verify", "-CAfile", "verify-ca.pem", "verify-cert.pem"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-/// The official Kubernetes Python client's kubeconfig loader on `path`: prints the host
-/// the loaded configuration talks to.
-fn python_client_host(path: &Path) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-kube-client.sh");
-    let out = std::process::Command::new("bash").arg(script).output().unwrap();
-    assert!(out.status.success(), "installing the kubernetes client: {}", String::from_utf8_lossy(&out.stderr));
-    let python = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let out = std::process::Command::new(python)
-        .args([
-            "-c",
-            "import sys\nfrom kubernetes import client, config\nconfig.load_kube_config(config_file=sys.argv[1])\n\
-             c = client.Configuration.get_default_copy()\nassert c.cert_file and c.key_file and c.ssl_ca_cert\nprint(c.host)",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "load_kube_config: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn wait_ready_through_vip(lab: &LabGuard, ca: &str) {
-    let client = https(ca, None);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = client.get(format!("https://{}/readyz", endpoint(lab))).send();
-        if let Ok(r) = r {
-            if r.status() == 200 {
-                assert_eq!(r.text().unwrap(), "ok");
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "/readyz through the VIP never answered ok");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
 
 #[test]
 fn ha_control_plane_behind_the_vip_with_workers_upgrade_and_adoption_after_state_loss() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
-    let lab = lab(&tmp.path().join("lab"));
-    // containerd (Debian's, real) is what strata_node_config would set up: kubeadm's
-    // preflight needs it answering on its socket.
-    std::thread::scope(|s| {
-        for n in CP.iter().chain(WORKERS.iter()) {
-            let lab = &lab;
-            s.spawn(move || {
-                sh_ok(lab, n, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd >/dev/null && systemctl enable --now containerd");
-            });
-        }
-    });
+    let lab = lab(&tmp.path().join("lab"), 5);
+    install_containerd(&lab, &[&CP[..], &WORKERS[..]].concat());
     let booted = started.elapsed();
 
-    let wd = workdir(&lab, &Opts { version: "v1.35.0", workers: &WORKERS, import_from: None });
+    let wd = workdir(&lab, &Opts { version: "v1.35.0", workers: &WORKERS, import_from: None, etcd_restore: None });
     wd.apply().unwrap();
     let applied = started.elapsed();
     let ca = output(&wd, "ca");
@@ -418,7 +107,8 @@ fn ha_control_plane_behind_the_vip_with_workers_upgrade_and_adoption_after_state
     assert_eq!(node("node4").unwrap()["metadata"]["labels"]["env"], "test");
 
     // Destroying a worker resets it and deletes its Node.
-    let one_worker = main_tf(&lab, &Opts { version: "v1.35.0", workers: &["node4"], import_from: None });
+    let one_worker =
+        main_tf(&lab, &Opts { version: "v1.35.0", workers: &["node4"], import_from: None, etcd_restore: None });
     wd.write("main.tf", &one_worker).unwrap();
     wd.apply().unwrap();
     assert_eq!(kubeadm_calls(&lab, "node5", &["reset"]).len(), 1);
@@ -428,7 +118,11 @@ fn ha_control_plane_behind_the_vip_with_workers_upgrade_and_adoption_after_state
 
     // Upgrades: a two-minor jump is refused at plan time; one minor goes through,
     // `upgrade apply` on node1 once, then `upgrade node` on node2 and node3 in turn.
-    wd.write("main.tf", &main_tf(&lab, &Opts { version: "v1.37.0", workers: &["node4"], import_from: None })).unwrap();
+    wd.write(
+        "main.tf",
+        &main_tf(&lab, &Opts { version: "v1.37.0", workers: &["node4"], import_from: None, etcd_restore: None }),
+    )
+    .unwrap();
     let refused = wd.plan_exit_code().unwrap();
     assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
     assert!(
@@ -436,7 +130,11 @@ fn ha_control_plane_behind_the_vip_with_workers_upgrade_and_adoption_after_state
         "{}",
         refused.stderr
     );
-    wd.write("main.tf", &main_tf(&lab, &Opts { version: "v1.36.1", workers: &["node4"], import_from: None })).unwrap();
+    wd.write(
+        "main.tf",
+        &main_tf(&lab, &Opts { version: "v1.36.1", workers: &["node4"], import_from: None, etcd_restore: None }),
+    )
+    .unwrap();
     wd.apply().unwrap();
     let up_apply = kubeadm_calls(&lab, "node1", &["upgrade", "apply"]);
     assert_eq!(up_apply.len(), 1, "{up_apply:?}");
@@ -467,7 +165,7 @@ fn ha_control_plane_behind_the_vip_with_workers_upgrade_and_adoption_after_state
     for (f, c) in ["etcd-ca.crt", "etcd-client.crt", "etcd-client.key"].iter().zip(&etcd_files) {
         stranger.write(f, c).unwrap();
     }
-    let full = main_tf(&lab, &Opts { version: "v1.36.1", workers: &[], import_from: None });
+    let full = main_tf(&lab, &Opts { version: "v1.36.1", workers: &[], import_from: None, etcd_restore: None });
     let cp_only = full[..full.find("resource \"strata_cluster_secrets\"").unwrap()].to_string()
         + "resource \"strata_cluster_secrets\" \"this\" {\n  cluster_name = \"kubernetes\"\n}\n"
         + &full[full.find("resource \"strata_control_plane\"").unwrap()..full.find("output \"kubeconfig\"").unwrap()]
@@ -498,7 +196,10 @@ fn ha_control_plane_behind_the_vip_with_workers_upgrade_and_adoption_after_state
     let node1_id = format!("ssh://root@{}", address(&lab, "node1"));
     wd.write(
         "main.tf",
-        &main_tf(&lab, &Opts { version: "v1.36.1", workers: &["node4"], import_from: Some(&node1_id) }),
+        &main_tf(
+            &lab,
+            &Opts { version: "v1.36.1", workers: &["node4"], import_from: Some(&node1_id), etcd_restore: None },
+        ),
     )
     .unwrap();
     wd.apply().unwrap();

@@ -99,6 +99,17 @@ fn the_platform_is_rebuilt_with_its_data_and_identity_by_one_plain_apply_after_e
     assert_eq!(plan.code, 0, "the plan after the rebuild is not empty:\n{}\n{}", plan.stdout, plan.stderr);
 
     let cp = critical_path(&log, &after).unwrap();
+    // scripts/bench_rebuild.sh asks for the figures (docs/benchmarks.md).
+    if let Some(path) = std::env::var_os("STRATA_REHEARSAL_REPORT") {
+        let report = serde_json::json!({
+            "first_apply_s": first_apply.as_secs_f64(),
+            "rebuild_s": rebuild.as_secs_f64(),
+            "apply_phase_s": cp.wall,
+            "critical_path_s": cp.length,
+            "chain": cp.chain.iter().map(|(r, w)| serde_json::json!({"resource": r, "seconds": w})).collect::<Vec<_>>(),
+        });
+        std::fs::write(path, report.to_string()).unwrap();
+    }
     let chain: Vec<String> = cp.chain.iter().map(|(r, w)| format!("{r} {w:.1}s")).collect();
     eprintln!(
         "rehearsal: first apply {first_apply:.1?}; rebuild apply {rebuild:.1?} (apply phase {:.1}s, critical path \

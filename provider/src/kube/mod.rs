@@ -114,6 +114,18 @@ impl KubeClient {
         Ok(MintedToken { token, expires_at })
     }
 
+    /// Whether bootstrap token `token` (`<id>.<secret>`) still exists with that secret and
+    /// has not expired: e.g. after the control plane was rebuilt on an etcd restored from
+    /// a snapshot, the token minted before is still there and stays usable.
+    pub async fn bootstrap_token_valid(&self, token: &str) -> anyhow::Result<bool> {
+        let Some((id, _)) = token.split_once('.') else { return Ok(false) };
+        let path = format!("/api/v1/namespaces/kube-system/secrets/bootstrap-token-{}", path_segment(id));
+        Ok(self
+            .get_json(&path)
+            .await?
+            .is_some_and(|s| bootstrap_token_matches(&s, token, time::OffsetDateTime::now_utc())))
+    }
+
     /// The Node `name`, `None` when there is none.
     pub async fn get_node(&self, name: &str) -> anyhow::Result<Option<NodeObject>> {
         let Some(v) = self.get_json(&format!("/api/v1/nodes/{}", path_segment(name))).await? else {
@@ -185,6 +197,26 @@ pub fn bootstrap_token_secret(id: &str, secret: &str, expires_at: &str) -> Json 
             "auth-extra-groups": "system:bootstrappers:kubeadm:default-node-token",
         }
     })
+}
+
+/// Whether the bootstrap-token Secret `secret` holds `token` and is not expired at
+/// `now`. A Secret's `data` is base64; no `expiration` means it never expires.
+pub fn bootstrap_token_matches(secret: &Json, token: &str, now: time::OffsetDateTime) -> bool {
+    use base64::Engine;
+    let Some((id, want)) = token.split_once('.') else { return false };
+    let field = |k: &str| -> Option<String> {
+        let b64 = secret.pointer(&format!("/data/{k}"))?.as_str()?;
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).ok()?).ok()
+    };
+    if field("token-id").as_deref() != Some(id) || field("token-secret").as_deref() != Some(want) {
+        return false;
+    }
+    match field("expiration") {
+        None => true,
+        Some(e) => {
+            time::OffsetDateTime::parse(&e, &time::format_description::well_known::Rfc3339).is_ok_and(|t| t > now)
+        }
+    }
 }
 
 /// The merge patch for [`KubeClient::patch_node`]: a null label deletes it.

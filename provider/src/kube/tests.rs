@@ -43,3 +43,25 @@ fn nodes_read_back_labels_and_taints() {
     let bare = parse_node(&json!({"metadata": {"name": "w1"}, "spec": {}})).unwrap();
     assert_eq!(bare, NodeObject::default());
 }
+
+#[test]
+fn a_bootstrap_token_is_valid_only_with_its_secret_and_before_it_expires() {
+    use base64::Engine;
+    let b = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let secret = |id: &str, secret: &str, expiration: Option<&str>| {
+        let mut data = serde_json::json!({"token-id": b(id), "token-secret": b(secret)});
+        if let Some(e) = expiration {
+            data["expiration"] = serde_json::json!(b(e));
+        }
+        serde_json::json!({"metadata": {"name": format!("bootstrap-token-{id}")}, "data": data})
+    };
+    let now =
+        time::OffsetDateTime::parse("2026-12-02T12:00:00Z", &time::format_description::well_known::Rfc3339).unwrap();
+    let token = "abcdef.0123456789abcdef";
+    assert!(bootstrap_token_matches(&secret("abcdef", "0123456789abcdef", Some("2026-12-03T00:00:00Z")), token, now));
+    assert!(bootstrap_token_matches(&secret("abcdef", "0123456789abcdef", None), token, now), "no expiry");
+    assert!(!bootstrap_token_matches(&secret("abcdef", "0123456789abcdef", Some("2026-12-02T11:00:00Z")), token, now));
+    assert!(!bootstrap_token_matches(&secret("abcdef", "ffffffffffffffff", Some("2026-12-03T00:00:00Z")), token, now));
+    assert!(!bootstrap_token_matches(&secret("abcdef", "0123456789abcdef", Some("not a time")), token, now));
+    assert!(!bootstrap_token_matches(&serde_json::json!({}), token, now));
+}

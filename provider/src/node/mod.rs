@@ -268,6 +268,14 @@ pub fn gone_warning(node: &Node, then: &str) -> crate::framework::Diagnostic {
     )
 }
 
+/// Whether every node of a multi-node resource is gone: each one definitely does not
+/// answer SSH (`Ok(false)` from [`Node::answers`]). An error (e.g. a host key that does
+/// not match) is not "gone": it is reported where the node is read. No nodes at all is
+/// not "gone" either.
+pub fn all_gone(answers: &[anyhow::Result<bool>]) -> bool {
+    !answers.is_empty() && answers.iter().all(|a| matches!(a, Ok(false)))
+}
+
 impl Node {
     pub async fn connect(ctx: &Context, conn: &ConnectionModel) -> Result<Node, Diagnostics> {
         let data = ctx.provider_data::<ProviderData>()?;
@@ -417,6 +425,15 @@ mod tests {
     use super::*;
     use crate::resources::connection::{BastionModel, SshSettings};
     use strata_ssh::KeySource;
+
+    #[test]
+    fn only_nodes_that_all_do_not_answer_are_gone() {
+        let no = || Ok(false);
+        assert!(all_gone(&[no(), no(), no()]));
+        assert!(!all_gone(&[no(), Ok(true), no()]), "one answers: not gone");
+        assert!(!all_gone(&[no(), Err(anyhow::anyhow!("host key mismatch"))]), "an error is not gone");
+        assert!(!all_gone(&[]), "no nodes: nothing to call gone");
+    }
 
     fn conn(settings: SshSettings) -> ConnectionModel {
         ConnectionModel { host: "10.0.0.5".into(), port: None, settings }

@@ -180,7 +180,10 @@ pub async fn create(ctx: &Context, m: &mut ControlPlaneModel) -> anyhow::Result<
     let members = connect(ctx, &config).await.map_err(|d| anyhow!("{d}"))?;
     let found = find(&members, &m.ca_cert).await?;
     ensure_kubeconfig(m, None)?;
-    let initialised = if found.iter().any(|f| f.joined) {
+    let initialised = if needs_init(&found) {
+        init_all(m, &members).await?;
+        true
+    } else {
         // Adopt: it must be healthy through the endpoint before anything joins it.
         probe::ready(&m.endpoint, &m.ca_cert).await.map_err(|e| {
             e.context(
@@ -189,13 +192,6 @@ pub async fn create(ctx: &Context, m: &mut ControlPlaneModel) -> anyhow::Result<
             )
         })?;
         false
-    } else {
-        let token = pki::bootstrap_token();
-        init(&members[0], m, &token).await?;
-        for x in &members[1..] {
-            join(x, m, &token).await?;
-        }
-        true
     };
     converge(m, &members).await?;
     if initialised {
@@ -205,10 +201,36 @@ pub async fn create(ctx: &Context, m: &mut ControlPlaneModel) -> anyhow::Result<
     Ok(initialised)
 }
 
+/// Whether `kubeadm init` must run: no node has joined (every node was found, so none
+/// runs a control plane that init would split). With the cluster's PKI placed first,
+/// init on an external etcd that still holds the cluster (restored from a snapshot)
+/// brings that cluster back rather than a new one.
+pub fn needs_init(found: &[Found]) -> bool {
+    !found.iter().any(|f| f.joined)
+}
+
+/// `kubeadm init` on the first node, then control-plane joins one at a time, with a
+/// token made for init.
+async fn init_all(m: &ControlPlaneModel, members: &[Member<'_>]) -> anyhow::Result<()> {
+    let token = pki::bootstrap_token();
+    init(&members[0], m, &token).await?;
+    for x in &members[1..] {
+        join(x, m, &token).await?;
+    }
+    Ok(())
+}
+
 /// Makes every node a control-plane member of the running cluster: PKI rewritten where
-/// it drifted, nodes that have not joined joined one at a time.
-pub async fn converge(m: &ControlPlaneModel, members: &[Member<'_>]) -> anyhow::Result<()> {
+/// it drifted, nodes that have not joined joined one at a time. When no node has
+/// joined (every machine re-created blank), the API is down and no join token can be
+/// minted: the control plane is initialised again from the same PKI instead. Returns
+/// whether `kubeadm init` ran.
+pub async fn converge(m: &ControlPlaneModel, members: &[Member<'_>]) -> anyhow::Result<bool> {
     let found = find(members, &m.ca_cert).await?;
+    if needs_init(&found) {
+        init_all(m, members).await?;
+        return Ok(true);
+    }
     let mut token: Option<String> = None;
     for (x, f) in members.iter().zip(&found) {
         if f.joined {
@@ -227,7 +249,7 @@ pub async fn converge(m: &ControlPlaneModel, members: &[Member<'_>]) -> anyhow::
         };
         join(x, m, &t).await?;
     }
-    Ok(())
+    Ok(false)
 }
 
 /// `kubeadm reset -f` and strata's files on a node leaving the control plane.
@@ -240,16 +262,14 @@ pub async fn reset(node: &Node) -> anyhow::Result<()> {
     .map(|_| ())
 }
 
-/// Observes the nodes and the endpoint into `m`. `false` when the control plane does
-/// not exist: every node answers and none has kubeadm's files. A node that does not
-/// answer, or an endpoint that is not ready, is a warning, not a failure.
+/// Observes the nodes and the endpoint into `m` (`nodes` always). `false` when no
+/// control plane runs: every node answers and none has kubeadm's files. A node that
+/// does not answer, or an endpoint that is not ready, is a warning, not a failure.
 pub async fn observe(ctx: &Context, m: &mut ControlPlaneModel) -> Result<bool, Diagnostics> {
     let config = m.node.clone();
     let members = connect(ctx, &config).await?;
     let found: Vec<anyhow::Result<Found>> = join_all(members.iter().map(|x| probe::inspect(&x.node))).await;
-    if found.iter().all(|f| f.as_ref().is_ok_and(|f| !f.joined)) {
-        return Ok(false);
-    }
+    let runs = !found.iter().all(|f| f.as_ref().is_ok_and(|f| !f.joined));
     let mut statuses = Vec::new();
     for (i, (x, f)) in members.iter().zip(&found).enumerate() {
         if let Err(e) = f {
@@ -272,6 +292,10 @@ pub async fn observe(ctx: &Context, m: &mut ControlPlaneModel) -> Result<bool, D
                 .is_some_and(|c| pki_files::same_ca(c, &m.ca_cert)),
         });
     }
+    m.nodes = Some(statuses);
+    if !runs {
+        return Ok(false);
+    }
     if let Err(e) = probe::ready(&m.endpoint, &m.ca_cert).await {
         ctx.warn(
             Diagnostic::warning(
@@ -281,7 +305,6 @@ pub async fn observe(ctx: &Context, m: &mut ControlPlaneModel) -> Result<bool, D
             .at(AttributePath::root("endpoint")),
         );
     }
-    m.nodes = Some(statuses);
     m.id = Some(m.cluster_name());
     m.ca_cert_hash = pki::ca_cert_hash(&m.ca_cert).ok();
     Ok(true)

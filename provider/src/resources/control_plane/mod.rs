@@ -208,7 +208,10 @@ impl Resource for ControlPlane {
             plan.set_unknown("kubeconfig");
             plan.set_unknown("kubeconfig_expires_at");
         }
-        if plan.changed("endpoint") || plan.changed("ca_cert") || plan.changed("join_token_ttl_hours") {
+        // With no node joined the update runs kubeadm init again: the join token is
+        // kept only if the API still has it (e.g. in an etcd restored from a snapshot).
+        let none_joined = prior.nodes.as_ref().is_some_and(|s| s.iter().all(|s| !s.joined));
+        if none_joined || plan.changed("endpoint") || plan.changed("ca_cert") || plan.changed("join_token_ttl_hours") {
             plan.set_unknown("join");
         }
         let drift = prior.nodes.as_ref().is_none_or(|s| s.len() != prior.node.len() || s.iter().any(|s| !s.healthy()));
@@ -231,7 +234,22 @@ impl Resource for ControlPlane {
 
     async fn read(&self, ctx: &Context, state: ControlPlaneModel) -> Result<Option<ControlPlaneModel>, Diagnostics> {
         let mut m = state;
-        Ok(cluster::observe(ctx, &mut m).await?.then_some(m))
+        // Never reported gone: the cluster's identity is in state and its objects are
+        // in the external etcd, so nodes that are blank or gone are drift of `nodes`,
+        // and the update initialises them again with the same PKI. A create would
+        // issue a new admin kubeconfig, breaking what depends on it.
+        if !cluster::observe(ctx, &mut m).await? {
+            ctx.warn(
+                Diagnostic::warning(
+                    "No control-plane node has joined",
+                    "Every node answers but none has kubeadm's files (e.g. the machines were re-created blank): the \
+                     next apply runs kubeadm init again with the cluster's PKI, and keeps the kubeconfig, and the join \
+                     token while it is still valid.",
+                )
+                .at(AttributePath::root("nodes")),
+            );
+        }
+        Ok(Some(m))
     }
 
     async fn update(
@@ -262,18 +280,23 @@ impl Resource for ControlPlane {
                 upgrade::upgrade(&joined, &m, to).await?;
             }
             let members = cluster::connect(ctx, &config).await.map_err(|d| anyhow::anyhow!("{d}"))?;
-            cluster::converge(&m, &members).await?;
+            let initialised = cluster::converge(&m, &members).await?;
             for n in cluster::connect(ctx, &leaving).await.map_err(|d| anyhow::anyhow!("{d}"))? {
                 cluster::reset(&n.node).await?;
                 cluster::admin_client(&m)?.delete_node(&n.m.name).await?;
             }
-            if prior.cni != m.cni {
+            if initialised || prior.cni != m.cni {
                 cluster::apply_cni(&members[0], &m).await?;
             }
             let join_fits = m.join.as_ref().is_some_and(|j| {
                 j.endpoint == m.endpoint && Some(&j.ca_cert_hash) == crate::pki::ca_cert_hash(&m.ca_cert).ok().as_ref()
             });
-            if !join_fits || prior.join_token_ttl_hours != m.join_token_ttl_hours {
+            // After init the token exists only if the etcd kept it (restored from a snapshot).
+            let join_alive = match (&m.join, initialised) {
+                (Some(j), true) => cluster::admin_client(&m)?.bootstrap_token_valid(&j.token).await?,
+                _ => true,
+            };
+            if !join_fits || !join_alive || prior.join_token_ttl_hours != m.join_token_ttl_hours {
                 cluster::mint_join(&mut m).await?;
             }
             anyhow::Ok(())

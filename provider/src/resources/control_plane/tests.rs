@@ -397,3 +397,30 @@ fn the_refusal_of_a_foreign_cluster_says_why_and_how_to_import() {
     assert!(e.contains("id = \"ssh://root@10.0.0.1\""), "{e}");
     assert!(e.contains("strata_cluster_secrets"), "{e}");
 }
+
+#[test]
+fn kubeadm_init_runs_again_only_when_no_node_has_joined() {
+    let blank = probe::Found { joined: false, ca_cert: None };
+    let joined = probe::Found { joined: true, ca_cert: Some("CA".into()) };
+    assert!(cluster::needs_init(&[blank.clone(), blank.clone(), blank.clone()]), "every machine re-created blank");
+    assert!(!cluster::needs_init(&[blank.clone(), joined.clone(), blank]), "one runs: the others join it");
+    assert!(!cluster::needs_init(&[joined.clone(), joined.clone(), joined]));
+}
+
+#[test]
+fn a_rebuild_keeps_the_kubeconfig_and_plans_the_join_token_as_known_after_apply() {
+    let ca = ca();
+    let mut m = applied(&ca);
+    for s in m.nodes.as_mut().unwrap() {
+        s.joined = false;
+    }
+    let p = plan(&m, &m.clone());
+    assert!(!p.diagnostics.has_errors(), "{}", p.diagnostics);
+    assert!(p.planned.attr("nodes").unwrap().is_unknown(), "the nodes are built again");
+    assert_eq!(p.planned.attr("kubeconfig"), state(&m).attr("kubeconfig"), "the kubeconfig stays as it is");
+    assert!(p.planned.attr("join").unwrap().is_unknown(), "the token may have to be minted again");
+    // One node still joined: the others join it, the token stays.
+    m.nodes.as_mut().unwrap()[0].joined = true;
+    let p = plan(&m, &m.clone());
+    assert_eq!(p.planned.attr("join"), state(&m).attr("join"));
+}

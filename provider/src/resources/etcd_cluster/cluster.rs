@@ -115,11 +115,23 @@ pub fn token(ca_cert: &str) -> String {
 
 /// Observes the cluster into `m` (members, ids, health, cluster id, version). `false`
 /// when it does not exist: every node answers and none has etcd configured, data or
-/// running. A node that does not answer is a warning and an unhealthy member.
+/// running; or no node answers at all (the machines are gone, with a warning each), so
+/// the plan forms it again, from `restore_from_snapshot` when set. Some nodes that do
+/// not answer are a warning and unhealthy members, replaced by the next apply.
 pub async fn observe(ctx: &Context, m: &mut EtcdClusterModel) -> Result<bool, Diagnostics> {
     let data_dir = m.data_dir();
     let config = m.member.clone();
     let members = connect(ctx, &config).await?;
+    let answers = join_all(members.iter().map(|x| x.node.answers())).await;
+    if crate::node::all_gone(&answers) {
+        for x in &members {
+            ctx.warn(crate::node::gone_warning(
+                &x.node,
+                "no member answers, so the cluster is planned to be formed again (from restore_from_snapshot when set)",
+            ));
+        }
+        return Ok(false);
+    }
     let found: Vec<anyhow::Result<Found>> = join_all(members.iter().map(|x| x.inspect(&data_dir))).await;
     if found.iter().all(|f| f.as_ref().is_ok_and(|f| !f.configured && !f.has_data && !f.active)) {
         return Ok(false);

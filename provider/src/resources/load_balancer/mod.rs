@@ -311,6 +311,14 @@ impl Resource for LoadBalancer {
 
     async fn read(&self, ctx: &Context, state: LoadBalancerModel) -> Result<Option<LoadBalancerModel>, Diagnostics> {
         let nodes = connect_all(ctx, &state).await?;
+        // Every machine gone (the disaster): planned again, and the create deploys it
+        // anew once they are back. While some answer, the last known state is kept.
+        if crate::node::all_gone(&join_all(nodes.iter().map(Node::answers)).await) {
+            for n in &nodes {
+                ctx.warn(crate::node::gone_warning(n, "no load balancer node answers, so it is planned again"));
+            }
+            return Ok(None);
+        }
         let observed = join_all(nodes.iter().map(|n| deploy::observe(n, &state))).await;
         let mut warnings = Diagnostics::new();
         for (r, host) in observed.iter().zip(state.hosts()) {

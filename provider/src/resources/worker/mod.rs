@@ -78,10 +78,30 @@ async fn label_and_taint(m: &WorkerModel, removed_labels: &[String]) -> anyhow::
     Ok(())
 }
 
-/// Observes the node and its Node object into `m`; `false` when it is gone (no
-/// kubelet.conf on the node and no Node object).
+/// The packages (unless `install_packages = false`), then `kubeadm join` with a token
+/// that is still valid. A Node object of the same name left from before (e.g. in an etcd
+/// restored from a snapshot) does not block it: the kubelet takes it over, and its
+/// labels and taints are set again afterwards.
+async fn install_and_join(node: &Node, m: &WorkerModel) -> anyhow::Result<()> {
+    if m.install_packages != Some(false) {
+        let v = KubeVersion::parse(&m.kubernetes_version).map_err(|e| anyhow::anyhow!("kubernetes_version: {e}"))?;
+        packages::install_held(node, &PACKAGES, &v.package_version()).await?;
+    }
+    let token = join::token(m).await?;
+    join::kubeadm_join(node, m, &token).await
+}
+
+/// Observes the node and its Node object into `m`; `false` when it is gone: its node
+/// does not answer SSH (the machine was deleted; a warning says so), or there is no
+/// kubelet.conf on the node and no Node object.
 async fn observe(ctx: &Context, m: &mut WorkerModel) -> Result<bool, Diagnostics> {
     let node = Node::connect(ctx, &m.ssh).await?;
+    // The state's `joined` would otherwise survive the machine and nothing be planned.
+    // Other errors (a host key that does not match) are not "gone": warned below.
+    if matches!(node.answers().await, Ok(false)) {
+        ctx.warn(crate::node::gone_warning(&node, "the worker is planned to join again"));
+        return Ok(false);
+    }
     let joined = match node.run("looking for kubeadm's files", "test -f /etc/kubernetes/kubelet.conf").await {
         Ok(out) => Some(out.status == 0),
         Err(e) => {
@@ -183,13 +203,7 @@ impl Resource for Worker {
                 .into());
             }
         } else {
-            if m.install_packages != Some(false) {
-                let v = KubeVersion::parse(&m.kubernetes_version)
-                    .map_err(|e| anyhow::anyhow!("kubernetes_version: {e}"))?;
-                packages::install_held(&node, &PACKAGES, &v.package_version()).await?;
-            }
-            let token = join::token(&m).await?;
-            join::kubeadm_join(&node, &m, &token).await?;
+            install_and_join(&node, &m).await?;
         }
         join::wait_for_node(&join::client(&m)?, &m.name).await?;
         label_and_taint(&m, &[]).await?;
@@ -222,8 +236,8 @@ impl Resource for Worker {
             node.run_ok("restarting the kubelet", "systemctl daemon-reload && systemctl restart kubelet").await?;
         }
         if prior.joined == Some(false) {
-            let token = join::token(&m).await?;
-            join::kubeadm_join(&node, &m, &token).await?;
+            // A blank machine at the worker's address (re-created) has no packages yet.
+            install_and_join(&node, &m).await?;
             join::wait_for_node(&join::client(&m)?, &m.name).await?;
         }
         let kept: BTreeSet<&String> = m.labels.iter().flatten().map(|(k, _)| k).collect();
