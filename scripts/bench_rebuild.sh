@@ -33,5 +33,14 @@ print(f"| apply phase / critical path | {ratio:.2f}x (target at most 1.2x: {'met
 print()
 print("The critical path: " + " → ".join(f"`{c['resource']}` {c['seconds']:.1f} s" for c in r['chain']) + ".")
 print()
+print("Each resource of the rebuild: when its first instance started and its last one finished")
+print("(seconds into the apply phase), and its slowest instance. A start well after what it")
+print("depends on finished, or a span much longer than the slowest instance, is waiting.")
+print()
+print("| resource | started | done | slowest instance |")
+print("|---|---:|---:|---:|")
+for s in r['spans']:
+    print(f"| `{s['resource']}` | {s['start']:.1f} | {s['end']:.1f} | {s['slowest']:.1f} |")
+print()
 PY
 rm -f "$report"

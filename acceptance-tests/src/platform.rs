@@ -286,6 +286,7 @@ pub struct Step {
     pub resource: String,
     pub start: f64,
     pub end: f64,
+    pub slowest: f64,
 }
 
 /// An apply's wall time next to the longest chain of its dependency graph.
@@ -296,6 +297,9 @@ pub struct CriticalPath {
     /// The longest chain, each resource weighted by its slowest instance.
     pub length: f64,
     pub chain: Vec<(String, f64)>,
+    /// Every resource in start order: its first instance's start and its last one's end
+    /// (seconds from the first event), and its slowest instance.
+    pub spans: Vec<Step>,
 }
 
 fn seconds(ts: &str) -> Option<f64> {
@@ -344,11 +348,20 @@ pub fn critical_path(apply_json: &str, state: &Value) -> Result<CriticalPath> {
         bail!("the apply output has no apply_start events (was it run with -json?)");
     }
     let mut weight: BTreeMap<String, f64> = BTreeMap::new();
+    let mut spans: BTreeMap<String, Step> = BTreeMap::new();
     for (addr, s) in &start {
         let e = end.get(addr).with_context(|| format!("{addr} started but never completed"))?;
-        let w = weight.entry(resource_of(addr).to_string()).or_default();
+        let r = resource_of(addr).to_string();
+        let w = weight.entry(r.clone()).or_default();
         *w = w.max(e - s);
+        let span =
+            spans.entry(r.clone()).or_insert(Step { resource: r, start: f64::MAX, end: 0.0, slowest: 0.0 });
+        span.start = span.start.min(s - first);
+        span.end = span.end.max(e - first);
+        span.slowest = span.slowest.max(e - s);
     }
+    let mut spans: Vec<Step> = spans.into_values().collect();
+    spans.sort_by(|a, b| a.start.total_cmp(&b.start));
     let deps: BTreeMap<String, Vec<String>> = resources(state)
         .filter_map(|r| {
             let addr = r["address"].as_str()?;
@@ -389,7 +402,7 @@ pub fn critical_path(apply_json: &str, state: &Value) -> Result<CriticalPath> {
             best = p;
         }
     }
-    Ok(CriticalPath { wall: last - first, length: best.0, chain: best.1 })
+    Ok(CriticalPath { wall: last - first, length: best.0, chain: best.1, spans })
 }
 
 #[cfg(test)]
@@ -429,6 +442,9 @@ mod tests {
         assert_eq!(cp.length, 20.0);
         let names: Vec<&str> = cp.chain.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["strata_vm.this", "strata_node_config.kube", "strata_control_plane.k8s"]);
+        // The control plane waited 1 s after node_config was done: visible in the spans.
+        let span = cp.spans.iter().find(|s| s.resource == "strata_control_plane.k8s").unwrap();
+        assert_eq!((span.start, span.end, span.slowest), (14.0, 21.0, 7.0));
     }
 
     #[test]

@@ -107,6 +107,7 @@ fn the_platform_is_rebuilt_with_its_data_and_identity_by_one_plain_apply_after_e
             "apply_phase_s": cp.wall,
             "critical_path_s": cp.length,
             "chain": cp.chain.iter().map(|(r, w)| serde_json::json!({"resource": r, "seconds": w})).collect::<Vec<_>>(),
+            "spans": cp.spans.iter().map(|s| serde_json::json!({"resource": s.resource, "start": s.start, "end": s.end, "slowest": s.slowest})).collect::<Vec<_>>(),
         });
         std::fs::write(path, report.to_string()).unwrap();
     }
