@@ -354,8 +354,7 @@ pub fn critical_path(apply_json: &str, state: &Value) -> Result<CriticalPath> {
         let r = resource_of(addr).to_string();
         let w = weight.entry(r.clone()).or_default();
         *w = w.max(e - s);
-        let span =
-            spans.entry(r.clone()).or_insert(Step { resource: r, start: f64::MAX, end: 0.0, slowest: 0.0 });
+        let span = spans.entry(r.clone()).or_insert(Step { resource: r, start: f64::MAX, end: 0.0, slowest: 0.0 });
         span.start = span.start.min(s - first);
         span.end = span.end.max(e - first);
         span.slowest = span.slowest.max(e - s);

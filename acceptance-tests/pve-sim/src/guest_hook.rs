@@ -97,12 +97,13 @@ pub async fn call(sim: &Sim, action: Action, vmid: u32) -> Result<Vec<String>, S
 /// Reads a file of a running guest for the agent's `file-read`: `PROGRAM file-read VMID
 /// GUEST_DIR PATH` prints it. Without a hook there is no guest to read from.
 pub async fn file_read(sim: &Sim, vmid: u32, path: &str) -> Result<Vec<u8>, String> {
-    let Some(program) = sim.cfg.guest_hook.clone() else {
-        return Err(format!("guest-file-open failed: {path}: no guest file system (pve-sim runs no guest hook)"));
-    };
     if !path.starts_with('/') {
         return Err(format!("guest-file-open failed: {path}: not an absolute path"));
     }
+    let Some(program) = sim.cfg.guest_hook.clone() else {
+        let config = sim.read(|st| st.vms.get(&vmid).map(|vm| vm.config.clone())).unwrap_or_default();
+        return simulated_file(vmid, &config, path);
+    };
     let dir = guest_dir(sim, vmid);
     let path = path.to_string();
     let out = tokio::task::spawn_blocking(move || {
@@ -115,6 +116,33 @@ pub async fn file_read(sim: &Sim, vmid: u32, path: &str) -> Result<Vec<u8>, Stri
         return Err(format!("guest-file-open failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
     Ok(out.stdout)
+}
+
+/// Without a hook there is no guest machine: the agent answers from a simulated one,
+/// as `network-get-interfaces` does. A guest with a cloud-init drive has finished its
+/// first boot, and it has one SSH host key, stable for this VM (derived from its
+/// vmgenid, so a clone's differs).
+fn simulated_file(vmid: u32, config: &BTreeMap<String, String>, path: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    match path {
+        "/var/lib/cloud/instance/boot-finished" if cloudinit::has_cloudinit_drive(config) => {
+            Ok(b"1.0 - simulated - v. 22.4.2\n".to_vec())
+        }
+        "/etc/ssh/ssh_host_ed25519_key.pub" => {
+            let marker = config.get("vmgenid").cloned().unwrap_or_default();
+            let seed = ring::digest::digest(&ring::digest::SHA256, format!("{vmid}/{marker}").as_bytes());
+            let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed.as_ref())
+                .map_err(|_| "guest-file-open failed: key derivation".to_string())?;
+            let mut blob = Vec::new();
+            for part in [&b"ssh-ed25519"[..], ring::signature::KeyPair::public_key(&key).as_ref()] {
+                blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
+                blob.extend_from_slice(part);
+            }
+            let b64 = base64::engine::general_purpose::STANDARD.encode(blob);
+            Ok(format!("ssh-ed25519 {b64} root@vm{vmid}\n").into_bytes())
+        }
+        _ => Err(format!("guest-file-open failed: {path}: No such file or directory")),
+    }
 }
 
 fn write_guest_dir(
@@ -167,6 +195,22 @@ fn write_guest_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_a_hook_the_agent_reads_a_simulated_guest() {
+        let mut a = BTreeMap::from([("vmgenid".to_string(), "g1".to_string())]);
+        let key =
+            |c: &BTreeMap<String, String>, id| simulated_file(id, c, "/etc/ssh/ssh_host_ed25519_key.pub").unwrap();
+        assert_eq!(key(&a, 100), key(&a, 100), "stable for one VM");
+        assert!(String::from_utf8(key(&a, 100)).unwrap().starts_with("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI"));
+        let b = BTreeMap::from([("vmgenid".to_string(), "g2".to_string())]);
+        assert_ne!(key(&a, 101), key(&b, 101), "a clone (new vmgenid) has its own");
+        let done = "/var/lib/cloud/instance/boot-finished";
+        assert!(simulated_file(100, &a, done).is_err(), "no cloud-init drive, no cloud-init");
+        a.insert("ide2".into(), "local-lvm:vm-100-cloudinit,media=cdrom".into());
+        assert!(simulated_file(100, &a, done).is_ok());
+        assert!(simulated_file(100, &a, "/etc/shadow").unwrap_err().contains("No such file"));
+    }
 
     #[test]
     fn the_hook_runs_only_for_a_change_of_power_state() {
