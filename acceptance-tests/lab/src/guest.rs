@@ -5,6 +5,12 @@
 //! has the VM's MAC and no address, and real cloud-init in the node reads the NoCloud
 //! data pve-sim generated (user, SSH keys, static address, DNS, host keys).
 //!
+//! A started container becomes a node `ctVMID` configured as PVE configures one, without
+//! cloud-init: before every start the lab writes what `PVE::LXC::Setup` writes into the
+//! rootfs (hostname, /etc/hosts, /etc/resolv.conf, the `netN` addresses), and on the
+//! first start root's authorized keys (the create-time `ssh-public-keys`) and fresh SSH
+//! host keys (PVE's `rewrite_ssh_host_keys`), whose fingerprint lab.json records.
+//!
 //! A guest's disk (`DIR/guests/vmVMID`) lives from its first start to its destroy: stop
 //! and start keep it (same host key, same files), destroy removes it, and every clone
 //! gets its own blank one on its first start.
@@ -71,16 +77,52 @@ struct GuestSpec {
     /// The static address of ipconfig0, if any: the lab records it, the guest sets it.
     #[serde(default)]
     ipv4: Option<String>,
+    /// `lxc` for a container; absent for a VM.
+    #[serde(default)]
+    kind: Option<String>,
+    /// A container's setup (absent for a VM).
+    #[serde(default)]
+    ct: Option<CtSetup>,
 }
 
 #[derive(Debug, Deserialize)]
 struct Nic {
     index: u32,
     macaddr: Option<String>,
+    /// A container's interface name (`net0`'s `name`); a VM's NIC is eth0.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// What PVE's container setup takes from the config (see pve-sim's guest_hook).
+#[derive(Debug, Deserialize)]
+struct CtSetup {
+    hostname: String,
+    nets: Vec<CtNet>,
+    #[serde(default)]
+    nameservers: Vec<String>,
+    #[serde(default)]
+    searchdomains: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CtNet {
+    name: Option<String>,
+    ip: Option<String>,
+    gw: Option<String>,
 }
 
 pub fn node_name(vmid: u32) -> String {
     format!("vm{vmid}")
+}
+
+pub fn ct_node_name(vmid: u32) -> String {
+    format!("ct{vmid}")
+}
+
+/// The machine of guest `vmid`, VM or container (a VMID is one guest's in PVE).
+fn existing_guest(info: &LabInfo, vmid: u32) -> Option<String> {
+    [node_name(vmid), ct_node_name(vmid)].into_iter().find(|n| info.guests.iter().any(|g| &g.name == n))
 }
 
 /// Host end of the guest's veth: `<short>-g<vmid>`, within the 15 bytes of a link name.
@@ -143,9 +185,15 @@ fn start(info: &mut LabInfo, vmid: u32, guest_dir: &Path) -> Result<()> {
     let spec: GuestSpec =
         serde_json::from_slice(&fs::read(&spec_path).with_context(|| format!("reading {}", spec_path.display()))?)
             .with_context(|| format!("parsing {}", spec_path.display()))?;
-    let nic = spec.nics.iter().find(|n| n.index == 0).context("the VM has no net0: the lab gives a guest one NIC")?;
+    let nic =
+        spec.nics.iter().find(|n| n.index == 0).context("the guest has no net0: the lab gives a guest one NIC")?;
     let mac = nic.macaddr.clone().context("net0 has no MAC address")?;
-    let name = node_name(vmid);
+    let ct = match spec.kind.as_deref() {
+        Some("lxc") => Some(spec.ct.as_ref().context("guest.json: a container without its \"ct\" setup")?),
+        _ => None,
+    };
+    let name = if ct.is_some() { ct_node_name(vmid) } else { node_name(vmid) };
+    let ifname = nic.name.clone().unwrap_or_else(|| "eth0".into());
     if info.guests.iter().all(|g| g.name != name) {
         info.guests.push(NodeInfo {
             address: String::new(),
@@ -164,6 +212,10 @@ fn start(info: &mut LabInfo, vmid: u32, guest_dir: &Path) -> Result<()> {
         info.save()?;
     }
     info.node_mut(&name)?.address = spec.ipv4.clone().unwrap_or_default();
+    if ct.is_some() {
+        // A container's hostname follows its config at every start.
+        info.node_mut(&name)?.hostname = spec.name.clone();
+    }
     let node = info.node(&name)?.clone();
     if node.init.is_some_and(|p| p.is_alive()) {
         return Ok(());
@@ -171,14 +223,26 @@ fn start(info: &mut LabInfo, vmid: u32, guest_dir: &Path) -> Result<()> {
     let image = info.image.clone().context("lab.json records no node image")?;
     if !node.data_dir.join("upper").is_dir() {
         prepare_guest_disk(&node.data_dir, info.repo.is_some(), info.standins_repo.is_some())?;
+        if let Some(ct) = ct {
+            let fingerprint = ct_first_start(&node.data_dir, guest_dir, &ct.hostname)?;
+            let pub_file = machine::host_public_key_file(&node.data_dir);
+            let n = info.node_mut(&name)?;
+            n.host_key_fingerprint = Some(fingerprint);
+            n.host_public_key = Some(fs::read_to_string(&pub_file)?.trim().to_string());
+            info.save()?;
+        }
     }
-    // Proxmox regenerates the cloud-init drive at every start.
-    write_seed(&node.data_dir, guest_dir, spec.cloud_init)?;
+    match ct {
+        // PVE's pre-start setup, at every start.
+        Some(ct) => ct_setup(&node.data_dir, &image, ct)?,
+        // Proxmox regenerates the cloud-init drive at every start.
+        None => write_seed(&node.data_dir, guest_dir, spec.cloud_init)?,
+    }
     // Leftovers of a failed start.
     machine::stop(&node, Signal::SIGKILL)?;
     network::delete_link(&node.veth)?;
     network::delete_netns(&node.namespace)?;
-    create_guest_network(&node.namespace, &node.veth, &info.bridge, &mac)?;
+    create_guest_network(&node.namespace, &node.veth, &info.bridge, &mac, &ifname)?;
     let _ = run("ip", ["neigh", "flush", "dev", &info.bridge]);
     machine::mount_root(&image, &node.data_dir, &node.namespace)?;
     let nspawn = machine::boot(&node, &node.namespace, info.repo.as_deref(), info.standins_repo.as_deref())?;
@@ -195,7 +259,7 @@ fn start(info: &mut LabInfo, vmid: u32, guest_dir: &Path) -> Result<()> {
 /// Shutdown (SIGTERM: systemd powers off cleanly) or stop (SIGKILL: power cut); the
 /// disk stays.
 fn power_off(info: &mut LabInfo, vmid: u32, signal: Signal) -> Result<()> {
-    let name = node_name(vmid);
+    let Some(name) = existing_guest(info, vmid) else { return Ok(()) };
     let Ok(node) = info.node(&name).cloned() else { return Ok(()) };
     machine::stop(&node, signal)?;
     network::delete_link(&node.veth)?;
@@ -206,7 +270,7 @@ fn power_off(info: &mut LabInfo, vmid: u32, signal: Signal) -> Result<()> {
 
 /// The VM is gone: its machine, network and disk.
 fn destroy(info: &mut LabInfo, vmid: u32) -> Result<()> {
-    let name = node_name(vmid);
+    let Some(name) = existing_guest(info, vmid) else { return Ok(()) };
     let Ok(node) = info.node(&name).cloned() else { return Ok(()) };
     machine::stop(&node, Signal::SIGKILL)?;
     network::delete_link(&node.veth)?;
@@ -265,6 +329,128 @@ fn prepare_guest_disk(data_dir: &Path, with_repo: bool, with_standins: bool) -> 
     Ok(())
 }
 
+/// A file in the guest's upper dir (the disk), parents created with the image's mode
+/// 0755; an existing file or symlink is replaced, not written through.
+fn put(upper: &Path, rel: &str, content: &str, mode: u32) -> Result<()> {
+    let path = upper.join(rel);
+    let mut dir = upper.to_path_buf();
+    for part in Path::new(rel).parent().into_iter().flat_map(|p| p.components()) {
+        dir.push(part);
+        if !dir.is_dir() {
+            fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+        }
+    }
+    let _ = fs::remove_file(&path);
+    fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+/// What PVE does to a new container's rootfs once (`post_create_hook`): root's
+/// authorized keys from `ssh-public-keys`, fresh SSH host keys (`rewrite_ssh_host_keys`:
+/// rsa, ecdsa, ed25519). A container template has no cloud-init: it stays off. Returns
+/// the ed25519 key's fingerprint.
+fn ct_first_start(data_dir: &Path, guest_dir: &Path, hostname: &str) -> Result<String> {
+    let upper = data_dir.join("upper");
+    put(&upper, "etc/cloud/cloud-init.disabled", "", 0o644)?;
+    fs::create_dir_all(upper.join("etc/ssh"))?;
+    fs::set_permissions(upper.join("etc/ssh"), fs::Permissions::from_mode(0o755))?;
+    let comment = format!("root@{hostname}");
+    for kind in ["rsa", "ecdsa", "ed25519"] {
+        let key = upper.join(format!("etc/ssh/ssh_host_{kind}_key"));
+        let key = key.to_string_lossy();
+        run("ssh-keygen", ["-q", "-t", kind, "-N", "", "-C", &comment, "-f", &key])?;
+    }
+    let keys = guest_dir.join("ssh-public-keys");
+    if keys.exists() {
+        let text = fs::read_to_string(&keys).with_context(|| format!("reading {}", keys.display()))?;
+        fs::create_dir_all(upper.join("root/.ssh"))?;
+        fs::set_permissions(upper.join("root"), fs::Permissions::from_mode(0o700))?;
+        fs::set_permissions(upper.join("root/.ssh"), fs::Permissions::from_mode(0o700))?;
+        put(&upper, "root/.ssh/authorized_keys", &text, 0o600)?;
+    }
+    crate::sshd::fingerprint(&machine::host_public_key_file(data_dir))
+}
+
+/// PVE's pre-start setup of a Debian container (`PVE::LXC::Setup::Debian`), into the
+/// disk before every boot: /etc/hostname, the PVE block of /etc/hosts, /etc/resolv.conf
+/// and /etc/network/interfaces as PVE writes them. The lab's image has no ifupdown
+/// (PVE's Debian templates do), so the same addresses also go into the systemd-networkd
+/// file PVE writes for networkd distributions (`setup_systemd_networkd`), which applies them.
+fn ct_setup(data_dir: &Path, image: &Path, ct: &CtSetup) -> Result<()> {
+    let upper = data_dir.join("upper");
+    let namepart = ct.hostname.split('.').next().unwrap_or(&ct.hostname).to_string();
+    put(&upper, "etc/hostname", &format!("{namepart}\n"), 0o644)?;
+
+    let fqdn = if ct.hostname.contains('.') {
+        ct.hostname.clone()
+    } else if let Some(domain) = ct.searchdomains.first() {
+        format!("{namepart}.{domain}")
+    } else {
+        namepart.clone()
+    };
+    let primary = ct
+        .nets
+        .iter()
+        .filter_map(|n| n.ip.as_deref())
+        .find_map(|ip| ip.split_once('/').map(|(a, _)| a.to_string()))
+        .unwrap_or_else(|| "127.0.1.1".into());
+    let names = if fqdn == namepart { namepart.clone() } else { format!("{fqdn} {namepart}") };
+    let current = fs::read_to_string(upper.join("etc/hosts"))
+        .or_else(|_| fs::read_to_string(image.join("etc/hosts")))
+        .unwrap_or_default();
+    let mut hosts = format!("# --- BEGIN PVE ---\n{primary} {names}\n# --- END PVE ---\n");
+    let mut in_block = false;
+    for line in current.lines() {
+        match line {
+            "# --- BEGIN PVE ---" => in_block = true,
+            "# --- END PVE ---" => in_block = false,
+            _ if !in_block => hosts.push_str(&format!("{line}\n")),
+            _ => {}
+        }
+    }
+    put(&upper, "etc/hosts", &hosts, 0o644)?;
+
+    let mut resolv = String::new();
+    if !ct.searchdomains.is_empty() {
+        resolv.push_str(&format!("search {}\n", ct.searchdomains.join(" ")));
+    }
+    for ns in &ct.nameservers {
+        resolv.push_str(&format!("nameserver {ns}\n"));
+    }
+    if !resolv.is_empty() {
+        put(&upper, "etc/resolv.conf", &resolv, 0o644)?;
+    }
+
+    let mut interfaces = String::from("auto lo\niface lo inet loopback\n\n");
+    for n in &ct.nets {
+        let (Some(name), Some(ip)) = (n.name.as_deref(), n.ip.as_deref()) else { continue };
+        let mut network =
+            format!("[Match]\nName = {name}\n\n[Network]\nDescription = Interface {name} autoconfigured by PVE\n");
+        interfaces.push_str(&format!("auto {name}\n"));
+        match ip {
+            "dhcp" | "manual" => {
+                interfaces.push_str(&format!("iface {name} inet {ip}\n\n"));
+                network.push_str(&format!("DHCP = {}\n", if ip == "dhcp" { "ipv4" } else { "no" }));
+            }
+            cidr => {
+                interfaces.push_str(&format!("iface {name} inet static\n\taddress {cidr}\n"));
+                network.push_str(&format!("Address = {cidr}\n"));
+                if let Some(gw) = &n.gw {
+                    interfaces.push_str(&format!("\tgateway {gw}\n"));
+                    network.push_str(&format!("Gateway = {gw}\n"));
+                }
+                interfaces.push('\n');
+                network.push_str("DHCP = no\n");
+            }
+        }
+        network.push_str("IPv6AcceptRA = false\n");
+        put(&upper, &format!("etc/systemd/network/{name}.network"), &network, 0o644)?;
+    }
+    put(&upper, "etc/network/interfaces", &interfaces, 0o644)
+}
+
 /// Copies pve-sim's NoCloud files into the guest's seed directory (replacing the last
 /// start's); a VM without a cloud-init drive gets none, and cloud-init then finds no
 /// datasource, as on Proxmox.
@@ -291,10 +477,10 @@ fn write_seed(data_dir: &Path, guest_dir: &Path, cloud_init: bool) -> Result<()>
 
 /// Namespace with `lo` up and a veth whose node end is `eth0` with the VM's MAC and no
 /// address: the guest configures it (cloud-init), as a VM on a bridge does.
-fn create_guest_network(ns: &str, veth: &str, bridge: &str, mac: &str) -> Result<()> {
+fn create_guest_network(ns: &str, veth: &str, bridge: &str, mac: &str, ifname: &str) -> Result<()> {
     run("ip", ["netns", "add", ns])?;
-    run("ip", ["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])?;
-    run("ip", ["-n", ns, "link", "set", "dev", "eth0", "address", mac])?;
+    run("ip", ["link", "add", veth, "type", "veth", "peer", "name", ifname, "netns", ns])?;
+    run("ip", ["-n", ns, "link", "set", "dev", ifname, "address", mac])?;
     run("ip", ["link", "set", veth, "master", bridge])?;
     run("ip", ["link", "set", veth, "up"])?;
     run("ip", ["-n", ns, "link", "set", "lo", "up"])?;
@@ -310,6 +496,42 @@ mod tests {
         assert_eq!(veth_name("abcd1234", 101).unwrap(), "abcd1234-g101");
         assert!(veth_name("abcd1234", 99999).is_ok());
         assert!(veth_name("abcd1234", 100000).is_err());
+    }
+
+    #[test]
+    fn a_container_gets_pve_s_hostname_hosts_dns_and_network_files() {
+        let d = tempfile::tempdir().unwrap();
+        let image = d.path().join("image");
+        fs::create_dir_all(image.join("etc")).unwrap();
+        fs::write(image.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+        let data = d.path().join("ct");
+        fs::create_dir_all(data.join("upper")).unwrap();
+        let ct = CtSetup {
+            hostname: "web1".into(),
+            nets: vec![CtNet {
+                name: Some("eth0".into()),
+                ip: Some("10.0.0.160/24".into()),
+                gw: Some("10.0.0.1".into()),
+            }],
+            nameservers: vec!["10.0.0.1".into()],
+            searchdomains: vec!["lab.example".into()],
+        };
+        ct_setup(&data, &image, &ct).unwrap();
+        ct_setup(&data, &image, &ct).unwrap(); // a second start replaces the PVE block
+        let up = data.join("upper/etc");
+        assert_eq!(fs::read_to_string(up.join("hostname")).unwrap(), "web1\n");
+        assert_eq!(
+            fs::read_to_string(up.join("hosts")).unwrap(),
+            "# --- BEGIN PVE ---\n10.0.0.160 web1.lab.example web1\n# --- END PVE ---\n127.0.0.1 localhost\n"
+        );
+        assert_eq!(fs::read_to_string(up.join("resolv.conf")).unwrap(), "search lab.example\nnameserver 10.0.0.1\n");
+        let ifaces = fs::read_to_string(up.join("network/interfaces")).unwrap();
+        assert!(
+            ifaces.contains("auto eth0\niface eth0 inet static\n\taddress 10.0.0.160/24\n\tgateway 10.0.0.1\n"),
+            "{ifaces}"
+        );
+        let networkd = fs::read_to_string(up.join("systemd/network/eth0.network")).unwrap();
+        assert!(networkd.contains("Address = 10.0.0.160/24\nGateway = 10.0.0.1\n"), "{networkd}");
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! `GUEST_DIR` (`DATA/guests/VMID`) holds `guest.json` (name and NICs, what the
 //! hypervisor knows of the machine) and, for a VM with a cloud-init drive, `nocloud/`
 //! with the files PVE puts on that drive (regenerated at every start, as PVE does).
+//! For a container (`"kind": "lxc"`) guest.json also carries what PVE's container setup
+//! writes into the root file system before every start (hostname, `netN` addresses, DNS
+//! with the host's as fallback), and `ssh-public-keys` holds the keys given at create
+//! (PVE writes them into the rootfs once, at create; a clone copies the rootfs).
 //! The lab implements the hook by booting a systemd node; without a hook nothing runs.
 
 use std::collections::BTreeMap;
@@ -15,6 +19,10 @@ use serde_json::json;
 use crate::cloudinit::{self, HostDns};
 use crate::params;
 use crate::sim::Sim;
+use crate::store::GuestKind;
+
+/// `GUEST_DIR/ssh-public-keys`: a container's create-time `ssh-public-keys`.
+const CT_SSH_KEYS: &str = "ssh-public-keys";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -53,29 +61,65 @@ pub fn guest_dir(sim: &Sim, vmid: u32) -> PathBuf {
 
 /// Whether the action would change the machine; the task's own checks (already running,
 /// template, ...) then fail it as before, without calling the hook.
-fn applies(action: Action, running: bool, template: bool) -> bool {
+fn applies(action: Action, running: bool, template: bool, kind: GuestKind) -> bool {
     match action {
         Action::Start => !running && !template,
         Action::Stop | Action::Shutdown | Action::Reboot => running,
-        Action::Destroy => !running,
+        // A container may be destroyed running (`force`): its machine goes too.
+        Action::Destroy => !running || kind == GuestKind::Lxc,
     }
+}
+
+/// Keeps a new container's `ssh-public-keys` for its first start (PVE writes them into
+/// the rootfs at create; the lab's disk is made at the first start). Replaces whatever
+/// an earlier guest with this VMID left.
+pub fn ct_created(sim: &Sim, vmid: u32, ssh_keys: Option<&str>) -> Result<(), String> {
+    if sim.cfg.guest_hook.is_none() {
+        return Ok(());
+    }
+    let dir = guest_dir(sim, vmid);
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(keys) = ssh_keys {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("writing {}: {e}", dir.display()))?;
+        let text: String = keys.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("{l}\n")).collect();
+        std::fs::write(dir.join(CT_SSH_KEYS), text).map_err(|e| format!("writing {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// A container clone's rootfs is a copy of the source's: its root's authorized keys too.
+pub fn ct_cloned(sim: &Sim, source: u32, newid: u32) -> Result<(), String> {
+    ct_created(sim, newid, None)?;
+    let from = guest_dir(sim, source).join(CT_SSH_KEYS);
+    if sim.cfg.guest_hook.is_none() || !from.exists() {
+        return Ok(());
+    }
+    let dir = guest_dir(sim, newid);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("writing {}: {e}", dir.display()))?;
+    std::fs::copy(&from, dir.join(CT_SSH_KEYS)).map_err(|e| format!("copying {}: {e}", from.display()))?;
+    Ok(())
 }
 
 /// Runs the hook for `vmid` if one is configured and the action applies; returns task
 /// log lines, or the error that fails the task.
 pub async fn call(sim: &Sim, action: Action, vmid: u32) -> Result<Vec<String>, String> {
     let Some(program) = sim.cfg.guest_hook.clone() else { return Ok(vec![]) };
-    let Some((config, running)) = sim.read(|st| st.vms.get(&vmid).map(|vm| (vm.config.clone(), vm.running))) else {
+    let Some((config, running, kind)) =
+        sim.read(|st| st.vms.get(&vmid).map(|vm| (vm.config.clone(), vm.running, vm.kind)))
+    else {
         return Ok(vec![]);
     };
     let template = config.get("template").map(|t| t == "1").unwrap_or(false);
-    if !applies(action, running, template) {
+    if !applies(action, running, template, kind) {
         return Ok(vec![]);
     }
     let dir = guest_dir(sim, vmid);
     let mut log = vec![];
     if matches!(action, Action::Start | Action::Reboot) {
-        write_guest_dir(&dir, vmid, &config, &mut log)?;
+        match kind {
+            GuestKind::Qemu => write_guest_dir(&dir, vmid, &config, &mut log)?,
+            GuestKind::Lxc => write_ct_guest_dir(&dir, vmid, &config, &HostDns::of_host())?,
+        }
     }
     let dir2 = dir.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -192,6 +236,60 @@ fn write_guest_dir(
     std::fs::write(dir.join("guest.json"), serde_json::to_vec_pretty(&info).unwrap_or_default()).map_err(io)
 }
 
+/// guest.json of a container: what PVE's setup (`PVE::LXC::Setup`) takes from the
+/// config before every start, for the lab to write into the rootfs as it does.
+fn ct_spec(vmid: u32, config: &BTreeMap<String, String>, host: &HostDns) -> Result<serde_json::Value, String> {
+    let mut nets = vec![];
+    for (k, v) in config {
+        if let Some(("net", n)) = params::split_indexed(k) {
+            let net = crate::lxc::parse_net(v).map_err(|e| format!("{k}: {e}"))?;
+            let get = |key: &str| net.get(key).cloned();
+            nets.push(json!({
+                "index": n, "name": get("name"), "macaddr": get("hwaddr").map(|m| m.to_ascii_lowercase()),
+                "ip": get("ip"), "gw": get("gw"),
+            }));
+        }
+    }
+    nets.sort_by_key(|n| n["index"].as_u64());
+    // Unset nameserver/searchdomain: PVE uses the host's settings.
+    let nameservers: Vec<String> = match config.get("nameserver") {
+        Some(v) => v.split([' ', ',', ';']).filter(|s| !s.is_empty()).map(String::from).collect(),
+        None => host.nameservers.clone(),
+    };
+    let search: Vec<String> = match config.get("searchdomain") {
+        Some(v) => v.split([' ', ',', ';']).filter(|s| !s.is_empty()).map(String::from).collect(),
+        None => host.search.clone(),
+    };
+    let ipv4 = nets
+        .iter()
+        .find(|n| n["index"] == 0)
+        .and_then(|n| n["ip"].as_str())
+        .and_then(|ip| ip.split_once('/').map(|(a, _)| a.to_string()));
+    let hostname = config.get("hostname").cloned().unwrap_or_else(|| format!("CT{vmid}"));
+    Ok(json!({
+        "vmid": vmid,
+        "kind": "lxc",
+        "name": hostname,
+        "nics": nets.iter().map(|n| json!({ "index": n["index"], "macaddr": n["macaddr"], "name": n["name"] })).collect::<Vec<_>>(),
+        "cloud_init": false,
+        "ipv4": ipv4,
+        "ct": {
+            "hostname": hostname,
+            "ostype": config.get("ostype"),
+            "nets": nets,
+            "nameservers": nameservers,
+            "searchdomains": search,
+        },
+    }))
+}
+
+fn write_ct_guest_dir(dir: &Path, vmid: u32, config: &BTreeMap<String, String>, host: &HostDns) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("writing {}: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let info = ct_spec(vmid, config, host)?;
+    std::fs::write(dir.join("guest.json"), serde_json::to_vec_pretty(&info).unwrap_or_default()).map_err(io)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,11 +312,39 @@ mod tests {
 
     #[test]
     fn the_hook_runs_only_for_a_change_of_power_state() {
-        assert!(applies(Action::Start, false, false));
-        assert!(!applies(Action::Start, true, false));
-        assert!(!applies(Action::Start, false, true));
-        assert!(applies(Action::Shutdown, true, false));
-        assert!(!applies(Action::Stop, false, false));
-        assert!(applies(Action::Destroy, false, false));
+        let q = GuestKind::Qemu;
+        assert!(applies(Action::Start, false, false, q));
+        assert!(!applies(Action::Start, true, false, q));
+        assert!(!applies(Action::Start, false, true, q));
+        assert!(applies(Action::Shutdown, true, false, q));
+        assert!(!applies(Action::Stop, false, false, q));
+        assert!(applies(Action::Destroy, false, false, q));
+        assert!(!applies(Action::Destroy, true, false, q));
+        assert!(applies(Action::Destroy, true, false, GuestKind::Lxc));
+    }
+
+    #[test]
+    fn a_container_spec_carries_its_setup_with_the_host_dns_as_fallback() {
+        let conf: BTreeMap<String, String> = [
+            ("hostname", "web1"),
+            ("ostype", "debian"),
+            ("net0", "name=eth0,bridge=vmbr0,gw=10.0.0.1,hwaddr=BC:24:11:AA:BB:CC,ip=10.0.0.160/24,type=veth"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let host = HostDns { search: vec!["lab".into()], nameservers: vec!["10.0.0.1".into()] };
+        let s = ct_spec(160, &conf, &host).unwrap();
+        assert_eq!(s["kind"], "lxc");
+        assert_eq!(s["ipv4"], "10.0.0.160");
+        assert_eq!(s["nics"][0]["macaddr"], "bc:24:11:aa:bb:cc");
+        assert_eq!(s["ct"]["nets"][0]["gw"], "10.0.0.1");
+        assert_eq!(s["ct"]["nameservers"][0], "10.0.0.1");
+        let mut own = conf.clone();
+        own.insert("nameserver".into(), "192.0.2.53 192.0.2.54".into());
+        own.insert("searchdomain".into(), "example.org".into());
+        let s = ct_spec(160, &own, &host).unwrap();
+        assert_eq!(s["ct"]["nameservers"], json!(["192.0.2.53", "192.0.2.54"]));
+        assert_eq!(s["ct"]["searchdomains"], json!(["example.org"]));
     }
 }

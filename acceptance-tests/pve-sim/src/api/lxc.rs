@@ -15,6 +15,7 @@ use super::{check_node, flag, vmid_of};
 use crate::auth::Identity;
 use crate::error::{ApiError, ApiResult};
 use crate::faults;
+use crate::guest_hook::{self, Action};
 use crate::http::{ok, Args};
 use crate::locks::{self, check_config_lock};
 use crate::lxc::{self, Ep};
@@ -314,6 +315,7 @@ pub async fn create(
         log.push(format!("extracting archive '{ostemplate}'"));
         Ok(task(st, &node, "vzcreate", vmid, &ident, log))
     })?;
+    guest_hook::ct_created(&sim, vmid, p.get("ssh-public-keys").map(String::as_str)).map_err(internal)?;
     let finish: Finish = Box::new(move |_sim, st| {
         let vm = st.guest_on_mut(CT, &node, vmid)?;
         vm.config.remove("lock");
@@ -325,7 +327,8 @@ pub async fn create(
         }
         Ok(log)
     });
-    tasks::run(&sim, upid.clone(), None, finish);
+    let guest = start.then_some((Action::Start, vmid));
+    tasks::run_guest(&sim, upid.clone(), None, std::time::Duration::ZERO, guest, finish);
     Ok(ok(json!(upid)))
 }
 
@@ -423,6 +426,7 @@ pub async fn clone(
         *st.shared_locks.entry(vmid).or_insert(0) += 1;
         Ok(task(st, &node, "vzclone", vmid, &ident, log))
     })?;
+    guest_hook::ct_cloned(&sim, vmid, newid).map_err(internal)?;
     let finish: Finish = Box::new(move |_sim, st| {
         if let Some(n) = st.shared_locks.get_mut(&vmid) {
             *n = n.saturating_sub(1);
@@ -563,7 +567,8 @@ pub async fn destroy(
         log.extend(st.destroy_vm(vmid, unreferenced));
         Ok(log)
     });
-    tasks::run(&sim, upid.clone(), Some(vmid), finish);
+    // The machine and its disk go before the task reports success, as for VMs.
+    tasks::run_guest(&sim, upid.clone(), Some(vmid), std::time::Duration::ZERO, Some((Action::Destroy, vmid)), finish);
     Ok(ok(json!(upid)))
 }
 
@@ -617,6 +622,7 @@ pub async fn status_action(
         _ => {}
     }
     let upid = sim.mutate(|st| task(st, &node, kind, vmid, &ident, vec![]));
+    let guest = Action::from_api(&action).map(|a| (a, vmid));
     let finish: Finish = Box::new(move |_sim, st| {
         let vm = st.guest_on_mut(CT, &node, vmid)?;
         match action.as_str() {
@@ -632,7 +638,7 @@ pub async fn status_action(
         }
         Ok(vec![])
     });
-    tasks::run(&sim, upid.clone(), Some(vmid), finish);
+    tasks::run_guest(&sim, upid.clone(), Some(vmid), std::time::Duration::ZERO, guest, finish);
     Ok(ok(json!(upid)))
 }
 
