@@ -336,6 +336,11 @@ pub fn critical_path(apply_json: &str, state: &Value) -> Result<CriticalPath> {
         else {
             continue;
         };
+        // Data sources are read while planning (their hooks come before the apply
+        // phase): counting them would add the plan's time to the apply's.
+        if addr.starts_with("data.") || addr.contains(".data.") {
+            continue;
+        }
         if kind == "apply_start" {
             first = first.min(t);
             start.insert(addr.to_string(), t);
@@ -418,6 +423,9 @@ mod tests {
     fn the_critical_path_weighs_each_resource_by_its_slowest_instance() {
         // vm[a] 0-10, vm[b] 0-4; cfg (after vm) 10-13; secrets 0-1; cp (after cfg, secrets) 13-20.
         let log = [
+            // A data source: not part of the apply phase (were it counted, the wall would be 30 s).
+            event("apply_start", "data.strata_vms.template", "30.0"),
+            event("apply_complete", "data.strata_vms.template", "30.0"),
             event("apply_start", "strata_vm.this[\"a\"]", "00.0"),
             event("apply_start", "strata_vm.this[\"b\"]", "00.0"),
             event("apply_start", "strata_cluster_secrets.this", "00.0"),
