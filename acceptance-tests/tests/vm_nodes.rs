@@ -10,14 +10,14 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use strata_acceptance_tests::platform;
 use strata_acceptance_tests::provider::{provider_dir, target_dir};
 use strata_acceptance_tests::terraform::Workdir;
 use strata_lab::{LabGuard, PveMode, UpOptions};
 use strata_pve_client::client::Idempotent;
-use strata_pve_client::vm::CreateSpec;
-use strata_pve_client::{Auth, Client, ClientConfig, GuestKind, Secret};
+use strata_pve_client::GuestKind;
 
-const TEMPLATE: u32 = 9000;
+const TEMPLATE: u32 = platform::TEMPLATE_VMID;
 
 fn require_root() {
     assert!(nix_is_root(), "this test needs root (network namespaces, systemd-nspawn): run it as root");
@@ -159,28 +159,12 @@ fn cloned_vms_boot_with_cloud_init_are_configured_over_ssh_and_follow_power_chan
     opts.ready_timeout = Duration::from_secs(60);
     let lab = LabGuard::up(&opts).expect("lab up");
     let started = Instant::now();
-    let pve = lab.info().pve.clone().unwrap();
-    let mut ccfg = ClientConfig::new(&pve.endpoint, Auth::Token(Secret::new(&pve.api_token)));
-    ccfg.ca_cert_pem = Some(std::fs::read_to_string(&pve.ca_cert_file).unwrap());
-    let client = Client::new(ccfg).unwrap();
+    let client = platform::pve_client(&lab).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
 
     // The cloud-init template, as users prepare one on Proxmox: a VM with a cloud-init
-    // drive, no package upgrade on first boot (air-gapped), converted to a template.
-    let params: Vec<(String, String)> = [
-        ("name", "debian-ci"),
-        ("memory", "1024"),
-        ("scsi0", "local-lvm:2"),
-        ("ide2", "local-lvm:cloudinit"),
-        ("net0", "virtio,bridge=vmbr0"),
-        ("agent", "1"),
-        ("ciupgrade", "0"),
-        ("template", "1"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    rt.block_on(client.create_vm(&CreateSpec { node: "pve1".into(), vmid: TEMPLATE, params })).unwrap();
+    // drive and the guest agent, no package upgrade on first boot (air-gapped).
+    assert!(platform::prepare_template(&lab).unwrap());
 
     // Addresses in the lab's /24 (lab.json tells the user), away from the lab's nodes.
     let subnet_prefix = lab.info().gateway.clone().unwrap().rsplit_once('.').unwrap().0.to_string();
