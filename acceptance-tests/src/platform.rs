@@ -373,13 +373,15 @@ pub fn critical_path(apply_json: &str, state: &Value) -> Result<CriticalPath> {
             Some((resource_of(addr).to_string(), d.map(|x| resource_of(x).to_string()).collect()))
         })
         .collect();
+    /// A chain's length and its resources with their weights.
+    type Chain = (f64, Vec<(String, f64)>);
     // Longest path ending at each resource (the graph is a DAG; memoised depth-first).
     fn longest(
         r: &str,
         weight: &BTreeMap<String, f64>,
         deps: &BTreeMap<String, Vec<String>>,
-        memo: &mut BTreeMap<String, (f64, Vec<(String, f64)>)>,
-    ) -> (f64, Vec<(String, f64)>) {
+        memo: &mut BTreeMap<String, Chain>,
+    ) -> Chain {
         if let Some(m) = memo.get(r) {
             return m.clone();
         }

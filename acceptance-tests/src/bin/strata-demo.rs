@@ -99,7 +99,7 @@ fn up() -> Result<()> {
         opts.pve = PveMode::Binary(bins.join("pve-sim"));
         opts.standins = StandinsMode::Dir(bins.clone());
         opts.ready_timeout = Duration::from_secs(60);
-        Ok(Lab::up(&opts)?)
+        Lab::up(&opts)
     })?;
     let (created, t_template) =
         phase("template: the cloud-init VM template, as prepared on Proxmox", || platform::prepare_template(&lab))?;
@@ -157,7 +157,7 @@ fn down() -> Result<()> {
     let dir = demo_dir();
     let lab = dir.join("lab");
     if lab.join("lab.json").exists() {
-        phase("lab down: machines, VMs' machines, namespaces, links, mounts", || Ok(strata_lab::down_dir(&lab)?))?;
+        phase("lab down: machines, VMs' machines, namespaces, links, mounts", || strata_lab::down_dir(&lab))?;
     }
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
