@@ -102,9 +102,23 @@ async fn run<P: Provider>(provider: P, opts: &ServeOptions, shutdown: Cancellati
             tracing::debug!("connections still open after the shutdown grace period; exiting anyway");
         }
     }
-    tracing::debug!("plugin server stopped");
+    // The process's own CPU time, so a benchmark can tell the provider's share of a
+    // Terraform command from Terraform's (scripts/bench_provider.py).
+    let (cpu_user_us, cpu_system_us) = process_cpu_us();
+    tracing::debug!(cpu_user_us, cpu_system_us, "plugin server stopped");
     drop(dir);
     Ok(())
+}
+
+/// User and system CPU time of this process so far, all threads, in microseconds.
+fn process_cpu_us() -> (u64, u64) {
+    // SAFETY: getrusage only writes the zeroed struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return (0, 0);
+    }
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    (us(usage.ru_utime), us(usage.ru_stime))
 }
 
 /// AutoMTLS when Terraform passed `PLUGIN_CLIENT_CERT`: our certificate (for
@@ -120,4 +134,26 @@ fn tls_from_env(
     let config = tls::server_config(&identity, client_cert)?;
     tracing::debug!("configured server automatic mTLS");
     Ok(Some((identity.cert, Arc::new(config))))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn process_cpu_grows_with_work_done() {
+        let before = super::process_cpu_us();
+        let total = |(u, s): (u64, u64)| u + s;
+        let start = Instant::now();
+        let mut x = 1u64;
+        // Spin until 20 ms of CPU show, with a generous wall-clock bound for a loaded machine.
+        while total(super::process_cpu_us()) < total(before) + 20_000 && start.elapsed() < Duration::from_secs(10) {
+            for _ in 0..10_000 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        }
+        let after = super::process_cpu_us();
+        assert!(total(after) >= total(before) + 20_000, "CPU time did not grow: {before:?} -> {after:?}");
+        assert!(after.0 >= before.0 && after.1 >= before.1, "CPU time went back: {before:?} -> {after:?}");
+    }
 }
