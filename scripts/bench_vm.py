@@ -5,7 +5,9 @@ Usage: bench_vm.py PROVIDER_BIN_DIR TERRAFORM PVE_SIM_BIN
 
 - refresh: wall time of `terraform plan` (refresh included) over N strata_vm (cloned
   from a template, static cloud-init addresses) against N terraform_data, planned in
-  turn, round after round (load from other work falls on both alike); medians;
+  turn, round after round (load from other work falls on both alike), with the floors of
+  bench_provider.py (same-values terraform_data, the echo twin, the twin with little
+  state, one-string resources of a plugin provider); medians;
 - Proxmox API requests per VM per refresh, counted from pve-sim's request log
   (`/_sim/requests`) around one `terraform plan`, with pve-sim's own time per request;
 - where the time goes: one more plan with TF_LOG_PROVIDER=debug, the provider's span
@@ -24,7 +26,8 @@ import time
 import urllib.parse
 import urllib.request
 
-from bench_provider import cli_config, echo_twin, rpc_breakdown, rpc_tables
+from bench_provider import (cli_config, cpu_split, echo_twin, minimal_plugin, rpc_breakdown, rpc_tables, tf_cpu,
+                            trimmed_twin)
 
 N = int(os.environ.get("BENCH_VMS", "200"))
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
@@ -66,6 +69,11 @@ class Sim:
                 assert st["exitstatus"] == "OK", st
                 return
             time.sleep(0.02)
+
+    def cpu_seconds(self):
+        """pve-sim's user and system CPU so far (/proc/PID/stat)."""
+        fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self):
         self.proc.terminate()
@@ -131,6 +139,8 @@ def main():
         dirs["data_same_state"] = same
         dirs["echo_twin"] = os.path.join(tmp, "echo_twin")
         env = echo_twin(terraform, env, dirs["strata_vm"], dirs["echo_twin"])
+        dirs["echo_twin_trimmed"] = trimmed_twin(dirs["echo_twin"], os.path.join(tmp, "echo_twin_trimmed"))
+        dirs["minimal_plugin"] = minimal_plugin(terraform, env, os.path.join(tmp, "minimal_plugin"), N, "w")
         state_kib = {n: os.path.getsize(os.path.join(d, "terraform.tfstate")) / 1024 for n, d in dirs.items()}
 
         # Requests of one refresh, from the simulator's own log.
@@ -153,8 +163,10 @@ def main():
         plans = {n: statistics.median(v) for n, v in runs.items()}
 
         debug_log = os.path.join(tmp, "provider-debug.log")
-        debug_wall = tf(terraform, dirs["strata_vm"], dict(env, TF_LOG_PROVIDER="debug", TF_LOG_PATH=debug_log),
-                        "plan", "-input=false")
+        sim_cpu_before = sim.cpu_seconds()
+        debug_wall, debug_cpu = tf_cpu(terraform, dirs["strata_vm"],
+                                       dict(env, TF_LOG_PROVIDER="debug", TF_LOG_PATH=debug_log), "plan", "-input=false")
+        sim_cpu = sim.cpu_seconds() - sim_cpu_before
         starts, rpcs = rpc_breakdown(debug_log)
         vms = [v for v in sim.call("GET", "/api2/json/cluster/resources?type=vm") if v["vmid"] != TEMPLATE]
         assert len(vms) == N and all(v["status"] == "running" for v in vms), "not every VM is running"
@@ -180,6 +192,11 @@ def main():
           f"(echo twin, see the provider section) | {plans['echo_twin']:.2f} s "
           f"({plans['echo_twin'] / plans['terraform_data']:.2f}x) |")
     print(f"| ratio strata_vm / echo twin | {plans['strata_vm'] / plans['echo_twin']:.2f} |")
+    print(f"| the echo twin with every state string cut to 8 characters (same schema, little state) | "
+          f"{plans['echo_twin_trimmed']:.2f} s ({plans['echo_twin_trimmed'] / plans['terraform_data']:.2f}x) |")
+    print(f"| `terraform plan`, {N} one-string `echo_value` of that instant plugin provider (the floor of any "
+          f"plugin provider) | {plans['minimal_plugin']:.2f} s "
+          f"({plans['minimal_plugin'] / plans['terraform_data']:.2f}x) |")
     print(f"| state file: strata_vm / terraform_data / same-values terraform_data | {state_kib['strata_vm']:.0f} / "
           f"{state_kib['terraform_data']:.0f} / {state_kib['data_same_state']:.0f} KiB (terraform_data stores "
           f"each value's type beside it) |")
@@ -198,8 +215,13 @@ def main():
           f"from its request decoded to its response built; busy is the part spent running on a thread, the "
           f"rest is waiting (for Proxmox, in ReadResource).\n")
     rpc_tables(starts, rpcs)
+    print(cpu_split(starts, debug_cpu) + f" pve-sim, a process of its own: {sim_cpu * 1000:.0f} ms.\n")
     busy = sum(b for v in rpcs.values() for _, _, b in v) / 1000
-    print(f"Reading: the very same plan through a plugin provider that answers every RPC at once takes "
+    print(f"Reading: {N} one-string resources of a plugin provider that answers at once plan in "
+          f"{plans['minimal_plugin'] / plans['terraform_data']:.2f}x the small `terraform_data`, the floor of any "
+          f"plugin provider; with this schema and little state, "
+          f"{plans['echo_twin_trimmed'] / plans['terraform_data']:.2f}x. "
+          f"The very same plan through that provider takes "
           f"{plans['echo_twin'] / plans['terraform_data']:.2f}x the small `terraform_data`, and Terraform's "
           f"built-in resource holding the same values {plans['data_same_state'] / plans['terraform_data']:.2f}x: "
           f"that much is Terraform's own work on this state. The refresh through our provider takes {ratio:.2f}x, "
