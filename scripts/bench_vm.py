@@ -224,7 +224,7 @@ def main():
           f"The very same plan through that provider takes "
           f"{plans['echo_twin'] / plans['terraform_data']:.2f}x the small `terraform_data`, and Terraform's "
           f"built-in resource holding the same values {plans['data_same_state'] / plans['terraform_data']:.2f}x: "
-          f"that much is Terraform's own work on this state. The refresh through our provider takes {ratio:.2f}x, "
+          f"that much is Terraform's own work on this schema and state. The refresh through our provider takes {ratio:.2f}x, "
           f"{plans['strata_vm'] / plans['echo_twin']:.2f}x the time of its echo twin, with one Proxmox request per VM; our "
           f"RPCs ran on a thread for {busy:.0f} ms in all (the rest of their time is waiting for Proxmox, "
           f"ten at a time).\n")
