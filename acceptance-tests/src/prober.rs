@@ -124,6 +124,27 @@ impl ProbeReport {
     }
 }
 
+impl ProbeReport {
+    /// Appends this change's figures (one JSON line: change, apply seconds, probe slots,
+    /// failed probes by kind) to the file named by `STRATA_DAY2_REPORT`, when set:
+    /// scripts/bench_day2.sh collects them into docs/benchmarks.md.
+    pub fn record(&self, change: &str, apply: Duration) {
+        let Ok(path) = std::env::var("STRATA_DAY2_REPORT") else { return };
+        let line = serde_json::json!({
+            "change": change,
+            "apply_s": apply.as_secs_f64(),
+            "rounds": self.rounds,
+            "failed": self.failed(),
+            "failed_tcp": self.failed_of(ProbeKind::Tcp),
+            "failed_readyz": self.failed_of(ProbeKind::Readyz),
+            "failed_etcd": self.failed_of(ProbeKind::Etcd),
+        });
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("STRATA_DAY2_REPORT");
+        writeln!(f, "{line}").expect("writing STRATA_DAY2_REPORT");
+    }
+}
+
 /// A running prober; `stop` ends it and returns what it saw.
 pub struct Prober {
     stop: Arc<AtomicBool>,
