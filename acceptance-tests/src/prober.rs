@@ -145,6 +145,59 @@ impl ProbeReport {
     }
 }
 
+/// A check that `key` reads back as `value` through etcd's v3 JSON gateway
+/// (`POST /v3/kv/range`) over TLS with a client certificate, straight from the test
+/// host: no process per probe, so its timing is etcd's. Like an etcd client, it tries
+/// the endpoints in turn, so one member restarting is not a failure; all of them
+/// failing is.
+pub fn etcd_key_check(
+    endpoints: &[String],
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+    key: &str,
+    value: &str,
+) -> Result<Check> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let http = reqwest::blocking::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).context("the etcd CA")?)
+        .identity(
+            reqwest::Identity::from_pem(format!("{cert_pem}\n{key_pem}").as_bytes())
+                .context("the etcd client identity")?,
+        )
+        .timeout(Duration::from_millis(150))
+        .build()?;
+    let endpoints: Vec<String> = endpoints.iter().map(|e| format!("{}/v3/kv/range", e.trim_end_matches('/'))).collect();
+    let body = serde_json::json!({ "key": b64.encode(key) });
+    let (key, want) = (key.to_string(), value.to_string());
+    Ok(Box::new(move || {
+        let mut errors = Vec::new();
+        for url in &endpoints {
+            let got = http
+                .post(url)
+                .json(&body)
+                .send()
+                .and_then(|r| r.error_for_status())
+                .and_then(|r| r.json::<serde_json::Value>());
+            match got {
+                Ok(v) => {
+                    let found = v["kvs"][0]["value"].as_str().and_then(|s| b64.decode(s).ok());
+                    return match found {
+                        Some(bytes) if bytes == want.as_bytes() => Ok(()),
+                        Some(bytes) => bail!("{key} reads {:?} through {url}", String::from_utf8_lossy(&bytes)),
+                        None => bail!("{key} is missing through {url}"),
+                    };
+                }
+                Err(e) => errors.push(format!("{url}: {e}")),
+            }
+        }
+        bail!("no etcd endpoint answered: {}", errors.join("; "))
+    }))
+}
+
 /// A running prober; `stop` ends it and returns what it saw.
 pub struct Prober {
     stop: Arc<AtomicBool>,
