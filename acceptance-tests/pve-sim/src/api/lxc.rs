@@ -155,7 +155,7 @@ fn write_config(sim: &Sim, st: &mut St, node: &str, vmid: u32, p: &Params) -> Re
     let mut destroyed = vec![];
     for d in &deletes {
         match vm.config.remove(d) {
-            Some(old) if lxc::is_mount_key(d) => dropped.push(old),
+            Some(old) if lxc::is_mount_key(d) => dropped.push((d.clone(), old)),
             Some(old) if d.starts_with("unused") => destroyed.push(old),
             Some(_) => {}
             None => log.push(format!("cannot delete '{d}' - not set in current configuration!")),
@@ -167,8 +167,9 @@ fn write_config(sim: &Sim, st: &mut St, node: &str, vmid: u32, p: &Params) -> Re
     // As PVE's vmconfig_apply_pending: a removed mount point's volume becomes
     // `unusedN` (kept); deleting an `unusedN` entry destroys its volume unless the
     // config still uses it.
-    for old in dropped {
-        let volume = lxc::parse_mount("rootfs", &old).ok().and_then(|m| m.get("volume").cloned()).unwrap_or(old);
+    for (key, old) in dropped {
+        // Parsed as its own key: `mp=` is not a `rootfs` option.
+        let volume = lxc::parse_mount(&key, &old).ok().and_then(|m| m.get("volume").cloned()).unwrap_or(old);
         let vm = st.guest_on_mut(CT, node, vmid)?;
         if uses_volume(vm, &volume) {
             continue;
@@ -581,8 +582,8 @@ pub async fn destroy(
             return Err(format!("base volume '{base}' is still in use by linked cloned"));
         }
         let mut log = vec![];
-        for v in vm.config.iter().filter(|(k, _)| lxc::is_mount_key(k) || k.starts_with("unused")).map(|(_, v)| v) {
-            let volume = lxc::parse_mount("rootfs", v).ok().and_then(|m| m.get("volume").cloned()).unwrap_or(v.clone());
+        for (k, v) in vm.config.iter().filter(|(k, _)| lxc::is_mount_key(k) || k.starts_with("unused")) {
+            let volume = lxc::parse_mount(k, v).ok().and_then(|m| m.get("volume").cloned()).unwrap_or(v.clone());
             if st.volumes.remove(&volume).is_some() {
                 log.push(format!("Removing image: {volume}"));
             }
