@@ -252,3 +252,21 @@ fn a_smaller_mount_point_is_reported_as_a_shrink_not_resized() {
     assert_eq!(ch.shrink, vec![("mp0".to_string(), 50, 10, "/data".to_string())]);
     assert!(ch.grow.is_empty() && ch.set.is_empty());
 }
+
+#[test]
+fn state_stored_with_mount_points_as_a_list_reads_as_the_set() {
+    use crate::framework::{AnyResource, Value};
+    // What the provider stored before mount points became a set keyed by path.
+    let old = serde_json::json!({
+        "id": "pve1/120", "node": "pve1", "vm_id": 120, "hostname": "db",
+        "mount_point": [
+            {"storage": "local-lvm", "size_gb": 10, "path": "/logs", "backup": null, "read_only": null},
+            {"storage": "local-lvm", "size_gb": 50, "path": "/data", "backup": null, "read_only": null}
+        ]
+    });
+    let out = super::Container.upgrade(0, old.to_string().as_bytes());
+    assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+    let Some(Value::Set(mps)) = out.value.attr("mount_point") else { panic!("{:?}", out.value) };
+    assert_eq!(mps.len(), 2);
+    assert!(mps.iter().all(|m| m.attr("delete_on_remove") == Some(&Value::Null)), "{mps:?}");
+}
