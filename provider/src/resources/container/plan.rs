@@ -188,7 +188,9 @@ pub fn modify_plan(plan: &mut PlanChange) {
             check_volume(plan, o, n, AttributePath::root("mount_point"), &format!("the mount point at {path}"));
         }
     }
-    for o in &old {
+    // (Not knowable while the whole set is unknown, e.g. a dynamic block over unknowns.)
+    let new_known = plan.planned.attr("mount_point").is_none_or(|v| !v.is_unknown());
+    for o in old.iter().filter(|_| new_known) {
         let Some(path) = path_of(o) else { continue };
         if new.iter().any(|n| path_of(n) == Some(path) || n.attr("path").is_some_and(Value::is_unknown)) {
             continue;
