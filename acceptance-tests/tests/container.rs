@@ -516,3 +516,172 @@ resource "strata_container" "c" {{
     assert!(sim.handle.request_log().iter().all(|r| r.method == "GET"), "bad input must change nothing");
     assert!(sim.cts().is_empty());
 }
+
+/// One container with the given `mount_point` blocks (HCL bodies).
+fn with_mounts(blocks: &[&str]) -> String {
+    let mps: String = blocks.iter().map(|b| format!("  mount_point {{\n{b}\n  }}\n")).collect();
+    format!(
+        r#"
+resource "strata_container" "db" {{
+  node       = "pve1"
+  hostname   = "db"
+  ostemplate = "{DEBIAN}"
+  rootfs {{
+    storage = "local-lvm"
+    size_gb = 8
+  }}
+{mps}}}
+"#
+    )
+}
+
+const LOGS: &str = "    path    = \"/logs\"\n    storage = \"local-lvm\"\n    size_gb = 10";
+const DATA: &str = "    path    = \"/data\"\n    storage = \"local-lvm\"\n    size_gb = 50";
+
+/// `(key, volume ID, size)` of the container's mount point at `path`.
+fn mount_at(sim: &Sim, vmid: u32, path: &str) -> Option<(String, String, String)> {
+    let cfg = sim.ct_config(vmid);
+    cfg.0.iter().filter(|(k, _)| k.starts_with("mp")).find_map(|(k, v)| {
+        let mut parts = v.split(',');
+        let volume = parts.next()?.to_string();
+        let opts: BTreeMap<&str, &str> = parts.filter_map(|p| p.split_once('=')).collect();
+        (opts.get("mp") == Some(&path)).then(|| (k.clone(), volume, opts.get("size").unwrap_or(&"").to_string()))
+    })
+}
+
+/// The volume IDs the container's `unusedN` entries hold.
+fn unused_volumes(sim: &Sim, vmid: u32) -> Vec<String> {
+    sim.ct_config(vmid).0.iter().filter(|(k, _)| k.starts_with("unused")).map(|(_, v)| v.clone()).collect()
+}
+
+fn volume_exists(sim: &Sim, volume: &str) -> bool {
+    sim.handle.state_json()["volumes"].as_object().unwrap().contains_key(volume)
+}
+
+#[test]
+fn mount_points_are_keyed_by_path_removal_detaches_and_keeps_the_volume_reorder_plans_nothing() {
+    let sim = Sim::start(|_| {});
+    let wd = sim.workdir(&with_mounts(&[LOGS, DATA]));
+    apply(&wd, "create with /logs and /data");
+    let vmid = state_ctids(&wd)["strata_container.db"];
+    let (logs_key, logs_vol, _) = mount_at(&sim, vmid, "/logs").expect("/logs mounted");
+    // (Terraform hands set elements over in its own order: mp numbers follow it.)
+    let (data_key, data_vol, data_size) = mount_at(&sim, vmid, "/data").expect("/data mounted");
+    assert_eq!(data_size, "50G");
+    assert_plan_empty(&wd);
+
+    // Reordering the blocks plans nothing.
+    let rewrite = |body: String| wd.write("main.tf", &format!("{}\n{}", sim.provider_block(), body)).unwrap();
+    rewrite(with_mounts(&[DATA, LOGS]));
+    assert_plan_empty(&wd);
+
+    // Removing the first block: /data keeps its volume and size, /logs' volume is
+    // detached (unusedN) and kept.
+    rewrite(with_mounts(&[DATA]));
+    let r = wd.plan_exit_code().unwrap();
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("0 to add, 1 to change, 0 to destroy"), "{}", r.stdout);
+    assert!(!r.stdout.contains("\"/logs\" -> \"/data\""), "matched by position:\n{}", r.stdout);
+    assert!(r.stdout.contains("Mount point /logs is removed"), "the plan warns:\n{}", r.stdout);
+    apply(&wd, "remove /logs");
+    assert_eq!(mount_at(&sim, vmid, "/data"), Some((data_key.clone(), data_vol.clone(), "50G".into())));
+    assert_eq!(mount_at(&sim, vmid, "/logs"), None);
+    assert_eq!(unused_volumes(&sim, vmid), vec![logs_vol.clone()]);
+    assert!(volume_exists(&sim, &logs_vol) && volume_exists(&sim, &data_vol));
+    assert_plan_empty(&wd);
+
+    // Growing resizes the same volume in place; shrinking is refused at plan.
+    let data60 = DATA.replace("50", "60");
+    rewrite(with_mounts(&[&data60]));
+    apply(&wd, "grow /data");
+    assert_eq!(mount_at(&sim, vmid, "/data"), Some((data_key.clone(), data_vol.clone(), "60G".into())));
+    rewrite(with_mounts(&[&DATA.replace("50", "40")]));
+    let r = wd.plan_exit_code().unwrap();
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(one_line(&r.stderr).contains("Volumes cannot shrink"), "{}", r.stderr);
+    assert!(one_line(&r.stderr).contains("mount_point"), "{}", r.stderr);
+
+    // A new mount point takes the lowest free number (the one /logs had).
+    let cache = "    path    = \"/cache\"\n    storage = \"local-lvm\"\n    size_gb = 2";
+    let data60_del = format!("{data60}\n    delete_on_remove = true");
+    rewrite(with_mounts(&[cache, &data60_del]));
+    apply(&wd, "add /cache, opt /data in to deletion");
+    let (cache_key, cache_vol, _) = mount_at(&sim, vmid, "/cache").expect("/cache mounted");
+    assert_eq!(cache_key, logs_key);
+    assert_eq!(mount_at(&sim, vmid, "/data"), Some((data_key.clone(), data_vol.clone(), "60G".into())));
+
+    // Removing a block recorded with delete_on_remove destroys its volume, and only it.
+    rewrite(with_mounts(&[cache]));
+    let r = wd.plan_exit_code().unwrap();
+    assert!(r.stdout.contains("will be DESTROYED"), "{}", r.stdout);
+    apply(&wd, "remove /data");
+    assert_eq!(mount_at(&sim, vmid, "/data"), None);
+    assert!(!volume_exists(&sim, &data_vol), "delete_on_remove destroys the volume");
+    assert_eq!(unused_volumes(&sim, vmid), vec![logs_vol.clone()], "the volume Strata did not detach now stays");
+    assert!(volume_exists(&sim, &logs_vol) && volume_exists(&sim, &cache_vol));
+    assert_plan_empty(&wd);
+}
+
+#[test]
+fn imported_container_with_gaps_in_its_mp_numbers_keeps_every_volume() {
+    let sim = Sim::start(|_| {});
+    let params: Vec<(String, String)> = [
+        ("ostemplate", DEBIAN),
+        ("hostname", "legacy-db"),
+        ("memory", "1024"),
+        ("rootfs", "local-lvm:8"),
+        ("mp0", "local-lvm:4,mp=/srv/a"),
+        ("mp2", "local-lvm:6,mp=/srv/b"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    sim.block_on(sim.client.create_ct(&CtCreateSpec { node: "pve1".into(), vmid: 160, params })).unwrap();
+    let before = (mount_at(&sim, 160, "/srv/a").unwrap(), mount_at(&sim, 160, "/srv/b").unwrap());
+    assert_eq!((before.0 .0.as_str(), before.1 .0.as_str()), ("mp0", "mp2"));
+
+    let tf = |memory: i64| {
+        format!(
+            r#"
+import {{
+  to = strata_container.db
+  id = "pve1/160"
+}}
+
+resource "strata_container" "db" {{
+  node      = "pve1"
+  hostname  = "legacy-db"
+  memory_mb = {memory}
+  started   = false
+  rootfs {{
+    storage = "local-lvm"
+    size_gb = 8
+  }}
+  mount_point {{
+    path    = "/srv/a"
+    storage = "local-lvm"
+    size_gb = 4
+  }}
+  mount_point {{
+    path    = "/srv/b"
+    storage = "local-lvm"
+    size_gb = 6
+  }}
+}}
+"#
+        )
+    };
+    let wd = sim.workdir(&tf(1024));
+    let out = apply(&wd, "import");
+    assert!(out.contains("1 imported, 0 added, 0 changed, 0 destroyed"), "{out}");
+    assert_plan_empty(&wd);
+
+    // Any later change keeps both volumes where they are.
+    wd.write("main.tf", &format!("{}\n{}", sim.provider_block(), tf(2048))).unwrap();
+    apply(&wd, "change memory");
+    assert_eq!(sim.ct_config(160).get("memory"), Some("2048"));
+    assert_eq!((mount_at(&sim, 160, "/srv/a").unwrap(), mount_at(&sim, 160, "/srv/b").unwrap()), before);
+    assert!(sim.ct_config(160).get("mp1").is_none(), "no new volume");
+    assert!(unused_volumes(&sim, 160).is_empty());
+    assert_plan_empty(&wd);
+}

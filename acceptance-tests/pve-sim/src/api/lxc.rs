@@ -152,9 +152,11 @@ fn write_config(sim: &Sim, st: &mut St, node: &str, vmid: u32, p: &Params) -> Re
         p.get("delete").map(|d| params::split_list(d).into_iter().map(String::from).collect()).unwrap_or_default();
     let vm = st.guest_on_mut(CT, node, vmid)?;
     let mut dropped = vec![];
+    let mut destroyed = vec![];
     for d in &deletes {
         match vm.config.remove(d) {
-            Some(old) if lxc::is_mount_key(d) || d.starts_with("unused") => dropped.push(old),
+            Some(old) if lxc::is_mount_key(d) => dropped.push((d.clone(), old)),
+            Some(old) if d.starts_with("unused") => destroyed.push(old),
             Some(_) => {}
             None => log.push(format!("cannot delete '{d}' - not set in current configuration!")),
         }
@@ -162,16 +164,38 @@ fn write_config(sim: &Sim, st: &mut St, node: &str, vmid: u32, p: &Params) -> Re
     for (k, v) in sets {
         vm.config.insert(k, v);
     }
-    // A removed mount point's volume becomes `unusedN`, as PVE keeps it.
-    for old in dropped {
-        let volume = lxc::parse_mount("rootfs", &old).ok().and_then(|m| m.get("volume").cloned()).unwrap_or(old);
-        if st.volumes.contains_key(&volume) {
-            let vm = st.guest_on_mut(CT, node, vmid)?;
-            let slot = (0..256).map(|n| format!("unused{n}")).find(|k| !vm.config.contains_key(k)).unwrap_or_default();
-            vm.config.insert(slot, volume);
+    // As PVE's vmconfig_apply_pending: a removed mount point's volume becomes
+    // `unusedN` (kept); deleting an `unusedN` entry destroys its volume unless the
+    // config still uses it.
+    for (key, old) in dropped {
+        // Parsed as its own key: `mp=` is not a `rootfs` option.
+        let volume = lxc::parse_mount(&key, &old).ok().and_then(|m| m.get("volume").cloned()).unwrap_or(old);
+        let vm = st.guest_on_mut(CT, node, vmid)?;
+        if uses_volume(vm, &volume) {
+            continue;
+        }
+        let slot = (0..256).map(|n| format!("unused{n}")).find(|k| !vm.config.contains_key(k)).unwrap_or_default();
+        vm.config.insert(slot, volume);
+    }
+    for volume in destroyed {
+        let vm = st.guest_on(CT, node, vmid)?;
+        if !uses_volume(vm, &volume) && st.volumes.remove(&volume).is_some() {
+            log.push(format!("  removed volume '{volume}'"));
         }
     }
     Ok(log)
+}
+
+/// Whether a mount point or `unusedN` entry of the config refers to `volume`.
+fn uses_volume(vm: &Vm, volume: &str) -> bool {
+    vm.config.iter().filter(|(k, _)| lxc::is_mount_key(k) || k.starts_with("unused")).any(|(k, v)| {
+        let vol = if k.starts_with("unused") {
+            v.clone()
+        } else {
+            lxc::parse_mount(k, v).ok().and_then(|m| m.get("volume").cloned()).unwrap_or_default()
+        };
+        vol == volume
+    })
 }
 
 fn deletes_of(p: &Params) -> Vec<&str> {
@@ -558,8 +582,8 @@ pub async fn destroy(
             return Err(format!("base volume '{base}' is still in use by linked cloned"));
         }
         let mut log = vec![];
-        for v in vm.config.iter().filter(|(k, _)| lxc::is_mount_key(k) || k.starts_with("unused")).map(|(_, v)| v) {
-            let volume = lxc::parse_mount("rootfs", v).ok().and_then(|m| m.get("volume").cloned()).unwrap_or(v.clone());
+        for (k, v) in vm.config.iter().filter(|(k, _)| lxc::is_mount_key(k) || k.starts_with("unused")) {
+            let volume = lxc::parse_mount(k, v).ok().and_then(|m| m.get("volume").cloned()).unwrap_or(v.clone());
             if st.volumes.remove(&volume).is_some() {
                 log.push(format!("Removing image: {volume}"));
             }

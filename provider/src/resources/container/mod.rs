@@ -21,8 +21,7 @@ use crate::framework::{
 };
 use crate::proxmox::{client, client_if_known};
 use model::{
-    config_change, create_params, from_pve, mount_points, mp_create_value, mp_option_change, volume_of, CtModel,
-    ReadMode,
+    config_change, create_params, from_pve, mount_point_changes, unused_holding, volume_of, CtModel, ReadMode,
 };
 
 pub struct Container;
@@ -54,9 +53,8 @@ fn param_path(param: &str) -> Option<AttributePath> {
         p if p.starts_with("net") => {
             return p[3..].parse::<usize>().ok().map(|i| AttributePath::root("network").index(i))
         }
-        p if p.starts_with("mp") => {
-            return p[2..].parse::<usize>().ok().map(|i| AttributePath::root("mount_point").index(i))
-        }
+        // A set: its elements have no index to name.
+        p if p.starts_with("mp") && p[2..].parse::<usize>().is_ok() => "mount_point",
         _ => return None,
     };
     Some(AttributePath::parse(p))
@@ -139,67 +137,62 @@ async fn read_one(
     Ok(Some(m))
 }
 
-/// Brings config and volumes to what `want` says.
-async fn converge(c: &Client, node: &str, vmid: u32, want: &CtModel) -> Result<(), Diagnostics> {
+/// Brings config and volumes to what `want` says. `prior` is the state before (empty
+/// at create): only a mount point it records with `delete_on_remove` has its volume
+/// destroyed when removed; every other removed one is detached and kept (`unusedN`).
+async fn converge(
+    c: &Client,
+    node: &str,
+    vmid: u32,
+    want: &CtModel,
+    prior: &[model::MountPoint],
+) -> Result<(), Diagnostics> {
     let cfg = c
         .wait_guest_unlocked(GuestKind::Lxc, node, vmid)
         .await
         .map_err(|e| pve_diags("read the container config", &e, want))?;
     let mut change = config_change(want, &cfg);
-
-    let current_mps = mount_points(&cfg);
-    for (i, m) in want.mount_point.iter().enumerate() {
-        let key = format!("mp{i}");
-        match current_mps.iter().find(|(n, _)| *n == i as u32) {
-            None => change.set.push((key, mp_create_value(m))),
-            Some((_, v)) => {
-                if let Some(next) = mp_option_change(m, v) {
-                    change.set.push((key, next));
-                }
-            }
-        }
+    let mps = mount_point_changes(&want.mount_point, prior, &cfg);
+    if let Some((key, have, want_gb, path)) = mps.shrink.first() {
+        return Err(Diagnostic::error(
+            "Volumes cannot shrink",
+            format!("the mount point at {path} ({key}) is {have} GiB, larger than the requested {want_gb} GiB."),
+        )
+        .at(AttributePath::root("mount_point"))
+        .into());
     }
-    let removed: Vec<String> = current_mps
-        .iter()
-        .filter(|(n, _)| *n as usize >= want.mount_point.len())
-        .map(|(n, _)| format!("mp{n}"))
-        .collect();
-    change.delete.extend(removed.iter().cloned());
+    change.set.extend(mps.set.iter().cloned());
+    change.delete.extend(mps.detach.iter().cloned());
     c.update_ct_config(node, vmid, &change.set, &change.delete)
         .await
         .map_err(|e| pve_diags("update the container config", &e, want))?;
-    if !removed.is_empty() {
-        // Proxmox keeps a removed mount point's volume as `unusedN`; destroy it.
+    if !mps.destroy.is_empty() {
+        // Only the volumes detached just now, found by volume ID in their `unusedN`.
         let cfg = c.ct_config(node, vmid).await.map_err(|e| pve_diags("read the container config", &e, want))?;
-        let unused: Vec<String> = cfg
-            .iter()
-            .flat_map(|cfg| cfg.0.keys().filter(|k| k.starts_with("unused")).cloned().collect::<Vec<_>>())
-            .collect();
+        let unused = cfg.map(|cfg| unused_holding(&cfg, &mps.destroy)).unwrap_or_default();
         c.update_ct_config(node, vmid, &[], &unused)
             .await
-            .map_err(|e| pve_diags("remove a mount point's volume", &e, want))?;
+            .map_err(|e| pve_diags("destroy a removed mount point's volume", &e, want))?;
     }
 
     // Growing volumes.
-    let mut grow: Vec<(String, Option<&str>, i64, AttributePath)> = vec![];
-    if let Some(r) = &want.rootfs {
-        grow.push(("rootfs".into(), cfg.get("rootfs"), r.size_gb, AttributePath::root("rootfs")));
-    }
-    for (i, m) in want.mount_point.iter().enumerate() {
-        let v = current_mps.iter().find(|(n, _)| *n == i as u32).map(|(_, v)| v.as_str());
-        grow.push((format!("mp{i}"), v, m.size_gb, AttributePath::root("mount_point").index(i)));
-    }
-    for (key, current, want_gb, at) in grow {
-        let Some(current) = current else { continue };
+    let mut grow: Vec<(String, i64, i64, AttributePath)> = vec![];
+    if let Some((r, current)) = want.rootfs.as_ref().zip(cfg.get("rootfs")) {
         let (_, have, _) = volume_of(current);
-        if have > want_gb {
+        if have > r.size_gb {
             return Err(Diagnostic::error(
                 "Volumes cannot shrink",
-                format!("{key} is {have} GiB, larger than the requested {want_gb} GiB."),
+                format!("rootfs is {have} GiB, larger than the requested {} GiB.", r.size_gb),
             )
-            .at(at.attr("size_gb"))
+            .at(AttributePath::root("rootfs").attr("size_gb"))
             .into());
         }
+        grow.push(("rootfs".into(), have, r.size_gb, AttributePath::root("rootfs")));
+    }
+    for (key, have, want_gb, _) in &mps.grow {
+        grow.push((key.clone(), *have, *want_gb, AttributePath::root("mount_point")));
+    }
+    for (key, have, want_gb, _) in grow {
         if have < want_gb {
             c.resize_ct_volume(node, vmid, &key, u64::try_from(want_gb).unwrap_or(0))
                 .await
@@ -271,7 +264,7 @@ async fn make_ct(c: &Client, planned: &CtModel, candidate: &Mutex<Option<u32>>) 
 async fn create_inner(c: &Client, planned: &CtModel, candidate: &Mutex<Option<u32>>) -> Result<CtModel, Diagnostics> {
     let vmid = make_ct(c, planned, candidate).await?;
     let node = planned.node.as_str();
-    converge(c, node, vmid, planned).await?;
+    converge(c, node, vmid, planned, &[]).await?;
     if planned.started != Some(false) {
         c.start_ct(node, vmid).await.map_err(|e| pve_diags("start the container", &e, planned))?;
     }
@@ -406,7 +399,7 @@ impl Resource for Container {
                     .await
                     .map_err(|e| pve_diags("change the container's pool", &e, &planned))?;
             }
-            converge(&c, &node, vmid, &planned).await?;
+            converge(&c, &node, vmid, &planned, &prior.mount_point).await?;
             match (planned.started, here.running()) {
                 (Some(true), false) => {
                     c.start_ct(&node, vmid).await.map_err(|e| pve_diags("start the container", &e, &planned))?

@@ -60,6 +60,10 @@ pub struct MountPoint {
     pub path: String,
     pub backup: Option<bool>,
     pub read_only: Option<bool>,
+    /// Destroy the volume when the block is removed (Proxmox keeps no such flag:
+    /// it lives in the state, carried over by path).
+    #[serde(default)]
+    pub delete_on_remove: Option<bool>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -287,6 +291,83 @@ pub fn mp_option_change(m: &MountPoint, current: &str) -> Option<String> {
     Some(s)
 }
 
+/// What bringing the mount points to `want` takes. Mount points are matched by
+/// their path, never by `mpN` number or list position.
+#[derive(Debug, Default, PartialEq)]
+pub struct MountPointChanges {
+    /// `mpN` values: new volumes (lowest number never in use) and option changes.
+    pub set: Vec<(String, String)>,
+    /// `mpN` to detach; Proxmox keeps each volume as `unusedN`.
+    pub detach: Vec<String>,
+    /// Volume IDs among the detached ones whose removal `delete_on_remove` asked for.
+    pub destroy: Vec<String>,
+    /// (key, current GiB, wanted GiB, path) of volumes to grow.
+    pub grow: Vec<(String, i64, i64, String)>,
+    /// (key, current GiB, wanted GiB, path) of volumes asked to shrink.
+    pub shrink: Vec<(String, i64, i64, String)>,
+}
+
+/// The mount point changes from `cfg` to `want`. `prior` (the state) says which
+/// removed mount points asked for their volume to be destroyed; a mount point the
+/// state does not know (made outside Terraform) is only ever detached.
+pub fn mount_point_changes(want: &[MountPoint], prior: &[MountPoint], cfg: &VmConfig) -> MountPointChanges {
+    let mut ch = MountPointChanges::default();
+    let current: Vec<(u32, String, String)> = mount_points(cfg)
+        .into_iter()
+        .map(|(n, v)| {
+            let path = parse_drive(&v).opts.get("mp").cloned().unwrap_or_default();
+            (n, path, v)
+        })
+        .collect();
+    // A number Proxmox still has (even one being detached) is not reused: it may not
+    // be set and deleted in one request.
+    let mut taken: Vec<u32> = current.iter().map(|(n, _, _)| *n).collect();
+    for m in want {
+        match current.iter().find(|(_, path, _)| *path == m.path) {
+            Some((n, _, v)) => {
+                let key = format!("mp{n}");
+                if let Some(next) = mp_option_change(m, v) {
+                    ch.set.push((key.clone(), next));
+                }
+                let (_, have, _) = volume_of(v);
+                if have < m.size_gb {
+                    ch.grow.push((key, have, m.size_gb, m.path.clone()));
+                } else if have > m.size_gb {
+                    ch.shrink.push((key, have, m.size_gb, m.path.clone()));
+                }
+            }
+            None => {
+                let n = (0..).find(|n| !taken.contains(n)).unwrap_or(0);
+                taken.push(n);
+                ch.set.push((format!("mp{n}"), mp_create_value(m)));
+            }
+        }
+    }
+    for (n, path, v) in &current {
+        if want.iter().any(|m| m.path == *path) {
+            continue;
+        }
+        ch.detach.push(format!("mp{n}"));
+        let asked = prior.iter().any(|m| m.path == *path && m.delete_on_remove == Some(true));
+        if asked {
+            ch.destroy.push(parse_drive(v).volume.clone());
+        }
+    }
+    ch
+}
+
+/// The `unusedN` keys of `cfg` that hold one of `volumes`.
+pub fn unused_holding(cfg: &VmConfig, volumes: &[String]) -> Vec<String> {
+    cfg.0
+        .iter()
+        .filter(|(k, v)| {
+            k.strip_prefix("unused").is_some_and(|n| n.parse::<u32>().is_ok())
+                && volumes.contains(&parse_drive(v).volume)
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
 fn startup_value(s: &Startup) -> Option<String> {
     let mut parts = vec![];
     if let Some(o) = s.order {
@@ -377,16 +458,21 @@ pub fn from_pve(cfg: &VmConfig, ct: &ClusterVm, prior: Option<&CtModel>, mode: R
         None
     };
 
+    // Every `mpN`, whatever its number (gaps included); the state's flags by path.
     let mount_point = mount_points(cfg)
         .into_iter()
         .map(|(_, v)| {
             let (storage, size_gb, opts) = volume_of(&v);
+            let path = opts.get("mp").cloned().unwrap_or_default();
+            let delete_on_remove =
+                prior.and_then(|p| p.mount_point.iter().find(|m| m.path == path)).and_then(|m| m.delete_on_remove);
             MountPoint {
                 storage,
                 size_gb,
-                path: opts.get("mp").cloned().unwrap_or_default(),
+                path,
                 backup: opts.get("backup").and_then(|b| pve_bool(b)),
                 read_only: opts.get("ro").and_then(|b| pve_bool(b)),
+                delete_on_remove,
             }
         })
         .collect();

@@ -61,16 +61,19 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
             }
         }
     }
-    if let Some(Value::List(mps)) = config.attr("mount_point") {
+    if let Some(Value::List(mps) | Value::Set(mps)) = config.attr("mount_point") {
+        // The path identifies a mount point, so it must be unique.
         let mut paths: Vec<&str> = vec![];
-        for (i, m) in mps.iter().enumerate() {
+        for m in mps {
             if let Some(p) = m.attr("path").and_then(Value::as_str) {
                 if paths.contains(&p) {
                     err(
                         diags,
-                        AttributePath::root("mount_point").index(i).attr("path"),
+                        AttributePath::root("mount_point"),
                         "Duplicate mount path",
-                        format!("{p:?} is mounted twice."),
+                        format!(
+                            "{p:?} is mounted by more than one mount_point block; the path identifies a mount point."
+                        ),
                     );
                 }
                 paths.push(p);
@@ -133,6 +136,17 @@ fn check_volume(plan: &mut PlanChange, prior: &Value, planned: &Value, at: Attri
     }
 }
 
+fn mount_points_of(v: &Value) -> Vec<Value> {
+    match v.attr("mount_point") {
+        Some(Value::List(items) | Value::Set(items)) => items.clone(),
+        _ => vec![],
+    }
+}
+
+fn path_of(v: &Value) -> Option<&str> {
+    v.attr("path").and_then(Value::as_str)
+}
+
 pub fn modify_plan(plan: &mut PlanChange) {
     let node = plan.planned.attr("node").and_then(Value::as_str).map(str::to_string);
     let vmid = plan.planned.attr("vm_id").and_then(Value::as_i64);
@@ -165,12 +179,34 @@ pub fn modify_plan(plan: &mut PlanChange) {
     if !prior_root.is_null() && !planned_root.is_null() {
         check_volume(plan, &prior_root, &planned_root, AttributePath::root("rootfs"), "rootfs");
     }
-    if let (Some(Value::List(old)), Some(Value::List(new))) =
-        (plan.prior.attr("mount_point").cloned(), plan.planned.attr("mount_point").cloned())
-    {
-        for (i, (o, n)) in old.iter().zip(new.iter()).enumerate() {
-            check_volume(plan, o, n, AttributePath::root("mount_point").index(i), &format!("mount point mp{i}"));
+    // Mount points are matched by path, as apply matches them.
+    let old = mount_points_of(&plan.prior);
+    let new = mount_points_of(&plan.planned);
+    for n in &new {
+        let Some(path) = path_of(n) else { continue };
+        if let Some(o) = old.iter().find(|o| path_of(o) == Some(path)) {
+            check_volume(plan, o, n, AttributePath::root("mount_point"), &format!("the mount point at {path}"));
         }
+    }
+    // (Not knowable while the whole set is unknown, e.g. a dynamic block over unknowns.)
+    let new_known = plan.planned.attr("mount_point").is_none_or(|v| !v.is_unknown());
+    for o in old.iter().filter(|_| new_known) {
+        let Some(path) = path_of(o) else { continue };
+        if new.iter().any(|n| path_of(n) == Some(path) || n.attr("path").is_some_and(Value::is_unknown)) {
+            continue;
+        }
+        let volume = if o.attr("delete_on_remove").and_then(Value::as_bool) == Some(true) {
+            "will be DESTROYED with its data (delete_on_remove = true)"
+        } else {
+            "is detached and kept as unused<n> in the container's config"
+        };
+        plan.diagnostics.push(
+            Diagnostic::warning(
+                format!("Mount point {path} is removed"),
+                format!("The volume mounted at {path} {volume}."),
+            )
+            .at(AttributePath::root("mount_point")),
+        );
     }
 
     // A different source means a different container. An imported container has no

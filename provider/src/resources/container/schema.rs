@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::framework::timeouts::parse_go_duration;
-use crate::framework::{Attribute, Block, NestedBlock, Schema, Timeouts, Type, Validator, Value};
+use crate::framework::{Attribute, Block, NestedBlock, Nesting, Schema, Timeouts, Type, Validator, Value};
 
 pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "3m";
 
@@ -149,24 +149,42 @@ pub fn schema() -> Schema {
                 .validate(Validator::IntBetween(1, 65536))
                 .description("Size in GiB."),
         );
-    let mount_point = Block::new("A volume mounted in the container; the n-th block is Proxmox's `mp<n>`. Grown in place; shrinking is refused. Host-path bind mounts are not offered (only root@pam may create them).")
-        .attribute(
-            Attribute::required("storage", Type::String)
-                .validate(Validator::Matches(STORAGE_RE, "a Proxmox storage ID"))
-                .description("Storage for the volume."),
-        )
-        .attribute(
-            Attribute::required("size_gb", Type::Number)
-                .validate(Validator::IntBetween(1, 65536))
-                .description("Size in GiB."),
-        )
-        .attribute(
-            Attribute::required("path", Type::String)
-                .validate(Validator::Custom(check_path))
-                .description("Where it is mounted inside the container, e.g. `/var/lib/etcd`."),
-        )
-        .attribute(Attribute::optional("backup", Type::Bool).description("Include the volume in backups."))
-        .attribute(Attribute::optional("read_only", Type::Bool).description("Mount read-only."));
+    let mount_point = Block::new(
+        "A volume mounted in the container (Proxmox's `mp<n>`). A mount point is identified by its `path`, \
+         never by the order of the blocks or its `mp<n>` number: reordering blocks plans nothing, a new block \
+         takes the lowest `mp<n>` number not in use, and an imported container keeps every `mp<n>` whatever \
+         its numbering (gaps included). The volume grows in place when `size_gb` grows; shrinking it and moving \
+         it to another storage are refused at plan time. Changing `path` is removing one mount point and adding \
+         another.\n\nRemoving a block detaches its volume and keeps it: Proxmox lists it as `unused<n>` in the \
+         container's config (as `pct set --delete mp<n>` does), where it can be reattached or deleted by hand. \
+         The volume is destroyed only when the removed block had `delete_on_remove = true` recorded by an \
+         earlier apply (set it, apply, then remove the block). Volumes Strata did not detach itself, such as \
+         other `unused<n>` entries, are never destroyed. Host-path bind mounts are not offered (only root@pam \
+         may create them).",
+    )
+    .attribute(
+        Attribute::required("storage", Type::String)
+            .validate(Validator::Matches(STORAGE_RE, "a Proxmox storage ID"))
+            .description("Storage for the volume."),
+    )
+    .attribute(
+        Attribute::required("size_gb", Type::Number)
+            .validate(Validator::IntBetween(1, 65536))
+            .description("Size in GiB."),
+    )
+    .attribute(
+        Attribute::required("path", Type::String)
+            .validate(Validator::Custom(check_path))
+            .description("Where it is mounted inside the container, e.g. `/var/lib/etcd`."),
+    )
+    .attribute(Attribute::optional("backup", Type::Bool).description("Include the volume in backups."))
+    .attribute(Attribute::optional("read_only", Type::Bool).description("Mount read-only."))
+    .attribute(Attribute::optional("delete_on_remove", Type::Bool).description(
+        "Destroy the volume, and the data on it, when this block is later removed. Unset or false (the \
+             default): a removed mount point's volume is detached and kept as `unused<n>`. Takes effect only \
+             once applied: set it in one apply and remove the block in a later one. Changing it changes \
+             nothing in Proxmox.",
+    ));
     let network = Block::new("A network interface; the n-th block is Proxmox's `net<n>`.")
         .attribute(
             Attribute::required("name", Type::String)
@@ -321,7 +339,7 @@ pub fn schema() -> Schema {
     )
     .block(NestedBlock::single("clone", clone))
     .block(NestedBlock::single("rootfs", rootfs))
-    .block(NestedBlock::list("mount_point", mount_point))
+    .block(NestedBlock::new("mount_point", Nesting::Set, mount_point))
     .block(NestedBlock::list("network", network))
     .block(NestedBlock::single("features", features))
     .block(NestedBlock::single("startup", startup));

@@ -164,3 +164,109 @@ fn import_shows_what_proxmox_has_and_absent_keys_as_null() {
     assert_eq!(m.features, Some(Features { nesting: Some(true), ..Default::default() }));
     assert_eq!(m.started, Some(false));
 }
+
+fn mp(path: &str, size_gb: i64) -> MountPoint {
+    MountPoint {
+        storage: "local-lvm".into(),
+        size_gb,
+        path: path.into(),
+        backup: None,
+        read_only: None,
+        delete_on_remove: None,
+    }
+}
+
+/// `stored()` with mount points `(key, value)`.
+fn with_mps(mps: &[(&str, &str)]) -> VmConfig {
+    let mut cfg = stored();
+    for (k, v) in mps {
+        cfg.0.insert(k.to_string(), v.to_string());
+    }
+    cfg
+}
+
+#[test]
+fn removing_the_first_mount_point_detaches_only_it_and_keeps_the_other_volume_as_it_is() {
+    let cfg = with_mps(&[
+        ("mp0", "local-lvm:vm-120-disk-1,mp=/logs,size=10G"),
+        ("mp1", "local-lvm:vm-120-disk-2,mp=/data,size=50G"),
+    ]);
+    let prior = vec![mp("/logs", 10), mp("/data", 50)];
+    let ch = mount_point_changes(&[mp("/data", 50)], &prior, &cfg);
+    assert_eq!(ch, MountPointChanges { detach: vec!["mp0".into()], ..Default::default() });
+}
+
+#[test]
+fn mount_points_are_matched_by_path_whatever_their_order_or_numbering() {
+    // An imported container with a gap (mp0, mp2), configured in the other order.
+    let cfg = with_mps(&[
+        ("mp0", "local-lvm:vm-120-disk-1,mp=/srv/a,size=8G"),
+        ("mp2", "local-lvm:vm-120-disk-2,mp=/srv/b,size=16G"),
+    ]);
+    let want = vec![mp("/srv/b", 16), mp("/srv/a", 8)];
+    assert_eq!(mount_point_changes(&want, &[], &cfg), MountPointChanges::default());
+    let m = from_pve(&cfg, &ct(120, true), None, ReadMode::Import);
+    let paths: Vec<&str> = m.mount_point.iter().map(|m| m.path.as_str()).collect();
+    assert_eq!(paths, ["/srv/a", "/srv/b"]);
+
+    // A new one takes the lowest free number; growing one resizes its own key.
+    let want = vec![mp("/srv/b", 20), mp("/srv/a", 8), mp("/srv/c", 4)];
+    let ch = mount_point_changes(&want, &[], &cfg);
+    assert_eq!(ch.set, vec![("mp1".to_string(), "local-lvm:4,mp=/srv/c".to_string())]);
+    assert_eq!(ch.grow, vec![("mp2".to_string(), 16, 20, "/srv/b".to_string())]);
+    assert!(ch.detach.is_empty() && ch.destroy.is_empty() && ch.shrink.is_empty(), "{ch:?}");
+}
+
+#[test]
+fn only_a_removed_mount_point_recorded_with_delete_on_remove_has_its_volume_destroyed() {
+    let cfg = with_mps(&[
+        ("mp0", "local-lvm:vm-120-disk-1,mp=/logs,size=10G"),
+        ("mp1", "local-lvm:vm-120-disk-2,mp=/scratch,size=5G"),
+        ("mp3", "local-lvm:vm-120-disk-3,mp=/outside,size=1G"),
+        ("unused0", "local-lvm:vm-120-disk-9"),
+    ]);
+    let mut scratch = mp("/scratch", 5);
+    scratch.delete_on_remove = Some(true);
+    let prior = vec![mp("/logs", 10), scratch];
+    let ch = mount_point_changes(&[], &prior, &cfg);
+    assert_eq!(ch.detach, vec!["mp0", "mp1", "mp3"]);
+    assert_eq!(ch.destroy, vec!["local-lvm:vm-120-disk-2"]);
+    // After the detach, only the unusedN holding that volume is deleted.
+    let after = with_mps(&[
+        ("unused0", "local-lvm:vm-120-disk-9"),
+        ("unused1", "local-lvm:vm-120-disk-1"),
+        ("unused2", "local-lvm:vm-120-disk-2"),
+        ("unused3", "local-lvm:vm-120-disk-3"),
+    ]);
+    assert_eq!(unused_holding(&after, &ch.destroy), vec!["unused2"]);
+    // The flag is carried over from the state by path on refresh.
+    let m = from_pve(&cfg, &ct(120, true), Some(&CtModel { mount_point: prior, ..planned() }), ReadMode::Refresh);
+    let flag = |p: &str| m.mount_point.iter().find(|m| m.path == p).and_then(|m| m.delete_on_remove);
+    assert_eq!((flag("/scratch"), flag("/logs"), flag("/outside")), (Some(true), None, None));
+}
+
+#[test]
+fn a_smaller_mount_point_is_reported_as_a_shrink_not_resized() {
+    let cfg = with_mps(&[("mp0", "local-lvm:vm-120-disk-1,mp=/data,size=50G")]);
+    let ch = mount_point_changes(&[mp("/data", 10)], &[], &cfg);
+    assert_eq!(ch.shrink, vec![("mp0".to_string(), 50, 10, "/data".to_string())]);
+    assert!(ch.grow.is_empty() && ch.set.is_empty());
+}
+
+#[test]
+fn state_stored_with_mount_points_as_a_list_reads_as_the_set() {
+    use crate::framework::{AnyResource, Value};
+    // What the provider stored before mount points became a set keyed by path.
+    let old = serde_json::json!({
+        "id": "pve1/120", "node": "pve1", "vm_id": 120, "hostname": "db",
+        "mount_point": [
+            {"storage": "local-lvm", "size_gb": 10, "path": "/logs", "backup": null, "read_only": null},
+            {"storage": "local-lvm", "size_gb": 50, "path": "/data", "backup": null, "read_only": null}
+        ]
+    });
+    let out = super::Container.upgrade(0, old.to_string().as_bytes());
+    assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+    let Some(Value::Set(mps)) = out.value.attr("mount_point") else { panic!("{:?}", out.value) };
+    assert_eq!(mps.len(), 2);
+    assert!(mps.iter().all(|m| m.attr("delete_on_remove") == Some(&Value::Null)), "{mps:?}");
+}
