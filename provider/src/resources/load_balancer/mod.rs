@@ -312,8 +312,25 @@ impl Resource for LoadBalancer {
     async fn read(&self, ctx: &Context, state: LoadBalancerModel) -> Result<Option<LoadBalancerModel>, Diagnostics> {
         let nodes = connect_all(ctx, &state).await?;
         // Every machine gone (the disaster): planned again, and the create deploys it
-        // anew once they are back. While some answer, the last known state is kept.
-        if crate::node::all_gone(&join_all(nodes.iter().map(Node::answers)).await) {
+        // anew once they are back. While some answer, the last known state is kept. A
+        // node that cannot be asked (bastion, DNS, login, host key) fails the refresh:
+        // it may run the VIP, so it is never read as gone.
+        let answers = join_all(nodes.iter().map(Node::answers)).await;
+        let mut unknown = Diagnostics::new();
+        for a in &answers {
+            if let Err(e) = a {
+                unknown.push(Diagnostic::error(
+                    "Load balancer node cannot be reached",
+                    format!(
+                        "{e:#}. The node is not known to be gone, so nothing is planned for it until it can be read."
+                    ),
+                ));
+            }
+        }
+        if unknown.has_errors() {
+            return Err(unknown);
+        }
+        if crate::node::all_gone(&answers) {
             for n in &nodes {
                 ctx.warn(crate::node::gone_warning(n, "no load balancer node answers, so it is planned again"));
             }
