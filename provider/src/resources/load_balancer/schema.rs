@@ -67,6 +67,23 @@ fn check_advert_interval(v: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// What keepalived 2.2's parser can hold in a quoted `auth_pass "..."`: inside double
+/// quotes `#` and `!` start no comment and spaces do not split, but a quoted string
+/// ends at the next `"` (no escape), a `\` before the closing quote swallows it, and
+/// `$NAME` is replaced by a definition (`$_HASH`, `$_PWD`, ...) even inside quotes.
+/// Printable ASCII only, so that 8 characters are the 8 bytes VRRP carries.
+pub fn check_auth_pass(v: &Value) -> Result<(), String> {
+    let s = v.as_str().unwrap_or_default();
+    if s.chars().all(|c| (' '..='~').contains(&c) && !matches!(c, '"' | '\\' | '$')) {
+        Ok(())
+    } else {
+        // The value is secret: say what is refused, never which character it holds.
+        Err("May hold printable ASCII characters (space to ~) except `\"`, `\\` and `$`, which keepalived's \
+             configuration parser cannot carry inside a quoted auth_pass."
+            .into())
+    }
+}
+
 fn check_duration(v: &Value) -> Result<(), String> {
     let s = v.as_str().unwrap_or_default();
     let d = parse_go_duration(s).map_err(|e| format!("Must be a duration such as \"5s\" or \"1h\": {e}."))?;
@@ -249,10 +266,12 @@ pub fn schema() -> Schema {
         Attribute::optional("auth_pass", Type::String)
             .sensitive()
             .validate(Validator::LengthBetween(1, 8))
+            .validate(Validator::Custom(check_auth_pass))
             .description(
-            "VRRP PASS authentication, at most 8 characters (keepalived silently truncates longer ones). Sensitive. \
-         VRRPv2 only: not with a fractional `advert_interval`.",
-        ),
+                "VRRP PASS authentication, at most 8 characters (keepalived silently truncates longer ones): \
+                 printable ASCII except `\"`, `\\` and `$`; `#`, `!` and spaces are fine (written quoted). \
+                 Sensitive. VRRPv2 only: not with a fractional `advert_interval`.",
+            ),
     )
     .attribute(
         Attribute::optional("advert_interval", Type::Number)

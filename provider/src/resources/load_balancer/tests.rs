@@ -49,6 +49,10 @@ fn bad_input_is_refused_naming_the_attribute() {
         ("virtual_router_id", 0.into(), "virtual_router_id"),
         ("virtual_router_id", 256.into(), "virtual_router_id"),
         ("auth_pass", "ninechars".into(), "auth_pass"),
+        ("auth_pass", "a\"b".into(), "auth_pass"),
+        ("auth_pass", "a\\b".into(), "auth_pass"),
+        ("auth_pass", "a$_HASH".into(), "auth_pass"),
+        ("auth_pass", "pässwd".into(), "auth_pass"),
         ("stats_port", 70000.into(), "stats_port"),
         ("advert_interval", 0.05.into(), "advert_interval"),
         ("advert_interval", 0.125.into(), "advert_interval"),
@@ -186,7 +190,7 @@ fn rendered_files_say_what_the_issue_asks() {
         "advert_int 1\n",
         "unicast_src_ip 10.77.0.12",
         "        10.77.0.11\n        10.77.0.13\n",
-        "auth_pass s3cret",
+        "auth_pass \"s3cret\"",
         "10.77.0.100/24 dev eth0",
     ] {
         assert!(k.contains(part), "keepalived.conf lacks {part:?}:\n{k}");
@@ -215,4 +219,18 @@ fn the_keepalived_digest_shows_a_changed_password_without_depending_on_it() {
     assert_eq!(render::keepalived_digest(&other, Some("x")), d, "the digest does not depend on the password");
     assert_ne!(render::keepalived_digest(&other, Some("s3cret")), d, "a changed password is drift");
     assert_ne!(render::keepalived_digest(&k.replace("priority 100", "priority 1"), Some("s3cret")), d);
+}
+
+#[test]
+fn auth_pass_is_quoted_so_hash_and_bang_do_not_cut_it_short() {
+    let mut j = base();
+    j["auth_pass"] = "a#b!c d".into();
+    assert_eq!(error_paths(j), Vec::<String>::new(), "keepalived holds these when quoted");
+    let m = LoadBalancerModel { auth_pass: Some("a#b!c d".into()), ..model() };
+    let k = render::keepalived(&m, 0, 100);
+    assert!(k.contains("        auth_pass \"a#b!c d\"\n"), "{k}");
+    // The digest reads both the quoted form and the bare one written before.
+    let d = render::keepalived_digest(&k, Some("a#b!c d"));
+    let bare = render::keepalived(&LoadBalancerModel { auth_pass: Some("s3cret".into()), ..model() }, 0, 100);
+    assert_eq!(render::keepalived_digest(&bare.replace("\"s3cret\"", "s3cret"), Some("s3cret")), d);
 }
