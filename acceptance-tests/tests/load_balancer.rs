@@ -89,8 +89,10 @@ fn vip_addr(lab: &LabGuard) -> SocketAddr {
 
 fn lb_config(lab: &LabGuard, backends: &[&str], advert_interval: &str, extra_backend: &str) -> String {
     let ssh = &lab.info().ssh;
-    let nodes: String =
-        LBS.iter().map(|n| format!("  node {{\n    ssh {{ host = \"{}\" }}\n  }}\n", address(lab, n))).collect();
+    let nodes: String = LBS
+        .iter()
+        .map(|n| format!("  node {{\n    name = \"{n}\"\n    ssh {{ host = \"{}\" }}\n  }}\n", address(lab, n)))
+        .collect();
     let servers: String = backends
         .iter()
         .map(|b| {
@@ -232,7 +234,7 @@ fn load_balancer_balances_fails_over_reloads_and_is_removed() {
     assert_eq!(holders(&lab, &LBS), ["node1"], "the first node (priority 100) holds the VIP");
     wd.run(&["apply", "-refresh-only", "-auto-approve", "-input=false"]).unwrap().ok().unwrap();
     let state = wd.resource_values("strata_load_balancer.api").unwrap();
-    assert_eq!(state["master_node"], address(&lab, "node1").as_str());
+    assert_eq!(state["master_node"], "node1", "named by the node's name");
 
     // Round robin over all three backends, through the VIP.
     let seen = backend_names_seen(addr, 6);
@@ -303,7 +305,7 @@ fn load_balancer_balances_fails_over_reloads_and_is_removed() {
     sh(&lab, "node2", "sed -i 's/balance roundrobin/balance leastconn/' /etc/haproxy/haproxy.cfg");
     let plan = wd.plan_exit_code().unwrap();
     assert_eq!(plan.code, 2, "{}", plan.stdout);
-    let node2 = address(&lab, "node2");
+    let node2 = "node2";
     let drift: Vec<&str> = plan.stdout.lines().filter(|l| l.trim_start().starts_with("~ \"")).collect();
     assert_eq!(drift.len(), 1, "one changed digest: {}", plan.stdout);
     assert!(drift[0].contains(&format!("\"{node2}\"")), "names node2: {}", plan.stdout);
@@ -333,7 +335,7 @@ fn load_balancer_balances_fails_over_reloads_and_is_removed() {
     // Drift names the node; apply starts haproxy again.
     let plan = wd.plan_exit_code().unwrap();
     assert_eq!(plan.code, 2, "{}", plan.stdout);
-    let dead = address(&lab, &holder);
+    let dead = &holder;
     assert!(
         plan.stdout.contains(&format!("~ \"{dead}\" = \"failed\" -> \"active\"")),
         "a dead haproxy is drift on {dead}: {}",
@@ -375,7 +377,7 @@ fn load_balancer_balances_fails_over_reloads_and_is_removed() {
 #[test]
 fn bad_load_balancer_input_is_refused_at_plan_naming_the_attribute() {
     let node = |h: &str| {
-        format!("  node {{\n    ssh {{\n      host = \"{h}\"\n      insecure_ignore_host_key = true\n      private_key = \"unused\"\n    }}\n  }}\n")
+        format!("  node {{\n    name = \"n-{}\"\n    ssh {{\n      host = \"{h}\"\n      insecure_ignore_host_key = true\n      private_key = \"unused\"\n    }}\n  }}\n", h.replace(['.', ':'], "-"))
     };
     let frontend = |name: &str, port: &str, address: &str| {
         format!("  frontend {{\n    name = \"{name}\"\n    bind_port = {port}\n    backend {{\n      name = \"b\"\n      address = \"{address}\"\n      port = 80\n    }}\n  }}\n")

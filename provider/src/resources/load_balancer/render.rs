@@ -25,8 +25,7 @@ pub fn default_priority(index: usize) -> i64 {
 
 /// The node's VRRP address: `address`, else its SSH host.
 pub fn node_address(m: &LoadBalancerModel, index: usize) -> String {
-    let n = &m.node[index];
-    n.address.clone().unwrap_or_else(|| n.ssh.host.clone())
+    m.node[index].node.address().to_string()
 }
 
 /// The VIP without its prefix length.
