@@ -336,14 +336,16 @@ impl LoadBalancer {
             }
             Failure::with_state(partial, d)
         };
-        let install = |i: usize| async move {
-            deploy::install(&nodes[i], m, &files[i]).await.map_err(|e| on_node(&m.node[i].node.name, e))
+        let install = |i: usize, restart_keepalived: bool| async move {
+            deploy::install(&nodes[i], m, &files[i], restart_keepalived)
+                .await
+                .map_err(|e| on_node(&m.node[i].node.name, e))
         };
         // Who serves the VIP now (judged by the prior VIP and interface).
         let held = holders(nodes, prior.unwrap_or(m)).await.map_err(partial)?;
         if held.is_empty() {
             // Nothing serves yet (a create, or every node down): nothing to keep up.
-            gather(join_all(todo.iter().map(|i| install(*i))).await).map_err(partial)?;
+            gather(join_all(todo.iter().map(|i| install(*i, false))).await).map_err(partial)?;
             return Ok(());
         }
         // Backups first, lowest priority first; the holder last.
@@ -352,7 +354,14 @@ impl LoadBalancer {
         let group_changes = prior.is_some_and(|p| !p.same_vrrp_group(m));
         let mut rolled = Vec::new();
         for (step, i) in order.iter().enumerate() {
-            install(*i).await.map_err(|e| partial(e.into()))?;
+            // The holder leaving the old group is restarted, not reloaded: a reload keeps
+            // an instance of the same VRID as master without announcing the VIP again
+            // (no gratuitous ARP), while clients were last sent to the new group's
+            // master, which now yields to it: the VIP would not answer until their ARP
+            // caches expire. Restarted, it drops the VIP, the new group's master serves,
+            // and it takes the VIP back with a gratuitous ARP once elected.
+            let restart = group_changes && held.contains(i);
+            install(*i, restart).await.map_err(|e| partial(e.into()))?;
             rolled.push(*i);
             let next_is_holder = order.get(step + 1).is_some_and(|n| held.contains(n));
             let need_rolled = group_changes && (next_is_holder || step + 1 == order.len());
