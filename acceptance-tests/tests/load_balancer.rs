@@ -89,8 +89,10 @@ fn vip_addr(lab: &LabGuard) -> SocketAddr {
 
 fn lb_config(lab: &LabGuard, backends: &[&str], advert_interval: &str, extra_backend: &str) -> String {
     let ssh = &lab.info().ssh;
-    let nodes: String =
-        LBS.iter().map(|n| format!("  node {{\n    ssh {{ host = \"{}\" }}\n  }}\n", address(lab, n))).collect();
+    let nodes: String = LBS
+        .iter()
+        .map(|n| format!("  node {{\n    name = \"{n}\"\n    ssh {{ host = \"{}\" }}\n  }}\n", address(lab, n)))
+        .collect();
     let servers: String = backends
         .iter()
         .map(|b| {
@@ -232,7 +234,7 @@ fn load_balancer_balances_fails_over_reloads_and_is_removed() {
     assert_eq!(holders(&lab, &LBS), ["node1"], "the first node (priority 100) holds the VIP");
     wd.run(&["apply", "-refresh-only", "-auto-approve", "-input=false"]).unwrap().ok().unwrap();
     let state = wd.resource_values("strata_load_balancer.api").unwrap();
-    assert_eq!(state["master_node"], address(&lab, "node1").as_str());
+    assert_eq!(state["master_node"], "node1", "named by the node's name");
 
     // Round robin over all three backends, through the VIP.
     let seen = backend_names_seen(addr, 6);
@@ -303,7 +305,7 @@ fn load_balancer_balances_fails_over_reloads_and_is_removed() {
     sh(&lab, "node2", "sed -i 's/balance roundrobin/balance leastconn/' /etc/haproxy/haproxy.cfg");
     let plan = wd.plan_exit_code().unwrap();
     assert_eq!(plan.code, 2, "{}", plan.stdout);
-    let node2 = address(&lab, "node2");
+    let node2 = "node2";
     let drift: Vec<&str> = plan.stdout.lines().filter(|l| l.trim_start().starts_with("~ \"")).collect();
     assert_eq!(drift.len(), 1, "one changed digest: {}", plan.stdout);
     assert!(drift[0].contains(&format!("\"{node2}\"")), "names node2: {}", plan.stdout);
@@ -333,7 +335,7 @@ fn load_balancer_balances_fails_over_reloads_and_is_removed() {
     // Drift names the node; apply starts haproxy again.
     let plan = wd.plan_exit_code().unwrap();
     assert_eq!(plan.code, 2, "{}", plan.stdout);
-    let dead = address(&lab, &holder);
+    let dead = &holder;
     assert!(
         plan.stdout.contains(&format!("~ \"{dead}\" = \"failed\" -> \"active\"")),
         "a dead haproxy is drift on {dead}: {}",
@@ -375,7 +377,7 @@ fn load_balancer_balances_fails_over_reloads_and_is_removed() {
 #[test]
 fn bad_load_balancer_input_is_refused_at_plan_naming_the_attribute() {
     let node = |h: &str| {
-        format!("  node {{\n    ssh {{\n      host = \"{h}\"\n      insecure_ignore_host_key = true\n      private_key = \"unused\"\n    }}\n  }}\n")
+        format!("  node {{\n    name = \"n-{}\"\n    ssh {{\n      host = \"{h}\"\n      insecure_ignore_host_key = true\n      private_key = \"unused\"\n    }}\n  }}\n", h.replace(['.', ':'], "-"))
     };
     let frontend = |name: &str, port: &str, address: &str| {
         format!("  frontend {{\n    name = \"{name}\"\n    bind_port = {port}\n    backend {{\n      name = \"b\"\n      address = \"{address}\"\n      port = 80\n    }}\n  }}\n")
@@ -501,4 +503,256 @@ fn failover_benchmark() {
         each.join("\n")
     );
     std::fs::write(&out, section).unwrap();
+}
+
+/// Host names this test gives the Terraform host's resolver (/etc/hosts), removed when
+/// dropped, also when the test fails.
+struct HostsEntries {
+    marker: String,
+}
+
+impl HostsEntries {
+    const FILE: &'static str = "/etc/hosts";
+
+    fn add(entries: &[(String, String)]) -> HostsEntries {
+        let marker = format!("# strata-lb-day2-{}", std::process::id());
+        let mut hosts = std::fs::read_to_string(Self::FILE).unwrap();
+        for (ip, name) in entries {
+            hosts.push_str(&format!("{ip} {name} {marker}\n"));
+        }
+        std::fs::write(Self::FILE, hosts).unwrap();
+        HostsEntries { marker }
+    }
+}
+
+impl Drop for HostsEntries {
+    fn drop(&mut self) {
+        let hosts = std::fs::read_to_string(Self::FILE).unwrap_or_default();
+        let kept: String = hosts.lines().filter(|l| !l.ends_with(&self.marker)).map(|l| format!("{l}\n")).collect();
+        let _ = std::fs::write(Self::FILE, kept);
+    }
+}
+
+/// One load balancer node of the day-2 test: name, how Terraform reaches it, address.
+struct Day2Node {
+    name: String,
+    host: String,
+    address: String,
+}
+
+fn day2_config(lab: &LabGuard, known_hosts: &Path, nodes: &[Day2Node], vrid: u8, pass: &str, bastion: &str) -> String {
+    let ssh = &lab.info().ssh;
+    let nodes: String = nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "  node {{\n    name    = \"{}\"\n    address = \"{}\"\n    ssh {{\n      host = \"{}\"\n{bastion}    }}\n  }}\n",
+                n.name, n.address, n.host
+            )
+        })
+        .collect();
+    format!(
+        r#"{provider}variable "vrrp_password" {{
+  type      = string
+  sensitive = true
+  default   = "{pass}"
+}}
+
+resource "strata_load_balancer" "api" {{
+  name              = "day2"
+  vip               = "{vip}/24"
+  interface         = "eth0"
+  virtual_router_id = {vrid}
+  auth_pass         = var.vrrp_password
+{nodes}  frontend {{
+    name      = "kube-apiserver"
+    bind_port = {PORT}
+    backend {{
+      name    = "node4"
+      address = "{backend}"
+      port    = {PORT}
+    }}
+  }}
+}}
+"#,
+        provider = ssh_provider(&ssh.private_key_file, known_hosts),
+        vip = vip(lab),
+        backend = address(lab, "node4"),
+    )
+}
+
+/// What shows a daemon was restarted or reloaded, or a file rewritten: MainPID and
+/// start time of both units, inode and mtime of both files, on every node.
+fn untouched_marks(lab: &LabGuard) -> Vec<String> {
+    LBS.iter()
+        .map(|n| {
+            sh(
+                lab,
+                n,
+                "systemctl show -p MainPID -p ActiveEnterTimestamp -p ExecMainStartTimestamp haproxy keepalived; \
+                 stat -c '%n %i %Y' /etc/haproxy/haproxy.cfg /etc/keepalived/keepalived.conf",
+            )
+        })
+        .collect()
+}
+
+/// Plans `config`: only in-place updates; then applies it under the prober, returning
+/// the apply time and the report.
+fn day2_step(
+    wd: &Workdir,
+    lab: &LabGuard,
+    change: &str,
+    config: &str,
+) -> (Duration, strata_acceptance_tests::prober::ProbeReport) {
+    use strata_acceptance_tests::prober::{ProbeTargets, Prober};
+    wd.write("main.tf", config).unwrap();
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 2, "{change}: {}{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("0 to add, 1 to change, 0 to destroy"), "{change}: only in place: {}", plan.stdout);
+    assert!(!plan.stdout.contains("must be replaced") && !plan.stdout.contains(PASSWORD), "{}", plan.stdout);
+    let prober = Prober::start(ProbeTargets::tcp(&vip(lab), PORT));
+    let started = Instant::now();
+    let applied = wd.apply();
+    let took = started.elapsed();
+    let report = prober.stop();
+    let applied = applied.unwrap_or_else(|e| panic!("{change}: {e}"));
+    assert!(!applied.stdout.contains(PASSWORD) && !applied.stderr.contains(PASSWORD), "the password leaked");
+    report.record(change, took);
+    eprintln!("day-2 {change}: apply {took:?}, {}", report.summary());
+    let again = wd.plan_exit_code().unwrap();
+    assert_eq!(again.code, 0, "{change}: nothing left to do: {}", again.stdout);
+    (took, report)
+}
+
+/// Day-2 changes on one live load balancer, each planned as an in-place update and
+/// applied while a prober connects to the VIP every 100 ms: every node's ssh.host from
+/// its address to a DNS name, a renamed node, a bastion added (then down: the refresh
+/// fails naming it and nothing is planned for creation), a new virtual_router_id, and
+/// an auth_pass with `#` and `!` that keepalived reads whole.
+#[test]
+fn load_balancer_day2_changes_keep_the_vip_answering() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 4);
+    start_on_node4(&lab);
+    let info_ssh = lab.info().ssh.clone();
+    let names: Vec<(String, String)> =
+        LBS.iter().map(|n| (address(&lab, n), format!("{n}-{}.day2.strata.test", std::process::id()))).collect();
+    // known_hosts also under the DNS names (as a user's would be).
+    let known = std::fs::read_to_string(&info_ssh.known_hosts_file).unwrap();
+    let mut extended = known.clone();
+    for line in known.lines() {
+        if let Some((first, rest)) = line.split_once(' ') {
+            if let Some((_, name)) = names.iter().find(|(ip, _)| ip == first) {
+                extended.push_str(&format!("{name} {rest}\n"));
+            }
+        }
+    }
+    let known_hosts = tmp.path().join("known_hosts");
+    std::fs::write(&known_hosts, extended).unwrap();
+    let _hosts = HostsEntries::add(&names);
+
+    let mut nodes: Vec<Day2Node> = LBS
+        .iter()
+        .map(|n| Day2Node { name: n.to_string(), host: address(&lab, n), address: address(&lab, n) })
+        .collect();
+    let config = |nodes: &[Day2Node], vrid: u8, pass: &str, bastion: &str| {
+        day2_config(&lab, &known_hosts, nodes, vrid, pass, bastion)
+    };
+    let (wd, _) = workdir(&config(&nodes, 51, PASSWORD, ""));
+    wd.apply().unwrap();
+    wait_for_holder(&lab, "node1");
+
+    // (a) Every node's ssh.host from its address to a DNS name of the same machine.
+    let before = untouched_marks(&lab);
+    for (n, (_, name)) in nodes.iter_mut().zip(&names) {
+        n.host = name.clone();
+    }
+    let (_, r) =
+        day2_step(&wd, &lab, "load balancer: ssh.host from address to DNS name", &config(&nodes, 51, PASSWORD, ""));
+    assert_eq!(r.failed(), 0, "{}", r.summary());
+    assert_eq!(untouched_marks(&lab), before, "nothing restarted, reloaded or rewritten");
+    assert_eq!(holders(&lab, &LBS), ["node1"]);
+
+    // (b) A node renamed.
+    nodes[1].name = "edge-2".into();
+    let (_, r) = day2_step(&wd, &lab, "load balancer: a node renamed", &config(&nodes, 51, PASSWORD, ""));
+    assert_eq!(r.failed(), 0, "{}", r.summary());
+    assert_eq!(untouched_marks(&lab), before, "nothing restarted, reloaded or rewritten");
+    let state = wd.resource_values("strata_load_balancer.api").unwrap();
+    assert!(state["haproxy_state"].get("edge-2").is_some(), "keyed by the new name: {}", state["haproxy_state"]);
+
+    // A bastion added (node4's sshd, which resolves the nodes' names itself): in place,
+    // nothing run on the nodes.
+    let on_bastion: String = names.iter().map(|(ip, name)| format!("{ip} {name}\n")).collect();
+    sh(&lab, "node4", &format!("printf '%s' '{on_bastion}' >> /etc/hosts"));
+    let bastion = format!(
+        "      bastion {{\n        host = \"{}\"\n        private_key_file = \"{}\"\n      }}\n",
+        address(&lab, "node4"),
+        info_ssh.private_key_file.display()
+    );
+    let (_, r) = day2_step(&wd, &lab, "load balancer: a bastion added", &config(&nodes, 51, PASSWORD, &bastion));
+    assert_eq!(r.failed(), 0, "{}", r.summary());
+    assert_eq!(untouched_marks(&lab), before, "nothing restarted, reloaded or rewritten");
+
+    // (d) The bastion is down: the refresh fails naming it; nothing is planned for
+    // creation, and a refresh-only apply drops nothing.
+    sh(&lab, "node4", "systemctl stop ssh.socket ssh.service 2>/dev/null; systemctl stop ssh");
+    let plan = wd.plan_exit_code().unwrap();
+    let bastion_label = format!("root@{}:22", address(&lab, "node4"));
+    assert_eq!(plan.code, 1, "the refresh fails: {}{}", plan.stdout, plan.stderr);
+    assert!(plan.stderr.contains("bastion") && plan.stderr.contains(&bastion_label), "{}", plan.stderr);
+    assert!(!plan.stdout.contains("will be created"), "{}", plan.stdout);
+    let refresh = wd.run(&["apply", "-refresh-only", "-auto-approve", "-input=false"]).unwrap();
+    assert_ne!(refresh.code, 0, "{}", refresh.stdout);
+    assert!(wd.resource_values("strata_load_balancer.api").is_ok(), "the state still holds the load balancer");
+    sh(&lab, "node4", "systemctl start ssh");
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0, "back to nothing to do");
+
+    // (c) A new virtual_router_id: rolled, backups first; at most one failed probe.
+    let (_, r) =
+        day2_step(&wd, &lab, "load balancer: virtual_router_id changed", &config(&nodes, 52, PASSWORD, &bastion));
+    assert!(r.failed() <= 1, "{}", r.summary());
+    single_holder(&lab, &LBS);
+    for n in LBS {
+        assert!(sh(&lab, n, "cat /etc/keepalived/keepalived.conf").contains("virtual_router_id 52"), "{n}");
+    }
+
+    // (e) An auth_pass with '#', '!' and a space: keepalived reads all 8 characters.
+    let pass = "p#s!w d8";
+    let (_, r) = day2_step(&wd, &lab, "load balancer: auth_pass changed", &config(&nodes, 52, pass, &bastion));
+    assert!(r.failed() <= 1, "{}", r.summary());
+    for n in LBS {
+        // SIGUSR1: keepalived writes its parsed configuration to /tmp/keepalived.data.
+        let dump = sh(
+            &lab,
+            n,
+            "rm -f /tmp/keepalived.data; systemctl kill -s USR1 --kill-whom=main keepalived; \
+             for i in $(seq 50); do [ -s /tmp/keepalived.data ] && break; sleep 0.1; done; cat /tmp/keepalived.data",
+        );
+        assert!(dump.contains(&format!("Password = {pass}")), "{n} reads the whole password: {dump}");
+    }
+    single_holder(&lab, &LBS);
+    // And after the apply: clients are not left with a stale ARP entry.
+    let after = strata_acceptance_tests::prober::Prober::start(strata_acceptance_tests::prober::ProbeTargets::tcp(
+        &vip(&lab),
+        PORT,
+    ));
+    std::thread::sleep(Duration::from_secs(5));
+    let after = after.stop();
+    assert_eq!(after.failed(), 0, "after the auth_pass change: {}", after.summary());
+    wd.destroy().unwrap();
+}
+
+/// The one backend of the day-2 test: the TCP responder on node4.
+fn start_on_node4(lab: &LabGuard) {
+    const SCRIPT: &str = r#"use IO::Socket::INET; $SIG{CHLD} = 'IGNORE'; my ($name, $port) = @ARGV;
+my $l = IO::Socket::INET->new(LocalPort => $port, Listen => 128, ReuseAddr => 1) or die "listen: $!";
+while (1) { my $c = $l->accept or next; if (fork() == 0) { close $l; print $c "$name\n"; exit 0; } close $c; }"#;
+    let out = lab
+        .exec(
+            "node4",
+            &["systemd-run", "--quiet", "--unit=strata-responder", "perl", "-e", SCRIPT, "node4", &PORT.to_string()],
+        )
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

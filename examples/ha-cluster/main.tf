@@ -135,6 +135,8 @@ resource "strata_load_balancer" "k8s" {
   dynamic "node" {
     for_each = local.lbs
     content {
+      name    = node.key
+      address = node.value
       ssh {
         host                  = strata_vm.this[node.key].ipv4_addresses[0]
         host_key_fingerprints = strata_vm.this[node.key].ssh_host_key_fingerprints

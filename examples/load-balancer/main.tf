@@ -59,6 +59,8 @@ resource "strata_load_balancer" "k8s" {
   dynamic "node" {
     for_each = var.lb_nodes
     content {
+      name    = "lb${node.key + 1}"
+      address = node.value
       ssh {
         host = node.value
       }

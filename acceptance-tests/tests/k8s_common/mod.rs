@@ -125,8 +125,10 @@ pub fn main_tf(lab: &LabGuard, o: &Opts) -> String {
             )
         })
         .collect();
-    let lb_nodes: String =
-        CP.iter().map(|n| format!("  node {{\n    ssh {{ host = \"{}\" }}\n  }}\n", address(lab, n))).collect();
+    let lb_nodes: String = CP
+        .iter()
+        .map(|n| format!("  node {{\n    name = \"{n}\"\n    ssh {{ host = \"{}\" }}\n  }}\n", address(lab, n)))
+        .collect();
     let backends: String = CP
         .iter()
         .map(|n| {

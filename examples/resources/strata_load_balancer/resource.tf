@@ -20,6 +20,8 @@ resource "strata_load_balancer" "k8s" {
   dynamic "node" {
     for_each = ["10.20.0.5", "10.20.0.6", "10.20.0.7"]
     content {
+      name    = "lb${node.key + 1}"
+      address = node.value
       ssh {
         host = node.value
       }

@@ -356,16 +356,19 @@ impl Node {
         Ok(Exclusive { _local: local, remote: Some(remote) })
     }
 
-    /// Whether the node answers SSH at all: false when it cannot be reached (refused,
-    /// no route, timed out), which after a disaster means the machine is gone. Host key
-    /// and authentication failures are errors: the node answered, and it is not ours
-    /// to guess why it refused.
+    /// Whether the node answers SSH at all: false only when the node itself does not
+    /// answer on its own address (connection refused, no route, TCP connect timed out,
+    /// also as its bastion reports it), which after a disaster means the machine is
+    /// gone. Everything else is an error naming the node and the cause: a bastion that
+    /// is down or forbids forwarding, a name that does not resolve here, a login slower
+    /// than the timeout, a refused key or host key. None of these says the node is
+    /// gone, and reading them as "gone" would plan to create what exists.
     pub async fn answers(&self) -> anyhow::Result<bool> {
         let step = "connecting";
         self.trace(step);
         match self.client.connect().await {
             Ok(()) => Ok(true),
-            Err(strata_ssh::Error::Connect { .. } | strata_ssh::Error::ConnectTimeout { .. }) => Ok(false),
+            Err(e) if e.is_unreachable() => Ok(false),
             Err(e) => Err(self.fail(step, e)),
         }
     }
@@ -424,7 +427,31 @@ impl Node {
 mod tests {
     use super::*;
     use crate::resources::connection::{BastionModel, SshSettings};
-    use strata_ssh::KeySource;
+    use strata_ssh::{Auth, KeySource};
+
+    fn closed_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn a_node_behind_a_bastion_that_is_down_is_an_error_naming_the_bastion_not_gone() {
+        let access = SshAccess::new(SshSettings::default());
+        let node_port = closed_port();
+        let direct = Target::new("127.0.0.1", "root", Auth::key_content("k"), HostKeyPolicy::InsecureIgnore)
+            .with_port(node_port);
+        let ctx = Context::detached().for_operation("strata_load_balancer", "read");
+        // The node itself refuses: it does not answer, which may mean it is gone.
+        let node = Node::from_target(&ctx, &access, direct.clone());
+        assert!(!node.answers().await.unwrap(), "refused on its own address: does not answer");
+        // Its bastion refuses: nothing is known about the node.
+        let bastion = Target::new("127.0.0.1", "jump", Auth::key_content("k"), HostKeyPolicy::InsecureIgnore)
+            .with_port(closed_port());
+        let node = Node::from_target(&ctx, &access, direct.with_bastion(bastion));
+        let err = format!("{:#}", node.answers().await.expect_err("a bastion that is down is an error, not gone"));
+        for part in ["strata_load_balancer", &format!("127.0.0.1:{node_port}"), "bastion jump@127.0.0.1"] {
+            assert!(err.contains(part), "names {part:?}: {err}");
+        }
+    }
 
     #[test]
     fn only_nodes_that_all_do_not_answer_are_gone() {

@@ -1,5 +1,6 @@
 //! Every resource, one module each: schema, model and logic side by side.
 
+pub mod cluster_node;
 pub mod cluster_secrets;
 pub mod connection;
 pub mod container;

@@ -10,11 +10,36 @@ pub enum Error {
     #[error("cannot load the SSH private key for {host}: {reason}")]
     Key { host: String, reason: String },
 
+    /// The host itself does not answer on the network: connection refused, no route
+    /// to it, or its TCP connect timed out (also as reported by a bastion).
     #[error("cannot connect to {host}: {reason}")]
     Connect { host: String, reason: String },
 
+    /// The TCP connection to the host was not established in time.
     #[error("timed out after {seconds}s connecting to {host}")]
     ConnectTimeout { host: String, seconds: u64 },
+
+    /// The host name does not resolve on this machine: says nothing about the host.
+    #[error("cannot resolve the host name of {host}: {reason}")]
+    Resolve { host: String, reason: String },
+
+    /// The host accepted the TCP connection, but the SSH handshake and login did not
+    /// finish in time (an overloaded host, slow PAM or DNS on its side).
+    #[error(
+        "{host} accepted the connection but the SSH login did not finish within {seconds}s (the host answers, so it \
+         is not treated as gone)"
+    )]
+    LoginTimeout { host: String, seconds: u64 },
+
+    /// The bastion failed (down, login refused, forwarding forbidden, the host's name
+    /// unknown there): says nothing about the host behind it.
+    #[error("cannot reach {host} through the bastion {bastion}: {source}")]
+    Bastion {
+        host: String,
+        bastion: String,
+        #[source]
+        source: Box<Error>,
+    },
 
     #[error(
         "host key verification failed for {host}: the server presented {presented} but the expected host key is {}; \
@@ -80,8 +105,19 @@ impl Error {
         Error::Ssh { host: host.to_string(), reason: e.to_string() }
     }
 
-    /// True for the host-key-verification family of failures.
+    /// True when the host itself does not answer at the network level (refused, no
+    /// route, TCP connect timed out), directly or as its bastion reports it: the only
+    /// failure that may mean the machine is gone. DNS, bastion, authentication,
+    /// host-key and login-timeout failures say nothing about the host's existence.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Error::Connect { .. } | Error::ConnectTimeout { .. })
+    }
+
+    /// True for the host-key-verification family of failures (also at a bastion).
     pub fn is_host_key_error(&self) -> bool {
+        if let Error::Bastion { source, .. } = self {
+            return source.is_host_key_error();
+        }
         matches!(
             self,
             Error::HostKeyMismatch { .. }

@@ -242,10 +242,25 @@ pub(crate) struct Verifier {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) policy: HostKeyPolicy,
+    /// The description of the last channel the server refused to open: russh passes
+    /// it only here, and for a bastion's tunnel it says why (e.g. "Connection refused").
+    pub(crate) open_failure: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl russh::client::Handler for Verifier {
     type Error = Error;
+
+    async fn channel_open_failure(
+        &mut self,
+        _channel: russh::ChannelId,
+        _reason: russh::ChannelOpenFailure,
+        description: &str,
+        _language: &str,
+        _session: &mut russh::client::Session,
+    ) -> Result<(), Error> {
+        *self.open_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(description.to_string());
+        Ok(())
+    }
 
     async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Error> {
         let presented = match key {

@@ -43,6 +43,8 @@ impl Default for PoolOptions {
 /// One authenticated SSH connection.
 pub(crate) struct Connection {
     pub(crate) handle: Handle<Verifier>,
+    /// Why the server last refused a channel (see [`Verifier::open_failure`]).
+    open_failure: Arc<Mutex<Option<String>>>,
     channels: Arc<Semaphore>,
     // Keeps the bastion connection alive as long as this tunnelled one.
     _via: Option<Arc<Connection>>,
@@ -57,6 +59,19 @@ pub(crate) struct PooledChannel {
 impl Connection {
     fn is_closed(&self) -> bool {
         self.handle.is_closed()
+    }
+
+    /// The server's description of the channel it just refused. russh reports the
+    /// refusal to the opener before it calls the handler that gets the description,
+    /// so wait for that briefly.
+    async fn open_failure_reason(&self) -> Option<String> {
+        for _ in 0..50 {
+            if let Some(why) = self.open_failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                return Some(why);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
     }
 }
 
@@ -212,56 +227,118 @@ impl Pool {
             preferred,
             ..Default::default()
         });
+        let open_failure = Arc::new(Mutex::new(None));
         let verifier = Verifier {
             label: label.clone(),
             host: target.host.clone(),
             port: target.port,
             policy: target.host_key.clone(),
+            open_failure: open_failure.clone(),
         };
         let timeout = opts.connect_timeout;
-        let timed_out = || Error::ConnectTimeout { host: label.clone(), seconds: timeout.as_secs() };
+        // Past the TCP connect the host answers: a slow handshake or login is not "gone".
+        let login_timed_out = || Error::LoginTimeout { host: label.clone(), seconds: timeout.as_secs() };
 
         let (mut handle, via) = match &target.bastion {
             None => {
-                let tcp =
-                    tokio::time::timeout(timeout, tokio::net::TcpStream::connect((target.host.as_str(), target.port)))
-                        .await
-                        .map_err(|_| timed_out())?
-                        .map_err(|e| Error::Connect { host: label.clone(), reason: e.to_string() })?;
+                let tcp = tcp_connect(&target.host, target.port, timeout, &label).await?;
                 let _ = tcp.set_nodelay(true);
                 let handle = tokio::time::timeout(timeout, client::connect_stream(config, tcp, verifier))
                     .await
-                    .map_err(|_| timed_out())?
+                    .map_err(|_| login_timed_out())?
                     .map_err(|e| e.at(&label))?;
                 (handle, None)
             }
             Some(bastion) => {
-                let jump = self.get(bastion).await?;
+                let via_bastion = |source: Error| Error::Bastion {
+                    host: label.clone(),
+                    bastion: bastion.label(),
+                    source: Box::new(source),
+                };
+                let jump = self.get(bastion).await.map_err(via_bastion)?;
                 // The bastion's sshd opens the TCP connection to the target;
                 // the target's host name is resolved there, not here.
-                let channel = jump
-                    .handle
-                    .channel_open_direct_tcpip(target.host.clone(), u32::from(target.port), "127.0.0.1", 0)
-                    .await
-                    .map_err(|e| Error::Connect {
-                        host: label.clone(),
-                        reason: format!("bastion {} could not open a tunnel: {e}", bastion.label()),
-                    })?;
+                let open =
+                    jump.handle.channel_open_direct_tcpip(target.host.clone(), u32::from(target.port), "127.0.0.1", 0);
+                let channel = match tokio::time::timeout(timeout, open).await {
+                    Err(_) => return Err(Error::ConnectTimeout { host: label.clone(), seconds: timeout.as_secs() }),
+                    Ok(Ok(channel)) => channel,
+                    Ok(Err(e)) => {
+                        let why = jump.open_failure_reason().await;
+                        return Err(tunnel_refused(&label, &bastion.label(), &e, why.as_deref()));
+                    }
+                };
                 let handle =
                     tokio::time::timeout(timeout, client::connect_stream(config, channel.into_stream(), verifier))
                         .await
-                        .map_err(|_| timed_out())?
+                        .map_err(|_| login_timed_out())?
                         .map_err(|e| e.at(&label))?;
                 (handle, Some(jump))
             }
         };
-        tokio::time::timeout(timeout, authenticate(&mut handle, target, &label)).await.map_err(|_| timed_out())??;
+        tokio::time::timeout(timeout, authenticate(&mut handle, target, &label))
+            .await
+            .map_err(|_| login_timed_out())??;
         tracing::debug!(host = %label, "SSH connection established");
         Ok(Connection {
             handle,
+            open_failure,
             channels: Arc::new(Semaphore::new(opts.max_channels_per_connection.max(1))),
             _via: via,
         })
+    }
+}
+
+/// Resolves `host` here, then opens the TCP connection; each failure is classified:
+/// only refused, no route and timed out mean the host itself does not answer.
+async fn tcp_connect(host: &str, port: u16, timeout: Duration, label: &str) -> Result<tokio::net::TcpStream, Error> {
+    let resolve = tokio::net::lookup_host((host, port));
+    let addrs: Vec<std::net::SocketAddr> = tokio::time::timeout(timeout, resolve)
+        .await
+        .map_err(|_| Error::Resolve { host: label.into(), reason: format!("no answer within {}s", timeout.as_secs()) })?
+        .map_err(|e| Error::Resolve { host: label.into(), reason: e.to_string() })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Error::Resolve { host: label.into(), reason: "the name has no address".into() });
+    }
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addrs[..])).await {
+        Err(_) => Err(Error::ConnectTimeout { host: label.into(), seconds: timeout.as_secs() }),
+        Ok(Ok(tcp)) => Ok(tcp),
+        Ok(Err(e)) if is_unreachable_io(&e) => Err(Error::Connect { host: label.into(), reason: e.to_string() }),
+        Ok(Err(e)) => Err(Error::ssh(label, format_args!("cannot open a TCP connection: {e}"))),
+    }
+}
+
+/// The connect errors that mean the host does not answer: refused, no route (host or
+/// network unreachable), timed out.
+pub(crate) fn is_unreachable_io(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionRefused | HostUnreachable | NetworkUnreachable | TimedOut)
+}
+
+/// What OpenSSH's sshd says (strerror) when its own connect to the target failed.
+const UNREACHABLE_AT_BASTION: [&str; 4] =
+    ["Connection refused", "No route to host", "Network is unreachable", "Connection timed out"];
+
+/// The error for a tunnel the bastion refused: the host does not answer only when
+/// the bastion's connect to it failed that way; anything else (forwarding forbidden,
+/// the name unknown at the bastion) is the bastion's failure.
+pub(crate) fn tunnel_refused(label: &str, bastion: &str, e: &russh::Error, why: Option<&str>) -> Error {
+    let why = why.filter(|w| !w.is_empty());
+    let connect_failed = matches!(e, russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::ConnectFailed));
+    if let (true, Some(w)) = (connect_failed, why) {
+        if UNREACHABLE_AT_BASTION.iter().any(|u| w.eq_ignore_ascii_case(u)) {
+            return Error::Connect { host: label.into(), reason: format!("the bastion {bastion} reports: {w}") };
+        }
+    }
+    let reason = match why {
+        Some(w) => format!("it could not open a tunnel: {e} ({w})"),
+        None => format!("it could not open a tunnel: {e}"),
+    };
+    Error::Bastion {
+        host: label.into(),
+        bastion: bastion.into(),
+        source: Box::new(Error::Ssh { host: bastion.into(), reason }),
     }
 }
 

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use strata_ssh::{Auth, CancellationToken, Client, Error, HostKeyPolicy, Pool};
+use strata_ssh::{Auth, CancellationToken, Client, Error, HostKeyPolicy, Pool, Target};
 
 fn tmp() -> tempfile::TempDir {
     let d = tempfile::Builder::new().prefix("strata-ssh-test-").tempdir().unwrap();
@@ -496,7 +496,11 @@ async fn bastion_tunnels_to_target_and_verifies_both_host_keys() {
     bad.bastion.as_mut().unwrap().host_key = HostKeyPolicy::Fingerprints(vec![impostor.fingerprint.clone()]);
     let err = Pool::new().client(bad).exec("true", None).await.unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, Error::HostKeyMismatch { .. }), "{err:?}");
+    assert!(
+        matches!(&err, Error::Bastion { source, .. } if matches!(**source, Error::HostKeyMismatch { .. })),
+        "{err:?}"
+    );
+    assert!(err.is_host_key_error() && !err.is_unreachable(), "{err:?}");
     assert!(
         msg.contains(&format!("failed for root@127.0.0.1:{}:", bastion.port))
             && msg.contains(&bastion.host_key.fingerprint),
@@ -533,7 +537,68 @@ async fn connection_refused_names_the_host() {
     .with_port(port);
     let err = Client::new(target).exec("true", None).await.unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(err.is_unreachable(), "refused by the host itself: it does not answer");
     assert!(err.to_string().contains(&format!("root@127.0.0.1:{port}")), "{err}");
+}
+
+/// A port nothing listens on (bound, then released).
+fn closed_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_host_itself_not_answering_is_unreachable_never_its_bastion() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    let mut bastion = Sshd::start(SshdOptions::default(), &[&key]);
+    let target_sshd = Sshd::start(SshdOptions { listen: "127.0.0.2", ..Default::default() }, &[&key]);
+    let via = |bastion: Target| target_sshd.target("root", &key).with_bastion(bastion);
+    let bastion_label = format!("root@127.0.0.1:{}", bastion.port);
+
+    // The bastion reaches the host, which refuses: the host does not answer.
+    let mut refused = via(bastion.target("root", &key));
+    refused.port = closed_port("127.0.0.2");
+    let err = Pool::new().client(refused).exec("true", None).await.unwrap_err();
+    assert!(err.is_unreachable(), "{err:?}");
+    assert!(err.to_string().contains("Connection refused") && err.to_string().contains(&bastion_label), "{err}");
+
+    // The bastion is down: an error naming the bastion, not "the host is gone".
+    let mut down = bastion.target("root", &key);
+    down.port = closed_port("127.0.0.1");
+    let err = Pool::new().client(via(down.clone())).exec("true", None).await.unwrap_err();
+    assert!(matches!(err, Error::Bastion { .. }) && !err.is_unreachable(), "{err:?}");
+    assert!(err.to_string().contains(&format!("bastion root@127.0.0.1:{}", down.port)), "{err}");
+
+    // The bastion forbids forwarding.
+    // sshd keeps the first value of a keyword; a Match block overrides it.
+    bastion.add_config("Match all\nAllowTcpForwarding no");
+    let err = Pool::new().client(via(bastion.target("root", &key))).exec("true", None).await.unwrap_err();
+    assert!(matches!(err, Error::Bastion { .. }) && !err.is_unreachable(), "{err:?}");
+    assert!(err.to_string().contains(&bastion_label), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_slower_than_the_timeout_is_an_error_not_an_unreachable_host() {
+    let keys = tmp();
+    let key = keygen(keys.path(), "id", "ed25519", "");
+    // Accepts TCP and never speaks SSH: the host answers, its login does not finish.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let target = strata_ssh::Target::new(
+        "127.0.0.1",
+        "root",
+        Auth::key_content(key.private.clone()),
+        HostKeyPolicy::InsecureIgnore,
+    )
+    .with_port(port);
+    let pool = Pool::with_options(strata_ssh::PoolOptions {
+        connect_timeout: std::time::Duration::from_secs(1),
+        ..Default::default()
+    });
+    let err = pool.client(target).exec("true", None).await.unwrap_err();
+    assert!(matches!(err, Error::LoginTimeout { .. }) && !err.is_unreachable(), "{err:?}");
+    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+    drop(silent);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::render::{default_priority, is_vrrp3};
 use crate::framework::{AttributePath, Diagnostic, Diagnostics, Value};
-use crate::resources::connection;
+use crate::resources::cluster_node;
 
 fn list(v: Option<&Value>) -> &[Value] {
     match v {
@@ -45,8 +45,8 @@ fn duplicates<K: std::hash::Hash + Eq + std::fmt::Display>(
 pub fn validate(config: &Value, diags: &mut Diagnostics) {
     let nodes = list(config.attr("node"));
     let node_at = |i: usize| AttributePath::root("node").index(i);
+    cluster_node::validate(nodes, node_at, diags);
     for (i, n) in nodes.iter().enumerate() {
-        connection::validate(n.attr("ssh"), &node_at(i).attr("ssh"), diags);
         let host = n.attr("ssh").and_then(|s| s.attr("host")).and_then(Value::as_str);
         let address_unset = n.attr("address").is_none_or(Value::is_null);
         if let (Some(h), true) = (host, address_unset) {
@@ -70,15 +70,6 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
         }),
         "node host",
         |i| node_at(i).attr("ssh").attr("host"),
-        diags,
-    );
-    duplicates(
-        nodes.iter().enumerate().map(|(i, n)| {
-            let explicit = n.attr("address").and_then(Value::as_str).map(str::to_string);
-            (i, explicit.map(|a| format!("Address {a:?}")))
-        }),
-        "node address",
-        |i| node_at(i).attr("address"),
         diags,
     );
     // Derived priorities count too: an explicit 99 on the third node clashes with the

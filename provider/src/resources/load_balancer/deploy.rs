@@ -73,8 +73,14 @@ async fn write_certificates(node: &Node, files: &NodeFiles) -> anyhow::Result<()
 
 /// Installs the files (each validated again as it replaces the live one) and makes both
 /// services run: haproxy reloaded (never restarted) when its configuration changed,
-/// keepalived reloaded only when its own did.
-pub async fn install(node: &Node, m: &LoadBalancerModel, files: &NodeFiles) -> anyhow::Result<()> {
+/// keepalived reloaded only when its own did, or restarted with `restart_keepalived`
+/// (see [`super::LoadBalancer::converge`]: the VIP holder leaving its VRRP group).
+pub async fn install(
+    node: &Node,
+    m: &LoadBalancerModel,
+    files: &NodeFiles,
+    restart_keepalived: bool,
+) -> anyhow::Result<()> {
     let _exclusive = node.exclusive(LOCK_FILE).await?;
     if node.write_validated(SYSCTL_FILE, render::sysctl(m).as_bytes(), 0o644, None).await? {
         node.run_ok("applying the sysctl file", &format!("sysctl -q -p {}", quote(SYSCTL_FILE))).await?;
@@ -89,7 +95,8 @@ pub async fn install(node: &Node, m: &LoadBalancerModel, files: &NodeFiles) -> a
     let keepalived_changed =
         node.write_validated(KEEPALIVED_CONF, files.keepalived.as_bytes(), 0o640, Some(KEEPALIVED_CHECK)).await?;
     node.ensure_running(HAPROXY, haproxy_changed.then_some(UnitAction::Reload)).await?;
-    node.ensure_running(KEEPALIVED, keepalived_changed.then_some(UnitAction::Reload)).await?;
+    let keepalived_action = if restart_keepalived { UnitAction::Restart } else { UnitAction::Reload };
+    node.ensure_running(KEEPALIVED, keepalived_changed.then_some(keepalived_action)).await?;
     let state = node.unit_state(HAPROXY).await?;
     if !state.is_active() {
         bail!("load_balancer: haproxy on {} is {} after starting it", node.label(), state.active);

@@ -25,8 +25,7 @@ pub fn default_priority(index: usize) -> i64 {
 
 /// The node's VRRP address: `address`, else its SSH host.
 pub fn node_address(m: &LoadBalancerModel, index: usize) -> String {
-    let n = &m.node[index];
-    n.address.clone().unwrap_or_else(|| n.ssh.host.clone())
+    m.node[index].node.address().to_string()
 }
 
 /// The VIP without its prefix length.
@@ -166,7 +165,9 @@ pub fn keepalived(m: &LoadBalancerModel, index: usize, priority: i64) -> String 
         s.push_str("    }\n");
     }
     if let Some(pass) = &m.auth_pass {
-        let _ = writeln!(s, "    authentication {{\n        auth_type PASS\n        auth_pass {pass}\n    }}");
+        // Quoted: unquoted, keepalived reads `#` or `!` as the start of a comment and cuts
+        // the password short (the schema refuses what quotes cannot hold).
+        let _ = writeln!(s, "    authentication {{\n        auth_type PASS\n        auth_pass \"{pass}\"\n    }}");
     }
     let _ = write!(
         s,
@@ -213,7 +214,10 @@ pub fn keepalived_digest(content: &str, expected_pass: Option<&str>) -> String {
             match t.strip_prefix("auth_pass") {
                 Some(v) if v.starts_with(char::is_whitespace) => {
                     let indent = &l[..l.len() - t.len()];
-                    let mark = if Some(v.trim()) == expected_pass { "*" } else { "(changed)" };
+                    let v = v.trim();
+                    // Written quoted; files written before quoting have it bare.
+                    let v = v.strip_prefix('"').and_then(|q| q.strip_suffix('"')).unwrap_or(v);
+                    let mark = if Some(v) == expected_pass { "*" } else { "(changed)" };
                     format!("{indent}auth_pass {mark}\n")
                 }
                 _ => format!("{l}\n"),

@@ -2,7 +2,7 @@
 
 use crate::framework::timeouts::parse_go_duration;
 use crate::framework::{Attribute, Block, NestedBlock, Schema, Type, Validator, Value};
-use crate::resources::connection;
+use crate::resources::cluster_node;
 
 /// The smallest `advert_interval`: VRRPv3 counts in centiseconds, but below 0.1 s the
 /// scheduling jitter of a busy host alone makes backups take over from a live master.
@@ -22,11 +22,6 @@ fn check_cidr(v: &Value) -> Result<(), String> {
     s.parse::<ipnet::IpNet>()
         .map(|_| ())
         .map_err(|e| format!("{s:?} is not an address in CIDR form ({e}), e.g. 10.0.0.100/24."))
-}
-
-pub fn check_ip(v: &Value) -> Result<(), String> {
-    let s = v.as_str().unwrap_or_default();
-    s.parse::<std::net::IpAddr>().map(|_| ()).map_err(|_| format!("{s:?} is not an IP address."))
 }
 
 /// An IP address or an RFC 1123 host name.
@@ -67,6 +62,23 @@ fn check_advert_interval(v: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// What keepalived 2.2's parser can hold in a quoted `auth_pass "..."`: inside double
+/// quotes `#` and `!` start no comment and spaces do not split, but a quoted string
+/// ends at the next `"` (no escape), a `\` before the closing quote swallows it, and
+/// `$NAME` is replaced by a definition (`$_HASH`, `$_PWD`, ...) even inside quotes.
+/// Printable ASCII only, so that 8 characters are the 8 bytes VRRP carries.
+pub fn check_auth_pass(v: &Value) -> Result<(), String> {
+    let s = v.as_str().unwrap_or_default();
+    if s.chars().all(|c| (' '..='~').contains(&c) && !matches!(c, '"' | '\\' | '$')) {
+        Ok(())
+    } else {
+        // The value is secret: say what is refused, never which character it holds.
+        Err("May hold printable ASCII characters (space to ~) except `\"`, `\\` and `$`, which keepalived's \
+             configuration parser cannot carry inside a quoted auth_pass."
+            .into())
+    }
+}
+
 fn check_duration(v: &Value) -> Result<(), String> {
     let s = v.as_str().unwrap_or_default();
     let d = parse_go_duration(s).map_err(|e| format!("Must be a duration such as \"5s\" or \"1h\": {e}."))?;
@@ -90,35 +102,22 @@ fn timeout(name: &str, default: &str, what: &str) -> Attribute {
 fn node_block() -> NestedBlock {
     NestedBlock::list(
         "node",
-        Block::new(
+        cluster_node::block(
             "A load balancer node: it runs haproxy and keepalived as their Debian systemd units. Two or more; \
-             keepalived's priority follows their order unless set (the first node is preferred for the VIP).",
+             keepalived's priority follows their order unless set (the first node is preferred for the VIP). \
+             Nodes are matched by `name`: changing `ssh` or renaming a node that keeps its address changes \
+             nothing on it; an added node is configured alone (the others' keepalived is reloaded, one at a \
+             time, only where its peer list changes); a removed node is cleaned.",
+            "its VRRP source and unicast peer address on `interface`; default: `ssh.host`, which must then be \
+             an IP address",
         )
-        .attribute(Attribute::optional("address", Type::String).validate(Validator::Custom(check_ip)).description(
-            "The node's address on `interface`, its VRRP source and unicast peer address (default: `ssh.host`, which \
-             must then be an IP address).",
-        ))
         .attribute(
             Attribute::optional_computed("priority", Type::Number)
                 .validate(Validator::IntBetween(1, 254))
                 .description("keepalived priority, 1-254 (default: 100 for the first node, one less for each next)."),
-        )
-        .block(node_ssh_block()),
+        ),
     )
     .items(2, 0)
-}
-
-/// The shared `ssh` block, except that a changed host is one node leaving the list and
-/// another joining it, applied in place (the VIP stays up), not a replacement.
-fn node_ssh_block() -> NestedBlock {
-    let mut ssh = connection::resource_block();
-    if let Some(host) = ssh.block.attributes.iter_mut().find(|a| a.name == "host") {
-        host.requires_replace = false;
-        host.description = "Node address or name. A node whose host changes is configured on the new host and \
-                            cleaned from the old one, in place."
-            .into();
-    }
-    ssh
 }
 
 fn frontend_block() -> NestedBlock {
@@ -249,10 +248,12 @@ pub fn schema() -> Schema {
         Attribute::optional("auth_pass", Type::String)
             .sensitive()
             .validate(Validator::LengthBetween(1, 8))
+            .validate(Validator::Custom(check_auth_pass))
             .description(
-            "VRRP PASS authentication, at most 8 characters (keepalived silently truncates longer ones). Sensitive. \
-         VRRPv2 only: not with a fractional `advert_interval`.",
-        ),
+                "VRRP PASS authentication, at most 8 characters (keepalived silently truncates longer ones): \
+                 printable ASCII except `\"`, `\\` and `$`; `#`, `!` and spaces are fine (written quoted). \
+                 Sensitive. VRRPv2 only: not with a fractional `advert_interval`.",
+            ),
     )
     .attribute(
         Attribute::optional("advert_interval", Type::Number)
@@ -281,25 +282,26 @@ pub fn schema() -> Schema {
     .attribute(timeout("tunnel_timeout", "1h", "tunnel"))
     .attribute(
         Attribute::computed("master_node", Type::String)
-            .description("The node (`ssh.host`) that holds the VIP now; null when none does."),
+            .description("The node (`name`) that holds the VIP now; null when none does."),
     )
     .attribute(Attribute::computed("haproxy_config_sha256", Type::map(Type::String)).description(
-        "Per node (`ssh.host`): SHA-256 of its haproxy.cfg (`absent` when missing). A hand edit shows as a \
+        "Per node (`name`): SHA-256 of its haproxy.cfg (`absent` when missing). A hand edit shows as a \
          change on that node.",
     ))
     .attribute(Attribute::computed("keepalived_config_sha256", Type::map(Type::String)).description(
-        "Per node (`ssh.host`): SHA-256 of its keepalived.conf with the `auth_pass` value masked (`absent` \
+        "Per node (`name`): SHA-256 of its keepalived.conf with the `auth_pass` value masked (`absent` \
          when missing).",
     ))
     .attribute(
         Attribute::computed("haproxy_state", Type::map(Type::String))
-            .description("Per node (`ssh.host`): the haproxy unit's state (`active`, `failed`, `inactive`, ...)."),
+            .description("Per node (`name`): the haproxy unit's state (`active`, `failed`, `inactive`, ...)."),
     )
     .attribute(
         Attribute::computed("keepalived_state", Type::map(Type::String))
-            .description("Per node (`ssh.host`): the keepalived unit's state."),
+            .description("Per node (`name`): the keepalived unit's state."),
     )
     .block(node_block())
     .block(frontend_block());
-    Schema::new(0, block)
+    // 1: nodes have a `name` and the per-node maps are keyed by it (were `ssh.host`).
+    Schema::new(1, block)
 }

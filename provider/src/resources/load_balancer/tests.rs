@@ -14,9 +14,9 @@ fn base() -> serde_json::Value {
         "virtual_router_id": 51,
         "auth_pass": "s3cret",
         "node": [
-            {"ssh": {"host": "10.77.0.11"}},
-            {"ssh": {"host": "10.77.0.12"}},
-            {"ssh": {"host": "10.77.0.13"}}
+            {"name": "lb1", "ssh": {"host": "10.77.0.11"}},
+            {"name": "lb2", "ssh": {"host": "10.77.0.12"}},
+            {"name": "lb3", "ssh": {"host": "10.77.0.13"}}
         ],
         "frontend": [{
             "name": "kube-apiserver",
@@ -49,6 +49,10 @@ fn bad_input_is_refused_naming_the_attribute() {
         ("virtual_router_id", 0.into(), "virtual_router_id"),
         ("virtual_router_id", 256.into(), "virtual_router_id"),
         ("auth_pass", "ninechars".into(), "auth_pass"),
+        ("auth_pass", "a\"b".into(), "auth_pass"),
+        ("auth_pass", "a\\b".into(), "auth_pass"),
+        ("auth_pass", "a$_HASH".into(), "auth_pass"),
+        ("auth_pass", "pässwd".into(), "auth_pass"),
         ("stats_port", 70000.into(), "stats_port"),
         ("advert_interval", 0.05.into(), "advert_interval"),
         ("advert_interval", 0.125.into(), "advert_interval"),
@@ -78,6 +82,13 @@ fn duplicates_are_refused_at_the_later_one() {
     let mut j = base();
     j["node"][2]["ssh"]["host"] = "10.77.0.11".into();
     assert_eq!(error_paths(j), vec!["node[2].ssh.host"]);
+    let mut j = base();
+    j["node"][2]["name"] = "lb1".into();
+    assert_eq!(error_paths(j), vec!["node[2].name"]);
+    let mut j = base();
+    j["node"][0]["address"] = "10.77.0.50".into();
+    j["node"][1]["address"] = "10.77.0.50".into();
+    assert_eq!(error_paths(j), vec!["node[1].address"]);
     // An explicit priority equal to another node's derived one (the second is 99).
     let mut j = base();
     j["node"][2]["priority"] = 99.into();
@@ -126,13 +137,13 @@ fn plan_derives_priorities_and_knows_the_digests() {
     let prios: Vec<_> = nodes.iter().map(|n| n.attr("priority").and_then(Value::as_i64)).collect();
     assert_eq!(prios, vec![Some(100), Some(99), Some(98)]);
     let Some(Value::Map(digests)) = p.attr("haproxy_config_sha256") else { panic!("{p:?}") };
-    assert_eq!(digests.keys().collect::<Vec<_>>(), vec!["10.77.0.11", "10.77.0.12", "10.77.0.13"]);
+    assert_eq!(digests.keys().collect::<Vec<_>>(), vec!["lb1", "lb2", "lb3"], "keyed by name");
     assert_eq!(p.attr("master_node"), Some(&Value::Unknown));
     assert_eq!(p.attr("id"), Some(&Value::string("k8s")));
     // Nothing changed: no diff, the master stays as refreshed.
     let mut prior = p.unknown_as_null();
     if let Some(v) = prior.attr_mut("master_node") {
-        *v = "10.77.0.11".into();
+        *v = "lb1".into();
     }
     let c = config(base());
     let mut proposed = prior.clone();
@@ -144,7 +155,7 @@ fn plan_derives_priorities_and_knows_the_digests() {
     // A hand edit on one node shows as a change of that node's digest only.
     let mut drifted = prior.clone();
     if let Some(Value::Map(d)) = drifted.attr_mut("haproxy_config_sha256") {
-        d.insert("10.77.0.12".into(), "edited".into());
+        d.insert("lb2".into(), "edited".into());
     }
     let mut proposed = drifted.clone();
     if let Some(v) = proposed.attr_mut("auth_pass") {
@@ -186,7 +197,7 @@ fn rendered_files_say_what_the_issue_asks() {
         "advert_int 1\n",
         "unicast_src_ip 10.77.0.12",
         "        10.77.0.11\n        10.77.0.13\n",
-        "auth_pass s3cret",
+        "auth_pass \"s3cret\"",
         "10.77.0.100/24 dev eth0",
     ] {
         assert!(k.contains(part), "keepalived.conf lacks {part:?}:\n{k}");
@@ -215,4 +226,106 @@ fn the_keepalived_digest_shows_a_changed_password_without_depending_on_it() {
     assert_eq!(render::keepalived_digest(&other, Some("x")), d, "the digest does not depend on the password");
     assert_ne!(render::keepalived_digest(&other, Some("s3cret")), d, "a changed password is drift");
     assert_ne!(render::keepalived_digest(&k.replace("priority 100", "priority 1"), Some("s3cret")), d);
+}
+
+#[test]
+fn auth_pass_is_quoted_so_hash_and_bang_do_not_cut_it_short() {
+    let mut j = base();
+    j["auth_pass"] = "a#b!c d".into();
+    assert_eq!(error_paths(j), Vec::<String>::new(), "keepalived holds these when quoted");
+    let m = LoadBalancerModel { auth_pass: Some("a#b!c d".into()), ..model() };
+    let k = render::keepalived(&m, 0, 100);
+    assert!(k.contains("        auth_pass \"a#b!c d\"\n"), "{k}");
+    // The digest reads both the quoted form and the bare one written before.
+    let d = render::keepalived_digest(&k, Some("a#b!c d"));
+    let bare = render::keepalived(&LoadBalancerModel { auth_pass: Some("s3cret".into()), ..model() }, 0, 100);
+    assert_eq!(render::keepalived_digest(&bare.replace("\"s3cret\"", "s3cret"), Some("s3cret")), d);
+}
+
+/// The converged state a plan promises for `j`, as the next plan's prior.
+fn applied(j: serde_json::Value) -> LoadBalancerModel {
+    let mut m: LoadBalancerModel = to_model(&planned(j).unknown_as_null()).unwrap();
+    m.master_node = Some("lb1".into());
+    m
+}
+
+#[test]
+fn a_changed_ssh_or_name_changes_no_node_and_keeps_the_digests() {
+    let prior = applied(base());
+    // Every node's ssh.host from its address to a DNS name of the same machine.
+    let mut j = base();
+    for (i, n) in j["node"].as_array_mut().unwrap().iter_mut().enumerate() {
+        n["address"] = format!("10.77.0.1{}", i + 1).into();
+        n["ssh"]["host"] = format!("lb{}.lab.example", i + 1).into();
+        n["ssh"]["port"] = 2222.into();
+    }
+    assert_eq!(error_paths(j.clone()), Vec::<String>::new());
+    let next = applied(j);
+    assert_eq!(next.haproxy_config_sha256, prior.haproxy_config_sha256);
+    assert_eq!(next.keepalived_config_sha256, prior.keepalived_config_sha256);
+    assert!((0..3).all(|i| !next.changes(Some(&prior), i)), "nothing to run on any node");
+    // A rename: the same machine under another name has the same files.
+    let mut j = base();
+    j["node"][1]["name"] = "edge-b".into();
+    let renamed = applied(j);
+    assert_eq!(
+        renamed.haproxy_config_sha256.as_ref().unwrap()["edge-b"],
+        prior.haproxy_config_sha256.as_ref().unwrap()["lb2"]
+    );
+    assert!((0..3).all(|i| !renamed.changes(Some(&prior), i)), "a rename runs nothing on the node");
+    // A new node at a new address is a new node.
+    let mut j = base();
+    j["node"][1]["name"] = "edge-b".into();
+    j["node"][1]["ssh"]["host"] = "10.77.0.22".into();
+    assert!(applied(j).changes(Some(&prior), 1));
+}
+
+#[test]
+fn an_added_node_changes_it_and_the_peers_whose_list_changes_and_a_vrid_change_changes_all() {
+    let prior = applied(base());
+    let mut j = base();
+    j["node"].as_array_mut().unwrap().push(serde_json::json!({"name": "lb4", "ssh": {"host": "10.77.0.14"}}));
+    let grown = applied(j);
+    // Unicast peers: every keepalived.conf lists the new node, so each is reloaded (rolling).
+    assert!((0..4).all(|i| grown.changes(Some(&prior), i)));
+    let mut j = base();
+    j["unicast"] = false.into();
+    j["node"].as_array_mut().unwrap().push(serde_json::json!({"name": "lb4", "ssh": {"host": "10.77.0.14"}}));
+    let (p, g) = (
+        applied({
+            let mut b = base();
+            b["unicast"] = false.into();
+            b
+        }),
+        applied(j),
+    );
+    assert_eq!(
+        (0..4).map(|i| g.changes(Some(&p), i)).collect::<Vec<_>>(),
+        vec![false, false, false, true],
+        "multicast: only the new node"
+    );
+    let mut j = base();
+    j["virtual_router_id"] = 52.into();
+    let v = applied(j);
+    assert!((0..3).all(|i| v.changes(Some(&prior), i)));
+    assert!(!v.same_vrrp_group(&prior) && prior.same_vrrp_group(&prior));
+}
+
+#[test]
+fn state_of_version_0_gets_names_from_the_hosts_its_maps_were_keyed_by() {
+    let raw = serde_json::json!({
+        "id": "k8s", "name": "k8s", "master_node": "10.77.0.11",
+        "haproxy_config_sha256": {"10.77.0.11": "a", "10.77.0.12": "b"},
+        "node": [
+            {"address": null, "priority": 100, "ssh": {"host": "10.77.0.11"}},
+            {"address": null, "priority": 99, "ssh": {"host": "10.77.0.12"}}
+        ]
+    });
+    let up = LoadBalancer.upgrade_state(0, raw).unwrap();
+    assert_eq!(up["node"][0]["name"], "10.77.0.11");
+    assert_eq!(up["node"][1]["name"], "10.77.0.12");
+    // The maps' keys are the names now, unchanged.
+    assert_eq!(up["haproxy_config_sha256"]["10.77.0.12"], "b");
+    assert_eq!(up["master_node"], "10.77.0.11");
+    assert_eq!(AnyResource::schema(&LoadBalancer).version, 1);
 }
