@@ -221,7 +221,18 @@ pub fn schema() -> Schema {
          (`Restart=no` drop-in) so the VIP fails over to a healthy node instead of flapping; the next apply \
          restarts it. `net.ipv4.ip_nonlocal_bind = 1` on every node lets haproxy bind the VIP where keepalived \
          does not hold it. Refresh reports per node whether the files are as rendered and whether both services \
-         run; apply repairs both. See examples/load-balancer.",
+         run; apply repairs both. Nodes are identified by `name` (state, plans and the per-node maps key on it), \
+         never by `ssh.host` or their position: changing a node's `ssh` block (host, user, port, key, bastion, host \
+         keys) is an in-place update that only checks the node answers; renaming a node that keeps its address \
+         changes nothing on it; an added node is configured, and the others are touched only where their files \
+         change (unicast peers); a removed node is cleaned, unless its address is still in the list. Changes run \
+         one node at a time, each healthy (keepalived active, the VIP held) before the next: backups first, the VIP \
+         holder last. When the VRRP group changes (`virtual_router_id`, `auth_pass`, `advert_interval`, \
+         `interface`, `unicast`), the changed backups form the new group and elect a master beside the old one \
+         before the holder is restarted into it, so the VIP keeps answering. A node counts as gone only when it \
+         does not answer on its own address (refused, no route, timed out); a bastion, DNS, login or host-key \
+         failure fails the refresh naming the node, and nothing is planned for creation. See \
+         examples/load-balancer.",
     )
     .attribute(Attribute::computed("id", Type::String).description("The `name`."))
     .attribute(
