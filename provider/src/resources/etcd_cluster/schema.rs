@@ -115,10 +115,16 @@ pub fn schema() -> Schema {
         Attribute::optional("restore_from_snapshot", Type::String)
             .description(
                 "A snapshot file (`etcdctl snapshot save`) on the machine that runs Terraform. When the cluster is \
-                 created, every member's data directory is restored from it before etcd starts. Checked at plan \
-                 time; never applied over a cluster that exists and is healthy (that one is adopted).",
+                 created, or every member of the cluster in state has lost its data, every member's data directory \
+                 is restored from it before etcd starts. Checked at plan time only when it will be used; never \
+                 applied over a cluster that exists and has data (that one is adopted or kept).",
             ),
     )
+    .attribute(Attribute::optional("allow_empty_cluster", Type::Bool).default(false).description(
+        "Allow forming a new, empty cluster in place of one whose data every member has lost (state knows the \
+         cluster, and every member is gone or without data) when `restore_from_snapshot` is not set. Off by \
+         default: such an apply is refused, since API servers that still run would see an empty cluster.",
+    ))
     .attribute(
         Attribute::optional("package_version", Type::String)
             .validate(Validator::Matches(r"[A-Za-z0-9.+~:-]+", "a Debian package version, e.g. 3.4.23-4+b4"))
