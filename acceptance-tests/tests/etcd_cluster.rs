@@ -549,6 +549,12 @@ fn grow_one_to_three_rename_a_member_and_a_cluster_that_lost_its_data_is_restore
 
     let refused = |what: &str| {
         wd.write("main.tf", &main_tf_named(&lab, &renamed, "ca", "")).unwrap();
+        // The plan says so (a warning, the rest of a configuration still plans) ...
+        let plan = wd.run(&["plan", "-detailed-exitcode", "-input=false", "-no-color"]).unwrap();
+        let said = format!("{}{}", plan.stdout, plan.stderr);
+        assert_eq!(plan.code, 2, "{what}: {said}");
+        assert!(said.contains("etcd cluster data lost") && said.contains("will refuse"), "{what}: {said}");
+        // ... and the apply refuses, naming both ways out.
         let apply = wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap();
         assert_eq!(apply.code, 1, "{what}: {}{}", apply.stdout, apply.stderr);
         let said = format!("{}{}", apply.stdout, apply.stderr);

@@ -260,13 +260,20 @@ impl Resource for EtcdCluster {
             let restore = plan.planned.attr("restore_from_snapshot").is_some_and(|v| !v.is_null());
             let allow =
                 plan.planned.attr("allow_empty_cluster").is_some_and(|v| *v != Value::Bool(false) && !v.is_null());
-            if !restore && !allow {
-                plan.diagnostics.push(
-                    Diagnostic::error("etcd cluster data lost", cluster::refusal(id))
-                        .at(AttributePath::root("restore_from_snapshot")),
-                );
-                return;
-            }
+            // Said at plan, refused at apply (before anything is formed): the plan of
+            // the rest of the configuration, e.g. the machines re-created, still runs.
+            let then = match (restore, allow) {
+                (true, _) => "The apply restores it from restore_from_snapshot.".to_string(),
+                (false, true) => "The apply forms a new, empty cluster (allow_empty_cluster = true).".to_string(),
+                (false, false) => format!("The apply will refuse it: {}", cluster::refusal(id)),
+            };
+            plan.diagnostics.push(
+                Diagnostic::warning(
+                    "etcd cluster data lost",
+                    format!("Every member of etcd cluster {id} is gone or without data. {then}"),
+                )
+                .at(AttributePath::root("restore_from_snapshot")),
+            );
             // Formed again: a new cluster id (a restore keeps it only for the same peers).
             for a in ["id", "cluster_id", "members", "version"] {
                 plan.set_unknown(a);

@@ -103,19 +103,24 @@ fn a_cluster_that_lost_its_data_is_restored_or_formed_empty_only_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let j = base(three());
     let lost = prior_state(&j, true);
-    // Neither a snapshot nor the opt-in: refused at plan, naming both.
+    // Neither a snapshot nor the opt-in: the plan warns, naming both, that the apply
+    // will refuse (which cluster::recover_if_lost does before anything is formed).
     let p = AnyResource::plan(&EtcdCluster, &ctx, &config(lost.clone()), &config(j.clone()), &config(j.clone()));
-    assert_eq!(paths(&p.diagnostics, true), vec!["restore_from_snapshot"]);
+    assert_eq!(paths(&p.diagnostics, false), vec!["restore_from_snapshot"]);
     let said = p.diagnostics.to_string();
-    assert!(said.contains("restore_from_snapshot") && said.contains("allow_empty_cluster"), "{said}");
+    assert!(
+        said.contains("will refuse") && said.contains("restore_from_snapshot") && said.contains("allow_empty_cluster"),
+        "{said}"
+    );
     // A snapshot, or the opt-in: planned, the cluster id to be known after the apply.
     let mut restore = j.clone();
     restore["restore_from_snapshot"] = snapshot_file(dir.path()).into();
     let mut empty = j.clone();
     empty["allow_empty_cluster"] = true.into();
-    for c in [restore, empty] {
+    for (c, then) in [(restore, "restores it"), (empty, "new, empty cluster")] {
         let p = AnyResource::plan(&EtcdCluster, &ctx, &config(lost.clone()), &config(c.clone()), &config(c));
-        assert!(p.diagnostics.is_empty(), "{}", p.diagnostics);
+        assert_eq!(paths(&p.diagnostics, true), Vec::<String>::new());
+        assert!(p.diagnostics.to_string().contains(then), "{}", p.diagnostics);
         assert!(p.planned.attr("cluster_id").unwrap().is_unknown());
     }
     // A running cluster plans nothing of the sort.
