@@ -176,6 +176,17 @@ pub async fn observe(ctx: &Context, m: &mut EtcdClusterModel) -> Result<bool, Di
         m.finish();
         return Ok(true);
     }
+    for (x, f) in members.iter().zip(&found) {
+        if let Err(e) = f {
+            ctx.warn(
+                Diagnostic::warning(
+                    format!("etcd member {} not reached", x.m.name),
+                    format!("{e:#}. It is shown as unhealthy; the next apply replaces it once its node answers."),
+                )
+                .at(crate::framework::AttributePath::root("member")),
+            );
+        }
+    }
     let reachable: Vec<bool> = found.iter().map(|f| f.as_ref().is_ok_and(|f| f.active)).collect();
     let view = view(&members, Some(&reachable)).await;
     let issued = m.certificates.clone().unwrap_or_default();
