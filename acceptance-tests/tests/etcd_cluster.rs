@@ -3,8 +3,9 @@
 //! TLS with client-certificate authentication.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use strata_acceptance_tests::prober::{ProbeTargets, Prober};
 use strata_acceptance_tests::provider::provider_dir;
 use strata_acceptance_tests::terraform::{ssh_provider, Workdir, REQUIRED_PROVIDERS};
 use strata_lab::{LabGuard, PveMode, UpOptions};
@@ -73,13 +74,18 @@ fn write_cas(dir: &Path) {
 
 /// `members` of the lab (by index) as etcd1.., with the CA from files `ca` (.crt/.key).
 fn main_tf(lab: &LabGuard, members: &[usize], ca: &str, extra: &str) -> String {
+    let named: Vec<(usize, String)> = members.iter().map(|&i| (i, format!("etcd{}", i + 1))).collect();
+    main_tf_named(lab, &named, ca, extra)
+}
+
+/// `members` of the lab as (index, member name).
+fn main_tf_named(lab: &LabGuard, members: &[(usize, String)], ca: &str, extra: &str) -> String {
     let ssh = &lab.info().ssh;
     let mut blocks = String::new();
-    for &i in members {
-        let a = &lab.nodes()[i].address;
+    for (i, name) in members {
+        let a = &lab.nodes()[*i].address;
         blocks.push_str(&format!(
-            "  member {{\n    name    = \"etcd{}\"\n    address = \"{a}\"\n    ssh {{\n      host = \"{a}\"\n    }}\n  }}\n",
-            i + 1
+            "  member {{\n    name    = \"{name}\"\n    address = \"{a}\"\n    ssh {{\n      host = \"{a}\"\n    }}\n  }}\n"
         ));
     }
     format!(
@@ -401,4 +407,193 @@ fn a_release_archive_checked_by_sha256_installs_etcd_without_its_packages() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(wd.resource_values("strata_etcd_cluster.main").unwrap()["version"], "3.4.23");
     assert_eq!(wd.plan_exit_code().unwrap().code, 0);
+}
+
+/// A check for the prober: key `key` reads back `value` through etcd's JSON gateway on
+/// `address` (over TLS, with the API server's client certificate from state), a
+/// linearizable read, so it needs a leader and a quorum.
+fn key_check(
+    address: &str,
+    state: &serde_json::Value,
+    key: &str,
+    value: &str,
+) -> strata_acceptance_tests::prober::Check {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let identity =
+        format!("{}\n{}", state["client_certificate"].as_str().unwrap(), state["client_private_key"].as_str().unwrap());
+    let http = reqwest::blocking::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(state["ca_certificate"].as_str().unwrap().as_bytes()).unwrap(),
+        )
+        .identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap())
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let url = format!("https://{address}:2379/v3/kv/range");
+    let body = serde_json::json!({ "key": b64.encode(key) });
+    let want = b64.encode(value);
+    let key = key.to_string();
+    Box::new(move || {
+        let r: serde_json::Value = http.post(&url).json(&body).send()?.error_for_status()?.json()?;
+        anyhow::ensure!(r["kvs"][0]["value"] == want.as_str(), "{key} reads {r}");
+        Ok(())
+    })
+}
+
+/// `id name` of each member, sorted by id.
+fn ids_and_names(lab: &LabGuard) -> Vec<(String, String)> {
+    let (code, out, err) = etcdctl(lab, "node1", &endpoint(lab, 0), "member list");
+    assert_eq!(code, 0, "{out}{err}");
+    let mut v: Vec<(String, String)> = out
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(", ").collect();
+            (f[0].to_string(), f[2].to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Applies with the prober reading `day2` through node1 every 100 ms (and TCP to its
+/// client port); the apply's time and the probe report.
+fn apply_probed(
+    lab: &LabGuard,
+    wd: &Workdir,
+    change: &str,
+) -> (Duration, strata_acceptance_tests::prober::ProbeReport) {
+    let state = wd.resource_values("strata_etcd_cluster.main").unwrap();
+    let a = lab.nodes()[0].address.clone();
+    let p = Prober::start(ProbeTargets::tcp(&a, 2379).with_check(key_check(&a, &state, "day2", "kept")));
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let run = wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap();
+    let took = t.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let report = p.stop();
+    assert_eq!(run.code, 0, "{change}: {}{}", run.stdout, run.stderr);
+    eprintln!("{change}: apply {:.1} s; {}", took.as_secs_f64(), report.summary());
+    report.record(change, took);
+    (took, report)
+}
+
+fn stopped_and_empty(lab: &LabGuard, nodes: &[&str]) {
+    for n in nodes {
+        assert_ne!(sh(lab, n, "systemctl is-active --quiet etcd").0, 0, "{n}: etcd runs");
+        assert_ne!(sh(lab, n, "test -d /var/lib/etcd/member").0, 0, "{n}: a cluster was formed");
+    }
+}
+
+#[test]
+fn grow_one_to_three_rename_a_member_and_a_cluster_that_lost_its_data_is_restored_not_formed_empty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 3);
+    write_cas(tmp.path());
+    let wd = Workdir::new(&provider_dir(), &main_tf(&lab, &[0], "ca", "")).unwrap();
+    copy_cas(tmp.path(), &wd, "a", "ca");
+    wd.apply().unwrap();
+    let (code, out, err) = etcdctl(&lab, "node1", &endpoint(&lab, 0), "put day2 kept");
+    assert_eq!(code, 0, "{out}{err}");
+    let nodes = ["node1", "node2", "node3"];
+    let all = (0..3).map(|i| endpoint(&lab, i)).collect::<Vec<_>>().join(",");
+
+    // 1 -> 3, one member at a time (a learner, promoted once in sync): the key keeps
+    // reading through the first member.
+    wd.write("main.tf", &main_tf(&lab, &[0, 1, 2], "ca", "")).unwrap();
+    let (_, report) = apply_probed(&lab, &wd, "etcd grown from 1 to 3 members");
+    assert!(report.failed() <= 1, "{}", report.summary());
+    let (code, out, err) = etcdctl(&lab, "node1", &all, "endpoint health");
+    assert_eq!(format!("{out}{err}").matches("is healthy").count(), 3, "{code}: {out}{err}");
+    let (_, out, _) = etcdctl(&lab, "node3", &endpoint(&lab, 2), "get day2 --print-value-only");
+    assert_eq!(out.trim(), "kept", "through a new member");
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0, "converged after the growth");
+
+    // Rename etcd2: an in-place update; the member keeps its id and data, no probe fails.
+    let before = ids_and_names(&lab);
+    let renamed: Vec<(usize, String)> = vec![(0, "etcd1".into()), (1, "etcd-b".into()), (2, "etcd3".into())];
+    wd.write("main.tf", &main_tf_named(&lab, &renamed, "ca", "")).unwrap();
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("0 to add, 1 to change, 0 to destroy"), "{}", plan.stdout);
+    let (_, report) = apply_probed(&lab, &wd, "etcd member renamed");
+    assert_eq!(report.failed(), 0, "{}", report.summary());
+    let after = ids_and_names(&lab);
+    let expect: Vec<(String, String)> = before
+        .iter()
+        .map(|(id, name)| (id.clone(), if name == "etcd2" { "etcd-b".to_string() } else { name.clone() }))
+        .collect();
+    assert_eq!(after, expect, "same member ids, etcd2 now etcd-b (before: {before:?})");
+    assert!(sh_ok(&lab, "node2", "cat /etc/etcd/strata.env").contains("ETCD_NAME=etcd-b"));
+    let (_, out, _) = etcdctl(&lab, "node2", &endpoint(&lab, 1), "get day2 --print-value-only");
+    assert_eq!(out.trim(), "kept", "through the renamed member");
+    assert_eq!(wd.plan_exit_code().unwrap().code, 0, "converged after the rename");
+
+    // A snapshot for later, then every member's data directory lost on running nodes.
+    let (code, out, err) = etcdctl(&lab, "node1", &endpoint(&lab, 0), "snapshot save /root/snap.db");
+    assert_eq!(code, 0, "{out}{err}");
+    let snap_file = wd.path().join("snap.db");
+    std::fs::write(&snap_file, lab.exec("node1", &["cat", "/root/snap.db"]).unwrap().stdout).unwrap();
+    let restore = format!("  restore_from_snapshot = \"{}\"\n", snap_file.display());
+    // Set on a running cluster (unused there), a snapshot file that has moved since
+    // breaks no plan.
+    wd.write("main.tf", &main_tf_named(&lab, &renamed, "ca", &restore)).unwrap();
+    wd.apply().unwrap();
+    let moved = wd.path().join("moved.db");
+    std::fs::rename(&snap_file, &moved).unwrap();
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 0, "a moved snapshot broke the plan of a running cluster: {}{}", plan.stdout, plan.stderr);
+    std::fs::rename(&moved, &snap_file).unwrap();
+
+    let refused = |what: &str| {
+        wd.write("main.tf", &main_tf_named(&lab, &renamed, "ca", "")).unwrap();
+        // The plan says so (a warning, the rest of a configuration still plans) ...
+        let plan = wd.run(&["plan", "-detailed-exitcode", "-input=false", "-no-color"]).unwrap();
+        let said = format!("{}{}", plan.stdout, plan.stderr);
+        assert_eq!(plan.code, 2, "{what}: {said}");
+        assert!(said.contains("etcd cluster data lost") && said.contains("will refuse"), "{what}: {said}");
+        // ... and the apply refuses, naming both ways out.
+        let apply = wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap();
+        assert_eq!(apply.code, 1, "{what}: {}{}", apply.stdout, apply.stderr);
+        let said = format!("{}{}", apply.stdout, apply.stderr);
+        assert!(
+            said.contains("restore_from_snapshot")
+                && said.contains("allow_empty_cluster")
+                && said.contains("lost its data"),
+            "{what}: {said}"
+        );
+        stopped_and_empty(&lab, &nodes);
+    };
+    let restored = |what: &str| {
+        wd.write("main.tf", &main_tf_named(&lab, &renamed, "ca", &restore)).unwrap();
+        wd.apply().unwrap();
+        for (n, i) in [("node1", 0), ("node2", 1), ("node3", 2)] {
+            let (_, out, _) = etcdctl(&lab, n, &endpoint(&lab, i), "get day2 --print-value-only");
+            assert_eq!(out.trim(), "kept", "{what}: {n} after the restore");
+        }
+        assert_eq!(wd.plan_exit_code().unwrap().code, 0, "{what}: converged after the restore");
+    };
+    for n in nodes {
+        sh_ok(&lab, n, "systemctl stop etcd && rm -rf /var/lib/etcd");
+    }
+    refused("data directories lost");
+    restored("data directories lost");
+
+    // The nodes come back blank (as VMs re-created from the template): no etcd settings,
+    // certificates, data or service.
+    for n in nodes {
+        sh_ok(
+            &lab,
+            n,
+            "systemctl disable --now etcd && rm -rf /var/lib/etcd /etc/etcd /etc/systemd/system/etcd.service.d \
+             && systemctl daemon-reload",
+        );
+    }
+    refused("nodes blank");
+    for n in nodes {
+        assert_ne!(sh(&lab, n, "test -e /etc/etcd/strata.env").0, 0, "{n}: configured by a refused apply");
+    }
+    restored("nodes blank");
 }

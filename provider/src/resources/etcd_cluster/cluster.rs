@@ -25,6 +25,9 @@ pub struct Listed {
     pub peer_urls: Vec<String>,
     #[serde(rename = "clientURLs", default)]
     pub client_urls: Vec<String>,
+    /// A learner replicates but does not vote (a member being added, until promoted).
+    #[serde(rename = "isLearner", default)]
+    pub is_learner: bool,
 }
 
 #[derive(Deserialize)]
@@ -50,7 +53,8 @@ pub struct View {
 }
 
 impl View {
-    /// The listed member that is `m` (by name, or by peer URL while it has not started).
+    /// The listed member that is `m`: the one with its peer URL (a member's identity in
+    /// the running cluster; its name may differ, e.g. before a rename is applied).
     pub fn find(&self, m: &MemberModel) -> Option<&Listed> {
         self.listed.iter().find(|l| matches(l, m))
     }
@@ -59,8 +63,13 @@ impl View {
         self.find(m).is_some() && self.healthy.contains(&member::client_url(&m.address))
     }
 
+    /// Healthy voting members (a learner does not count towards the quorum).
     fn healthy_count(&self) -> usize {
-        self.listed.iter().filter(|l| l.client_urls.iter().any(|u| self.healthy.contains(u))).count()
+        self.voting().filter(|l| l.client_urls.iter().any(|u| self.healthy.contains(u))).count()
+    }
+
+    fn voting(&self) -> impl Iterator<Item = &Listed> {
+        self.listed.iter().filter(|l| !l.is_learner)
     }
 }
 
@@ -114,16 +123,21 @@ pub fn token(ca_cert: &str) -> String {
 }
 
 /// Observes the cluster into `m` (members, ids, health, cluster id, version). `false`
-/// when it does not exist: every node answers and none has etcd configured, data or
-/// running; or no node answers at all (the machines are gone, with a warning each), so
-/// the plan forms it again, from `restore_from_snapshot` when set. Some nodes that do
-/// not answer are a warning and unhealthy members, replaced by the next apply.
+/// when it does not exist and state knows no cluster (no `id`): every node answers and
+/// none has etcd configured, data or running; or no node answers at all (the machines
+/// are gone, with a warning each), so the plan forms it. When state knows a cluster and
+/// every member is gone or without data, the cluster's data is lost: it is kept in
+/// state with `cluster_id` null and a warning, and the next apply restores it from
+/// `restore_from_snapshot` or, only with `allow_empty_cluster`, forms a new one. Some
+/// nodes that do not answer are a warning and unhealthy members, replaced by the next
+/// apply.
 pub async fn observe(ctx: &Context, m: &mut EtcdClusterModel) -> Result<bool, Diagnostics> {
     let data_dir = m.data_dir();
     let config = m.member.clone();
     let members = connect(ctx, &config).await?;
     let answers = join_all(members.iter().map(|x| x.node.answers())).await;
-    if crate::node::all_gone(&answers) {
+    let known = m.id.is_some();
+    if crate::node::all_gone(&answers) && !known {
         for x in &members {
             ctx.warn(crate::node::gone_warning(
                 &x.node,
@@ -133,8 +147,34 @@ pub async fn observe(ctx: &Context, m: &mut EtcdClusterModel) -> Result<bool, Di
         return Ok(false);
     }
     let found: Vec<anyhow::Result<Found>> = join_all(members.iter().map(|x| x.inspect(&data_dir))).await;
-    if found.iter().all(|f| f.as_ref().is_ok_and(|f| !f.configured && !f.has_data && !f.active)) {
+    if !known && found.iter().all(|f| f.as_ref().is_ok_and(|f| !f.configured && !f.has_data && !f.active)) {
         return Ok(false);
+    }
+    let lost: Vec<Option<String>> = answers.iter().zip(&found).map(|(a, f)| data_lost(a, f)).collect();
+    if known && lost.iter().all(Option::is_some) {
+        let why: Vec<String> =
+            members.iter().zip(&lost).map(|(x, l)| format!("{}: {}", x.m.name, l.as_deref().unwrap_or(""))).collect();
+        ctx.warn(
+            Diagnostic::warning(
+                format!("etcd cluster {} has lost its data", m.id.as_deref().unwrap_or_default()),
+                format!(
+                    "Every member is gone or without data ({}). The next apply restores the cluster from \
+                     restore_from_snapshot when it is set; otherwise it is refused, unless allow_empty_cluster = true \
+                     says that a new, empty cluster is intended.",
+                    why.join("; ")
+                ),
+            )
+            .at(crate::framework::AttributePath::root("restore_from_snapshot")),
+        );
+        m.cluster_id = None;
+        m.members = Some(
+            config
+                .iter()
+                .map(|c| MemberStatus { name: c.name.clone(), id: String::new(), healthy: false, configured: false })
+                .collect(),
+        );
+        m.finish();
+        return Ok(true);
     }
     for (x, f) in members.iter().zip(&found) {
         if let Err(e) = f {
@@ -176,6 +216,58 @@ pub async fn observe(ctx: &Context, m: &mut EtcdClusterModel) -> Result<bool, Di
     Ok(true)
 }
 
+/// Why a member holds none of the cluster's data (its node is gone, or etcd is not
+/// running and its data directory holds no member), or `None`.
+fn data_lost(answers: &anyhow::Result<bool>, found: &anyhow::Result<Found>) -> Option<String> {
+    match (answers, found) {
+        (Ok(false), _) => Some("its node does not answer".into()),
+        (_, Ok(f)) if !f.has_data && !f.active => Some(
+            match f.configured {
+                true => "etcd is stopped and its data directory is empty",
+                false => "the node is blank (no etcd settings, data or service)",
+            }
+            .into(),
+        ),
+        _ => None,
+    }
+}
+
+/// When state knows a cluster (`known_id`) and, at apply, every member's node answers
+/// and holds no data with etcd stopped: the cluster is formed again from
+/// `restore_from_snapshot`, or new and empty when `allow_empty_cluster` says so, else
+/// refused before anything is changed. `false` when the cluster still has data.
+pub async fn recover_if_lost(
+    m: &EtcdClusterModel,
+    members: &[Member<'_>],
+    issued: &Issued,
+    known_id: &str,
+) -> anyhow::Result<bool> {
+    let data_dir = m.data_dir();
+    let found = try_join_all(members.iter().map(|x| x.inspect(&data_dir))).await?;
+    if found.iter().any(|f| f.has_data || f.active) {
+        return Ok(false);
+    }
+    if m.restore_from_snapshot.is_none() && m.allow_empty_cluster != Some(true) {
+        bail!("{}", refusal(known_id));
+    }
+    if let Some(path) = &m.restore_from_snapshot {
+        snapshot::check(path).map_err(|e| anyhow!("restore_from_snapshot: {e}"))?;
+        tracing::info!(cluster = known_id, "restoring the etcd cluster from {path}: every member lost its data");
+    }
+    form(m, members, issued).await?;
+    Ok(true)
+}
+
+/// The error when a known cluster's data is gone and nothing says what to do.
+pub fn refusal(known_id: &str) -> String {
+    format!(
+        "every member of etcd cluster {known_id} is gone or without data: refusing to form a new, empty cluster \
+         (API servers that still run would reconnect to it and see no objects). Set restore_from_snapshot to a \
+         snapshot of the cluster to restore it, or set allow_empty_cluster = true if a new, empty cluster is \
+         intended. Nothing was changed."
+    )
+}
+
 /// What `create` finds: nothing (a new cluster is formed), or a cluster that runs and
 /// answers with this CA (adopted), or something it must not touch (refused).
 pub async fn create(ctx: &Context, m: &mut EtcdClusterModel) -> anyhow::Result<()> {
@@ -197,7 +289,9 @@ pub async fn create(ctx: &Context, m: &mut EtcdClusterModel) -> anyhow::Result<(
                 x.node.label()
             );
         }
-        return form(m, &members).await;
+        let (issued, _) = issue(m, None, false)?;
+        m.certificates = Some(issued.clone());
+        return form(m, &members, &issued).await;
     }
     // Something runs. A member strata configured says on disk which CA it trusts.
     for (x, f) in members.iter().zip(&found) {
@@ -282,9 +376,7 @@ pub fn issue(m: &EtcdClusterModel, prior: Option<&Issued>, same_ca: bool) -> any
 /// A new cluster: every member configured with `--initial-cluster-state new` (or its
 /// data restored from the snapshot), all started together (each waits for a quorum),
 /// and not reported created until every member answers healthy over TLS.
-async fn form(m: &mut EtcdClusterModel, members: &[Member<'_>]) -> anyhow::Result<()> {
-    let (issued, _) = issue(m, None, false)?;
-    m.certificates = Some(issued.clone());
+async fn form(m: &EtcdClusterModel, members: &[Member<'_>], issued: &Issued) -> anyhow::Result<()> {
     let data_dir = m.data_dir();
     let initial = member::initial_cluster(&m.member);
     let token = token(&m.ca_cert);
@@ -296,7 +388,7 @@ async fn form(m: &mut EtcdClusterModel, members: &[Member<'_>]) -> anyhow::Resul
     };
     try_join_all(members.iter().map(|x| async {
         x.install(m.package_version.as_deref(), m.release_archive.as_ref()).await?;
-        x.write_config(&m.ca_cert, &issued, &data_dir).await?;
+        x.write_config(&m.ca_cert, issued, &data_dir).await?;
         x.write_initial(&member::render_initial(&initial, "new", &token)).await?;
         if let Some(snap) = &snapshot {
             restore(x, snap, &initial, &token, &data_dir).await?;
@@ -420,7 +512,7 @@ pub async fn converge(
         talker(members, &view, usize::MAX)?
             .etcdctl_ok(&format!("removing member {}", l.name), &format!("member remove {:x}", l.id))
             .await?;
-        if let Some(x) = leaving.iter().find(|x| x.m.name == l.name) {
+        if let Some(x) = leaving.iter().find(|x| matches(&l, x.m)) {
             backup::remove(x).await?;
             x.stop_and_wipe(&data_dir).await?;
         }
@@ -439,10 +531,10 @@ pub async fn converge(
     Ok(())
 }
 
-/// Whether the listed member is the configured one (by name, or by peer URL while it
-/// has not started).
-fn matches(l: &Listed, c: &MemberModel) -> bool {
-    l.name == c.name || (l.name.is_empty() && l.peer_urls.contains(&member::peer_url(&c.address)))
+/// Whether the listed member is the configured one: by peer URL, never by name (a
+/// rename keeps the member; its name in the cluster follows at its restart).
+pub fn matches(l: &Listed, c: &MemberModel) -> bool {
+    l.peer_urls.contains(&member::peer_url(&c.address))
 }
 
 async fn refresh(members: &[Member<'_>]) -> anyhow::Result<View> {
@@ -459,27 +551,41 @@ fn talker<'a, 'b>(members: &'a [Member<'b>], view: &View, except: usize) -> anyh
         .ok_or_else(|| anyhow!("no healthy member to change the membership through"))
 }
 
-/// Refuses a change after which the healthy members would not be a majority of the
-/// members: `removing` one member (`Some(its health)`), `adding` members not started yet.
+/// Refuses a change unless the cluster has a quorum now (healthy members are a
+/// majority) and still has one after it: `removing` one member (`Some(its health)`),
+/// or `adding` members, each counted healthy once added, since it is added as a
+/// learner (no vote, so no change to the quorum) and promoted only once in sync.
 pub fn require_quorum_after(view: &View, removing: Option<bool>, adding: usize, name: &str) -> anyhow::Result<()> {
-    let size = view.listed.len() - usize::from(removing.is_some()) + adding;
-    let healthy = view.healthy_count() - usize::from(removing == Some(true));
-    if healthy * 2 <= size {
+    let (size, healthy) = (view.voting().count(), view.healthy_count());
+    let size_after = size - usize::from(removing.is_some()) + adding;
+    let healthy_after = healthy - usize::from(removing == Some(true)) + adding;
+    if !quorum(size, healthy) || !quorum(size_after, healthy_after) {
         bail!(
-            "changing member {name} now would leave {healthy} healthy member(s) of {size}, below quorum; nothing more \
-             was changed. Bring the unhealthy members back first."
+            "changing member {name} now would leave {healthy_after} healthy member(s) of {size_after} (now {healthy} \
+             of {size}), below quorum; nothing more was changed. Bring the unhealthy members back first."
         );
     }
     Ok(())
 }
 
-/// `member add` through `talker`, then the new member started with the cluster as
-/// `member add` printed it and `--initial-cluster-state existing`.
+/// Whether `healthy` of `size` voting members are a quorum (a strict majority).
+pub fn quorum(size: usize, healthy: usize) -> bool {
+    size > 0 && healthy * 2 > size
+}
+
+/// `member add --learner` through `talker`, the new member started with the cluster as
+/// `member add` printed it and `--initial-cluster-state existing`, then promoted to a
+/// voting member once it has caught up: the voting quorum never waits for a member that
+/// has not started (a 1-member cluster grows without losing its quorum).
 async fn add(x: &Member<'_>, talker: &Member<'_>, token: &str) -> anyhow::Result<()> {
     let out = talker
         .etcdctl_ok(
-            &format!("adding member {}", x.m.name),
-            &format!("member add {} --peer-urls={}", quote(&x.m.name), quote(&member::peer_url(&x.m.address))),
+            &format!("adding member {} as a learner", x.m.name),
+            &format!(
+                "member add {} --learner --peer-urls={}",
+                quote(&x.m.name),
+                quote(&member::peer_url(&x.m.address))
+            ),
         )
         .await?;
     let initial = out
@@ -487,7 +593,36 @@ async fn add(x: &Member<'_>, talker: &Member<'_>, token: &str) -> anyhow::Result
         .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER="))
         .map(|v| v.trim().trim_matches('"').to_string())
         .ok_or_else(|| anyhow!("etcdctl member add printed no ETCD_INITIAL_CLUSTER: {out}"))?;
+    let id = added_id(&out).ok_or_else(|| anyhow!("etcdctl member add printed no member id: {out}"))?;
     x.write_initial(&member::render_initial(&initial, "existing", token)).await?;
     x.start().await?;
+    // etcd refuses the promotion until the learner is in sync with the leader.
+    let ctl = member::etcdctl(member::PKI_DIR, &talker.client_url());
+    let promote = talker
+        .node
+        .run(
+            &format!("promoting member {}", x.m.name),
+            &format!(
+                "for i in $(seq {PROMOTE_WITHIN_SECS}); do {ctl} member promote {id:x} >/dev/null 2>&1 && exit 0; \
+                 sleep 1; done; {ctl} member promote {id:x}"
+            ),
+        )
+        .await?;
+    if promote.status != 0 {
+        bail!(
+            "member {} was added as a learner but could not be promoted within {PROMOTE_WITHIN_SECS}s: {}",
+            x.m.name,
+            promote.stderr.trim()
+        );
+    }
     x.wait_healthy().await
+}
+
+const PROMOTE_WITHIN_SECS: u32 = 90;
+
+/// The id in `etcdctl member add`'s "Member <hex id> added to cluster <hex id>".
+pub fn added_id(out: &str) -> Option<u64> {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("Member ")?.split_whitespace().next())
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
 }

@@ -65,6 +65,7 @@ pub struct EtcdClusterModel {
     pub backup: Option<BackupModel>,
     pub delete_data_on_destroy: Option<bool>,
     pub restore_from_snapshot: Option<String>,
+    pub allow_empty_cluster: Option<bool>,
     pub package_version: Option<String>,
     pub release_archive: Option<ReleaseArchiveModel>,
     pub certificate_validity_days: Option<i64>,
@@ -218,14 +219,6 @@ impl Resource for EtcdCluster {
                 );
             }
         }
-        if let Some(Value::String(path)) = config.attr("restore_from_snapshot") {
-            if let Err(e) = snapshot::check(path) {
-                diags.push(
-                    Diagnostic::error("Invalid restore_from_snapshot", e)
-                        .at(AttributePath::root("restore_from_snapshot")),
-                );
-            }
-        }
     }
 
     fn modify_plan(&self, plan: &mut PlanChange) {
@@ -245,8 +238,46 @@ impl Resource for EtcdCluster {
         if let Some(v) = plan.planned.attr_mut("backup_unit") {
             *v = if has_backup { Value::string(backup::TIMER) } else { Value::Null };
         }
+        let prior = prior_model(plan);
+        // The state knows a cluster whose data every member has lost (see cluster::observe).
+        let lost = prior.as_ref().filter(|p| p.cluster_id.is_none()).and_then(|p| p.id.clone());
+        // The snapshot is read only when the cluster is formed: a file moved since must
+        // not break the plans of a running cluster.
+        if plan.is_create() || lost.is_some() {
+            if let Some(Value::String(path)) = plan.planned.attr("restore_from_snapshot") {
+                if let Err(e) = snapshot::check(path) {
+                    plan.diagnostics.push(
+                        Diagnostic::error("Invalid restore_from_snapshot", e)
+                            .at(AttributePath::root("restore_from_snapshot")),
+                    );
+                }
+            }
+        }
         if plan.is_create() {
             return;
+        }
+        if let Some(id) = &lost {
+            let restore = plan.planned.attr("restore_from_snapshot").is_some_and(|v| !v.is_null());
+            let allow =
+                plan.planned.attr("allow_empty_cluster").is_some_and(|v| *v != Value::Bool(false) && !v.is_null());
+            // Said at plan, refused at apply (before anything is formed): the plan of
+            // the rest of the configuration, e.g. the machines re-created, still runs.
+            let then = match (restore, allow) {
+                (true, _) => "The apply restores it from restore_from_snapshot.".to_string(),
+                (false, true) => "The apply forms a new, empty cluster (allow_empty_cluster = true).".to_string(),
+                (false, false) => format!("The apply will refuse it: {}", cluster::refusal(id)),
+            };
+            plan.diagnostics.push(
+                Diagnostic::warning(
+                    "etcd cluster data lost",
+                    format!("Every member of etcd cluster {id} is gone or without data. {then}"),
+                )
+                .at(AttributePath::root("restore_from_snapshot")),
+            );
+            // Formed again: a new cluster id (a restore keeps it only for the same peers).
+            for a in ["id", "cluster_id", "members", "version"] {
+                plan.set_unknown(a);
+            }
         }
         if plan.changed("data_dir") {
             plan.diagnostics.push(
@@ -259,11 +290,12 @@ impl Resource for EtcdCluster {
             );
             return;
         }
-        let Some(prior) = prior_model(plan) else { return };
-        // Removing a majority at once would leave the rest without a quorum.
+        let Some(prior) = prior else { return };
+        // Removing a majority at once would leave the rest without a quorum. A member is
+        // its address (peer URL): a renamed member is not removed.
         if let Some(planned) = planned_members(&plan.planned) {
-            let kept: BTreeSet<&(String, String)> = planned.iter().collect();
-            let removed = prior.member.iter().filter(|m| !kept.contains(&(m.name.clone(), m.address.clone()))).count();
+            let kept: BTreeSet<&str> = planned.iter().map(|(_, a)| a.as_str()).collect();
+            let removed = prior.member.iter().filter(|m| !kept.contains(m.address.as_str())).count();
             if removed * 2 > prior.member.len() {
                 plan.diagnostics.push(
                     Diagnostic::error(
@@ -339,13 +371,24 @@ impl Resource for EtcdCluster {
         let same_ca = prior.ca_cert == m.ca_cert;
         let (issued, _) = cluster::issue(&m, prior.certificates.as_ref(), same_ca)?;
         m.certificates = Some(issued);
-        let names: BTreeSet<&str> = m.member.iter().map(|x| x.name.as_str()).collect();
+        // Members are matched by address (their peer URL), never by name: a renamed
+        // member stays, restarted under its new name.
+        let addresses: BTreeSet<&str> = m.member.iter().map(|x| x.address.as_str()).collect();
         let leaving_models: Vec<MemberModel> =
-            prior.member.iter().filter(|x| !names.contains(x.name.as_str())).cloned().collect();
+            prior.member.iter().filter(|x| !addresses.contains(x.address.as_str())).cloned().collect();
         let config = m.member.clone();
         let members = cluster::connect(ctx, &config).await?;
         let leaving = cluster::connect(ctx, &leaving_models).await?;
-        let result = cluster::converge(&m, &members, &leaving, Some(&prior.ca_cert)).await;
+        let issued = m.certificates.clone().unwrap_or_default();
+        let result = match prior.id.as_deref() {
+            Some(id) => cluster::recover_if_lost(&m, &members, &issued, id).await,
+            None => Ok(false),
+        };
+        let result = match result {
+            Ok(false) => cluster::converge(&m, &members, &leaving, Some(&prior.ca_cert)).await,
+            Ok(true) => Ok(()),
+            Err(e) => return Err(e.into()),
+        };
         // Whatever happened, state says what the cluster now is.
         let observed = cluster::observe(ctx, &mut m).await;
         match (result, observed) {

@@ -40,10 +40,17 @@ fn issued() -> Type {
 
 pub fn schema() -> Schema {
     let member = Block::new(
-        "One etcd member. Members change one at a time and never below quorum: a new block is added \
-         (`member add`, then started with `--initial-cluster-state existing`), a removed block is removed \
-         (`member remove`, stopped, its data wiped), and a member whose node came back empty or is unhealthy \
-         is replaced (the stale member removed, added anew).",
+        "One etcd member. A member is identified by its `address` (its peer URL, `https://ADDRESS:2380`, is its \
+         identity in the running cluster), never by `name` or by its position in the list; a running cluster \
+         is adopted by matching its members' peer URLs. Changing `ssh` changes only how Terraform reaches the \
+         node: nothing runs on it. Renaming a member (a new `name`, same `address`) keeps its data and \
+         membership: it gets certificates for the new name and is restarted with `--name` set to it, one member \
+         at a time, healthy before the next. Members change one at a time and never below quorum: a new block \
+         is added as a learner (`member add --learner`, started with `--initial-cluster-state existing`, promoted \
+         once in sync, then healthy before the next), so 1 -> 3 and 3 -> 5 grow without losing the quorum; a \
+         removed block is removed (`member remove`, stopped, its data wiped), and a plan that removes half or \
+         more of the members at once is refused; a member whose node came back empty or is unhealthy is \
+         replaced (the stale member removed, added anew). A changed `address` is a removal and an addition.",
     )
     .attribute(
         Attribute::required("name", Type::String)
@@ -85,9 +92,14 @@ pub fn schema() -> Schema {
          control plane. Every member serves clients and peers over TLS with client-certificate authentication, \
          from certificates issued from `ca_cert` and kept in state. Membership changes one member at a time, \
          never below quorum. Read observes the cluster (member list, health over TLS from a member, certificates \
-         on disk): an unhealthy or missing member is drift the next apply repairs. Backups by a systemd timer; \
-         a new cluster can be restored from a snapshot. A running healthy cluster with this CA is adopted, never \
-         re-initialised; one with another CA is refused. Destroying the resource stops etcd on every member \
+         on disk): an unhealthy or missing member is drift the next apply repairs. Changes that restart etcd \
+         (certificates, settings, renames, package upgrades, a new CA) restart one member at a time, each \
+         healthy before the next. Backups by a systemd timer; a new cluster can be restored from a snapshot. \
+         A running healthy cluster with this CA is adopted, never re-initialised; one with another CA is \
+         refused. When the state knows the cluster (it has an `id`) and every member is gone or without data \
+         (the machines re-created blank, or every data directory lost), the plan warns and the apply restores \
+         the cluster from `restore_from_snapshot`, or forms a new, empty one only with \
+         `allow_empty_cluster = true`; otherwise it is refused and nothing is formed. Destroying the resource stops etcd on every member \
          and keeps its data directory unless `delete_data_on_destroy = true`.",
     )
     .attribute(Attribute::computed("id", Type::String).description("The cluster id (hex), as `cluster_id`."))
@@ -115,10 +127,16 @@ pub fn schema() -> Schema {
         Attribute::optional("restore_from_snapshot", Type::String)
             .description(
                 "A snapshot file (`etcdctl snapshot save`) on the machine that runs Terraform. When the cluster is \
-                 created, every member's data directory is restored from it before etcd starts. Checked at plan \
-                 time; never applied over a cluster that exists and is healthy (that one is adopted).",
+                 created, or every member of the cluster in state has lost its data, every member's data directory \
+                 is restored from it before etcd starts. Checked at plan time only when it will be used; never \
+                 applied over a cluster that exists and has data (that one is adopted or kept).",
             ),
     )
+    .attribute(Attribute::optional("allow_empty_cluster", Type::Bool).default(false).description(
+        "Allow forming a new, empty cluster in place of one whose data every member has lost (state knows the \
+         cluster, and every member is gone or without data) when `restore_from_snapshot` is not set. Off by \
+         default: such an apply is refused, since API servers that still run would see an empty cluster.",
+    ))
     .attribute(
         Attribute::optional("package_version", Type::String)
             .validate(Validator::Matches(r"[A-Za-z0-9.+~:-]+", "a Debian package version, e.g. 3.4.23-4+b4"))
@@ -151,7 +169,7 @@ pub fn schema() -> Schema {
             .sensitive()
             .description("Private key of `client_certificate` (`--etcd-keyfile`)."),
     )
-    .attribute(Attribute::computed("cluster_id", Type::String).description("The cluster id etcd reports (hex)."))
+    .attribute(Attribute::computed("cluster_id", Type::String).description("The cluster id etcd reports (hex); null when every member has lost the cluster's data (`id` keeps the id state knew)."))
     .attribute(
         Attribute::computed("members", member_status())
             .description("Each member as last observed: `name`, `id` (hex), `healthy` (answers over TLS), `configured` (its certificates and settings on disk are the ones in state)."),

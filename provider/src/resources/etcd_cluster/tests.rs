@@ -55,15 +55,99 @@ fn paths_keep_and_addresses_are_validated() {
     }
 }
 
+/// A bbolt header: what snapshot::check takes for an etcd snapshot.
+fn snapshot_file(dir: &std::path::Path) -> String {
+    let f = dir.join("snap.db");
+    let mut bytes = vec![0u8; 4096];
+    bytes[8..10].copy_from_slice(&0x04u16.to_le_bytes());
+    bytes[16..20].copy_from_slice(&0xED0C_DAEDu32.to_le_bytes());
+    bytes[20..24].copy_from_slice(&2u32.to_le_bytes());
+    std::fs::write(&f, bytes).unwrap();
+    f.to_str().unwrap().to_string()
+}
+
+/// Prior state of a running cluster (`cluster_id` set), or of one whose data every
+/// member lost (`cluster_id` null, `id` kept: what Read records then).
+fn prior_state(j: &serde_json::Value, lost: bool) -> serde_json::Value {
+    let mut p = j.clone();
+    p["data_dir"] = "/var/lib/etcd".into();
+    p["id"] = "cdf818194e3a8c32".into();
+    p["cluster_id"] = if lost { serde_json::Value::Null } else { "cdf818194e3a8c32".into() };
+    p
+}
+
 #[test]
-fn a_restore_file_that_is_not_a_snapshot_is_refused() {
+fn a_restore_file_is_checked_at_plan_only_when_it_will_be_used() {
+    let ctx = crate::framework::Context::detached();
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("x.db");
     std::fs::write(&f, "text, not a database, long enough to read a header").unwrap();
     let mut j = base(three());
     j["restore_from_snapshot"] = f.to_str().unwrap().into();
-    let d = AnyResource::validate(&EtcdCluster, &config(j));
-    assert_eq!(paths(&d, true), vec!["restore_from_snapshot"]);
+    // Create: used, so checked.
+    let p = AnyResource::plan(&EtcdCluster, &ctx, &Value::Null, &config(j.clone()), &config(j.clone()));
+    assert_eq!(paths(&p.diagnostics, true), vec!["restore_from_snapshot"]);
+    // A running cluster: not used, so a moved or replaced file breaks nothing.
+    let prior = prior_state(&j, false);
+    let p = AnyResource::plan(&EtcdCluster, &ctx, &config(prior), &config(j.clone()), &config(j.clone()));
+    assert!(p.diagnostics.is_empty(), "{}", p.diagnostics);
+    // A cluster that lost its data: used, so checked.
+    let prior = prior_state(&j, true);
+    let p = AnyResource::plan(&EtcdCluster, &ctx, &config(prior), &config(j.clone()), &config(j));
+    assert_eq!(paths(&p.diagnostics, true), vec!["restore_from_snapshot"]);
+}
+
+#[test]
+fn a_cluster_that_lost_its_data_is_restored_or_formed_empty_only_when_asked() {
+    let ctx = crate::framework::Context::detached();
+    let dir = tempfile::tempdir().unwrap();
+    let j = base(three());
+    let lost = prior_state(&j, true);
+    // Neither a snapshot nor the opt-in: the plan warns, naming both, that the apply
+    // will refuse (which cluster::recover_if_lost does before anything is formed).
+    let p = AnyResource::plan(&EtcdCluster, &ctx, &config(lost.clone()), &config(j.clone()), &config(j.clone()));
+    assert_eq!(paths(&p.diagnostics, false), vec!["restore_from_snapshot"]);
+    let said = p.diagnostics.to_string();
+    assert!(
+        said.contains("will refuse") && said.contains("restore_from_snapshot") && said.contains("allow_empty_cluster"),
+        "{said}"
+    );
+    // A snapshot, or the opt-in: planned, the cluster id to be known after the apply.
+    let mut restore = j.clone();
+    restore["restore_from_snapshot"] = snapshot_file(dir.path()).into();
+    let mut empty = j.clone();
+    empty["allow_empty_cluster"] = true.into();
+    for (c, then) in [(restore, "restores it"), (empty, "new, empty cluster")] {
+        let p = AnyResource::plan(&EtcdCluster, &ctx, &config(lost.clone()), &config(c.clone()), &config(c));
+        assert_eq!(paths(&p.diagnostics, true), Vec::<String>::new());
+        assert!(p.diagnostics.to_string().contains(then), "{}", p.diagnostics);
+        assert!(p.planned.attr("cluster_id").unwrap().is_unknown());
+    }
+    // A running cluster plans nothing of the sort.
+    let running = prior_state(&j, false);
+    let p = AnyResource::plan(&EtcdCluster, &ctx, &config(running), &config(j.clone()), &config(j));
+    assert!(p.diagnostics.is_empty(), "{}", p.diagnostics);
+    assert!(!p.planned.attr("cluster_id").unwrap().is_unknown());
+}
+
+#[test]
+fn a_renamed_member_is_not_a_removed_one() {
+    let ctx = crate::framework::Context::detached();
+    let prior = prior_state(&base(three()), false);
+    // Two of three renamed in one apply: no member leaves, so no majority is removed.
+    let renamed = base(vec![member("etcd-a", "10.0.0.1"), member("etcd-b", "10.0.0.2"), member("etcd3", "10.0.0.3")]);
+    let p = AnyResource::plan(&EtcdCluster, &ctx, &config(prior), &config(renamed.clone()), &config(renamed));
+    assert!(p.diagnostics.is_empty(), "{}", p.diagnostics);
+    // The running member is matched by its peer URL, whatever its name there.
+    let listed = cluster::Listed {
+        id: 7,
+        name: "etcd1".into(),
+        peer_urls: vec!["https://10.0.0.1:2380".into()],
+        client_urls: vec![],
+        is_learner: false,
+    };
+    assert!(cluster::matches(&listed, &models(&[("etcd-a", "10.0.0.1")])[0]));
+    assert!(!cluster::matches(&listed, &models(&[("etcd1", "10.0.0.9")])[0]));
 }
 
 fn ca() -> (String, String) {
@@ -127,18 +211,52 @@ fn quorum_is_never_given_up_by_one_change() {
                 name: format!("m{i}"),
                 peer_urls: vec![],
                 client_urls: vec![format!("u{i}")],
+                is_learner: false,
             })
             .collect(),
         healthy: healthy.iter().map(|s| s.to_string()).collect(),
     };
+    let all = |n: usize| (0..n).map(|i| format!("u{i}")).collect::<Vec<_>>();
+    fn refs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    // Growth one member at a time from every healthy size: 1 -> 2 -> 3 -> 4 -> 5.
+    for n in 1..=4 {
+        let h = all(n);
+        assert!(cluster::require_quorum_after(&view(&refs(&h), n), None, 1, "new").is_ok(), "{n} -> {}", n + 1);
+    }
+    // Shrinking a healthy cluster one at a time: 5 -> 4 -> 3 -> 2 -> 1, never to 0.
+    for n in 2..=5 {
+        let h = all(n);
+        assert!(cluster::require_quorum_after(&view(&refs(&h), n), Some(true), 0, "m0").is_ok(), "{n} -> {}", n - 1);
+    }
+    assert!(cluster::require_quorum_after(&view(&["u0"], 1), Some(true), 0, "m0").is_err(), "1 -> 0");
     // Three members, one lost: removing the lost one is fine, removing a healthy one is not.
     let v = view(&["u0", "u1"], 3);
     assert!(cluster::require_quorum_after(&v, Some(false), 0, "m2").is_ok());
     assert!(cluster::require_quorum_after(&v, Some(true), 0, "m1").is_err());
-    // Adding to two healthy of two: three members, two healthy, still a quorum.
-    assert!(cluster::require_quorum_after(&view(&["u0", "u1"], 2), None, 1, "m2").is_ok());
-    // Adding to one healthy of two: no.
+    // Adding to two healthy of three (one lost): four members, three healthy, a quorum.
+    assert!(cluster::require_quorum_after(&v, None, 1, "m3").is_ok());
+    // Adding to one healthy of two (no quorum now): no.
     assert!(cluster::require_quorum_after(&view(&["u0"], 2), None, 1, "m2").is_err());
+    // Five members, two lost: quorum now (3 of 5), but not after removing a healthy one.
+    let v = view(&["u0", "u1", "u2"], 5);
+    assert!(cluster::require_quorum_after(&v, Some(false), 0, "m4").is_ok());
+    assert!(cluster::require_quorum_after(&v, Some(true), 0, "m0").is_err());
+    // A learner (being added) does not count towards the quorum.
+    let mut v = view(&["u0", "u1"], 3);
+    v.listed[2].is_learner = true;
+    assert!(cluster::require_quorum_after(&v, Some(true), 0, "m0").is_ok(), "2 voters -> 1");
+    for (size, healthy, ok) in [(1, 1, true), (2, 1, false), (2, 2, true), (3, 2, true), (4, 2, false), (5, 3, true)] {
+        assert_eq!(cluster::quorum(size, healthy), ok, "{healthy} of {size}");
+    }
+}
+
+#[test]
+fn the_added_member_id_is_read() {
+    let out = "Member 8e9e05c52164694d added to cluster cdf818194e3a8c32\n\nETCD_NAME=\"etcd2\"\n";
+    assert_eq!(cluster::added_id(out), Some(0x8e9e05c52164694d));
+    assert_eq!(cluster::added_id("nothing"), None);
 }
 
 #[test]
