@@ -372,7 +372,9 @@ async fn evict(state: &State, t: &Target) -> anyhow::Result<Response> {
     };
     let pods = values(state.etcd.list(&format!("/registry/pods/{ns}/")).await?);
     let pdbs = values(state.etcd.list(&format!("/registry/policy/poddisruptionbudgets/{ns}/")).await?);
+    let argv = ["kube-apiserver".to_string(), "evict".into(), ns.clone(), name.clone()];
     if let Some(why) = super::eviction::violation(&pod, &pods, &pdbs) {
+        crate::record::record("eviction", &argv, &[], 429);
         let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": "Cannot evict pod as it would violate the pod's disruption budget.",
             "reason": "TooManyRequests", "code": 429,
@@ -380,6 +382,8 @@ async fn evict(state: &State, t: &Target) -> anyhow::Result<Response> {
         return Ok((StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response());
     }
     state.etcd.delete(&key).await?;
+    // In the node's call log, so tests can order evictions against kubeadm calls.
+    crate::record::record("eviction", &argv, &[], 0);
     let ok = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
     Ok((StatusCode::CREATED, axum::Json(ok)).into_response())
 }
