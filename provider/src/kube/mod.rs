@@ -476,9 +476,25 @@ pub fn parse_node(v: &Json) -> anyhow::Result<NodeObject> {
     Ok(NodeObject { labels, taints, unschedulable })
 }
 
-/// A name as one URL path segment (node names are DNS subdomains, but be safe).
+/// What a URL path segment cannot hold as is (RFC 3986 `pchar` plus `%` itself). Object
+/// names are DNS subdomains, which need none of it, but be safe; `-` and `.` stay as they
+/// are, as kubectl sends them.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// A name as one URL path segment.
 fn path_segment(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 /// The body of a successful response; otherwise an error with the status and the

@@ -130,3 +130,9 @@ fn lease_times_are_micro_times() {
         time::OffsetDateTime::parse("2026-12-04T10:00:01.5Z", &time::format_description::well_known::Rfc3339).unwrap();
     assert_eq!(micro_time(t), "2026-12-04T10:00:01.500000Z");
 }
+
+#[test]
+fn names_stay_readable_in_paths_and_only_what_a_segment_cannot_hold_is_escaped() {
+    assert_eq!(path_segment("web-1.apps"), "web-1.apps");
+    assert_eq!(path_segment("a/b c?"), "a%2Fb%20c%3F");
+}

@@ -129,7 +129,13 @@ struct Filters {
 
 impl Target {
     fn parse(path: &str) -> Option<Target> {
-        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // Segments are percent-decoded, as by the real API server (`web%2D1` is `web-1`).
+        let decoded: Vec<String> = path
+            .trim_start_matches('/')
+            .split('/')
+            .map(|x| percent_encoding::percent_decode_str(x).decode_utf8_lossy().into_owned())
+            .collect();
+        let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
         let (group, version, rest) = match segs.as_slice() {
             ["api", v, rest @ ..] => (String::new(), v.to_string(), rest),
             ["apis", g, v, rest @ ..] => (g.to_string(), v.to_string(), rest),
@@ -572,6 +578,8 @@ mod tests {
         assert_eq!(t.prefix(), "/registry/apps/daemonsets/kube-flannel/");
         assert!(t.name.is_none());
         assert!(Target::parse("/metrics").is_none());
+        let t = Target::parse("/api/v1/namespaces/apps/pods/web%2D1/eviction").unwrap();
+        assert_eq!((t.name.as_deref(), t.subresource.as_deref()), (Some("web-1"), Some("eviction")));
     }
 
     #[test]
