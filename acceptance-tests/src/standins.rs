@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use crate::provider::target_dir;
 
-/// The directory holding freshly built `kubeadm`, `kubelet`, `kube-apiserver`, `kubectl`
+/// The directory holding freshly built `kubeadm`, `kubelet` and `kube-apiserver`
 /// stand-ins; pass it as `UpOptions::standins = StandinsMode::Dir(..)`.
 pub fn standins_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

@@ -15,6 +15,7 @@
 
 pub mod guest;
 pub mod image;
+pub mod kubectl;
 pub mod machine;
 pub mod network;
 pub mod node;

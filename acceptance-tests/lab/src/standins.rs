@@ -1,6 +1,8 @@
 //! The Kubernetes STAND-INS as Debian packages: `kubeadm`, `kubelet` and `kubectl` at the
 //! versions pkgs.k8s.io would offer (see [`VERSIONS`]), built with dpkg-deb from the
-//! binaries of the `strata-standins` crate (`make build`), indexed with
+//! binaries of the `strata-standins` crate (`make build`) and, for `kubectl`, the REAL
+//! kubectl (Debian's, see [`crate::kubectl`]; kubectl works across the supported minor
+//! versions, so every `kubectl` package holds the same binary), indexed with
 //! dpkg-scanpackages, cached under `$STRATA_CACHE/lab/standins-repo-<hash of the
 //! binaries>`, and bound read-only into every node as a second `file:` apt source. The
 //! version is baked into each package (`/usr/lib/strata-standins/<package>.version`), so
@@ -21,14 +23,14 @@ use crate::process::log_tail;
 
 /// Debian versions of each package, as on pkgs.k8s.io.
 pub const VERSIONS: &[&str] = &["1.34.3-1.1", "1.35.0-1.1", "1.36.1-1.1"];
-pub const BINARIES: &[&str] = &["kubeadm", "kubelet", "kube-apiserver", "kubectl"];
+pub const BINARIES: &[&str] = &["kubeadm", "kubelet", "kube-apiserver"];
 
 /// Where a node sees the repository, and its apt source line.
 pub const NODE_PATH: &str = "/var/lib/strata-lab/standins-repo";
 pub const SOURCE_FILE: &str = "etc/apt/sources.list.d/strata-lab-kubernetes-standins.list";
 
 /// Bumped when the package layout below changes.
-const RECIPE: &str = "standins repo v1";
+const RECIPE: &str = "standins repo v2 (real kubectl)";
 
 pub fn source_line() -> String {
     format!("deb [trusted=yes] file:{NODE_PATH} ./\n")
@@ -84,9 +86,10 @@ pub fn locate(mode: &StandinsMode) -> Result<Option<PathBuf>> {
     }
 }
 
-fn content_key(bin_dir: &Path) -> Result<String> {
+fn content_key(bin_dir: &Path, kubectl: &Path) -> Result<String> {
     let mut h = Sha256::new();
     h.update(RECIPE.as_bytes());
+    h.update(fs::read(kubectl).with_context(|| format!("reading {}", kubectl.display()))?);
     for v in VERSIONS {
         h.update(v.as_bytes());
     }
@@ -99,7 +102,13 @@ fn content_key(bin_dir: &Path) -> Result<String> {
 
 /// Returns the cached repository for these binaries, building it first if needed.
 pub fn ensure_repo(bin_dir: &Path, log: &Path) -> Result<PathBuf> {
-    let key = content_key(bin_dir)?;
+    let kubectl = crate::kubectl::ensure(log)?;
+    ensure_repo_with(bin_dir, &kubectl, log)
+}
+
+/// [`ensure_repo`] with the real kubectl binary given.
+pub fn ensure_repo_with(bin_dir: &Path, kubectl: &Path, log: &Path) -> Result<PathBuf> {
+    let key = content_key(bin_dir, kubectl)?;
     let dir = cache_root()?.join("lab").join(format!("standins-repo-{key}"));
     if dir.join("Packages").is_file() {
         return Ok(dir);
@@ -114,7 +123,7 @@ pub fn ensure_repo(bin_dir: &Path, log: &Path) -> Result<PathBuf> {
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp)?;
     eprintln!("strata-lab: packaging the Kubernetes stand-ins into {} (log: {})", dir.display(), log.display());
-    if let Err(e) = build(bin_dir, &tmp, log) {
+    if let Err(e) = build(bin_dir, kubectl, &tmp, log) {
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
@@ -198,13 +207,14 @@ if [ \"$1\" = remove ] && [ -d /run/systemd/system ]; then
 fi
 ";
 
-fn build(bin_dir: &Path, out: &Path, log: &Path) -> Result<()> {
+fn build(bin_dir: &Path, kubectl: &Path, out: &Path, log: &Path) -> Result<()> {
     // Stripped once; debug info would make each package tens of MB.
     let stripped = out.join(".bin");
     fs::create_dir_all(&stripped)?;
     for b in BINARIES {
         run(Command::new("strip").arg("-o").arg(stripped.join(b)).arg(bin_dir.join(b)), log, "strip")?;
     }
+    fs::copy(kubectl, stripped.join("kubectl"))?;
     for full in VERSIONS {
         let upstream = full.split('-').next().expect("version");
         for pkg in ["kubeadm", "kubelet", "kubectl"] {
@@ -223,7 +233,7 @@ fn build(bin_dir: &Path, out: &Path, log: &Path) -> Result<()> {
                 "kubelet" => {
                     "Node agent for Kubernetes clusters (Strata lab STAND-IN; ships the stand-in kube-apiserver)"
                 }
-                _ => "Command-line utility for interacting with a Kubernetes cluster (Strata lab STAND-IN)",
+                _ => "Command-line utility for interacting with a Kubernetes cluster (Debian's real kubectl, repackaged by the Strata lab)",
             };
             if pkg == "kubelet" {
                 bin("kube-apiserver", "/usr/lib/strata-standins/kube-apiserver")?;
@@ -290,8 +300,11 @@ mod tests {
         for b in BINARIES {
             fs::copy("/bin/true", bins.join(b)).unwrap();
         }
+        let kubectl = tmp.path().join("real-kubectl");
+        fs::copy("/bin/echo", &kubectl).unwrap();
         // Each test runs in its own process under nextest; the cache goes to the temp dir.
         std::env::set_var("STRATA_CACHE", tmp.path().join("cache"));
+        let ensure_repo = |bins: &Path, log: &Path| ensure_repo_with(bins, &kubectl, log);
         let repo = ensure_repo(&bins, &tmp.path().join("log")).unwrap();
         assert_eq!(ensure_repo(&bins, &tmp.path().join("log")).unwrap(), repo, "cached by content");
         let index = fs::read_to_string(repo.join("Packages")).unwrap();
@@ -319,8 +332,16 @@ mod tests {
             .unwrap()
             .success());
         assert_eq!(fs::read_to_string(x.join("usr/lib/strata-standins/kubeadm.version")).unwrap(), "v1.34.3\n");
+        assert!(Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(repo.join("kubectl_1.35.0-1.1_amd64.deb"))
+            .arg(&x)
+            .status()
+            .unwrap()
+            .success());
+        assert_eq!(fs::read(x.join("usr/bin/kubectl")).unwrap(), fs::read("/bin/echo").unwrap(), "the real kubectl");
         // Other binaries make another repository.
-        fs::copy("/bin/false", bins.join("kubectl")).unwrap();
+        fs::copy("/bin/false", bins.join("kubeadm")).unwrap();
         assert_ne!(ensure_repo(&bins, &tmp.path().join("log")).unwrap(), repo);
     }
 }

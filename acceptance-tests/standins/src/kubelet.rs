@@ -133,6 +133,7 @@ async fn run(flags: Flags, cfg: Value) -> i32 {
     let version = crate::version::installed("kubelet").map(|v| v.to_string()).unwrap_or_default();
     eprintln!("I kubelet (stand-in) {version} starting; staticPodPath={}", cfg["staticPodPath"]);
     let mut registered = false;
+    let mut reported: Option<(bool, std::time::Instant)> = None;
     loop {
         if let Err(e) = sync_static_pods(&cfg) {
             eprintln!("E static pods: {e:#}");
@@ -145,9 +146,55 @@ async fn run(flags: Flags, cfg: Value) -> i32 {
                 Ok(done) => registered = done,
                 Err(e) => eprintln!("E registering the node: {e:#}"),
             }
+        } else {
+            // The node status heartbeat: every 10 s (nodeStatusUpdateFrequency), or at once
+            // when readiness changed.
+            let ready = network_ready();
+            if reported.is_none_or(|(r, at)| r != ready || at.elapsed() >= STATUS_EVERY) {
+                match post_status(&flags, ready).await {
+                    Ok(()) => reported = Some((ready, std::time::Instant::now())),
+                    Err(e) => eprintln!("E posting the node status: {e:#}"),
+                }
+            }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+const STATUS_EVERY: Duration = Duration::from_secs(10);
+const CNI_CONF_DIR: &str = "/etc/cni/net.d";
+
+/// The runtime's network is ready once a CNI configuration exists (what containerd's CRI
+/// reports as NetworkReady; until then the kubelet says NotReady).
+fn network_ready() -> bool {
+    std::fs::read_dir(CNI_CONF_DIR).is_ok_and(|d| {
+        d.flatten().any(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.ends_with(".conf") || n.ends_with(".conflist") || n.ends_with(".json")
+        })
+    })
+}
+
+fn ready_condition(ready: bool) -> Value {
+    let now = crate::apiserver::format_time(time::OffsetDateTime::now_utc());
+    if ready {
+        json!({"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status (stand-in)", "lastHeartbeatTime": now})
+    } else {
+        json!({"type": "Ready", "status": "False", "reason": "KubeletNotReady",
+               "message": "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized",
+               "lastHeartbeatTime": now})
+    }
+}
+
+async fn post_status(f: &Flags, ready: bool) -> Result<()> {
+    let Some(kc) = &f.kubeconfig else { return Ok(()) };
+    let api = ApiClient::from_kubeconfig(&Kubeconfig::load(kc)?)?;
+    let body = json!({"status": {"conditions": [ready_condition(ready)]}});
+    let r = api.merge_patch(&format!("/api/v1/nodes/{}/status", node_name(f)), &body).await?;
+    if !r.status.is_success() {
+        bail!("{} {}", r.status, r.message());
+    }
+    Ok(())
 }
 
 fn hash(s: &str) -> String {
@@ -322,7 +369,7 @@ async fn register_node(f: &Flags, version: &str) -> Result<bool> {
         "spec": {"taints": parse_taints(f.register_with_taints.as_deref().unwrap_or(""))},
         "status": {"addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}],
                    "nodeInfo": {"kubeletVersion": version, "containerRuntimeVersion": "containerd://1.6.20", "operatingSystem": "linux", "architecture": "amd64"},
-                   "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status (stand-in)"}]}
+                   "conditions": [ready_condition(network_ready())]}
     });
     let r = api.post("/api/v1/nodes", &node).await?;
     if r.status.is_success() || r.status == reqwest::StatusCode::CONFLICT {

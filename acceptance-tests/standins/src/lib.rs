@@ -1,4 +1,5 @@
-//! **Stand-ins** for kubeadm, kubelet, kube-apiserver and kubectl, for the Strata lab only.
+//! **Stand-ins** for kubeadm, kubelet and kube-apiserver, for the Strata lab only (kubectl
+//! is the real one, Debian's, which the lab packages).
 //!
 //! The real Kubernetes tools cannot be installed on the lab machines, so these binaries
 //! take their place. They are not Kubernetes: no pods, no scheduler, no controllers. What
@@ -14,7 +15,6 @@ pub mod etcd;
 pub mod jws;
 pub mod kubeadm;
 pub mod kubeconfig;
-pub mod kubectl;
 pub mod kubelet;
 pub mod pki;
 pub mod record;

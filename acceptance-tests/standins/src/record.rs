@@ -1,5 +1,6 @@
 //! The call record the acceptance tests read: one JSON line per invocation of the
-//! stand-in kubeadm or kubectl in `/var/log/strata-standins/calls.jsonl`.
+//! stand-in kubeadm, and each eviction the stand-in API server decided (tool `eviction`,
+//! exit 0 evicted or 429 refused), in `/var/log/strata-standins/calls.jsonl`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ pub fn config_arg(argv: &[String], flags: &[&str]) -> Option<String> {
 /// tool's exit code (the record is for the tests, not for the caller).
 pub fn record(tool: &str, argv: &[String], config_flags: &[&str], exit: i32) {
     let config = config_arg(argv, config_flags).and_then(|p| std::fs::read_to_string(p).ok());
+    // Nanoseconds: records of different nodes (one kernel clock in the lab) are ordered by it.
     let now =
         time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let line = json!({"tool": tool, "argv": argv, "time": now, "config": config, "exit": exit});

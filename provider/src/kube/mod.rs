@@ -18,7 +18,8 @@ use serde_json::{json, Value as Json};
 /// the same network, so anything slower is a server that does not answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A client of one API endpoint (`https://host:port`).
+/// A client of one API endpoint (`https://host:port`); cheap to clone.
+#[derive(Clone)]
 pub struct KubeClient {
     http: reqwest::Client,
     base: String,
@@ -39,12 +40,26 @@ pub struct Taint {
     pub effect: String,
 }
 
+impl Taint {
+    /// Kubernetes identifies a taint by key and effect (`kubectl taint` and the
+    /// scheduler do): one key may carry several effects.
+    pub fn same_as(&self, key: &str, effect: &str) -> bool {
+        self.key == key && self.effect == effect
+    }
+}
+
 /// What the provider reads of a Node object.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NodeObject {
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
+    /// `spec.unschedulable` (`kubectl cordon`).
+    pub unschedulable: bool,
 }
+
+/// How many times a read-modify-write of a Node is retried when someone else (the node
+/// lifecycle controller, `kubectl`) changed it in between.
+const CONFLICT_RETRIES: usize = 8;
 
 /// A bootstrap token minted through the API, and when it expires (RFC 3339).
 pub struct MintedToken {
@@ -134,26 +149,155 @@ impl KubeClient {
         Ok(Some(parse_node(&v)?))
     }
 
-    /// Sets the labels and taints the provider manages on Node `name` with a JSON merge
-    /// patch: `labels` are set and `removed_labels` deleted (other labels, e.g. the
-    /// kubelet's own, are left alone); `spec.taints` is replaced as a whole.
+    /// Sets the labels and taints the provider manages on Node `name`: `labels` are set
+    /// and `removed_labels` deleted; `taints` are set (matched by key and effect) and
+    /// `removed_taints` deleted. Everything else on the Node (the kubelet's labels, the
+    /// node lifecycle controller's taints, `kubectl cordon`'s) is left as it is. Taints are
+    /// one list in the API, so the list is read, changed and written back with its
+    /// `resourceVersion` (a conflict, i.e. a change in between, is retried).
     pub async fn patch_node(
         &self,
         name: &str,
         labels: &BTreeMap<String, String>,
         removed_labels: &[String],
         taints: &[Taint],
+        removed_taints: &[Taint],
     ) -> anyhow::Result<()> {
-        let body = node_patch(labels, removed_labels, taints);
+        let url = format!("{}/api/v1/nodes/{}", self.base, path_segment(name));
+        for _ in 0..CONFLICT_RETRIES {
+            let node = self
+                .get_json(&format!("/api/v1/nodes/{}", path_segment(name)))
+                .await?
+                .ok_or_else(|| anyhow!("node {name} not found"))?;
+            let current = node.pointer("/spec/taints").and_then(Json::as_array).cloned().unwrap_or_default();
+            let merged = merge_taints(&current, taints, removed_taints);
+            let mut body = node_patch(labels, removed_labels, &merged);
+            if let Some(rv) = node.pointer("/metadata/resourceVersion") {
+                body["metadata"]["resourceVersion"] = rv.clone();
+            }
+            let r = self
+                .http
+                .patch(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/merge-patch+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .map_err(describe)?;
+            if r.status() == reqwest::StatusCode::CONFLICT {
+                continue;
+            }
+            return check(r, &format!("patching node {name}")).await.map(|_| ());
+        }
+        bail!("patching node {name}: it kept changing under us ({CONFLICT_RETRIES} conflicts in a row)")
+    }
+
+    /// Sets `spec.unschedulable` of Node `name`, as `kubectl cordon`/`uncordon` do.
+    pub async fn set_unschedulable(&self, name: &str, unschedulable: bool) -> anyhow::Result<()> {
         let r = self
             .http
             .patch(format!("{}/api/v1/nodes/{}", self.base, path_segment(name)))
             .header(reqwest::header::CONTENT_TYPE, "application/merge-patch+json")
-            .body(body.to_string())
+            .body(json!({"spec": {"unschedulable": unschedulable}}).to_string())
             .send()
             .await
             .map_err(describe)?;
-        check(r, &format!("patching node {name}")).await.map(|_| ())
+        check(r, &format!("cordoning node {name}")).await.map(|_| ())
+    }
+
+    /// The pods bound to Node `name` that a drain evicts, as `kubectl drain` picks them:
+    /// not those of a DaemonSet (it would start them again) and not mirror pods of
+    /// static pods (the kubelet owns them). `(namespace, name)`.
+    pub async fn pods_to_evict(&self, node: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let selector =
+            percent_encoding::utf8_percent_encode(&format!("spec.nodeName={node}"), percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        let list = self.get_json(&format!("/api/v1/pods?fieldSelector={selector}")).await?.unwrap_or_default();
+        Ok(evictable_pods(&list, node))
+    }
+
+    /// Asks the eviction API to evict a pod: `Ok(None)` when it was evicted (or is
+    /// gone), `Ok(Some(why))` when the API refused for now (429: a PodDisruptionBudget
+    /// would be violated), an error otherwise.
+    pub async fn evict(&self, namespace: &str, pod: &str) -> anyhow::Result<Option<String>> {
+        let body = json!({"apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": pod, "namespace": namespace}});
+        let r = self
+            .http
+            .post(format!(
+                "{}/api/v1/namespaces/{}/pods/{}/eviction",
+                self.base,
+                path_segment(namespace),
+                path_segment(pod)
+            ))
+            .json(&body)
+            .send()
+            .await
+            .map_err(describe)?;
+        match r.status() {
+            reqwest::StatusCode::NOT_FOUND => Ok(None),
+            reqwest::StatusCode::TOO_MANY_REQUESTS => {
+                let text = r.text().await.map_err(describe)?;
+                Ok(Some(status_message(&text)))
+            }
+            _ => check(r, &format!("evicting pod {namespace}/{pod}")).await.map(|_| None),
+        }
+    }
+
+    /// Whether pod `namespace/name` still exists.
+    pub async fn pod_exists(&self, namespace: &str, name: &str) -> anyhow::Result<bool> {
+        let path = format!("/api/v1/namespaces/{}/pods/{}", path_segment(namespace), path_segment(name));
+        Ok(self.get_json(&path).await?.is_some())
+    }
+
+    /// Takes Lease `kube-system/name` for `holder` when it is free, expired or already
+    /// held by `holder`: `Ok(None)` when taken, `Ok(Some(other holder))` when not. The
+    /// Lease's `resourceVersion` makes two takers race safely (one gets a conflict).
+    pub async fn try_lease(&self, name: &str, holder: &str, duration: Duration) -> anyhow::Result<Option<String>> {
+        let path = format!("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{}", path_segment(name));
+        let now = micro_time(time::OffsetDateTime::now_utc());
+        let secs = duration.as_secs().max(1);
+        let spec =
+            json!({"holderIdentity": holder, "leaseDurationSeconds": secs, "acquireTime": now, "renewTime": now});
+        match self.get_json(&path).await? {
+            None => {
+                let body = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": name, "namespace": "kube-system"}, "spec": spec});
+                let r = self
+                    .http
+                    .post(format!("{}/apis/coordination.k8s.io/v1/namespaces/kube-system/leases", self.base))
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(describe)?;
+                if r.status() == reqwest::StatusCode::CONFLICT {
+                    return Ok(Some("another taker (it was created in between)".into()));
+                }
+                check(r, &format!("creating Lease kube-system/{name}")).await.map(|_| None)
+            }
+            Some(mut lease) => {
+                if let Some(other) = lease_held_by_other(&lease, holder, time::OffsetDateTime::now_utc()) {
+                    return Ok(Some(other));
+                }
+                lease["spec"] = spec;
+                let r = self.http.put(format!("{}{path}", self.base)).json(&lease).send().await.map_err(describe)?;
+                if r.status() == reqwest::StatusCode::CONFLICT {
+                    return Ok(Some("another taker (it changed in between)".into()));
+                }
+                check(r, &format!("taking Lease kube-system/{name}")).await.map(|_| None)
+            }
+        }
+    }
+
+    /// Gives Lease `kube-system/name` up when `holder` holds it (clears the holder).
+    pub async fn release_lease(&self, name: &str, holder: &str) -> anyhow::Result<()> {
+        let path = format!("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{}", path_segment(name));
+        let Some(mut lease) = self.get_json(&path).await? else { return Ok(()) };
+        if lease.pointer("/spec/holderIdentity").and_then(Json::as_str) != Some(holder) {
+            return Ok(());
+        }
+        lease["spec"]["holderIdentity"] = Json::Null;
+        let r = self.http.put(format!("{}{path}", self.base)).json(&lease).send().await.map_err(describe)?;
+        check(r, &format!("releasing Lease kube-system/{name}")).await.map(|_| ())
     }
 
     /// Deletes Node `name`; one that is already gone is fine.
@@ -219,8 +363,96 @@ pub fn bootstrap_token_matches(secret: &Json, token: &str, now: time::OffsetDate
     }
 }
 
+/// The Node's taint list after setting `desired` and deleting `removed` (both matched by
+/// key and effect): other taints stay as they are, with every field the API gave them
+/// (e.g. `timeAdded` of the controller's `NoExecute` taints), in their order.
+pub fn merge_taints(current: &[Json], desired: &[Taint], removed: &[Taint]) -> Vec<Json> {
+    let key_effect = |t: &Json| {
+        (
+            t.get("key").and_then(Json::as_str).unwrap_or("").to_string(),
+            t.get("effect").and_then(Json::as_str).unwrap_or("").to_string(),
+        )
+    };
+    let to_json = |t: &Taint| serde_json::to_value(t).expect("taints serialise");
+    let mut out = Vec::new();
+    let mut placed = vec![false; desired.len()];
+    for t in current {
+        let (k, e) = key_effect(t);
+        if let Some(i) = desired.iter().position(|d| d.same_as(&k, &e)) {
+            if !placed[i] {
+                out.push(to_json(&desired[i]));
+                placed[i] = true;
+            }
+        } else if !removed.iter().any(|r| r.same_as(&k, &e)) {
+            out.push(t.clone());
+        }
+    }
+    out.extend(desired.iter().zip(&placed).filter(|(_, p)| !**p).map(|(d, _)| to_json(d)));
+    out
+}
+
+/// The pods of a pod list bound to `node` that a drain evicts (see
+/// [`KubeClient::pods_to_evict`]); the node is checked again in case the server ignored
+/// the field selector.
+pub fn evictable_pods(list: &Json, node: &str) -> Vec<(String, String)> {
+    let items = list.get("items").and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default();
+    items
+        .iter()
+        .filter(|p| p.pointer("/spec/nodeName").and_then(Json::as_str) == Some(node))
+        .filter(|p| {
+            let owners = p.pointer("/metadata/ownerReferences").and_then(Json::as_array);
+            !owners.is_some_and(|o| o.iter().any(|r| r.get("kind").and_then(Json::as_str) == Some("DaemonSet")))
+        })
+        .filter(|p| p.pointer("/metadata/annotations/kubernetes.io~1config.mirror").is_none())
+        .filter(|p| !matches!(p.pointer("/status/phase").and_then(Json::as_str), Some("Succeeded" | "Failed")))
+        .filter_map(|p| {
+            let m = p.get("metadata")?;
+            Some((m.get("namespace")?.as_str()?.to_string(), m.get("name")?.as_str()?.to_string()))
+        })
+        .collect()
+}
+
+/// Who holds `lease` other than `holder` while it has not expired at `now` (its
+/// `renewTime` plus `leaseDurationSeconds`); `None` when `holder` may take it.
+pub fn lease_held_by_other(lease: &Json, holder: &str, now: time::OffsetDateTime) -> Option<String> {
+    let spec = lease.get("spec")?;
+    let other = spec.get("holderIdentity").and_then(Json::as_str).filter(|h| !h.is_empty() && *h != holder)?;
+    let renewed = spec
+        .get("renewTime")
+        .and_then(Json::as_str)
+        .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
+    let secs = spec.get("leaseDurationSeconds").and_then(Json::as_i64).unwrap_or(0);
+    match renewed {
+        Some(t) if t + time::Duration::seconds(secs) > now => Some(other.to_string()),
+        _ => None,
+    }
+}
+
+/// A Lease's MicroTime: RFC 3339 with microseconds.
+fn micro_time(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+/// The `message` of a Kubernetes Status body, else the start of the text.
+fn status_message(text: &str) -> String {
+    serde_json::from_str::<Json>(text)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Json::as_str).map(str::to_string))
+        .unwrap_or_else(|| text.chars().take(200).collect())
+}
+
 /// The merge patch for [`KubeClient::patch_node`]: a null label deletes it.
-pub fn node_patch(labels: &BTreeMap<String, String>, removed_labels: &[String], taints: &[Taint]) -> Json {
+pub fn node_patch(labels: &BTreeMap<String, String>, removed_labels: &[String], taints: &[Json]) -> Json {
     let mut l = serde_json::Map::new();
     for k in removed_labels {
         l.insert(k.clone(), Json::Null);
@@ -240,12 +472,29 @@ pub fn parse_node(v: &Json) -> anyhow::Result<NodeObject> {
         Some(Json::Null) | None => Vec::new(),
         Some(t) => serde_json::from_value(t.clone()).context("node taints")?,
     };
-    Ok(NodeObject { labels, taints })
+    let unschedulable = v.pointer("/spec/unschedulable").and_then(Json::as_bool).unwrap_or(false);
+    Ok(NodeObject { labels, taints, unschedulable })
 }
 
-/// A name as one URL path segment (node names are DNS subdomains, but be safe).
+/// What a URL path segment cannot hold as is (RFC 3986 `pchar` plus `%` itself). Object
+/// names are DNS subdomains, which need none of it, but be safe; `-` and `.` stay as they
+/// are, as kubectl sends them.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// A name as one URL path segment.
 fn path_segment(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 /// The body of a successful response; otherwise an error with the status and the
@@ -256,10 +505,7 @@ async fn check(r: reqwest::Response, what: &str) -> anyhow::Result<String> {
     if status.is_success() {
         return Ok(text);
     }
-    let message = serde_json::from_str::<Json>(&text)
-        .ok()
-        .and_then(|v| v.get("message").and_then(Json::as_str).map(str::to_string))
-        .unwrap_or_else(|| text.chars().take(200).collect());
+    let message = status_message(&text);
     bail!("{what}: the API answered {status}: {message}")
 }
 

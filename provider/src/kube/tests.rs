@@ -16,9 +16,9 @@ fn bootstrap_token_secrets_are_what_kubeadm_token_create_makes() {
 }
 
 #[test]
-fn node_patches_set_owned_labels_delete_removed_ones_and_replace_taints() {
+fn node_patches_set_owned_labels_delete_removed_ones_and_carry_the_taint_list() {
     let labels = BTreeMap::from([("env".to_string(), "prod".to_string())]);
-    let taints = vec![Taint { key: "dedicated".into(), value: None, effect: "NoSchedule".into() }];
+    let taints = vec![json!({"key": "dedicated", "effect": "NoSchedule"})];
     let p = node_patch(&labels, &["old".to_string()], &taints);
     assert_eq!(
         p,
@@ -64,4 +64,75 @@ fn a_bootstrap_token_is_valid_only_with_its_secret_and_before_it_expires() {
     assert!(!bootstrap_token_matches(&secret("abcdef", "ffffffffffffffff", Some("2026-12-03T00:00:00Z")), token, now));
     assert!(!bootstrap_token_matches(&secret("abcdef", "0123456789abcdef", Some("not a time")), token, now));
     assert!(!bootstrap_token_matches(&serde_json::json!({}), token, now));
+}
+
+fn taint(k: &str, v: Option<&str>, e: &str) -> Taint {
+    Taint { key: k.into(), value: v.map(str::to_string), effect: e.into() }
+}
+
+#[test]
+fn merged_taints_change_only_the_owned_ones_and_keep_the_rest_as_the_api_gave_them() {
+    let current = vec![
+        json!({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}),
+        json!({"key": "dedicated", "value": "db", "effect": "NoSchedule"}),
+        json!({"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": "2026-12-04T00:00:00Z"}),
+        json!({"key": "old", "effect": "NoExecute"}),
+        json!({"key": "dedicated", "value": "x", "effect": "NoExecute"}),
+    ];
+    let desired = vec![taint("dedicated", Some("gpu"), "NoSchedule"), taint("new", None, "PreferNoSchedule")];
+    let removed = vec![taint("old", None, "NoExecute")];
+    assert_eq!(
+        merge_taints(&current, &desired, &removed),
+        vec![
+            json!({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}),
+            json!({"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}),
+            json!({"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": "2026-12-04T00:00:00Z"}),
+            // Same key, another effect: another taint, not ours.
+            json!({"key": "dedicated", "value": "x", "effect": "NoExecute"}),
+            json!({"key": "new", "effect": "PreferNoSchedule"}),
+        ]
+    );
+    // Nothing owned, nothing removed: the list is left exactly as it is.
+    assert_eq!(merge_taints(&current, &[], &[]), current);
+}
+
+#[test]
+fn a_drain_evicts_the_nodes_pods_but_not_daemonset_mirror_or_finished_ones() {
+    let list = json!({"items": [
+        {"metadata": {"namespace": "default", "name": "web-1"}, "spec": {"nodeName": "w1"}, "status": {"phase": "Running"}},
+        {"metadata": {"namespace": "default", "name": "web-2"}, "spec": {"nodeName": "w2"}},
+        {"metadata": {"namespace": "kube-system", "name": "proxy-x", "ownerReferences": [{"kind": "DaemonSet", "name": "proxy"}]}, "spec": {"nodeName": "w1"}},
+        {"metadata": {"namespace": "kube-system", "name": "static-w1", "annotations": {"kubernetes.io/config.mirror": "h"}}, "spec": {"nodeName": "w1"}},
+        {"metadata": {"namespace": "default", "name": "job-1"}, "spec": {"nodeName": "w1"}, "status": {"phase": "Succeeded"}},
+        {"metadata": {"namespace": "db", "name": "pg-0", "ownerReferences": [{"kind": "StatefulSet", "name": "pg"}]}, "spec": {"nodeName": "w1"}},
+    ]});
+    assert_eq!(
+        evictable_pods(&list, "w1"),
+        vec![("default".to_string(), "web-1".to_string()), ("db".to_string(), "pg-0".to_string())]
+    );
+    assert!(evictable_pods(&json!({}), "w1").is_empty());
+}
+
+#[test]
+fn a_lease_blocks_others_until_it_expires_or_is_released() {
+    let t = |s: &str| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap();
+    let lease = json!({"spec": {"holderIdentity": "a", "leaseDurationSeconds": 30, "renewTime": "2026-12-04T10:00:00.000000Z"}});
+    assert_eq!(lease_held_by_other(&lease, "b", t("2026-12-04T10:00:20Z")).as_deref(), Some("a"));
+    assert_eq!(lease_held_by_other(&lease, "a", t("2026-12-04T10:00:20Z")), None, "its holder may renew it");
+    assert_eq!(lease_held_by_other(&lease, "b", t("2026-12-04T10:00:31Z")), None, "expired");
+    let released = json!({"spec": {"holderIdentity": null, "leaseDurationSeconds": 30, "renewTime": "2026-12-04T10:00:00.000000Z"}});
+    assert_eq!(lease_held_by_other(&released, "b", t("2026-12-04T10:00:01Z")), None);
+}
+
+#[test]
+fn lease_times_are_micro_times() {
+    let t =
+        time::OffsetDateTime::parse("2026-12-04T10:00:01.5Z", &time::format_description::well_known::Rfc3339).unwrap();
+    assert_eq!(micro_time(t), "2026-12-04T10:00:01.500000Z");
+}
+
+#[test]
+fn names_stay_readable_in_paths_and_only_what_a_segment_cannot_hold_is_escaped() {
+    assert_eq!(path_segment("web-1.apps"), "web-1.apps");
+    assert_eq!(path_segment("a/b c?"), "a%2Fb%20c%3F");
 }

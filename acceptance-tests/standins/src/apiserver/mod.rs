@@ -1,14 +1,21 @@
 //! STAND-IN kube-apiserver: real flags, TLS with the serving certificate kubeadm issued,
 //! client-certificate and bootstrap-token authentication, `/readyz` `/livez` `/version`,
 //! and a REST store for objects kept in etcd under `/registry/...` through etcd's gRPC
-//! API, so every API server of a cluster sees the same objects. No controllers
-//! run; the few controller duties kubeadm relies on (bootstrap signer, kubelet CSR
-//! approval and signing) are done inline, see README.md.
+//! API, so every API server of a cluster sees the same objects, served so that real
+//! kubectl works (discovery, selectors, every PATCH type, eviction). No controller
+//! manager runs; the controller duties kubeadm and day-2 operations rely on (bootstrap
+//! signer, kubelet CSR approval and signing, the node lifecycle controller's taints, the
+//! disruption budget check of evictions) are done here, see README.md.
 
 mod auth;
 mod csr;
+mod discovery;
+mod eviction;
 mod flags;
+mod nodes;
+pub use nodes::format_time;
 mod rest;
+mod select;
 mod server;
 
 use std::sync::Arc;
@@ -54,5 +61,6 @@ async fn run(flags: Flags) -> Result<()> {
     let ca_key = std::path::Path::new(&flags.client_ca_file).with_file_name("ca.key");
     let ca = crate::pki::load_ca(&flags.client_ca_file, &ca_key.to_string_lossy()).ok();
     let state = Arc::new(State { flags, etcd, version, ca });
+    tokio::spawn(nodes::run(state.clone()));
     server::serve(state).await
 }

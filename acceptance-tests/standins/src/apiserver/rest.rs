@@ -1,6 +1,8 @@
-//! The REST side: health and version endpoints, then a generic object store keyed like
-//! Kubernetes' own etcd layout (`/registry/<resource>/<namespace>/<name>`), with create,
-//! get, list, replace, JSON merge patch and delete.
+//! The REST side: health, version and discovery endpoints, then a generic object store
+//! keyed like Kubernetes' own etcd layout (`/registry/<resource>/<namespace>/<name>`),
+//! with create, get, list (field and label selectors), replace, patch (JSON merge,
+//! strategic merge, JSON patch, server-side apply), delete, `resourceVersion`
+//! conflicts, the `status` subresources and the eviction API.
 
 use std::sync::Arc;
 
@@ -36,6 +38,8 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().trim_end_matches('/').to_string();
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
     let user = if let Some((cn, orgs)) = peer.0 {
         User { name: cn, groups: orgs }
     } else if let Some(token) =
@@ -68,6 +72,13 @@ async fn handle(
         "/version" => return axum::Json(crate::version::info_json(state.version)).into_response(),
         _ => {}
     }
+    if method == Method::GET {
+        let advertise = format!("{}:{}", state.flags.advertise_address, state.flags.secure_port);
+        if let Some(doc) = super::discovery::document(&path, &advertise).or_else(|| super::discovery::openapi_v3(&path))
+        {
+            return axum::Json(doc).into_response();
+        }
+    }
     let Some(target) = Target::parse(&path) else {
         return status(
             StatusCode::NOT_FOUND,
@@ -76,7 +87,24 @@ async fn handle(
         );
     };
     let content_type = headers.get("content-type").and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
-    match store(&state, &user, &method, &target, &body, &content_type).await {
+    let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let filters =
+        Filters { fields: q("fieldSelector").map(str::to_string), labels: q("labelSelector").map(str::to_string) };
+    let result = if target.subresource.as_deref() == Some("eviction") {
+        if method != Method::POST {
+            return status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only POST creates an eviction".into());
+        }
+        evict(&state, &target).await
+    } else if target.subresource.as_deref().is_some_and(|s| s != "status") {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        );
+    } else {
+        store(&state, &user, &method, &target, &body, &content_type, &filters).await
+    };
+    match result {
         Ok(r) => r,
         Err(e) => status(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", format!("{e:#}")),
     }
@@ -90,24 +118,40 @@ struct Target {
     resource: String,
     namespace: Option<String>,
     name: Option<String>,
+    /// `status`, `eviction`.
+    subresource: Option<String>,
+}
+
+struct Filters {
+    fields: Option<String>,
+    labels: Option<String>,
 }
 
 impl Target {
     fn parse(path: &str) -> Option<Target> {
-        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // Segments are percent-decoded, as by the real API server (`web%2D1` is `web-1`).
+        let decoded: Vec<String> = path
+            .trim_start_matches('/')
+            .split('/')
+            .map(|x| percent_encoding::percent_decode_str(x).decode_utf8_lossy().into_owned())
+            .collect();
+        let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
         let (group, version, rest) = match segs.as_slice() {
             ["api", v, rest @ ..] => (String::new(), v.to_string(), rest),
             ["apis", g, v, rest @ ..] => (g.to_string(), v.to_string(), rest),
             _ => return None,
         };
-        let (namespace, resource, name) = match rest {
-            ["namespaces", ns, res] => (Some(ns.to_string()), res.to_string(), None),
-            ["namespaces", ns, res, name] => (Some(ns.to_string()), res.to_string(), Some(name.to_string())),
-            [res] => (None, res.to_string(), None),
-            [res, name] => (None, res.to_string(), Some(name.to_string())),
+        let s = |x: &&str| x.to_string();
+        let (namespace, resource, name, subresource) = match rest {
+            ["namespaces", ns, res] => (Some(s(ns)), s(res), None, None),
+            ["namespaces", ns, res, name] => (Some(s(ns)), s(res), Some(s(name)), None),
+            ["namespaces", ns, res, name, sub] => (Some(s(ns)), s(res), Some(s(name)), Some(s(sub))),
+            [res] => (None, s(res), None, None),
+            [res, name] => (None, s(res), Some(s(name)), None),
+            [res, name, sub] => (None, s(res), Some(s(name)), Some(s(sub))),
             _ => return None,
         };
-        Some(Target { group, version, resource, namespace, name })
+        Some(Target { group, version, resource, namespace, name, subresource })
     }
 
     fn prefix(&self) -> String {
@@ -123,6 +167,10 @@ impl Target {
             Some(ns) => format!("{base}/{ns}/"),
             None => format!("{base}/"),
         }
+    }
+
+    fn kind(&self) -> String {
+        super::discovery::kind(&self.group, &self.resource).unwrap_or("Object").to_string()
     }
 
     fn api_version(&self) -> String {
@@ -219,6 +267,133 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// A new `metadata.resourceVersion` for every write: increasing (nanoseconds), so a
+/// client that read an older one gets a conflict.
+pub fn bump_resource_version(obj: &mut Value) {
+    let v = time::OffsetDateTime::now_utc().unix_timestamp_nanos().to_string();
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.insert("resourceVersion".into(), json!(v));
+    }
+}
+
+/// kind and apiVersion as the API server always sends them (kubectl decodes by them).
+fn typed(t: &Target, mut obj: Value) -> Value {
+    if let Some(o) = obj.as_object_mut() {
+        o.entry("kind").or_insert_with(|| json!(t.kind()));
+        o.entry("apiVersion").or_insert_with(|| json!(t.api_version()));
+    }
+    obj
+}
+
+fn conflict(t: &Target, name: &str) -> Response {
+    let gr = if t.group.is_empty() { t.resource.clone() } else { format!("{}.{}", t.resource, t.group) };
+    status(
+        StatusCode::CONFLICT,
+        "Conflict",
+        format!("Operation cannot be fulfilled on {gr} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"),
+    )
+}
+
+/// Whether a write that names `resourceVersion` `sent` is stale against `stored`.
+fn stale(sent: &Value, stored: &Value) -> bool {
+    match sent.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+        Some(v) if !v.is_empty() => stored.pointer("/metadata/resourceVersion").and_then(Value::as_str) != Some(v),
+        _ => false,
+    }
+}
+
+/// What the API server (and for Nodes the node lifecycle controller, for Pods bound to
+/// a node the kubelet) does to every object written.
+fn on_write(t: &Target, obj: &mut Value) {
+    if t.group.is_empty() && t.resource == "nodes" {
+        super::nodes::reconcile(obj, time::OffsetDateTime::now_utc());
+    }
+    if t.group.is_empty()
+        && t.resource == "pods"
+        && obj.pointer("/spec/nodeName").is_some()
+        && obj.pointer("/status/phase").is_none()
+    {
+        // No kubelet runs pods here: a pod bound to a node counts as running.
+        obj["status"] = json!({"phase": "Running"});
+    }
+    bump_resource_version(obj);
+}
+
+/// `PATCH` bodies by content type onto `obj`; `Err` is a 4xx response.
+fn apply_patch(obj: &mut Value, body: &[u8], content_type: &str) -> Result<(), Response> {
+    let bad = |m: String| status(StatusCode::BAD_REQUEST, "BadRequest", m);
+    let ct = content_type.split(';').next().unwrap_or("").trim();
+    match ct {
+        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+            let patch: Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON patch: {e}")))?;
+            // The directives of a strategic merge patch ($patch, $setElementOrder/...,
+            // $retainKeys) are dropped: the core fields kubectl patches (labels, taints,
+            // unschedulable) have no merge keys, so the rest is a merge patch.
+            merge_patch(obj, &strip_directives(patch));
+        }
+        "application/json-patch+json" => {
+            let patch: json_patch::Patch =
+                serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON patch: {e}")))?;
+            json_patch::patch(obj, &patch).map_err(|e| {
+                status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", format!("the JSON patch could not be applied: {e}"))
+            })?;
+        }
+        "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
+            let patch: Value =
+                serde_yaml_ng::from_slice(body).map_err(|e| bad(format!("invalid apply configuration: {e}")))?;
+            merge_patch(obj, &patch);
+        }
+        _ => {
+            return Err(status(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"),
+            ))
+        }
+    }
+    Ok(())
+}
+
+fn strip_directives(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter().filter(|(k, _)| !k.starts_with('$')).map(|(k, v)| (k, strip_directives(v))).collect(),
+        ),
+        other => other,
+    }
+}
+
+/// `POST pods/{name}/eviction`.
+async fn evict(state: &State, t: &Target) -> anyhow::Result<Response> {
+    let (Some(ns), Some(name)) = (&t.namespace, &t.name) else {
+        return Ok(status(StatusCode::NOT_FOUND, "NotFound", "eviction needs a namespaced pod".into()));
+    };
+    let key = format!("/registry/pods/{ns}/{name}");
+    let Some(raw) = state.etcd.get(&key).await? else {
+        return Ok(status(StatusCode::NOT_FOUND, "NotFound", format!("pods \"{name}\" not found")));
+    };
+    let pod: Value = serde_json::from_slice(&raw)?;
+    let values = |kvs: Vec<(String, Vec<u8>)>| -> Vec<Value> {
+        kvs.into_iter().filter_map(|(_, v)| serde_json::from_slice(&v).ok()).collect()
+    };
+    let pods = values(state.etcd.list(&format!("/registry/pods/{ns}/")).await?);
+    let pdbs = values(state.etcd.list(&format!("/registry/policy/poddisruptionbudgets/{ns}/")).await?);
+    let argv = ["kube-apiserver".to_string(), "evict".into(), ns.clone(), name.clone()];
+    if let Some(why) = super::eviction::violation(&pod, &pods, &pdbs) {
+        crate::record::record("eviction", &argv, &[], 429);
+        let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+            "reason": "TooManyRequests", "code": 429,
+            "details": {"causes": [{"reason": "DisruptionBudget", "message": why}]}});
+        return Ok((StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response());
+    }
+    state.etcd.delete(&key).await?;
+    // In the node's call log, so tests can order evictions against kubeadm calls.
+    crate::record::record("eviction", &argv, &[], 0);
+    let ok = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+    Ok((StatusCode::CREATED, axum::Json(ok)).into_response())
+}
+
 async fn store(
     state: &State,
     user: &User,
@@ -226,13 +401,14 @@ async fn store(
     t: &Target,
     body: &[u8],
     content_type: &str,
+    filters: &Filters,
 ) -> anyhow::Result<Response> {
     let prefix = t.prefix();
     let parse_body = || serde_json::from_slice::<Value>(body);
     Ok(match (method.as_str(), &t.name) {
         ("GET", Some(name)) => match state.etcd.get(&format!("{prefix}{name}")).await? {
             Some(raw) => {
-                let mut obj: Value = serde_json::from_slice(&raw)?;
+                let mut obj: Value = typed(t, serde_json::from_slice(&raw)?);
                 if t.resource == "configmaps" && t.namespace.as_deref() == Some("kube-public") && name == "cluster-info"
                 {
                     sign_cluster_info(state, &mut obj).await?;
@@ -242,16 +418,42 @@ async fn store(
             None => not_found(t, name),
         },
         ("GET", None) => {
+            // Without a namespace, a namespaced resource lists every namespace's objects.
+            let depth = usize::from(
+                t.namespace.is_none()
+                    && matches!(
+                        t.resource.as_str(),
+                        "pods"
+                            | "configmaps"
+                            | "secrets"
+                            | "services"
+                            | "serviceaccounts"
+                            | "events"
+                            | "daemonsets"
+                            | "deployments"
+                            | "replicasets"
+                            | "statefulsets"
+                            | "poddisruptionbudgets"
+                            | "leases"
+                            | "roles"
+                            | "rolebindings"
+                    ),
+            );
             let items: Vec<Value> = state
                 .etcd
                 .list(&prefix)
                 .await?
                 .into_iter()
-                .filter(|(k, _)| !k[prefix.len()..].contains('/'))
+                .filter(|(k, _)| k[prefix.len()..].matches('/').count() == depth)
                 .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+                .map(|o| typed(t, o))
+                .filter(|o| filters.fields.as_deref().is_none_or(|f| super::select::fields_match(o, f)))
+                .filter(|o| filters.labels.as_deref().is_none_or(|l| super::select::labels_match(o, l)))
                 .collect();
-            axum::Json(json!({"kind": "List", "apiVersion": t.api_version(), "metadata": {}, "items": items}))
-                .into_response()
+            let rv = time::OffsetDateTime::now_utc().unix_timestamp_nanos().to_string();
+            axum::Json(json!({"kind": format!("{}List", t.kind()), "apiVersion": t.api_version(),
+                "metadata": {"resourceVersion": rv}, "items": items}))
+            .into_response()
         }
         ("POST", None) => {
             let Ok(mut obj) = parse_body() else {
@@ -271,6 +473,8 @@ async fn store(
                     return Ok(status(StatusCode::FORBIDDEN, "Forbidden", e));
                 }
             }
+            let mut obj = typed(t, obj);
+            on_write(t, &mut obj);
             state.etcd.put(&key, &serde_json::to_vec(&obj)?).await?;
             (StatusCode::CREATED, axum::Json(obj)).into_response()
         }
@@ -281,6 +485,9 @@ async fn store(
                 return Ok(status(StatusCode::BAD_REQUEST, "BadRequest", "invalid JSON body".into()));
             };
             let old: Value = serde_json::from_slice(&old)?;
+            if stale(&obj, &old) {
+                return Ok(conflict(t, name));
+            }
             if let Some(o) = obj.as_object_mut() {
                 fold_string_data(o);
                 let meta = o.entry("metadata").or_insert_with(|| json!({}));
@@ -290,28 +497,40 @@ async fn store(
                     }
                 }
             }
+            let mut obj = typed(t, obj);
+            on_write(t, &mut obj);
             state.etcd.put(&key, &serde_json::to_vec(&obj)?).await?;
             axum::Json(obj).into_response()
         }
         ("PATCH", Some(name)) => {
-            if !content_type.starts_with("application/merge-patch+json")
-                && !content_type.starts_with("application/strategic-merge-patch+json")
-            {
-                return Ok(status(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "UnsupportedMediaType",
-                    format!("the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (got {content_type:?})"),
-                ));
-            }
             let key = format!("{prefix}{name}");
-            let Some(old) = state.etcd.get(&key).await? else { return Ok(not_found(t, name)) };
-            let Ok(patch) = parse_body() else {
-                return Ok(status(StatusCode::BAD_REQUEST, "BadRequest", "invalid JSON patch".into()));
+            let apply = content_type.starts_with("application/apply-patch");
+            let (mut obj, created) = match state.etcd.get(&key).await? {
+                Some(old) => (serde_json::from_slice::<Value>(&old)?, false),
+                // Server-side apply creates what does not exist yet.
+                None if apply => {
+                    let mut o = json!({"metadata": {"name": name}});
+                    prepare_new(t, &mut o).map_err(|e| anyhow::anyhow!(e))?;
+                    (o, true)
+                }
+                None => return Ok(not_found(t, name)),
             };
-            let mut obj: Value = serde_json::from_slice(&old)?;
-            merge_patch(&mut obj, &patch);
+            let before = obj.clone();
+            if let Err(r) = apply_patch(&mut obj, body, content_type) {
+                return Ok(r);
+            }
+            if stale(&obj, &before) {
+                return Ok(conflict(t, name));
+            }
+            for k in ["uid", "creationTimestamp", "name", "namespace"] {
+                if let Some(v) = before["metadata"].get(k) {
+                    obj["metadata"][k] = v.clone();
+                }
+            }
+            let mut obj = typed(t, obj);
+            on_write(t, &mut obj);
             state.etcd.put(&key, &serde_json::to_vec(&obj)?).await?;
-            axum::Json(obj).into_response()
+            (if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(obj)).into_response()
         }
         ("DELETE", Some(name)) => {
             if state.etcd.delete(&format!("{prefix}{name}")).await? {
@@ -359,6 +578,8 @@ mod tests {
         assert_eq!(t.prefix(), "/registry/apps/daemonsets/kube-flannel/");
         assert!(t.name.is_none());
         assert!(Target::parse("/metrics").is_none());
+        let t = Target::parse("/api/v1/namespaces/apps/pods/web%2D1/eviction").unwrap();
+        assert_eq!((t.name.as_deref(), t.subresource.as_deref()), (Some("web-1"), Some("eviction")));
     }
 
     #[test]

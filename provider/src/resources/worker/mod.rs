@@ -1,6 +1,7 @@
 //! `strata_worker`: a Kubernetes worker node joined with kubeadm, with the labels and
 //! taints it owns kept on its Node object.
 
+mod drain;
 mod join;
 mod model;
 mod schema;
@@ -12,11 +13,11 @@ use async_trait::async_trait;
 use crate::framework::{
     ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, PlanChange, Resource, Schema, Value,
 };
-use crate::kube::{names, packages};
+use crate::kube::{names, packages, Taint};
 use crate::node::Node;
 use crate::resources::connection;
 use crate::resources::control_plane::validate::{version_step, KubeVersion};
-use model::{TaintModel, WorkerModel};
+use model::WorkerModel;
 
 pub struct Worker;
 
@@ -47,6 +48,18 @@ fn validate_config(config: &Value, diags: &mut Diagnostics) {
                 if let Err(e) = names::qualified_name(k) {
                     diags.push(Diagnostic::error("Invalid taint key", e).at(at.attr("key")));
                 }
+                if model::KUBERNETES_TAINTS.contains(&k) {
+                    diags.push(
+                        Diagnostic::error(
+                            "Taint managed by Kubernetes",
+                            format!(
+                                "{k} is set and removed by Kubernetes itself (the node lifecycle controller, the \
+                                 kubelet or `kubectl cordon`); a taint block for it would fight them. Remove the block."
+                            ),
+                        )
+                        .at(at.attr("key")),
+                    );
+                }
             }
             if let Some(v) = t.attr("value").and_then(Value::as_str) {
                 if let Err(e) = names::label_value(v) {
@@ -71,10 +84,11 @@ fn validate_config(config: &Value, diags: &mut Diagnostics) {
     connection::validate(config.attr("ssh"), &AttributePath::root("ssh"), diags);
 }
 
-/// Sets the labels and taints and reads them back into `m`.
-async fn label_and_taint(m: &WorkerModel, removed_labels: &[String]) -> anyhow::Result<()> {
+/// Sets the labels and taints the worker declares, deletes those it no longer declares
+/// (`removed_*`), and leaves everything else on the Node alone.
+async fn label_and_taint(m: &WorkerModel, removed_labels: &[String], removed_taints: &[Taint]) -> anyhow::Result<()> {
     let client = join::client(m)?;
-    client.patch_node(&m.name, &m.labels(), removed_labels, &m.taints()).await?;
+    client.patch_node(&m.name, &m.labels(), removed_labels, &m.taints(), removed_taints).await?;
     Ok(())
 }
 
@@ -138,7 +152,9 @@ async fn observe(ctx: &Context, m: &mut WorkerModel) -> Result<bool, Diagnostics
                 labels.keys().filter_map(|k| o.labels.get(k).map(|v| (k.clone(), v.clone()))).collect();
             *labels = observed;
         }
-        m.taint = o.taints.iter().map(TaintModel::from).collect();
+        // Only the taints this resource owns (those in its state): the node lifecycle
+        // controller's, `kubectl cordon`'s and other tools' are neither drift nor ours.
+        m.taint = model::owned_taints(&m.taint, &o.taints);
     }
     m.id = Some(m.name.clone());
     Ok(true)
@@ -206,7 +222,7 @@ impl Resource for Worker {
             install_and_join(&node, &m).await?;
         }
         join::wait_for_node(&join::client(&m)?, &m.name).await?;
-        label_and_taint(&m, &[]).await?;
+        label_and_taint(&m, &[], &[]).await?;
         if !observe(ctx, &mut m).await? {
             return Err(
                 anyhow::anyhow!("the worker joined but neither its node nor its Node object can be found").into()
@@ -222,48 +238,100 @@ impl Resource for Worker {
 
     async fn update(&self, ctx: &Context, prior: WorkerModel, planned: WorkerModel) -> ApplyResult<WorkerModel> {
         let mut m = planned;
+        // A changed `ssh` block (host text, user, bastion...) is only how Terraform
+        // reaches the node: connecting is the reachability check, nothing else runs.
         let node = Node::connect(ctx, &m.ssh).await?;
-        if prior.kubernetes_version != m.kubernetes_version {
-            let v =
-                KubeVersion::parse(&m.kubernetes_version).map_err(|e| anyhow::anyhow!("kubernetes_version: {e}"))?;
-            if m.install_packages != Some(false) {
-                packages::install_held(&node, &["kubeadm"], &v.package_version()).await?;
-            }
-            node.run_ok("kubeadm upgrade node", "kubeadm upgrade node").await?;
-            if m.install_packages != Some(false) {
-                packages::install_held(&node, &["kubelet", "kubectl"], &v.package_version()).await?;
-            }
-            node.run_ok("restarting the kubelet", "systemctl daemon-reload && systemctl restart kubelet").await?;
+        node.require_systemd().await?;
+        let disruptive = prior.kubernetes_version != m.kubernetes_version || prior.joined == Some(false);
+        // Workers change one at a time across every resource and provider process.
+        let lock = if disruptive { Some(drain::RollLock::take(ctx, &join::client(&m)?, &m.name).await?) } else { None };
+        let result = self.change(ctx, &node, &prior, &mut m).await;
+        if let Some(lock) = lock {
+            lock.release().await;
         }
-        if prior.joined == Some(false) {
-            // A blank machine at the worker's address (re-created) has no packages yet.
-            install_and_join(&node, &m).await?;
-            join::wait_for_node(&join::client(&m)?, &m.name).await?;
-        }
+        result?;
         let kept: BTreeSet<&String> = m.labels.iter().flatten().map(|(k, _)| k).collect();
         let removed: Vec<String> =
             prior.labels.iter().flatten().map(|(k, _)| k).filter(|k| !kept.contains(k)).cloned().collect();
-        label_and_taint(&m, &removed).await?;
+        label_and_taint(&m, &removed, &model::removed_taints(&prior.taint, &m.taint)).await?;
         observe(ctx, &mut m).await?;
         Ok(m)
     }
 
     async fn delete(&self, ctx: &Context, state: WorkerModel) -> Result<(), Diagnostics> {
         let node = Node::connect(ctx, &state.ssh).await?;
-        node.run_ok(
-            "kubeadm reset",
-            "if command -v kubeadm >/dev/null; then kubeadm reset -f; fi && rm -rf /etc/kubernetes/strata",
-        )
-        .await?;
-        let deleted = match join::client(&state) {
-            Ok(c) => c.delete_node(&state.name).await,
-            Err(e) => Err(e),
+        let client = join::client(&state);
+        // Cordon and drain first, one worker at a time, so its pods move elsewhere before
+        // kubeadm reset stops them (bounded by timeouts.delete). A Node the API does not
+        // show (never registered, or the control plane is gone) has nothing to drain.
+        let registered = match &client {
+            Ok(c) => c.get_node(&state.name).await.ok().flatten().is_some(),
+            Err(_) => false,
         };
-        if let Err(e) = deleted {
-            ctx.warn(Diagnostic::warning(
-                format!("Node object {} not deleted", state.name),
-                format!("The node was reset, but deleting its Node object through the API failed: {e:#}. Delete it with `kubectl delete node {}`.", state.name),
-            ));
+        let lock = match &client {
+            Ok(c) if registered => Some(drain::RollLock::take(ctx, c, &state.name).await?),
+            _ => None,
+        };
+        let result = async {
+            if let (Some(_), Ok(c)) = (&lock, &client) {
+                drain::cordon_and_drain(ctx, c, &state.name).await?;
+            }
+            node.run_ok(
+                "kubeadm reset",
+                "if command -v kubeadm >/dev/null; then kubeadm reset -f; fi && rm -rf /etc/kubernetes/strata",
+            )
+            .await?;
+            match &client {
+                Ok(c) => Ok(c.delete_node(&state.name).await),
+                Err(e) => Ok(Err(anyhow::anyhow!("{e:#}"))),
+            }
+        }
+        .await;
+        let result: anyhow::Result<anyhow::Result<()>> = result;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        if let Err(e) = result? {
+            ctx.warn(node_not_deleted(&state.name, e));
+        }
+        Ok(())
+    }
+}
+
+fn node_not_deleted(name: &str, e: anyhow::Error) -> Diagnostic {
+    Diagnostic::warning(
+        format!("Node object {name} not deleted"),
+        format!("The node was reset, but deleting its Node object through the API failed: {e:#}. Delete it with `kubectl delete node {name}`."),
+    )
+}
+
+impl Worker {
+    /// The node-side part of an update: a version upgrade, or joining a blank machine.
+    async fn change(&self, ctx: &Context, node: &Node, prior: &WorkerModel, m: &mut WorkerModel) -> anyhow::Result<()> {
+        if prior.kubernetes_version != m.kubernetes_version {
+            // As `kubeadm upgrade` users do: drained first, uncordoned after (unless
+            // someone had cordoned it before).
+            let client = join::client(m)?;
+            let was_cordoned = client.get_node(&m.name).await?.is_some_and(|n| n.unschedulable);
+            drain::cordon_and_drain(ctx, &client, &m.name).await?;
+            let v =
+                KubeVersion::parse(&m.kubernetes_version).map_err(|e| anyhow::anyhow!("kubernetes_version: {e}"))?;
+            if m.install_packages != Some(false) {
+                packages::install_held(node, &["kubeadm"], &v.package_version()).await?;
+            }
+            node.run_ok("kubeadm upgrade node", "kubeadm upgrade node").await?;
+            if m.install_packages != Some(false) {
+                packages::install_held(node, &["kubelet", "kubectl"], &v.package_version()).await?;
+            }
+            node.run_ok("restarting the kubelet", "systemctl daemon-reload && systemctl restart kubelet").await?;
+            if !was_cordoned {
+                client.set_unschedulable(&m.name, false).await?;
+            }
+        }
+        if prior.joined == Some(false) {
+            // A blank machine at the worker's address (re-created) has no packages yet.
+            install_and_join(node, m).await?;
+            join::wait_for_node(&join::client(m)?, &m.name).await?;
         }
         Ok(())
     }

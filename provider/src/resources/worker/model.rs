@@ -21,10 +21,46 @@ impl From<&TaintModel> for Taint {
     }
 }
 
-impl From<&Taint> for TaintModel {
-    fn from(t: &Taint) -> TaintModel {
-        TaintModel { key: t.key.clone(), value: t.value.clone(), effect: t.effect.clone() }
-    }
+/// Taints Kubernetes sets and removes itself (the node lifecycle controller, the kubelet,
+/// `kubectl cordon`): never declared, never removed by this resource.
+pub const KUBERNETES_TAINTS: [&str; 8] = [
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+    "node.kubernetes.io/unschedulable",
+    "node.kubernetes.io/memory-pressure",
+    "node.kubernetes.io/disk-pressure",
+    "node.kubernetes.io/pid-pressure",
+    "node.kubernetes.io/network-unavailable",
+    "node.cloudprovider.kubernetes.io/uninitialized",
+];
+
+/// The taints this resource owns (`owned`, from its state) as the Node has them: each
+/// matched by key and effect; one the Node lacks is dropped (drift: planned back).
+/// Kubernetes drops an empty value (`omitempty`), so an empty or missing value reads
+/// back as the state wrote it (`""` stays `""`, null stays null).
+pub fn owned_taints(owned: &[TaintModel], observed: &[Taint]) -> Vec<TaintModel> {
+    owned
+        .iter()
+        .filter_map(|t| {
+            let o = observed.iter().find(|o| o.same_as(&t.key, &t.effect))?;
+            let value = match o.value.as_deref() {
+                None | Some("") => t.value.clone().filter(|v| v.is_empty()),
+                Some(v) => Some(v.to_string()),
+            };
+            Some(TaintModel { key: t.key.clone(), value, effect: t.effect.clone() })
+        })
+        .collect()
+}
+
+/// The taints `prior` owned that `planned` no longer declares (by key and effect).
+/// Kubernetes' own are never removed, even when an older state recorded them.
+pub fn removed_taints(prior: &[TaintModel], planned: &[TaintModel]) -> Vec<Taint> {
+    prior
+        .iter()
+        .filter(|p| !planned.iter().any(|t| t.key == p.key && t.effect == p.effect))
+        .filter(|p| !KUBERNETES_TAINTS.contains(&p.key.as_str()))
+        .map(Taint::from)
+        .collect()
 }
 
 /// No `Debug`: holds a token and a kubeconfig.

@@ -10,8 +10,16 @@ pub fn schema() -> Schema {
          `kubectl` (held), writes a `kubeadm.k8s.io/v1beta4` JoinConfiguration (discovery by bootstrap token and \
          CA hash) to `/etc/kubernetes/strata/kubeadm-config.yaml` and runs `kubeadm join`. When the token in \
          `join` has expired (24 h by default), a fresh one is minted through the API at apply time. `labels` and \
-         `taint`s are set on the Node object through the API and read back, so a change made outside Terraform \
-         shows in the plan. Destroy runs `kubeadm reset -f` on the node and deletes the Node object.\n\n\
+         `taint`s are set on the Node object through the API and read back; the worker owns only the label keys \
+         and taints (key and effect) it declares, so a change made outside Terraform to those shows in the plan, \
+         while the kubelet's labels and the taints of Kubernetes (`node.kubernetes.io/not-ready`, \
+         `unreachable`, `kubectl cordon`'s `unschedulable`) or of other tools are neither drift nor removed. A \
+         change of the `ssh` block is applied in place and runs nothing on the node beyond a reachability check. \
+         Destroy (and so a replacement) first cordons the Node and evicts its pods through the eviction API, \
+         respecting PodDisruptionBudgets and bounded by `timeouts.delete`, then runs `kubeadm reset -f` and \
+         deletes the Node object. A version upgrade drains the worker the same way and uncordons it after. \
+         Draining, upgrading and re-joining workers take the Lease `kube-system/strata-worker-roll` on the \
+         cluster, so they go one worker at a time across every resource and Terraform run.\n\n\
          The worker takes the control plane's admin `kubeconfig` as well as `join`: a bootstrap token can join a \
          node but cannot mint another token, label or taint a Node, or delete one, which this resource must do \
          after the token expired and on destroy. Passing the credential explicitly keeps that privilege visible \
@@ -61,16 +69,31 @@ pub fn schema() -> Schema {
     .block(NestedBlock::list(
         "taint",
         Block::new(
-            "A taint of the Node. The `taint` blocks are the Node's `spec.taints` as a whole: a taint added \
-             outside Terraform shows in the plan and is removed by the next apply.",
+            "A taint of the Node this resource owns, identified by `key` and `effect`: its value changed outside \
+             Terraform shows in the plan and is set back; a removed block removes only that taint. Taints the \
+             worker does not declare are left alone. Taints Kubernetes manages (`node.kubernetes.io/not-ready` \
+             and the like) cannot be declared.",
         )
         .attribute(Attribute::required("key", Type::String).description("Taint key, `[prefix/]name`."))
-        .attribute(Attribute::optional("value", Type::String).description("Taint value, at most 63 characters."))
+        .attribute(Attribute::optional("value", Type::String).description("Taint value, at most 63 characters; `\"\"` and unset both mean no value."))
         .attribute(
             Attribute::required("effect", Type::String)
                 .description("`NoSchedule`, `PreferNoSchedule` or `NoExecute`."),
         ),
     ))
-    .block(connection::resource_block());
+    .block(ssh_block());
     Schema::new(0, block)
+}
+
+/// The shared `ssh` block, except that a changed host is only a new way to reach the same
+/// node (the worker is identified by `name`): an in-place update, never a replacement.
+fn ssh_block() -> crate::framework::NestedBlock {
+    let mut ssh = connection::resource_block();
+    if let Some(host) = ssh.block.attributes.iter_mut().find(|a| a.name == "host") {
+        host.requires_replace = false;
+        host.description = "Node address or DNS name, only how Terraform reaches the worker: changing it (or \
+                            anything else in `ssh`) is an in-place update that runs nothing on the node."
+            .into();
+    }
+    ssh
 }

@@ -101,3 +101,72 @@ fn a_skipped_minor_is_refused_at_plan_time() {
     assert!(!p.diagnostics.has_errors(), "{}", p.diagnostics);
     assert_eq!(p.planned, prior, "no change: an empty plan");
 }
+
+fn tm(k: &str, v: Option<&str>, e: &str) -> model::TaintModel {
+    model::TaintModel { key: k.into(), value: v.map(str::to_string), effect: e.into() }
+}
+
+#[test]
+fn read_keeps_only_the_owned_taints_and_an_empty_value_round_trips() {
+    let owned = vec![
+        tm("dedicated", Some("gpu"), "NoSchedule"),
+        tm("empty", Some(""), "NoSchedule"),
+        tm("bare", None, "NoExecute"),
+        tm("gone", None, "NoSchedule"),
+    ];
+    let observed = vec![
+        Taint { key: "node.kubernetes.io/not-ready".into(), value: None, effect: "NoSchedule".into() },
+        Taint { key: "node.kubernetes.io/unschedulable".into(), value: None, effect: "NoSchedule".into() },
+        Taint { key: "dedicated".into(), value: Some("changed".into()), effect: "NoSchedule".into() },
+        // The API omits an empty value.
+        Taint { key: "empty".into(), value: None, effect: "NoSchedule".into() },
+        Taint { key: "bare".into(), value: Some("".into()), effect: "NoExecute".into() },
+        Taint { key: "other-tool".into(), value: Some("x".into()), effect: "NoSchedule".into() },
+    ];
+    assert_eq!(
+        model::owned_taints(&owned, &observed),
+        vec![
+            tm("dedicated", Some("changed"), "NoSchedule"),
+            tm("empty", Some(""), "NoSchedule"),
+            tm("bare", None, "NoExecute")
+        ],
+        "not-ready, unschedulable and other-tool are not ours; gone is drift"
+    );
+}
+
+#[test]
+fn only_taints_no_longer_declared_are_removed_and_never_kubernetes_own() {
+    let prior = vec![
+        tm("a", None, "NoSchedule"),
+        tm("a", None, "NoExecute"),
+        tm("node.kubernetes.io/not-ready", None, "NoSchedule"),
+    ];
+    let planned = vec![tm("a", Some("v"), "NoSchedule")];
+    assert_eq!(
+        model::removed_taints(&prior, &planned),
+        vec![Taint { key: "a".into(), value: None, effect: "NoExecute".into() }]
+    );
+}
+
+#[test]
+fn a_taint_kubernetes_manages_cannot_be_declared() {
+    let mut j = base();
+    j["taint"] = json!([{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]);
+    assert_eq!(errors(j), vec!["taint[0].key"]);
+}
+
+#[test]
+fn a_changed_ssh_block_is_an_in_place_update() {
+    let ctx = Context::detached();
+    let mut prior = config(base());
+    *prior.attr_mut("id").unwrap() = Value::string("worker1");
+    *prior.attr_mut("install_packages").unwrap() = Value::Bool(true);
+    *prior.attr_mut("joined").unwrap() = Value::Bool(true);
+    let mut next = base();
+    next["ssh"] = json!({"host": "worker1.lab.example", "user": "admin", "port": 2222});
+    let next = config(next);
+    let p = AnyResource::plan(&Worker, &ctx, &prior, &next, &next);
+    assert!(!p.diagnostics.has_errors(), "{}", p.diagnostics);
+    assert!(p.requires_replace.is_empty(), "replaced for {:?}", p.requires_replace);
+    assert_ne!(p.planned, prior, "an update is planned");
+}

@@ -1,0 +1,88 @@
+//! Real `kubectl`: Debian's package (a static Go build that runs on bookworm), fetched
+//! once from the Debian archive without touching the host's apt configuration (a private
+//! sources.list, lists and cache; signatures checked against Debian's archive keyring),
+//! unpacked with `dpkg -x`, and cached under `$STRATA_CACHE/lab/kubectl-<version>`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::image::cache_root;
+use crate::network::global_lock;
+use crate::process::log_tail;
+
+/// Debian unstable's kubectl (`apt-cache policy kubectl` in sid).
+pub const VERSION: &str = "1.36.4+ds-1";
+const SOURCE: &str =
+    "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main\n";
+
+/// The cached real kubectl binary, fetched first if needed.
+pub fn ensure(log: &Path) -> Result<PathBuf> {
+    let dir = cache_root()?.join("lab").join(format!("kubectl-{VERSION}"));
+    let bin = dir.join("usr/bin/kubectl");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    let _lock = global_lock("kubectl.lock")?;
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    let parent = dir.parent().expect("a parent");
+    fs::create_dir_all(parent)?;
+    let tmp = parent.join(format!(".fetch-kubectl-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    eprintln!("strata-lab: fetching Debian's kubectl {VERSION} into {} (log: {})", dir.display(), log.display());
+    if let Err(e) = fetch(&tmp, log) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    let _ = fs::remove_dir_all(&dir);
+    fs::rename(tmp.join("root"), &dir)?;
+    let _ = fs::remove_dir_all(&tmp);
+    Ok(bin)
+}
+
+fn fetch(tmp: &Path, log: &Path) -> Result<()> {
+    for d in ["lists/partial", "cache/archives/partial", "root"] {
+        fs::create_dir_all(tmp.join(d))?;
+    }
+    fs::write(tmp.join("sources.list"), SOURCE)?;
+    let opts = |c: &mut Command| {
+        c.arg("-o").arg(format!("Dir::Etc::SourceList={}", tmp.join("sources.list").display()));
+        c.args(["-o", "Dir::Etc::SourceParts=/dev/null"]);
+        c.arg("-o").arg(format!("Dir::State::Lists={}", tmp.join("lists").display()));
+        c.arg("-o").arg(format!("Dir::Cache={}", tmp.join("cache").display()));
+    };
+    let mut update = Command::new("apt-get");
+    opts(&mut update);
+    run(update.arg("update"), log, "apt-get update (Debian sid, private lists)")?;
+    let mut download = Command::new("apt-get");
+    opts(&mut download);
+    run(download.arg("download").arg(format!("kubectl={VERSION}")).current_dir(tmp), log, "apt-get download kubectl")?;
+    let deb = fs::read_dir(tmp)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .context("apt-get download left no .deb")?;
+    run(Command::new("dpkg").arg("-x").arg(&deb).arg(tmp.join("root")), log, "dpkg -x")?;
+    if !tmp.join("root/usr/bin/kubectl").is_file() {
+        bail!("{} holds no usr/bin/kubectl", deb.display());
+    }
+    Ok(())
+}
+
+fn run(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
+    let out = fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .status()
+        .with_context(|| format!("cannot run {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status}); {}", log_tail(log, 20));
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Taking a worker out of service as `kubectl drain` does, and the cluster-wide lock
+//! that makes workers change one at a time.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use tokio::task::JoinHandle;
+
+use crate::framework::Context;
+use crate::kube::KubeClient;
+
+/// The Lease every worker change takes: one worker at a time across every resource and
+/// every provider process that manages this cluster.
+pub const LEASE: &str = "strata-worker-roll";
+/// A holder that died stops renewing; the lock frees itself this long after.
+const LEASE_DURATION: Duration = Duration::from_secs(30);
+const RENEW_EVERY: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_secs(1);
+
+/// The held Lease; renewed in the background until released.
+pub struct RollLock {
+    client: KubeClient,
+    holder: String,
+    renew: JoinHandle<()>,
+}
+
+impl RollLock {
+    /// Waits (bounded by the operation's `timeouts`) until the Lease is free, then takes it.
+    pub async fn take(ctx: &Context, client: &KubeClient, worker: &str) -> anyhow::Result<RollLock> {
+        let holder =
+            format!("strata-worker/{worker}/{}", crate::pki::bootstrap_token().split('.').next().unwrap_or(""));
+        loop {
+            let Some(last) = client.try_lease(LEASE, &holder, LEASE_DURATION).await? else { break };
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => bail!(
+                    "worker {worker}: waiting for Lease kube-system/{LEASE} (workers change one at a time), held by {last}: {}",
+                    ctx.stop_reason().unwrap_or_default()
+                ),
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+        let renewer = client.clone();
+        let h = holder.clone();
+        let renew = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RENEW_EVERY).await;
+                let _ = renewer.try_lease(LEASE, &h, LEASE_DURATION).await;
+            }
+        });
+        Ok(RollLock { client: client.clone(), holder, renew })
+    }
+
+    pub async fn release(self) {
+        self.renew.abort();
+        // A release that fails leaves a Lease that expires by itself.
+        let _ = self.client.release_lease(LEASE, &self.holder).await;
+    }
+}
+
+/// Cordons Node `name`, then evicts its pods through the eviction API (which refuses
+/// while a PodDisruptionBudget would be violated: retried) and waits until they are
+/// gone. Bounded by the operation's `timeouts`; the error then names what is left.
+pub async fn cordon_and_drain(ctx: &Context, client: &KubeClient, name: &str) -> anyhow::Result<()> {
+    client.set_unschedulable(name, true).await?;
+    let mut waiting = String::new();
+    loop {
+        let pods = client.pods_to_evict(name).await?;
+        if pods.is_empty() {
+            return Ok(());
+        }
+        waiting.clear();
+        for (ns, pod) in &pods {
+            if let Some(why) = client.evict(ns, pod).await? {
+                waiting = format!("the eviction of pod {ns}/{pod} is refused: {why}");
+            } else if client.pod_exists(ns, pod).await? {
+                waiting = format!("pod {ns}/{pod} is being evicted");
+            }
+        }
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => bail!(
+                "draining worker {name}: {waiting}; gave up ({}). The node is left cordoned and nothing was \
+                 reset; allow the eviction (e.g. the PodDisruptionBudget) or raise timeouts.delete.",
+                ctx.stop_reason().unwrap_or_default()
+            ),
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
