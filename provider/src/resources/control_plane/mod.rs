@@ -159,6 +159,92 @@ fn check_version_step(plan: &mut PlanChange) -> Option<VersionStep> {
     }
 }
 
+/// Settings fixed when kubeadm init made the cluster, with their defaults and why.
+const FIXED_AT_INIT: [(&str, &str, &str); 4] = [
+    (
+        "cluster_name",
+        schema::DEFAULT_CLUSTER_NAME,
+        "kubeadm's clusterName is written into every kubeconfig, the kubeadm-config ConfigMap and what tools \
+         (and workers) know the cluster by",
+    ),
+    (
+        "pod_cidr",
+        schema::DEFAULT_POD_CIDR,
+        "every node's podCIDR is allocated from it by the controller manager and the CNI's pool holds addresses \
+         of running pods",
+    ),
+    (
+        "service_cidr",
+        schema::DEFAULT_SERVICE_CIDR,
+        "every Service's clusterIP (the kubernetes Service and cluster DNS among them) was allocated from it, and \
+         the API server certificate names its first address",
+    ),
+    (
+        "cluster_domain",
+        schema::DEFAULT_CLUSTER_DOMAIN,
+        "every kubelet resolves Services under it and the API server certificate names kubernetes.default.svc.DOMAIN",
+    ),
+];
+
+/// Refuses (at the attribute) a change of a setting fixed at init while a cluster runs:
+/// replacing the resource would run `kubeadm reset -f` on every node and `kubeadm
+/// init` again over the live etcd. Returns whether it refused.
+fn refuse_identity_changes(plan: &mut PlanChange, prior: &ControlPlaneModel) -> bool {
+    // Unknown statuses (never observed) count as running: the safe side.
+    let running = prior.nodes.as_ref().is_none_or(|s| s.iter().any(|s| s.joined));
+    if !running {
+        return false;
+    }
+    let before = |name: &str| match name {
+        "cluster_name" => prior.cluster_name(),
+        "pod_cidr" => prior.pod_cidr(),
+        "service_cidr" => prior.service_cidr(),
+        _ => prior.cluster_domain(),
+    };
+    let mut refused = false;
+    for (name, default, why) in FIXED_AT_INIT {
+        let after = match plan.planned.attr(name) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => default.to_string(),
+            // Unknown until apply: the plan would be a replacement that no later check
+            // can stop (at apply the create half runs with no prior state).
+            _ => {
+                refused = true;
+                error_at(
+                    &mut plan.diagnostics,
+                    AttributePath::root(name),
+                    &format!("{name} unknown on a running cluster"),
+                    format!(
+                        "{name} is only known after apply, so this plan would replace the running control plane \
+                         if it changed. Give {name} a value known at plan time (it is {:?} now).",
+                        before(name)
+                    ),
+                );
+                continue;
+            }
+        };
+        let was = before(name);
+        if after == was {
+            continue;
+        }
+        refused = true;
+        error_at(
+            &mut plan.diagnostics,
+            AttributePath::root(name),
+            &format!("{name} cannot change on a running cluster"),
+            format!(
+                "{name} is {was:?} on the running control plane; it is fixed when kubeadm init makes the cluster: \
+                 {why}. Changing it would replace the control plane: `kubeadm reset -f` on every node, then kubeadm \
+                 init again over the live etcd, breaking every worker and workload. Nothing was changed. Keep \
+                 {name} = {was:?}. To build a new cluster with {after:?} on purpose, create it as a new \
+                 strata_control_plane (with its own strata_cluster_secrets and etcd) and move the workloads, or \
+                 take this one down first (`terraform apply -destroy -target=<this resource>`) and apply again."
+            ),
+        );
+    }
+    refused
+}
+
 #[async_trait]
 impl Resource for ControlPlane {
     type Model = ControlPlaneModel;
@@ -191,10 +277,13 @@ impl Resource for ControlPlane {
         if plan.is_create() {
             return;
         }
+        let Some(prior) = prior_model(plan) else { return };
+        if refuse_identity_changes(plan, &prior) {
+            return;
+        }
         if check_version_step(plan).is_none() && plan.diagnostics.has_errors() {
             return;
         }
-        let Some(prior) = prior_model(plan) else { return };
         let endpoint = str_attr(&plan.planned, "endpoint").map(str::to_string);
         let ca = str_attr(&plan.planned, "ca_cert").map(str::to_string);
         let renew = plan.planned.attr("kubeconfig_renew_before_days").and_then(Value::as_i64);

@@ -123,7 +123,7 @@ pub fn schema() -> Schema {
             .default(DEFAULT_CLUSTER_NAME)
             .requires_replace()
             .validate(Validator::Matches("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "a DNS label"))
-            .description("kubeadm's `clusterName` and the kubeconfig's cluster name (default `kubernetes`)."),
+            .description("kubeadm's `clusterName` and the kubeconfig's cluster name (default `kubernetes`) Fixed at init: a change is refused at plan time while any node has joined (replacing would run `kubeadm reset -f` on every node); with no node joined it replaces the resource."),
     )
     .attribute(
         Attribute::required("endpoint", Type::String)
@@ -140,20 +140,20 @@ pub fn schema() -> Schema {
             .default(DEFAULT_POD_CIDR)
             .requires_replace()
             .validate(Validator::Custom(|v| check(validate::cidr)(v)))
-            .description("Pod network (`networking.podSubnet`, and the CNI's pool), default `10.244.0.0/16`."),
+            .description("Pod network (`networking.podSubnet`, and the CNI's pool), default `10.244.0.0/16` Fixed at init: a change is refused at plan time while any node has joined (replacing would run `kubeadm reset -f` on every node); with no node joined it replaces the resource."),
     )
     .attribute(
         Attribute::optional("service_cidr", Type::String)
             .default(DEFAULT_SERVICE_CIDR)
             .requires_replace()
             .validate(Validator::Custom(|v| check(validate::cidr)(v)))
-            .description("Service network (`networking.serviceSubnet`), default `10.96.0.0/12`; must not overlap `pod_cidr`."),
+            .description("Service network (`networking.serviceSubnet`), default `10.96.0.0/12`; must not overlap `pod_cidr` Fixed at init: a change is refused at plan time while any node has joined (replacing would run `kubeadm reset -f` on every node); with no node joined it replaces the resource."),
     )
     .attribute(
         Attribute::optional("cluster_domain", Type::String)
             .default(DEFAULT_CLUSTER_DOMAIN)
             .requires_replace()
-            .description("Cluster DNS domain (`networking.dnsDomain`), default `cluster.local`."),
+            .description("Cluster DNS domain (`networking.dnsDomain`), default `cluster.local` Fixed at init: a change is refused at plan time while any node has joined (replacing would run `kubeadm reset -f` on every node); with no node joined it replaces the resource."),
     )
     .attribute(
         Attribute::optional("cert_sans", Type::list(Type::String))

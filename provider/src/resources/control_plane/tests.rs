@@ -424,3 +424,47 @@ fn a_rebuild_keeps_the_kubeconfig_and_plans_the_join_token_as_known_after_apply(
     let p = plan(&m, &m.clone());
     assert_eq!(p.planned.attr("join"), state(&m).attr("join"));
 }
+
+#[test]
+fn settings_fixed_at_init_are_refused_on_a_running_cluster_not_replaced() {
+    let ca = ca();
+    let m = applied(&ca);
+    let changes: [(&str, fn(&mut ControlPlaneModel)); 4] = [
+        ("cluster_name", |n| n.cluster_name = Some("prod".into())),
+        ("pod_cidr", |n| n.pod_cidr = Some("10.200.0.0/16".into())),
+        ("service_cidr", |n| n.service_cidr = Some("10.112.0.0/12".into())),
+        ("cluster_domain", |n| n.cluster_domain = Some("example.internal".into())),
+    ];
+    for (attr, change) in changes {
+        let mut n = m.clone();
+        change(&mut n);
+        let p = plan(&m, &n);
+        assert_eq!(paths(&p.diagnostics, true), vec![attr], "{}", p.diagnostics);
+        let text = p.diagnostics.to_string();
+        assert!(text.contains("cannot change on a running cluster"), "{text}");
+        assert!(text.contains("kubeadm reset -f"), "says why: {text}");
+        assert!(text.contains("Keep "), "says what to do: {text}");
+    }
+    // The same value written out, or left to its default, is no change.
+    let mut n = m.clone();
+    n.cluster_name = None;
+    n.pod_cidr = None;
+    let p = plan(&m, &n);
+    assert!(!p.diagnostics.has_errors(), "{}", p.diagnostics);
+    // An unknown value could be a change: refused too, since the create half of a
+    // replacement is never checked again.
+    let prior = state(&m);
+    let mut proposed = prior.clone();
+    *proposed.attr_mut("cluster_name").unwrap() = Value::Unknown;
+    let p = AnyResource::plan(&ControlPlane, &Context::detached(), &prior, &proposed, &proposed);
+    assert_eq!(paths(&p.diagnostics, true), vec!["cluster_name"]);
+    // Nothing joined (machines blank): no running cluster to break, the change is planned.
+    let mut blank = m.clone();
+    for s in blank.nodes.as_mut().unwrap() {
+        s.joined = false;
+    }
+    let mut n = blank.clone();
+    n.pod_cidr = Some("10.200.0.0/16".into());
+    let p = plan(&blank, &n);
+    assert!(!p.diagnostics.has_errors(), "{}", p.diagnostics);
+}
