@@ -72,6 +72,14 @@ pub fn apiserver_sans(c: &ClusterConfiguration, local: &LocalApi) -> Result<Vec<
     Ok(sans)
 }
 
+/// `certificateValidityPeriod` (v1beta4), kubeadm's default one year.
+pub fn validity(c: &ClusterConfiguration) -> Result<std::time::Duration> {
+    match c.certificate_validity_period.as_deref() {
+        Some(v) => crate::duration::parse_go_duration(v).context("certificateValidityPeriod"),
+        None => Ok(pki::DEFAULT_VALIDITY),
+    }
+}
+
 fn p(c: &ClusterConfiguration, name: &str) -> String {
     format!("{}/{name}", c.certificates_dir)
 }
@@ -91,16 +99,23 @@ pub fn write_certs(c: &ClusterConfiguration, local: &LocalApi, init: bool) -> Re
         .context("failure loading certificate authority \"front-proxy-ca\"")?;
     pki::check_sa_pair(&p(c, "sa.key"), &p(c, "sa.pub"))
         .context("failure loading the service account key pair \"sa\"")?;
-    let server = pki::issue(&ca, "kube-apiserver", &[], &apiserver_sans(c, local)?, Usage::Server)?;
-    pki::write_file(p(c, "apiserver.crt"), &server.cert_pem, 0o644)?;
-    pki::write_file(p(c, "apiserver.key"), &server.key_pem, 0o600)?;
-    let kc = pki::issue(&ca, "kube-apiserver-kubelet-client", &["kubeadm:cluster-admins"], &[], Usage::Client)?;
+    let v = validity(c)?;
+    write_apiserver_cert(c, local, &ca)?;
+    let kc =
+        pki::issue_valid(&ca, "kube-apiserver-kubelet-client", &["kubeadm:cluster-admins"], &[], Usage::Client, v)?;
     pki::write_file(p(c, "apiserver-kubelet-client.crt"), &kc.cert_pem, 0o644)?;
     pki::write_file(p(c, "apiserver-kubelet-client.key"), &kc.key_pem, 0o600)?;
-    let fpc = pki::issue(&fp, "front-proxy-client", &[], &[], Usage::Client)?;
+    let fpc = pki::issue_valid(&fp, "front-proxy-client", &[], &[], Usage::Client, v)?;
     pki::write_file(p(c, "front-proxy-client.crt"), &fpc.cert_pem, 0o644)?;
     pki::write_file(p(c, "front-proxy-client.key"), &fpc.key_pem, 0o600)?;
     Ok(())
+}
+
+/// The API server's serving certificate with kubeadm's SANs (`init phase certs apiserver`).
+pub fn write_apiserver_cert(c: &ClusterConfiguration, local: &LocalApi, ca: &pki::Ca) -> Result<()> {
+    let server = pki::issue_valid(ca, "kube-apiserver", &[], &apiserver_sans(c, local)?, Usage::Server, validity(c)?)?;
+    pki::write_file(p(c, "apiserver.crt"), &server.cert_pem, 0o644)?;
+    pki::write_file(p(c, "apiserver.key"), &server.key_pem, 0o600)
 }
 
 fn kubeconfig_for(
@@ -111,7 +126,7 @@ fn kubeconfig_for(
     cn: &str,
     orgs: &[&str],
 ) -> Result<String> {
-    let leaf = pki::issue(ca, cn, orgs, &[], Usage::Client)?;
+    let leaf = pki::issue_valid(ca, cn, orgs, &[], Usage::Client, validity(c)?)?;
     Ok(Kubeconfig::new(
         &c.cluster_name,
         server,
