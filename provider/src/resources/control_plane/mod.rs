@@ -2,6 +2,7 @@
 //! load-balanced endpoint, on external etcd, with the cluster identity from
 //! `strata_cluster_secrets`.
 
+mod certs;
 mod cluster;
 mod cni;
 pub(crate) mod kubeadm;
@@ -88,6 +89,30 @@ fn validate_config(config: &Value, diags: &mut Diagnostics) {
     }
     if let Some(cni @ Value::Object(_)) = config.attr("cni") {
         validate_cni(cni, config, diags);
+    }
+    let validity = match config.attr("certificate_validity") {
+        Some(Value::String(s)) => validate::certificate_validity(s).ok(),
+        Some(Value::Null) | None => validate::certificate_validity(schema::DEFAULT_CERTIFICATE_VALIDITY).ok(),
+        _ => None,
+    };
+    let renew = match config.attr("certificates_renew_before_days") {
+        Some(v @ Value::Number(_)) => v.as_i64(),
+        Some(Value::Null) | None => Some(schema::DEFAULT_CERTIFICATES_RENEW_BEFORE_DAYS),
+        _ => None,
+    };
+    if let (Some(validity), Some(renew)) = (validity, renew) {
+        if renew as u64 * 86_400 >= validity.as_secs() {
+            error_at(
+                diags,
+                AttributePath::root("certificates_renew_before_days"),
+                "Renewal window not shorter than the certificates' validity",
+                format!(
+                    "certificates_renew_before_days = {renew} is not shorter than certificate_validity ({}h): every \
+                     plan would renew the certificates again. Use a window shorter than the validity.",
+                    validity.as_secs() / 3600
+                ),
+            );
+        }
     }
 }
 
@@ -306,6 +331,17 @@ impl Resource for ControlPlane {
         let drift = prior.nodes.as_ref().is_none_or(|s| s.len() != prior.node.len() || s.iter().any(|s| !s.healthy()));
         if drift || plan.changed("node") || plan.changed("kubernetes_version") || plan.changed("ca_cert") {
             plan.set_unknown("nodes");
+            plan.set_unknown("certificates_expire_at");
+        }
+        // Within the renewal window: the apply renews every node's certificates.
+        let renew_days = plan
+            .planned
+            .attr("certificates_renew_before_days")
+            .and_then(Value::as_i64)
+            .unwrap_or(schema::DEFAULT_CERTIFICATES_RENEW_BEFORE_DAYS);
+        let expiry = prior.certificates_expire_at.as_deref().and_then(certs::parse_rfc3339);
+        if expiry.is_some_and(|at| certs::due(at, renew_days, time::OffsetDateTime::now_utc())) {
+            plan.set_unknown("certificates_expire_at");
         }
     }
 
@@ -348,6 +384,8 @@ impl Resource for ControlPlane {
         planned: ControlPlaneModel,
     ) -> ApplyResult<ControlPlaneModel> {
         let mut m = planned;
+        // Known in the plan: no renewal planned, and the value must stay as planned.
+        let planned_expiry = m.certificates_expire_at.clone();
         let from = prior.version()?;
         let to = m.version()?;
         validate::version_step(from, to).map_err(|e| anyhow::anyhow!("kubernetes_version: {e}"))?;
@@ -377,6 +415,12 @@ impl Resource for ControlPlane {
             if initialised || prior.cni != m.cni {
                 cluster::apply_cni(&members[0], &m).await?;
             }
+            let expiry = prior.certificates_expire_at.as_deref().and_then(certs::parse_rfc3339);
+            let due = expiry
+                .is_some_and(|at| certs::due(at, m.certificates_renew_before_days(), time::OffsetDateTime::now_utc()));
+            if planned_expiry.is_none() && due && !initialised {
+                certs::renew(&members, &m).await?;
+            }
             let join_fits = m.join.as_ref().is_some_and(|j| {
                 j.endpoint == m.endpoint && Some(&j.ca_cert_hash) == crate::pki::ca_cert_hash(&m.ca_cert).ok().as_ref()
             });
@@ -392,6 +436,9 @@ impl Resource for ControlPlane {
         }
         .await;
         let observed = cluster::observe(ctx, &mut m).await;
+        if planned_expiry.is_some() {
+            m.certificates_expire_at = planned_expiry;
+        }
         match (result, observed) {
             (Ok(()), Ok(true)) => Ok(m),
             (Err(e), _) => Err(Failure::with_state(m, Diagnostics::from(e))),

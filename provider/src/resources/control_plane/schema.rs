@@ -11,6 +11,9 @@ pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 pub const DEFAULT_KUBECONFIG_VALIDITY_DAYS: i64 = 365;
 pub const DEFAULT_KUBECONFIG_RENEW_BEFORE_DAYS: i64 = 30;
 pub const DEFAULT_JOIN_TOKEN_TTL_HOURS: i64 = 24;
+/// kubeadm's own default for leaf certificates (`certificateValidityPeriod`).
+pub const DEFAULT_CERTIFICATE_VALIDITY: &str = "8760h";
+pub const DEFAULT_CERTIFICATES_RENEW_BEFORE_DAYS: i64 = 30;
 
 fn check<T>(f: fn(&str) -> Result<T, String>) -> impl Fn(&Value) -> Result<(), String> {
     move |v| f(v.as_str().unwrap_or_default()).map(|_| ())
@@ -186,6 +189,22 @@ pub fn schema() -> Schema {
             .default(DEFAULT_JOIN_TOKEN_TTL_HOURS)
             .validate(Validator::IntBetween(1, 24 * 30))
             .description("Lifetime of the bootstrap token in `join` (default 24). A worker created after it expired mints a fresh one."),
+    )
+    .attribute(
+        Attribute::optional("certificate_validity", Type::String)
+            .default(DEFAULT_CERTIFICATE_VALIDITY)
+            .validate(Validator::Custom(|v| check(validate::certificate_validity)(v)))
+            .description("Validity of the leaf certificates kubeadm issues and renews (API server, front-proxy client, the components' kubeconfigs): kubeadm v1beta4 `certificateValidityPeriod`, a duration such as `8760h` (the default, one year). A change applies from the next issue or renewal."),
+    )
+    .attribute(
+        Attribute::optional("certificates_renew_before_days", Type::Number)
+            .default(DEFAULT_CERTIFICATES_RENEW_BEFORE_DAYS)
+            .validate(Validator::IntBetween(0, 3650))
+            .description("When `certificates_expire_at` is within this many days, the plan shows a renewal and the apply runs `kubeadm certs renew all` on one control-plane node at a time, restarting its static pods and waiting until its API server serves the new certificate and `/readyz` is ok before the next (default 30). Must be shorter than `certificate_validity`."),
+    )
+    .attribute(
+        Attribute::computed("certificates_expire_at", Type::String)
+            .description("The earliest expiry (RFC 3339) of the certificates kubeadm manages on the control-plane nodes, as `kubeadm certs check-expiration` lists them (apiserver, apiserver-kubelet-client, front-proxy-client, admin.conf, super-admin.conf, controller-manager.conf, scheduler.conf), and of the kubelet's client certificate."),
     )
     .attribute(
         Attribute::computed("kubeconfig", Type::String)
