@@ -1,6 +1,7 @@
 //! Acceptance test harness: runs the real Terraform CLI against the provider binary.
 
 pub mod platform;
+pub mod prober;
 pub mod provider;
 pub mod standins;
 pub mod terraform;
