@@ -201,6 +201,11 @@ pub fn image(c: &ClusterConfiguration, component: &str) -> String {
 /// The control-plane phase: static pod manifests for the API server, controller
 /// manager and scheduler, with kubeadm's flags and the image tag = kubernetesVersion.
 pub fn write_manifests(c: &ClusterConfiguration, local: &LocalApi) -> Result<()> {
+    write_manifests_of(c, local, &["kube-apiserver", "kube-controller-manager", "kube-scheduler"])
+}
+
+/// The control-plane phase for `only` these components (`init phase control-plane NAME`).
+pub fn write_manifests_of(c: &ClusterConfiguration, local: &LocalApi, only: &[&str]) -> Result<()> {
     let d = &c.certificates_dir;
     let mut api: Vec<(String, String)> = vec![
         ("advertise-address", local.advertise_address.clone()),
@@ -249,11 +254,13 @@ pub fn write_manifests(c: &ClusterConfiguration, local: &LocalApi) -> Result<()>
     cmd.extend(args_with_extra(api, &c.api_server.extra_args));
     let k = kdir();
     let m = format!("{k}/manifests");
-    pki::write_file(
-        format!("{m}/kube-apiserver.yaml"),
-        &pod("kube-apiserver", &image(c, "kube-apiserver"), cmd),
-        0o600,
-    )?;
+    if only.contains(&"kube-apiserver") {
+        pki::write_file(
+            format!("{m}/kube-apiserver.yaml"),
+            &pod("kube-apiserver", &image(c, "kube-apiserver"), cmd),
+            0o600,
+        )?;
+    }
     let mut cm_args: Vec<(String, String)> = vec![
         ("authentication-kubeconfig".into(), format!("{k}/controller-manager.conf")),
         ("authorization-kubeconfig".into(), format!("{k}/controller-manager.conf")),
@@ -275,11 +282,13 @@ pub fn write_manifests(c: &ClusterConfiguration, local: &LocalApi) -> Result<()>
     }
     let mut cmd = vec!["kube-controller-manager".to_string()];
     cmd.extend(args_with_extra(cm_args, &c.controller_manager.extra_args));
-    pki::write_file(
-        format!("{m}/kube-controller-manager.yaml"),
-        &pod("kube-controller-manager", &image(c, "kube-controller-manager"), cmd),
-        0o600,
-    )?;
+    if only.contains(&"kube-controller-manager") {
+        pki::write_file(
+            format!("{m}/kube-controller-manager.yaml"),
+            &pod("kube-controller-manager", &image(c, "kube-controller-manager"), cmd),
+            0o600,
+        )?;
+    }
     let sched = vec![
         ("authentication-kubeconfig".to_string(), format!("{k}/scheduler.conf")),
         ("authorization-kubeconfig".into(), format!("{k}/scheduler.conf")),
@@ -289,11 +298,13 @@ pub fn write_manifests(c: &ClusterConfiguration, local: &LocalApi) -> Result<()>
     ];
     let mut cmd = vec!["kube-scheduler".to_string()];
     cmd.extend(args_with_extra(sched, &c.scheduler.extra_args));
-    pki::write_file(
-        format!("{m}/kube-scheduler.yaml"),
-        &pod("kube-scheduler", &image(c, "kube-scheduler"), cmd),
-        0o600,
-    )?;
+    if only.contains(&"kube-scheduler") {
+        pki::write_file(
+            format!("{m}/kube-scheduler.yaml"),
+            &pod("kube-scheduler", &image(c, "kube-scheduler"), cmd),
+            0o600,
+        )?;
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod files;
 pub mod init;
 pub mod join;
+pub mod phase;
 pub mod preflight;
 pub mod reset;
 pub mod token;
