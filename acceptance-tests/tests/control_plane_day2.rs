@@ -6,7 +6,8 @@
 //!   replaced; renaming strata_cluster_secrets keeps the identity;
 //! - certificates with a short `certificate_validity`: a wider renewal window plans a
 //!   renewal, the apply renews node after node with zero failed probes, and `kubeadm certs
-//!   check-expiration` on every node shows the new dates.
+//!   check-expiration` on every node shows the new dates;
+//! - a new SAN and another etcd endpoint list reach every node, one at a time.
 
 mod k8s_common;
 
@@ -156,5 +157,54 @@ fn running_control_plane_refuses_init_settings_and_renews_certificates_node_by_n
     assert!((89 * 86_400..=90 * 86_400).contains(&left), "{}", cp["certificates_expire_at"]);
     wait_ready_through_vip(&lab, &ca);
     assert_empty_plan(&wd, "the renewal");
-    eprintln!("timings: lab+create {created:?}, renewal apply {renew_apply:?}, total {:?}", started.elapsed());
+
+    // Reconfiguration: a new SAN and the API servers moved to another etcd endpoint list
+    // (node3 and node2 only) reach every node, one at a time.
+    let etcd: Vec<String> = ["node3", "node2"].iter().map(|n| format!("https://{}:2379", address(&lab, n))).collect();
+    let tf = config(&lab, &format!("{}  cert_sans = [\"api.example.org\"]\n", certs("2160h", 45)), "prod")
+        .replace("    endpoints   = strata_etcd_cluster.main.endpoints\n", &format!("    endpoints   = {etcd:?}\n"));
+    wd.write("main.tf", &tf).unwrap();
+    let prober = Prober::start(ProbeTargets { port: LB_PORT, ..ProbeTargets::readyz(&vip(&lab), &ca) });
+    let t = Instant::now();
+    wd.apply().unwrap();
+    let reconfig_apply = t.elapsed();
+    let report = prober.stop();
+    report.record("new SAN + etcd endpoints (3 control-plane nodes)", reconfig_apply);
+    eprintln!("reconfiguration: apply {reconfig_apply:?}, {}", report.summary());
+    assert!(report.failed() <= 2 * CP.len(), "{}", report.summary());
+    let mut last = String::new();
+    for n in CP {
+        let phase = kubeadm_calls(&lab, n, &["init", "phase", "certs", "apiserver"]);
+        assert_eq!(phase.len(), 1, "{n}: {phase:?}");
+        assert!(time(&phase[0]) > last, "{n} reconfigured after the node before it");
+        last = time(&phase[0]);
+        let crt = sh_ok(&lab, n, "cat /etc/kubernetes/pki/apiserver.crt");
+        std::fs::write(tmp.path().join("apiserver.crt"), &crt).unwrap();
+        let sans = std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+            .arg(tmp.path().join("apiserver.crt"))
+            .output()
+            .unwrap();
+        let sans = String::from_utf8_lossy(&sans.stdout);
+        assert!(sans.contains("DNS:api.example.org"), "{n}: the new SAN in apiserver.crt: {sans}");
+        assert!(sans.contains(&vip(&lab)), "{n}: the endpoint stays a SAN: {sans}");
+        let manifest = sh_ok(&lab, n, "cat /etc/kubernetes/manifests/kube-apiserver.yaml");
+        assert!(manifest.contains(&format!("--etcd-servers={}", etcd.join(","))), "{n}: {manifest}");
+    }
+    let (_, _, cert, key) = kubeconfig_parts(&output(&wd, "kubeconfig"));
+    let cm: serde_json::Value = https(&ca, Some((&cert, &key)))
+        .get(format!("https://{}/api/v1/namespaces/kube-system/configmaps/kubeadm-config", endpoint(&lab)))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let stored = cm["data"]["ClusterConfiguration"].as_str().unwrap();
+    assert!(stored.contains("api.example.org") && stored.contains(&etcd[0]), "kubeadm-config: {stored}");
+    wait_ready_through_vip(&lab, &ca);
+    assert_empty_plan(&wd, "the reconfiguration");
+    eprintln!(
+        "timings: lab+create {created:?}, renewal apply {renew_apply:?}, reconfiguration apply {reconfig_apply:?}, \
+         total {:?}",
+        started.elapsed()
+    );
 }

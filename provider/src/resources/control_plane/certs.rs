@@ -27,7 +27,7 @@ const STATIC_PODS: [&str; 3] = ["kube-apiserver", "kube-controller-manager", "ku
 const RESTART_ANNOTATION: &str = "strata.dev/certificates-renewed-at";
 const RESTART_WAIT: Duration = Duration::from_secs(120);
 
-fn cert_der(pem: &str) -> anyhow::Result<Vec<u8>> {
+pub fn cert_der(pem: &str) -> anyhow::Result<Vec<u8>> {
     // The first CERTIFICATE block: the kubelet's file holds the key too.
     for p in x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes()) {
         let p = p.map_err(|e| anyhow!("not PEM: {e}"))?;
@@ -91,15 +91,16 @@ pub fn due(at: OffsetDateTime, renew_before_days: i64, now: OffsetDateTime) -> b
 
 /// Rewrites the static pod manifests with a new annotation: the kubelet restarts a
 /// static pod whose manifest changed, so the components load the renewed files.
-async fn restart_static_pods(node: &Node, stamp: &str) -> anyhow::Result<()> {
-    for pod in STATIC_PODS {
+pub async fn restart_static_pods(node: &Node, pods: &[&str]) -> anyhow::Result<()> {
+    let stamp = rfc3339(OffsetDateTime::now_utc());
+    for pod in pods {
         let path = format!("/etc/kubernetes/manifests/{pod}.yaml");
         let Some(b) = node.read_file(&path).await? else { continue };
         let mut v: serde_json::Value = serde_yaml_ng::from_slice(&b).with_context(|| path.clone())?;
         let meta =
             v.get_mut("metadata").and_then(|m| m.as_object_mut()).ok_or_else(|| anyhow!("{path}: no metadata"))?;
         let ann = meta.entry("annotations").or_insert_with(|| serde_json::json!({}));
-        ann[RESTART_ANNOTATION] = serde_json::Value::String(stamp.to_string());
+        ann[RESTART_ANNOTATION] = serde_json::Value::String(stamp.clone());
         node.write_file(&path, serde_yaml_ng::to_string(&v)?.as_bytes(), 0o600).await?;
     }
     Ok(())
@@ -157,7 +158,7 @@ pub async fn renew(members: &[Member<'_>], m: &ControlPlaneModel) -> anyhow::Res
             .await?
             .ok_or_else(|| anyhow!("{}: no apiserver.crt after the renewal", x.m.name))?;
         let der = cert_der(&String::from_utf8_lossy(&cert))?;
-        restart_static_pods(&x.node, &rfc3339(OffsetDateTime::now_utc())).await?;
+        restart_static_pods(&x.node, &STATIC_PODS).await?;
         wait_serving(&x.m.address, &m.ca_cert, &der, RESTART_WAIT)
             .await
             .with_context(|| format!("control-plane node {} after renewing its certificates", x.m.name))?;

@@ -66,6 +66,18 @@ pub fn cluster_config_file(m: &ControlPlaneModel) -> String {
     documents(&[cluster_configuration(m)])
 }
 
+/// For `kubeadm init phase …` on a joined node `n`: its InitConfiguration (no bootstrap
+/// token) and the ClusterConfiguration.
+pub fn phase_config(m: &ControlPlaneModel, n: &NodeModel) -> String {
+    let init = json!({
+        "apiVersion": API_VERSION,
+        "kind": "InitConfiguration",
+        "localAPIEndpoint": {"advertiseAddress": n.address, "bindPort": 6443},
+        "nodeRegistration": node_registration(n),
+    });
+    documents(&[init, cluster_configuration(m)])
+}
+
 /// For `kubeadm init` on `first`, with `token` for the bootstrap token the others join with.
 pub fn init_config(m: &ControlPlaneModel, first: &NodeModel, token: &str) -> String {
     let init = json!({

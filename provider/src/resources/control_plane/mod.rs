@@ -9,6 +9,7 @@ pub(crate) mod kubeadm;
 mod model;
 mod pki_files;
 pub(crate) mod probe;
+mod reconfigure;
 mod schema;
 mod upgrade;
 pub mod validate;
@@ -391,6 +392,7 @@ impl Resource for ControlPlane {
         validate::version_step(from, to).map_err(|e| anyhow::anyhow!("kubernetes_version: {e}"))?;
         cluster::ensure_kubeconfig(&mut m, prior.kubeconfig.as_deref())?;
         m.join = prior.join.clone();
+        let upgraded = std::sync::atomic::AtomicBool::new(from == to);
         let result = async {
             let names: BTreeSet<&str> = m.node.iter().map(|n| n.name.as_str()).collect();
             let leaving: Vec<_> = prior.node.iter().filter(|n| !names.contains(n.name.as_str())).cloned().collect();
@@ -405,15 +407,30 @@ impl Resource for ControlPlane {
                     }
                 }
                 upgrade::upgrade(&joined, &m, to).await?;
+                upgraded.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             let members = cluster::connect(ctx, &config).await.map_err(|d| anyhow::anyhow!("{d}"))?;
             let initialised = cluster::converge(&m, &members).await?;
             for n in cluster::connect(ctx, &leaving).await.map_err(|d| anyhow::anyhow!("{d}"))? {
-                cluster::reset(&n.node).await?;
+                // A removed node that no longer answers (a dead machine being repaired)
+                // does not block the apply (kubespray#10649): its Node goes all the same.
+                // Any other failure to reach it (host key, authentication) is an error.
+                if n.node.answers().await? {
+                    cluster::reset(&n.node).await?;
+                } else {
+                    ctx.warn(crate::node::gone_warning(
+                        &n.node,
+                        &format!("control-plane node {} was not reset; its Node object is deleted", n.m.name),
+                    ));
+                }
                 cluster::admin_client(&m)?.delete_node(&n.m.name).await?;
             }
             if initialised || prior.cni != m.cni {
                 cluster::apply_cni(&members[0], &m).await?;
+            }
+            let what = reconfigure::needed(&prior, &m);
+            if what.any() && !initialised {
+                reconfigure::roll(&members, &m, &what).await?;
             }
             let expiry = prior.certificates_expire_at.as_deref().and_then(certs::parse_rfc3339);
             let due = expiry
@@ -441,7 +458,14 @@ impl Resource for ControlPlane {
         }
         match (result, observed) {
             (Ok(()), Ok(true)) => Ok(m),
-            (Err(e), _) => Err(Failure::with_state(m, Diagnostics::from(e))),
+            (Err(e), _) => {
+                if !upgraded.load(std::sync::atomic::Ordering::Relaxed) {
+                    // The roll stopped part-way: the state keeps the old version, so the
+                    // next plan shows the upgrade again and its apply resumes it.
+                    m.kubernetes_version = prior.kubernetes_version.clone();
+                }
+                Err(Failure::with_state(m, Diagnostics::from(e)))
+            }
             (Ok(()), Ok(false)) => Err(anyhow::anyhow!("no control-plane node can be found after the change").into()),
             (Ok(()), Err(d)) => Err(Failure::with_state(m, d)),
         }

@@ -118,7 +118,15 @@ pub fn schema() -> Schema {
          again; one with another CA is refused. Changing `kubernetes_version` upgrades in place (`kubeadm \
          upgrade apply` on the first node, `kubeadm upgrade node` on the others, one at a time); skipping a \
          minor version or downgrading is refused at plan time. The kubelet's own configuration is kubeadm's \
-         (`/var/lib/kubelet/config.yaml`); `strata_node_config` owns its drop-in directory.",
+         (`/var/lib/kubelet/config.yaml`); `strata_node_config` owns its drop-in directory. On a running cluster \
+         (see the Day-2 operations guide): `cluster_name`, `pod_cidr`, `service_cidr` and `cluster_domain` are \
+         refused at plan time; certificates within `certificates_renew_before_days` of expiry are renewed one \
+         node at a time (`kubeadm certs renew all`, static pods restarted, the node serving its new certificate \
+         and ready before the next); a change of the etcd endpoints, `cert_sans` or `endpoint` uploads the \
+         kubeadm configuration and rolls through the nodes one at a time (`kubeadm init phase certs apiserver` \
+         with the old certificate moved aside when the SANs changed, `kubeadm init phase control-plane \
+         apiserver`); a failed upgrade keeps the old version in state so the next apply resumes it; a removed \
+         node is reset and its Node deleted, and a removed node that no longer answers does not block the apply.",
     )
     .attribute(Attribute::computed("id", Type::String).description("The cluster name."))
     .attribute(
