@@ -135,9 +135,13 @@ fn cluster_secrets_lifecycle_with_real_terraform() {
     assert_ne!(v2["kubernetes_ca_cert"], v["kubernetes_ca_cert"]);
     assert_eq!(v2["validity_days"], 400);
 
-    // A new name replaces the identity.
+    // A new name is a rename in place (a new identity over a running cluster would
+    // invalidate its certificates and tokens); a new identity only when asked for.
     let plan = wd.run(&["plan", "-var", "validity_days=400", "-var", "cluster_name=staging"]).unwrap().ok().unwrap();
-    assert!(plan.stdout.contains("must be replaced"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("must be replaced"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("0 to add, 1 to change, 0 to destroy"), "{}", plan.stdout);
+    let plan =
+        wd.run(&["plan", "-var", "validity_days=400", "-replace=strata_cluster_secrets.this"]).unwrap().ok().unwrap();
     assert!(plan.stdout.contains("1 to add, 0 to change, 1 to destroy"), "{}", plan.stdout);
 
     let destroy = wd.run(&["destroy", "-auto-approve", "-var", "validity_days=400"]).unwrap().ok().unwrap();

@@ -126,10 +126,26 @@ pub struct Leaf {
     pub key_pem: String,
 }
 
+/// kubeadm's default leaf validity (`certificateValidityPeriod`, 8760h).
+pub const DEFAULT_VALIDITY: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
 /// A leaf certificate as kubeadm issues them: one year, the CA's issuer, CN and O given.
 pub fn issue(ca: &Ca, cn: &str, orgs: &[&str], sans: &[String], usage: Usage) -> Result<Leaf> {
+    issue_valid(ca, cn, orgs, sans, usage, DEFAULT_VALIDITY)
+}
+
+/// [`issue`] with a new key valid for `validity` (`certificateValidityPeriod`).
+pub fn issue_valid(
+    ca: &Ca,
+    cn: &str,
+    orgs: &[&str],
+    sans: &[String],
+    usage: Usage,
+    validity: std::time::Duration,
+) -> Result<Leaf> {
     let key = KeyPair::generate()?;
-    issue_for(ca, &key, cn, orgs, sans, usage).map(|cert_pem| Leaf { cert_pem, key_pem: key.serialize_pem() })
+    issue_for_valid(ca, &key, cn, orgs, sans, usage, validity)
+        .map(|cert_pem| Leaf { cert_pem, key_pem: key.serialize_pem() })
 }
 
 pub fn issue_for(
@@ -139,6 +155,18 @@ pub fn issue_for(
     orgs: &[&str],
     sans: &[String],
     usage: Usage,
+) -> Result<String> {
+    issue_for_valid(ca, key, cn, orgs, sans, usage, DEFAULT_VALIDITY)
+}
+
+pub fn issue_for_valid(
+    ca: &Ca,
+    key: &impl rcgen::PublicKeyData,
+    cn: &str,
+    orgs: &[&str],
+    sans: &[String],
+    usage: Usage,
+    validity: std::time::Duration,
 ) -> Result<String> {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -150,7 +178,7 @@ pub fn issue_for(
     params.is_ca = IsCa::ExplicitNoCa;
     let now = ::time::OffsetDateTime::now_utc();
     params.not_before = now - ::time::Duration::minutes(5);
-    params.not_after = now + ::time::Duration::days(365);
+    params.not_after = now + ::time::Duration::try_from(validity).context("certificate validity")?;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     params.extended_key_usages = vec![match usage {
         Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
@@ -176,6 +204,38 @@ pub fn write_file(path: impl AsRef<Path>, content: &str, mode: u32) -> Result<()
     std::fs::write(path, content).with_context(|| format!("writing {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     Ok(())
+}
+
+/// What a certificate on disk says: subject CN and O, SANs, usage, expiry.
+pub struct CertInfo {
+    pub cn: String,
+    pub orgs: Vec<String>,
+    pub sans: Vec<String>,
+    pub server: bool,
+    pub not_after: ::time::OffsetDateTime,
+}
+
+pub fn cert_info(cert_pem: &str, what: &str) -> Result<CertInfo> {
+    let der = pem_der(cert_pem, &["CERTIFICATE"], what)?;
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| anyhow!("{what}: invalid certificate: {e}"))?;
+    let (cn, orgs) = subject_of(&der).ok_or_else(|| anyhow!("{what}: no subject CN"))?;
+    let mut sans = Vec::new();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for n in &ext.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => sans.push(d.to_string()),
+                GeneralName::IPAddress(b) if b.len() == 4 => {
+                    sans.push(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*b).unwrap()).to_string())
+                }
+                GeneralName::IPAddress(b) if b.len() == 16 => {
+                    sans.push(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*b).unwrap()).to_string())
+                }
+                _ => {}
+            }
+        }
+    }
+    let server = cert.extended_key_usage().ok().flatten().is_some_and(|e| e.value.server_auth);
+    Ok(CertInfo { cn, orgs, sans, server, not_after: cert.validity().not_after.to_datetime() })
 }
 
 /// Subject CN and O of a DER certificate (for the API server's authentication).

@@ -72,6 +72,14 @@ pub fn apiserver_sans(c: &ClusterConfiguration, local: &LocalApi) -> Result<Vec<
     Ok(sans)
 }
 
+/// `certificateValidityPeriod` (v1beta4), kubeadm's default one year.
+pub fn validity(c: &ClusterConfiguration) -> Result<std::time::Duration> {
+    match c.certificate_validity_period.as_deref() {
+        Some(v) => crate::duration::parse_go_duration(v).context("certificateValidityPeriod"),
+        None => Ok(pki::DEFAULT_VALIDITY),
+    }
+}
+
 fn p(c: &ClusterConfiguration, name: &str) -> String {
     format!("{}/{name}", c.certificates_dir)
 }
@@ -91,16 +99,23 @@ pub fn write_certs(c: &ClusterConfiguration, local: &LocalApi, init: bool) -> Re
         .context("failure loading certificate authority \"front-proxy-ca\"")?;
     pki::check_sa_pair(&p(c, "sa.key"), &p(c, "sa.pub"))
         .context("failure loading the service account key pair \"sa\"")?;
-    let server = pki::issue(&ca, "kube-apiserver", &[], &apiserver_sans(c, local)?, Usage::Server)?;
-    pki::write_file(p(c, "apiserver.crt"), &server.cert_pem, 0o644)?;
-    pki::write_file(p(c, "apiserver.key"), &server.key_pem, 0o600)?;
-    let kc = pki::issue(&ca, "kube-apiserver-kubelet-client", &["kubeadm:cluster-admins"], &[], Usage::Client)?;
+    let v = validity(c)?;
+    write_apiserver_cert(c, local, &ca)?;
+    let kc =
+        pki::issue_valid(&ca, "kube-apiserver-kubelet-client", &["kubeadm:cluster-admins"], &[], Usage::Client, v)?;
     pki::write_file(p(c, "apiserver-kubelet-client.crt"), &kc.cert_pem, 0o644)?;
     pki::write_file(p(c, "apiserver-kubelet-client.key"), &kc.key_pem, 0o600)?;
-    let fpc = pki::issue(&fp, "front-proxy-client", &[], &[], Usage::Client)?;
+    let fpc = pki::issue_valid(&fp, "front-proxy-client", &[], &[], Usage::Client, v)?;
     pki::write_file(p(c, "front-proxy-client.crt"), &fpc.cert_pem, 0o644)?;
     pki::write_file(p(c, "front-proxy-client.key"), &fpc.key_pem, 0o600)?;
     Ok(())
+}
+
+/// The API server's serving certificate with kubeadm's SANs (`init phase certs apiserver`).
+pub fn write_apiserver_cert(c: &ClusterConfiguration, local: &LocalApi, ca: &pki::Ca) -> Result<()> {
+    let server = pki::issue_valid(ca, "kube-apiserver", &[], &apiserver_sans(c, local)?, Usage::Server, validity(c)?)?;
+    pki::write_file(p(c, "apiserver.crt"), &server.cert_pem, 0o644)?;
+    pki::write_file(p(c, "apiserver.key"), &server.key_pem, 0o600)
 }
 
 fn kubeconfig_for(
@@ -111,7 +126,7 @@ fn kubeconfig_for(
     cn: &str,
     orgs: &[&str],
 ) -> Result<String> {
-    let leaf = pki::issue(ca, cn, orgs, &[], Usage::Client)?;
+    let leaf = pki::issue_valid(ca, cn, orgs, &[], Usage::Client, validity(c)?)?;
     Ok(Kubeconfig::new(
         &c.cluster_name,
         server,
@@ -186,6 +201,11 @@ pub fn image(c: &ClusterConfiguration, component: &str) -> String {
 /// The control-plane phase: static pod manifests for the API server, controller
 /// manager and scheduler, with kubeadm's flags and the image tag = kubernetesVersion.
 pub fn write_manifests(c: &ClusterConfiguration, local: &LocalApi) -> Result<()> {
+    write_manifests_of(c, local, &["kube-apiserver", "kube-controller-manager", "kube-scheduler"])
+}
+
+/// The control-plane phase for `only` these components (`init phase control-plane NAME`).
+pub fn write_manifests_of(c: &ClusterConfiguration, local: &LocalApi, only: &[&str]) -> Result<()> {
     let d = &c.certificates_dir;
     let mut api: Vec<(String, String)> = vec![
         ("advertise-address", local.advertise_address.clone()),
@@ -234,11 +254,13 @@ pub fn write_manifests(c: &ClusterConfiguration, local: &LocalApi) -> Result<()>
     cmd.extend(args_with_extra(api, &c.api_server.extra_args));
     let k = kdir();
     let m = format!("{k}/manifests");
-    pki::write_file(
-        format!("{m}/kube-apiserver.yaml"),
-        &pod("kube-apiserver", &image(c, "kube-apiserver"), cmd),
-        0o600,
-    )?;
+    if only.contains(&"kube-apiserver") {
+        pki::write_file(
+            format!("{m}/kube-apiserver.yaml"),
+            &pod("kube-apiserver", &image(c, "kube-apiserver"), cmd),
+            0o600,
+        )?;
+    }
     let mut cm_args: Vec<(String, String)> = vec![
         ("authentication-kubeconfig".into(), format!("{k}/controller-manager.conf")),
         ("authorization-kubeconfig".into(), format!("{k}/controller-manager.conf")),
@@ -260,11 +282,13 @@ pub fn write_manifests(c: &ClusterConfiguration, local: &LocalApi) -> Result<()>
     }
     let mut cmd = vec!["kube-controller-manager".to_string()];
     cmd.extend(args_with_extra(cm_args, &c.controller_manager.extra_args));
-    pki::write_file(
-        format!("{m}/kube-controller-manager.yaml"),
-        &pod("kube-controller-manager", &image(c, "kube-controller-manager"), cmd),
-        0o600,
-    )?;
+    if only.contains(&"kube-controller-manager") {
+        pki::write_file(
+            format!("{m}/kube-controller-manager.yaml"),
+            &pod("kube-controller-manager", &image(c, "kube-controller-manager"), cmd),
+            0o600,
+        )?;
+    }
     let sched = vec![
         ("authentication-kubeconfig".to_string(), format!("{k}/scheduler.conf")),
         ("authorization-kubeconfig".into(), format!("{k}/scheduler.conf")),
@@ -274,11 +298,13 @@ pub fn write_manifests(c: &ClusterConfiguration, local: &LocalApi) -> Result<()>
     ];
     let mut cmd = vec!["kube-scheduler".to_string()];
     cmd.extend(args_with_extra(sched, &c.scheduler.extra_args));
-    pki::write_file(
-        format!("{m}/kube-scheduler.yaml"),
-        &pod("kube-scheduler", &image(c, "kube-scheduler"), cmd),
-        0o600,
-    )?;
+    if only.contains(&"kube-scheduler") {
+        pki::write_file(
+            format!("{m}/kube-scheduler.yaml"),
+            &pod("kube-scheduler", &image(c, "kube-scheduler"), cmd),
+            0o600,
+        )?;
+    }
     Ok(())
 }
 

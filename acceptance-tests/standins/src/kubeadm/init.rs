@@ -25,6 +25,17 @@ pub struct InitArgs {
     pub upload_certs: bool,
     #[arg(long = "skip-token-print")]
     pub skip_token_print: bool,
+    #[command(subcommand)]
+    pub phase: Option<InitSub>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum InitSub {
+    /// Use this command to invoke single phase of the "init" workflow
+    Phase {
+        #[command(subcommand)]
+        phase: super::phase::Phase,
+    },
 }
 
 /// The node's first global IPv4 address (kubeadm's advertise address auto-detection).
@@ -68,6 +79,9 @@ fn timeout_of(t: Option<&String>, default: Duration) -> Duration {
 }
 
 pub async fn run(a: InitArgs) -> Result<()> {
+    if let Some(InitSub::Phase { phase }) = a.phase {
+        return super::phase::run(phase).await;
+    }
     let kubeadm = super::kubeadm_version()?;
     let path = a.config.as_deref().context("this stand-in kubeadm takes its settings from --config only")?;
     let (init, cluster, file) = load(path, kubeadm)?;
@@ -161,7 +175,7 @@ pub async fn wait_ready(api: &ApiClient, timeout: Duration) -> Result<()> {
     )
 }
 
-async fn upload_config(api: &ApiClient, cluster: &ClusterConfiguration) -> Result<()> {
+pub async fn upload_config(api: &ApiClient, cluster: &ClusterConfiguration) -> Result<()> {
     println!("[upload-config] Storing the configuration used in ConfigMap \"kubeadm-config\" in the \"kube-system\" Namespace");
     let cm = json!({
         "apiVersion": "v1", "kind": "ConfigMap",

@@ -1,10 +1,12 @@
 //! STAND-IN `kubeadm`: the subcommands the provider uses, with kubeadm's config
 //! validation, preflight and file layout. Every call is recorded (see crate::record).
 
+pub mod certs;
 pub mod config;
 pub mod files;
 pub mod init;
 pub mod join;
+pub mod phase;
 pub mod preflight;
 pub mod reset;
 pub mod token;
@@ -59,7 +61,7 @@ enum Cmd {
     /// Commands related to handling kubernetes certificates
     Certs {
         #[command(subcommand)]
-        cmd: CertsCmd,
+        cmd: certs::CertsCmd,
     },
 }
 
@@ -71,15 +73,6 @@ enum ConfigCmd {
         config: String,
         #[arg(long = "allow-experimental-api")]
         allow_experimental_api: bool,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum CertsCmd {
-    /// Check certificates expiration for a Kubernetes cluster
-    CheckExpiration {
-        #[arg(long = "cert-dir", default_value = "/etc/kubernetes/pki")]
-        cert_dir: String,
     },
 }
 
@@ -144,7 +137,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Token { kubeconfig, cmd } => crate::block_on(token::run(&kubeconfig, cmd)),
         Cmd::Upgrade { cmd } => crate::block_on(upgrade::run(cmd)),
         Cmd::Reset(a) => reset::run(a),
-        Cmd::Certs { cmd: CertsCmd::CheckExpiration { cert_dir } } => check_expiration(&cert_dir),
+        Cmd::Certs { cmd } => crate::block_on(certs::run(cmd)),
     }
 }
 
@@ -177,21 +170,6 @@ pub fn validate_file(file: &config::ConfigFile, kubeadm: KubeVersion) -> Result<
     }
     if !errs.is_empty() {
         bail!("{}", validation::aggregate(&errs));
-    }
-    Ok(())
-}
-
-fn check_expiration(dir: &str) -> Result<()> {
-    use x509_parser::prelude::*;
-    println!("CERTIFICATE                EXPIRES                  RESIDUAL TIME   EXTERNALLY MANAGED");
-    for name in ["apiserver", "apiserver-kubelet-client", "front-proxy-client", "ca", "front-proxy-ca"] {
-        let path = format!("{dir}/{name}.crt");
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
-        let der = crate::pki::pem_der(&text, &["CERTIFICATE"], &path)?;
-        let (_, cert) = X509Certificate::from_der(&der).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-        let left =
-            cert.validity().time_to_expiration().map(|d| format!("{}d", d.whole_days())).unwrap_or("<invalid>".into());
-        println!("{name:<26} {:<24} {left:<15} no", cert.validity().not_after.to_string());
     }
     Ok(())
 }

@@ -54,12 +54,12 @@ pub fn version_policy(cluster: KubeVersion, target: KubeVersion, kubeadm: KubeVe
     errs
 }
 
-fn admin_or_kubelet() -> Result<Kubeconfig> {
+pub(crate) fn admin_or_kubelet() -> Result<Kubeconfig> {
     let k = files::kdir();
     Kubeconfig::load(&format!("{k}/admin.conf")).or_else(|_| Kubeconfig::load(&format!("{k}/kubelet.conf")))
 }
 
-async fn cluster_config(api: &ApiClient, kubeadm: KubeVersion) -> Result<ClusterConfiguration> {
+pub(crate) async fn cluster_config(api: &ApiClient, kubeadm: KubeVersion) -> Result<ClusterConfiguration> {
     println!(
         "[upgrade/config] Reading configuration from the \"kubeadm-config\" ConfigMap in namespace \"kube-system\"..."
     );

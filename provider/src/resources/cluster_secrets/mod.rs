@@ -131,10 +131,11 @@ impl Resource for ClusterSecrets {
         )
         .attribute(Attribute::computed("id", Type::String).description("The cluster name."))
         .attribute(
+            // Not `requires_replace`: a new identity over a running cluster's data would
+            // invalidate every certificate and token; a rename keeps the keys.
             Attribute::required("cluster_name", Type::String)
-                .requires_replace()
                 .validate(Validator::Matches("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "a DNS label: lower-case letters, digits and '-', at most 63 characters"))
-                .description("Name of the cluster. Changing it generates a new identity."),
+                .description("Name of the cluster (the `id`). Changing it renames the identity in place: the CAs and keys stay, so a control plane that uses them keeps working. A new identity is generated only when asked for, with `terraform apply -replace=strata_cluster_secrets.NAME`."),
         )
         .attribute(
             Attribute::optional("validity_days", Type::Number)
@@ -209,6 +210,12 @@ impl Resource for ClusterSecrets {
         planned: ClusterSecretsModel,
     ) -> ApplyResult<ClusterSecretsModel> {
         let days = Self::validity(&planned);
+        // A rename keeps every key and certificate.
+        let prior = ClusterSecretsModel {
+            id: Some(planned.cluster_name.clone()),
+            cluster_name: planned.cluster_name.clone(),
+            ..prior
+        };
         if Self::validity(&prior) == days {
             return Ok(prior);
         }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::framework::{AnyResource, AttributePath, Value};
+use crate::framework::{AnyResource, Value};
 use rcgen::PublicKeyData;
 use tokio_util::sync::CancellationToken;
 
@@ -97,11 +97,32 @@ async fn plan_marks_what_will_change() {
     assert_eq!(p.planned.attr("kubernetes_ca_cert"), Some(&Value::Unknown));
     assert_eq!(p.planned.attr("kubernetes_ca_key"), prior.attr("kubernetes_ca_key"));
     assert!(p.requires_replace.is_empty());
-    // Name change: replacement.
+    // Name change: a rename in place, every key and certificate kept (a new identity
+    // over a running cluster would invalidate its certificates and tokens).
     let mut proposed = prior.clone();
     *proposed.attr_mut("cluster_name").unwrap() = "other".into();
     let p = AnyResource::plan(&ClusterSecrets, &crate::framework::Context::detached(), &prior, &proposed, &proposed);
-    assert_eq!(p.requires_replace, vec![AttributePath::root("cluster_name")]);
+    assert!(p.requires_replace.is_empty(), "{:?}", p.requires_replace);
+    assert!(!p.diagnostics.has_errors(), "{}", p.diagnostics);
+    assert_eq!(p.planned.attr("id"), Some(&Value::string("other")));
+    for a in
+        ["kubernetes_ca_cert", "kubernetes_ca_key", "service_account_private_key", "ca_cert_hash", "bootstrap_token"]
+    {
+        assert_eq!(p.planned.attr(a), prior.attr(a), "{a} kept");
+    }
+}
+
+#[tokio::test]
+async fn a_rename_keeps_the_identity() {
+    let prior = ClusterSecrets.create(&ctx(), planned("prod", None)).await.ok().unwrap();
+    let renamed = ClusterSecretsModel { cluster_name: "prod-eu".into(), id: Some("prod-eu".into()), ..prior.clone() };
+    let after = ClusterSecrets.update(&ctx(), prior.clone(), renamed).await.ok().unwrap();
+    assert_eq!(after.id.as_deref(), Some("prod-eu"));
+    assert_eq!(after.cluster_name, "prod-eu");
+    assert_eq!(after.kubernetes_ca_cert, prior.kubernetes_ca_cert);
+    assert_eq!(after.kubernetes_ca_key, prior.kubernetes_ca_key);
+    assert_eq!(after.service_account_private_key, prior.service_account_private_key);
+    assert_eq!(after.bootstrap_token, prior.bootstrap_token);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use futures::future::join_all;
 use super::kubeadm::{self, CONFIG_PATH};
 use super::model::{ControlPlaneModel, JoinModel, NodeModel, NodeStatus};
 use super::probe::{self, Found};
-use super::{cni, pki_files};
+use super::{certs, cni, pki_files};
 use crate::framework::{AttributePath, Context, Diagnostic, Diagnostics};
 use crate::kube::{kubeconfig, packages, ClientIdentity, KubeClient};
 use crate::node::{quote, Node};
@@ -293,6 +293,24 @@ pub async fn observe(ctx: &Context, m: &mut ControlPlaneModel) -> Result<bool, D
         });
     }
     m.nodes = Some(statuses);
+    let joined: Vec<&Member<'_>> =
+        members.iter().zip(&found).filter(|(_, f)| f.as_ref().is_ok_and(|f| f.joined)).map(|(x, _)| x).collect();
+    let read = join_all(joined.iter().map(|x| certs::expiries(&x.node))).await;
+    let mut earliest: Option<time::OffsetDateTime> = None;
+    for (x, r) in joined.iter().zip(read) {
+        match r {
+            Ok(list) => {
+                for (_, t) in list {
+                    earliest = Some(earliest.map_or(t, |e| e.min(t)));
+                }
+            }
+            Err(e) => ctx.warn(Diagnostic::warning(
+                format!("Certificates of control-plane node {} not read", x.m.name),
+                format!("{e:#}. certificates_expire_at leaves this node out."),
+            )),
+        }
+    }
+    m.certificates_expire_at = earliest.map(certs::rfc3339);
     if !runs {
         return Ok(false);
     }

@@ -45,6 +45,7 @@ pub fn cluster_configuration(m: &ControlPlaneModel) -> Json {
             "keyFile": format!("{PKI_DIR}/apiserver-etcd-client.key"),
         }},
         "apiServer": {"certSANs": sans},
+        "certificateValidityPeriod": m.certificate_validity(),
         "networking": {
             "podSubnet": m.pod_cidr(),
             "serviceSubnet": m.service_cidr(),
@@ -58,6 +59,23 @@ fn documents(docs: &[Json]) -> String {
         .map(|d| serde_yaml_ng::to_string(d).expect("JSON values always serialise as YAML"))
         .collect::<Vec<_>>()
         .join("---\n")
+}
+
+/// The ClusterConfiguration alone, for `kubeadm certs renew --config`.
+pub fn cluster_config_file(m: &ControlPlaneModel) -> String {
+    documents(&[cluster_configuration(m)])
+}
+
+/// For `kubeadm init phase …` on a joined node `n`: its InitConfiguration (no bootstrap
+/// token) and the ClusterConfiguration.
+pub fn phase_config(m: &ControlPlaneModel, n: &NodeModel) -> String {
+    let init = json!({
+        "apiVersion": API_VERSION,
+        "kind": "InitConfiguration",
+        "localAPIEndpoint": {"advertiseAddress": n.address, "bindPort": 6443},
+        "nodeRegistration": node_registration(n),
+    });
+    documents(&[init, cluster_configuration(m)])
 }
 
 /// For `kubeadm init` on `first`, with `token` for the bootstrap token the others join with.

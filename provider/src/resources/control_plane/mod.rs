@@ -2,12 +2,14 @@
 //! load-balanced endpoint, on external etcd, with the cluster identity from
 //! `strata_cluster_secrets`.
 
+mod certs;
 mod cluster;
 mod cni;
 pub(crate) mod kubeadm;
 mod model;
 mod pki_files;
 pub(crate) mod probe;
+mod reconfigure;
 mod schema;
 mod upgrade;
 pub mod validate;
@@ -89,6 +91,30 @@ fn validate_config(config: &Value, diags: &mut Diagnostics) {
     if let Some(cni @ Value::Object(_)) = config.attr("cni") {
         validate_cni(cni, config, diags);
     }
+    let validity = match config.attr("certificate_validity") {
+        Some(Value::String(s)) => validate::certificate_validity(s).ok(),
+        Some(Value::Null) | None => validate::certificate_validity(schema::DEFAULT_CERTIFICATE_VALIDITY).ok(),
+        _ => None,
+    };
+    let renew = match config.attr("certificates_renew_before_days") {
+        Some(v @ Value::Number(_)) => v.as_i64(),
+        Some(Value::Null) | None => Some(schema::DEFAULT_CERTIFICATES_RENEW_BEFORE_DAYS),
+        _ => None,
+    };
+    if let (Some(validity), Some(renew)) = (validity, renew) {
+        if renew as u64 * 86_400 >= validity.as_secs() {
+            error_at(
+                diags,
+                AttributePath::root("certificates_renew_before_days"),
+                "Renewal window not shorter than the certificates' validity",
+                format!(
+                    "certificates_renew_before_days = {renew} is not shorter than certificate_validity ({}h): every \
+                     plan would renew the certificates again. Use a window shorter than the validity.",
+                    validity.as_secs() / 3600
+                ),
+            );
+        }
+    }
 }
 
 fn validate_cni(cni: &Value, config: &Value, diags: &mut Diagnostics) {
@@ -159,6 +185,92 @@ fn check_version_step(plan: &mut PlanChange) -> Option<VersionStep> {
     }
 }
 
+/// Settings fixed when kubeadm init made the cluster, with their defaults and why.
+const FIXED_AT_INIT: [(&str, &str, &str); 4] = [
+    (
+        "cluster_name",
+        schema::DEFAULT_CLUSTER_NAME,
+        "kubeadm's clusterName is written into every kubeconfig, the kubeadm-config ConfigMap and what tools \
+         (and workers) know the cluster by",
+    ),
+    (
+        "pod_cidr",
+        schema::DEFAULT_POD_CIDR,
+        "every node's podCIDR is allocated from it by the controller manager and the CNI's pool holds addresses \
+         of running pods",
+    ),
+    (
+        "service_cidr",
+        schema::DEFAULT_SERVICE_CIDR,
+        "every Service's clusterIP (the kubernetes Service and cluster DNS among them) was allocated from it, and \
+         the API server certificate names its first address",
+    ),
+    (
+        "cluster_domain",
+        schema::DEFAULT_CLUSTER_DOMAIN,
+        "every kubelet resolves Services under it and the API server certificate names kubernetes.default.svc.DOMAIN",
+    ),
+];
+
+/// Refuses (at the attribute) a change of a setting fixed at init while a cluster runs:
+/// replacing the resource would run `kubeadm reset -f` on every node and `kubeadm
+/// init` again over the live etcd. Returns whether it refused.
+fn refuse_identity_changes(plan: &mut PlanChange, prior: &ControlPlaneModel) -> bool {
+    // Unknown statuses (never observed) count as running: the safe side.
+    let running = prior.nodes.as_ref().is_none_or(|s| s.iter().any(|s| s.joined));
+    if !running {
+        return false;
+    }
+    let before = |name: &str| match name {
+        "cluster_name" => prior.cluster_name(),
+        "pod_cidr" => prior.pod_cidr(),
+        "service_cidr" => prior.service_cidr(),
+        _ => prior.cluster_domain(),
+    };
+    let mut refused = false;
+    for (name, default, why) in FIXED_AT_INIT {
+        let after = match plan.planned.attr(name) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => default.to_string(),
+            // Unknown until apply: the plan would be a replacement that no later check
+            // can stop (at apply the create half runs with no prior state).
+            _ => {
+                refused = true;
+                error_at(
+                    &mut plan.diagnostics,
+                    AttributePath::root(name),
+                    &format!("{name} unknown on a running cluster"),
+                    format!(
+                        "{name} is only known after apply, so this plan would replace the running control plane \
+                         if it changed. Give {name} a value known at plan time (it is {:?} now).",
+                        before(name)
+                    ),
+                );
+                continue;
+            }
+        };
+        let was = before(name);
+        if after == was {
+            continue;
+        }
+        refused = true;
+        error_at(
+            &mut plan.diagnostics,
+            AttributePath::root(name),
+            &format!("{name} cannot change on a running cluster"),
+            format!(
+                "{name} is {was:?} on the running control plane; it is fixed when kubeadm init makes the cluster: \
+                 {why}. Changing it would replace the control plane: `kubeadm reset -f` on every node, then kubeadm \
+                 init again over the live etcd, breaking every worker and workload. Nothing was changed. Keep \
+                 {name} = {was:?}. To build a new cluster with {after:?} on purpose, create it as a new \
+                 strata_control_plane (with its own strata_cluster_secrets and etcd) and move the workloads, or \
+                 take this one down first (`terraform apply -destroy -target=<this resource>`) and apply again."
+            ),
+        );
+    }
+    refused
+}
+
 #[async_trait]
 impl Resource for ControlPlane {
     type Model = ControlPlaneModel;
@@ -191,10 +303,13 @@ impl Resource for ControlPlane {
         if plan.is_create() {
             return;
         }
+        let Some(prior) = prior_model(plan) else { return };
+        if refuse_identity_changes(plan, &prior) {
+            return;
+        }
         if check_version_step(plan).is_none() && plan.diagnostics.has_errors() {
             return;
         }
-        let Some(prior) = prior_model(plan) else { return };
         let endpoint = str_attr(&plan.planned, "endpoint").map(str::to_string);
         let ca = str_attr(&plan.planned, "ca_cert").map(str::to_string);
         let renew = plan.planned.attr("kubeconfig_renew_before_days").and_then(Value::as_i64);
@@ -217,6 +332,17 @@ impl Resource for ControlPlane {
         let drift = prior.nodes.as_ref().is_none_or(|s| s.len() != prior.node.len() || s.iter().any(|s| !s.healthy()));
         if drift || plan.changed("node") || plan.changed("kubernetes_version") || plan.changed("ca_cert") {
             plan.set_unknown("nodes");
+            plan.set_unknown("certificates_expire_at");
+        }
+        // Within the renewal window: the apply renews every node's certificates.
+        let renew_days = plan
+            .planned
+            .attr("certificates_renew_before_days")
+            .and_then(Value::as_i64)
+            .unwrap_or(schema::DEFAULT_CERTIFICATES_RENEW_BEFORE_DAYS);
+        let expiry = prior.certificates_expire_at.as_deref().and_then(certs::parse_rfc3339);
+        if expiry.is_some_and(|at| certs::due(at, renew_days, time::OffsetDateTime::now_utc())) {
+            plan.set_unknown("certificates_expire_at");
         }
     }
 
@@ -259,11 +385,14 @@ impl Resource for ControlPlane {
         planned: ControlPlaneModel,
     ) -> ApplyResult<ControlPlaneModel> {
         let mut m = planned;
+        // Known in the plan: no renewal planned, and the value must stay as planned.
+        let planned_expiry = m.certificates_expire_at.clone();
         let from = prior.version()?;
         let to = m.version()?;
         validate::version_step(from, to).map_err(|e| anyhow::anyhow!("kubernetes_version: {e}"))?;
         cluster::ensure_kubeconfig(&mut m, prior.kubeconfig.as_deref())?;
         m.join = prior.join.clone();
+        let upgraded = std::sync::atomic::AtomicBool::new(from == to);
         let result = async {
             let names: BTreeSet<&str> = m.node.iter().map(|n| n.name.as_str()).collect();
             let leaving: Vec<_> = prior.node.iter().filter(|n| !names.contains(n.name.as_str())).cloned().collect();
@@ -278,15 +407,36 @@ impl Resource for ControlPlane {
                     }
                 }
                 upgrade::upgrade(&joined, &m, to).await?;
+                upgraded.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             let members = cluster::connect(ctx, &config).await.map_err(|d| anyhow::anyhow!("{d}"))?;
             let initialised = cluster::converge(&m, &members).await?;
             for n in cluster::connect(ctx, &leaving).await.map_err(|d| anyhow::anyhow!("{d}"))? {
-                cluster::reset(&n.node).await?;
+                // A removed node that no longer answers (a dead machine being repaired)
+                // does not block the apply (kubespray#10649): its Node goes all the same.
+                // Any other failure to reach it (host key, authentication) is an error.
+                if n.node.answers().await? {
+                    cluster::reset(&n.node).await?;
+                } else {
+                    ctx.warn(crate::node::gone_warning(
+                        &n.node,
+                        &format!("control-plane node {} was not reset; its Node object is deleted", n.m.name),
+                    ));
+                }
                 cluster::admin_client(&m)?.delete_node(&n.m.name).await?;
             }
             if initialised || prior.cni != m.cni {
                 cluster::apply_cni(&members[0], &m).await?;
+            }
+            let what = reconfigure::needed(&prior, &m);
+            if what.any() && !initialised {
+                reconfigure::roll(&members, &m, &what).await?;
+            }
+            let expiry = prior.certificates_expire_at.as_deref().and_then(certs::parse_rfc3339);
+            let due = expiry
+                .is_some_and(|at| certs::due(at, m.certificates_renew_before_days(), time::OffsetDateTime::now_utc()));
+            if planned_expiry.is_none() && due && !initialised {
+                certs::renew(&members, &m).await?;
             }
             let join_fits = m.join.as_ref().is_some_and(|j| {
                 j.endpoint == m.endpoint && Some(&j.ca_cert_hash) == crate::pki::ca_cert_hash(&m.ca_cert).ok().as_ref()
@@ -303,9 +453,19 @@ impl Resource for ControlPlane {
         }
         .await;
         let observed = cluster::observe(ctx, &mut m).await;
+        if planned_expiry.is_some() {
+            m.certificates_expire_at = planned_expiry;
+        }
         match (result, observed) {
             (Ok(()), Ok(true)) => Ok(m),
-            (Err(e), _) => Err(Failure::with_state(m, Diagnostics::from(e))),
+            (Err(e), _) => {
+                if !upgraded.load(std::sync::atomic::Ordering::Relaxed) {
+                    // The roll stopped part-way: the state keeps the old version, so the
+                    // next plan shows the upgrade again and its apply resumes it.
+                    m.kubernetes_version = prior.kubernetes_version.clone();
+                }
+                Err(Failure::with_state(m, Diagnostics::from(e)))
+            }
             (Ok(()), Ok(false)) => Err(anyhow::anyhow!("no control-plane node can be found after the change").into()),
             (Ok(()), Err(d)) => Err(Failure::with_state(m, d)),
         }

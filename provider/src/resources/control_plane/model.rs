@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::schema::{
-    DEFAULT_CLUSTER_DOMAIN, DEFAULT_CLUSTER_NAME, DEFAULT_JOIN_TOKEN_TTL_HOURS, DEFAULT_KUBECONFIG_RENEW_BEFORE_DAYS,
-    DEFAULT_KUBECONFIG_VALIDITY_DAYS, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR,
+    DEFAULT_CERTIFICATES_RENEW_BEFORE_DAYS, DEFAULT_CERTIFICATE_VALIDITY, DEFAULT_CLUSTER_DOMAIN, DEFAULT_CLUSTER_NAME,
+    DEFAULT_JOIN_TOKEN_TTL_HOURS, DEFAULT_KUBECONFIG_RENEW_BEFORE_DAYS, DEFAULT_KUBECONFIG_VALIDITY_DAYS,
+    DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR,
 };
 use super::validate::KubeVersion;
 use crate::resources::connection::ConnectionModel;
@@ -83,6 +84,8 @@ pub struct ControlPlaneModel {
     pub kubeconfig_validity_days: Option<i64>,
     pub kubeconfig_renew_before_days: Option<i64>,
     pub join_token_ttl_hours: Option<i64>,
+    pub certificate_validity: Option<String>,
+    pub certificates_renew_before_days: Option<i64>,
     pub node: Vec<NodeModel>,
     pub etcd: EtcdModel,
     pub cni: Option<CniModel>,
@@ -91,6 +94,7 @@ pub struct ControlPlaneModel {
     pub join: Option<JoinModel>,
     pub ca_cert_hash: Option<String>,
     pub nodes: Option<Vec<NodeStatus>>,
+    pub certificates_expire_at: Option<String>,
 }
 
 impl ControlPlaneModel {
@@ -114,6 +118,12 @@ impl ControlPlaneModel {
     }
     pub fn kubeconfig_renew_before_days(&self) -> i64 {
         self.kubeconfig_renew_before_days.unwrap_or(DEFAULT_KUBECONFIG_RENEW_BEFORE_DAYS)
+    }
+    pub fn certificate_validity(&self) -> String {
+        self.certificate_validity.clone().unwrap_or_else(|| DEFAULT_CERTIFICATE_VALIDITY.into())
+    }
+    pub fn certificates_renew_before_days(&self) -> i64 {
+        self.certificates_renew_before_days.unwrap_or(DEFAULT_CERTIFICATES_RENEW_BEFORE_DAYS)
     }
     pub fn join_token_ttl(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.join_token_ttl_hours.unwrap_or(DEFAULT_JOIN_TOKEN_TTL_HOURS) as u64 * 3600)

@@ -11,6 +11,9 @@ pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 pub const DEFAULT_KUBECONFIG_VALIDITY_DAYS: i64 = 365;
 pub const DEFAULT_KUBECONFIG_RENEW_BEFORE_DAYS: i64 = 30;
 pub const DEFAULT_JOIN_TOKEN_TTL_HOURS: i64 = 24;
+/// kubeadm's own default for leaf certificates (`certificateValidityPeriod`).
+pub const DEFAULT_CERTIFICATE_VALIDITY: &str = "8760h";
+pub const DEFAULT_CERTIFICATES_RENEW_BEFORE_DAYS: i64 = 30;
 
 fn check<T>(f: fn(&str) -> Result<T, String>) -> impl Fn(&Value) -> Result<(), String> {
     move |v| f(v.as_str().unwrap_or_default()).map(|_| ())
@@ -115,7 +118,15 @@ pub fn schema() -> Schema {
          again; one with another CA is refused. Changing `kubernetes_version` upgrades in place (`kubeadm \
          upgrade apply` on the first node, `kubeadm upgrade node` on the others, one at a time); skipping a \
          minor version or downgrading is refused at plan time. The kubelet's own configuration is kubeadm's \
-         (`/var/lib/kubelet/config.yaml`); `strata_node_config` owns its drop-in directory.",
+         (`/var/lib/kubelet/config.yaml`); `strata_node_config` owns its drop-in directory. On a running cluster \
+         (see the Day-2 operations guide): `cluster_name`, `pod_cidr`, `service_cidr` and `cluster_domain` are \
+         refused at plan time; certificates within `certificates_renew_before_days` of expiry are renewed one \
+         node at a time (`kubeadm certs renew all`, static pods restarted, the node serving its new certificate \
+         and ready before the next); a change of the etcd endpoints, `cert_sans` or `endpoint` uploads the \
+         kubeadm configuration and rolls through the nodes one at a time (`kubeadm init phase certs apiserver` \
+         with the old certificate moved aside when the SANs changed, `kubeadm init phase control-plane \
+         apiserver`); a failed upgrade keeps the old version in state so the next apply resumes it; a removed \
+         node is reset and its Node deleted, and a removed node that no longer answers does not block the apply.",
     )
     .attribute(Attribute::computed("id", Type::String).description("The cluster name."))
     .attribute(
@@ -123,7 +134,7 @@ pub fn schema() -> Schema {
             .default(DEFAULT_CLUSTER_NAME)
             .requires_replace()
             .validate(Validator::Matches("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "a DNS label"))
-            .description("kubeadm's `clusterName` and the kubeconfig's cluster name (default `kubernetes`)."),
+            .description("kubeadm's `clusterName` and the kubeconfig's cluster name (default `kubernetes`) Fixed at init: a change is refused at plan time while any node has joined (replacing would run `kubeadm reset -f` on every node); with no node joined it replaces the resource."),
     )
     .attribute(
         Attribute::required("endpoint", Type::String)
@@ -140,20 +151,20 @@ pub fn schema() -> Schema {
             .default(DEFAULT_POD_CIDR)
             .requires_replace()
             .validate(Validator::Custom(|v| check(validate::cidr)(v)))
-            .description("Pod network (`networking.podSubnet`, and the CNI's pool), default `10.244.0.0/16`."),
+            .description("Pod network (`networking.podSubnet`, and the CNI's pool), default `10.244.0.0/16` Fixed at init: a change is refused at plan time while any node has joined (replacing would run `kubeadm reset -f` on every node); with no node joined it replaces the resource."),
     )
     .attribute(
         Attribute::optional("service_cidr", Type::String)
             .default(DEFAULT_SERVICE_CIDR)
             .requires_replace()
             .validate(Validator::Custom(|v| check(validate::cidr)(v)))
-            .description("Service network (`networking.serviceSubnet`), default `10.96.0.0/12`; must not overlap `pod_cidr`."),
+            .description("Service network (`networking.serviceSubnet`), default `10.96.0.0/12`; must not overlap `pod_cidr` Fixed at init: a change is refused at plan time while any node has joined (replacing would run `kubeadm reset -f` on every node); with no node joined it replaces the resource."),
     )
     .attribute(
         Attribute::optional("cluster_domain", Type::String)
             .default(DEFAULT_CLUSTER_DOMAIN)
             .requires_replace()
-            .description("Cluster DNS domain (`networking.dnsDomain`), default `cluster.local`."),
+            .description("Cluster DNS domain (`networking.dnsDomain`), default `cluster.local` Fixed at init: a change is refused at plan time while any node has joined (replacing would run `kubeadm reset -f` on every node); with no node joined it replaces the resource."),
     )
     .attribute(
         Attribute::optional("cert_sans", Type::list(Type::String))
@@ -186,6 +197,22 @@ pub fn schema() -> Schema {
             .default(DEFAULT_JOIN_TOKEN_TTL_HOURS)
             .validate(Validator::IntBetween(1, 24 * 30))
             .description("Lifetime of the bootstrap token in `join` (default 24). A worker created after it expired mints a fresh one."),
+    )
+    .attribute(
+        Attribute::optional("certificate_validity", Type::String)
+            .default(DEFAULT_CERTIFICATE_VALIDITY)
+            .validate(Validator::Custom(|v| check(validate::certificate_validity)(v)))
+            .description("Validity of the leaf certificates kubeadm issues and renews (API server, front-proxy client, the components' kubeconfigs): kubeadm v1beta4 `certificateValidityPeriod`, a duration such as `8760h` (the default, one year). A change applies from the next issue or renewal."),
+    )
+    .attribute(
+        Attribute::optional("certificates_renew_before_days", Type::Number)
+            .default(DEFAULT_CERTIFICATES_RENEW_BEFORE_DAYS)
+            .validate(Validator::IntBetween(0, 3650))
+            .description("When `certificates_expire_at` is within this many days, the plan shows a renewal and the apply runs `kubeadm certs renew all` on one control-plane node at a time, restarting its static pods and waiting until its API server serves the new certificate and `/readyz` is ok before the next (default 30). Must be shorter than `certificate_validity`."),
+    )
+    .attribute(
+        Attribute::computed("certificates_expire_at", Type::String)
+            .description("The earliest expiry (RFC 3339) of the certificates kubeadm manages on the control-plane nodes, as `kubeadm certs check-expiration` lists them (apiserver, apiserver-kubelet-client, front-proxy-client, admin.conf, super-admin.conf, controller-manager.conf, scheduler.conf), and of the kubelet's client certificate."),
     )
     .attribute(
         Attribute::computed("kubeconfig", Type::String)

@@ -276,17 +276,20 @@ fn state(m: &ControlPlaneModel) -> Value {
     crate::framework::model::from_model(m, &Resource::schema(&ControlPlane).value_type()).unwrap()
 }
 
+const COMPUTED: [&str; 7] =
+    ["kubeconfig", "kubeconfig_expires_at", "join", "nodes", "ca_cert_hash", "id", "certificates_expire_at"];
+
 fn plan(prior: &ControlPlaneModel, planned: &ControlPlaneModel) -> PlanChange {
     let ctx = Context::detached();
     let p = state(prior);
     let mut n = state(planned);
     // The configuration leaves computed attributes null.
-    for a in ["kubeconfig", "kubeconfig_expires_at", "join", "nodes", "ca_cert_hash", "id"] {
+    for a in COMPUTED {
         *n.attr_mut(a).unwrap() = Value::Null;
     }
     let proposed = {
         let mut v = n.clone();
-        for a in ["kubeconfig", "kubeconfig_expires_at", "join", "nodes", "ca_cert_hash", "id"] {
+        for a in COMPUTED {
             *v.attr_mut(a).unwrap() = p.attr(a).unwrap().clone();
         }
         v
@@ -304,6 +307,9 @@ fn applied(ca: &(String, String)) -> ControlPlaneModel {
     m.kubeconfig_validity_days = Some(365);
     m.kubeconfig_renew_before_days = Some(30);
     m.join_token_ttl_hours = Some(24);
+    m.certificate_validity = Some("8760h".into());
+    m.certificates_renew_before_days = Some(30);
+    m.certificates_expire_at = Some(certs::rfc3339(time::OffsetDateTime::now_utc() + time::Duration::days(300)));
     m.id = Some("kubernetes".into());
     m.ca_cert_hash = Some(pki::ca_cert_hash(&ca.0).unwrap());
     m.nodes = Some(
@@ -423,4 +429,87 @@ fn a_rebuild_keeps_the_kubeconfig_and_plans_the_join_token_as_known_after_apply(
     m.nodes.as_mut().unwrap()[0].joined = true;
     let p = plan(&m, &m.clone());
     assert_eq!(p.planned.attr("join"), state(&m).attr("join"));
+}
+
+#[test]
+fn settings_fixed_at_init_are_refused_on_a_running_cluster_not_replaced() {
+    let ca = ca();
+    let m = applied(&ca);
+    type Change = fn(&mut ControlPlaneModel);
+    let changes: [(&str, Change); 4] = [
+        ("cluster_name", |n| n.cluster_name = Some("prod".into())),
+        ("pod_cidr", |n| n.pod_cidr = Some("10.200.0.0/16".into())),
+        ("service_cidr", |n| n.service_cidr = Some("10.112.0.0/12".into())),
+        ("cluster_domain", |n| n.cluster_domain = Some("example.internal".into())),
+    ];
+    for (attr, change) in changes {
+        let mut n = m.clone();
+        change(&mut n);
+        let p = plan(&m, &n);
+        assert_eq!(paths(&p.diagnostics, true), vec![attr], "{}", p.diagnostics);
+        let text = p.diagnostics.to_string();
+        assert!(text.contains("cannot change on a running cluster"), "{text}");
+        assert!(text.contains("kubeadm reset -f"), "says why: {text}");
+        assert!(text.contains("Keep "), "says what to do: {text}");
+    }
+    // The same value written out, or left to its default, is no change.
+    let mut n = m.clone();
+    n.cluster_name = None;
+    n.pod_cidr = None;
+    let p = plan(&m, &n);
+    assert!(!p.diagnostics.has_errors(), "{}", p.diagnostics);
+    // An unknown value could be a change: refused too, since the create half of a
+    // replacement is never checked again.
+    let prior = state(&m);
+    let mut proposed = prior.clone();
+    *proposed.attr_mut("cluster_name").unwrap() = Value::Unknown;
+    let p = AnyResource::plan(&ControlPlane, &Context::detached(), &prior, &proposed, &proposed);
+    assert_eq!(paths(&p.diagnostics, true), vec!["cluster_name"]);
+    // Nothing joined (machines blank): no running cluster to break, the change is planned.
+    let mut blank = m.clone();
+    for s in blank.nodes.as_mut().unwrap() {
+        s.joined = false;
+    }
+    let mut n = blank.clone();
+    n.pod_cidr = Some("10.200.0.0/16".into());
+    let p = plan(&blank, &n);
+    assert!(!p.diagnostics.has_errors(), "{}", p.diagnostics);
+}
+
+#[test]
+fn certificates_are_renewed_only_within_the_window() {
+    let ca = ca();
+    let m = applied(&ca);
+    let p = plan(&m, &m.clone());
+    assert_eq!(p.planned, state(&m), "300 days left, window 30: nothing to do");
+    // 20 days left: the plan shows the renewal.
+    let mut near = m.clone();
+    near.certificates_expire_at = Some(certs::rfc3339(time::OffsetDateTime::now_utc() + time::Duration::days(20)));
+    let p = plan(&near, &near.clone());
+    assert!(!p.diagnostics.has_errors(), "{}", p.diagnostics);
+    assert!(p.planned.attr("certificates_expire_at").unwrap().is_unknown());
+    assert_eq!(p.planned.attr("kubeconfig"), state(&near).attr("kubeconfig"), "the admin kubeconfig is not touched");
+    assert!(!p.planned.attr("nodes").unwrap().is_unknown());
+    // A wider window brings a renewal forward.
+    let mut wide = m.clone();
+    wide.certificates_renew_before_days = Some(301);
+    assert!(plan(&m, &wide).planned.attr("certificates_expire_at").unwrap().is_unknown());
+}
+
+#[test]
+fn certificate_validity_is_kubeadm_certificate_validity_period_and_longer_than_the_window() {
+    let mut m = model(&ca());
+    m.certificate_validity = Some("720h".into());
+    let c = kubeadm::cluster_configuration(&m);
+    assert_eq!(c["certificateValidityPeriod"], "720h");
+    let mut j = base(three());
+    j["certificate_validity"] = "720h".into();
+    j["certificates_renew_before_days"] = 30.into();
+    assert_eq!(paths(&validate(j.clone()), true), vec!["certificates_renew_before_days"]);
+    j["certificates_renew_before_days"] = 29.into();
+    assert!(validate(j.clone()).is_empty());
+    j["certificate_validity"] = "30m".into();
+    assert_eq!(paths(&validate(j.clone()), true), vec!["certificate_validity"]);
+    j["certificate_validity"] = "a year".into();
+    assert!(paths(&validate(j), true).contains(&"certificate_validity".to_string()));
 }

@@ -107,6 +107,15 @@ fn is_dns_name(h: &str) -> bool {
         })
 }
 
+/// A Go duration of at least one hour, e.g. `8760h` (kubeadm's `certificateValidityPeriod`).
+pub fn certificate_validity(s: &str) -> Result<std::time::Duration, String> {
+    let d = crate::framework::timeouts::parse_go_duration(s)?;
+    if d < std::time::Duration::from_secs(3600) {
+        return Err(format!("{s:?} is shorter than one hour; give a duration such as \"8760h\"."));
+    }
+    Ok(d)
+}
+
 pub fn cidr(s: &str) -> Result<IpNet, String> {
     let net: IpNet = s.parse().map_err(|_| format!("{s:?} is not a CIDR, e.g. 10.244.0.0/16."))?;
     if net.trunc() != net {
