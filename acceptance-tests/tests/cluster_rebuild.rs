@@ -58,9 +58,9 @@ fn after_every_machine_is_lost_one_apply_rebuilds_etcd_the_control_plane_the_vip
     let snapshot = offsite.join("etcd.db");
     std::fs::write(&snapshot, lab.exec("node1", &["cat", "/root/snap.db"]).unwrap().stdout).unwrap();
 
-    // The disaster: every machine gone. The refresh does not fail: etcd, the load
-    // balancer and the worker are planned again, the control plane keeps its identity
-    // and is planned as an update of its nodes.
+    // The disaster: every machine gone. The refresh does not fail: the load balancer
+    // and the worker are planned again; etcd (a cluster the state knows, whose data is
+    // lost) and the control plane keep their identity and are planned as updates.
     for n in NODES {
         lab.kill_node(n).unwrap();
     }
@@ -68,7 +68,7 @@ fn after_every_machine_is_lost_one_apply_rebuilds_etcd_the_control_plane_the_vip
     assert_eq!(plan.code, 2, "changes planned, no error:\n{}{}", plan.stdout, plan.stderr);
     let worker = format!("strata_worker.{WORKER} will be created");
     let expected = [
-        "strata_etcd_cluster.main will be created",
+        "strata_etcd_cluster.main will be updated in-place",
         "strata_load_balancer.api will be created",
         &worker,
         // Kept, with its identity: rebuilt in place.
