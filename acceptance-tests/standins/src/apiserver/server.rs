@@ -51,13 +51,19 @@ pub async fn serve(state: Arc<State>) -> Result<()> {
     eprintln!("I kube-apiserver (stand-in) {} serving securely on {addr}", state.version);
     let app = super::rest::router(state.clone());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Like kube-apiserver, a SIGTERM stops accepting and lets the requests under way
+    // finish (idle keep-alive connections are closed), so a restart of one API server
+    // behind a load balancer that retries elsewhere costs its clients nothing.
+    let (stopping, _) = tokio::sync::watch::channel(false);
+    let connections = tokio_util::task::TaskTracker::new();
     loop {
         tokio::select! {
-            _ = term.recv() => return Ok(()),
+            _ = term.recv() => break,
             accepted = listener.accept() => {
                 let Ok((tcp, _)) = accepted else { continue };
                 let (acceptor, app) = (acceptor.clone(), app.clone());
-                tokio::spawn(async move {
+                let mut stop = stopping.subscribe();
+                connections.spawn(async move {
                     let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else { return };
                     let peer = PeerCert(
                         tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| crate::pki::subject_of(c)),
@@ -67,9 +73,21 @@ pub async fn serve(state: Arc<State>) -> Result<()> {
                         let app = app.clone();
                         async move { Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|e| match e {})) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => return,
+                        _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+                    }
+                    let _ = conn.await;
                 });
             }
         }
     }
+    drop(listener);
+    let _ = stopping.send(true);
+    connections.close();
+    // Bounded: a client that never finishes does not keep a stopped server alive.
+    let _ = tokio::time::timeout(Duration::from_secs(5), connections.wait()).await;
+    Ok(())
 }

@@ -134,8 +134,12 @@ mod tests {
         std::env::set_var("STRATA_STANDIN_VERSION", "1.35.0");
         let dir = tempfile::tempdir().unwrap();
         let pki_dir = dir.path().join("pki");
-        pki::ensure_ca(&format!("{}/ca.crt", pki_dir.display()), &format!("{}/ca.key", pki_dir.display()), "kubernetes")
-            .unwrap();
+        pki::ensure_ca(
+            &format!("{}/ca.crt", pki_dir.display()),
+            &format!("{}/ca.key", pki_dir.display()),
+            "kubernetes",
+        )
+        .unwrap();
         let certs = |sans: &[&str]| Phase::Certs { name: "apiserver".into(), config: config(dir.path(), sans) };
         run(certs(&["api.example.org"])).await.unwrap();
         let crt = format!("{}/apiserver.crt", pki_dir.display());

@@ -63,9 +63,11 @@ pub fn haproxy(m: &LoadBalancerModel, index: usize) -> String {
          stats socket /run/haproxy/admin.sock mode 660 level admin\n    user haproxy\n    group haproxy\n    \
          master-worker\n\n",
     );
+    // retries + redispatch on every retry: a connect a backend refuses (one restarting)
+    // is tried at once on another server, so clients of the VIP never see it.
     let _ = write!(
         s,
-        "defaults\n    log global\n    option dontlognull\n    timeout connect {}ms\n    timeout client {}ms\n    \
+        "defaults\n    log global\n    option dontlognull\n    retries 3\n    option redispatch 1\n    timeout connect {}ms\n    timeout client {}ms\n    \
          timeout server {}ms\n    timeout tunnel {}ms\n",
         ms(&m.connect_timeout, "5s"),
         ms(&m.client_timeout, "1m"),
