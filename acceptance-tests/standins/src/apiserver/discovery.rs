@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 /// (group, version, resource, kind, namespaced, short names). Subresources are
 /// `resource/sub`; their kind is the kind sent to them.
-const RESOURCES: &[(&str, &str, &str, &str, bool, &[&str])] = &[
+type Resource = (&'static str, &'static str, &'static str, &'static str, bool, &'static [&'static str]);
+const RESOURCES: &[Resource] = &[
     ("", "v1", "namespaces", "Namespace", false, &["ns"]),
     ("", "v1", "nodes", "Node", false, &["no"]),
     ("", "v1", "nodes/status", "Node", false, &[]),

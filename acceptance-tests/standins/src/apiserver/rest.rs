@@ -320,8 +320,8 @@ fn on_write(t: &Target, obj: &mut Value) {
 }
 
 /// `PATCH` bodies by content type onto `obj`; `Err` is a 4xx response.
-fn apply_patch(obj: &mut Value, body: &[u8], content_type: &str) -> Result<(), Response> {
-    let bad = |m: String| status(StatusCode::BAD_REQUEST, "BadRequest", m);
+fn apply_patch(obj: &mut Value, body: &[u8], content_type: &str) -> Result<(), Box<Response>> {
+    let bad = |m: String| Box::new(status(StatusCode::BAD_REQUEST, "BadRequest", m));
     let ct = content_type.split(';').next().unwrap_or("").trim();
     match ct {
         "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
@@ -335,7 +335,11 @@ fn apply_patch(obj: &mut Value, body: &[u8], content_type: &str) -> Result<(), R
             let patch: json_patch::Patch =
                 serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON patch: {e}")))?;
             json_patch::patch(obj, &patch).map_err(|e| {
-                status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", format!("the JSON patch could not be applied: {e}"))
+                Box::new(status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    format!("the JSON patch could not be applied: {e}"),
+                ))
             })?;
         }
         "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
@@ -344,11 +348,11 @@ fn apply_patch(obj: &mut Value, body: &[u8], content_type: &str) -> Result<(), R
             merge_patch(obj, &patch);
         }
         _ => {
-            return Err(status(
+            return Err(Box::new(status(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "UnsupportedMediaType",
                 format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"),
-            ))
+            )))
         }
     }
     Ok(())
@@ -517,7 +521,7 @@ async fn store(
             };
             let before = obj.clone();
             if let Err(r) = apply_patch(&mut obj, body, content_type) {
-                return Ok(r);
+                return Ok(*r);
             }
             if stale(&obj, &before) {
                 return Ok(conflict(t, name));

@@ -1,7 +1,7 @@
 //! The schema of `strata_worker`.
 
 use crate::framework::{Attribute, Block, NestedBlock, Schema, Type, Validator};
-use crate::resources::connection;
+use crate::resources::cluster_node;
 use crate::resources::control_plane::{join_type, validate};
 
 pub fn schema() -> Schema {
@@ -81,19 +81,6 @@ pub fn schema() -> Schema {
                 .description("`NoSchedule`, `PreferNoSchedule` or `NoExecute`."),
         ),
     ))
-    .block(ssh_block());
+    .block(cluster_node::ssh_block());
     Schema::new(0, block)
-}
-
-/// The shared `ssh` block, except that a changed host is only a new way to reach the same
-/// node (the worker is identified by `name`): an in-place update, never a replacement.
-fn ssh_block() -> crate::framework::NestedBlock {
-    let mut ssh = connection::resource_block();
-    if let Some(host) = ssh.block.attributes.iter_mut().find(|a| a.name == "host") {
-        host.requires_replace = false;
-        host.description = "Node address or DNS name, only how Terraform reaches the worker: changing it (or \
-                            anything else in `ssh`) is an in-place update that runs nothing on the node."
-            .into();
-    }
-    ssh
 }
