@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use strata_acceptance_tests::names::{known_hosts_with_names, HostsEntries};
 use strata_acceptance_tests::provider::provider_dir;
 use strata_acceptance_tests::terraform::{ssh_provider, Workdir, REQUIRED_PROVIDERS};
 use strata_lab::{LabGuard, PveMode, UpOptions};
@@ -508,34 +509,6 @@ fn failover_benchmark() {
     std::fs::write(&out, section).unwrap();
 }
 
-/// Host names this test gives the Terraform host's resolver (/etc/hosts), removed when
-/// dropped, also when the test fails.
-struct HostsEntries {
-    marker: String,
-}
-
-impl HostsEntries {
-    const FILE: &'static str = "/etc/hosts";
-
-    fn add(entries: &[(String, String)]) -> HostsEntries {
-        let marker = format!("# strata-lb-day2-{}", std::process::id());
-        let mut hosts = std::fs::read_to_string(Self::FILE).unwrap();
-        for (ip, name) in entries {
-            hosts.push_str(&format!("{ip} {name} {marker}\n"));
-        }
-        std::fs::write(Self::FILE, hosts).unwrap();
-        HostsEntries { marker }
-    }
-}
-
-impl Drop for HostsEntries {
-    fn drop(&mut self) {
-        let hosts = std::fs::read_to_string(Self::FILE).unwrap_or_default();
-        let kept: String = hosts.lines().filter(|l| !l.ends_with(&self.marker)).map(|l| format!("{l}\n")).collect();
-        let _ = std::fs::write(Self::FILE, kept);
-    }
-}
-
 /// One load balancer node of the day-2 test: name, how Terraform reaches it, address.
 struct Day2Node {
     name: String,
@@ -641,18 +614,9 @@ fn load_balancer_day2_changes_keep_the_vip_answering() {
     let names: Vec<(String, String)> =
         LBS.iter().map(|n| (address(&lab, n), format!("{n}-{}.day2.strata.test", std::process::id()))).collect();
     // known_hosts also under the DNS names (as a user's would be).
-    let known = std::fs::read_to_string(&info_ssh.known_hosts_file).unwrap();
-    let mut extended = known.clone();
-    for line in known.lines() {
-        if let Some((first, rest)) = line.split_once(' ') {
-            if let Some((_, name)) = names.iter().find(|(ip, _)| ip == first) {
-                extended.push_str(&format!("{name} {rest}\n"));
-            }
-        }
-    }
     let known_hosts = tmp.path().join("known_hosts");
-    std::fs::write(&known_hosts, extended).unwrap();
-    let _hosts = HostsEntries::add(&names);
+    std::fs::write(&known_hosts, known_hosts_with_names(&info_ssh.known_hosts_file, &names)).unwrap();
+    let _hosts = HostsEntries::add("lb-day2", &names);
 
     let mut nodes: Vec<Day2Node> = LBS
         .iter()

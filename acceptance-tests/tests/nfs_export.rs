@@ -475,3 +475,80 @@ fn restore_from_unpacks_a_backup_into_an_empty_export_only() {
     assert_eq!(plan.code, 0, "plan after the rebuild must be empty:\n{}{}", plan.stdout, plan.stderr);
     wd.destroy().unwrap();
 }
+
+/// What a reload, restart or rewrite on the NFS server would change: ganesha's and
+/// rpcbind's processes and start times, the export file and the include index (inode,
+/// size, mtime: `install` writes the one and replaces the other).
+fn server_marks(lab: &LabGuard) -> String {
+    let (_, out, err) = sh(
+        lab,
+        "node1",
+        "systemctl show -p MainPID -p ActiveEnterTimestamp -p ExecMainStartTimestamp -p NRestarts nfs-ganesha rpcbind; \
+         stat -c '%n %i %s %Y' /etc/ganesha/strata.d/strata-k8s-prod.conf /etc/ganesha/strata.d/index.conf \
+           /etc/ganesha/ganesha.conf /srv/nfs/k8s-prod",
+    );
+    assert!(!out.contains("MainPID=0"), "ganesha runs: {out}{err}");
+    out
+}
+
+/// The same machine reached by a DNS name instead of its address (the name given to
+/// the Terraform host's resolver, with a known_hosts line): one in-place change that
+/// writes and reloads nothing; `id` and what clients mount stay; then a user,
+/// sudo and port of their own, also in place.
+#[test]
+fn an_ssh_host_changed_to_a_dns_name_of_the_same_server_changes_nothing_on_it() {
+    use strata_acceptance_tests::names::{known_hosts_with_names, HostsEntries};
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 1);
+    let node1 = lab.nodes()[0].address.clone();
+    let name = format!("nfs1-{}.nfs.strata.test", std::process::id());
+    let names = [(node1.clone(), name.clone())];
+    let ssh = lab.info().ssh.clone();
+    let known_hosts = tmp.path().join("known_hosts");
+    std::fs::write(&known_hosts, known_hosts_with_names(&ssh.known_hosts_file, &names)).unwrap();
+    let _hosts = HostsEntries::add("nfs-dns", &names);
+    let main_tf = |host: &str, extra: &str| {
+        format!(
+            "{}{}output \"prod\" {{\n  value = strata_nfs_export.k8s-prod.storage_class_parameters\n}}\n",
+            ssh_provider(&ssh.private_key_file, &known_hosts),
+            export("k8s-prod", host, "ganesha", extra, "[\"rw\", \"no_root_squash\"]"),
+        )
+    };
+    let wd = Workdir::new(&provider_dir(), &main_tf(&node1, "")).unwrap();
+    wd.apply().unwrap();
+    let created = wd.resource_values("strata_nfs_export.k8s-prod").unwrap();
+    sh(&lab, "node1", "echo kept > /srv/nfs/k8s-prod/marker");
+
+    let steps = [
+        ("ssh.host from address to DNS name", main_tf(&name, "")),
+        (
+            "another user with sudo, and the port set",
+            main_tf(&name, &format!("    user = \"{}\"\n    sudo = true\n    port = 22\n", ssh.sudo_user)),
+        ),
+    ];
+    for (change, config) in steps {
+        let before = server_marks(&lab);
+        wd.write("main.tf", &config).unwrap();
+        let plan = wd.plan_exit_code().unwrap();
+        assert_eq!(plan.code, 2, "{change}: {}{}", plan.stdout, plan.stderr);
+        assert!(plan.stdout.contains("0 to add, 1 to change, 0 to destroy"), "{change}: in place: {}", plan.stdout);
+        assert!(!plan.stdout.contains("must be replaced"), "{}", plan.stdout);
+        let started = std::time::Instant::now();
+        let applied = wd.apply().unwrap_or_else(|e| panic!("{change}: {e}"));
+        eprintln!("nfs_export {change}: apply {:?}", started.elapsed());
+        assert!(applied.stdout.contains("0 added, 1 changed, 0 destroyed"), "{}", applied.stdout);
+        assert_eq!(server_marks(&lab), before, "{change}: nothing restarted, reloaded or rewritten");
+        let now = wd.resource_values("strata_nfs_export.k8s-prod").unwrap();
+        for attr in ["id", "server", "storage_class_parameters", "export_id"] {
+            assert_eq!(now[attr], created[attr], "{change}: {attr} unchanged");
+        }
+        let again = wd.plan_exit_code().unwrap();
+        assert_eq!(again.code, 0, "{change}: nothing left to do:\n{}{}", again.stdout, again.stderr);
+    }
+    let (_, marker, _) = sh(&lab, "node1", "cat /srv/nfs/k8s-prod/marker");
+    assert_eq!(marker, "kept\n");
+    // What the create fixed, and every step kept.
+    assert_eq!(created["server"], node1.as_str());
+    assert_eq!(created["id"], format!("{node1}:k8s-prod").as_str());
+    assert_eq!(created["storage_class_parameters"]["server"], node1.as_str());
+}

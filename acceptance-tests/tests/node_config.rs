@@ -4,6 +4,9 @@
 //! services per systemd, drift repaired with one restart where it happened, `check`
 //! read-only, and what leaves the spec undone.
 
+use std::path::Path;
+
+use strata_acceptance_tests::names::{known_hosts_with_names, HostsEntries};
 use strata_acceptance_tests::provider::provider_dir;
 use strata_acceptance_tests::terraform::{ssh_provider, Workdir};
 use strata_lab::{LabGuard, PveMode, UpOptions};
@@ -17,8 +20,15 @@ fn sh(lab: &LabGuard, node: &str, script: &str) -> String {
 }
 
 fn main_tf(lab: &LabGuard, with_mirror_and_sysctl: bool) -> String {
+    let hosts: Vec<String> = lab.nodes().iter().map(|n| n.address.clone()).collect();
+    main_tf_reaching(lab, with_mirror_and_sysctl, &hosts, &lab.info().ssh.known_hosts_file)
+}
+
+/// `main_tf` with each node reached at `hosts[i]` (its address or a name of it).
+fn main_tf_reaching(lab: &LabGuard, with_mirror_and_sysctl: bool, hosts: &[String], known_hosts: &Path) -> String {
     let ssh = &lab.info().ssh;
-    let nodes: Vec<String> = lab.nodes().iter().map(|n| format!("\"{}\" = \"{}\"", n.name, n.address)).collect();
+    let nodes: Vec<String> =
+        lab.nodes().iter().zip(hosts).map(|(n, host)| format!("\"{}\" = \"{host}\"", n.name)).collect();
     let mirror = if with_mirror_and_sysctl {
         "    registry_mirror {\n      registry  = \"docker.io\"\n      endpoints = [\"https://mirror.example:5000\"]\n    }\n"
     } else {
@@ -55,7 +65,7 @@ fn main_tf(lab: &LabGuard, with_mirror_and_sysctl: bool) -> String {
   }}
 }}
 "#,
-        provider = ssh_provider(&ssh.private_key_file, &ssh.known_hosts_file),
+        provider = ssh_provider(&ssh.private_key_file, known_hosts),
         nodes = nodes.join(", "),
     )
 }
@@ -145,6 +155,43 @@ fn node_config_on_systemd_nodes_converges_repairs_drift_and_undoes_removals() {
         );
     }
     assert_eq!(wd.plan_exit_code().unwrap().code, 0);
+
+    // Every node reached by a DNS name of the same machine (given to the Terraform
+    // host's resolver, with known_hosts lines): in place, and nothing runs or changes
+    // on the nodes (no agent run: its state files, the configuration and containerd
+    // stay as they are).
+    let names: Vec<(String, String)> = lab
+        .nodes()
+        .iter()
+        .map(|n| (n.address.clone(), format!("{}-{}.nc.strata.test", n.name, std::process::id())))
+        .collect();
+    let known_hosts = tmp.path().join("known_hosts");
+    std::fs::write(&known_hosts, known_hosts_with_names(&lab.info().ssh.known_hosts_file, &names)).unwrap();
+    let _hosts = HostsEntries::add("node-config-dns", &names);
+    let ids: Vec<serde_json::Value> = NODES
+        .iter()
+        .map(|n| wd.resource_values(&format!("strata_node_config.node[\"{n}\"]")).unwrap()["id"].clone())
+        .collect();
+    let before: Vec<String> = NODES.iter().map(|n| snapshot(&lab, n)).collect();
+    let hosts: Vec<String> = names.iter().map(|(_, name)| name.clone()).collect();
+    wd.write("main.tf", &main_tf_reaching(&lab, false, &hosts, &known_hosts)).unwrap();
+    let plan = wd.plan_exit_code().unwrap();
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("0 to add, 3 to change, 0 to destroy"), "in place: {}", plan.stdout);
+    assert!(!plan.stdout.contains("must be replaced"), "{}", plan.stdout);
+    let started = std::time::Instant::now();
+    wd.apply().unwrap();
+    eprintln!("node_config: ssh.host of 3 nodes to DNS names: apply {:?}", started.elapsed());
+    let after: Vec<String> = NODES.iter().map(|n| snapshot(&lab, n)).collect();
+    assert_eq!(before, after, "an ssh change changed a node");
+    for (n, id) in NODES.iter().zip(&ids) {
+        let now = wd.resource_values(&format!("strata_node_config.node[\"{n}\"]")).unwrap();
+        assert_eq!(&now["id"], id, "{n}: the id stays");
+        let host = now["ssh"].get("host").or_else(|| now["ssh"].pointer("/0/host")).and_then(|h| h.as_str());
+        assert!(host.is_some_and(|h| h.starts_with(&format!("{n}-"))), "{n}: reached by its name: {host:?}");
+    }
+    let again = wd.plan_exit_code().unwrap();
+    assert_eq!(again.code, 0, "nothing left to do:\n{}{}", again.stdout, again.stderr);
 }
 
 /// The usual case with strata_vm: the node's address is known only after apply. The

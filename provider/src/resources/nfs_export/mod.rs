@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use anyhow::bail;
+
 use crate::framework::{
     ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, PlanChange, Resource, Schema, Value,
 };
@@ -48,6 +50,7 @@ pub struct NfsExportModel {
     pub clients: Vec<ClientModel>,
     pub restore_from: Option<String>,
     pub delete_data_on_destroy: Option<bool>,
+    pub server: Option<String>,
     pub storage_class_parameters: Option<BTreeMap<String, String>>,
 }
 
@@ -92,14 +95,18 @@ impl NfsExport {
         }
     }
 
+    /// Fills what is derived: `id` and `server` only where the create (or import) has
+    /// not fixed them yet, since a later `ssh.host` is just how Terraform reaches the node.
     fn finish(mut m: NfsExportModel) -> NfsExportModel {
-        m.id = Some(format!("{}:{}", m.ssh.host, m.name));
+        if m.id.is_none() {
+            m.id = Some(format!("{}:{}", m.ssh.host, m.name));
+        }
+        let server = m.server.get_or_insert_with(|| m.ssh.host.clone()).clone();
         let path = match Self::backend(&m) {
             Backend::Kernel => m.path.clone(),
             Backend::Ganesha => m.pseudo_path.clone().unwrap_or_else(|| m.path.clone()),
         };
-        m.storage_class_parameters =
-            Some(BTreeMap::from([("server".to_string(), m.ssh.host.clone()), ("path".to_string(), path)]));
+        m.storage_class_parameters = Some(BTreeMap::from([("server".to_string(), server), ("path".to_string(), path)]));
         m
     }
 
@@ -145,6 +152,36 @@ impl NfsExport {
             None => m.clients = Vec::new(),
         }
         Ok(Some(Self::finish(m)))
+    }
+}
+
+impl NfsExport {
+    /// Whether the server would get exactly what it has: same export file, same
+    /// directory settings. Then `ssh`, `server`, `restore_from` or
+    /// `delete_data_on_destroy` changed, none of which the server sees.
+    fn same_on_the_node(prior: &NfsExportModel, planned: &NfsExportModel) -> bool {
+        let dir = |m: &NfsExportModel| serde_json::to_value(&m.create_directory).ok();
+        Self::file_path(prior) == Self::file_path(planned)
+            && Self::render(prior) == Self::render(planned)
+            && dir(prior) == dir(planned)
+    }
+
+    /// The node answers where `ssh` now points and holds this export: a new `ssh.host`
+    /// must name the same machine, not another one that would then be managed instead.
+    async fn check_reachable(node: &Node, m: &NfsExportModel) -> anyhow::Result<()> {
+        if !node.answers().await? {
+            bail!("{} does not answer SSH: check the ssh block", node.label());
+        }
+        if node.read_file(&Self::file_path(m)).await?.is_none() {
+            bail!(
+                "{} has no {}: ssh must reach the server that holds this export (id {}); to move the export to \
+                 another server, replace it (terraform apply -replace)",
+                node.label(),
+                Self::file_path(m),
+                m.id.as_deref().unwrap_or_default()
+            );
+        }
+        Ok(())
     }
 }
 
@@ -242,11 +279,25 @@ impl Resource for NfsExport {
         let backend = plan.planned.attr("backend").and_then(Value::as_str).map(str::to_string);
         let path = plan.planned.attr("path").cloned();
         let pseudo = plan.planned.attr("pseudo_path").cloned();
-        if let (Some(Value::String(h)), Some(Value::String(n))) = (&host, &name) {
-            if let Some(id) = plan.planned.attr_mut("id") {
-                *id = Value::string(format!("{h}:{n}"));
+        // `id` and the default `server` come from `ssh.host` at create only; on an update
+        // they are the prior ones, which Terraform proposes (UseStateForUnknown), so a new
+        // `ssh.host` text changes neither. A state without them (import) gets them here.
+        let fresh = |attr: &str| plan.is_create() || plan.prior.attr(attr).is_none_or(Value::is_null);
+        let (new_id, new_server) = (fresh("id"), fresh("server"));
+        if new_id {
+            if let (Some(Value::String(h)), Some(Value::String(n))) = (&host, &name) {
+                if let Some(id) = plan.planned.attr_mut("id") {
+                    *id = Value::string(format!("{h}:{n}"));
+                }
             }
         }
+        let configured = plan.config.attr("server").is_some_and(|v| !v.is_null());
+        if !configured && new_server {
+            if let (Some(h), Some(v)) = (&host, plan.planned.attr_mut("server")) {
+                *v = h.clone();
+            }
+        }
+        let server = plan.planned.attr("server").cloned();
         if backend.as_deref() == Some("kernel") {
             if let Some(v) = plan.planned.attr_mut("export_id") {
                 *v = Value::Null;
@@ -256,7 +307,7 @@ impl Resource for NfsExport {
             (Some("ganesha"), Some(p @ Value::String(_))) => Some(p),
             _ => path,
         };
-        if let (Some(Value::String(h)), Some(Value::String(p))) = (host, share) {
+        if let (Some(Value::String(h)), Some(Value::String(p))) = (server, share) {
             if let Some(v) = plan.planned.attr_mut("storage_class_parameters") {
                 *v = Value::Map(BTreeMap::from([
                     ("server".into(), Value::String(h)),
@@ -266,9 +317,27 @@ impl Resource for NfsExport {
         }
     }
 
+    /// Version 0 had no `server`: clients mounted `ssh.host`, as recorded in
+    /// `storage_class_parameters`, which is what `server` keeps.
+    fn upgrade_state(&self, from_version: i64, mut raw: serde_json::Value) -> Result<serde_json::Value, Diagnostics> {
+        if from_version < 1 {
+            let server = raw
+                .pointer("/storage_class_parameters/server")
+                .or_else(|| raw.pointer("/ssh/host"))
+                .or_else(|| raw.pointer("/ssh/0/host"))
+                .cloned();
+            if let (Some(obj), Some(server)) = (raw.as_object_mut(), server) {
+                obj.entry("server").or_insert(server);
+            }
+        }
+        Ok(raw)
+    }
+
     fn import_id(&self) -> Option<&'static str> {
         Some(
-            "`HOST:NAME`, e.g. `10.0.0.5:k8s-prod`: the node as in `ssh.host` and the export's `name`. The node is \
+            "`HOST:NAME`, e.g. `10.0.0.5:k8s-prod`: any address or DNS name Terraform reaches the node at (not \
+             necessarily the one in the `id` the export had before), and the export's `name`. The imported `id` is \
+             this ID and `server` is `HOST`, as if created with `ssh.host = HOST`. The node is \
              reached with the provider's `ssh` settings; the backend is found from the export file on the node. \
              `create_directory` and ssh settings other than `host` are not imported: set them in the configuration \
              (a later apply then only records them)",
@@ -346,10 +415,16 @@ impl Resource for NfsExport {
     async fn update(
         &self,
         ctx: &Context,
-        _prior: NfsExportModel,
+        prior: NfsExportModel,
         planned: NfsExportModel,
     ) -> ApplyResult<NfsExportModel> {
         let node = Self::node(ctx, &planned).await?;
+        if Self::same_on_the_node(&prior, &planned) {
+            // Only how Terraform reaches the server (or what Terraform alone keeps)
+            // changed: nothing is written or reloaded, only checked.
+            Self::check_reachable(&node, &planned).await?;
+            return Ok(Self::finish(planned));
+        }
         server::ensure_directory(&node, &planned).await?;
         let mut m = planned;
         server::install_locked(&node, &mut m).await?;

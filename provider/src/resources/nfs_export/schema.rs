@@ -2,7 +2,7 @@
 
 use super::options::{self, Backend};
 use crate::framework::{Attribute, Block, NestedBlock, Schema, Type, Validator, Value};
-use crate::resources::connection;
+use crate::resources::cluster_node;
 
 fn check_path(v: &Value) -> Result<(), String> {
     let p = v.as_str().unwrap_or_default();
@@ -30,11 +30,23 @@ pub fn schema() -> Schema {
              included from ganesha.conf, then a reload). Options are checked at plan time; an option the server \
              still refuses is reported with the server's message and the previous export is restored. \
              `storage_class_parameters` feeds nfs-subdir-external-provisioner. Import with `HOST:NAME`. \
+             The `ssh` block only says how Terraform reaches the server: changing it (host text, user, port, \
+             key, bastion, host keys) is an in-place update that only checks that the server answers and still \
+             holds the export; `id` and `server` stay as they are. \
              Every change holds `flock` on `/run/lock/strata-nfs-exports.lock` on the server, so concurrent \
              Terraform runs and workspaces never interleave; scripts that edit exports themselves can take the \
              same lock (`flock /run/lock/strata-nfs-exports.lock exportfs -ra`).",
     )
-    .attribute(Attribute::computed("id", Type::String).description("`HOST:NAME`."))
+    .attribute(
+        Attribute::computed("id", Type::String).description(
+            "`HOST:NAME`, with the `ssh.host` of the create (or the import): it stays when `ssh` changes.",
+        ),
+    )
+    .attribute(Attribute::optional_computed("server", Type::String).description(
+        "The address clients mount (`storage_class_parameters.server`). Default: `ssh.host` at create, then kept: \
+         a later change of `ssh.host` (e.g. from an address to a DNS name of the same machine) does not change \
+         what clients mount. Changing it runs nothing on the server.",
+    ))
     .attribute(
         Attribute::required("name", Type::String)
             .requires_replace()
@@ -85,7 +97,7 @@ pub fn schema() -> Schema {
         Attribute::computed("storage_class_parameters", Type::map(Type::String))
             .description("`server` and `path` for nfs-subdir-external-provisioner (`nfs.server`, `nfs.path`)."),
     )
-    .block(connection::resource_block())
+    .block(cluster_node::ssh_block())
     .block(NestedBlock::single(
         "create_directory",
         Block::new("Create the directory if missing, with this mode and owner.")
@@ -115,5 +127,6 @@ pub fn schema() -> Schema {
         )
         .items(1, 0),
     );
-    Schema::new(0, block)
+    // Version 1 added `server` (version 0 states get it from storage_class_parameters).
+    Schema::new(1, block)
 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::framework::json::{decode, Extra};
+use crate::framework::model::to_model;
 use crate::framework::AnyResource;
 
 fn config(j: serde_json::Value) -> Value {
@@ -76,18 +77,105 @@ fn plan_knows_id_and_storage_class_parameters() {
     assert_eq!(p.planned.attr("delete_data_on_destroy"), Some(&Value::Bool(false)));
 }
 
+fn plan(prior: &Value, config: &Value) -> PlanChange {
+    // Terraform proposes the prior value for computed attributes the configuration leaves null.
+    let proposed = match (prior, config) {
+        (Value::Object(p), Value::Object(c)) => Value::Object(
+            c.iter()
+                .map(|(k, v)| {
+                    let computed = ["id", "server", "export_id", "storage_class_parameters"].contains(&k.as_str());
+                    (
+                        k.clone(),
+                        if computed && v.is_null() { p.get(k).cloned().unwrap_or(Value::Null) } else { v.clone() },
+                    )
+                })
+                .collect(),
+        ),
+        _ => config.clone(),
+    };
+    AnyResource::plan(&NfsExport, &crate::framework::Context::detached(), prior, &proposed, config)
+}
+
+fn created(j: serde_json::Value) -> Value {
+    plan(&Value::Null, &config(j)).planned.unknown_as_null()
+}
+
 #[test]
-fn changing_host_path_or_backend_replaces() {
-    let c = config(base());
-    let prior = AnyResource::plan(&NfsExport, &crate::framework::Context::detached(), &Value::Null, &c, &c)
-        .planned
-        .unknown_as_null();
+fn changing_path_or_backend_replaces() {
+    let prior = created(base());
     let mut j = base();
-    j["ssh"]["host"] = "10.0.0.6".into();
+    j["path"] = "/srv/nfs/other".into();
+    j["backend"] = "ganesha".into();
+    let p = plan(&prior, &config(j));
+    assert_eq!(p.requires_replace, vec![AttributePath::root("path"), AttributePath::root("backend")]);
+}
+
+#[test]
+fn a_new_ssh_host_is_an_in_place_update_that_keeps_id_and_server() {
+    let prior = created(base());
+    assert_eq!(prior.attr("server"), Some(&Value::string("10.0.0.5")));
+    let mut j = base();
+    j["ssh"] = serde_json::json!({"host": "nfs1.example", "user": "admin", "port": 2222, "sudo": true,
+                                  "bastion": {"host": "10.0.0.1"}});
+    let p = plan(&prior, &config(j));
+    assert!(p.requires_replace.is_empty(), "{:?}", p.requires_replace);
+    assert!(p.diagnostics.is_empty(), "{}", p.diagnostics);
+    assert_eq!(p.planned.attr("id"), Some(&Value::string("10.0.0.5:k8s-prod")));
+    assert_eq!(p.planned.attr("server"), Some(&Value::string("10.0.0.5")));
+    assert_eq!(p.planned.attr("storage_class_parameters"), prior.attr("storage_class_parameters"));
+    // The server never sees the change: nothing is written or reloaded.
+    let (before, after): (NfsExportModel, NfsExportModel) =
+        (to_model(&prior).unwrap(), to_model(&p.planned.unknown_as_null()).unwrap());
+    assert!(NfsExport::same_on_the_node(&before, &after));
+    // A change of the clients is one the server sees.
+    let mut j = base();
     j["clients"][0]["options"] = serde_json::json!(["ro"]);
-    let c2 = config(j);
-    let p = AnyResource::plan(&NfsExport, &crate::framework::Context::detached(), &prior, &c2, &c2);
-    assert_eq!(p.requires_replace, vec![AttributePath::root("ssh").attr("host")]);
+    let changed: NfsExportModel = to_model(&plan(&prior, &config(j)).planned.unknown_as_null()).unwrap();
+    assert!(!NfsExport::same_on_the_node(&before, &changed));
+}
+
+#[test]
+fn server_defaults_to_the_host_at_create_and_follows_the_configuration_when_set() {
+    let mut j = base();
+    j["server"] = "nfs.example".into();
+    let c = config(j);
+    let p = plan(&Value::Null, &c);
+    assert_eq!(p.planned.attr("server"), Some(&Value::string("nfs.example")));
+    let params = p.planned.attr("storage_class_parameters").unwrap();
+    assert_eq!(
+        params,
+        &Value::Map(BTreeMap::from([
+            ("path".into(), "/srv/nfs/k8s-prod".into()),
+            ("server".into(), "nfs.example".into())
+        ]))
+    );
+    // Setting it on an existing export changes what clients mount, in place.
+    let prior = created(base());
+    let p = plan(&prior, &c);
+    assert!(p.requires_replace.is_empty());
+    assert_eq!(p.planned.attr("id"), prior.attr("id"));
+    let Some(Value::Map(params)) = p.planned.attr("storage_class_parameters") else { panic!() };
+    assert_eq!(params["server"], Value::string("nfs.example"));
+}
+
+#[test]
+fn state_of_version_0_keeps_the_server_clients_mount() {
+    let raw = serde_json::json!({
+        "id": "10.0.0.5:k8s-prod", "name": "k8s-prod", "ssh": {"host": "10.0.0.5"},
+        "storage_class_parameters": {"server": "10.0.0.5", "path": "/srv/nfs/k8s-prod"}
+    });
+    let up = NfsExport.upgrade_state(0, raw).unwrap();
+    assert_eq!(up["server"], "10.0.0.5");
+    assert_eq!(AnyResource::schema(&NfsExport).version, 1);
+    // Through the framework, from the raw JSON Terraform stored.
+    let stored = serde_json::json!({
+        "id": "10.0.0.5:k8s-prod", "name": "k8s-prod", "path": "/srv/nfs/k8s-prod", "backend": "kernel",
+        "ssh": {"host": "10.0.0.5"}, "clients": [{"client": "*", "options": null}],
+        "storage_class_parameters": {"server": "10.0.0.5", "path": "/srv/nfs/k8s-prod"}
+    });
+    let out = AnyResource::upgrade(&NfsExport, 0, stored.to_string().as_bytes());
+    assert!(out.diagnostics.is_empty(), "{}", out.diagnostics);
+    assert_eq!(out.value.attr("server"), Some(&Value::string("10.0.0.5")));
 }
 
 #[test]

@@ -187,8 +187,12 @@ impl Resource for NodeConfig {
     }
 
     fn modify_plan(&self, plan: &mut PlanChange) {
-        if let Some(host) = plan.planned.attr("ssh").and_then(|s| s.attr("host")).cloned() {
-            *plan.planned.attr_mut("id").expect("id attribute") = host;
+        // The id is the host at create; later `ssh` changes are how Terraform reaches
+        // the same node, and keep it.
+        if plan.is_create() || plan.prior.attr("id").is_none_or(Value::is_null) {
+            if let Some(host) = plan.planned.attr("ssh").and_then(|s| s.attr("host")).cloned() {
+                *plan.planned.attr_mut("id").expect("id attribute") = host;
+            }
         }
         // A new agent build is a change to roll out.
         let chosen = plan.planned.attr("agent_binary").and_then(Value::as_str).map(str::to_string);
@@ -211,7 +215,7 @@ impl Resource for NodeConfig {
         }
         // Apply converges: whatever drift the refresh found is planned away.
         *plan.planned.attr_mut("drift").expect("drift attribute") = Value::List(Vec::new());
-        if plan.is_create() || !plan.prior.semantically_equal(&plan.planned) {
+        if plan.is_create() || !same_apart_from_ssh(&plan.prior, &plan.planned) {
             plan.set_unknown("changed_tasks");
         }
     }
@@ -243,9 +247,25 @@ impl Resource for NodeConfig {
     async fn update(
         &self,
         ctx: &Context,
-        _prior: NodeConfigModel,
+        prior: NodeConfigModel,
         planned: NodeConfigModel,
     ) -> ApplyResult<NodeConfigModel> {
+        let apart_from_ssh = |m: &NodeConfigModel| {
+            let mut j = serde_json::to_value(m).ok();
+            if let Some(serde_json::Value::Object(o)) = &mut j {
+                o.remove("ssh");
+            }
+            j
+        };
+        if apart_from_ssh(&prior) == apart_from_ssh(&planned) {
+            // Only how Terraform reaches the node changed: no agent run, just a check
+            // that the node answers there.
+            let node = Node::connect(ctx, &planned.ssh).await?;
+            if !node.answers().await? {
+                return Err(anyhow!("{} does not answer SSH: check the ssh block", node.label()).into());
+            }
+            return Ok(planned);
+        }
         Self::converge(ctx, planned).await
     }
 
@@ -254,6 +274,17 @@ impl Resource for NodeConfig {
         // this resource only stops managing it.
         Ok(())
     }
+}
+
+/// Whether two values of the resource differ at most in `ssh`.
+fn same_apart_from_ssh(a: &Value, b: &Value) -> bool {
+    let (mut a, mut b) = (a.clone(), b.clone());
+    for v in [&mut a, &mut b] {
+        if let Some(ssh) = v.attr_mut("ssh") {
+            *ssh = Value::Null;
+        }
+    }
+    a.semantically_equal(&b)
 }
 
 /// The known parts of a configuration, for checking them before the rest is known:

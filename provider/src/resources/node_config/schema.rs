@@ -2,7 +2,7 @@
 //! Defaults are the agent's (left unset here), so there is one definition of them.
 
 use crate::framework::{Attribute, Block, NestedBlock, Schema, Type, Validator};
-use crate::resources::connection;
+use crate::resources::cluster_node;
 
 fn list_of(name: &str, description: &str, block: Block) -> NestedBlock {
     NestedBlock::list(name, Block { description: description.to_string(), ..block })
@@ -97,7 +97,11 @@ pub fn schema() -> Schema {
          mirror, apt source or sysctl that leaves the configuration is removed (a sysctl gets back its value from \
          before) on the next apply, and shows in `drift` until then.",
     )
-    .attribute(Attribute::computed("id", Type::String).description("The node's host."))
+    .attribute(Attribute::computed("id", Type::String).description(
+        "The node's `ssh.host` at create. It stays when `ssh` changes: `ssh` only says how Terraform reaches the \
+         node, and changing it (host text, user, port, key, bastion, host keys) is an in-place update that only \
+         checks that the node answers.",
+    ))
     .attribute(
         Attribute::optional("root", Type::String)
             .requires_replace()
@@ -123,7 +127,7 @@ pub fn schema() -> Schema {
             .description("What the agent's `check` found different on the node at the last refresh; empty when in sync."),
     )
     .attribute(Attribute::computed("changed_tasks", Type::list(Type::String)).description("Tasks the last apply changed (handlers included)."))
-    .block(connection::resource_block())
+    .block(cluster_node::ssh_block())
     .block(NestedBlock::single("containerd", containerd))
     .block(NestedBlock::single("kubelet", kubelet))
     .block(NestedBlock::single("crictl", crictl))

@@ -167,3 +167,32 @@ fn apt_repository_rules_are_checked_at_plan_time() {
     j["apt_repository"][0]["trusted"] = true.into();
     assert!(AnyResource::validate(&NodeConfig, &config(j)).is_empty());
 }
+
+#[test]
+fn a_new_ssh_block_is_an_in_place_update_that_keeps_the_id_and_runs_no_agent() {
+    std::env::set_var("STRATA_AGENT_BINARY", std::env::current_exe().unwrap());
+    let c = config(k8s_node());
+    let created = AnyResource::plan(&NodeConfig, &crate::framework::Context::detached(), &Value::Null, &c, &c);
+    let mut state = created.planned.clone();
+    *state.attr_mut("changed_tasks").unwrap() = Value::List(vec!["containerd config".into()]);
+
+    // The same machine by a DNS name, another user, port and a bastion.
+    let mut j = k8s_node();
+    j["ssh"] = serde_json::json!({"host": "node5.example", "user": "admin", "port": 2222, "sudo": true,
+                                  "bastion": {"host": "10.0.0.1"}});
+    let c2 = config(j);
+    // Terraform's proposal: the configuration, with computed values from the state.
+    let mut proposed = state.clone();
+    *proposed.attr_mut("ssh").unwrap() = c2.attr("ssh").unwrap().clone();
+    let p = AnyResource::plan(&NodeConfig, &crate::framework::Context::detached(), &state, &proposed, &c2);
+    assert!(p.requires_replace.is_empty(), "{:?}", p.requires_replace);
+    assert_eq!(p.planned.attr("id"), Some(&Value::string("10.0.0.5")));
+    assert_eq!(p.planned.attr("changed_tasks"), state.attr("changed_tasks"), "no agent run is planned");
+    assert!(!p.planned.semantically_equal(&state), "still an update (of ssh)");
+    assert!(same_apart_from_ssh(&state, &p.planned));
+    // With another change too, the agent runs.
+    let mut other = proposed.clone();
+    *other.attr_mut("swap_off").unwrap() = Value::Bool(false);
+    let p = AnyResource::plan(&NodeConfig, &crate::framework::Context::detached(), &state, &other, &c2);
+    assert_eq!(p.planned.attr("changed_tasks"), Some(&Value::Unknown));
+}
