@@ -2,7 +2,6 @@
 
 use super::validate;
 use crate::framework::{Attribute, Block, NestedBlock, Schema, Type, Validator, Value};
-use crate::resources::connection;
 
 pub const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
 pub const DEFAULT_POD_CIDR: &str = "10.244.0.0/16";
@@ -63,7 +62,7 @@ pub fn schema() -> Schema {
             .validate(Validator::IpAddress("the API server's advertise address"))
             .description("The node's IP address: the API server advertises and serves on `ADDRESS:6443`."),
     )
-    .block(connection::resource_block());
+    .block(crate::resources::cluster_node::ssh_block());
     let etcd = Block::new("The external etcd cluster, typically from `strata_etcd_cluster`.")
         .attribute(
             Attribute::required("endpoints", Type::list(Type::String))

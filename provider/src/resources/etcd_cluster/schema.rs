@@ -1,7 +1,6 @@
 //! The schema of `strata_etcd_cluster`.
 
 use crate::framework::{Attribute, Block, NestedBlock, Schema, Type, Validator, Value};
-use crate::resources::connection;
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/etcd";
 pub const DEFAULT_SCHEDULE: &str = "hourly";
@@ -65,7 +64,7 @@ pub fn schema() -> Schema {
             .validate(Validator::IpAddress("the member's client and peer URLs listen on it"))
             .description("IP address the member listens on: `https://ADDRESS:2379` (clients) and `:2380` (peers)."),
     )
-    .block(connection::resource_block());
+    .block(crate::resources::cluster_node::ssh_block());
     let backup = Block::new(
         "Periodic snapshots: a systemd timer and service on every member run `etcdctl snapshot save` on the member \
          that is the leader at that moment (so a shared directory gets one snapshot per run), keeping the newest `keep`.",

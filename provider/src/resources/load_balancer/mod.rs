@@ -220,6 +220,11 @@ struct Healthy<'a> {
     /// One of `rolled` must hold the VIP: the new group has its master before the
     /// old group's last node (the holder) leaves.
     need_rolled: bool,
+    /// After the last node: the node that will hold the VIP for good, when it is
+    /// known. A restarted holder of the highest priority takes the VIP back a few
+    /// seconds after it rejoins (preemption); returning before that would leave the
+    /// move, which resets every connection through the VIP, to happen after the apply.
+    settled_on: Option<usize>,
 }
 
 impl LoadBalancer {
@@ -270,7 +275,7 @@ impl LoadBalancer {
                 true => !held.is_empty() && (!h.need_rolled || held.iter().any(|x| h.rolled.contains(x))),
                 // One group throughout: exactly one master, as before the change.
                 false => held.len() == 1,
-            };
+            } && h.settled_on.is_none_or(|x| held == [x]);
             if state.is_active() && vip_ok {
                 return Ok(());
             }
@@ -364,8 +369,13 @@ impl LoadBalancer {
             install(*i, restart).await.map_err(|e| partial(e.into()))?;
             rolled.push(*i);
             let next_is_holder = order.get(step + 1).is_some_and(|n| held.contains(n));
-            let need_rolled = group_changes && (next_is_holder || step + 1 == order.len());
-            let h = Healthy { rolled: &rolled, group_changes, need_rolled };
+            let last = step + 1 == order.len();
+            let need_rolled = group_changes && (next_is_holder || last);
+            // With preemption, the node of the highest priority ends up with the VIP.
+            let settled_on = (last && restart && m.nopreempt != Some(true))
+                .then(|| (0..m.node.len()).max_by_key(|x| m.priority(*x)))
+                .flatten();
+            let h = Healthy { rolled: &rolled, group_changes, need_rolled, settled_on };
             Self::wait_healthy(nodes, m, *i, h).await.map_err(partial)?;
         }
         Ok(())
