@@ -78,15 +78,6 @@ fn config(lab: &LabGuard, known_hosts: &Path, d: &Day2) -> String {
             )
         })
         .collect();
-    let backends: String = CP
-        .iter()
-        .map(|n| {
-            format!(
-                "    backend {{\n      name    = \"{n}\"\n      address = \"{}\"\n      port    = 6443\n    }}\n",
-                address(lab, n)
-            )
-        })
-        .collect();
     let bastion = d.cp_bastion.then_some((edge.as_str(), key.as_path()));
     let cp_nodes: String = CP
         .iter()
@@ -108,46 +99,8 @@ resource "strata_etcd_cluster" "main" {{
   ca_key  = strata_cluster_secrets.this.etcd_ca_key
 {members}}}
 
-resource "strata_load_balancer" "api" {{
-  name              = "k8s"
-  vip               = "{vip}/24"
-  interface         = "eth0"
-  virtual_router_id = {vrid}
-{lb_nodes}  frontend {{
-    name      = "kube-apiserver"
-    bind_port = {LB_PORT}
-{backends}    health_check {{
-      type     = "tcp"
-      interval = "1s"
-    }}
-  }}
-}}
-
-resource "strata_control_plane" "k8s" {{
-  endpoint            = "{endpoint}"
-  kubernetes_version  = "v1.35.0"
-  ca_cert             = strata_cluster_secrets.this.kubernetes_ca_cert
-  ca_key              = strata_cluster_secrets.this.kubernetes_ca_key
-  front_proxy_ca_cert = strata_cluster_secrets.this.front_proxy_ca_cert
-  front_proxy_ca_key  = strata_cluster_secrets.this.front_proxy_ca_key
-  service_account_public_key  = strata_cluster_secrets.this.service_account_public_key
-  service_account_private_key = strata_cluster_secrets.this.service_account_private_key
-  pod_cidr            = "10.44.0.0/16"
-{cp_nodes}  etcd {{
-    endpoints   = strata_etcd_cluster.main.endpoints
-    ca_cert     = strata_etcd_cluster.main.ca_certificate
-    client_cert = strata_etcd_cluster.main.client_certificate
-    client_key  = strata_etcd_cluster.main.client_private_key
-    ca_key      = strata_cluster_secrets.this.etcd_ca_key
-  }}
-  cni {{
-    type            = "flannel"
-    manifest_file   = "flannel.yaml"
-    flannel_backend = "host-gw"
-  }}
-  depends_on = [strata_load_balancer.api]
-}}
-
+{load_balancer}
+{control_plane}
 resource "strata_worker" "{WORKER}" {{
   name               = "{WORKER}"
   address            = "{worker}"
@@ -177,9 +130,8 @@ output "ca" {{
 }}
 "#,
         provider = ssh_provider(&key, known_hosts),
-        vip = vip(lab),
-        vrid = d.vrid,
-        endpoint = endpoint(lab),
+        load_balancer = load_balancer_resource(lab, d.vrid, &lb_nodes),
+        control_plane = control_plane_resource(lab, "v1.35.0", &cp_nodes),
         worker = address(lab, WORKER),
         worker_ssh = ssh_block(&host(WORKER), None, "  "),
         nfs_ssh = ssh_block(&host(EDGE), None, "  "),

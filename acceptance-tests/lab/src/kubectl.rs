@@ -5,13 +5,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
 use crate::image::cache_root;
 use crate::network::global_lock;
-use crate::process::log_tail;
+use crate::process::run_logged;
 
 /// Debian unstable's kubectl (`apt-cache policy kubectl` in sid).
 pub const VERSION: &str = "1.36.4+ds-1";
@@ -57,32 +57,19 @@ fn fetch(tmp: &Path, log: &Path) -> Result<()> {
     };
     let mut update = Command::new("apt-get");
     opts(&mut update);
-    run(update.arg("update"), log, "apt-get update (Debian sid, private lists)")?;
+    run_logged(update.arg("update"), log, "apt-get update (Debian sid, private lists)")?;
     let mut download = Command::new("apt-get");
     opts(&mut download);
-    run(download.arg("download").arg(format!("kubectl={VERSION}")).current_dir(tmp), log, "apt-get download kubectl")?;
+    run_logged(download.arg("download").arg(format!("kubectl={VERSION}")).current_dir(tmp), log, "apt-get download kubectl")?;
     let deb = fs::read_dir(tmp)?
         .flatten()
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "deb"))
         .context("apt-get download left no .deb")?;
-    run(Command::new("dpkg").arg("-x").arg(&deb).arg(tmp.join("root")), log, "dpkg -x")?;
+    run_logged(Command::new("dpkg").arg("-x").arg(&deb).arg(tmp.join("root")), log, "dpkg -x")?;
     if !tmp.join("root/usr/bin/kubectl").is_file() {
         bail!("{} holds no usr/bin/kubectl", deb.display());
     }
     Ok(())
 }
 
-fn run(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
-    let out = fs::OpenOptions::new().create(true).append(true).open(log)?;
-    let status = cmd
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .status()
-        .with_context(|| format!("cannot run {what}"))?;
-    if !status.success() {
-        bail!("{what} failed ({status}); {}", log_tail(log, 20));
-    }
-    Ok(())
-}

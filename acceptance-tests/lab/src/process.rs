@@ -155,3 +155,19 @@ pub fn require_root() -> Result<()> {
     }
     Ok(())
 }
+
+/// Runs `cmd` with its output appended to `log`; a failure says `what` failed and shows
+/// the log's tail.
+pub fn run_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
+    let out = fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .status()
+        .with_context(|| format!("cannot run {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status}); {}", log_tail(log, 20));
+    }
+    Ok(())
+}

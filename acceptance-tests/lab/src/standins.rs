@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::image::cache_root;
 use crate::network::global_lock;
-use crate::process::log_tail;
+use crate::process::{log_tail, run_logged};
 
 /// Debian versions of each package, as on pkgs.k8s.io.
 pub const VERSIONS: &[&str] = &["1.34.3-1.1", "1.35.0-1.1", "1.36.1-1.1"];
@@ -212,7 +212,7 @@ fn build(bin_dir: &Path, kubectl: &Path, out: &Path, log: &Path) -> Result<()> {
     let stripped = out.join(".bin");
     fs::create_dir_all(&stripped)?;
     for b in BINARIES {
-        run(Command::new("strip").arg("-o").arg(stripped.join(b)).arg(bin_dir.join(b)), log, "strip")?;
+        run_logged(Command::new("strip").arg("-o").arg(stripped.join(b)).arg(bin_dir.join(b)), log, "strip")?;
     }
     fs::copy(kubectl, stripped.join("kubectl"))?;
     for full in VERSIONS {
@@ -247,7 +247,7 @@ fn build(bin_dir: &Path, kubectl: &Path, out: &Path, log: &Path) -> Result<()> {
             );
             write(&root.join("DEBIAN/control"), &control, 0o644)?;
             let deb = out.join(format!("{pkg}_{full}_amd64.deb"));
-            run(
+            run_logged(
                 Command::new("dpkg-deb").args(["--root-owner-group", "-Zgzip", "-z1", "--build"]).arg(&root).arg(&deb),
                 log,
                 "dpkg-deb",
@@ -272,19 +272,6 @@ fn build(bin_dir: &Path, kubectl: &Path, out: &Path, log: &Path) -> Result<()> {
     Ok(())
 }
 
-fn run(cmd: &mut Command, log: &Path, what: &str) -> Result<()> {
-    let out = fs::OpenOptions::new().create(true).append(true).open(log)?;
-    let status = cmd
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .status()
-        .with_context(|| format!("cannot run {what}"))?;
-    if !status.success() {
-        bail!("{what} failed ({status}); {}", log_tail(log, 20));
-    }
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {

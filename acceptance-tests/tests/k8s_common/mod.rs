@@ -112,6 +112,71 @@ pub struct Opts<'a> {
     pub etcd_restore: Option<&'a str>,
 }
 
+/// The load balancer of the API servers: the VIP, `node` blocks as given, a TCP
+/// frontend on LB_PORT to 6443 on CP.
+pub fn load_balancer_resource(lab: &LabGuard, vrid: u8, lb_nodes: &str) -> String {
+    let backends: String = CP
+        .iter()
+        .map(|n| {
+            format!(
+                "    backend {{\n      name    = \"{n}\"\n      address = \"{}\"\n      port    = 6443\n    }}\n",
+                address(lab, n)
+            )
+        })
+        .collect();
+    format!(
+        r#"resource "strata_load_balancer" "api" {{
+  name              = "k8s"
+  vip               = "{vip}/24"
+  interface         = "eth0"
+  virtual_router_id = {vrid}
+{lb_nodes}  frontend {{
+    name      = "kube-apiserver"
+    bind_port = {LB_PORT}
+{backends}    health_check {{
+      type     = "tcp"
+      interval = "1s"
+    }}
+  }}
+}}
+"#,
+        vip = vip(lab)
+    )
+}
+
+/// The control plane behind the VIP on the etcd cluster `strata_etcd_cluster.main`,
+/// with `node` blocks as given.
+pub fn control_plane_resource(lab: &LabGuard, version: &str, cp_nodes: &str) -> String {
+    format!(
+        r#"resource "strata_control_plane" "k8s" {{
+  endpoint            = "{endpoint}"
+  kubernetes_version  = "{version}"
+  ca_cert             = strata_cluster_secrets.this.kubernetes_ca_cert
+  ca_key              = strata_cluster_secrets.this.kubernetes_ca_key
+  front_proxy_ca_cert = strata_cluster_secrets.this.front_proxy_ca_cert
+  front_proxy_ca_key  = strata_cluster_secrets.this.front_proxy_ca_key
+  service_account_public_key  = strata_cluster_secrets.this.service_account_public_key
+  service_account_private_key = strata_cluster_secrets.this.service_account_private_key
+  pod_cidr            = "10.44.0.0/16"
+{cp_nodes}  etcd {{
+    endpoints   = strata_etcd_cluster.main.endpoints
+    ca_cert     = strata_etcd_cluster.main.ca_certificate
+    client_cert = strata_etcd_cluster.main.client_certificate
+    client_key  = strata_etcd_cluster.main.client_private_key
+    ca_key      = strata_cluster_secrets.this.etcd_ca_key
+  }}
+  cni {{
+    type            = "flannel"
+    manifest_file   = "flannel.yaml"
+    flannel_backend = "host-gw"
+  }}
+  depends_on = [strata_load_balancer.api]
+}}
+"#,
+        endpoint = endpoint(lab)
+    )
+}
+
 pub fn main_tf(lab: &LabGuard, o: &Opts) -> String {
     let ssh = &lab.info().ssh;
     let members: String = CP
@@ -128,15 +193,6 @@ pub fn main_tf(lab: &LabGuard, o: &Opts) -> String {
     let lb_nodes: String = CP
         .iter()
         .map(|n| format!("  node {{\n    name = \"{n}\"\n    ssh {{ host = \"{}\" }}\n  }}\n", address(lab, n)))
-        .collect();
-    let backends: String = CP
-        .iter()
-        .map(|n| {
-            format!(
-                "    backend {{\n      name    = \"{n}\"\n      address = \"{}\"\n      port    = 6443\n    }}\n",
-                address(lab, n)
-            )
-        })
         .collect();
     let cp_nodes: String = CP
         .iter()
@@ -188,46 +244,8 @@ resource "strata_etcd_cluster" "main" {{
   ca_key  = strata_cluster_secrets.this.etcd_ca_key
 {restore}{members}}}
 
-resource "strata_load_balancer" "api" {{
-  name              = "k8s"
-  vip               = "{vip}/24"
-  interface         = "eth0"
-  virtual_router_id = 52
-{lb_nodes}  frontend {{
-    name      = "kube-apiserver"
-    bind_port = {LB_PORT}
-{backends}    health_check {{
-      type     = "tcp"
-      interval = "1s"
-    }}
-  }}
-}}
-
-resource "strata_control_plane" "k8s" {{
-  endpoint            = "{endpoint}"
-  kubernetes_version  = "{version}"
-  ca_cert             = strata_cluster_secrets.this.kubernetes_ca_cert
-  ca_key              = strata_cluster_secrets.this.kubernetes_ca_key
-  front_proxy_ca_cert = strata_cluster_secrets.this.front_proxy_ca_cert
-  front_proxy_ca_key  = strata_cluster_secrets.this.front_proxy_ca_key
-  service_account_public_key  = strata_cluster_secrets.this.service_account_public_key
-  service_account_private_key = strata_cluster_secrets.this.service_account_private_key
-  pod_cidr            = "10.44.0.0/16"
-{cp_nodes}  etcd {{
-    endpoints   = strata_etcd_cluster.main.endpoints
-    ca_cert     = strata_etcd_cluster.main.ca_certificate
-    client_cert = strata_etcd_cluster.main.client_certificate
-    client_key  = strata_etcd_cluster.main.client_private_key
-    ca_key      = strata_cluster_secrets.this.etcd_ca_key
-  }}
-  cni {{
-    type            = "flannel"
-    manifest_file   = "flannel.yaml"
-    flannel_backend = "host-gw"
-  }}
-  depends_on = [strata_load_balancer.api]
-}}
-
+{load_balancer}
+{control_plane}
 {workers}
 output "kubeconfig" {{
   value     = strata_control_plane.k8s.kubeconfig
@@ -238,9 +256,8 @@ output "ca" {{
 }}
 "#,
         provider = ssh_provider(&ssh.private_key_file, &ssh.known_hosts_file),
-        vip = vip(lab),
-        endpoint = endpoint(lab),
-        version = o.version,
+        load_balancer = load_balancer_resource(lab, 52, &lb_nodes),
+        control_plane = control_plane_resource(lab, o.version, &cp_nodes),
         restore = o.etcd_restore.map(|p| format!("  restore_from_snapshot = \"{p}\"\n")).unwrap_or_default(),
     )
 }
