@@ -271,6 +271,33 @@ fn refuse_identity_changes(plan: &mut PlanChange, prior: &ControlPlaneModel) -> 
     refused
 }
 
+/// Refuses renaming a joined control-plane node (a node block whose address stays and
+/// whose name changes): its name is its Kubernetes Node name, fixed when kubeadm joined
+/// it, so the update would reset that machine and join it again under the new name.
+fn refuse_renames(plan: &mut PlanChange, prior: &ControlPlaneModel) {
+    let joined = |name: &str| prior.nodes.as_ref().is_none_or(|s| s.iter().any(|s| s.name == name && s.joined));
+    let Some(Value::List(planned)) = plan.planned.attr("node").cloned() else { return };
+    for (i, n) in planned.iter().enumerate() {
+        let (Some(name), Some(address)) = (str_attr(n, "name"), str_attr(n, "address")) else { continue };
+        let Some(was) = prior.node.iter().find(|p| p.address == address && p.name != name) else { continue };
+        if !joined(&was.name) || planned.iter().any(|o| str_attr(o, "name") == Some(was.name.as_str())) {
+            continue;
+        }
+        error_at(
+            &mut plan.diagnostics,
+            AttributePath::root("node").index(i).attr("name"),
+            "A joined control-plane node cannot be renamed in place",
+            format!(
+                "The node at {address} joined the cluster as {:?}: that is its Kubernetes Node name, fixed when \
+                 kubeadm joined it. Renaming it to {name:?} would run kubeadm reset on it and join it again. \
+                 Nothing was changed. Keep name = {:?}; to rename it on purpose, remove its block in one apply \
+                 (it leaves the cluster cleanly) and add it with the new name in the next.",
+                was.name, was.name
+            ),
+        );
+    }
+}
+
 #[async_trait]
 impl Resource for ControlPlane {
     type Model = ControlPlaneModel;
@@ -305,6 +332,10 @@ impl Resource for ControlPlane {
         }
         let Some(prior) = prior_model(plan) else { return };
         if refuse_identity_changes(plan, &prior) {
+            return;
+        }
+        refuse_renames(plan, &prior);
+        if plan.diagnostics.has_errors() {
             return;
         }
         if check_version_step(plan).is_none() && plan.diagnostics.has_errors() {

@@ -46,8 +46,13 @@ fn key(name: &str, what: &str) -> Attribute {
 
 pub fn schema() -> Schema {
     let node = Block::new(
-        "A control-plane node. The first one runs `kubeadm init`; the others `kubeadm join --control-plane`, one at \
-         a time, with the same PKI copied over SSH (no uploaded certificate key that expires).",
+        "A control-plane node. `name` is its identity and its Kubernetes Node name, fixed when it joins: renaming a \
+         joined node is refused at plan (remove it in one apply, add it in the next). Changing `ssh` (host text, \
+         user, port, keys, bastion) is an in-place update that only reaches the node again and changes nothing \
+         on it. The first node runs `kubeadm init`; the others `kubeadm join --control-plane`, one at a time, with \
+         the same PKI copied over SSH (no uploaded certificate key that expires). A node removed from the list \
+         leaves the cluster (`kubeadm reset`, its Node deleted; one that no longer answers is only deleted). \
+         Reconfiguration, certificate renewal and upgrades roll one node at a time, ready before the next.",
     )
     .attribute(
         Attribute::required("name", Type::String)

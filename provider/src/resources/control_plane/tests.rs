@@ -477,6 +477,31 @@ fn settings_fixed_at_init_are_refused_on_a_running_cluster_not_replaced() {
 }
 
 #[test]
+fn a_joined_node_renamed_at_the_same_address_is_refused_not_reset() {
+    let ca = ca();
+    let m = applied(&ca);
+    let mut n = m.clone();
+    n.node[1].name = "cp-renamed".into();
+    let p = plan(&m, &n);
+    assert_eq!(paths(&p.diagnostics, true), vec!["node[1].name"], "{}", p.diagnostics);
+    let text = p.diagnostics.to_string();
+    assert!(text.contains("kubeadm reset") && text.contains("Keep name"), "says why and what to do: {text}");
+    // A node that never joined (a blank machine) may take another name.
+    let mut blank = m.clone();
+    for s in blank.nodes.as_mut().unwrap() {
+        s.joined = false;
+    }
+    let p = plan(&blank, &n);
+    assert!(!p.diagnostics.has_errors(), "{}", p.diagnostics);
+    // Another node at a new address under a new name is an addition, not a rename.
+    let mut other = m.clone();
+    other.node[1].name = "cp-new".into();
+    other.node[1].address = "10.0.0.99".into();
+    let p = plan(&m, &other);
+    assert!(!p.diagnostics.has_errors(), "{}", p.diagnostics);
+}
+
+#[test]
 fn certificates_are_renewed_only_within_the_window() {
     let ca = ca();
     let m = applied(&ca);
