@@ -356,6 +356,26 @@ impl Node {
         Ok(Exclusive { _local: local, remote: Some(remote) })
     }
 
+    /// Waits, up to `bound` or until the operation is stopped, for a node that does not
+    /// answer yet: a machine that was just created or started boots before its sshd
+    /// listens (as Terraform's `connection` waits for a new machine). Errors that are
+    /// not "does not answer" (bastion, DNS, keys) fail at once.
+    pub async fn wait_until_answers(&self, bound: std::time::Duration) -> anyhow::Result<()> {
+        let start = std::time::Instant::now();
+        loop {
+            if self.answers().await? {
+                return Ok(());
+            }
+            if start.elapsed() >= bound {
+                anyhow::bail!("{} does not answer SSH after {} s", self.label, bound.as_secs());
+            }
+            tokio::select! {
+                _ = self.ctx.cancel.cancelled() => anyhow::bail!("waiting for {} to answer SSH stopped", self.label),
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
     /// Whether the node answers SSH at all: false only when the node itself does not
     /// answer on its own address (connection refused, no route, TCP connect timed out,
     /// also as its bastion reports it), which after a disaster means the machine is

@@ -113,6 +113,8 @@ impl NodeConfig {
 
     async fn converge(ctx: &Context, planned: NodeConfigModel) -> ApplyResult<NodeConfigModel> {
         let node = Node::connect(ctx, &planned.ssh).await?;
+        // A machine created in the same apply may still be booting.
+        node.wait_until_answers(BOOT_WAIT).await?;
         // One agent run at a time on a node, whichever process or workspace starts it.
         let _exclusive = node.exclusive("/run/lock/strata-node-config.lock").await?;
         let sha = Self::ensure_agent(&node, &planned).await?;
@@ -139,6 +141,9 @@ impl NodeConfig {
         }
     }
 }
+
+/// How long create and update wait for a node that does not answer SSH yet.
+const BOOT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 #[async_trait]
 impl Resource for NodeConfig {
