@@ -291,14 +291,10 @@ fn day2_changes_under_load_keep_the_platform_answering() {
         step(&wd, &lab, targets, &known_hosts, "platform: keepalived virtual_router_id changed", &d, &[], |a| {
             only_updates(a) && a.keys().collect::<Vec<_>>() == ["strata_load_balancer.api"]
         });
-    // A VRRP group change moves the VIP twice: to the new group's first master, and back
-    // to the node of the highest priority when it rejoins (preemption). Each move resets
-    // the requests under way (a TLS handshake and GET take a few ms of each 100 ms slot)
-    // or leaves them on the old holder's MAC until clients take the gratuitous ARP:
-    // 1 to 3 failed probes seen, all at the two moves. The issue asks for at most one,
-    // which this roll does not meet reliably; the bound here is half a second, while a
-    // VIP that stops answering (the old all-at-once reload) fails dozens of probes.
-    assert!(r.failed() <= 5, "{}", r.summary());
+    // The holder carries the VIP into the new VRRP group (the others wait, stopped, then
+    // join as backups): the VIP never moves, and the issue's bound of one failed probe
+    // holds.
+    assert!(r.failed() <= 1, "{}", r.summary());
 
     // 5. The worker replaced: the only replacement, and the API never stops answering.
     let address_of_worker = format!("strata_worker.{WORKER}");

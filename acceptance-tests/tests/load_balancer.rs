@@ -572,6 +572,22 @@ fn untouched_marks(lab: &LabGuard) -> Vec<String> {
         .collect()
 }
 
+fn epoch_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The load balancer nodes whose keepalived entered MASTER state since `since` (Unix
+/// seconds), from their journals: where the VIP went.
+fn became_master(lab: &LabGuard, since: u64) -> Vec<String> {
+    LBS.iter()
+        .filter(|n| {
+            sh(lab, n, &format!("journalctl -u keepalived --since @{since} --no-pager -o cat"))
+                .contains("Entering MASTER STATE")
+        })
+        .map(|n| n.to_string())
+        .collect()
+}
+
 /// Plans `config`: only in-place updates; then applies it under the prober, returning
 /// the apply time and the report.
 fn day2_step(
@@ -675,10 +691,13 @@ fn load_balancer_day2_changes_keep_the_vip_answering() {
     sh(&lab, "node4", "systemctl start ssh");
     assert_eq!(wd.plan_exit_code().unwrap().code, 0, "back to nothing to do");
 
-    // (c) A new virtual_router_id: rolled, backups first; at most one failed probe.
+    // (c) A new virtual_router_id: the holder carries the VIP into the new group, so it
+    // never moves (no other node became master); at most one failed probe.
+    let since = epoch_now();
     let (_, r) =
         day2_step(&wd, &lab, "load balancer: virtual_router_id changed", &config(&nodes, 52, PASSWORD, &bastion));
     assert!(r.failed() <= 1, "{}", r.summary());
+    assert_eq!(became_master(&lab, since), ["node1"], "the VIP stayed on its holder");
     single_holder(&lab, &LBS);
     for n in LBS {
         assert!(sh(&lab, n, "cat /etc/keepalived/keepalived.conf").contains("virtual_router_id 52"), "{n}");
@@ -686,8 +705,11 @@ fn load_balancer_day2_changes_keep_the_vip_answering() {
 
     // (e) An auth_pass with '#', '!' and a space: keepalived reads all 8 characters.
     let pass = "p#s!w d8";
+    let since = epoch_now();
     let (_, r) = day2_step(&wd, &lab, "load balancer: auth_pass changed", &config(&nodes, 52, pass, &bastion));
     assert!(r.failed() <= 1, "{}", r.summary());
+    // Same VRID: the holder's instance is kept across its reload, master throughout.
+    assert!(became_master(&lab, since).iter().all(|n| n == "node1"), "the VIP stayed on its holder");
     for n in LBS {
         // SIGUSR1: keepalived writes its parsed configuration to /tmp/keepalived.data.
         let dump = sh(

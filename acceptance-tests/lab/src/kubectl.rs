@@ -60,7 +60,11 @@ fn fetch(tmp: &Path, log: &Path) -> Result<()> {
     run_logged(update.arg("update"), log, "apt-get update (Debian sid, private lists)")?;
     let mut download = Command::new("apt-get");
     opts(&mut download);
-    run_logged(download.arg("download").arg(format!("kubectl={VERSION}")).current_dir(tmp), log, "apt-get download kubectl")?;
+    run_logged(
+        download.arg("download").arg(format!("kubectl={VERSION}")).current_dir(tmp),
+        log,
+        "apt-get download kubectl",
+    )?;
     let deb = fs::read_dir(tmp)?
         .flatten()
         .map(|e| e.path())
@@ -72,4 +76,3 @@ fn fetch(tmp: &Path, log: &Path) -> Result<()> {
     }
     Ok(())
 }
-

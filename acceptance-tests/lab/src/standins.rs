@@ -272,7 +272,6 @@ fn build(bin_dir: &Path, kubectl: &Path, out: &Path, log: &Path) -> Result<()> {
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

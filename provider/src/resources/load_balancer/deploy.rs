@@ -20,6 +20,7 @@ const KEEPALIVED_CHECK: &str = "out=$(keepalived --config-test -f {} 2>&1); rc=$
      if [ -n \"$out\" ] || [ $rc -ne 0 -a $rc -ne 143 ]; then printf '%s\\n' \"$out\" >&2; exit 1; fi";
 
 /// Everything one node gets.
+#[derive(Clone)]
 pub struct NodeFiles {
     pub haproxy: String,
     pub keepalived: String,
@@ -71,15 +72,27 @@ async fn write_certificates(node: &Node, files: &NodeFiles) -> anyhow::Result<()
     Ok(())
 }
 
-/// Installs the files (each validated again as it replaces the live one) and makes both
-/// services run: haproxy reloaded (never restarted) when its configuration changed,
-/// keepalived reloaded only when its own did, or restarted with `restart_keepalived`
-/// (see [`super::LoadBalancer::converge`]: the VIP holder leaving its VRRP group).
+/// What keepalived does once its new configuration is in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keepalived {
+    /// Runs; reloaded when its configuration changed.
+    Reload,
+    /// Runs; restarted when its configuration changed (see [`super::LoadBalancer::converge`]:
+    /// the VIP holder leaving its VRRP group when it cannot hand the VIP over).
+    Restart,
+    /// Stopped, the new configuration waiting: the node is out of every VRRP group until
+    /// it is started (see `super::regroup`).
+    Park,
+}
+
+/// Installs the files (each validated again as it replaces the live one) and makes
+/// haproxy run, reloaded (never restarted) when its configuration changed; keepalived
+/// as `keepalived` says.
 pub async fn install(
     node: &Node,
     m: &LoadBalancerModel,
     files: &NodeFiles,
-    restart_keepalived: bool,
+    keepalived: Keepalived,
 ) -> anyhow::Result<()> {
     let _exclusive = node.exclusive(LOCK_FILE).await?;
     if node.write_validated(SYSCTL_FILE, render::sysctl(m).as_bytes(), 0o644, None).await? {
@@ -95,8 +108,17 @@ pub async fn install(
     let keepalived_changed =
         node.write_validated(KEEPALIVED_CONF, files.keepalived.as_bytes(), 0o640, Some(KEEPALIVED_CHECK)).await?;
     node.ensure_running(HAPROXY, haproxy_changed.then_some(UnitAction::Reload)).await?;
-    let keepalived_action = if restart_keepalived { UnitAction::Restart } else { UnitAction::Reload };
-    node.ensure_running(KEEPALIVED, keepalived_changed.then_some(keepalived_action)).await?;
+    match keepalived {
+        Keepalived::Park => {
+            if node.unit_state(KEEPALIVED).await?.is_active() {
+                node.unit(KEEPALIVED, UnitAction::Stop).await?;
+            }
+        }
+        Keepalived::Reload | Keepalived::Restart => {
+            let action = if keepalived == Keepalived::Restart { UnitAction::Restart } else { UnitAction::Reload };
+            node.ensure_running(KEEPALIVED, keepalived_changed.then_some(action)).await?;
+        }
+    }
     let state = node.unit_state(HAPROXY).await?;
     if !state.is_active() {
         bail!("load_balancer: haproxy on {} is {} after starting it", node.label(), state.active);

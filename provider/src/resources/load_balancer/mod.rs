@@ -4,6 +4,7 @@
 
 mod check;
 mod deploy;
+mod regroup;
 mod render;
 mod schema;
 
@@ -20,7 +21,7 @@ use crate::framework::{
 };
 use crate::node::Node;
 use crate::resources::cluster_node::{self, ClusterNodeModel};
-use deploy::NodeFiles;
+use deploy::{Keepalived, NodeFiles};
 
 pub struct LoadBalancer;
 
@@ -341,24 +342,28 @@ impl LoadBalancer {
             }
             Failure::with_state(partial, d)
         };
-        let install = |i: usize, restart_keepalived: bool| async move {
-            deploy::install(&nodes[i], m, &files[i], restart_keepalived)
-                .await
-                .map_err(|e| on_node(&m.node[i].node.name, e))
+        let install = |i: usize, keepalived: Keepalived| async move {
+            deploy::install(&nodes[i], m, &files[i], keepalived).await.map_err(|e| on_node(&m.node[i].node.name, e))
         };
         // Who serves the VIP now (judged by the prior VIP and interface).
         let held = holders(nodes, prior.unwrap_or(m)).await.map_err(partial)?;
         if held.is_empty() {
             // Nothing serves yet (a create, or every node down): nothing to keep up.
-            gather(join_all(todo.iter().map(|i| install(*i, false))).await).map_err(partial)?;
+            gather(join_all(todo.iter().map(|i| install(*i, Keepalived::Reload))).await).map_err(partial)?;
             return Ok(());
+        }
+        let group_changes = prior.is_some_and(|p| !p.same_vrrp_group(m));
+        if let ([holder], true) = (held.as_slice(), group_changes) {
+            if todo.contains(holder) {
+                return regroup::regroup(nodes, m, files, &todo, *holder).await.map_err(partial);
+            }
         }
         // Backups first, lowest priority first; the holder last.
         let mut order = todo.clone();
         order.sort_by_key(|i| (held.contains(i), m.priority(*i)));
-        let group_changes = prior.is_some_and(|p| !p.same_vrrp_group(m));
         let mut rolled = Vec::new();
         for (step, i) in order.iter().enumerate() {
+            // Here only when the VIP had no single holder (see regroup for the usual case).
             // The holder leaving the old group is restarted, not reloaded: a reload keeps
             // an instance of the same VRID as master without announcing the VIP again
             // (no gratuitous ARP), while clients were last sent to the new group's
@@ -366,7 +371,9 @@ impl LoadBalancer {
             // caches expire. Restarted, it drops the VIP, the new group's master serves,
             // and it takes the VIP back with a gratuitous ARP once elected.
             let restart = group_changes && held.contains(i);
-            install(*i, restart).await.map_err(|e| partial(e.into()))?;
+            install(*i, if restart { Keepalived::Restart } else { Keepalived::Reload })
+                .await
+                .map_err(|e| partial(e.into()))?;
             rolled.push(*i);
             let next_is_holder = order.get(step + 1).is_some_and(|n| held.contains(n));
             let last = step + 1 == order.len();

@@ -132,6 +132,22 @@ pub fn is_vrrp3(advert_interval: f64) -> bool {
 
 /// keepalived.conf of the node at `index`.
 pub fn keepalived(m: &LoadBalancerModel, index: usize, priority: i64) -> String {
+    keepalived_as(m, index, priority, false)
+}
+
+/// The priority of the address owner (RFC 5798 5.2.4): an instance of it that starts as
+/// MASTER takes the VIP at once instead of waiting out a master-down interval.
+pub const OWNER_PRIORITY: i64 = 255;
+
+/// keepalived.conf of the VIP holder at `index` while it carries the VIP into a new
+/// VRRP group (see `super::regroup`): the node's final configuration, except that it
+/// starts as MASTER with the owner's priority, so a reload moves it into the new group
+/// without the VIP leaving it, and no other node of the new group can take it.
+pub fn keepalived_handover(m: &LoadBalancerModel, index: usize) -> String {
+    keepalived_as(m, index, OWNER_PRIORITY, true)
+}
+
+fn keepalived_as(m: &LoadBalancerModel, index: usize, priority: i64, handover: bool) -> String {
     let advert = m.advert_interval.unwrap_or(1.0);
     let mut s = header(m);
     let _ = write!(
@@ -150,13 +166,15 @@ pub fn keepalived(m: &LoadBalancerModel, index: usize, priority: i64) -> String 
     );
     let _ = write!(
         s,
-        "vrrp_instance {name} {{\n    state BACKUP\n    interface {iface}\n    virtual_router_id {vrid}\n    \
+        "vrrp_instance {name} {{\n    state {state}\n    interface {iface}\n    virtual_router_id {vrid}\n    \
          priority {priority}\n    advert_int {advert}\n",
         name = m.name,
+        state = if handover { "MASTER" } else { "BACKUP" },
         iface = m.interface,
         vrid = m.virtual_router_id,
     );
-    if m.nopreempt == Some(true) {
+    // keepalived refuses nopreempt with state MASTER or the owner's priority.
+    if m.nopreempt == Some(true) && !handover {
         s.push_str("    nopreempt\n");
     }
     if m.unicast != Some(false) {

@@ -228,8 +228,10 @@ pub fn schema() -> Schema {
          change (unicast peers); a removed node is cleaned, unless its address is still in the list. Changes run \
          one node at a time, each healthy (keepalived active, the VIP held) before the next: backups first, the VIP \
          holder last. When the VRRP group changes (`virtual_router_id`, `auth_pass`, `advert_interval`, \
-         `interface`, `unicast`), the changed backups form the new group and elect a master beside the old one \
-         before the holder is restarted into it, so the VIP keeps answering. A node counts as gone only when it \
+         `interface`, `unicast`), the VIP never moves: the other nodes get their new configuration with keepalived \
+         stopped for a few seconds, the holder reloads into the new group as its master (with the owner's \
+         priority, 255, so it takes the VIP at once), the others start one at a time as backups of it, and the \
+         holder then reloads with its own priority. Only for those seconds can the VIP not fail over. A node counts as gone only when it \
          does not answer on its own address (refused, no route, timed out); a bastion, DNS, login or host-key \
          failure fails the refresh naming the node, and nothing is planned for creation. See \
          examples/load-balancer.",

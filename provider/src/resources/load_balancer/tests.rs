@@ -329,3 +329,21 @@ fn state_of_version_0_gets_names_from_the_hosts_its_maps_were_keyed_by() {
     assert_eq!(up["master_node"], "10.77.0.11");
     assert_eq!(AnyResource::schema(&LoadBalancer).version, 1);
 }
+
+#[test]
+fn the_holder_carries_the_vip_into_a_new_group_as_its_owner() {
+    let m = LoadBalancerModel { nopreempt: Some(true), ..model() };
+    let k = render::keepalived_handover(&m, 0);
+    assert!(k.contains("state MASTER\n") && !k.contains("state BACKUP"), "{k}");
+    assert!(k.contains(&format!("priority {}\n", render::OWNER_PRIORITY)), "{k}");
+    assert!(!k.contains("nopreempt"), "keepalived refuses nopreempt with state MASTER: {k}");
+    // Otherwise the node's final configuration: same group, peers and VIP.
+    let last = render::keepalived(&m, 0, 100);
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.contains("state ") && !l.contains("priority ") && !l.contains("nopreempt"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(&k), strip(&last));
+}
