@@ -101,6 +101,17 @@ fn running_control_plane_refuses_init_settings_and_renews_certificates_node_by_n
         let apply = wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap();
         assert_eq!(apply.code, 1, "{attr}: the apply is refused too: {}", apply.stdout);
     }
+    // A flag Strata sets from another attribute: refused at plan, naming both.
+    let tf = config(
+        &lab,
+        &format!("{}  api_server_extra_args = {{ \"etcd-servers\" = \"https://10.9.9.9:2379\" }}\n", certs("720h", 20)),
+        "kubernetes",
+    );
+    wd.write("main.tf", &tf).unwrap();
+    let refused = wd.plan_exit_code().unwrap();
+    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
+    let err = refused.stderr.replace('\n', " ");
+    assert!(err.contains("api_server_extra_args") && err.contains("etcd.endpoints"), "{}", refused.stderr);
     // Renaming the identity: an in-place update that keeps every key.
     wd.write("main.tf", &config(&lab, &certs("720h", 20), "prod")).unwrap();
     let plan = wd.run(&["plan", "-input=false"]).unwrap();
@@ -156,10 +167,11 @@ fn running_control_plane_refuses_init_settings_and_renews_certificates_node_by_n
     wait_ready_through_vip(&lab, &ca);
     assert_empty_plan(&wd, "the renewal");
 
-    // Reconfiguration: a new SAN and the API servers moved to another etcd endpoint list
-    // (node3 and node2 only) reach every node, one at a time.
+    // Reconfiguration: a new SAN, the API servers moved to another etcd endpoint list
+    // (node3 and node2 only) and an extra API server flag reach every node, one at a time.
     let etcd: Vec<String> = ["node3", "node2"].iter().map(|n| format!("https://{}:2379", address(&lab, n))).collect();
-    let tf = config(&lab, &format!("{}  cert_sans = [\"api.example.org\"]\n", certs("2160h", 45)), "prod")
+    let extra = "  cert_sans = [\"api.example.org\"]\n  api_server_extra_args = { \"audit-log-maxage\" = \"7\" }\n";
+    let tf = config(&lab, &format!("{}{extra}", certs("2160h", 45)), "prod")
         .replace("    endpoints   = strata_etcd_cluster.main.endpoints\n", &format!("    endpoints   = {etcd:?}\n"));
     wd.write("main.tf", &tf).unwrap();
     let prober = Prober::start(ProbeTargets { port: LB_PORT, ..ProbeTargets::readyz(&vip(&lab), &ca) });
@@ -188,6 +200,7 @@ fn running_control_plane_refuses_init_settings_and_renews_certificates_node_by_n
         assert!(sans.contains(&vip(&lab)), "{n}: the endpoint stays a SAN: {sans}");
         let manifest = sh_ok(&lab, n, "cat /etc/kubernetes/manifests/kube-apiserver.yaml");
         assert!(manifest.contains(&format!("--etcd-servers={}", etcd.join(","))), "{n}: {manifest}");
+        assert!(manifest.contains("--audit-log-maxage=7"), "{n}: the extra flag in the manifest: {manifest}");
     }
     let (_, _, cert, key) = kubeconfig_parts(&output(&wd, "kubeconfig"));
     let cm: serde_json::Value = https(&ca, Some((&cert, &key)))
@@ -198,6 +211,7 @@ fn running_control_plane_refuses_init_settings_and_renews_certificates_node_by_n
         .unwrap();
     let stored = cm["data"]["ClusterConfiguration"].as_str().unwrap();
     assert!(stored.contains("api.example.org") && stored.contains(&etcd[0]), "kubeadm-config: {stored}");
+    assert!(stored.contains("audit-log-maxage"), "kubeadm-config: {stored}");
     wait_ready_through_vip(&lab, &ca);
     assert_empty_plan(&wd, "the reconfiguration");
 
@@ -215,7 +229,8 @@ fn running_control_plane_refuses_init_settings_and_renews_certificates_node_by_n
         wd.write(f, &sh_ok(&lab, "node1", &format!("cat /etc/kubernetes/pki/{src}"))).unwrap();
     }
     lab.kill_node("node3").unwrap();
-    let tf = config(&lab, &format!("{}  cert_sans = [\"api.example.org\"]\n", certs("2160h", 45)), "prod")
+    let extra = "  cert_sans = [\"api.example.org\"]\n  api_server_extra_args = { \"audit-log-maxage\" = \"7\" }\n";
+    let tf = config(&lab, &format!("{}{extra}", certs("2160h", 45)), "prod")
         .replace(
             &format!("  node {{\n    name    = \"node3\"\n    address = \"{node3}\"\n    ssh {{ host = \"{node3}\" }}\n  }}\n"),
             "",

@@ -31,6 +31,11 @@ pub fn cluster_configuration(m: &ControlPlaneModel) -> Json {
             sans.push(s.clone());
         }
     }
+    let mut api_server = json!({"certSANs": sans});
+    if let Some(args) = m.api_server_extra_args.as_ref().filter(|a| !a.is_empty()) {
+        // v1beta4: a list of name/value pairs (kubeadm sorts nothing; a map keeps them sorted).
+        api_server["extraArgs"] = args.iter().map(|(name, value)| json!({"name": name, "value": value})).collect();
+    }
     json!({
         "apiVersion": API_VERSION,
         "kind": "ClusterConfiguration",
@@ -44,7 +49,7 @@ pub fn cluster_configuration(m: &ControlPlaneModel) -> Json {
             "certFile": format!("{PKI_DIR}/apiserver-etcd-client.crt"),
             "keyFile": format!("{PKI_DIR}/apiserver-etcd-client.key"),
         }},
-        "apiServer": {"certSANs": sans},
+        "apiServer": api_server,
         "certificateValidityPeriod": m.certificate_validity(),
         "networking": {
             "podSubnet": m.pod_cidr(),

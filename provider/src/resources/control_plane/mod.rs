@@ -91,6 +91,14 @@ fn validate_config(config: &Value, diags: &mut Diagnostics) {
     if let Some(cni @ Value::Object(_)) = config.attr("cni") {
         validate_cni(cni, config, diags);
     }
+    if let Some(Value::Map(args)) = config.attr("api_server_extra_args") {
+        for (name, value) in args {
+            let at = AttributePath::root("api_server_extra_args").key(name);
+            if let Err(e) = validate::api_server_extra_arg(name, value.as_str()) {
+                error_at(diags, at, "Invalid API server flag", e);
+            }
+        }
+    }
     let validity = match config.attr("certificate_validity") {
         Some(Value::String(s)) => validate::certificate_validity(s).ok(),
         Some(Value::Null) | None => validate::certificate_validity(schema::DEFAULT_CERTIFICATE_VALIDITY).ok(),

@@ -74,6 +74,7 @@ pub struct ControlPlaneModel {
     pub service_cidr: Option<String>,
     pub cluster_domain: Option<String>,
     pub cert_sans: Option<Vec<String>>,
+    pub api_server_extra_args: Option<std::collections::BTreeMap<String, String>>,
     pub ca_cert: String,
     pub ca_key: String,
     pub front_proxy_ca_cert: String,

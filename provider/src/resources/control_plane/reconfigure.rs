@@ -29,7 +29,7 @@ pub struct Reconfigure {
     pub upload: bool,
     /// certSANs or controlPlaneEndpoint: apiserver.crt is issued again.
     pub certificate: bool,
-    /// What the API server manifest is made from (etcd endpoints and files).
+    /// What the API server manifest is made from (etcd endpoints and files, extra flags).
     pub manifest: bool,
 }
 
@@ -49,7 +49,7 @@ pub fn needed(prior: &ControlPlaneModel, m: &ControlPlaneModel) -> Reconfigure {
         upload: a != b,
         certificate: a["apiServer"]["certSANs"] != b["apiServer"]["certSANs"]
             || a["controlPlaneEndpoint"] != b["controlPlaneEndpoint"],
-        manifest: a["etcd"] != b["etcd"],
+        manifest: a["etcd"] != b["etcd"] || a["apiServer"]["extraArgs"] != b["apiServer"]["extraArgs"],
     }
 }
 
@@ -87,9 +87,21 @@ pub async fn roll(members: &[Member<'_>], m: &ControlPlaneModel, what: &Reconfig
         }
         let cert = x.node.read_file(&format!("{PKI_DIR}/apiserver.crt")).await?.context("no apiserver.crt")?;
         let der = certs::cert_der(&String::from_utf8_lossy(&cert))?;
-        certs::wait_serving(&x.m.address, &m.ca_cert, &der, WAIT)
-            .await
-            .with_context(|| format!("control-plane node {} after its reconfiguration", x.m.name))?;
+        if let Err(e) = certs::wait_serving(&x.m.address, &m.ca_cert, &der, WAIT).await {
+            // E.g. an extra flag this API server does not know: the node serves again
+            // with what it ran before, and the roll stops here.
+            let restored = match &before {
+                Some(b) if x.node.read_file(MANIFEST).await?.as_ref() != Some(b) => {
+                    x.node.write_file(MANIFEST, b, 0o600).await?;
+                    "; its previous API server manifest was put back"
+                }
+                _ => "",
+            };
+            return Err(e.context(format!(
+                "control-plane node {} after its reconfiguration{restored}; the nodes after it were not changed",
+                x.m.name
+            )));
+        }
     }
     Ok(())
 }
@@ -129,6 +141,24 @@ mod tests {
         let mut b = a.clone();
         b.certificate_validity = Some("720h".into());
         assert_eq!(needed(&a, &b), Reconfigure { upload: true, certificate: false, manifest: false });
+        let mut b = a.clone();
+        b.api_server_extra_args = Some([("audit-log-maxage".to_string(), "7".to_string())].into());
+        assert_eq!(needed(&a, &b), Reconfigure { upload: true, certificate: false, manifest: true });
+        let mut c = a.clone();
+        c.api_server_extra_args = Some(Default::default());
+        assert!(!needed(&a, &c).any(), "no flags is no flags");
+    }
+
+    #[test]
+    fn extra_flags_are_kubeadm_s_name_value_list() {
+        let mut a = m();
+        a.api_server_extra_args =
+            Some([("profiling".to_string(), "false".to_string()), ("audit-log-maxage".into(), "7".into())].into());
+        let c = kubeadm::cluster_configuration(&a);
+        assert_eq!(
+            c["apiServer"]["extraArgs"],
+            serde_json::json!([{"name": "audit-log-maxage", "value": "7"}, {"name": "profiling", "value": "false"}])
+        );
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub fn schema() -> Schema {
          (see the Day-2 operations guide): `cluster_name`, `pod_cidr`, `service_cidr` and `cluster_domain` are \
          refused at plan time; certificates within `certificates_renew_before_days` of expiry are renewed one \
          node at a time (`kubeadm certs renew all`, static pods restarted, the node serving its new certificate \
-         and ready before the next); a change of the etcd endpoints, `cert_sans` or `endpoint` uploads the \
+         and ready before the next); a change of the etcd endpoints, `cert_sans`, `endpoint` or `api_server_extra_args` uploads the \
          kubeadm configuration and rolls through the nodes one at a time (`kubeadm init phase certs apiserver` \
          with the old certificate moved aside when the SANs changed, `kubeadm init phase control-plane \
          apiserver`); a failed upgrade keeps the old version in state so the next apply resumes it; a removed \
@@ -173,6 +173,15 @@ pub fn schema() -> Schema {
     .attribute(
         Attribute::optional("cert_sans", Type::list(Type::String))
             .description("Extra subject alternative names of the API server certificates (the endpoint host is always one)."),
+    )
+    .attribute(
+        Attribute::optional("api_server_extra_args", Type::map(Type::String)).description(
+            "Extra kube-apiserver flags (`apiServer.extraArgs`), name without `--` to value, e.g. \
+             `{ \"audit-log-maxage\" = \"30\" }`. A change rolls through the nodes one at a time (the manifest \
+             regenerated, the node ready before the next); a node whose API server does not come back gets its \
+             previous manifest back and the roll stops there. Flags Strata sets from other attributes (etcd, \
+             certificates, service network, advertise address) are refused at plan time.",
+        ),
     )
     .attribute(pem("ca_cert", "The Kubernetes cluster CA certificate, `strata_cluster_secrets.this.kubernetes_ca_cert`"))
     .attribute(key("ca_key", "Its private key, `strata_cluster_secrets.this.kubernetes_ca_key`; also signs the admin kubeconfig"))

@@ -137,6 +137,45 @@ pub const CNI_TYPES: [&str; 3] = ["calico", "flannel", "none"];
 pub const CALICO_ENCAPSULATIONS: [&str; 3] = ["IPIP", "VXLAN", "None"];
 pub const FLANNEL_BACKENDS: [&str; 2] = ["vxlan", "host-gw"];
 
+/// kube-apiserver flags Strata sets from other attributes, and which attribute: an
+/// extra argument would silently win over it (kubeadm lets `extraArgs` override).
+const MANAGED_API_SERVER_FLAGS: &[(&str, &str)] = &[
+    ("etcd-servers", "etcd.endpoints"),
+    ("etcd-cafile", "etcd.ca_cert"),
+    ("etcd-certfile", "etcd.cert"),
+    ("etcd-keyfile", "etcd.key"),
+    ("advertise-address", "node.address"),
+    ("service-cluster-ip-range", "service_cidr"),
+    ("client-ca-file", "ca_cert"),
+    ("tls-cert-file", "cert_sans"),
+    ("tls-private-key-file", "cert_sans"),
+    ("service-account-key-file", "service_account_public_key"),
+    ("service-account-signing-key-file", "service_account_private_key"),
+    ("secure-port", "endpoint"),
+];
+
+/// One entry of `api_server_extra_args`: a flag name as kube-apiserver spells it
+/// (lower-case words joined by `-`, no leading `--`, no `=`), a one-line value (`None`
+/// while unknown), and not a flag Strata sets itself.
+pub fn api_server_extra_arg(name: &str, value: Option<&str>) -> Result<(), String> {
+    let word = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if name.starts_with('-') {
+        return Err(format!("{name:?}: write the flag name without the leading \"--\", e.g. \"audit-log-maxage\"."));
+    }
+    if !name.split('-').all(word) {
+        return Err(format!(
+            "{name:?} is not a kube-apiserver flag name: lower-case letters and digits in words joined by '-'."
+        ));
+    }
+    if let Some((_, attr)) = MANAGED_API_SERVER_FLAGS.iter().find(|(f, _)| *f == name) {
+        return Err(format!("--{name} is set by Strata from `{attr}`; change that attribute instead."));
+    }
+    if value.is_some_and(|v| v.contains(['\n', '\r'])) {
+        return Err(format!("The value of --{name} spans several lines; a flag value is one line."));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +223,23 @@ mod tests {
         assert!(networks_apart(&cidr("10.0.0.0/8").unwrap(), &cidr("10.96.0.0/12").unwrap()).is_err());
         assert!(cidr("10.244.0.1/16").unwrap_err().contains("host bits"));
         assert!(cidr("banana").is_err());
+    }
+
+    #[test]
+    fn api_server_extra_args_are_flag_names_strata_does_not_set() {
+        assert!(api_server_extra_arg("audit-log-maxage", Some("30")).is_ok());
+        assert!(api_server_extra_arg("profiling", None).is_ok(), "unknown values are checked at apply");
+        for (name, says) in [
+            ("--profiling", "without the leading"),
+            ("Audit_Log", "not a kube-apiserver flag name"),
+            ("audit--log", "not a kube-apiserver flag name"),
+            ("a=b", "not a kube-apiserver flag name"),
+            ("etcd-servers", "`etcd.endpoints`"),
+            ("service-cluster-ip-range", "`service_cidr`"),
+        ] {
+            let e = api_server_extra_arg(name, Some("x")).unwrap_err();
+            assert!(e.contains(says), "{name}: {e}");
+        }
+        assert!(api_server_extra_arg("audit-log-path", Some("/a\n--b")).unwrap_err().contains("one line"));
     }
 }
