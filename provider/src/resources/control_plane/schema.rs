@@ -33,6 +33,7 @@ fn node_status() -> Type {
         ("reachable", Type::Bool),
         ("joined", Type::Bool),
         ("ca_matches", Type::Bool),
+        ("kubernetes_version", Type::String),
     ]))
 }
 
@@ -232,7 +233,11 @@ pub fn schema() -> Schema {
     .attribute(Attribute::computed("ca_cert_hash", Type::String).description("`sha256:<hex>` of the cluster CA's public key."))
     .attribute(
         Attribute::computed("nodes", node_status())
-            .description("Each node as last observed: `reachable` over SSH, `joined` (kubeadm's kubelet.conf and API server manifest present), `ca_matches` (its /etc/kubernetes/pki/ca.crt is `ca_cert`)."),
+            .description("Each node as last observed: `reachable` over SSH, `joined` (kubeadm's kubelet.conf and API server manifest present), `ca_matches` (its /etc/kubernetes/pki/ca.crt is `ca_cert`), `kubernetes_version` (the version its control plane runs: the kube-apiserver image tag in its static pod manifest; after an upgrade that stopped part-way, the nodes not reached yet still show the old one)."),
+    )
+    .attribute(
+        Attribute::computed("last_upgrade_snapshot", Type::String)
+            .description("The etcd snapshot the last `kubernetes_version` change took before it touched any node, as `NODE:PATH`: on the first control-plane node, under `/var/lib/strata/etcd-snapshots/`, named `pre-upgrade-FROM-to-TO-TIMESTAMP.db` (`etcdctl snapshot save` through the `etcd` endpoints with the API servers' etcd client certificate, checked with `etcdctl snapshot status`). To restore it, copy it to the machine that runs Terraform and set `strata_etcd_cluster`'s `restore_from_snapshot` to it. Null until an upgrade ran."),
     )
     .block(NestedBlock::list("node", node).items(1, 7))
     .block(NestedBlock::single("etcd", etcd).items(1, 1))
