@@ -90,8 +90,9 @@ pub async fn cordon_and_drain(ctx: &Context, client: &KubeClient, name: &str) ->
         tokio::select! {
             _ = ctx.cancel.cancelled() => bail!(
                 "draining worker {name}: {waiting}; gave up ({}). The node is left cordoned and nothing was \
-                 reset; allow the eviction (e.g. the PodDisruptionBudget) or raise timeouts.delete.",
-                ctx.stop_reason().unwrap_or_default()
+                 reset or upgraded; allow the eviction (e.g. the PodDisruptionBudget) or raise timeouts.{}.",
+                ctx.stop_reason().unwrap_or_default(),
+                ctx.operation()
             ),
             _ = tokio::time::sleep(POLL) => {}
         }
