@@ -3,6 +3,7 @@
 pub mod agent_binary;
 pub mod data_sources;
 pub mod docs;
+pub mod etcd;
 pub mod framework;
 pub mod grpc;
 pub mod kube;

@@ -22,7 +22,7 @@ use crate::network::global_lock;
 use crate::process::{log_tail, run_logged};
 
 /// Debian versions of each package, as on pkgs.k8s.io.
-pub const VERSIONS: &[&str] = &["1.34.3-1.1", "1.35.0-1.1", "1.36.1-1.1"];
+pub const VERSIONS: &[&str] = &["1.34.3-1.1", "1.35.0-1.1", "1.36.1-1.1", "1.36.2-1.1"];
 pub const BINARIES: &[&str] = &["kubeadm", "kubelet", "kube-apiserver"];
 
 /// Where a node sees the repository, and its apt source line.

@@ -76,6 +76,43 @@ mod pb {
         #[prost(int64, tag = "2")]
         pub deleted: i64,
     }
+    /// etcd's Compare, with only the targets used here (VERSION, VALUE).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Compare {
+        /// EQUAL = 0.
+        #[prost(int32, tag = "1")]
+        pub result: i32,
+        /// VERSION = 0, VALUE = 3.
+        #[prost(int32, tag = "2")]
+        pub target: i32,
+        #[prost(bytes = "vec", tag = "3")]
+        pub key: Vec<u8>,
+        #[prost(int64, optional, tag = "4")]
+        pub version: Option<i64>,
+        #[prost(bytes = "vec", optional, tag = "7")]
+        pub value: Option<Vec<u8>>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct RequestOp {
+        #[prost(message, optional, tag = "2")]
+        pub request_put: Option<PutRequest>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TxnRequest {
+        #[prost(message, repeated, tag = "1")]
+        pub compare: Vec<Compare>,
+        #[prost(message, repeated, tag = "2")]
+        pub success: Vec<RequestOp>,
+        #[prost(message, repeated, tag = "3")]
+        pub failure: Vec<RequestOp>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TxnResponse {
+        #[prost(message, optional, tag = "1")]
+        pub header: Option<ResponseHeader>,
+        #[prost(bool, tag = "2")]
+        pub succeeded: bool,
+    }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct StatusRequest {}
     #[derive(Clone, PartialEq, prost::Message)]
@@ -211,6 +248,32 @@ impl Etcd {
     pub async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
         let req = pb::PutRequest { key: key.as_bytes().to_vec(), value: value.to_vec() };
         self.call::<_, pb::PutResponse>("/etcdserverpb.KV/Put", req).await.map(|_| ())
+    }
+
+    /// Puts `value` at `key` only if `key` does not exist (etcd compare-and-swap, as the
+    /// real API server creates objects): false when it already did.
+    pub async fn create(&self, key: &str, value: &[u8]) -> Result<bool> {
+        let cmp = pb::Compare { result: 0, target: 0, key: key.as_bytes().to_vec(), version: Some(0), value: None };
+        self.put_if(cmp, key, value).await
+    }
+
+    /// Puts `value` at `key` only if it still holds `old` (what the caller read): false
+    /// when someone wrote it in between, so two writers of one version cannot both win.
+    pub async fn replace(&self, key: &str, old: &[u8], value: &[u8]) -> Result<bool> {
+        let cmp =
+            pb::Compare { result: 0, target: 3, key: key.as_bytes().to_vec(), version: None, value: Some(old.to_vec()) };
+        self.put_if(cmp, key, value).await
+    }
+
+    async fn put_if(&self, cmp: pb::Compare, key: &str, value: &[u8]) -> Result<bool> {
+        let put = pb::PutRequest { key: key.as_bytes().to_vec(), value: value.to_vec() };
+        let req = pb::TxnRequest {
+            compare: vec![cmp],
+            success: vec![pb::RequestOp { request_put: Some(put) }],
+            failure: vec![],
+        };
+        let r: pb::TxnResponse = self.call("/etcdserverpb.KV/Txn", req).await?;
+        Ok(r.succeeded)
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {

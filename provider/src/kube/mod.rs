@@ -55,6 +55,7 @@ pub struct NodeObject {
     pub taints: Vec<Taint>,
     /// `spec.unschedulable` (`kubectl cordon`).
     pub unschedulable: bool,
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// How many times a read-modify-write of a Node is retried when someone else (the node
@@ -102,6 +103,18 @@ impl KubeClient {
             .and_then(Json::as_str)
             .map(str::to_string)
             .ok_or_else(|| anyhow!("/version has no gitVersion"))
+    }
+
+    /// The `kubernetesVersion` of the ClusterConfiguration kubeadm keeps in the
+    /// `kube-system/kubeadm-config` ConfigMap: the cluster's version as `kubeadm upgrade
+    /// apply` last set it (`None` when there is no such ConfigMap).
+    pub async fn kubeadm_cluster_version(&self) -> anyhow::Result<Option<String>> {
+        let Some(cm) = self.get_json("/api/v1/namespaces/kube-system/configmaps/kubeadm-config").await? else {
+            return Ok(None);
+        };
+        let text = cm.pointer("/data/ClusterConfiguration").and_then(Json::as_str).unwrap_or_default();
+        let doc: Json = serde_yaml_ng::from_str(text).context("kubeadm-config: ClusterConfiguration is not YAML")?;
+        Ok(doc.get("kubernetesVersion").and_then(Json::as_str).map(str::to_string))
     }
 
     /// Makes a bootstrap token valid for `ttl`, as `kubeadm token create` does: a
@@ -193,11 +206,26 @@ impl KubeClient {
 
     /// Sets `spec.unschedulable` of Node `name`, as `kubectl cordon`/`uncordon` do.
     pub async fn set_unschedulable(&self, name: &str, unschedulable: bool) -> anyhow::Result<()> {
+        self.set_unschedulable_noted(name, unschedulable, None).await
+    }
+
+    /// [`Self::set_unschedulable`], setting (`Some`) or removing (`None`) the annotation
+    /// `note.0` in the same patch: who cordoned it, for whoever uncordons it later.
+    pub async fn set_unschedulable_noted(
+        &self,
+        name: &str,
+        unschedulable: bool,
+        note: Option<(&str, Option<&str>)>,
+    ) -> anyhow::Result<()> {
+        let mut patch = json!({"spec": {"unschedulable": unschedulable}});
+        if let Some((key, value)) = note {
+            patch["metadata"] = json!({"annotations": {key: value}});
+        }
         let r = self
             .http
             .patch(format!("{}/api/v1/nodes/{}", self.base, path_segment(name)))
             .header(reqwest::header::CONTENT_TYPE, "application/merge-patch+json")
-            .body(json!({"spec": {"unschedulable": unschedulable}}).to_string())
+            .body(patch.to_string())
             .send()
             .await
             .map_err(describe)?;
@@ -473,7 +501,11 @@ pub fn parse_node(v: &Json) -> anyhow::Result<NodeObject> {
         Some(t) => serde_json::from_value(t.clone()).context("node taints")?,
     };
     let unschedulable = v.pointer("/spec/unschedulable").and_then(Json::as_bool).unwrap_or(false);
-    Ok(NodeObject { labels, taints, unschedulable })
+    let annotations = match v.pointer("/metadata/annotations") {
+        Some(a) if a.is_object() => serde_json::from_value(a.clone()).context("node annotations")?,
+        _ => BTreeMap::new(),
+    };
+    Ok(NodeObject { labels, taints, unschedulable, annotations })
 }
 
 /// What a URL path segment cannot hold as is (RFC 3986 `pchar` plus `%` itself). Object

@@ -17,6 +17,18 @@ pub async fn installed_version(node: &Node, package: &str) -> anyhow::Result<Opt
     Ok(out.stdout.strip_prefix("install ok installed ").map(|v| v.trim().to_string()))
 }
 
+/// Installs `packages` at the version the node's package sources offer (tools the
+/// provider itself needs on a node, such as etcdctl); the caller found them missing.
+pub async fn install_unpinned(node: &Node, packages: &[&str]) -> anyhow::Result<()> {
+    let names: Vec<String> = packages.iter().map(|p| quote(p)).collect();
+    let cmd = format!(
+        "export DEBIAN_FRONTEND=noninteractive; apt-get -q -o DPkg::Lock::Timeout={APT_LOCK_TIMEOUT_SECS} update \
+         >/dev/null && apt-get -q -y -o DPkg::Lock::Timeout={APT_LOCK_TIMEOUT_SECS} install --no-install-recommends {}",
+        names.join(" "),
+    );
+    node.run_ok(&format!("installing {}", packages.join(" ")), &cmd).await.map(|_| ())
+}
+
 /// Installs `packages` at `version` (e.g. `1.35.0-1.1`) unless they already are, and
 /// holds them.
 pub async fn install_held(node: &Node, packages: &[&str], version: &str) -> anyhow::Result<()> {

@@ -479,16 +479,20 @@ async fn store(
             }
             let mut obj = typed(t, obj);
             on_write(t, &mut obj);
-            state.etcd.put(&key, &serde_json::to_vec(&obj)?).await?;
+            // Atomic, as the real API server: of two creates of one name, one gets 409.
+            if !state.etcd.create(&key, &serde_json::to_vec(&obj)?).await? {
+                let gr = if t.group.is_empty() { t.resource.clone() } else { format!("{}.{}", t.resource, t.group) };
+                return Ok(status(StatusCode::CONFLICT, "AlreadyExists", format!("{gr} \"{name}\" already exists")));
+            }
             (StatusCode::CREATED, axum::Json(obj)).into_response()
         }
         ("PUT", Some(name)) => {
             let key = format!("{prefix}{name}");
-            let Some(old) = state.etcd.get(&key).await? else { return Ok(not_found(t, name)) };
+            let Some(old_bytes) = state.etcd.get(&key).await? else { return Ok(not_found(t, name)) };
             let Ok(mut obj) = parse_body() else {
                 return Ok(status(StatusCode::BAD_REQUEST, "BadRequest", "invalid JSON body".into()));
             };
-            let old: Value = serde_json::from_slice(&old)?;
+            let old: Value = serde_json::from_slice(&old_bytes)?;
             if stale(&obj, &old) {
                 return Ok(conflict(t, name));
             }
@@ -503,7 +507,10 @@ async fn store(
             }
             let mut obj = typed(t, obj);
             on_write(t, &mut obj);
-            state.etcd.put(&key, &serde_json::to_vec(&obj)?).await?;
+            // The resourceVersion check made atomic: written only if nobody wrote since.
+            if !state.etcd.replace(&key, &old_bytes, &serde_json::to_vec(&obj)?).await? {
+                return Ok(conflict(t, name));
+            }
             axum::Json(obj).into_response()
         }
         ("PATCH", Some(name)) => {

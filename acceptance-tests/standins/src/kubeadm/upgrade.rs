@@ -39,6 +39,20 @@ pub enum UpgradeCmd {
     },
 }
 
+/// TEST HOOK (not kubeadm): while this file exists on a node, `kubeadm upgrade node`
+/// there fails before it changes anything, with the file's text as its message, so a
+/// test can stop an upgrade roll at a chosen node.
+pub const FAIL_UPGRADE_NODE: &str = "/etc/strata-standins/fail-upgrade-node";
+
+fn fail_on_demand() -> Result<()> {
+    let path = std::env::var("STRATA_STANDINS_ROOT").map(|r| format!("{r}{FAIL_UPGRADE_NODE}"));
+    let path = path.unwrap_or_else(|_| FAIL_UPGRADE_NODE.to_string());
+    match std::fs::read_to_string(&path) {
+        Ok(text) => bail!("[upgrade] FATAL: {} (test hook {FAIL_UPGRADE_NODE})", text.trim()),
+        Err(_) => Ok(()),
+    }
+}
+
 /// kubeadm's EnforceVersionPolicies, its mandatory part.
 pub fn version_policy(cluster: KubeVersion, target: KubeVersion, kubeadm: KubeVersion) -> Vec<String> {
     let mut errs = Vec::new();
@@ -168,6 +182,7 @@ pub async fn run(cmd: UpgradeCmd) -> Result<()> {
             Ok(())
         }
         UpgradeCmd::Node { .. } => {
+            fail_on_demand()?;
             let k = admin_or_kubelet()?;
             let api = ApiClient::from_kubeconfig(&k)?;
             let c = cluster_config(&api, kubeadm).await?;

@@ -290,6 +290,7 @@ pub async fn observe(ctx: &Context, m: &mut ControlPlaneModel) -> Result<bool, D
                 .ok()
                 .and_then(|f| f.ca_cert.as_deref())
                 .is_some_and(|c| pki_files::same_ca(c, &m.ca_cert)),
+            kubernetes_version: f.as_ref().ok().and_then(|f| f.version).map(|v| v.to_string()),
         });
     }
     m.nodes = Some(statuses);

@@ -369,6 +369,9 @@ impl Resource for ControlPlane {
             plan.set_unknown("join");
         }
         let drift = prior.nodes.as_ref().is_none_or(|s| s.len() != prior.node.len() || s.iter().any(|s| !s.healthy()));
+        if plan.changed("kubernetes_version") {
+            plan.set_unknown("last_upgrade_snapshot");
+        }
         if drift || plan.changed("node") || plan.changed("kubernetes_version") || plan.changed("ca_cert") {
             plan.set_unknown("nodes");
             plan.set_unknown("certificates_expire_at");
@@ -432,6 +435,7 @@ impl Resource for ControlPlane {
         cluster::ensure_kubeconfig(&mut m, prior.kubeconfig.as_deref())?;
         m.join = prior.join.clone();
         let upgraded = std::sync::atomic::AtomicBool::new(from == to);
+        let mut snapshot_taken: Option<String> = None;
         let result = async {
             let names: BTreeSet<&str> = m.node.iter().map(|n| n.name.as_str()).collect();
             let leaving: Vec<_> = prior.node.iter().filter(|n| !names.contains(n.name.as_str())).cloned().collect();
@@ -445,7 +449,7 @@ impl Resource for ControlPlane {
                         joined.push(x);
                     }
                 }
-                upgrade::upgrade(&joined, &m, to).await?;
+                upgrade::upgrade(&joined, &m, from, to, &mut snapshot_taken).await?;
                 upgraded.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             let members = cluster::connect(ctx, &config).await.map_err(|d| anyhow::anyhow!("{d}"))?;
@@ -491,6 +495,7 @@ impl Resource for ControlPlane {
             anyhow::Ok(())
         }
         .await;
+        m.last_upgrade_snapshot = snapshot_taken.or(prior.last_upgrade_snapshot.clone());
         let observed = cluster::observe(ctx, &mut m).await;
         if planned_expiry.is_some() {
             m.certificates_expire_at = planned_expiry;
@@ -499,8 +504,9 @@ impl Resource for ControlPlane {
             (Ok(()), Ok(true)) => Ok(m),
             (Err(e), _) => {
                 if !upgraded.load(std::sync::atomic::Ordering::Relaxed) {
-                    // The roll stopped part-way: the state keeps the old version, so the
-                    // next plan shows the upgrade again and its apply resumes it.
+                    // The roll stopped part-way: the state keeps the old version (and
+                    // `nodes` which node runs which), so the next plan shows the upgrade
+                    // again and its apply resumes where it stopped.
                     m.kubernetes_version = prior.kubernetes_version.clone();
                 }
                 Err(Failure::with_state(m, Diagnostics::from(e)))

@@ -55,6 +55,9 @@ pub struct NodeStatus {
     pub joined: bool,
     /// /etc/kubernetes/pki/ca.crt is the cluster CA.
     pub ca_matches: bool,
+    /// The version its control plane runs (its API server manifest's image tag); null
+    /// when it has none. During an upgrade that stopped part-way, the nodes differ.
+    pub kubernetes_version: Option<String>,
 }
 
 impl NodeStatus {
@@ -96,6 +99,7 @@ pub struct ControlPlaneModel {
     pub ca_cert_hash: Option<String>,
     pub nodes: Option<Vec<NodeStatus>>,
     pub certificates_expire_at: Option<String>,
+    pub last_upgrade_snapshot: Option<String>,
 }
 
 impl ControlPlaneModel {

@@ -33,6 +33,7 @@ fn node_status() -> Type {
         ("reachable", Type::Bool),
         ("joined", Type::Bool),
         ("ca_matches", Type::Bool),
+        ("kubernetes_version", Type::String),
     ]))
 }
 
@@ -119,9 +120,11 @@ pub fn schema() -> Schema {
          time, with bootstrap tokens minted at apply time. Read probes the nodes (kubeadm's files, the CA on \
          disk) and `/readyz` through the endpoint verified against the cluster CA; a node that does not answer is \
          a warning and drift. A healthy running control plane with the same CA is adopted, never initialised \
-         again; one with another CA is refused. Changing `kubernetes_version` upgrades in place (`kubeadm \
-         upgrade apply` on the first node, `kubeadm upgrade node` on the others, one at a time); skipping a \
-         minor version or downgrading is refused at plan time. The kubelet's own configuration is kubeadm's \
+         again; one with another CA is refused. Changing `kubernetes_version` upgrades in place: first an etcd \
+         snapshot on the first node (`/var/lib/strata/etcd-snapshots/pre-upgrade-FROM-to-TO-TIMESTAMP.db`, \
+         checked, reported as `last_upgrade_snapshot`; if it fails, no node is touched), then `kubeadm upgrade \
+         apply` on the first node and `kubeadm upgrade node` on the others, one at a time; skipping a minor \
+         version or downgrading is refused at plan time. The kubelet's own configuration is kubeadm's \
          (`/var/lib/kubelet/config.yaml`); `strata_node_config` owns its drop-in directory. On a running cluster \
          (see the Day-2 operations guide): `cluster_name`, `pod_cidr`, `service_cidr` and `cluster_domain` are \
          refused at plan time; certificates within `certificates_renew_before_days` of expiry are renewed one \
@@ -129,7 +132,9 @@ pub fn schema() -> Schema {
          and ready before the next); a change of the etcd endpoints, `cert_sans`, `endpoint` or `api_server_extra_args` uploads the \
          kubeadm configuration and rolls through the nodes one at a time (`kubeadm init phase certs apiserver` \
          with the old certificate moved aside when the SANs changed, `kubeadm init phase control-plane \
-         apiserver`); a failed upgrade keeps the old version in state so the next apply resumes it; a removed \
+         apiserver`); a failed upgrade stops at the failed node (the nodes after it untouched) and keeps the old \
+         version in state, with each node's version in `nodes`, so the next plan shows the upgrade again and its \
+         apply resumes at that node (no second `kubeadm upgrade apply` once it succeeded); a removed \
          node is reset and its Node deleted, and a removed node that no longer answers does not block the apply.",
     )
     .attribute(Attribute::computed("id", Type::String).description("The cluster name."))
@@ -241,7 +246,11 @@ pub fn schema() -> Schema {
     .attribute(Attribute::computed("ca_cert_hash", Type::String).description("`sha256:<hex>` of the cluster CA's public key."))
     .attribute(
         Attribute::computed("nodes", node_status())
-            .description("Each node as last observed: `reachable` over SSH, `joined` (kubeadm's kubelet.conf and API server manifest present), `ca_matches` (its /etc/kubernetes/pki/ca.crt is `ca_cert`)."),
+            .description("Each node as last observed: `reachable` over SSH, `joined` (kubeadm's kubelet.conf and API server manifest present), `ca_matches` (its /etc/kubernetes/pki/ca.crt is `ca_cert`), `kubernetes_version` (the version its control plane runs: the kube-apiserver image tag in its static pod manifest; after an upgrade that stopped part-way, the nodes not reached yet still show the old one)."),
+    )
+    .attribute(
+        Attribute::computed("last_upgrade_snapshot", Type::String)
+            .description("The etcd snapshot the last `kubernetes_version` change took before it touched any node, as `NODE:PATH`: on the first control-plane node, under `/var/lib/strata/etcd-snapshots/`, named `pre-upgrade-FROM-to-TO-TIMESTAMP.db` (`etcdctl snapshot save` through the `etcd` endpoints with the API servers' etcd client certificate, checked with `etcdctl snapshot status`). To restore it, copy it to the machine that runs Terraform and set `strata_etcd_cluster`'s `restore_from_snapshot` to it. Null until an upgrade ran."),
     )
     .block(NestedBlock::list("node", node).items(1, 7))
     .block(NestedBlock::single("etcd", etcd).items(1, 1))

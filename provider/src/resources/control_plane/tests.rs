@@ -315,7 +315,13 @@ fn applied(ca: &(String, String)) -> ControlPlaneModel {
     m.nodes = Some(
         m.node
             .iter()
-            .map(|n| model::NodeStatus { name: n.name.clone(), reachable: true, joined: true, ca_matches: true })
+            .map(|n| model::NodeStatus {
+                name: n.name.clone(),
+                reachable: true,
+                joined: true,
+                ca_matches: true,
+                kubernetes_version: Some("v1.35.0".into()),
+            })
             .collect(),
     );
     m.join = Some(JoinModel {
@@ -406,8 +412,8 @@ fn the_refusal_of_a_foreign_cluster_says_why_and_how_to_import() {
 
 #[test]
 fn kubeadm_init_runs_again_only_when_no_node_has_joined() {
-    let blank = probe::Found { joined: false, ca_cert: None };
-    let joined = probe::Found { joined: true, ca_cert: Some("CA".into()) };
+    let blank = probe::Found { joined: false, ca_cert: None, version: None };
+    let joined = probe::Found { joined: true, ca_cert: Some("CA".into()), version: None };
     assert!(cluster::needs_init(&[blank.clone(), blank.clone(), blank.clone()]), "every machine re-created blank");
     assert!(!cluster::needs_init(&[blank.clone(), joined.clone(), blank]), "one runs: the others join it");
     assert!(!cluster::needs_init(&[joined.clone(), joined.clone(), joined]));
@@ -537,4 +543,14 @@ fn certificate_validity_is_kubeadm_certificate_validity_period_and_longer_than_t
     assert_eq!(paths(&validate(j.clone()), true), vec!["certificate_validity"]);
     j["certificate_validity"] = "a year".into();
     assert!(paths(&validate(j), true).contains(&"certificate_validity".to_string()));
+}
+
+#[test]
+fn the_version_a_node_runs_is_its_api_server_image_tag() {
+    let manifest = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\nspec:\n  containers:\n  - name: \
+                    kube-apiserver\n    image: registry.k8s.io/kube-apiserver:v1.36.1\n    command: [kube-apiserver]\n";
+    assert_eq!(probe::manifest_version(manifest), Some(validate::KubeVersion::parse("v1.36.1").unwrap()));
+    let other = manifest.replace("kube-apiserver:v1.36.1", "kube-apiserver:latest");
+    assert_eq!(probe::manifest_version(&other), None);
+    assert_eq!(probe::manifest_version("not: [a pod"), None);
 }

@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use super::certs::{self, Issued};
 use super::member::{self, etcdctl, Found, Member};
-use super::{backup, snapshot, EtcdClusterModel, MemberModel, MemberStatus};
+use super::{backup, EtcdClusterModel, MemberModel, MemberStatus};
+use crate::etcd::snapshot;
 use crate::framework::{Context, Diagnostic, Diagnostics};
 use crate::node::{quote, Node};
 

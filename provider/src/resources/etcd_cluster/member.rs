@@ -107,11 +107,9 @@ pub struct Found {
 
 /// `etcdctl` with TLS and the health-check client certificate in `pki`.
 pub fn etcdctl(pki: &str, endpoints: &str) -> String {
-    format!(
-        "ETCDCTL_API=3 etcdctl --cacert={pki}/ca.crt --cert={pki}/healthcheck-client.crt \
-         --key={pki}/healthcheck-client.key --endpoints={} --dial-timeout=5s --command-timeout=15s",
-        quote(endpoints)
-    )
+    let (ca, cert, key) =
+        (format!("{pki}/ca.crt"), format!("{pki}/healthcheck-client.crt"), format!("{pki}/healthcheck-client.key"));
+    crate::etcd::etcdctl(&crate::etcd::ClientFiles { ca: &ca, cert: &cert, key: &key }, endpoints, 15)
 }
 
 /// A member and the node it runs on, for one operation.

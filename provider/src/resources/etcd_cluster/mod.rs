@@ -8,13 +8,13 @@ mod certs;
 mod cluster;
 mod member;
 mod schema;
-mod snapshot;
 
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::etcd::snapshot;
 use crate::framework::{
     ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, PlanChange, Resource, Schema, Timeouts, Value,
 };

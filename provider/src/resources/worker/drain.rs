@@ -7,7 +7,7 @@ use anyhow::bail;
 use tokio::task::JoinHandle;
 
 use crate::framework::Context;
-use crate::kube::KubeClient;
+use crate::kube::{KubeClient, NodeObject};
 
 /// The Lease every worker change takes: one worker at a time across every resource and
 /// every provider process that manages this cluster.
@@ -16,6 +16,17 @@ pub const LEASE: &str = "strata-worker-roll";
 const LEASE_DURATION: Duration = Duration::from_secs(30);
 const RENEW_EVERY: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_secs(1);
+
+/// The annotation a worker's upgrade puts on the Node it cordons (the target version),
+/// removed when it uncordons it.
+pub const CORDONED_FOR_UPGRADE: &str = "strata.dev/cordoned-for-upgrade";
+
+/// Whether the Node was cordoned by someone else than an upgrade of ours (by hand with
+/// `kubectl cordon`, or another tool): then the upgrade leaves it cordoned afterwards.
+/// One our upgrade cordoned and did not finish (it failed) is uncordoned when it is done.
+pub fn cordoned_by_someone_else(n: &NodeObject) -> bool {
+    n.unschedulable && !n.annotations.contains_key(CORDONED_FOR_UPGRADE)
+}
 
 /// The held Lease; renewed in the background until released.
 pub struct RollLock {
@@ -79,8 +90,9 @@ pub async fn cordon_and_drain(ctx: &Context, client: &KubeClient, name: &str) ->
         tokio::select! {
             _ = ctx.cancel.cancelled() => bail!(
                 "draining worker {name}: {waiting}; gave up ({}). The node is left cordoned and nothing was \
-                 reset; allow the eviction (e.g. the PodDisruptionBudget) or raise timeouts.delete.",
-                ctx.stop_reason().unwrap_or_default()
+                 reset or upgraded; allow the eviction (e.g. the PodDisruptionBudget) or raise timeouts.{}.",
+                ctx.stop_reason().unwrap_or_default(),
+                ctx.operation()
             ),
             _ = tokio::time::sleep(POLL) => {}
         }

@@ -310,9 +310,14 @@ impl Worker {
     async fn change(&self, ctx: &Context, node: &Node, prior: &WorkerModel, m: &mut WorkerModel) -> anyhow::Result<()> {
         if prior.kubernetes_version != m.kubernetes_version {
             // As `kubeadm upgrade` users do: drained first, uncordoned after (unless
-            // someone had cordoned it before).
+            // someone else had cordoned it before). The cordon is noted on the Node, so
+            // an upgrade that failed after it and is applied again still uncordons.
             let client = join::client(m)?;
-            let was_cordoned = client.get_node(&m.name).await?.is_some_and(|n| n.unschedulable);
+            let was_cordoned = client.get_node(&m.name).await?.is_some_and(|n| drain::cordoned_by_someone_else(&n));
+            if !was_cordoned {
+                let note = (drain::CORDONED_FOR_UPGRADE, Some(m.kubernetes_version.as_str()));
+                client.set_unschedulable_noted(&m.name, true, Some(note)).await?;
+            }
             drain::cordon_and_drain(ctx, &client, &m.name).await?;
             let v =
                 KubeVersion::parse(&m.kubernetes_version).map_err(|e| anyhow::anyhow!("kubernetes_version: {e}"))?;
@@ -325,7 +330,7 @@ impl Worker {
             }
             node.run_ok("restarting the kubelet", "systemctl daemon-reload && systemctl restart kubelet").await?;
             if !was_cordoned {
-                client.set_unschedulable(&m.name, false).await?;
+                client.set_unschedulable_noted(&m.name, false, Some((drain::CORDONED_FOR_UPGRADE, None))).await?;
             }
         }
         if prior.joined == Some(false) {

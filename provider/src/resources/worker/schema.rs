@@ -17,7 +17,11 @@ pub fn schema() -> Schema {
          change of the `ssh` block is applied in place and runs nothing on the node beyond a reachability check. \
          Destroy (and so a replacement) first cordons the Node and evicts its pods through the eviction API, \
          respecting PodDisruptionBudgets and bounded by `timeouts.delete`, then runs `kubeadm reset -f` and \
-         deletes the Node object. A version upgrade drains the worker the same way and uncordons it after. \
+         deletes the Node object. A version upgrade drains the worker the same way (noting the cordon in the \
+         Node annotation `strata.dev/cordoned-for-upgrade`), runs `kubeadm upgrade node` and installs the new \
+         kubelet and kubectl, and uncordons it after (a node cordoned by hand before stays cordoned). If the \
+         upgrade fails, the state keeps the old version and the node stays cordoned: the next plan shows the \
+         upgrade again and its apply resumes and uncordons it. \
          Draining, upgrading and re-joining workers take the Lease `kube-system/strata-worker-roll` on the \
          cluster, so they go one worker at a time across every resource and Terraform run.\n\n\
          The worker takes the control plane's admin `kubeconfig` as well as `join`: a bootstrap token can join a \

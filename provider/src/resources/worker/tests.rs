@@ -170,3 +170,13 @@ fn a_changed_ssh_block_is_an_in_place_update() {
     assert!(p.requires_replace.is_empty(), "replaced for {:?}", p.requires_replace);
     assert_ne!(p.planned, prior, "an update is planned");
 }
+
+#[test]
+fn a_node_our_failed_upgrade_cordoned_is_uncordoned_later_one_cordoned_by_hand_is_not() {
+    let mut n = crate::kube::NodeObject { unschedulable: true, ..Default::default() };
+    assert!(drain::cordoned_by_someone_else(&n), "kubectl cordon: left cordoned after the upgrade");
+    n.annotations.insert(drain::CORDONED_FOR_UPGRADE.into(), "v1.36.1".into());
+    assert!(!drain::cordoned_by_someone_else(&n), "cordoned by an upgrade that failed: uncordoned when it is done");
+    n.unschedulable = false;
+    assert!(!drain::cordoned_by_someone_else(&n));
+}
