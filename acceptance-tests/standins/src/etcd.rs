@@ -76,6 +76,38 @@ mod pb {
         #[prost(int64, tag = "2")]
         pub deleted: i64,
     }
+    /// `Compare` with its target `CREATE` (1) and `create_revision` 0 (the key is absent)
+    /// or `VALUE` (3) and `value` (the key holds these bytes); result `EQUAL` (0).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Compare {
+        #[prost(int32, tag = "2")]
+        pub target: i32,
+        #[prost(bytes = "vec", tag = "3")]
+        pub key: Vec<u8>,
+        #[prost(int64, tag = "5")]
+        pub create_revision: i64,
+        #[prost(bytes = "vec", tag = "7")]
+        pub value: Vec<u8>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct RequestOp {
+        #[prost(message, optional, tag = "2")]
+        pub request_put: Option<PutRequest>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TxnRequest {
+        #[prost(message, repeated, tag = "1")]
+        pub compare: Vec<Compare>,
+        #[prost(message, repeated, tag = "2")]
+        pub success: Vec<RequestOp>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TxnResponse {
+        #[prost(message, optional, tag = "1")]
+        pub header: Option<ResponseHeader>,
+        #[prost(bool, tag = "2")]
+        pub succeeded: bool,
+    }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct StatusRequest {}
     #[derive(Clone, PartialEq, prost::Message)]
@@ -211,6 +243,21 @@ impl Etcd {
     pub async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
         let req = pb::PutRequest { key: key.as_bytes().to_vec(), value: value.to_vec() };
         self.call::<_, pb::PutResponse>("/etcdserverpb.KV/Put", req).await.map(|_| ())
+    }
+
+    /// Puts `value` only if `key` still holds `expected` (`None`: only if absent), in one
+    /// etcd transaction, as kube-apiserver's optimistic concurrency does: of two writers
+    /// racing on one object (on one API server or two), one gets `false` (a conflict).
+    pub async fn put_if(&self, key: &str, value: &[u8], expected: Option<&[u8]>) -> Result<bool> {
+        let key = key.as_bytes().to_vec();
+        let compare = match expected {
+            None => pb::Compare { target: 1, key: key.clone(), create_revision: 0, value: vec![] },
+            Some(old) => pb::Compare { target: 3, key: key.clone(), create_revision: 0, value: old.to_vec() },
+        };
+        let put = pb::PutRequest { key, value: value.to_vec() };
+        let req = pb::TxnRequest { compare: vec![compare], success: vec![pb::RequestOp { request_put: Some(put) }] };
+        let r: pb::TxnResponse = self.call("/etcdserverpb.KV/Txn", req).await?;
+        Ok(r.succeeded)
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {

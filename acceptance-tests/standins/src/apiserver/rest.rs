@@ -479,16 +479,20 @@ async fn store(
             }
             let mut obj = typed(t, obj);
             on_write(t, &mut obj);
-            state.etcd.put(&key, &serde_json::to_vec(&obj)?).await?;
+            // Created in between by another request: the same AlreadyExists.
+            if !state.etcd.put_if(&key, &serde_json::to_vec(&obj)?, None).await? {
+                let gr = if t.group.is_empty() { t.resource.clone() } else { format!("{}.{}", t.resource, t.group) };
+                return Ok(status(StatusCode::CONFLICT, "AlreadyExists", format!("{gr} \"{name}\" already exists")));
+            }
             (StatusCode::CREATED, axum::Json(obj)).into_response()
         }
         ("PUT", Some(name)) => {
             let key = format!("{prefix}{name}");
-            let Some(old) = state.etcd.get(&key).await? else { return Ok(not_found(t, name)) };
+            let Some(old_raw) = state.etcd.get(&key).await? else { return Ok(not_found(t, name)) };
             let Ok(mut obj) = parse_body() else {
                 return Ok(status(StatusCode::BAD_REQUEST, "BadRequest", "invalid JSON body".into()));
             };
-            let old: Value = serde_json::from_slice(&old)?;
+            let old: Value = serde_json::from_slice(&old_raw)?;
             if stale(&obj, &old) {
                 return Ok(conflict(t, name));
             }
@@ -503,7 +507,11 @@ async fn store(
             }
             let mut obj = typed(t, obj);
             on_write(t, &mut obj);
-            state.etcd.put(&key, &serde_json::to_vec(&obj)?).await?;
+            // Changed in between by another request (the resourceVersion checked above is
+            // stale now): a conflict, as from the real API server.
+            if !state.etcd.put_if(&key, &serde_json::to_vec(&obj)?, Some(&old_raw)).await? {
+                return Ok(conflict(t, name));
+            }
             axum::Json(obj).into_response()
         }
         ("PATCH", Some(name)) => {
