@@ -285,6 +285,11 @@ fn typed(t: &Target, mut obj: Value) -> Value {
     obj
 }
 
+fn already_exists(t: &Target, name: &str) -> Response {
+    let gr = if t.group.is_empty() { t.resource.clone() } else { format!("{}.{}", t.resource, t.group) };
+    status(StatusCode::CONFLICT, "AlreadyExists", format!("{gr} \"{name}\" already exists"))
+}
+
 fn conflict(t: &Target, name: &str) -> Response {
     let gr = if t.group.is_empty() { t.resource.clone() } else { format!("{}.{}", t.resource, t.group) };
     status(
@@ -469,8 +474,7 @@ async fn store(
             };
             let key = format!("{prefix}{name}");
             if state.etcd.get(&key).await?.is_some() {
-                let gr = if t.group.is_empty() { t.resource.clone() } else { format!("{}.{}", t.resource, t.group) };
-                return Ok(status(StatusCode::CONFLICT, "AlreadyExists", format!("{gr} \"{name}\" already exists")));
+                return Ok(already_exists(t, &name));
             }
             if t.group == "certificates.k8s.io" && t.resource == "certificatesigningrequests" {
                 if let Err(e) = super::csr::approve_and_sign(state, user, &mut obj) {
@@ -481,8 +485,7 @@ async fn store(
             on_write(t, &mut obj);
             // Created in between by another request: the same AlreadyExists.
             if !state.etcd.put_if(&key, &serde_json::to_vec(&obj)?, None).await? {
-                let gr = if t.group.is_empty() { t.resource.clone() } else { format!("{}.{}", t.resource, t.group) };
-                return Ok(status(StatusCode::CONFLICT, "AlreadyExists", format!("{gr} \"{name}\" already exists")));
+                return Ok(already_exists(t, &name));
             }
             (StatusCode::CREATED, axum::Json(obj)).into_response()
         }
