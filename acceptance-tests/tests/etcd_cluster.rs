@@ -272,7 +272,7 @@ fn scale_three_to_five_and_back_refuse_bad_input_and_restore_from_a_snapshot() {
             main_tf(&lab, &[0, 1, 2], "ca", "  restore_from_snapshot = \"/nonexistent/snap.db\"\n"),
             "restore_from_snapshot",
         ),
-        (main_tf(&lab, &[0, 1, 2], "ca", "").replacen("etcd2", "etcd1", 1), "Duplicate member name"),
+        (main_tf(&lab, &[0, 1, 2], "ca", "").replacen("etcd2", "etcd1", 1), "Duplicate node name"),
     ];
     for (tf, expected) in bad {
         wd.write("main.tf", &tf).unwrap();

@@ -6,7 +6,12 @@
 //! a worker joined while NotReady; `kubectl cordon`; a declared taint changed by hand
 //! beside a foreign one; an empty taint value; `ssh.host` changed to a DNS name; a
 //! destroy held by a PodDisruptionBudget until `timeouts.delete`, then a destroy that
-//! drains before `kubeadm reset`.
+//! drains before `kubeadm reset`. A second worker shows that workers change one at a
+//! time across resources: two created in one apply join in turn, a Lease held by someone
+//! else holds a replacement until `timeouts.delete` (the error names the holder), and two
+//! replaced in one apply (Terraform runs them in parallel) drain, reset and join in
+//! series, as a watcher polling the Nodes and the Lease with kubectl and the kubeadm
+//! calls' times on the nodes show.
 
 mod k8s_common;
 
@@ -16,13 +21,20 @@ use k8s_common::*;
 use strata_lab::LabGuard;
 
 const WORKER: &str = "node4";
+const WORKER2: &str = "node5";
+/// Where the timing wrapper (see `time_kubeadm`) logs each kubeadm reset and join.
+const KUBEADM_LOG: &str = "/var/log/strata-test-kubeadm.log";
 
 fn kubectl(lab: &LabGuard, args: &str) -> String {
     sh_ok(lab, "node1", &format!("kubectl --kubeconfig /etc/kubernetes/admin.conf {args}"))
 }
 
 fn node_json(lab: &LabGuard) -> serde_json::Value {
-    serde_json::from_str(&kubectl(lab, &format!("get node {WORKER} -o json"))).unwrap()
+    node_json_of(lab, WORKER)
+}
+
+fn node_json_of(lab: &LabGuard, node: &str) -> serde_json::Value {
+    serde_json::from_str(&kubectl(lab, &format!("get node {node} -o json"))).unwrap()
 }
 
 /// `key=value:effect` of each taint of the worker's Node.
@@ -45,14 +57,18 @@ fn taints(lab: &LabGuard) -> Vec<String> {
 }
 
 fn worker_tf(host: &str, address: &str, extra_taint: bool) -> String {
+    worker_resource("w", WORKER, host, address, extra_taint)
+}
+
+fn worker_resource(resource: &str, node: &str, host: &str, address: &str, extra_taint: bool) -> String {
     let extra = if extra_taint {
         "  taint {\n    key    = \"empty\"\n    value  = \"\"\n    effect = \"PreferNoSchedule\"\n  }\n"
     } else {
         ""
     };
     format!(
-        r#"resource "strata_worker" "w" {{
-  name               = "{WORKER}"
+        r#"resource "strata_worker" "{resource}" {{
+  name               = "{node}"
   address            = "{address}"
   kubernetes_version = "v1.35.0"
   join               = strata_control_plane.k8s.join
@@ -70,6 +86,87 @@ fn worker_tf(host: &str, address: &str, extra_taint: bool) -> String {
 }}
 "#
     )
+}
+
+/// Puts a wrapper in front of kubeadm on `node` (a dpkg diversion, so the package
+/// installed later lands beside it) that logs the start and end of every `reset` and
+/// `join` and makes each last 2 s longer: two that overlap cannot be missed.
+fn time_kubeadm(lab: &LabGuard, node: &str) {
+    sh_ok(
+        lab,
+        node,
+        &format!(
+            "dpkg-divert --quiet --local --rename --divert /usr/bin/kubeadm.real --add /usr/bin/kubeadm && \
+             cat > /usr/bin/kubeadm <<'EOF'\n#!/bin/sh\n# strata workers test: times kubeadm reset and join.\n\
+case \"$1\" in reset|join)\n  start=$(date +%s.%N); sleep 2; /usr/bin/kubeadm.real \"$@\"; rc=$?\n\
+  echo \"$1 $start $(date +%s.%N) $rc\" >> {KUBEADM_LOG}; exit $rc;;\nesac\n\
+exec /usr/bin/kubeadm.real \"$@\"\nEOF\nchmod 755 /usr/bin/kubeadm"
+        ),
+    );
+}
+
+/// A kubeadm `reset` or `join` on a worker, from the timing wrapper's log.
+#[derive(Debug, Clone)]
+struct Span {
+    node: &'static str,
+    command: String,
+    start: f64,
+    end: f64,
+}
+
+fn kubeadm_spans(lab: &LabGuard, node: &'static str) -> Vec<Span> {
+    let (_, out, _) = sh(lab, node, &format!("cat {KUBEADM_LOG} 2>/dev/null"));
+    out.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.get(3), Some(&"0"), "kubeadm failed on {node}: {l}");
+            Span { node, command: f[0].to_string(), start: f[1].parse().unwrap(), end: f[2].parse().unwrap() }
+        })
+        .collect()
+}
+
+/// Asserts that no kubeadm reset or join on one worker overlapped one on the other.
+fn assert_in_series(a: &[Span], b: &[Span]) {
+    for x in a {
+        for y in b {
+            assert!(x.end <= y.start || y.end <= x.start, "overlapping: {x:?} and {y:?}\n{a:?}\n{b:?}");
+        }
+    }
+}
+
+/// What a watcher saw at one poll: the workers whose Node was unschedulable, and the
+/// holder of the workers' Lease.
+#[derive(Debug)]
+struct Sample {
+    unschedulable: Vec<String>,
+    holder: Option<String>,
+}
+
+/// Polls the Nodes and the Lease with real kubectl (one call, ~every 150 ms) until
+/// `stop` is set.
+fn watch(lab: &LabGuard, stop: &std::sync::atomic::AtomicBool) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let (code, out, _) =
+            sh(lab, "node1", "kubectl --kubeconfig /etc/kubernetes/admin.conf -n kube-system get nodes,leases -o json");
+        if code == 0 {
+            let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let items = list["items"].as_array().cloned().unwrap_or_default();
+            let unschedulable = items
+                .iter()
+                .filter(|i| i["kind"] == "Node" && i["spec"]["unschedulable"] == true)
+                .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+                .filter(|n| n == WORKER || n == WORKER2)
+                .collect();
+            let holder = items
+                .iter()
+                .find(|i| i["kind"] == "Lease" && i["metadata"]["name"] == "strata-worker-roll")
+                .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string));
+            samples.push(Sample { unschedulable, holder });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    samples
 }
 
 /// A name for an address in the Terraform host's /etc/hosts (and the lab's known_hosts),
@@ -104,17 +201,94 @@ impl Drop for HostName {
 #[test]
 fn workers_own_only_what_they_declare_change_ssh_in_place_and_drain_before_destroy() {
     let tmp = tempfile::tempdir().unwrap();
-    let lab = lab(&tmp.path().join("lab"), 4);
-    install_containerd(&lab, &[&CP[..], &[WORKER]].concat());
+    let lab = lab(&tmp.path().join("lab"), 5);
+    install_containerd(&lab, &[&CP[..], &[WORKER, WORKER2]].concat());
+    time_kubeadm(&lab, WORKER);
+    time_kubeadm(&lab, WORKER2);
     let a = address(&lab, WORKER);
+    let a2 = address(&lab, WORKER2);
     let wd = workdir(&lab, &Opts { version: "v1.35.0", workers: &[], import_from: None, etcd_restore: None });
     wd.write("worker.tf", &worker_tf(&a, &a, false)).unwrap();
+    wd.write("worker2.tf", &worker_resource("w2", WORKER2, &a2, &a2, false)).unwrap();
 
     // Joined while NotReady: Kubernetes' not-ready taint is there, and the apply is
-    // consistent (it declares only `dedicated`).
+    // consistent (it declares only `dedicated`). The two workers, created in the same
+    // apply, joined one after the other.
     let t0 = std::time::Instant::now();
     wd.apply().unwrap();
-    eprintln!("platform + worker applied in {:?}", t0.elapsed());
+    eprintln!("platform + 2 workers applied in {:?}", t0.elapsed());
+    let (joins, joins2) = (kubeadm_spans(&lab, WORKER), kubeadm_spans(&lab, WORKER2));
+    assert_eq!((joins.len(), joins2.len()), (1, 1), "one join each: {joins:?} {joins2:?}");
+    assert_in_series(&joins, &joins2);
+
+    // A Lease held by someone else (a maintenance by hand, another tool) holds a
+    // worker's replacement until timeouts.delete; the error names the holder and
+    // nothing ran on the worker.
+    sh_ok(
+        &lab,
+        "node1",
+        "cat <<EOF | kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f -\n\
+apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: strata-worker-roll\n  namespace: kube-system\n\
+spec:\n  holderIdentity: maintenance-by-hand\n  leaseDurationSeconds: 3600\n\
+  renewTime: $(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)\nEOF",
+    );
+    let started = std::time::Instant::now();
+    let r = wd.run(&["apply", "-auto-approve", "-input=false", "-replace=strata_worker.w2"]).unwrap();
+    let waited = started.elapsed();
+    assert_ne!(r.code, 0, "the replacement must wait for the Lease:\n{}", r.stdout);
+    assert!(r.stderr.contains("maintenance-by-hand") && r.stderr.contains("strata-worker-roll"), "{}", r.stderr);
+    assert!(r.stderr.contains("timeouts.delete"), "{}", r.stderr);
+    assert!(waited.as_secs() >= 15, "it waited for the Lease: {waited:?}");
+    assert_eq!(kubeadm_spans(&lab, WORKER2).len(), 1, "nothing was reset on {WORKER2}");
+    assert_eq!(node_json_of(&lab, WORKER2)["spec"]["unschedulable"], serde_json::Value::Null, "not cordoned");
+    kubectl(&lab, "-n kube-system delete lease strata-worker-roll");
+    eprintln!("replacement held by a foreign Lease for {waited:?}");
+
+    // Both workers replaced in one apply: Terraform runs the two in parallel, the Lease
+    // puts them in series. A watcher polls the Nodes and the Lease meanwhile.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let started = std::time::Instant::now();
+    let (r, samples) = std::thread::scope(|s| {
+        let watcher = s.spawn(|| watch(&lab, &stop));
+        let r = wd.run(&[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-replace=strata_worker.w",
+            "-replace=strata_worker.w2",
+        ]);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (r.unwrap(), watcher.join().unwrap())
+    });
+    let took = started.elapsed();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("2 added, 0 changed, 2 destroyed"), "{}", r.stdout);
+    let both: Vec<&Sample> = samples.iter().filter(|s| s.unschedulable.len() > 1).collect();
+    assert!(both.is_empty(), "two workers drained at once: {both:?}");
+    for w in [WORKER, WORKER2] {
+        // Evidence, not absence: the watcher saw each drain and each holder.
+        assert!(samples.iter().any(|s| s.unschedulable.iter().any(|n| n == w)), "{w} never seen cordoned: {samples:?}");
+        let holder = format!("strata-worker/{w}/");
+        assert!(
+            samples.iter().any(|s| s.holder.as_deref().is_some_and(|h| h.starts_with(&holder))),
+            "{w} never seen holding the Lease: {samples:?}"
+        );
+    }
+    let (spans, spans2) = (kubeadm_spans(&lab, WORKER), kubeadm_spans(&lab, WORKER2));
+    let (new, new2) = (&spans[1..], &spans2[1..]);
+    let commands = |s: &[Span]| s.iter().map(|x| x.command.clone()).collect::<Vec<_>>();
+    assert_eq!(commands(new), vec!["reset", "join"], "{new:?}");
+    assert_eq!(commands(new2), vec!["reset", "join"], "{new2:?}");
+    assert_in_series(new, new2);
+    eprintln!(
+        "2 workers replaced in {took:?}: {} polls, kubeadm spans {:?}",
+        samples.len(),
+        new.iter()
+            .chain(new2)
+            .map(|s| format!("{} {} {:.2}-{:.2}", s.node, s.command, s.start, s.end))
+            .collect::<Vec<_>>()
+    );
+    assert_empty_plan(&wd, "both workers replaced");
     let t = taints(&lab);
     assert!(t.contains(&"node.kubernetes.io/not-ready=:NoSchedule".to_string()), "{t:?}");
     assert!(t.contains(&"dedicated=db:NoSchedule".to_string()), "{t:?}");
@@ -175,6 +349,7 @@ apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: web\n  name
         ),
     );
     kubectl(&lab, "apply --server-side -f /tmp/app.yaml");
+    let resets_before = kubeadm_calls(&lab, WORKER, &["reset"]).len();
     std::fs::remove_file(wd.path().join("worker.tf")).unwrap();
     let started = std::time::Instant::now();
     let r = wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap();
@@ -183,7 +358,7 @@ apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: web\n  name
     assert!(r.stderr.contains("disruption budget") && r.stderr.contains("apps/web-1"), "{}", r.stderr);
     assert!(r.stderr.contains("timeouts.delete"), "{}", r.stderr);
     assert!(waited.as_secs() >= 15, "it waited for the budget: {waited:?}");
-    assert!(kubeadm_calls(&lab, WORKER, &["reset"]).is_empty(), "nothing was reset");
+    assert_eq!(kubeadm_calls(&lab, WORKER, &["reset"]).len(), resets_before, "nothing was reset");
     assert_eq!(node_json(&lab)["spec"]["unschedulable"], true, "left cordoned");
     eprintln!("destroy held by the budget for {waited:?}");
 
@@ -199,7 +374,7 @@ apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: web\n  name
         .filter(|c| c["tool"] == "eviction" && c["exit"] == 0 && c["argv"][3] == "web-1")
         .collect();
     assert_eq!(evictions.len(), 1, "{evictions:?}");
-    let resets = kubeadm_calls(&lab, WORKER, &["reset"]);
+    let resets = kubeadm_calls(&lab, WORKER, &["reset"])[resets_before..].to_vec();
     assert_eq!(resets.len(), 1, "{resets:?}");
     let at = |c: &serde_json::Value| {
         time::OffsetDateTime::parse(c["time"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)

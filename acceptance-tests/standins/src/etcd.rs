@@ -76,21 +76,18 @@ mod pb {
         #[prost(int64, tag = "2")]
         pub deleted: i64,
     }
-    /// etcd's Compare, with only the targets used here (VERSION, VALUE).
+    /// `Compare` with its target `CREATE` (1) and `create_revision` 0 (the key is absent)
+    /// or `VALUE` (3) and `value` (the key holds these bytes); result `EQUAL` (0).
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Compare {
-        /// EQUAL = 0.
-        #[prost(int32, tag = "1")]
-        pub result: i32,
-        /// VERSION = 0, VALUE = 3.
         #[prost(int32, tag = "2")]
         pub target: i32,
         #[prost(bytes = "vec", tag = "3")]
         pub key: Vec<u8>,
-        #[prost(int64, optional, tag = "4")]
-        pub version: Option<i64>,
-        #[prost(bytes = "vec", optional, tag = "7")]
-        pub value: Option<Vec<u8>>,
+        #[prost(int64, tag = "5")]
+        pub create_revision: i64,
+        #[prost(bytes = "vec", tag = "7")]
+        pub value: Vec<u8>,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct RequestOp {
@@ -103,8 +100,6 @@ mod pb {
         pub compare: Vec<Compare>,
         #[prost(message, repeated, tag = "2")]
         pub success: Vec<RequestOp>,
-        #[prost(message, repeated, tag = "3")]
-        pub failure: Vec<RequestOp>,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct TxnResponse {
@@ -250,28 +245,17 @@ impl Etcd {
         self.call::<_, pb::PutResponse>("/etcdserverpb.KV/Put", req).await.map(|_| ())
     }
 
-    /// Puts `value` at `key` only if `key` does not exist (etcd compare-and-swap, as the
-    /// real API server creates objects): false when it already did.
-    pub async fn create(&self, key: &str, value: &[u8]) -> Result<bool> {
-        let cmp = pb::Compare { result: 0, target: 0, key: key.as_bytes().to_vec(), version: Some(0), value: None };
-        self.put_if(cmp, key, value).await
-    }
-
-    /// Puts `value` at `key` only if it still holds `old` (what the caller read): false
-    /// when someone wrote it in between, so two writers of one version cannot both win.
-    pub async fn replace(&self, key: &str, old: &[u8], value: &[u8]) -> Result<bool> {
-        let cmp =
-            pb::Compare { result: 0, target: 3, key: key.as_bytes().to_vec(), version: None, value: Some(old.to_vec()) };
-        self.put_if(cmp, key, value).await
-    }
-
-    async fn put_if(&self, cmp: pb::Compare, key: &str, value: &[u8]) -> Result<bool> {
-        let put = pb::PutRequest { key: key.as_bytes().to_vec(), value: value.to_vec() };
-        let req = pb::TxnRequest {
-            compare: vec![cmp],
-            success: vec![pb::RequestOp { request_put: Some(put) }],
-            failure: vec![],
+    /// Puts `value` only if `key` still holds `expected` (`None`: only if absent), in one
+    /// etcd transaction, as kube-apiserver's optimistic concurrency does: of two writers
+    /// racing on one object (on one API server or two), one gets `false` (a conflict).
+    pub async fn put_if(&self, key: &str, value: &[u8], expected: Option<&[u8]>) -> Result<bool> {
+        let key = key.as_bytes().to_vec();
+        let compare = match expected {
+            None => pb::Compare { target: 1, key: key.clone(), create_revision: 0, value: vec![] },
+            Some(old) => pb::Compare { target: 3, key: key.clone(), create_revision: 0, value: old.to_vec() },
         };
+        let put = pb::PutRequest { key, value: value.to_vec() };
+        let req = pb::TxnRequest { compare: vec![compare], success: vec![pb::RequestOp { request_put: Some(put) }] };
         let r: pb::TxnResponse = self.call("/etcdserverpb.KV/Txn", req).await?;
         Ok(r.succeeded)
     }

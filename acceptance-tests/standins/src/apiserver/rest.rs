@@ -285,6 +285,11 @@ fn typed(t: &Target, mut obj: Value) -> Value {
     obj
 }
 
+fn already_exists(t: &Target, name: &str) -> Response {
+    let gr = if t.group.is_empty() { t.resource.clone() } else { format!("{}.{}", t.resource, t.group) };
+    status(StatusCode::CONFLICT, "AlreadyExists", format!("{gr} \"{name}\" already exists"))
+}
+
 fn conflict(t: &Target, name: &str) -> Response {
     let gr = if t.group.is_empty() { t.resource.clone() } else { format!("{}.{}", t.resource, t.group) };
     status(
@@ -469,8 +474,7 @@ async fn store(
             };
             let key = format!("{prefix}{name}");
             if state.etcd.get(&key).await?.is_some() {
-                let gr = if t.group.is_empty() { t.resource.clone() } else { format!("{}.{}", t.resource, t.group) };
-                return Ok(status(StatusCode::CONFLICT, "AlreadyExists", format!("{gr} \"{name}\" already exists")));
+                return Ok(already_exists(t, &name));
             }
             if t.group == "certificates.k8s.io" && t.resource == "certificatesigningrequests" {
                 if let Err(e) = super::csr::approve_and_sign(state, user, &mut obj) {
@@ -479,20 +483,19 @@ async fn store(
             }
             let mut obj = typed(t, obj);
             on_write(t, &mut obj);
-            // Atomic, as the real API server: of two creates of one name, one gets 409.
-            if !state.etcd.create(&key, &serde_json::to_vec(&obj)?).await? {
-                let gr = if t.group.is_empty() { t.resource.clone() } else { format!("{}.{}", t.resource, t.group) };
-                return Ok(status(StatusCode::CONFLICT, "AlreadyExists", format!("{gr} \"{name}\" already exists")));
+            // Created in between by another request: the same AlreadyExists.
+            if !state.etcd.put_if(&key, &serde_json::to_vec(&obj)?, None).await? {
+                return Ok(already_exists(t, &name));
             }
             (StatusCode::CREATED, axum::Json(obj)).into_response()
         }
         ("PUT", Some(name)) => {
             let key = format!("{prefix}{name}");
-            let Some(old_bytes) = state.etcd.get(&key).await? else { return Ok(not_found(t, name)) };
+            let Some(old_raw) = state.etcd.get(&key).await? else { return Ok(not_found(t, name)) };
             let Ok(mut obj) = parse_body() else {
                 return Ok(status(StatusCode::BAD_REQUEST, "BadRequest", "invalid JSON body".into()));
             };
-            let old: Value = serde_json::from_slice(&old_bytes)?;
+            let old: Value = serde_json::from_slice(&old_raw)?;
             if stale(&obj, &old) {
                 return Ok(conflict(t, name));
             }
@@ -507,8 +510,9 @@ async fn store(
             }
             let mut obj = typed(t, obj);
             on_write(t, &mut obj);
-            // The resourceVersion check made atomic: written only if nobody wrote since.
-            if !state.etcd.replace(&key, &old_bytes, &serde_json::to_vec(&obj)?).await? {
+            // Changed in between by another request (the resourceVersion checked above is
+            // stale now): a conflict, as from the real API server.
+            if !state.etcd.put_if(&key, &serde_json::to_vec(&obj)?, Some(&old_raw)).await? {
                 return Ok(conflict(t, name));
             }
             axum::Json(obj).into_response()

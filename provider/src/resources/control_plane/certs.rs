@@ -159,7 +159,7 @@ pub async fn renew(members: &[Member<'_>], m: &ControlPlaneModel) -> anyhow::Res
             .ok_or_else(|| anyhow!("{}: no apiserver.crt after the renewal", x.m.name))?;
         let der = cert_der(&String::from_utf8_lossy(&cert))?;
         restart_static_pods(&x.node, &STATIC_PODS).await?;
-        wait_serving(&x.m.address, &m.ca_cert, &der, RESTART_WAIT)
+        wait_serving(x.m.address(), &m.ca_cert, &der, RESTART_WAIT)
             .await
             .with_context(|| format!("control-plane node {} after renewing its certificates", x.m.name))?;
     }

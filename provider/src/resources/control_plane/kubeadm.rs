@@ -19,7 +19,7 @@ fn node_registration(n: &NodeModel) -> Json {
         "name": n.name,
         "criSocket": CRI_SOCKET,
         "taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
-        "kubeletExtraArgs": [{"name": "node-ip", "value": n.address}],
+        "kubeletExtraArgs": [{"name": "node-ip", "value": n.address()}],
     })
 }
 
@@ -77,7 +77,7 @@ pub fn phase_config(m: &ControlPlaneModel, n: &NodeModel) -> String {
     let init = json!({
         "apiVersion": API_VERSION,
         "kind": "InitConfiguration",
-        "localAPIEndpoint": {"advertiseAddress": n.address, "bindPort": 6443},
+        "localAPIEndpoint": {"advertiseAddress": n.address(), "bindPort": 6443},
         "nodeRegistration": node_registration(n),
     });
     documents(&[init, cluster_configuration(m)])
@@ -94,7 +94,7 @@ pub fn init_config(m: &ControlPlaneModel, first: &NodeModel, token: &str) -> Str
             "usages": ["signing", "authentication"],
             "groups": ["system:bootstrappers:kubeadm:default-node-token"],
         }],
-        "localAPIEndpoint": {"advertiseAddress": first.address, "bindPort": 6443},
+        "localAPIEndpoint": {"advertiseAddress": first.address(), "bindPort": 6443},
         "nodeRegistration": node_registration(first),
     });
     documents(&[init, cluster_configuration(m)])
@@ -112,7 +112,7 @@ pub fn join_config(m: &ControlPlaneModel, n: &NodeModel, token: &str, ca_cert_ha
             "caCertHashes": [ca_cert_hash],
         }},
         "nodeRegistration": node_registration(n),
-        "controlPlane": {"localAPIEndpoint": {"advertiseAddress": n.address, "bindPort": 6443}},
+        "controlPlane": {"localAPIEndpoint": {"advertiseAddress": n.address(), "bindPort": 6443}},
     });
     // kubeadm reads the ClusterConfiguration from the cluster on join; it is kept in the
     // file too so `kubeadm upgrade` and operators see the same settings on every node.

@@ -23,7 +23,7 @@ use crate::framework::{
     Value,
 };
 use crate::kube::kubeconfig;
-use crate::resources::connection;
+use crate::resources::cluster_node;
 pub use model::{ControlPlaneModel, JoinModel};
 pub use schema::join_type;
 use validate::{KubeVersion, VersionStep};
@@ -57,24 +57,7 @@ fn validate_config(config: &Value, diags: &mut Diagnostics) {
                 format!("{n} node blocks: a control plane has 1, 3 or 5 nodes."),
             ),
         }
-        for attr in ["name", "address"] {
-            let mut seen = BTreeSet::new();
-            for (i, n) in nodes.iter().enumerate() {
-                if let Some(v) = str_attr(n, attr) {
-                    if !seen.insert(v.to_string()) {
-                        error_at(
-                            diags,
-                            AttributePath::root("node").index(i).attr(attr),
-                            &format!("Duplicate node {attr}"),
-                            format!("Another node already has {attr} {v:?}."),
-                        );
-                    }
-                }
-            }
-        }
-        for (i, n) in nodes.iter().enumerate() {
-            connection::validate(n.attr("ssh"), &AttributePath::root("node").index(i).attr("ssh"), diags);
-        }
+        cluster_node::validate(nodes, |i| AttributePath::root("node").index(i), diags);
     }
     let net = |name: &str, default: &str| match config.attr(name) {
         Some(Value::String(s)) => validate::cidr(s).ok(),
@@ -287,7 +270,7 @@ fn refuse_renames(plan: &mut PlanChange, prior: &ControlPlaneModel) {
     let Some(Value::List(planned)) = plan.planned.attr("node").cloned() else { return };
     for (i, n) in planned.iter().enumerate() {
         let (Some(name), Some(address)) = (str_attr(n, "name"), str_attr(n, "address")) else { continue };
-        let Some(was) = prior.node.iter().find(|p| p.address == address && p.name != name) else { continue };
+        let Some(was) = prior.node.iter().find(|p| p.address() == address && p.name != name) else { continue };
         if !joined(&was.name) || planned.iter().any(|o| str_attr(o, "name") == Some(was.name.as_str())) {
             continue;
         }

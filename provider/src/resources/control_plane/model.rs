@@ -8,14 +8,11 @@ use super::schema::{
     DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR,
 };
 use super::validate::KubeVersion;
-use crate::resources::connection::ConnectionModel;
+use crate::resources::cluster_node::ClusterNodeModel;
 
-#[derive(Serialize, Deserialize, Clone, Default)]
-pub struct NodeModel {
-    pub name: String,
-    pub address: String,
-    pub ssh: ConnectionModel,
-}
+/// A control-plane node is a node of the shared shape; its `address` is required
+/// (the API server's advertise address).
+pub type NodeModel = ClusterNodeModel;
 
 /// The external etcd the API servers use (from `strata_etcd_cluster`). No `Debug`: keys.
 #[derive(Serialize, Deserialize, Clone, Default)]

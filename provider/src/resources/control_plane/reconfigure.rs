@@ -87,7 +87,7 @@ pub async fn roll(members: &[Member<'_>], m: &ControlPlaneModel, what: &Reconfig
         }
         let cert = x.node.read_file(&format!("{PKI_DIR}/apiserver.crt")).await?.context("no apiserver.crt")?;
         let der = certs::cert_der(&String::from_utf8_lossy(&cert))?;
-        if let Err(e) = certs::wait_serving(&x.m.address, &m.ca_cert, &der, WAIT).await {
+        if let Err(e) = certs::wait_serving(x.m.address(), &m.ca_cert, &der, WAIT).await {
             // E.g. an extra flag this API server does not know: the node serves again
             // with what it ran before, and the roll stops here.
             let restored = match &before {
@@ -165,7 +165,11 @@ mod tests {
     fn the_phase_configuration_is_the_node_s_without_a_token() {
         let mut a = m();
         a.cert_sans = Some(vec!["api.example.org".into()]);
-        let n = super::super::model::NodeModel { name: "cp2".into(), address: "10.0.0.2".into(), ..Default::default() };
+        let n = super::super::model::NodeModel {
+            name: "cp2".into(),
+            address: Some("10.0.0.2".into()),
+            ..Default::default()
+        };
         let text = kubeadm::phase_config(&a, &n);
         assert!(text.contains("advertiseAddress: 10.0.0.2") && text.contains("name: cp2"), "{text}");
         assert!(text.contains("- api.example.org") && text.contains("https://10.0.0.2:2379"), "{text}");

@@ -2,6 +2,7 @@
 
 use super::validate;
 use crate::framework::{Attribute, Block, NestedBlock, Schema, Type, Validator, Value};
+use crate::resources::cluster_node;
 
 pub const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
 pub const DEFAULT_POD_CIDR: &str = "10.244.0.0/16";
@@ -46,7 +47,7 @@ fn key(name: &str, what: &str) -> Attribute {
 }
 
 pub fn schema() -> Schema {
-    let node = Block::new(
+    let node = cluster_node::block(
         "A control-plane node. `name` is its identity and its Kubernetes Node name, fixed when it joins: renaming a \
          joined node is refused at plan (remove it in one apply, add it in the next). Changing `ssh` (host text, \
          user, port, keys, bastion) is an in-place update that only reaches the node again and changes nothing \
@@ -54,21 +55,16 @@ pub fn schema() -> Schema {
          the same PKI copied over SSH (no uploaded certificate key that expires). A node removed from the list \
          leaves the cluster (`kubeadm reset`, its Node deleted; one that no longer answers is only deleted). \
          Reconfiguration, certificate renewal and upgrades roll one node at a time, ready before the next.",
-    )
-    .attribute(
-        Attribute::required("name", Type::String)
-            .validate(Validator::Matches(
-                "[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?",
-                "a DNS subdomain (lower-case letters, digits, '-', '.')",
-            ))
-            .description("The Node name (`nodeRegistration.name`)."),
-    )
-    .attribute(
-        Attribute::required("address", Type::String)
-            .validate(Validator::IpAddress("the API server's advertise address"))
-            .description("The node's IP address: the API server advertises and serves on `ADDRESS:6443`."),
-    )
-    .block(crate::resources::cluster_node::ssh_block());
+        &cluster_node::Identity {
+            name_rule: cluster_node::DNS_SUBDOMAIN,
+            name_description: "The Node name (`nodeRegistration.name`).",
+            address_required: true,
+            address_for: "the API server's advertise address",
+            address_description: "The node's IP address: the API server advertises and serves on `ADDRESS:6443`."
+                .into(),
+            replace_on_change: false,
+        },
+    );
     let etcd = Block::new("The external etcd cluster, typically from `strata_etcd_cluster`.")
         .attribute(
             Attribute::required("endpoints", Type::list(Type::String))

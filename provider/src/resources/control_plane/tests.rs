@@ -195,8 +195,8 @@ fn model(ca: &(String, String)) -> ControlPlaneModel {
         ca_cert: ca.0.clone(),
         ca_key: ca.1.clone(),
         node: vec![
-            NodeModel { name: "cp1".into(), address: "10.0.0.1".into(), ..Default::default() },
-            NodeModel { name: "cp2".into(), address: "10.0.0.2".into(), ..Default::default() },
+            NodeModel { name: "cp1".into(), address: Some("10.0.0.1".into()), ..Default::default() },
+            NodeModel { name: "cp2".into(), address: Some("10.0.0.2".into()), ..Default::default() },
         ],
         etcd: EtcdModel {
             endpoints: vec!["https://10.0.0.1:2379".into(), "https://10.0.0.2:2379".into()],
@@ -502,7 +502,7 @@ fn a_joined_node_renamed_at_the_same_address_is_refused_not_reset() {
     // Another node at a new address under a new name is an addition, not a rename.
     let mut other = m.clone();
     other.node[1].name = "cp-new".into();
-    other.node[1].address = "10.0.0.99".into();
+    other.node[1].address = Some("10.0.0.99".into());
     let p = plan(&m, &other);
     assert!(!p.diagnostics.has_errors(), "{}", p.diagnostics);
 }

@@ -43,7 +43,7 @@ pub struct Wanted {
 pub fn wanted(members: &[MemberModel]) -> Vec<Wanted> {
     let mut out = Vec::new();
     for m in members {
-        let sans = vec![m.address.clone(), m.name.clone(), "127.0.0.1".into(), "localhost".into()];
+        let sans = vec![m.address().to_string(), m.name.clone(), "127.0.0.1".into(), "localhost".into()];
         // Server and client auth, as kubeadm issues etcd/server: etcd's v3 JSON gateway
         // (what kube-apiserver stand-ins and HTTP clients use) dials etcd itself with
         // the server certificate, which client-certificate auth then checks.

@@ -61,7 +61,7 @@ impl View {
     }
 
     pub fn is_healthy(&self, m: &MemberModel) -> bool {
-        self.find(m).is_some() && self.healthy.contains(&member::client_url(&m.address))
+        self.find(m).is_some() && self.healthy.contains(&member::client_url(m.address()))
     }
 
     /// Healthy voting members (a learner does not count towards the quorum).
@@ -419,7 +419,7 @@ async fn restore(x: &Member<'_>, snapshot: &[u8], initial: &str, token: &str, da
                 name = quote(&x.m.name),
                 ic = quote(initial),
                 token = quote(token),
-                peer = quote(&member::peer_url(&x.m.address)),
+                peer = quote(&member::peer_url(x.m.address())),
             ),
         )
         .await
@@ -535,7 +535,7 @@ pub async fn converge(
 /// Whether the listed member is the configured one: by peer URL, never by name (a
 /// rename keeps the member; its name in the cluster follows at its restart).
 pub fn matches(l: &Listed, c: &MemberModel) -> bool {
-    l.peer_urls.contains(&member::peer_url(&c.address))
+    l.peer_urls.contains(&member::peer_url(c.address()))
 }
 
 async fn refresh(members: &[Member<'_>]) -> anyhow::Result<View> {
@@ -585,7 +585,7 @@ async fn add(x: &Member<'_>, talker: &Member<'_>, token: &str) -> anyhow::Result
             &format!(
                 "member add {} --learner --peer-urls={}",
                 quote(&x.m.name),
-                quote(&member::peer_url(&x.m.address))
+                quote(&member::peer_url(x.m.address()))
             ),
         )
         .await?;

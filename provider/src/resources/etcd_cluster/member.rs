@@ -46,7 +46,7 @@ pub fn peer_url(address: &str) -> String {
 
 /// `name=peer-url,...`: `--initial-cluster` of `members`.
 pub fn initial_cluster(members: &[MemberModel]) -> String {
-    members.iter().map(|m| format!("{}={}", m.name, peer_url(&m.address))).collect::<Vec<_>>().join(",")
+    members.iter().map(|m| format!("{}={}", m.name, peer_url(m.address()))).collect::<Vec<_>>().join(",")
 }
 
 /// The member's lasting settings: TLS with client-certificate authentication on both
@@ -62,8 +62,8 @@ pub fn render_env(m: &MemberModel, data_dir: &str) -> String {
          ETCD_PEER_CERT_FILE={pki}/peer.crt\nETCD_PEER_KEY_FILE={pki}/peer.key\nETCD_PEER_TRUSTED_CA_FILE={pki}/ca.crt\n\
          ETCD_PEER_CLIENT_CERT_AUTH=true\n",
         name = m.name,
-        client = client_url(&m.address),
-        peer = peer_url(&m.address),
+        client = client_url(m.address()),
+        peer = peer_url(m.address()),
     )
 }
 
@@ -120,7 +120,7 @@ pub struct Member<'a> {
 
 impl Member<'_> {
     pub fn client_url(&self) -> String {
-        client_url(&self.m.address)
+        client_url(self.m.address())
     }
 
     pub async fn inspect(&self, data_dir: &str) -> anyhow::Result<Found> {

@@ -18,18 +18,14 @@ use crate::etcd::snapshot;
 use crate::framework::{
     ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, PlanChange, Resource, Schema, Timeouts, Value,
 };
-use crate::resources::connection::{self, ConnectionModel};
+use crate::resources::cluster_node::{self, ClusterNodeModel};
 use certs::Issued;
 use schema::{DEFAULT_DATA_DIR, DEFAULT_RENEW_BEFORE_DAYS, DEFAULT_VALIDITY_DAYS};
 
 pub struct EtcdCluster;
 
-#[derive(Serialize, Deserialize, Clone, Default)]
-pub struct MemberModel {
-    pub name: String,
-    pub address: String,
-    pub ssh: ConnectionModel,
-}
+/// A member is a node of the shared shape; its `address` is required (its peer URL).
+pub type MemberModel = ClusterNodeModel;
 
 #[derive(Serialize, Deserialize, Clone, Default, PartialEq, Debug)]
 pub struct BackupModel {
@@ -96,7 +92,7 @@ impl EtcdClusterModel {
 
     /// The attributes that follow from the configuration and the issued certificates.
     pub fn finish(&mut self) {
-        self.endpoints = Some(self.member.iter().map(|m| member::client_url(&m.address)).collect());
+        self.endpoints = Some(self.member.iter().map(|m| member::client_url(m.address())).collect());
         self.ca_certificate = Some(self.ca_cert.clone());
         let client = self.certificates.as_ref().and_then(|c| c.get(certs::APISERVER_CLIENT)).cloned();
         self.client_certificate = client.as_ref().map(|c| c.cert.clone());
@@ -149,25 +145,7 @@ fn validate_members(config: &Value, diags: &mut Diagnostics) {
             .at(AttributePath::root("member")),
         );
     }
-    for attr in ["name", "address"] {
-        let mut seen = BTreeSet::new();
-        for (i, m) in items.iter().enumerate() {
-            if let Some(v) = m.attr(attr).and_then(Value::as_str) {
-                if !seen.insert(v.to_string()) {
-                    diags.push(
-                        Diagnostic::error(
-                            format!("Duplicate member {attr}"),
-                            format!("Another member already has {attr} {v:?}; each member needs its own."),
-                        )
-                        .at(AttributePath::root("member").index(i).attr(attr)),
-                    );
-                }
-            }
-        }
-    }
-    for (i, m) in items.iter().enumerate() {
-        connection::validate(m.attr("ssh"), &AttributePath::root("member").index(i).attr("ssh"), diags);
-    }
+    cluster_node::validate(items, |i| AttributePath::root("member").index(i), diags);
 }
 
 /// (name, address) of each configured member, when all are known.
@@ -295,7 +273,7 @@ impl Resource for EtcdCluster {
         // its address (peer URL): a renamed member is not removed.
         if let Some(planned) = planned_members(&plan.planned) {
             let kept: BTreeSet<&str> = planned.iter().map(|(_, a)| a.as_str()).collect();
-            let removed = prior.member.iter().filter(|m| !kept.contains(m.address.as_str())).count();
+            let removed = prior.member.iter().filter(|m| !kept.contains(m.address())).count();
             if removed * 2 > prior.member.len() {
                 plan.diagnostics.push(
                     Diagnostic::error(
@@ -373,9 +351,9 @@ impl Resource for EtcdCluster {
         m.certificates = Some(issued);
         // Members are matched by address (their peer URL), never by name: a renamed
         // member stays, restarted under its new name.
-        let addresses: BTreeSet<&str> = m.member.iter().map(|x| x.address.as_str()).collect();
+        let addresses: BTreeSet<&str> = m.member.iter().map(|x| x.address()).collect();
         let leaving_models: Vec<MemberModel> =
-            prior.member.iter().filter(|x| !addresses.contains(x.address.as_str())).cloned().collect();
+            prior.member.iter().filter(|x| !addresses.contains(x.address())).cloned().collect();
         let config = m.member.clone();
         let members = cluster::connect(ctx, &config).await?;
         let leaving = cluster::connect(ctx, &leaving_models).await?;

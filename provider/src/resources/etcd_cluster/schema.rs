@@ -1,6 +1,7 @@
 //! The schema of `strata_etcd_cluster`.
 
 use crate::framework::{Attribute, Block, NestedBlock, Schema, Type, Validator, Value};
+use crate::resources::cluster_node;
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/etcd";
 pub const DEFAULT_SCHEDULE: &str = "hourly";
@@ -38,7 +39,7 @@ fn issued() -> Type {
 }
 
 pub fn schema() -> Schema {
-    let member = Block::new(
+    let member = cluster_node::block(
         "One etcd member. A member is identified by its `address` (its peer URL, `https://ADDRESS:2380`, is its \
          identity in the running cluster), never by `name` or by its position in the list; a running cluster \
          is adopted by matching its members' peer URLs. Changing `ssh` changes only how Terraform reaches the \
@@ -50,21 +51,16 @@ pub fn schema() -> Schema {
          removed block is removed (`member remove`, stopped, its data wiped), and a plan that removes half or \
          more of the members at once is refused; a member whose node came back empty or is unhealthy is \
          replaced (the stale member removed, added anew). A changed `address` is a removal and an addition.",
-    )
-    .attribute(
-        Attribute::required("name", Type::String)
-            .validate(Validator::Matches(
-                "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
-                "a DNS label (lower-case letters, digits, '-')",
-            ))
-            .description("Member name (`--name`), unique in the cluster; a SAN of its certificates."),
-    )
-    .attribute(
-        Attribute::required("address", Type::String)
-            .validate(Validator::IpAddress("the member's client and peer URLs listen on it"))
-            .description("IP address the member listens on: `https://ADDRESS:2379` (clients) and `:2380` (peers)."),
-    )
-    .block(crate::resources::cluster_node::ssh_block());
+        &cluster_node::Identity {
+            name_rule: ("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "a DNS label (lower-case letters, digits, '-')"),
+            name_description: "Member name (`--name`), unique in the cluster; a SAN of its certificates.",
+            address_required: true,
+            address_for: "the member's client and peer URLs listen on it",
+            address_description:
+                "IP address the member listens on: `https://ADDRESS:2379` (clients) and `:2380` (peers).".into(),
+            replace_on_change: false,
+        },
+    );
     let backup = Block::new(
         "Periodic snapshots: a systemd timer and service on every member run `etcdctl snapshot save` on the member \
          that is the leader at that moment (so a shared directory gets one snapshot per run), keeping the newest `keep`.",

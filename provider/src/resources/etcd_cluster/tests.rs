@@ -1,6 +1,7 @@
 use super::*;
 use crate::framework::json::{decode, Extra};
 use crate::framework::AnyResource;
+use crate::resources::connection::ConnectionModel;
 
 fn config(j: serde_json::Value) -> Value {
     decode(&j, &Resource::schema(&EtcdCluster).value_type(), Extra::Ignore).unwrap()
@@ -160,7 +161,7 @@ fn models(names: &[(&str, &str)]) -> Vec<MemberModel> {
         .iter()
         .map(|(n, a)| MemberModel {
             name: n.to_string(),
-            address: a.to_string(),
+            address: Some(a.to_string()),
             ssh: ConnectionModel { host: a.to_string(), ..Default::default() },
         })
         .collect()

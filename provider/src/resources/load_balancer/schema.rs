@@ -108,8 +108,10 @@ fn node_block() -> NestedBlock {
              Nodes are matched by `name`: changing `ssh` or renaming a node that keeps its address changes \
              nothing on it; an added node is configured alone (the others' keepalived is reloaded, one at a \
              time, only where its peer list changes); a removed node is cleaned.",
-            "its VRRP source and unicast peer address on `interface`; default: `ssh.host`, which must then be \
-             an IP address",
+            &cluster_node::Identity::named(
+                "its VRRP source and unicast peer address on `interface`; default: `ssh.host`, which must then \
+                 be an IP address",
+            ),
         )
         .attribute(
             Attribute::optional_computed("priority", Type::Number)

@@ -1,6 +1,7 @@
 //! Taking a worker out of service as `kubectl drain` does, and the cluster-wide lock
 //! that makes workers change one at a time.
 
+use std::future::Future;
 use std::time::Duration;
 
 use anyhow::bail;
@@ -29,7 +30,7 @@ pub fn cordoned_by_someone_else(n: &NodeObject) -> bool {
 }
 
 /// The held Lease; renewed in the background until released.
-pub struct RollLock {
+struct RollLock {
     client: KubeClient,
     holder: String,
     renew: JoinHandle<()>,
@@ -37,7 +38,7 @@ pub struct RollLock {
 
 impl RollLock {
     /// Waits (bounded by the operation's `timeouts`) until the Lease is free, then takes it.
-    pub async fn take(ctx: &Context, client: &KubeClient, worker: &str) -> anyhow::Result<RollLock> {
+    async fn take(ctx: &Context, client: &KubeClient, worker: &str) -> anyhow::Result<RollLock> {
         let holder =
             format!("strata-worker/{worker}/{}", crate::pki::bootstrap_token().split('.').next().unwrap_or(""));
         loop {
@@ -61,11 +62,26 @@ impl RollLock {
         Ok(RollLock { client: client.clone(), holder, renew })
     }
 
-    pub async fn release(self) {
+    async fn release(self) {
         self.renew.abort();
         // A release that fails leaves a Lease that expires by itself.
         let _ = self.client.release_lease(LEASE, &self.holder).await;
     }
+}
+
+/// Runs `work` holding the Lease for `worker`, so that it runs while no other worker
+/// changes: every step that restarts a kubelet, drains or resets a worker goes through
+/// here. The wait is bounded by the operation's `timeouts`; its error names the holder.
+pub async fn in_turn<T>(
+    ctx: &Context,
+    client: &KubeClient,
+    worker: &str,
+    work: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let lock = RollLock::take(ctx, client, worker).await?;
+    let result = work.await;
+    lock.release().await;
+    result
 }
 
 /// Cordons Node `name`, then evicts its pods through the eviction API (which refuses

@@ -18,11 +18,11 @@ const NODE_WAIT: Duration = Duration::from_secs(90);
 
 pub fn join_config(m: &WorkerModel, token: &str) -> String {
     let mut registration = json!({
-        "name": m.name,
+        "name": m.node.name,
         "criSocket": CRI_SOCKET,
         "taints": m.taints(),
     });
-    if let Some(a) = &m.address {
+    if let Some(a) = &m.node.address {
         registration["kubeletExtraArgs"] = json!([{"name": "node-ip", "value": a}]);
     }
     let doc = json!({

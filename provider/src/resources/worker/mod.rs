@@ -13,9 +13,9 @@ use async_trait::async_trait;
 use crate::framework::{
     ApplyResult, AttributePath, Context, Diagnostic, Diagnostics, PlanChange, Resource, Schema, Value,
 };
-use crate::kube::{names, packages, Taint};
+use crate::kube::{names, packages, KubeClient, Taint};
 use crate::node::Node;
-use crate::resources::connection;
+use crate::resources::cluster_node;
 use crate::resources::control_plane::validate::{version_step, KubeVersion};
 use model::WorkerModel;
 
@@ -81,35 +81,42 @@ fn validate_config(config: &Value, diags: &mut Diagnostics) {
             }
         }
     }
-    connection::validate(config.attr("ssh"), &AttributePath::root("ssh"), diags);
+    cluster_node::validate_single(config, diags);
 }
 
 /// Sets the labels and taints the worker declares, deletes those it no longer declares
 /// (`removed_*`), and leaves everything else on the Node alone.
 async fn label_and_taint(m: &WorkerModel, removed_labels: &[String], removed_taints: &[Taint]) -> anyhow::Result<()> {
     let client = join::client(m)?;
-    client.patch_node(&m.name, &m.labels(), removed_labels, &m.taints(), removed_taints).await?;
+    client.patch_node(&m.node.name, &m.labels(), removed_labels, &m.taints(), removed_taints).await?;
     Ok(())
 }
 
 /// The packages (unless `install_packages = false`), then `kubeadm join` with a token
-/// that is still valid. A Node object of the same name left from before (e.g. in an etcd
-/// restored from a snapshot) does not block it: the kubelet takes it over, and its
-/// labels and taints are set again afterwards.
-async fn install_and_join(node: &Node, m: &WorkerModel) -> anyhow::Result<()> {
+/// that is still valid. The packages install while other workers change (many new
+/// workers download at once); the join starts the kubelet, so it and the Node's
+/// registration run in turn. A Node object of the same name left from before (e.g. in
+/// an etcd restored from a snapshot) does not block it: the kubelet takes it over, and
+/// its labels and taints are set again afterwards.
+async fn install_and_join(ctx: &Context, node: &Node, m: &WorkerModel) -> anyhow::Result<()> {
     if m.install_packages != Some(false) {
         let v = KubeVersion::parse(&m.kubernetes_version).map_err(|e| anyhow::anyhow!("kubernetes_version: {e}"))?;
         packages::install_held(node, &PACKAGES, &v.package_version()).await?;
     }
-    let token = join::token(m).await?;
-    join::kubeadm_join(node, m, &token).await
+    let client = join::client(m)?;
+    drain::in_turn(ctx, &client, &m.node.name, async {
+        let token = join::token(m).await?;
+        join::kubeadm_join(node, m, &token).await?;
+        join::wait_for_node(&client, &m.node.name).await
+    })
+    .await
 }
 
 /// Observes the node and its Node object into `m`; `false` when it is gone: its node
 /// does not answer SSH (the machine was deleted; a warning says so), or there is no
 /// kubelet.conf on the node and no Node object.
 async fn observe(ctx: &Context, m: &mut WorkerModel) -> Result<bool, Diagnostics> {
-    let node = Node::connect(ctx, &m.ssh).await?;
+    let node = Node::connect(ctx, &m.node.ssh).await?;
     // The state's `joined` would otherwise survive the machine and nothing be planned.
     // Other errors (a host key that does not match) are not "gone": warned below.
     if matches!(node.answers().await, Ok(false)) {
@@ -120,21 +127,21 @@ async fn observe(ctx: &Context, m: &mut WorkerModel) -> Result<bool, Diagnostics
         Ok(out) => Some(out.status == 0),
         Err(e) => {
             ctx.warn(
-                Diagnostic::warning(format!("Worker {} not reached", m.name), format!("{e:#}"))
+                Diagnostic::warning(format!("Worker {} not reached", m.node.name), format!("{e:#}"))
                     .at(AttributePath::root("ssh")),
             );
             None
         }
     };
     let object = match join::client(m) {
-        Ok(c) => c.get_node(&m.name).await,
+        Ok(c) => c.get_node(&m.node.name).await,
         Err(e) => Err(e),
     };
     let object = match object {
         Ok(o) => o,
         Err(e) => {
             ctx.warn(
-                Diagnostic::warning(format!("Node {} not read through the API", m.name), format!("{e:#}"))
+                Diagnostic::warning(format!("Node {} not read through the API", m.node.name), format!("{e:#}"))
                     .at(AttributePath::root("labels")),
             );
             m.joined = joined.or(m.joined);
@@ -156,7 +163,7 @@ async fn observe(ctx: &Context, m: &mut WorkerModel) -> Result<bool, Diagnostics
         // controller's, `kubectl cordon`'s and other tools' are neither drift nor ours.
         m.taint = model::owned_taints(&m.taint, &o.taints);
     }
-    m.id = Some(m.name.clone());
+    m.id = Some(m.node.name.clone());
     Ok(true)
 }
 
@@ -201,7 +208,7 @@ impl Resource for Worker {
 
     async fn create(&self, ctx: &Context, planned: WorkerModel) -> ApplyResult<WorkerModel> {
         let mut m = planned;
-        let node = Node::connect(ctx, &m.ssh).await?;
+        let node = Node::connect(ctx, &m.node.ssh).await?;
         node.require_systemd().await?;
         let joined = node.run("looking for kubeadm's files", "test -f /etc/kubernetes/kubelet.conf").await?.status == 0;
         if joined {
@@ -213,15 +220,15 @@ impl Resource for Worker {
                     "{} ({}) already joined a Kubernetes cluster whose CA is not the one in join.ca_cert_hash: \
                      refusing to touch it (nothing was changed). Run `kubeadm reset -f` there first if it should \
                      join this cluster.",
-                    m.name,
+                    m.node.name,
                     node.label()
                 )
                 .into());
             }
+            join::wait_for_node(&join::client(&m)?, &m.node.name).await?;
         } else {
-            install_and_join(&node, &m).await?;
+            install_and_join(ctx, &node, &m).await?;
         }
-        join::wait_for_node(&join::client(&m)?, &m.name).await?;
         label_and_taint(&m, &[], &[]).await?;
         if !observe(ctx, &mut m).await? {
             return Err(
@@ -240,16 +247,16 @@ impl Resource for Worker {
         let mut m = planned;
         // A changed `ssh` block (host text, user, bastion...) is only how Terraform
         // reaches the node: connecting is the reachability check, nothing else runs.
-        let node = Node::connect(ctx, &m.ssh).await?;
+        let node = Node::connect(ctx, &m.node.ssh).await?;
         node.require_systemd().await?;
-        let disruptive = prior.kubernetes_version != m.kubernetes_version || prior.joined == Some(false);
-        // Workers change one at a time across every resource and provider process.
-        let lock = if disruptive { Some(drain::RollLock::take(ctx, &join::client(&m)?, &m.name).await?) } else { None };
-        let result = self.change(ctx, &node, &prior, &mut m).await;
-        if let Some(lock) = lock {
-            lock.release().await;
+        if prior.joined == Some(false) {
+            // A blank machine at the worker's address (re-created) joins as at create,
+            // at the planned version.
+            install_and_join(ctx, &node, &m).await?;
+        } else if prior.kubernetes_version != m.kubernetes_version {
+            let client = join::client(&m)?;
+            drain::in_turn(ctx, &client, &m.node.name, upgrade(ctx, &client, &node, &m)).await?;
         }
-        result?;
         let kept: BTreeSet<&String> = m.labels.iter().flatten().map(|(k, _)| k).collect();
         let removed: Vec<String> =
             prior.labels.iter().flatten().map(|(k, _)| k).filter(|k| !kept.contains(k)).cloned().collect();
@@ -259,40 +266,38 @@ impl Resource for Worker {
     }
 
     async fn delete(&self, ctx: &Context, state: WorkerModel) -> Result<(), Diagnostics> {
-        let node = Node::connect(ctx, &state.ssh).await?;
+        let node = Node::connect(ctx, &state.node.ssh).await?;
         let client = join::client(&state);
         // Cordon and drain first, one worker at a time, so its pods move elsewhere before
         // kubeadm reset stops them (bounded by timeouts.delete). A Node the API does not
         // show (never registered, or the control plane is gone) has nothing to drain.
         let registered = match &client {
-            Ok(c) => c.get_node(&state.name).await.ok().flatten().is_some(),
+            Ok(c) => c.get_node(&state.node.name).await.ok().flatten().is_some(),
             Err(_) => false,
         };
-        let lock = match &client {
-            Ok(c) if registered => Some(drain::RollLock::take(ctx, c, &state.name).await?),
-            _ => None,
-        };
-        let result = async {
-            if let (Some(_), Ok(c)) = (&lock, &client) {
-                drain::cordon_and_drain(ctx, c, &state.name).await?;
+        let work = async {
+            if registered {
+                if let Ok(c) = &client {
+                    drain::cordon_and_drain(ctx, c, &state.node.name).await?;
+                }
             }
             node.run_ok(
                 "kubeadm reset",
                 "if command -v kubeadm >/dev/null; then kubeadm reset -f; fi && rm -rf /etc/kubernetes/strata",
             )
             .await?;
-            match &client {
-                Ok(c) => Ok(c.delete_node(&state.name).await),
-                Err(e) => Ok(Err(anyhow::anyhow!("{e:#}"))),
-            }
-        }
-        .await;
-        let result: anyhow::Result<anyhow::Result<()>> = result;
-        if let Some(lock) = lock {
-            lock.release().await;
-        }
+            anyhow::Ok(match &client {
+                Ok(c) => c.delete_node(&state.node.name).await,
+                Err(e) => Err(anyhow::anyhow!("{e:#}")),
+            })
+        };
+        // A node that never joined, or a cluster gone, has no turn to wait for.
+        let result = match &client {
+            Ok(c) if registered => drain::in_turn(ctx, c, &state.node.name, work).await,
+            _ => work.await,
+        };
         if let Err(e) = result? {
-            ctx.warn(node_not_deleted(&state.name, e));
+            ctx.warn(node_not_deleted(&state.node.name, e));
         }
         Ok(())
     }
@@ -305,41 +310,31 @@ fn node_not_deleted(name: &str, e: anyhow::Error) -> Diagnostic {
     )
 }
 
-impl Worker {
-    /// The node-side part of an update: a version upgrade, or joining a blank machine.
-    async fn change(&self, ctx: &Context, node: &Node, prior: &WorkerModel, m: &mut WorkerModel) -> anyhow::Result<()> {
-        if prior.kubernetes_version != m.kubernetes_version {
-            // As `kubeadm upgrade` users do: drained first, uncordoned after (unless
-            // someone else had cordoned it before). The cordon is noted on the Node, so
-            // an upgrade that failed after it and is applied again still uncordons.
-            let client = join::client(m)?;
-            let was_cordoned = client.get_node(&m.name).await?.is_some_and(|n| drain::cordoned_by_someone_else(&n));
-            if !was_cordoned {
-                let note = (drain::CORDONED_FOR_UPGRADE, Some(m.kubernetes_version.as_str()));
-                client.set_unschedulable_noted(&m.name, true, Some(note)).await?;
-            }
-            drain::cordon_and_drain(ctx, &client, &m.name).await?;
-            let v =
-                KubeVersion::parse(&m.kubernetes_version).map_err(|e| anyhow::anyhow!("kubernetes_version: {e}"))?;
-            if m.install_packages != Some(false) {
-                packages::install_held(node, &["kubeadm"], &v.package_version()).await?;
-            }
-            node.run_ok("kubeadm upgrade node", "kubeadm upgrade node").await?;
-            if m.install_packages != Some(false) {
-                packages::install_held(node, &["kubelet", "kubectl"], &v.package_version()).await?;
-            }
-            node.run_ok("restarting the kubelet", "systemctl daemon-reload && systemctl restart kubelet").await?;
-            if !was_cordoned {
-                client.set_unschedulable_noted(&m.name, false, Some((drain::CORDONED_FOR_UPGRADE, None))).await?;
-            }
-        }
-        if prior.joined == Some(false) {
-            // A blank machine at the worker's address (re-created) has no packages yet.
-            install_and_join(node, m).await?;
-            join::wait_for_node(&join::client(m)?, &m.name).await?;
-        }
-        Ok(())
+/// A version upgrade as `kubeadm upgrade` users run it: drained first, `kubeadm upgrade
+/// node`, the kubelet restarted at the new version, uncordoned after (unless someone had
+/// cordoned it before). Run in turn (see `drain::in_turn`).
+async fn upgrade(ctx: &Context, client: &KubeClient, node: &Node, m: &WorkerModel) -> anyhow::Result<()> {
+    // The cordon is noted on the Node, so an upgrade that failed after it and is applied
+    // again still uncordons; one cordoned by hand before stays cordoned.
+    let was_cordoned = client.get_node(&m.node.name).await?.is_some_and(|n| drain::cordoned_by_someone_else(&n));
+    if !was_cordoned {
+        let note = (drain::CORDONED_FOR_UPGRADE, Some(m.kubernetes_version.as_str()));
+        client.set_unschedulable_noted(&m.node.name, true, Some(note)).await?;
     }
+    drain::cordon_and_drain(ctx, client, &m.node.name).await?;
+    let v = KubeVersion::parse(&m.kubernetes_version).map_err(|e| anyhow::anyhow!("kubernetes_version: {e}"))?;
+    if m.install_packages != Some(false) {
+        packages::install_held(node, &["kubeadm"], &v.package_version()).await?;
+    }
+    node.run_ok("kubeadm upgrade node", "kubeadm upgrade node").await?;
+    if m.install_packages != Some(false) {
+        packages::install_held(node, &["kubelet", "kubectl"], &v.package_version()).await?;
+    }
+    node.run_ok("restarting the kubelet", "systemctl daemon-reload && systemctl restart kubelet").await?;
+    if !was_cordoned {
+        client.set_unschedulable_noted(&m.node.name, false, Some((drain::CORDONED_FOR_UPGRADE, None))).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

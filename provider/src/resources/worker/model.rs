@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::kube::Taint;
-use crate::resources::connection::ConnectionModel;
+use crate::resources::cluster_node::ClusterNodeModel;
 use crate::resources::control_plane::JoinModel;
 
 #[derive(Serialize, Deserialize, Clone, Default, PartialEq, Debug)]
@@ -67,8 +67,10 @@ pub fn removed_taints(prior: &[TaintModel], planned: &[TaintModel]) -> Vec<Taint
 #[derive(Serialize, Deserialize, Clone, Default)]
 pub struct WorkerModel {
     pub id: Option<String>,
-    pub name: String,
-    pub address: Option<String>,
+    /// `name` (the Node name), `address` (the kubelet's `--node-ip`, unset: the
+    /// kubelet's choice, never `ssh.host`) and `ssh`.
+    #[serde(flatten)]
+    pub node: ClusterNodeModel,
     pub kubernetes_version: String,
     pub join: JoinModel,
     pub kubeconfig: String,
@@ -77,7 +79,6 @@ pub struct WorkerModel {
     pub taint: Vec<TaintModel>,
     pub install_packages: Option<bool>,
     pub joined: Option<bool>,
-    pub ssh: ConnectionModel,
 }
 
 impl WorkerModel {

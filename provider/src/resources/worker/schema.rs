@@ -22,28 +22,27 @@ pub fn schema() -> Schema {
          kubelet and kubectl, and uncordons it after (a node cordoned by hand before stays cordoned). If the \
          upgrade fails, the state keeps the old version and the node stays cordoned: the next plan shows the \
          upgrade again and its apply resumes and uncordons it. \
-         Draining, upgrading and re-joining workers take the Lease `kube-system/strata-worker-roll` on the \
-         cluster, so they go one worker at a time across every resource and Terraform run.\n\n\
+         Joining (at create, or a machine re-created blank), draining, upgrading and resetting a worker take the \
+         Lease `kube-system/strata-worker-roll` on the cluster, so they go one worker at a time across every \
+         resource and Terraform run: workers created in one apply install their packages at once and join in \
+         turn. Waiting for the Lease is bounded by the operation's `timeouts`; the error then names its holder.\n\n\
          The worker takes the control plane's admin `kubeconfig` as well as `join`: a bootstrap token can join a \
          node but cannot mint another token, label or taint a Node, or delete one, which this resource must do \
          after the token expired and on destroy. Passing the credential explicitly keeps that privilege visible \
          in the configuration instead of hiding it inside `join`.",
     )
-    .attribute(Attribute::computed("id", Type::String).description("The Node name."))
-    .attribute(
-        Attribute::required("name", Type::String)
-            .requires_replace()
-            .validate(Validator::Matches(
-                "[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?",
-                "a DNS subdomain (lower-case letters, digits, '-', '.')",
-            ))
-            .description("The Node name (`nodeRegistration.name`). Changing it replaces the worker."),
-    )
-    .attribute(
-        Attribute::optional("address", Type::String)
-            .requires_replace()
-            .validate(Validator::IpAddress(""))
-            .description("The kubelet's node IP (`--node-ip`); default: the kubelet's choice."),
+    .attribute(Attribute::computed("id", Type::String).description("The Node name."));
+    // The worker is one node: its top level has the shared `name`, `address` and `ssh`.
+    let block = cluster_node::add_to(
+        block,
+        &cluster_node::Identity {
+            name_rule: cluster_node::DNS_SUBDOMAIN,
+            name_description: "The Node name (`nodeRegistration.name`). Changing it replaces the worker.",
+            address_required: false,
+            address_for: "",
+            address_description: "The kubelet's node IP (`--node-ip`); default: the kubelet's choice.".into(),
+            replace_on_change: true,
+        },
     )
     .attribute(
         Attribute::required("kubernetes_version", Type::String)
@@ -84,7 +83,6 @@ pub fn schema() -> Schema {
             Attribute::required("effect", Type::String)
                 .description("`NoSchedule`, `PreferNoSchedule` or `NoExecute`."),
         ),
-    ))
-    .block(cluster_node::ssh_block());
+    ));
     Schema::new(0, block)
 }

@@ -56,7 +56,7 @@ fn model() -> WorkerModel {
 #[test]
 fn the_join_configuration_has_the_taints_and_no_control_plane() {
     let mut m = model();
-    m.address = Some("10.0.0.11".into());
+    m.node.address = Some("10.0.0.11".into());
     m.taint =
         vec![model::TaintModel { key: "dedicated".into(), value: Some("gpu".into()), effect: "NoSchedule".into() }];
     let doc: serde_json::Value = serde_yaml_ng::from_str(&join::join_config(&m, "abcdef.0123456789abcdef")).unwrap();
