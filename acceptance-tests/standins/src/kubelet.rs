@@ -141,6 +141,9 @@ async fn run(flags: Flags, cfg: Value) -> i32 {
         if let Err(e) = tls_bootstrap(&flags).await {
             eprintln!("E TLS bootstrap: {e:#}");
         }
+        if let Err(e) = rotate_client_certificate(&flags, &cfg).await {
+            eprintln!("E client certificate rotation: {e:#}");
+        }
         if !registered {
             match register_node(&flags, &version).await {
                 Ok(done) => registered = done,
@@ -288,17 +291,15 @@ fn start_apiserver(pod: &Value) -> Result<()> {
     Ok(())
 }
 
-/// Without a kubeconfig but with a bootstrap kubeconfig: a CSR for
-/// `system:node:<name>`, signed by the cluster, saved as kubelet-client-current.pem and
-/// referenced from a new kubeconfig (the real kubelet's TLS bootstrap).
-async fn tls_bootstrap(f: &Flags) -> Result<()> {
-    let (Some(kc), Some(bkc)) = (&f.kubeconfig, &f.bootstrap_kubeconfig) else { return Ok(()) };
-    if Path::new(kc).exists() || !Path::new(bkc).exists() {
-        return Ok(());
-    }
-    let boot = Kubeconfig::load(bkc)?;
-    let api = ApiClient::from_kubeconfig(&boot)?;
-    let name = node_name(f);
+/// Where the kubelet keeps its client certificate and key (one PEM file), as the real
+/// kubelet's certificate store: `kubelet-client-<time>.pem` files and this link to the
+/// current one.
+const CLIENT_PEM: &str = "/var/lib/kubelet/pki/kubelet-client-current.pem";
+
+/// A key and a CSR for `system:node:<name>`, signed through the API with `api`'s
+/// credentials (the bootstrap token, or the current client certificate when rotating):
+/// the new certificate and key, as one PEM text.
+async fn request_client_certificate(api: &ApiClient, name: &str) -> Result<String> {
     let key = rcgen::KeyPair::generate()?;
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name.push(rcgen::DnType::OrganizationName, "system:nodes");
@@ -317,13 +318,79 @@ async fn tls_bootstrap(f: &Flags) -> Result<()> {
     }
     let cert = r.body["status"]["certificate"].as_str().context("the CSR was not signed")?;
     let cert = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(cert)?)?;
-    let pem_path = "/var/lib/kubelet/pki/kubelet-client-current.pem";
-    crate::pki::write_file(pem_path, &format!("{cert}{}", key.serialize_pem()), 0o600)?;
+    Ok(format!("{cert}{}", key.serialize_pem()))
+}
+
+/// Saves a new client certificate as the real kubelet's store does: a timestamped file,
+/// and `kubelet-client-current.pem` switched to it (a symlink replaced atomically).
+fn store_client_pem(pem: &str) -> Result<()> {
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(&time::macros::format_description!("[year]-[month]-[day]-[hour]-[minute]-[second]"))?;
+    let file = format!("/var/lib/kubelet/pki/kubelet-client-{stamp}.pem");
+    crate::pki::write_file(&file, pem, 0o600)?;
+    let tmp = format!("{CLIENT_PEM}.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&file, &tmp)?;
+    std::fs::rename(&tmp, CLIENT_PEM)?;
+    Ok(())
+}
+
+/// Client certificate rotation (`rotateCertificates: true`), as the real kubelet's
+/// certificate manager: a kubeconfig with an embedded certificate (kubeadm init's
+/// kubelet.conf) seeds the store; once the current certificate is past its rotation
+/// deadline, a new one is requested with the current one's credentials. The real
+/// deadline is a random point between 70% and 90% of the lifetime; the stand-in takes
+/// 80%. Ok(true) when it rotated.
+async fn rotate_client_certificate(f: &Flags, cfg: &Value) -> Result<bool> {
+    if cfg["rotateCertificates"] != json!(true) {
+        return Ok(false);
+    }
+    let Some(kc) = &f.kubeconfig else { return Ok(false) };
+    if !Path::new(kc).exists() {
+        return Ok(false);
+    }
+    let k = Kubeconfig::load(kc)?;
+    let current = match std::fs::read_to_string(CLIENT_PEM) {
+        Ok(t) => t,
+        Err(_) => match k.credentials()? {
+            crate::kubeconfig::Credentials::Cert { cert_pem, key_pem } => {
+                store_client_pem(&format!("{cert_pem}{key_pem}"))?;
+                eprintln!("I seeded the certificate store ({CLIENT_PEM}) from {kc}");
+                return Ok(false);
+            }
+            _ => return Ok(false),
+        },
+    };
+    let info = crate::pki::cert_info(&current, CLIENT_PEM)?;
+    let deadline = info.not_before + (info.not_after - info.not_before) * 0.8;
+    if time::OffsetDateTime::now_utc() < deadline {
+        return Ok(false);
+    }
+    eprintln!("I rotating the client certificate (expires {}, deadline {deadline} passed)", info.not_after);
+    let api = ApiClient::from_kubeconfig(&k)?;
+    let pem = request_client_certificate(&api, &node_name(f)).await?;
+    store_client_pem(&pem)?;
+    Ok(true)
+}
+
+/// Without a kubeconfig but with a bootstrap kubeconfig: a CSR for
+/// `system:node:<name>`, signed by the cluster, saved as kubelet-client-current.pem and
+/// referenced from a new kubeconfig (the real kubelet's TLS bootstrap).
+async fn tls_bootstrap(f: &Flags) -> Result<()> {
+    let (Some(kc), Some(bkc)) = (&f.kubeconfig, &f.bootstrap_kubeconfig) else { return Ok(()) };
+    if Path::new(kc).exists() || !Path::new(bkc).exists() {
+        return Ok(());
+    }
+    let boot = Kubeconfig::load(bkc)?;
+    let api = ApiClient::from_kubeconfig(&boot)?;
+    let pem = request_client_certificate(&api, &node_name(f)).await?;
+    store_client_pem(&pem)?;
+    let pem_path = CLIENT_PEM;
     let user =
         User { client_certificate: Some(pem_path.into()), client_key: Some(pem_path.into()), ..Default::default() };
     let k = Kubeconfig::new("default-cluster", &boot.server()?, &boot.ca_pem()?, "default-auth", user);
     crate::pki::write_file(kc, &k.to_yaml(), 0o600)?;
-    eprintln!("I TLS bootstrap done: {kc} written for system:node:{name}");
+    eprintln!("I TLS bootstrap done: {kc} written for system:node:{}", node_name(f));
     Ok(())
 }
 

@@ -212,6 +212,7 @@ pub struct CertInfo {
     pub orgs: Vec<String>,
     pub sans: Vec<String>,
     pub server: bool,
+    pub not_before: ::time::OffsetDateTime,
     pub not_after: ::time::OffsetDateTime,
 }
 
@@ -235,7 +236,15 @@ pub fn cert_info(cert_pem: &str, what: &str) -> Result<CertInfo> {
         }
     }
     let server = cert.extended_key_usage().ok().flatten().is_some_and(|e| e.value.server_auth);
-    Ok(CertInfo { cn, orgs, sans, server, not_after: cert.validity().not_after.to_datetime() })
+    let validity = cert.validity();
+    Ok(CertInfo {
+        cn,
+        orgs,
+        sans,
+        server,
+        not_before: validity.not_before.to_datetime(),
+        not_after: validity.not_after.to_datetime(),
+    })
 }
 
 /// Subject CN and O of a DER certificate (for the API server's authentication).

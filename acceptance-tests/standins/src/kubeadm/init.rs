@@ -127,6 +127,7 @@ pub async fn run(a: InitArgs) -> Result<()> {
         Duration::from_secs(240),
     );
     wait_ready(&api, wait).await.context("error execution phase wait-control-plane")?;
+    kubelet_finalize(&k).await;
     upload_config(&api, &cluster).await.context("error execution phase upload-config")?;
     mark_control_plane(&api, &local.node_name, init.node_registration.taints.clone())
         .await
@@ -230,4 +231,32 @@ async fn cluster_info(api: &ApiClient, cluster: &ClusterConfiguration, endpoint:
         "data": {"kubeconfig": k.to_yaml()}
     });
     api.create_or_update("/api/v1/namespaces/kube-public/configmaps", "cluster-info", &cm).await
+}
+
+/// Phase kubelet-finalize (enable-client-cert-rotation): kubelet.conf, written with an
+/// embedded client certificate, is pointed at the kubelet's certificate store once the
+/// kubelet seeded it, so that rotated certificates are used.
+async fn kubelet_finalize(k: &str) {
+    let pem = "/var/lib/kubelet/pki/kubelet-client-current.pem";
+    let start = std::time::Instant::now();
+    while !std::path::Path::new(pem).exists() {
+        if start.elapsed() > Duration::from_secs(20) {
+            println!("[kubelet-finalize] {pem} not found: kubelet.conf keeps its embedded client certificate");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let path = format!("{k}/kubelet.conf");
+    let Ok(mut conf) = Kubeconfig::load(&path) else { return };
+    for u in &mut conf.users {
+        u.user = crate::kubeconfig::User {
+            client_certificate: Some(pem.into()),
+            client_key: Some(pem.into()),
+            ..Default::default()
+        };
+    }
+    println!("[kubelet-finalize] Updating \"{path}\" to point to a rotatable kubelet client certificate and key");
+    if let Err(e) = crate::pki::write_file(&path, &conf.to_yaml(), 0o600) {
+        println!("[kubelet-finalize] writing {path}: {e:#}");
+    }
 }
