@@ -6,7 +6,8 @@
 //!   replaced; renaming strata_cluster_secrets keeps the identity;
 //! - certificates with a short `certificate_validity`: a wider renewal window plans a
 //!   renewal, the apply renews node after node with zero failed probes, and `kubeadm certs
-//!   check-expiration` on every node shows the new dates;
+//!   check-expiration` on every node shows the new dates; the kubelet client certificate
+//!   kubeadm leaves alone is re-issued when due, and rotation turned off is a warning;
 //! - a new SAN and another etcd endpoint list reach every node, one at a time;
 //! - a dead control-plane node removed from the configuration does not block the apply.
 
@@ -57,6 +58,28 @@ fn check_expiration(lab: &LabGuard, node: &str) -> Vec<(String, i64)> {
         .collect()
 }
 
+const KUBELET_CLIENT: &str = "/var/lib/kubelet/pki/kubelet-client-current.pem";
+
+/// Days left on the kubelet's client certificate on `node` (from its store).
+fn kubelet_client_days(lab: &LabGuard, node: &str) -> i64 {
+    use std::io::Write;
+    let pem = sh_ok(lab, node, &format!("cat {KUBELET_CLIENT}"));
+    let mut openssl = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-enddate"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    openssl.stdin.take().unwrap().write_all(pem.as_bytes()).unwrap();
+    let out = openssl.wait_with_output().unwrap();
+    let end = String::from_utf8_lossy(&out.stdout).into_owned();
+    let end = end.trim().trim_start_matches("notAfter=");
+    let out = std::process::Command::new("date").args(["-u", "-d", end, "+%s"]).output().unwrap();
+    let then: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("{end}"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    (then - now) / 86_400
+}
+
 #[test]
 fn running_control_plane_refuses_init_settings_and_renews_certificates_node_by_node() {
     let started = Instant::now();
@@ -85,6 +108,12 @@ fn running_control_plane_refuses_init_settings_and_renews_certificates_node_by_n
         let kubelet = sh_ok(&lab, n, "cat /var/lib/kubelet/config.yaml");
         assert!(kubelet.contains("rotateCertificates: true"), "{n}: kubelet client certificate rotation: {kubelet}");
     }
+    // node1's kubelet client certificate is kubeadm init's (kubelet.conf, 30 days, moved
+    // into the kubelet's store); node2's and node3's came from their TLS bootstrap (a CSR
+    // the cluster signs for a year): only node1's is due in the renewal below.
+    assert_eq!(kubelet_client_days(&lab, "node1"), 29);
+    let node2_kubelet_client = sh_ok(&lab, "node2", &format!("cat {KUBELET_CLIENT}"));
+    assert!(kubelet_client_days(&lab, "node2") > 300);
 
     // Settings fixed at init: refused at plan, saying why and what to do; nothing replaced.
     for (extra, attr) in [("  cluster_name = \"prod\"\n", "cluster_name"), ("", "pod_cidr")] {
@@ -131,7 +160,14 @@ fn running_control_plane_refuses_init_settings_and_renews_certificates_node_by_n
 
     // Renewal: 90-day certificates from now on, renewed 45 days ahead: the 30-day ones
     // are due. The plan shows it; the apply renews node after node, the VIP answering.
+    // node3's kubelet with client certificate rotation turned off: a warning naming it.
     let kubeconfig = output(&wd, "kubeconfig");
+    sh_ok(
+        &lab,
+        "node3",
+        "sed -i 's/^rotateCertificates: true/rotateCertificates: false/' /var/lib/kubelet/config.yaml && \
+         systemctl restart kubelet",
+    );
     wd.write("main.tf", &config(&lab, &certs("2160h", 45), "prod")).unwrap();
     let plan = wd.run(&["plan", "-input=false"]).unwrap();
     assert!(
@@ -139,6 +175,9 @@ fn running_control_plane_refuses_init_settings_and_renews_certificates_node_by_n
         "{}",
         plan.stdout
     );
+    let said = format!("{}{}", plan.stdout, plan.stderr).replace('\n', " ");
+    assert!(said.contains("Kubelet client certificate rotation is off on control-plane node node3"), "{said}");
+    assert!(!said.contains("rotation is off on control-plane node node1"), "{said}");
     let prober = Prober::start(ProbeTargets { port: LB_PORT, ..ProbeTargets::readyz(&vip(&lab), &ca) });
     let t = Instant::now();
     wd.apply().unwrap();
@@ -161,6 +200,20 @@ fn running_control_plane_refuses_init_settings_and_renews_certificates_node_by_n
         assert!(list.iter().all(|(_, d)| *d == 89), "{n}: renewed for 2160h: {list:?}");
     }
     assert_eq!(output(&wd, "kubeconfig"), kubeconfig, "the admin kubeconfig output is not touched");
+    // node1's kubelet client certificate, which `kubeadm certs renew` leaves alone, was
+    // re-issued for 90 days into the kubelet's store, and the kubelet authenticates with it.
+    assert_eq!(kubelet_client_days(&lab, "node1"), 89);
+    let link = sh_ok(&lab, "node1", &format!("readlink {KUBELET_CLIENT}"));
+    assert!(link.trim().starts_with("/var/lib/kubelet/pki/kubelet-client-2"), "{link}");
+    let kubelet_conf = sh_ok(&lab, "node1", "cat /etc/kubernetes/kubelet.conf");
+    assert!(
+        !kubelet_conf.contains("client-certificate-data") && kubelet_conf.contains(KUBELET_CLIENT),
+        "{kubelet_conf}"
+    );
+    let me =
+        sh_ok(&lab, "node1", "kubectl --kubeconfig /etc/kubernetes/kubelet.conf get node node1 -o jsonpath='{.metadata.name}'");
+    assert_eq!(me.trim(), "node1");
+    assert_eq!(sh_ok(&lab, "node2", &format!("cat {KUBELET_CLIENT}")), node2_kubelet_client, "node2's was not due");
     let cp = wd.resource_values("strata_control_plane.k8s").unwrap();
     let left = seconds_until(cp["certificates_expire_at"].as_str().unwrap());
     assert!((89 * 86_400..=90 * 86_400).contains(&left), "{}", cp["certificates_expire_at"]);

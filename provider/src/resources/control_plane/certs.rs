@@ -20,6 +20,10 @@ pub const KUBECONFIGS: [&str; 4] = ["admin.conf", "super-admin.conf", "controlle
 /// The kubelet's client certificate (and key), rotated by the kubelet itself
 /// (`rotateCertificates: true`), never by `kubeadm certs renew`.
 pub const KUBELET_CLIENT: &str = "/var/lib/kubelet/pki/kubelet-client-current.pem";
+/// The kubelet's configuration kubeadm writes (`rotateCertificates` is read from it).
+pub const KUBELET_CONFIG: &str = "/var/lib/kubelet/config.yaml";
+const KUBELET_KUBECONFIG: &str = "/etc/kubernetes/kubelet.conf";
+const KUBELET_PKI: &str = "/var/lib/kubelet/pki";
 /// The ClusterConfiguration `kubeadm certs renew --config` reads (certificateValidityPeriod).
 pub const RENEW_CONFIG_PATH: &str = "/etc/kubernetes/strata/kubeadm-cluster.yaml";
 const STATIC_PODS: [&str; 3] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
@@ -70,10 +74,76 @@ pub async fn expiries(node: &Node) -> anyhow::Result<Vec<(String, OffsetDateTime
             out.push((name.to_string(), expiry(&pem)?));
         }
     }
-    if let Some(b) = node.read_file(KUBELET_CLIENT).await? {
-        out.push(("kubelet-client".into(), expiry(&text(b)).context(KUBELET_CLIENT)?));
+    if let Some(at) = kubelet_client_expiry(node).await? {
+        out.push(("kubelet-client".into(), at));
     }
     Ok(out)
+}
+
+/// When the kubelet's client certificate expires: the one in its certificate store, or
+/// the one embedded in kubelet.conf when the kubelet has no store (rotation off).
+pub async fn kubelet_client_expiry(node: &Node) -> anyhow::Result<Option<OffsetDateTime>> {
+    if let Some(b) = node.read_file(KUBELET_CLIENT).await? {
+        let at = expiry(&String::from_utf8_lossy(&b)).with_context(|| format!("{KUBELET_CLIENT} on {}", node.label()))?;
+        return Ok(Some(at));
+    }
+    let Some(b) = node.read_file(KUBELET_KUBECONFIG).await? else { return Ok(None) };
+    match kubeconfig_cert(&String::from_utf8_lossy(&b)) {
+        Ok(pem) => Ok(Some(expiry(&pem).with_context(|| format!("{KUBELET_KUBECONFIG} on {}", node.label()))?)),
+        // A kubeconfig pointing at files that are not there: nothing to read.
+        Err(_) => Ok(None),
+    }
+}
+
+/// Whether the kubelet rotates its own client certificate (`rotateCertificates` in
+/// kubeadm's KubeletConfiguration, on by default); None without that file.
+pub async fn kubelet_rotates(node: &Node) -> anyhow::Result<Option<bool>> {
+    let Some(b) = node.read_file(KUBELET_CONFIG).await? else { return Ok(None) };
+    let v: serde_json::Value =
+        serde_yaml_ng::from_slice(&b).with_context(|| format!("{KUBELET_CONFIG} on {}", node.label()))?;
+    Ok(Some(v["rotateCertificates"] == serde_json::Value::Bool(true)))
+}
+
+/// Re-issues the kubelet's client certificate on a control-plane node, as kubeadm's
+/// documented repair does (`kubeadm kubeconfig user --org system:nodes --client-name
+/// system:node:NAME`, kubeadm#2054): `kubeadm certs renew` leaves it to the kubelet, which
+/// rotates it only past 70-90% of its lifetime, and never with rotation off. Saved the
+/// way the kubelet's store does (a timestamped file, `kubelet-client-current.pem` switched
+/// to it in one rename), kubelet.conf pointed at the store (kubeadm's kubelet-finalize),
+/// and the kubelet restarted to load it. The static pods keep running meanwhile.
+async fn reissue_kubelet_client(node: &Node, node_name: &str, m: &ControlPlaneModel) -> anyhow::Result<()> {
+    let validity = super::validate::certificate_validity(&m.certificate_validity()).map_err(|e| anyhow!(e))?;
+    let days = (validity.as_secs() / 86_400).max(1) as i64;
+    let leaf = crate::pki::issue_client(
+        &m.ca_cert,
+        &m.ca_key,
+        &format!("system:node:{node_name}"),
+        &["system:nodes"],
+        days,
+    )?;
+    let stamp = OffsetDateTime::now_utc()
+        .format(time::macros::format_description!("[year]-[month]-[day]-[hour]-[minute]-[second]"))?;
+    let file = format!("{KUBELET_PKI}/kubelet-client-{stamp}.pem");
+    node.write_file(&file, format!("{}{}", leaf.cert_pem, leaf.key_pem).as_bytes(), 0o600).await?;
+    let link = format!(
+        "ln -sfn {f} {tmp} && mv -Tf {tmp} {cur}",
+        f = quote(&file),
+        tmp = quote(&format!("{KUBELET_CLIENT}.tmp")),
+        cur = quote(KUBELET_CLIENT)
+    );
+    node.run_ok("switching the kubelet's client certificate", &link).await?;
+    if let Some(b) = node.read_file(KUBELET_KUBECONFIG).await? {
+        let mut k: serde_json::Value =
+            serde_yaml_ng::from_slice(&b).with_context(|| format!("{KUBELET_KUBECONFIG} on {}", node.label()))?;
+        let embedded = k["users"][0]["user"].get("client-certificate-data").is_some();
+        if embedded {
+            k["users"][0]["user"] =
+                serde_json::json!({"client-certificate": KUBELET_CLIENT, "client-key": KUBELET_CLIENT});
+            node.write_file(KUBELET_KUBECONFIG, serde_yaml_ng::to_string(&k)?.as_bytes(), 0o600).await?;
+        }
+    }
+    node.run_ok("restarting the kubelet", "systemctl restart kubelet && systemctl is-active --quiet kubelet").await?;
+    Ok(())
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
@@ -162,6 +232,12 @@ pub async fn renew(members: &[Member<'_>], m: &ControlPlaneModel) -> anyhow::Res
         wait_serving(x.m.address(), &m.ca_cert, &der, RESTART_WAIT)
             .await
             .with_context(|| format!("control-plane node {} after renewing its certificates", x.m.name))?;
+        let now = OffsetDateTime::now_utc();
+        if kubelet_client_expiry(&x.node).await?.is_some_and(|at| due(at, m.certificates_renew_before_days(), now)) {
+            reissue_kubelet_client(&x.node, &x.m.name, m)
+                .await
+                .with_context(|| format!("re-issuing the kubelet's client certificate on {}", x.m.name))?;
+        }
     }
     Ok(())
 }

@@ -296,6 +296,23 @@ pub async fn observe(ctx: &Context, m: &mut ControlPlaneModel) -> Result<bool, D
     m.nodes = Some(statuses);
     let joined: Vec<&Member<'_>> =
         members.iter().zip(&found).filter(|(_, f)| f.as_ref().is_ok_and(|f| f.joined)).map(|(x, _)| x).collect();
+    let rotation = join_all(joined.iter().map(|x| certs::kubelet_rotates(&x.node))).await;
+    for (x, r) in joined.iter().zip(rotation) {
+        // kubeadm turns it on; off, the kubelet's client certificate only changes when
+        // Strata re-issues it in a renewal.
+        if let Ok(Some(false)) = r {
+            ctx.warn(Diagnostic::warning(
+                format!("Kubelet client certificate rotation is off on control-plane node {}", x.m.name),
+                format!(
+                    "rotateCertificates is not true in {} there, so the kubelet will not renew its client \
+                     certificate itself. Strata re-issues it with the other certificates within \
+                     certificates_renew_before_days of its expiry; turn rotation back on (kubeadm's default) to let \
+                     the kubelet keep it fresh.",
+                    certs::KUBELET_CONFIG
+                ),
+            ));
+        }
+    }
     let read = join_all(joined.iter().map(|x| certs::expiries(&x.node))).await;
     let mut earliest: Option<time::OffsetDateTime> = None;
     for (x, r) in joined.iter().zip(read) {

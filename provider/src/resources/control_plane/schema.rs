@@ -222,7 +222,7 @@ pub fn schema() -> Schema {
         Attribute::optional("certificates_renew_before_days", Type::Number)
             .default(DEFAULT_CERTIFICATES_RENEW_BEFORE_DAYS)
             .validate(Validator::IntBetween(0, 3650))
-            .description("When `certificates_expire_at` is within this many days, the plan shows a renewal and the apply runs `kubeadm certs renew all` on one control-plane node at a time, restarting its static pods and waiting until its API server serves the new certificate and `/readyz` is ok before the next (default 30). Must be shorter than `certificate_validity`."),
+            .description("When `certificates_expire_at` is within this many days, the plan shows a renewal and the apply runs `kubeadm certs renew all` on one control-plane node at a time, restarting its static pods and waiting until its API server serves the new certificate and `/readyz` is ok before the next; a node whose kubelet client certificate is due too (kubeadm leaves it to the kubelet's rotation) gets a new one from the cluster CA in the kubelet's store and its kubelet restarted (default 30). Must be shorter than `certificate_validity`."),
     )
     .attribute(
         Attribute::computed("certificates_expire_at", Type::String)
