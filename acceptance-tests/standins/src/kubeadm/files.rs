@@ -137,8 +137,10 @@ fn kubeconfig_for(
     .to_yaml())
 }
 
-/// The kubeconfig phase: admin.conf (and super-admin.conf on init), kubelet.conf,
-/// controller-manager.conf, scheduler.conf.
+/// The kubeconfig phase: admin.conf, controller-manager.conf, scheduler.conf, and on
+/// init super-admin.conf and kubelet.conf. A control-plane join writes no kubelet.conf:
+/// the kubelet gets it by TLS bootstrap (kubeadm's CreateJoinControlPlaneKubeConfigFiles,
+/// cmd/kubeadm/app/phases/kubeconfig/kubeconfig.go).
 pub fn write_kubeconfigs(c: &ClusterConfiguration, local: &LocalApi, init: bool) -> Result<()> {
     let ca = pki::load_ca(&p(c, "ca.crt"), &p(c, "ca.key"))?;
     let endpoint = endpoint_url(c, local);
@@ -158,6 +160,9 @@ pub fn write_kubeconfigs(c: &ClusterConfiguration, local: &LocalApi, init: bool)
         ("scheduler.conf", local_url.clone(), "system:kube-scheduler", "system:kube-scheduler".into(), vec![]),
     ];
     for (file, server, user, cn, orgs) in files {
+        if file == "kubelet.conf" && !init {
+            continue;
+        }
         let user = if file == "kubelet.conf" { node_user.as_str() } else { user };
         pki::write_file(format!("{k}/{file}"), &kubeconfig_for(&ca, c, &server, user, &cn, &orgs)?, 0o600)?;
     }

@@ -132,7 +132,7 @@ pub async fn run(a: JoinArgs) -> Result<()> {
     config::set_cluster_defaults(&mut cluster, kubeadm);
 
     match &j.control_plane {
-        Some(cp) => join_control_plane(&j, &cluster, cp, &ignore, &ca).await,
+        Some(cp) => join_control_plane(&j, &cluster, cp, &ignore, &ca, &bootstrap).await,
         None => join_worker(&j, &cluster, &bootstrap, &ca).await,
     }
 }
@@ -143,6 +143,7 @@ async fn join_control_plane(
     cp: &super::types::JoinControlPlane,
     ignore: &[String],
     cluster_ca: &str,
+    bootstrap: &Kubeconfig,
 ) -> Result<()> {
     if cluster.control_plane_endpoint.is_empty() {
         bail!("error execution phase preflight: \nOne or more conditions for hosting a new control plane instance is not satisfied.\n\nunable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address\n\nPlease ensure that:\n* The cluster has a stable controlPlaneEndpoint address.\n* The certificates that must be shared among control plane instances are provided.\n");
@@ -184,9 +185,11 @@ async fn join_control_plane(
     files::write_kubeconfigs(cluster, &local, false)
         .context("error execution phase control-plane-prepare/kubeconfig")?;
     files::write_manifests(cluster, &local).context("error execution phase control-plane-prepare/control-plane")?;
+    crate::pki::write_file(format!("{}/bootstrap-kubelet.conf", files::kdir()), &bootstrap.to_yaml(), 0o600)?;
     files::write_kubelet_files(cluster, &j.node_registration, None, false)
         .context("error execution phase kubelet-start")?;
     files::restart_kubelet();
+    wait_tls_bootstrap(j).await?;
     let admin = Kubeconfig::load(&format!("{}/admin.conf", files::kdir()))?;
     let api =
         ApiClient::from_kubeconfig_at(&admin, &format!("https://{}:{}", local.advertise_address, local.bind_port))?;
@@ -210,6 +213,15 @@ async fn join_worker(
     files::write_kubelet_files(cluster, &j.node_registration, None, true)
         .context("error execution phase kubelet-start")?;
     files::restart_kubelet();
+    wait_tls_bootstrap(j).await?;
+    println!("\nThis node has joined the cluster:\n* Certificate signing request was sent to apiserver and a response was received.\n* The Kubelet was informed of the new secure connection details.");
+    Ok(())
+}
+
+/// kubelet-start: waits until the kubelet's TLS bootstrap wrote kubelet.conf, then
+/// removes the bootstrap kubeconfig.
+async fn wait_tls_bootstrap(j: &JoinConfiguration) -> Result<()> {
+    let k = files::kdir();
     println!("[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap");
     let timeout = j
         .timeouts
@@ -226,6 +238,5 @@ async fn join_worker(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let _ = std::fs::remove_file(format!("{k}/bootstrap-kubelet.conf"));
-    println!("\nThis node has joined the cluster:\n* Certificate signing request was sent to apiserver and a response was received.\n* The Kubelet was informed of the new secure connection details.");
     Ok(())
 }
