@@ -94,8 +94,10 @@ pub async fn run(state: Arc<State>) {
             let Ok(mut node) = serde_json::from_slice::<Value>(&raw) else { continue };
             if reconcile(&mut node, OffsetDateTime::now_utc()) {
                 super::rest::bump_resource_version(&mut node);
-                // A Node changed in between is caught on its next write or the next round.
-                let _ = state.etcd.put(&key, &serde_json::to_vec(&node).unwrap_or_default()).await;
+                // Only over the Node as read, as the real controller's update carries its
+                // resourceVersion: a Node changed in between (`kubectl taint`, a kubelet
+                // status) is not overwritten, and is looked at again next round.
+                let _ = state.etcd.put_if(&key, &serde_json::to_vec(&node).unwrap_or_default(), Some(&raw)).await;
             }
         }
     }

@@ -520,32 +520,40 @@ async fn store(
         ("PATCH", Some(name)) => {
             let key = format!("{prefix}{name}");
             let apply = content_type.starts_with("application/apply-patch");
-            let (mut obj, created) = match state.etcd.get(&key).await? {
-                Some(old) => (serde_json::from_slice::<Value>(&old)?, false),
-                // Server-side apply creates what does not exist yet.
-                None if apply => {
-                    let mut o = json!({"metadata": {"name": name}});
-                    prepare_new(t, &mut o).map_err(|e| anyhow::anyhow!(e))?;
-                    (o, true)
+            // As kube-apiserver's GuaranteedUpdate: the patch is applied to the object as
+            // read and written only over that object; a write in between (another client,
+            // the node controller) makes it read and patch again, so no update is lost.
+            loop {
+                let old_raw = state.etcd.get(&key).await?;
+                let (mut obj, created) = match &old_raw {
+                    Some(old) => (serde_json::from_slice::<Value>(old)?, false),
+                    // Server-side apply creates what does not exist yet.
+                    None if apply => {
+                        let mut o = json!({"metadata": {"name": name}});
+                        prepare_new(t, &mut o).map_err(|e| anyhow::anyhow!(e))?;
+                        (o, true)
+                    }
+                    None => return Ok(not_found(t, name)),
+                };
+                let before = obj.clone();
+                if let Err(r) = apply_patch(&mut obj, body, content_type) {
+                    return Ok(*r);
                 }
-                None => return Ok(not_found(t, name)),
-            };
-            let before = obj.clone();
-            if let Err(r) = apply_patch(&mut obj, body, content_type) {
-                return Ok(*r);
-            }
-            if stale(&obj, &before) {
-                return Ok(conflict(t, name));
-            }
-            for k in ["uid", "creationTimestamp", "name", "namespace"] {
-                if let Some(v) = before["metadata"].get(k) {
-                    obj["metadata"][k] = v.clone();
+                if stale(&obj, &before) {
+                    return Ok(conflict(t, name));
+                }
+                for k in ["uid", "creationTimestamp", "name", "namespace"] {
+                    if let Some(v) = before["metadata"].get(k) {
+                        obj["metadata"][k] = v.clone();
+                    }
+                }
+                let mut obj = typed(t, obj);
+                on_write(t, &mut obj);
+                if state.etcd.put_if(&key, &serde_json::to_vec(&obj)?, old_raw.as_deref()).await? {
+                    break (if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(obj))
+                        .into_response();
                 }
             }
-            let mut obj = typed(t, obj);
-            on_write(t, &mut obj);
-            state.etcd.put(&key, &serde_json::to_vec(&obj)?).await?;
-            (if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(obj)).into_response()
         }
         ("DELETE", Some(name)) => {
             if state.etcd.delete(&format!("{prefix}{name}")).await? {
