@@ -159,6 +159,49 @@ pub async fn holds_vip(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<boo
     Ok(out.stdout.split_whitespace().any(|w| w.split('/').next() == Some(vip.as_str())))
 }
 
+/// Adds the VIP bridge (see [`render::vip_bridge`]) to `node`: no prefix route, and a
+/// kernel lifetime so that it goes away by itself should the apply stop before
+/// [`unbridge_vip`]. `replace` also renews one left from an earlier attempt.
+pub async fn bridge_vip(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<()> {
+    let Some(bridge) = render::vip_bridge(m) else { bail!("load_balancer: vip {:?} is not an address/prefix", m.vip) };
+    let nodad = if bridge.addr().is_ipv6() { " nodad" } else { "" };
+    node.run_ok(
+        "keeping the VIP during the keepalived reload",
+        &format!(
+            "ip addr replace {} dev {} noprefixroute{nodad} valid_lft {BRIDGE_LIFETIME_SECS} preferred_lft {BRIDGE_LIFETIME_SECS}",
+            quote(&bridge.to_string()),
+            quote(&m.interface)
+        ),
+    )
+    .await
+    .map(drop)
+}
+
+/// How long a VIP bridge lives if nobody removes it: longer than a reload and an
+/// election, short enough that a node that lost the VIP does not answer for it long.
+const BRIDGE_LIFETIME_SECS: u32 = 30;
+
+/// Removes the VIP bridge once keepalived's own VIP is back.
+pub async fn unbridge_vip(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<()> {
+    let Some(bridge) = render::vip_bridge(m) else { return Ok(()) };
+    let dev = quote(&m.interface);
+    let addr = quote(&bridge.to_string());
+    // Only if still there: its lifetime may have ended it.
+    node.run_ok(
+        "removing the VIP kept during the reload",
+        &format!("if ip -o addr show dev {dev} | awk '{{print $4}}' | grep -qxF -- {addr}; then ip addr del {addr} dev {dev}; fi"),
+    )
+    .await
+    .map(drop)
+}
+
+/// Whether keepalived's own VIP (not the bridge) is on `node`.
+pub async fn keepalived_vip_on(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<bool> {
+    let out =
+        node.run("looking for the VIP", &format!("ip -o addr show dev {} 2>/dev/null", quote(&m.interface))).await?;
+    Ok(render::lists_vip(&out.stdout, m))
+}
+
 /// Stops keepalived (it takes the VIP away) and haproxy, disables both, removes every
 /// file this resource wrote, and deletes the VIP should it still be there.
 pub async fn remove(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<()> {

@@ -8,7 +8,8 @@
 //!    group is the holder alone and nobody takes the VIP when it leaves;
 //! 2. the holder reloads into the new group as MASTER with the owner's priority (255),
 //!    which keepalived makes master at once instead of after a master-down interval:
-//!    the VIP is re-added within milliseconds;
+//!    the VIP is re-added within milliseconds, and a second copy of it ("bridge",
+//!    see `handover_holding_vip`) answers for those milliseconds;
 //! 3. the parked nodes start one at a time, hear the owner and stay backups;
 //! 4. the holder reloads its final configuration: the same group now, so keepalived
 //!    keeps it master (a reload of an instance that exists keeps its state).
@@ -45,7 +46,7 @@ pub async fn regroup(
         install(*i, &files[*i], Keepalived::Park).await?;
     }
     let handover = NodeFiles { keepalived: render::keepalived_handover(m, holder), ..files[holder].clone() };
-    install(holder, &handover, Keepalived::Reload).await?;
+    handover_holding_vip(nodes, m, holder, install(holder, &handover, Keepalived::Reload)).await?;
     wait_only_holder(nodes, m, holder, holder, Duration::ZERO).await?;
     for i in &parked {
         install(*i, &files[*i], Keepalived::Reload).await?;
@@ -63,6 +64,46 @@ pub async fn regroup(
     let settled_on = (m.nopreempt != Some(true)).then(|| (0..m.node.len()).max_by_key(|x| m.priority(*x))).flatten();
     let h = Healthy { rolled: todo, group_changes: false, need_rolled: false, settled_on };
     LoadBalancer::wait_healthy(nodes, m, holder, h).await
+}
+
+/// Runs `reload` (the holder's keepalived into the new group) with the VIP bridged:
+/// keepalived deletes the old instance's VIP before the new instance adds it again, a
+/// gap of milliseconds (more on a loaded node) in which a connection attempt waits for a
+/// SYN retransmission, a second. The bridge (the same address, another prefix length)
+/// answers meanwhile and goes once keepalived's own VIP is back.
+async fn handover_holding_vip(
+    nodes: &[Node],
+    m: &LoadBalancerModel,
+    holder: usize,
+    reload: impl std::future::Future<Output = Result<(), Diagnostics>>,
+) -> Result<(), Diagnostics> {
+    let name = &m.node[holder].node.name;
+    let node = &nodes[holder];
+    deploy::bridge_vip(node, m).await.map_err(|e| on_node(name, e))?;
+    let moved = async {
+        reload.await?;
+        let deadline = Instant::now() + m.election_bound();
+        while !deploy::keepalived_vip_on(node, m).await.map_err(|e| on_node(name, e))? {
+            if Instant::now() > deadline {
+                let state = node.unit_state(KEEPALIVED).await.map_err(|e| on_node(name, e))?;
+                let held = holders(nodes, m).await?;
+                return Err(not_handed_over(
+                    m,
+                    holder,
+                    holder,
+                    &state.active,
+                    &held,
+                    "did not come back from keepalived",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+    .await;
+    // Also after a failure: the node may not hold the VIP for keepalived any more.
+    let unbridged = deploy::unbridge_vip(node, m).await.map_err(|e| Diagnostics::from(on_node(name, e)));
+    moved.and(unbridged)
 }
 
 /// Waits until keepalived runs on `node` and the VIP is on `holder` alone; with a

@@ -33,6 +33,23 @@ pub fn vip_address(m: &LoadBalancerModel) -> String {
     m.vip.split('/').next().unwrap_or_default().to_string()
 }
 
+/// A second copy of the VIP that keeps it answering while keepalived replaces its own
+/// (see `regroup`): the same address with another prefix length, so the kernel keeps
+/// both and deleting keepalived's leaves this one. `None` for a VIP that does not parse
+/// (refused at plan before it gets here).
+pub fn vip_bridge(m: &LoadBalancerModel) -> Option<ipnet::IpNet> {
+    let vip: ipnet::IpNet = m.vip.parse().ok()?;
+    let len = if vip.prefix_len() == vip.max_prefix_len() { vip.max_prefix_len() - 1 } else { vip.max_prefix_len() };
+    ipnet::IpNet::new(vip.addr(), len).ok()
+}
+
+/// Whether `ip -o addr` output lists keepalived's own VIP (address and prefix length as
+/// configured, however the text spells the address).
+pub fn lists_vip(ip_addr_output: &str, m: &LoadBalancerModel) -> bool {
+    let Ok(vip) = m.vip.parse::<ipnet::IpNet>() else { return false };
+    ip_addr_output.split_whitespace().any(|w| w.parse::<ipnet::IpNet>().is_ok_and(|n| n == vip))
+}
+
 fn ms(go: &Option<String>, default: &str) -> u128 {
     parse_go_duration(go.as_deref().unwrap_or(default)).map(|d| d.as_millis()).unwrap_or(0)
 }

@@ -347,3 +347,33 @@ fn the_holder_carries_the_vip_into_a_new_group_as_its_owner() {
     };
     assert_eq!(strip(&k), strip(&last));
 }
+
+#[test]
+fn the_vip_bridge_is_the_same_address_with_another_prefix_length() {
+    let mut m = model();
+    let bridge = |m: &LoadBalancerModel| render::vip_bridge(m).map(|n| n.to_string());
+    m.vip = "10.77.0.100/24".into();
+    assert_eq!(bridge(&m).as_deref(), Some("10.77.0.100/32"));
+    m.vip = "10.77.0.100/32".into();
+    assert_eq!(bridge(&m).as_deref(), Some("10.77.0.100/31"));
+    m.vip = "fd00:0:0::64/64".into();
+    assert_eq!(bridge(&m).as_deref(), Some("fd00::64/128"));
+    m.vip = "fd00::64/128".into();
+    assert_eq!(bridge(&m).as_deref(), Some("fd00::64/127"));
+}
+
+#[test]
+fn keepalived_s_vip_is_told_from_the_bridge_in_ip_addr_output() {
+    let mut m = model();
+    m.vip = "10.77.0.100/24".into();
+    let bridge_only = "2: eth0    inet 10.77.0.11/24 brd 10.77.0.255 scope global eth0\\       valid_lft forever preferred_lft forever\n\
+                       2: eth0    inet 10.77.0.100/32 scope global noprefixroute eth0\\       valid_lft 29sec preferred_lft 29sec\n";
+    assert!(!render::lists_vip(bridge_only, &m));
+    let both = format!("{bridge_only}2: eth0    inet 10.77.0.100/24 scope global secondary eth0\\       valid_lft forever preferred_lft forever\n");
+    assert!(render::lists_vip(&both, &m));
+    m.vip = "fd00:0::64/64".into();
+    assert!(render::lists_vip(
+        "3: eth0    inet6 fd00::64/64 scope global \\       valid_lft forever preferred_lft forever\n",
+        &m
+    ));
+}
