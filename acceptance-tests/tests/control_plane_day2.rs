@@ -210,8 +210,11 @@ fn running_control_plane_refuses_init_settings_and_renews_certificates_node_by_n
         !kubelet_conf.contains("client-certificate-data") && kubelet_conf.contains(KUBELET_CLIENT),
         "{kubelet_conf}"
     );
-    let me =
-        sh_ok(&lab, "node1", "kubectl --kubeconfig /etc/kubernetes/kubelet.conf get node node1 -o jsonpath='{.metadata.name}'");
+    let me = sh_ok(
+        &lab,
+        "node1",
+        "kubectl --kubeconfig /etc/kubernetes/kubelet.conf get node node1 -o jsonpath='{.metadata.name}'",
+    );
     assert_eq!(me.trim(), "node1");
     assert_eq!(sh_ok(&lab, "node2", &format!("cat {KUBELET_CLIENT}")), node2_kubelet_client, "node2's was not due");
     let cp = wd.resource_values("strata_control_plane.k8s").unwrap();

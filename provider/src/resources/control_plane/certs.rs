@@ -84,7 +84,8 @@ pub async fn expiries(node: &Node) -> anyhow::Result<Vec<(String, OffsetDateTime
 /// the one embedded in kubelet.conf when the kubelet has no store (rotation off).
 pub async fn kubelet_client_expiry(node: &Node) -> anyhow::Result<Option<OffsetDateTime>> {
     if let Some(b) = node.read_file(KUBELET_CLIENT).await? {
-        let at = expiry(&String::from_utf8_lossy(&b)).with_context(|| format!("{KUBELET_CLIENT} on {}", node.label()))?;
+        let at =
+            expiry(&String::from_utf8_lossy(&b)).with_context(|| format!("{KUBELET_CLIENT} on {}", node.label()))?;
         return Ok(Some(at));
     }
     let Some(b) = node.read_file(KUBELET_KUBECONFIG).await? else { return Ok(None) };
@@ -114,13 +115,8 @@ pub async fn kubelet_rotates(node: &Node) -> anyhow::Result<Option<bool>> {
 async fn reissue_kubelet_client(node: &Node, node_name: &str, m: &ControlPlaneModel) -> anyhow::Result<()> {
     let validity = super::validate::certificate_validity(&m.certificate_validity()).map_err(|e| anyhow!(e))?;
     let days = (validity.as_secs() / 86_400).max(1) as i64;
-    let leaf = crate::pki::issue_client(
-        &m.ca_cert,
-        &m.ca_key,
-        &format!("system:node:{node_name}"),
-        &["system:nodes"],
-        days,
-    )?;
+    let leaf =
+        crate::pki::issue_client(&m.ca_cert, &m.ca_key, &format!("system:node:{node_name}"), &["system:nodes"], days)?;
     let stamp = OffsetDateTime::now_utc()
         .format(time::macros::format_description!("[year]-[month]-[day]-[hour]-[minute]-[second]"))?;
     let file = format!("{KUBELET_PKI}/kubelet-client-{stamp}.pem");
