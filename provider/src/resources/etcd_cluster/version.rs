@@ -55,8 +55,8 @@ pub fn upstream_of_debian(v: &str) -> String {
 /// How to get a newer etcd, for the user.
 pub const HOW_TO_UPGRADE: &str = "Install etcd 3.5.24 or newer: set release_archive to an etcd release archive \
      (etcd-v3.5.x-linux-amd64.tar.gz, 3.5.24 or later), or give the members a package source that ships one and \
-     pin it with package_version (e.g. Debian unstable's etcd-server 3.5.30-2; Debian 12 ships 3.4.23 and Debian 13 \
-     3.5.16, both too old).";
+     pin it with package_version (Debian 12 ships 3.4.23 and Debian 13 3.5.16, both too old; Debian unstable's \
+     etcd-server 3.5.30-2 installs on Debian 13, or on Debian 12 once its sysusers line `u!` reads `u`).";
 
 /// `Err` (for the user) when `version` is older than kubeadm accepts; `what` says whose it is.
 pub fn require_supported(version: &str, what: &str) -> Result<(), String> {
