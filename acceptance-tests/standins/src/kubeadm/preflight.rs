@@ -120,9 +120,12 @@ pub fn min_external_etcd_version(_kubeadm: crate::version::KubeVersion) -> &'sta
     "3.5.24-0"
 }
 
+/// MAJOR, MINOR, PATCH.
+type Core = (u64, u64, u64);
+
 /// `MAJOR.MINOR.PATCH[-PRE][+BUILD]` for a semantic-version comparison, as kubeadm's
 /// `versionutil.ParseSemantic`.
-fn semver(v: &str) -> Option<((u64, u64, u64), Option<&str>)> {
+fn semver(v: &str) -> Option<(Core, Option<&str>)> {
     let v = v.split('+').next()?;
     let (core, pre) = match v.split_once('-') {
         Some((c, p)) => (c, Some(p)),
