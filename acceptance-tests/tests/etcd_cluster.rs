@@ -1,6 +1,7 @@
 //! strata_etcd_cluster through real Terraform against lab nodes booted with systemd:
-//! etcd 3.4 from the lab's local Debian repository, run as Debian's etcd.service, over
-//! TLS with client-certificate authentication.
+//! etcd 3.5.30 (Debian unstable's packages, which kubeadm accepts) from the lab's local
+//! Debian repository, run as Debian's etcd.service, over TLS with client-certificate
+//! authentication. Debian 12's 3.4.23, also in that repository, is refused.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -344,31 +345,33 @@ fn scale_three_to_five_and_back_refuse_bad_input_and_restore_from_a_snapshot() {
 }
 
 /// An etcd release archive as upstream lays it out, made from the Debian packages'
-/// binaries in the lab's local repository (no upstream download here); its sha256.
-fn release_archive(lab: &LabGuard, dir: &Path) -> (std::path::PathBuf, String) {
+/// binaries of etcd `version` (e.g. `3.5.30`) in the lab's local repository (no upstream
+/// download here); its sha256.
+fn release_archive(lab: &LabGuard, dir: &Path, version: &str) -> (std::path::PathBuf, String) {
     let repo = lab.info().repo.clone().expect("systemd labs have a local repository");
-    let root = dir.join("debs");
-    let top = dir.join("archive/etcd-v3.4.23-linux-amd64");
+    let name = format!("etcd-v{version}-linux-amd64");
+    let root = dir.join(format!("debs-{version}"));
+    let top = dir.join("archive").join(&name);
     std::fs::create_dir_all(&top).unwrap();
     for pkg in ["etcd-server", "etcd-client"] {
         let deb = std::fs::read_dir(&repo)
             .unwrap()
             .map(|e| e.unwrap().path())
-            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{pkg}_")))
-            .unwrap_or_else(|| panic!("{pkg} in {}", repo.display()));
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{pkg}_{version}-")))
+            .unwrap_or_else(|| panic!("{pkg} {version} in {}", repo.display()));
         let st = std::process::Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root).status().unwrap();
         assert!(st.success());
     }
     for bin in ["etcd", "etcdctl"] {
         std::fs::copy(root.join("usr/bin").join(bin), top.join(bin)).unwrap();
     }
-    let tarball = dir.join("etcd-v3.4.23-linux-amd64.tar.gz");
+    let tarball = dir.join(format!("{name}.tar.gz"));
     let st = std::process::Command::new("tar")
         .arg("-czf")
         .arg(&tarball)
         .arg("-C")
         .arg(dir.join("archive"))
-        .arg("etcd-v3.4.23-linux-amd64")
+        .arg(&name)
         .status()
         .unwrap();
     assert!(st.success());
@@ -377,12 +380,46 @@ fn release_archive(lab: &LabGuard, dir: &Path) -> (std::path::PathBuf, String) {
     (tarball, sha)
 }
 
+/// kubeadm 1.34 to 1.36 refuse an external etcd older than 3.5.24 (MinExternalEtcdVersion
+/// 3.5.24-0); so does strata_etcd_cluster: at plan when package_version pins Debian 12's
+/// 3.4.23, and at apply when a release archive turns out to hold 3.4.23, before etcd starts.
+#[test]
+fn an_etcd_older_than_kubeadms_minimum_is_refused_at_plan_or_before_it_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = lab(&tmp.path().join("lab"), 1);
+    write_cas(tmp.path());
+    let pinned = "  package_version = \"3.4.23-4+b4\"\n";
+    let wd = Workdir::new(&provider_dir(), &main_tf(&lab, &[0], "ca", pinned)).unwrap();
+    copy_cas(tmp.path(), &wd, "a", "ca");
+    // Terraform wraps diagnostics in a box: compare words.
+    let words = |s: &str| s.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ");
+    let plan = wd.run(&["plan"]).unwrap();
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
+    for want in ["etcd too old for kubeadm", "package_version \"3.4.23-4+b4\" is etcd 3.4.23", "older than 3.5.24"] {
+        assert!(words(&plan.stderr).contains(want), "{want} in {}", plan.stderr);
+    }
+    assert_ne!(sh(&lab, "node1", "test -e /etc/etcd/strata.env").0, 0, "node touched at plan");
+
+    let (tarball, sha) = release_archive(&lab, tmp.path(), "3.4.23");
+    let archive =
+        format!("  release_archive {{\n    path   = \"{}\"\n    sha256 = \"{sha}\"\n  }}\n", tarball.display());
+    wd.write("main.tf", &main_tf(&lab, &[0], "ca", &archive)).unwrap();
+    let apply = wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap();
+    assert_ne!(apply.code, 0, "{}", apply.stdout);
+    let err = words(&apply.stderr);
+    for want in ["etcd 3.4.23", "older than 3.5.24", "MinExternalEtcdVersion 3.5.24-0", "release_archive"] {
+        assert!(err.contains(want), "{want} in {}", apply.stderr);
+    }
+    assert_ne!(sh(&lab, "node1", "systemctl is-active --quiet etcd").0, 0, "etcd 3.4 was started");
+    assert_ne!(sh(&lab, "node1", "test -e /etc/etcd/strata.env").0, 0, "etcd 3.4 was configured");
+}
+
 #[test]
 fn a_release_archive_checked_by_sha256_installs_etcd_without_its_packages() {
     let tmp = tempfile::tempdir().unwrap();
     let lab = lab(&tmp.path().join("lab"), 1);
     write_cas(tmp.path());
-    let (tarball, sha) = release_archive(&lab, tmp.path());
+    let (tarball, sha) = release_archive(&lab, tmp.path(), "3.5.30");
     let archive = |sha: &str| {
         format!("  release_archive {{\n    path   = \"{}\"\n    sha256 = \"{sha}\"\n  }}\n", tarball.display())
     };
@@ -405,7 +442,7 @@ fn a_release_archive_checked_by_sha256_installs_etcd_without_its_packages() {
     );
     let (code, out, err) = etcdctl(&lab, "node1", &endpoint(&lab, 0), "endpoint health");
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(wd.resource_values("strata_etcd_cluster.main").unwrap()["version"], "3.4.23");
+    assert_eq!(wd.resource_values("strata_etcd_cluster.main").unwrap()["version"], "3.5.30");
     assert_eq!(wd.plan_exit_code().unwrap().code, 0);
 }
 

@@ -45,7 +45,22 @@ pub fn ensure(log: &Path) -> Result<PathBuf> {
 }
 
 fn fetch(tmp: &Path, log: &Path) -> Result<()> {
-    for d in ["lists/partial", "cache/archives/partial", "root"] {
+    fs::create_dir_all(tmp.join("root"))?;
+    let debs = sid_download(tmp, &[format!("kubectl={VERSION}")], log)?;
+    let deb = debs.first().context("apt-get download left no .deb")?;
+    run_logged(Command::new("dpkg").arg("-x").arg(deb).arg(tmp.join("root")), log, "dpkg -x")?;
+    if !tmp.join("root/usr/bin/kubectl").is_file() {
+        bail!("{} holds no usr/bin/kubectl", deb.display());
+    }
+    Ok(())
+}
+
+/// Downloads `packages` (`name=version`) from Debian unstable into `tmp` with apt-get and
+/// a private sources.list, lists and cache under `tmp` (the host's apt configuration is
+/// not touched; apt checks the lists' signatures with Debian's archive keyring and each
+/// file's hash against them). Returns the downloaded `.deb` files.
+pub(crate) fn sid_download(tmp: &Path, packages: &[String], log: &Path) -> Result<Vec<PathBuf>> {
+    for d in ["lists/partial", "cache/archives/partial"] {
         fs::create_dir_all(tmp.join(d))?;
     }
     fs::write(tmp.join("sources.list"), SOURCE)?;
@@ -61,18 +76,12 @@ fn fetch(tmp: &Path, log: &Path) -> Result<()> {
     let mut download = Command::new("apt-get");
     opts(&mut download);
     run_logged(
-        download.arg("download").arg(format!("kubectl={VERSION}")).current_dir(tmp),
+        download.arg("download").args(packages).current_dir(tmp),
         log,
-        "apt-get download kubectl",
+        &format!("apt-get download {}", packages.join(" ")),
     )?;
-    let deb = fs::read_dir(tmp)?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "deb"))
-        .context("apt-get download left no .deb")?;
-    run_logged(Command::new("dpkg").arg("-x").arg(&deb).arg(tmp.join("root")), log, "dpkg -x")?;
-    if !tmp.join("root/usr/bin/kubectl").is_file() {
-        bail!("{} holds no usr/bin/kubectl", deb.display());
-    }
-    Ok(())
+    let mut debs: Vec<PathBuf> =
+        fs::read_dir(tmp)?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "deb")).collect();
+    debs.sort();
+    Ok(debs)
 }

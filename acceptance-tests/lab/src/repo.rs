@@ -43,7 +43,7 @@ pub fn source_line() -> String {
 }
 
 pub fn repo_dir(cache: &Path) -> PathBuf {
-    let mut parts = vec!["repo v1", "no recommends"];
+    let mut parts = vec!["repo v1", "no recommends", "etcd from sid", crate::etcd::VERSION];
     let key = image_key();
     parts.push(&key);
     parts.extend(REPO_PACKAGES);
@@ -77,12 +77,14 @@ pub fn ensure_repo(image: &Path, log: &Path) -> Result<PathBuf> {
     let tmp = parent.join(format!(".build-repo-{}", std::process::id()));
     fs::create_dir_all(tmp.join("partial"))?;
     eprintln!("strata-lab: building the local apt repository {} (log: {})", dir.display(), log.display());
-    let result = download(image, &tmp, log).or_else(|e| {
-        // Stale host package lists (a version vanished from the mirror): refresh once.
-        eprintln!("strata-lab: download failed ({e:#}); running apt-get update and retrying");
-        apt(Command::new("apt-get").arg("update"), log)?;
-        download(image, &tmp, log)
-    });
+    let result = download(image, &tmp, log)
+        .or_else(|e| {
+            // Stale host package lists (a version vanished from the mirror): refresh once.
+            eprintln!("strata-lab: download failed ({e:#}); running apt-get update and retrying");
+            apt(Command::new("apt-get").arg("update"), log)?;
+            download(image, &tmp, log)
+        })
+        .and_then(|()| add_etcd(&tmp, log));
     if let Err(e) = result.and_then(|()| index(image, &tmp, log)) {
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
@@ -104,6 +106,16 @@ fn download(image: &Path, into: &Path, log: &Path) -> Result<()> {
         .args(["-o=APT::Install-Recommends=false", "--download-only", "-y", "install"])
         .args(REPO_PACKAGES);
     apt(&mut cmd, log)
+}
+
+/// Debian unstable's etcd 3.5 (see [`crate::etcd`]) beside bookworm's 3.4: apt on a node
+/// picks the newer one, and `etcd-server=3.4.23-4+b4` can still be pinned.
+fn add_etcd(dir: &Path, log: &Path) -> Result<()> {
+    for deb in crate::etcd::ensure(log)? {
+        let name = deb.file_name().context("a file name")?;
+        fs::copy(&deb, dir.join(name)).with_context(|| format!("copying {}", deb.display()))?;
+    }
+    Ok(())
 }
 
 fn index(image: &Path, dir: &Path, log: &Path) -> Result<()> {
@@ -128,6 +140,10 @@ fn index(image: &Path, dir: &Path, log: &Path) -> Result<()> {
         if !packages.lines().any(|l| l == format!("Package: {p}")) && !is_installed(&image_status, p) {
             bail!("the local repository lacks {p} after the download; {}", log_tail(log, 20));
         }
+    }
+    let etcd = format!("Version: {}", crate::etcd::VERSION);
+    if !packages.split("\n\n").any(|s| s.lines().any(|l| l == "Package: etcd-server") && s.lines().any(|l| l == etcd)) {
+        bail!("the local repository lacks etcd-server {} after indexing", crate::etcd::VERSION);
     }
     Ok(())
 }

@@ -281,6 +281,54 @@ impl Etcd {
     }
 }
 
+/// Each endpoint's `etcdserver` from its `/version` (JSON `{"etcdserver":"3.5.30",
+/// "etcdcluster":"3.5.0"}`), read over HTTPS with the client certificate and the server
+/// verified against the etcd CA, as kubeadm's ExternalEtcdVersionCheck does.
+pub async fn server_versions(
+    endpoints: &[String],
+    ca_file: &str,
+    cert_file: &str,
+    key_file: &str,
+) -> Result<Vec<(String, Result<String>)>> {
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(10));
+    if !ca_file.is_empty() {
+        let pem = std::fs::read(ca_file)
+            .with_context(|| format!("couldn't load external etcd's server certificate {ca_file}"))?;
+        b = b.tls_built_in_root_certs(false);
+        for c in reqwest::Certificate::from_pem_bundle(&pem).with_context(|| format!("the etcd CA {ca_file}"))? {
+            b = b.add_root_certificate(c);
+        }
+    }
+    if !cert_file.is_empty() && !key_file.is_empty() {
+        let mut pem = std::fs::read(cert_file).with_context(|| format!("reading {cert_file}"))?;
+        pem.push(b'\n');
+        pem.extend(std::fs::read(key_file).with_context(|| format!("reading {key_file}"))?);
+        let id = reqwest::Identity::from_pem(&pem).with_context(|| {
+            format!("couldn't load external etcd's certificate and key pair {cert_file}, {key_file}")
+        })?;
+        b = b.identity(id);
+    }
+    let http = b.build()?;
+    let mut out = Vec::new();
+    for ep in endpoints {
+        let url = format!("{}/version", ep.trim_end_matches('/'));
+        let r = async {
+            let resp = http.get(&url).send().await.map_err(|e| anyhow!("Get {url:?}: {e:#}"))?;
+            if resp.status().is_server_error() {
+                anyhow::bail!("server responded with non-successful status: {}", resp.status());
+            }
+            let v: serde_json::Value = resp.json().await.with_context(|| format!("decoding {url}"))?;
+            Ok(v.get("etcdserver").and_then(|s| s.as_str()).unwrap_or_default().to_string())
+        }
+        .await;
+        out.push((ep.clone(), r));
+    }
+    Ok(out)
+}
+
 trait IoStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> IoStream for T {}
 

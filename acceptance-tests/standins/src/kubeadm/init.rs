@@ -100,7 +100,7 @@ pub async fn run(a: InitArgs) -> Result<()> {
     }
     preflight::dir_available(&mut c, &format!("{k}/manifests"));
     if let Some(x) = &cluster.etcd.external {
-        preflight::external_etcd(&mut c, x).await;
+        preflight::external_etcd(&mut c, x, kubeadm).await;
     }
     c.finish(&ignore).context("error execution phase preflight")?;
 

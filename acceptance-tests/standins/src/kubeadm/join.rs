@@ -167,7 +167,7 @@ async fn join_control_plane(
     }
     let mut c = preflight::Checks::default();
     if let Some(x) = &cluster.etcd.external {
-        preflight::external_etcd(&mut c, x).await;
+        preflight::external_etcd(&mut c, x, super::kubeadm_version()?).await;
     }
     c.finish(ignore).context("error execution phase preflight")?;
     let advertise = if cp.local_api_endpoint.advertise_address.is_empty() {

@@ -111,9 +111,61 @@ pub fn file_available(c: &mut Checks, file: &str) {
     }
 }
 
-/// External etcd: every endpoint is asked for its status over TLS with the client
-/// certificate; the check fails if none answers (a lost member is reported as a warning).
-pub async fn external_etcd(c: &mut Checks, e: &ExternalEtcd) {
+/// kubeadm's `MinExternalEtcdVersion` (`cmd/kubeadm/app/constants/constants.go`) for the
+/// minors the stand-ins pin: `3.5.24-0` in each. 1.35 and 1.36 carry it from
+/// kubernetes#134779 ("Bump supported etcd version to v3.5.24"), 1.34 from its
+/// release-1.34 backport kubernetes#134861 (in 1.34.2 and later; the stand-ins pin 1.34.3).
+/// (Another minor would need its own value looked up; none is pinned.)
+pub fn min_external_etcd_version(_kubeadm: crate::version::KubeVersion) -> &'static str {
+    "3.5.24-0"
+}
+
+/// MAJOR, MINOR, PATCH.
+type Core = (u64, u64, u64);
+
+/// `MAJOR.MINOR.PATCH[-PRE][+BUILD]` for a semantic-version comparison, as kubeadm's
+/// `versionutil.ParseSemantic`.
+fn semver(v: &str) -> Option<(Core, Option<&str>)> {
+    let v = v.split('+').next()?;
+    let (core, pre) = match v.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (v, None),
+    };
+    let n: Vec<u64> = core.split('.').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    (n.len() == 3).then_some(((n[0], n[1], n[2]), pre))
+}
+
+/// `version.LessThan(min)` of kubeadm's versionutil (a pre-release sorts before its release).
+fn less_than(version: &str, min: &str) -> Option<bool> {
+    let ((a, ap), (b, bp)) = (semver(version)?, semver(min)?);
+    Some(match a.cmp(&b) {
+        std::cmp::Ordering::Equal => match (ap, bp) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(x), Some(y)) => x < y,
+        },
+        o => o == std::cmp::Ordering::Less,
+    })
+}
+
+/// What kubeadm's ExternalEtcdVersionCheck says of one endpoint's `/version` answer
+/// (`etcdserver`): the error, or `None` when the version is accepted.
+pub fn etcd_version_error(etcdserver: &str, min: &str) -> Option<String> {
+    match less_than(etcdserver, min) {
+        None => Some(format!("couldn't parse external etcd version {etcdserver:?}")),
+        Some(true) => Some(format!(
+            "this version of kubeadm only supports external etcd version >= {min}. Current version: {etcdserver}"
+        )),
+        Some(false) => None,
+    }
+}
+
+/// External etcd, as kubeadm's ExternalEtcdVersionCheck (`cmd/kubeadm/app/preflight/checks.go`):
+/// every endpoint's `/version` is read over TLS with the client certificate (the server
+/// verified against the etcd CA), and an `etcdserver` older than `MinExternalEtcdVersion`
+/// is an `[ERROR ExternalEtcdVersion]` per endpoint. One difference: an endpoint that does
+/// not answer is a warning while another answers (kubeadm makes it an error too).
+pub async fn external_etcd(c: &mut Checks, e: &ExternalEtcd, kubeadm: crate::version::KubeVersion) {
     for f in [&e.ca_file, &e.cert_file, &e.key_file] {
         if !f.is_empty() && !Path::new(f).is_file() {
             c.error(&format!("FileExisting-{}", check_name(f)), format!("{f} not found"));
@@ -126,21 +178,67 @@ pub async fn external_etcd(c: &mut Checks, e: &ExternalEtcd) {
             return;
         }
     }
-    let client = match crate::etcd::Etcd::new(&e.endpoints, &e.ca_file, &e.cert_file, &e.key_file) {
-        Ok(c) => c,
+    let versions = match crate::etcd::server_versions(&e.endpoints, &e.ca_file, &e.cert_file, &e.key_file).await {
+        Ok(v) => v,
         Err(err) => {
             c.error("ExternalEtcdVersion", format!("{err:#}"));
             return;
         }
     };
-    let statuses = client.statuses().await;
+    let min = min_external_etcd_version(kubeadm);
     let failed: Vec<String> =
-        statuses.iter().filter_map(|(ep, r)| r.as_ref().err().map(|e| format!("{ep}: {e:#}"))).collect();
-    if failed.len() == statuses.len() {
+        versions.iter().filter_map(|(ep, r)| r.as_ref().err().map(|e| format!("{ep}: {e:#}"))).collect();
+    if failed.len() == versions.len() {
         c.error("ExternalEtcdVersion", format!("no etcd endpoint answered over TLS: {}", failed.join("; ")));
-    } else {
-        for f in failed {
-            c.warn("ExternalEtcdVersion", f);
+        return;
+    }
+    for f in failed {
+        c.warn("ExternalEtcdVersion", f);
+    }
+    for (_, r) in &versions {
+        if let Some(msg) = r.as_ref().ok().and_then(|v| etcd_version_error(v, min)) {
+            c.error("ExternalEtcdVersion", msg);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::version::KubeVersion;
+
+    /// cmd/kubeadm/app/preflight/checks.go, ExternalEtcdVersionCheck.Check: the message,
+    /// and the comparison with constants.MinExternalEtcdVersion as a semantic version.
+    #[test]
+    fn an_external_etcd_older_than_kubeadms_minimum_is_refused_with_kubeadms_message() {
+        for kubeadm in ["v1.34.3", "v1.35.0", "v1.36.1", "v1.36.2"] {
+            let min = min_external_etcd_version(KubeVersion::parse(kubeadm).unwrap());
+            assert_eq!(min, "3.5.24-0", "{kubeadm}");
+            assert_eq!(
+                etcd_version_error("3.4.23", min).as_deref(),
+                Some(
+                    "this version of kubeadm only supports external etcd version >= 3.5.24-0. Current version: 3.4.23"
+                ),
+                "{kubeadm}"
+            );
+            for old in ["3.5.16", "3.5.23", "3.5.23-rc.1"] {
+                assert!(etcd_version_error(old, min).is_some(), "{kubeadm} {old}");
+            }
+            for ok in ["3.5.24", "3.5.30", "3.6.6"] {
+                assert_eq!(etcd_version_error(ok, min), None, "{kubeadm} {ok}");
+            }
+        }
+        assert!(etcd_version_error("not-a-version", "3.5.24-0").unwrap().contains("couldn't parse"));
+    }
+
+    #[test]
+    fn the_version_error_is_fatal_unless_ignored() {
+        let mut c = Checks::default();
+        c.error("ExternalEtcdVersion", etcd_version_error("3.4.23", "3.5.24-0").unwrap());
+        let e = c.finish(&[]).unwrap_err().to_string();
+        assert!(e.contains("[ERROR ExternalEtcdVersion]: this version of kubeadm only supports external etcd version >= 3.5.24-0. Current version: 3.4.23"), "{e}");
+        let mut c = Checks::default();
+        c.error("ExternalEtcdVersion", etcd_version_error("3.4.23", "3.5.24-0").unwrap());
+        assert!(c.finish(&["ExternalEtcdVersion".into()]).is_ok());
     }
 }

@@ -389,6 +389,7 @@ async fn form(m: &EtcdClusterModel, members: &[Member<'_>], issued: &Issued) -> 
     };
     try_join_all(members.iter().map(|x| async {
         x.install(m.package_version.as_deref(), m.release_archive.as_ref()).await?;
+        x.require_supported().await?;
         x.write_config(&m.ca_cert, issued, &data_dir).await?;
         x.write_initial(&member::render_initial(&initial, "new", &token)).await?;
         if let Some(snap) = &snapshot {
@@ -463,6 +464,7 @@ pub async fn converge(
         let found = x.inspect(&data_dir).await?;
         let before = x.version().await?;
         x.install(m.package_version.as_deref(), m.release_archive.as_ref()).await?;
+        x.require_supported().await?;
         if found.active && before.is_some() && x.version().await? != before {
             x.wait_healthy().await?;
         }

@@ -289,6 +289,17 @@ impl Member<'_> {
         Ok(())
     }
 
+    /// Refuses an etcd older than kubeadm accepts (see [`super::version`]), from what
+    /// `etcd --version` says on the node once etcd is installed.
+    pub async fn require_supported(&self) -> anyhow::Result<()> {
+        let what = format!("member {} ({})", self.m.name, self.node.label());
+        match self.version().await? {
+            Some(v) => super::version::require_supported(&v, &what)
+                .map_err(|e| anyhow!("{e} etcd was not started or restarted with this version on {}.", self.m.name)),
+            None => bail!("{what}: `etcd --version` printed no version once etcd was installed"),
+        }
+    }
+
     pub async fn version(&self) -> anyhow::Result<Option<String>> {
         let out = self.node.run("reading the etcd version", "etcd --version 2>/dev/null | head -n 1").await?;
         Ok(out.stdout.trim().strip_prefix("etcd Version:").map(|v| v.trim().to_string()))

@@ -8,6 +8,7 @@ mod certs;
 mod cluster;
 mod member;
 mod schema;
+mod version;
 
 use std::collections::BTreeSet;
 
@@ -178,6 +179,15 @@ impl Resource for EtcdCluster {
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         validate_members(config, diags);
+        // The version is known at plan only when it is pinned; otherwise the apply checks
+        // what each member runs (`etcd --version`) before etcd is started or restarted.
+        if let Some(Value::String(v)) = config.attr("package_version") {
+            if let Err(e) =
+                version::require_supported(&version::upstream_of_debian(v), &format!("package_version {v:?}"))
+            {
+                diags.push(Diagnostic::error("etcd too old for kubeadm", e).at(AttributePath::root("package_version")));
+            }
+        }
         if let Some(a @ Value::Object(_)) = config.attr("release_archive") {
             if let (Some(Value::String(path)), Some(Value::String(sha256))) = (a.attr("path"), a.attr("sha256")) {
                 let m = ReleaseArchiveModel { path: path.clone(), sha256: sha256.clone() };

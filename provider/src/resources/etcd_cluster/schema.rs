@@ -83,8 +83,12 @@ pub fn schema() -> Schema {
             .description("How many snapshots to keep (at least 1, default 24); older ones are deleted."),
     );
     let block = Block::new(
-        "An external etcd cluster over TLS (etcd 3.4, Debian's `etcd-server` as `etcd.service`), for a kubeadm \
-         control plane. Every member serves clients and peers over TLS with client-certificate authentication, \
+        "An external etcd cluster over TLS (Debian's `etcd-server` as `etcd.service`, or a release archive), for a \
+         kubeadm control plane. The etcd must be 3.5.24 or newer: kubeadm 1.34 to 1.36 refuse an older external etcd \
+         in preflight (`MinExternalEtcdVersion` 3.5.24-0, `[ERROR ExternalEtcdVersion]`), so an older one is refused \
+         here first: at plan when `package_version` pins it, otherwise at apply from `etcd --version` on each member \
+         once etcd is installed, before etcd is started or restarted. Debian 12 (3.4.23) and Debian 13 (3.5.16) ship \
+         older versions; use a release archive or a package source that ships 3.5.24 or newer. Every member serves clients and peers over TLS with client-certificate authentication, \
          from certificates issued from `ca_cert` and kept in state. Membership changes one member at a time, \
          never below quorum. Read observes the cluster (member list, health over TLS from a member, certificates \
          on disk): an unhealthy or missing member is drift the next apply repairs. Changes that restart etcd \
@@ -134,8 +138,8 @@ pub fn schema() -> Schema {
     ))
     .attribute(
         Attribute::optional("package_version", Type::String)
-            .validate(Validator::Matches(r"[A-Za-z0-9.+~:-]+", "a Debian package version, e.g. 3.4.23-4+b4"))
-            .description("Pin the Debian packages `etcd-server` and `etcd-client` to this version (default: what the node's apt sources offer)."),
+            .validate(Validator::Matches(r"[A-Za-z0-9.+~:-]+", "a Debian package version, e.g. 3.5.30-2"))
+            .description("Pin the Debian packages `etcd-server` and `etcd-client` to this version (default: what the node's apt sources offer). A version older than 3.5.24 (e.g. Debian 12's `3.4.23-4+b4`) is refused at plan: kubeadm refuses it."),
     )
     .attribute(
         Attribute::optional("certificate_validity_days", Type::Number)
@@ -185,7 +189,7 @@ pub fn schema() -> Schema {
         )
         .attribute(
             Attribute::required("path", Type::String)
-                .description("The archive, e.g. `etcd-v3.4.23-linux-amd64.tar.gz` (a directory holding `etcd` and `etcdctl`)."),
+                .description("The archive, e.g. `etcd-v3.5.30-linux-amd64.tar.gz` (a directory holding `etcd` and `etcdctl`); its etcd must be 3.5.24 or newer (checked on each node before etcd starts)."),
         )
         .attribute(
             Attribute::required("sha256", Type::String)

@@ -298,3 +298,17 @@ fn a_data_dir_change_is_refused_and_removing_a_majority_too() {
     let p = AnyResource::plan(&EtcdCluster, &ctx, &config(prior.clone()), &config(one_less.clone()), &config(one_less));
     assert!(p.diagnostics.is_empty(), "{}", p.diagnostics);
 }
+
+#[test]
+fn a_pinned_etcd_older_than_kubeadms_minimum_is_refused_at_plan() {
+    let mut j = base(three());
+    j["package_version"] = "3.4.23-4+b4".into();
+    let d = AnyResource::validate(&EtcdCluster, &config(j.clone()));
+    assert_eq!(paths(&d, true), vec!["package_version"]);
+    let msg = d.iter().map(|d| format!("{} {}", d.summary, d.detail)).collect::<String>();
+    assert!(msg.contains("3.4.23") && msg.contains("3.5.24"), "{msg}");
+    for ok in ["3.5.30-2", "3.5.24-1", "3.6.6-1"] {
+        j["package_version"] = ok.into();
+        assert!(AnyResource::validate(&EtcdCluster, &config(j.clone())).is_empty(), "{ok}");
+    }
+}
