@@ -44,6 +44,10 @@ fn tls_config(state: &State) -> Result<rustls::ServerConfig> {
         .context("the serving certificate and key")
 }
 
+/// How long a stopping server waits for a new connection's first request (Go's
+/// `http.Server.Shutdown` treats a connection still in `StateNew` after 5 s as idle).
+const NEW_CONNECTION_GRACE: Duration = Duration::from_secs(5);
+
 pub async fn serve(state: Arc<State>) -> Result<()> {
     let acceptor = TlsAcceptor::from(Arc::new(tls_config(&state)?));
     let addr = format!("{}:{}", state.flags.bind_address, state.flags.secure_port);
@@ -68,7 +72,10 @@ pub async fn serve(state: Arc<State>) -> Result<()> {
                     let peer = PeerCert(
                         tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| crate::pki::subject_of(c)),
                     );
+                    let (asked, mut first_request) = tokio::sync::watch::channel(false);
+                    let asked = Arc::new(asked);
                     let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                        asked.send_replace(true);
                         req.extensions_mut().insert(peer.clone());
                         let app = app.clone();
                         async move { Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|e| match e {})) }
@@ -77,8 +84,18 @@ pub async fn serve(state: Arc<State>) -> Result<()> {
                     tokio::pin!(conn);
                     tokio::select! {
                         _ = conn.as_mut() => return,
-                        _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+                        _ = stop.wait_for(|s| *s) => {}
                     }
+                    // Go's http.Server.Shutdown (kube-apiserver's) closes a connection that
+                    // has not sent its first request only once it is 5 s old: one accepted
+                    // just before the SIGTERM still gets its answer.
+                    if !*first_request.borrow() {
+                        tokio::select! {
+                            _ = conn.as_mut() => return,
+                            _ = tokio::time::timeout(NEW_CONNECTION_GRACE, first_request.wait_for(|s| *s)) => {}
+                        }
+                    }
+                    conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 });
             }
