@@ -152,11 +152,17 @@ pub async fn observe(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<Obser
     })
 }
 
+/// Whether `node` holds the VIP: keepalived's, or the bridge of a reload under way.
 pub async fn holds_vip(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<bool> {
+    let vip = render::vip_net(m).map(|v| v.addr());
+    Ok(interface_addresses(node, m).await?.iter().any(|a| Some(a.addr()) == vip))
+}
+
+/// The addresses on the VIP's interface.
+async fn interface_addresses(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<Vec<ipnet::IpNet>> {
     let out =
         node.run("looking for the VIP", &format!("ip -o addr show dev {} 2>/dev/null", quote(&m.interface))).await?;
-    let vip = render::vip_address(m);
-    Ok(out.stdout.split_whitespace().any(|w| w.split('/').next() == Some(vip.as_str())))
+    Ok(render::addresses(&out.stdout))
 }
 
 /// Adds the VIP bridge (see [`render::vip_bridge`]) to `node`: no prefix route, and a
@@ -181,25 +187,20 @@ pub async fn bridge_vip(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<()
 /// election, short enough that a node that lost the VIP does not answer for it long.
 const BRIDGE_LIFETIME_SECS: u32 = 30;
 
-/// Removes the VIP bridge once keepalived's own VIP is back.
+/// Removes the VIP bridge (if its lifetime has not ended it already).
 pub async fn unbridge_vip(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<()> {
     let Some(bridge) = render::vip_bridge(m) else { return Ok(()) };
-    let dev = quote(&m.interface);
-    let addr = quote(&bridge.to_string());
-    // Only if still there: its lifetime may have ended it.
-    node.run_ok(
-        "removing the VIP kept during the reload",
-        &format!("if ip -o addr show dev {dev} | awk '{{print $4}}' | grep -qxF -- {addr}; then ip addr del {addr} dev {dev}; fi"),
-    )
-    .await
-    .map(drop)
+    if interface_addresses(node, m).await?.contains(&bridge) {
+        let cmd = format!("ip addr del {} dev {}", quote(&bridge.to_string()), quote(&m.interface));
+        node.run_ok("removing the VIP kept during the reload", &cmd).await?;
+    }
+    Ok(())
 }
 
 /// Whether keepalived's own VIP (not the bridge) is on `node`.
 pub async fn keepalived_vip_on(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<bool> {
-    let out =
-        node.run("looking for the VIP", &format!("ip -o addr show dev {} 2>/dev/null", quote(&m.interface))).await?;
-    Ok(render::lists_vip(&out.stdout, m))
+    let vip = render::vip_net(m);
+    Ok(interface_addresses(node, m).await?.iter().any(|a| Some(*a) == vip))
 }
 
 /// Stops keepalived (it takes the VIP away) and haproxy, disables both, removes every
@@ -225,6 +226,8 @@ pub async fn remove(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<()> {
     let drop_in = format!("/etc/systemd/system/{HAPROXY}.d/{DROP_IN_NAME}.conf");
     node.remove_file(&drop_in).await?;
     node.run_ok("reloading systemd units", "systemctl daemon-reload").await?;
+    // A bridge left by a reload that failed would answer for the VIP until it expires.
+    unbridge_vip(node, m).await?;
     if holds_vip(node, m).await? {
         node.run_ok("removing the VIP", &format!("ip addr del {} dev {}", quote(&m.vip), quote(&m.interface))).await?;
     }

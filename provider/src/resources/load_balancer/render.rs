@@ -33,21 +33,24 @@ pub fn vip_address(m: &LoadBalancerModel) -> String {
     m.vip.split('/').next().unwrap_or_default().to_string()
 }
 
+/// The VIP as keepalived configures it (address and prefix length). `None` for one
+/// that does not parse (refused at plan before it gets here).
+pub fn vip_net(m: &LoadBalancerModel) -> Option<ipnet::IpNet> {
+    m.vip.parse().ok()
+}
+
 /// A second copy of the VIP that keeps it answering while keepalived replaces its own
 /// (see `regroup`): the same address with another prefix length, so the kernel keeps
-/// both and deleting keepalived's leaves this one. `None` for a VIP that does not parse
-/// (refused at plan before it gets here).
+/// both and deleting keepalived's leaves this one.
 pub fn vip_bridge(m: &LoadBalancerModel) -> Option<ipnet::IpNet> {
-    let vip: ipnet::IpNet = m.vip.parse().ok()?;
+    let vip = vip_net(m)?;
     let len = if vip.prefix_len() == vip.max_prefix_len() { vip.max_prefix_len() - 1 } else { vip.max_prefix_len() };
     ipnet::IpNet::new(vip.addr(), len).ok()
 }
 
-/// Whether `ip -o addr` output lists keepalived's own VIP (address and prefix length as
-/// configured, however the text spells the address).
-pub fn lists_vip(ip_addr_output: &str, m: &LoadBalancerModel) -> bool {
-    let Ok(vip) = m.vip.parse::<ipnet::IpNet>() else { return false };
-    ip_addr_output.split_whitespace().any(|w| w.parse::<ipnet::IpNet>().is_ok_and(|n| n == vip))
+/// The `address/prefix` words of `ip -o addr` output, however the text spells them.
+pub fn addresses(ip_addr_output: &str) -> Vec<ipnet::IpNet> {
+    ip_addr_output.split_whitespace().filter_map(|w| w.parse().ok()).collect()
 }
 
 fn ms(go: &Option<String>, default: &str) -> u128 {

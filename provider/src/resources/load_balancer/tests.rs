@@ -366,13 +366,17 @@ fn the_vip_bridge_is_the_same_address_with_another_prefix_length() {
 fn keepalived_s_vip_is_told_from_the_bridge_in_ip_addr_output() {
     let mut m = model();
     m.vip = "10.77.0.100/24".into();
+    let keepalived_s = |out: &str, m: &LoadBalancerModel| render::addresses(out).contains(&render::vip_net(m).unwrap());
     let bridge_only = "2: eth0    inet 10.77.0.11/24 brd 10.77.0.255 scope global eth0\\       valid_lft forever preferred_lft forever\n\
                        2: eth0    inet 10.77.0.100/32 scope global noprefixroute eth0\\       valid_lft 29sec preferred_lft 29sec\n";
-    assert!(!render::lists_vip(bridge_only, &m));
-    let both = format!("{bridge_only}2: eth0    inet 10.77.0.100/24 scope global secondary eth0\\       valid_lft forever preferred_lft forever\n");
-    assert!(render::lists_vip(&both, &m));
+    assert!(!keepalived_s(bridge_only, &m));
+    assert!(render::addresses(bridge_only).contains(&render::vip_bridge(&m).unwrap()));
+    let both = format!(
+        "{bridge_only}2: eth0    inet 10.77.0.100/24 scope global secondary eth0\\       valid_lft forever preferred_lft forever\n"
+    );
+    assert!(keepalived_s(&both, &m));
     m.vip = "fd00:0::64/64".into();
-    assert!(render::lists_vip(
+    assert!(keepalived_s(
         "3: eth0    inet6 fd00::64/64 scope global \\       valid_lft forever preferred_lft forever\n",
         &m
     ));
