@@ -232,7 +232,7 @@ pub fn schema() -> Schema {
          holder last. When the VRRP group changes (`virtual_router_id`, `auth_pass`, `advert_interval`, \
          `interface`, `unicast`), the VIP never moves: the other nodes get their new configuration with keepalived \
          stopped for a few seconds, the holder reloads into the new group as its master (with the owner's \
-         priority, 255, so it takes the VIP at once), the others start one at a time as backups of it, and the \
+         priority, 255, so it takes the VIP at once; a second copy of the VIP address, another prefix length with a 30 s lifetime, answers while keepalived swaps its own and is removed after), the others start one at a time as backups of it, and the \
          holder then reloads with its own priority. Only for those seconds can the VIP not fail over. A node counts as gone only when it \
          does not answer on its own address (refused, no route, timed out); a bastion, DNS, login or host-key \
          failure fails the refresh naming the node, and nothing is planned for creation. See \
