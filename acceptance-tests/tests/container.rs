@@ -294,9 +294,29 @@ resource "strata_container" "nfs" {
     assert_eq!(v["vm_id"], json!(150));
     assert_eq!(v["ipv4_addresses"], json!(["10.0.0.30"]));
 
-    // A wrong node or kind is refused.
-    let r = wd.run(&["import", "-input=false", "strata_container.other", "pve2/150"]).unwrap();
-    assert_ne!(r.code, 0);
+    // A wrong node or kind is refused by the provider: the targets are declared (in a
+    // second directory, without the import block), so Terraform asks the provider.
+    let declared = format!(
+        "{}\nresource \"strata_vm\" \"other\" {{\n  node = \"pve1\"\n  name = \"legacy-nfs\"\n}}\n",
+        &tf[tf.find("resource ").unwrap()..].replace("\"strata_container\" \"nfs\"", "\"strata_container\" \"other\"")
+    );
+    let other = sim.workdir(&declared);
+    let refused = |address: &str, id: &str| {
+        let r = other.run(&["import", "-input=false", address, id]).unwrap();
+        assert_ne!(r.code, 0, "{address} {id}: {}", r.stdout);
+        // Terraform wraps a diagnostic's detail: compare with the line breaks as spaces.
+        let flat = r.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(!flat.contains("does not exist in the configuration"), "{address}: Terraform refused: {flat}");
+        flat
+    };
+    let flat = refused("strata_container.other", "pve2/150");
+    assert!(
+        flat.contains("Container is on another node") && flat.contains("CT 150 is on node \"pve1\", not \"pve2\""),
+        "{flat}"
+    );
+    let flat = refused("strata_vm.other", "pve1/150");
+    assert!(flat.contains("No such VM") && flat.contains("There is no VM 150 in the cluster"), "{flat}");
+    assert!(other.run(&["state", "list"]).unwrap().stdout.trim().is_empty(), "nothing was imported");
 
     // Recording the source later (Proxmox keeps none) changes nothing in Proxmox.
     wd.write(

@@ -298,7 +298,7 @@ fn running_control_plane_refuses_init_settings_and_renews_certificates_node_by_n
         .replace("strata_etcd_cluster.main.ca_certificate", "file(\"etcd-ca.crt\")")
         .replace("strata_etcd_cluster.main.client_certificate", "file(\"etcd-client.crt\")")
         .replace("strata_etcd_cluster.main.client_private_key", "file(\"etcd-client.key\")")
-        .replace("  depends_on = [strata_load_balancer.api]\n", "");
+        .replace(CP_DEPENDS_ON, "");
     assert!(!tf[tf.find("resource \"strata_control_plane\"").unwrap()..].contains("\"node3\""), "{tf}");
     wd.write("main.tf", &tf).unwrap();
     let t = Instant::now();

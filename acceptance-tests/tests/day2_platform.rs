@@ -100,6 +100,7 @@ resource "strata_etcd_cluster" "main" {{
   ca_key  = strata_cluster_secrets.this.etcd_ca_key
 {members}}}
 
+{node_config}
 {load_balancer}
 {control_plane}
 resource "strata_worker" "{WORKER}" {{
@@ -111,7 +112,8 @@ resource "strata_worker" "{WORKER}" {{
   labels = {{
     "node-role.kubernetes.io/worker" = ""
   }}
-{worker_ssh}}}
+{worker_ssh}  depends_on = [strata_node_config.kube]
+}}
 
 resource "strata_nfs_export" "prod" {{
 {nfs_ssh}  name    = "k8s-prod"
@@ -131,6 +133,11 @@ output "ca" {{
 }}
 "#,
         provider = ssh_provider(&key, known_hosts),
+        // ip_forward on the kubeadm nodes, reached as the other resources reach them.
+        node_config = node_config_resource(
+            "kube",
+            &[&CP[..], &[WORKER]].concat().iter().map(|n| (n.to_string(), host(n))).collect::<Vec<_>>()
+        ),
         load_balancer = load_balancer_resource(lab, d.vrid, &lb_nodes),
         control_plane = control_plane_resource(lab, "v1.35.0", &cp_nodes),
         worker = address(lab, WORKER),

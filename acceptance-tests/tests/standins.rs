@@ -180,6 +180,14 @@ fn standins_init_join_upgrade_and_reset_on_lab_nodes() {
             });
         }
     });
+    // What an installation sets before kubeadm (strata_node_config's sysctl in the
+    // provider's examples): IPv4 forwarding, which kubeadm's preflight requires.
+    // node1 starts without it (a fresh network namespace's 0, set here so the check
+    // bites whatever the host has): kubeadm init must refuse it first.
+    for node in ["node2", "node3"] {
+        sh_ok(&lab, node, "sysctl -qw net.ipv4.ip_forward=1");
+    }
+    sh_ok(&lab, "node1", "sysctl -qw net.ipv4.ip_forward=0");
     assert_eq!(sh_ok(&lab, "node1", "kubeadm version -o short").trim(), "v1.35.0");
     // Before kubeadm ran, the kubelet crash-loops (no config), as the real one does.
     let (_, state, _) = sh(&lab, "node1", "systemctl is-active kubelet");
@@ -255,6 +263,18 @@ fn standins_init_join_upgrade_and_reset_on_lab_nodes() {
         cfg,
         &format!("{}{}", init_config("node1", n1, token), cluster_config(&endpoint, &etcd, "v1.34.3", "10.244.0.0/16")),
     );
+    // Without IPv4 forwarding, kubeadm's preflight refuses the init (an error, as
+    // kubeadm's FileContentCheck on /proc/sys/net/ipv4/ip_forward), before anything is written.
+    let (code, _, err) = sh(&lab, "node1", &format!("kubeadm init --config {cfg}"));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "[ERROR FileContent--proc-sys-net-ipv4-ip_forward]: /proc/sys/net/ipv4/ip_forward contents are not set to 1"
+        ),
+        "{err}"
+    );
+    assert_ne!(sh(&lab, "node1", "test -e /etc/kubernetes/admin.conf").0, 0, "the refused init wrote admin.conf");
+    sh_ok(&lab, "node1", "sysctl -qw net.ipv4.ip_forward=1");
     sh_ok(&lab, "node1", &format!("kubeadm config validate --config {cfg} && kubeadm init --config {cfg}"));
     let anon = https(&pki.ca.cert, None);
     let r = anon.get(format!("https://{n1}:6443/readyz")).send().unwrap();

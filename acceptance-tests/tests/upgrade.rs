@@ -174,15 +174,16 @@ fn upgrade_takes_a_snapshot_first_rolls_one_node_at_a_time_and_resumes_after_a_f
     let apply = kubeadm_calls(&lab, "node1", &["upgrade", "apply"]);
     assert_eq!(apply.len(), 1, "{apply:?}");
     assert_eq!(apply[0]["argv"][3], "v1.36.1");
-    let mut last = at(&apply[0]);
+    let mut in_order = vec![("node1", apply[0].clone())];
     for n in ["node2", "node3"] {
         let up = kubeadm_calls(&lab, n, &["upgrade", "node"]);
         assert_eq!(up.len(), 1, "{n}: {up:?}");
-        assert!(at(&up[0]) > last, "{n} upgraded after the node before it");
-        last = at(&up[0]);
+        in_order.push((n, up[0].clone()));
         assert!(kubeadm_calls(&lab, n, &["upgrade", "apply"]).is_empty(), "{n}: no second upgrade apply");
     }
-    let cp_done = last;
+    // Each began after the one before it ended: one node at a time.
+    assert_one_after_another(&in_order.iter().map(|(n, c)| (*n, c)).collect::<Vec<_>>());
+    let cp_done = at(&in_order[2].1);
 
     // The snapshot: reported, on node1, checked by etcdctl, taken before the first
     // kubeadm upgrade call, and holding the cluster as it was (kubeadm-config at v1.35.0,
@@ -204,7 +205,7 @@ fn upgrade_takes_a_snapshot_first_rolls_one_node_at_a_time_and_resumes_after_a_f
         .concat()
         .iter()
         .flat_map(|n| all_kubeadm_calls(&lab, n, &["upgrade"]))
-        .map(|c| at(&c))
+        .map(|c| call_span(&c).0)
         .min()
         .unwrap();
     assert!(taken < first_upgrade, "snapshot written at {taken}, the first kubeadm upgrade call at {first_upgrade}");
@@ -220,7 +221,7 @@ fn upgrade_takes_a_snapshot_first_rolls_one_node_at_a_time_and_resumes_after_a_f
         let up = kubeadm_calls(&lab, w, &["upgrade", "node"]);
         assert_eq!(up.len(), 1, "{w}: {up:?}");
         let upgraded = at(&up[0]);
-        assert!(upgraded > cp_done, "{w} upgraded after the control plane");
+        assert!(call_span(&up[0]).0 >= cp_done, "{w}'s upgrade began after the control plane's last one ended");
         let (cordoned, last_seen) = samples.cordoned(w).unwrap_or_else(|| panic!("{w} was never seen cordoned"));
         let uncordoned = samples.uncordoned_after(w, last_seen).unwrap_or_else(|| panic!("{w} never uncordoned"));
         assert!(

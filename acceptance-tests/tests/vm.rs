@@ -146,9 +146,25 @@ resource "strata_vm" "db" {
     assert_eq!(v["started"], json!(true));
     assert_plan_empty(&wd);
 
-    // A bad import ID is explained.
-    let r = wd.run(&["import", "-input=false", "strata_vm.other", "150"]).unwrap();
-    assert_ne!(r.code, 0);
+    // A bad import ID is explained by the provider: the target is declared (a second
+    // resource in the configuration, not in the state), so Terraform asks the provider.
+    let tf = std::fs::read_to_string(wd.path().join("main.tf")).unwrap();
+    let db = &tf[tf.find("resource \"strata_vm\" \"db\"").unwrap()..];
+    wd.write("main.tf", &format!("{tf}\n{}", db.replace("\"db\"", "\"other\""))).unwrap();
+    for id in ["150", "pve1/one-fifty"] {
+        let r = wd.run(&["import", "-input=false", "strata_vm.other", id]).unwrap();
+        assert_ne!(r.code, 0, "{id}: {}", r.stdout);
+        // Terraform wraps a diagnostic's detail: compare with the line breaks as spaces.
+        let flat = r.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(!flat.contains("does not exist in the configuration"), "Terraform refused: {flat}");
+        assert!(
+            flat.contains("Invalid import ID")
+                && flat.contains(&format!("Expected NODE/VMID, e.g. pve1/123; got \"{id}\"")),
+            "{flat}"
+        );
+    }
+    let r = wd.run(&["state", "list"]).unwrap();
+    assert_eq!(r.stdout.trim(), "strata_vm.db", "nothing was imported");
 }
 
 #[test]

@@ -83,6 +83,7 @@ fn worker_resource(resource: &str, node: &str, host: &str, address: &str, extra_
   }}
 {extra}  ssh {{ host = "{host}" }}
   timeouts {{ delete = "20s" }}
+  depends_on = [strata_node_config.workers]
 }}
 "#
     )
@@ -208,6 +209,9 @@ fn workers_own_only_what_they_declare_change_ssh_in_place_and_drain_before_destr
     let a = address(&lab, WORKER);
     let a2 = address(&lab, WORKER2);
     let wd = workdir(&lab, &Opts { version: "v1.35.0", workers: &[], import_from: None, etcd_restore: None });
+    // The workers' ip_forward (kubeadm join's preflight), as the nodes' configuration of
+    // a real installation, applied before either joins.
+    wd.write("worker_nodes.tf", &node_config_at_addresses(&lab, "workers", &[WORKER, WORKER2])).unwrap();
     wd.write("worker.tf", &worker_tf(&a, &a, false)).unwrap();
     wd.write("worker2.tf", &worker_resource("w2", WORKER2, &a2, &a2, false)).unwrap();
 

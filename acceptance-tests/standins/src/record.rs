@@ -1,6 +1,7 @@
 //! The call record the acceptance tests read: one JSON line per invocation of the
-//! stand-in kubeadm, and each eviction the stand-in API server decided (tool `eviction`,
-//! exit 0 evicted or 429 refused), in `/var/log/strata-standins/calls.jsonl`.
+//! stand-in kubeadm (`start` and `time`: when it began and ended), and each eviction the
+//! stand-in API server decided (tool `eviction`, exit 0 evicted or 429 refused), in
+//! `/var/log/strata-standins/calls.jsonl`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,14 +30,22 @@ pub fn config_arg(argv: &[String], flags: &[&str]) -> Option<String> {
     None
 }
 
-/// Appends the record of one call. Failing to record is reported but does not change the
-/// tool's exit code (the record is for the tests, not for the caller).
+/// Appends the record of one call that took no time (`start` = `time`). Failing to record
+/// is reported but does not change the tool's exit code (the record is for the tests, not
+/// for the caller).
 pub fn record(tool: &str, argv: &[String], config_flags: &[&str], exit: i32) {
+    record_span(tool, argv, config_flags, exit, time::OffsetDateTime::now_utc());
+}
+
+/// Appends the record of one call that began at `start`: `start` and `time` (its end)
+/// span it, so a test can tell calls in series from overlapping ones.
+pub fn record_span(tool: &str, argv: &[String], config_flags: &[&str], exit: i32, start: time::OffsetDateTime) {
     let config = config_arg(argv, config_flags).and_then(|p| std::fs::read_to_string(p).ok());
     // Nanoseconds: records of different nodes (one kernel clock in the lab) are ordered by it.
-    let now =
-        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-    let line = json!({"tool": tool, "argv": argv, "time": now, "config": config, "exit": exit});
+    let rfc3339 =
+        |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let (start, now) = (rfc3339(start), rfc3339(time::OffsetDateTime::now_utc()));
+    let line = json!({"tool": tool, "argv": argv, "start": start, "time": now, "config": config, "exit": exit});
     let path = log_path();
     let result = (|| -> std::io::Result<()> {
         if let Some(dir) = path.parent() {

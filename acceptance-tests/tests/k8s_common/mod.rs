@@ -83,6 +83,25 @@ pub fn kubeadm_calls(lab: &LabGuard, node: &str, words: &[&str]) -> Vec<serde_js
         .collect()
 }
 
+/// When a recorded call began and ended (the stand-in's `start` and `time`).
+pub fn call_span(c: &serde_json::Value) -> (time::OffsetDateTime, time::OffsetDateTime) {
+    let at = |k: &str| {
+        let t = c[k].as_str().unwrap_or_else(|| panic!("no {k} in the call record {c}"));
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    (at("start"), at("time"))
+}
+
+/// Asserts that the `(node, call)` records ran in series in this order: each began no
+/// earlier than the one before it ended (ends in order alone would let them overlap).
+pub fn assert_one_after_another(calls: &[(&str, &serde_json::Value)]) {
+    for pair in calls.windows(2) {
+        let ((before, a), (after, b)) = (pair[0], pair[1]);
+        let ((_, a_end), (b_start, _)) = (call_span(a), call_span(b));
+        assert!(b_start >= a_end, "{after}'s call began at {b_start} before {before}'s ended at {a_end}: {a}\n{b}");
+    }
+}
+
 pub const FLANNEL: &str = r#"apiVersion: v1
 kind: Namespace
 metadata:
@@ -144,8 +163,39 @@ pub fn load_balancer_resource(lab: &LabGuard, vrid: u8, lb_nodes: &str) -> Strin
     )
 }
 
+/// What a user's `strata_node_config` sets before kubeadm runs (examples/ha-cluster):
+/// `net.ipv4.ip_forward = 1`, which kubeadm's preflight requires on every node it inits
+/// or joins (`[ERROR FileContent--proc-sys-net-ipv4-ip_forward]`); a lab node's own
+/// network namespace starts with 0. One resource `name` over `nodes` (node name, ssh.host).
+pub fn node_config_resource(name: &str, nodes: &[(String, String)]) -> String {
+    let each: String = nodes.iter().map(|(n, host)| format!("    {n} = \"{host}\"\n")).collect();
+    format!(
+        r#"resource "strata_node_config" "{name}" {{
+  for_each = {{
+{each}  }}
+  ssh {{ host = each.value }}
+  sysctl = {{
+    "net.ipv4.ip_forward" = "1"
+  }}
+}}
+"#
+    )
+}
+
+/// `node_config_resource` for `nodes` reached at their addresses.
+pub fn node_config_at_addresses(lab: &LabGuard, name: &str, nodes: &[&str]) -> String {
+    let nodes: Vec<(String, String)> = nodes.iter().map(|n| (n.to_string(), address(lab, n))).collect();
+    node_config_resource(name, &nodes)
+}
+
+/// The control plane's `depends_on` in `control_plane_resource`: the load balancer and
+/// the nodes' configuration (`strata_node_config.kube`). Tests that apply the control
+/// plane on its own take this line out.
+pub const CP_DEPENDS_ON: &str = "  depends_on = [strata_load_balancer.api, strata_node_config.kube]\n";
+
 /// The control plane behind the VIP on the etcd cluster `strata_etcd_cluster.main`,
-/// with `node` blocks as given.
+/// with `node` blocks as given (it depends on `strata_node_config.kube`, which the
+/// configuration must declare for its nodes).
 pub fn control_plane_resource(lab: &LabGuard, version: &str, cp_nodes: &str) -> String {
     format!(
         r#"resource "strata_control_plane" "k8s" {{
@@ -170,8 +220,7 @@ pub fn control_plane_resource(lab: &LabGuard, version: &str, cp_nodes: &str) -> 
     manifest_file   = "flannel.yaml"
     flannel_backend = "host-gw"
   }}
-  depends_on = [strata_load_balancer.api]
-}}
+{CP_DEPENDS_ON}}}
 "#,
         endpoint = endpoint(lab)
     )
@@ -225,11 +274,13 @@ pub fn main_tf(lab: &LabGuard, o: &Opts) -> String {
     effect = "NoSchedule"
   }}
   ssh {{ host = "{a}" }}
+  depends_on = [strata_node_config.kube]
 }}
 "#
             )
         })
         .collect();
+    let kube_nodes: Vec<&str> = CP.iter().chain(o.workers).copied().collect();
     let import = o
         .import_from
         .map(|id| format!("import {{\n  to = strata_cluster_secrets.this\n  id = \"{id}\"\n}}\n"))
@@ -244,6 +295,7 @@ resource "strata_etcd_cluster" "main" {{
   ca_key  = strata_cluster_secrets.this.etcd_ca_key
 {restore}{members}}}
 
+{node_config}
 {load_balancer}
 {control_plane}
 {workers}
@@ -256,6 +308,7 @@ output "ca" {{
 }}
 "#,
         provider = ssh_provider(&ssh.private_key_file, &ssh.known_hosts_file),
+        node_config = node_config_at_addresses(lab, "kube", &kube_nodes),
         load_balancer = load_balancer_resource(lab, 52, &lb_nodes),
         control_plane = control_plane_resource(lab, o.version, &cp_nodes),
         restore = o.etcd_restore.map(|p| format!("  restore_from_snapshot = \"{p}\"\n")).unwrap_or_default(),

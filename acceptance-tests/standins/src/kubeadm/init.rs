@@ -91,8 +91,17 @@ pub async fn run(a: InitArgs) -> Result<()> {
     ignore.extend(init.node_registration.ignore_preflight_errors.iter().cloned());
     let mut c = preflight::Checks::default();
     preflight::privileged(&mut c);
+    preflight::control_plane_resources(&mut c);
     preflight::swap(&mut c);
     preflight::cri(&mut c, &init.node_registration.cri_socket);
+    preflight::forwarding(
+        &mut c,
+        preflight::init_forwarding(
+            &cluster.networking.service_subnet,
+            &cluster.networking.pod_subnet,
+            &init.local_api_endpoint.advertise_address,
+        ),
+    );
     preflight::port(&mut c, init.local_api_endpoint.bind_port as u16);
     let k = files::kdir();
     for m in ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"] {

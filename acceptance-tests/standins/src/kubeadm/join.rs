@@ -102,10 +102,15 @@ pub async fn run(a: JoinArgs) -> Result<()> {
     preflight::file_available(&mut c, &format!("{k}/kubelet.conf"));
     preflight::file_available(&mut c, &format!("{k}/bootstrap-kubelet.conf"));
     if let Some(cp) = &j.control_plane {
+        // InitNodeChecks for the new control-plane instance (join's runPreflight).
+        preflight::control_plane_resources(&mut c);
         preflight::port(&mut c, cp.local_api_endpoint.bind_port as u16);
         preflight::dir_available(&mut c, &format!("{k}/manifests"));
     } else {
         preflight::file_available(&mut c, &j.ca_cert_path);
+    }
+    if let Some(bt) = &j.discovery.bootstrap_token {
+        preflight::forwarding(&mut c, preflight::join_forwarding(&bt.api_server_endpoint));
     }
     c.finish(&ignore).context("error execution phase preflight")?;
 

@@ -77,6 +77,7 @@ enum ConfigCmd {
 }
 
 pub fn main(argv: Vec<String>) -> i32 {
+    let start = time::OffsetDateTime::now_utc();
     let code = match Cli::try_parse_from(&argv) {
         Ok(cli) => match run(cli) {
             Ok(()) => 0,
@@ -92,7 +93,7 @@ pub fn main(argv: Vec<String>) -> i32 {
             code
         }
     };
-    crate::record::record("kubeadm", &argv, &["--config"], code);
+    crate::record::record_span("kubeadm", &argv, &["--config"], code, start);
     code
 }
 

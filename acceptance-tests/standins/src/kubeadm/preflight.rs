@@ -58,10 +58,175 @@ extern "C" {
     fn libc_geteuid() -> u32;
 }
 
+/// kubeadm's SwapCheck (`cmd/kubeadm/app/preflight/checks.go`, `SwapCheck.Check`): any
+/// line of `/proc/swaps` after its header is a WARNING (not an error: the kubelet may use
+/// swap on cgroup v2), with this message; no `/proc/swaps` is no warning.
+pub fn swap_warning(proc_swaps: Option<&str>) -> Option<&'static str> {
+    (proc_swaps?.lines().count() > 1).then_some(
+        "swap is supported for cgroup v2 only. The kubelet must be properly configured to use swap. \
+         Please refer to https://kubernetes.io/docs/concepts/architecture/nodes/#swap-memory, or disable swap on the node",
+    )
+}
+
 pub fn swap(c: &mut Checks) {
-    let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
-    if swaps.lines().skip(1).any(|l| !l.trim().is_empty()) {
-        c.error("Swap", "running with swap on is not supported. Please disable swap");
+    if let Some(w) = swap_warning(std::fs::read_to_string("/proc/swaps").ok().as_deref()) {
+        c.warn("Swap", w);
+    }
+}
+
+/// kubeadm's `ControlPlaneNumCPU` and `ControlPlaneMem` (MB)
+/// (`cmd/kubeadm/app/constants/constants.go`).
+pub const CONTROL_PLANE_NUM_CPU: usize = 2;
+pub const CONTROL_PLANE_MEM: u64 = 1700;
+
+/// kubeadm's NumCPUCheck (`cmd/kubeadm/app/preflight/checks.go`, `NumCPUCheck.Check`), an
+/// error, in InitNodeChecks: `kubeadm init` and a control-plane `kubeadm join`.
+pub fn num_cpu_error(num_cpu: usize, required: usize) -> Option<String> {
+    (num_cpu < required).then(|| format!("the number of available CPUs {num_cpu} is less than the required {required}"))
+}
+
+/// kubeadm's MemCheck (`cmd/kubeadm/app/preflight/checks_linux.go`, `MemCheck.Check`), an
+/// error, in InitNodeChecks: `Totalram * Unit / 1024 / 1024` of sysinfo(2) against the
+/// minimum in MB.
+pub fn mem_error(total_ram: u64, unit: u64, required_mb: u64) -> Option<String> {
+    let actual = total_ram.saturating_mul(unit) / 1024 / 1024;
+    (actual < required_mb).then(|| format!("the system RAM ({actual} MB) is less than the minimum {required_mb} MB"))
+}
+
+/// Go's `runtime.NumCPU` on Linux: the CPUs in this process's affinity mask
+/// (sched_getaffinity(2)), not the cgroup quota.
+fn num_cpu() -> usize {
+    let mut mask = [0u64; 16];
+    // SAFETY: the mask is a writable buffer of the size passed.
+    let n = unsafe { sched_getaffinity(0, std::mem::size_of_val(&mask), mask.as_mut_ptr()) };
+    if n != 0 {
+        return 1;
+    }
+    mask.iter().map(|w| w.count_ones() as usize).sum()
+}
+
+/// `struct sysinfo` of sysinfo(2) on 64-bit Linux.
+#[repr(C)]
+struct SysInfo {
+    uptime: i64,
+    loads: [u64; 3],
+    totalram: u64,
+    freeram: u64,
+    sharedram: u64,
+    bufferram: u64,
+    totalswap: u64,
+    freeswap: u64,
+    procs: u16,
+    pad: u16,
+    totalhigh: u64,
+    freehigh: u64,
+    mem_unit: u32,
+    _f: [u8; 4],
+}
+
+extern "C" {
+    fn sched_getaffinity(pid: i32, size: usize, mask: *mut u64) -> i32;
+    fn sysinfo(info: *mut SysInfo) -> i32;
+}
+
+/// NumCPU and Mem, the control-plane checks of InitNodeChecks.
+pub fn control_plane_resources(c: &mut Checks) {
+    if let Some(e) = num_cpu_error(num_cpu(), CONTROL_PLANE_NUM_CPU) {
+        c.error("NumCPU", e);
+    }
+    // SAFETY: sysinfo fills the zeroed struct it is given.
+    let mut info: SysInfo = unsafe { std::mem::zeroed() };
+    if unsafe { sysinfo(&mut info) } != 0 {
+        c.error("Mem", format!("failed to get system info: {}", std::io::Error::last_os_error()));
+        return;
+    }
+    if let Some(e) = mem_error(info.totalram, info.mem_unit as u64, CONTROL_PLANE_MEM) {
+        c.error("Mem", e);
+    }
+}
+
+pub const IPV4_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+pub const IPV6_DEFAULT_FORWARDING: &str = "/proc/sys/net/ipv6/conf/default/forwarding";
+
+/// kubeadm's FileContentCheck (`cmd/kubeadm/app/preflight/checks.go`,
+/// `FileContentCheck.Check`): the first `want.len()` bytes of the file must be `want`;
+/// `content` is the file's bytes, `None` when it cannot be opened.
+pub fn file_content_error(path: &str, content: Option<&[u8]>, want: &[u8]) -> Option<String> {
+    let Some(content) = content else {
+        return Some(format!("{path} does not exist"));
+    };
+    let head = &content[..content.len().min(want.len())];
+    (head != want).then(|| format!("{path} contents are not set to {}", String::from_utf8_lossy(want)))
+}
+
+/// `FileContent-<path with / as ->`, FileContentCheck's name: for ip_forward
+/// `FileContent--proc-sys-net-ipv4-ip_forward`.
+pub fn file_content_name(path: &str) -> String {
+    format!("FileContent-{}", check_name(path))
+}
+
+fn file_content(c: &mut Checks, path: &str, want: &[u8]) {
+    if let Some(e) = file_content_error(path, std::fs::read(path).ok().as_deref(), want) {
+        c.error(&file_content_name(path), e);
+    }
+}
+
+/// Which forwarding checks apply: (IPv4, IPv6).
+#[derive(Debug, PartialEq, Eq, Clone, Copy, Default)]
+pub struct Forwarding {
+    pub ipv4: bool,
+    pub ipv6: bool,
+}
+
+fn cidr_family(cidr: &str) -> Option<bool> {
+    cidr.parse::<ipnet::IpNet>().ok().map(|n| n.addr().is_ipv4())
+}
+
+/// `InitNodeChecks` (`cmd/kubeadm/app/preflight/checks.go`) for `kubeadm init` (not for
+/// a control-plane join, whose forwarding checks come from `JoinNodeChecks`): IPv4 when
+/// any comma-separated service or pod subnet is an IPv4 CIDR or the advertise address is
+/// IPv4; IPv6 likewise.
+pub fn init_forwarding(service_subnet: &str, pod_subnet: &str, advertise_address: &str) -> Forwarding {
+    let mut f = Forwarding::default();
+    for cidr in service_subnet.split(',').chain(pod_subnet.split(',')) {
+        match cidr_family(cidr) {
+            Some(true) => f.ipv4 = true,
+            Some(false) => f.ipv6 = true,
+            None => {}
+        }
+    }
+    match advertise_address.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_ipv4() => f.ipv4 = true,
+        Ok(_) => f.ipv6 = true,
+        Err(_) => {}
+    }
+    f
+}
+
+/// `JoinNodeChecks` (`cmd/kubeadm/app/preflight/checks.go`) for `kubeadm join` (worker
+/// and control plane): the family of the discovery `apiServerEndpoint`'s host, when it is
+/// an IP address (`net.SplitHostPort`; a DNS name gets neither check).
+pub fn join_forwarding(api_server_endpoint: &str) -> Forwarding {
+    let host = if let Some(rest) = api_server_endpoint.strip_prefix('[') {
+        rest.split_once("]:").map(|(h, _)| h)
+    } else {
+        api_server_endpoint.rsplit_once(':').map(|(h, _)| h).filter(|h| !h.contains(':'))
+    };
+    match host.and_then(|h| h.parse::<std::net::IpAddr>().ok()) {
+        Some(ip) => Forwarding { ipv4: ip.is_ipv4(), ipv6: ip.is_ipv6() },
+        None => Forwarding::default(),
+    }
+}
+
+/// addIPv4Checks / addIPv6Checks (`cmd/kubeadm/app/preflight/checks_linux.go`): an
+/// ERROR `[ERROR FileContent--proc-sys-net-ipv4-ip_forward]: /proc/sys/net/ipv4/ip_forward
+/// contents are not set to 1` unless forwarding is on.
+pub fn forwarding(c: &mut Checks, f: Forwarding) {
+    if f.ipv4 {
+        file_content(c, IPV4_FORWARD, b"1");
+    }
+    if f.ipv6 {
+        file_content(c, IPV6_DEFAULT_FORWARDING, b"1");
     }
 }
 
@@ -206,6 +371,102 @@ pub async fn external_etcd(c: &mut Checks, e: &ExternalEtcd, kubeadm: crate::ver
 mod tests {
     use super::*;
     use crate::version::KubeVersion;
+
+    /// cmd/kubeadm/app/preflight/checks_linux.go, addIPv4Checks: FileContentCheck{Path:
+    /// ipv4Forward, Content: []byte{'1'}}, an error; checks.go FileContentCheck.Check and
+    /// Name give the message and the check's name.
+    #[test]
+    fn ip_forward_must_be_1_as_kubeadms_file_content_check() {
+        assert_eq!(file_content_name(IPV4_FORWARD), "FileContent--proc-sys-net-ipv4-ip_forward");
+        assert_eq!(
+            file_content_name(IPV6_DEFAULT_FORWARDING),
+            "FileContent--proc-sys-net-ipv6-conf-default-forwarding"
+        );
+        assert_eq!(file_content_error(IPV4_FORWARD, Some(b"1\n"), b"1"), None);
+        assert_eq!(
+            file_content_error(IPV4_FORWARD, Some(b"0\n"), b"1").as_deref(),
+            Some("/proc/sys/net/ipv4/ip_forward contents are not set to 1")
+        );
+        assert!(file_content_error(IPV4_FORWARD, Some(b""), b"1").is_some());
+        assert_eq!(
+            file_content_error(IPV4_FORWARD, None, b"1").as_deref(),
+            Some("/proc/sys/net/ipv4/ip_forward does not exist")
+        );
+        let mut c = Checks::default();
+        c.error(&file_content_name(IPV4_FORWARD), file_content_error(IPV4_FORWARD, Some(b"0\n"), b"1").unwrap());
+        let e = c.finish(&[]).unwrap_err().to_string();
+        assert!(
+            e.contains("[ERROR FileContent--proc-sys-net-ipv4-ip_forward]: /proc/sys/net/ipv4/ip_forward contents are not set to 1"),
+            "{e}"
+        );
+    }
+
+    /// cmd/kubeadm/app/preflight/checks.go, InitNodeChecks (service/pod subnets and the
+    /// advertise address) and JoinNodeChecks (the discovery apiServerEndpoint's host).
+    #[test]
+    fn which_forwarding_checks_apply_as_kubeadm_decides() {
+        let v4 = Forwarding { ipv4: true, ipv6: false };
+        let v6 = Forwarding { ipv4: false, ipv6: true };
+        let both = Forwarding { ipv4: true, ipv6: true };
+        assert_eq!(init_forwarding("10.96.0.0/12", "", ""), v4);
+        assert_eq!(init_forwarding("fd00:10:96::/112", "", "fd00::1"), v6);
+        assert_eq!(init_forwarding("10.96.0.0/12,fd00:10:96::/112", "10.244.0.0/16", "10.0.0.1"), both);
+        assert_eq!(init_forwarding("fd00:10:96::/112", "", "10.0.0.1"), both);
+        assert_eq!(init_forwarding("", "", ""), Forwarding::default());
+        assert_eq!(join_forwarding("10.77.0.200:8443"), v4);
+        assert_eq!(join_forwarding("[fd00::200]:6443"), v6);
+        assert_eq!(join_forwarding("api.example.org:6443"), Forwarding::default());
+        assert_eq!(join_forwarding("fd00::200"), Forwarding::default(), "no port: SplitHostPort fails");
+    }
+
+    /// cmd/kubeadm/app/preflight/checks.go, NumCPUCheck.Check with
+    /// constants.ControlPlaneNumCPU = 2.
+    #[test]
+    fn fewer_than_two_cpus_are_refused_for_a_control_plane() {
+        assert_eq!(
+            num_cpu_error(1, CONTROL_PLANE_NUM_CPU).as_deref(),
+            Some("the number of available CPUs 1 is less than the required 2")
+        );
+        assert_eq!(num_cpu_error(2, CONTROL_PLANE_NUM_CPU), None);
+        assert_eq!(num_cpu_error(64, CONTROL_PLANE_NUM_CPU), None);
+        assert!(num_cpu() >= 1);
+    }
+
+    /// cmd/kubeadm/app/preflight/checks_linux.go, MemCheck.Check with
+    /// constants.ControlPlaneMem = 1700 (MB as Totalram * Unit / 1024 / 1024).
+    #[test]
+    fn less_than_1700_mb_is_refused_for_a_control_plane() {
+        let mib = 1024 * 1024;
+        assert_eq!(
+            mem_error(1699 * mib, 1, CONTROL_PLANE_MEM).as_deref(),
+            Some("the system RAM (1699 MB) is less than the minimum 1700 MB")
+        );
+        assert_eq!(mem_error(1700 * mib, 1, CONTROL_PLANE_MEM), None);
+        // A 2 GiB machine; 4 KiB units.
+        assert_eq!(mem_error(524_288, 4096, CONTROL_PLANE_MEM), None);
+        assert_eq!(
+            mem_error(1024 * 1024 * 1023, 1, CONTROL_PLANE_MEM).as_deref(),
+            Some("the system RAM (1023 MB) is less than the minimum 1700 MB")
+        );
+        let mut c = Checks::default();
+        control_plane_resources(&mut c);
+        assert!(c.errors.iter().all(|(n, _)| n == "NumCPU" || n == "Mem"), "{:?}", c.errors);
+    }
+
+    /// cmd/kubeadm/app/preflight/checks.go, SwapCheck.Check: a warning (not an error) when
+    /// /proc/swaps has more than its header line, none when it cannot be read.
+    #[test]
+    fn swap_on_is_a_warning_as_in_kubeadm() {
+        let header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+        assert_eq!(swap_warning(Some(header)), None);
+        assert_eq!(swap_warning(None), None);
+        let on = format!("{header}/swapfile                               file\t\t1048572\t\t0\t\t-2\n");
+        let w = swap_warning(Some(&on)).unwrap();
+        assert!(w.starts_with("swap is supported for cgroup v2 only. The kubelet must be properly configured"), "{w}");
+        let mut c = Checks::default();
+        c.warn("Swap", w);
+        assert!(c.finish(&[]).is_ok(), "a warning does not stop kubeadm");
+    }
 
     /// cmd/kubeadm/app/preflight/checks.go, ExternalEtcdVersionCheck.Check: the message,
     /// and the comparison with constants.MinExternalEtcdVersion as a semantic version.
