@@ -30,6 +30,12 @@ fn etcdctl(lab: &LabGuard, node: &str, args: &str) -> (i32, String, String) {
     )
 }
 
+/// The SHA-256 of the kubelet's current client certificate and key on `node` (compared,
+/// never printed).
+fn kubelet_cert(lab: &LabGuard, node: &str) -> String {
+    sh_ok(lab, node, "sha256sum < /var/lib/kubelet/pki/kubelet-client-current.pem").trim().to_string()
+}
+
 #[test]
 fn after_every_machine_is_lost_one_apply_rebuilds_etcd_the_control_plane_the_vip_and_the_worker() {
     let started = Instant::now();
@@ -46,6 +52,24 @@ fn after_every_machine_is_lost_one_apply_rebuilds_etcd_the_control_plane_the_vip
     let join = wd.resource_values("strata_control_plane.k8s").unwrap()["join"].clone();
     assert!(join["token"].is_string(), "{join}");
     let applied = started.elapsed();
+    // The Nodes as the first machines registered them: after the rebuild, each must be a
+    // new registration (a new uid), which only a real rejoin produces.
+    let (_, _, cert, key) = kubeconfig_parts(&kubeconfig);
+    let api = https(&ca, Some((&cert, &key)));
+    let get_node = |lab: &LabGuard, n: &str| -> serde_json::Value {
+        api.get(format!("https://{}/api/v1/nodes/{n}", endpoint(lab)))
+            .send()
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    // node1 is where init runs; the others join.
+    let joining = &NODES[1..];
+    let first_uids: Vec<String> =
+        joining.iter().map(|n| get_node(&lab, n)["metadata"]["uid"].as_str().unwrap().to_string()).collect();
+    let first_certs: Vec<String> = joining.iter().map(|n| kubelet_cert(&lab, n)).collect();
 
     // The backups: a key written to etcd, then a snapshot copied off the lab (standing
     // for off-site storage).
@@ -84,6 +108,7 @@ fn after_every_machine_is_lost_one_apply_rebuilds_etcd_the_control_plane_the_vip
     for n in NODES {
         lab.recreate_node(n, Duration::from_secs(120)).unwrap();
     }
+    let recreated_wall = time::OffsetDateTime::now_utc();
     install_containerd(&lab, &NODES);
     let recreated = started.elapsed();
 
@@ -108,17 +133,35 @@ fn after_every_machine_is_lost_one_apply_rebuilds_etcd_the_control_plane_the_vip
         assert_eq!(kubeadm_calls(&lab, n, &["join"]).len(), 1, "{n} joined again");
     }
     // The worker's Node is there, read with the kept kubeconfig through the VIP.
-    let (_, _, cert, key) = kubeconfig_parts(&kubeconfig);
-    let api = https(&ca, Some((&cert, &key)));
-    let node: serde_json::Value = api
-        .get(format!("https://{}/api/v1/nodes/{WORKER}", endpoint(&lab)))
-        .send()
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .unwrap();
+    let node = get_node(&lab, WORKER);
     assert_eq!(node["metadata"]["labels"]["env"], "test", "{node}");
+    // The restored etcd brought the old Nodes back marked Ready, and kubeadm refuses to
+    // join over a Ready Node of the name: the joined nodes' Nodes are new registrations
+    // (the provider deleted the stale ones; nothing here deletes a Node), created after
+    // the machines were, by kubelets with new client certificates (TLS bootstrap).
+    let recreated_at = recreated_wall.replace_nanosecond(0).unwrap();
+    for (i, n) in joining.iter().enumerate() {
+        let now = get_node(&lab, n);
+        assert_ne!(
+            now["metadata"]["uid"].as_str().unwrap(),
+            first_uids[i],
+            "{n}: the Node from before the loss is still there"
+        );
+        let created = time::OffsetDateTime::parse(
+            now["metadata"]["creationTimestamp"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        assert!(
+            created >= recreated_at,
+            "{n}: Node created {created}, before the machines were re-created ({recreated_at})"
+        );
+        assert_ne!(
+            kubelet_cert(&lab, n),
+            first_certs[i],
+            "{n}: the kubelet's client certificate is the one from before"
+        );
+    }
     assert_eq!(wd.resource_values(&format!("strata_worker.{WORKER}")).unwrap()["joined"], true);
     assert_empty_plan(&wd, "the rebuild");
 

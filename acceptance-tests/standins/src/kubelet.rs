@@ -134,6 +134,7 @@ async fn run(flags: Flags, cfg: Value) -> i32 {
     eprintln!("I kubelet (stand-in) {version} starting; staticPodPath={}", cfg["staticPodPath"]);
     let mut registered = false;
     let mut reported: Option<(bool, std::time::Instant)> = None;
+    let mut renewed: Option<std::time::Instant> = None;
     loop {
         if let Err(e) = sync_static_pods(&cfg) {
             eprintln!("E static pods: {e:#}");
@@ -159,12 +160,21 @@ async fn run(flags: Flags, cfg: Value) -> i32 {
                     Err(e) => eprintln!("E posting the node status: {e:#}"),
                 }
             }
+            if renewed.is_none_or(|at| at.elapsed() >= LEASE_RENEW_EVERY) {
+                match renew_lease(&flags).await {
+                    Ok(()) => renewed = Some(std::time::Instant::now()),
+                    Err(e) => eprintln!("E renewing the node lease: {e:#}"),
+                }
+            }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
 const STATUS_EVERY: Duration = Duration::from_secs(10);
+/// The kubelet's node lease: 40 s (nodeLeaseDurationSeconds), renewed every quarter of it.
+const LEASE_SECONDS: u64 = 40;
+const LEASE_RENEW_EVERY: Duration = Duration::from_secs(LEASE_SECONDS / 4);
 const CNI_CONF_DIR: &str = "/etc/cni/net.d";
 
 /// The runtime's network is ready once a CNI configuration exists (what containerd's CRI
@@ -194,6 +204,48 @@ async fn post_status(f: &Flags, ready: bool) -> Result<()> {
     let api = ApiClient::from_kubeconfig(&Kubeconfig::load(kc)?)?;
     let body = json!({"status": {"conditions": [ready_condition(ready)]}});
     let r = api.merge_patch(&format!("/api/v1/nodes/{}/status", node_name(f)), &body).await?;
+    if !r.status.is_success() {
+        bail!("{} {}", r.status, r.message());
+    }
+    Ok(())
+}
+
+/// A MicroTime as the API writes it (`2026-12-04T10:00:10.123456Z`).
+fn micro_time(t: time::OffsetDateTime) -> String {
+    let secs = crate::apiserver::format_time(t);
+    format!("{}.{:06}Z", secs.trim_end_matches('Z'), t.microsecond())
+}
+
+/// The node's heartbeat Lease `kube-node-lease/<node>` (coordination.k8s.io/v1), owned by
+/// its Node, created or renewed as the kubelet's node lease controller does.
+async fn renew_lease(f: &Flags) -> Result<()> {
+    let Some(kc) = &f.kubeconfig else { return Ok(()) };
+    let api = ApiClient::from_kubeconfig(&Kubeconfig::load(kc)?)?;
+    let name = node_name(f);
+    let path = format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}");
+    let now = micro_time(time::OffsetDateTime::now_utc());
+    let current = api.get(&path).await?;
+    let r = if current.status.is_success() {
+        let mut lease = current.body;
+        lease["spec"]["holderIdentity"] = json!(name);
+        lease["spec"]["leaseDurationSeconds"] = json!(LEASE_SECONDS);
+        lease["spec"]["renewTime"] = json!(now);
+        api.put(&path, &lease).await?
+    } else {
+        let node = api.get(&format!("/api/v1/nodes/{name}")).await?;
+        let owner = node.body["metadata"]["uid"]
+            .as_str()
+            .map(|uid| json!([{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}]));
+        let mut lease = json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": name, "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": now}
+        });
+        if let Some(owner) = owner {
+            lease["metadata"]["ownerReferences"] = owner;
+        }
+        api.post("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", &lease).await?
+    };
     if !r.status.is_success() {
         bail!("{} {}", r.status, r.message());
     }

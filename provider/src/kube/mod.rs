@@ -56,6 +56,30 @@ pub struct NodeObject {
     /// `spec.unschedulable` (`kubectl cordon`).
     pub unschedulable: bool,
     pub annotations: BTreeMap<String, String>,
+    /// `status.addresses` of type InternalIP.
+    pub internal_ips: Vec<String>,
+    /// The Ready condition's status (`True`, `False`, `Unknown`), if any.
+    pub ready: Option<String>,
+}
+
+/// Why a Node of this name must not be deleted to let a new machine at `address` join
+/// as `name`: it is Ready and registered from another address, i.e. another machine
+/// that is alive uses the name. `None` when it is the stale registration of this node
+/// (its address, or not Ready). `address` that is not an IP address (a host name Terraform
+/// reaches the node by) cannot be compared: no conflict is assumed.
+pub fn live_node_elsewhere(node: &NodeObject, name: &str, address: &str) -> Option<String> {
+    let ready = node.ready.as_deref() == Some("True");
+    let ip = address.parse::<std::net::IpAddr>().ok()?;
+    let elsewhere = !node.internal_ips.is_empty()
+        && !node.internal_ips.iter().any(|a| a.parse::<std::net::IpAddr>().is_ok_and(|a| a == ip));
+    (ready && elsewhere).then(|| {
+        format!(
+            "a Ready Node {name:?} is registered from {} in the cluster, not from this node's address {address}: another \
+             machine runs under this name. Give this node another name, or remove the other machine (kubeadm reset) \
+             and delete its Node",
+            node.internal_ips.join(", ")
+        )
+    })
 }
 
 /// How many times a read-modify-write of a Node is retried when someone else (the node
@@ -328,6 +352,23 @@ impl KubeClient {
         check(r, &format!("releasing Lease kube-system/{name}")).await.map(|_| ())
     }
 
+    /// Before a machine that has not joined joins as `name` (at `address`): a Node of that
+    /// name left by its previous machine is deleted, as kubeadm asks ("You must delete
+    /// the existing Node"): after an etcd restore it comes back marked Ready until the
+    /// node controller's grace period passes, and kubeadm refuses to join over a Ready
+    /// Node. Its labels and taints are set again after the join. A Ready Node of the
+    /// name registered from another address is another live machine: refused, naming it.
+    /// Returns whether a Node was deleted.
+    pub async fn clear_stale_node(&self, name: &str, address: &str) -> anyhow::Result<bool> {
+        let Some(node) = self.get_node(name).await? else { return Ok(false) };
+        if let Some(conflict) = live_node_elsewhere(&node, name, address) {
+            bail!("{conflict}");
+        }
+        tracing::info!(node = name, ready = ?node.ready, "deleting the Node left by the node's previous machine before it joins");
+        self.delete_node(name).await?;
+        Ok(true)
+    }
+
     /// Deletes Node `name`; one that is already gone is fine.
     pub async fn delete_node(&self, name: &str) -> anyhow::Result<()> {
         let r = self
@@ -505,7 +546,23 @@ pub fn parse_node(v: &Json) -> anyhow::Result<NodeObject> {
         Some(a) if a.is_object() => serde_json::from_value(a.clone()).context("node annotations")?,
         _ => BTreeMap::new(),
     };
-    Ok(NodeObject { labels, taints, unschedulable, annotations })
+    let internal_ips = v
+        .pointer("/status/addresses")
+        .and_then(Json::as_array)
+        .map(|a| {
+            a.iter()
+                .filter(|a| a["type"] == "InternalIP")
+                .filter_map(|a| a["address"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ready = v
+        .pointer("/status/conditions")
+        .and_then(Json::as_array)
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .and_then(|c| c["status"].as_str())
+        .map(str::to_string);
+    Ok(NodeObject { labels, taints, unschedulable, annotations, internal_ips, ready })
 }
 
 /// What a URL path segment cannot hold as is (RFC 3986 `pchar` plus `%` itself). Object

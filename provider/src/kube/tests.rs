@@ -136,3 +136,27 @@ fn names_stay_readable_in_paths_and_only_what_a_segment_cannot_hold_is_escaped()
     assert_eq!(path_segment("web-1.apps"), "web-1.apps");
     assert_eq!(path_segment("a/b c?"), "a%2Fb%20c%3F");
 }
+
+/// The stale registration of a node (its own address, or not Ready) may be deleted before
+/// the new machine joins; a Ready Node registered from another address may not.
+#[test]
+fn a_stale_node_may_be_deleted_a_live_one_elsewhere_is_refused() {
+    let node = |ip: &str, ready: &str| {
+        parse_node(&json!({
+            "metadata": {"name": "w1"},
+            "status": {"addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": "w1"}],
+                       "conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": ready}]}
+        }))
+        .unwrap()
+    };
+    let restored = node("10.0.0.4", "True");
+    assert_eq!(restored.internal_ips, ["10.0.0.4"]);
+    assert_eq!(restored.ready.as_deref(), Some("True"));
+    assert_eq!(live_node_elsewhere(&restored, "w1", "10.0.0.4"), None, "its own stale registration");
+    let other = live_node_elsewhere(&restored, "w1", "10.0.0.9").expect("a live machine elsewhere");
+    assert!(other.contains("\"w1\"") && other.contains("10.0.0.4") && other.contains("10.0.0.9"), "{other}");
+    assert_eq!(live_node_elsewhere(&node("10.0.0.4", "Unknown"), "w1", "10.0.0.9"), None, "a dead one elsewhere");
+    assert_eq!(live_node_elsewhere(&restored, "w1", "w1.lan"), None, "a host name cannot be compared");
+    let bare = parse_node(&json!({"metadata": {"name": "w1"}})).unwrap();
+    assert_eq!((bare.internal_ips.len(), bare.ready), (0, None));
+}

@@ -82,9 +82,12 @@ pub fn allowed(user: &User, method: &str, path: &str) -> bool {
         return false;
     }
     if user.is_bootstrap() {
-        // node-bootstrapper, plus kubeadm's read access to its ConfigMaps for joining nodes.
+        // node-bootstrapper, plus kubeadm's read access to its ConfigMaps and (its
+        // kubeadm:get-nodes role) to a Node, for joining nodes.
         return (path.starts_with("/apis/certificates.k8s.io/v1/certificatesigningrequests")
             && (method == "POST" || method == "GET"))
+            || (method == "GET"
+                && path.strip_prefix("/api/v1/nodes/").is_some_and(|n| !n.is_empty() && !n.contains('/')))
             || (method == "GET"
                 && matches!(
                     path,
@@ -127,6 +130,9 @@ mod tests {
         let boot = User { name: "system:bootstrap:abcdef".into(), groups: vec!["system:bootstrappers".into()] };
         assert!(allowed(&boot, "POST", "/apis/certificates.k8s.io/v1/certificatesigningrequests"));
         assert!(!allowed(&boot, "GET", "/api/v1/namespaces/kube-system/secrets"));
+        assert!(allowed(&boot, "GET", "/api/v1/nodes/node4"), "kubeadm:get-nodes");
+        assert!(!allowed(&boot, "GET", "/api/v1/nodes"));
+        assert!(!allowed(&boot, "DELETE", "/api/v1/nodes/node4"));
         let admin = User { name: "kubernetes-admin".into(), groups: vec!["kubeadm:cluster-admins".into()] };
         assert!(allowed(&admin, "DELETE", "/api/v1/nodes/node3"));
     }

@@ -32,6 +32,8 @@ pub struct State {
     pub version: KubeVersion,
     /// The cluster CA (cert + key beside --client-ca-file), for signing kubelet CSRs.
     pub ca: Option<crate::pki::Ca>,
+    /// The node lifecycle controller's memory of heartbeats.
+    pub observed: nodes::Observed,
 }
 
 pub fn main(argv: Vec<String>) -> i32 {
@@ -60,7 +62,7 @@ async fn run(flags: Flags) -> Result<()> {
         .context("etcd client")?;
     let ca_key = std::path::Path::new(&flags.client_ca_file).with_file_name("ca.key");
     let ca = crate::pki::load_ca(&flags.client_ca_file, &ca_key.to_string_lossy()).ok();
-    let state = Arc::new(State { flags, etcd, version, ca });
+    let state = Arc::new(State { flags, etcd, version, ca, observed: Default::default() });
     tokio::spawn(nodes::run(state.clone()));
     server::serve(state).await
 }

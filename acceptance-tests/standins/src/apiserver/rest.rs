@@ -311,7 +311,9 @@ fn stale(sent: &Value, stored: &Value) -> bool {
 /// a node the kubelet) does to every object written.
 fn on_write(t: &Target, obj: &mut Value) {
     if t.group.is_empty() && t.resource == "nodes" {
-        super::nodes::reconcile(obj, time::OffsetDateTime::now_utc());
+        // A write is no news of the kubelet's health (the controller loop judges that):
+        // only the taints are brought in line with the status written.
+        super::nodes::reconcile(obj, false, time::OffsetDateTime::now_utc());
     }
     if t.group.is_empty()
         && t.resource == "pods"

@@ -190,6 +190,7 @@ async fn join_control_plane(
     files::write_kubeconfigs(cluster, &local, false)
         .context("error execution phase control-plane-prepare/kubeconfig")?;
     files::write_manifests(cluster, &local).context("error execution phase control-plane-prepare/control-plane")?;
+    refuse_ready_node(bootstrap, &j.node_registration.name).await?;
     crate::pki::write_file(format!("{}/bootstrap-kubelet.conf", files::kdir()), &bootstrap.to_yaml(), 0o600)?;
     files::write_kubelet_files(cluster, &j.node_registration, None, false)
         .context("error execution phase kubelet-start")?;
@@ -213,6 +214,7 @@ async fn join_worker(
     ca: &str,
 ) -> Result<()> {
     let k = files::kdir();
+    refuse_ready_node(bootstrap, &j.node_registration.name).await?;
     crate::pki::write_file(&j.ca_cert_path, ca, 0o644)?;
     crate::pki::write_file(format!("{k}/bootstrap-kubelet.conf"), &bootstrap.to_yaml(), 0o600)?;
     files::write_kubelet_files(cluster, &j.node_registration, None, true)
@@ -221,6 +223,36 @@ async fn join_worker(
     wait_tls_bootstrap(j).await?;
     println!("\nThis node has joined the cluster:\n* Certificate signing request was sent to apiserver and a response was received.\n* The Kubelet was informed of the new secure connection details.");
     Ok(())
+}
+
+/// kubelet-start's first step (`cmd/kubeadm/app/cmd/phases/join/kubelet.go`,
+/// runKubeletStartJoinPhase): with the bootstrap token's client (kubeadm's
+/// `kubeadm:get-nodes` role), a Node of this name whose Ready condition is True refuses
+/// the join, before the kubelet is configured.
+async fn refuse_ready_node(bootstrap: &Kubeconfig, name: &str) -> Result<()> {
+    let api = ApiClient::from_kubeconfig(bootstrap)?;
+    let r = api.get(&format!("/api/v1/nodes/{name}")).await?;
+    if r.status == reqwest::StatusCode::NOT_FOUND {
+        return Ok(());
+    }
+    if !r.status.is_success() {
+        bail!("error execution phase kubelet-start: cannot get Node {name:?}: {}", r.message());
+    }
+    if let Some(msg) = ready_node_refusal(&r.body, name) {
+        bail!("error execution phase kubelet-start: {msg}");
+    }
+    Ok(())
+}
+
+/// kubeadm's refusal of a join over an existing Node whose Ready condition is True.
+pub fn ready_node_refusal(node: &serde_json::Value, name: &str) -> Option<String> {
+    let ready = node["status"]["conditions"].as_array()?.iter().any(|c| c["type"] == "Ready" && c["status"] == "True");
+    ready.then(|| {
+        format!(
+            "a Node with name {name:?} and status \"Ready\" already exists in the cluster. \
+             You must delete the existing Node or change the name of this new joining Node"
+        )
+    })
 }
 
 /// kubelet-start: waits until the kubelet's TLS bootstrap wrote kubelet.conf, then
@@ -244,4 +276,25 @@ async fn wait_tls_bootstrap(j: &JoinConfiguration) -> Result<()> {
     }
     let _ = std::fs::remove_file(format!("{k}/bootstrap-kubelet.conf"));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// `cmd/kubeadm/app/cmd/phases/join/kubelet.go`: only Ready=True refuses; a NotReady or
+    /// Unknown Node of the name (a dead machine the controller noticed) lets the join on.
+    #[test]
+    fn a_ready_node_of_the_name_refuses_the_join() {
+        let node = |status: &str| json!({"status": {"conditions": [{"type": "Ready", "status": status}]}});
+        assert_eq!(
+            ready_node_refusal(&node("True"), "node4").unwrap(),
+            "a Node with name \"node4\" and status \"Ready\" already exists in the cluster. \
+             You must delete the existing Node or change the name of this new joining Node"
+        );
+        assert_eq!(ready_node_refusal(&node("Unknown"), "node4"), None);
+        assert_eq!(ready_node_refusal(&node("False"), "node4"), None);
+        assert_eq!(ready_node_refusal(&json!({}), "node4"), None);
+    }
 }

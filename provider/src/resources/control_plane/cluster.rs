@@ -134,11 +134,17 @@ async fn init(x: &Member<'_>, m: &ControlPlaneModel, token: &str) -> anyhow::Res
     probe::wait_ready(&m.endpoint, &m.ca_cert, READY_WAIT).await
 }
 
-/// `kubeadm join --control-plane` (by configuration) on `x`.
+/// `kubeadm join --control-plane` (by configuration) on `x`, after deleting a Node of its
+/// name left by its previous machine (kubeadm refuses to join over a Ready one; after
+/// an etcd restore the old Nodes come back Ready).
 async fn join(x: &Member<'_>, m: &ControlPlaneModel, token: &str) -> anyhow::Result<()> {
     let hash = pki::ca_cert_hash(&m.ca_cert)?;
     let config = kubeadm::join_config(m, x.m, token, &hash);
     prepare(x, m, &config, &[token]).await?;
+    admin_client(m)?
+        .clear_stale_node(&x.m.name, x.m.address())
+        .await
+        .map_err(|e| e.context(format!("before joining {}", x.node.label())))?;
     run_redacted(&x.node, "kubeadm join", &format!("kubeadm join --config {}", quote(CONFIG_PATH)), &[token]).await?;
     Ok(())
 }

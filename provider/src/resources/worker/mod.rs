@@ -95,9 +95,10 @@ async fn label_and_taint(m: &WorkerModel, removed_labels: &[String], removed_tai
 /// The packages (unless `install_packages = false`), then `kubeadm join` with a token
 /// that is still valid. The packages install while other workers change (many new
 /// workers download at once); the join starts the kubelet, so it and the Node's
-/// registration run in turn. A Node object of the same name left from before (e.g. in
-/// an etcd restored from a snapshot) does not block it: the kubelet takes it over, and
-/// its labels and taints are set again afterwards.
+/// registration run in turn. A Node object of the same name left by the previous
+/// machine (e.g. in an etcd restored from a snapshot, still marked Ready) is deleted
+/// first, as kubeadm refuses to join over a Ready one; the labels and taints are set
+/// again afterwards.
 async fn install_and_join(ctx: &Context, node: &Node, m: &WorkerModel) -> anyhow::Result<()> {
     if m.install_packages != Some(false) {
         let v = KubeVersion::parse(&m.kubernetes_version).map_err(|e| anyhow::anyhow!("kubernetes_version: {e}"))?;
@@ -106,6 +107,7 @@ async fn install_and_join(ctx: &Context, node: &Node, m: &WorkerModel) -> anyhow
     let client = join::client(m)?;
     drain::in_turn(ctx, &client, &m.node.name, async {
         let token = join::token(m).await?;
+        client.clear_stale_node(&m.node.name, m.node.address()).await?;
         join::kubeadm_join(node, m, &token).await?;
         join::wait_for_node(&client, &m.node.name).await
     })
