@@ -67,6 +67,18 @@ fn after_every_machine_is_lost_one_apply_rebuilds_etcd_the_control_plane_the_vip
     };
     // node1 is where init runs; the others join.
     let joining = &NODES[1..];
+    // Flannel's configuration on every node, so every Node is Ready, as in a running
+    // cluster; the snapshot below keeps them so.
+    write_cni_config(&lab, &NODES);
+    let t = Instant::now();
+    while !NODES.iter().all(|n| {
+        get_node(&lab, n)["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    }) {
+        assert!(t.elapsed() < Duration::from_secs(30), "the Nodes did not turn Ready with a CNI configuration");
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let first_uids: Vec<String> =
         joining.iter().map(|n| get_node(&lab, n)["metadata"]["uid"].as_str().unwrap().to_string()).collect();
     let first_certs: Vec<String> = joining.iter().map(|n| kubelet_cert(&lab, n)).collect();

@@ -37,6 +37,19 @@ pub fn install_containerd(lab: &LabGuard, nodes: &[&str]) {
     });
 }
 
+/// What the CNI's DaemonSet (flannel's `install-cni` container) writes on every node once
+/// it runs there: a CNI configuration, which turns the kubelet's Node Ready. No pods run
+/// with the stand-ins, so a test that needs Ready Nodes writes it as flannel would.
+pub fn write_cni_config(lab: &LabGuard, nodes: &[&str]) {
+    for n in nodes {
+        sh_ok(
+            lab,
+            n,
+            "mkdir -p /etc/cni/net.d && printf '%s' '{\"name\":\"cbr0\",\"cniVersion\":\"0.3.1\",\"plugins\":[{\"type\":\"flannel\",\"delegate\":{\"hairpinMode\":true,\"isDefaultGateway\":true}},{\"type\":\"portmap\",\"capabilities\":{\"portMappings\":true}}]}' > /etc/cni/net.d/10-flannel.conflist",
+        );
+    }
+}
+
 pub fn sh(lab: &LabGuard, node: &str, script: &str) -> (i32, String, String) {
     let out = lab.exec(node, &["sh", "-c", script]).expect("node exec");
     (
