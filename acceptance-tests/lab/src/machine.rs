@@ -234,6 +234,7 @@ pub fn boot(node: &NodeInfo, machine_name: &str, repo: Option<&Path>, standins: 
     if let Some(s) = standins {
         args.push(format!("--bind-ro={}:{}", s.display(), crate::standins::NODE_PATH));
     }
+    raise_inotify_limits()?;
     // Enter the node's own cgroups first, then become nspawn: with --keep-unit nspawn
     // puts the machine under the caller's cgroup, so without this every node would share
     // one `payload` tree and one node's systemd would see the others' processes.
@@ -251,6 +252,23 @@ pub fn boot(node: &NodeInfo, machine_name: &str, repo: Option<&Path>, standins: 
     let mut words: Vec<&OsStr> = vec![OsStr::new("-c"), OsStr::new(&script), OsStr::new("strata-node")];
     words.extend(args.iter().map(OsStr::new));
     spawn_daemon(Path::new("sh"), &words, &[], &console_log(&node.data_dir))
+}
+
+/// Every booted node's systemd (and its journald, udev, logind) takes inotify instances
+/// from the host's per-user limit, 128 by default: two labs side by side (nextest runs
+/// tests in parallel) ran out, and a node's systemd died at boot with "Failed to allocate
+/// manager object: Too many open files" (kind documents the same for its nodes). Raised
+/// to what a host of many container nodes needs, never lowered.
+fn raise_inotify_limits() -> Result<()> {
+    for (key, want) in [("max_user_instances", 8192u64), ("max_user_watches", 524_288)] {
+        let path = format!("/proc/sys/fs/inotify/{key}");
+        let now: u64 =
+            fs::read_to_string(&path).with_context(|| format!("reading {path}"))?.trim().parse().unwrap_or(0);
+        if now < want {
+            fs::write(&path, want.to_string()).with_context(|| format!("raising {path} to {want}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Cgroup hierarchies nspawn and systemd use: the named v1 `systemd` one and the unified
@@ -387,6 +405,16 @@ pub fn stop(node: &NodeInfo, first: Signal) -> Result<()> {
             // nspawn gone but systemd still up: SIGRTMIN+3 is systemd's "halt".
             let _ = run("kill", ["-s", "RTMIN+3", &p.pid.to_string()]);
             wait_until(SHUTDOWN_GRACE, || !p.is_alive());
+        }
+    }
+    if first == Signal::SIGKILL {
+        // All of the machine in one step (cgroup v2's cgroup.kill), as a power loss: not
+        // one process after another, which lets a daemon see its peers die and react.
+        for d in cgroup_dirs(node) {
+            let kill = d.join("cgroup.kill");
+            if kill.exists() {
+                fs::write(&kill, "1").with_context(|| format!("writing {}", kill.display()))?;
+            }
         }
     }
     let mut left = Vec::new();
