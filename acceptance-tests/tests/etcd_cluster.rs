@@ -240,8 +240,73 @@ fn three_members_form_over_tls_back_up_replace_a_lost_member_change_ca_and_are_a
 
     // A new CA in the configuration: every certificate re-issued and rolled out one member
     // at a time (the new CA trusted beside the old one meanwhile), the data kept.
+    // Meanwhile a client on node1 writes every 0.2 s to all three members, with the
+    // files the rotation keeps current (the trusted CA file and its client certificate,
+    // read again at every write): no write may fail, from the first member's restart
+    // to the last. The old client certificate is kept aside for after.
+    sh_ok(&lab, "node1", "cp /etc/etcd/pki/healthcheck-client.crt /root/old-client.crt && cp /etc/etcd/pki/healthcheck-client.key /root/old-client.key");
+    sh_ok(
+        &lab,
+        "node1",
+        &format!(
+            "systemd-run --unit=strata-write-loop --collect bash -c 'i=0; while [ ! -e /root/stop-writes ]; do i=$((i+1)); \
+             if ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/healthcheck-client.crt \
+             --key=/etc/etcd/pki/healthcheck-client.key --endpoints={all} --dial-timeout=3s --command-timeout=10s \
+             put rotation/$i $i >/dev/null 2>>/root/writes.err; then echo ok $i; else echo FAILED $i; fi >> /root/writes.log; \
+             sleep 0.2; done'"
+        ),
+    );
+    // The loop is writing before the apply starts.
+    let t = Instant::now();
+    while sh(&lab, "node1", "grep -c '^ok' /root/writes.log").1.trim().parse::<u32>().unwrap_or(0) < 3 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the write loop does not write: {}",
+            sh(&lab, "node1", "cat /root/writes.err").1
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     copy_cas(tmp.path(), &wd, "b", "ca");
     wd.apply().unwrap();
+    sh_ok(&lab, "node1", "touch /root/stop-writes; while systemctl is-active -q strata-write-loop; do sleep 0.2; done");
+    let writes = sh_ok(&lab, "node1", "cat /root/writes.log");
+    let failed: Vec<&str> = writes.lines().filter(|l| !l.starts_with("ok ")).collect();
+    let written = writes.lines().count();
+    assert!(
+        failed.is_empty(),
+        "{} of {written} writes failed during the CA rotation: {failed:?}\n{}",
+        failed.len(),
+        sh(&lab, "node1", "tail -20 /root/writes.err").1
+    );
+    assert!(written >= 20, "the write loop ran through the rotation: {written} writes");
+    let last = written.to_string();
+    let (_, out, _) = etcdctl(&lab, "node2", &endpoint(&lab, 1), &format!("get rotation/{last} --print-value-only"));
+    assert_eq!(out.trim(), last, "the last write of the loop is in the cluster");
+    // After the rotation the old CA is trusted no more: its client is refused in the TLS
+    // handshake (while the same request with the current certificate is answered).
+    let handshake = |cert: &str| {
+        let (code, out, err) = sh(
+            &lab,
+            "node1",
+            &format!(
+                "printf 'GET /version HTTP/1.0\\r\\n\\r\\n' | timeout 10 openssl s_client -connect {}:2379 \
+                 -CAfile /etc/etcd/pki/ca.crt -verify_return_error -ign_eof {cert} 2>&1",
+                lab.nodes()[0].address
+            ),
+        );
+        (code, format!("{out}{err}"))
+    };
+    let (code, out) = handshake("-cert /root/old-client.crt -key /root/old-client.key");
+    assert_ne!(code, 0, "a client of the old CA got through: {out}");
+    assert!(out.contains("Verification: OK"), "the server's (new) certificate was verified: {out}");
+    assert!(
+        out.contains("alert bad certificate") || out.contains("alert unknown ca"),
+        "the old CA's client refused in the handshake: {out}"
+    );
+    assert!(!out.contains("etcdserver"), "{out}");
+    let (code, out) = handshake("-cert /etc/etcd/pki/healthcheck-client.crt -key /etc/etcd/pki/healthcheck-client.key");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"etcdserver\":\"3.5."), "the current client certificate is answered: {out}");
     let new_ca = std::fs::read_to_string(tmp.path().join("b.crt")).unwrap();
     for n in ["node1", "node2", "node3"] {
         assert_eq!(sh_ok(&lab, n, "cat /etc/etcd/pki/ca.crt").trim(), new_ca.trim(), "{n} trusts only the new CA");

@@ -117,6 +117,36 @@ impl Node {
         Ok(true)
     }
 
+    /// Writes a set of files that belong together (a certificate and its key, read again
+    /// by etcd at every TLS handshake and by clients at every call): each changed file is
+    /// staged beside its path with its mode and group, and all are renamed into place by
+    /// one command, so no reader sees a new certificate beside the old key for longer
+    /// than between two renames. Returns whether any file changed.
+    pub async fn write_together(&self, files: &[FileInSet<'_>]) -> anyhow::Result<bool> {
+        let mut moves = Vec::new();
+        for f in files {
+            if self.read_file(&f.path).await?.as_deref() == Some(f.content) {
+                continue;
+            }
+            let (dir, name) = f.path.rsplit_once('/').ok_or_else(|| anyhow!("{} is not an absolute path", f.path))?;
+            let staged = format!("{dir}/.{name}.strata-new");
+            self.write_file(&staged, f.content, f.mode).await?;
+            if let Some(group) = f.group {
+                self.run_ok(
+                    &format!("giving {} to group {group}", f.path),
+                    &format!("chgrp {} {}", quote(group), quote(&staged)),
+                )
+                .await?;
+            }
+            moves.push(format!("mv -f -- {} {}", quote(&staged), quote(&f.path)));
+        }
+        if moves.is_empty() {
+            return Ok(false);
+        }
+        self.run_ok("installing the new files together", &moves.join(" && ")).await?;
+        Ok(true)
+    }
+
     /// Has `validator` accept `content` as the next `path` without installing it, for a
     /// change that must be accepted on every node before any node takes it.
     pub async fn check_candidate(&self, path: &str, content: &[u8], mode: u32, validator: &str) -> anyhow::Result<()> {
@@ -201,4 +231,14 @@ impl Node {
         }
         Ok(changed)
     }
+}
+
+/// One file of [`Node::write_together`].
+pub struct FileInSet<'a> {
+    pub path: String,
+    pub content: &'a [u8],
+    pub mode: u32,
+    /// The group that must own it (e.g. a daemon's group for its key), set before it is in
+    /// place.
+    pub group: Option<&'a str>,
 }

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail};
 
 use super::certs::{self, Issued, IssuedCert};
 use super::{MemberModel, ReleaseArchiveModel};
-use crate::node::services::UnitAction;
+use crate::node::services::{FileInSet, UnitAction};
 use crate::node::{quote, Exec, Node};
 
 pub const UNIT: &str = "etcd.service";
@@ -164,19 +164,27 @@ impl Member<'_> {
 
     /// Writes certificates and lasting settings; returns whether anything changed.
     pub async fn write_config(&self, ca_cert: &str, issued: &Issued, data_dir: &str) -> anyhow::Result<bool> {
-        let mut changed = false;
-        for (path, content, mode) in cert_files(ca_cert, self.m, issued)? {
-            changed |= self.node.write_validated(&path, content.as_bytes(), mode, None).await?;
-        }
+        // etcd reads its certificate files again at every TLS handshake, and clients
+        // (etcdctl, the API servers' health checks) at every call: the set goes into place
+        // at once. etcd runs as the package's etcd user: it reads the keys through its
+        // group, given before they are in place.
+        let files = cert_files(ca_cert, self.m, issued)?;
+        let set: Vec<FileInSet<'_>> = files
+            .iter()
+            .map(|(path, content, mode)| FileInSet {
+                path: path.clone(),
+                content: content.as_bytes(),
+                mode: *mode,
+                group: (path.ends_with("/server.key") || path.ends_with("/peer.key")).then_some("etcd"),
+            })
+            .collect();
+        let mut changed = self.node.write_together(&set).await?;
         changed |= self.node.write_validated(ENV_FILE, render_env(self.m, data_dir).as_bytes(), 0o644, None).await?;
         let d = quote(data_dir);
-        // etcd runs as the package's etcd user: it reads the keys through its group.
         self.node
             .run_ok(
-                "giving etcd its certificates and data directory",
-                &format!(
-                    "chgrp etcd {PKI_DIR}/server.key {PKI_DIR}/peer.key && mkdir -p {d} && chown etcd:etcd {d} && chmod 700 {d}"
-                ),
+                "giving etcd its data directory",
+                &format!("chgrp etcd {PKI_DIR}/server.key {PKI_DIR}/peer.key && mkdir -p {d} && chown etcd:etcd {d} && chmod 700 {d}"),
             )
             .await?;
         Ok(changed)
