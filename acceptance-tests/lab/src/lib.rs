@@ -280,10 +280,12 @@ impl Lab {
             self.info = fresh;
         }
         let node = self.node(name)?.clone();
-        // Power loss: no shutdown, SIGKILL to nspawn and everything in the machine.
-        machine::stop(&node, Signal::SIGKILL)?;
-        // Nothing of it answers; `node start` makes the network again.
+        // Power loss: the machine drops off the network first, so nothing it does while
+        // dying (a keepalived handing over with a priority-0 advert) reaches anyone;
+        // then every process at once (the cgroup's kill), no shutdown. `node start`
+        // makes the network again.
         network::delete_link(&node.veth)?;
+        machine::stop(&node, Signal::SIGKILL)?;
         network::delete_netns(&node.namespace)?;
         self.info.node_mut(name)?.state = NodeState::Killed;
         self.info.save()
