@@ -65,10 +65,15 @@ print(f"The refresh and plan row ({rebuild - apply:.1f} s) is the time spent bef
 print("starts: the provider is started, the deleted VMs are read as gone, every node")
 print("resource tries its nodes over SSH and finds they do not answer, and the plan is made.")
 print("It is outside the critical path and the apply phase. Terraform's refresh events put the")
-slow = [x for x in r['refresh'] if x['seconds'] >= 1.0]
-print(f"refresh at {r['refresh_s']:.1f} s (first refresh started to last done; resources are refreshed")
-print("in dependency order too); the slowest refreshes (slowest instance of each resource): " +
-      (", ".join(f"`{x['resource']}` {x['seconds']:.1f} s" for x in slow) if slow else "none above 1 s") + ".")
+print(f"refresh at {r['refresh_s']:.1f} s, first refresh started to last done. Resources are refreshed")
+print("in dependency order (a node resource after what it depends on), and each node resource")
+print("finds its nodes gone. When each resource's first instance started and its last one")
+print("finished (seconds into the refresh), and its slowest instance:")
+print()
+print("| resource (refresh) | started | done | slowest instance |")
+print("|---|---:|---:|---:|")
+for s in r['refresh']:
+    print(f"| `{s['resource']}` | {s['start']:.1f} | {s['end']:.1f} | {s['slowest']:.1f} |")
 print()
 print("The critical path: " + " → ".join(f"`{c['resource']}` {c['seconds']:.1f} s" for c in r['chain']) + ".")
 print()

@@ -425,17 +425,17 @@ pub fn critical_path(apply_json: &str, state: &Value) -> Result<CriticalPath> {
 }
 
 /// The refresh before a plan or apply, from its `-json` output: first `refresh_start` to
-/// last `refresh_complete`, and each resource's slowest instance, slowest first.
+/// last `refresh_complete`, and each resource in start order: its first instance's start
+/// and its last one's end (seconds from the first refresh), and its slowest instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refresh {
     pub wall: f64,
-    pub resources: Vec<(String, f64)>,
+    pub resources: Vec<Step>,
 }
 
 pub fn refresh(json_lines: &str) -> Refresh {
     let mut start: BTreeMap<String, f64> = BTreeMap::new();
-    let (mut first, mut last) = (f64::MAX, f64::MIN);
-    let mut slowest: BTreeMap<String, f64> = BTreeMap::new();
+    let mut done: Vec<(String, f64, f64)> = Vec::new();
     for line in json_lines.lines() {
         let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
         let kind = v["type"].as_str().unwrap_or_default();
@@ -446,21 +446,28 @@ pub fn refresh(json_lines: &str) -> Refresh {
         };
         match kind {
             "refresh_start" => {
-                first = first.min(t);
                 start.insert(addr.to_string(), t);
             }
             "refresh_complete" => {
-                last = last.max(t);
                 if let Some(s) = start.get(addr) {
-                    let w = slowest.entry(resource_of(addr).to_string()).or_default();
-                    *w = w.max(t - s);
+                    done.push((addr.to_string(), *s, t));
                 }
             }
             _ => {}
         }
     }
-    let mut resources: Vec<(String, f64)> = slowest.into_iter().collect();
-    resources.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let first = done.iter().map(|d| d.1).fold(f64::MAX, f64::min);
+    let last = done.iter().map(|d| d.2).fold(f64::MIN, f64::max);
+    let mut spans: BTreeMap<String, Step> = BTreeMap::new();
+    for (addr, s, e) in done {
+        let r = resource_of(&addr).to_string();
+        let span = spans.entry(r.clone()).or_insert(Step { resource: r, start: f64::MAX, end: 0.0, slowest: 0.0 });
+        span.start = span.start.min(s - first);
+        span.end = span.end.max(e - first);
+        span.slowest = span.slowest.max(e - s);
+    }
+    let mut resources: Vec<Step> = spans.into_values().collect();
+    resources.sort_by(|a, b| a.start.total_cmp(&b.start).then_with(|| a.resource.cmp(&b.resource)));
     Refresh { wall: if last >= first { last - first } else { 0.0 }, resources }
 }
 
@@ -524,7 +531,12 @@ mod tests {
         .join("\n");
         let r = refresh(&log);
         assert_eq!(r.wall, 16.5);
-        assert_eq!(r.resources, [("strata_node_config.kube".to_string(), 16.0), ("strata_vm.this".to_string(), 1.0)]);
+        let step = |r: &str, start, end, slowest| Step { resource: r.to_string(), start, end, slowest };
+        assert_eq!(
+            r.resources,
+            [step("strata_vm.this", 0.0, 1.0, 1.0), step("strata_node_config.kube", 0.5, 16.5, 16.0)]
+        );
+        assert_eq!(refresh("").wall, 0.0);
     }
 
     #[test]

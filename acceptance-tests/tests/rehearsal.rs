@@ -132,7 +132,7 @@ fn the_platform_is_rebuilt_with_its_data_and_identity_by_one_plain_apply_after_e
             "chain": cp.chain.iter().map(|(r, w)| serde_json::json!({"resource": r, "seconds": w})).collect::<Vec<_>>(),
             "spans": cp.spans.iter().map(|s| serde_json::json!({"resource": s.resource, "start": s.start, "end": s.end, "slowest": s.slowest})).collect::<Vec<_>>(),
             "refresh_s": refresh.wall,
-            "refresh": refresh.resources.iter().map(|(r, w)| serde_json::json!({"resource": r, "seconds": w})).collect::<Vec<_>>(),
+            "refresh": refresh.resources.iter().map(|s| serde_json::json!({"resource": s.resource, "start": s.start, "end": s.end, "slowest": s.slowest})).collect::<Vec<_>>(),
             "waits_refresh_and_plan": total(&plan_waits),
             "waits_apply": total(&apply_waits),
             "waits_apply_by_kind": apply_kinds.iter().map(total).collect::<Vec<_>>(),
