@@ -6,3 +6,4 @@ pub mod prober;
 pub mod provider;
 pub mod standins;
 pub mod terraform;
+pub mod waits;

@@ -294,6 +294,8 @@ pub struct Step {
 pub struct CriticalPath {
     /// First `apply_start` to last `apply_complete`.
     pub wall: f64,
+    /// When the first resource started (seconds since midnight UTC, as [`utc_seconds`]).
+    pub started_at: f64,
     /// The longest chain, each resource weighted by its slowest instance.
     pub length: f64,
     pub chain: Vec<(String, f64)>,
@@ -302,14 +304,25 @@ pub struct CriticalPath {
     pub spans: Vec<Step>,
 }
 
-fn seconds(ts: &str) -> Option<f64> {
-    // `2026-12-02T16:13:42.123456+00:00`: the day does not change within an apply.
+/// Seconds since midnight UTC of an RFC 3339 timestamp as Terraform writes them:
+/// `2026-12-02T16:13:42.123456+01:00` (the `-json` UI, local time) or
+/// `2026-12-02T15:13:42.123Z` (its log). The day does not change within an apply.
+pub fn utc_seconds(ts: &str) -> Option<f64> {
     let time = ts.split('T').nth(1)?;
-    let hms = &time[..time.find(['+', '-', 'Z']).unwrap_or(time.len())];
+    let zone_at = time.find(['+', '-', 'Z']).unwrap_or(time.len());
+    let (hms, zone) = time.split_at(zone_at);
     let mut parts = hms.split(':');
     let (h, m, s): (f64, f64, f64) =
         (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
-    Some(h * 3600.0 + m * 60.0 + s)
+    let offset = match zone.chars().next() {
+        None | Some('Z') => 0.0,
+        Some(sign) => {
+            let digits: String = zone[1..].chars().filter(char::is_ascii_digit).collect();
+            let (oh, om): (f64, f64) = (digits.get(..2)?.parse().ok()?, digits.get(2..4).unwrap_or("0").parse().ok()?);
+            (oh * 3600.0 + om * 60.0) * if sign == '-' { -1.0 } else { 1.0 }
+        }
+    };
+    Some(h * 3600.0 + m * 60.0 + s - offset)
 }
 
 /// The resource of an instance address: `strata_vm.this["cp1"]` -> `strata_vm.this`.
@@ -332,7 +345,7 @@ pub fn critical_path(apply_json: &str, state: &Value) -> Result<CriticalPath> {
             continue;
         }
         let (Some(addr), Some(t)) =
-            (v["hook"]["resource"]["addr"].as_str(), v["@timestamp"].as_str().and_then(seconds))
+            (v["hook"]["resource"]["addr"].as_str(), v["@timestamp"].as_str().and_then(utc_seconds))
         else {
             continue;
         };
@@ -408,7 +421,54 @@ pub fn critical_path(apply_json: &str, state: &Value) -> Result<CriticalPath> {
             best = p;
         }
     }
-    Ok(CriticalPath { wall: last - first, length: best.0, chain: best.1, spans })
+    Ok(CriticalPath { wall: last - first, started_at: first, length: best.0, chain: best.1, spans })
+}
+
+/// The refresh before a plan or apply, from its `-json` output: first `refresh_start` to
+/// last `refresh_complete`, and each resource in start order: its first instance's start
+/// and its last one's end (seconds from the first refresh), and its slowest instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refresh {
+    pub wall: f64,
+    pub resources: Vec<Step>,
+}
+
+pub fn refresh(json_lines: &str) -> Refresh {
+    let mut start: BTreeMap<String, f64> = BTreeMap::new();
+    let mut done: Vec<(String, f64, f64)> = Vec::new();
+    for line in json_lines.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        let kind = v["type"].as_str().unwrap_or_default();
+        let (Some(addr), Some(t)) =
+            (v["hook"]["resource"]["addr"].as_str(), v["@timestamp"].as_str().and_then(utc_seconds))
+        else {
+            continue;
+        };
+        match kind {
+            "refresh_start" => {
+                start.insert(addr.to_string(), t);
+            }
+            "refresh_complete" => {
+                if let Some(s) = start.get(addr) {
+                    done.push((addr.to_string(), *s, t));
+                }
+            }
+            _ => {}
+        }
+    }
+    let first = done.iter().map(|d| d.1).fold(f64::MAX, f64::min);
+    let last = done.iter().map(|d| d.2).fold(f64::MIN, f64::max);
+    let mut spans: BTreeMap<String, Step> = BTreeMap::new();
+    for (addr, s, e) in done {
+        let r = resource_of(&addr).to_string();
+        let span = spans.entry(r.clone()).or_insert(Step { resource: r, start: f64::MAX, end: 0.0, slowest: 0.0 });
+        span.start = span.start.min(s - first);
+        span.end = span.end.max(e - first);
+        span.slowest = span.slowest.max(e - s);
+    }
+    let mut resources: Vec<Step> = spans.into_values().collect();
+    resources.sort_by(|a, b| a.start.total_cmp(&b.start).then_with(|| a.resource.cmp(&b.resource)));
+    Refresh { wall: if last >= first { last - first } else { 0.0 }, resources }
 }
 
 #[cfg(test)]
@@ -448,12 +508,44 @@ mod tests {
         ]}}});
         let cp = critical_path(&log, &state).unwrap();
         assert_eq!(cp.wall, 21.0);
+        assert_eq!(cp.started_at, 10.0 * 3600.0);
         assert_eq!(cp.length, 20.0);
         let names: Vec<&str> = cp.chain.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["strata_vm.this", "strata_node_config.kube", "strata_control_plane.k8s"]);
         // The control plane waited 1 s after node_config was done: visible in the spans.
         let span = cp.spans.iter().find(|s| s.resource == "strata_control_plane.k8s").unwrap();
         assert_eq!((span.start, span.end, span.slowest), (14.0, 21.0, 7.0));
+    }
+
+    #[test]
+    fn refresh_times_per_resource_are_the_slowest_instance() {
+        let log = [
+            event("refresh_start", "strata_vm.this[\"a\"]", "00.0"),
+            event("refresh_start", "strata_node_config.kube[\"a\"]", "00.5"),
+            event("refresh_start", "strata_node_config.kube[\"b\"]", "00.5"),
+            event("refresh_complete", "strata_vm.this[\"a\"]", "01.0"),
+            event("refresh_complete", "strata_node_config.kube[\"b\"]", "03.5"),
+            event("refresh_complete", "strata_node_config.kube[\"a\"]", "16.5"),
+            event("apply_start", "strata_vm.this[\"a\"]", "20.0"),
+        ]
+        .join("\n");
+        let r = refresh(&log);
+        assert_eq!(r.wall, 16.5);
+        let step = |r: &str, start, end, slowest| Step { resource: r.to_string(), start, end, slowest };
+        assert_eq!(
+            r.resources,
+            [step("strata_vm.this", 0.0, 1.0, 1.0), step("strata_node_config.kube", 0.5, 16.5, 16.0)]
+        );
+        assert_eq!(refresh("").wall, 0.0);
+    }
+
+    #[test]
+    fn timestamps_with_an_offset_are_read_as_utc() {
+        assert_eq!(utc_seconds("2026-12-02T16:13:42.5+01:00"), Some(15.0 * 3600.0 + 13.0 * 60.0 + 42.5));
+        assert_eq!(utc_seconds("2026-12-02T15:13:42.5Z"), Some(15.0 * 3600.0 + 13.0 * 60.0 + 42.5));
+        assert_eq!(utc_seconds("2026-12-02T10:13:42.5-0530"), Some(15.0 * 3600.0 + 43.0 * 60.0 + 42.5));
+        assert_eq!(utc_seconds("2026-12-02T15:13:42.5"), Some(15.0 * 3600.0 + 13.0 * 60.0 + 42.5));
+        assert_eq!(utc_seconds("not a time"), None);
     }
 
     #[test]

@@ -111,6 +111,10 @@ impl Workdir {
         self.env.push((k.into(), v.into()));
     }
 
+    pub fn remove_env(&mut self, k: &str) {
+        self.env.retain(|(key, _)| key != k);
+    }
+
     /// Runs `terraform ARGS` in the directory; `-no-color` is added for readable output.
     pub fn run(&self, args: &[&str]) -> Result<Run> {
         let mut cmd = self.command(args);

@@ -13,6 +13,7 @@ use strata_acceptance_tests::platform::{self, critical_path};
 use strata_acceptance_tests::provider::{provider_dir, target_dir};
 use strata_acceptance_tests::standins::standins_dir;
 use strata_acceptance_tests::terraform::Workdir;
+use strata_acceptance_tests::waits::{self, WaitTotal};
 use strata_lab::{LabGuard, PveMode, StandinsMode, UpOptions};
 
 const WORKERS: u32 = 3;
@@ -83,11 +84,18 @@ fn the_platform_is_rebuilt_with_its_data_and_identity_by_one_plain_apply_after_e
         assert!(lab.exec(&platform::machine(*vmid), &["true"]).is_err(), "VM {vmid} ({address}) still runs");
     }
 
-    // The rebuild: the backups configured as restore sources, one plain apply.
+    // The rebuild: the backups configured as restore sources, one plain apply. The
+    // provider's INFO lines go to a log file: its wait records (provider/src/wait.rs).
     platform::configure(&mut wd, &lab, WORKERS, Some(&restore)).unwrap();
+    let tf_log = tmp.path().join("rebuild-terraform.log");
+    wd.set_env("TF_LOG_PROVIDER", "INFO");
+    wd.set_env("TF_LOG_PATH", &tf_log.display().to_string());
     let t = Instant::now();
     let log = apply_json(&wd, "the rebuild");
     let rebuild = t.elapsed();
+    wd.remove_env("TF_LOG_PROVIDER");
+    wd.remove_env("TF_LOG_PATH");
+    let provider_log = std::fs::read_to_string(&tf_log).unwrap();
     let after = wd.show().unwrap();
     let (value, file) = platform::read_data(&lab, &after).unwrap();
     assert_eq!(value, marker, "the etcd key is back from the snapshot");
@@ -99,6 +107,21 @@ fn the_platform_is_rebuilt_with_its_data_and_identity_by_one_plain_apply_after_e
     assert_eq!(plan.code, 0, "the plan after the rebuild is not empty:\n{}\n{}", plan.stdout, plan.stderr);
 
     let cp = critical_path(&log, &after).unwrap();
+    let refresh = platform::refresh(&log);
+    // The provider's pauses between polls: those that started before the apply phase were
+    // part of the refresh and plan. Every rebuild waits for Proxmox tasks (clones, starts,
+    // each running for pve-sim's task time): no such record means the records are lost.
+    let all_waits = waits::parse(&provider_log);
+    let (before, during): (Vec<_>, Vec<_>) = all_waits.into_iter().partition(|w| w.start() < cp.started_at);
+    let (plan_waits, _) = waits::totals(&before);
+    let (apply_waits, apply_kinds) = waits::totals(&during);
+    assert!(
+        apply_kinds.iter().any(|k| k.what == "proxmox_task" && k.seconds > 0.0),
+        "no wait for a Proxmox task recorded in the rebuild's provider log: {apply_kinds:?}"
+    );
+    assert!(apply_waits.wall <= cp.wall + 1.0, "waits cover more than the apply phase: {apply_waits:?}");
+    let total =
+        |t: &WaitTotal| serde_json::json!({"what": t.what, "count": t.count, "seconds": t.seconds, "wall": t.wall});
     // scripts/bench_rebuild.sh asks for the figures (docs/benchmarks.md).
     if let Some(path) = std::env::var_os("STRATA_REHEARSAL_REPORT") {
         let report = serde_json::json!({
@@ -108,17 +131,27 @@ fn the_platform_is_rebuilt_with_its_data_and_identity_by_one_plain_apply_after_e
             "critical_path_s": cp.length,
             "chain": cp.chain.iter().map(|(r, w)| serde_json::json!({"resource": r, "seconds": w})).collect::<Vec<_>>(),
             "spans": cp.spans.iter().map(|s| serde_json::json!({"resource": s.resource, "start": s.start, "end": s.end, "slowest": s.slowest})).collect::<Vec<_>>(),
+            "refresh_s": refresh.wall,
+            "refresh": refresh.resources.iter().map(|s| serde_json::json!({"resource": s.resource, "start": s.start, "end": s.end, "slowest": s.slowest})).collect::<Vec<_>>(),
+            "waits_refresh_and_plan": total(&plan_waits),
+            "waits_apply": total(&apply_waits),
+            "waits_apply_by_kind": apply_kinds.iter().map(total).collect::<Vec<_>>(),
         });
         std::fs::write(path, report.to_string()).unwrap();
     }
     let chain: Vec<String> = cp.chain.iter().map(|(r, w)| format!("{r} {w:.1}s")).collect();
     eprintln!(
         "rehearsal: first apply {first_apply:.1?}; rebuild apply {rebuild:.1?} (apply phase {:.1}s, critical path \
-         {:.1}s = {}; ratio {:.2}); proofs: {}",
+         {:.1}s = {}; whole command / critical path {:.2}, apply phase / critical path {:.2}); provider waits in \
+         the apply phase: {} pauses, {:.1}s summed, {:.1}s of wall time; proofs: {}",
         cp.wall,
         cp.length,
         chain.join(" -> "),
+        rebuild.as_secs_f64() / cp.length,
         cp.wall / cp.length,
+        apply_waits.count,
+        apply_waits.seconds,
+        apply_waits.wall,
         proofs.join("; ")
     );
 }

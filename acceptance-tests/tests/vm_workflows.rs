@@ -9,6 +9,7 @@ use pve_common::*;
 use serde_json::{json, Value};
 use strata_acceptance_tests::provider::provider_dir;
 use strata_acceptance_tests::terraform::Workdir;
+use strata_acceptance_tests::waits;
 use strata_pve_client::client::Idempotent;
 use strata_pve_client::vm::CreateSpec;
 
@@ -500,6 +501,29 @@ fn debug_logs_show_each_proxmox_request_and_no_secret() {
     assert!(lines.iter().all(|l| l.contains("duration_ms")), "{lines:?}");
     let secret = TOKEN.rsplit_once('=').unwrap().1;
     assert!(!r.stderr.contains(secret) && !r.stdout.contains(secret), "the API token leaked into the logs");
+}
+
+#[test]
+fn the_provider_records_its_waits_for_proxmox_tasks_in_terraforms_log() {
+    // Each task stays running 1.5 s: creating the VM waits at least that long for one.
+    let sim = Sim::start(|c| c.task_ms = 1500);
+    let mut wd = sim.workdir(&vm("a", "pve1", ""));
+    let log = wd.path().join("terraform.log");
+    wd.set_env("TF_LOG_PROVIDER", "INFO");
+    wd.set_env("TF_LOG_PATH", &log.display().to_string());
+    let t = std::time::Instant::now();
+    must(wd.run(&["apply", "-auto-approve", "-input=false"]).unwrap(), "apply");
+    let elapsed = t.elapsed().as_secs_f64();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let (all, kinds) = waits::totals(&waits::parse(&text));
+    let task = kinds.iter().find(|k| k.what == "proxmox_task").unwrap_or_else(|| {
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("terraform-provider-strata:")).collect();
+        panic!("no proxmox_task wait read from the log: {kinds:?}\n{}", lines.join("\n"))
+    });
+    assert!(task.seconds >= 1.2, "a 1.5 s task, {:.2} s of waiting recorded: {task:?}", task.seconds);
+    assert!(task.wall <= task.seconds + 1e-9 && all.wall <= elapsed, "{all:?} within {elapsed:.2} s");
+    let secret = TOKEN.rsplit_once('=').unwrap().1;
+    assert!(!text.contains(secret), "the API token leaked into the log");
 }
 
 #[test]

@@ -12,3 +12,4 @@ pub mod pki;
 pub mod provider;
 pub mod proxmox;
 pub mod resources;
+pub mod wait;

@@ -16,6 +16,25 @@ use crate::error::{Error, Result};
 use crate::vm::ResourceCache;
 use crate::vmid::VmidAllocator;
 
+/// The tracing target of a wait record: the same as the provider's (its `wait` module),
+/// so one reading of the log adds up every wait of an apply.
+pub const WAIT_TARGET: &str = "strata::wait";
+
+/// Sleeps for `d` and emits one INFO event on [`WAIT_TARGET`] with `what` (the kind of
+/// wait, one word) and `us` (how long it lasted), also when the sleep is dropped early
+/// (cancelled): then with the part that was waited.
+pub async fn recorded_sleep(what: &'static str, d: Duration) {
+    struct Record(&'static str, tokio::time::Instant);
+    impl Drop for Record {
+        fn drop(&mut self) {
+            let us = u64::try_from(self.1.elapsed().as_micros()).unwrap_or(u64::MAX);
+            tracing::info!(target: WAIT_TARGET, what = self.0, us, "waited");
+        }
+    }
+    let _record = Record(what, tokio::time::Instant::now());
+    tokio::time::sleep(d).await;
+}
+
 /// PVE tickets live two hours; renew a little earlier so a long apply never sends an
 /// expired one.
 const TICKET_RENEW_AFTER: Duration = Duration::from_secs(2 * 3600 - 10 * 60);
@@ -111,11 +130,12 @@ impl Client {
         self.inner.base.trim_end_matches("/api2/json")
     }
 
-    /// Sleeps unless the cancellation fires first.
-    pub async fn sleep(&self, d: Duration) -> Result<()> {
+    /// Sleeps unless the cancellation fires first. The pause is a wait between polls or
+    /// retries: it is recorded as `what` (see [`recorded_sleep`]).
+    pub async fn sleep(&self, what: &'static str, d: Duration) -> Result<()> {
         tokio::select! {
             _ = self.cancel.cancelled() => Err(Error::Cancelled),
-            _ = tokio::time::sleep(d) => Ok(()),
+            _ = recorded_sleep(what, d) => Ok(()),
         }
     }
 
@@ -134,7 +154,7 @@ impl Client {
         let repeatable = idem == Idempotent::Yes || method == Method::GET;
         let attempts = (|| self.once(method.clone(), path, params))
             .retry(self.inner.cfg.retry.backoff())
-            .sleep(tokio::time::sleep)
+            .sleep(|d| recorded_sleep("proxmox_retry", d))
             .when(|e: &Error| e.is_transient() || (e.is_ambiguous() && repeatable))
             .notify(|e: &Error, after: Duration| {
                 tracing::debug!(%method, path, error = %e, retry_in_ms = after.as_millis() as u64, "retrying Proxmox request");
@@ -245,7 +265,7 @@ impl Client {
                 // Login has no side effect worth protecting: retry transport failures too.
                 Err(e) if (e.is_transient() || e.is_ambiguous()) && attempt + 1 < policy.max_attempts => {
                     attempt += 1;
-                    self.sleep(policy.delay(attempt - 1)).await?;
+                    self.sleep("proxmox_retry", policy.delay(attempt - 1)).await?;
                 }
                 Err(e) => return Err(e),
             }

@@ -98,7 +98,7 @@ impl Client {
                     cfg.get("lock").unwrap_or("")
                 )));
             }
-            self.sleep(delay).await?;
+            self.sleep("proxmox_unlock", delay).await?;
             delay = (delay * 2).min(Duration::from_secs(1));
         }
     }
@@ -113,7 +113,7 @@ impl Client {
         ours: impl Fn(&VmConfig) -> bool,
     ) -> Result<Option<bool>> {
         // Give a request that is still being processed a moment to land.
-        self.sleep(Duration::from_millis(200)).await?;
+        self.sleep("proxmox_retry", Duration::from_millis(200)).await?;
         match self.guest_config(kind, node, vmid).await? {
             Some(cfg) => Ok(Some(ours(&cfg))),
             // A guest of the other kind with this id is someone else's.
@@ -161,7 +161,9 @@ impl Client {
                             message: format!("{} {vmid} already exists (not created by this request)", kind.label()),
                         })
                     }
-                    None if attempt + 1 < CREATE_ATTEMPTS => self.sleep(self.inner.cfg.retry.delay(attempt)).await?,
+                    None if attempt + 1 < CREATE_ATTEMPTS => {
+                        self.sleep("proxmox_retry", self.inner.cfg.retry.delay(attempt)).await?
+                    }
                     None => return Err(e),
                 },
                 Err(e) => return Err(e),

@@ -47,7 +47,7 @@ impl Client {
                 let log_tail = self.task_log_tail(node, upid).await.unwrap_or_default();
                 return Err(Error::Task { upid: upid.to_string(), exitstatus: exit, log_tail });
             }
-            self.sleep(delay).await?;
+            self.sleep("proxmox_task", delay).await?;
             delay = (delay * 2).min(Duration::from_secs(1));
         }
     }
@@ -84,7 +84,7 @@ impl Client {
                 Err(e) if e.is_lock() && attempt < LOCK_RETRIES => {
                     attempt += 1;
                     tracing::debug!(path, attempt, "task hit a busy lock; resubmitting");
-                    self.sleep(self.inner.cfg.retry.delay(attempt)).await?;
+                    self.sleep("proxmox_retry", self.inner.cfg.retry.delay(attempt)).await?;
                 }
                 Err(e) => return Err(e),
             }

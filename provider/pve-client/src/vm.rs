@@ -310,7 +310,7 @@ impl Client {
                     return Ok(());
                 }
                 Err(e) if e.is_ambiguous() || e.is_transient() || e.is_lock() => {
-                    self.sleep(self.inner.cfg.retry.delay(attempt)).await?;
+                    self.sleep("proxmox_retry", self.inner.cfg.retry.delay(attempt)).await?;
                     if self.vm_config(node, vmid).await?.is_some_and(|c| c.get(key).is_some()) {
                         self.invalidate_cache().await;
                         return Ok(());
@@ -392,7 +392,7 @@ impl Client {
                         result = Ok(());
                         break;
                     }
-                    self.sleep(self.inner.cfg.retry.delay(attempt)).await?;
+                    self.sleep("proxmox_retry", self.inner.cfg.retry.delay(attempt)).await?;
                 }
                 _ => break,
             }
@@ -421,7 +421,7 @@ impl Client {
             match vm {
                 Some(vm) if vm.node == target => return Ok(true),
                 Some(vm) if vm.lock.as_deref() == Some("migrate") && start.elapsed() < UNLOCK_WAIT => {
-                    self.sleep(delay).await?;
+                    self.sleep("proxmox_migration", delay).await?;
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
                 _ => return Ok(false),

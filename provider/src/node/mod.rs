@@ -371,7 +371,7 @@ impl Node {
             }
             tokio::select! {
                 _ = self.ctx.cancel.cancelled() => anyhow::bail!("waiting for {} to answer SSH stopped", self.label),
-                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                _ = crate::wait::sleep("ssh_answer", std::time::Duration::from_millis(500)) => {}
             }
         }
     }

@@ -290,7 +290,9 @@ async fn create_inner(c: &Client, planned: &CtModel, candidate: &Mutex<Option<u3
                 m.ipv4_addresses = Some(ips);
                 break;
             }
-            c.sleep(Duration::from_secs(1)).await.map_err(|e| pve_diags("wait for an address", &e, planned))?;
+            c.sleep("container_address", Duration::from_secs(1))
+                .await
+                .map_err(|e| pve_diags("wait for an address", &e, planned))?;
         }
     }
     m.password = planned.password.clone();

@@ -206,7 +206,7 @@ pub async fn wait_serving(address: &str, ca_pem: &str, want_der: &[u8], limit: D
         if tokio::time::Instant::now() >= deadline {
             bail!("{url}: {last} after {}s", limit.as_secs());
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        crate::wait::sleep("apiserver_new_certificate", Duration::from_millis(250)).await;
     }
 }
 

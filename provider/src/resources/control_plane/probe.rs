@@ -73,7 +73,7 @@ pub async fn wait_ready(endpoint: &str, ca_pem: &str, limit: Duration) -> anyhow
             Err(e) if tokio::time::Instant::now() >= deadline => {
                 return Err(e.context(format!("the API did not become ready within {}s", limit.as_secs())))
             }
-            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            Err(_) => crate::wait::sleep("apiserver_ready", Duration::from_secs(1)).await,
         }
     }
 }

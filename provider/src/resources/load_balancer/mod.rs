@@ -256,7 +256,7 @@ impl LoadBalancer {
                 )
                 .into());
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            crate::wait::sleep("vip_election", Duration::from_millis(200)).await;
         }
     }
 
@@ -295,7 +295,7 @@ impl LoadBalancer {
                 )
                 .into());
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            crate::wait::sleep("load_balancer_node_healthy", Duration::from_millis(200)).await;
         }
     }
 

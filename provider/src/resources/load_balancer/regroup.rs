@@ -96,7 +96,7 @@ async fn handover_holding_vip(
                     "did not come back from keepalived",
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            crate::wait::sleep("vip_back_from_keepalived", Duration::from_millis(100)).await;
         }
         Ok(())
     }
@@ -135,7 +135,7 @@ async fn wait_only_holder(
         if Instant::now() > deadline {
             return Err(not_handed_over(m, node, holder, &state.active, &held, "did not settle"));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        crate::wait::sleep("vip_settle", Duration::from_millis(200)).await;
     }
 }
 

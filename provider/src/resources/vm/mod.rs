@@ -309,7 +309,9 @@ async fn create_inner(
                     break;
                 }
             }
-            c.sleep(Duration::from_secs(2)).await.map_err(|e| pve_diags("wait for the guest agent", &e))?;
+            c.sleep("guest_agent_address", Duration::from_secs(2))
+                .await
+                .map_err(|e| pve_diags("wait for the guest agent", &e))?;
         }
     }
     set_host_keys(&mut m, vec![]);
@@ -368,7 +370,7 @@ async fn host_keys(c: &Client, node: &str, vmid: u32, cloud_init: bool) -> Resul
                 return Ok(Some(keys));
             }
         }
-        c.sleep(Duration::from_secs(1)).await?;
+        c.sleep("guest_agent_host_keys", Duration::from_secs(1)).await?;
     }
     Ok(None)
 }

@@ -48,13 +48,14 @@ impl RollLock {
                     "worker {worker}: waiting for Lease kube-system/{LEASE} (workers change one at a time), held by {last}: {}",
                     ctx.stop_reason().unwrap_or_default()
                 ),
-                _ = tokio::time::sleep(POLL) => {}
+                _ = crate::wait::sleep("worker_lease", POLL) => {}
             }
         }
         let renewer = client.clone();
         let h = holder.clone();
         let renew = tokio::spawn(async move {
             loop {
+                // A background timer nothing waits on: not a wait record (crate::wait).
                 tokio::time::sleep(RENEW_EVERY).await;
                 let _ = renewer.try_lease(LEASE, &h, LEASE_DURATION).await;
             }
@@ -110,7 +111,7 @@ pub async fn cordon_and_drain(ctx: &Context, client: &KubeClient, name: &str) ->
                 ctx.stop_reason().unwrap_or_default(),
                 ctx.operation()
             ),
-            _ = tokio::time::sleep(POLL) => {}
+            _ = crate::wait::sleep("drain", POLL) => {}
         }
     }
 }

@@ -87,7 +87,7 @@ pub async fn wait_for_node(client: &KubeClient, name: &str) -> anyhow::Result<()
         match client.get_node(name).await {
             Ok(Some(_)) => return Ok(()),
             Ok(None) | Err(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_secs(1)).await
+                crate::wait::sleep("node_object", Duration::from_secs(1)).await
             }
             Ok(None) => bail!("node {name} joined but no Node object {name} appeared within {}s", NODE_WAIT.as_secs()),
             Err(e) => return Err(e.context(format!("waiting for Node {name}"))),
