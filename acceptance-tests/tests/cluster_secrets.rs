@@ -148,7 +148,7 @@ fn cluster_secrets_lifecycle_with_real_terraform() {
     logs.push_str(&destroy.stdout);
     logs.push_str(&destroy.stderr);
     let state = wd.show().unwrap();
-    assert!(state["values"]["root_module"]["resources"].as_array().map_or(true, |r| r.is_empty()));
+    assert!(state["values"]["root_module"]["resources"].as_array().is_none_or(|r| r.is_empty()));
 
     // The trace log really holds the provider's own lines...
     assert!(logs.contains("ApplyResourceChange"), "provider log lines missing from TF_LOG=trace output");

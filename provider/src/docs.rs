@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn a_missing_example_is_named() {
         let empty = std::env::temp_dir().join(format!("strata-docs-empty-{}", std::process::id()));
-        let err = pages(&StrataProvider, &empty).err().expect("no examples is an error");
+        let err = pages(&StrataProvider, &empty).expect_err("no examples is an error");
         assert!(err.contains("examples/provider/provider.tf is missing"), "{err}");
     }
 }

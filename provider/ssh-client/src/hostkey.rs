@@ -87,7 +87,7 @@ pub(crate) fn verify_presented(
                     Error::UnknownHost { .. } => Error::HostCertificateUntrusted {
                         host: label.into(),
                         ca: fingerprint(cert.signature_key()),
-                        trusted: entries.cas.iter().map(|k| fingerprint(k)).collect(),
+                        trusted: entries.cas.iter().map(fingerprint).collect(),
                     },
                     other => other,
                 });
