@@ -100,7 +100,7 @@ enum NodeCmd {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Power loss: kill every process of the node and unplug its link; the disk is kept.
+    /// Power loss: unplug the node's link, then kill all its processes at once; the disk is kept.
     Kill {
         #[command(flatten)]
         dir: DirArg,
