@@ -389,8 +389,57 @@ fn standins_init_join_upgrade_and_reset_on_lab_nodes() {
     sh_ok(&lab, "node2", "kubeadm upgrade node");
     wait_version(&anon, n2, "v1.35.0");
 
+    // The kubelet's heartbeat Lease (kube-node-lease/node3), read with real kubectl,
+    // renewed every 10 s.
+    let lease = |field: &str| {
+        sh_ok(
+            &lab,
+            "node1",
+            &format!(
+                "kubectl --kubeconfig /etc/kubernetes/admin.conf -n kube-node-lease get lease node3 -o jsonpath='{{.spec.{field}}}'"
+            ),
+        )
+    };
+    assert_eq!(lease("holderIdentity"), "node3");
+    assert_eq!(lease("leaseDurationSeconds"), "40");
+    let renewed = lease("renewTime");
+    let t = Instant::now();
+    while lease("renewTime") == renewed {
+        assert!(t.elapsed() < Duration::from_secs(25), "the Lease was not renewed: {renewed}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+
+    // A join over a Ready Node of the same name is refused, as kubeadm's kubelet-start
+    // does: node3 Ready (a CNI configuration), then reset, and joined again at once
+    // while its Node still counts as Ready (the node controller's 40 s grace).
+    sh_ok(&lab, "node3", "mkdir -p /etc/cni/net.d && echo '{\"cniVersion\":\"0.4.0\",\"name\":\"lab\",\"plugins\":[]}' > /etc/cni/net.d/10-lab.conflist");
+    let ready = || {
+        let n: serde_json::Value =
+            api.get(format!("https://{n1}:6443/api/v1/nodes/node3")).send().unwrap().json().unwrap();
+        n["status"]["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "Ready" && c["status"] == "True")
+    };
+    let t = Instant::now();
+    while !ready() {
+        assert!(t.elapsed() < Duration::from_secs(20), "node3 did not turn Ready with a CNI configuration");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     // reset cleans the worker and the second control plane node up.
     sh_ok(&lab, "node3", "kubeadm reset -f");
+    let worker_token = sh_ok(&lab, "node1", "kubeadm token create --ttl 10m").trim().to_string();
+    put_file(&lab, "node3", cfg, &join_config("node3", &endpoint, &worker_token, &hash, None));
+    let (code, _, err) = sh(&lab, "node3", &format!("kubeadm join --config {cfg}"));
+    assert_eq!(code, 1, "a join over the Ready Node node3 went through");
+    assert!(
+        err.contains("error execution phase kubelet-start: a Node with name \"node3\" and status \"Ready\" already exists in the cluster. You must delete the existing Node or change the name of this new joining Node"),
+        "{err}"
+    );
+    assert_ne!(
+        sh(&lab, "node3", "test -e /etc/kubernetes/bootstrap-kubelet.conf").0,
+        0,
+        "the refused join configured the kubelet"
+    );
+    assert!(ready(), "node3's Node is still Ready: the refusal was for the reason tested");
     let left = sh_ok(
         &lab,
         "node3",
