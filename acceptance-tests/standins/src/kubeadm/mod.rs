@@ -160,6 +160,9 @@ pub fn validate_file(file: &config::ConfigFile, kubeadm: KubeVersion) -> Result<
         let mut c = file.cluster.clone().unwrap_or_else(|| config::default_cluster(true, kubeadm));
         config::set_cluster_defaults(&mut c, kubeadm);
         errs.extend(validation::validate_cluster(&c));
+        for w in validation::cert_validity_warnings(&c) {
+            eprintln!("WARNING: {w}");
+        }
         if errs.is_empty() {
             validation::validate_kubernetes_version("kubernetesVersion", &c.kubernetes_version, kubeadm)?;
         }
