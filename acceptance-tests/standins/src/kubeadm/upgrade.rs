@@ -53,19 +53,98 @@ fn fail_on_demand() -> Result<()> {
     }
 }
 
-/// kubeadm's EnforceVersionPolicies, its mandatory part.
-pub fn version_policy(cluster: KubeVersion, target: KubeVersion, kubeadm: KubeVersion) -> Vec<String> {
-    let mut errs = Vec::new();
-    if target <= cluster {
-        errs.push(format!("Specified version to upgrade to \"{target}\" is equal to or lower than the cluster version \"{cluster}\". Downgrades are not supported yet"));
+/// What EnforceVersionPolicies found (cmd/kubeadm/app/phases/upgrade/policy.go).
+#[derive(Debug, Default, PartialEq)]
+pub struct SkewErrors {
+    /// Refused whatever the flags.
+    pub mandatory: Vec<String>,
+    /// Refused unless `--force`.
+    pub skippable: Vec<String>,
+}
+
+/// kubeadm's EnforceVersionPolicies for released versions: below MinimumControlPlaneVersion
+/// (kubeadm's minor - 1), more than one minor up or down, or a newer minor than kubeadm
+/// are mandatory; a newer patch than kubeadm, a kubeadm of a newer minor than the target
+/// and kubelets more than one minor behind the target are skippable with `--force`.
+/// Re-applying the cluster's version and a one-minor downgrade pass.
+pub fn version_policy(
+    cluster: KubeVersion,
+    target: KubeVersion,
+    kubeadm: KubeVersion,
+    kubelets: &[KubeVersion],
+) -> SkewErrors {
+    let mut e = SkewErrors::default();
+    let min_control_plane = KubeVersion { major: kubeadm.major, minor: kubeadm.minor.saturating_sub(1), patch: 0 };
+    if target < min_control_plane {
+        // (upstream prints the cluster version as "the minimum supported version")
+        e.mandatory.push(format!("Specified version to upgrade to \"{target}\" is equal to or lower than the minimum supported version \"{cluster}\". Please specify a higher version to upgrade to"));
     }
-    if target.major != cluster.major || target.minor > cluster.minor + 1 {
-        errs.push(format!("Specified version to upgrade to \"{target}\" is too high; kubeadm can upgrade only 1 minor version at a time"));
+    if target.minor > cluster.minor + 1 {
+        e.mandatory.push(format!(
+            "Specified version to upgrade to \"{target}\" is too high; kubeadm can upgrade only 1 minor version at a time"
+        ));
+    }
+    if target.minor + 1 < cluster.minor {
+        e.mandatory.push(format!(
+            "Specified version to downgrade to \"{target}\" is too low; kubeadm can downgrade only 1 minor version at a time"
+        ));
     }
     if kubeadm < target {
-        errs.push(format!("Specified version to upgrade to \"{target}\" is higher than the kubeadm version \"{kubeadm}\". Upgrade kubeadm first using the tool you used to install kubeadm"));
+        if target.minor > kubeadm.minor {
+            e.mandatory.push(format!("Specified version to upgrade to \"{target}\" is at least one minor release higher than the kubeadm minor release ({} > {}). Such an upgrade is not supported", target.minor, kubeadm.minor));
+        } else {
+            e.skippable.push(format!("Specified version to upgrade to \"{target}\" is higher than the kubeadm version \"{kubeadm}\". Upgrade kubeadm first using the tool you used to install kubeadm"));
+        }
     }
-    errs
+    if kubeadm.major > target.major || kubeadm.minor > target.minor {
+        e.skippable.push(format!(
+            "Kubeadm version {kubeadm} can only be used to upgrade to Kubernetes version {}.{}",
+            kubeadm.major, kubeadm.minor
+        ));
+    }
+    let mut too_old: Vec<String> =
+        kubelets.iter().filter(|k| target.minor > k.minor + 1).map(|k| k.to_string()).collect();
+    too_old.sort();
+    too_old.dedup();
+    if !too_old.is_empty() {
+        e.skippable.push(format!(
+            "There are kubelets in this cluster that are too old that have these versions [{}]",
+            too_old.join(" ")
+        ));
+    }
+    e
+}
+
+/// kubeadm's FormatErrMsg: one "\t- error" line each.
+fn format_err_msg(errs: &[String]) -> String {
+    errs.iter().map(|e| format!("\t- {e}\n")).collect()
+}
+
+/// cmd/kubeadm/app/cmd/upgrade/common.go: mandatory errors stop the upgrade; skippable
+/// ones too unless `--force`, which prints them and goes on.
+pub fn enforce_version_policy(e: &SkewErrors, force: bool) -> Result<()> {
+    if !e.mandatory.is_empty() {
+        bail!("[upgrade/version] FATAL: the --version argument is invalid due to these fatal errors:\n\n{}\nPlease fix the misalignments highlighted above and try upgrading again", format_err_msg(&e.mandatory));
+    }
+    if !e.skippable.is_empty() {
+        if !force {
+            bail!("[upgrade/version] FATAL: the --version argument is invalid due to these errors:\n\n{}\nCan be bypassed if you pass the --force flag", format_err_msg(&e.skippable));
+        }
+        print!("[upgrade/version] Found {} potential version compatibility errors but skipping since the --force flag is set: \n\n{}", e.skippable.len(), format_err_msg(&e.skippable));
+    }
+    Ok(())
+}
+
+/// The kubelet versions the Nodes report (`status.nodeInfo.kubeletVersion`).
+async fn kubelet_versions(api: &ApiClient) -> Vec<KubeVersion> {
+    let Ok(r) = api.get("/api/v1/nodes").await else { return Vec::new() };
+    r.body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["status"]["nodeInfo"]["kubeletVersion"].as_str())
+        .filter_map(|v| KubeVersion::parse(v).ok())
+        .collect()
 }
 
 pub(crate) fn admin_or_kubelet() -> Result<Kubeconfig> {
@@ -129,7 +208,7 @@ pub async fn run(cmd: UpgradeCmd) -> Result<()> {
             let c = cluster_config(&api, kubeadm).await?;
             let current = KubeVersion::parse(&c.kubernetes_version)?;
             println!("[upgrade/versions] Cluster version: {current}\n[upgrade/versions] kubeadm version: {kubeadm}");
-            if version_policy(current, kubeadm, kubeadm).is_empty() {
+            if version_policy(current, kubeadm, kubeadm, &[]) == SkewErrors::default() && current != kubeadm {
                 println!("\nYou can now apply the upgrade by executing the following command:\n\n\tkubeadm upgrade apply {kubeadm}\n");
             } else {
                 println!("\nAwesome, you're up-to-date! Enjoy!");
@@ -153,13 +232,8 @@ pub async fn run(cmd: UpgradeCmd) -> Result<()> {
             let current = KubeVersion::parse(&c.kubernetes_version)?;
             println!("[upgrade/version] You have chosen to change the cluster version to \"{target}\"");
             println!("[upgrade/versions] Cluster version: {current}\n[upgrade/versions] kubeadm version: {kubeadm}");
-            let errs = version_policy(current, target, kubeadm);
-            if !errs.is_empty() {
-                bail!(
-                    "[upgrade/version] FATAL: the --version argument is invalid due to these fatal errors:\n\n{}\n\nPlease fix the misalignments highlighted above and try upgrading again",
-                    errs.iter().map(|e| format!("- {e}")).collect::<Vec<_>>().join("\n")
-                );
-            }
+            let kubelets = kubelet_versions(&api).await;
+            enforce_version_policy(&version_policy(current, target, kubeadm, &kubelets), force)?;
             if !(yes || force) {
                 print!("[upgrade] Are you sure you want to proceed? [y/N]: ");
                 let mut line = String::new();
@@ -214,15 +288,53 @@ mod tests {
         KubeVersion::parse(s).unwrap()
     }
 
+    /// policy.go EnforceVersionPolicies: one minor up, one minor down and the same version
+    /// pass; skipping a minor (either way) and a target newer than kubeadm's minor are
+    /// mandatory errors; a newer patch than kubeadm, a kubeadm newer than the target's
+    /// minor and kubelets two minors behind are skippable with --force (common.go).
     #[test]
-    fn one_minor_at_a_time_no_downgrade() {
-        assert!(version_policy(v("v1.35.0"), v("v1.36.1"), v("v1.36.1")).is_empty());
-        let e = version_policy(v("v1.34.3"), v("v1.36.1"), v("v1.36.1"));
-        assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].contains("is too high; kubeadm can upgrade only 1 minor version at a time"));
-        let e = version_policy(v("v1.36.1"), v("v1.35.0"), v("v1.36.1"));
-        assert!(e[0].contains("is equal to or lower than the cluster version"), "{e:?}");
-        let e = version_policy(v("v1.35.0"), v("v1.36.1"), v("v1.35.0"));
-        assert!(e[0].contains("higher than the kubeadm version"), "{e:?}");
+    fn version_policy_as_upstream() {
+        let none = SkewErrors::default();
+        assert_eq!(version_policy(v("v1.35.0"), v("v1.36.1"), v("v1.36.1"), &[v("v1.35.0")]), none);
+        // Re-applying the same version: accepted.
+        assert_eq!(version_policy(v("v1.36.1"), v("v1.36.1"), v("v1.36.1"), &[]), none);
+        // One minor down with the target's kubeadm: accepted.
+        assert_eq!(version_policy(v("v1.36.1"), v("v1.35.0"), v("v1.35.0"), &[]), none);
+        // One minor down with the newer kubeadm: skippable.
+        let e = version_policy(v("v1.36.1"), v("v1.35.0"), v("v1.36.1"), &[]);
+        assert!(e.mandatory.is_empty(), "{e:?}");
+        assert_eq!(e.skippable, vec!["Kubeadm version v1.36.1 can only be used to upgrade to Kubernetes version 1.36"]);
+        assert!(enforce_version_policy(&e, false)
+            .unwrap_err()
+            .to_string()
+            .contains("Can be bypassed if you pass the --force flag"));
+        assert!(enforce_version_policy(&e, true).is_ok());
+        // Skipping a minor up: mandatory, --force does not help.
+        let e = version_policy(v("v1.34.3"), v("v1.36.1"), v("v1.36.1"), &[]);
+        assert_eq!(e.mandatory, vec!["Specified version to upgrade to \"v1.36.1\" is too high; kubeadm can upgrade only 1 minor version at a time"]);
+        let msg = enforce_version_policy(&e, true).unwrap_err().to_string();
+        assert!(msg.contains("fatal errors:\n\n\t- Specified version to upgrade to"), "{msg}");
+        // Two minors down: mandatory.
+        let e = version_policy(v("v1.36.1"), v("v1.34.3"), v("v1.34.3"), &[]);
+        assert!(e.mandatory[0].contains("is too low; kubeadm can downgrade only 1 minor version at a time"), "{e:?}");
+        // A newer minor than kubeadm: mandatory; a newer patch: skippable.
+        let e = version_policy(v("v1.35.0"), v("v1.36.1"), v("v1.35.0"), &[]);
+        assert!(
+            e.mandatory
+                .iter()
+                .any(|m| m.contains("at least one minor release higher than the kubeadm minor release (36 > 35)")),
+            "{e:?}"
+        );
+        let e = version_policy(v("v1.36.1"), v("v1.36.2"), v("v1.36.1"), &[]);
+        assert!(
+            e.mandatory.is_empty() && e.skippable[0].contains("is higher than the kubeadm version \"v1.36.1\""),
+            "{e:?}"
+        );
+        // Kubelets more than one minor behind the target: skippable.
+        let e = version_policy(v("v1.35.0"), v("v1.36.1"), v("v1.36.1"), &[v("v1.34.3"), v("v1.35.0")]);
+        assert_eq!(
+            e.skippable,
+            vec!["There are kubelets in this cluster that are too old that have these versions [v1.34.3]"]
+        );
     }
 }
