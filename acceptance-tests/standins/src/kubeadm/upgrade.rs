@@ -31,11 +31,17 @@ pub enum UpgradeCmd {
         ignore_preflight_errors: Vec<String>,
         #[arg(long)]
         config: Option<String>,
+        /// Perform the renewal of certificates used by component changed during upgrades.
+        #[arg(long = "certificate-renewal", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+        certificate_renewal: bool,
     },
     /// Upgrade commands for a node in the cluster
     Node {
         #[arg(long = "ignore-preflight-errors", value_delimiter = ',')]
         ignore_preflight_errors: Vec<String>,
+        /// Perform the renewal of certificates used by component changed during upgrades.
+        #[arg(long = "certificate-renewal", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+        certificate_renewal: bool,
     },
 }
 
@@ -135,6 +141,37 @@ pub fn enforce_version_policy(e: &SkewErrors, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// `constants.ControlPlaneComponents`, whose static pod manifests must be on disk.
+const CONTROL_PLANE_COMPONENTS: [&str; 3] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
+
+/// staticPodManifestHealth (`cmd/kubeadm/app/phases/upgrade/health.go`): the manifests of
+/// every control-plane component missing from `manifests_dir`, as kubeadm's error.
+pub fn static_pod_manifest_error(manifests_dir: &str) -> Option<String> {
+    let missing: Vec<String> = CONTROL_PLANE_COMPONENTS
+        .iter()
+        .map(|c| format!("{manifests_dir}/{c}.yaml"))
+        .filter(|p| !std::path::Path::new(p).exists())
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "The control plane seems to be Static Pod-hosted, but some of the manifests don't seem to exist on disk. This probably means you're running 'kubeadm upgrade' on a remote machine, which is not supported for a Static Pod-hosted cluster. Manifest files not found: [{}]",
+            missing.join(" ")
+        )
+    })
+}
+
+/// CheckClusterHealth (health.go), run as preflight checks (ignorable by name): the
+/// StaticPodManifest check. (CreateJob and ControlPlaneNodesReady are not done: no pods
+/// run here, and the stand-in's Nodes are NotReady without a CNI configuration.)
+fn health_checks(ignore: &[String]) -> Result<()> {
+    println!("[upgrade] Running cluster health checks");
+    let mut c = super::preflight::Checks::default();
+    if let Some(e) = static_pod_manifest_error(&format!("{}/manifests", files::kdir())) {
+        c.error("StaticPodManifest", e);
+    }
+    c.finish(ignore).context("[upgrade/health] FATAL")
+}
+
 /// The kubelet versions the Nodes report (`status.nodeInfo.kubeletVersion`).
 async fn kubelet_versions(api: &ApiClient) -> Vec<KubeVersion> {
     let Ok(r) = api.get("/api/v1/nodes").await else { return Vec::new() };
@@ -215,7 +252,7 @@ pub async fn run(cmd: UpgradeCmd) -> Result<()> {
             }
             Ok(())
         }
-        UpgradeCmd::Apply { version, yes, force, .. } => {
+        UpgradeCmd::Apply { version, yes, force, ignore_preflight_errors, certificate_renewal, .. } => {
             let target = KubeVersion::parse(&version).map_err(|_| {
                 anyhow::anyhow!(
                     "[upgrade/version] FATAL: unable to parse the version {version:?} (expected v1.MINOR.PATCH)"
@@ -229,6 +266,7 @@ pub async fn run(cmd: UpgradeCmd) -> Result<()> {
                 bail!("[upgrade/health] FATAL: the control plane is not healthy: /readyz: {}", r.status);
             }
             let mut c = cluster_config(&api, kubeadm).await?;
+            health_checks(&ignore_preflight_errors)?;
             let current = KubeVersion::parse(&c.kubernetes_version)?;
             println!("[upgrade/version] You have chosen to change the cluster version to \"{target}\"");
             println!("[upgrade/versions] Cluster version: {current}\n[upgrade/versions] kubeadm version: {kubeadm}");
@@ -243,6 +281,9 @@ pub async fn run(cmd: UpgradeCmd) -> Result<()> {
                 }
             }
             c.kubernetes_version = target.to_string();
+            if certificate_renewal {
+                super::certs::renew_for_upgrade(&c).context("[upgrade/apply] FATAL")?;
+            }
             println!("[upgrade/staticpods] Preparing for \"kube-apiserver\" upgrade");
             files::retag_manifests(&c)?;
             wait_version(&api, target).await?;
@@ -255,7 +296,7 @@ pub async fn run(cmd: UpgradeCmd) -> Result<()> {
             println!("\n[upgrade] SUCCESS! A control plane component was upgraded to \"{target}\".");
             Ok(())
         }
-        UpgradeCmd::Node { .. } => {
+        UpgradeCmd::Node { certificate_renewal, .. } => {
             fail_on_demand()?;
             let k = admin_or_kubelet()?;
             let api = ApiClient::from_kubeconfig(&k)?;
@@ -267,6 +308,9 @@ pub async fn run(cmd: UpgradeCmd) -> Result<()> {
             let manifests = format!("{}/manifests/kube-apiserver.yaml", files::kdir());
             if std::path::Path::new(&manifests).exists() {
                 println!("[upgrade] Upgrading your Static Pod-hosted control plane instance to version \"{cluster_version}\"...");
+                if certificate_renewal {
+                    super::certs::renew_for_upgrade(&c).context("error execution phase control-plane")?;
+                }
                 files::retag_manifests(&c)?;
                 if let Ok(admin) = Kubeconfig::load(&format!("{}/admin.conf", files::kdir())) {
                     wait_version(&local_api(&admin)?, cluster_version).await?;
@@ -336,5 +380,45 @@ mod tests {
             e.skippable,
             vec!["There are kubelets in this cluster that are too old that have these versions [v1.34.3]"]
         );
+    }
+
+    /// health.go staticPodManifestHealth: every ControlPlaneComponents manifest must exist.
+    #[test]
+    fn static_pod_manifests_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        for c in ["kube-apiserver", "kube-controller-manager"] {
+            std::fs::write(dir.path().join(format!("{c}.yaml")), "").unwrap();
+        }
+        let e = static_pod_manifest_error(&d).unwrap();
+        assert!(e.starts_with("The control plane seems to be Static Pod-hosted, but some of the manifests don't seem to exist on disk."), "{e}");
+        assert!(e.ends_with(&format!("Manifest files not found: [{d}/kube-scheduler.yaml]")), "{e}");
+        std::fs::write(dir.path().join("kube-scheduler.yaml"), "").unwrap();
+        assert_eq!(static_pod_manifest_error(&d), None);
+    }
+
+    /// cmd/kubeadm/app/cmd/upgrade/apply.go and node.go: --certificate-renewal defaults to
+    /// true; `--certificate-renewal=false` turns the renewal off.
+    #[test]
+    fn certificate_renewal_flag() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            cmd: UpgradeCmd,
+        }
+        let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap().cmd;
+        match parse(&["x", "apply", "v1.36.1", "-y"]) {
+            UpgradeCmd::Apply { certificate_renewal, .. } => assert!(certificate_renewal),
+            _ => unreachable!(),
+        }
+        match parse(&["x", "apply", "v1.36.1", "--certificate-renewal=false"]) {
+            UpgradeCmd::Apply { certificate_renewal, .. } => assert!(!certificate_renewal),
+            _ => unreachable!(),
+        }
+        match parse(&["x", "node", "--certificate-renewal=false"]) {
+            UpgradeCmd::Node { certificate_renewal, .. } => assert!(!certificate_renewal),
+            _ => unreachable!(),
+        }
     }
 }
