@@ -307,8 +307,9 @@ fn standins_init_join_upgrade_and_reset_on_lab_nodes() {
         err.contains("[preflight] WARNING: Couldn't create the interface used for talking to the container runtime"),
         "{err}"
     );
+    // The fatal error is the image pull check's, not only the warning (same text).
     assert!(
-        err.contains("failed to create new CRI runtime service: validate service connection: validate CRI v1 runtime API for endpoint \"unix:///run/containerd/containerd.sock\": rpc error: code = Unimplemented desc = unknown service runtime.v1.RuntimeService"),
+        err.contains("[preflight] Some fatal errors occurred:\nfailed to create new CRI runtime service: validate service connection: validate CRI v1 runtime API for endpoint \"unix:///run/containerd/containerd.sock\": rpc error: code = Unimplemented desc = unknown service runtime.v1.RuntimeService"),
         "{err}"
     );
     assert_ne!(sh(&lab, "node1", "test -e /etc/kubernetes/admin.conf").0, 0, "the refused init wrote admin.conf");
