@@ -466,6 +466,26 @@ fn standins_init_join_upgrade_and_reset_on_lab_nodes() {
     sh_ok(&lab, "node1", "kubeadm upgrade apply v1.34.3 --yes --force");
     wait_version(&anon, n1, "v1.34.3");
 
+    // The kubelet validates its KubeletConfiguration as the real one
+    // (pkg/kubelet/apis/config/validation) and does not start with an invalid one.
+    sh_ok(
+        &lab,
+        "node3",
+        "cp /var/lib/kubelet/config.yaml /tmp/kubelet-config.bak && ! grep -q '^maxPods:' /var/lib/kubelet/config.yaml && \
+         echo 'maxPods: -1' >> /var/lib/kubelet/config.yaml && systemctl restart kubelet",
+    );
+    let start = Instant::now();
+    loop {
+        let (_, log, _) = sh(&lab, "node3", "journalctl -u kubelet -n 30 --no-pager");
+        if log.contains("failed to validate kubelet configuration, error: invalid configuration: maxPods (--max-pods) -1 must not be a negative number") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "the kubelet did not refuse maxPods -1:\n{log}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_ne!(sh(&lab, "node3", "systemctl is-active kubelet").1.trim(), "active", "the kubelet runs with maxPods -1");
+    sh_ok(&lab, "node3", "mv /tmp/kubelet-config.bak /var/lib/kubelet/config.yaml && systemctl restart kubelet");
+
     // reset cleans the worker and the second control plane node up.
     sh_ok(&lab, "node3", "kubeadm reset -f");
     let left = sh_ok(
