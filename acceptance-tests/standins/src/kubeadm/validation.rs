@@ -397,9 +397,10 @@ fn validate_api_endpoint(field: &str, e: &ApiEndpoint) -> Vec<String> {
     errs
 }
 
+/// ValidateToken (validation.go): bootstraputil.IsValidBootstrapToken, else "the bootstrap
+/// token is invalid" (`kubeadm token create X` has its own "was not of the form" message).
 fn validate_token(field: &str, t: &str) -> Option<String> {
-    (!token_re().is_match(t))
-        .then(|| invalid(field, t, &format!("the bootstrap token \"{t}\" was not of the form \"{TOKEN_PATTERN}\"")))
+    (!token_re().is_match(t)).then(|| invalid(field, t, "the bootstrap token is invalid"))
 }
 
 /// A `[]string` as field.Invalid prints it (`%#v`): `[]string{"a", "b"}`.

@@ -97,7 +97,10 @@ fn bootstrap_tokens_are_checked() {
     assert!(init("bootstrapTokens:\n- token: abcdef.0123456789abcdef\n  ttl: 1h0m0s\n").is_empty());
     let e =
         one(init("bootstrapTokens:\n- token: ABCDEF.0123456789abcdef\n"), "bootstrapTokens[0].token: Invalid value");
-    assert!(e.contains("was not of the form"), "{e}");
+    assert_eq!(
+        e,
+        "bootstrapTokens[0].token: Invalid value: \"ABCDEF.0123456789abcdef\": the bootstrap token is invalid"
+    );
     // An invalid ttl fails decoding (metav1.Duration), naming the field: see
     // durations_are_go_durations_decoded_strictly.
     one(
