@@ -275,6 +275,50 @@ fn standins_init_join_upgrade_and_reset_on_lab_nodes() {
     );
     assert_ne!(sh(&lab, "node1", "test -e /etc/kubernetes/admin.conf").0, 0, "the refused init wrote admin.conf");
     sh_ok(&lab, "node1", "sysctl -qw net.ipv4.ip_forward=1");
+    // The kubelet (1.35.0) is newer than the control plane to deploy (v1.34.3): kubeadm's
+    // KubeletVersionCheck refuses the init; with the kubelet of the control plane's minor it
+    // goes on.
+    let (code, _, err) = sh(&lab, "node1", &format!("kubeadm init --config {cfg}"));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("[ERROR KubeletVersion]: the kubelet version is higher than the control plane version. This is not a supported version skew and may lead to a malfunctional cluster. Kubelet version: \"1.35.0\" Control plane version: \"1.34.3\""),
+        "{err}"
+    );
+    // The binaries kubeadm wants on PATH came with the kubelet package's dependencies.
+    assert!(!err.contains("FileExisting-"), "{err}");
+    sh_ok(
+        &lab,
+        "node1",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-downgrades kubelet=1.34.3-1.1 >/dev/null",
+    );
+    // A containerd with its CRI plugin disabled still answers `ctr version`, but not the CRI
+    // API: kubeadm cannot create its runtime client and the init fails (RunPullImagesCheck),
+    // after the warning of addCommonChecks; nothing is written.
+    sh_ok(
+        &lab,
+        "node1",
+        "mkdir -p /etc/containerd && if [ -e /etc/containerd/config.toml ]; then cp -a /etc/containerd/config.toml /tmp/containerd.toml.bak; fi; \
+         printf 'version = 2\\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\\n' > /etc/containerd/config.toml && systemctl restart containerd && \
+         for i in $(seq 50); do ctr version >/dev/null 2>&1 && break; sleep 0.2; done; ctr version >/dev/null",
+    );
+    let (code, _, err) = sh(&lab, "node1", &format!("kubeadm init --config {cfg}"));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("[preflight] WARNING: Couldn't create the interface used for talking to the container runtime"),
+        "{err}"
+    );
+    // The fatal error is the image pull check's, not only the warning (same text).
+    assert!(
+        err.contains("[preflight] Some fatal errors occurred:\nfailed to create new CRI runtime service: validate service connection: validate CRI v1 runtime API for endpoint \"unix:///run/containerd/containerd.sock\": rpc error: code = Unimplemented desc = unknown service runtime.v1.RuntimeService"),
+        "{err}"
+    );
+    assert_ne!(sh(&lab, "node1", "test -e /etc/kubernetes/admin.conf").0, 0, "the refused init wrote admin.conf");
+    sh_ok(
+        &lab,
+        "node1",
+        "rm -f /etc/containerd/config.toml; if [ -e /tmp/containerd.toml.bak ]; then mv /tmp/containerd.toml.bak /etc/containerd/config.toml; fi; \
+         systemctl restart containerd",
+    );
     sh_ok(&lab, "node1", &format!("kubeadm config validate --config {cfg} && kubeadm init --config {cfg}"));
     let anon = https(&pki.ca.cert, None);
     let r = anon.get(format!("https://{n1}:6443/readyz")).send().unwrap();
@@ -383,11 +427,64 @@ fn standins_init_join_upgrade_and_reset_on_lab_nodes() {
     assert_eq!(code, 1);
     assert!(err.contains("is too high; kubeadm can upgrade only 1 minor version at a time"), "{err}");
     assert_eq!(git_version(&anon, n1), "v1.34.3");
+    // kubeadm 1.36 may take a v1.34 cluster to v1.35 only with --force (policy.go: "Kubeadm
+    // version v1.36.1 can only be used to upgrade to Kubernetes version 1.36", skippable);
+    // the upgrade is done with the target's kubeadm.
+    let (code, _, err) = sh(&lab, "node1", "kubeadm upgrade apply v1.35.0 --yes");
+    assert_eq!(code, 1);
+    assert!(err.contains("Kubeadm version v1.36.1 can only be used to upgrade to Kubernetes version 1.36"), "{err}");
+    assert!(err.contains("Can be bypassed if you pass the --force flag"), "{err}");
+    sh_ok(
+        &lab,
+        "node1",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-downgrades kubeadm=1.35.0-1.1 >/dev/null",
+    );
+    let cert_hash =
+        |node: &str| sh_ok(&lab, node, "sha256sum /etc/kubernetes/pki/apiserver.crt /etc/kubernetes/scheduler.conf");
+    let before_upgrade = cert_hash("node1");
     sh_ok(&lab, "node1", "kubeadm upgrade apply v1.35.0 --yes");
     wait_version(&anon, n1, "v1.35.0");
+    // The upgrade renewed the certificates of the upgraded components (--certificate-renewal
+    // defaults to true), and the API server serves with the renewed one.
+    let after_upgrade = cert_hash("node1");
+    for (b, a) in before_upgrade.lines().zip(after_upgrade.lines()) {
+        assert_ne!(b, a, "not renewed by the upgrade");
+    }
+    assert_eq!(git_version(&anon, n1), "v1.35.0");
     assert_eq!(git_version(&anon, n2), "v1.34.3", "the other control plane node waits for `upgrade node`");
     sh_ok(&lab, "node2", "kubeadm upgrade node");
     wait_version(&anon, n2, "v1.35.0");
+    // Re-applying the version the cluster runs is accepted (kubeadm re-applies it), here
+    // without renewing the certificates.
+    sh_ok(&lab, "node1", "kubeadm upgrade apply v1.35.0 --yes --certificate-renewal=false");
+    assert_eq!(cert_hash("node1"), after_upgrade, "--certificate-renewal=false renewed certificates");
+    // One minor down is accepted by kubeadm's policy (with kubeadm 1.35, --force for its
+    // skippable "can only be used to upgrade to 1.35"); two minors down are not.
+    let (code, _, err) = sh(&lab, "node1", "kubeadm upgrade apply v1.33.0 --yes --force");
+    assert_eq!(code, 1);
+    assert!(err.contains("is too low; kubeadm can downgrade only 1 minor version at a time"), "{err}");
+    sh_ok(&lab, "node1", "kubeadm upgrade apply v1.34.3 --yes --force");
+    wait_version(&anon, n1, "v1.34.3");
+
+    // The kubelet validates its KubeletConfiguration as the real one
+    // (pkg/kubelet/apis/config/validation) and does not start with an invalid one.
+    sh_ok(
+        &lab,
+        "node3",
+        "cp /var/lib/kubelet/config.yaml /tmp/kubelet-config.bak && ! grep -q '^maxPods:' /var/lib/kubelet/config.yaml && \
+         echo 'maxPods: -1' >> /var/lib/kubelet/config.yaml && systemctl restart kubelet",
+    );
+    let start = Instant::now();
+    loop {
+        let (_, log, _) = sh(&lab, "node3", "journalctl -u kubelet -n 30 --no-pager");
+        if log.contains("failed to validate kubelet configuration, error: invalid configuration: maxPods (--max-pods) -1 must not be a negative number") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "the kubelet did not refuse maxPods -1:\n{log}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_ne!(sh(&lab, "node3", "systemctl is-active kubelet").1.trim(), "active", "the kubelet runs with maxPods -1");
+    sh_ok(&lab, "node3", "mv /tmp/kubelet-config.bak /var/lib/kubelet/config.yaml && systemctl restart kubelet");
 
     // The kubelet's heartbeat Lease (kube-node-lease/node3), read with real kubectl,
     // renewed every 10 s.

@@ -28,6 +28,15 @@ pub const REPO_PACKAGES: &[&str] = &[
     "curl",
     "containerd",
     "runc",
+    // The stand-in kubelet package's Depends (crate::standins::KUBELET_DEPENDS): the
+    // binaries kubeadm's preflight wants on PATH.
+    "iptables",
+    "iproute2",
+    "socat",
+    "util-linux",
+    "mount",
+    "ebtables",
+    "ethtool",
     // Ansible's interpreter and its apt module (the Ansible side of the agent benchmark).
     "python3",
     "python3-apt",

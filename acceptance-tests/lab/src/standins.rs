@@ -30,7 +30,15 @@ pub const NODE_PATH: &str = "/var/lib/strata-lab/standins-repo";
 pub const SOURCE_FILE: &str = "etc/apt/sources.list.d/strata-lab-kubernetes-standins.list";
 
 /// Bumped when the package layout below changes.
-const RECIPE: &str = "standins repo v2 (real kubectl)";
+const RECIPE: &str = "standins repo v3 (real kubectl, kubelet Depends)";
+
+/// The stand-in kubelet's `Depends:`, as the real kubelet package's (pkgs.k8s.io: iptables,
+/// iproute2, socat, util-linux, mount, ebtables, ethtool; its kubernetes-cni and conntrack
+/// are left out: nothing here runs CNI plugins or kube-proxy). They bring the binaries
+/// kubeadm's preflight looks for on PATH (InPathCheck: ip, iptables, mount, nsenter
+/// mandatory; ebtables, ethtool, socat, tc, touch warnings). Each must be installable from
+/// the lab's local repository ([`crate::repo::REPO_PACKAGES`] lists them).
+pub const KUBELET_DEPENDS: &[&str] = &["iptables", "iproute2", "socat", "util-linux", "mount", "ebtables", "ethtool"];
 
 pub fn source_line() -> String {
     format!("deb [trusted=yes] file:{NODE_PATH} ./\n")
@@ -89,6 +97,7 @@ pub fn locate(mode: &StandinsMode) -> Result<Option<PathBuf>> {
 fn content_key(bin_dir: &Path, kubectl: &Path) -> Result<String> {
     let mut h = Sha256::new();
     h.update(RECIPE.as_bytes());
+    h.update(KUBELET_DEPENDS.join(",").as_bytes());
     h.update(fs::read(kubectl).with_context(|| format!("reading {}", kubectl.display()))?);
     for v in VERSIONS {
         h.update(v.as_bytes());
@@ -242,8 +251,10 @@ fn build(bin_dir: &Path, kubectl: &Path, out: &Path, log: &Path) -> Result<()> {
                 write(&root.join("DEBIAN/postinst"), KUBELET_POSTINST, 0o755)?;
                 write(&root.join("DEBIAN/prerm"), KUBELET_PRERM, 0o755)?;
             }
+            let depends =
+                if pkg == "kubelet" { format!("Depends: {}\n", KUBELET_DEPENDS.join(", ")) } else { String::new() };
             let control = format!(
-                "Package: {pkg}\nVersion: {full}\nArchitecture: amd64\nMaintainer: Strata lab <lab@strata.invalid>\nSection: admin\nPriority: optional\nHomepage: https://kubernetes.io\nDescription: {description}\n"
+                "Package: {pkg}\nVersion: {full}\nArchitecture: amd64\nMaintainer: Strata lab <lab@strata.invalid>\nSection: admin\nPriority: optional\nHomepage: https://kubernetes.io\n{depends}Description: {description}\n"
             );
             write(&root.join("DEBIAN/control"), &control, 0o644)?;
             let deb = out.join(format!("{pkg}_{full}_amd64.deb"));
@@ -299,6 +310,12 @@ mod tests {
                 assert!(index.contains(&format!("Package: {pkg}\nVersion: {v}\n")), "{pkg} {v} missing:\n{index}");
             }
         }
+        // The kubelet depends on the packages that put kubeadm's InPathCheck binaries on PATH.
+        let kubelet = index.split("\n\n").find(|s| s.starts_with("Package: kubelet\n")).unwrap();
+        assert!(
+            kubelet.lines().any(|l| l == "Depends: iptables, iproute2, socat, util-linux, mount, ebtables, ethtool"),
+            "{kubelet}"
+        );
         let deb = repo.join("kubelet_1.36.1-1.1_amd64.deb");
         let list = String::from_utf8(Command::new("dpkg-deb").arg("-c").arg(&deb).output().unwrap().stdout).unwrap();
         for f in [

@@ -32,6 +32,7 @@ struct Flags {
     register_with_taints: Option<String>,
     node_labels: Option<String>,
     node_ip: Option<String>,
+    container_runtime_endpoint: Option<String>,
 }
 
 fn parse_flags(args: &[String]) -> Result<Flags> {
@@ -53,6 +54,7 @@ fn parse_flags(args: &[String]) -> Result<Flags> {
             "register-with-taints" => f.register_with_taints = v,
             "node-labels" => f.node_labels = v,
             "node-ip" => f.node_ip = v,
+            "container-runtime-endpoint" => f.container_runtime_endpoint = v,
             // Flags the real kubelet takes that change nothing here (runtime endpoint,
             // pause image, verbosity, ...).
             _ => {}
@@ -107,7 +109,23 @@ fn merge(base: &mut Value, over: &Value) {
     }
 }
 
+/// The kubelet's default `containerRuntimeEndpoint`.
+const DEFAULT_CRI_ENDPOINT: &str = "unix:///run/containerd/containerd.sock";
+
 pub fn main(argv: Vec<String>) -> i32 {
+    // `kubelet --version` prints `Kubernetes vX.Y.Z` (what kubeadm's GetKubeletVersion parses).
+    if argv[1..].iter().any(|a| a == "--version" || a == "--version=true") {
+        match crate::version::installed("kubelet") {
+            Ok(v) => {
+                println!("Kubernetes {v}");
+                return 0;
+            }
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                return 1;
+            }
+        }
+    }
     let flags = match parse_flags(&argv[1..]) {
         Ok(f) => f,
         Err(e) => {
@@ -122,6 +140,23 @@ pub fn main(argv: Vec<String>) -> i32 {
             return 1;
         }
     };
+    // ValidateKubeletConfiguration (pkg/kubelet/apis/config/validation), then the container
+    // runtime through the CRI API: the real kubelet exits 1 on either.
+    let errs = crate::kubelet_config::validate(&cfg);
+    if !errs.is_empty() {
+        eprintln!("E command failed: {}", crate::kubelet_config::error_message(&errs));
+        return 1;
+    }
+    let endpoint = flags
+        .container_runtime_endpoint
+        .clone()
+        .filter(|e| !e.is_empty())
+        .or_else(|| cfg["containerRuntimeEndpoint"].as_str().filter(|e| !e.is_empty()).map(str::to_string))
+        .unwrap_or_else(|| DEFAULT_CRI_ENDPOINT.to_string());
+    if let Err(e) = crate::block_on(crate::cri::Runtime::connect(&endpoint)) {
+        eprintln!("E command failed: failed to run Kubelet: {e:#}");
+        return 1;
+    }
     crate::block_on(run(flags, cfg))
 }
 

@@ -10,12 +10,14 @@
 
 pub mod apiclient;
 pub mod apiserver;
+pub mod cri;
 pub mod duration;
 pub mod etcd;
 pub mod jws;
 pub mod kubeadm;
 pub mod kubeconfig;
 pub mod kubelet;
+pub mod kubelet_config;
 pub mod pki;
 pub mod record;
 pub mod version;

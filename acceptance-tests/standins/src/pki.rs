@@ -206,6 +206,20 @@ pub fn write_file(path: impl AsRef<Path>, content: &str, mode: u32) -> Result<()
     Ok(())
 }
 
+/// Whether `cert_pem` was signed by the CA certificate `ca_pem` (its signature verified with
+/// the CA's public key, as Go's x509 chain verification does for kubeadm's VerifyCertChain).
+pub fn verify_signed_by(cert_pem: &str, ca_pem: &str) -> Result<()> {
+    let der = pem_der(cert_pem, &["CERTIFICATE"], "certificate")?;
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| anyhow!("invalid certificate: {e}"))?;
+    let ca_der = pem_der(ca_pem, &["CERTIFICATE"], "CA certificate")?;
+    let (_, ca) = X509Certificate::from_der(&ca_der).map_err(|e| anyhow!("invalid CA certificate: {e}"))?;
+    if cert.issuer() != ca.subject() {
+        bail!("x509: certificate signed by unknown authority (issuer {} is not {})", cert.issuer(), ca.subject());
+    }
+    cert.verify_signature(Some(ca.public_key()))
+        .map_err(|e| anyhow!("x509: certificate signed by unknown authority ({e})"))
+}
+
 /// What a certificate on disk says: subject CN and O, SANs, usage, expiry.
 pub struct CertInfo {
     pub cn: String,

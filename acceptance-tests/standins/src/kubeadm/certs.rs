@@ -283,6 +283,34 @@ fn renew(c: &ClusterConfiguration, name: &str, cert_dir: &str) -> Result<()> {
     Ok(())
 }
 
+/// renewCertsByComponent (`cmd/kubeadm/app/phases/upgrade/staticpods.go`), what `kubeadm
+/// upgrade apply|node` renews before it upgrades each static pod (unless
+/// `--certificate-renewal=false`), with external etcd: for kube-apiserver the apiserver,
+/// apiserver-kubelet-client and front-proxy-client certificates, for the controller
+/// manager and the scheduler the certificate in their kubeconfig. Each as `certs renew`
+/// does it (same subject and SANs, signed by the CA on disk); a file that is not there is
+/// skipped.
+pub fn renew_for_upgrade(c: &ClusterConfiguration) -> Result<Vec<&'static str>> {
+    let validity = files::validity(c)?;
+    let dir = &c.certificates_dir;
+    let mut renewed = Vec::new();
+    for (n, ca, _) in CERTS {
+        if std::path::Path::new(&format!("{dir}/{n}.crt")).exists() {
+            println!("[upgrade/staticpods] Renewing {n} certificate");
+            renew_cert(n, ca, dir, validity).with_context(|| format!("failed to renew certificate {n}"))?;
+            renewed.push(n);
+        }
+    }
+    for n in ["controller-manager.conf", "scheduler.conf"] {
+        if std::path::Path::new(&format!("{}/{n}", kdir())).exists() {
+            println!("[upgrade/staticpods] Renewing {n} certificate");
+            renew_kubeconfig(n, dir, validity).with_context(|| format!("failed to renew certificate {n}"))?;
+            renewed.push(n);
+        }
+    }
+    Ok(renewed)
+}
+
 pub async fn run(cmd: CertsCmd) -> Result<()> {
     match cmd {
         CertsCmd::CheckExpiration { cert_dir, config, output } => {
@@ -378,5 +406,33 @@ mod tests {
             ("kubernetes-admin", vec!["kubeadm:cluster-admins".to_string()])
         );
         assert!(renew(&c, "etcd-server", &dir).is_err(), "not managed with external etcd");
+
+        // staticpods.go renewCertsByComponent (kubeadm upgrade apply|node): the apiserver's
+        // three certificates and the controller manager's and scheduler's kubeconfigs are
+        // renewed; admin.conf is not.
+        let before: Vec<String> = ["apiserver.crt", "apiserver-kubelet-client.crt", "front-proxy-client.crt"]
+            .iter()
+            .map(|n| read(n))
+            .collect();
+        let conf = |n: &str| kubeconfig_cert(&format!("{}/{n}", kdir())).unwrap();
+        let (cm, sched, admin) = (conf("controller-manager.conf"), conf("scheduler.conf"), conf("admin.conf"));
+        let renewed = renew_for_upgrade(&c).unwrap();
+        assert_eq!(
+            renewed,
+            vec![
+                "apiserver",
+                "apiserver-kubelet-client",
+                "front-proxy-client",
+                "controller-manager.conf",
+                "scheduler.conf"
+            ]
+        );
+        for (n, b) in ["apiserver.crt", "apiserver-kubelet-client.crt", "front-proxy-client.crt"].iter().zip(&before) {
+            assert_ne!(&read(n), b, "{n} renewed");
+        }
+        assert_eq!(pki::cert_info(&read("apiserver.crt"), "renewed").unwrap().sans, old.sans);
+        assert_ne!(conf("controller-manager.conf"), cm);
+        assert_ne!(conf("scheduler.conf"), sched);
+        assert_eq!(conf("admin.conf"), admin, "admin.conf is not renewed by an upgrade");
     }
 }

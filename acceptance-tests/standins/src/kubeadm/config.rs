@@ -140,6 +140,18 @@ pub fn set_cluster_defaults(c: &mut ClusterConfiguration, kubeadm: KubeVersion) 
     if c.etcd.local.is_none() && c.etcd.external.is_none() {
         c.etcd.local = Some(LocalEtcd { data_dir: "/var/lib/etcd".into(), ..Default::default() });
     }
+    // SetClusterDynamicDefaults (util/config/initconfiguration.go): "Downcase SANs. Some
+    // domain names (like ELBs) have capitals in them." (LowercaseSANs, util/config/common.go)
+    lowercase_sans(&mut c.api_server.cert_sans);
+}
+
+/// LowercaseSANs: forces every SAN lowercase so it passes IsDNS1123Subdomain.
+pub fn lowercase_sans(sans: &mut [String]) {
+    for s in sans.iter_mut() {
+        if s.chars().any(|c| c.is_ascii_uppercase()) {
+            *s = s.to_lowercase();
+        }
+    }
 }
 
 pub fn set_node_registration_defaults(n: &mut NodeRegistrationOptions) {

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use ipnet::IpNet;
 use serde_json::{json, Value};
 
@@ -100,15 +100,55 @@ pub fn write_certs(c: &ClusterConfiguration, local: &LocalApi, init: bool) -> Re
     pki::check_sa_pair(&p(c, "sa.key"), &p(c, "sa.pub"))
         .context("failure loading the service account key pair \"sa\"")?;
     let v = validity(c)?;
-    write_apiserver_cert(c, local, &ca)?;
-    let kc =
-        pki::issue_valid(&ca, "kube-apiserver-kubelet-client", &["kubeadm:cluster-admins"], &[], Usage::Client, v)?;
-    pki::write_file(p(c, "apiserver-kubelet-client.crt"), &kc.cert_pem, 0o644)?;
-    pki::write_file(p(c, "apiserver-kubelet-client.key"), &kc.key_pem, 0o600)?;
-    let fpc = pki::issue_valid(&fp, "front-proxy-client", &[], &[], Usage::Client, v)?;
-    pki::write_file(p(c, "front-proxy-client.crt"), &fpc.cert_pem, 0o644)?;
-    pki::write_file(p(c, "front-proxy-client.key"), &fpc.key_pem, 0o600)?;
+    let sans = apiserver_sans(c, local)?;
+    if !existing_leaf(c, "apiserver", &ca, &sans)? {
+        write_apiserver_cert(c, local, &ca)?;
+    }
+    if !existing_leaf(c, "apiserver-kubelet-client", &ca, &[])? {
+        let kc =
+            pki::issue_valid(&ca, "kube-apiserver-kubelet-client", &["kubeadm:cluster-admins"], &[], Usage::Client, v)?;
+        pki::write_file(p(c, "apiserver-kubelet-client.crt"), &kc.cert_pem, 0o644)?;
+        pki::write_file(p(c, "apiserver-kubelet-client.key"), &kc.key_pem, 0o600)?;
+    }
+    if !existing_leaf(c, "front-proxy-client", &fp, &[])? {
+        let fpc = pki::issue_valid(&fp, "front-proxy-client", &[], &[], Usage::Client, v)?;
+        pki::write_file(p(c, "front-proxy-client.crt"), &fpc.cert_pem, 0o644)?;
+        pki::write_file(p(c, "front-proxy-client.key"), &fpc.key_pem, 0o600)?;
+    }
     Ok(())
+}
+
+/// kubeadm's writeCertificateFilesIfNotExist (`cmd/kubeadm/app/phases/certs/certs.go`):
+/// when `<base>.crt` or `<base>.key` exists, both are loaded, the certificate must be
+/// signed by the CA on disk (`certificate <base> is not signed by corresponding CA`) and
+/// valid for every wanted SAN (validateCertificateWithConfig: `certificate <base> is
+/// invalid: x509: certificate is valid for …, not …`), and it is used as it is (true);
+/// when neither exists, false (the caller issues one).
+pub fn existing_leaf(c: &ClusterConfiguration, base: &str, ca: &pki::Ca, sans: &[String]) -> Result<bool> {
+    let (crt, key) = (p(c, &format!("{base}.crt")), p(c, &format!("{base}.key")));
+    if !std::path::Path::new(&crt).exists() && !std::path::Path::new(&key).exists() {
+        println!("[certs] Generating \"{base}\" certificate and key");
+        return Ok(false);
+    }
+    pki::load_key(&pki::read(&key).with_context(|| format!("failure loading {base} key"))?, &key)
+        .with_context(|| format!("failure loading {base} key"))?;
+    let pem = pki::read(&crt).with_context(|| format!("failure loading {base} certificate"))?;
+    let info = pki::cert_info(&pem, &crt).with_context(|| format!("failure loading {base} certificate"))?;
+    let now = ::time::OffsetDateTime::now_utc();
+    if info.not_after < now || info.not_before > now {
+        eprintln!(
+            "W [certs] WARNING: could not validate bounds for certificate {base}: the certificate is not valid now (NotBefore: {}, NotAfter: {})",
+            info.not_before, info.not_after
+        );
+    }
+    if pki::verify_signed_by(&pem, &ca.cert_pem).is_err() {
+        bail!("certificate {base} is not signed by corresponding CA");
+    }
+    if let Some(missing) = sans.iter().find(|s| !info.sans.contains(s)) {
+        bail!("certificate {base} is invalid: x509: certificate is valid for {}, not {missing}", info.sans.join(", "));
+    }
+    println!("[certs] Using the existing \"{base}\" certificate and key");
+    Ok(true)
 }
 
 /// The API server's serving certificate with kubeadm's SANs (`init phase certs apiserver`).
@@ -399,5 +439,62 @@ pub fn restart_kubelet() {
         Ok(s) if s.success() => {}
         Ok(s) => eprintln!("[kubelet-start] WARNING: systemctl restart kubelet exited {s}"),
         Err(e) => eprintln!("[kubelet-start] WARNING: cannot run systemctl: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(dir: &std::path::Path) -> ClusterConfiguration {
+        let mut c = super::super::config::default_cluster(true, crate::version::KubeVersion::parse("v1.35.0").unwrap());
+        c.certificates_dir = dir.display().to_string();
+        c.control_plane_endpoint = "10.0.0.100:6443".into();
+        c
+    }
+
+    fn local() -> LocalApi {
+        LocalApi { node_name: "cp1".into(), advertise_address: "10.0.0.1".into(), bind_port: 6443 }
+    }
+
+    /// phases/certs/certs.go writeCertificateFilesIfNotExist: certificates already on disk
+    /// are used as they are (not issued again); one not signed by the CA on disk is
+    /// refused ("certificate %s is not signed by corresponding CA"); one missing a SAN is
+    /// invalid (validateCertificateWithConfig).
+    #[test]
+    fn existing_certificates_are_reused_and_mismatched_ones_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cluster(dir.path());
+        write_certs(&c, &local(), true).unwrap();
+        let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap();
+        let before: Vec<String> = ["apiserver.crt", "apiserver-kubelet-client.crt", "front-proxy-client.crt"]
+            .iter()
+            .map(|n| read(n))
+            .collect();
+        write_certs(&c, &local(), true).unwrap();
+        for (n, b) in ["apiserver.crt", "apiserver-kubelet-client.crt", "front-proxy-client.crt"].iter().zip(&before) {
+            assert_eq!(&read(n), b, "{n} was issued again");
+        }
+        // A certificate of another CA (same names): refused.
+        let other = tempfile::tempdir().unwrap();
+        let oc = cluster(other.path());
+        write_certs(&oc, &local(), true).unwrap();
+        for f in ["apiserver-kubelet-client.crt", "apiserver-kubelet-client.key"] {
+            std::fs::copy(other.path().join(f), dir.path().join(f)).unwrap();
+        }
+        let e = write_certs(&c, &local(), true).unwrap_err().to_string();
+        assert_eq!(e, "certificate apiserver-kubelet-client is not signed by corresponding CA");
+        // Only the certificate left (no key): a load error, not a silent re-issue.
+        std::fs::remove_file(dir.path().join("apiserver-kubelet-client.key")).unwrap();
+        let e = format!("{:#}", write_certs(&c, &local(), true).unwrap_err());
+        assert!(e.starts_with("failure loading apiserver-kubelet-client key"), "{e}");
+        std::fs::remove_file(dir.path().join("apiserver-kubelet-client.crt")).unwrap();
+        write_certs(&c, &local(), true).unwrap();
+        // A serving certificate lacking a SAN the configuration now wants: invalid.
+        let mut c2 = cluster(dir.path());
+        c2.api_server.cert_sans = vec!["api.example.org".into()];
+        let e = write_certs(&c2, &local(), true).unwrap_err().to_string();
+        assert!(e.starts_with("certificate apiserver is invalid: x509: certificate is valid for "), "{e}");
+        assert!(e.ends_with(", not api.example.org"), "{e}");
     }
 }

@@ -92,8 +92,8 @@ pub async fn run(a: InitArgs) -> Result<()> {
     let mut c = preflight::Checks::default();
     preflight::privileged(&mut c);
     preflight::control_plane_resources(&mut c);
-    preflight::swap(&mut c);
-    preflight::cri(&mut c, &init.node_registration.cri_socket);
+    let k8s = crate::version::KubeVersion::parse(&cluster.kubernetes_version).ok();
+    preflight::common(&mut c, &init.node_registration.cri_socket, kubeadm, k8s).await;
     preflight::forwarding(
         &mut c,
         preflight::init_forwarding(
@@ -112,6 +112,9 @@ pub async fn run(a: InitArgs) -> Result<()> {
         preflight::external_etcd(&mut c, x, kubeadm).await;
     }
     c.finish(&ignore).context("error execution phase preflight")?;
+    preflight::cri_connect_for_images(&init.node_registration.cri_socket)
+        .await
+        .context("error execution phase preflight")?;
 
     let local = LocalApi {
         node_name: init.node_registration.name.clone(),

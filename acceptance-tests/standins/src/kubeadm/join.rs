@@ -97,8 +97,7 @@ pub async fn run(a: JoinArgs) -> Result<()> {
     ignore.extend(j.node_registration.ignore_preflight_errors.iter().cloned());
     let mut c = preflight::Checks::default();
     preflight::privileged(&mut c);
-    preflight::swap(&mut c);
-    preflight::cri(&mut c, &j.node_registration.cri_socket);
+    preflight::common(&mut c, &j.node_registration.cri_socket, kubeadm, None).await;
     preflight::file_available(&mut c, &format!("{k}/kubelet.conf"));
     preflight::file_available(&mut c, &format!("{k}/bootstrap-kubelet.conf"));
     if let Some(cp) = &j.control_plane {
@@ -113,6 +112,11 @@ pub async fn run(a: JoinArgs) -> Result<()> {
         preflight::forwarding(&mut c, preflight::join_forwarding(&bt.api_server_endpoint));
     }
     c.finish(&ignore).context("error execution phase preflight")?;
+    if j.control_plane.is_some() {
+        preflight::cri_connect_for_images(&j.node_registration.cri_socket)
+            .await
+            .context("error execution phase preflight")?;
+    }
 
     let info = discover(&j).await.context("error execution phase preflight")?;
     let endpoint = info.server()?;

@@ -3,6 +3,7 @@
 
 pub mod certs;
 pub mod config;
+pub mod features;
 pub mod files;
 pub mod init;
 pub mod join;
@@ -160,6 +161,10 @@ pub fn validate_file(file: &config::ConfigFile, kubeadm: KubeVersion) -> Result<
         let mut c = file.cluster.clone().unwrap_or_else(|| config::default_cluster(true, kubeadm));
         config::set_cluster_defaults(&mut c, kubeadm);
         errs.extend(validation::validate_cluster(&c));
+        errs.extend(features::validate_feature_gates(&c.feature_gates, kubeadm));
+        for w in validation::cert_validity_warnings(&c) {
+            eprintln!("WARNING: {w}");
+        }
         if errs.is_empty() {
             validation::validate_kubernetes_version("kubernetesVersion", &c.kubernetes_version, kubeadm)?;
         }

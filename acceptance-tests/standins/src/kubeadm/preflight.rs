@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 
 use super::types::ExternalEtcd;
+use crate::version::KubeVersion;
 
 #[derive(Default)]
 pub struct Checks {
@@ -230,28 +231,161 @@ pub fn forwarding(c: &mut Checks, f: Forwarding) {
     }
 }
 
-/// The container runtime answers on the CRI socket (containerd is real on the nodes).
-pub fn cri(c: &mut Checks, cri_socket: &str) {
-    let path = cri_socket.strip_prefix("unix://").unwrap_or(cri_socket);
-    if let Err(e) = std::os::unix::net::UnixStream::connect(path) {
-        c.error(
-            "CRI",
-            format!("container runtime is not running: output: , error: validate service connection: validate CRI v1 runtime API for endpoint \"{cri_socket}\": rpc error: code = Unavailable desc = connection error: dial unix {path}: connect: {e}"),
-        );
-        return;
-    }
-    // The socket accepts; containerd's own client confirms it is containerd answering.
-    if let Ok(out) = std::process::Command::new("ctr").args(["--address", path, "version"]).output() {
-        if !out.status.success() {
-            c.error(
-                "CRI",
-                format!(
-                    "container runtime is not running: `ctr --address {path} version`: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-            );
+/// addCommonChecks (`cmd/kubeadm/app/preflight/checks.go`) for the container runtime:
+/// `containerRuntime.Connect()` (cri-client validates the CRI v1 API with `Version`); when
+/// that fails kubeadm only logs a warning and skips ContainerRuntimeCheck (the image pull
+/// check, [`cri_connect_for_images`], then fails init and control-plane joins); when it
+/// connects, ContainerRuntimeCheck (`[ERROR CRI]`) asks `Status` and needs RuntimeReady.
+pub async fn cri(c: &mut Checks, cri_socket: &str) {
+    match crate::cri::Runtime::connect(cri_socket).await {
+        Err(e) => eprintln!(
+            "W{} [preflight] WARNING: Couldn't create the interface used for talking to the container runtime: failed to create new CRI runtime service: {e:#}",
+            klog_stamp()
+        ),
+        Ok(rt) => {
+            if let Err(e) = rt.is_running().await {
+                c.error("CRI", format!("{e:#}"));
+            }
         }
     }
+}
+
+/// RunPullImagesCheck (`checks.go`; init and control-plane join): connecting to the
+/// runtime is required, and its failure is fatal as handleError prints it (the message
+/// then "[preflight] If you know what you are doing…" with no newline between, as upstream).
+pub async fn cri_connect_for_images(cri_socket: &str) -> Result<()> {
+    if let Err(e) = crate::cri::Runtime::connect(cri_socket).await {
+        bail!(
+            "[preflight] Some fatal errors occurred:\nfailed to create new CRI runtime service: {e:#}[preflight] If you know what you are doing, you can make a check non-fatal with `--ignore-preflight-errors=...`"
+        );
+    }
+    Ok(())
+}
+
+/// klog's header time (`MMDD HH:MM:SS.micros`).
+fn klog_stamp() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:02}{:02} {:02}:{:02}:{:02}.{:06}",
+        now.month() as u8,
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.microsecond()
+    )
+}
+
+/// addExecChecks (`cmd/kubeadm/app/preflight/checks_linux.go`): InPathCheck for each
+/// binary, `true` = mandatory (an error), `false` = a warning. (conntrack is checked only
+/// for a Kubernetes version below 1.32; every pinned version is newer.)
+pub const IN_PATH: &[(&str, bool)] = &[
+    ("ip", true),
+    ("iptables", true),
+    ("mount", true),
+    ("nsenter", true),
+    ("ebtables", false),
+    ("ethtool", false),
+    ("socat", false),
+    ("tc", false),
+    ("touch", false),
+];
+
+/// Go's exec.LookPath: a name with a slash is checked as is; otherwise each `PATH` entry
+/// (empty = the current directory) for an executable regular file.
+pub fn look_path(name: &str, path_env: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if name.contains('/') {
+        return executable(Path::new(name));
+    }
+    path_env.split(':').any(|dir| executable(&Path::new(if dir.is_empty() { "." } else { dir }).join(name)))
+}
+
+/// InPathCheck.Check: `[ERROR FileExisting-ip]: ip not found in system path`, or the
+/// same text as a warning for the optional ones.
+pub fn exec_checks(c: &mut Checks, path_env: &str) {
+    for (exe, mandatory) in IN_PATH {
+        if !look_path(exe, path_env) {
+            let name = format!("FileExisting-{}", check_name(exe));
+            let msg = format!("{exe} not found in system path");
+            if *mandatory {
+                c.error(&name, msg);
+            } else {
+                c.warn(&name, msg);
+            }
+        }
+    }
+}
+
+/// `kubeadm`'s MinimumKubeletVersion: its own minor - 3 (`constants.go`,
+/// getSkewedKubernetesVersion(-3)).
+pub fn minimum_kubelet_version(kubeadm: KubeVersion) -> KubeVersion {
+    KubeVersion { major: kubeadm.major, minor: kubeadm.minor.saturating_sub(3), patch: 0 }
+}
+
+/// KubeletVersionCheck.Check (`checks.go`): older than MinimumKubeletVersion is an error; in
+/// `kubeadm init` (the only caller passing a Kubernetes version) a kubelet of a newer minor
+/// than the control plane is one too. Versions print as Go's version.String() (no `v`).
+pub fn kubelet_version_error(kubelet: KubeVersion, kubeadm: KubeVersion, k8s: Option<KubeVersion>) -> Option<String> {
+    let bare = |v: KubeVersion| format!("{}.{}.{}", v.major, v.minor, v.patch);
+    if kubelet < minimum_kubelet_version(kubeadm) {
+        return Some(format!(
+            "Kubelet version {:?} is lower than kubeadm can support. Please upgrade kubelet",
+            bare(kubelet)
+        ));
+    }
+    let k8s = k8s?;
+    (kubelet.major > k8s.major || kubelet.minor > k8s.minor).then(|| {
+        format!(
+            "the kubelet version is higher than the control plane version. This is not a supported version skew and may lead to a malfunctional cluster. Kubelet version: {:?} Control plane version: {:?}",
+            bare(kubelet),
+            bare(k8s)
+        )
+    })
+}
+
+/// GetKubeletVersion (`checks.go`): `kubelet --version` must print `Kubernetes vX.Y.Z`.
+pub fn parse_kubelet_version(output: &str) -> Result<KubeVersion, String> {
+    let clean = output.trim();
+    clean
+        .strip_prefix("Kubernetes v")
+        .and_then(|v| KubeVersion::parse(v).ok())
+        .ok_or_else(|| format!("Unable to parse output from Kubelet: {clean:?}"))
+}
+
+fn kubelet_version(c: &mut Checks, kubeadm: KubeVersion, k8s: Option<KubeVersion>) {
+    let out = match std::process::Command::new("kubelet").arg("--version").output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => {
+            c.error(
+                "KubeletVersion",
+                format!("couldn't get kubelet version: cannot execute 'kubelet --version': {}", o.status),
+            );
+            return;
+        }
+        Err(e) => {
+            c.error("KubeletVersion", format!("couldn't get kubelet version: cannot execute 'kubelet --version': {e}"));
+            return;
+        }
+    };
+    match parse_kubelet_version(&out) {
+        Err(e) => c.error("KubeletVersion", format!("couldn't get kubelet version: {e}")),
+        Ok(v) => {
+            if let Some(e) = kubelet_version_error(v, kubeadm, k8s) {
+                c.error("KubeletVersion", e);
+            }
+        }
+    }
+}
+
+/// addCommonChecks (`checks.go`) as the stand-in does them: the CRI, swap, the PATH
+/// binaries, the kubelet's version (`k8s`: the control plane version in init, none in join).
+pub async fn common(c: &mut Checks, cri_socket: &str, kubeadm: KubeVersion, k8s: Option<KubeVersion>) {
+    cri(c, cri_socket).await;
+    swap(c);
+    exec_checks(c, &std::env::var("PATH").unwrap_or_default());
+    kubelet_version(c, kubeadm, k8s);
 }
 
 pub fn port(c: &mut Checks, port: u16) {
@@ -501,5 +635,62 @@ mod tests {
         let mut c = Checks::default();
         c.error("ExternalEtcdVersion", etcd_version_error("3.4.23", "3.5.24-0").unwrap());
         assert!(c.finish(&["ExternalEtcdVersion".into()]).is_ok());
+    }
+
+    /// cmd/kubeadm/app/preflight/checks_linux.go addExecChecks + checks.go InPathCheck:
+    /// ip, iptables, mount, nsenter are errors when missing from PATH; ebtables, ethtool,
+    /// socat, tc, touch warnings; the name is FileExisting-<binary>.
+    #[test]
+    fn binaries_on_path_as_kubeadms_in_path_check() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        for b in ["ip", "mount", "nsenter", "socat", "tc", "touch", "ebtables"] {
+            std::fs::write(bin.join(b), "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(bin.join(b), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        // Present but not executable: not found, as LookPath.
+        std::fs::write(bin.join("ethtool"), "").unwrap();
+        let mut c = Checks::default();
+        exec_checks(&mut c, &format!("/nonexistent:{}", bin.display()));
+        assert_eq!(
+            c.errors,
+            vec![("FileExisting-iptables".to_string(), "iptables not found in system path".to_string())]
+        );
+        assert_eq!(
+            c.warnings,
+            vec![("FileExisting-ethtool".to_string(), "ethtool not found in system path".to_string())]
+        );
+        let e = c.finish(&[]).unwrap_err().to_string();
+        assert!(e.contains("[ERROR FileExisting-iptables]: iptables not found in system path"), "{e}");
+        let mut c = Checks::default();
+        exec_checks(&mut c, "");
+        assert_eq!(c.errors.len(), 4, "{:?}", c.errors);
+        assert_eq!(c.warnings.len(), 5, "{:?}", c.warnings);
+    }
+
+    /// checks.go KubeletVersionCheck + GetKubeletVersion, constants.go MinimumKubeletVersion
+    /// (kubeadm's minor - 3).
+    #[test]
+    fn kubelet_version_skew_as_kubeadm() {
+        let v = |s: &str| KubeVersion::parse(s).unwrap();
+        let kubeadm = v("v1.35.0");
+        assert_eq!(kubelet_version_error(v("v1.35.0"), kubeadm, Some(v("v1.35.0"))), None);
+        assert_eq!(kubelet_version_error(v("v1.34.3"), kubeadm, Some(v("v1.35.0"))), None);
+        assert_eq!(
+            kubelet_version_error(v("v1.36.1"), kubeadm, Some(v("v1.35.0"))).as_deref(),
+            Some("the kubelet version is higher than the control plane version. This is not a supported version skew and may lead to a malfunctional cluster. Kubelet version: \"1.36.1\" Control plane version: \"1.35.0\"")
+        );
+        // A newer patch of the same minor is fine; join passes no control-plane version.
+        assert_eq!(kubelet_version_error(v("v1.35.9"), kubeadm, Some(v("v1.35.0"))), None);
+        assert_eq!(kubelet_version_error(v("v1.36.1"), kubeadm, None), None);
+        assert_eq!(kubelet_version_error(v("v1.32.0"), kubeadm, None), None);
+        assert_eq!(
+            kubelet_version_error(v("v1.31.9"), kubeadm, None).as_deref(),
+            Some("Kubelet version \"1.31.9\" is lower than kubeadm can support. Please upgrade kubelet")
+        );
+        assert_eq!(parse_kubelet_version("Kubernetes v1.35.0\n").unwrap(), v("v1.35.0"));
+        assert!(parse_kubelet_version("kubelet 1.35").unwrap_err().contains("Unable to parse output from Kubelet"));
     }
 }

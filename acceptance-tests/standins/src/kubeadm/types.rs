@@ -2,7 +2,17 @@
 //! and bootstraptoken/v1), field for field, decoded strictly: an unknown field is an error,
 //! as kubeadm's strict decoding makes it.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// metav1.Duration fields: the text must parse as a Go duration (`time.ParseDuration`),
+/// else decoding fails naming the field, as kubeadm's decoder does; the text is kept.
+fn go_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let v = Option::<String>::deserialize(d)?;
+    if let Some(s) = &v {
+        crate::duration::parse_go_duration(s).map_err(serde::de::Error::custom)?;
+    }
+    Ok(v)
+}
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -160,9 +170,9 @@ pub struct ClusterConfiguration {
     pub cluster_name: String,
     #[serde(default)]
     pub encryption_algorithm: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "go_duration")]
     pub certificate_validity_period: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "go_duration")]
     pub ca_certificate_validity_period: Option<String>,
 }
 
@@ -212,7 +222,7 @@ pub struct BootstrapToken {
     pub token: String,
     #[serde(default)]
     pub description: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "go_duration")]
     pub ttl: Option<String>,
     #[serde(default)]
     pub expires: Option<String>,
@@ -232,19 +242,19 @@ pub struct Patches {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Timeouts {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "go_duration")]
     pub control_plane_component_health_check: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "go_duration")]
     pub kubelet_health_check: Option<String>,
-    #[serde(default, rename = "kubernetesAPICall")]
+    #[serde(default, rename = "kubernetesAPICall", deserialize_with = "go_duration")]
     pub kubernetes_api_call: Option<String>,
-    #[serde(default, rename = "etcdAPICall")]
+    #[serde(default, rename = "etcdAPICall", deserialize_with = "go_duration")]
     pub etcd_api_call: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "go_duration")]
     pub tls_bootstrap: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "go_duration")]
     pub discovery: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "go_duration")]
     pub upgrade_manifests: Option<String>,
 }
 

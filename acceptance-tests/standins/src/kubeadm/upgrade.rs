@@ -31,11 +31,17 @@ pub enum UpgradeCmd {
         ignore_preflight_errors: Vec<String>,
         #[arg(long)]
         config: Option<String>,
+        /// Perform the renewal of certificates used by component changed during upgrades.
+        #[arg(long = "certificate-renewal", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+        certificate_renewal: bool,
     },
     /// Upgrade commands for a node in the cluster
     Node {
         #[arg(long = "ignore-preflight-errors", value_delimiter = ',')]
         ignore_preflight_errors: Vec<String>,
+        /// Perform the renewal of certificates used by component changed during upgrades.
+        #[arg(long = "certificate-renewal", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+        certificate_renewal: bool,
     },
 }
 
@@ -53,19 +59,129 @@ fn fail_on_demand() -> Result<()> {
     }
 }
 
-/// kubeadm's EnforceVersionPolicies, its mandatory part.
-pub fn version_policy(cluster: KubeVersion, target: KubeVersion, kubeadm: KubeVersion) -> Vec<String> {
-    let mut errs = Vec::new();
-    if target <= cluster {
-        errs.push(format!("Specified version to upgrade to \"{target}\" is equal to or lower than the cluster version \"{cluster}\". Downgrades are not supported yet"));
+/// What EnforceVersionPolicies found (cmd/kubeadm/app/phases/upgrade/policy.go).
+#[derive(Debug, Default, PartialEq)]
+pub struct SkewErrors {
+    /// Refused whatever the flags.
+    pub mandatory: Vec<String>,
+    /// Refused unless `--force`.
+    pub skippable: Vec<String>,
+}
+
+/// kubeadm's EnforceVersionPolicies for released versions: below MinimumControlPlaneVersion
+/// (kubeadm's minor - 1), more than one minor up or down, or a newer minor than kubeadm
+/// are mandatory; a newer patch than kubeadm, a kubeadm of a newer minor than the target
+/// and kubelets more than one minor behind the target are skippable with `--force`.
+/// Re-applying the cluster's version and a one-minor downgrade pass.
+pub fn version_policy(
+    cluster: KubeVersion,
+    target: KubeVersion,
+    kubeadm: KubeVersion,
+    kubelets: &[KubeVersion],
+) -> SkewErrors {
+    let mut e = SkewErrors::default();
+    let min_control_plane = KubeVersion { major: kubeadm.major, minor: kubeadm.minor.saturating_sub(1), patch: 0 };
+    if target < min_control_plane {
+        // (upstream prints the cluster version as "the minimum supported version")
+        e.mandatory.push(format!("Specified version to upgrade to \"{target}\" is equal to or lower than the minimum supported version \"{cluster}\". Please specify a higher version to upgrade to"));
     }
-    if target.major != cluster.major || target.minor > cluster.minor + 1 {
-        errs.push(format!("Specified version to upgrade to \"{target}\" is too high; kubeadm can upgrade only 1 minor version at a time"));
+    if target.minor > cluster.minor + 1 {
+        e.mandatory.push(format!(
+            "Specified version to upgrade to \"{target}\" is too high; kubeadm can upgrade only 1 minor version at a time"
+        ));
+    }
+    if target.minor + 1 < cluster.minor {
+        e.mandatory.push(format!(
+            "Specified version to downgrade to \"{target}\" is too low; kubeadm can downgrade only 1 minor version at a time"
+        ));
     }
     if kubeadm < target {
-        errs.push(format!("Specified version to upgrade to \"{target}\" is higher than the kubeadm version \"{kubeadm}\". Upgrade kubeadm first using the tool you used to install kubeadm"));
+        if target.minor > kubeadm.minor {
+            e.mandatory.push(format!("Specified version to upgrade to \"{target}\" is at least one minor release higher than the kubeadm minor release ({} > {}). Such an upgrade is not supported", target.minor, kubeadm.minor));
+        } else {
+            e.skippable.push(format!("Specified version to upgrade to \"{target}\" is higher than the kubeadm version \"{kubeadm}\". Upgrade kubeadm first using the tool you used to install kubeadm"));
+        }
     }
-    errs
+    if kubeadm.major > target.major || kubeadm.minor > target.minor {
+        e.skippable.push(format!(
+            "Kubeadm version {kubeadm} can only be used to upgrade to Kubernetes version {}.{}",
+            kubeadm.major, kubeadm.minor
+        ));
+    }
+    let mut too_old: Vec<String> =
+        kubelets.iter().filter(|k| target.minor > k.minor + 1).map(|k| k.to_string()).collect();
+    too_old.sort();
+    too_old.dedup();
+    if !too_old.is_empty() {
+        e.skippable.push(format!(
+            "There are kubelets in this cluster that are too old that have these versions [{}]",
+            too_old.join(" ")
+        ));
+    }
+    e
+}
+
+/// kubeadm's FormatErrMsg: one "\t- error" line each.
+fn format_err_msg(errs: &[String]) -> String {
+    errs.iter().map(|e| format!("\t- {e}\n")).collect()
+}
+
+/// cmd/kubeadm/app/cmd/upgrade/common.go: mandatory errors stop the upgrade; skippable
+/// ones too unless `--force`, which prints them and goes on.
+pub fn enforce_version_policy(e: &SkewErrors, force: bool) -> Result<()> {
+    if !e.mandatory.is_empty() {
+        bail!("[upgrade/version] FATAL: the --version argument is invalid due to these fatal errors:\n\n{}\nPlease fix the misalignments highlighted above and try upgrading again", format_err_msg(&e.mandatory));
+    }
+    if !e.skippable.is_empty() {
+        if !force {
+            bail!("[upgrade/version] FATAL: the --version argument is invalid due to these errors:\n\n{}\nCan be bypassed if you pass the --force flag", format_err_msg(&e.skippable));
+        }
+        print!("[upgrade/version] Found {} potential version compatibility errors but skipping since the --force flag is set: \n\n{}", e.skippable.len(), format_err_msg(&e.skippable));
+    }
+    Ok(())
+}
+
+/// `constants.ControlPlaneComponents`, whose static pod manifests must be on disk.
+const CONTROL_PLANE_COMPONENTS: [&str; 3] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
+
+/// staticPodManifestHealth (`cmd/kubeadm/app/phases/upgrade/health.go`): the manifests of
+/// every control-plane component missing from `manifests_dir`, as kubeadm's error.
+pub fn static_pod_manifest_error(manifests_dir: &str) -> Option<String> {
+    let missing: Vec<String> = CONTROL_PLANE_COMPONENTS
+        .iter()
+        .map(|c| format!("{manifests_dir}/{c}.yaml"))
+        .filter(|p| !std::path::Path::new(p).exists())
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "The control plane seems to be Static Pod-hosted, but some of the manifests don't seem to exist on disk. This probably means you're running 'kubeadm upgrade' on a remote machine, which is not supported for a Static Pod-hosted cluster. Manifest files not found: [{}]",
+            missing.join(" ")
+        )
+    })
+}
+
+/// CheckClusterHealth (health.go), run as preflight checks (ignorable by name): the
+/// StaticPodManifest check. (CreateJob and ControlPlaneNodesReady are not done: no pods
+/// run here, and the stand-in's Nodes are NotReady without a CNI configuration.)
+fn health_checks(ignore: &[String]) -> Result<()> {
+    println!("[upgrade] Running cluster health checks");
+    let mut c = super::preflight::Checks::default();
+    if let Some(e) = static_pod_manifest_error(&format!("{}/manifests", files::kdir())) {
+        c.error("StaticPodManifest", e);
+    }
+    c.finish(ignore).context("[upgrade/health] FATAL")
+}
+
+/// The kubelet versions the Nodes report (`status.nodeInfo.kubeletVersion`).
+async fn kubelet_versions(api: &ApiClient) -> Vec<KubeVersion> {
+    let Ok(r) = api.get("/api/v1/nodes").await else { return Vec::new() };
+    r.body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["status"]["nodeInfo"]["kubeletVersion"].as_str())
+        .filter_map(|v| KubeVersion::parse(v).ok())
+        .collect()
 }
 
 pub(crate) fn admin_or_kubelet() -> Result<Kubeconfig> {
@@ -129,14 +245,14 @@ pub async fn run(cmd: UpgradeCmd) -> Result<()> {
             let c = cluster_config(&api, kubeadm).await?;
             let current = KubeVersion::parse(&c.kubernetes_version)?;
             println!("[upgrade/versions] Cluster version: {current}\n[upgrade/versions] kubeadm version: {kubeadm}");
-            if version_policy(current, kubeadm, kubeadm).is_empty() {
+            if version_policy(current, kubeadm, kubeadm, &[]) == SkewErrors::default() && current != kubeadm {
                 println!("\nYou can now apply the upgrade by executing the following command:\n\n\tkubeadm upgrade apply {kubeadm}\n");
             } else {
                 println!("\nAwesome, you're up-to-date! Enjoy!");
             }
             Ok(())
         }
-        UpgradeCmd::Apply { version, yes, force, .. } => {
+        UpgradeCmd::Apply { version, yes, force, ignore_preflight_errors, certificate_renewal, .. } => {
             let target = KubeVersion::parse(&version).map_err(|_| {
                 anyhow::anyhow!(
                     "[upgrade/version] FATAL: unable to parse the version {version:?} (expected v1.MINOR.PATCH)"
@@ -150,16 +266,12 @@ pub async fn run(cmd: UpgradeCmd) -> Result<()> {
                 bail!("[upgrade/health] FATAL: the control plane is not healthy: /readyz: {}", r.status);
             }
             let mut c = cluster_config(&api, kubeadm).await?;
+            health_checks(&ignore_preflight_errors)?;
             let current = KubeVersion::parse(&c.kubernetes_version)?;
             println!("[upgrade/version] You have chosen to change the cluster version to \"{target}\"");
             println!("[upgrade/versions] Cluster version: {current}\n[upgrade/versions] kubeadm version: {kubeadm}");
-            let errs = version_policy(current, target, kubeadm);
-            if !errs.is_empty() {
-                bail!(
-                    "[upgrade/version] FATAL: the --version argument is invalid due to these fatal errors:\n\n{}\n\nPlease fix the misalignments highlighted above and try upgrading again",
-                    errs.iter().map(|e| format!("- {e}")).collect::<Vec<_>>().join("\n")
-                );
-            }
+            let kubelets = kubelet_versions(&api).await;
+            enforce_version_policy(&version_policy(current, target, kubeadm, &kubelets), force)?;
             if !(yes || force) {
                 print!("[upgrade] Are you sure you want to proceed? [y/N]: ");
                 let mut line = String::new();
@@ -169,6 +281,9 @@ pub async fn run(cmd: UpgradeCmd) -> Result<()> {
                 }
             }
             c.kubernetes_version = target.to_string();
+            if certificate_renewal {
+                super::certs::renew_for_upgrade(&c).context("[upgrade/apply] FATAL")?;
+            }
             println!("[upgrade/staticpods] Preparing for \"kube-apiserver\" upgrade");
             files::retag_manifests(&c)?;
             wait_version(&api, target).await?;
@@ -181,7 +296,7 @@ pub async fn run(cmd: UpgradeCmd) -> Result<()> {
             println!("\n[upgrade] SUCCESS! A control plane component was upgraded to \"{target}\".");
             Ok(())
         }
-        UpgradeCmd::Node { .. } => {
+        UpgradeCmd::Node { certificate_renewal, .. } => {
             fail_on_demand()?;
             let k = admin_or_kubelet()?;
             let api = ApiClient::from_kubeconfig(&k)?;
@@ -193,6 +308,9 @@ pub async fn run(cmd: UpgradeCmd) -> Result<()> {
             let manifests = format!("{}/manifests/kube-apiserver.yaml", files::kdir());
             if std::path::Path::new(&manifests).exists() {
                 println!("[upgrade] Upgrading your Static Pod-hosted control plane instance to version \"{cluster_version}\"...");
+                if certificate_renewal {
+                    super::certs::renew_for_upgrade(&c).context("error execution phase control-plane")?;
+                }
                 files::retag_manifests(&c)?;
                 if let Ok(admin) = Kubeconfig::load(&format!("{}/admin.conf", files::kdir())) {
                     wait_version(&local_api(&admin)?, cluster_version).await?;
@@ -214,15 +332,93 @@ mod tests {
         KubeVersion::parse(s).unwrap()
     }
 
+    /// policy.go EnforceVersionPolicies: one minor up, one minor down and the same version
+    /// pass; skipping a minor (either way) and a target newer than kubeadm's minor are
+    /// mandatory errors; a newer patch than kubeadm, a kubeadm newer than the target's
+    /// minor and kubelets two minors behind are skippable with --force (common.go).
     #[test]
-    fn one_minor_at_a_time_no_downgrade() {
-        assert!(version_policy(v("v1.35.0"), v("v1.36.1"), v("v1.36.1")).is_empty());
-        let e = version_policy(v("v1.34.3"), v("v1.36.1"), v("v1.36.1"));
-        assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].contains("is too high; kubeadm can upgrade only 1 minor version at a time"));
-        let e = version_policy(v("v1.36.1"), v("v1.35.0"), v("v1.36.1"));
-        assert!(e[0].contains("is equal to or lower than the cluster version"), "{e:?}");
-        let e = version_policy(v("v1.35.0"), v("v1.36.1"), v("v1.35.0"));
-        assert!(e[0].contains("higher than the kubeadm version"), "{e:?}");
+    fn version_policy_as_upstream() {
+        let none = SkewErrors::default();
+        assert_eq!(version_policy(v("v1.35.0"), v("v1.36.1"), v("v1.36.1"), &[v("v1.35.0")]), none);
+        // Re-applying the same version: accepted.
+        assert_eq!(version_policy(v("v1.36.1"), v("v1.36.1"), v("v1.36.1"), &[]), none);
+        // One minor down with the target's kubeadm: accepted.
+        assert_eq!(version_policy(v("v1.36.1"), v("v1.35.0"), v("v1.35.0"), &[]), none);
+        // One minor down with the newer kubeadm: skippable.
+        let e = version_policy(v("v1.36.1"), v("v1.35.0"), v("v1.36.1"), &[]);
+        assert!(e.mandatory.is_empty(), "{e:?}");
+        assert_eq!(e.skippable, vec!["Kubeadm version v1.36.1 can only be used to upgrade to Kubernetes version 1.36"]);
+        assert!(enforce_version_policy(&e, false)
+            .unwrap_err()
+            .to_string()
+            .contains("Can be bypassed if you pass the --force flag"));
+        assert!(enforce_version_policy(&e, true).is_ok());
+        // Skipping a minor up: mandatory, --force does not help.
+        let e = version_policy(v("v1.34.3"), v("v1.36.1"), v("v1.36.1"), &[]);
+        assert_eq!(e.mandatory, vec!["Specified version to upgrade to \"v1.36.1\" is too high; kubeadm can upgrade only 1 minor version at a time"]);
+        let msg = enforce_version_policy(&e, true).unwrap_err().to_string();
+        assert!(msg.contains("fatal errors:\n\n\t- Specified version to upgrade to"), "{msg}");
+        // Two minors down: mandatory.
+        let e = version_policy(v("v1.36.1"), v("v1.34.3"), v("v1.34.3"), &[]);
+        assert!(e.mandatory[0].contains("is too low; kubeadm can downgrade only 1 minor version at a time"), "{e:?}");
+        // A newer minor than kubeadm: mandatory; a newer patch: skippable.
+        let e = version_policy(v("v1.35.0"), v("v1.36.1"), v("v1.35.0"), &[]);
+        assert!(
+            e.mandatory
+                .iter()
+                .any(|m| m.contains("at least one minor release higher than the kubeadm minor release (36 > 35)")),
+            "{e:?}"
+        );
+        let e = version_policy(v("v1.36.1"), v("v1.36.2"), v("v1.36.1"), &[]);
+        assert!(
+            e.mandatory.is_empty() && e.skippable[0].contains("is higher than the kubeadm version \"v1.36.1\""),
+            "{e:?}"
+        );
+        // Kubelets more than one minor behind the target: skippable.
+        let e = version_policy(v("v1.35.0"), v("v1.36.1"), v("v1.36.1"), &[v("v1.34.3"), v("v1.35.0")]);
+        assert_eq!(
+            e.skippable,
+            vec!["There are kubelets in this cluster that are too old that have these versions [v1.34.3]"]
+        );
+    }
+
+    /// health.go staticPodManifestHealth: every ControlPlaneComponents manifest must exist.
+    #[test]
+    fn static_pod_manifests_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        for c in ["kube-apiserver", "kube-controller-manager"] {
+            std::fs::write(dir.path().join(format!("{c}.yaml")), "").unwrap();
+        }
+        let e = static_pod_manifest_error(&d).unwrap();
+        assert!(e.starts_with("The control plane seems to be Static Pod-hosted, but some of the manifests don't seem to exist on disk."), "{e}");
+        assert!(e.ends_with(&format!("Manifest files not found: [{d}/kube-scheduler.yaml]")), "{e}");
+        std::fs::write(dir.path().join("kube-scheduler.yaml"), "").unwrap();
+        assert_eq!(static_pod_manifest_error(&d), None);
+    }
+
+    /// cmd/kubeadm/app/cmd/upgrade/apply.go and node.go: --certificate-renewal defaults to
+    /// true; `--certificate-renewal=false` turns the renewal off.
+    #[test]
+    fn certificate_renewal_flag() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            cmd: UpgradeCmd,
+        }
+        let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap().cmd;
+        match parse(&["x", "apply", "v1.36.1", "-y"]) {
+            UpgradeCmd::Apply { certificate_renewal, .. } => assert!(certificate_renewal),
+            _ => unreachable!(),
+        }
+        match parse(&["x", "apply", "v1.36.1", "--certificate-renewal=false"]) {
+            UpgradeCmd::Apply { certificate_renewal, .. } => assert!(!certificate_renewal),
+            _ => unreachable!(),
+        }
+        match parse(&["x", "node", "--certificate-renewal=false"]) {
+            UpgradeCmd::Node { certificate_renewal, .. } => assert!(!certificate_renewal),
+            _ => unreachable!(),
+        }
     }
 }

@@ -35,6 +35,11 @@ pub fn invalid(field: &str, value: &str, detail: &str) -> String {
     format!("{field}: Invalid value: \"{value}\": {detail}")
 }
 
+/// field.Invalid with a value that is not a string (printed by Go's `%#v`, unquoted).
+pub fn invalid_raw(field: &str, value: &str, detail: &str) -> String {
+    format!("{field}: Invalid value: {value}: {detail}")
+}
+
 fn required(field: &str, detail: &str) -> String {
     format!("{field}: Required value: {detail}")
 }
@@ -84,6 +89,30 @@ fn parse_cidr(field: &str, s: &str, errs: &mut Vec<String>) -> Option<IpNet> {
     first
 }
 
+/// kubeadm's constants.MaximumBitsForServiceSubnet.
+pub const MAXIMUM_BITS_FOR_SERVICE_SUBNET: u8 = 20;
+
+/// ValidateServiceSubnetSize: at most 2^20 addresses per family (a /12 for IPv4, a /108 for
+/// IPv6), "identical to validation performed in the apiserver". Each value as Go's
+/// `IPNet.String()` prints it (the network address).
+pub fn validate_service_subnet_size(subnets: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    for net in subnets.split(',').filter_map(|p| p.trim().parse::<IpNet>().ok()) {
+        let bits = net.max_prefix_len();
+        if bits - net.prefix_len() > MAXIMUM_BITS_FOR_SERVICE_SUBNET {
+            errs.push(invalid(
+                "networking.serviceSubnet",
+                &net.trunc().to_string(),
+                &format!(
+                    "specified service subnet is too large; for {bits}-bit addresses, the mask must be >= {}",
+                    bits - MAXIMUM_BITS_FOR_SERVICE_SUBNET
+                ),
+            ));
+        }
+    }
+    errs
+}
+
 /// ValidateNetworking, plus the pod/service overlap that breaks a cluster.
 pub fn validate_networking(n: &Networking) -> Vec<String> {
     let mut errs = Vec::new();
@@ -97,14 +126,8 @@ pub fn validate_networking(n: &Networking) -> Vec<String> {
             errs.push(invalid("networking.serviceSubnet", &n.service_subnet, "subnet is too small"));
         }
     }
-    if let Some(IpNet::V6(v6)) = svc {
-        if v6.prefix_len() < 108 {
-            errs.push(invalid(
-                "networking.serviceSubnet",
-                &n.service_subnet,
-                "expected an IPv6 subnet with mask bits greater than or equal to 108",
-            ));
-        }
+    if svc.is_some() {
+        errs.extend(validate_service_subnet_size(&n.service_subnet));
     }
     if !n.pod_subnet.is_empty() {
         let pod = parse_cidr("networking.podSubnet", &n.pod_subnet, &mut errs);
@@ -156,9 +179,17 @@ pub fn validate_etcd(e: &Etcd) -> Vec<String> {
             let tls = !x.ca_file.is_empty() || !x.cert_file.is_empty() || !x.key_file.is_empty();
             if x.cert_file.is_empty() != x.key_file.is_empty() {
                 errs.push(invalid(
-                    "etcd.external.certFile",
-                    &x.cert_file,
-                    "certFile and keyFile must be specified together",
+                    "etcd.external",
+                    "",
+                    "either both or none of .Etcd.External.CertFile and .Etcd.External.KeyFile must be set",
+                ));
+            }
+            // ValidateEtcd: "If the cert and key are specified, require the CA as well".
+            if !x.cert_file.is_empty() && !x.key_file.is_empty() && x.ca_file.is_empty() {
+                errs.push(invalid(
+                    "etcd.external",
+                    "",
+                    "setting .Etcd.External.CertFile and .Etcd.External.KeyFile requires .Etcd.External.CAFile",
                 ));
             }
             for (f, v) in [("caFile", &x.ca_file), ("certFile", &x.cert_file), ("keyFile", &x.key_file)] {
@@ -226,6 +257,33 @@ pub fn validate_kubernetes_version(field: &str, v: &str, kubeadm: KubeVersion) -
     Ok(k8s)
 }
 
+/// distribution/reference's ReferenceRegexp (reference/regexp.go): name (optional
+/// domain[:port], then lowercase path components), optional `:tag`, optional `@digest`.
+fn reference_re() -> &'static Regex {
+    static R: OnceLock<Regex> = OnceLock::new();
+    R.get_or_init(|| {
+        let domain_component = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+        let domain_name = format!(r"{domain_component}(?:\.{domain_component})*");
+        let host = format!(r"(?:{domain_name}|\[(?:[a-fA-F0-9:]+)\])");
+        let domain_and_port = format!(r"{host}(?::[0-9]+)?");
+        let path_component = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*";
+        let name = format!(r"(?:{domain_and_port}/)?{path_component}(?:/{path_component})*");
+        let tag = r"[\w][\w.-]{0,127}";
+        let digest = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][[:xdigit:]]{32,}";
+        Regex::new(&format!(r"^({name})(?::({tag}))?(?:@({digest}))?$")).expect("static pattern")
+    })
+}
+
+/// ValidateImageRepository: `<repository>/name:tag` must be a valid image reference, so the
+/// repository carries no tag or digest and its path is lowercase.
+pub fn validate_image_repository(field: &str, repo: &str) -> Vec<String> {
+    if reference_re().is_match(&format!("{repo}/name:tag")) {
+        Vec::new()
+    } else {
+        vec![invalid(field, repo, "invalid image repository format")]
+    }
+}
+
 /// ValidateClusterConfiguration.
 pub fn validate_cluster(c: &ClusterConfiguration) -> Vec<String> {
     let mut errs = validate_networking(&c.networking);
@@ -233,6 +291,13 @@ pub fn validate_cluster(c: &ClusterConfiguration) -> Vec<String> {
     validate_abs_path("certificatesDir", &c.certificates_dir, &mut errs);
     if !c.control_plane_endpoint.is_empty() {
         errs.extend(validate_host_port("controlPlaneEndpoint", &c.control_plane_endpoint));
+    }
+    errs.extend(validate_image_repository("imageRepository", &c.image_repository));
+    if !c.dns.image_repository.is_empty() {
+        errs.extend(validate_image_repository("dns.imageRepository", &c.dns.image_repository));
+    }
+    if let Some(l) = c.etcd.local.as_ref().filter(|l| !l.image_repository.is_empty()) {
+        errs.extend(validate_image_repository("etcd.local.imageRepository", &l.image_repository));
     }
     errs.extend(validate_etcd(&c.etcd));
     if !["RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256", "ECDSA-P384"].contains(&c.encryption_algorithm.as_str()) {
@@ -247,6 +312,35 @@ pub fn validate_cluster(c: &ClusterConfiguration) -> Vec<String> {
         }
     }
     errs
+}
+
+/// ValidateCertValidity: validity periods above kubeadm's defaults (constants.go
+/// CertificateValidityPeriod 8760h, CACertificateValidityPeriod 87600h) are warnings
+/// (`klog.Warningf("WARNING: %s", ...)` in ValidateClusterConfiguration), not errors.
+pub fn cert_validity_warnings(c: &ClusterConfiguration) -> Vec<String> {
+    use crate::duration::{format_go_duration, parse_go_duration};
+    let cert_default = std::time::Duration::from_secs(8760 * 3600);
+    let ca_default = std::time::Duration::from_secs(87600 * 3600);
+    let mut out = Vec::new();
+    if let Some(d) = c.certificate_validity_period.as_deref().and_then(|v| parse_go_duration(v).ok()) {
+        if d > cert_default {
+            out.push(format!(
+                "certificateValidityPeriod: the value {} is more than the recommended default for certificate expiration: {}",
+                format_go_duration(d),
+                format_go_duration(cert_default)
+            ));
+        }
+    }
+    if let Some(d) = c.ca_certificate_validity_period.as_deref().and_then(|v| parse_go_duration(v).ok()) {
+        if d > ca_default {
+            out.push(format!(
+                "caCertificateValidityPeriod: the value {} is more than the recommended default for CA certificate expiration: {}",
+                format_go_duration(d),
+                format_go_duration(ca_default)
+            ));
+        }
+    }
+    out
 }
 
 /// ValidateNodeRegistrationOptions (+ the taints the API server would refuse).
@@ -303,9 +397,15 @@ fn validate_api_endpoint(field: &str, e: &ApiEndpoint) -> Vec<String> {
     errs
 }
 
+/// ValidateToken (validation.go): bootstraputil.IsValidBootstrapToken, else "the bootstrap
+/// token is invalid" (`kubeadm token create X` has its own "was not of the form" message).
 fn validate_token(field: &str, t: &str) -> Option<String> {
-    (!token_re().is_match(t))
-        .then(|| invalid(field, t, &format!("the bootstrap token \"{t}\" was not of the form \"{TOKEN_PATTERN}\"")))
+    (!token_re().is_match(t)).then(|| invalid(field, t, "the bootstrap token is invalid"))
+}
+
+/// A `[]string` as field.Invalid prints it (`%#v`): `[]string{"a", "b"}`.
+pub fn go_string_slice(v: &[String]) -> String {
+    format!("[]string{{{}}}", v.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", "))
 }
 
 /// ValidateBootstrapTokens.
@@ -329,6 +429,14 @@ pub fn validate_bootstrap_tokens(tokens: &[BootstrapToken]) -> Vec<String> {
             if u != "signing" && u != "authentication" {
                 errs.push(invalid(&format!("{f}.usages"), u, &format!("unknown usage: {u}")));
             }
+        }
+        // ValidateTokenGroups: "adding groups only makes sense for authentication".
+        if !t.groups.is_empty() && !t.usages.iter().any(|u| u == "authentication") {
+            errs.push(invalid_raw(
+                &format!("{f}.groups"),
+                &go_string_slice(&t.groups),
+                "token groups cannot be specified unless --usages includes \"authentication\"",
+            ));
         }
         for g in &t.groups {
             if !re(&GROUP, BOOTSTRAP_GROUP_PATTERN).is_match(g) {
@@ -400,7 +508,10 @@ pub fn validate_join(j: &JoinConfiguration) -> Vec<String> {
     if !d.tls_bootstrap_token.is_empty() {
         errs.extend(validate_token("discovery.tlsBootstrapToken", &d.tls_bootstrap_token));
     }
-    validate_abs_path("caCertPath", &j.ca_cert_path, &mut errs);
+    // ValidateJoinConfiguration: absolute and ending in ".crt", one message for both.
+    if !j.ca_cert_path.starts_with('/') || !j.ca_cert_path.ends_with(".crt") {
+        errs.push(invalid("caCertPath", &j.ca_cert_path, "the ca certificate path must be an absolute path"));
+    }
     if let Some(cp) = &j.control_plane {
         errs.extend(validate_api_endpoint("controlPlane.localAPIEndpoint", &cp.local_api_endpoint));
     }

@@ -59,7 +59,8 @@ fn external_etcd_is_checked() {
         "etcd.external.endpoints[0]",
     );
     one(with(|c| c.etcd.external.as_mut().unwrap().endpoints.clear()), "etcd.external.endpoints: Required value");
-    one(with(|c| c.etcd.external.as_mut().unwrap().key_file = String::new()), "etcd.external.certFile");
+    let e = one(with(|c| c.etcd.external.as_mut().unwrap().key_file = String::new()), "etcd.external: Invalid value");
+    assert!(e.contains("either both or none of .Etcd.External.CertFile and .Etcd.External.KeyFile must be set"), "{e}");
     one(with(|c| c.etcd.external.as_mut().unwrap().ca_file = "relative/ca.crt".into()), "etcd.external.caFile");
 }
 
@@ -96,10 +97,14 @@ fn bootstrap_tokens_are_checked() {
     assert!(init("bootstrapTokens:\n- token: abcdef.0123456789abcdef\n  ttl: 1h0m0s\n").is_empty());
     let e =
         one(init("bootstrapTokens:\n- token: ABCDEF.0123456789abcdef\n"), "bootstrapTokens[0].token: Invalid value");
-    assert!(e.contains("was not of the form"), "{e}");
-    one(init("bootstrapTokens:\n- token: abcdef.0123456789abcdef\n  ttl: 1 hour\n"), "bootstrapTokens[0].ttl");
+    assert_eq!(
+        e,
+        "bootstrapTokens[0].token: Invalid value: \"ABCDEF.0123456789abcdef\": the bootstrap token is invalid"
+    );
+    // An invalid ttl fails decoding (metav1.Duration), naming the field: see
+    // durations_are_go_durations_decoded_strictly.
     one(
-        init("bootstrapTokens:\n- token: abcdef.0123456789abcdef\n  usages: [signing, sudo]\n"),
+        init("bootstrapTokens:\n- token: abcdef.0123456789abcdef\n  usages: [signing, authentication, sudo]\n"),
         "bootstrapTokens[0].usages",
     );
     one(
@@ -144,4 +149,160 @@ fn join_discovery_is_checked() {
     assert!(errs.iter().any(|e| e.starts_with("discovery.bootstrapToken.token")), "{errs:?}");
     one(join(&ok.replace("10.0.0.100:6443", "10.0.0.100:0")), "discovery.bootstrapToken.apiServerEndpoint");
     one(join("  tlsBootstrapToken: abcdef.0123456789abcdef\n"), "discovery: Invalid value");
+}
+
+/// validation.go ValidateEtcd: a client certificate and key without a CA file is refused
+/// ("If the cert and key are specified, require the CA as well").
+#[test]
+fn external_etcd_cert_and_key_need_the_ca_file() {
+    let e = one(with(|c| c.etcd.external.as_mut().unwrap().ca_file = String::new()), "etcd.external: Invalid value");
+    assert_eq!(
+        e,
+        "etcd.external: Invalid value: \"\": setting .Etcd.External.CertFile and .Etcd.External.KeyFile requires .Etcd.External.CAFile"
+    );
+    // Without client certificate and key, no CA is needed (and plain http is allowed).
+    assert!(with(|c| {
+        let x = c.etcd.external.as_mut().unwrap();
+        x.ca_file.clear();
+        x.cert_file.clear();
+        x.key_file.clear();
+        x.endpoints = vec!["http://10.0.0.1:2379".into()];
+    })
+    .is_empty());
+}
+
+/// validation.go ValidateServiceSubnetSize with constants.MaximumBitsForServiceSubnet = 20:
+/// an IPv4 service subnet wider than /12 (an IPv6 one wider than /108) is refused.
+#[test]
+fn service_subnet_larger_than_slash_12_is_refused() {
+    let e = one(with(|c| c.networking.service_subnet = "172.0.0.0/8".into()), "networking.serviceSubnet");
+    assert_eq!(
+        e,
+        "networking.serviceSubnet: Invalid value: \"172.0.0.0/8\": specified service subnet is too large; for 32-bit addresses, the mask must be >= 12"
+    );
+    // The value is printed as Go's IPNet.String(): the network address.
+    let e = one(with(|c| c.networking.service_subnet = "10.1.2.3/11".into()), "networking.serviceSubnet");
+    assert!(e.contains("\"10.0.0.0/11\""), "{e}");
+    assert!(with(|c| c.networking.service_subnet = "10.96.0.0/12".into()).is_empty());
+    let e = one(
+        with(|c| {
+            c.networking.pod_subnet = "10.244.0.0/16,fd00:10:244::/56".into();
+            c.networking.service_subnet = "10.96.0.0/12,fd00:10:96::/100".into();
+        }),
+        "networking.serviceSubnet",
+    );
+    assert!(e.contains("for 128-bit addresses, the mask must be >= 108"), "{e}");
+}
+
+/// validation.go ValidateTokenGroups: groups (the default one included) need the usage
+/// "authentication"; the value is printed as Go's `%#v` of the []string.
+#[test]
+fn bootstrap_token_groups_need_authentication_usage() {
+    let e = one(
+        init("bootstrapTokens:\n- token: abcdef.0123456789abcdef\n  usages: [signing]\n  groups: [system:bootstrappers:extra]\n"),
+        "bootstrapTokens[0].groups",
+    );
+    assert_eq!(
+        e,
+        "bootstrapTokens[0].groups: Invalid value: []string{\"system:bootstrappers:extra\"}: token groups cannot be specified unless --usages includes \"authentication\""
+    );
+    // As upstream's SetDefaults_BootstrapToken, the default group is added when none is given.
+    one(init("bootstrapTokens:\n- token: abcdef.0123456789abcdef\n  usages: [signing]\n"), "bootstrapTokens[0].groups");
+    assert!(init("bootstrapTokens:\n- token: abcdef.0123456789abcdef\n  usages: [authentication]\n").is_empty());
+}
+
+/// validation.go ValidateImageRepository (ClusterConfiguration.imageRepository, and
+/// dns/etcd.local's when set): `<repo>/name:tag` must match distribution/reference's
+/// ReferenceRegexp, so a tag, a digest or an uppercase path is refused.
+#[test]
+fn image_repository_is_a_valid_reference_prefix() {
+    for ok in
+        ["registry.k8s.io", "myregistry.local:5000/k8s", "10.0.0.1:5000", "[fd00::1]:5000/mirror", "docker.io/a__b/c-d"]
+    {
+        assert!(with(|c| c.image_repository = ok.into()).is_empty(), "{ok} should be accepted");
+    }
+    let e = one(with(|c| c.image_repository = "registry.k8s.io:v1.35".into()), "imageRepository");
+    assert_eq!(e, "imageRepository: Invalid value: \"registry.k8s.io:v1.35\": invalid image repository format");
+    for bad in [
+        "registry.k8s.io/Mirror",
+        format!("reg.io/k8s@sha256:{}", "a".repeat(64)).as_str(),
+        "reg.io/",
+        "http://reg.io",
+        "",
+    ] {
+        one(with(|c| c.image_repository = bad.into()), "imageRepository: Invalid value");
+    }
+    one(with(|c| c.dns.image_repository = "reg.io/CoreDNS".into()), "dns.imageRepository");
+}
+
+/// validation.go ValidateJoinConfiguration: caCertPath must be absolute and end in ".crt"
+/// ("the ca certificate path must be an absolute path" for both).
+#[test]
+fn join_ca_cert_path_must_be_an_absolute_crt_path() {
+    let disc = format!(
+        "  bootstrapToken:\n    token: abcdef.0123456789abcdef\n    apiServerEndpoint: 10.0.0.100:6443\n    caCertHashes: [\"sha256:{}\"]\ncaCertPath: ",
+        "ab".repeat(32)
+    );
+    assert!(join(&format!("{disc}/etc/kubernetes/pki/ca.crt\n")).is_empty());
+    let e = one(join(&format!("{disc}/etc/kubernetes/pki/ca.pem\n")), "caCertPath");
+    assert_eq!(
+        e,
+        "caCertPath: Invalid value: \"/etc/kubernetes/pki/ca.pem\": the ca certificate path must be an absolute path"
+    );
+    one(join(&format!("{disc}pki/ca.crt\n")), "caCertPath: Invalid value");
+}
+
+/// util/config/initconfiguration.go SetClusterDynamicDefaults → LowercaseSANs
+/// (util/config/common.go): uppercase certSANs are lowercased, then pass ValidateCertSANs.
+#[test]
+fn uppercase_cert_sans_are_lowercased_not_refused() {
+    let c = cluster("apiServer:\n  certSANs: [\"API.Example.COM\", \"*.Lb.Example.com\", \"10.0.0.100\"]\n");
+    assert_eq!(c.api_server.cert_sans, vec!["api.example.com", "*.lb.example.com", "10.0.0.100"]);
+    assert_eq!(validate_cluster(&c), Vec::<String>::new());
+    // Without the defaulting, the same names fail validation (as upstream's validation alone).
+    one(with(|c| c.api_server.cert_sans = vec!["API.Example.COM".into()]), "apiServer.certSANs");
+}
+
+/// metav1.Duration fields (v1beta4 types.go: ClusterConfiguration.certificateValidityPeriod,
+/// caCertificateValidityPeriod, Init/JoinConfiguration.timeouts.*, bootstrap token ttl)
+/// are decoded with Go's time.ParseDuration: an invalid one fails decoding, naming the field.
+#[test]
+fn durations_are_go_durations_decoded_strictly() {
+    let head = "apiVersion: kubeadm.k8s.io/v1beta4\n";
+    let cases = [
+        ("kind: ClusterConfiguration\ncertificateValidityPeriod: 1 year\n", "certificateValidityPeriod", "1 year"),
+        ("kind: ClusterConfiguration\ncaCertificateValidityPeriod: 10y\n", "caCertificateValidityPeriod", "10y"),
+        ("kind: InitConfiguration\ntimeouts:\n  kubernetesAPICall: fast\n", "timeouts.kubernetesAPICall", "fast"),
+        ("kind: JoinConfiguration\ntimeouts:\n  discovery: \"5\"\n", "timeouts.discovery", "5"),
+        (
+            "kind: InitConfiguration\nbootstrapTokens:\n- token: abcdef.0123456789abcdef\n  ttl: 1 hour\n",
+            "bootstrapTokens[0].ttl",
+            "1 hour",
+        ),
+    ];
+    for (doc, field, value) in cases {
+        let e = parse(&format!("{head}{doc}")).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("error decoding field \"{field}\": time: ")), "{e}");
+        assert!(e.contains(&format!("{value:?}")), "{e}");
+    }
+    let ok = parse(&format!(
+        "{head}kind: InitConfiguration\ntimeouts:\n  controlPlaneComponentHealthCheck: 4m0s\n  tlsBootstrap: 90s\nbootstrapTokens:\n- token: abcdef.0123456789abcdef\n  ttl: 1.5h\n"
+    ));
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
+/// validation.go ValidateCertValidity: above constants.CertificateValidityPeriod (8760h) or
+/// CACertificateValidityPeriod (87600h) is a warning with kubeadm's text, not an error.
+#[test]
+fn long_validity_periods_are_warnings() {
+    let c = cluster("certificateValidityPeriod: 9000h\ncaCertificateValidityPeriod: 87601h\n");
+    assert!(validate_cluster(&c).is_empty());
+    assert_eq!(
+        cert_validity_warnings(&c),
+        vec![
+            "certificateValidityPeriod: the value 9000h0m0s is more than the recommended default for certificate expiration: 8760h0m0s",
+            "caCertificateValidityPeriod: the value 87601h0m0s is more than the recommended default for CA certificate expiration: 87600h0m0s",
+        ]
+    );
+    assert!(cert_validity_warnings(&cluster("certificateValidityPeriod: 8760h\n")).is_empty());
 }

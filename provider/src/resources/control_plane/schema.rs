@@ -162,8 +162,8 @@ pub fn schema() -> Schema {
         Attribute::optional("service_cidr", Type::String)
             .default(DEFAULT_SERVICE_CIDR)
             .requires_replace()
-            .validate(Validator::Custom(|v| check(validate::cidr)(v)))
-            .description("Service network (`networking.serviceSubnet`), default `10.96.0.0/12`; must not overlap `pod_cidr` Fixed at init: a change is refused at plan time while any node has joined (replacing would run `kubeadm reset -f` on every node); with no node joined it replaces the resource."),
+            .validate(Validator::Custom(|v| check(validate::service_cidr)(v)))
+            .description("Service network (`networking.serviceSubnet`), default `10.96.0.0/12`, at most a /12 (IPv6: /108) as kubeadm and the API server require; must not overlap `pod_cidr` Fixed at init: a change is refused at plan time while any node has joined (replacing would run `kubeadm reset -f` on every node); with no node joined it replaces the resource."),
     )
     .attribute(
         Attribute::optional("cluster_domain", Type::String)

@@ -49,15 +49,17 @@ pub enum VersionStep {
     Upgrade,
 }
 
-/// kubeadm's rule: upgrade to the same or the next minor, never down, never skipping.
+/// Strata's rule: upgrade to the same or the next minor, never skipping (kubeadm's rule),
+/// and never down (kubeadm allows one minor down; Strata does not roll a cluster back).
 pub fn version_step(from: KubeVersion, to: KubeVersion) -> Result<VersionStep, String> {
     if from == to {
         return Ok(VersionStep::Same);
     }
     if to < from {
         return Err(format!(
-            "{to} is lower than the running {from}: kubeadm does not downgrade a control plane. Keep {from} or \
-             restore an etcd snapshot taken before the upgrade into a new cluster."
+            "{to} is lower than the running {from}: Strata does not downgrade a control plane (kubeadm would \
+             take it one minor version back, but the upgrade rolled every node and its packages forward). Keep \
+             {from} or restore an etcd snapshot taken before the upgrade into a new cluster."
         ));
     }
     if to.minor > from.minor + 1 {
@@ -120,6 +122,24 @@ pub fn cidr(s: &str) -> Result<IpNet, String> {
     let net: IpNet = s.parse().map_err(|_| format!("{s:?} is not a CIDR, e.g. 10.244.0.0/16."))?;
     if net.trunc() != net {
         return Err(format!("{s:?} has host bits set; the network is {}.", net.trunc()));
+    }
+    Ok(net)
+}
+
+/// kubeadm's (and kube-apiserver's) `MaximumBitsForServiceSubnet`: at most 2^20 service
+/// addresses, so an IPv4 `service_cidr` of /12 or longer, an IPv6 one of /108 or longer.
+pub const MAXIMUM_BITS_FOR_SERVICE_SUBNET: u8 = 20;
+
+/// A service network kubeadm accepts: a CIDR (see [`cidr`]) no larger than 2^20 addresses.
+pub fn service_cidr(s: &str) -> Result<IpNet, String> {
+    let net = cidr(s)?;
+    let bits = net.max_prefix_len();
+    if bits - net.prefix_len() > MAXIMUM_BITS_FOR_SERVICE_SUBNET {
+        return Err(format!(
+            "service_cidr {net} is too large: kubeadm and the API server allow at most 2^{MAXIMUM_BITS_FOR_SERVICE_SUBNET} \
+             service addresses, a mask of /{} or longer for {bits}-bit addresses (e.g. 10.96.0.0/12).",
+            bits - MAXIMUM_BITS_FOR_SERVICE_SUBNET
+        ));
     }
     Ok(net)
 }
@@ -223,6 +243,21 @@ mod tests {
         assert!(networks_apart(&cidr("10.0.0.0/8").unwrap(), &cidr("10.96.0.0/12").unwrap()).is_err());
         assert!(cidr("10.244.0.1/16").unwrap_err().contains("host bits"));
         assert!(cidr("banana").is_err());
+    }
+
+    /// kubeadm's ValidateServiceSubnetSize (MaximumBitsForServiceSubnet = 20): /12 is the
+    /// largest IPv4 service network, /108 the largest IPv6 one.
+    #[test]
+    fn service_networks_larger_than_slash_12_are_refused() {
+        assert!(service_cidr("10.96.0.0/12").is_ok());
+        assert!(service_cidr("10.96.0.0/16").is_ok());
+        let e = service_cidr("10.0.0.0/8").unwrap_err();
+        assert!(e.starts_with("service_cidr 10.0.0.0/8 is too large"), "{e}");
+        assert!(e.contains("a mask of /12 or longer for 32-bit addresses"), "{e}");
+        assert!(service_cidr("10.96.0.0/11").is_err());
+        assert!(service_cidr("fd00:10:96::/108").is_ok());
+        assert!(service_cidr("fd00:10:96::/100").unwrap_err().contains("/108 or longer for 128-bit"));
+        assert!(service_cidr("banana").is_err(), "still a CIDR first");
     }
 
     #[test]
