@@ -24,6 +24,8 @@ use crate::framework::{Diagnostic, Diagnostics};
 use crate::node::Node;
 
 const KEEPALIVED: &str = "keepalived.service";
+/// How long the VIP bridge outlives the first sight of keepalived's VIP after a reload.
+const RELOAD_SETTLING: Duration = Duration::from_millis(1500);
 
 /// Moves the nodes `todo` (which include `holder`, the only node holding the VIP) into
 /// the new VRRP group of `m` without the VIP leaving `holder`.
@@ -95,6 +97,20 @@ async fn handover_holding_vip(
                     &held,
                     "did not come back from keepalived",
                 ));
+            }
+            crate::wait::sleep("vip_back_from_keepalived", Duration::from_millis(100)).await;
+        }
+        // `systemctl reload keepalived` only sends SIGHUP: the VIP seen at once can be the
+        // old instance's, which keepalived removes a moment later, once it has read the
+        // new configuration (CI saw two failed probes, 300 ms without an answer, when the
+        // bridge went at the first sight of the VIP). The bridge stays a settling time
+        // longer, and goes only while keepalived's VIP is there.
+        crate::wait::sleep("keepalived_reload_settling", RELOAD_SETTLING).await;
+        while !deploy::keepalived_vip_on(node, m).await.map_err(|e| on_node(name, e))? {
+            if Instant::now() > deadline + RELOAD_SETTLING {
+                let held = holders(nodes, m).await?;
+                let state = node.unit_state(KEEPALIVED).await.map_err(|e| on_node(name, e))?;
+                return Err(not_handed_over(m, holder, holder, &state.active, &held, "went again after the reload"));
             }
             crate::wait::sleep("vip_back_from_keepalived", Duration::from_millis(100)).await;
         }
