@@ -453,7 +453,7 @@ pub async fn converge(
     if rotating.is_some() {
         for x in members {
             if x.node.write_validated(&ca_path, ca_file.as_bytes(), 0o644, None).await? {
-                x.restart().await?;
+                x.restart_in_turn().await?;
                 x.wait_healthy().await?;
             }
         }
@@ -480,7 +480,7 @@ pub async fn converge(
                 if !*files_changed {
                     continue;
                 }
-                x.restart().await?;
+                x.restart_in_turn().await?;
                 x.wait_healthy().await?;
             }
             Some(listed) => {
@@ -525,7 +525,7 @@ pub async fn converge(
         // Every member has certificates from the new CA now: stop trusting the old one.
         for x in members {
             if x.node.write_validated(&ca_path, m.ca_cert.as_bytes(), 0o644, None).await? {
-                x.restart().await?;
+                x.restart_in_turn().await?;
                 x.wait_healthy().await?;
             }
         }

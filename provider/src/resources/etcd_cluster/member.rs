@@ -232,6 +232,29 @@ impl Member<'_> {
         self.node.unit(UNIT, UnitAction::Restart).await
     }
 
+    /// Restarts a running member of a healthy cluster; a leader first hands its
+    /// leadership to another member (`etcdctl move-leader`), so that writes go on
+    /// instead of waiting out an election (a write loop during a CA rotation saw
+    /// "etcdserver: request timed out, possibly due to connection lost" when the leader
+    /// was restarted under it). When the hand-over fails the restart happens anyway:
+    /// the election is what would have happened without it.
+    pub async fn restart_in_turn(&self) -> anyhow::Result<()> {
+        if let Ok(out) = self.etcdctl("reading the member's status", None, "endpoint status -w json").await {
+            if let Some((me, _)) = parse_status(&out.stdout).filter(|(me, leader)| me == leader) {
+                if let Ok(list) = self.etcdctl("listing the members", None, "member list -w json").await {
+                    if let Some(to) = other_started_member(&list.stdout, me) {
+                        let moved =
+                            self.etcdctl("handing over the leadership", None, &format!("move-leader {to:x}")).await;
+                        if !moved.as_ref().is_ok_and(|o| o.status == 0) {
+                            tracing::warn!(member = %self.m.name, "could not hand over the leadership before restarting");
+                        }
+                    }
+                }
+            }
+        }
+        self.restart().await
+    }
+
     /// Stops etcd and empties the data directory (the member is gone from the cluster
     /// or never was in it); its settings go too, so nothing starts it again.
     pub async fn stop_and_wipe(&self, data_dir: &str) -> anyhow::Result<()> {
@@ -312,4 +335,22 @@ impl Member<'_> {
         let out = self.node.run("reading the etcd version", "etcd --version 2>/dev/null | head -n 1").await?;
         Ok(out.stdout.trim().strip_prefix("etcd Version:").map(|v| v.trim().to_string()))
     }
+}
+
+/// (this member's id, the leader's id) from `etcdctl endpoint status -w json`.
+pub fn parse_status(json: &str) -> Option<(u64, u64)> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let status = &v.as_array()?.first()?["Status"];
+    Some((status["header"]["member_id"].as_u64()?, status["leader"].as_u64()?))
+}
+
+/// A started member (it has a name) other than `me`, from `etcdctl member list -w json`.
+pub fn other_started_member(json: &str, me: u64) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v["members"]
+        .as_array()?
+        .iter()
+        .filter(|m| m["name"].as_str().is_some_and(|n| !n.is_empty()) && m["isLearner"].as_bool() != Some(true))
+        .filter_map(|m| m["ID"].as_u64())
+        .find(|id| *id != me)
 }

@@ -312,3 +312,14 @@ fn a_pinned_etcd_older_than_kubeadms_minimum_is_refused_at_plan() {
         assert!(AnyResource::validate(&EtcdCluster, &config(j.clone())).is_empty(), "{ok}");
     }
 }
+
+/// The leader hands over to a started voting member other than itself before its restart.
+#[test]
+fn the_leader_and_a_member_to_hand_over_to_are_read() {
+    let status = r#"[{"Endpoint":"https://10.0.0.1:2379","Status":{"header":{"cluster_id":1,"member_id":11,"revision":5,"raft_term":3},"version":"3.5.30","dbSize":20480,"leader":11,"raftIndex":9,"raftTerm":3}}]"#;
+    assert_eq!(member::parse_status(status), Some((11, 11)));
+    assert_eq!(member::parse_status("not json"), None);
+    let list = r#"{"header":{"member_id":11},"members":[{"ID":11,"name":"etcd1"},{"ID":12,"name":"","peerURLs":["https://10.0.0.2:2380"]},{"ID":13,"name":"etcd3","isLearner":true},{"ID":14,"name":"etcd4"}]}"#;
+    assert_eq!(member::other_started_member(list, 11), Some(14), "not itself, not unstarted, not a learner");
+    assert_eq!(member::other_started_member(r#"{"members":[{"ID":11,"name":"etcd1"}]}"#, 11), None);
+}
