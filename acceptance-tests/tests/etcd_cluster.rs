@@ -49,6 +49,22 @@ fn etcdctl(lab: &LabGuard, node: &str, endpoints: &str, args: &str) -> (i32, Str
     )
 }
 
+/// `GET /version` from node1 to node1's client port through `openssl s_client`, the
+/// server verified against the CA file, with `cert` (openssl's `-cert/-key` arguments, or
+/// none): the exit code and everything it printed, the handshake included.
+fn tls_version(lab: &LabGuard, cert: &str) -> (i32, String) {
+    let (code, out, err) = sh(
+        lab,
+        "node1",
+        &format!(
+            "printf 'GET /version HTTP/1.0\\r\\n\\r\\n' | timeout 10 openssl s_client -connect {}:2379 \
+             -CAfile /etc/etcd/pki/ca.crt -verify_return_error -ign_eof {cert} 2>&1",
+            lab.nodes()[0].address
+        ),
+    );
+    (code, format!("{out}{err}"))
+}
+
 fn endpoint(lab: &LabGuard, i: usize) -> String {
     format!("https://{}:2379", lab.nodes()[i].address)
 }
@@ -136,18 +152,7 @@ fn three_members_form_over_tls_back_up_replace_a_lost_member_change_ca_and_are_a
     // a client certificate (its CertificateRequest, naming the CA) and ends the handshake
     // with TLS 1.3's "certificate required" alert when none comes. A timeout or a closed
     // port is no refusal. The same request with the client certificate is answered.
-    let version = |cert: &str| {
-        let (code, out, err) = sh(
-            &lab,
-            "node1",
-            &format!(
-                "printf 'GET /version HTTP/1.0\\r\\n\\r\\n' | timeout 10 openssl s_client -connect {}:2379 \
-                 -CAfile /etc/etcd/pki/ca.crt -verify_return_error -ign_eof {cert} 2>&1",
-                lab.nodes()[0].address
-            ),
-        );
-        (code, format!("{out}{err}"))
-    };
+    let version = |cert: &str| tls_version(&lab, cert);
     let (code, out) = version("");
     assert_ne!(code, 0, "a client without a certificate got through: {out}");
     assert!(out.contains("Verification: OK"), "the server's certificate was verified: {out}");
@@ -284,18 +289,7 @@ fn three_members_form_over_tls_back_up_replace_a_lost_member_change_ca_and_are_a
     assert_eq!(out.trim(), last, "the last write of the loop is in the cluster");
     // After the rotation the old CA is trusted no more: its client is refused in the TLS
     // handshake (while the same request with the current certificate is answered).
-    let handshake = |cert: &str| {
-        let (code, out, err) = sh(
-            &lab,
-            "node1",
-            &format!(
-                "printf 'GET /version HTTP/1.0\\r\\n\\r\\n' | timeout 10 openssl s_client -connect {}:2379 \
-                 -CAfile /etc/etcd/pki/ca.crt -verify_return_error -ign_eof {cert} 2>&1",
-                lab.nodes()[0].address
-            ),
-        );
-        (code, format!("{out}{err}"))
-    };
+    let handshake = |cert: &str| tls_version(&lab, cert);
     let (code, out) = handshake("-cert /root/old-client.crt -key /root/old-client.key");
     assert_ne!(code, 0, "a client of the old CA got through: {out}");
     assert!(out.contains("Verification: OK"), "the server's (new) certificate was verified: {out}");
