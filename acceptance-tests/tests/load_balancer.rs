@@ -635,6 +635,63 @@ fn epoch_now() -> u64 {
 
 /// The load balancer nodes whose keepalived entered MASTER state since `since` (Unix
 /// seconds), from their journals: where the VIP went.
+/// `ip monitor address` on one node, as a transient unit, for the span of a change.
+struct AddressMonitor {
+    node: &'static str,
+}
+
+impl AddressMonitor {
+    const UNIT: &'static str = "strata-test-addr-monitor";
+    const LOG: &'static str = "/run/strata-test-addr-monitor.log";
+
+    /// The node's addresses first (as `ip -o addr` lines), then every change.
+    fn start(lab: &LabGuard, node: &'static str) -> AddressMonitor {
+        sh(
+            lab,
+            node,
+            &format!(
+                "systemctl stop {u} 2>/dev/null; rm -f {l}; \
+                 systemd-run --quiet --unit={u} sh -c 'ip -o addr show > {l}; exec ip -o monitor address >> {l}'; \
+                 for i in $(seq 50); do [ -s {l} ] && break; sleep 0.1; done",
+                u = Self::UNIT,
+                l = Self::LOG
+            ),
+        );
+        // `ip monitor` subscribes as it starts: give it a moment before the change.
+        std::thread::sleep(Duration::from_millis(300));
+        AddressMonitor { node }
+    }
+
+    /// After every address change, some address of the node was the VIP: keepalived's
+    /// on eth0 or the provider's bridge on lo, whatever the prefix length. So the VIP
+    /// never stopped being local to its holder, not even for the microseconds between
+    /// keepalived deleting and re-adding it. At the end only keepalived's is left.
+    fn assert_vip_never_gone(self, lab: &LabGuard, vip: &str) {
+        let log = sh(lab, self.node, &format!("systemctl stop {}; cat {}", Self::UNIT, Self::LOG));
+        // `[Deleted] N: IFACE inet|inet6 ADDR/LEN ...`: (IFACE, ADDR/LEN).
+        let parse = |line: &str| {
+            let words: Vec<&str> = line.split_whitespace().skip_while(|w| *w == "Deleted").collect();
+            let at = words.iter().position(|w| *w == "inet" || *w == "inet6")?;
+            Some((words.get(1)?.to_string(), words.get(at + 1)?.to_string()))
+        };
+        let mut held = std::collections::BTreeSet::new();
+        for line in log.lines() {
+            let Some((iface, addr)) = parse(line) else { continue };
+            if !addr.starts_with(&format!("{vip}/")) {
+                continue;
+            }
+            if line.starts_with("Deleted") {
+                held.remove(&(iface, addr));
+                assert!(!held.is_empty(), "{}: the VIP {vip} was on no interface after: {line}\n{log}", self.node);
+            } else {
+                held.insert((iface, addr));
+            }
+        }
+        let ifaces: Vec<&str> = held.iter().map(|(i, _)| i.as_str()).collect();
+        assert_eq!(ifaces, ["eth0"], "{}: at the end, keepalived's VIP alone:\n{log}", self.node);
+    }
+}
+
 fn became_master(lab: &LabGuard, since: u64) -> Vec<String> {
     LBS.iter()
         .filter(|n| {
@@ -751,8 +808,10 @@ fn load_balancer_day2_changes_keep_the_vip_answering() {
     // (c) A new virtual_router_id: the holder carries the VIP into the new group, so it
     // never moves (no other node became master); at most one failed probe.
     let since = epoch_now();
+    let monitor = AddressMonitor::start(&lab, "node1");
     let (_, r) =
         day2_step(&wd, &lab, "load balancer: virtual_router_id changed", &config(&nodes, 52, PASSWORD, &bastion));
+    monitor.assert_vip_never_gone(&lab, &vip(&lab));
     assert!(r.failed() <= 1, "{}", r.summary());
     assert_eq!(became_master(&lab, since), ["node1"], "the VIP stayed on its holder");
     single_holder(&lab, &LBS);
@@ -763,7 +822,9 @@ fn load_balancer_day2_changes_keep_the_vip_answering() {
     // (e) An auth_pass with '#', '!' and a space: keepalived reads all 8 characters.
     let pass = "p#s!w d8";
     let since = epoch_now();
+    let monitor = AddressMonitor::start(&lab, "node1");
     let (_, r) = day2_step(&wd, &lab, "load balancer: auth_pass changed", &config(&nodes, 52, pass, &bastion));
+    monitor.assert_vip_never_gone(&lab, &vip(&lab));
     assert!(r.failed() <= 1, "{}", r.summary());
     // Same VRID: the holder's instance is kept across its reload, master throughout.
     assert!(became_master(&lab, since).iter().all(|n| n == "node1"), "the VIP stayed on its holder");

@@ -4,7 +4,7 @@
 
 use anyhow::bail;
 
-use super::render::{self, CERT_DIR, DROP_IN_NAME, HAPROXY_CFG, KEEPALIVED_CONF, SCRIPT_USER, SYSCTL_FILE};
+use super::render::{self, BRIDGE_INTERFACE, CERT_DIR, DROP_IN_NAME, HAPROXY_CFG, KEEPALIVED_CONF, SCRIPT_USER, SYSCTL_FILE};
 use super::LoadBalancerModel;
 use crate::node::services::UnitAction;
 use crate::node::{quote, Node};
@@ -152,7 +152,8 @@ pub async fn observe(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<Obser
     })
 }
 
-/// Whether `node` holds the VIP: keepalived's, or the bridge of a reload under way.
+/// Whether `node` holds keepalived's VIP (the bridge of a reload under way is on
+/// another interface, see [`render::vip_bridge`]).
 pub async fn holds_vip(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<bool> {
     let vip = render::vip_net(m).map(|v| v.addr());
     Ok(interface_addresses(node, m).await?.iter().any(|a| Some(a.addr()) == vip))
@@ -174,9 +175,9 @@ pub async fn bridge_vip(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<()
     node.run_ok(
         "keeping the VIP during the keepalived reload",
         &format!(
-            "ip addr replace {} dev {} noprefixroute{nodad} valid_lft {BRIDGE_LIFETIME_SECS} preferred_lft {BRIDGE_LIFETIME_SECS}",
+            "ip addr replace {} dev {BRIDGE_INTERFACE} noprefixroute{nodad} valid_lft {BRIDGE_LIFETIME_SECS} \
+             preferred_lft {BRIDGE_LIFETIME_SECS}",
             quote(&bridge.to_string()),
-            quote(&m.interface)
         ),
     )
     .await
@@ -190,8 +191,11 @@ const BRIDGE_LIFETIME_SECS: u32 = 30;
 /// Removes the VIP bridge (if its lifetime has not ended it already).
 pub async fn unbridge_vip(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<()> {
     let Some(bridge) = render::vip_bridge(m) else { return Ok(()) };
-    if interface_addresses(node, m).await?.contains(&bridge) {
-        let cmd = format!("ip addr del {} dev {}", quote(&bridge.to_string()), quote(&m.interface));
+    let out = node
+        .run("looking for the VIP bridge", &format!("ip -o addr show dev {BRIDGE_INTERFACE} 2>/dev/null"))
+        .await?;
+    if render::addresses(&out.stdout).contains(&bridge) {
+        let cmd = format!("ip addr del {} dev {BRIDGE_INTERFACE}", quote(&bridge.to_string()));
         node.run_ok("removing the VIP kept during the reload", &cmd).await?;
     }
     Ok(())

@@ -102,9 +102,8 @@ async fn handover_holding_vip(
         }
         // `systemctl reload keepalived` only sends SIGHUP: the VIP seen at once can be the
         // old instance's, which keepalived removes a moment later, once it has read the
-        // new configuration (CI saw two failed probes, 300 ms without an answer, when the
-        // bridge went at the first sight of the VIP). The bridge stays a settling time
-        // longer, and goes only while keepalived's VIP is there.
+        // new configuration. The bridge stays a settling time longer, and goes only while
+        // keepalived's VIP is there.
         crate::wait::sleep("keepalived_reload_settling", RELOAD_SETTLING).await;
         while !deploy::keepalived_vip_on(node, m).await.map_err(|e| on_node(name, e))? {
             if Instant::now() > deadline + RELOAD_SETTLING {

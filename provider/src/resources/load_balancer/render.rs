@@ -40,13 +40,19 @@ pub fn vip_net(m: &LoadBalancerModel) -> Option<ipnet::IpNet> {
 }
 
 /// A second copy of the VIP that keeps it answering while keepalived replaces its own
-/// (see `regroup`): the same address with another prefix length, so the kernel keeps
-/// both and deleting keepalived's leaves this one.
+/// (see `regroup`): the VIP as a host address on the loopback interface
+/// ([`BRIDGE_INTERFACE`]), where the kernel accepts it as local on every interface and
+/// answers ARP for it. Not on keepalived's interface: keepalived watches that one and,
+/// when an address equal to its VIP goes away there (whatever the prefix length), it
+/// deletes and re-adds its own VIP, a gap in which a SYN is lost (CI saw it as one probe
+/// unanswered for 200 ms when the bridge was removed).
 pub fn vip_bridge(m: &LoadBalancerModel) -> Option<ipnet::IpNet> {
     let vip = vip_net(m)?;
-    let len = if vip.prefix_len() == vip.max_prefix_len() { vip.max_prefix_len() - 1 } else { vip.max_prefix_len() };
-    ipnet::IpNet::new(vip.addr(), len).ok()
+    ipnet::IpNet::new(vip.addr(), vip.max_prefix_len()).ok()
 }
+
+/// Where the VIP bridge lives.
+pub const BRIDGE_INTERFACE: &str = "lo";
 
 /// The `address/prefix` words of `ip -o addr` output, however the text spells them.
 pub fn addresses(ip_addr_output: &str) -> Vec<ipnet::IpNet> {

@@ -349,17 +349,16 @@ fn the_holder_carries_the_vip_into_a_new_group_as_its_owner() {
 }
 
 #[test]
-fn the_vip_bridge_is_the_same_address_with_another_prefix_length() {
+fn the_vip_bridge_is_the_vip_as_a_host_address_on_loopback() {
     let mut m = model();
     let bridge = |m: &LoadBalancerModel| render::vip_bridge(m).map(|n| n.to_string());
     m.vip = "10.77.0.100/24".into();
     assert_eq!(bridge(&m).as_deref(), Some("10.77.0.100/32"));
     m.vip = "10.77.0.100/32".into();
-    assert_eq!(bridge(&m).as_deref(), Some("10.77.0.100/31"));
+    assert_eq!(bridge(&m).as_deref(), Some("10.77.0.100/32"));
     m.vip = "fd00:0:0::64/64".into();
     assert_eq!(bridge(&m).as_deref(), Some("fd00::64/128"));
-    m.vip = "fd00::64/128".into();
-    assert_eq!(bridge(&m).as_deref(), Some("fd00::64/127"));
+    assert_eq!(render::BRIDGE_INTERFACE, "lo");
 }
 
 #[test]
