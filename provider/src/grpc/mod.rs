@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::framework::validate::validate_block;
+use crate::framework::write_only;
 use crate::framework::{
     AnyDataSource, AnyResource, AttributePath, Context, Diagnostic, Diagnostics, ProviderDefinition, Schema, Type,
 };
@@ -172,9 +173,23 @@ impl pb::provider_server::Provider for ProviderService {
         req: Request<pb::configure_provider::Request>,
     ) -> Result<Response<pb::configure_provider::Response>, Status> {
         let req = req.into_inner();
+        // ValidateProviderConfig carries no client capabilities: a provider-level
+        // write-only attribute on a client without write-only support is refused here.
+        let write_only = write_only_allowed(req.client_capabilities.as_ref());
         let result =
             match convert::decode(req.config.as_ref(), &self.provider_schema.value_type(), "provider configuration") {
-                Ok(config) => self.definition.configure(&config).await,
+                Ok(config) => {
+                    let mut diags = Diagnostics::new();
+                    if !write_only {
+                        let block = &self.provider_schema.block;
+                        write_only::refuse_unsupported(block, &config, &AttributePath::default(), &mut diags);
+                    }
+                    if diags.has_errors() {
+                        Err(diags)
+                    } else {
+                        self.definition.configure(&config).await
+                    }
+                }
                 Err(d) => Err(d),
             };
         let diags = match result {
@@ -193,9 +208,10 @@ impl pb::provider_server::Provider for ProviderService {
         req: Request<pb::validate_resource_config::Request>,
     ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
         let req = req.into_inner();
+        let write_only = write_only_allowed(req.client_capabilities.as_ref());
         let diags = self.resource(&req.type_name).and_then(|(r, ty)| {
             let config = convert::decode(req.config.as_ref(), ty, "configuration")?;
-            Ok(r.validate(&config))
+            Ok(r.validate(&config, write_only))
         });
         let diags = diags.unwrap_or_else(|d| d);
         Ok(Response::new(pb::validate_resource_config::Response { diagnostics: convert::diagnostics(&diags) }))
@@ -290,8 +306,12 @@ impl pb::provider_server::Provider for ProviderService {
             let proposed = convert::decode(req.proposed_new_state.as_ref(), ty, "proposed state")?;
             let config = convert::decode(req.config.as_ref(), ty, "configuration")?;
             // Values unknown at validation time may be known now: check them again.
-            let mut diags = if config.is_null() { Diagnostics::new() } else { r.validate(&config) };
-            let change = r.plan(&self.context(&req.type_name, "plan"), &prior, &proposed, &config);
+            let write_only = write_only_allowed(req.client_capabilities.as_ref());
+            let mut diags = if config.is_null() { Diagnostics::new() } else { r.validate(&config, write_only) };
+            let mut change = r.plan(&self.context(&req.type_name, "plan"), &prior, &proposed, &config);
+            if !change.planned.is_null() {
+                self.definition.modify_plan(&mut change);
+            }
             diags.extend(change.diagnostics);
             if diags.has_errors() {
                 return Err(diags);
@@ -452,6 +472,14 @@ impl pb::provider_server::Provider for ProviderService {
         *stop = CancellationToken::new();
         Ok(Response::new(pb::stop_provider::Response { error: String::new() }))
     }
+}
+
+/// Whether the client announced write-only attributes (Terraform 1.11+). Terraform
+/// before 1.11 sends no capabilities at all, which means "not allowed".
+fn write_only_allowed(c: Option<&pb::ClientCapabilities>) -> bool {
+    let allowed = c.is_some_and(|c| c.write_only_attributes_allowed);
+    tracing::debug!(write_only_allowed = allowed, "client capabilities");
+    allowed
 }
 
 fn capabilities() -> pb::ServerCapabilities {
