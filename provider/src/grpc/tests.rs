@@ -664,10 +664,8 @@ async fn a_node_whose_only_key_is_the_write_only_one_gets_a_plan_warning_naming_
             ..Default::default()
         }))
     };
-    let warned = plan(config(serde_json::json!({"host": "10.0.0.5", "private_key": "KEY-BODY"})))
-        .await
-        .unwrap()
-        .into_inner();
+    let warned =
+        plan(config(serde_json::json!({"host": "10.0.0.5", "private_key": "KEY-BODY"}))).await.unwrap().into_inner();
     assert!(warned.planned_state.is_some() && errors(&warned.diagnostics).is_empty());
     let t = texts(&warned.diagnostics);
     assert_eq!(t.len(), 1, "{t:?}");
