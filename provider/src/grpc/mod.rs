@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::framework::validate::validate_block;
-use crate::framework::write_only;
 use crate::framework::{
     AnyDataSource, AnyResource, AttributePath, Context, Diagnostic, Diagnostics, ProviderDefinition, Schema, Type,
 };
@@ -173,23 +172,13 @@ impl pb::provider_server::Provider for ProviderService {
         req: Request<pb::configure_provider::Request>,
     ) -> Result<Response<pb::configure_provider::Response>, Status> {
         let req = req.into_inner();
-        // ValidateProviderConfig carries no client capabilities: a provider-level
-        // write-only attribute on a client without write-only support is refused here.
-        let write_only = write_only_allowed(req.client_capabilities.as_ref());
+        // A write-only provider argument is not refused on a client without write-only
+        // support (unlike a resource's): provider configuration never enters state, and
+        // Terraform 1.6.6 and 1.10.5 were seen to ignore the flag and apply without
+        // storing the value (docs/guides/terraform-versions.md).
         let result =
             match convert::decode(req.config.as_ref(), &self.provider_schema.value_type(), "provider configuration") {
-                Ok(config) => {
-                    let mut diags = Diagnostics::new();
-                    if !write_only {
-                        let block = &self.provider_schema.block;
-                        write_only::refuse_unsupported(block, &config, &AttributePath::default(), &mut diags);
-                    }
-                    if diags.has_errors() {
-                        Err(diags)
-                    } else {
-                        self.definition.configure(&config).await
-                    }
-                }
+                Ok(config) => self.definition.configure(&config).await,
                 Err(d) => Err(d),
             };
         let diags = match result {
