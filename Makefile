@@ -19,8 +19,11 @@ deps:
 	@missing=""; for p in openssl python3-venv openssh-server openssh-client sudo; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
+# The default `terraform` (1.15.5) plus the compatibility matrix's terraform-1.6.6,
+# terraform-1.10.5 and terraform-1.15.5 (tests/terraform_versions.rs).
 terraform: deps
 	@bash scripts/install-terraform.sh >/dev/null
+	@bash scripts/install-terraform-versions.sh >/dev/null
 	@$(TERRAFORM) version | head -n1
 
 # cargo-nextest runs the tests; built from crates.io (pinned) when this machine lacks it.

@@ -23,8 +23,26 @@ pub fn terraform_bin() -> PathBuf {
     }
 }
 
+/// The launcher of one Terraform version of the compatibility matrix, e.g.
+/// `terraform-1.6.6`, as `scripts/install-terraform-versions.sh` (`make terraform`)
+/// installs it under `$STRATA_CACHE/bin`. Panics, saying how to install it, when absent.
+pub fn terraform_version_bin(version: &str) -> PathBuf {
+    let cache = std::env::var("STRATA_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/strata")
+    });
+    let launcher = cache.join(format!("bin/terraform-{version}"));
+    assert!(
+        launcher.exists(),
+        "{} not found: run `make terraform` (scripts/install-terraform-versions.sh)",
+        launcher.display()
+    );
+    launcher
+}
+
 pub struct Workdir {
     dir: PathBuf,
+    /// The Terraform CLI this directory runs ([`terraform_bin`] unless set).
+    terraform: PathBuf,
     /// Removed with the Workdir unless it was made with [`Workdir::keep_at`].
     _tmp: Option<tempfile::TempDir>,
     env: Vec<(String, String)>,
@@ -95,7 +113,12 @@ impl Workdir {
             ("CHECKPOINT_DISABLE".into(), "1".into()),
             ("TF_INPUT".into(), "0".into()),
         ];
-        Ok(Workdir { dir, _tmp: tmp, env })
+        Ok(Workdir { dir, terraform: terraform_bin(), _tmp: tmp, env })
+    }
+
+    /// Runs another Terraform CLI from now on (e.g. [`terraform_version_bin`]).
+    pub fn set_terraform(&mut self, bin: impl Into<PathBuf>) {
+        self.terraform = bin.into();
     }
 
     pub fn path(&self) -> &Path {
@@ -118,13 +141,13 @@ impl Workdir {
     /// Runs `terraform ARGS` in the directory; `-no-color` is added for readable output.
     pub fn run(&self, args: &[&str]) -> Result<Run> {
         let mut cmd = self.command(args);
-        let out = cmd.output().with_context(|| format!("running {}", terraform_bin().display()))?;
+        let out = cmd.output().with_context(|| format!("running {}", self.terraform.display()))?;
         Ok(Run::from(out))
     }
 
     /// The `terraform ARGS` command [`Workdir::run`] runs, to start it in the background.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(terraform_bin());
+        let mut cmd = Command::new(&self.terraform);
         cmd.current_dir(&self.dir).args(args);
         if !args.contains(&"-json") && !matches!(args.first(), Some(&"version") | Some(&"output")) {
             cmd.arg("-no-color");

@@ -109,7 +109,7 @@ fn block(s: &mut String, b: &Block, level: usize) {
         for a in attrs {
             let mut notes = vec![a.ty.to_string()];
             if a.write_only {
-                notes.push("write-only: never stored in state or plan files".into());
+                notes.push("write-only: never stored in state or plan files; needs Terraform 1.11 or later".into());
             } else if a.sensitive {
                 notes.push("sensitive".into());
             }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::data_sources::{containers::Containers, pve_nodes::PveNodes, vms::Vms};
 use crate::framework::model::to_model;
 use crate::framework::{
-    AnyDataSource, AnyResource, AttributePath, Block, Diagnostics, ProviderDefinition, Schema, Value,
+    AnyDataSource, AnyResource, AttributePath, Block, Diagnostics, PlanChange, ProviderDefinition, Schema, Value,
 };
 use crate::node::SshAccess;
 use crate::proxmox::{self, ProxmoxAccess};
@@ -71,6 +71,14 @@ impl ProviderDefinition for StrataProvider {
         // No network traffic here: plans of unrelated resources must not need any node.
         let proxmox = proxmox::configure(config)?;
         Ok(Arc::new(ProviderData { ssh: SshAccess::new(cfg.ssh.unwrap_or_default()), proxmox }))
+    }
+
+    /// Every node-facing resource: a write-only `ssh.private_key` that is the only key
+    /// gets a warning at plan, before a refresh or destroy finds no key.
+    fn modify_plan(&self, change: &mut PlanChange) {
+        let data = change.provider_data::<ProviderData>();
+        let defaults = data.as_ref().map(|d| &d.ssh.defaults);
+        connection::write_only_key_warnings(&change.config, defaults, &mut change.diagnostics);
     }
 
     fn resources(&self) -> Vec<Arc<dyn AnyResource>> {

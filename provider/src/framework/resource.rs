@@ -226,7 +226,9 @@ pub trait AnyResource: Send + Sync {
     fn name(&self) -> &'static str;
     /// The schema Terraform sees (the resource's own plus `timeouts`), built once per process.
     fn schema(&self) -> Arc<Schema>;
-    fn validate(&self, config: &Value) -> Diagnostics;
+    /// `write_only_allowed`: the client announced write-only support (Terraform 1.11+);
+    /// without it a set write-only attribute is an error naming it.
+    fn validate(&self, config: &Value, write_only_allowed: bool) -> Diagnostics;
     fn plan(&self, ctx: &Context, prior: &Value, proposed: &Value, config: &Value) -> PlanChange;
     fn import_id(&self) -> Option<&'static str>;
     /// `config` is null for a destroy; it carries the write-only values otherwise.
@@ -347,9 +349,13 @@ impl<R: Resource> AnyResource for R {
         self.schemas().full.clone()
     }
 
-    fn validate(&self, config: &Value) -> Diagnostics {
+    fn validate(&self, config: &Value, write_only_allowed: bool) -> Diagnostics {
         let mut diags = Diagnostics::new();
-        validate_block(&self.schemas().full.block, config, &AttributePath::default(), &mut diags);
+        let block = &self.schemas().full.block;
+        validate_block(block, config, &AttributePath::default(), &mut diags);
+        if !write_only_allowed {
+            write_only::refuse_unsupported(block, config, &AttributePath::default(), &mut diags);
+        }
         Resource::validate(self, config, &mut diags);
         diags
     }
@@ -548,6 +554,9 @@ pub trait ProviderDefinition: Send + Sync + 'static {
     fn validate(&self, _config: &Value, _diags: &mut Diagnostics) {}
     /// Builds the data (API clients, defaults) every resource operation receives.
     async fn configure(&self, config: &Value) -> Result<Arc<dyn Any + Send + Sync>, Diagnostics>;
+    /// Refines every resource's plan (creates and updates, not destroys) with what
+    /// the provider knows across resource types, e.g. warnings about its own settings.
+    fn modify_plan(&self, _change: &mut PlanChange) {}
     fn resources(&self) -> Vec<Arc<dyn AnyResource>>;
     fn data_sources(&self) -> Vec<Arc<dyn AnyDataSource>>;
 }

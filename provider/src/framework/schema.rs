@@ -100,6 +100,9 @@ pub struct Attribute {
     /// Write-only (protocol 6.10, Terraform 1.11+): the value reaches the provider in the
     /// configuration at plan and apply, and is null in every plan and state.
     pub write_only: bool,
+    /// For a write-only attribute: what to use instead on a Terraform older than 1.11
+    /// (which cannot keep it out of state), e.g. "give the key with `private_key_file`".
+    pub write_only_instead: Option<String>,
 }
 
 impl Attribute {
@@ -115,6 +118,7 @@ impl Attribute {
             validators: Vec::new(),
             deprecated: false,
             write_only: false,
+            write_only_instead: None,
         }
     }
     pub fn required(name: &str, ty: Type) -> Attribute {
@@ -149,6 +153,12 @@ impl Attribute {
         );
         self.write_only = true;
         self.sensitive = true;
+        self
+    }
+    /// What to use instead of this write-only attribute where Terraform is older than
+    /// 1.11 (said in the error that refuses it there).
+    pub fn write_only_instead(mut self, instead: impl Into<String>) -> Attribute {
+        self.write_only_instead = Some(instead.into());
         self
     }
     /// A default makes the attribute optional+computed: the plan shows the value used.

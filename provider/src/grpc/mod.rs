@@ -172,6 +172,10 @@ impl pb::provider_server::Provider for ProviderService {
         req: Request<pb::configure_provider::Request>,
     ) -> Result<Response<pb::configure_provider::Response>, Status> {
         let req = req.into_inner();
+        // A write-only provider argument is not refused on a client without write-only
+        // support (unlike a resource's): provider configuration never enters state, and
+        // Terraform 1.6.6 and 1.10.5 were seen to ignore the flag and apply without
+        // storing the value (docs/guides/terraform-versions.md).
         let result =
             match convert::decode(req.config.as_ref(), &self.provider_schema.value_type(), "provider configuration") {
                 Ok(config) => self.definition.configure(&config).await,
@@ -193,9 +197,10 @@ impl pb::provider_server::Provider for ProviderService {
         req: Request<pb::validate_resource_config::Request>,
     ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
         let req = req.into_inner();
+        let write_only = write_only_allowed(req.client_capabilities.as_ref());
         let diags = self.resource(&req.type_name).and_then(|(r, ty)| {
             let config = convert::decode(req.config.as_ref(), ty, "configuration")?;
-            Ok(r.validate(&config))
+            Ok(r.validate(&config, write_only))
         });
         let diags = diags.unwrap_or_else(|d| d);
         Ok(Response::new(pb::validate_resource_config::Response { diagnostics: convert::diagnostics(&diags) }))
@@ -290,8 +295,12 @@ impl pb::provider_server::Provider for ProviderService {
             let proposed = convert::decode(req.proposed_new_state.as_ref(), ty, "proposed state")?;
             let config = convert::decode(req.config.as_ref(), ty, "configuration")?;
             // Values unknown at validation time may be known now: check them again.
-            let mut diags = if config.is_null() { Diagnostics::new() } else { r.validate(&config) };
-            let change = r.plan(&self.context(&req.type_name, "plan"), &prior, &proposed, &config);
+            let write_only = write_only_allowed(req.client_capabilities.as_ref());
+            let mut diags = if config.is_null() { Diagnostics::new() } else { r.validate(&config, write_only) };
+            let mut change = r.plan(&self.context(&req.type_name, "plan"), &prior, &proposed, &config);
+            if !change.planned.is_null() {
+                self.definition.modify_plan(&mut change);
+            }
             diags.extend(change.diagnostics);
             if diags.has_errors() {
                 return Err(diags);
@@ -452,6 +461,14 @@ impl pb::provider_server::Provider for ProviderService {
         *stop = CancellationToken::new();
         Ok(Response::new(pb::stop_provider::Response { error: String::new() }))
     }
+}
+
+/// Whether the client announced write-only attributes (Terraform 1.11+). Terraform
+/// before 1.11 sends no capabilities at all, which means "not allowed".
+fn write_only_allowed(c: Option<&pb::ClientCapabilities>) -> bool {
+    let allowed = c.is_some_and(|c| c.write_only_attributes_allowed);
+    tracing::debug!(write_only_allowed = allowed, "client capabilities");
+    allowed
 }
 
 fn capabilities() -> pb::ServerCapabilities {

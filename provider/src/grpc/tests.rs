@@ -254,7 +254,9 @@ impl crate::framework::ProviderDefinition for SlowProvider {
         "test"
     }
     fn schema(&self) -> Schema {
-        Schema::new(0, Block::new("test"))
+        // A write-only provider argument: never stored by Terraform anyway, but only a
+        // client with write-only support may be sent a schema flag it understands.
+        Schema::new(0, Block::new("test").attribute(Attribute::optional("token", Type::String).write_only()))
     }
     async fn configure(&self, _: &Value) -> Result<Arc<dyn std::any::Any + Send + Sync>, Diagnostics> {
         Ok(Arc::new(()))
@@ -352,6 +354,12 @@ fn probe_value(pairs: serde_json::Value) -> (Value, Type) {
     (crate::framework::json::decode(&pairs, &ty, crate::framework::json::Extra::Reject).unwrap(), ty)
 }
 
+/// What Terraform 1.11 and later send with ValidateResourceConfig, ConfigureProvider
+/// and PlanResourceChange (seen in Terraform 1.15.5's requests); older ones send none.
+fn terraform_1_11() -> Option<pb::ClientCapabilities> {
+    Some(pb::ClientCapabilities { deferral_allowed: false, write_only_attributes_allowed: true })
+}
+
 async fn plan_and_apply(svc: &ProviderService, cfg: &Value, ty: &Type) -> (Value, pb::apply_resource_change::Response) {
     let plan = svc
         .plan_resource_change(Request::new(pb::plan_resource_change::Request {
@@ -359,6 +367,7 @@ async fn plan_and_apply(svc: &ProviderService, cfg: &Value, ty: &Type) -> (Value
             prior_state: dv(&Value::Null, ty),
             proposed_new_state: dv(cfg, ty),
             config: dv(cfg, ty),
+            client_capabilities: terraform_1_11(),
             ..Default::default()
         }))
         .await
@@ -465,7 +474,9 @@ impl crate::framework::ProviderDefinition for CountedProvider {
         "test"
     }
     fn schema(&self) -> Schema {
-        Schema::new(0, Block::new("test"))
+        // A write-only provider argument: never stored by Terraform anyway, but only a
+        // client with write-only support may be sent a schema flag it understands.
+        Schema::new(0, Block::new("test").attribute(Attribute::optional("token", Type::String).write_only()))
     }
     async fn configure(&self, _: &Value) -> Result<Arc<dyn std::any::Any + Send + Sync>, Diagnostics> {
         Ok(Arc::new(()))
@@ -525,4 +536,139 @@ async fn a_resource_schema_is_built_once_per_process_not_per_rpc() {
         assert!(p.into_inner().planned_state.is_some());
     }
     assert_eq!(COUNTED_SCHEMA_BUILDS.load(std::sync::atomic::Ordering::SeqCst), 1, "built once, then shared");
+}
+
+/// Every diagnostic as "summary: detail (path)".
+fn texts(d: &[pb::Diagnostic]) -> Vec<String> {
+    d.iter()
+        .map(|d| {
+            let path: Vec<String> = d
+                .attribute
+                .iter()
+                .flat_map(|p| &p.steps)
+                .filter_map(|s| match &s.selector {
+                    Some(pb::attribute_path::step::Selector::AttributeName(n)) => Some(n.clone()),
+                    _ => None,
+                })
+                .collect();
+            format!("{}: {} ({})", d.summary, d.detail, path.join("."))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_write_only_value_is_refused_at_validate_and_plan_only_without_the_client_capability() {
+    let svc = ProviderService::new(Arc::new(SlowProvider));
+    let (cfg, ty) = probe_value(serde_json::json!({"secret": "s3cret-value"}));
+    let validate = |caps: Option<pb::ClientCapabilities>| {
+        svc.validate_resource_config(Request::new(pb::validate_resource_config::Request {
+            type_name: "test_probe".into(),
+            config: dv(&cfg, &ty),
+            client_capabilities: caps,
+        }))
+    };
+    // Terraform 1.11+.
+    let ok = validate(terraform_1_11()).await.unwrap().into_inner();
+    assert!(ok.diagnostics.is_empty(), "{:?}", texts(&ok.diagnostics));
+    // Terraform before 1.11: no capabilities at all; and a client that says "not allowed".
+    let none = pb::ClientCapabilities { deferral_allowed: true, write_only_attributes_allowed: false };
+    for caps in [None, Some(none)] {
+        let refused = validate(caps).await.unwrap().into_inner();
+        assert_eq!(errors(&refused.diagnostics).len(), 1, "{:?}", texts(&refused.diagnostics));
+        let t = &texts(&refused.diagnostics)[0];
+        assert!(t.contains("Terraform 1.11 or later") && t.contains("`secret`") && t.ends_with("(secret)"), "{t}");
+        assert!(!t.contains("s3cret-value") && !t.contains("bug in the provider"), "{t}");
+    }
+    // Unset, it passes without the capability.
+    let (unset, _) = probe_value(serde_json::json!({"hang": false}));
+    let resp = svc
+        .validate_resource_config(Request::new(pb::validate_resource_config::Request {
+            type_name: "test_probe".into(),
+            config: dv(&unset, &ty),
+            client_capabilities: None,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.diagnostics.is_empty(), "{:?}", texts(&resp.diagnostics));
+    // Plan checks again (it carries the capabilities too): no planned state to mismatch.
+    let plan = svc
+        .plan_resource_change(Request::new(pb::plan_resource_change::Request {
+            type_name: "test_probe".into(),
+            prior_state: dv(&Value::Null, &ty),
+            proposed_new_state: dv(&cfg, &ty),
+            config: dv(&cfg, &ty),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(plan.planned_state.is_none());
+    assert!(texts(&plan.diagnostics).iter().any(|t| t.contains("Terraform 1.11 or later")), "{:?}", plan.diagnostics);
+}
+
+/// Provider configuration is never stored: a write-only provider argument works on
+/// any client (Terraform 1.6.6 and 1.10.5 ignore the flag and store nothing).
+#[tokio::test]
+async fn a_write_only_provider_argument_is_accepted_with_or_without_the_client_capability() {
+    let ty = crate::framework::ProviderDefinition::schema(&SlowProvider).value_type();
+    let cfg = Value::Object([("token".to_string(), Value::string("tok-123"))].into());
+    for caps in [terraform_1_11(), None] {
+        let svc = ProviderService::new(Arc::new(SlowProvider));
+        let resp = svc
+            .configure_provider(Request::new(pb::configure_provider::Request {
+                terraform_version: "x".into(),
+                config: dv(&cfg, &ty),
+                client_capabilities: caps,
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.diagnostics.is_empty(), "{:?}", texts(&resp.diagnostics));
+    }
+}
+
+#[tokio::test]
+async fn a_node_whose_only_key_is_the_write_only_one_gets_a_plan_warning_naming_it() {
+    use crate::framework::AnyResource;
+    let svc = service();
+    let ty = AnyResource::schema(&crate::resources::node_config::NodeConfig).value_type();
+    let config = |ssh: serde_json::Value| {
+        crate::framework::json::decode(
+            &serde_json::json!({"ssh": ssh, "file": [{"path": "/etc/x", "content": "x"}]}),
+            &ty,
+            crate::framework::json::Extra::Ignore,
+        )
+        .unwrap()
+    };
+    let provider_ty = svc.provider_schema.value_type();
+    let configure = svc
+        .configure_provider(Request::new(pb::configure_provider::Request {
+            terraform_version: "1.15.5".into(),
+            config: dv(&Value::Null, &provider_ty),
+            client_capabilities: terraform_1_11(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(configure.diagnostics.is_empty(), "{:?}", texts(&configure.diagnostics));
+    let plan = |cfg: Value| {
+        svc.plan_resource_change(Request::new(pb::plan_resource_change::Request {
+            type_name: "strata_node_config".into(),
+            prior_state: dv(&Value::Null, &ty),
+            proposed_new_state: dv(&cfg, &ty),
+            config: dv(&cfg, &ty),
+            client_capabilities: terraform_1_11(),
+            ..Default::default()
+        }))
+    };
+    let warned =
+        plan(config(serde_json::json!({"host": "10.0.0.5", "private_key": "KEY-BODY"}))).await.unwrap().into_inner();
+    assert!(warned.planned_state.is_some() && errors(&warned.diagnostics).is_empty());
+    let t = texts(&warned.diagnostics);
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert!(t[0].starts_with("Refresh and destroy will need another SSH key") && t[0].ends_with("(ssh.private_key)"));
+    assert!(t[0].contains("private_key_file") && t[0].contains("ssh-agent") && !t[0].contains("KEY-BODY"), "{t:?}");
+    let quiet = plan(config(serde_json::json!({"host": "10.0.0.5", "private_key_file": "/k"}))).await.unwrap();
+    assert!(quiet.into_inner().diagnostics.is_empty());
 }

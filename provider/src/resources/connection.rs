@@ -18,11 +18,17 @@ fn credentials(block: Block, level: Level) -> Block {
     key = match level {
         // Kept out of state and plan files: the resource works without it at refresh
         // and destroy when private_key_file or the provider's ssh block gives a key.
-        Level::Resource => key.write_only().description(
-            "Private key (OpenSSH or PEM): ed25519, ecdsa or rsa. Write-only: never stored in state or plan \
+        Level::Resource => key
+            .write_only()
+            .write_only_instead(
+                "give the key another way: `private_key_file` here, `private_key` or `private_key_file` in the \
+                 provider's `ssh` block, or an ssh-agent (`agent = true`)",
+            )
+            .description(
+                "Private key (OpenSSH or PEM): ed25519, ecdsa or rsa. Write-only: never stored in state or plan \
              files, so refresh, import and destroy need another key source (`private_key_file` here, or the \
              provider's `ssh` block). Conflicts with `private_key_file`.",
-        ),
+            ),
         Level::Provider => {
             key.description("Private key (OpenSSH or PEM): ed25519, ecdsa or rsa. Conflicts with `private_key_file`.")
         }
@@ -272,6 +278,76 @@ pub fn validate(block: Option<&Value>, at: &AttributePath, diags: &mut Diagnosti
     validate(block.attr("bastion"), &at.attr("bastion"), diags);
 }
 
+/// Warns, for every `ssh` block in a resource's configuration (at any depth: a node
+/// list's too) whose only key is its write-only `private_key`: that key is never
+/// stored, so refresh, import and destroy will have no key. `defaults` is the
+/// provider's `ssh` block. Decided as [`ConnectionModel::with_defaults`] merges at
+/// refresh (the stored `private_key` is null there); an unknown value counts as set.
+pub fn write_only_key_warnings(config: &Value, defaults: Option<&SshSettings>, diags: &mut Diagnostics) {
+    walk_ssh_blocks(config, &AttributePath::default(), &mut |ssh, at| {
+        let set = |name: &str| ssh.attr(name).is_some_and(|v| !v.is_null());
+        let agent_true = |v: Option<&Value>| matches!(v, Some(Value::Bool(true) | Value::Unknown));
+        if !set("private_key") {
+            return;
+        }
+        let own = set("private_key_file") || agent_true(ssh.attr("agent")) || set("agent_identity");
+        // Any `agent` (even false) or other credential on the resource stops the
+        // provider's credentials from being inherited.
+        let inherits = !set("private_key_file") && !set("agent") && !set("agent_identity");
+        let provider = defaults.is_some_and(|d| {
+            d.private_key.is_some()
+                || d.private_key_file.is_some()
+                || d.agent == Some(true)
+                || d.agent_identity.is_some()
+        });
+        if own || (inherits && provider) {
+            return;
+        }
+        let key = at.attr("private_key");
+        diags.push(
+            Diagnostic::warning(
+                "Refresh and destroy will need another SSH key",
+                format!(
+                    "`{key}` is write-only, so it is never stored: refresh, import and destroy of this resource \
+                     will not have it, and no other key is configured (refresh then keeps the last known state; \
+                     destroy fails). Give a key the provider can always read: `{}` instead of `{key}`, \
+                     `private_key` or `private_key_file` in the provider's `ssh` block, or an ssh-agent \
+                     (`agent = true` with SSH_AUTH_SOCK set).",
+                    at.attr("private_key_file")
+                ),
+            )
+            .at(key),
+        );
+    });
+}
+
+/// Calls `f` for every object under an attribute named `ssh`, with its path.
+fn walk_ssh_blocks(v: &Value, at: &AttributePath, f: &mut dyn FnMut(&Value, &AttributePath)) {
+    match v {
+        Value::Object(attrs) => {
+            for (name, inner) in attrs {
+                let path = at.attr(name);
+                if name == "ssh" && matches!(inner, Value::Object(_)) {
+                    f(inner, &path);
+                } else {
+                    walk_ssh_blocks(inner, &path, f);
+                }
+            }
+        }
+        Value::List(items) => {
+            for (i, item) in items.iter().enumerate() {
+                walk_ssh_blocks(item, &at.index(i), f);
+            }
+        }
+        Value::Map(items) => {
+            for (k, item) in items {
+                walk_ssh_blocks(item, &at.key(k), f);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,5 +459,64 @@ mod tests {
         ] {
             assert_eq!(errors(&v), vec![]);
         }
+    }
+
+    fn warnings(config: &Value, defaults: Option<&SshSettings>) -> Vec<String> {
+        let mut diags = Diagnostics::new();
+        write_only_key_warnings(config, defaults, &mut diags);
+        assert!(!diags.has_errors());
+        diags.iter().map(|d| d.attribute.clone().unwrap().to_string()).collect()
+    }
+
+    fn resource(ssh: Value) -> Value {
+        Value::Object([("name".to_string(), Value::string("n")), ("ssh".to_string(), ssh)].into_iter().collect())
+    }
+
+    #[test]
+    fn a_write_only_key_with_no_other_source_warns_naming_it_and_what_to_use_instead() {
+        let only_key = resource(block(&[("host", "10.0.0.5".into()), ("private_key", "SECRET".into())]));
+        assert_eq!(warnings(&only_key, None), vec!["ssh.private_key"]);
+        assert_eq!(warnings(&only_key, Some(&SshSettings::default())), vec!["ssh.private_key"]);
+        let mut diags = Diagnostics::new();
+        write_only_key_warnings(&only_key, None, &mut diags);
+        let d = &diags.0[0];
+        assert!(d.detail.contains("`ssh.private_key_file`") && d.detail.contains("provider's `ssh` block"), "{d:?}");
+        assert!(d.detail.contains("ssh-agent") && !d.detail.contains("SECRET"), "{d:?}");
+        // An unknown key (from another resource) is a key too.
+        let unknown = resource(block(&[("host", "h".into()), ("private_key", Value::Unknown)]));
+        assert_eq!(warnings(&unknown, None), vec!["ssh.private_key"]);
+        // `agent = false` keeps the provider's key from being inherited at refresh.
+        let no_agent = resource(block(&[("host", "h".into()), ("private_key", "k".into()), ("agent", false.into())]));
+        let provider_file = SshSettings { private_key_file: Some("/k".into()), ..Default::default() };
+        assert_eq!(warnings(&no_agent, Some(&provider_file)), vec!["ssh.private_key"]);
+        // Node lists: each node's block, by index.
+        let nodes = Value::Object(
+            [(
+                "node".to_string(),
+                Value::List(vec![
+                    resource(block(&[("host", "a".into()), ("private_key_file", "/k".into())])),
+                    resource(block(&[("host", "b".into()), ("private_key", "k".into())])),
+                ]),
+            )]
+            .into_iter()
+            .collect(),
+        );
+        assert_eq!(warnings(&nodes, None), vec!["node[1].ssh.private_key"]);
+    }
+
+    #[test]
+    fn another_key_source_means_no_warning() {
+        let only_key = resource(block(&[("host", "h".into()), ("private_key", "k".into())]));
+        for defaults in [
+            SshSettings { private_key_file: Some("/k".into()), ..Default::default() },
+            SshSettings { private_key: Some("k".into()), ..Default::default() },
+            SshSettings { agent: Some(true), ..Default::default() },
+            SshSettings { agent_identity: Some("me".into()), ..Default::default() },
+        ] {
+            assert!(warnings(&only_key, Some(&defaults)).is_empty());
+        }
+        assert!(warnings(&resource(block(&[("host", "h".into()), ("private_key_file", "/k".into())])), None).is_empty());
+        assert!(warnings(&resource(block(&[("host", "h".into())])), None).is_empty());
+        assert!(warnings(&resource(Value::Null), None).is_empty());
     }
 }

@@ -154,7 +154,7 @@ fn validation_names_the_attribute() {
         crate::framework::json::Extra::Reject,
     )
     .unwrap();
-    let d = AnyResource::validate(&ClusterSecrets, &config);
+    let d = AnyResource::validate(&ClusterSecrets, &config, true);
     let mut paths: Vec<String> = d.iter().map(|d| d.attribute.as_ref().unwrap().to_string()).collect();
     paths.sort();
     assert_eq!(paths, vec!["cluster_name", "key_algorithm", "validity_days"]);

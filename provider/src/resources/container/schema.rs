@@ -321,6 +321,7 @@ pub fn schema() -> Schema {
     .attribute(
         Attribute::optional("password", Type::String)
             .write_only()
+            .write_only_instead("log in with a key from `ssh_public_keys` instead")
             .description("Root password inside the container, set when it is created. Write-only: never stored in state or plans; changing it later has no effect."),
     )
     .attribute(Attribute::optional_computed("onboot", Type::Bool).description("Start the container when the node boots."))

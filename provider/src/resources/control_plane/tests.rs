@@ -40,7 +40,7 @@ fn paths(d: &Diagnostics, errors: bool) -> Vec<String> {
 }
 
 fn validate(j: serde_json::Value) -> Diagnostics {
-    AnyResource::validate(&ControlPlane, &config(j))
+    AnyResource::validate(&ControlPlane, &config(j), true)
 }
 
 #[test]

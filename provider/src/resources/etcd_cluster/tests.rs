@@ -28,17 +28,22 @@ fn paths(d: &Diagnostics, errors: bool) -> Vec<String> {
 
 #[test]
 fn member_counts_names_and_addresses_are_checked_at_plan_time() {
-    let d = AnyResource::validate(&EtcdCluster, &config(base(vec![])));
+    let d = AnyResource::validate(&EtcdCluster, &config(base(vec![])), true);
     assert_eq!(paths(&d, true), vec!["member"]);
-    let d = AnyResource::validate(&EtcdCluster, &config(base(vec![member("a", "10.0.0.1"), member("b", "10.0.0.2")])));
+    let d = AnyResource::validate(
+        &EtcdCluster,
+        &config(base(vec![member("a", "10.0.0.1"), member("b", "10.0.0.2")])),
+        true,
+    );
     assert_eq!(paths(&d, true), Vec::<String>::new());
     assert_eq!(paths(&d, false), vec!["member"], "an even count is a warning");
     let d = AnyResource::validate(
         &EtcdCluster,
         &config(base(vec![member("a", "10.0.0.1"), member("a", "10.0.0.2"), member("c", "10.0.0.2")])),
+        true,
     );
     assert_eq!(paths(&d, true), vec!["member[1].name", "member[2].address"]);
-    assert!(AnyResource::validate(&EtcdCluster, &config(base(three()))).is_empty());
+    assert!(AnyResource::validate(&EtcdCluster, &config(base(three())), true).is_empty());
 }
 
 #[test]
@@ -47,7 +52,7 @@ fn paths_keep_and_addresses_are_validated() {
     j["data_dir"] = "var/lib/etcd".into();
     j["backup"] = serde_json::json!({"dir": "/srv/backup", "keep": 0});
     j["member"][0]["address"] = "not-an-ip".into();
-    let d = AnyResource::validate(&EtcdCluster, &config(j));
+    let d = AnyResource::validate(&EtcdCluster, &config(j), true);
     let mut p = paths(&d, true);
     p.sort();
     assert_eq!(p, vec!["backup.keep", "data_dir", "member[0].address"]);
@@ -303,13 +308,13 @@ fn a_data_dir_change_is_refused_and_removing_a_majority_too() {
 fn a_pinned_etcd_older_than_kubeadms_minimum_is_refused_at_plan() {
     let mut j = base(three());
     j["package_version"] = "3.4.23-4+b4".into();
-    let d = AnyResource::validate(&EtcdCluster, &config(j.clone()));
+    let d = AnyResource::validate(&EtcdCluster, &config(j.clone()), true);
     assert_eq!(paths(&d, true), vec!["package_version"]);
     let msg = d.iter().map(|d| format!("{} {}", d.summary, d.detail)).collect::<String>();
     assert!(msg.contains("3.4.23") && msg.contains("3.5.24"), "{msg}");
     for ok in ["3.5.30-2", "3.5.24-1", "3.6.6-1"] {
         j["package_version"] = ok.into();
-        assert!(AnyResource::validate(&EtcdCluster, &config(j.clone())).is_empty(), "{ok}");
+        assert!(AnyResource::validate(&EtcdCluster, &config(j.clone()), true).is_empty(), "{ok}");
     }
 }
 

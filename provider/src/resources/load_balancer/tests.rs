@@ -31,7 +31,7 @@ fn base() -> serde_json::Value {
 }
 
 fn error_paths(j: serde_json::Value) -> Vec<String> {
-    let d = AnyResource::validate(&LoadBalancer, &config(j));
+    let d = AnyResource::validate(&LoadBalancer, &config(j), true);
     assert!(d.iter().all(|d| !d.detail.contains("s3cret") && !d.summary.contains("s3cret")), "{d}");
     d.iter().map(|d| d.attribute.as_ref().map(|p| p.to_string()).unwrap_or_default()).collect()
 }

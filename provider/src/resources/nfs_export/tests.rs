@@ -27,7 +27,7 @@ fn bad_options_are_reported_at_their_index() {
         {"client": "10.0.0.0/24", "options": ["rw", "bogus"]},
         {"client": "10.1.0.0/33", "options": ["ro"]}
     ]);
-    let d = AnyResource::validate(&NfsExport, &config(j));
+    let d = AnyResource::validate(&NfsExport, &config(j), true);
     assert_eq!(error_paths(&d), vec!["clients[1].client", "clients[0].options[1]"]);
     assert!(d.0[1].detail.contains("unknown export option \"bogus\""));
 }
@@ -37,11 +37,11 @@ fn ganesha_refuses_kernel_only_options_and_kernel_refuses_ganesha_attributes() {
     let mut j = base();
     j["backend"] = "ganesha".into();
     j["clients"][0]["options"] = serde_json::json!(["rw", "crossmnt"]);
-    let d = AnyResource::validate(&NfsExport, &config(j));
+    let d = AnyResource::validate(&NfsExport, &config(j), true);
     assert_eq!(error_paths(&d), vec!["clients[0].options[1]"]);
     let mut j = base();
     j["pseudo_path"] = "/x".into();
-    let d = AnyResource::validate(&NfsExport, &config(j));
+    let d = AnyResource::validate(&NfsExport, &config(j), true);
     assert_eq!(error_paths(&d), vec!["pseudo_path"]);
 }
 
@@ -50,7 +50,7 @@ fn paths_must_be_safe() {
     for bad in ["srv/nfs", "/srv", "/srv/../etc", "/srv/nfs/", "/srv/a b", "/"] {
         let mut j = base();
         j["path"] = bad.into();
-        let d = AnyResource::validate(&NfsExport, &config(j));
+        let d = AnyResource::validate(&NfsExport, &config(j), true);
         assert_eq!(error_paths(&d), vec!["path"], "{bad}");
     }
 }
@@ -194,7 +194,7 @@ fn rendering_uses_default_options_when_unset() {
 fn contradictory_options_are_refused_at_the_later_one_naming_both() {
     let mut j = base();
     j["clients"][0]["options"] = serde_json::json!(["rw", "sync", "ro"]);
-    let d = AnyResource::validate(&NfsExport, &config(j));
+    let d = AnyResource::validate(&NfsExport, &config(j), true);
     assert_eq!(error_paths(&d), vec!["clients[0].options[2]"]);
     assert!(d.0[0].detail.contains("\"rw\"") && d.0[0].detail.contains("\"ro\""), "{d}");
 }
@@ -218,7 +218,7 @@ fn restore_from_must_be_a_readable_tar_archive_at_plan_time() {
     for (path, why) in [(&missing, "cannot read"), (&not_tar, "is not a tar archive")] {
         let mut j = base();
         j["restore_from"] = path.to_str().unwrap().into();
-        let d = AnyResource::validate(&NfsExport, &config(j));
+        let d = AnyResource::validate(&NfsExport, &config(j), true);
         assert_eq!(error_paths(&d), vec!["restore_from"], "{path:?}");
         assert!(d.0[0].detail.contains(why), "{}", d.0[0].detail);
     }
@@ -237,6 +237,6 @@ fn restore_from_must_be_a_readable_tar_archive_at_plan_time() {
         assert_eq!(server::archive_format_of(out.to_str().unwrap()), Ok(expected), "{name}");
         let mut j = base();
         j["restore_from"] = out.to_str().unwrap().into();
-        assert!(AnyResource::validate(&NfsExport, &config(j)).is_empty(), "{name} is accepted");
+        assert!(AnyResource::validate(&NfsExport, &config(j), true).is_empty(), "{name} is accepted");
     }
 }

@@ -46,14 +46,14 @@ fn terraform_blocks_become_the_agents_spec() {
 fn the_agents_parser_validates_at_plan_time() {
     let mut j = k8s_node();
     j["file"][0]["path"] = "relative/motd".into();
-    let d = AnyResource::validate(&NodeConfig, &config(j));
+    let d = AnyResource::validate(&NodeConfig, &config(j), true);
     assert_eq!(d.0.len(), 1, "{d}");
     assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "file");
     let mut j = k8s_node();
     j["kubelet"]["cgroup_driver"] = "sometimes".into();
-    let d = AnyResource::validate(&NodeConfig, &config(j));
+    let d = AnyResource::validate(&NodeConfig, &config(j), true);
     assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "kubelet.cgroup_driver");
-    assert!(AnyResource::validate(&NodeConfig, &config(k8s_node())).is_empty());
+    assert!(AnyResource::validate(&NodeConfig, &config(k8s_node()), true).is_empty());
 }
 
 #[test]
@@ -95,7 +95,7 @@ fn spec_errors_are_found_while_other_values_are_unknown() {
     *v.attr_mut("ssh").unwrap().attr_mut("host").unwrap() = Value::Unknown;
     *v.attr_mut("kubelet").unwrap().attr_mut("cluster_domain").unwrap() = Value::Unknown;
     *v.attr_mut("sysctl").unwrap() = Value::Unknown;
-    let d = AnyResource::validate(&NodeConfig, &v);
+    let d = AnyResource::validate(&NodeConfig, &v, true);
     let paths: Vec<String> = d.iter().map(|d| d.attribute.as_ref().unwrap().to_string()).collect();
     assert_eq!(paths, vec!["file"], "{d}");
     assert!(d.0[0].detail.contains("must be absolute"), "{d}");
@@ -108,7 +108,7 @@ fn spec_errors_are_found_while_other_values_are_unknown() {
     };
     *v.attr_mut("ssh").unwrap() = Value::Unknown;
     *v.attr_mut("kubelet").unwrap() = Value::Unknown;
-    let d = AnyResource::validate(&NodeConfig, &v);
+    let d = AnyResource::validate(&NodeConfig, &v, true);
     assert_eq!(d.0.len(), 1, "{d}");
     assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "file");
 
@@ -118,18 +118,18 @@ fn spec_errors_are_found_while_other_values_are_unknown() {
     if let Some(Value::List(files)) = v.attr_mut("file") {
         *files[0].attr_mut("path").unwrap() = Value::Unknown;
     }
-    assert!(AnyResource::validate(&NodeConfig, &v).is_empty());
+    assert!(AnyResource::validate(&NodeConfig, &v, true).is_empty());
 }
 
 #[test]
 fn simulate_needs_a_root_and_becomes_the_agents_flag() {
     let mut j = k8s_node();
     j["simulate"] = true.into();
-    let d = AnyResource::validate(&NodeConfig, &config(j.clone()));
+    let d = AnyResource::validate(&NodeConfig, &config(j.clone()), true);
     assert_eq!(d.0.len(), 1, "{d}");
     assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "simulate");
     j["root"] = "/srv/strata-root".into();
-    assert!(AnyResource::validate(&NodeConfig, &config(j.clone())).is_empty());
+    assert!(AnyResource::validate(&NodeConfig, &config(j.clone()), true).is_empty());
     // The flag is a CLI option of the agent, not part of the spec it parses.
     let m: NodeConfigModel = to_model(&config(j)).unwrap();
     assert!(m.spec_json().get("simulate").is_none());
@@ -160,12 +160,12 @@ fn apt_repository_rules_are_checked_at_plan_time() {
     j["apt_repository"] = serde_json::json!([{
         "name": "mirror", "uris": ["http://10.0.0.1/debian"], "suites": ["bookworm"], "components": ["main"]
     }]);
-    let d = AnyResource::validate(&NodeConfig, &config(j.clone()));
+    let d = AnyResource::validate(&NodeConfig, &config(j.clone()), true);
     assert_eq!(d.0.len(), 1, "{d}");
     assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "apt_repository");
     assert!(d.0[0].detail.contains("apt_repository.mirror.key"), "{d}");
     j["apt_repository"][0]["trusted"] = true.into();
-    assert!(AnyResource::validate(&NodeConfig, &config(j)).is_empty());
+    assert!(AnyResource::validate(&NodeConfig, &config(j), true).is_empty());
 }
 
 #[test]

@@ -175,7 +175,7 @@ fn bad_input_is_refused_with_the_attribute_path() {
     m.cloud_init.as_mut().unwrap().ipv4.as_mut().unwrap().address = Some("10.0.0.300/24".into());
     m.network_devices[0].vlan_tag = Some(5000);
     m.shutdown_timeout = Some("ten minutes".into());
-    let d = AnyResource::validate(&Vm, &value(&m));
+    let d = AnyResource::validate(&Vm, &value(&m), true);
     let p = paths(&d);
     for want in [
         "memory_mb",
@@ -189,7 +189,7 @@ fn bad_input_is_refused_with_the_attribute_path() {
     ] {
         assert!(p.contains(&want.to_string()), "missing {want} in {p:?}");
     }
-    assert!(AnyResource::validate(&Vm, &value(&planned())).is_empty());
+    assert!(AnyResource::validate(&Vm, &value(&planned()), true).is_empty());
 }
 
 #[test]

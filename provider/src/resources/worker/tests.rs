@@ -18,7 +18,7 @@ fn base() -> serde_json::Value {
 }
 
 fn errors(j: serde_json::Value) -> Vec<String> {
-    let d = AnyResource::validate(&Worker, &config(j));
+    let d = AnyResource::validate(&Worker, &config(j), true);
     let mut p: Vec<String> = d
         .iter()
         .filter(|d| d.severity == crate::framework::Severity::Error)
