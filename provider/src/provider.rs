@@ -27,6 +27,21 @@ use crate::resources::worker::Worker;
 /// Registry address users put in `required_providers`.
 pub const SOURCE_ADDRESS: &str = "registry.terraform.io/strata-iac/strata";
 
+/// The provider's version: the workspace's `version` in Cargo.toml, the one place it is
+/// set. `--version` prints it, the start-up log line carries it, and scripts/release.sh
+/// names the release files after it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What `terraform-provider-strata --version` prints. The release script reads the
+/// version and the protocol from it (the registry manifest's `protocol_versions` is the
+/// protocol the server speaks, as `MAJOR.0`), so both come from the binary it packs.
+pub fn version_text() -> String {
+    format!(
+        "terraform-provider-strata {VERSION}\nplugin protocol {}\n",
+        strata_plugin_server::handshake::APP_PROTOCOL_VERSION
+    )
+}
+
 pub struct StrataProvider;
 
 /// The provider block. Each section is read by the part of the provider that uses it;
