@@ -307,7 +307,7 @@ fn installs_from_a_network_mirror_over_https_and_refuses_a_tampered_zip() {
     victim.set_env("SSL_CERT_FILE", ca_file.to_str().unwrap());
     let init = victim.run(&["init", "-input=false"]).unwrap();
     assert!(init.code != 0, "terraform init installed a tampered zip:\n{}{}", init.stdout, init.stderr);
-    assert!(flat(&init.stderr).contains("checksum"), "the failure does not name the checksum:\n{}", init.stderr);
+    assert!(flat(&init.stderr).contains("expected checksums"), "the failure does not name the checksums:\n{}", init.stderr);
     assert!(!victim.path().join(".terraform/providers").join(MIRROR_PATH).join(VERSION).join(&platform).join(&provider_file).exists());
 }
 
