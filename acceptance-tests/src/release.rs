@@ -37,7 +37,15 @@ pub fn throwaway_gpg_key(home: &Path) -> Result<String> {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    gpg(&["--passphrase", "", "--quick-gen-key", "Strata test release <release@strata.invalid>", "ed25519", "sign", "1d"])?;
+    gpg(&[
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "Strata test release <release@strata.invalid>",
+        "ed25519",
+        "sign",
+        "1d",
+    ])?;
     let listing = gpg(&["--with-colons", "--list-secret-keys"])?;
     listing
         .lines()
@@ -121,7 +129,8 @@ impl Release {
         if hashes.is_empty() {
             bail!("{} lists no zip", path.display());
         }
-        let lock = format!("provider \"{MIRROR_PATH}\" {{\n  version = \"{}\"\n  hashes = [\n{hashes}  ]\n}}\n", self.version);
+        let lock =
+            format!("provider \"{MIRROR_PATH}\" {{\n  version = \"{}\"\n  hashes = [\n{hashes}  ]\n}}\n", self.version);
         std::fs::write(workdir.join(".terraform.lock.hcl"), lock).context("writing .terraform.lock.hcl")
     }
 

@@ -60,7 +60,10 @@ fn init_and_apply(wd: &Workdir) -> String {
     assert!(init.stdout.contains(&format!("Installed strata-iac/strata v{VERSION}")), "{}", init.stdout);
     let apply = wd.apply().unwrap();
     assert!(apply.stdout.contains("1 added"), "{}", apply.stdout);
-    let ca = wd.resource_values("strata_cluster_secrets.this").unwrap()["kubernetes_ca_cert"].as_str().unwrap_or("").to_string();
+    let ca = wd.resource_values("strata_cluster_secrets.this").unwrap()["kubernetes_ca_cert"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     assert!(ca.contains("BEGIN CERTIFICATE"), "no CA in state: {ca}");
     init.stdout
 }
@@ -79,7 +82,9 @@ fn release_is_signed_and_installs_from_a_filesystem_mirror() {
     let verifier = tmp.path().join("verifier-gnupg");
     std::fs::create_dir_all(&verifier).unwrap();
     std::fs::set_permissions(&verifier, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let gpg = |args: &[&str]| run(Command::new("gpg").env("GNUPGHOME", &verifier).arg("--batch").args(args).current_dir(dist));
+    let gpg = |args: &[&str]| {
+        run(Command::new("gpg").env("GNUPGHOME", &verifier).arg("--batch").args(args).current_dir(dist))
+    };
     let (ok, out) = gpg(&["--import", "signing-key.asc"]);
     assert!(ok, "importing signing-key.asc: {out}");
     let (ok, out) = gpg(&["--verify", &format!("{sums}.sig"), &sums]);
@@ -114,7 +119,7 @@ fn release_is_signed_and_installs_from_a_filesystem_mirror() {
     let unpacked = tmp.path().join("unpacked");
     let (ok, out) = run(Command::new("unzip").arg("-q").arg(dist.join(&zip)).arg("-d").arg(&unpacked));
     assert!(ok, "{out}");
-    let (ok, reported) = run(&mut Command::new(unpacked.join(&provider_file)).arg("--version"));
+    let (ok, reported) = run(Command::new(unpacked.join(&provider_file)).arg("--version"));
     assert!(ok, "{provider_file} --version: {reported}");
     assert_eq!(
         reported.lines().collect::<Vec<_>>(),
@@ -157,7 +162,8 @@ fn release_is_signed_and_installs_from_a_filesystem_mirror() {
     // A lock file whose zh: is not this zip's: init refuses to install it.
     let mismatched = Workdir::with_cli_config(&filesystem_mirror_config(&release.mirror()), &main_tf()).unwrap();
     let wrong = format!("zh:{}", "0".repeat(64));
-    let lock = format!("provider \"{MIRROR_PATH}\" {{\n  version = \"{VERSION}\"\n  hashes = [\n    \"{wrong}\",\n  ]\n}}\n");
+    let lock =
+        format!("provider \"{MIRROR_PATH}\" {{\n  version = \"{VERSION}\"\n  hashes = [\n    \"{wrong}\",\n  ]\n}}\n");
     mismatched.write(".terraform.lock.hcl", &lock).unwrap();
     let init = mismatched.run(&["init", "-input=false"]).unwrap();
     assert!(
@@ -206,14 +212,16 @@ server.serve_forever()
 
 /// Copies the directory `from` to `/srv/www` on the node (tar over the lab's SSH).
 fn upload(lab: &LabGuard, from: &Path) {
-    let tar = Command::new("tar").arg("-C").arg(from).args(["-cf", "-", "."]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut tar =
+        Command::new("tar").arg("-C").arg(from).args(["-cf", "-", "."]).stdout(Stdio::piped()).spawn().unwrap();
     let out = lab
         .ssh_command("node1", "root")
         .unwrap()
         .arg("rm -rf /srv/www && mkdir -p /srv/www && tar -C /srv/www -xf -")
-        .stdin(tar.stdout.unwrap())
+        .stdin(tar.stdout.take().unwrap())
         .output()
         .unwrap();
+    assert!(tar.wait().unwrap().success(), "tar of {} failed", from.display());
     assert!(out.status.success(), "upload to node1: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -264,7 +272,10 @@ fn installs_from_a_network_mirror_over_https_and_refuses_a_tampered_zip() {
     std::fs::write(site.join("key.pem"), &key).unwrap();
     std::fs::write(site.join("serve.py"), SERVE_PY).unwrap();
     upload(&lab, &site);
-    sh(&lab, "systemd-run --unit=strata-mirror python3 /srv/www/serve.py /srv/www/mirror /srv/www/cert.pem /srv/www/key.pem");
+    sh(
+        &lab,
+        "systemd-run --unit=strata-mirror python3 /srv/www/serve.py /srv/www/mirror /srv/www/cert.pem /srv/www/key.pem",
+    );
     let url = format!("https://{address}/");
     wait_for_mirror(&url, &ca);
     let ca_file = tmp.path().join("test-ca.pem");
@@ -282,17 +293,31 @@ fn installs_from_a_network_mirror_over_https_and_refuses_a_tampered_zip() {
     let mut untrusting = Workdir::with_cli_config(&network_mirror_config(&url), &main_tf()).unwrap();
     untrusting.set_env("SSL_CERT_FILE", "/dev/null");
     let init = untrusting.run(&["init", "-input=false"]).unwrap();
-    assert!(init.code != 0 && flat(&init.stderr).contains("certificate"), "init trusted an unknown CA: {}{}", init.stdout, init.stderr);
+    assert!(
+        init.code != 0 && flat(&init.stderr).contains("certificate"),
+        "init trusted an unknown CA: {}{}",
+        init.stdout,
+        init.stderr
+    );
 
     // A tampered zip (another provider binary under the same names) in the mirror.
     let tampered = tmp.path().join("tampered");
     let provider_file = format!("terraform-provider-strata_v{VERSION}");
-    let (ok, out) = run(Command::new("unzip").arg("-q").arg(release.dist.join(release.zip_name(&platform))).arg("-d").arg(&tampered));
+    let (ok, out) = run(Command::new("unzip")
+        .arg("-q")
+        .arg(release.dist.join(release.zip_name(&platform)))
+        .arg("-d")
+        .arg(&tampered));
     assert!(ok, "{out}");
     std::fs::write(tampered.join(&provider_file), "#!/bin/sh\necho not the provider\n").unwrap();
     let bad_zip = tmp.path().join("bad.zip");
-    let (ok, out) =
-        run(Command::new("zip").arg("-q").arg("-X").arg("-j").arg(&bad_zip).arg(tampered.join(&provider_file)).arg(tampered.join("strata-agent-static")));
+    let (ok, out) = run(Command::new("zip")
+        .arg("-q")
+        .arg("-X")
+        .arg("-j")
+        .arg(&bad_zip)
+        .arg(tampered.join(&provider_file))
+        .arg(tampered.join("strata-agent-static")));
     assert!(ok, "{out}");
     let on_node = format!("/srv/www/mirror/{MIRROR_PATH}/{}", release.zip_name(&platform));
     let out = lab
@@ -307,8 +332,19 @@ fn installs_from_a_network_mirror_over_https_and_refuses_a_tampered_zip() {
     victim.set_env("SSL_CERT_FILE", ca_file.to_str().unwrap());
     let init = victim.run(&["init", "-input=false"]).unwrap();
     assert!(init.code != 0, "terraform init installed a tampered zip:\n{}{}", init.stdout, init.stderr);
-    assert!(flat(&init.stderr).contains("expected checksums"), "the failure does not name the checksums:\n{}", init.stderr);
-    assert!(!victim.path().join(".terraform/providers").join(MIRROR_PATH).join(VERSION).join(&platform).join(&provider_file).exists());
+    assert!(
+        flat(&init.stderr).contains("expected checksums"),
+        "the failure does not name the checksums:\n{}",
+        init.stderr
+    );
+    assert!(!victim
+        .path()
+        .join(".terraform/providers")
+        .join(MIRROR_PATH)
+        .join(VERSION)
+        .join(&platform)
+        .join(&provider_file)
+        .exists());
 }
 
 fn copy_dir(from: &Path, to: &Path) {

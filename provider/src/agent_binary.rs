@@ -144,7 +144,8 @@ mod tests {
     #[test]
     fn the_agent_is_found_beside_the_provider_in_the_release_layout() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(format!("terraform-provider-strata_v{}", env!("CARGO_PKG_VERSION"))), b"").unwrap();
+        std::fs::write(dir.path().join(format!("terraform-provider-strata_v{}", env!("CARGO_PKG_VERSION"))), b"")
+            .unwrap();
         // Nothing beside it yet: the error that follows names the path looked at.
         assert_eq!(agent_beside(dir.path()), dir.path().join("strata-agent"));
         std::fs::write(dir.path().join("strata-agent"), b"").unwrap();

@@ -133,7 +133,11 @@ fn up() -> Result<()> {
         }
         release.check_lock_file(wd.path(), &host_platform())
     })?;
-    println!("    .terraform.lock.hcl: {} (zh: is the zip's SHA-256 in the signed {})", hashes.join(", "), release.sums_name());
+    println!(
+        "    .terraform.lock.hcl: {} (zh: is the zip's SHA-256 in the signed {})",
+        hashes.join(", "),
+        release.sums_name()
+    );
     println!("==> apply examples/ha-cluster: 10 VMs, load balancer, etcd, control plane, workers, NFS exports");
     let t = Instant::now();
     apply(&wd)?;
