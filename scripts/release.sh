@@ -77,6 +77,7 @@ rust_target() {
     *) die "unknown platform '$1' in STRATA_RELEASE_PLATFORMS (known: linux_amd64 linux_arm64 darwin_amd64 darwin_arm64)" ;;
   esac
 }
+for platform in $platforms; do rust_target "$platform" >/dev/null; done
 host=$(rustc -vV | sed -n 's/^host: //p')
 installed_targets=$(rustup target list --installed 2>/dev/null || true)
 
