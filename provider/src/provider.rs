@@ -106,3 +106,21 @@ impl ProviderDefinition for StrataProvider {
         vec![Arc::new(Containers), Arc::new(PveNodes), Arc::new(Vms)]
     }
 }
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    /// The version has one home, the workspace's Cargo.toml: the provider inherits it
+    /// (`version.workspace = true`), so the release named after it is what it reports.
+    #[test]
+    fn the_reported_version_is_the_workspace_version() {
+        let root = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml")).unwrap();
+        let workspace = root.split("[workspace.package]").nth(1).expect("[workspace.package] in Cargo.toml");
+        let line = workspace.lines().find(|l| l.trim_start().starts_with("version")).expect("a version");
+        let version = line.split('"').nth(1).expect("a quoted version");
+        assert_eq!(VERSION, version);
+        assert!(version_text().starts_with(&format!("terraform-provider-strata {version}\n")), "{}", version_text());
+        assert!(version_text().contains("plugin protocol 6\n"), "{}", version_text());
+    }
+}
