@@ -49,7 +49,8 @@ version=$(sed -n '/^\[workspace\.package\]/,/^\[/s/^version *= *"\([^"]*\)".*/\1
 
 # The key first: a release that cannot be signed is not worth building.
 cleanup=()
-trap 'rm -rf "${cleanup[@]}"' EXIT
+# A temporary GNUPGHOME's gpg-agent is stopped before its directory goes.
+trap '[ -n "${STRATA_GPG_KEY_FILE:-}" ] && gpgconf --kill gpg-agent 2>/dev/null; rm -rf "${cleanup[@]}"' EXIT
 if [ -n "${STRATA_GPG_KEY_FILE:-}" ]; then
   [ -r "$STRATA_GPG_KEY_FILE" ] || die "STRATA_GPG_KEY_FILE=$STRATA_GPG_KEY_FILE is not a readable file"
   GNUPGHOME=$(mktemp -d)

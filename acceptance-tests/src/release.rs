@@ -16,7 +16,16 @@ pub struct Release {
     pub dist: PathBuf,
     pub version: String,
     /// The GNUPGHOME holding the throwaway signing key, removed with the Release.
-    _gnupg: Option<tempfile::TempDir>,
+    gnupg_home: Option<tempfile::TempDir>,
+}
+
+impl Drop for Release {
+    /// Stops the gpg-agent that signing started in the throwaway GNUPGHOME.
+    fn drop(&mut self) {
+        if let Some(home) = &self.gnupg_home {
+            let _ = Command::new("gpgconf").env("GNUPGHOME", home.path()).args(["--kill", "gpg-agent"]).status();
+        }
+    }
 }
 
 /// Makes a throwaway signing key in `home` (a new GNUPGHOME) and returns its fingerprint.
@@ -74,14 +83,14 @@ impl Release {
             bail!("scripts/release.sh failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
         }
         let mut release = Release::open(dist)?;
-        release._gnupg = Some(gnupg);
+        release.gnupg_home = Some(gnupg);
         Ok(release)
     }
 
     /// A `dist/` written before (by `make release` or the demo's script); its version is
     /// the one the workspace's Cargo.toml names, as the script's.
     pub fn open(dist: &Path) -> Result<Release> {
-        let release = Release { dist: dist.to_path_buf(), version: VERSION.to_string(), _gnupg: None };
+        let release = Release { dist: dist.to_path_buf(), version: VERSION.to_string(), gnupg_home: None };
         let sums = release.dist.join(release.sums_name());
         if !sums.is_file() {
             bail!("{} is missing: run `make release` (scripts/release.sh) first", sums.display());
