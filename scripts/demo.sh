@@ -27,6 +27,7 @@ case "${1:-up}" in
       gpg --batch --quiet --passphrase '' --quick-gen-key "Strata demo release <demo@strata.invalid>" ed25519 sign 30d
     fi
     STRATA_GPG_KEY_ID=demo@strata.invalid DIST_DIR="$demo_dir/dist" bash scripts/release.sh >/dev/null
+    gpgconf --kill gpg-agent  # signing started it; nothing else here needs it
     version=$(sed -n '/^\[workspace\.package\]/,/^\[/s/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml)
     sums="terraform-provider-strata_${version}_SHA256SUMS"
     (cd "$demo_dir/dist" && gpg --batch --quiet --verify "$sums.sig" "$sums" 2>/dev/null && sha256sum --quiet -c "$sums") ||
