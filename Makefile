@@ -9,14 +9,15 @@ export STRATA_TERRAFORM := $(TERRAFORM)
 export PATH := $(STRATA_CACHE)/bin:$(PATH)
 NEXTEST_VERSION ?= 0.9.143
 
-.PHONY: all build deps terraform nextest test demo demo-down bench docs
+.PHONY: all build deps terraform nextest test demo demo-down bench docs release
 
 all: build
 
 # Debian packages the build and tests use (the lab installs its own node packages;
-# the SSH tests of the ssh-client and the provider start their own sshd).
+# the SSH tests of the ssh-client and the provider start their own sshd; gnupg, zip and
+# unzip pack, sign and check the release).
 deps:
-	@missing=""; for p in openssl python3-venv openssh-server openssh-client sudo; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	@missing=""; for p in openssl python3-venv openssh-server openssh-client sudo gnupg zip unzip; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 # The default `terraform` (1.15.5) plus the compatibility matrix's terraform-1.6.6,
@@ -36,6 +37,11 @@ nextest:
 build:
 	$(CARGO) build --workspace --bins
 	@bash scripts/build-agent-static.sh >/dev/null
+
+# The provider as the registry publishes it, and a mirror to `terraform init` from, in
+# dist/ (scripts/release.sh). Signs with STRATA_GPG_KEY_ID or STRATA_GPG_KEY_FILE.
+release: deps
+	bash scripts/release.sh
 
 test: deps terraform nextest build
 	$(CARGO) nextest run --workspace --no-fail-fast --profile ci

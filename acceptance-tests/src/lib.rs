@@ -4,6 +4,7 @@ pub mod names;
 pub mod platform;
 pub mod prober;
 pub mod provider;
+pub mod release;
 pub mod standins;
 pub mod terraform;
 pub mod waits;

@@ -1,4 +1,6 @@
-//! A Terraform working directory wired to the provider under test via `dev_overrides`.
+//! A Terraform working directory wired to the provider under test: via `dev_overrides`
+//! (the provider binaries of a cargo build), or, as users install it, from a provider
+//! mirror that `make release` writes (see crate::release).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -98,15 +100,35 @@ impl Workdir {
         Workdir::at(provider_dir, dir.to_path_buf(), None)
     }
 
+    /// A temporary directory with `main.tf` and the CLI configuration `cli_config` (e.g.
+    /// [`crate::release::filesystem_mirror_config`]): no dev_overrides, so `terraform
+    /// init` installs the provider the way a user's does.
+    pub fn with_cli_config(cli_config: &str, main_tf: &str) -> Result<Workdir> {
+        let tmp = tempfile::Builder::new().prefix("strata-acc-").tempdir()?;
+        let wd = Workdir::with_config_text(cli_config, tmp.path().to_path_buf(), Some(tmp))?;
+        std::fs::write(wd.dir.join("main.tf"), main_tf)?;
+        Ok(wd)
+    }
+
+    /// Like [`Workdir::keep_at`], with the CLI configuration `cli_config` instead of
+    /// dev_overrides (the demo installs the provider from the release's mirror).
+    pub fn keep_at_with_cli_config(cli_config: &str, config_dir: &Path, dir: &Path) -> Result<Workdir> {
+        std::fs::create_dir_all(dir)?;
+        copy_config(config_dir, dir)?;
+        Workdir::with_config_text(cli_config, dir.to_path_buf(), None)
+    }
+
     fn at(provider_dir: &Path, dir: PathBuf, tmp: Option<tempfile::TempDir>) -> Result<Workdir> {
+        let cli_config = format!(
+            "provider_installation {{\n  dev_overrides {{\n    \"strata-iac/strata\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+            provider_dir.display()
+        );
+        Workdir::with_config_text(&cli_config, dir, tmp)
+    }
+
+    fn with_config_text(cli_config: &str, dir: PathBuf, tmp: Option<tempfile::TempDir>) -> Result<Workdir> {
         let cli = dir.join("cli.tfrc");
-        std::fs::write(
-            &cli,
-            format!(
-                "provider_installation {{\n  dev_overrides {{\n    \"strata-iac/strata\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
-                provider_dir.display()
-            ),
-        )?;
+        std::fs::write(&cli, cli_config)?;
         let env = vec![
             ("TF_CLI_CONFIG_FILE".into(), cli.display().to_string()),
             ("TF_IN_AUTOMATION".into(), "1".into()),

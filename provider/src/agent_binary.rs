@@ -66,10 +66,28 @@ impl AgentBinary {
     }
 }
 
-/// The build this provider ships: `$STRATA_AGENT_BINARY`, else beside the provider's own
-/// executable `strata-agent-static` (the build with no dynamic dependencies that
-/// `make build` puts there, see scripts/build-agent-static.sh) or, in a plain
-/// `cargo build` tree, `strata-agent` (which needs the node's glibc to be compatible).
+/// What the static agent build is called beside the provider: `make build` installs it
+/// as `strata-agent-static` next to the debug provider (see
+/// scripts/build-agent-static.sh), and the release zip ships it under the same name next
+/// to `terraform-provider-strata_vVERSION` (see scripts/release.sh), so a provider
+/// installed by `terraform init` finds it in its own package directory.
+pub const STATIC_AGENT_NAME: &str = "strata-agent-static";
+
+/// The agent beside a provider executable in `dir`: the static build when present, else
+/// (a plain `cargo build` tree) `strata-agent`, which needs the node's glibc to be
+/// compatible.
+pub fn agent_beside(dir: &Path) -> PathBuf {
+    let static_build = dir.join(STATIC_AGENT_NAME);
+    if static_build.exists() {
+        static_build
+    } else {
+        dir.join("strata-agent")
+    }
+}
+
+/// The build this provider ships: `$STRATA_AGENT_BINARY`, else [`agent_beside`] the
+/// provider's own executable (a cargo target directory, or the package directory
+/// `terraform init` unpacked the release zip into).
 /// Read and inspected once per provider process.
 pub fn shipped() -> Result<Arc<AgentBinary>, String> {
     static AGENT: OnceLock<Result<Arc<AgentBinary>, String>> = OnceLock::new();
@@ -79,13 +97,7 @@ pub fn shipped() -> Result<Arc<AgentBinary>, String> {
                 Some(p) => PathBuf::from(p),
                 None => {
                     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-                    let dir = exe.parent().ok_or("provider executable has no directory")?;
-                    let static_build = dir.join("strata-agent-static");
-                    if static_build.exists() {
-                        static_build
-                    } else {
-                        dir.join("strata-agent")
-                    }
+                    agent_beside(exe.parent().ok_or("provider executable has no directory")?)
                 }
             };
             AgentBinary::load(&path).map(Arc::new).map_err(|e| format!("{e}; set STRATA_AGENT_BINARY"))
@@ -124,6 +136,23 @@ mod tests {
         assert!(me.check_node("n1", "amd64").is_ok());
         let e = me.check_node("10.0.0.5", "aarch64").unwrap_err();
         assert!(e.contains("10.0.0.5 is a aarch64 machine") && e.contains("agent_binary"), "{e}");
+    }
+
+    /// The release zip's layout (scripts/release.sh): the provider as
+    /// `terraform-provider-strata_vVERSION` with the static agent beside it. What
+    /// `terraform init` unpacks is exactly these files in one directory.
+    #[test]
+    fn the_agent_is_found_beside_the_provider_in_the_release_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(format!("terraform-provider-strata_v{}", env!("CARGO_PKG_VERSION"))), b"")
+            .unwrap();
+        // Nothing beside it yet: the error that follows names the path looked at.
+        assert_eq!(agent_beside(dir.path()), dir.path().join("strata-agent"));
+        std::fs::write(dir.path().join("strata-agent"), b"").unwrap();
+        assert_eq!(agent_beside(dir.path()), dir.path().join("strata-agent"));
+        // The static build wins over a plain cargo build in the same directory.
+        std::fs::write(dir.path().join(STATIC_AGENT_NAME), b"").unwrap();
+        assert_eq!(agent_beside(dir.path()), dir.path().join("strata-agent-static"));
     }
 
     #[test]

@@ -27,6 +27,21 @@ use crate::resources::worker::Worker;
 /// Registry address users put in `required_providers`.
 pub const SOURCE_ADDRESS: &str = "registry.terraform.io/strata-iac/strata";
 
+/// The provider's version: the workspace's `version` in Cargo.toml, the one place it is
+/// set. `--version` prints it, the start-up log line carries it, and scripts/release.sh
+/// names the release files after it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What `terraform-provider-strata --version` prints. The release script reads the
+/// version and the protocol from it (the registry manifest's `protocol_versions` is the
+/// protocol the server speaks, as `MAJOR.0`), so both come from the binary it packs.
+pub fn version_text() -> String {
+    format!(
+        "terraform-provider-strata {VERSION}\nplugin protocol {}\n",
+        strata_plugin_server::handshake::APP_PROTOCOL_VERSION
+    )
+}
+
 pub struct StrataProvider;
 
 /// The provider block. Each section is read by the part of the provider that uses it;
@@ -97,5 +112,23 @@ impl ProviderDefinition for StrataProvider {
 
     fn data_sources(&self) -> Vec<Arc<dyn AnyDataSource>> {
         vec![Arc::new(Containers), Arc::new(PveNodes), Arc::new(Vms)]
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    /// The version has one home, the workspace's Cargo.toml: the provider inherits it
+    /// (`version.workspace = true`), so the release named after it is what it reports.
+    #[test]
+    fn the_reported_version_is_the_workspace_version() {
+        let root = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml")).unwrap();
+        let workspace = root.split("[workspace.package]").nth(1).expect("[workspace.package] in Cargo.toml");
+        let line = workspace.lines().find(|l| l.trim_start().starts_with("version")).expect("a version");
+        let version = line.split('"').nth(1).expect("a quoted version");
+        assert_eq!(VERSION, version);
+        assert!(version_text().starts_with(&format!("terraform-provider-strata {version}\n")), "{}", version_text());
+        assert!(version_text().contains("plugin protocol 6\n"), "{}", version_text());
     }
 }

@@ -1,7 +1,10 @@
 //! `make demo` / `make demo-down`: the reference platform (examples/ha-cluster) on the
 //! lab. `strata-demo up` brings the lab up (pve-sim, a lab machine, the Kubernetes
-//! stand-ins), prepares the cloud-init template in pve-sim, applies the example, proves
-//! the result and prints the phase timings; `strata-demo down` removes everything.
+//! stand-ins), prepares the cloud-init template in pve-sim, installs the provider with
+//! `terraform init` from the release mirror scripts/demo.sh made (DIR/dist, as `make
+//! release` makes dist/; no dev_overrides) with a lock file seeded from the signed
+//! SHA256SUMS, and checks the lock file it writes (h1, and zh matching SHA256SUMS), applies the example, proves the result and prints the phase timings;
+//! `strata-demo down` removes everything.
 //! Every phase reports progress at least every few seconds.
 
 use std::io::{BufRead, BufReader};
@@ -12,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use strata_acceptance_tests::platform;
+use strata_acceptance_tests::release::{filesystem_mirror_config, host_platform, Release};
 use strata_acceptance_tests::terraform::{terraform_bin, Workdir};
 use strata_lab::{Lab, PveMode, StandinsMode, UpOptions};
 
@@ -112,15 +116,28 @@ fn up() -> Result<()> {
         platform::TEMPLATE_VMID,
         platform::TEMPLATE_VMID
     );
-    let mut wd = Workdir::keep_at(&bins, &platform::example_dir(), &dir.join("ha-cluster"))?;
+    let release = Release::open(&dir.join("dist"))?;
+    let cli_config = filesystem_mirror_config(&release.mirror());
+    let mut wd = Workdir::keep_at_with_cli_config(&cli_config, &platform::example_dir(), &dir.join("ha-cluster"))?;
     platform::configure(&mut wd, &lab, 3, None)?;
-    let ((), t_init) = phase("terraform init", || {
+    let (hashes, t_init) = phase("terraform init: the provider from the release's filesystem mirror", || {
+        // Every `make demo` packs a fresh build under the same version, so a lock file
+        // (and the unpacked package) from an earlier run names other hashes: start from
+        // the lock file a user starts from, seeded with the signed SHA256SUMS' zh: hashes
+        // (from a mirror Terraform itself records only h1:; docs/guides/installing.md).
+        let _ = std::fs::remove_dir_all(wd.path().join(".terraform/providers"));
+        release.seed_lock_file(wd.path())?;
         let run = wd.run(&["init", "-input=false"])?;
         if run.code != 0 {
             bail!("terraform init failed:\n{}{}", run.stdout, run.stderr);
         }
-        Ok(())
+        release.check_lock_file(wd.path(), &host_platform())
     })?;
+    println!(
+        "    .terraform.lock.hcl: {} (zh: is the zip's SHA-256 in the signed {})",
+        hashes.join(", "),
+        release.sums_name()
+    );
     println!("==> apply examples/ha-cluster: 10 VMs, load balancer, etcd, control plane, workers, NFS exports");
     let t = Instant::now();
     apply(&wd)?;
