@@ -17,7 +17,6 @@ use serde_json::json;
 use strata_acceptance_tests::provider::{provider_dir, target_dir};
 use strata_acceptance_tests::terraform::{terraform_version_bin, Run, Workdir, REQUIRED_PROVIDERS};
 use strata_lab::{LabGuard, PveMode, UpOptions};
-use strata_pve_client::vm::CreateSpec;
 
 const VERSIONS: [&str; 3] = ["1.6.6", "1.10.5", "1.15.5"];
 
@@ -99,22 +98,7 @@ fn vm(sim: &Sim, wd: &Workdir) -> Result<Outcome, String> {
 /// `terraform import` of a VM made through the API (the one of vm.rs's import test),
 /// then an empty plan and destroy.
 fn vm_import(sim: &Sim, wd: &Workdir, vmid: u32) -> Result<Outcome, String> {
-    let params: Vec<(String, String)> = [
-        ("name", "legacy-db"),
-        ("memory", "4096"),
-        ("cores", "2"),
-        ("sockets", "1"),
-        ("tags", "db;prod"),
-        ("description", "made by hand"),
-        ("onboot", "1"),
-        ("scsi0", "local-lvm:16"),
-        ("net0", "virtio,bridge=vmbr0,firewall=1"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    sim.block_on(sim.client.create_vm(&CreateSpec { node: "pve1".into(), vmid, params })).unwrap();
-    sim.block_on(sim.client.start_vm("pve1", vmid)).unwrap();
+    sim.create_legacy_vm(vmid);
     wd.write(
         "main.tf",
         &format!(

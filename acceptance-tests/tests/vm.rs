@@ -101,22 +101,7 @@ fn drift_made_through_the_api_shows_up_as_exactly_that_change() {
 #[test]
 fn import_of_a_vm_made_outside_terraform_plans_no_changes() {
     let sim = Sim::start(|_| {});
-    let params: Vec<(String, String)> = [
-        ("name", "legacy-db"),
-        ("memory", "4096"),
-        ("cores", "2"),
-        ("sockets", "1"),
-        ("tags", "db;prod"),
-        ("description", "made by hand"),
-        ("onboot", "1"),
-        ("scsi0", "local-lvm:16"),
-        ("net0", "virtio,bridge=vmbr0,firewall=1"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    sim.block_on(sim.client.create_vm(&CreateSpec { node: "pve1".into(), vmid: 150, params })).unwrap();
-    sim.block_on(sim.client.start_vm("pve1", 150)).unwrap();
+    sim.create_legacy_vm(150);
 
     let wd = sim.workdir(
         r#"

@@ -128,6 +128,26 @@ provider "strata" {{
         self.block_on(self.client.cluster_vms()).unwrap()
     }
 
+    /// A running VM made through the API, as by hand (the import tests' "legacy-db").
+    pub fn create_legacy_vm(&self, vmid: u32) {
+        let params: Vec<(String, String)> = [
+            ("name", "legacy-db"),
+            ("memory", "4096"),
+            ("cores", "2"),
+            ("sockets", "1"),
+            ("tags", "db;prod"),
+            ("description", "made by hand"),
+            ("onboot", "1"),
+            ("scsi0", "local-lvm:16"),
+            ("net0", "virtio,bridge=vmbr0,firewall=1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        self.block_on(self.client.create_vm(&CreateSpec { node: "pve1".into(), vmid, params })).unwrap();
+        self.block_on(self.client.start_vm("pve1", vmid)).unwrap();
+    }
+
     pub fn seed_template(&self) {
         let params: Vec<(String, String)> = [
             ("name", "ubuntu-tmpl"),
