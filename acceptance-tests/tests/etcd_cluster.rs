@@ -248,15 +248,21 @@ fn three_members_form_over_tls_back_up_replace_a_lost_member_change_ca_and_are_a
     // Meanwhile a client on node1 writes every 0.2 s to all three members, with the
     // files the rotation keeps current (the trusted CA file and its client certificate,
     // read again at every write): no write may fail, from the first member's restart
-    // to the last. The old client certificate is kept aside for after.
+    // to the last. Two files cannot be replaced as one, so the client copies its pair
+    // under a shared lock on the directory, the lock Strata holds while it renames a
+    // set into place (without it, a client now and then read the new certificate
+    // beside the old key: "tls: private key does not match public key"). The old
+    // client certificate is kept aside for after.
     sh_ok(&lab, "node1", "cp /etc/etcd/pki/healthcheck-client.crt /root/old-client.crt && cp /etc/etcd/pki/healthcheck-client.key /root/old-client.key");
     sh_ok(
         &lab,
         "node1",
         &format!(
             "systemd-run --unit=strata-write-loop --collect bash -c 'i=0; while [ ! -e /root/stop-writes ]; do i=$((i+1)); \
-             if ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/healthcheck-client.crt \
-             --key=/etc/etcd/pki/healthcheck-client.key --endpoints={all} --dial-timeout=3s --command-timeout=10s \
+             if mkdir -p /root/pair && flock -s /etc/etcd/pki cp /etc/etcd/pki/ca.crt \
+             /etc/etcd/pki/healthcheck-client.crt /etc/etcd/pki/healthcheck-client.key /root/pair/ 2>>/root/writes.err && \
+             ETCDCTL_API=3 etcdctl --cacert=/root/pair/ca.crt --cert=/root/pair/healthcheck-client.crt \
+             --key=/root/pair/healthcheck-client.key --endpoints={all} --dial-timeout=3s --command-timeout=10s \
              put rotation/$i $i >/dev/null 2>>/root/writes.err; then echo ok $i; else echo FAILED $i; fi >> /root/writes.log; \
              sleep 0.2; done'"
         ),

@@ -121,7 +121,10 @@ impl Node {
     /// by etcd at every TLS handshake and by clients at every call): each changed file is
     /// staged beside its path with its mode and group, and all are renamed into place by
     /// one command, so no reader sees a new certificate beside the old key for longer
-    /// than between two renames. Returns whether any file changed.
+    /// than between two renames. Two files cannot be swapped as one, so the renames run
+    /// under an exclusive `flock` on the set's directory: a reader that needs a matching
+    /// pair takes a shared one while it reads (`flock -s DIR cp ...`). Returns whether any
+    /// file changed.
     pub async fn write_together(&self, files: &[FileInSet<'_>]) -> anyhow::Result<bool> {
         let mut moves = Vec::new();
         for f in files {
@@ -143,7 +146,16 @@ impl Node {
         if moves.is_empty() {
             return Ok(false);
         }
-        self.run_ok("installing the new files together", &moves.join(" && ")).await?;
+        let dirs: std::collections::BTreeSet<&str> =
+            files.iter().filter_map(|f| f.path.rsplit_once('/').map(|(d, _)| d)).collect();
+        let script = moves.join(" && ");
+        let command = match dirs.iter().next() {
+            Some(dir) if dirs.len() == 1 => {
+                format!("flock -x -w 30 {} sh -c {}", quote(dir), quote(&script))
+            }
+            _ => script,
+        };
+        self.run_ok("installing the new files together", &command).await?;
         Ok(true)
     }
 

@@ -99,7 +99,10 @@ pub fn schema() -> Schema {
          (the machines re-created blank, or every data directory lost), the plan warns and the apply restores \
          the cluster from `restore_from_snapshot`, or forms a new, empty one only with \
          `allow_empty_cluster = true`; otherwise it is refused and nothing is formed. Destroying the resource stops etcd on every member \
-         and keeps its data directory unless `delete_data_on_destroy = true`.",
+         and keeps its data directory unless `delete_data_on_destroy = true`. Certificates and keys are replaced \
+         as sets, renamed into place under an exclusive `flock` on `/etc/etcd/pki`: a program that reads a pair \
+         there while a rotation may run takes a shared lock while it reads (`flock -s /etc/etcd/pki cp ...`), or it \
+         can, rarely, read a new certificate beside the old key.",
     )
     .attribute(Attribute::computed("id", Type::String).description("The cluster id (hex), as `cluster_id`."))
     .attribute(

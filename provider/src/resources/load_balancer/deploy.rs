@@ -4,7 +4,9 @@
 
 use anyhow::bail;
 
-use super::render::{self, BRIDGE_INTERFACE, CERT_DIR, DROP_IN_NAME, HAPROXY_CFG, KEEPALIVED_CONF, SCRIPT_USER, SYSCTL_FILE};
+use super::render::{
+    self, BRIDGE_INTERFACE, CERT_DIR, DROP_IN_NAME, HAPROXY_CFG, KEEPALIVED_CONF, SCRIPT_USER, SYSCTL_FILE,
+};
 use super::LoadBalancerModel;
 use crate::node::services::UnitAction;
 use crate::node::{quote, Node};
@@ -191,9 +193,8 @@ const BRIDGE_LIFETIME_SECS: u32 = 30;
 /// Removes the VIP bridge (if its lifetime has not ended it already).
 pub async fn unbridge_vip(node: &Node, m: &LoadBalancerModel) -> anyhow::Result<()> {
     let Some(bridge) = render::vip_bridge(m) else { return Ok(()) };
-    let out = node
-        .run("looking for the VIP bridge", &format!("ip -o addr show dev {BRIDGE_INTERFACE} 2>/dev/null"))
-        .await?;
+    let out =
+        node.run("looking for the VIP bridge", &format!("ip -o addr show dev {BRIDGE_INTERFACE} 2>/dev/null")).await?;
     if render::addresses(&out.stdout).contains(&bridge) {
         let cmd = format!("ip addr del {} dev {BRIDGE_INTERFACE}", quote(&bridge.to_string()));
         node.run_ok("removing the VIP kept during the reload", &cmd).await?;
