@@ -66,6 +66,13 @@ impl NodeSpec {
             }
             r.check().map_err(|(k, m)| at(k, m))?;
         }
+        if let Some(c) = &self.containerd {
+            for (reg, m) in &c.registry_mirror {
+                m.check().map_err(|(k, msg)| {
+                    (vec!["containerd".into(), "registry_mirror".into(), reg.clone(), k.to_string()], msg)
+                })?;
+            }
+        }
         for (name, sv) in &self.service {
             if sv.masked == Some(true) && (sv.enabled == Some(true) || sv.running == Some(true)) {
                 return Err((
@@ -128,6 +135,55 @@ pub struct RegistryMirror {
     pub server: Option<String>,
     #[serde(default = "default_capabilities")]
     pub capabilities: Vec<String>,
+    /// The CA (PEM) the mirrors' certificates are checked against, written beside
+    /// hosts.toml; without it the system's trust store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
+    /// Whether containerd may fall back to the upstream `server` when no mirror
+    /// answers. An air-gapped site sets false: then a broken mirror fails the pull,
+    /// naming the mirror, instead of looking like an ignored one.
+    #[serde(default = "yes")]
+    pub fallback: bool,
+}
+
+impl RegistryMirror {
+    /// Without fallback the mirrors are the only way to images: each must be HTTPS,
+    /// with the CA that signed it (an air-gapped mirror's CA is never a public one),
+    /// and an upstream `server` would be unused.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.endpoints.is_empty() {
+            return Err(("endpoints", "must list at least one mirror URL".into()));
+        }
+        for e in &self.endpoints {
+            let ok = e.strip_prefix("https://").or_else(|| e.strip_prefix("http://")).is_some_and(|h| !h.is_empty());
+            if !ok || e.contains(char::is_whitespace) {
+                return Err(("endpoints", format!("{e:?} is not an http(s) URL")));
+            }
+        }
+        if let Some(ca) = &self.ca_cert {
+            if !ca.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(("ca_cert", "must be a PEM certificate (-----BEGIN CERTIFICATE-----)".into()));
+            }
+        }
+        if !self.fallback {
+            if let Some(e) = self.endpoints.iter().find(|e| e.starts_with("http://")) {
+                return Err((
+                    "endpoints",
+                    format!("{e:?} is plain HTTP: a mirror with fallback = false must be HTTPS with its CA in ca_cert (no TLS trust otherwise)"),
+                ));
+            }
+            if self.ca_cert.is_none() {
+                return Err((
+                    "ca_cert",
+                    "required with fallback = false: the CA that signed the mirror's certificate (the mirror is the only source of images, so containerd must be able to trust it)".into(),
+                ));
+            }
+            if self.server.is_some() {
+                return Err(("server", "conflicts with fallback = false (no upstream server is tried)".into()));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_capabilities() -> Vec<String> {

@@ -154,7 +154,7 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
         proptest::option::of("[ -~]{0,20}"),
         proptest::collection::btree_map(
             "[a-z.]{1,10}",
-            proptest::collection::vec("https://[a-z.:0-9]{1,12}", 0..3),
+            proptest::collection::vec("https://[a-z.:0-9]{1,12}", 1..3),
             0..3,
         ),
     )
@@ -165,7 +165,16 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
             registry_mirror: mirrors
                 .into_iter()
                 .map(|(k, endpoints)| {
-                    (k, RegistryMirror { endpoints, server: None, capabilities: vec!["pull".into()] })
+                    (
+                        k,
+                        RegistryMirror {
+                            endpoints,
+                            server: None,
+                            capabilities: vec!["pull".into()],
+                            ca_cert: None,
+                            fallback: true,
+                        },
+                    )
                 })
                 .collect(),
             ..Default::default()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use crate::data_sources::{containers::Containers, pve_nodes::PveNodes, vms::Vms};
+use crate::data_sources::{containers::Containers, kubernetes_images::KubernetesImages, pve_nodes::PveNodes, vms::Vms};
 use crate::framework::model::to_model;
 use crate::framework::{
     AnyDataSource, AnyResource, AttributePath, Block, Diagnostics, PlanChange, ProviderDefinition, Schema, Value,
@@ -18,6 +18,7 @@ use crate::resources::connection::{self, ProviderSshModel};
 use crate::resources::container::Container;
 use crate::resources::control_plane::ControlPlane;
 use crate::resources::etcd_cluster::EtcdCluster;
+use crate::resources::image_registry::ImageRegistry;
 use crate::resources::load_balancer::LoadBalancer;
 use crate::resources::nfs_export::NfsExport;
 use crate::resources::node_config::NodeConfig;
@@ -103,6 +104,7 @@ impl ProviderDefinition for StrataProvider {
             Arc::new(EtcdCluster),
             Arc::new(ControlPlane),
             Arc::new(LoadBalancer),
+            Arc::new(ImageRegistry),
             Arc::new(NfsExport),
             Arc::new(NodeConfig),
             Arc::new(Vm),
@@ -111,7 +113,7 @@ impl ProviderDefinition for StrataProvider {
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn AnyDataSource>> {
-        vec![Arc::new(Containers), Arc::new(PveNodes), Arc::new(Vms)]
+        vec![Arc::new(Containers), Arc::new(KubernetesImages), Arc::new(PveNodes), Arc::new(Vms)]
     }
 }
 

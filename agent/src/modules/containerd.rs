@@ -64,21 +64,51 @@ pub fn render_config(spec: &ContainerdSpec) -> String {
     format!("# Managed by strata-agent. Local changes will be overwritten.\n{doc}")
 }
 
-/// containerd's hosts.toml for one registry (docs/hosts.md).
-pub fn render_hosts(registry: &str, mirror: &crate::spec::RegistryMirror) -> String {
-    let server = mirror.server.clone().unwrap_or_else(|| match registry {
-        "docker.io" => "https://registry-1.docker.io".into(),
-        r => format!("https://{r}"),
-    });
-    let mut doc = DocumentMut::new();
-    if registry != "_default" {
-        doc["server"] = value(server);
+/// The CA file written beside a registry's hosts.toml when its mirror has `ca_cert`.
+pub const MIRROR_CA: &str = "mirror-ca.crt";
+
+/// One host's settings in hosts.toml: what it may do, the CA it is checked against,
+/// and `override_path` when the URL carries its API root (`https://mirror/v2/docker.io`,
+/// a mirror keeping each upstream under its own prefix).
+fn host_settings(t: &mut Table, url: &str, mirror: &crate::spec::RegistryMirror, ca: Option<&str>) {
+    t["capabilities"] = value(mirror.capabilities.iter().map(String::as_str).collect::<Array>());
+    if let Some(ca) = ca {
+        t["ca"] = value(ca);
     }
-    let hosts = table_at(doc.as_table_mut(), &["host"]);
-    for ep in &mirror.endpoints {
-        let mut t = Table::new();
-        t["capabilities"] = value(mirror.capabilities.iter().map(String::as_str).collect::<Array>());
-        hosts.insert(ep, Item::Table(t));
+    let path = url.split_once("://").map_or("", |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
+    if !path.trim_matches('/').is_empty() {
+        t["override_path"] = value(true);
+    }
+}
+
+/// containerd's hosts.toml for one registry (docs/hosts.md). With `fallback = false`
+/// the last mirror is the `server` itself, so there is no upstream left to fall back to.
+pub fn render_hosts(registry: &str, mirror: &crate::spec::RegistryMirror, dir: &str) -> String {
+    let ca_path = mirror.ca_cert.as_ref().map(|_| format!("{dir}/{MIRROR_CA}"));
+    let ca = ca_path.as_deref();
+    let mut doc = DocumentMut::new();
+    let hosts_part: &[String] = if mirror.fallback {
+        let server = mirror.server.clone().unwrap_or_else(|| match registry {
+            "docker.io" => "https://registry-1.docker.io".into(),
+            r => format!("https://{r}"),
+        });
+        if registry != "_default" {
+            doc["server"] = value(server);
+        }
+        &mirror.endpoints
+    } else {
+        let Some((last, rest)) = mirror.endpoints.split_last() else { return String::new() };
+        doc["server"] = value(last.as_str());
+        host_settings(doc.as_table_mut(), last, mirror, ca);
+        rest
+    };
+    if !hosts_part.is_empty() {
+        let hosts = table_at(doc.as_table_mut(), &["host"]);
+        for ep in hosts_part {
+            let mut t = Table::new();
+            host_settings(&mut t, ep, mirror, ca);
+            hosts.insert(ep, Item::Table(t));
+        }
     }
     format!("# Managed by strata-agent.\n{doc}")
 }
@@ -99,8 +129,11 @@ impl ContainerdTask {
             if !ok {
                 return Err(TaskError::new(format!("containerd.registry_mirror {reg:?}: invalid registry host")));
             }
-            let path = format!("{}/{reg}/hosts.toml", self.spec.config_path);
-            files.push(FileState::new(path, render_hosts(reg, m)).with_mode(0o644));
+            let dir = format!("{}/{reg}", self.spec.config_path);
+            files.push(FileState::new(format!("{dir}/hosts.toml"), render_hosts(reg, m, &dir)).with_mode(0o644));
+            if let Some(ca) = &m.ca_cert {
+                files.push(FileState::new(format!("{dir}/{MIRROR_CA}"), ca.clone()).with_mode(0o644));
+            }
         }
         Ok(files)
     }
@@ -127,8 +160,13 @@ impl Task for ContainerdTask {
     fn managed(&self) -> Vec<crate::managed::Managed> {
         self.spec
             .registry_mirror
-            .keys()
-            .map(|reg| crate::managed::Managed::File(format!("{}/{reg}/hosts.toml", self.spec.config_path)))
+            .iter()
+            .flat_map(|(reg, m)| {
+                let dir = format!("{}/{reg}", self.spec.config_path);
+                let ca = m.ca_cert.as_ref().map(|_| format!("{dir}/{MIRROR_CA}"));
+                std::iter::once(format!("{dir}/hosts.toml")).chain(ca)
+            })
+            .map(crate::managed::Managed::File)
             .collect()
     }
 }
@@ -155,6 +193,8 @@ mod tests {
                     endpoints: vec!["https://mirror.example:5000".into()],
                     server: None,
                     capabilities: vec!["pull".into(), "resolve".into()],
+                    ca_cert: None,
+                    fallback: true,
                 },
             )]
             .into(),
@@ -221,10 +261,78 @@ mod tests {
     #[test]
     fn hosts_toml_for_docker_hub() {
         let s = spec(ContainerdConfigVersion::V2);
-        let v: Value = toml::from_str(&render_hosts("docker.io", &s.registry_mirror["docker.io"])).unwrap();
+        let v: Value = toml::from_str(&render_hosts(
+            "docker.io",
+            &s.registry_mirror["docker.io"],
+            "/etc/containerd/certs.d/docker.io",
+        ))
+        .unwrap();
         assert_eq!(v["server"].as_str(), Some("https://registry-1.docker.io"));
         let caps = get(&v, &["host", "https://mirror.example:5000", "capabilities"]).unwrap().as_array().unwrap();
         assert_eq!(caps.len(), 2);
+    }
+
+    const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+    fn air_gapped() -> RegistryMirror {
+        RegistryMirror {
+            endpoints: vec!["https://10.0.0.5:5000/v2/registry.k8s.io".into()],
+            server: None,
+            capabilities: vec!["pull".into(), "resolve".into()],
+            ca_cert: Some(CA.into()),
+            fallback: false,
+        }
+    }
+
+    /// No fallback: the mirror is the server, so no upstream is left to try; its CA is
+    /// the one written beside hosts.toml; a URL with a path is the API root.
+    #[test]
+    fn hosts_toml_without_fallback_has_only_the_mirror() {
+        let dir = "/etc/containerd/certs.d/registry.k8s.io";
+        let text = render_hosts("registry.k8s.io", &air_gapped(), dir);
+        let v: Value = toml::from_str(&text).unwrap();
+        assert_eq!(v["server"].as_str(), Some("https://10.0.0.5:5000/v2/registry.k8s.io"), "{text}");
+        assert_eq!(v["ca"].as_str(), Some("/etc/containerd/certs.d/registry.k8s.io/mirror-ca.crt"));
+        assert_eq!(v["override_path"].as_bool(), Some(true));
+        assert!(v.get("host").is_none(), "{text}");
+        assert!(!text.contains("https://registry.k8s.io"), "no upstream: {text}");
+        // Two mirrors: the first is a host tried before the last (the server).
+        let mut m = air_gapped();
+        m.endpoints.insert(0, "https://10.0.0.6:5000".into());
+        let v: Value = toml::from_str(&render_hosts("registry.k8s.io", &m, dir)).unwrap();
+        assert_eq!(v["server"].as_str(), Some("https://10.0.0.5:5000/v2/registry.k8s.io"));
+        let h = get(&v, &["host", "https://10.0.0.6:5000"]).unwrap();
+        assert_eq!(h["ca"].as_str(), Some("/etc/containerd/certs.d/registry.k8s.io/mirror-ca.crt"));
+        assert!(h.get("override_path").is_none());
+    }
+
+    #[test]
+    fn the_mirror_ca_is_written_and_owned() {
+        let (d, ctx) = testutil::root();
+        let mut s = spec(ContainerdConfigVersion::V2);
+        s.registry_mirror.insert("registry.k8s.io".into(), air_gapped());
+        let t = ContainerdTask { spec: s };
+        t.apply(&ctx).unwrap();
+        let ca = d.path().join("etc/containerd/certs.d/registry.k8s.io/mirror-ca.crt");
+        assert_eq!(std::fs::read_to_string(ca).unwrap(), CA);
+        let managed: Vec<String> = t.managed().iter().map(|m| format!("{m:?}")).collect();
+        assert!(managed.iter().any(|m| m.contains("registry.k8s.io/mirror-ca.crt")), "{managed:?}");
+    }
+
+    /// A mirror that is the only source must be trusted over TLS; a bad one is named.
+    #[test]
+    fn a_mirror_without_fallback_needs_tls_trust() {
+        let at = |m: RegistryMirror| m.check().unwrap_err();
+        assert_eq!(at(RegistryMirror { ca_cert: None, ..air_gapped() }).0, "ca_cert");
+        let e = at(RegistryMirror { endpoints: vec!["http://10.0.0.5:5000".into()], ..air_gapped() });
+        assert_eq!(e.0, "endpoints");
+        assert!(e.1.contains("plain HTTP"), "{}", e.1);
+        assert_eq!(at(RegistryMirror { server: Some("https://registry.k8s.io".into()), ..air_gapped() }).0, "server");
+        assert_eq!(at(RegistryMirror { ca_cert: Some("not pem".into()), ..air_gapped() }).0, "ca_cert");
+        assert_eq!(at(RegistryMirror { endpoints: vec![], ..air_gapped() }).0, "endpoints");
+        air_gapped().check().unwrap();
+        // With fallback, the system's trust store may do.
+        RegistryMirror { ca_cert: None, fallback: true, ..air_gapped() }.check().unwrap();
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod container;
 pub mod control_plane;
 pub mod etcd_cluster;
+pub mod image_registry;
 pub mod load_balancer;
 pub mod nfs_export;
 pub mod node_config;

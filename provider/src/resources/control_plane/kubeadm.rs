@@ -36,7 +36,7 @@ pub fn cluster_configuration(m: &ControlPlaneModel) -> Json {
         // v1beta4: a list of name/value pairs (kubeadm sorts nothing; a map keeps them sorted).
         api_server["extraArgs"] = args.iter().map(|(name, value)| json!({"name": name, "value": value})).collect();
     }
-    json!({
+    let mut config = json!({
         "apiVersion": API_VERSION,
         "kind": "ClusterConfiguration",
         "clusterName": m.cluster_name(),
@@ -56,7 +56,11 @@ pub fn cluster_configuration(m: &ControlPlaneModel) -> Json {
             "serviceSubnet": m.service_cidr(),
             "dnsDomain": m.cluster_domain(),
         },
-    })
+    });
+    if let Some(repo) = &m.image_repository {
+        config["imageRepository"] = json!(repo);
+    }
+    config
 }
 
 fn documents(docs: &[Json]) -> String {

@@ -75,6 +75,7 @@ pub struct ControlPlaneModel {
     pub cluster_domain: Option<String>,
     pub cert_sans: Option<Vec<String>>,
     pub api_server_extra_args: Option<std::collections::BTreeMap<String, String>>,
+    pub image_repository: Option<String>,
     pub ca_cert: String,
     pub ca_key: String,
     pub front_proxy_ca_cert: String,

@@ -49,7 +49,9 @@ pub fn needed(prior: &ControlPlaneModel, m: &ControlPlaneModel) -> Reconfigure {
         upload: a != b,
         certificate: a["apiServer"]["certSANs"] != b["apiServer"]["certSANs"]
             || a["controlPlaneEndpoint"] != b["controlPlaneEndpoint"],
-        manifest: a["etcd"] != b["etcd"] || a["apiServer"]["extraArgs"] != b["apiServer"]["extraArgs"],
+        manifest: a["etcd"] != b["etcd"]
+            || a["apiServer"]["extraArgs"] != b["apiServer"]["extraArgs"]
+            || a["imageRepository"] != b["imageRepository"],
     }
 }
 

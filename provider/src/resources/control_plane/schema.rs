@@ -184,6 +184,17 @@ pub fn schema() -> Schema {
              certificates, service network, advertise address) are refused at plan time.",
         ),
     )
+    .attribute(
+        Attribute::optional("image_repository", Type::String)
+            .validate(Validator::Custom(crate::data_sources::kubernetes_images::check_repository))
+            .description(
+                "Where kubeadm pulls the control plane's images from (`imageRepository`; kubeadm's default is \
+                 `registry.k8s.io`), e.g. an air-gapped site's registry `strata_image_registry.this.mirrors[\"registry.k8s.io\"]` \
+                 without `https://` and `/v2`, i.e. `10.0.0.5:5000/registry.k8s.io`. containerd's sandbox image must be \
+                 the pause image kubeadm expects from it: take both from `data.strata_kubernetes_images`, so it is not \
+                 typed twice.",
+            ),
+    )
     .attribute(pem("ca_cert", "The Kubernetes cluster CA certificate, `strata_cluster_secrets.this.kubernetes_ca_cert`"))
     .attribute(key("ca_key", "Its private key, `strata_cluster_secrets.this.kubernetes_ca_key`; also signs the admin kubeconfig"))
     .attribute(pem("front_proxy_ca_cert", "The front-proxy CA certificate"))

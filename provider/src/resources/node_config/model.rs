@@ -13,6 +13,8 @@ pub struct RegistryMirrorModel {
     pub endpoints: Vec<String>,
     pub server: Option<String>,
     pub capabilities: Option<Vec<String>>,
+    pub ca_cert: Option<String>,
+    pub fallback: Option<bool>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Default)]

@@ -42,7 +42,18 @@ pub fn schema() -> Schema {
                     .attribute(
                         Attribute::optional("capabilities", Type::list(Type::String))
                             .description("e.g. `[\"pull\", \"resolve\"]`."),
-                    ),
+                    )
+                    .attribute(Attribute::optional("ca_cert", Type::String).description(
+                        "The CA certificate (PEM) that signed the mirrors' certificates, written beside \
+                         hosts.toml as `mirror-ca.crt` (e.g. `strata_image_registry.this.ca_cert`); without it \
+                         the node's trust store.",
+                    ))
+                    .attribute(Attribute::optional("fallback", Type::Bool).description(
+                        "Whether containerd may fall back to the upstream `server` when no mirror answers \
+                         (containerd's default, true). An air-gapped site sets false: the last mirror becomes \
+                         the `server`, so a broken mirror fails the pull naming the mirror instead of looking \
+                         like an ignored one. Then every endpoint must be HTTPS and `ca_cert` is required.",
+                    )),
             ));
     let kubelet = Block::new("KubeletConfiguration drop-in `/etc/kubernetes/kubelet.conf.d/50-strata.conf` (the kubelet's `--config-dir`, passed in `/etc/default/kubelet`); kubeadm's `/var/lib/kubelet/config.yaml` is left to kubeadm.")
         .attribute(
