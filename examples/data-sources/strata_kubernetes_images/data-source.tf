@@ -6,5 +6,5 @@ data "strata_kubernetes_images" "this" {
 }
 
 output "sandbox_image" {
-  value = data.strata_kubernetes_images.this.pause # 10.0.0.20:5000/registry.k8s.io/pause:3.10.1
+  value = data.strata_kubernetes_images.this.pause # 10.0.0.20:5000/registry.k8s.io/pause:3.10.2
 }

@@ -15,7 +15,7 @@ pub const DEFAULT_REPOSITORY: &str = "registry.k8s.io";
 
 /// kubeadm's `constants.PauseVersion` for each minor it supports here
 /// (cmd/kubeadm/app/constants/constants.go of that release).
-const PAUSE: &[(u32, &str)] = &[(34, "3.10.1"), (35, "3.10.1"), (36, "3.10.1")];
+const PAUSE: &[(u32, &str)] = &[(34, "3.10.1"), (35, "3.10.1"), (36, "3.10.2")];
 
 /// The pause image kubeadm `version` expects from `repository`, or why there is none.
 pub fn pause_image(version: &str, repository: &str) -> Result<String, String> {
@@ -131,7 +131,8 @@ mod tests {
 
     #[test]
     fn the_pause_image_follows_the_version_and_the_repository() {
-        assert_eq!(pause_image("1.36.2", DEFAULT_REPOSITORY).unwrap(), "registry.k8s.io/pause:3.10.1");
+        assert_eq!(pause_image("1.36.2", DEFAULT_REPOSITORY).unwrap(), "registry.k8s.io/pause:3.10.2");
+        assert_eq!(pause_image("1.35.0", DEFAULT_REPOSITORY).unwrap(), "registry.k8s.io/pause:3.10.1");
         assert_eq!(
             pause_image("v1.34.0", "10.0.0.5:5000/registry.k8s.io").unwrap(),
             "10.0.0.5:5000/registry.k8s.io/pause:3.10.1"
