@@ -330,7 +330,9 @@ impl Resource for ImageRegistry {
             plan.set_unknown("tls_cert");
             plan.set_unknown("tls_key");
         }
-        plan.planned.attr_mut("running").map(|v| *v = Value::Bool(true));
+        if let Some(v) = plan.planned.attr_mut("running") {
+            *v = Value::Bool(true);
+        }
         let bundles = match plan.planned.attr("image_bundle") {
             Some(Value::List(b)) => b.clone(),
             _ => Vec::new(),
