@@ -297,6 +297,13 @@ fn same_apart_from_ssh(a: &Value, b: &Value) -> bool {
 /// unknown is left out (`None`; from a list, the element is dropped), an unknown block is
 /// null. Collections count as unknown when any part of them is.
 fn known_parts(block: &Block, v: &Value) -> Option<Value> {
+    known_parts_at(block, v, true)
+}
+
+/// `top`: the resource itself, whose unknown optional attributes are checked as unset. In
+/// a nested block an unknown value may be what a rule depends on (a mirror's `ca_cert`
+/// from a registry not yet created), so such a block is left to the apply's check.
+fn known_parts_at(block: &Block, v: &Value, top: bool) -> Option<Value> {
     let attrs = match v {
         Value::Object(attrs) => attrs,
         Value::Unknown => return None,
@@ -307,7 +314,7 @@ fn known_parts(block: &Block, v: &Value) -> Option<Value> {
         let x = attrs.get(&a.name).cloned().unwrap_or(Value::Null);
         if x.is_fully_known() {
             out.insert(a.name.clone(), x);
-        } else if a.mode == Mode::Required {
+        } else if a.mode == Mode::Required || !top {
             return None;
         } else {
             out.insert(a.name.clone(), Value::Null);
@@ -316,9 +323,13 @@ fn known_parts(block: &Block, v: &Value) -> Option<Value> {
     for b in &block.blocks {
         let x = attrs.get(&b.name).cloned().unwrap_or(Value::Null);
         let known = match (b.nesting, x) {
-            (Nesting::Single, x) => known_parts(&b.block, &x).unwrap_or(Value::Null),
-            (_, Value::List(items)) => Value::List(items.iter().filter_map(|i| known_parts(&b.block, i)).collect()),
-            (_, Value::Set(items)) => Value::Set(items.iter().filter_map(|i| known_parts(&b.block, i)).collect()),
+            (Nesting::Single, x) => known_parts_at(&b.block, &x, false).unwrap_or(Value::Null),
+            (_, Value::List(items)) => {
+                Value::List(items.iter().filter_map(|i| known_parts_at(&b.block, i, false)).collect())
+            }
+            (_, Value::Set(items)) => {
+                Value::Set(items.iter().filter_map(|i| known_parts_at(&b.block, i, false)).collect())
+            }
             (_, Value::Unknown) => Value::Null,
             (_, other) => other,
         };

@@ -196,3 +196,20 @@ fn a_new_ssh_block_is_an_in_place_update_that_keeps_the_id_and_runs_no_agent() {
     let p = AnyResource::plan(&NodeConfig, &crate::framework::Context::detached(), &state, &other, &c2);
     assert_eq!(p.planned.attr("changed_tasks"), Some(&Value::Unknown));
 }
+
+/// A mirror with no fallback needs its CA: refused at plan when it is missing, but not
+/// while it is unknown (from a registry created in the same apply).
+#[test]
+fn a_mirror_without_fallback_needs_its_ca_unless_it_is_still_unknown() {
+    let mut j = k8s_node();
+    j["containerd"]["registry_mirror"][0]["fallback"] = false.into();
+    let d = AnyResource::validate(&NodeConfig, &config(j.clone()), true);
+    assert_eq!(d.0.len(), 1, "{d}");
+    assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "containerd");
+    assert!(d.0[0].detail.contains("registry_mirror") && d.0[0].detail.contains("ca_cert"), "{d}");
+    let mut v = config(j);
+    if let Some(Value::List(m)) = v.attr_mut("containerd").unwrap().attr_mut("registry_mirror") {
+        *m[0].attr_mut("ca_cert").unwrap() = Value::Unknown;
+    }
+    assert!(AnyResource::validate(&NodeConfig, &v, true).is_empty());
+}
