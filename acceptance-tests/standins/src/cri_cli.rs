@@ -118,7 +118,9 @@ async fn run(cli: Cli) -> Result<i32> {
             };
             let mut out = Map::new();
             out.insert("status".into(), image_json(img));
-            out.insert("info".into(), Value::Object(info_json(&r.info)));
+            // As crictl's outputStatusInfo: the info keys beside "status" (containerd's
+            // one key is "info": chainID, imageSpec, ...).
+            out.extend(info_json(&r.info));
             println!("{}", serde_json::to_string_pretty(&Value::Object(out))?);
         }
         Cmd::Info => {
