@@ -29,7 +29,7 @@ use crate::process::run_logged;
 /// What the images are built from; none of it is installed on the host.
 pub const SOURCE_PACKAGE: &str = "busybox-static";
 /// Installed on the host when missing.
-pub const HOST_TOOLS: &[&'static str] = &["umoci", "skopeo"];
+pub const HOST_TOOLS: &[&str] = &["umoci", "skopeo"];
 
 /// The kind of image a bundle is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,7 +355,10 @@ mod tests {
     /// Debian's mirror (busybox-static) and apt for umoci and skopeo.
     #[test]
     fn builds_the_bundles_from_busybox_static() {
-        let set = build_bundles(&crate::image::cache_root().unwrap()).unwrap();
+        // Read once: under plain `cargo test` another test of this crate sets STRATA_CACHE
+        // for the whole process (nextest runs each test in its own process).
+        let cache = crate::image::cache_root().unwrap();
+        let set = build_bundles(&cache).unwrap();
         assert_eq!(set.bundles.len(), SPECS.len());
         for (b, spec) in set.bundles.iter().zip(SPECS) {
             assert_eq!(b.name, spec.name);
@@ -379,6 +382,6 @@ mod tests {
             }
         }
         // Cached: the same set again.
-        assert_eq!(build_bundles(&crate::image::cache_root().unwrap()).unwrap(), set);
+        assert_eq!(build_bundles(&cache).unwrap(), set);
     }
 }
