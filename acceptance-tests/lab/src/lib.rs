@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bundles;
 pub mod etcd;
 pub mod guest;
 pub mod image;

@@ -70,6 +70,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Build (or reuse) the image bundles for air-gapped nodes (OCI archives made from
+    /// Debian's busybox-static, standing for registry.k8s.io/pause and docker.io busybox)
+    /// and print their directory.
+    Bundles {
+        /// Copy the archives and bundles.json into this directory and print it instead.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Commands on one node.
     Node {
         #[command(subcommand)]
@@ -192,6 +200,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Guest { dir, action, vmid, guest_dir, path: _ } => {
             strata_lab::guest::handle(&dir.dir, &action, vmid, &guest_dir)?;
+        }
+        Cmd::Bundles { out } => {
+            let set = strata_lab::bundles::build_bundles(&strata_lab::image::cache_root()?)?;
+            let dir = match out {
+                None => set.dir.clone(),
+                Some(out) => {
+                    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+                    for b in &set.bundles {
+                        let name = b.archive.file_name().context("an archive file name")?;
+                        std::fs::copy(&b.archive, out.join(name))
+                            .with_context(|| format!("copying {}", b.archive.display()))?;
+                    }
+                    std::fs::copy(set.dir.join("bundles.json"), out.join("bundles.json"))?;
+                    out
+                }
+            };
+            println!("{}", dir.display());
         }
         Cmd::Down { dir } => {
             down_dir(&dir.dir)?;

@@ -40,6 +40,10 @@ pub const REPO_PACKAGES: &[&str] = &[
     // Ansible's interpreter and its apt module (the Ansible side of the agent benchmark).
     "python3",
     "python3-apt",
+    // Air-gapped images (issue 26): a local OCI registry (Distribution 2.8) on a lab node,
+    // and skopeo to push the lab's image bundles into it.
+    "docker-registry",
+    "skopeo",
 ];
 
 /// Where a node sees the repository, and its apt source line.

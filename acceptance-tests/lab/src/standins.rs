@@ -7,7 +7,9 @@
 //! binaries>`, and bound read-only into every node as a second `file:` apt source. The
 //! version is baked into each package (`/usr/lib/strata-standins/<package>.version`), so
 //! `kubeadm version` reports the installed package's version. The stand-in kube-apiserver
-//! ships inside the kubelet package (real clusters run it from an image the kubelet pulls).
+//! ships inside the kubelet package (real clusters run it from an image the kubelet pulls),
+//! and so does `strata-cri`, the lab's CRI TEST CLIENT (crictl-like, not a stand-in:
+//! Debian 12 has no crictl), as `/usr/bin/strata-cri`.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -23,14 +25,14 @@ use crate::process::{log_tail, run_logged};
 
 /// Debian versions of each package, as on pkgs.k8s.io.
 pub const VERSIONS: &[&str] = &["1.34.3-1.1", "1.35.0-1.1", "1.36.1-1.1", "1.36.2-1.1"];
-pub const BINARIES: &[&str] = &["kubeadm", "kubelet", "kube-apiserver"];
+pub const BINARIES: &[&str] = &["kubeadm", "kubelet", "kube-apiserver", "strata-cri"];
 
 /// Where a node sees the repository, and its apt source line.
 pub const NODE_PATH: &str = "/var/lib/strata-lab/standins-repo";
 pub const SOURCE_FILE: &str = "etc/apt/sources.list.d/strata-lab-kubernetes-standins.list";
 
 /// Bumped when the package layout below changes.
-const RECIPE: &str = "standins repo v3 (real kubectl, kubelet Depends)";
+const RECIPE: &str = "standins repo v4 (real kubectl, kubelet Depends, strata-cri in kubelet)";
 
 /// The stand-in kubelet's `Depends:`, as the real kubelet package's (pkgs.k8s.io: iptables,
 /// iproute2, socat, util-linux, mount, ebtables, ethtool; its kubernetes-cni and conntrack
@@ -53,7 +55,7 @@ pub enum StandinsMode {
     /// test binaries in target/debug/deps), else `$CARGO_TARGET_DIR/debug`; if none holds
     /// them, the nodes get no stand-in repository (a note says so).
     Auto,
-    /// This directory must hold all four binaries.
+    /// This directory must hold all the binaries ([`BINARIES`]).
     Dir(PathBuf),
 }
 
@@ -61,7 +63,7 @@ fn has_all(dir: &Path) -> bool {
     BINARIES.iter().all(|b| dir.join(b).is_file())
 }
 
-/// The directory holding the four stand-in binaries, per `mode`.
+/// The directory holding the stand-in binaries (and the strata-cri test client), per `mode`.
 pub fn locate(mode: &StandinsMode) -> Result<Option<PathBuf>> {
     match mode {
         StandinsMode::Disabled => Ok(None),
@@ -240,12 +242,13 @@ fn build(bin_dir: &Path, kubectl: &Path, out: &Path, log: &Path) -> Result<()> {
             let description = match pkg {
                 "kubeadm" => "Command-line utility for administering a Kubernetes cluster (Strata lab STAND-IN)",
                 "kubelet" => {
-                    "Node agent for Kubernetes clusters (Strata lab STAND-IN; ships the stand-in kube-apiserver)"
+                    "Node agent for Kubernetes clusters (Strata lab STAND-IN; ships the stand-in kube-apiserver and the strata-cri test client)"
                 }
                 _ => "Command-line utility for interacting with a Kubernetes cluster (Debian's real kubectl, repackaged by the Strata lab)",
             };
             if pkg == "kubelet" {
                 bin("kube-apiserver", "/usr/lib/strata-standins/kube-apiserver")?;
+                bin("strata-cri", "/usr/bin/strata-cri")?;
                 write(&root.join("usr/lib/systemd/system/kubelet.service"), KUBELET_SERVICE, 0o644)?;
                 write(&root.join("usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf"), KUBEADM_DROP_IN, 0o644)?;
                 write(&root.join("DEBIAN/postinst"), KUBELET_POSTINST, 0o755)?;
@@ -321,6 +324,7 @@ mod tests {
         for f in [
             "./usr/bin/kubelet",
             "./usr/lib/strata-standins/kube-apiserver",
+            "./usr/bin/strata-cri",
             "./usr/lib/systemd/system/kubelet.service",
             "./usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf",
         ] {

@@ -4,7 +4,11 @@
 //! (cri-client's validateServiceConnection), `Status` tells whether the runtime is ready.
 //! A containerd whose CRI plugin is disabled (`disabled_plugins = ["cri"]`) still answers
 //! `ctr version`, but not this API (`Unimplemented: unknown service runtime.v1.RuntimeService`).
+//! The image service (`runtime.v1.ImageService`: PullImage, ListImages, ImageStatus) and
+//! `Status` with `verbose` (the runtime's `info` map; containerd's `config` holds
+//! `sandboxImage`) serve kubeadm's ImagePullCheck and the `strata-cri` test client.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
@@ -55,6 +59,86 @@ pub mod pb {
     pub struct StatusResponse {
         #[prost(message, optional, tag = "1")]
         pub status: Option<RuntimeStatus>,
+        /// Only with `verbose`: runtime-specific JSON documents by key (containerd:
+        /// `config`, `golang`, `cniconfig`, `lastCNILoadStatus`).
+        #[prost(map = "string, string", tag = "2")]
+        pub info: ::std::collections::HashMap<String, String>,
+    }
+
+    // The image service (`runtime.v1.ImageService`).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ImageSpec {
+        #[prost(string, tag = "1")]
+        pub image: String,
+        #[prost(map = "string, string", tag = "2")]
+        pub annotations: ::std::collections::HashMap<String, String>,
+        #[prost(string, tag = "18")]
+        pub user_specified_image: String,
+        #[prost(string, tag = "19")]
+        pub runtime_handler: String,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct PullImageRequest {
+        #[prost(message, optional, tag = "1")]
+        pub image: Option<ImageSpec>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct PullImageResponse {
+        #[prost(string, tag = "1")]
+        pub image_ref: String,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ImageFilter {
+        #[prost(message, optional, tag = "1")]
+        pub image: Option<ImageSpec>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ListImagesRequest {
+        #[prost(message, optional, tag = "1")]
+        pub filter: Option<ImageFilter>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Int64Value {
+        #[prost(int64, tag = "1")]
+        pub value: i64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Image {
+        #[prost(string, tag = "1")]
+        pub id: String,
+        #[prost(string, repeated, tag = "2")]
+        pub repo_tags: Vec<String>,
+        #[prost(string, repeated, tag = "3")]
+        pub repo_digests: Vec<String>,
+        #[prost(uint64, tag = "4")]
+        pub size: u64,
+        #[prost(message, optional, tag = "5")]
+        pub uid: Option<Int64Value>,
+        #[prost(string, tag = "6")]
+        pub username: String,
+        #[prost(message, optional, tag = "7")]
+        pub spec: Option<ImageSpec>,
+        #[prost(bool, tag = "8")]
+        pub pinned: bool,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ListImagesResponse {
+        #[prost(message, repeated, tag = "1")]
+        pub images: Vec<Image>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ImageStatusRequest {
+        #[prost(message, optional, tag = "1")]
+        pub image: Option<ImageSpec>,
+        #[prost(bool, tag = "2")]
+        pub verbose: bool,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ImageStatusResponse {
+        #[prost(message, optional, tag = "1")]
+        pub image: Option<Image>,
+        #[prost(map = "string, string", tag = "2")]
+        pub info: ::std::collections::HashMap<String, String>,
     }
 }
 
@@ -100,10 +184,15 @@ impl Runtime {
     /// `failed to create new CRI runtime service: validate service connection: validate
     /// CRI v1 runtime API for endpoint "unix://…": rpc error: …`, without the first part.
     pub async fn connect(endpoint: &str) -> Result<Runtime> {
+        Runtime::connect_with_timeout(endpoint, Duration::from_secs(10)).await
+    }
+
+    /// [`Runtime::connect`] with another bound on each call (image pulls take longer).
+    pub async fn connect_with_timeout(endpoint: &str, timeout: Duration) -> Result<Runtime> {
         let path = socket_path(endpoint).to_string();
         let ch = Endpoint::from_static("http://cri.invalid")
             .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
+            .timeout(timeout)
             .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
                 let path = path.clone();
                 async move {
@@ -136,6 +225,58 @@ impl Runtime {
                 .map_err(|e| anyhow!("container runtime is not running: {e}"))?;
         runtime_ready(&r)
     }
+
+    /// `Status` with `verbose`: the conditions and the runtime's `info` map.
+    pub async fn status_verbose(&self) -> Result<pb::StatusResponse> {
+        unary(&self.channel, "/runtime.v1.RuntimeService/Status", pb::StatusRequest { verbose: true })
+            .await
+            .map_err(|e| anyhow!("{e}"))
+    }
+
+    /// kubeadm's CRIRuntime.SandboxImage (`util/runtime/runtime.go`): `Status` verbose, the
+    /// `config` info document, its `sandboxImage`.
+    pub async fn sandbox_image(&self) -> Result<String> {
+        let r = self.status_verbose().await?;
+        sandbox_image_of(&r.info)
+    }
+
+    /// `PullImage`: the image reference (id) the runtime reports.
+    pub async fn pull_image(&self, image: &str) -> Result<String, String> {
+        let req = pb::PullImageRequest { image: Some(image_spec(image)) };
+        let r: pb::PullImageResponse = unary(&self.channel, "/runtime.v1.ImageService/PullImage", req).await?;
+        Ok(r.image_ref)
+    }
+
+    /// `ListImages`, optionally filtered by one image reference.
+    pub async fn list_images(&self, filter: Option<&str>) -> Result<Vec<pb::Image>> {
+        let req = pb::ListImagesRequest { filter: filter.map(|f| pb::ImageFilter { image: Some(image_spec(f)) }) };
+        let r: pb::ListImagesResponse =
+            unary(&self.channel, "/runtime.v1.ImageService/ListImages", req).await.map_err(|e| anyhow!("{e}"))?;
+        Ok(r.images)
+    }
+
+    /// `ImageStatus`: the image (None when the runtime does not have it) and, with
+    /// `verbose`, the runtime's info map.
+    pub async fn image_status(&self, image: &str, verbose: bool) -> Result<pb::ImageStatusResponse> {
+        let req = pb::ImageStatusRequest { image: Some(image_spec(image)), verbose };
+        unary(&self.channel, "/runtime.v1.ImageService/ImageStatus", req).await.map_err(|e| anyhow!("{e}"))
+    }
+}
+
+fn image_spec(image: &str) -> pb::ImageSpec {
+    pb::ImageSpec { image: image.to_string(), ..Default::default() }
+}
+
+/// The sandbox image named by a verbose Status `info` map: the `config` document's
+/// `sandboxImage` (containerd's CRI plugin config), as kubeadm reads it.
+pub fn sandbox_image_of(info: &HashMap<String, String>) -> Result<String> {
+    let config = info.get("config").ok_or_else(|| anyhow!("the runtime's status info has no \"config\""))?;
+    let v: serde_json::Value =
+        serde_json::from_str(config).map_err(|e| anyhow!("failed to unmarshal the runtime's config info: {e}"))?;
+    match v.get("sandboxImage").and_then(|s| s.as_str()) {
+        Some(s) => Ok(s.to_string()),
+        None => Err(anyhow!("the runtime's config info has no sandboxImage")),
+    }
 }
 
 /// The `RuntimeReady` condition of a Status answer, as IsRunning judges it.
@@ -157,6 +298,29 @@ pub fn runtime_ready(r: &pb::StatusResponse) -> Result<()> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_sandbox_image_comes_from_the_config_info() {
+        let mut info = HashMap::new();
+        assert!(sandbox_image_of(&info).is_err());
+        info.insert("config".to_string(), r#"{"sandboxImage":"registry.k8s.io/pause:3.6","x":1}"#.to_string());
+        assert_eq!(sandbox_image_of(&info).unwrap(), "registry.k8s.io/pause:3.6");
+        info.insert("config".to_string(), "{}".to_string());
+        assert!(sandbox_image_of(&info).is_err());
+    }
+
+    /// The messages encode with api.proto's field numbers (ImageSpec.image = 1 inside
+    /// PullImageRequest.image = 1; StatusResponse.info = 2 a map).
+    #[test]
+    fn image_messages_use_the_cri_field_numbers() {
+        use prost::Message;
+        let req = pb::PullImageRequest { image: Some(image_spec("a")) };
+        assert_eq!(req.encode_to_vec(), vec![0x0a, 3, 0x0a, 1, b'a']);
+        let mut info = HashMap::new();
+        info.insert("k".to_string(), "v".to_string());
+        let st = pb::StatusResponse { status: None, info };
+        assert_eq!(st.encode_to_vec(), vec![0x12, 6, 0x0a, 1, b'k', 0x12, 1, b'v']);
+    }
+
     /// cmd/kubeadm/app/util/runtime/runtime.go IsRunning: only RuntimeReady=false fails.
     #[test]
     fn runtime_ready_as_kubeadm_judges_it() {
@@ -166,8 +330,10 @@ mod tests {
             reason: "R".into(),
             message: "M".into(),
         };
-        let status =
-            |c: Vec<pb::RuntimeCondition>| pb::StatusResponse { status: Some(pb::RuntimeStatus { conditions: c }) };
+        let status = |c: Vec<pb::RuntimeCondition>| pb::StatusResponse {
+            status: Some(pb::RuntimeStatus { conditions: c }),
+            info: Default::default(),
+        };
         assert!(runtime_ready(&status(vec![cond("RuntimeReady", true), cond("NetworkReady", false)])).is_ok());
         let e = runtime_ready(&status(vec![cond("RuntimeReady", false)])).unwrap_err().to_string();
         assert_eq!(e, "container runtime condition \"RuntimeReady\" is not true. reason: R, message: M");

@@ -11,6 +11,7 @@
 pub mod apiclient;
 pub mod apiserver;
 pub mod cri;
+pub mod cri_cli;
 pub mod duration;
 pub mod etcd;
 pub mod jws;

@@ -112,9 +112,18 @@ pub async fn run(a: InitArgs) -> Result<()> {
         preflight::external_etcd(&mut c, x, kubeadm).await;
     }
     c.finish(&ignore).context("error execution phase preflight")?;
-    preflight::cri_connect_for_images(&init.node_registration.cri_socket)
-        .await
-        .context("error execution phase preflight")?;
+    println!("[preflight] Pulling images required for setting up a Kubernetes cluster");
+    println!("[preflight] This might take a minute or two, depending on the speed of your internet connection");
+    println!("[preflight] You can also perform this action beforehand using 'kubeadm config images pull'");
+    preflight::pull_images_check(
+        &init.node_registration.cri_socket,
+        &cluster.image_repository,
+        &init.node_registration.image_pull_policy,
+        kubeadm,
+        &ignore,
+    )
+    .await
+    .context("error execution phase preflight")?;
 
     let local = LocalApi {
         node_name: init.node_registration.name.clone(),

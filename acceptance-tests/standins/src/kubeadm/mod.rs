@@ -75,6 +75,24 @@ enum ConfigCmd {
         #[arg(long = "allow-experimental-api")]
         allow_experimental_api: bool,
     },
+    /// Interact with container images used by kubeadm
+    Images {
+        #[command(subcommand)]
+        cmd: ImagesCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImagesCmd {
+    /// Print a list of images kubeadm will use. The configuration file is used in case any images or image repositories are customized
+    List {
+        /// Choose a specific Kubernetes version for the control plane (default: kubeadm's own).
+        #[arg(long = "kubernetes-version")]
+        kubernetes_version: Option<String>,
+        /// Choose a container registry to pull control plane images from
+        #[arg(long = "image-repository", default_value = "registry.k8s.io")]
+        image_repository: String,
+    },
 }
 
 pub fn main(argv: Vec<String>) -> i32 {
@@ -134,6 +152,17 @@ fn run(cli: Cli) -> Result<()> {
             println!("ok");
             Ok(())
         }
+        Cmd::Config { cmd: ConfigCmd::Images { cmd: ImagesCmd::List { kubernetes_version, image_repository } } } => {
+            let kubeadm = kubeadm_version()?;
+            let k8s = match kubernetes_version {
+                Some(v) => KubeVersion::parse(&v)?,
+                None => kubeadm,
+            };
+            for image in images_list(&image_repository, k8s, kubeadm) {
+                println!("{image}");
+            }
+            Ok(())
+        }
         Cmd::Init(a) => crate::block_on(init::run(a)),
         Cmd::Join(a) => crate::block_on(join::run(a)),
         Cmd::Token { kubeconfig, cmd } => crate::block_on(token::run(&kubeconfig, cmd)),
@@ -141,6 +170,19 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Reset(a) => reset::run(a),
         Cmd::Certs { cmd } => crate::block_on(certs::run(cmd)),
     }
+}
+
+/// `kubeadm config images list` (images.GetControlPlaneImages, in its order) as far as the
+/// stand-in knows it: the control-plane images of `k8s`, kube-proxy and the pause image
+/// of kubeadm's PauseVersion. Upstream also lists `coredns/coredns` and `etcd` with
+/// versions pinned per kubeadm release; the stand-in leaves them out rather than guess.
+pub fn images_list(repo: &str, k8s: KubeVersion, kubeadm: KubeVersion) -> Vec<String> {
+    let mut v: Vec<String> = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"]
+        .iter()
+        .map(|c| format!("{repo}/{c}:{k8s}"))
+        .collect();
+    v.push(preflight::pause_image(repo, kubeadm));
+    v
 }
 
 /// Defaults and validates everything in a config file (`kubeadm config validate`).

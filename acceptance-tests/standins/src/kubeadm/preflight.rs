@@ -262,6 +262,115 @@ pub async fn cri_connect_for_images(cri_socket: &str) -> Result<()> {
     Ok(())
 }
 
+/// kubeadm's `constants.PauseVersion` (`cmd/kubeadm/app/constants/constants.go`) per
+/// kubeadm minor: 3.10.1 in 1.34 and 1.35, 3.10.2 in 1.36 (kubeadm 1.36 asks for
+/// `pause:3.10.2`). It follows kubeadm's own version, not kubernetesVersion.
+pub fn pause_version(kubeadm: KubeVersion) -> &'static str {
+    if kubeadm.minor >= 36 {
+        "3.10.2"
+    } else {
+        "3.10.1"
+    }
+}
+
+/// The default `imageRepository` (`constants.DefaultImageRepository`).
+pub const DEFAULT_IMAGE_REPOSITORY: &str = "registry.k8s.io";
+
+/// images.GetPauseImage: `<imageRepository>/pause:<PauseVersion>`.
+pub fn pause_image(image_repository: &str, kubeadm: KubeVersion) -> String {
+    format!("{image_repository}/pause:{}", pause_version(kubeadm))
+}
+
+/// What ImagePullCheck's sandbox comparison yields in the stand-in.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SandboxCheck {
+    Consistent,
+    /// Upstream's klog warning (the default imageRepository).
+    Warning(String),
+    /// A `[ERROR ImagePull]` (a non-default imageRepository: an air-gapped mirror).
+    Error(String),
+}
+
+/// ImagePullCheck's comparison (`checks.go`): the runtime's sandbox image against
+/// kubeadm's pause image. Upstream only warns; the stand-in makes a mismatch an error when
+/// imageRepository is not the default (offline, the runtime cannot pull its own sandbox
+/// image, and the cluster would fail later, at the first pod).
+pub fn compare_sandbox(runtime_sandbox: &str, image_repository: &str, kubeadm: KubeVersion) -> SandboxCheck {
+    let want = pause_image(image_repository, kubeadm);
+    if runtime_sandbox == want {
+        return SandboxCheck::Consistent;
+    }
+    let msg = format!(
+        "detected that the sandbox image {runtime_sandbox:?} of the container runtime is inconsistent with that used by kubeadm. It is recommended to use {want:?} as the CRI sandbox image."
+    );
+    if image_repository == DEFAULT_IMAGE_REPOSITORY {
+        SandboxCheck::Warning(msg)
+    } else {
+        SandboxCheck::Error(msg)
+    }
+}
+
+/// RunPullImagesCheck and ImagePullCheck (`checks.go`; init and control-plane join):
+/// connecting to the runtime is required (its failure is fatal as handleError prints it,
+/// the message then "[preflight] If you know what you are doing…" with no newline between,
+/// as upstream). Then, unless imagePullPolicy is Never, the sandbox comparison
+/// ([`compare_sandbox`]; an unreadable sandbox image is skipped, as upstream logs it at
+/// V(4)), and with a non-default imageRepository the pause image is pulled through CRI
+/// (IfNotPresent: ImageStatus first) with util/runtime's PullImageRetry (5) attempts,
+/// failing `[ERROR ImagePull]: failed to pull image X: failed to pull image X: rpc error: …`.
+/// Only the pause image: the other control-plane images are stand-ins and exist as no
+/// image; with the default imageRepository nothing is pulled (the air-gapped lab cannot
+/// reach registry.k8s.io, and the stand-ins need no image).
+pub async fn pull_images_check(
+    cri_socket: &str,
+    image_repository: &str,
+    pull_policy: &str,
+    kubeadm: KubeVersion,
+    ignore: &[String],
+) -> Result<()> {
+    let rt = match crate::cri::Runtime::connect_with_timeout(cri_socket, std::time::Duration::from_secs(300)).await {
+        Ok(rt) => rt,
+        Err(e) => bail!(
+            "[preflight] Some fatal errors occurred:\nfailed to create new CRI runtime service: {e:#}[preflight] If you know what you are doing, you can make a check non-fatal with `--ignore-preflight-errors=...`"
+        ),
+    };
+    let mut c = Checks::default();
+    if pull_policy != "Never" {
+        if let Ok(sandbox) = rt.sandbox_image().await {
+            match compare_sandbox(&sandbox, image_repository, kubeadm) {
+                SandboxCheck::Consistent => {}
+                SandboxCheck::Warning(m) => eprintln!("W{} {:>7} checks.go:827] {m}", klog_stamp(), std::process::id()),
+                SandboxCheck::Error(m) => c.error("ImagePull", m),
+            }
+        }
+        if image_repository != DEFAULT_IMAGE_REPOSITORY {
+            let image = pause_image(image_repository, kubeadm);
+            let exists = pull_policy == "IfNotPresent"
+                && rt.image_status(&image, false).await.map(|r| r.image.is_some()).unwrap_or(false);
+            if !exists {
+                let mut last = String::new();
+                let mut pulled = false;
+                for _ in 0..PULL_IMAGE_RETRY {
+                    match rt.pull_image(&image).await {
+                        Ok(_) => {
+                            pulled = true;
+                            break;
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                if !pulled {
+                    c.error("ImagePull", format!("failed to pull image {image}: failed to pull image {image}: {last}"));
+                }
+            }
+        }
+    }
+    c.finish(ignore)
+}
+
+/// `constants.PullImageRetry`: util/runtime's PullImage tries this many times.
+pub const PULL_IMAGE_RETRY: usize = 5;
+
 /// klog's header time (`MMDD HH:MM:SS.micros`).
 fn klog_stamp() -> String {
     let now = time::OffsetDateTime::now_utc();
@@ -503,6 +612,56 @@ pub async fn external_etcd(c: &mut Checks, e: &ExternalEtcd, kubeadm: crate::ver
 
 #[cfg(test)]
 mod tests {
+    fn v(minor: u32) -> KubeVersion {
+        KubeVersion { major: 1, minor, patch: 0 }
+    }
+
+    /// constants.PauseVersion per kubeadm minor, and images.GetPauseImage.
+    #[test]
+    fn the_pause_image_follows_kubeadm_and_the_image_repository() {
+        assert_eq!(pause_version(v(34)), "3.10.1");
+        assert_eq!(pause_version(v(35)), "3.10.1");
+        assert_eq!(pause_version(v(36)), "3.10.2");
+        assert_eq!(pause_image("registry.k8s.io", v(35)), "registry.k8s.io/pause:3.10.1");
+        assert_eq!(pause_image("10.77.1.11:5000/k8s", v(36)), "10.77.1.11:5000/k8s/pause:3.10.2");
+    }
+
+    /// ImagePullCheck's comparison: upstream's warning text with the default repository,
+    /// the same text as an error with a mirror, nothing when they agree.
+    #[test]
+    fn sandbox_comparison_warns_by_default_and_fails_with_a_mirror() {
+        assert_eq!(compare_sandbox("registry.k8s.io/pause:3.10.1", "registry.k8s.io", v(34)), SandboxCheck::Consistent);
+        let w = compare_sandbox("registry.k8s.io/pause:3.6", "registry.k8s.io", v(35));
+        assert_eq!(
+            w,
+            SandboxCheck::Warning("detected that the sandbox image \"registry.k8s.io/pause:3.6\" of the container runtime is inconsistent with that used by kubeadm. It is recommended to use \"registry.k8s.io/pause:3.10.1\" as the CRI sandbox image.".into())
+        );
+        let e = compare_sandbox("registry.k8s.io/pause:3.6", "mirror.lab:5000", v(36));
+        assert_eq!(
+            e,
+            SandboxCheck::Error("detected that the sandbox image \"registry.k8s.io/pause:3.6\" of the container runtime is inconsistent with that used by kubeadm. It is recommended to use \"mirror.lab:5000/pause:3.10.2\" as the CRI sandbox image.".into())
+        );
+        assert_eq!(compare_sandbox("mirror.lab:5000/pause:3.10.2", "mirror.lab:5000", v(36)), SandboxCheck::Consistent);
+        // containerd 2.x reports an empty sandboxImage: a mismatch as upstream (kubeadm#3146).
+        assert!(matches!(compare_sandbox("", "registry.k8s.io", v(34)), SandboxCheck::Warning(_)));
+    }
+
+    /// `kubeadm config images list`: control plane, kube-proxy, pause.
+    #[test]
+    fn images_list_names_the_pause_image_of_kubeadm() {
+        let l = crate::kubeadm::images_list("mirror.lab:5000", KubeVersion { major: 1, minor: 35, patch: 0 }, v(36));
+        assert_eq!(
+            l,
+            vec![
+                "mirror.lab:5000/kube-apiserver:v1.35.0",
+                "mirror.lab:5000/kube-controller-manager:v1.35.0",
+                "mirror.lab:5000/kube-scheduler:v1.35.0",
+                "mirror.lab:5000/kube-proxy:v1.35.0",
+                "mirror.lab:5000/pause:3.10.2",
+            ]
+        );
+    }
+
     use super::*;
     use crate::version::KubeVersion;
 
