@@ -83,6 +83,8 @@ fn host_settings(t: &mut Table, url: &str, mirror: &crate::spec::RegistryMirror,
 
 /// containerd's hosts.toml for one registry (docs/hosts.md). With `fallback = false`
 /// the last mirror is the `server` itself, so there is no upstream left to fall back to.
+/// Every mirror is also a `[host]` table: containerd 1.6 refuses a hosts.toml without one
+/// ("invalid `host` tree") and then silently pulls from the upstream.
 pub fn render_hosts(registry: &str, mirror: &crate::spec::RegistryMirror, dir: &str) -> String {
     let ca_path = mirror.ca_cert.as_ref().map(|_| format!("{dir}/{MIRROR_CA}"));
     let ca = ca_path.as_deref();
@@ -97,10 +99,10 @@ pub fn render_hosts(registry: &str, mirror: &crate::spec::RegistryMirror, dir: &
         }
         &mirror.endpoints
     } else {
-        let Some((last, rest)) = mirror.endpoints.split_last() else { return String::new() };
+        let Some(last) = mirror.endpoints.last() else { return String::new() };
         doc["server"] = value(last.as_str());
         host_settings(doc.as_table_mut(), last, mirror, ca);
-        rest
+        &mirror.endpoints
     };
     if !hosts_part.is_empty() {
         let hosts = table_at(doc.as_table_mut(), &["host"]);
@@ -294,7 +296,8 @@ mod tests {
         assert_eq!(v["server"].as_str(), Some("https://10.0.0.5:5000/v2/registry.k8s.io"), "{text}");
         assert_eq!(v["ca"].as_str(), Some("/etc/containerd/certs.d/registry.k8s.io/mirror-ca.crt"));
         assert_eq!(v["override_path"].as_bool(), Some(true));
-        assert!(v.get("host").is_none(), "{text}");
+        let h = get(&v, &["host", "https://10.0.0.5:5000/v2/registry.k8s.io"]).unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(h["override_path"].as_bool(), Some(true));
         assert!(!text.contains("https://registry.k8s.io"), "no upstream: {text}");
         // Two mirrors: the first is a host tried before the last (the server).
         let mut m = air_gapped();
