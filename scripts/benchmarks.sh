@@ -11,7 +11,7 @@ terraform="$(bash scripts/install-terraform.sh)"
 target="${CARGO_TARGET_DIR:-$root/target}"
 bin="$target/release"
 out="$root/docs/benchmarks.md"
-sections="${BENCH_SECTIONS:-provider vm agent lab etcd lb rebuild day2}"
+sections="${BENCH_SECTIONS:-provider vm agent lab etcd lb rebuild day2 bundles}"
 tmp="$(mktemp)"
 # The current text of a section (from its "## " heading to the next), to keep it.
 keep() { [ -f "$out" ] && awk -v h="$1" 'index($0, "## ")==1 {on = index($0, h) > 0} on' "$out"; }
@@ -25,7 +25,7 @@ run() { case " $sections " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
   echo "What each section measures, how, and against what it is compared: the provider's cost"
   echo "over Terraform's own, plans and applies of many Proxmox VMs against pve-sim, the agent"
   echo "against Ansible doing the same node configuration, lab machines coming up, etcd and"
-  echo "load balancer operations on lab nodes, the rebuild of the whole platform, and day-2 changes under a live prober. All run on one machine, so absolute times are"
+  echo "load balancer operations on lab nodes, the rebuild of the whole platform, day-2 changes under a live prober, and what loading a local image registry uploads. All run on one machine, so absolute times are"
   echo "those of this machine; ratios measured in the same run are the comparable figures."
   echo
   if run provider; then python3 scripts/bench_provider.py "$bin/terraform-provider-strata" "$terraform"; else keep "## The provider's own cost"; fi
@@ -36,6 +36,7 @@ run() { case " $sections " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
   if run lb; then bash scripts/bench_load_balancer.sh; else keep "## Load balancer failover"; fi
   if run rebuild; then bash scripts/bench_rebuild.sh; else keep "## Rebuild after every VM is gone"; fi
   if run day2; then bash scripts/bench_day2.sh; else keep "## Changes under load"; fi
+  if run bundles; then bash scripts/bench_bundles.sh; else keep "## Image bundles"; fi
 } > "$tmp"
 mkdir -p docs
 mv "$tmp" "$out"
