@@ -82,7 +82,15 @@ pub struct Restore {
 /// disaster), plus the Proxmox access in the environment, as a user would set it. The
 /// NFS server is nfs-ganesha: the lab's machines are containers on one kernel, where
 /// the kernel NFS server cannot serve.
-pub fn configure(wd: &mut Workdir, lab: &Lab, worker_count: u32, restore: Option<&Restore>) -> Result<()> {
+/// `bundles`: a directory of image bundles with bundles.json (strata_lab::bundles), for
+/// the example's air-gapped registry; `None` runs it without one.
+pub fn configure(
+    wd: &mut Workdir,
+    lab: &Lab,
+    worker_count: u32,
+    restore: Option<&Restore>,
+    bundles: Option<&Path>,
+) -> Result<()> {
     let info = lab.info();
     let pve = info.pve.clone().context("the lab runs no pve-sim")?;
     let prefix = network_prefix(lab)?;
@@ -107,6 +115,9 @@ pub fn configure(wd: &mut Workdir, lab: &Lab, worker_count: u32, restore: Option
             vars.push_str(&format!("  {} = {}\n", q(name), q(&path.display().to_string())));
         }
         vars.push_str("}\n");
+    }
+    if let Some(dir) = bundles {
+        vars.push_str(&format!("image_bundle_dir = {}\n", q(&dir.display().to_string())));
     }
     wd.write("terraform.tfvars", &vars)?;
     wd.set_env("STRATA_PVE_ENDPOINT", &pve.endpoint);
@@ -552,4 +563,34 @@ mod tests {
     fn an_apply_without_json_events_is_an_error() {
         assert!(critical_path("Apply complete!", &json!({})).is_err());
     }
+}
+
+/// What `make demo` checks with the air-gapped registry: a worker pulls an upstream image
+/// through the CRI (containerd's CRI plugin, as the kubelet pulls), which can only come
+/// from the registry on the NFS VM (no upstream fallback, no route out), and gets the
+/// digest the registry serves for it.
+pub fn prove_pull(lab: &Lab, state: &Value, image: &str) -> Result<String> {
+    let vms = vms(state);
+    let (vmid, _) = vms.get("worker1").context("no worker1 VM in state")?;
+    let want = attr(state, "strata_image_registry.site[0]", "images")
+        .and_then(|m| m[image].as_str())
+        .with_context(|| format!("the registry has no {image}"))?
+        .to_string();
+    let node = machine(*vmid);
+    sh(lab, &node, &format!("strata-cri pull {image}"))?;
+    let out = sh(lab, &node, &format!("strata-cri inspecti {image}"))?;
+    let v: Value = serde_json::from_str(&out).with_context(|| format!("strata-cri inspecti: {out}"))?;
+    let repo = image.rsplit_once(':').map_or(image, |(r, _)| r);
+    let got = v["status"]["repoDigests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|d| d.strip_prefix(&format!("{repo}@")))
+        .with_context(|| format!("no digest for {repo}: {out}"))?
+        .to_string();
+    if got != want {
+        bail!("worker1 pulled {image} as {got}; the registry serves {want}");
+    }
+    Ok(format!("worker1 pulled {image} through the registry on nfs1 ({got}), CRI namespace k8s.io"))
 }

@@ -61,7 +61,7 @@ fn the_platform_is_rebuilt_with_its_data_and_identity_by_one_plain_apply_after_e
 
     let provider = provider_dir();
     let mut wd = Workdir::from_config(&provider, &platform::example_dir()).unwrap();
-    platform::configure(&mut wd, &lab, WORKERS, None).unwrap();
+    platform::configure(&mut wd, &lab, WORKERS, None, None).unwrap();
     let t = Instant::now();
     apply_json(&wd, "the first apply of examples/ha-cluster");
     let first_apply = t.elapsed();
@@ -86,7 +86,7 @@ fn the_platform_is_rebuilt_with_its_data_and_identity_by_one_plain_apply_after_e
 
     // The rebuild: the backups configured as restore sources, one plain apply. The
     // provider's INFO lines go to a log file: its wait records (provider/src/wait.rs).
-    platform::configure(&mut wd, &lab, WORKERS, Some(&restore)).unwrap();
+    platform::configure(&mut wd, &lab, WORKERS, Some(&restore), None).unwrap();
     let tf_log = tmp.path().join("rebuild-terraform.log");
     wd.set_env("TF_LOG_PROVIDER", "INFO");
     wd.set_env("TF_LOG_PATH", &tf_log.display().to_string());

@@ -43,6 +43,10 @@ locals {
     "k8s-prod"    = ["rw", "sync", "no_subtree_check", "no_root_squash"]
     "k8s-nonprod" = ["rw", "sync", "no_subtree_check", "root_squash"]
   }
+
+  # The image bundles' manifest (air-gapped sites), [] without one.
+  bundles  = var.image_bundle_dir == null ? [] : jsondecode(file("${var.image_bundle_dir}/bundles.json"))
+  registry = one(strata_image_registry.site[*])
 }
 
 data "strata_vms" "template" {
@@ -87,6 +91,32 @@ resource "strata_vm" "this" {
   }
 }
 
+# Air-gapped sites: a local image registry on the NFS VM, loaded from the bundles.
+resource "strata_image_registry" "site" {
+  count   = var.image_bundle_dir == null ? 0 : 1
+  address = local.nfs.nfs1
+
+  ssh {
+    host                  = strata_vm.this["nfs1"].ipv4_addresses[0]
+    host_key_fingerprints = strata_vm.this["nfs1"].ssh_host_key_fingerprints
+  }
+
+  dynamic "image_bundle" {
+    for_each = local.bundles
+    content {
+      archive = "${var.image_bundle_dir}/${image_bundle.value.archive}"
+      sha256  = image_bundle.value.sha256
+    }
+  }
+}
+
+# The pause image kubeadm expects, from the registry when there is one: containerd's
+# sandbox image and the control plane's image repository come from here.
+data "strata_kubernetes_images" "k8s" {
+  kubernetes_version = var.kubernetes_version
+  image_repository   = local.registry == null ? null : local.registry.repositories["registry.k8s.io"]
+}
+
 # Every Kubernetes node: kernel settings, containerd, the kubelet's drop-in.
 resource "strata_node_config" "kube" {
   for_each = local.kube
@@ -110,6 +140,20 @@ resource "strata_node_config" "kube" {
   containerd {
     version        = 2
     systemd_cgroup = true
+    sandbox_image  = data.strata_kubernetes_images.k8s.pause
+
+    # With a local registry: each upstream only through it, and the registry itself.
+    dynamic "registry_mirror" {
+      for_each = local.registry == null ? {} : merge(local.registry.mirrors, {
+        "${local.nfs.nfs1}:5000" = local.registry.url
+      })
+      content {
+        registry  = registry_mirror.key
+        endpoints = [registry_mirror.value]
+        ca_cert   = local.registry.ca_cert
+        fallback  = false
+      }
+    }
   }
 
   kubelet {
@@ -214,6 +258,7 @@ resource "strata_control_plane" "k8s" {
   cluster_name       = "prod"
   endpoint           = "${local.vip}:6443"
   kubernetes_version = var.kubernetes_version
+  image_repository   = data.strata_kubernetes_images.k8s.image_repository
 
   ca_cert                     = strata_cluster_secrets.this.kubernetes_ca_cert
   ca_key                      = strata_cluster_secrets.this.kubernetes_ca_key

@@ -17,3 +17,8 @@ output "storage_classes" {
 output "vm_addresses" {
   value = { for name, vm in strata_vm.this : name => vm.ipv4_addresses }
 }
+
+# Air-gapped sites: each bundle image with the digest the local registry serves.
+output "images" {
+  value = local.registry == null ? {} : local.registry.images
+}

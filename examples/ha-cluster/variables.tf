@@ -81,3 +81,14 @@ variable "nfs_restore_archives" {
   type        = map(string)
   default     = {}
 }
+
+variable "image_bundle_dir" {
+  description = <<-EOT
+    Air-gapped sites: a directory of image bundles (OCI archives) with their manifest
+    bundles.json, a list of {name, archive, sha256, digest}: the pinned image list.
+    Set, the NFS VM also runs a local image registry loaded from them, every node pulls
+    only through it (no upstream fallback), and kubeadm pulls from it. null: none.
+  EOT
+  type        = string
+  default     = null
+}

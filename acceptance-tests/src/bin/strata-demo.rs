@@ -119,7 +119,10 @@ fn up() -> Result<()> {
     let release = Release::open(&dir.join("dist"))?;
     let cli_config = filesystem_mirror_config(&release.mirror());
     let mut wd = Workdir::keep_at_with_cli_config(&cli_config, &platform::example_dir(), &dir.join("ha-cluster"))?;
-    platform::configure(&mut wd, &lab, 3, None)?;
+    // The air-gapped registry on the NFS VM, loaded from the lab's image bundles (built
+    // here from Debian's busybox-static, named as the upstream images they stand for).
+    let bundles = strata_lab::bundles::build_bundles(&strata_lab::image::cache_root()?)?;
+    platform::configure(&mut wd, &lab, 3, None, Some(&bundles.dir))?;
     let (hashes, t_init) = phase("terraform init: the provider from the release's filesystem mirror", || {
         // Every `make demo` packs a fresh build under the same version, so a lock file
         // (and the unpacked package) from an earlier run names other hashes: start from
@@ -138,11 +141,16 @@ fn up() -> Result<()> {
         hashes.join(", "),
         release.sums_name()
     );
-    println!("==> apply examples/ha-cluster: 10 VMs, load balancer, etcd, control plane, workers, NFS exports");
+    println!("==> apply examples/ha-cluster: 10 VMs, load balancer, etcd, control plane, workers, NFS exports, image registry");
     let t = Instant::now();
     apply(&wd)?;
     let t_apply = t.elapsed();
-    let (proofs, t_prove) = phase("prove: VIP, /readyz, etcd, NFS", || platform::prove(&lab, &wd.show()?))?;
+    let (proofs, t_prove) = phase("prove: VIP, /readyz, etcd, NFS, a pull through the local registry", || {
+        let state = wd.show()?;
+        let mut proofs = platform::prove(&lab, &state)?;
+        proofs.push(platform::prove_pull(&lab, &state, "docker.io/library/busybox:1.36")?);
+        Ok(proofs)
+    })?;
     for p in &proofs {
         println!("    ok  {p}");
     }
