@@ -45,8 +45,8 @@ locals {
   }
 
   # The image bundles' manifest (air-gapped sites), [] without one.
-  bundles  = var.image_bundle_dir == null ? [] : jsondecode(file("${var.image_bundle_dir}/bundles.json"))
-  registry = one(strata_image_registry.site[*])
+  air_gapped = var.image_bundle_dir != null
+  bundles    = local.air_gapped ? jsondecode(file("${var.image_bundle_dir}/bundles.json")) : []
 }
 
 data "strata_vms" "template" {
@@ -93,7 +93,7 @@ resource "strata_vm" "this" {
 
 # Air-gapped sites: a local image registry on the NFS VM, loaded from the bundles.
 resource "strata_image_registry" "site" {
-  count   = var.image_bundle_dir == null ? 0 : 1
+  count   = local.air_gapped ? 1 : 0
   address = local.nfs.nfs1
 
   ssh {
@@ -114,7 +114,7 @@ resource "strata_image_registry" "site" {
 # sandbox image and the control plane's image repository come from here.
 data "strata_kubernetes_images" "k8s" {
   kubernetes_version = var.kubernetes_version
-  image_repository   = local.registry == null ? null : local.registry.repositories["registry.k8s.io"]
+  image_repository   = local.air_gapped ? strata_image_registry.site[0].repositories["registry.k8s.io"] : null
 }
 
 # Every Kubernetes node: kernel settings, containerd, the kubelet's drop-in.
@@ -144,13 +144,13 @@ resource "strata_node_config" "kube" {
 
     # With a local registry: each upstream only through it, and the registry itself.
     dynamic "registry_mirror" {
-      for_each = local.registry == null ? {} : merge(local.registry.mirrors, {
-        "${local.nfs.nfs1}:5000" = local.registry.url
-      })
+      for_each = local.air_gapped ? merge(strata_image_registry.site[0].mirrors, {
+        "${local.nfs.nfs1}:5000" = strata_image_registry.site[0].url
+      }) : {}
       content {
         registry  = registry_mirror.key
         endpoints = [registry_mirror.value]
-        ca_cert   = local.registry.ca_cert
+        ca_cert   = strata_image_registry.site[0].ca_cert
         fallback  = false
       }
     }

@@ -20,5 +20,5 @@ output "vm_addresses" {
 
 # Air-gapped sites: each bundle image with the digest the local registry serves.
 output "images" {
-  value = local.registry == null ? {} : local.registry.images
+  value = local.air_gapped ? strata_image_registry.site[0].images : {}
 }

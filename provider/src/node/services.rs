@@ -51,6 +51,8 @@ impl UnitState {
 
 /// How long apt waits for another apt or dpkg to finish before giving up.
 const APT_LOCK_TIMEOUT_SECS: u32 = 120;
+/// Taken around every package install of this provider on a node.
+const APT_TURN_LOCK: &str = "/run/lock/strata-apt.lock";
 
 impl Node {
     /// Refuses a node that does not run systemd, naming it: units cannot be managed
@@ -87,11 +89,20 @@ impl Node {
             "export DEBIAN_FRONTEND=noninteractive; \
              if [ -z \"$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e '^lock$' -e '^partial$' -e '^auxfiles$')\" ]; then \
                apt-get -q -o DPkg::Lock::Timeout={APT_LOCK_TIMEOUT_SECS} update >/dev/null || exit $?; fi; \
-             apt-get -q -y -o DPkg::Lock::Timeout={APT_LOCK_TIMEOUT_SECS} -o Dpkg::Options::=--force-confold \
-               install --no-install-recommends {}",
-            words.join(" ")
+             for i in $(seq {tries}); do \
+               out=$(apt-get -q -y -o DPkg::Lock::Timeout={APT_LOCK_TIMEOUT_SECS} -o Dpkg::Options::=--force-confold \
+                 install --no-install-recommends {} 2>&1) && exit 0; \
+               case \"$out\" in *'Could not get lock'*) sleep 2 ;; *) echo \"$out\" >&2; exit 100 ;; esac; \
+             done; echo \"$out\" >&2; exit 100",
+            words.join(" "),
+            tries = APT_LOCK_TIMEOUT_SECS / 2,
         );
-        self.run_ok(&format!("installing {}", missing.join(", ")), &apt).await.map(|_| ())
+        // Two resources on one node (an NFS export and an image registry on the NFS VM)
+        // install at once: installs by this provider take turns under one lock file, and
+        // apt's lists lock (which DPkg::Lock::Timeout does not cover: another apt, e.g.
+        // cloud-init's) is waited for above.
+        let locked = format!("flock -w {APT_LOCK_TIMEOUT_SECS} {APT_TURN_LOCK} sh -c {}", quote(&apt));
+        self.run_ok(&format!("installing {}", missing.join(", ")), &locked).await.map(|_| ())
     }
 
     /// Writes `path` only after `validator` accepted the candidate: the content goes to
