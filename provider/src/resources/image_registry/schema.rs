@@ -43,7 +43,8 @@ pub fn schema() -> Schema {
          (`endpoints = [mirrors[\"docker.io\"]]`, `ca_cert`, `fallback = false`) and the control plane with \
          `image_repository = repositories[\"registry.k8s.io\"]`. Changing `storage_path` of a running registry is \
          refused at plan (moving the data is a copy and a new registry). Destroying stops the service and keeps \
-         the stored images unless `delete_data_on_destroy = true`.",
+         the stored images unless `delete_data_on_destroy = true`. The registry has no users yet: anyone who \
+         reaches `ADDRESS:PORT` can pull and push, so keep the port reachable from the cluster network only.",
     )
     .attribute(
         Attribute::computed("id", Type::String)
