@@ -482,6 +482,36 @@ pub fn refresh(json_lines: &str) -> Refresh {
     Refresh { wall: if last >= first { last - first } else { 0.0 }, resources }
 }
 
+/// What `make demo` checks with the air-gapped registry: a worker pulls an upstream image
+/// through the CRI (containerd's CRI plugin, as the kubelet pulls), which can only come
+/// from the registry on the NFS VM (no upstream fallback, no route out), and gets the
+/// digest the registry serves for it.
+pub fn prove_pull(lab: &Lab, state: &Value, image: &str) -> Result<String> {
+    let vms = vms(state);
+    let (vmid, _) = vms.get("worker1").context("no worker1 VM in state")?;
+    let want = attr(state, "strata_image_registry.site[0]", "images")
+        .and_then(|m| m[image].as_str())
+        .with_context(|| format!("the registry has no {image}"))?
+        .to_string();
+    let node = machine(*vmid);
+    sh(lab, &node, &format!("strata-cri pull {image}"))?;
+    let out = sh(lab, &node, &format!("strata-cri inspecti {image}"))?;
+    let v: Value = serde_json::from_str(&out).with_context(|| format!("strata-cri inspecti: {out}"))?;
+    let repo = image.rsplit_once(':').map_or(image, |(r, _)| r);
+    let got = v["status"]["repoDigests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|d| d.strip_prefix(&format!("{repo}@")))
+        .with_context(|| format!("no digest for {repo}: {out}"))?
+        .to_string();
+    if got != want {
+        bail!("worker1 pulled {image} as {got}; the registry serves {want}");
+    }
+    Ok(format!("worker1 pulled {image} through the registry on nfs1 ({got}), CRI namespace k8s.io"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -563,34 +593,4 @@ mod tests {
     fn an_apply_without_json_events_is_an_error() {
         assert!(critical_path("Apply complete!", &json!({})).is_err());
     }
-}
-
-/// What `make demo` checks with the air-gapped registry: a worker pulls an upstream image
-/// through the CRI (containerd's CRI plugin, as the kubelet pulls), which can only come
-/// from the registry on the NFS VM (no upstream fallback, no route out), and gets the
-/// digest the registry serves for it.
-pub fn prove_pull(lab: &Lab, state: &Value, image: &str) -> Result<String> {
-    let vms = vms(state);
-    let (vmid, _) = vms.get("worker1").context("no worker1 VM in state")?;
-    let want = attr(state, "strata_image_registry.site[0]", "images")
-        .and_then(|m| m[image].as_str())
-        .with_context(|| format!("the registry has no {image}"))?
-        .to_string();
-    let node = machine(*vmid);
-    sh(lab, &node, &format!("strata-cri pull {image}"))?;
-    let out = sh(lab, &node, &format!("strata-cri inspecti {image}"))?;
-    let v: Value = serde_json::from_str(&out).with_context(|| format!("strata-cri inspecti: {out}"))?;
-    let repo = image.rsplit_once(':').map_or(image, |(r, _)| r);
-    let got = v["status"]["repoDigests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .find_map(|d| d.strip_prefix(&format!("{repo}@")))
-        .with_context(|| format!("no digest for {repo}: {out}"))?
-        .to_string();
-    if got != want {
-        bail!("worker1 pulled {image} as {got}; the registry serves {want}");
-    }
-    Ok(format!("worker1 pulled {image} through the registry on nfs1 ({got}), CRI namespace k8s.io"))
 }
