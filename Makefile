@@ -46,8 +46,9 @@ release: deps
 test: deps terraform nextest build
 	$(CARGO) nextest run --workspace --no-fail-fast --profile ci
 
+# EXAMPLE=k3s-ha applies examples/k3s-ha instead of examples/ha-cluster.
 demo: deps terraform
-	bash scripts/demo.sh up
+	STRATA_DEMO_EXAMPLE=$(or $(EXAMPLE),ha-cluster) bash scripts/demo.sh up
 
 demo-down:
 	bash scripts/demo.sh down

@@ -11,7 +11,7 @@ terraform="$(bash scripts/install-terraform.sh)"
 target="${CARGO_TARGET_DIR:-$root/target}"
 bin="$target/release"
 out="$root/docs/benchmarks.md"
-sections="${BENCH_SECTIONS:-provider vm agent lab etcd lb rebuild day2 bundles}"
+sections="${BENCH_SECTIONS:-provider vm agent lab etcd lb rebuild day2 bundles k3s}"
 tmp="$(mktemp)"
 # The current text of a section (from its "## " heading to the next), to keep it.
 keep() { [ -f "$out" ] && awk -v h="$1" 'index($0, "## ")==1 {on = index($0, h) > 0} on' "$out"; }
@@ -37,6 +37,7 @@ run() { case " $sections " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
   if run rebuild; then bash scripts/bench_rebuild.sh; else keep "## Rebuild after every VM is gone"; fi
   if run day2; then bash scripts/bench_day2.sh; else keep "## Changes under load"; fi
   if run bundles; then bash scripts/bench_bundles.sh; else keep "## Image bundles"; fi
+  if run k3s; then bash scripts/bench_k3s.sh; else keep "## k3s in HA"; fi
 } > "$tmp"
 mkdir -p docs
 mv "$tmp" "$out"

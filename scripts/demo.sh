@@ -5,7 +5,7 @@
 # template in pve-sim, installs the provider with `terraform init` from the release's
 # filesystem mirror (what users run; no dev_overrides), applies examples/ha-cluster (10
 # VMs that boot as real Debian machines), proves the platform runs and prints each
-# phase's time. `make demo-down` removes it all.
+# phase's time (`make demo EXAMPLE=k3s-ha`: examples/k3s-ha instead). `make demo-down` removes it all.
 # Needs root (the lab creates network namespaces and boots machines with systemd).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -1,5 +1,6 @@
 //! Acceptance test harness: runs the real Terraform CLI against the provider binary.
 
+pub mod k3s_platform;
 pub mod names;
 pub mod platform;
 pub mod prober;

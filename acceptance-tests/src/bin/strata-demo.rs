@@ -1,5 +1,5 @@
-//! `make demo` / `make demo-down`: the reference platform (examples/ha-cluster) on the
-//! lab. `strata-demo up` brings the lab up (pve-sim, a lab machine, the Kubernetes
+//! `make demo` / `make demo-down`: the reference platform (examples/ha-cluster, or
+//! examples/k3s-ha with `make demo EXAMPLE=k3s-ha`) on the lab. `strata-demo up` brings the lab up (pve-sim, a lab machine, the Kubernetes
 //! stand-ins), prepares the cloud-init template in pve-sim, installs the provider with
 //! `terraform init` from the release mirror scripts/demo.sh made (DIR/dist, as `make
 //! release` makes dist/; no dev_overrides) with a lock file seeded from the signed
@@ -14,10 +14,19 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use strata_acceptance_tests::platform;
+use strata_acceptance_tests::{k3s_platform, platform};
 use strata_acceptance_tests::release::{filesystem_mirror_config, host_platform, Release};
 use strata_acceptance_tests::terraform::{terraform_bin, Workdir};
 use strata_lab::{Lab, PveMode, StandinsMode, UpOptions};
+
+/// The k3s version `make demo EXAMPLE=k3s-ha` installs.
+const K3S_VERSION: &str = "v1.36.1+k3s1";
+
+/// Which example: `ha-cluster` (default) or `k3s-ha` (STRATA_DEMO_EXAMPLE, `make demo
+/// EXAMPLE=k3s-ha`).
+fn example() -> String {
+    std::env::var("STRATA_DEMO_EXAMPLE").unwrap_or_else(|_| "ha-cluster".into())
+}
 
 /// How long a phase may stay silent before a progress line.
 const TICK: Duration = Duration::from_secs(5);
@@ -118,11 +127,25 @@ fn up() -> Result<()> {
     );
     let release = Release::open(&dir.join("dist"))?;
     let cli_config = filesystem_mirror_config(&release.mirror());
-    let mut wd = Workdir::keep_at_with_cli_config(&cli_config, &platform::example_dir(), &dir.join("ha-cluster"))?;
-    // The air-gapped registry on the NFS VM, loaded from the lab's image bundles (built
-    // here from Debian's busybox-static, named as the upstream images they stand for).
-    let bundles = strata_lab::bundles::build_bundles(&strata_lab::image::cache_root()?)?;
-    platform::configure(&mut wd, &lab, 3, None, Some(&bundles.dir))?;
+    let k3s = example() == "k3s-ha";
+    let (example_dir, work) = if k3s {
+        (k3s_platform::example_dir(), dir.join("k3s-ha"))
+    } else {
+        (platform::example_dir(), dir.join("ha-cluster"))
+    };
+    let mut wd = Workdir::keep_at_with_cli_config(&cli_config, &example_dir, &work)?;
+    let cache = strata_lab::image::cache_root()?;
+    if k3s {
+        // The k3s release files of the pinned versions (the lab's stand-in k3s binary,
+        // its airgap image archive, sha256sum-amd64.txt), as a site downloads them.
+        let artifacts = strata_lab::k3s::airgap_artifacts(&cache)?;
+        k3s_platform::configure(&mut wd, &lab, &artifacts.dir, K3S_VERSION, None)?;
+    } else {
+        // The air-gapped registry on the NFS VM, loaded from the lab's image bundles (built
+        // here from Debian's busybox-static, named as the upstream images they stand for).
+        let bundles = strata_lab::bundles::build_bundles(&cache)?;
+        platform::configure(&mut wd, &lab, 3, None, Some(&bundles.dir))?;
+    }
     let (hashes, t_init) = phase("terraform init: the provider from the release's filesystem mirror", || {
         // Every `make demo` packs a fresh build under the same version, so a lock file
         // (and the unpacked package) from an earlier run names other hashes: start from
@@ -141,12 +164,23 @@ fn up() -> Result<()> {
         hashes.join(", "),
         release.sums_name()
     );
-    println!("==> apply examples/ha-cluster: 10 VMs, load balancer, etcd, control plane, workers, NFS exports, image registry");
+    if k3s {
+        println!("==> apply examples/k3s-ha: 9 VMs, load balancer, NFS exports, 3 k3s servers (embedded etcd), 2 agents");
+    } else {
+        println!("==> apply examples/ha-cluster: 10 VMs, load balancer, etcd, control plane, workers, NFS exports, image registry");
+    }
     let t = Instant::now();
     apply(&wd)?;
     let t_apply = t.elapsed();
-    let (proofs, t_prove) = phase("prove: VIP, /readyz, etcd, NFS, a pull through the local registry", || {
+    let (proofs, t_prove) = phase("prove the platform runs", || {
         let state = wd.show()?;
+        if k3s {
+            let kubectl = strata_lab::kubectl::ensure(&dir.join("kubectl.log"))?;
+            let run = wd.run(&["output", "-raw", "kubeconfig"])?;
+            let kubeconfig = dir.join("k3s-kubeconfig");
+            std::fs::write(&kubeconfig, run.stdout)?;
+            return k3s_platform::prove(&lab, &state, &kubectl, &kubeconfig);
+        }
         let mut proofs = platform::prove(&lab, &state)?;
         proofs.push(platform::prove_pull(&lab, &state, "docker.io/library/busybox:1.36")?);
         Ok(proofs)
@@ -155,7 +189,7 @@ fn up() -> Result<()> {
         println!("    ok  {p}");
     }
     let vip = format!("{}.100", platform::network_prefix(&lab)?);
-    println!("\nThe platform runs (Kubernetes through the documented stand-ins; README \"Stand-ins\").");
+    println!("\nThe platform runs (Kubernetes and k3s through the documented stand-ins; README \"Stand-ins\").");
     for (what, d) in [
         ("lab up", t_lab),
         ("template", t_template),
@@ -167,7 +201,11 @@ fn up() -> Result<()> {
         println!("  {what:<16} {:>6.1} s", d.as_secs_f64());
     }
     let wd_path = wd.path().display();
-    println!("\n  VIP              {vip} (6443 API servers, 80/443 ingress)");
+    if k3s {
+        println!("\n  VIP              {vip} (6443 to the k3s servers)");
+    } else {
+        println!("\n  VIP              {vip} (6443 API servers, 80/443 ingress)");
+    }
     println!(
         "  kubeconfig       TF_CLI_CONFIG_FILE={wd_path}/cli.tfrc {} -chdir={wd_path} output -raw kubeconfig",
         terraform_bin().display()

@@ -19,6 +19,8 @@ const RESOURCES: &[Resource] = &[
     ("", "v1", "secrets", "Secret", true, &[]),
     ("", "v1", "services", "Service", true, &["svc"]),
     ("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"]),
+    ("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, &["pvc"]),
+    ("", "v1", "persistentvolumes", "PersistentVolume", false, &["pv"]),
     ("", "v1", "events", "Event", true, &["ev"]),
     ("apps", "v1", "daemonsets", "DaemonSet", true, &["ds"]),
     ("apps", "v1", "deployments", "Deployment", true, &["deploy"]),
@@ -26,6 +28,9 @@ const RESOURCES: &[Resource] = &[
     ("apps", "v1", "statefulsets", "StatefulSet", true, &["sts"]),
     ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"]),
     ("coordination.k8s.io", "v1", "leases", "Lease", true, &[]),
+    // An application's storage (a StatefulSet's PVCs on a StorageClass): stored only, no
+    // provisioner binds them.
+    ("storage.k8s.io", "v1", "storageclasses", "StorageClass", false, &["sc"]),
     ("certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", false, &["csr"]),
     ("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[]),
     ("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, &[]),
