@@ -235,6 +235,8 @@ impl Resource for K3sCluster {
         for s in &leaving {
             leaving_nodes.push(Node::connect(ctx, &s.node.ssh).await?);
         }
+        // A server that was in the cluster and stays: asked about etcd members.
+        let via = &nodes[m.server.iter().position(|s| before.contains(s.node.name.as_str())).unwrap_or(0)];
         let result: anyhow::Result<()> = async {
             // Existing servers roll first, one at a time, then new ones join, then
             // removed ones leave: the quorum never loses two members at once.
@@ -248,11 +250,11 @@ impl Resource for K3sCluster {
             }
             for (i, s) in m.server.iter().enumerate() {
                 if !before.contains(s.node.name.as_str()) {
-                    roll::join(ctx, &client, &nodes[i], &m, i).await?;
+                    roll::join(ctx, &client, &nodes[i], via, &m, i).await?;
                 }
             }
             for (s, node) in leaving.iter().zip(&leaving_nodes) {
-                drain::in_turn(ctx, &client, &s.node.name, roll::remove(ctx, &client, s, node)).await?;
+                drain::in_turn(ctx, &client, &s.node.name, roll::remove(ctx, &client, &m, s, node, via)).await?;
             }
             Ok(())
         }

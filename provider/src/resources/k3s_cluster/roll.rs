@@ -104,6 +104,7 @@ pub async fn form(ctx: &Context, m: &mut K3sClusterModel, nodes: &[Node]) -> any
     start_and_wait(ctx, &nodes[0], &nodes[0], m, 0).await?;
     for i in 1..nodes.len() {
         start_and_wait(ctx, &nodes[i], &nodes[0], m, i).await?;
+        wait_member(ctx, &nodes[0], m, &m.server[i]).await?;
     }
     Ok(())
 }
@@ -247,23 +248,34 @@ pub async fn roll_one(
     Ok(())
 }
 
-/// Joins server `i` (added to the configuration).
+/// Joins server `i` (added to the configuration); `via` is a server already in.
 pub async fn join(
     ctx: &Context,
     client: &KubeClient,
     node: &Node,
+    via: &Node,
     m: &K3sClusterModel,
     i: usize,
 ) -> anyhow::Result<()> {
     node.require_systemd().await?;
     install::install(node, m, i, &m.token.clone().unwrap_or_default()).await?;
     k3s::start(node, SERVER_UNIT, false).await?;
-    k3s::wait_node_ready(ctx, client, &m.server[i].node.name, &m.version).await
+    k3s::wait_node_ready(ctx, client, &m.server[i].node.name, &m.version).await?;
+    wait_member(ctx, via, m, &m.server[i]).await
 }
 
 /// Removes a server: drained, stopped and disabled, its Node deleted (k3s then
-/// removes its etcd member). A node that does not answer only has its Node deleted.
-pub async fn remove(ctx: &Context, client: &KubeClient, s: &ServerModel, node: &Node) -> anyhow::Result<()> {
+/// removes its etcd member; checked through `via`, a server that stays, and removed
+/// through the etcd API if k3s did not). A node that does not answer only has its
+/// Node deleted.
+pub async fn remove(
+    ctx: &Context,
+    client: &KubeClient,
+    m: &K3sClusterModel,
+    s: &ServerModel,
+    node: &Node,
+    via: &Node,
+) -> anyhow::Result<()> {
     let name = &s.node.name;
     if client.get_node(name).await?.is_some() {
         drain::cordon_and_drain(ctx, client, name).await?;
@@ -271,7 +283,8 @@ pub async fn remove(ctx: &Context, client: &KubeClient, s: &ServerModel, node: &
     if matches!(node.answers().await, Ok(true)) {
         k3s::stop(node, SERVER_UNIT).await?;
     }
-    client.delete_node(name).await
+    client.delete_node(name).await?;
+    ensure_member_removed(ctx, via, m, s).await
 }
 
 /// Stops and disables k3s; wipes its data only when asked.
@@ -283,6 +296,128 @@ pub async fn uninstall(node: &Node, wipe: bool) -> anyhow::Result<()> {
             &format!("rm -rf {} {} /etc/systemd/system/{SERVER_UNIT}", k3s::DATA_DIR, k3s::CONFIG_DIR),
         )
         .await?;
+    }
+    Ok(())
+}
+
+/// The embedded etcd's client certificate k3s writes for its own use, and its CA.
+const ETCD_TLS: &str = "/var/lib/rancher/k3s/server/tls/etcd";
+
+/// A member of the embedded etcd (its JSON gateway's `member/list`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub id: String,
+    pub name: String,
+    pub peer_urls: Vec<String>,
+}
+
+pub fn parse_members(text: &str) -> anyhow::Result<Vec<Member>> {
+    let v: serde_json::Value = serde_json::from_str(text).context("etcd member list")?;
+    let items = v.get("members").and_then(|m| m.as_array()).cloned().unwrap_or_default();
+    Ok(items
+        .iter()
+        .map(|m| Member {
+            id: match &m["ID"] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            },
+            name: m["name"].as_str().unwrap_or_default().to_string(),
+            peer_urls: m["peerURLs"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_string)).collect())
+                .unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// The member of server `name` at `address`: k3s names members `<node-name>-<suffix>`;
+/// its peer URL is `https://<node-ip>:2380`.
+pub fn member_of<'a>(members: &'a [Member], name: &str, address: &str) -> Option<&'a Member> {
+    let peer =
+        if address.contains(':') { format!("https://[{address}]:2380") } else { format!("https://{address}:2380") };
+    members.iter().find(|m| {
+        m.peer_urls.iter().any(|u| *u == peer)
+            || m.name == name
+            || m.name.strip_prefix(name).is_some_and(|rest| rest.starts_with('-'))
+    })
+}
+
+/// A request to the embedded etcd's JSON gateway on `via` with k3s's own client
+/// certificate; `None` when it cannot be asked there (no curl, no certificate).
+async fn etcd_call(via: &Node, path: &str, body: &str) -> anyhow::Result<Option<String>> {
+    let cmd = format!(
+        "command -v curl >/dev/null && test -r {ETCD_TLS}/client.crt || exit 3; \
+         curl -sS --fail --max-time 10 --cacert {ETCD_TLS}/server-ca.crt --cert {ETCD_TLS}/client.crt \
+         --key {ETCD_TLS}/client.key -X POST -d {} https://127.0.0.1:2379{path}",
+        quote(body)
+    );
+    let out = via.run(&format!("asking the embedded etcd {path}"), &cmd).await?;
+    match out.status {
+        0 => Ok(Some(out.stdout)),
+        3 => Ok(None),
+        s => bail!("{}: etcd {path} failed (exit {s}): {}", via.label(), out.stderr.trim()),
+    }
+}
+
+pub async fn etcd_members(via: &Node) -> anyhow::Result<Option<Vec<Member>>> {
+    etcd_call(via, "/v3/cluster/member/list", "{}").await?.map(|t| parse_members(&t)).transpose()
+}
+
+/// Waits until server `s` is an etcd member (embedded etcd only), asking `via`.
+pub async fn wait_member(ctx: &Context, via: &Node, m: &K3sClusterModel, s: &ServerModel) -> anyhow::Result<()> {
+    if m.datastore.is_some() {
+        return Ok(());
+    }
+    let name = &s.node.name;
+    let verified = k3s::wait_for(ctx, &format!("server {name} in the etcd members"), || async {
+        Ok(match etcd_members(via).await? {
+            None => Ok(false),
+            Some(ms) if member_of(&ms, name, s.node.address()).is_some() => Ok(true),
+            Some(ms) => Err(format!(
+                "{name} is not an etcd member yet (members: {})",
+                ms.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+        })
+    })
+    .await?;
+    if !verified {
+        ctx.warn(Diagnostic::warning(
+            format!("etcd membership of {name} not verified"),
+            format!("{} has no curl or no k3s etcd client certificate ({ETCD_TLS}/client.crt): only its Node Ready was checked.", via.label()),
+        ));
+    }
+    Ok(())
+}
+
+/// After a removed server's Node was deleted, k3s removes its etcd member; if it is
+/// still there after a while, it is removed through the etcd API, asking `via`.
+pub async fn ensure_member_removed(
+    ctx: &Context,
+    via: &Node,
+    m: &K3sClusterModel,
+    s: &ServerModel,
+) -> anyhow::Result<()> {
+    if m.datastore.is_some() {
+        return Ok(());
+    }
+    let name = &s.node.name;
+    // k3s's etcd member controller removes it within seconds of the Node's deletion.
+    for _ in 0..15 {
+        let Some(ms) = etcd_members(via).await? else {
+            ctx.warn(Diagnostic::warning(
+                format!("etcd member of {name} not checked"),
+                format!("{} has no curl or no k3s etcd client certificate: check `member list` by hand.", via.label()),
+            ));
+            return Ok(());
+        };
+        if member_of(&ms, name, s.node.address()).is_none() || ctx.cancel.is_cancelled() {
+            return Ok(());
+        }
+        crate::wait::sleep("k3s_member", std::time::Duration::from_secs(2)).await;
+    }
+    let ms = etcd_members(via).await?.unwrap_or_default();
+    if let Some(member) = member_of(&ms, name, s.node.address()) {
+        etcd_call(via, "/v3/cluster/member/remove", &format!("{{\"ID\":\"{}\"}}", member.id)).await?;
     }
     Ok(())
 }

@@ -303,3 +303,20 @@ fn servers_have_the_shared_node_shape() {
     assert!(s.block.find_attribute("token").unwrap().sensitive);
     assert!(s.block.find_attribute("kubeconfig").unwrap().sensitive);
 }
+
+#[test]
+fn etcd_members_are_matched_by_peer_url_or_k3s_member_name() {
+    let list = r#"{"header":{},"members":[
+        {"ID":"1111","name":"s1-1a2b3c4d","peerURLs":["https://10.0.0.1:2380"]},
+        {"ID":"2222","name":"other","peerURLs":["https://10.0.0.2:2380"]}]}"#;
+    let ms = roll::parse_members(list).unwrap();
+    assert_eq!(ms.len(), 2);
+    assert_eq!(roll::member_of(&ms, "s1", "10.9.9.9").map(|m| m.id.as_str()), Some("1111"));
+    assert_eq!(roll::member_of(&ms, "s2", "10.0.0.2").map(|m| m.id.as_str()), Some("2222"));
+    assert!(roll::member_of(&ms, "s3", "10.0.0.3").is_none());
+    // A name that only starts like another is not it.
+    assert!(roll::member_of(&ms, "s", "10.0.0.3").is_none());
+    assert!(
+        roll::member_of(&roll::parse_members(r#"{"members":[{"ID":1,"name":"s10-x"}]}"#).unwrap(), "s1", "x").is_none()
+    );
+}
