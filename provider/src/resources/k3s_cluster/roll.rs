@@ -336,7 +336,7 @@ pub fn member_of<'a>(members: &'a [Member], name: &str, address: &str) -> Option
     let peer =
         if address.contains(':') { format!("https://[{address}]:2380") } else { format!("https://{address}:2380") };
     members.iter().find(|m| {
-        m.peer_urls.iter().any(|u| *u == peer)
+        m.peer_urls.contains(&peer)
             || m.name == name
             || m.name.strip_prefix(name).is_some_and(|rest| rest.starts_with('-'))
     })
