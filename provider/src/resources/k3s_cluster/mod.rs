@@ -194,9 +194,21 @@ impl Resource for K3sCluster {
     async fn create(&self, ctx: &Context, planned: K3sClusterModel) -> ApplyResult<K3sClusterModel> {
         let mut m = planned;
         let nodes = roll::connect(ctx, &m.server).await?;
-        roll::form(ctx, &mut m, &nodes).await?;
-        roll::read_outputs(&mut m, &nodes[0]).await?;
-        roll::observe(ctx, &mut m).await?;
+        let formed = async {
+            roll::form(ctx, &mut m, &nodes).await?;
+            roll::read_outputs(&mut m, &nodes[0]).await
+        }
+        .await;
+        // Once anything ran, the state keeps the cluster (its token above all): the
+        // next refresh reads what is there and the apply goes on from it.
+        let url = m.server_url();
+        m.id.get_or_insert(url);
+        if let Err(e) = formed {
+            return Err(crate::framework::Failure::with_state(m, e));
+        }
+        if let Err(d) = roll::observe(ctx, &mut m).await {
+            return Err(crate::framework::Failure::with_state(m, d));
+        }
         Ok(m)
     }
 

@@ -320,3 +320,18 @@ fn etcd_members_are_matched_by_peer_url_or_k3s_member_name() {
         roll::member_of(&roll::parse_members(r#"{"members":[{"ID":1,"name":"s10-x"}]}"#).unwrap(), "s1", "x").is_none()
     );
 }
+
+#[test]
+fn the_kubeconfig_points_at_server_url() {
+    use base64::Engine;
+    let b = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let k3s_yaml = format!(
+        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {}\n    server: https://127.0.0.1:6443\n  name: default\ncontexts:\n- context:\n    cluster: default\n    user: default\n  name: default\ncurrent-context: default\nkind: Config\nusers:\n- name: default\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
+        b("CA"),
+        b("CERT"),
+        b("KEY")
+    );
+    let kc = crate::kube::kubeconfig::parse(&roll::point_at(&k3s_yaml, "https://10.0.0.100:6443")).unwrap();
+    assert_eq!(kc.endpoint(), "10.0.0.100:6443");
+    assert_eq!(kc.ca_pem, "CA");
+}
