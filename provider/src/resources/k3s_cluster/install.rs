@@ -46,6 +46,9 @@ pub fn render(m: &K3sClusterModel, i: usize, token: &str) -> String {
         keys.insert("tls-san".into(), json!(sans));
     }
     if let Some(d) = m.disable.as_ref().filter(|d| !d.is_empty()) {
+        // A set: written sorted, so that config.yaml does not change with its order.
+        let mut d = d.clone();
+        d.sort();
         keys.insert("disable".into(), json!(d));
     }
     keys.insert("flannel-backend".into(), json!(m.flannel_backend.as_deref().unwrap_or(DEFAULT_FLANNEL_BACKEND)));

@@ -335,3 +335,16 @@ fn the_kubeconfig_points_at_server_url() {
     assert_eq!(kc.endpoint(), "10.0.0.100:6443");
     assert_eq!(kc.ca_pem, "CA");
 }
+
+#[test]
+fn mirror_endpoints_must_be_urls_and_disable_is_written_sorted() {
+    let mut j = base();
+    j["registry"] = json!({"mirrors": {"docker.io": ["https://10.0.0.5:5000", "10.0.0.6:5000"]}});
+    assert_eq!(paths(j), vec![r#"registry.mirrors["docker.io"][1]"#]);
+    let mut j = base();
+    j["disable"] = json!(["traefik", "coredns", "servicelb"]);
+    let mut m = model(j);
+    m.disable = Some(vec!["traefik".into(), "coredns".into(), "servicelb".into()]);
+    let c: serde_json::Value = serde_yaml_ng::from_str(&install::render(&m, 0, "t")).unwrap();
+    assert_eq!(c["disable"], json!(["coredns", "servicelb", "traefik"]));
+}
