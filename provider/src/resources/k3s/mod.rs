@@ -166,6 +166,51 @@ where
     }
 }
 
+/// The last lines k3s logged on the node: why it does not come up (a CA hash
+/// mismatch, a bad token, an unknown flag), for the error of a wait.
+pub async fn journal_tail(node: &Node, unit: &str) -> String {
+    match node.run("reading the k3s log", &format!("journalctl -u {unit} -n 5 --no-pager -o cat 2>/dev/null")).await {
+        Ok(out) if !out.stdout.trim().is_empty() => {
+            format!("; last log lines: {}", out.stdout.trim().replace('\n', " | "))
+        }
+        _ => String::new(),
+    }
+}
+
+/// The CA hash a full token (`K10<sha256 hex of the CA bundle>::...`) pins, if it is one.
+pub fn token_ca_hash(token: &str) -> Option<&str> {
+    let rest = token.strip_prefix("K10")?;
+    let (hash, _) = rest.split_once("::")?;
+    (hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit())).then_some(hash)
+}
+
+/// Before an agent or a joining server is started: `server_url/cacerts` (no auth)
+/// must hash to what the token pins, as k3s checks it; said here instead of in the
+/// node's journal. `Ok(None)`: the Terraform host cannot reach `server_url` (then k3s
+/// checks it on the node).
+pub async fn check_cacerts(server_url: &str, token: &str) -> anyhow::Result<Option<()>> {
+    let Some(want) = token_ca_hash(token) else { return Ok(Some(())) };
+    // The CA is what is checked here, by hash: the TLS certificate cannot be verified
+    // before it is known (k3s does the same).
+    let http = reqwest::Client::builder()
+        .use_rustls_tls()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let Ok(r) = http.get(format!("{}/cacerts", server_url.trim_end_matches('/'))).send().await else {
+        return Ok(None);
+    };
+    let body = r.bytes().await?;
+    let got = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
+    if !got.eq_ignore_ascii_case(want) {
+        bail!(
+            "{server_url}/cacerts serves a CA whose SHA-256 is {got}, but the token pins {want}: this token is not \
+             for the cluster at server_url (nothing was changed on the node)"
+        );
+    }
+    Ok(Some(()))
+}
+
 /// Waits until Node `name` is Ready and its kubelet reports `version`.
 pub async fn wait_node_ready(ctx: &Context, client: &KubeClient, name: &str, version: &str) -> anyhow::Result<()> {
     wait_for(ctx, &format!("Node {name} Ready at {version}"), || async {

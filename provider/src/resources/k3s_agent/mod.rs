@@ -122,11 +122,17 @@ fn client(m: &K3sAgentModel) -> Option<anyhow::Result<KubeClient>> {
 }
 
 async fn install_and_start(ctx: &Context, node: &Node, m: &K3sAgentModel, restart: bool) -> anyhow::Result<()> {
+    if k3s::check_cacerts(&m.server_url, &m.token).await?.is_none() {
+        tracing::info!(server_url = %m.server_url, "cacerts not reachable from the Terraform host; k3s checks the CA on the node");
+    }
     k3s::install(node, "agent", &m.version, m.airgap.as_ref(), m.registry.as_ref(), &render(m)).await?;
     k3s::start(node, AGENT_UNIT, restart).await?;
     k3s::wait_for(ctx, &format!("{AGENT_UNIT} on {} active", m.node.name), || async {
         let st = node.unit_state(AGENT_UNIT).await?;
-        Ok(if st.is_active() { Ok(()) } else { Err(format!("{AGENT_UNIT} is {}", st.active)) })
+        Ok(match st.is_active() {
+            true => Ok(()),
+            false => Err(format!("{AGENT_UNIT} is {}{}", st.active, k3s::journal_tail(node, AGENT_UNIT).await)),
+        })
     })
     .await?;
     if let Some(c) = client(m) {

@@ -75,3 +75,11 @@ fn the_agent_has_the_shared_node_shape_and_hides_its_secrets() {
     assert!(s.block.find_attribute("token").unwrap().sensitive);
     assert!(s.block.find_attribute("kubeconfig").unwrap().sensitive);
 }
+
+#[test]
+fn a_full_token_pins_the_ca_hash() {
+    let h = "ab".repeat(32);
+    assert_eq!(k3s::token_ca_hash(&format!("K10{h}::server:s3cr3t")), Some(h.as_str()));
+    assert_eq!(k3s::token_ca_hash("s3cr3t"), None);
+    assert_eq!(k3s::token_ca_hash("K10xyz::server:s"), None);
+}

@@ -71,7 +71,13 @@ async fn node_ready_via(node: &Node, name: &str, version: &str) -> anyhow::Resul
 async fn start_and_wait(ctx: &Context, node: &Node, via: &Node, m: &K3sClusterModel, i: usize) -> anyhow::Result<()> {
     k3s::start(node, SERVER_UNIT, false).await?;
     let name = &m.server[i].node.name;
-    k3s::wait_for(ctx, &format!("server {name} Ready"), || node_ready_via(via, name, &m.version)).await
+    k3s::wait_for(ctx, &format!("server {name} Ready"), || async {
+        Ok(match node_ready_via(via, name, &m.version).await? {
+            Ok(()) => Ok(()),
+            Err(why) => Err(format!("{why}{}", k3s::journal_tail(node, SERVER_UNIT).await)),
+        })
+    })
+    .await
 }
 
 /// Forms the cluster: installs every server, restores the snapshot on the first one
