@@ -66,7 +66,9 @@ pub fn schema() -> Schema {
     let block = Block::new(
         "One k3s agent joined to a cluster (`server_url` and the cluster's `join_token`), installed without the \
          install script like `strata_k3s_cluster`'s servers (`airgap`, `registry`, `config.yaml`, a \
-         `k3s-agent.service` unit). Create installs, starts the agent and waits until its unit is active (a \
+         `k3s-agent.service` unit). Before the node is touched, the CA `server_url/cacerts` serves is checked \
+         against the hash a full token pins (when the Terraform host reaches `server_url`; k3s checks it again on \
+         the node). Create installs, starts the agent and waits until its unit is active (a \
          `Type=notify` unit: k3s reports ready once its Node is registered) and, with `kubeconfig`, until its \
          Node is Ready at `version`. A change of `version`, `config`, labels, taints, `airgap` or `registry` \
          restarts it; with `kubeconfig` this runs under the cluster-wide Lease `kube-system/strata-worker-roll` \
