@@ -247,16 +247,43 @@ impl Resource for K3sCluster {
         for s in &leaving {
             leaving_nodes.push(Node::connect(ctx, &s.node.ssh).await?);
         }
-        // A server that was in the cluster and stays: asked about etcd members.
-        let via = &nodes[m.server.iter().position(|s| before.contains(s.node.name.as_str())).unwrap_or(0)];
         let result: anyhow::Result<()> = async {
+            // Servers that were in the cluster and stay, and which of them still hold
+            // its data (a machine re-created blank does not).
+            let mut blank = vec![false; m.server.len()];
+            for (i, s) in m.server.iter().enumerate() {
+                if before.contains(s.node.name.as_str()) {
+                    blank[i] = roll::token_on(&nodes[i]).await?.is_none();
+                }
+            }
+            let via_i = (0..m.server.len())
+                .find(|&i| before.contains(m.server[i].node.name.as_str()) && !blank[i])
+                .ok_or_else(|| anyhow::anyhow!("no server that stays in the cluster holds its data"))?;
+            let via = &nodes[via_i];
             // Existing servers roll first, one at a time, then new ones join, then
             // removed ones leave: the quorum never loses two members at once.
             for (i, s) in m.server.iter().enumerate() {
                 if !before.contains(s.node.name.as_str()) {
                     continue;
                 }
-                if roll::needs_roll(&nodes[i], &prior, &m, i).await? {
+                if blank[i] {
+                    if i == 0 {
+                        anyhow::bail!(
+                            "server {} (the first block, which initialises the cluster with cluster-init) came back \
+                             without data while other servers run the cluster: it would start a new cluster. Move \
+                             its block after another server's so that it joins, and apply again. Nothing was changed \
+                             on it.",
+                            s.node.name
+                        );
+                    }
+                    // Re-created blank: its old Node and etcd member go, then it joins.
+                    drain::in_turn(ctx, &client, &s.node.name, async {
+                        client.delete_node(&s.node.name).await?;
+                        roll::ensure_member_removed(ctx, via, &m, s).await?;
+                        roll::join(ctx, &client, &nodes[i], via, &m, i).await
+                    })
+                    .await?;
+                } else if roll::needs_roll(&nodes[i], &prior, &m, i).await? {
                     drain::in_turn(ctx, &client, &s.node.name, roll::roll_one(ctx, &client, &nodes[i], &m, i)).await?;
                 }
             }

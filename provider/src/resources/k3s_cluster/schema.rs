@@ -85,8 +85,9 @@ pub fn schema() -> Schema {
          Ready before the next. A change of `version`, a server's config or the shared settings rolls the servers \
          one at a time: cordon and drain (under the cluster-wide Lease `kube-system/strata-worker-roll` that \
          workers and `strata_k3s_agent`s take, so they never go down together), write the binary and config, \
-         restart, wait for the Node Ready at the new version, uncordon. An added server joins; a removed one is \
-         drained, stopped and disabled, and its Node deleted (k3s removes its etcd member when its Node is \
+         restart, wait for the Node Ready at the new version, uncordon. An added server joins; a server whose machine came back blank has its old Node and etcd \
+         member removed and joins again (not the first block: it would initialise a new cluster, and is refused); a \
+         removed one is drained, stopped and disabled, and its Node deleted (k3s removes its etcd member when its Node is \
          deleted). Read checks each server's service, version and config.yaml. When the state knows the cluster \
          and every server is gone (machines re-created blank), the plan warns and the apply restores it from \
          `restore_from_snapshot`, or forms a new, empty one only with `allow_empty_cluster = true`; otherwise it \
