@@ -86,17 +86,36 @@ pub async fn form(ctx: &Context, m: &mut K3sClusterModel, nodes: &[Node]) -> any
     for n in nodes {
         n.require_systemd().await?;
     }
-    // A first server that already ran keeps its token: adopted, never replaced.
+    // A first server that already ran keeps its token and data: adopted, never
+    // replaced, and never reset from a snapshot.
+    let existing = token_on(&nodes[0]).await?;
     if m.token.is_none() {
-        m.token = match token_on(&nodes[0]).await? {
-            Some(t) => Some(secret_of(&t).to_string()),
-            None => Some(crate::pki::random_secret()),
-        };
+        m.token = Some(match &existing {
+            Some(t) => secret_of(t).to_string(),
+            None => crate::pki::random_secret(),
+        });
     }
+    let restore = match (&m.restore_from_snapshot, &existing) {
+        (Some(path), Some(_)) => {
+            ctx.warn(
+                Diagnostic::warning(
+                    "restore_from_snapshot not used",
+                    format!(
+                        "{} already runs a k3s cluster ({TOKEN_FILE} is there): it is adopted as it is, and {path} \
+                         is not restored over it.",
+                        nodes[0].label()
+                    ),
+                )
+                .at(AttributePath::root("restore_from_snapshot")),
+            );
+            None
+        }
+        (p, _) => p.clone(),
+    };
     let token = m.token.clone().unwrap_or_default();
     let mm = &*m;
     try_join_all(nodes.iter().enumerate().map(|(i, n)| install::install(n, mm, i, &token))).await?;
-    if let Some(path) = &m.restore_from_snapshot {
+    if let Some(path) = &restore {
         let first = &nodes[0];
         k3s::stop(first, SERVER_UNIT).await?;
         let out = first
