@@ -269,3 +269,41 @@ pub fn validate_labels_and_taints(node: &Value, at: &AttributePath, diags: &mut 
         }
     }
 }
+
+/// A `node-taint` string as a Kubernetes taint (checked at plan by [`check_taint`]).
+pub fn parse_taint(t: &str) -> Option<crate::kube::Taint> {
+    let (kv, effect) = t.rsplit_once(':')?;
+    let (key, value) = match kv.split_once('=') {
+        Some((k, v)) => (k, Some(v.to_string()).filter(|v| !v.is_empty())),
+        None => (kv, None),
+    };
+    Some(crate::kube::Taint { key: key.to_string(), value, effect: effect.to_string() })
+}
+
+/// k3s applies `node-label` and `node-taint` only when a Node registers: on a Node that
+/// exists, the labels and taints the resource declares are set through the API, and
+/// those it declared before (`prior_*`) and no longer does are removed. Others are
+/// left alone.
+pub async fn reconcile_node(
+    client: &KubeClient,
+    name: &str,
+    labels: Option<&BTreeMap<String, String>>,
+    taints: Option<&Vec<String>>,
+    prior_labels: Option<&BTreeMap<String, String>>,
+    prior_taints: Option<&Vec<String>>,
+) -> anyhow::Result<()> {
+    let labels = labels.cloned().unwrap_or_default();
+    let removed_labels: Vec<String> =
+        prior_labels.into_iter().flatten().map(|(k, _)| k).filter(|k| !labels.contains_key(*k)).cloned().collect();
+    let taints: Vec<crate::kube::Taint> = taints.into_iter().flatten().filter_map(|t| parse_taint(t)).collect();
+    let removed_taints: Vec<crate::kube::Taint> = prior_taints
+        .into_iter()
+        .flatten()
+        .filter_map(|t| parse_taint(t))
+        .filter(|p| !taints.iter().any(|t| t.same_as(&p.key, &p.effect)))
+        .collect();
+    if labels.is_empty() && removed_labels.is_empty() && taints.is_empty() && removed_taints.is_empty() {
+        return Ok(());
+    }
+    client.patch_node(name, &labels, &removed_labels, &taints, &removed_taints).await
+}

@@ -222,15 +222,15 @@ impl Resource for K3sAgent {
         Ok(observe(ctx, &mut m).await?.then_some(m))
     }
 
-    async fn update(&self, ctx: &Context, _prior: K3sAgentModel, planned: K3sAgentModel) -> ApplyResult<K3sAgentModel> {
+    async fn update(&self, ctx: &Context, prior: K3sAgentModel, planned: K3sAgentModel) -> ApplyResult<K3sAgentModel> {
         let mut m = planned;
         let node = Node::connect(ctx, &m.node.ssh).await?;
         node.require_systemd().await?;
         let needed = k3s::installed_version(&node).await?.as_deref() != Some(m.version.as_str())
             || node.read_file(k3s::CONFIG).await?.as_deref() != Some(render(&m).as_bytes())
             || !node.unit_state(AGENT_UNIT).await?.is_active()
-            || _prior.airgap != m.airgap
-            || _prior.registry != m.registry;
+            || prior.airgap != m.airgap
+            || prior.registry != m.registry;
         if needed {
             match client(&m) {
                 Some(c) => {
@@ -257,6 +257,18 @@ impl Resource for K3sAgent {
                 }
                 None => install_and_start(ctx, &node, &m, true).await?,
             }
+        }
+        // k3s sets labels and taints only when the Node registers.
+        if let Some(c) = client(&m) {
+            k3s::reconcile_node(
+                &c?,
+                &m.node.name,
+                m.labels.as_ref(),
+                m.taints.as_ref(),
+                prior.labels.as_ref(),
+                prior.taints.as_ref(),
+            )
+            .await?;
         }
         observe(ctx, &mut m).await?;
         Ok(m)

@@ -83,3 +83,15 @@ fn a_full_token_pins_the_ca_hash() {
     assert_eq!(k3s::token_ca_hash("s3cr3t"), None);
     assert_eq!(k3s::token_ca_hash("K10xyz::server:s"), None);
 }
+
+#[test]
+fn node_taint_strings_become_kubernetes_taints() {
+    let t = k3s::parse_taint("dedicated=db:NoSchedule").unwrap();
+    assert_eq!((t.key.as_str(), t.value.as_deref(), t.effect.as_str()), ("dedicated", Some("db"), "NoSchedule"));
+    let t = k3s::parse_taint("node-role.kubernetes.io/control-plane:NoExecute").unwrap();
+    assert_eq!(
+        (t.key.as_str(), t.value, t.effect.as_str()),
+        ("node-role.kubernetes.io/control-plane", None, "NoExecute")
+    );
+    assert!(k3s::parse_taint("no-effect").is_none());
+}

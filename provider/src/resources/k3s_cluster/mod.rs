@@ -292,6 +292,19 @@ impl Resource for K3sCluster {
                     roll::join(ctx, &client, &nodes[i], via, &m, i).await?;
                 }
             }
+            // Labels and taints of servers whose Node exists (k3s sets them only at registration).
+            for s in &m.server {
+                let p = prior.server.iter().find(|p| p.node.name == s.node.name);
+                k3s::reconcile_node(
+                    &client,
+                    &s.node.name,
+                    s.labels.as_ref(),
+                    s.taints.as_ref(),
+                    p.and_then(|p| p.labels.as_ref()),
+                    p.and_then(|p| p.taints.as_ref()),
+                )
+                .await?;
+            }
             for (s, node) in leaving.iter().zip(&leaving_nodes) {
                 drain::in_turn(ctx, &client, &s.node.name, roll::remove(ctx, &client, &m, s, node, via)).await?;
             }

@@ -24,12 +24,14 @@ fn server_status() -> Type {
 pub fn node_labels_and_taints(block: Block) -> Block {
     block
         .attribute(Attribute::optional("labels", Type::map(Type::String)).description(
-            "Node labels (`node-label`), set by k3s when the Node registers; a change is written to config.yaml \
-             and applies when the node registers again.",
+            "Node labels (`node-label`), set by k3s when the Node registers; on an update they are also set \
+             through the API (k3s does not change a registered Node's labels), and labels removed from here are \
+             removed. Labels set by others are left alone. (For an agent, the API part needs `kubeconfig`.)",
         ))
         .attribute(Attribute::optional("taints", Type::list(Type::String)).description(
             "Node taints (`node-taint`) as `key[=value]:Effect`, Effect one of NoSchedule, PreferNoSchedule, \
-             NoExecute; set by k3s when the Node registers.",
+             NoExecute; set by k3s when the Node registers, and on an update through the API like `labels` (a \
+             taint is identified by key and effect).",
         ))
 }
 
