@@ -263,3 +263,8 @@ pub fn certificate_key() -> String {
     let bytes: [u8; 32] = rand::rng().random();
     hex::encode(bytes)
 }
+
+/// 32 random bytes as 64 hex characters: a shared secret (a k3s cluster's token).
+pub fn random_secret() -> String {
+    certificate_key()
+}

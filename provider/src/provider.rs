@@ -19,6 +19,8 @@ use crate::resources::container::Container;
 use crate::resources::control_plane::ControlPlane;
 use crate::resources::etcd_cluster::EtcdCluster;
 use crate::resources::image_registry::ImageRegistry;
+use crate::resources::k3s_agent::K3sAgent;
+use crate::resources::k3s_cluster::K3sCluster;
 use crate::resources::load_balancer::LoadBalancer;
 use crate::resources::nfs_export::NfsExport;
 use crate::resources::node_config::NodeConfig;
@@ -105,6 +107,8 @@ impl ProviderDefinition for StrataProvider {
             Arc::new(ControlPlane),
             Arc::new(LoadBalancer),
             Arc::new(ImageRegistry),
+            Arc::new(K3sCluster),
+            Arc::new(K3sAgent),
             Arc::new(NfsExport),
             Arc::new(NodeConfig),
             Arc::new(Vm),

@@ -60,6 +60,8 @@ pub struct NodeObject {
     pub internal_ips: Vec<String>,
     /// The Ready condition's status (`True`, `False`, `Unknown`), if any.
     pub ready: Option<String>,
+    /// `status.nodeInfo.kubeletVersion` (k3s: its own version, e.g. `v1.36.1+k3s1`).
+    pub kubelet_version: Option<String>,
 }
 
 /// Why a Node of this name must not be deleted to let a new machine at `address` join
@@ -562,7 +564,8 @@ pub fn parse_node(v: &Json) -> anyhow::Result<NodeObject> {
         .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
         .and_then(|c| c["status"].as_str())
         .map(str::to_string);
-    Ok(NodeObject { labels, taints, unschedulable, annotations, internal_ips, ready })
+    let kubelet_version = v.pointer("/status/nodeInfo/kubeletVersion").and_then(Json::as_str).map(str::to_string);
+    Ok(NodeObject { labels, taints, unschedulable, annotations, internal_ips, ready, kubelet_version })
 }
 
 /// What a URL path segment cannot hold as is (RFC 3986 `pchar` plus `%` itself). Object

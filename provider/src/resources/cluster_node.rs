@@ -211,6 +211,8 @@ mod tests {
             ("etcd_cluster", EtcdCluster.schema(), Some("member"), Mode::Required, 0),
             ("control_plane", ControlPlane.schema(), Some("node"), Mode::Required, 0),
             ("worker", Worker.schema(), None, Mode::Optional, 0),
+            ("k3s_cluster", crate::resources::k3s_cluster::K3sCluster.schema(), Some("server"), Mode::Optional, 0),
+            ("k3s_agent", crate::resources::k3s_agent::K3sAgent.schema(), None, Mode::Optional, 0),
         ] {
             let b = node_block(&schema, list);
             let name = b.find_attribute("name").unwrap_or_else(|| panic!("{resource}: name"));

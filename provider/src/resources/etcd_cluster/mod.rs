@@ -8,6 +8,7 @@ mod certs;
 mod cluster;
 mod member;
 mod schema;
+pub use schema::check_dir;
 mod version;
 
 use std::collections::BTreeSet;

@@ -1,7 +1,7 @@
 //! `strata_image_registry`: a local OCI registry on a node (Debian's `docker-registry`)
 //! loaded from image bundles on the Terraform host, for air-gapped sites.
 
-mod bundle;
+pub(crate) mod bundle;
 mod schema;
 mod server;
 

@@ -1,7 +1,7 @@
 //! `strata_worker`: a Kubernetes worker node joined with kubeadm, with the labels and
 //! taints it owns kept on its Node object.
 
-mod drain;
+pub(crate) mod drain;
 mod join;
 mod model;
 mod schema;
