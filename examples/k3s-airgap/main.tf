@@ -197,7 +197,7 @@ resource "strata_k3s_agent" "agent1" {
   address    = local.vms.agent1
   version    = strata_k3s_cluster.this.version
   server_url = strata_k3s_cluster.this.server_url
-  token      = strata_k3s_cluster.this.token
+  token      = strata_k3s_cluster.this.join_token
   kubeconfig = strata_k3s_cluster.this.kubeconfig
 
   ssh {

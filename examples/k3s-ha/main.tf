@@ -1,10 +1,11 @@
 # k3s in HA: three k3s servers on embedded etcd behind a keepalived VIP on three
 # HAProxy VMs (6443 to the servers), two agents, and an NFS VM whose exports hold the
-# etcd snapshots (k3s-snapshots) and the application's data (k8s-prod). k3s is installed
-# from files on the Terraform host (`airgap {}`): no install script is fetched or run.
+# copies of the etcd snapshots (k3s-snapshots) and the application's data (k8s-prod).
+# k3s is installed from files on the Terraform host (`airgap {}`): no install script is
+# fetched or run.
 #
 # Rebuild after a disaster: set k3s_restore_snapshot to the latest snapshot (a file on
-# the Terraform host, e.g. copied off the k3s-snapshots export) and run `terraform apply`
+# the Terraform host, e.g. copied from the k3s-snapshots export) and run `terraform apply`
 # (docs/guides/k3s.md).
 
 terraform {
@@ -84,8 +85,8 @@ resource "strata_vm" "this" {
   }
 }
 
-# Kernel settings every k3s node wants, plus the NFS client for the snapshot export and
-# the application's volumes, and var.node_packages (see variables.tf).
+# Kernel settings every k3s node wants, the NFS client for the application's volumes,
+# and var.node_packages (see variables.tf).
 resource "strata_node_config" "k3s" {
   for_each = local.k3s
 
@@ -194,12 +195,11 @@ resource "strata_k3s_cluster" "this" {
     sha256 = local.sha256
   }
 
-  # Every 6 hours onto the NFS export, 8 kept.
+  # Every 6 hours on each server, 8 kept; copy them off the servers (to the
+  # k3s-snapshots export and off-site) as docs/guides/k3s.md shows.
   etcd_snapshot {
     schedule  = "0 */6 * * *"
     retention = 8
-    dir       = "/var/lib/rancher/k3s/server/db/snapshots"
-    nfs       = "${local.nfs.nfs1}:/srv/nfs/k3s-snapshots"
   }
 
   depends_on = [strata_node_config.k3s, strata_load_balancer.k3s, strata_nfs_export.this]
@@ -211,7 +211,7 @@ resource "strata_k3s_agent" "this" {
   address    = each.value
   version    = strata_k3s_cluster.this.version
   server_url = strata_k3s_cluster.this.server_url
-  token      = strata_k3s_cluster.this.token
+  token      = strata_k3s_cluster.this.join_token
   kubeconfig = strata_k3s_cluster.this.kubeconfig
 
   labels = {

@@ -14,6 +14,6 @@ output "ca_cert" {
 
 output "token" {
   description = "The cluster's join token (K10<CA hash>::server:<secret>): agents and new servers use it."
-  value       = strata_k3s_cluster.this.token
+  value       = strata_k3s_cluster.this.join_token
   sensitive   = true
 }

@@ -122,6 +122,13 @@ impl KubeClient {
         Ok(r.status().is_success())
     }
 
+    /// Whether the API accepts this client's credentials (a GET of the `kube-system`
+    /// Namespace answers 200; 401 and 403 are `false`).
+    pub async fn authenticated(&self) -> anyhow::Result<bool> {
+        let r = self.http.get(format!("{}/api/v1/namespaces/kube-system", self.base)).send().await.map_err(describe)?;
+        Ok(r.status().is_success())
+    }
+
     /// `gitVersion` of `/version`, e.g. `v1.35.0`.
     pub async fn git_version(&self) -> anyhow::Result<String> {
         let v: Json = self.get_json("/version").await?.ok_or_else(|| anyhow!("/version: not found"))?;

@@ -70,14 +70,7 @@ fn validate_config(config: &Value, diags: &mut Diagnostics) {
             }
         }
     }
-    if let Some(Value::String(p)) = config.attr("restore_from_snapshot") {
-        if !p.starts_with('/') {
-            diags.push(
-                Diagnostic::error("Invalid restore_from_snapshot", "Must be an absolute path on the first server.")
-                    .at(AttributePath::root("restore_from_snapshot")),
-            );
-        }
-    }
+
     k3s::config::validate(Role::Server, config, diags);
     k3s::airgap::validate(config, &AttributePath::root("airgap"), diags);
     k3s::registry::validate(config, &AttributePath::root("registry"), diags);
@@ -99,12 +92,30 @@ fn planned_server_url(v: &Value) -> Option<String> {
     Some(model::server_url(sans.as_deref(), Some(&address)))
 }
 
+/// `restore_from_snapshot` is read when the cluster is formed: then it must be a file
+/// on this machine (checked at plan, only when it will be used).
+fn check_restore_file(plan: &mut PlanChange) {
+    if let Some(Value::String(p)) = plan.planned.attr("restore_from_snapshot") {
+        if !std::path::Path::new(p).is_file() {
+            let p = p.clone();
+            plan.diagnostics.push(
+                Diagnostic::error(
+                    "restore_from_snapshot not found",
+                    format!("{p} is not a file on the machine that runs Terraform: the cluster is formed from it."),
+                )
+                .at(AttributePath::root("restore_from_snapshot")),
+            );
+        }
+    }
+}
+
 fn modify(plan: &mut PlanChange) {
     let url = planned_server_url(&plan.planned);
     if let (Some(u), Some(v)) = (&url, plan.planned.attr_mut("server_url")) {
         *v = Value::string(u.clone());
     }
     if plan.is_create() {
+        check_restore_file(plan);
         return;
     }
     // The token encrypts the bootstrap data: it never changes.
@@ -143,6 +154,7 @@ fn modify(plan: &mut PlanChange) {
         for a in ["kubeconfig", "ca_cert", "join_token", "servers"] {
             plan.set_unknown(a);
         }
+        check_restore_file(plan);
         return;
     }
     let version = plan.planned.attr("version").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -233,6 +245,7 @@ impl Resource for K3sCluster {
             if m.restore_from_snapshot.is_none() && m.allow_empty_cluster != Some(true) {
                 return Err(anyhow::anyhow!(roll::refusal(id)).into());
             }
+            m.kubeconfig = prior.kubeconfig.clone();
             roll::form(ctx, &mut m, &nodes).await?;
             roll::read_outputs(&mut m, &nodes[0]).await?;
             roll::observe(ctx, &mut m).await?;

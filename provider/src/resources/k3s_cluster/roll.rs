@@ -80,6 +80,9 @@ async fn start_and_wait(ctx: &Context, node: &Node, via: &Node, m: &K3sClusterMo
     .await
 }
 
+/// Where a snapshot from the Terraform host is put on the first server to be restored.
+const RESTORE_DIR: &str = "/var/lib/rancher/k3s/server/db/restore";
+
 /// Forms the cluster: installs every server, restores the snapshot on the first one
 /// (`restore_from_snapshot`), starts it, then each other server in turn.
 pub async fn form(ctx: &Context, m: &mut K3sClusterModel, nodes: &[Node]) -> anyhow::Result<()> {
@@ -117,11 +120,19 @@ pub async fn form(ctx: &Context, m: &mut K3sClusterModel, nodes: &[Node]) -> any
     try_join_all(nodes.iter().enumerate().map(|(i, n)| install::install(n, mm, i, &token))).await?;
     if let Some(path) = &restore {
         let first = &nodes[0];
+        // The snapshot is on the Terraform host (off-site, like strata_etcd_cluster's): it
+        // goes next to k3s's data on the first server, then k3s restores it.
+        let content = tokio::fs::read(path)
+            .await
+            .with_context(|| format!("restore_from_snapshot: reading {path} on the machine that runs Terraform"))?;
+        let on_node = format!("{RESTORE_DIR}/{}", k3s::airgap::file_name(path));
+        first.run_ok("making the restore directory", &format!("mkdir -p -m 0700 {RESTORE_DIR}")).await?;
+        first.write_file(&on_node, &content, 0o600).await?;
         k3s::stop(first, SERVER_UNIT).await?;
         let out = first
             .run_ok(
                 "restoring the etcd snapshot (k3s server --cluster-reset)",
-                &format!("{BINARY} server --cluster-reset --cluster-reset-restore-path={} 2>&1", quote(path)),
+                &format!("{BINARY} server --cluster-reset --cluster-reset-restore-path={} 2>&1", quote(&on_node)),
             )
             .await?;
         tracing::info!(output = %out.trim(), "k3s cluster reset");
@@ -144,6 +155,19 @@ pub fn client(kubeconfig_text: &str) -> anyhow::Result<KubeClient> {
     )
 }
 
+/// Whether `kubeconfig` is for a cluster with CA `ca_pem` and the API accepts its client
+/// certificate.
+async fn still_works(kubeconfig: &str, ca_pem: &str) -> bool {
+    let Ok(k) = kubeconfig::parse(kubeconfig) else { return false };
+    if k.ca_pem.trim() != ca_pem.trim() {
+        return false;
+    }
+    match client(kubeconfig) {
+        Ok(c) => c.authenticated().await.unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
 /// k3s.yaml with its server replaced by `server_url`.
 pub fn point_at(k3s_yaml: &str, server_url: &str) -> String {
     k3s_yaml.replace(LOCAL_SERVER, server_url)
@@ -164,10 +188,20 @@ pub async fn read_outputs(m: &mut K3sClusterModel, node: &Node) -> anyhow::Resul
     if !ok {
         bail!("{url}/readyz does not answer ok");
     }
+    let ca = String::from_utf8_lossy(&ca).into_owned();
+    // The kubeconfig in state stays while it still works against this cluster: after a
+    // rebuild from a snapshot the restored client CA still signs its certificate, while
+    // the new machine's k3s.yaml has an admin certificate of its own.
+    let keep = match &m.kubeconfig {
+        Some(old) if *old != kc => still_works(old, &ca).await,
+        _ => false,
+    };
+    if !keep {
+        m.kubeconfig = Some(kc);
+    }
     m.server_url = Some(url.clone());
     m.join_token = Some(token);
-    m.ca_cert = Some(String::from_utf8_lossy(&ca).into_owned());
-    m.kubeconfig = Some(kc);
+    m.ca_cert = Some(ca);
     if m.id.is_none() {
         m.id = Some(url);
     }
@@ -219,9 +253,10 @@ pub async fn observe(ctx: &Context, m: &mut K3sClusterModel) -> Result<(), Diagn
         statuses.push(st);
     }
     let Some(i) = with_data else {
+        // The kubeconfig stays: a rebuild from a snapshot brings back the client CA that
+        // signed it, and it is kept then (read_outputs).
         m.ca_cert = None;
         m.join_token = None;
-        m.kubeconfig = None;
         m.servers = None;
         return Ok(());
     };

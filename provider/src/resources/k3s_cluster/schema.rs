@@ -137,9 +137,12 @@ pub fn schema() -> Schema {
          `version`; keys the resource writes itself are refused, naming the attribute to use.",
     ))
     .attribute(Attribute::optional("restore_from_snapshot", Type::String).description(
-        "A snapshot path on the first server, used only when the cluster is formed (created, or every server \
-         found gone): `k3s server --cluster-reset --cluster-reset-restore-path=PATH` runs once on the first \
-         server with its config.yaml and the cluster's token, then the servers start. Ignored afterwards.",
+        "An etcd snapshot file (`k3s etcd-snapshot save`, copied off the servers) on the machine that runs \
+         Terraform, used only when the cluster is formed (created, or every server found gone; checked at plan \
+         then): it is uploaded to the first server and `k3s server --cluster-reset \
+         --cluster-reset-restore-path=PATH` runs once there with its config.yaml and the cluster's token (the \
+         snapshot's bootstrap data is encrypted with it), then the servers start and join. Ignored afterwards: \
+         never restored over a cluster that runs.",
     ))
     .attribute(Attribute::optional("allow_empty_cluster", Type::Bool).description(
         "When the state knows the cluster and every server is gone, form a new, empty cluster instead of \
