@@ -53,6 +53,17 @@ pub fn main(argv: Vec<String>) -> i32 {
     }
 }
 
+/// Runs the API server of `state` (and its node lifecycle controller) with `extra`
+/// routes beside the API, as k3s serves its supervisor paths on the API's port.
+pub async fn run_with(
+    state: Arc<State>,
+    extra: axum::Router,
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<()> {
+    tokio::spawn(nodes::run(state.clone()));
+    server::serve_with(state, extra, ready).await
+}
+
 async fn run(flags: Flags) -> Result<()> {
     let version = match std::env::var("STRATA_STANDIN_VERSION") {
         Ok(v) => KubeVersion::parse(&v)?,
