@@ -334,7 +334,18 @@ pub fn load(cmd: Command, args: &[String], default_config: &Path) -> Result<Conf
         .find(|(n, _)| n == "config")
         .map(|(_, v)| Path::new(v).to_path_buf())
         .unwrap_or(default_config.to_path_buf());
-    let file = read_config_files(&cfg_path)?;
+    let mut file = read_config_files(&cfg_path)?;
+    if cmd == Command::EtcdSnapshot {
+        // k3s parses config.yaml for `etcd-snapshot` with ValidFlags (pkg/configfilearg):
+        // the server's keys there are skipped with a warning, not refused.
+        file.retain(|(k, _)| {
+            let known = lookup(cmd, k.trim_end_matches('+')).is_some();
+            if !known && lookup(Command::Server, k.trim_end_matches('+')).is_none() {
+                eprintln!("W Unknown flag --{k} found in config.yaml, skipping");
+            }
+            known
+        });
+    }
     merge(cmd, file, cli, pos)
 }
 
@@ -418,6 +429,9 @@ mod tests {
         std::fs::write(&p, "cluster-init: true\n").unwrap();
         let e = load(Command::Agent, &[], &p).unwrap_err().to_string();
         assert_eq!(e, "Incorrect Usage: flag provided but not defined: -cluster-init");
+        // `etcd-snapshot` skips the server's keys.
+        let c = load(Command::EtcdSnapshot, &s(&["save", "--name", "pre"]), &p).unwrap();
+        assert_eq!((c.args.clone(), c.str("name")), (s(&["save"]), Some("pre")));
         let e = load(Command::Server, &s(&["--no-such"]), &p).unwrap_err().to_string();
         assert_eq!(e, "Incorrect Usage: flag provided but not defined: -no-such");
     }

@@ -241,6 +241,7 @@ pub async fn start(p: &Paths, pause: &str, snapshotter: Option<&str>) -> Result<
         .arg(p.root())
         .stdout(log.try_clone()?)
         .stderr(log)
+        .env_remove("NOTIFY_SOCKET")
         .kill_on_drop(true)
         .spawn()
         .context("running containerd (install Debian's `containerd` package: the stand-in runs it as k3s runs its embedded one)")?;

@@ -134,9 +134,10 @@ pub async fn start(p: &EtcdPaths, s: &Start<'_>) -> Result<tokio::process::Child
     }
     let log_path = p.data.parent().unwrap_or(&p.data).join("etcd.log");
     let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
-    let mut child = cmd.stdout(log.try_clone()?).stderr(log).kill_on_drop(true).spawn().context(
-        "running etcd (install Debian's `etcd-server`: the stand-in runs the real etcd where k3s embeds it)",
-    )?;
+    let mut child =
+        cmd.stdout(log.try_clone()?).stderr(log).env_remove("NOTIFY_SOCKET").kill_on_drop(true).spawn().context(
+            "running etcd (install Debian's `etcd-server`: the stand-in runs the real etcd where k3s embeds it)",
+        )?;
     let c = client(p, &["https://127.0.0.1:2379".to_string()])?;
     for _ in 0..120 {
         if c.healthy().await {
