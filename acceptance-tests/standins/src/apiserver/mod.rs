@@ -30,6 +30,8 @@ pub struct State {
     pub flags: Flags,
     pub etcd: Etcd,
     pub version: KubeVersion,
+    /// `gitVersion` of `/version` when it is not `version` (k3s: `v1.36.1+k3s1`).
+    pub git_version: Option<String>,
     /// The cluster CA (cert + key beside --client-ca-file), for signing kubelet CSRs.
     pub ca: Option<crate::pki::Ca>,
     /// The node lifecycle controller's memory of heartbeats.
@@ -73,7 +75,7 @@ async fn run(flags: Flags) -> Result<()> {
         .context("etcd client")?;
     let ca_key = std::path::Path::new(&flags.client_ca_file).with_file_name("ca.key");
     let ca = crate::pki::load_ca(&flags.client_ca_file, &ca_key.to_string_lossy()).ok();
-    let state = Arc::new(State { flags, etcd, version, ca, observed: Default::default() });
+    let state = Arc::new(State { flags, etcd, version, git_version: None, ca, observed: Default::default() });
     tokio::spawn(nodes::run(state.clone()));
     server::serve(state).await
 }

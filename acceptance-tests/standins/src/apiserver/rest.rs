@@ -69,7 +69,13 @@ async fn handle(
                     .into_response()
             };
         }
-        "/version" => return axum::Json(crate::version::info_json(state.version)).into_response(),
+        "/version" => {
+            let mut v = crate::version::info_json(state.version);
+            if let Some(g) = &state.git_version {
+                v["gitVersion"] = json!(g);
+            }
+            return axum::Json(v).into_response();
+        }
         _ => {}
     }
     if method == Method::GET {

@@ -233,6 +233,7 @@ pub async fn start(p: &Paths, pause: &str, snapshotter: Option<&str>) -> Result<
     };
     crate::pki::write_file(p.config(), &render_config(p, pause, &snap), 0o600)?;
     let log = std::fs::File::create(p.agent_dir.join("containerd/containerd.log"))?;
+    super::kill_stale("containerd", SOCKET);
     let _ = std::fs::remove_file(SOCKET);
     let child = tokio::process::Command::new("containerd")
         .arg("-c")

@@ -101,6 +101,13 @@ fn bracket(ip: &str) -> String {
 
 /// Runs etcd as a child (killed with the stand-in) and waits until it answers.
 pub async fn start(p: &EtcdPaths, s: &Start<'_>) -> Result<tokio::process::Child> {
+    super::kill_stale("etcd", &format!("--data-dir={}", p.data.display()));
+    if std::net::TcpStream::connect_timeout(&"127.0.0.1:2379".parse().unwrap(), Duration::from_millis(500)).is_ok() {
+        bail!(
+            "127.0.0.1:2379 is already in use, so the embedded etcd cannot listen (Debian's etcd-server package \
+             starts its own etcd.service: `systemctl disable --now etcd`)"
+        );
+    }
     std::fs::create_dir_all(&p.data)?;
     std::fs::set_permissions(&p.data, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     let state = if s.initial_cluster.is_some() { "existing" } else { "new" };

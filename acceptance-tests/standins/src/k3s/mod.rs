@@ -235,3 +235,35 @@ pub async fn stop_child(name: &str, child: &mut tokio::process::Child) {
         }
     }
 }
+
+/// Stops processes left from an earlier run of this k3s (its etcd or containerd, found by
+/// a command-line argument only they have), e.g. after the stand-in itself was killed:
+/// real k3s embeds them, so they die with it.
+pub fn kill_stale(program: &str, marker: &str) {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let is_prog = args.first().is_some_and(|a| Path::new(a).file_name().is_some_and(|n| n == program));
+        if is_prog && args.iter().any(|a| a.contains(marker)) {
+            pids.push(pid);
+        }
+    }
+    for pid in &pids {
+        eprintln!("W stopping {program} (pid {pid}) left from an earlier run");
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    }
+    for _ in 0..100 {
+        if pids.iter().all(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for pid in &pids {
+        let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+    }
+}

@@ -165,10 +165,19 @@ async fn join_bootstrap(url: &str, tok: &Token, d: &Dirs) -> Result<Vec<String>>
 pub async fn run(cfg: Config, version: String) -> Result<i32> {
     let data = PathBuf::from(cfg.string_or("data-dir", super::DATA_DIR));
     let d = Dirs { server: data.join("server"), tls: data.join("server/tls"), data: data.clone() };
-    if cfg.str("datastore-endpoint").is_some() {
-        bail!(
-            "the stand-in k3s supports only embedded etcd: datastore-endpoint (external etcd, kine) is not implemented"
-        );
+    let external = cfg.str("datastore-endpoint").map(str::to_string);
+    if let Some(ds) = &external {
+        if !ds.split(',').all(|e| e.starts_with("https://") || e.starts_with("http://")) {
+            bail!(
+                "the stand-in k3s supports only an external etcd as datastore-endpoint (http(s)://HOST:2379[,...]); \
+                 {ds:?} (kine: SQLite, MySQL, Postgres, NATS) is not implemented"
+            );
+        }
+        if cfg.bool("cluster-init") || cfg.bool("cluster-reset") {
+            bail!(
+                "cluster-init and cluster-reset are for the embedded etcd; they cannot be used with datastore-endpoint"
+            );
+        }
     }
     for f in ["disable-etcd", "disable-apiserver", "rootless", "docker"] {
         if cfg.bool(f) {
@@ -214,36 +223,75 @@ pub async fn run(cfg: Config, version: String) -> Result<i32> {
     }
 
     let mut initial_cluster = None;
-    if let (Some(url), false) = (&join_url, ep.has_member()) {
-        let Some(tok) = &tok else { bail!("--token is required to join a cluster (server: {url})") };
-        eprintln!("I Joining the cluster of {url}");
-        let existing = join_bootstrap(url, tok, &d).await?;
-        emb::issue_certs(&ep, &node_name, &node_ip)?;
-        initial_cluster = Some(emb::join(&ep, &existing, &member, &node_ip).await?);
-    } else {
-        if !ep.has_member() && !cfg.bool("cluster-init") && join_url.is_none() {
-            eprintln!(
-                "I the stand-in k3s uses a one-member embedded etcd where real k3s would use SQLite (kine) without cluster-init"
-            );
+    let mut etcd_child = None;
+    let etcd_flags: (Vec<String>, String, String, String);
+    let etcd;
+    if let Some(ds) = &external {
+        // An external etcd (k3s's endpoint package with an etcd DSN): the bootstrap data
+        // is read from it (later servers) or stored in it (the first).
+        let eps: Vec<String> = ds.split(',').map(str::to_string).collect();
+        let (ca, cert, key) = (
+            cfg.string_or("datastore-cafile", ""),
+            cfg.string_or("datastore-certfile", ""),
+            cfg.string_or("datastore-keyfile", ""),
+        );
+        etcd = crate::etcd::Etcd::new(&eps, &ca, &cert, &key).context("datastore-endpoint")?;
+        let mut up = false;
+        for _ in 0..30 {
+            if etcd.healthy().await {
+                up = true;
+                break;
+            }
+            eprintln!("I Waiting for the datastore {ds}");
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         }
-        ensure_cas(&d)?;
+        if !up {
+            bail!("the datastore {ds} did not answer within 60s");
+        }
+        let entries = etcd.list("/bootstrap/").await.context("reading the bootstrap data from the datastore")?;
+        match bootstrap::find(&entries, &secret)? {
+            Some(plain) => bootstrap::write_out(&d.tls, &plain)?,
+            None => ensure_cas(&d)?,
+        }
         if let Some(t) = &tok {
             t.check_ca(&std::fs::read(d.tls("server-ca.crt"))?)?;
         }
-        emb::issue_certs(&ep, &node_name, &node_ip)?;
+        etcd_flags = (eps, ca, cert, key);
+    } else {
+        if let (Some(url), false) = (&join_url, ep.has_member()) {
+            let Some(tok) = &tok else { bail!("--token is required to join a cluster (server: {url})") };
+            eprintln!("I Joining the cluster of {url}");
+            let existing = join_bootstrap(url, tok, &d).await?;
+            emb::issue_certs(&ep, &node_name, &node_ip)?;
+            initial_cluster = Some(emb::join(&ep, &existing, &member, &node_ip).await?);
+        } else {
+            if !ep.has_member() && !cfg.bool("cluster-init") && join_url.is_none() {
+                eprintln!(
+                "I the stand-in k3s uses a one-member embedded etcd where real k3s would use SQLite (kine) without cluster-init"
+            );
+            }
+            ensure_cas(&d)?;
+            if let Some(t) = &tok {
+                t.check_ca(&std::fs::read(d.tls("server-ca.crt"))?)?;
+            }
+            emb::issue_certs(&ep, &node_name, &node_ip)?;
+        }
+        etcd_child = Some(
+            emb::start(
+                &ep,
+                &emb::Start {
+                    name: &member,
+                    node_ip: &node_ip,
+                    initial_cluster,
+                    extra_args: cfg.list("etcd-arg"),
+                    force_new_cluster: false,
+                },
+            )
+            .await?,
+        );
+        etcd = emb::client(&ep, &["https://127.0.0.1:2379".into()])?;
+        etcd_flags = (vec!["https://127.0.0.1:2379".into()], ep.server_ca(), ep.client_cert(), ep.client_key());
     }
-    let mut etcd_child = emb::start(
-        &ep,
-        &emb::Start {
-            name: &member,
-            node_ip: &node_ip,
-            initial_cluster,
-            extra_args: cfg.list("etcd-arg"),
-            force_new_cluster: false,
-        },
-    )
-    .await?;
-    let etcd = emb::client(&ep, &["https://127.0.0.1:2379".into()])?;
     reconcile_bootstrap(&etcd, &d, &secret).await?;
     write_tokens(&d, &secret)?;
     serving_cert(&d, &cfg, &node_name, &node_ip)?;
@@ -258,10 +306,10 @@ pub async fn run(cfg: Config, version: String) -> Result<i32> {
         tls_cert_file: d.tls("serving-kube-apiserver.crt"),
         tls_private_key_file: d.tls("serving-kube-apiserver.key"),
         client_ca_file: d.tls("client-ca.crt"),
-        etcd_servers: vec!["https://127.0.0.1:2379".into()],
-        etcd_cafile: ep.server_ca(),
-        etcd_certfile: ep.client_cert(),
-        etcd_keyfile: ep.client_key(),
+        etcd_servers: etcd_flags.0,
+        etcd_cafile: etcd_flags.1,
+        etcd_certfile: etcd_flags.2,
+        etcd_keyfile: etcd_flags.3,
         service_cluster_ip_range: cfg.list("service-cidr").first().cloned().unwrap_or("10.43.0.0/16".into()),
         service_account_key_file: vec![d.tls("service.key")],
         enable_bootstrap_token_auth: true,
@@ -270,6 +318,7 @@ pub async fn run(cfg: Config, version: String) -> Result<i32> {
         flags,
         etcd: etcd.clone(),
         version: super::version::kube_version(&version),
+        git_version: Some(version.clone()),
         ca: pki::load_ca(&d.tls("client-ca.crt"), &d.tls("client-ca.key")).ok(),
         observed: Default::default(),
     });
@@ -299,14 +348,14 @@ pub async fn run(cfg: Config, version: String) -> Result<i32> {
         ip: node_ip.clone(),
         version: version.clone(),
         server: true,
-        etcd: true,
+        etcd: external.is_none(),
         labels: cfg.list("node-label"),
         taints: cfg.list("node-taint"),
     };
     eprintln!("I k3s (stand-in) {version} is up and running");
     super::sd_notify_ready();
     tokio::spawn(node::run(client, spec, || {}));
-    if !cfg.bool("etcd-disable-snapshots") {
+    if !cfg.bool("etcd-disable-snapshots") && external.is_none() {
         let dir = cfg.str("etcd-snapshot-dir").map(PathBuf::from).unwrap_or_else(|| d.server.join("db/snapshots"));
         let keep = cfg.int_or("etcd-snapshot-retention", 5).max(1) as usize;
         tokio::spawn(snapshot::schedule(EtcdPaths::new(&d.server), dir, cron, node_name.clone(), keep));
@@ -314,7 +363,9 @@ pub async fn run(cfg: Config, version: String) -> Result<i32> {
     // The API server returns on SIGTERM (graceful); then the children stop.
     let r = api.await;
     super::stop_child("containerd", &mut ctr_child).await;
-    super::stop_child("etcd", &mut etcd_child).await;
+    if let Some(c) = etcd_child.as_mut() {
+        super::stop_child("etcd", c).await;
+    }
     match r {
         Ok(Ok(())) => Ok(0),
         Ok(Err(e)) => Err(e),
