@@ -205,7 +205,8 @@ pub fn airgap_artifacts_from(cache: &Path, binary: &Path) -> Result<K3sArtifacts
             fs::write(vd.join(BINARY), &bin)?;
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(vd.join(BINARY), fs::Permissions::from_mode(0o755))?;
-            fs::hard_link(&images_tar, vd.join(IMAGES)).or_else(|_| fs::copy(&images_tar, vd.join(IMAGES)).map(|_| ()))?;
+            fs::hard_link(&images_tar, vd.join(IMAGES))
+                .or_else(|_| fs::copy(&images_tar, vd.join(IMAGES)).map(|_| ()))?;
             let mut sums = BTreeMap::new();
             sums.insert(BINARY.to_string(), sha256_hex(&bin));
             sums.insert(IMAGES.to_string(), images_sha.clone());

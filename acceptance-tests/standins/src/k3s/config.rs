@@ -230,7 +230,10 @@ fn check_value(name: &str, kind: Kind, v: &str) -> Result<()> {
 
 /// Parses `args` (urfave/cli style: `--name=value`, `--name value`, `-name`, bare bools).
 /// Returns (flag, value) pairs in order, plus positionals.
-fn parse_args(cmd: Command, args: &[String]) -> Result<(Vec<(String, String)>, Vec<String>)> {
+/// (flag, value) pairs in order, and the positional arguments.
+type Parsed = (Vec<(String, String)>, Vec<String>);
+
+fn parse_args(cmd: Command, args: &[String]) -> Result<Parsed> {
     let mut out = Vec::new();
     let mut pos = Vec::new();
     let mut it = args.iter();
