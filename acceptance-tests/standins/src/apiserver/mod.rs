@@ -17,6 +17,7 @@ pub use nodes::format_time;
 mod rest;
 mod select;
 mod server;
+mod table;
 
 use std::sync::Arc;
 

@@ -110,7 +110,19 @@ async fn handle(
     } else {
         store(&state, &user, &method, &target, &body, &content_type, &filters).await
     };
+    let accept = headers.get("accept").and_then(|h| h.to_str().ok()).unwrap_or("");
     match result {
+        Ok(r)
+            if method == Method::GET
+                && target.resource == "nodes"
+                && target.subresource.is_none()
+                && r.status().is_success()
+                && super::table::wants_table(accept) =>
+        {
+            let bytes = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap_or_default();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            axum::Json(super::table::nodes(&body, time::OffsetDateTime::now_utc())).into_response()
+        }
         Ok(r) => r,
         Err(e) => status(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", format!("{e:#}")),
     }
