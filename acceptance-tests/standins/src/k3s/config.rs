@@ -176,6 +176,54 @@ const SNAPSHOT: &[(&str, &str, Kind)] = &[
     ("v", "", Int),
 ];
 
+/// Flags that also come from an environment variable (urfave/cli `EnvVar` in server.go,
+/// agent.go, log.go, config.go): the lowest precedence, below config.yaml and the command
+/// line (k3s's unit reads them from `k3s.service.env`).
+pub const ENV: &[(&str, &str)] = &[
+    ("config", "K3S_CONFIG_FILE"),
+    ("debug", "K3S_DEBUG"),
+    ("token", "K3S_TOKEN"),
+    ("token-file", "K3S_TOKEN_FILE"),
+    ("server", "K3S_URL"),
+    ("node-name", "K3S_NODE_NAME"),
+    ("selinux", "K3S_SELINUX"),
+    ("lb-server-port", "K3S_LB_SERVER_PORT"),
+    ("resolv-conf", "K3S_RESOLV_CONF"),
+    ("vpn-auth", "K3S_VPN_AUTH"),
+    ("vpn-auth-file", "K3S_VPN_AUTH_FILE"),
+    ("write-kubeconfig", "K3S_KUBECONFIG_OUTPUT"),
+    ("write-kubeconfig-mode", "K3S_KUBECONFIG_MODE"),
+    ("write-kubeconfig-group", "K3S_KUBECONFIG_GROUP"),
+    ("agent-token", "K3S_AGENT_TOKEN"),
+    ("agent-token-file", "K3S_AGENT_TOKEN_FILE"),
+    ("cluster-init", "K3S_CLUSTER_INIT"),
+    ("cluster-reset", "K3S_CLUSTER_RESET"),
+    ("datastore-endpoint", "K3S_DATASTORE_ENDPOINT"),
+    ("datastore-cafile", "K3S_DATASTORE_CAFILE"),
+    ("datastore-certfile", "K3S_DATASTORE_CERTFILE"),
+    ("datastore-keyfile", "K3S_DATASTORE_KEYFILE"),
+    ("system-default-registry", "K3S_SYSTEM_DEFAULT_REGISTRY"),
+    ("cluster-secret", "K3S_CLUSTER_SECRET"),
+    ("etcd-s3-access-key", "AWS_ACCESS_KEY_ID"),
+    ("etcd-s3-secret-key", "AWS_SECRET_ACCESS_KEY"),
+];
+
+/// Fills flags of `cmd` not set otherwise from their environment variables (`env`
+/// looks one up), checking the values' types.
+pub fn apply_env(cmd: Command, c: &mut Config, env: impl Fn(&str) -> Option<String>) -> Result<()> {
+    for (flag, var) in ENV {
+        let Some((name, kind)) = lookup(cmd, flag) else { continue };
+        if c.values.contains_key(name) {
+            continue;
+        }
+        if let Some(v) = env(var).filter(|v| !v.is_empty()) {
+            check_value(flag, kind, &v)?;
+            c.values.insert(name.to_string(), vec![v]);
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     Server,
@@ -349,7 +397,9 @@ pub fn load(cmd: Command, args: &[String], default_config: &Path) -> Result<Conf
             known
         });
     }
-    merge(cmd, file, cli, pos)
+    let mut c = merge(cmd, file, cli, pos)?;
+    apply_env(cmd, &mut c, |v| std::env::var(v).ok())?;
+    Ok(c)
 }
 
 /// Merges config-file values under command-line ones, checking every key and value.
@@ -457,6 +507,24 @@ mod tests {
         assert_eq!(c.str("write-kubeconfig-mode"), Some("0644"));
         // Scalar for a list flag is accepted.
         assert_eq!(c.list("disable"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn environment_is_below_file_and_flags() {
+        let env = |v: &str| match v {
+            "K3S_TOKEN" => Some("from-env".to_string()),
+            "K3S_URL" => Some("https://10.0.0.1:6443".to_string()),
+            "K3S_CLUSTER_INIT" => Some("yes".to_string()),
+            _ => None,
+        };
+        let mut c = merge(Command::Agent, vec![("token".into(), vec!["from-file".into()])], vec![], vec![]).unwrap();
+        apply_env(Command::Agent, &mut c, env).unwrap();
+        assert_eq!(c.str("token"), Some("from-file"));
+        assert_eq!(c.str("server"), Some("https://10.0.0.1:6443"));
+        assert!(!c.values.contains_key("cluster-init"), "not an agent flag");
+        let mut c = merge(Command::Server, vec![], vec![], vec![]).unwrap();
+        let e = apply_env(Command::Server, &mut c, env).unwrap_err().to_string();
+        assert!(e.contains("invalid boolean value \"yes\" for -cluster-init"), "{e}");
     }
 
     #[test]
