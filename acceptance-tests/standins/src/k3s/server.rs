@@ -326,17 +326,26 @@ pub async fn run(cfg: Config, version: String) -> Result<i32> {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let api = tokio::spawn(crate::apiserver::run_with(state, supervisor::router(sup), Some(ready_tx)));
 
-    // The agent side: containerd with the images, then the Node.
-    let cpaths = containerd::Paths { agent_dir: d.data.join("agent") };
-    let mut ctr_child =
-        containerd::start(&cpaths, &cfg.string_or("pause-image", containerd::DEFAULT_PAUSE), cfg.str("snapshotter"))
-            .await?;
-    containerd::write_hosts(
-        &cpaths,
-        Path::new(&cfg.string_or("private-registry", super::REGISTRIES)),
-        cfg.bool("disable-default-registry-endpoint"),
-    )?;
-    containerd::import_images(&cpaths).await?;
+    // The agent side (unless disable-agent): containerd with the images, then the Node.
+    let agent = !cfg.bool("disable-agent");
+    let mut ctr_child = None;
+    if agent {
+        let cpaths = containerd::Paths { agent_dir: d.data.join("agent") };
+        ctr_child = Some(
+            containerd::start(
+                &cpaths,
+                &cfg.string_or("pause-image", containerd::DEFAULT_PAUSE),
+                cfg.str("snapshotter"),
+            )
+            .await?,
+        );
+        containerd::write_hosts(
+            &cpaths,
+            Path::new(&cfg.string_or("private-registry", super::REGISTRIES)),
+            cfg.bool("disable-default-registry-endpoint"),
+        )?;
+        containerd::import_images(&cpaths).await?;
+    }
 
     if ready_rx.await.is_err() {
         let r = api.await;
@@ -354,7 +363,9 @@ pub async fn run(cfg: Config, version: String) -> Result<i32> {
     };
     eprintln!("I k3s (stand-in) {version} is up and running");
     super::sd_notify_ready();
-    tokio::spawn(node::run(client, spec, || {}));
+    if agent {
+        tokio::spawn(node::run(client, spec, || {}));
+    }
     if !cfg.bool("etcd-disable-snapshots") && external.is_none() {
         let dir = cfg.str("etcd-snapshot-dir").map(PathBuf::from).unwrap_or_else(|| d.server.join("db/snapshots"));
         let keep = cfg.int_or("etcd-snapshot-retention", 5).max(1) as usize;
@@ -362,7 +373,9 @@ pub async fn run(cfg: Config, version: String) -> Result<i32> {
     }
     // The API server returns on SIGTERM (graceful); then the children stop.
     let r = api.await;
-    super::stop_child("containerd", &mut ctr_child).await;
+    if let Some(c) = ctr_child.as_mut() {
+        super::stop_child("containerd", c).await;
+    }
     if let Some(c) = etcd_child.as_mut() {
         super::stop_child("etcd", c).await;
     }
