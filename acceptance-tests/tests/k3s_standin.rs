@@ -113,7 +113,8 @@ fn k3s_standin_cluster_on_lab_nodes() {
         "node1",
         "/etc/rancher/k3s/config.yaml",
         &format!(
-            "cluster-init: true\ntoken: labsecret\nnode-ip: {}\ntls-san: [k3s.lab.example]\nnode-label: [tier=gold]\n\
+            "cluster-init: true\ntoken: labsecret\nagent-token: agentsecret\nnode-ip: {}\ntls-san: [k3s.lab.example]\n\
+             node-label: [tier=gold]\n\
              write-kubeconfig-mode: \"0644\"\ndisable: [traefik]\n",
             ip("node1")
         ),
@@ -121,6 +122,8 @@ fn k3s_standin_cluster_on_lab_nodes() {
     sh_ok(&lab, "node1", "systemctl daemon-reload && systemctl start k3s && systemctl is-active k3s");
     let token = sh_ok(&lab, "node1", "cat /var/lib/rancher/k3s/server/token").trim().to_string();
     assert!(token.starts_with("K10") && token.ends_with("::server:labsecret"), "{token}");
+    let agent_token = sh_ok(&lab, "node1", "cat /var/lib/rancher/k3s/server/agent-token").trim().to_string();
+    assert!(agent_token.ends_with("::node:agentsecret"), "{agent_token}");
     let server = format!("https://{}:6443", ip("node1"));
 
     // A token whose CA hash is not the cluster's: refused, naming the mismatch.

@@ -322,7 +322,25 @@ pub async fn run(cfg: Config, version: String) -> Result<i32> {
         ca: pki::load_ca(&d.tls("client-ca.crt"), &d.tls("client-ca.key")).ok(),
         observed: Default::default(),
     });
-    let sup = Arc::new(supervisor::Supervisor { tls_dir: d.tls.clone(), secret: secret.clone(), etcd: etcd.clone() });
+    let agent_secret = match (cfg.str("agent-token"), cfg.str("agent-token-file")) {
+        (Some(t), _) => Some(Token::parse(t, "node")?),
+        (None, Some(f)) => Some(Token::parse(
+            &std::fs::read_to_string(f).with_context(|| format!("reading agent-token-file {f}"))?,
+            "node",
+        )?),
+        _ => None,
+    };
+    if let Some(a) = &agent_secret {
+        a.check_ca(&std::fs::read(d.tls("server-ca.crt"))?)?;
+        let full = Token::format(&token::ca_hash(&std::fs::read(d.tls("server-ca.crt"))?), "node", &a.password);
+        pki::write_file(d.server.join("agent-token"), &format!("{full}\n"), 0o600)?;
+    }
+    let sup = Arc::new(supervisor::Supervisor {
+        tls_dir: d.tls.clone(),
+        secret: secret.clone(),
+        agent_secret: agent_secret.map(|a| a.password),
+        etcd: etcd.clone(),
+    });
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let api = tokio::spawn(crate::apiserver::run_with(state, supervisor::router(sup), Some(ready_tx)));
 

@@ -20,6 +20,8 @@ use crate::etcd::Etcd;
 pub struct Supervisor {
     pub tls_dir: PathBuf,
     pub secret: String,
+    /// `agent-token`'s secret: agents may use it instead of the server token's.
+    pub agent_secret: Option<String>,
     pub etcd: Etcd,
 }
 
@@ -77,7 +79,8 @@ async fn db_info(AxState(s): AxState<Arc<Supervisor>>, headers: HeaderMap) -> Re
 }
 
 async fn client_kubelet(AxState(s): AxState<Arc<Supervisor>>, headers: HeaderMap) -> Response {
-    if !matches!(basic_user(&headers, &s.secret).as_deref(), Some("node" | "server")) {
+    let with_agent_token = s.agent_secret.as_deref().and_then(|a| basic_user(&headers, a));
+    if !matches!(basic_user(&headers, &s.secret).or(with_agent_token).as_deref(), Some("node" | "server")) {
         return unauthorized();
     }
     let Some(node) = headers.get("k3s-node-name").and_then(|v| v.to_str().ok()).filter(|n| !n.is_empty()) else {
