@@ -17,6 +17,7 @@ pub mod bundles;
 pub mod etcd;
 pub mod guest;
 pub mod image;
+pub mod k3s;
 pub mod kubectl;
 pub mod machine;
 pub mod network;

@@ -28,6 +28,9 @@ struct DirArg {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The stand-in k3s air-gap artifacts of every pinned version (built or cached); prints
+    /// their JSON ({"dir", "versions": [{"version", "binary", "images", "sha256"}]}).
+    K3sArtifacts,
     /// Create the nodes (and start pve-sim), then return with everything running.
     Up {
         #[command(flatten)]
@@ -217,6 +220,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             println!("{}", dir.display());
+        }
+        Cmd::K3sArtifacts => {
+            let a = strata_lab::k3s::airgap_artifacts(&strata_lab::image::cache_root()?)?;
+            println!("{}", serde_json::to_string_pretty(&a)?);
         }
         Cmd::Down { dir } => {
             down_dir(&dir.dir)?;

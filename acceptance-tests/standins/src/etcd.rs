@@ -19,7 +19,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 /// The etcdserverpb messages this client needs (field numbers from etcd's rpc.proto and
 /// kv.proto; prost skips the fields left out).
-mod pb {
+pub mod pb {
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct ResponseHeader {
         #[prost(uint64, tag = "1")]
@@ -107,6 +107,44 @@ mod pb {
         pub header: Option<ResponseHeader>,
         #[prost(bool, tag = "2")]
         pub succeeded: bool,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Member {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(string, tag = "2")]
+        pub name: String,
+        #[prost(string, repeated, tag = "3")]
+        pub peer_urls: Vec<String>,
+        #[prost(string, repeated, tag = "4")]
+        pub client_urls: Vec<String>,
+        #[prost(bool, tag = "5")]
+        pub is_learner: bool,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MemberListRequest {}
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MemberListResponse {
+        #[prost(message, optional, tag = "1")]
+        pub header: Option<ResponseHeader>,
+        #[prost(message, repeated, tag = "2")]
+        pub members: Vec<Member>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MemberAddRequest {
+        #[prost(string, repeated, tag = "1")]
+        pub peer_urls: Vec<String>,
+        #[prost(bool, tag = "2")]
+        pub is_learner: bool,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MemberAddResponse {
+        #[prost(message, optional, tag = "1")]
+        pub header: Option<ResponseHeader>,
+        #[prost(message, optional, tag = "2")]
+        pub member: Option<Member>,
+        #[prost(message, repeated, tag = "3")]
+        pub members: Vec<Member>,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct StatusRequest {}
@@ -234,6 +272,19 @@ impl Etcd {
             out.push((ep.clone(), r));
         }
         out
+    }
+
+    /// Cluster/MemberList: (id, name, peer URLs, client URLs).
+    pub async fn members(&self) -> Result<Vec<pb::Member>> {
+        let r: pb::MemberListResponse = self.call("/etcdserverpb.Cluster/MemberList", pb::MemberListRequest {}).await?;
+        Ok(r.members)
+    }
+
+    /// Cluster/MemberAdd of a voting member with `peer_url`: every member after the add.
+    pub async fn member_add(&self, peer_url: &str) -> Result<Vec<pb::Member>> {
+        let req = pb::MemberAddRequest { peer_urls: vec![peer_url.to_string()], is_learner: false };
+        let r: pb::MemberAddResponse = self.call("/etcdserverpb.Cluster/MemberAdd", req).await?;
+        Ok(r.members)
     }
 
     pub async fn healthy(&self) -> bool {

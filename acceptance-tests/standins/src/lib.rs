@@ -15,6 +15,7 @@ pub mod cri_cli;
 pub mod duration;
 pub mod etcd;
 pub mod jws;
+pub mod k3s;
 pub mod kubeadm;
 pub mod kubeconfig;
 pub mod kubelet;

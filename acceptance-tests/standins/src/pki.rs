@@ -119,6 +119,8 @@ pub fn ensure_key_pair(key: &str, public: &str) -> Result<()> {
 pub enum Usage {
     Server,
     Client,
+    /// Both (etcd's peer and server certificates, as k3s issues them).
+    ServerClient,
 }
 
 pub struct Leaf {
@@ -180,10 +182,11 @@ pub fn issue_for_valid(
     params.not_before = now - ::time::Duration::minutes(5);
     params.not_after = now + ::time::Duration::try_from(validity).context("certificate validity")?;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-    params.extended_key_usages = vec![match usage {
-        Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
-        Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
-    }];
+    params.extended_key_usages = match usage {
+        Usage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+        Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        Usage::ServerClient => vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+    };
     params.use_authority_key_identifier_extension = true;
     for s in sans {
         params.subject_alt_names.push(match s.parse::<IpAddr>() {

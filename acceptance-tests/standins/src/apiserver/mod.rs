@@ -17,6 +17,7 @@ pub use nodes::format_time;
 mod rest;
 mod select;
 mod server;
+mod table;
 
 use std::sync::Arc;
 
@@ -30,6 +31,8 @@ pub struct State {
     pub flags: Flags,
     pub etcd: Etcd,
     pub version: KubeVersion,
+    /// `gitVersion` of `/version` when it is not `version` (k3s: `v1.36.1+k3s1`).
+    pub git_version: Option<String>,
     /// The cluster CA (cert + key beside --client-ca-file), for signing kubelet CSRs.
     pub ca: Option<crate::pki::Ca>,
     /// The node lifecycle controller's memory of heartbeats.
@@ -53,6 +56,17 @@ pub fn main(argv: Vec<String>) -> i32 {
     }
 }
 
+/// Runs the API server of `state` (and its node lifecycle controller) with `extra`
+/// routes beside the API, as k3s serves its supervisor paths on the API's port.
+pub async fn run_with(
+    state: Arc<State>,
+    extra: axum::Router,
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<()> {
+    tokio::spawn(nodes::run(state.clone()));
+    server::serve_with(state, extra, ready).await
+}
+
 async fn run(flags: Flags) -> Result<()> {
     let version = match std::env::var("STRATA_STANDIN_VERSION") {
         Ok(v) => KubeVersion::parse(&v)?,
@@ -62,7 +76,7 @@ async fn run(flags: Flags) -> Result<()> {
         .context("etcd client")?;
     let ca_key = std::path::Path::new(&flags.client_ca_file).with_file_name("ca.key");
     let ca = crate::pki::load_ca(&flags.client_ca_file, &ca_key.to_string_lossy()).ok();
-    let state = Arc::new(State { flags, etcd, version, ca, observed: Default::default() });
+    let state = Arc::new(State { flags, etcd, version, git_version: None, ca, observed: Default::default() });
     tokio::spawn(nodes::run(state.clone()));
     server::serve(state).await
 }

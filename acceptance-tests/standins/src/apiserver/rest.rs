@@ -69,7 +69,13 @@ async fn handle(
                     .into_response()
             };
         }
-        "/version" => return axum::Json(crate::version::info_json(state.version)).into_response(),
+        "/version" => {
+            let mut v = crate::version::info_json(state.version);
+            if let Some(g) = &state.git_version {
+                v["gitVersion"] = json!(g);
+            }
+            return axum::Json(v).into_response();
+        }
         _ => {}
     }
     if method == Method::GET {
@@ -104,7 +110,19 @@ async fn handle(
     } else {
         store(&state, &user, &method, &target, &body, &content_type, &filters).await
     };
+    let accept = headers.get("accept").and_then(|h| h.to_str().ok()).unwrap_or("");
     match result {
+        Ok(r)
+            if method == Method::GET
+                && target.resource == "nodes"
+                && target.subresource.is_none()
+                && r.status().is_success()
+                && super::table::wants_table(accept) =>
+        {
+            let bytes = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap_or_default();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            axum::Json(super::table::nodes(&body, time::OffsetDateTime::now_utc())).into_response()
+        }
         Ok(r) => r,
         Err(e) => status(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", format!("{e:#}")),
     }

@@ -49,11 +49,24 @@ fn tls_config(state: &State) -> Result<rustls::ServerConfig> {
 const NEW_CONNECTION_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn serve(state: Arc<State>) -> Result<()> {
+    serve_with(state, axum::Router::new(), None).await
+}
+
+/// [`serve`] with `extra` routes in front of the API (k3s's supervisor paths share port
+/// 6443 with the API), and `ready` told once the listener is bound.
+pub async fn serve_with(
+    state: Arc<State>,
+    extra: axum::Router,
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<()> {
     let acceptor = TlsAcceptor::from(Arc::new(tls_config(&state)?));
     let addr = format!("{}:{}", state.flags.bind_address, state.flags.secure_port);
     let listener = TcpListener::bind(&addr).await.map_err(|e| anyhow!("failed to listen on {addr}: {e}"))?;
     eprintln!("I kube-apiserver (stand-in) {} serving securely on {addr}", state.version);
-    let app = super::rest::router(state.clone());
+    let app = extra.merge(super::rest::router(state.clone()));
+    if let Some(r) = ready {
+        let _ = r.send(());
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     // Like kube-apiserver, a SIGTERM stops accepting and lets the requests under way
     // finish (idle keep-alive connections are closed), so a restart of one API server
