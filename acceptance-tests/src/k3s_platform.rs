@@ -16,8 +16,11 @@ use crate::terraform::Workdir;
 
 pub const SERVERS: [&str; 3] = ["server1", "server2", "server3"];
 pub const AGENTS: [&str; 2] = ["agent1", "agent2"];
-/// What the lab's stand-in k3s needs on a node and real k3s embeds (containerd, etcd).
-pub const STANDIN_PACKAGES: &str = r#"["containerd", "etcd-server", "etcd-client"]"#;
+/// What the lab's stand-in k3s needs on a node and real k3s embeds (containerd, etcd,
+/// kubectl for `k3s kubectl`: the stand-in runs the real one);
+/// Debian's etcd-server starts its own etcd on 127.0.0.1:2379, which is stopped
+/// (`stopped_services`) for k3s's embedded one.
+pub const STANDIN_PACKAGES: &str = r#"["containerd", "etcd-server", "etcd-client", "kubectl"]"#;
 /// Images every node's containerd must hold after an air-gapped install (the lab's
 /// airgap archive).
 pub const AIRGAP_IMAGES: [&str; 2] = ["docker.io/rancher/mirrored-pause", "docker.io/library/busybox"];
@@ -37,7 +40,7 @@ pub fn configure(wd: &mut Workdir, lab: &Lab, release_dir: &Path, version: &str,
         "network_prefix       = {}\ngateway              = {}\ntemplate_name        = {}\n\
          ssh_public_key       = {}\nssh_private_key_file = {}\nvrrp_password        = \"k3s-lab1\"\n\
          nfs_backend          = \"ganesha\"\nk3s_release_dir      = {}\nk3s_version          = {}\n\
-         node_packages        = {STANDIN_PACKAGES}\n",
+         node_packages        = {STANDIN_PACKAGES}\nstopped_services     = [\"etcd\"]\n",
         q(&network_prefix(lab)?),
         q(info.gateway.as_deref().unwrap_or_default()),
         q(TEMPLATE_NAME),

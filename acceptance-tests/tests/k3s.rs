@@ -24,7 +24,7 @@ use strata_acceptance_tests::platform::{self, machine, network_prefix, sh, vms};
 use strata_acceptance_tests::prober::{ProbeTargets, Prober};
 use strata_acceptance_tests::provider::{provider_dir, target_dir};
 use strata_acceptance_tests::standins::standins_dir;
-use strata_acceptance_tests::terraform::Workdir;
+use strata_acceptance_tests::terraform::{Workdir, REQUIRED_PROVIDERS};
 use strata_lab::{LabGuard, PveMode, StandinsMode, UpOptions};
 
 const FROM: &str = "v1.36.1+k3s1";
@@ -180,8 +180,10 @@ fn k3s_ha_behind_the_vip_is_applied_upgraded_one_node_at_a_time_and_rebuilt_from
     // The rebuild: an object written before, a snapshot taken off the lab, every k3s VM
     // deleted through the Proxmox API, then one plain apply with the snapshot.
     let marker = format!("before-the-disaster-{}", std::process::id());
-    let literal = format!("--from-literal=v={marker}");
-    kubectl_ok(&kubectl_bin, &kubeconfig, &["-n", "shop", "create", "configmap", "marker", &literal]).unwrap();
+    let marker_yaml = tmp.path().join("marker.yaml");
+    let doc = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: marker\n  namespace: shop\ndata:\n  v: {marker}\n");
+    std::fs::write(&marker_yaml, doc).unwrap();
+    kubectl_ok(&kubectl_bin, &kubeconfig, &["apply", "-f", &marker_yaml.display().to_string()]).unwrap();
     sh(&lab, &node("server1"), "k3s etcd-snapshot save --name offsite >/dev/null 2>&1").unwrap();
     let path = sh(&lab, &node("server1"), "ls -t /var/lib/rancher/k3s/server/db/snapshots/offsite-* | head -n1").unwrap();
     let bytes = lab.exec(&node("server1"), &["cat", path.trim()]).unwrap().stdout;
@@ -237,7 +239,7 @@ fn refused_config(dir: &Path, servers: usize, config: &str, sha256: &str) -> Str
         )
     };
     format!(
-        "resource \"strata_k3s_cluster\" \"bad\" {{\n  version = \"{FROM}\"\n  config  = {config}\n{}  airgap {{\n    \
+        "{REQUIRED_PROVIDERS}resource \"strata_k3s_cluster\" \"bad\" {{\n  version = \"{FROM}\"\n  config  = {config}\n{}  airgap {{\n    \
          binary = \"{}/k3s\"\n    images = []\n    sha256 = {{ k3s = \"{sha256}\" }}\n  }}\n}}\n",
         (1..=servers).map(server).collect::<String>(),
         dir.display()

@@ -73,6 +73,12 @@ variable "image_bundle_dir" {
   type        = string
 }
 
+variable "stopped_services" {
+  description = "Services var.node_packages start that must not run (the lab: Debian's etcd, on the port of k3s's embedded etcd)."
+  type        = list(string)
+  default     = []
+}
+
 locals {
   release = "${var.k3s_release_dir}/${var.k3s_version}"
   sha256 = {
@@ -160,6 +166,15 @@ resource "strata_node_config" "k3s" {
     for_each = toset(var.node_packages)
     content {
       name = package.value
+    }
+  }
+
+  dynamic "service" {
+    for_each = toset(var.stopped_services)
+    content {
+      name    = service.value
+      enabled = false
+      running = false
     }
   }
 }

@@ -108,6 +108,15 @@ resource "strata_node_config" "k3s" {
       name = package.value
     }
   }
+
+  dynamic "service" {
+    for_each = toset(var.stopped_services)
+    content {
+      name    = service.value
+      enabled = false
+      running = false
+    }
+  }
 }
 
 resource "strata_load_balancer" "k3s" {

@@ -65,6 +65,12 @@ variable "node_packages" {
   default     = []
 }
 
+variable "stopped_services" {
+  description = "Services var.node_packages start that must not run (the lab: Debian's etcd, on the port of k3s's embedded etcd)."
+  type        = list(string)
+  default     = []
+}
+
 variable "vrrp_password" {
   type      = string
   sensitive = true

@@ -84,19 +84,37 @@ fn kubeconfig_mode(cfg: &Config) -> Result<u32> {
     u32::from_str_radix(m.trim_start_matches("0o"), 8).with_context(|| format!("invalid write-kubeconfig-mode {m:?}"))
 }
 
+/// The admin certificate on disk when k3s would keep it: signed by the client CA and
+/// more than 90 days from expiry (k3s renews its certificates at start within 90 days
+/// of expiry, and otherwise keeps them, so k3s.yaml is the same across restarts).
+fn reusable_admin(d: &Dirs) -> Option<(String, String)> {
+    let cert = std::fs::read_to_string(d.tls.join("client-admin.crt")).ok()?;
+    let key = std::fs::read_to_string(d.tls.join("client-admin.key")).ok()?;
+    let ca = std::fs::read_to_string(d.tls("client-ca.crt")).ok()?;
+    pki::verify_signed_by(&cert, &ca).ok()?;
+    let info = pki::cert_info(&cert, "client-admin.crt").ok()?;
+    (info.not_after - ::time::OffsetDateTime::now_utc() > ::time::Duration::days(90)).then_some((cert, key))
+}
+
 /// The admin kubeconfig (`default` cluster, context and user, server 127.0.0.1).
 fn admin_kubeconfig(d: &Dirs, port: i64) -> Result<Kubeconfig> {
-    let ca = pki::load_ca(&d.tls("client-ca.crt"), &d.tls("client-ca.key"))?;
-    let leaf = pki::issue(&ca, "system:admin", &["system:masters"], &[], Usage::Client)?;
-    pki::write_file(d.tls.join("client-admin.crt"), &leaf.cert_pem, 0o644)?;
-    pki::write_file(d.tls.join("client-admin.key"), &leaf.key_pem, 0o600)?;
+    let (cert_pem, key_pem) = match reusable_admin(d) {
+        Some(pair) => pair,
+        None => {
+            let ca = pki::load_ca(&d.tls("client-ca.crt"), &d.tls("client-ca.key"))?;
+            let leaf = pki::issue(&ca, "system:admin", &["system:masters"], &[], Usage::Client)?;
+            pki::write_file(d.tls.join("client-admin.crt"), &leaf.cert_pem, 0o644)?;
+            pki::write_file(d.tls.join("client-admin.key"), &leaf.key_pem, 0o600)?;
+            (leaf.cert_pem, leaf.key_pem)
+        }
+    };
     let server_ca = std::fs::read_to_string(d.tls("server-ca.crt"))?;
     let mut k = Kubeconfig::new(
         "default",
         &format!("https://127.0.0.1:{port}"),
         &server_ca,
         "default",
-        Kubeconfig::cert_user(&leaf.cert_pem, &leaf.key_pem),
+        Kubeconfig::cert_user(&cert_pem, &key_pem),
     );
     k.contexts[0].name = "default".into();
     k.current_context = "default".into();
