@@ -25,7 +25,7 @@ run() { case " $sections " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
   echo "What each section measures, how, and against what it is compared: the provider's cost"
   echo "over Terraform's own, plans and applies of many Proxmox VMs against pve-sim, the agent"
   echo "against Ansible doing the same node configuration, lab machines coming up, etcd and"
-  echo "load balancer operations on lab nodes, the rebuild of the whole platform, day-2 changes under a live prober, and what loading a local image registry uploads. All run on one machine, so absolute times are"
+  echo "load balancer operations on lab nodes, the rebuild of the whole platform, day-2 changes under a live prober, what loading a local image registry uploads, and k3s in HA (formation, upgrade, rebuild). All run on one machine, so absolute times are"
   echo "those of this machine; ratios measured in the same run are the comparable figures."
   echo
   if run provider; then python3 scripts/bench_provider.py "$bin/terraform-provider-strata" "$terraform"; else keep "## The provider's own cost"; fi

@@ -142,7 +142,8 @@ pub fn etcd_members(lab: &Lab, machine: &str) -> Result<Vec<String>> {
 /// and the airgap archive's images in every node's containerd. One line per proof.
 pub fn prove(lab: &Lab, state: &Value, kubectl_bin: &Path, kubeconfig: &Path) -> Result<Vec<String>> {
     let vms = vms(state);
-    let node = |name: &str| -> Result<String> { Ok(machine(vms.get(name).with_context(|| format!("no VM {name}"))?.0)) };
+    let node =
+        |name: &str| -> Result<String> { Ok(machine(vms.get(name).with_context(|| format!("no VM {name}"))?.0)) };
     let mut proofs = Vec::new();
     let members = etcd_members(lab, &node("server1")?)?;
     if members.len() != 3 {

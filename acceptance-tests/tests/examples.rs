@@ -33,7 +33,9 @@ fn with_referenced_examples(mut text: String, dirs: &mut Vec<PathBuf>) -> String
         let missing = reference.captures_iter(&text).find_map(|c| {
             let declared = format!("resource \"strata_{}\" \"{}\"", &c[1], &c[2]);
             let dir = examples_root().join(format!("resources/strata_{}", &c[1]));
-            (!text.contains(&declared) && dir.join("resource.tf").is_file()).then_some(dir)
+            // A snippet added already that still lacks the name (another name there) is
+            // not added again: validate then reports the undeclared resource.
+            (!text.contains(&declared) && dir.join("resource.tf").is_file() && !dirs.contains(&dir)).then_some(dir)
         });
         match missing {
             Some(dir) => {

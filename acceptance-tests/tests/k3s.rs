@@ -43,7 +43,9 @@ fn errors(json_lines: &str) -> String {
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["type"] == "diagnostic")
-        .map(|v| format!("{}: {}\n{}\n", v["diagnostic"]["severity"], v["diagnostic"]["summary"], v["diagnostic"]["detail"]))
+        .map(|v| {
+            format!("{}: {}\n{}\n", v["diagnostic"]["severity"], v["diagnostic"]["summary"], v["diagnostic"]["detail"])
+        })
         .collect()
 }
 
@@ -93,7 +95,10 @@ fn k3s_ha_behind_the_vip_is_applied_upgraded_one_node_at_a_time_and_rebuilt_from
     assert_eq!(forward.trim(), "0", "this host forwards packets: the lab's nodes could reach beyond it");
     for name in SERVERS.iter().chain(AGENTS.iter()) {
         let route = sh(&lab, &node(name), "ip -4 route get 192.0.2.1").unwrap();
-        assert!(route.contains(&format!("via {gateway} ")), "{name}: a route off the lab not via the lab host: {route}");
+        assert!(
+            route.contains(&format!("via {gateway} ")),
+            "{name}: a route off the lab not via the lab host: {route}"
+        );
         let unit = sh(&lab, &node(name), "systemctl is-active k3s k3s-agent; true").unwrap();
         assert!(unit.lines().any(|l| l == "active"), "{name}: no k3s unit is active: {unit}");
     }
@@ -181,11 +186,14 @@ fn k3s_ha_behind_the_vip_is_applied_upgraded_one_node_at_a_time_and_rebuilt_from
     // deleted through the Proxmox API, then one plain apply with the snapshot.
     let marker = format!("before-the-disaster-{}", std::process::id());
     let marker_yaml = tmp.path().join("marker.yaml");
-    let doc = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: marker\n  namespace: shop\ndata:\n  v: {marker}\n");
+    let doc = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: marker\n  namespace: shop\ndata:\n  v: {marker}\n"
+    );
     std::fs::write(&marker_yaml, doc).unwrap();
     kubectl_ok(&kubectl_bin, &kubeconfig, &["apply", "-f", &marker_yaml.display().to_string()]).unwrap();
     sh(&lab, &node("server1"), "k3s etcd-snapshot save --name offsite >/dev/null 2>&1").unwrap();
-    let path = sh(&lab, &node("server1"), "ls -t /var/lib/rancher/k3s/server/db/snapshots/offsite-* | head -n1").unwrap();
+    let path =
+        sh(&lab, &node("server1"), "ls -t /var/lib/rancher/k3s/server/db/snapshots/offsite-* | head -n1").unwrap();
     let bytes = lab.exec(&node("server1"), &["cat", path.trim()]).unwrap().stdout;
     assert!(bytes.len() > 1024, "no snapshot at {path}");
     let snapshot = tmp.path().join("k3s-snapshot.db");

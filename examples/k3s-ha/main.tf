@@ -86,6 +86,7 @@ resource "strata_vm" "this" {
 }
 
 # Kernel settings every k3s node wants, the NFS client for the application's volumes,
+# curl (Strata reads the embedded etcd's member list through it on the servers),
 # and var.node_packages (see variables.tf).
 resource "strata_node_config" "k3s" {
   for_each = local.k3s
@@ -103,7 +104,7 @@ resource "strata_node_config" "k3s" {
   }
 
   dynamic "package" {
-    for_each = toset(concat(["nfs-common"], var.node_packages))
+    for_each = toset(concat(["nfs-common", "curl"], var.node_packages))
     content {
       name = package.value
     }

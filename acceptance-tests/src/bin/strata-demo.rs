@@ -14,9 +14,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use strata_acceptance_tests::{k3s_platform, platform};
 use strata_acceptance_tests::release::{filesystem_mirror_config, host_platform, Release};
 use strata_acceptance_tests::terraform::{terraform_bin, Workdir};
+use strata_acceptance_tests::{k3s_platform, platform};
 use strata_lab::{Lab, PveMode, StandinsMode, UpOptions};
 
 /// The k3s version `make demo EXAMPLE=k3s-ha` installs.
@@ -165,7 +165,9 @@ fn up() -> Result<()> {
         release.sums_name()
     );
     if k3s {
-        println!("==> apply examples/k3s-ha: 9 VMs, load balancer, NFS exports, 3 k3s servers (embedded etcd), 2 agents");
+        println!(
+            "==> apply examples/k3s-ha: 9 VMs, load balancer, NFS exports, 3 k3s servers (embedded etcd), 2 agents"
+        );
     } else {
         println!("==> apply examples/ha-cluster: 10 VMs, load balancer, etcd, control plane, workers, NFS exports, image registry");
     }

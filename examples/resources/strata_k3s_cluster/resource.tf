@@ -34,7 +34,7 @@ resource "strata_k3s_cluster" "k3s" {
   }
 
   registry {
-    mirrors = { for upstream, url in strata_image_registry.local.mirrors : upstream => [url] }
-    ca_cert = strata_image_registry.local.tls_cert
+    mirrors = { for upstream, url in strata_image_registry.site.mirrors : upstream => [url] }
+    ca_cert = strata_image_registry.site.ca_cert
   }
 }

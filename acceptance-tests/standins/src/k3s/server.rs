@@ -218,6 +218,9 @@ pub async fn run(cfg: Config, version: String) -> Result<i32> {
 
     // --cluster-reset (run once, by hand): a one-member etcd of this node.
     if cfg.bool("cluster-reset") {
+        // A fresh machine (the rebuild) has no CAs yet: k3s makes them as at a first
+        // start, and the snapshot's bootstrap data replaces them below.
+        ensure_cas(&d)?;
         emb::issue_certs(&ep, &node_name, &node_ip)?;
         let restore = cfg.str("cluster-reset-restore-path");
         if let Some(path) = restore {

@@ -189,6 +189,9 @@ impl Resource for K3sAgent {
     }
 
     fn modify_plan(&self, plan: &mut PlanChange) {
+        if !plan.planned.is_null() {
+            k3s::airgap::check_checksums(&plan.config, &AttributePath::root("airgap"), &mut plan.diagnostics);
+        }
         if let Some(name @ Value::String(_)) = plan.planned.attr("name").cloned() {
             if let Some(id) = plan.planned.attr_mut("id") {
                 *id = name;

@@ -110,6 +110,9 @@ fn check_restore_file(plan: &mut PlanChange) {
 }
 
 fn modify(plan: &mut PlanChange) {
+    if !plan.planned.is_null() {
+        k3s::airgap::check_checksums(&plan.config, &AttributePath::root("airgap"), &mut plan.diagnostics);
+    }
     let url = planned_server_url(&plan.planned);
     if let (Some(u), Some(v)) = (&url, plan.planned.attr_mut("server_url")) {
         *v = Value::string(u.clone());

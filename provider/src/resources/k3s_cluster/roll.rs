@@ -132,7 +132,7 @@ pub async fn form(ctx: &Context, m: &mut K3sClusterModel, nodes: &[Node]) -> any
         let out = first
             .run_ok(
                 "restoring the etcd snapshot (k3s server --cluster-reset)",
-                &format!("{BINARY} server --cluster-reset --cluster-reset-restore-path={} 2>&1", quote(&on_node)),
+                &format!("{BINARY} server --cluster-reset --cluster-reset-restore-path={}", quote(&on_node)),
             )
             .await?;
         tracing::info!(output = %out.trim(), "k3s cluster reset");
@@ -371,6 +371,13 @@ pub struct Member {
     pub peer_urls: Vec<String>,
 }
 
+impl Member {
+    /// Whether the member has started: etcd names a member once it runs.
+    pub fn started(&self) -> bool {
+        !self.name.is_empty()
+    }
+}
+
 pub fn parse_members(text: &str) -> anyhow::Result<Vec<Member>> {
     let v: serde_json::Value = serde_json::from_str(text).context("etcd member list")?;
     let items = v.get("members").and_then(|m| m.as_array()).cloned().unwrap_or_default();
@@ -432,9 +439,10 @@ pub async fn wait_member(ctx: &Context, via: &Node, m: &K3sClusterModel, s: &Ser
     let verified = k3s::wait_for(ctx, &format!("server {name} in the etcd members"), || async {
         Ok(match etcd_members(via).await? {
             None => Ok(false),
-            Some(ms) if member_of(&ms, name, s.node.address()).is_some() => Ok(true),
+            // An added member that has not started yet has no name (etcd's member list).
+            Some(ms) if member_of(&ms, name, s.node.address()).is_some_and(Member::started) => Ok(true),
             Some(ms) => Err(format!(
-                "{name} is not an etcd member yet (members: {})",
+                "{name} is not a started etcd member yet (started members: {})",
                 ms.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
             )),
         })

@@ -18,9 +18,12 @@ fn base() -> serde_json::Value {
     })
 }
 
-/// (attribute path, detail) of each error.
+/// (attribute path, detail) of each error of validation and of the plan's file checks
+/// (`terraform plan` runs both; `terraform validate` only the first).
 fn errors(j: serde_json::Value) -> Vec<(String, String)> {
-    let d = AnyResource::validate(&K3sCluster, &value(j), true);
+    let config = value(j);
+    let mut d = AnyResource::validate(&K3sCluster, &config, true);
+    k3s::airgap::check_checksums(&config, &AttributePath::root("airgap"), &mut d);
     let mut out: Vec<(String, String)> = d
         .iter()
         .filter(|d| d.severity == Severity::Error)
@@ -82,6 +85,10 @@ fn airgap_files_are_checked_against_their_sha256_at_plan() {
         j
     };
     assert!(errors(airgap(json!({"k3s": sum(&bin), "k3s-airgap-images-amd64.tar": sum(&images)}))).is_empty());
+    // `terraform validate` does not read the files (they may not exist there yet).
+    let wrong_bin = airgap(json!({"k3s": "0".repeat(64), "k3s-airgap-images-amd64.tar": sum(&images)}));
+    let v = AnyResource::validate(&K3sCluster, &value(wrong_bin), true);
+    assert!(!v.iter().any(|d| d.severity == Severity::Error), "validate read the files");
     let wrong = "0".repeat(64);
     let e = errors(airgap(json!({"k3s": wrong, "k3s-airgap-images-amd64.tar": sum(&images)})));
     assert_eq!(e.len(), 1, "{e:?}");
@@ -319,6 +326,11 @@ fn etcd_members_are_matched_by_peer_url_or_k3s_member_name() {
     assert!(
         roll::member_of(&roll::parse_members(r#"{"members":[{"ID":1,"name":"s10-x"}]}"#).unwrap(), "s1", "x").is_none()
     );
+    // Added but not started: matched by its peer URL, and not started.
+    let added = roll::parse_members(r#"{"members":[{"ID":"3333","peerURLs":["https://10.0.0.3:2380"]}]}"#).unwrap();
+    let m = roll::member_of(&added, "s3", "10.0.0.3").unwrap();
+    assert!(!m.started());
+    assert!(ms.iter().all(roll::Member::started));
 }
 
 #[test]
