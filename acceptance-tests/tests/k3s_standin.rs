@@ -1,5 +1,6 @@
 //! The STAND-IN k3s on real lab nodes, driven directly (no Terraform), as the provider
-//! would drive it (/work/notes/k3s-contract.md): the air-gap artifacts of the lab
+//! would drive it (acceptance-tests/standins/k3s-interface.md):
+//! the air-gap artifacts of the lab
 //! (binary with its version trailer, image archive), Debian's etcd and containerd from the
 //! lab repository, systemd units of Type=notify, a first server with cluster-init, a
 //! second server joining through the first, an agent; real kubectl sees three Ready

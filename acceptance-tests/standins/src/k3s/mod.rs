@@ -1,6 +1,6 @@
 //! STAND-IN k3s: `k3s server`, `k3s agent`, `k3s etcd-snapshot`, `k3s kubectl`,
 //! `k3s crictl`, `k3s --version`, with REAL k3s's interface (flags, config.yaml, tokens,
-//! file layout, supervisor endpoints; see /work/notes/k3s-contract.md and README.md).
+//! file layout, supervisor endpoints; see k3s-interface.md and README.md).
 //! What runs for real: etcd (Debian's, as a child), containerd (Debian's, as a child,
 //! with the air-gap images imported), TLS everywhere, real kubectl against the stand-in
 //! API server (in-process). No pods run, no flannel, no kine/SQLite, no packaged
