@@ -239,6 +239,19 @@ fn is_state(name: &std::ffi::OsStr) -> bool {
     n.contains(".tfstate") || n.ends_with(".tfvars") || n == ".terraform.lock.hcl"
 }
 
+/// The diagnostics of a `-json` run (`apply -json`, `plan -json`), readable: one
+/// "severity: summary" line and its detail each.
+pub fn json_diagnostics(json_lines: &str) -> String {
+    json_lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "diagnostic")
+        .map(|v| {
+            format!("{}: {}\n{}\n", v["diagnostic"]["severity"], v["diagnostic"]["summary"], v["diagnostic"]["detail"])
+        })
+        .collect()
+}
+
 /// The `terraform { required_providers }` block every test configuration starts with.
 pub const REQUIRED_PROVIDERS: &str =
     "terraform {\n  required_providers {\n    strata = { source = \"strata-iac/strata\" }\n  }\n}\n";

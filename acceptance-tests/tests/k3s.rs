@@ -24,7 +24,7 @@ use strata_acceptance_tests::platform::{self, machine, network_prefix, sh, vms};
 use strata_acceptance_tests::prober::{ProbeTargets, Prober};
 use strata_acceptance_tests::provider::{provider_dir, target_dir};
 use strata_acceptance_tests::standins::standins_dir;
-use strata_acceptance_tests::terraform::{Workdir, REQUIRED_PROVIDERS};
+use strata_acceptance_tests::terraform::{json_diagnostics, Workdir, REQUIRED_PROVIDERS};
 use strata_lab::{LabGuard, PveMode, StandinsMode, UpOptions};
 
 const FROM: &str = "v1.36.1+k3s1";
@@ -33,20 +33,8 @@ const TO: &str = "v1.36.2+k3s1";
 fn apply(wd: &Workdir, what: &str) -> (Duration, String) {
     let t = Instant::now();
     let run = wd.run(&["apply", "-auto-approve", "-input=false", "-json"]).unwrap();
-    assert_eq!(run.code, 0, "{what} failed:\n{}\n{}", errors(&run.stdout), run.stderr);
+    assert_eq!(run.code, 0, "{what} failed:\n{}\n{}", json_diagnostics(&run.stdout), run.stderr);
     (t.elapsed(), run.stdout)
-}
-
-/// The error diagnostics of a `-json` run.
-fn errors(json_lines: &str) -> String {
-    json_lines
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["type"] == "diagnostic")
-        .map(|v| {
-            format!("{}: {}\n{}\n", v["diagnostic"]["severity"], v["diagnostic"]["summary"], v["diagnostic"]["detail"])
-        })
-        .collect()
 }
 
 fn assert_empty_plan(wd: &Workdir, after: &str) {

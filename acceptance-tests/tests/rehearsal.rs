@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use strata_acceptance_tests::platform::{self, critical_path};
 use strata_acceptance_tests::provider::{provider_dir, target_dir};
 use strata_acceptance_tests::standins::standins_dir;
-use strata_acceptance_tests::terraform::Workdir;
+use strata_acceptance_tests::terraform::{json_diagnostics, Workdir};
 use strata_acceptance_tests::waits::{self, WaitTotal};
 use strata_lab::{LabGuard, PveMode, StandinsMode, UpOptions};
 
@@ -20,20 +20,8 @@ const WORKERS: u32 = 3;
 
 fn apply_json(wd: &Workdir, what: &str) -> String {
     let run = wd.run(&["apply", "-auto-approve", "-input=false", "-json"]).unwrap();
-    assert_eq!(run.code, 0, "{what} failed:\n{}\n{}", diagnostics(&run.stdout), run.stderr);
+    assert_eq!(run.code, 0, "{what} failed:\n{}\n{}", json_diagnostics(&run.stdout), run.stderr);
     run.stdout
-}
-
-/// The error and warning diagnostics of a `-json` run, readable.
-fn diagnostics(json_lines: &str) -> String {
-    json_lines
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["type"] == "diagnostic")
-        .map(|v| {
-            format!("{}: {}\n{}\n", v["diagnostic"]["severity"], v["diagnostic"]["summary"], v["diagnostic"]["detail"])
-        })
-        .collect()
 }
 
 fn output(wd: &Workdir, name: &str) -> String {
